@@ -1,0 +1,38 @@
+//! The `nml` binary: argument parsing and dispatch.
+
+use clap::{Parser, Subcommand};
+use nml::commands;
+
+/// nml: smart contracts that call machine-learning models on chain.
+#[derive(Debug, Parser)]
+#[command(name = "nml", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Compile a project (or one .nml file) to Solidity and solc artifacts.
+    Build(commands::build::BuildArgs),
+    /// Parse and check a project without running solc (fast editor feedback).
+    Check(commands::build::CheckArgs),
+    /// Run a local chain with the inference precompile over JSON-RPC.
+    Devnet(commands::devnet::DevnetArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Build(args) => commands::build::run_build(args),
+        Command::Check(args) => commands::build::run_check(args),
+        Command::Devnet(args) => commands::devnet::run(args),
+    };
+    match result {
+        Ok(code) => code,
+        Err(report) => {
+            eprintln!("{report:?}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,1 @@
+//! solc provisioning (in progress).
