@@ -1,0 +1,186 @@
+//! `nml build`: the front end, then one solc call for every source, with a
+//! content-hash cache so that a rebuild of unchanged sources never starts solc.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use serde::{Deserialize, Serialize};
+
+use crate::diagnostics::{Diagnostic, Severity};
+use crate::solc::{self, SolcJob};
+use crate::{Frontend, gen_path};
+
+/// Where the build cache lives, relative to the project root.
+pub const CACHE_FILE: &str = "cache/nml-build.json";
+
+/// What a build did.
+#[derive(Debug)]
+pub struct BuildOutput {
+    /// All diagnostics: the front end's, then solc's mapped to `.nml` spans.
+    pub diagnostics: Vec<Diagnostic>,
+    /// `(source unit, contract)` of every artifact written or up to date.
+    pub contracts: Vec<(String, String)>,
+    /// True when nothing changed and solc was not started.
+    pub up_to_date: bool,
+    /// Time spent in solc (zero when up to date).
+    pub solc_time: Duration,
+    /// Total time.
+    pub total_time: Duration,
+}
+
+impl BuildOutput {
+    /// Whether the build failed.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Why a build could not run (as opposed to diagnostics in the sources).
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No solc could be found or installed.
+    #[error("{0}")]
+    Toolchain(String),
+    /// solc failed to run.
+    #[error(transparent)]
+    Solc(#[from] solc::SolcError),
+    /// Writing outputs failed.
+    #[error("cannot write {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct CacheRecord {
+    fingerprint: String,
+    contracts: Vec<(String, String)>,
+}
+
+/// Builds the project of `fe`. `resolve_solc` is called only when solc must
+/// run, so a no-op rebuild costs neither a solc start nor a toolchain lookup.
+pub fn build(fe: &Frontend, resolve_solc: &dyn Fn() -> Result<PathBuf, String>) -> Result<BuildOutput, BuildError> {
+    let started = Instant::now();
+    let mut diagnostics = fe.diagnostics.clone();
+    if fe.has_errors() {
+        return Ok(BuildOutput {
+            diagnostics,
+            contracts: Vec::new(),
+            up_to_date: false,
+            solc_time: Duration::ZERO,
+            total_time: started.elapsed(),
+        });
+    }
+    let root = &fe.project.root;
+    let out_dir = fe.project.out_dir();
+    let job = SolcJob {
+        sources: fe.solc_sources(),
+        optimizer_runs: fe.project.config.project.optimizer_runs,
+        evm_version: fe.project.config.project.evm_version.clone(),
+        remappings: fe.project.config.project.remappings.clone(),
+        base_path: Some(root.clone()),
+    };
+    let pins = format!("{}|{}", fe.project.solidity_pragmas().join(";"), fe.project.config.project.solc.as_deref().unwrap_or(""));
+    let fingerprint = solc::fingerprint(&job, &pins);
+    let cache_path = root.join(CACHE_FILE);
+    if let Some(record) = read_cache(&cache_path)
+        && record.fingerprint == fingerprint
+        && record.contracts.iter().all(|(unit, name)| artifact_path(&out_dir, unit, name).is_file())
+    {
+        return Ok(BuildOutput {
+            diagnostics,
+            contracts: record.contracts,
+            up_to_date: true,
+            solc_time: Duration::ZERO,
+            total_time: started.elapsed(),
+        });
+    }
+
+    write_generated(fe, &out_dir)?;
+    let solc_path = resolve_solc().map_err(BuildError::Toolchain)?;
+    let solc_started = Instant::now();
+    let output = solc::compile(&solc_path, &job)?;
+    let solc_time = solc_started.elapsed();
+
+    for d in &output.diagnostics {
+        let severity = d.severity;
+        let code = d.code.as_deref().map_or_else(|| "solc".to_owned(), |c| format!("solc::{c}"));
+        let span = d.source.as_ref().zip(d.start.zip(d.end));
+        let mapped = fe.map_diagnostic(
+            d.source.as_deref().unwrap_or(""),
+            span.map(|(_, s)| s),
+            severity,
+            &code,
+            d.message.clone(),
+        );
+        diagnostics.push(mapped);
+    }
+    let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
+    let mut contracts = Vec::new();
+    if !failed {
+        let written = solc::write_artifacts(&out_dir, &output).map_err(|source| BuildError::Io { path: out_dir.clone(), source })?;
+        contracts = written;
+        write_manifests(fe, &out_dir)?;
+        let record = CacheRecord { fingerprint, contracts: contracts.clone() };
+        write_atomic(&cache_path, &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
+    }
+    Ok(BuildOutput { diagnostics, contracts, up_to_date: false, solc_time, total_time: started.elapsed() })
+}
+
+/// `out/<Stem>.sol/<Contract>.json`, Foundry's artifact layout.
+pub fn artifact_path(out_dir: &Path, unit: &str, contract: &str) -> PathBuf {
+    out_dir.join(format!("{}.sol", artifact_stem(unit))).join(format!("{contract}.json"))
+}
+
+/// The file stem of a source unit: `src/Pool.nml` → `Pool`.
+pub fn artifact_stem(unit: &str) -> &str {
+    let file = unit.rsplit('/').next().unwrap_or(unit);
+    file.strip_suffix(".nml").or_else(|| file.strip_suffix(".sol")).unwrap_or(file)
+}
+
+fn read_cache(path: &Path) -> Option<CacheRecord> {
+    serde_json::from_slice(&std::fs::read(path).ok()?).ok()
+}
+
+fn write_generated(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError> {
+    for unit in &fe.units {
+        if !unit.unit_name.ends_with(".nml") {
+            continue;
+        }
+        let path = out_dir.join("gen").join(gen_path(&unit.unit_name));
+        let header = format!(
+            "// Generated by nml {} from {}; solc compiles it as `{}`. Do not edit.\n",
+            env!("CARGO_PKG_VERSION"),
+            unit.unit_name,
+            unit.unit_name
+        );
+        write_atomic(&path, format!("{header}{}", unit.text).as_bytes())?;
+        let map = serde_json::to_vec(&unit.map).unwrap_or_default();
+        write_atomic(&path.with_extension("sol.map.json"), &map)?;
+    }
+    Ok(())
+}
+
+fn write_manifests(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError> {
+    for m in &fe.manifests {
+        let dir = out_dir.join(format!("{}.sol", artifact_stem(&m.source)));
+        let json = serde_json::to_vec_pretty(m).unwrap_or_default();
+        write_atomic(&dir.join(format!("{}.manifest.json", m.contract)), &json)?;
+    }
+    Ok(())
+}
+
+/// Writes a file through a temporary sibling and a rename, so readers never
+/// see half a file.
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    let io = |source| BuildError::Io { path: path.to_owned(), source };
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(io)?;
+    }
+    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
+    std::fs::write(&tmp, bytes).map_err(io)?;
+    std::fs::rename(&tmp, path).map_err(io)
+}

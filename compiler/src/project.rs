@@ -1,0 +1,488 @@
+//! Projects: `nml.toml`, the source files, and import resolution.
+//!
+//! Every file gets a *source unit name* — its path relative to the project
+//! root with `/` separators — which is also its name in solc's standard JSON,
+//! so that solc resolves the same imports to the same files as nml does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+
+use crate::diagnostics::{Diagnostic, FileId, SourceDb};
+use crate::stdlib;
+use crate::syntax::{self, ast};
+
+/// The name of a project's manifest file.
+pub const MANIFEST: &str = "nml.toml";
+
+/// `nml.toml`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `[project]`
+    #[serde(default)]
+    pub project: ProjectConfig,
+    /// `[devnet]`: read by the devnet, passed through here.
+    #[serde(default)]
+    pub devnet: Option<toml::Table>,
+}
+
+/// The `[project]` table.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProjectConfig {
+    /// The project's name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// An exact solc version; otherwise chosen from the sources' pragmas.
+    #[serde(default)]
+    pub solc: Option<String>,
+    /// Optimizer runs; the optimizer is off when absent.
+    #[serde(default)]
+    pub optimizer_runs: Option<u32>,
+    /// The EVM version solc targets (solc's default when absent).
+    #[serde(default)]
+    pub evm_version: Option<String>,
+    /// Source folder.
+    #[serde(default = "default_src")]
+    pub src: String,
+    /// Test folder.
+    #[serde(default = "default_test")]
+    pub test: String,
+    /// Artifact folder.
+    #[serde(default = "default_out")]
+    pub out: String,
+    /// Import remappings, `prefix=target`, as solc takes them.
+    #[serde(default)]
+    pub remappings: Vec<String>,
+}
+
+impl Default for ProjectConfig {
+    fn default() -> Self {
+        Self {
+            name: None,
+            solc: None,
+            optimizer_runs: None,
+            evm_version: None,
+            src: default_src(),
+            test: default_test(),
+            out: default_out(),
+            remappings: Vec::new(),
+        }
+    }
+}
+
+fn default_src() -> String {
+    "src".into()
+}
+fn default_test() -> String {
+    "test".into()
+}
+fn default_out() -> String {
+    "out".into()
+}
+
+/// Whether a file is NML (rewritten) or plain Solidity (passed through).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FileKind {
+    /// `.nml`
+    Nml,
+    /// `.sol`
+    Solidity,
+}
+
+/// A resolved import.
+#[derive(Debug, Clone)]
+pub struct Import {
+    /// The import as written.
+    pub path: ast::StrLit,
+    /// What it resolved to.
+    pub target: ImportTarget,
+}
+
+/// Where an import leads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImportTarget {
+    /// A file of the project (index into [`Project::files`]).
+    File(usize),
+    /// A stdlib file (`@nml/...`), supplied from memory.
+    Stdlib,
+    /// Not found (already reported).
+    Missing,
+}
+
+/// One loaded file.
+#[derive(Debug, Clone)]
+pub struct LoadedFile {
+    /// Its id in the source db.
+    pub id: FileId,
+    /// Its source unit name.
+    pub unit_name: String,
+    /// NML or Solidity.
+    pub kind: FileKind,
+    /// The parsed tree; `None` when a `.sol` file could not be tokenized
+    /// (solc judges it) or an `.nml` file had a syntax error (reported).
+    pub ast: Option<ast::SourceUnit>,
+    /// Its imports, resolved.
+    pub imports: Vec<Import>,
+    /// Whether it was named by the user or found through an import.
+    pub is_entry: bool,
+}
+
+/// A loaded project: configuration, files, and the diagnostics of loading.
+#[derive(Debug, Clone)]
+pub struct Project {
+    /// The project root (where nml.toml is, or the single file's folder).
+    pub root: PathBuf,
+    /// `nml.toml`, or defaults.
+    pub config: Config,
+    /// All source texts.
+    pub db: SourceDb,
+    /// Files in load order; entries first.
+    pub files: Vec<LoadedFile>,
+    /// Errors and warnings found while loading.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Why a project could not be opened at all.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// The path does not exist.
+    #[error("{0} does not exist")]
+    NotFound(PathBuf),
+    /// The path is neither a project directory nor an .nml/.sol file.
+    #[error("{0} is neither a project directory nor an .nml or .sol file")]
+    NotAProject(PathBuf),
+    /// nml.toml is malformed.
+    #[error("{path}: {message}")]
+    BadManifest {
+        /// The manifest.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
+    /// Reading failed.
+    #[error("cannot read {path}: {source}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+}
+
+impl Project {
+    /// Opens a project directory (with or without nml.toml) or a single file,
+    /// then loads every source file and, transitively, their imports.
+    pub fn open(path: &Path) -> Result<Self, OpenError> {
+        if !path.exists() {
+            return Err(OpenError::NotFound(path.to_owned()));
+        }
+        let (root, config, entries) = if path.is_dir() {
+            let root = path.to_owned();
+            let config = read_config(&root)?;
+            let entries = source_files(&root.join(&config.project.src))?;
+            (root, config, entries)
+        } else if matches!(path.extension().and_then(|e| e.to_str()), Some("nml" | "sol")) {
+            let root = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);
+            let root = if root.as_os_str().is_empty() { PathBuf::from(".") } else { root };
+            (root, Config::default(), vec![path.to_owned()])
+        } else {
+            return Err(OpenError::NotAProject(path.to_owned()));
+        };
+        let mut project = Self { root, config, db: SourceDb::default(), files: Vec::new(), diagnostics: Vec::new() };
+        let mut index = HashMap::new();
+        for entry in entries {
+            project.load(&entry, true, &mut index);
+        }
+        // Resolve imports breadth-first; `load` appends newly found files.
+        let mut i = 0;
+        while i < project.files.len() {
+            project.resolve_imports(i, &mut index);
+            i += 1;
+        }
+        project.check_cycles();
+        Ok(project)
+    }
+
+    /// The folder artifacts go to.
+    pub fn out_dir(&self) -> PathBuf {
+        self.root.join(&self.config.project.out)
+    }
+
+    /// Remappings as `(prefix, target)` pairs.
+    pub fn remappings(&self) -> Vec<(String, String)> {
+        self.config
+            .project
+            .remappings
+            .iter()
+            .filter_map(|r| r.split_once('=').map(|(a, b)| (a.to_owned(), b.to_owned())))
+            .collect()
+    }
+
+    fn unit_name(&self, path: &Path) -> String {
+        let rel = path.strip_prefix(&self.root).unwrap_or(path);
+        normalize(rel).to_string_lossy().replace('\\', "/")
+    }
+
+    fn load(&mut self, path: &Path, is_entry: bool, index: &mut HashMap<PathBuf, usize>) -> Option<usize> {
+        let path = normalize(path);
+        if let Some(&i) = index.get(&path) {
+            return Some(i);
+        }
+        let unit_name = self.unit_name(&path);
+        let kind = if path.extension().is_some_and(|e| e == "nml") { FileKind::Nml } else { FileKind::Solidity };
+        let bytes = match std::fs::read(&path) {
+            Ok(b) => b,
+            Err(e) => {
+                self.diagnostics.push(Diagnostic::error("E0030", format!("cannot read {unit_name}: {e}")));
+                return None;
+            }
+        };
+        let (text, utf8_error) = match String::from_utf8(bytes) {
+            Ok(t) => (t, None),
+            Err(e) => {
+                let at = e.utf8_error().valid_up_to();
+                (String::from_utf8_lossy(e.as_bytes()).into_owned(), Some(at))
+            }
+        };
+        let id = self.db.add(path.clone(), unit_name.clone(), Arc::from(text.as_str()));
+        let ast = if let Some(at) = utf8_error {
+            // Lossy decoding keeps offsets up to the first bad byte exact.
+            self.diagnostics.push(
+                Diagnostic::error("E0002", format!("{unit_name} is not valid UTF-8"))
+                    .at(id, at..at, "invalid UTF-8 starts here")
+                    .help("save the file as UTF-8"),
+            );
+            None
+        } else {
+            match syntax::parse(id, &text) {
+                Ok(unit) => Some(unit),
+                // A .sol file that nml's tokenizer cannot read is solc's to judge.
+                Err(_) if kind == FileKind::Solidity => None,
+                Err(d) => {
+                    self.diagnostics.push(*d);
+                    None
+                }
+            }
+        };
+        let i = self.files.len();
+        self.files.push(LoadedFile { id, unit_name, kind, ast, imports: Vec::new(), is_entry });
+        index.insert(path, i);
+        Some(i)
+    }
+
+    fn resolve_imports(&mut self, i: usize, index: &mut HashMap<PathBuf, usize>) {
+        let Some(ast) = self.files[i].ast.clone() else { return };
+        let from = self.db.get(self.files[i].id).path.clone();
+        let file_id = self.files[i].id;
+        let mut imports = Vec::new();
+        for item in &ast.items {
+            let ast::Item::Import { path, .. } = item else { continue };
+            let target = if path.value.starts_with("@nml/") {
+                if stdlib::source(&path.value).is_some() {
+                    ImportTarget::Stdlib
+                } else {
+                    self.diagnostics.push(
+                        Diagnostic::error("E0041", format!("`{}` is not in nml's standard library", path.value))
+                            .at(file_id, path.span.range(), "no such stdlib file")
+                            .help(format!("the stdlib has: {}", stdlib::names().join(", "))),
+                    );
+                    ImportTarget::Missing
+                }
+            } else {
+                let candidate = self.import_path(&from, &path.value);
+                if candidate.is_file() {
+                    match self.load(&candidate, false, index) {
+                        Some(j) => ImportTarget::File(j),
+                        None => ImportTarget::Missing,
+                    }
+                } else {
+                    self.diagnostics.push(
+                        Diagnostic::error("E0041", format!("cannot find import `{}`", path.value))
+                            .at(file_id, path.span.range(), format!("no file at {}", candidate.display()))
+                            .help("imports are relative to the importing file when they start with `./` or `../`, else to the project root (after remappings)"),
+                    );
+                    ImportTarget::Missing
+                }
+            };
+            imports.push(Import { path: path.clone(), target });
+        }
+        self.files[i].imports = imports;
+    }
+
+    /// Resolves an import the way solc does with this project's base path.
+    fn import_path(&self, from: &Path, import: &str) -> PathBuf {
+        if import.starts_with("./") || import.starts_with("../") {
+            return normalize(&from.parent().unwrap_or(Path::new("")).join(import));
+        }
+        for (prefix, target) in self.remappings() {
+            if let Some(rest) = import.strip_prefix(&prefix) {
+                return normalize(&self.root.join(format!("{target}{rest}")));
+            }
+        }
+        normalize(&self.root.join(import))
+    }
+
+    /// Reports cycles among `.nml` imports (Solidity allows cycles in `.sol`).
+    fn check_cycles(&mut self) {
+        #[derive(Clone, Copy, PartialEq)]
+        enum Mark {
+            New,
+            Active,
+            Done,
+        }
+        let mut marks = vec![Mark::New; self.files.len()];
+        let mut found = Vec::new();
+        for start in 0..self.files.len() {
+            if marks[start] != Mark::New || self.files[start].kind != FileKind::Nml {
+                continue;
+            }
+            // Iterative DFS: (file, next import index); the stack is the path.
+            let mut stack = vec![(start, 0usize)];
+            marks[start] = Mark::Active;
+            while let Some(&mut (f, ref mut next)) = stack.last_mut() {
+                let imports = &self.files[f].imports;
+                if *next == imports.len() {
+                    marks[f] = Mark::Done;
+                    stack.pop();
+                    continue;
+                }
+                let import = &imports[*next];
+                *next += 1;
+                let ImportTarget::File(t) = import.target else { continue };
+                if self.files[t].kind != FileKind::Nml {
+                    continue;
+                }
+                match marks[t] {
+                    Mark::New => {
+                        marks[t] = Mark::Active;
+                        stack.push((t, 0));
+                    }
+                    Mark::Active => {
+                        let pos = stack.iter().position(|(g, _)| *g == t).unwrap_or(0);
+                        let cycle: Vec<String> = stack[pos..]
+                            .iter()
+                            .map(|(g, _)| self.files[*g].unit_name.clone())
+                            .chain(std::iter::once(self.files[t].unit_name.clone()))
+                            .collect();
+                        found.push((self.files[f].id, import.path.span, cycle));
+                    }
+                    Mark::Done => {}
+                }
+            }
+        }
+        for (file, span, cycle) in found {
+            self.diagnostics.push(
+                Diagnostic::error("E0042", "import cycle between .nml files")
+                    .at(file, span.range(), "this import closes the cycle")
+                    .help(format!("{}; move the shared declarations into a file that both import", cycle.join(" → "))),
+            );
+        }
+    }
+
+    /// The files that a file can see: itself and, transitively, its imports
+    /// (a plain Solidity import brings in every file-level name).
+    pub fn visible_files(&self, i: usize) -> Vec<usize> {
+        let mut seen = vec![false; self.files.len()];
+        let mut order = Vec::new();
+        let mut stack = vec![i];
+        while let Some(f) = stack.pop() {
+            if std::mem::replace(&mut seen[f], true) {
+                continue;
+            }
+            order.push(f);
+            for import in &self.files[f].imports {
+                if let ImportTarget::File(t) = import.target {
+                    stack.push(t);
+                }
+            }
+        }
+        order
+    }
+
+    /// The `pragma solidity` requirements of every file.
+    pub fn solidity_pragmas(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .files
+            .iter()
+            .filter_map(|f| f.ast.as_ref())
+            .flat_map(|a| a.items.iter())
+            .filter_map(|item| match item {
+                ast::Item::Pragma { name, value: Some(v), .. } if name.value == "solidity" => Some(v.value.clone()),
+                _ => None,
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The texts of all project files by source unit name (for solc).
+    pub fn texts(&self) -> BTreeMap<String, Arc<str>> {
+        self.files.iter().map(|f| (f.unit_name.clone(), Arc::clone(&self.db.get(f.id).text))).collect()
+    }
+}
+
+fn read_config(root: &Path) -> Result<Config, OpenError> {
+    let path = root.join(MANIFEST);
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+        Err(source) => return Err(OpenError::Io { path, source }),
+    };
+    toml::from_str(&text).map_err(|e| OpenError::BadManifest { path, message: e.to_string() })
+}
+
+/// `.nml` and `.sol` files under `dir`, sorted, recursively.
+fn source_files(dir: &Path) -> Result<Vec<PathBuf>, OpenError> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        let entries = match std::fs::read_dir(&d) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && d == dir => return Ok(out),
+            Err(source) => return Err(OpenError::Io { path: d, source }),
+        };
+        for entry in entries.flatten() {
+            let p = entry.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if matches!(p.extension().and_then(|e| e.to_str()), Some("nml" | "sol")) {
+                out.push(p);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Removes `.` and resolves `..` lexically (like solc does for unit names).
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                if !out.pop() {
+                    out.push("..");
+                }
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn normalize_resolves_dots() {
+        assert_eq!(normalize(Path::new("src/./a/../b.nml")), PathBuf::from("src/b.nml"));
+        assert_eq!(normalize(Path::new("../x")), PathBuf::from("../x"));
+    }
+}

@@ -1,0 +1,407 @@
+//! Parsing: `.nml` text to the typed tree of [`ast`].
+
+pub mod ast;
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use crate::diagnostics::{Diagnostic, FileId};
+use ast::*;
+
+/// The deepest bracket nesting accepted. Real code stays far below; the
+/// limit keeps every recursive stage (pest, lowering, solc) on a small stack.
+pub const MAX_NESTING: usize = 256;
+
+/// The pest parser generated from `grammar.pest` (its `Rule` enum is
+/// generated code without docs).
+mod parser {
+    #![allow(missing_docs)]
+    #[derive(pest_derive::Parser)]
+    #[grammar = "syntax/grammar.pest"]
+    pub(super) struct NmlParser;
+}
+use parser::{NmlParser, Rule};
+
+/// Parses one file. Never panics; every failure is a diagnostic.
+pub fn parse(file: FileId, src: &str) -> Result<SourceUnit, Box<Diagnostic>> {
+    check_nesting(file, src)?;
+    let mut pairs = NmlParser::parse(Rule::file, src).map_err(|e| Box::new(syntax_error(file, src, e)))?;
+    let Some(root) = pairs.next() else {
+        return Ok(SourceUnit::default());
+    };
+    let items = root
+        .into_inner()
+        .filter(|p| p.as_rule() != Rule::EOI)
+        .map(item)
+        .collect();
+    Ok(SourceUnit { items })
+}
+
+/// Rejects bracket nesting deeper than [`MAX_NESTING`] before any recursive
+/// stage sees it. Skips strings and comments so their brackets do not count.
+fn check_nesting(file: FileId, src: &str) -> Result<(), Box<Diagnostic>> {
+    let bytes = src.as_bytes();
+    let (mut i, mut depth) = (0usize, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            b'/' if bytes.get(i + 1) == Some(&b'/') => {
+                i += bytes[i..].iter().position(|&b| b == b'\n').unwrap_or(bytes.len() - i);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i += 2 + src[i + 2..].find("*/").map_or(bytes.len(), |p| p + 2);
+            }
+            q @ (b'"' | b'\'') => {
+                i += 1;
+                while i < bytes.len() && bytes[i] != q && bytes[i] != b'\n' {
+                    i += if bytes[i] == b'\\' { 2 } else { 1 };
+                }
+            }
+            b'{' | b'(' | b'[' => {
+                depth += 1;
+                if depth > MAX_NESTING {
+                    return Err(Box::new(Diagnostic::error("E0003", "brackets nested too deeply")
+                        .at(file, i..i + 1, format!("nesting depth exceeds {MAX_NESTING} here"))
+                        .help("split the expression or the declarations into smaller parts")));
+                }
+            }
+            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+fn syntax_error(file: FileId, src: &str, err: pest::error::Error<Rule>) -> Diagnostic {
+    use pest::error::{ErrorVariant, InputLocation};
+    let (start, end) = match err.location {
+        InputLocation::Pos(p) => (p, p),
+        InputLocation::Span((s, e)) => (s, e),
+    };
+    // Point at the offending token rather than at nothing.
+    let end = if end > start {
+        end
+    } else {
+        src[start..].chars().next().map_or(start, |c| start + c.len_utf8())
+    };
+    let (message, label) = match &err.variant {
+        ErrorVariant::ParsingError { positives, .. } => {
+            let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
+            names.dedup();
+            let found = src[start..]
+                .split_whitespace()
+                .next()
+                .map_or_else(|| "end of file".to_owned(), |t| format!("`{}`", truncate(t, 24)));
+            let expected = match names.as_slice() {
+                [] => "valid syntax".to_owned(),
+                [one] => (*one).to_owned(),
+                [init @ .., last] => format!("{} or {last}", init.join(", ")),
+            };
+            (format!("expected {expected}, found {found}"), format!("expected {expected}"))
+        }
+        ErrorVariant::CustomError { message } => (message.clone(), message.clone()),
+    };
+    Diagnostic::error("E0001", format!("syntax error: {message}")).at(file, start..end, label)
+}
+
+fn truncate(s: &str, max: usize) -> &str {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+/// Readable names of the rules pest reports as expected.
+fn rule_name(rule: Rule) -> Option<&'static str> {
+    Some(match rule {
+        Rule::EOI => "end of file",
+        Rule::pragma_nml | Rule::pragma => "`pragma`",
+        Rule::import => "`import`",
+        Rule::model_decl => "`model`",
+        Rule::llm_decl => "`llm`",
+        Rule::sol_item => "a Solidity item",
+        Rule::cid_field => "`cid`",
+        Rule::onnx_field => "`onnx`",
+        Rule::mode_field => "`mode`",
+        Rule::input_field => "`input`",
+        Rule::output_field => "`output`",
+        Rule::llm_model_field => "`model`",
+        Rule::max_tokens_field => "`max_tokens`",
+        Rule::temperature_field => "`temperature`",
+        Rule::stop_field => "`stop`",
+        Rule::tensor_type => "a tensor type (`fixed<D>[...]`, `int[...]` or `string[...]`)",
+        Rule::fixed_type => "`fixed<D>`",
+        Rule::int_type => "`int`",
+        Rule::string_type => "`string`",
+        Rule::integer => "an integer",
+        Rule::dynamic_dim => "`_`",
+        Rule::ident => "an identifier",
+        Rule::string_lit => "a string literal",
+        Rule::pragma_value => "a version",
+        Rule::semi => "`;`",
+        Rule::brace_group => "`{`",
+        Rule::paren_group => "`(`",
+        Rule::bracket_group => "`[`",
+        Rule::infer_named | Rule::infer_pos => "`infer`",
+        Rule::ask_expr => "`ask`",
+        Rule::chat_expr => "`chat`",
+        Rule::named_arg => "`input: expression`",
+        Rule::arg => "an expression",
+        Rule::kw_misuse => return None,
+        _ => return None,
+    })
+}
+
+fn span(p: &Pair<'_, Rule>) -> Span {
+    let s = p.as_span();
+    // Repetitions may end with the implicit whitespace they tried to skip.
+    let trimmed = s.as_str().trim_end_matches(|c: char| c.is_ascii_whitespace());
+    Span::new(s.start(), s.start() + trimmed.len())
+}
+
+fn ident(p: Pair<'_, Rule>) -> Ident {
+    Spanned { span: span(&p), value: p.as_str().to_owned() }
+}
+
+fn string(p: Pair<'_, Rule>) -> StrLit {
+    let raw = p.as_str();
+    StrLit { value: unescape(raw), raw: raw.to_owned(), span: span(&p) }
+}
+
+/// Decodes a Solidity string literal's common escapes; the raw text is kept
+/// for re-emission, so this only needs to be right for ids, paths and names.
+fn unescape(raw: &str) -> String {
+    let body = raw.trim_start_matches("unicode").trim_start_matches("hex");
+    let body = body.get(1..body.len().saturating_sub(1)).unwrap_or("");
+    let mut out = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            out.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('n') => out.push('\n'),
+            Some('t') => out.push('\t'),
+            Some('r') => out.push('\r'),
+            Some('0') => out.push('\0'),
+            Some(other) => out.push(other),
+            None => {}
+        }
+    }
+    out
+}
+
+fn item(p: Pair<'_, Rule>) -> Item {
+    let sp = span(&p);
+    match p.as_rule() {
+        Rule::pragma_nml => {
+            let v = p.into_inner().next().map(|v| Spanned {
+                span: span(&v),
+                value: v.as_str().trim().to_owned(),
+            });
+            Item::PragmaNml { version: v.unwrap_or(Spanned { value: String::new(), span: sp }), span: sp }
+        }
+        Rule::pragma => {
+            let mut inner = p.into_inner();
+            let name = inner.next().map(ident).unwrap_or(Spanned { value: String::new(), span: sp });
+            let value =
+                inner.next().map(|v| Spanned { span: span(&v), value: v.as_str().trim().to_owned() });
+            Item::Pragma { name, value, span: sp }
+        }
+        Rule::import => {
+            let path = p
+                .into_inner()
+                .find(|q| q.as_rule() == Rule::string_lit)
+                .map(string)
+                .unwrap_or(StrLit { value: String::new(), raw: String::new(), span: sp });
+            Item::Import { path, span: sp }
+        }
+        Rule::model_decl => Item::Model(model_decl(p)),
+        Rule::llm_decl => Item::Llm(llm_decl(p)),
+        _ => Item::Solidity(SolItem { tts: tts(p.into_inner()), span: sp }),
+    }
+}
+
+fn model_decl(p: Pair<'_, Rule>) -> ModelDecl {
+    let sp = span(&p);
+    let mut inner = p.into_inner();
+    let name = inner.next().map(ident).unwrap_or(Spanned { value: String::new(), span: sp });
+    let fields = inner
+        .filter_map(|f| {
+            let fsp = span(&f);
+            let rule = f.as_rule();
+            let mut parts = f.into_inner();
+            let first = parts.next()?;
+            Some(match rule {
+                Rule::cid_field => ModelField::Cid(string(first)),
+                Rule::onnx_field => ModelField::Onnx(string(first)),
+                Rule::mode_field => ModelField::Mode(ident(first)),
+                Rule::input_field | Rule::output_field => {
+                    let decl = TensorDecl { name: ident(first), ty: tensor_type(parts.next()?), span: fsp };
+                    if rule == Rule::input_field { ModelField::Input(decl) } else { ModelField::Output(decl) }
+                }
+                _ => return None,
+            })
+        })
+        .collect();
+    ModelDecl { name, fields, span: sp }
+}
+
+fn tensor_type(p: Pair<'_, Rule>) -> TensorType {
+    let sp = span(&p);
+    let mut inner = p.into_inner();
+    let (elem, elem_span) = match inner.next() {
+        Some(e) => {
+            let esp = span(&e);
+            let elem = match e.as_rule() {
+                Rule::fixed_type => {
+                    let d = e.into_inner().next().map_or("", |d| d.as_str());
+                    // Out-of-range decimals are reported by sema; saturate here.
+                    Elem::Fixed(d.parse().unwrap_or(u32::MAX))
+                }
+                Rule::string_type => Elem::String,
+                _ => Elem::Fixed(0),
+            };
+            (elem, esp)
+        }
+        None => (Elem::Fixed(0), sp),
+    };
+    let dims = inner
+        .map(|d| Spanned {
+            span: span(&d),
+            value: match d.as_rule() {
+                Rule::dynamic_dim => Dim::Dynamic,
+                _ => Dim::Fixed(d.as_str().parse().unwrap_or(u64::MAX)),
+            },
+        })
+        .collect();
+    TensorType { elem, elem_span, dims, span: sp }
+}
+
+fn llm_decl(p: Pair<'_, Rule>) -> LlmDecl {
+    let sp = span(&p);
+    let mut inner = p.into_inner();
+    let name = inner.next().map(ident).unwrap_or(Spanned { value: String::new(), span: sp });
+    let fields = inner
+        .filter_map(|f| {
+            let fsp = span(&f);
+            let rule = f.as_rule();
+            let mut parts = f.into_inner();
+            Some(match rule {
+                Rule::llm_model_field => LlmField::Model(string(parts.next()?)),
+                Rule::mode_field => LlmField::Mode(ident(parts.next()?)),
+                Rule::max_tokens_field => LlmField::MaxTokens(ident(parts.next()?)),
+                Rule::temperature_field => LlmField::Temperature(ident(parts.next()?)),
+                Rule::stop_field => LlmField::Stop(parts.map(string).collect(), fsp),
+                _ => return None,
+            })
+        })
+        .collect();
+    LlmDecl { name, fields, span: sp }
+}
+
+fn tts<'a>(pairs: impl Iterator<Item = Pair<'a, Rule>>) -> Vec<Tt> {
+    pairs.filter_map(tt).collect()
+}
+
+fn tt(p: Pair<'_, Rule>) -> Option<Tt> {
+    let sp = span(&p);
+    Some(match p.as_rule() {
+        Rule::ident => Tt::Ident(ident(p)),
+        Rule::semi => Tt::Semi(sp),
+        Rule::brace_group => Tt::Group { delim: Delim::Brace, tts: tts(p.into_inner()), span: sp },
+        Rule::paren_group => Tt::Group { delim: Delim::Paren, tts: tts(p.into_inner()), span: sp },
+        Rule::bracket_group => Tt::Group { delim: Delim::Bracket, tts: tts(p.into_inner()), span: sp },
+        Rule::kw_misuse => Tt::KwMisuse(ident(p)),
+        Rule::infer_named | Rule::infer_pos | Rule::ask_expr | Rule::chat_expr => Tt::Nml(nml_expr(p)),
+        _ => return None,
+    })
+}
+
+fn nml_expr(p: Pair<'_, Rule>) -> NmlExpr {
+    let sp = span(&p);
+    let kind = match p.as_rule() {
+        Rule::infer_named => NmlKind::InferNamed,
+        Rule::infer_pos => NmlKind::InferPositional,
+        Rule::ask_expr => NmlKind::Ask,
+        _ => NmlKind::Chat,
+    };
+    let mut inner = p.into_inner();
+    let target = inner.next().map(ident).unwrap_or(Spanned { value: String::new(), span: sp });
+    let args = inner
+        .filter_map(|a| match a.as_rule() {
+            Rule::named_arg => {
+                let mut parts = a.into_inner();
+                let name = parts.next().map(ident);
+                let expr = parts.next()?;
+                Some(Arg { name, span: span(&expr), tts: tts(expr.into_inner()) })
+            }
+            Rule::arg => Some(Arg { name: None, span: span(&a), tts: tts(a.into_inner()) }),
+            _ => None,
+        })
+        .collect();
+    NmlExpr { kind, target, args, span: sp }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse_ok(src: &str) -> SourceUnit {
+        match parse(FileId(0), src) {
+            Ok(u) => u,
+            Err(d) => panic!("parse failed: {d:?}"),
+        }
+    }
+
+    #[test]
+    fn parses_model_and_infer() {
+        let src = r#"pragma nml 0.1;
+model V { cid "Qm"; input returns: fixed<18>[1, 30]; output vol: fixed<18>[_]; }
+contract C { function f(int256[30] calldata r) external { V.Output memory o = infer V { returns: r }; } }"#;
+        let unit = parse_ok(src);
+        assert_eq!(unit.items.len(), 3);
+        let Item::Model(m) = &unit.items[1] else { panic!("expected model") };
+        assert_eq!(m.name.value, "V");
+        assert_eq!(m.fields.len(), 3);
+        let Item::Solidity(c) = &unit.items[2] else { panic!("expected solidity") };
+        let mut found = Vec::new();
+        fn walk(tts: &[Tt], out: &mut Vec<NmlExpr>) {
+            for t in tts {
+                match t {
+                    Tt::Group { tts, .. } => walk(tts, out),
+                    Tt::Nml(e) => out.push(e.clone()),
+                    _ => {}
+                }
+            }
+        }
+        walk(&c.tts, &mut found);
+        assert_eq!(found.len(), 1);
+        assert_eq!(found[0].kind, NmlKind::InferNamed);
+        assert_eq!(found[0].args[0].name.as_ref().map(|n| n.value.as_str()), Some("returns"));
+        assert_eq!(&src[found[0].args[0].span.range()], "r");
+    }
+
+    #[test]
+    fn keywords_inside_strings_and_comments_are_text() {
+        let src = "contract C { string s = \"infer x\"; // ask me\n }";
+        let unit = parse_ok(src);
+        let Item::Solidity(c) = &unit.items[0] else { panic!() };
+        let Tt::Group { tts, .. } = c.tts.last().unwrap() else { panic!() };
+        assert!(tts.iter().all(|t| !matches!(t, Tt::Nml(_) | Tt::KwMisuse(_))));
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let src = "{".repeat(100_000);
+        let err = parse(FileId(0), &src).unwrap_err();
+        assert_eq!(err.code, "nml::E0003");
+    }
+
+    #[test]
+    fn unescape_handles_escapes() {
+        assert_eq!(unescape(r#""a\nb\"c""#), "a\nb\"c");
+        assert_eq!(unescape("'x'"), "x");
+    }
+}
