@@ -61,6 +61,14 @@ impl Frontend {
     pub fn run(project: Project) -> Self {
         let analysis = sema::analyze(&project);
         let mut diagnostics = project.diagnostics.clone();
+        for f in project.files.iter().filter(|f| f.is_entry) {
+            if f.ast.as_ref().is_some_and(|a| a.items.is_empty()) {
+                diagnostics.push(
+                    Diagnostic::warning("W0001", format!("{} is empty: nothing to compile", f.unit_name))
+                        .help("an .nml file holds Solidity items and model/llm declarations"),
+                );
+            }
+        }
         diagnostics.extend(analysis.diagnostics.iter().cloned());
         let mut fe = Self {
             units: Vec::new(),
@@ -109,7 +117,7 @@ impl Frontend {
                         Some((start, end)),
                         Severity::Error,
                         "E0050",
-                        format!("Solidity syntax error: {}", e.message),
+                        format!("Solidity syntax error: {}", trim_expected(&e.message)),
                     );
                     self.solang_rejections.push(d);
                 }
@@ -167,5 +175,14 @@ pub fn gen_path(unit_name: &str) -> String {
     match unit_name.strip_suffix(".nml") {
         Some(stem) => format!("{stem}.sol"),
         None => unit_name.to_owned(),
+    }
+}
+
+/// solang lists every token it could have accepted; past a handful the list
+/// hides the point.
+fn trim_expected(message: &str) -> &str {
+    match message.split_once(", expected ") {
+        Some((head, list)) if list.matches(", ").count() >= 6 => head,
+        _ => message,
     }
 }

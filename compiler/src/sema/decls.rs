@@ -109,7 +109,7 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
             Err(why) => diags.push(
                 Diagnostic::error("E0030", format!("cannot read ONNX file `{}`: {why}", path.value))
                     .at(fid, path.span.range(), why)
-                    .help(format!("the path is relative to the .nml file's folder ({})", base.display())),
+                    .help(format!("the path is relative to the folder of {}", project.files[file].unit_name)),
             ),
         }
     }

@@ -24,8 +24,24 @@ use parser::{NmlParser, Rule};
 
 /// Parses one file. Never panics; every failure is a diagnostic.
 pub fn parse(file: FileId, src: &str) -> Result<SourceUnit, Box<Diagnostic>> {
-    check_nesting(file, src)?;
-    let mut pairs = NmlParser::parse(Rule::file, src).map_err(|e| Box::new(syntax_error(file, src, e)))?;
+    let unclosed = check_nesting(file, src)?;
+    let mut pairs = NmlParser::parse(Rule::file, src).map_err(|e| {
+        let at_end = match e.location {
+            pest::error::InputLocation::Pos(p) => src[p..].trim().is_empty(),
+            pest::error::InputLocation::Span((s, _)) => src[s..].trim().is_empty(),
+        };
+        Box::new(match unclosed {
+            // Running into the end of the file with a bracket open is best
+            // reported at the bracket.
+            Some(open) if at_end => {
+                let c = &src[open..open + 1];
+                Diagnostic::error("E0001", format!("syntax error: unclosed `{c}`"))
+                    .at(file, open..open + 1, format!("this `{c}` is never closed"))
+                    .help(format!("add the matching `{}`", closing(c)))
+            }
+            _ => syntax_error(file, src, e),
+        })
+    })?;
     let Some(root) = pairs.next() else {
         return Ok(SourceUnit::default());
     };
@@ -37,11 +53,21 @@ pub fn parse(file: FileId, src: &str) -> Result<SourceUnit, Box<Diagnostic>> {
     Ok(SourceUnit { items })
 }
 
+fn closing(open: &str) -> &'static str {
+    match open {
+        "{" => "}",
+        "(" => ")",
+        _ => "]",
+    }
+}
+
 /// Rejects bracket nesting deeper than [`MAX_NESTING`] before any recursive
-/// stage sees it. Skips strings and comments so their brackets do not count.
-fn check_nesting(file: FileId, src: &str) -> Result<(), Box<Diagnostic>> {
+/// stage sees it, and returns the innermost bracket left open at the end.
+/// Skips strings and comments so their brackets do not count.
+fn check_nesting(file: FileId, src: &str) -> Result<Option<usize>, Box<Diagnostic>> {
     let bytes = src.as_bytes();
-    let (mut i, mut depth) = (0usize, 0usize);
+    let mut i = 0usize;
+    let mut open: Vec<usize> = Vec::new();
     while i < bytes.len() {
         match bytes[i] {
             b'/' if bytes.get(i + 1) == Some(&b'/') => {
@@ -57,19 +83,21 @@ fn check_nesting(file: FileId, src: &str) -> Result<(), Box<Diagnostic>> {
                 }
             }
             b'{' | b'(' | b'[' => {
-                depth += 1;
-                if depth > MAX_NESTING {
+                open.push(i);
+                if open.len() > MAX_NESTING {
                     return Err(Box::new(Diagnostic::error("E0003", "brackets nested too deeply")
                         .at(file, i..i + 1, format!("nesting depth exceeds {MAX_NESTING} here"))
                         .help("split the expression or the declarations into smaller parts")));
                 }
             }
-            b'}' | b')' | b']' => depth = depth.saturating_sub(1),
+            b'}' | b')' | b']' => {
+                open.pop();
+            }
             _ => {}
         }
         i += 1;
     }
-    Ok(())
+    Ok(open.last().copied())
 }
 
 fn syntax_error(file: FileId, src: &str, err: pest::error::Error<Rule>) -> Diagnostic {
@@ -88,10 +116,10 @@ fn syntax_error(file: FileId, src: &str, err: pest::error::Error<Rule>) -> Diagn
         ErrorVariant::ParsingError { positives, .. } => {
             let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
             names.dedup();
-            let found = src[start..]
-                .split_whitespace()
-                .next()
-                .map_or_else(|| "end of file".to_owned(), |t| format!("`{}`", truncate(t, 24)));
+            let found = match next_token(&src[start..]) {
+                "" => "end of file".to_owned(),
+                t => format!("`{}`", truncate(t, 24)),
+            };
             let expected = match names.as_slice() {
                 [] => "valid syntax".to_owned(),
                 [one] => (*one).to_owned(),
@@ -102,6 +130,16 @@ fn syntax_error(file: FileId, src: &str, err: pest::error::Error<Rule>) -> Diagn
         ErrorVariant::CustomError { message } => (message.clone(), message.clone()),
     };
     Diagnostic::error("E0001", format!("syntax error: {message}")).at(file, start..end, label)
+}
+
+/// The token at the start of `s`: a word, or one other character.
+fn next_token(s: &str) -> &str {
+    let s = s.trim_start();
+    let word = s.find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$')).unwrap_or(s.len());
+    match word {
+        0 => s.chars().next().map_or("", |c| &s[..c.len_utf8()]),
+        n => &s[..n],
+    }
 }
 
 fn truncate(s: &str, max: usize) -> &str {
