@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::{Diagnostic, Severity};
-use crate::solc::{self, SolcJob};
+use crate::solc::{self, SolcJob, artifact_path, artifact_stem};
 use crate::{Frontend, gen_path};
 
 /// Where the build cache lives, relative to the project root.
@@ -128,17 +128,6 @@ pub fn build(fe: &Frontend, resolve_solc: &dyn Fn() -> Result<PathBuf, String>) 
         write_atomic(&cache_path, &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
     }
     Ok(BuildOutput { diagnostics, contracts, up_to_date: false, solc_time, total_time: started.elapsed() })
-}
-
-/// `out/<Stem>.sol/<Contract>.json`, Foundry's artifact layout.
-pub fn artifact_path(out_dir: &Path, unit: &str, contract: &str) -> PathBuf {
-    out_dir.join(format!("{}.sol", artifact_stem(unit))).join(format!("{contract}.json"))
-}
-
-/// The file stem of a source unit: `src/Pool.nml` → `Pool`.
-pub fn artifact_stem(unit: &str) -> &str {
-    let file = unit.rsplit('/').next().unwrap_or(unit);
-    file.strip_suffix(".nml").or_else(|| file.strip_suffix(".sol")).unwrap_or(file)
 }
 
 fn read_cache(path: &Path) -> Option<CacheRecord> {

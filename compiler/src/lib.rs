@@ -79,6 +79,8 @@ impl Frontend {
             project,
         };
         if fe.has_errors() {
+            // Notes (e.g. derived ids) only distract from errors.
+            fe.diagnostics.retain(|d| d.severity != Severity::Note);
             return fe;
         }
         for (i, f) in fe.project.files.iter().enumerate() {
