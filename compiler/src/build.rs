@@ -83,7 +83,11 @@ pub fn build(fe: &Frontend, resolve_solc: &dyn Fn() -> Result<PathBuf, String>) 
         remappings: fe.project.config.project.remappings.clone(),
         base_path: Some(root.clone()),
     };
-    let pins = format!("{}|{}", fe.project.solidity_pragmas().join(";"), fe.project.config.project.solc.as_deref().unwrap_or(""));
+    let pins = format!(
+        "{}|{}",
+        fe.project.solidity_pragmas().join(";"),
+        fe.project.config.project.solc.as_deref().unwrap_or("")
+    );
     let fingerprint = solc::fingerprint(&job, &pins);
     let cache_path = root.join(CACHE_FILE);
     if let Some(record) = read_cache(&cache_path)
@@ -121,7 +125,8 @@ pub fn build(fe: &Frontend, resolve_solc: &dyn Fn() -> Result<PathBuf, String>) 
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
     let mut contracts = Vec::new();
     if !failed {
-        let written = solc::write_artifacts(&out_dir, &output).map_err(|source| BuildError::Io { path: out_dir.clone(), source })?;
+        let written = solc::write_artifacts(&out_dir, &output)
+            .map_err(|source| BuildError::Io { path: out_dir.clone(), source })?;
         contracts = written;
         write_manifests(fe, &out_dir)?;
         let record = CacheRecord { fingerprint, contracts: contracts.clone() };

@@ -29,9 +29,7 @@ pub struct SourceFile {
 impl SourceFile {
     /// Creates a source file and indexes its lines.
     pub fn new(path: PathBuf, display: String, text: Arc<str>) -> Self {
-        let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
-            .collect();
+        let line_starts = std::iter::once(0).chain(text.match_indices('\n').map(|(i, _)| i + 1)).collect();
         Self { path, display, text, line_starts }
     }
 
@@ -66,10 +64,7 @@ impl SourceDb {
 
     /// The id of a file already added under this path.
     pub fn find(&self, path: &Path) -> Option<FileId> {
-        self.files
-            .iter()
-            .position(|f| f.path == path)
-            .map(|i| FileId(i as u32))
+        self.files.iter().position(|f| f.path == path).map(|i| FileId(i as u32))
     }
 
     /// Iterates over all files with their ids.

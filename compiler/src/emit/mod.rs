@@ -244,8 +244,12 @@ pub fn manifests(project: &Project, analysis: &Analysis) -> Vec<Manifest> {
                     used.push(e.target.value.clone());
                 }
             });
-            let mut manifest =
-                Manifest { contract: name.value.clone(), source: f.unit_name.clone(), models: Vec::new(), llms: Vec::new() };
+            let mut manifest = Manifest {
+                contract: name.value.clone(),
+                source: f.unit_name.clone(),
+                models: Vec::new(),
+                llms: Vec::new(),
+            };
             for u in &used {
                 let Some(decl) = analysis.lookup(project, i, u) else { continue };
                 match &decl.kind {
@@ -255,7 +259,10 @@ pub fn manifests(project: &Project, analysis: &Analysis) -> Vec<Manifest> {
                         id_derived: m.id_derived,
                         mode: m.mode,
                         onnx: m.onnx.as_ref().map(|p| {
-                            p.strip_prefix(crate::project::normalize(&project.root)).unwrap_or(p).to_string_lossy().replace('\\', "/")
+                            p.strip_prefix(crate::project::normalize(&project.root))
+                                .unwrap_or(p)
+                                .to_string_lossy()
+                                .replace('\\', "/")
                         }),
                         inputs: m.inputs.iter().map(|t| (t.name.clone(), type_text(&t.ty))).collect(),
                         outputs: m.outputs.iter().map(|t| (t.name.clone(), type_text(&t.ty))).collect(),

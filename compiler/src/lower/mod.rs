@@ -92,7 +92,12 @@ impl Builder<'_> {
 pub const STDLIB_IMPORTS: &str = "import \"@nml/og/OGInference.sol\";\nimport {TensorLib} from \"@nml/og/TensorLib.sol\";\nimport \"@nml/nml/Tensors.sol\";\n";
 
 /// Lowers file `file` of the project to Solidity and its source map.
-pub fn lower_file<'a>(project: &'a Project, analysis: &'a Analysis, file: usize, unit: &SourceUnit) -> (String, SourceMap) {
+pub fn lower_file<'a>(
+    project: &'a Project,
+    analysis: &'a Analysis,
+    file: usize,
+    unit: &SourceUnit,
+) -> (String, SourceMap) {
     let f = &project.files[file];
     let src = &project.db.get(f.id).text;
     let visible = project.visible_files(file);
@@ -117,7 +122,11 @@ pub fn lower_file<'a>(project: &'a Project, analysis: &'a Analysis, file: usize,
         cursor = span.end;
         match item {
             Item::PragmaNml { version, span } => {
-                let text = format!("// pragma nml {}; (lowered by nml {})\n{STDLIB_IMPORTS}", version.value, env!("CARGO_PKG_VERSION"));
+                let text = format!(
+                    "// pragma nml {}; (lowered by nml {})\n{STDLIB_IMPORTS}",
+                    version.value,
+                    env!("CARGO_PKG_VERSION")
+                );
                 b.generate(text.trim_end(), *span);
             }
             Item::Model(m) => match analysis.decls.iter().find(|d| d.file == file && d.span == m.span) {
@@ -201,7 +210,9 @@ fn order_args<'e>(b: &Builder<'_>, e: &'e NmlExpr) -> Vec<&'e Arg> {
     if e.kind == NmlKind::InferNamed
         && let Some(order) = b.input_order.get(e.target.value.as_str())
     {
-        args.sort_by_key(|a| a.name.as_ref().and_then(|n| order.iter().position(|o| *o == n.value)).unwrap_or(usize::MAX));
+        args.sort_by_key(|a| {
+            a.name.as_ref().and_then(|n| order.iter().position(|o| *o == n.value)).unwrap_or(usize::MAX)
+        });
     }
     args
 }

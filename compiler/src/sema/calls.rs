@@ -11,15 +11,98 @@ use crate::syntax::ast::{self, Delim, Ident, NmlExpr, NmlKind, SolItem, Tt};
 /// Words Solidity reserves: an identifier that nml generates from a user's
 /// name (a struct field per output) must not be one of them.
 const RESERVED: &[&str] = &[
-    "abstract", "address", "after", "alias", "anonymous", "apply", "as", "assembly", "auto", "bool", "break", "byte",
-    "bytes", "calldata", "case", "catch", "constant", "constructor", "continue", "contract", "copyof", "default",
-    "define", "delete", "do", "else", "emit", "enum", "event", "external", "fallback", "false", "final", "fixed",
-    "for", "function", "if", "immutable", "implements", "import", "in", "indexed", "inline", "int", "interface",
-    "internal", "is", "let", "library", "macro", "mapping", "match", "memory", "modifier", "mutable", "new", "null",
-    "of", "override", "partial", "payable", "pragma", "private", "promise", "public", "pure", "receive", "reference",
-    "relocatable", "return", "returns", "sealed", "sizeof", "static", "storage", "string", "struct", "supports",
-    "switch", "true", "try", "type", "typedef", "typeof", "ufixed", "uint", "unchecked", "using", "var", "view",
-    "virtual", "while",
+    "abstract",
+    "address",
+    "after",
+    "alias",
+    "anonymous",
+    "apply",
+    "as",
+    "assembly",
+    "auto",
+    "bool",
+    "break",
+    "byte",
+    "bytes",
+    "calldata",
+    "case",
+    "catch",
+    "constant",
+    "constructor",
+    "continue",
+    "contract",
+    "copyof",
+    "default",
+    "define",
+    "delete",
+    "do",
+    "else",
+    "emit",
+    "enum",
+    "event",
+    "external",
+    "fallback",
+    "false",
+    "final",
+    "fixed",
+    "for",
+    "function",
+    "if",
+    "immutable",
+    "implements",
+    "import",
+    "in",
+    "indexed",
+    "inline",
+    "int",
+    "interface",
+    "internal",
+    "is",
+    "let",
+    "library",
+    "macro",
+    "mapping",
+    "match",
+    "memory",
+    "modifier",
+    "mutable",
+    "new",
+    "null",
+    "of",
+    "override",
+    "partial",
+    "payable",
+    "pragma",
+    "private",
+    "promise",
+    "public",
+    "pure",
+    "receive",
+    "reference",
+    "relocatable",
+    "return",
+    "returns",
+    "sealed",
+    "sizeof",
+    "static",
+    "storage",
+    "string",
+    "struct",
+    "supports",
+    "switch",
+    "true",
+    "try",
+    "type",
+    "typedef",
+    "typeof",
+    "ufixed",
+    "uint",
+    "unchecked",
+    "using",
+    "var",
+    "view",
+    "virtual",
+    "while",
 ];
 
 /// Whether `word` is reserved in Solidity (including sized types like `uint8`).
@@ -27,7 +110,9 @@ pub(super) fn is_reserved(word: &str) -> bool {
     if RESERVED.contains(&word) {
         return true;
     }
-    let sized = |prefix: &str| word.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
+    let sized = |prefix: &str| {
+        word.strip_prefix(prefix).is_some_and(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+    };
     sized("uint") || sized("int") || sized("bytes")
 }
 
@@ -42,7 +127,9 @@ pub fn item_name(item: &SolItem) -> Option<&Ident> {
         first = idents.next()?;
     }
     match first.value.as_str() {
-        "contract" | "library" | "interface" | "struct" | "enum" | "error" | "event" | "function" | "type" => idents.next(),
+        "contract" | "library" | "interface" | "struct" | "enum" | "error" | "event" | "function" | "type" => {
+            idents.next()
+        }
         _ => None,
     }
 }
@@ -160,7 +247,8 @@ fn check_expr(project: &Project, file: usize, expr: &NmlExpr, analysis: &Analysi
     let fid = project.files[file].id;
     let target = &expr.target;
     let Some(decl) = analysis.lookup(project, file, &target.value) else {
-        let what = if expr.kind == NmlKind::InferNamed || expr.kind == NmlKind::InferPositional { "model" } else { "llm" };
+        let what =
+            if expr.kind == NmlKind::InferNamed || expr.kind == NmlKind::InferPositional { "model" } else { "llm" };
         let known: Vec<String> = analysis
             .decls
             .iter()
@@ -207,9 +295,15 @@ fn check_expr(project: &Project, file: usize, expr: &NmlExpr, analysis: &Analysi
                 .collect();
             if !missing.is_empty() && !m.inputs.is_empty() {
                 diags.push(
-                    Diagnostic::error("E0012", format!("missing input{} {} of model `{}`", plural(missing.len()), missing.join(", "), m.name))
-                        .at(fid, expr.span.range(), "every input must be given")
-                        .help(format!("add {}", missing.iter().map(|n| format!("{}: …", n.trim_matches('`'))).collect::<Vec<_>>().join(", "))),
+                    Diagnostic::error(
+                        "E0012",
+                        format!("missing input{} {} of model `{}`", plural(missing.len()), missing.join(", "), m.name),
+                    )
+                    .at(fid, expr.span.range(), "every input must be given")
+                    .help(format!(
+                        "add {}",
+                        missing.iter().map(|n| format!("{}: …", n.trim_matches('`'))).collect::<Vec<_>>().join(", ")
+                    )),
                 );
             }
         }
@@ -219,20 +313,37 @@ fn check_expr(project: &Project, file: usize, expr: &NmlExpr, analysis: &Analysi
                 diags.push(
                     Diagnostic::error(
                         "E0015",
-                        format!("model `{}` takes {} input{}, {} given", m.name, m.inputs.len(), plural(m.inputs.len()), expr.args.len()),
+                        format!(
+                            "model `{}` takes {} input{}, {} given",
+                            m.name,
+                            m.inputs.len(),
+                            plural(m.inputs.len()),
+                            expr.args.len()
+                        ),
                     )
-                    .at(fid, expr.span.range(), format!("expected {} argument{}", m.inputs.len(), plural(m.inputs.len())))
+                    .at(
+                        fid,
+                        expr.span.range(),
+                        format!("expected {} argument{}", m.inputs.len(), plural(m.inputs.len())),
+                    )
                     .help(format!("the inputs in order are ({})", names.join(", "))),
                 );
             }
         }
         (DeclKind::Llm(l), NmlKind::Ask | NmlKind::Chat) => {
             if expr.args.len() != 1 {
-                let what = if expr.kind == NmlKind::Ask { "a prompt (`string memory`)" } else { "the messages (`ChatMessage[] memory`)" };
+                let what = if expr.kind == NmlKind::Ask {
+                    "a prompt (`string memory`)"
+                } else {
+                    "the messages (`ChatMessage[] memory`)"
+                };
                 diags.push(
-                    Diagnostic::error("E0015", format!("`{}` takes one argument, {} given", expr.kind.keyword(), expr.args.len()))
-                        .at(fid, expr.span.range(), "expected one argument")
-                        .help(format!("`{} {}(...)` takes {what}", expr.kind.keyword(), l.name)),
+                    Diagnostic::error(
+                        "E0015",
+                        format!("`{}` takes one argument, {} given", expr.kind.keyword(), expr.args.len()),
+                    )
+                    .at(fid, expr.span.range(), "expected one argument")
+                    .help(format!("`{} {}(...)` takes {what}", expr.kind.keyword(), l.name)),
                 );
             }
         }

@@ -70,9 +70,12 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
             if let Some(first) = names.insert(&t.name.value, t.name.span) {
                 let _ = first;
                 diags.push(
-                    Diagnostic::error("E0027", format!("tensor `{}` is declared twice in model `{name}`", t.name.value))
-                        .at(fid, t.name.span.range(), "declared again here")
-                        .help("declare each input and output once"),
+                    Diagnostic::error(
+                        "E0027",
+                        format!("tensor `{}` is declared twice in model `{name}`", t.name.value),
+                    )
+                    .at(fid, t.name.span.range(), "declared again here")
+                    .help("declare each input and output once"),
                 );
             }
             check_tensor_type(fid, t, diags);
@@ -141,9 +144,13 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
             Some(bytes) => {
                 let id = cid::derive(bytes);
                 diags.push(
-                    Diagnostic::new(Severity::Note, "N0001", format!("model `{name}` has id {id} (derived from its ONNX file)"))
-                        .at(fid, decl.name.span.range(), "no `cid` given")
-                        .help(format!("pin it with `cid \"{id}\";` once the model is in the hub")),
+                    Diagnostic::new(
+                        Severity::Note,
+                        "N0001",
+                        format!("model `{name}` has id {id} (derived from its ONNX file)"),
+                    )
+                    .at(fid, decl.name.span.range(), "no `cid` given")
+                    .help(format!("pin it with `cid \"{id}\";` once the model is in the hub")),
                 );
                 (id, true)
             }
@@ -172,7 +179,12 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
         };
         out.decls.push(Decl { file, name_span: decl.name.span, span: decl.span, kind: DeclKind::Model(model) });
     } else {
-        out.decls.push(Decl { file, name_span: decl.name.span, span: decl.span, kind: DeclKind::Model(poisoned(name)) });
+        out.decls.push(Decl {
+            file,
+            name_span: decl.name.span,
+            span: decl.span,
+            kind: DeclKind::Model(poisoned(name)),
+        });
     }
 }
 
@@ -228,9 +240,12 @@ fn check_tensor_type(fid: FileId, t: &TensorDecl, diags: &mut Vec<Diagnostic>) {
                 dynamic += 1;
                 if dynamic == 2 {
                     diags.push(
-                        Diagnostic::error("E0026", format!("tensor `{}` has more than one dynamic dimension", t.name.value))
-                            .at(fid, d.span.range(), "second `_`")
-                            .help("at most one dimension may be `_`; the others fix the layout of the flat array"),
+                        Diagnostic::error(
+                            "E0026",
+                            format!("tensor `{}` has more than one dynamic dimension", t.name.value),
+                        )
+                        .at(fid, d.span.range(), "second `_`")
+                        .help("at most one dimension may be `_`; the others fix the layout of the flat array"),
                     );
                 }
             }
@@ -259,7 +274,9 @@ fn check_against_graph(
     diags: &mut Vec<Diagnostic>,
 ) {
     let name = &decl.name.value;
-    for (declared, graph, what, code) in [(inputs, &sig.inputs, "input", "E0032"), (outputs, &sig.outputs, "output", "E0033")] {
+    for (declared, graph, what, code) in
+        [(inputs, &sig.inputs, "input", "E0032"), (outputs, &sig.outputs, "output", "E0033")]
+    {
         for t in declared {
             match graph.iter().find(|g| g.name == t.name.value) {
                 Some(g) => check_tensor_against(fid, name, t, g, diags),
@@ -290,9 +307,12 @@ fn check_against_graph(
     if mode == ModelMode::Zk {
         if let Some(g) = sig.inputs.iter().chain(&sig.outputs).find(|g| g.elem == ElemType::String) {
             diags.push(
-                Diagnostic::error("E0038", format!("zk mode cannot prove model `{name}`: graph tensor `{}` holds strings", g.name))
-                    .at(fid, decl.name.span.range(), "a string tensor in the graph")
-                    .help("ZKML proves numeric graphs only: use `mode tee;`"),
+                Diagnostic::error(
+                    "E0038",
+                    format!("zk mode cannot prove model `{name}`: graph tensor `{}` holds strings", g.name),
+                )
+                .at(fid, decl.name.span.range(), "a string tensor in the graph")
+                .help("ZKML proves numeric graphs only: use `mode tee;`"),
             );
         }
         match sig.default_opset() {
@@ -316,13 +336,16 @@ fn check_tensor_against(fid: FileId, model: &str, t: &TensorDecl, g: &TensorInfo
     };
     if !compatible {
         diags.push(
-            Diagnostic::error("E0034", format!("tensor `{}` of model `{model}` is {} in the graph", t.name.value, g.elem))
-                .at(fid, t.ty.elem_span.range(), "incompatible element type")
-                .help(match g.elem {
-                    ElemType::String => "declare it as `string[...]`".to_owned(),
-                    e if is_numeric(e) => format!("declare it as `fixed<D>[...]` (the graph holds {e})"),
-                    e => format!("nml cannot pass {e} tensors"),
-                }),
+            Diagnostic::error(
+                "E0034",
+                format!("tensor `{}` of model `{model}` is {} in the graph", t.name.value, g.elem),
+            )
+            .at(fid, t.ty.elem_span.range(), "incompatible element type")
+            .help(match g.elem {
+                ElemType::String => "declare it as `string[...]`".to_owned(),
+                e if is_numeric(e) => format!("declare it as `fixed<D>[...]` (the graph holds {e})"),
+                e => format!("nml cannot pass {e} tensors"),
+            }),
         );
     }
     let Some(gdims) = &g.shape else { return };
@@ -330,7 +353,12 @@ fn check_tensor_against(fid: FileId, model: &str, t: &TensorDecl, g: &TensorInfo
         diags.push(
             Diagnostic::error(
                 "E0035",
-                format!("tensor `{}` of model `{model}` has rank {} in the graph, {} here", t.name.value, gdims.len(), t.ty.dims.len()),
+                format!(
+                    "tensor `{}` of model `{model}` has rank {} in the graph, {} here",
+                    t.name.value,
+                    gdims.len(),
+                    t.ty.dims.len()
+                ),
             )
             .at(fid, t.ty.span.range(), format!("rank {}", t.ty.dims.len()))
             .help(format!("the graph's shape is {}", shape_text(gdims))),
@@ -342,9 +370,12 @@ fn check_tensor_against(fid: FileId, model: &str, t: &TensorDecl, g: &TensorInfo
             && n != *m
         {
             diags.push(
-                Diagnostic::error("E0036", format!("tensor `{}` of model `{model}`: dimension is {m} in the graph, {n} here", t.name.value))
-                    .at(fid, d.span.range(), format!("expected {m}"))
-                    .help(format!("the graph's shape is {}", shape_text(gdims))),
+                Diagnostic::error(
+                    "E0036",
+                    format!("tensor `{}` of model `{model}`: dimension is {m} in the graph, {n} here", t.name.value),
+                )
+                .at(fid, d.span.range(), format!("expected {m}"))
+                .help(format!("the graph's shape is {}", shape_text(gdims))),
             );
         }
     }
@@ -475,9 +506,10 @@ pub(super) fn check_duplicates(project: &Project, out: &mut Analysis) {
     let mut reported = Vec::new();
     for d in &out.decls {
         let visible = project.visible_files(d.file);
-        let clash = visible.iter().flat_map(|&f| names[f].iter().map(move |(n, s)| (f, n, *s))).find(|(f, n, s)| {
-            n.as_str() == d.name() && !(*f == d.file && *s == d.name_span)
-        });
+        let clash = visible
+            .iter()
+            .flat_map(|&f| names[f].iter().map(move |(n, s)| (f, n, *s)))
+            .find(|(f, n, s)| n.as_str() == d.name() && !(*f == d.file && *s == d.name_span));
         if let Some((f, _, span)) = clash {
             // Report each pair once, at the later declaration.
             let key = if (f, span.start) < (d.file, d.name_span.start) {
@@ -496,7 +528,10 @@ pub(super) fn check_duplicates(project: &Project, out: &mut Analysis) {
             out.diagnostics.push(
                 Diagnostic::error("E0040", format!("`{}` is declared twice", d.name()))
                     .at(at_fid, at_span.range(), "declared again here")
-                    .help(format!("the other declaration is in {}; rename one of them", project.files[other_file].unit_name)),
+                    .help(format!(
+                        "the other declaration is in {}; rename one of them",
+                        project.files[other_file].unit_name
+                    )),
             );
         }
     }

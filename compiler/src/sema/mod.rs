@@ -1,8 +1,8 @@
 //! Semantic checks: every model and llm declaration against its ONNX graph
 //! and the language's rules, names across imports, and every call site.
 
-pub mod cid;
 mod calls;
+pub mod cid;
 pub use calls::{item_name, visit_item};
 mod decls;
 pub mod onnx;
@@ -186,9 +186,12 @@ fn check_pragma(file: FileId, version: &ast::Spanned<String>, diags: &mut Vec<Di
     match semver::VersionReq::parse(&version.value) {
         Ok(req) if req.matches(&LANGUAGE_VERSION) => {}
         Ok(_) => diags.push(
-            Diagnostic::error("E0006", format!("this file needs nml {}, this compiler is nml {LANGUAGE_VERSION}", version.value))
-                .at(file, version.span.range(), "unsupported language version")
-                .help("write `pragma nml 0.1;`"),
+            Diagnostic::error(
+                "E0006",
+                format!("this file needs nml {}, this compiler is nml {LANGUAGE_VERSION}", version.value),
+            )
+            .at(file, version.span.range(), "unsupported language version")
+            .help("write `pragma nml 0.1;`"),
         ),
         Err(_) => diags.push(
             Diagnostic::error("E0006", format!("`{}` is not a version requirement", version.value))

@@ -45,11 +45,7 @@ pub fn parse(file: FileId, src: &str) -> Result<SourceUnit, Box<Diagnostic>> {
     let Some(root) = pairs.next() else {
         return Ok(SourceUnit::default());
     };
-    let items = root
-        .into_inner()
-        .filter(|p| p.as_rule() != Rule::EOI)
-        .map(item)
-        .collect();
+    let items = root.into_inner().filter(|p| p.as_rule() != Rule::EOI).map(item).collect();
     Ok(SourceUnit { items })
 }
 
@@ -85,9 +81,11 @@ fn check_nesting(file: FileId, src: &str) -> Result<Option<usize>, Box<Diagnosti
             b'{' | b'(' | b'[' => {
                 open.push(i);
                 if open.len() > MAX_NESTING {
-                    return Err(Box::new(Diagnostic::error("E0003", "brackets nested too deeply")
-                        .at(file, i..i + 1, format!("nesting depth exceeds {MAX_NESTING} here"))
-                        .help("split the expression or the declarations into smaller parts")));
+                    return Err(Box::new(
+                        Diagnostic::error("E0003", "brackets nested too deeply")
+                            .at(file, i..i + 1, format!("nesting depth exceeds {MAX_NESTING} here"))
+                            .help("split the expression or the declarations into smaller parts"),
+                    ));
                 }
             }
             b'}' | b')' | b']' => {
@@ -107,11 +105,7 @@ fn syntax_error(file: FileId, src: &str, err: pest::error::Error<Rule>) -> Diagn
         InputLocation::Span((s, e)) => (s, e),
     };
     // Point at the offending token rather than at nothing.
-    let end = if end > start {
-        end
-    } else {
-        src[start..].chars().next().map_or(start, |c| start + c.len_utf8())
-    };
+    let end = if end > start { end } else { src[start..].chars().next().map_or(start, |c| start + c.len_utf8()) };
     let (message, label) = match &err.variant {
         ErrorVariant::ParsingError { positives, .. } => {
             let mut names: Vec<&str> = positives.iter().filter_map(|r| rule_name(*r)).collect();
@@ -234,25 +228,21 @@ fn item(p: Pair<'_, Rule>) -> Item {
     let sp = span(&p);
     match p.as_rule() {
         Rule::pragma_nml => {
-            let v = p.into_inner().next().map(|v| Spanned {
-                span: span(&v),
-                value: v.as_str().trim().to_owned(),
-            });
+            let v = p.into_inner().next().map(|v| Spanned { span: span(&v), value: v.as_str().trim().to_owned() });
             Item::PragmaNml { version: v.unwrap_or(Spanned { value: String::new(), span: sp }), span: sp }
         }
         Rule::pragma => {
             let mut inner = p.into_inner();
             let name = inner.next().map(ident).unwrap_or(Spanned { value: String::new(), span: sp });
-            let value =
-                inner.next().map(|v| Spanned { span: span(&v), value: v.as_str().trim().to_owned() });
+            let value = inner.next().map(|v| Spanned { span: span(&v), value: v.as_str().trim().to_owned() });
             Item::Pragma { name, value, span: sp }
         }
         Rule::import => {
-            let path = p
-                .into_inner()
-                .find(|q| q.as_rule() == Rule::string_lit)
-                .map(string)
-                .unwrap_or(StrLit { value: String::new(), raw: String::new(), span: sp });
+            let path = p.into_inner().find(|q| q.as_rule() == Rule::string_lit).map(string).unwrap_or(StrLit {
+                value: String::new(),
+                raw: String::new(),
+                span: sp,
+            });
             Item::Import { path, span: sp }
         }
         Rule::model_decl => Item::Model(model_decl(p)),
