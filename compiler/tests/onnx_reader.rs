@@ -3,20 +3,15 @@
 
 use std::path::PathBuf;
 
-use nml_compiler::sema::onnx::{
-    Dim, ElemType, OnnxError, OnnxSignature, Opset, TensorInfo, read_signature,
-};
+use nml_compiler::sema::onnx::{Dim, ElemType, OnnxError, OnnxSignature, Opset, TensorInfo, read_signature};
 
 fn model_path(name: &str) -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/ui/models")
-        .join(name)
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/models").join(name)
 }
 
 fn model_bytes(name: &str) -> Vec<u8> {
     let path = model_path(name);
-    std::fs::read(&path)
-        .unwrap_or_else(|e| panic!("{}: {e} (run tools/make_models.py)", path.display()))
+    std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e} (run tools/make_models.py)", path.display()))
 }
 
 fn signature(name: &str) -> OnnxSignature {
@@ -24,18 +19,11 @@ fn signature(name: &str) -> OnnxSignature {
 }
 
 fn tensor(name: &str, elem: ElemType, dims: &[Dim]) -> TensorInfo {
-    TensorInfo {
-        name: name.into(),
-        elem,
-        shape: Some(dims.to_vec()),
-    }
+    TensorInfo { name: name.into(), elem, shape: Some(dims.to_vec()) }
 }
 
 fn default_opset(version: i64) -> Vec<Opset> {
-    vec![Opset {
-        domain: String::new(),
-        version,
-    }]
+    vec![Opset { domain: String::new(), version }]
 }
 
 #[test]
@@ -44,26 +32,15 @@ fn vol_onnx_signature() {
     assert_eq!(sig.ir_version, 8);
     assert_eq!(sig.opsets, default_opset(17));
     assert_eq!(sig.default_opset(), Some(17));
-    assert_eq!(
-        sig.inputs,
-        [tensor(
-            "returns",
-            ElemType::Float,
-            &[Dim::Fixed(1), Dim::Fixed(30)]
-        )]
-    );
-    assert_eq!(
-        sig.outputs,
-        [tensor("vol", ElemType::Float, &[Dim::Fixed(1)])]
-    );
+    assert_eq!(sig.inputs, [tensor("returns", ElemType::Float, &[Dim::Fixed(1), Dim::Fixed(30)])]);
+    assert_eq!(sig.outputs, [tensor("vol", ElemType::Float, &[Dim::Fixed(1)])]);
     assert!(sig.non_tensor_outputs.is_empty());
     assert_eq!(sig.inputs[0].elem.to_string(), "float32");
 }
 
 #[test]
 fn volatility_onnx_example_is_vol_onnx() {
-    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../examples/dynamic-fee/models/volatility.onnx");
+    let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/dynamic-fee/models/volatility.onnx");
     let bytes = std::fs::read(&example).expect("examples/dynamic-fee/models/volatility.onnx");
     assert_eq!(bytes, model_bytes("vol.onnx"));
 }
@@ -73,20 +50,8 @@ fn multi_onnx_signature() {
     let sig = signature("multi.onnx");
     let f14 = [Dim::Fixed(1), Dim::Fixed(4)];
     let i12 = [Dim::Fixed(1), Dim::Fixed(2)];
-    assert_eq!(
-        sig.inputs,
-        [
-            tensor("a", ElemType::Float, &f14),
-            tensor("b", ElemType::Int64, &i12)
-        ]
-    );
-    assert_eq!(
-        sig.outputs,
-        [
-            tensor("y", ElemType::Float, &f14),
-            tensor("z", ElemType::Int64, &i12)
-        ]
-    );
+    assert_eq!(sig.inputs, [tensor("a", ElemType::Float, &f14), tensor("b", ElemType::Int64, &i12)]);
+    assert_eq!(sig.outputs, [tensor("y", ElemType::Float, &f14), tensor("z", ElemType::Int64, &i12)]);
     assert_eq!(sig.outputs[1].elem.to_string(), "int64");
 }
 
@@ -94,34 +59,16 @@ fn multi_onnx_signature() {
 fn dynamic_onnx_has_a_symbolic_batch() {
     let sig = signature("dynamic.onnx");
     let n = Dim::Symbolic("N".into());
-    assert_eq!(
-        sig.inputs,
-        [tensor("x", ElemType::Float, &[n.clone(), Dim::Fixed(3)])]
-    );
-    assert_eq!(
-        sig.outputs,
-        [tensor("y", ElemType::Float, &[n, Dim::Fixed(1)])]
-    );
+    assert_eq!(sig.inputs, [tensor("x", ElemType::Float, &[n.clone(), Dim::Fixed(3)])]);
+    assert_eq!(sig.outputs, [tensor("y", ElemType::Float, &[n, Dim::Fixed(1)])]);
 }
 
 #[test]
 fn strings_onnx_signature() {
     let sig = signature("strings.onnx");
     let one = [Dim::Fixed(1)];
-    assert_eq!(
-        sig.inputs,
-        [
-            tensor("s", ElemType::String, &one),
-            tensor("x", ElemType::Float, &one)
-        ]
-    );
-    assert_eq!(
-        sig.outputs,
-        [
-            tensor("s_out", ElemType::String, &one),
-            tensor("y", ElemType::Float, &one)
-        ]
-    );
+    assert_eq!(sig.inputs, [tensor("s", ElemType::String, &one), tensor("x", ElemType::Float, &one)]);
+    assert_eq!(sig.outputs, [tensor("s_out", ElemType::String, &one), tensor("y", ElemType::Float, &one)]);
     assert_eq!(sig.inputs[0].elem.to_string(), "string");
 }
 
@@ -146,28 +93,19 @@ fn with_initializer_input_onnx_hides_the_initializer() {
     // The file does list `w` as a graph input (field 11, a 19-byte
     // ValueInfoProto named `w`): the reader must have hidden it.
     let bytes = model_bytes("with_initializer_input.onnx");
-    assert!(
-        bytes.windows(5).any(|w| w == b"\x5a\x13\x0a\x01w"),
-        "w is no longer listed as an input"
-    );
+    assert!(bytes.windows(5).any(|w| w == b"\x5a\x13\x0a\x01w"), "w is no longer listed as an input");
 }
 
 #[test]
 fn truncated_onnx_is_truncated() {
     let err = read_signature(&model_bytes("truncated.onnx")).unwrap_err();
-    assert!(
-        matches!(err, OnnxError::Truncated { offset, .. } if offset > 0),
-        "{err:?}"
-    );
+    assert!(matches!(err, OnnxError::Truncated { offset, .. } if offset > 0), "{err:?}");
     assert!(err.to_string().contains("truncated"), "{err}");
 }
 
 #[test]
 fn not_onnx_text_and_json_have_no_graph() {
-    assert_eq!(
-        read_signature(&model_bytes("not_onnx.onnx")),
-        Err(OnnxError::NoGraph)
-    );
+    assert_eq!(read_signature(&model_bytes("not_onnx.onnx")), Err(OnnxError::NoGraph));
     for text in [
         &b""[..],
         b"{\"graph\": {\"input\": []}}",
@@ -179,10 +117,7 @@ fn not_onnx_text_and_json_have_no_graph() {
         let err = read_signature(text).unwrap_err();
         assert_eq!(err, OnnxError::NoGraph, "{}", String::from_utf8_lossy(text));
     }
-    assert_eq!(
-        OnnxError::NoGraph.to_string(),
-        "no graph: this is not an ONNX model"
-    );
+    assert_eq!(OnnxError::NoGraph.to_string(), "no graph: this is not an ONNX model");
 }
 
 /// A deterministic xorshift64 generator.
@@ -223,15 +158,8 @@ fn onnx_prefixes_of_vol_never_pass_for_the_whole_model() {
     for len in 0..vol.len() {
         // Only a cut right after the graph decodes, losing the opset imports.
         if let Some(sig) = check_outcome(&vol[..len]) {
-            assert_eq!(
-                (&sig.inputs, &sig.outputs),
-                (&full.inputs, &full.outputs),
-                "prefix of {len} bytes"
-            );
-            assert!(
-                len >= vol.len() * 9 / 10,
-                "prefix of {len} bytes read as a model"
-            );
+            assert_eq!((&sig.inputs, &sig.outputs), (&full.inputs, &full.outputs), "prefix of {len} bytes");
+            assert!(len >= vol.len() * 9 / 10, "prefix of {len} bytes read as a model");
         }
     }
 }
@@ -278,9 +206,6 @@ fn onnx_random_bytes_are_rejected() {
     for _ in 0..5_000 {
         let len = 16 + rng.below(400);
         let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
-        assert!(
-            read_signature(&bytes).is_err(),
-            "{bytes:02x?} decoded as a model"
-        );
+        assert!(read_signature(&bytes).is_err(), "{bytes:02x?} decoded as a model");
     }
 }

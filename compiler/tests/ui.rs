@@ -138,10 +138,7 @@ fn hostile_inputs_give_diagnostics() {
         let path = dir.path().join(name);
         std::fs::write(&path, &bytes).expect("write");
         let fe = frontend(&path);
-        assert!(
-            fe.has_errors() || !fe.solang_rejections.is_empty(),
-            "{name}: expected a diagnostic, got none"
-        );
+        assert!(fe.has_errors() || !fe.solang_rejections.is_empty(), "{name}: expected a diagnostic, got none");
         // Rendering must not panic either.
         let _ = rendered(&fe);
     }

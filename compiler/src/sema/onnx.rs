@@ -40,10 +40,7 @@ pub struct OnnxSignature {
 impl OnnxSignature {
     /// The version of the default operator set (domain `""` or `ai.onnx`).
     pub fn default_opset(&self) -> Option<i64> {
-        self.opsets
-            .iter()
-            .find(|o| o.domain.is_empty() || o.domain == "ai.onnx")
-            .map(|o| o.version)
+        self.opsets.iter().find(|o| o.domain.is_empty() || o.domain == "ai.onnx").map(|o| o.version)
     }
 }
 
@@ -264,10 +261,7 @@ pub fn read_signature(bytes: &[u8]) -> Result<OnnxSignature, OnnxError> {
     for field in Reader::new(bytes, 0) {
         let field = not_onnx_unless(recognised, field)?;
         match field.number {
-            1 => {
-                ir_version =
-                    Some(not_onnx_unless(recognised, field.varint("ModelProto.ir_version"))? as i64)
-            }
+            1 => ir_version = Some(not_onnx_unless(recognised, field.varint("ModelProto.ir_version"))? as i64),
             7 => {
                 let msg = not_onnx_unless(recognised, field.message("ModelProto.graph"))?;
                 read_graph(msg, graph.get_or_insert_with(GraphParts::default))?;
@@ -310,10 +304,7 @@ struct Value<'a> {
 
 /// The part of a `TypeProto` that matters here.
 enum Type<'a> {
-    Tensor {
-        elem: i32,
-        shape: Option<Vec<RawDim<'a>>>,
-    },
+    Tensor { elem: i32, shape: Option<Vec<RawDim<'a>>> },
     Other(ValueKind),
 }
 
@@ -330,18 +321,14 @@ impl<'a> GraphParts<'a> {
         if !self.initializers.is_empty() {
             self.initializers.sort_unstable();
             let initializers = &self.initializers;
-            self.inputs
-                .retain(|v| initializers.binary_search(&v.name).is_err());
+            self.inputs.retain(|v| initializers.binary_search(&v.name).is_err());
         }
         let mut inputs = Vec::with_capacity(self.inputs.len());
         for v in self.inputs {
             match v.ty {
                 Type::Tensor { elem, shape } => inputs.push(tensor_info(v.name, elem, shape)),
                 Type::Other(kind) => {
-                    return Err(OnnxError::NonTensorInput {
-                        name: v.name.to_owned(),
-                        kind,
-                    });
+                    return Err(OnnxError::NonTensorInput { name: v.name.to_owned(), kind });
                 }
             }
         }
@@ -350,19 +337,10 @@ impl<'a> GraphParts<'a> {
         for v in self.outputs {
             match v.ty {
                 Type::Tensor { elem, shape } => outputs.push(tensor_info(v.name, elem, shape)),
-                Type::Other(kind) => non_tensor_outputs.push(NonTensor {
-                    name: v.name.to_owned(),
-                    kind,
-                }),
+                Type::Other(kind) => non_tensor_outputs.push(NonTensor { name: v.name.to_owned(), kind }),
             }
         }
-        Ok(OnnxSignature {
-            ir_version,
-            opsets,
-            inputs,
-            outputs,
-            non_tensor_outputs,
-        })
+        Ok(OnnxSignature { ir_version, opsets, inputs, outputs, non_tensor_outputs })
     }
 }
 
@@ -376,24 +354,15 @@ fn tensor_info(name: &str, elem: i32, shape: Option<Vec<RawDim<'_>>>) -> TensorI
             })
             .collect()
     });
-    TensorInfo {
-        name: name.to_owned(),
-        elem: ElemType::from(elem),
-        shape,
-    }
+    TensorInfo { name: name.to_owned(), elem: ElemType::from(elem), shape }
 }
 
 fn read_opset(msg: Reader<'_>) -> Result<Opset, OnnxError> {
-    let mut opset = Opset {
-        domain: String::new(),
-        version: 0,
-    };
+    let mut opset = Opset { domain: String::new(), version: 0 };
     for field in msg {
         let field = field?;
         match field.number {
-            1 => field
-                .string("OperatorSetIdProto.domain")?
-                .clone_into(&mut opset.domain),
+            1 => field.string("OperatorSetIdProto.domain")?.clone_into(&mut opset.domain),
             2 => opset.version = field.varint("OperatorSetIdProto.version")? as i64,
             _ => {}
         }
@@ -410,12 +379,8 @@ fn read_graph<'a>(msg: Reader<'a>, parts: &mut GraphParts<'a>) -> Result<(), Onn
                     parts.initializers.push(name);
                 }
             }
-            11 => parts
-                .inputs
-                .push(read_value_info(field.message("GraphProto.input")?)?),
-            12 => parts
-                .outputs
-                .push(read_value_info(field.message("GraphProto.output")?)?),
+            11 => parts.inputs.push(read_value_info(field.message("GraphProto.input")?)?),
+            12 => parts.outputs.push(read_value_info(field.message("GraphProto.output")?)?),
             15 => {
                 // SparseTensorProto: its `values` tensor carries the name.
                 for f in field.message("GraphProto.sparse_initializer")? {
@@ -446,10 +411,7 @@ fn tensor_name(msg: Reader<'_>) -> Result<Option<&str>, OnnxError> {
 }
 
 fn read_value_info(msg: Reader<'_>) -> Result<Value<'_>, OnnxError> {
-    let mut value = Value {
-        name: "",
-        ty: Type::Other(ValueKind::Untyped),
-    };
+    let mut value = Value { name: "", ty: Type::Other(ValueKind::Untyped) };
     for field in msg {
         let field = field?;
         match field.number {
@@ -470,10 +432,7 @@ fn read_type<'a>(msg: Reader<'a>, ty: &mut Type<'a>) -> Result<(), OnnxError> {
             1 => {
                 let tensor = field.message("TypeProto.tensor_type")?;
                 if !matches!(ty, Type::Tensor { .. }) {
-                    *ty = Type::Tensor {
-                        elem: 0,
-                        shape: None,
-                    };
+                    *ty = Type::Tensor { elem: 0, shape: None };
                 }
                 if let Type::Tensor { elem, shape } = ty {
                     read_tensor_type(tensor, elem, shape)?;
@@ -493,11 +452,7 @@ fn read_type<'a>(msg: Reader<'a>, ty: &mut Type<'a>) -> Result<(), OnnxError> {
     Ok(())
 }
 
-fn read_tensor_type<'a>(
-    msg: Reader<'a>,
-    elem: &mut i32,
-    shape: &mut Option<Vec<RawDim<'a>>>,
-) -> Result<(), OnnxError> {
+fn read_tensor_type<'a>(msg: Reader<'a>, elem: &mut i32, shape: &mut Option<Vec<RawDim<'a>>>) -> Result<(), OnnxError> {
     for field in msg {
         let field = field?;
         match field.number {
@@ -531,11 +486,7 @@ fn read_dim(msg: Reader<'_>) -> Result<RawDim<'_>, OnnxError> {
             }
             2 => {
                 let name = field.string("Dimension.dim_param")?;
-                dim = if name.is_empty() {
-                    RawDim::Unknown
-                } else {
-                    RawDim::Symbolic(name)
-                };
+                dim = if name.is_empty() { RawDim::Unknown } else { RawDim::Symbolic(name) };
             }
             _ => {}
         }
@@ -586,10 +537,7 @@ mod wire {
             let mut value = 0u64;
             for i in 0..10 {
                 let Some(&byte) = self.buf.get(self.pos) else {
-                    return Err(OnnxError::Truncated {
-                        offset: self.base + start,
-                        what: "a varint",
-                    });
+                    return Err(OnnxError::Truncated { offset: self.base + start, what: "a varint" });
                 };
                 self.pos += 1;
                 value |= u64::from(byte & 0x7f) << (7 * i);
@@ -597,18 +545,10 @@ mod wire {
                     return Ok(value);
                 }
             }
-            Err(malformed(
-                self.base + start,
-                "a varint longer than 10 bytes",
-            ))
+            Err(malformed(self.base + start, "a varint longer than 10 bytes"))
         }
 
-        fn take(
-            &mut self,
-            len: u64,
-            start: usize,
-            what: &'static str,
-        ) -> Result<&'a [u8], OnnxError> {
+        fn take(&mut self, len: u64, start: usize, what: &'static str) -> Result<&'a [u8], OnnxError> {
             let left = self.buf.len() - self.pos;
             match usize::try_from(len) {
                 Ok(len) if len <= left => {
@@ -616,10 +556,7 @@ mod wire {
                     self.pos += len;
                     Ok(bytes)
                 }
-                _ => Err(OnnxError::Truncated {
-                    offset: self.base + start,
-                    what,
-                }),
+                _ => Err(OnnxError::Truncated { offset: self.base + start, what }),
             }
         }
 
@@ -630,10 +567,7 @@ mod wire {
             let number = match u32::try_from(tag >> 3) {
                 Ok(n) if (1..1 << 29).contains(&n) => n,
                 _ => {
-                    return Err(malformed(
-                        offset,
-                        format!("field number {} is out of range", tag >> 3),
-                    ));
+                    return Err(malformed(offset, format!("field number {} is out of range", tag >> 3)));
                 }
             };
             let mut data_offset = offset;
@@ -655,12 +589,7 @@ mod wire {
                 3 | 4 => return Err(malformed(offset, "a protobuf group, which ONNX never uses")),
                 w => return Err(malformed(offset, format!("invalid wire type {w}"))),
             };
-            Ok(Field {
-                number,
-                payload,
-                offset,
-                data_offset,
-            })
+            Ok(Field { number, payload, offset, data_offset })
         }
     }
 
@@ -699,8 +628,9 @@ mod wire {
         /// A string field's text.
         pub(super) fn string(&self, what: &str) -> Result<&'a str, OnnxError> {
             match self.payload {
-                Payload::Bytes(b) => std::str::from_utf8(b)
-                    .map_err(|_| malformed(self.offset, format!("{what} is not UTF-8"))),
+                Payload::Bytes(b) => {
+                    std::str::from_utf8(b).map_err(|_| malformed(self.offset, format!("{what} is not UTF-8")))
+                }
                 _ => Err(self.wrong_type(what, "a string")),
             }
         }
@@ -711,10 +641,7 @@ mod wire {
     }
 
     fn malformed(offset: usize, reason: impl Into<String>) -> OnnxError {
-        OnnxError::Malformed {
-            offset,
-            reason: reason.into(),
-        }
+        OnnxError::Malformed { offset, reason: reason.into() }
     }
 }
 
@@ -790,10 +717,7 @@ mod tests {
             let mut inner = graph.clone();
             tag(50, wire, &mut inner);
             let err = read_signature(&model(&inner)).unwrap_err();
-            assert!(
-                matches!(err, OnnxError::Malformed { ref reason, .. } if reason.contains("group")),
-                "{err}"
-            );
+            assert!(matches!(err, OnnxError::Malformed { ref reason, .. } if reason.contains("group")), "{err}");
         }
     }
 
@@ -804,10 +728,7 @@ mod tests {
         let at = bytes.iter().position(|&b| b == 0x5f).expect("marker");
         assert_eq!(
             read_signature(&bytes),
-            Err(OnnxError::Malformed {
-                offset: at,
-                reason: "invalid wire type 7".into()
-            })
+            Err(OnnxError::Malformed { offset: at, reason: "invalid wire type 7".into() })
         );
     }
 
@@ -817,22 +738,13 @@ mod tests {
         tag(7, 2, &mut bytes);
         varint(u64::MAX >> 1, &mut bytes);
         bytes.extend_from_slice(b"tiny");
-        assert_eq!(
-            read_signature(&bytes),
-            Err(OnnxError::Truncated {
-                offset: 2,
-                what: "a length-delimited field"
-            })
-        );
+        assert_eq!(read_signature(&bytes), Err(OnnxError::Truncated { offset: 2, what: "a length-delimited field" }));
     }
 
     #[test]
     fn onnx_overlong_varint_is_malformed() {
         let bytes = [int(1, 8), vec![0x08], vec![0xff; 11]].concat();
-        assert!(matches!(
-            read_signature(&bytes),
-            Err(OnnxError::Malformed { offset: 2, .. })
-        ));
+        assert!(matches!(read_signature(&bytes), Err(OnnxError::Malformed { offset: 2, .. })));
         // Before any ModelProto field, the same bytes are simply not ONNX.
         assert_eq!(read_signature(&bytes[2..]), Err(OnnxError::NoGraph));
     }
@@ -841,49 +753,25 @@ mod tests {
     fn onnx_wrong_wire_type_for_a_known_field_is_malformed() {
         let bytes = [int(1, 8), int(7, 1)].concat();
         let err = read_signature(&bytes).unwrap_err();
-        assert_eq!(
-            err,
-            OnnxError::Malformed {
-                offset: 2,
-                reason: "ModelProto.graph should be a message".into()
-            }
-        );
+        assert_eq!(err, OnnxError::Malformed { offset: 2, reason: "ModelProto.graph should be a message".into() });
     }
 
     #[test]
     fn onnx_missing_or_absurd_ir_version() {
         let graph = bytes(11, &tensor_value("x", 1, &[]));
-        assert_eq!(
-            read_signature(&bytes(7, &graph)),
-            Err(OnnxError::BadIrVersion(None))
-        );
+        assert_eq!(read_signature(&bytes(7, &graph)), Err(OnnxError::BadIrVersion(None)));
         let bytes = [int(1, 5000), bytes(7, &graph)].concat();
-        assert_eq!(
-            read_signature(&bytes),
-            Err(OnnxError::BadIrVersion(Some(5000)))
-        );
+        assert_eq!(read_signature(&bytes), Err(OnnxError::BadIrVersion(Some(5000))));
     }
 
     #[test]
     fn onnx_dims_symbolic_unknown_and_negative() {
-        let dims = [
-            bytes(2, b"batch"),
-            int(1, -1i64 as u64),
-            Vec::new(),
-            bytes(2, b""),
-            int(1, 0),
-        ];
+        let dims = [bytes(2, b"batch"), int(1, -1i64 as u64), Vec::new(), bytes(2, b""), int(1, 0)];
         let graph = bytes(11, &tensor_value("x", 7, &dims));
         let sig = read_signature(&model(&graph)).expect("valid model");
         assert_eq!(
             sig.inputs[0].shape,
-            Some(vec![
-                Dim::Symbolic("batch".into()),
-                Dim::Unknown,
-                Dim::Unknown,
-                Dim::Unknown,
-                Dim::Fixed(0)
-            ])
+            Some(vec![Dim::Symbolic("batch".into()), Dim::Unknown, Dim::Unknown, Dim::Unknown, Dim::Fixed(0)])
         );
         assert_eq!(sig.inputs[0].elem, ElemType::Int64);
     }
@@ -894,8 +782,7 @@ mod tests {
         let sig = read_signature(&model(&bytes(11, &value))).expect("valid model");
         assert_eq!(sig.inputs[0].shape, None);
         // An empty shape message is a scalar, not an unknown rank.
-        let sig =
-            read_signature(&model(&bytes(11, &tensor_value("x", 1, &[])))).expect("valid model");
+        let sig = read_signature(&model(&bytes(11, &tensor_value("x", 1, &[])))).expect("valid model");
         assert_eq!(sig.inputs[0].shape, Some(vec![]));
     }
 
@@ -906,33 +793,16 @@ mod tests {
         let untyped = bytes(1, b"bare");
         assert_eq!(
             read_signature(&model(&bytes(11, &seq))),
-            Err(OnnxError::NonTensorInput {
-                name: "seq".into(),
-                kind: ValueKind::Sequence
-            })
+            Err(OnnxError::NonTensorInput { name: "seq".into(), kind: ValueKind::Sequence })
         );
         assert_eq!(
-            read_signature(&model(&bytes(11, &untyped)))
-                .unwrap_err()
-                .to_string(),
+            read_signature(&model(&bytes(11, &untyped))).unwrap_err().to_string(),
             "graph input `bare` is untyped, not a tensor"
         );
         let graph = [bytes(12, &tensor_value("label", 7, &[])), bytes(12, &map)].concat();
         let sig = read_signature(&model(&graph)).expect("valid model");
-        assert_eq!(
-            sig.outputs
-                .iter()
-                .map(|o| o.name.as_str())
-                .collect::<Vec<_>>(),
-            ["label"]
-        );
-        assert_eq!(
-            sig.non_tensor_outputs,
-            [NonTensor {
-                name: "probs".into(),
-                kind: ValueKind::Map
-            }]
-        );
+        assert_eq!(sig.outputs.iter().map(|o| o.name.as_str()).collect::<Vec<_>>(), ["label"]);
+        assert_eq!(sig.non_tensor_outputs, [NonTensor { name: "probs".into(), kind: ValueKind::Map }]);
     }
 
     #[test]
@@ -945,23 +815,14 @@ mod tests {
         ]
         .concat();
         let sig = read_signature(&model(&graph)).expect("valid model");
-        assert_eq!(
-            sig.inputs
-                .iter()
-                .map(|i| i.name.as_str())
-                .collect::<Vec<_>>(),
-            ["x"]
-        );
+        assert_eq!(sig.inputs.iter().map(|i| i.name.as_str()).collect::<Vec<_>>(), ["x"]);
     }
 
     #[test]
     fn onnx_names_must_be_utf8() {
         let value = [bytes(1, &[0xff, 0xfe]), bytes(2, &bytes(1, &int(1, 1)))].concat();
         let err = read_signature(&model(&bytes(11, &value))).unwrap_err();
-        assert!(
-            matches!(err, OnnxError::Malformed { ref reason, .. } if reason.contains("UTF-8")),
-            "{err}"
-        );
+        assert!(matches!(err, OnnxError::Malformed { ref reason, .. } if reason.contains("UTF-8")), "{err}");
     }
 
     #[test]
@@ -979,14 +840,8 @@ mod tests {
         let sig = |domain: &str| OnnxSignature {
             ir_version: 8,
             opsets: vec![
-                Opset {
-                    domain: "ai.onnx.ml".into(),
-                    version: 3,
-                },
-                Opset {
-                    domain: domain.into(),
-                    version: 13,
-                },
+                Opset { domain: "ai.onnx.ml".into(), version: 3 },
+                Opset { domain: domain.into(), version: 13 },
             ],
             inputs: vec![],
             outputs: vec![],
