@@ -1,1 +1,27 @@
-//! The nml devnet.
+//! The nml devnet: a local EVM chain (revm) that standard Ethereum clients
+//! use unmodified over JSON-RPC, and that tests drive in-process.
+//!
+//! Layers, each using only the ones before it:
+//! - [`chain`]: state, blocks, receipts, clock, dumps;
+//! - [`evm`]: revm setup and the pluggable precompile set;
+//! - [`inference`]: the OGInference ABI, tensors, the model registry and the
+//!   ONNX executor (independent of the chain);
+//! - [`mempool`]: the pending pool, the pre-execution stage, the block builder;
+//! - [`node`]: the [`Devnet`] that ties them together (mining modes,
+//!   snapshots, filters, signing);
+//! - [`rpc`]: the JSON-RPC server over HTTP and WebSocket.
+//!
+//! ```no_run
+//! use nml_runtime::{Devnet, DevnetConfig};
+//! let devnet = Devnet::new(DevnetConfig::default()).expect("a fresh devnet");
+//! assert_eq!(devnet.block_number(), 0);
+//! ```
+
+pub mod chain;
+pub mod evm;
+pub mod inference;
+pub mod mempool;
+pub mod node;
+pub mod rpc;
+
+pub use node::{Devnet, DevnetConfig, Mining, NodeError};

@@ -1,10 +1,179 @@
-//! `nml devnet`: placeholder until the devnet lands (owned by the devnet work).
+//! `nml devnet`: a local chain on JSON-RPC (HTTP and WebSocket on one port).
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use miette::{IntoDiagnostic, WrapErr, miette};
+use nml_runtime::chain::{ChainConfig, DEV_MNEMONIC, ETHER};
+use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
 /// Arguments of `nml devnet`.
 #[derive(Debug, clap::Args)]
-pub struct DevnetArgs {}
+pub struct DevnetArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub host: IpAddr,
+    /// The port to listen on (0 picks a free one).
+    #[arg(long, default_value_t = 8545)]
+    pub port: u16,
+    /// The chain id.
+    #[arg(long, default_value_t = 31337)]
+    pub chain_id: u64,
+    /// How many dev accounts to fund.
+    #[arg(long, default_value_t = 10)]
+    pub accounts: usize,
+    /// The balance of each dev account, in ether.
+    #[arg(long, default_value_t = 10_000)]
+    pub balance: u64,
+    /// Mine a block every SECS seconds instead of one per transaction.
+    #[arg(long, value_name = "SECS", conflicts_with = "no_mining")]
+    pub block_time: Option<f64>,
+    /// Mine only on `evm_mine` / `anvil_mine`.
+    #[arg(long)]
+    pub no_mining: bool,
+    /// Load the chain from FILE at start (when it exists) and write it there on
+    /// Ctrl-C, SIGTERM and `anvil_dumpState`.
+    #[arg(long, value_name = "FILE")]
+    pub state: Option<PathBuf>,
+    /// The block gas limit.
+    #[arg(long, default_value_t = 30_000_000)]
+    pub gas_limit: u64,
+    /// The base fee of the genesis block, in wei.
+    #[arg(long, default_value_t = 1_000_000_000)]
+    pub base_fee: u64,
+}
 
-/// Runs the devnet.
-pub fn run(_args: DevnetArgs) -> miette::Result<std::process::ExitCode> {
-    Err(miette::miette!("nml devnet is not built yet"))
+impl DevnetArgs {
+    fn config(&self) -> miette::Result<DevnetConfig> {
+        let mining = match (self.block_time, self.no_mining) {
+            (_, true) => Mining::Manual,
+            (Some(secs), false) => {
+                let every = Duration::try_from_secs_f64(secs)
+                    .ok()
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| miette!("--block-time must be a positive number of seconds, not {secs}"))?;
+                Mining::Interval(every)
+            }
+            (None, false) => Mining::Auto,
+        };
+        Ok(DevnetConfig {
+            chain: ChainConfig {
+                chain_id: self.chain_id,
+                gas_limit: self.gas_limit,
+                base_fee: self.base_fee,
+                accounts: self.accounts,
+                balance: alloy_balance(self.balance),
+                ..ChainConfig::default()
+            },
+            mining,
+            state_file: self.state.clone(),
+        })
+    }
+}
+
+fn alloy_balance(ether: u64) -> nml_runtime::chain::U256 {
+    nml_runtime::chain::U256::from(ether) * nml_runtime::chain::U256::from(ETHER)
+}
+
+/// Runs the devnet until Ctrl-C or SIGTERM.
+pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
+    let config = args.config()?;
+    let devnet = Devnet::new(config).map_err(|e| match e {
+        NodeError::Dump(dump) => miette!(
+            help = "fix or delete the file, or start without --state; nml leaves it untouched",
+            "cannot load the devnet state: {dump}"
+        ),
+        other => miette!("{other}"),
+    })?;
+    let devnet = Arc::new(devnet);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .into_diagnostic()
+        .wrap_err("starting the async runtime")?;
+    runtime.block_on(serve(devnet, &args))
+}
+
+async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs) -> miette::Result<ExitCode> {
+    let addr = SocketAddr::new(args.host, args.port);
+    let server = nml_runtime::rpc::serve(devnet.clone(), addr)
+        .await
+        .into_diagnostic()
+        .wrap_err_with(|| format!("cannot listen on {addr}"))?;
+    print_banner(&devnet, args, server.local_addr);
+
+    shutdown_signal().await;
+    match devnet.save_state() {
+        Ok(Some(path)) => println!("\nState written to {}", path.display()),
+        Ok(None) => {}
+        Err(e) => {
+            eprintln!("error: could not write the state: {e}");
+            server.stop().await;
+            return Ok(ExitCode::FAILURE);
+        }
+    }
+    server.stop().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print_banner(devnet: &Devnet, args: &DevnetArgs, addr: SocketAddr) {
+    use std::io::Write;
+    let mut out = String::new();
+    let chain = devnet.chain_config();
+    out.push_str(&format!("nml devnet v{} (chain id {})\n\n", env!("CARGO_PKG_VERSION"), chain.chain_id));
+    out.push_str("Available accounts\n==================\n");
+    for (i, account) in devnet.dev_accounts().iter().enumerate() {
+        let balance = devnet.balance(account.address, Default::default()).unwrap_or_default();
+        let ether = balance / nml_runtime::chain::U256::from(ETHER);
+        out.push_str(&format!("({i}) {} ({ether} ETH)\n", account.address));
+    }
+    out.push_str("\nPrivate keys\n==================\n");
+    for (i, account) in devnet.dev_accounts().iter().enumerate() {
+        out.push_str(&format!("({i}) {}\n", account.signer.to_bytes()));
+    }
+    out.push_str(&format!("\nMnemonic:        {DEV_MNEMONIC}\nDerivation path: m/44'/60'/0'/0/<i>\n\n"));
+    let mining = match (args.no_mining, args.block_time) {
+        (true, _) => "manual (evm_mine)".to_owned(),
+        (false, Some(secs)) => format!("every {secs} s"),
+        (false, None) => "automine".to_owned(),
+    };
+    out.push_str(&format!(
+        "Mining:     {mining}\nGas limit:  {}\nBase fee:   {} wei\n",
+        chain.gas_limit, chain.base_fee
+    ));
+    if let Some(path) = &args.state {
+        out.push_str(&format!("State file: {}\n", path.display()));
+    }
+    out.push_str(&format!("\nListening on {addr} (HTTP and WebSocket)\n"));
+    let mut stdout = std::io::stdout().lock();
+    // A closed stdout must not stop the node.
+    let _ = stdout.write_all(out.as_bytes());
+    let _ = stdout.flush();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
 }

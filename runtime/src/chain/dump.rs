@@ -1,0 +1,266 @@
+//! State dumps: the whole chain (accounts, blocks, receipts, clock) as JSON,
+//! written atomically, read back with a clear error when damaged.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use alloy_consensus::{Header, TxEnvelope};
+use alloy_eips::eip2718::Decodable2718;
+use alloy_primitives::{Address, B256, Bloom, Bytes, Log, U256};
+use revm::bytecode::Bytecode;
+use revm::primitives::KECCAK_EMPTY;
+use serde::{Deserialize, Serialize};
+
+use super::{Chain, ChainConfig, Clock, PoolTx, SealedBlock, StateDb, TxReceipt};
+
+/// The format version this build writes and reads.
+const DUMP_VERSION: u32 = 1;
+
+/// Why a dump could not be written or read.
+#[derive(Debug, thiserror::Error)]
+pub enum DumpError {
+    /// Reading or writing the file failed.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done.
+        action: &'static str,
+        /// The file.
+        path: PathBuf,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// The bytes are not a dump this build understands.
+    #[error("not a valid nml devnet state dump: {0}")]
+    Corrupt(String),
+    /// The dump belongs to another chain.
+    #[error("the state dump is for chain id {dump}, but this devnet runs chain id {devnet}")]
+    ChainIdMismatch {
+        /// The dump's chain id.
+        dump: u64,
+        /// The devnet's chain id.
+        devnet: u64,
+    },
+}
+
+/// A serialisable copy of a chain.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StateDump {
+    version: u32,
+    chain_id: u64,
+    clock_offset: i64,
+    accounts: BTreeMap<Address, DumpAccount>,
+    blocks: Vec<DumpBlock>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DumpAccount {
+    balance: U256,
+    nonce: u64,
+    #[serde(default, skip_serializing_if = "is_empty")]
+    code: Bytes,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    storage: BTreeMap<U256, U256>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DumpBlock {
+    header: Header,
+    transactions: Vec<DumpTx>,
+    receipts: Vec<DumpReceipt>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DumpTx {
+    raw: Bytes,
+    sender: Address,
+    #[serde(default)]
+    impersonated: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct DumpReceipt {
+    success: bool,
+    gas_used: u64,
+    cumulative_gas_used: u64,
+    logs: Vec<Log>,
+    logs_bloom: Bloom,
+    contract_address: Option<Address>,
+    effective_gas_price: u128,
+    output: Bytes,
+    halt_reason: Option<String>,
+}
+
+fn is_empty(bytes: &Bytes) -> bool {
+    bytes.is_empty()
+}
+
+impl StateDump {
+    /// Copies the chain.
+    pub fn of(chain: &Chain) -> Self {
+        let state = chain.state();
+        let accounts = state
+            .accounts()
+            .map(|(address, account)| {
+                let code = if account.code_hash == KECCAK_EMPTY {
+                    Bytes::new()
+                } else {
+                    state.code(&account.code_hash).map(|c| c.original_bytes()).unwrap_or_default()
+                };
+                let dump = DumpAccount {
+                    balance: account.balance,
+                    nonce: account.nonce,
+                    code,
+                    storage: account.storage.iter().map(|(k, v)| (*k, *v)).collect(),
+                };
+                (*address, dump)
+            })
+            .collect();
+        let blocks = chain
+            .blocks
+            .iter()
+            .map(|block| DumpBlock {
+                header: block.header.clone(),
+                transactions: block
+                    .transactions
+                    .iter()
+                    .map(|tx| DumpTx { raw: tx.encoded(), sender: tx.sender, impersonated: tx.impersonated })
+                    .collect(),
+                receipts: block
+                    .receipts
+                    .iter()
+                    .map(|r| DumpReceipt {
+                        success: r.success,
+                        gas_used: r.gas_used,
+                        cumulative_gas_used: r.cumulative_gas_used,
+                        logs: r.logs.clone(),
+                        logs_bloom: r.logs_bloom,
+                        contract_address: r.contract_address,
+                        effective_gas_price: r.effective_gas_price,
+                        output: r.output.clone(),
+                        halt_reason: r.halt_reason.clone(),
+                    })
+                    .collect(),
+            })
+            .collect();
+        Self {
+            version: DUMP_VERSION,
+            chain_id: chain.config.chain_id,
+            clock_offset: chain.clock.offset,
+            accounts,
+            blocks,
+        }
+    }
+
+    /// Parses a dump.
+    pub fn from_json(bytes: &[u8]) -> Result<Self, DumpError> {
+        let dump: Self = serde_json::from_slice(bytes).map_err(|e| DumpError::Corrupt(e.to_string()))?;
+        if dump.version != DUMP_VERSION {
+            return Err(DumpError::Corrupt(format!("format version {} (this nml reads {DUMP_VERSION})", dump.version)));
+        }
+        if dump.blocks.is_empty() {
+            return Err(DumpError::Corrupt("it holds no blocks".into()));
+        }
+        Ok(dump)
+    }
+
+    /// The dump as JSON.
+    pub fn to_json(&self) -> Vec<u8> {
+        // Serialising plain data with string keys cannot fail.
+        serde_json::to_vec(self).unwrap_or_default()
+    }
+
+    /// Reads a dump from a file.
+    pub fn read(path: &Path) -> Result<Self, DumpError> {
+        let bytes =
+            std::fs::read(path).map_err(|source| DumpError::Io { action: "reading", path: path.into(), source })?;
+        Self::from_json(&bytes).map_err(|e| match e {
+            DumpError::Corrupt(why) => DumpError::Corrupt(format!("{}: {why}", path.display())),
+            other => other,
+        })
+    }
+
+    /// Writes the dump to `path` atomically: a temporary file beside it,
+    /// flushed, then renamed over it. A crash leaves the old file intact.
+    pub fn write(&self, path: &Path) -> Result<(), DumpError> {
+        let io = |action| move |source| DumpError::Io { action, path: path.into(), source };
+        let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
+        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        let result = (|| {
+            let mut file = std::fs::File::create(&tmp).map_err(io("creating a temporary file for"))?;
+            file.write_all(&self.to_json()).map_err(io("writing"))?;
+            file.sync_all().map_err(io("flushing"))?;
+            std::fs::rename(&tmp, path).map_err(io("replacing"))
+        })();
+        if result.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        result
+    }
+
+    /// Rebuilds a chain from the dump, under `config` (whose genesis settings
+    /// are ignored: the dump's blocks are the chain).
+    pub fn into_chain(self, config: ChainConfig) -> Result<Chain, DumpError> {
+        if self.chain_id != config.chain_id {
+            return Err(DumpError::ChainIdMismatch { dump: self.chain_id, devnet: config.chain_id });
+        }
+        let mut state = StateDb::default();
+        for (address, account) in self.accounts {
+            if !account.code.is_empty() {
+                state.set_code(address, Bytecode::new_raw(account.code));
+            }
+            let entry = state.account_mut(address);
+            entry.balance = account.balance;
+            entry.nonce = account.nonce;
+            entry.storage = account.storage.into_iter().filter(|(_, v)| !v.is_zero()).collect();
+        }
+        let mut blocks = Vec::with_capacity(self.blocks.len());
+        for (i, block) in self.blocks.into_iter().enumerate() {
+            if block.header.number != i as u64 {
+                return Err(DumpError::Corrupt(format!("block {} is stored at position {i}", block.header.number)));
+            }
+            if block.transactions.len() != block.receipts.len() {
+                return Err(DumpError::Corrupt(format!(
+                    "block {i} has a different number of transactions and receipts"
+                )));
+            }
+            let transactions = block
+                .transactions
+                .into_iter()
+                .map(|tx| {
+                    let envelope = TxEnvelope::decode_2718(&mut tx.raw.as_ref())
+                        .map_err(|e| DumpError::Corrupt(format!("a transaction of block {i}: {e}")))?;
+                    let pool_tx = if tx.impersonated {
+                        PoolTx::impersonated(envelope.into(), tx.sender)
+                    } else {
+                        let hash: B256 = *envelope.tx_hash();
+                        PoolTx { envelope, sender: tx.sender, hash, impersonated: false }
+                    };
+                    Ok(Arc::new(pool_tx))
+                })
+                .collect::<Result<Vec<_>, DumpError>>()?;
+            let receipts = block
+                .receipts
+                .into_iter()
+                .map(|r| TxReceipt {
+                    success: r.success,
+                    gas_used: r.gas_used,
+                    cumulative_gas_used: r.cumulative_gas_used,
+                    logs: r.logs,
+                    logs_bloom: r.logs_bloom,
+                    contract_address: r.contract_address,
+                    effective_gas_price: r.effective_gas_price,
+                    output: r.output,
+                    halt_reason: r.halt_reason,
+                })
+                .collect();
+            blocks.push(SealedBlock::seal(block.header, transactions, receipts));
+        }
+        let clock = Clock { offset: self.clock_offset, next: None };
+        Ok(Chain::from_parts(config, state, blocks, clock))
+    }
+}

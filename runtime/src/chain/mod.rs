@@ -1,0 +1,482 @@
+//! The in-memory chain: genesis, world state, mined blocks, receipts, the
+//! clock, and state dumps. It holds data and executes nothing: the block
+//! builder (`mempool`) runs transactions through `evm` and appends the result.
+
+mod accounts;
+mod block;
+mod dump;
+mod state;
+mod tx;
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use alloy_consensus::constants::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH};
+use alloy_consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
+use alloy_consensus::{Header, Transaction};
+use alloy_eips::eip1559::BaseFeeParams;
+use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
+use alloy_primitives::map::HashMap;
+use alloy_primitives::{B64, Bloom};
+use revm::bytecode::Bytecode;
+use revm::context::BlockEnv;
+use revm::primitives::hardfork::SpecId;
+use revm::state::EvmState;
+
+pub use accounts::{DEV_MNEMONIC, DevAccount, dev_accounts};
+pub use block::{SealedBlock, TxReceipt};
+pub use dump::{DumpError, StateDump};
+pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, StateDb, StateView};
+pub use tx::{PoolTx, TxError};
+
+/// One ether in wei.
+pub const ETHER: u128 = 1_000_000_000_000_000_000;
+
+pub use alloy_primitives::{Address, B256, Bytes, U256};
+
+/// How a devnet's chain starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainConfig {
+    /// The chain id (EIP-155).
+    pub chain_id: u64,
+    /// Gas limit of every block.
+    pub gas_limit: u64,
+    /// Base fee of the genesis block, in wei.
+    pub base_fee: u64,
+    /// The hard fork the EVM runs.
+    pub spec: SpecId,
+    /// Number of dev accounts funded at genesis.
+    pub accounts: usize,
+    /// Balance of each dev account, in wei.
+    pub balance: U256,
+    /// Timestamp of the genesis block; now when `None`.
+    pub genesis_timestamp: Option<u64>,
+    /// The address block rewards (tips) go to.
+    pub coinbase: Address,
+}
+
+impl Default for ChainConfig {
+    fn default() -> Self {
+        Self {
+            chain_id: 31337,
+            gas_limit: 30_000_000,
+            base_fee: 1_000_000_000,
+            spec: SpecId::PRAGUE,
+            accounts: 10,
+            balance: U256::from(10_000u64) * U256::from(ETHER),
+            genesis_timestamp: None,
+            coinbase: Address::ZERO,
+        }
+    }
+}
+
+/// Why a chain query or edit failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ChainError {
+    /// The block does not exist.
+    #[error("block {0} not found")]
+    UnknownBlock(u64),
+    /// The state of that block cannot be rebuilt (it predates a state load).
+    #[error("historical state for block {0} is not available (the state was loaded from a dump at a later block)")]
+    HistoryUnavailable(u64),
+    /// A timestamp at or before the head's.
+    #[error("timestamp {requested} is lower than or equal to the previous block's timestamp {parent}")]
+    TimestampTooLow {
+        /// The requested timestamp.
+        requested: u64,
+        /// The head's timestamp.
+        parent: u64,
+    },
+}
+
+/// The environment of the block about to be built.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NextBlock {
+    /// Its number.
+    pub number: u64,
+    /// Its timestamp.
+    pub timestamp: u64,
+    /// Its base fee.
+    pub base_fee: u64,
+    /// Its gas limit.
+    pub gas_limit: u64,
+    /// Its beneficiary.
+    pub coinbase: Address,
+    /// Its parent's hash.
+    pub parent_hash: B256,
+    /// Its `prevrandao` (mix hash).
+    pub prevrandao: B256,
+}
+
+impl NextBlock {
+    /// The revm block environment.
+    pub fn block_env(&self) -> BlockEnv {
+        BlockEnv {
+            number: U256::from(self.number),
+            beneficiary: self.coinbase,
+            timestamp: U256::from(self.timestamp),
+            gas_limit: self.gas_limit,
+            basefee: self.base_fee,
+            difficulty: U256::ZERO,
+            prevrandao: Some(self.prevrandao),
+            ..Default::default()
+        }
+    }
+}
+
+/// Where a mined transaction sits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TxLocation {
+    /// Block number.
+    pub block: u64,
+    /// Index in the block.
+    pub index: usize,
+}
+
+/// The chain: state at the head, every block, undo records for older states,
+/// and the clock. Cloning is the snapshot (`evm_snapshot`): the state is
+/// copied on the next write, blocks are shared.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    config: ChainConfig,
+    state: Arc<StateDb>,
+    blocks: Vec<Arc<SealedBlock>>,
+    /// `undos[i]` turns the state after block `undo_base + i` into the state before it.
+    undos: Vec<Arc<BlockUndo>>,
+    undo_base: u64,
+    by_hash: HashMap<B256, u64>,
+    txs: HashMap<B256, TxLocation>,
+    recent: Arc<RecentHashes>,
+    clock: Clock,
+}
+
+/// The devnet's clock: an offset from wall time and a pinned next timestamp.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+struct Clock {
+    offset: i64,
+    next: Option<u64>,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+impl Chain {
+    /// A chain holding only its genesis block, with the dev accounts funded.
+    pub fn genesis(config: ChainConfig) -> Self {
+        let mut state = StateDb::default();
+        for account in dev_accounts(config.accounts) {
+            state.account_mut(account.address).balance = config.balance;
+        }
+        let header = Header {
+            parent_hash: B256::ZERO,
+            ommers_hash: EMPTY_OMMER_ROOT_HASH,
+            beneficiary: config.coinbase,
+            state_root: EMPTY_ROOT_HASH,
+            transactions_root: EMPTY_ROOT_HASH,
+            receipts_root: EMPTY_ROOT_HASH,
+            withdrawals_root: Some(EMPTY_ROOT_HASH),
+            number: 0,
+            gas_limit: config.gas_limit,
+            timestamp: config.genesis_timestamp.unwrap_or_else(now),
+            base_fee_per_gas: Some(config.base_fee),
+            blob_gas_used: Some(0),
+            excess_blob_gas: Some(0),
+            parent_beacon_block_root: Some(B256::ZERO),
+            requests_hash: Some(EMPTY_REQUESTS_HASH),
+            ..Default::default()
+        };
+        Self::from_parts(config, state, vec![SealedBlock::seal(header, Vec::new(), Vec::new())], Clock::default())
+    }
+
+    fn from_parts(config: ChainConfig, state: StateDb, blocks: Vec<SealedBlock>, clock: Clock) -> Self {
+        let blocks: Vec<Arc<SealedBlock>> = blocks.into_iter().map(Arc::new).collect();
+        let mut by_hash = HashMap::default();
+        let mut txs = HashMap::default();
+        for block in &blocks {
+            by_hash.insert(block.hash, block.number());
+            for (index, tx) in block.transactions.iter().enumerate() {
+                txs.insert(tx.hash, TxLocation { block: block.number(), index });
+            }
+        }
+        let head = blocks.last().map(|b| b.number()).unwrap_or_default();
+        let mut chain = Self {
+            config,
+            state: Arc::new(state),
+            blocks,
+            undos: vec![Arc::new(BlockUndo::default())],
+            undo_base: head,
+            by_hash,
+            txs,
+            recent: Arc::default(),
+            clock,
+        };
+        chain.refresh_recent();
+        chain
+    }
+
+    /// The configuration the chain started with.
+    pub fn config(&self) -> &ChainConfig {
+        &self.config
+    }
+
+    /// The latest block.
+    pub fn head(&self) -> &Arc<SealedBlock> {
+        // A chain always holds its genesis block.
+        &self.blocks[self.blocks.len() - 1]
+    }
+
+    /// The latest block's number.
+    pub fn head_number(&self) -> u64 {
+        self.head().number()
+    }
+
+    /// The block with that number.
+    pub fn block(&self, number: u64) -> Option<&Arc<SealedBlock>> {
+        usize::try_from(number).ok().and_then(|n| self.blocks.get(n))
+    }
+
+    /// The block with that hash.
+    pub fn block_by_hash(&self, hash: &B256) -> Option<&Arc<SealedBlock>> {
+        self.by_hash.get(hash).and_then(|n| self.block(*n))
+    }
+
+    /// Blocks `from..=to` (clamped to the chain).
+    pub fn blocks(&self, from: u64, to: u64) -> impl Iterator<Item = &Arc<SealedBlock>> {
+        let to = to.min(self.head_number());
+        (from..=to).filter_map(|n| self.block(n))
+    }
+
+    /// Where a mined transaction sits.
+    pub fn tx_location(&self, hash: &B256) -> Option<TxLocation> {
+        self.txs.get(hash).copied()
+    }
+
+    /// A mined transaction with its block and index.
+    pub fn transaction(&self, hash: &B256) -> Option<(&Arc<SealedBlock>, usize)> {
+        let location = self.tx_location(hash)?;
+        Some((self.block(location.block)?, location.index))
+    }
+
+    /// The state at the head, read-only.
+    pub fn state(&self) -> &StateDb {
+        &self.state
+    }
+
+    /// A view of the state after block `number`.
+    pub fn view_at(&self, number: u64) -> Result<StateView, ChainError> {
+        let head = self.head_number();
+        if number > head {
+            return Err(ChainError::UnknownBlock(number));
+        }
+        if number == head {
+            return Ok(self.latest());
+        }
+        if number < self.undo_base {
+            return Err(ChainError::HistoryUnavailable(number));
+        }
+        let mut overlay = Overlay::default();
+        for n in (number + 1..=head).rev() {
+            if let Some(undo) = usize::try_from(n - self.undo_base).ok().and_then(|i| self.undos.get(i)) {
+                overlay.apply_undo(undo);
+            }
+        }
+        let recent = self.recent_hashes_before(number + 1);
+        Ok(StateView::new(self.state.clone(), Some(Arc::new(overlay)), Arc::new(recent)))
+    }
+
+    /// A view of the state at the head.
+    pub fn latest(&self) -> StateView {
+        StateView::new(self.state.clone(), None, self.recent.clone())
+    }
+
+    fn recent_hashes_before(&self, next: u64) -> RecentHashes {
+        let first = next.saturating_sub(256);
+        RecentHashes { first, hashes: self.blocks(first, next.saturating_sub(1)).map(|b| b.hash).collect() }
+    }
+
+    fn refresh_recent(&mut self) {
+        self.recent = Arc::new(self.recent_hashes_before(self.head_number() + 1));
+    }
+
+    /// The base fee of the block after the head (EIP-1559).
+    pub fn next_base_fee(&self) -> u64 {
+        self.head().header.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or(self.config.base_fee)
+    }
+
+    /// The environment of the next block, as it stands now (`pending`).
+    pub fn pending_block(&self) -> NextBlock {
+        let parent = self.head();
+        let timestamp = self.clock.next.unwrap_or_else(|| {
+            let wall = now().saturating_add_signed(self.clock.offset);
+            wall.max(parent.header.timestamp + 1)
+        });
+        NextBlock {
+            number: parent.number() + 1,
+            timestamp,
+            base_fee: self.next_base_fee(),
+            gas_limit: self.config.gas_limit,
+            coinbase: self.config.coinbase,
+            parent_hash: parent.hash,
+            prevrandao: alloy_primitives::keccak256(parent.hash),
+        }
+    }
+
+    /// The environment of the next block, consuming a pinned timestamp: only
+    /// the block builder calls this.
+    pub fn take_next_block(&mut self) -> NextBlock {
+        let next = self.pending_block();
+        self.clock.next = None;
+        next
+    }
+
+    /// The environment block `number` executed in (for calls at that block).
+    pub fn block_env_of(&self, number: u64) -> Option<NextBlock> {
+        let block = self.block(number)?;
+        Some(NextBlock {
+            number,
+            timestamp: block.header.timestamp,
+            base_fee: block.header.base_fee_per_gas.unwrap_or_default(),
+            gas_limit: block.header.gas_limit,
+            coinbase: block.header.beneficiary,
+            parent_hash: block.header.parent_hash,
+            prevrandao: block.header.mix_hash,
+        })
+    }
+
+    /// Appends a block built by executing `transactions` on the head state:
+    /// commits `changes`, computes the roots and seals the header.
+    pub fn append(
+        &mut self,
+        next: &NextBlock,
+        transactions: Vec<Arc<PoolTx>>,
+        receipts: Vec<TxReceipt>,
+        changes: EvmState,
+    ) -> Arc<SealedBlock> {
+        let undo = Arc::make_mut(&mut self.state).commit(changes);
+        let mut logs_bloom = Bloom::default();
+        for receipt in &receipts {
+            logs_bloom.accrue_bloom(&receipt.logs_bloom);
+        }
+        let envelopes: Vec<_> = transactions.iter().map(|t| t.envelope.clone()).collect();
+        let receipt_envelopes: Vec<_> =
+            receipts.iter().zip(&transactions).map(|(r, t)| r.envelope(t.envelope.tx_type())).collect();
+        let header = Header {
+            parent_hash: next.parent_hash,
+            ommers_hash: EMPTY_OMMER_ROOT_HASH,
+            beneficiary: next.coinbase,
+            state_root: self.state_digest(),
+            transactions_root: if envelopes.is_empty() {
+                EMPTY_ROOT_HASH
+            } else {
+                calculate_transaction_root(&envelopes)
+            },
+            receipts_root: if receipt_envelopes.is_empty() {
+                EMPTY_ROOT_HASH
+            } else {
+                calculate_receipt_root(&receipt_envelopes)
+            },
+            withdrawals_root: Some(EMPTY_ROOT_HASH),
+            logs_bloom,
+            difficulty: U256::ZERO,
+            number: next.number,
+            gas_limit: next.gas_limit,
+            gas_used: receipts.last().map(|r| r.cumulative_gas_used).unwrap_or_default(),
+            timestamp: next.timestamp,
+            extra_data: Bytes::new(),
+            mix_hash: next.prevrandao,
+            nonce: B64::ZERO,
+            base_fee_per_gas: Some(next.base_fee),
+            blob_gas_used: Some(0),
+            excess_blob_gas: Some(0),
+            parent_beacon_block_root: Some(B256::ZERO),
+            requests_hash: Some(EMPTY_REQUESTS_HASH),
+            ..Default::default()
+        };
+        let block = Arc::new(SealedBlock::seal(header, transactions, receipts));
+        self.by_hash.insert(block.hash, block.number());
+        for (index, tx) in block.transactions.iter().enumerate() {
+            self.txs.insert(tx.hash, TxLocation { block: block.number(), index });
+        }
+        self.blocks.push(block.clone());
+        self.undos.push(Arc::new(undo));
+        self.refresh_recent();
+        block
+    }
+
+    /// A digest of the world state for the header's `stateRoot` field.
+    ///
+    /// It is not the Merkle-Patricia root (that would cost a trie rebuild per
+    /// block); it changes exactly when the state does, which is what tools
+    /// comparing blocks rely on.
+    fn state_digest(&self) -> B256 {
+        let mut accounts: Vec<_> = self.state.accounts().collect();
+        accounts.sort_unstable_by_key(|(address, _)| **address);
+        let mut hasher = alloy_primitives::Keccak256::new();
+        for (address, account) in accounts {
+            hasher.update(address);
+            hasher.update(account.balance.to_be_bytes::<32>());
+            hasher.update(account.nonce.to_be_bytes());
+            hasher.update(account.code_hash);
+            let mut slots: Vec<_> = account.storage.iter().collect();
+            slots.sort_unstable();
+            for (slot, value) in slots {
+                hasher.update(slot.to_be_bytes::<32>());
+                hasher.update(value.to_be_bytes::<32>());
+            }
+        }
+        hasher.finalize()
+    }
+
+    /// Edits the head state directly (`anvil_setBalance` and the like),
+    /// recording the previous values so older states stay correct.
+    pub fn edit(&mut self, address: Address, slots: &[U256], edit: impl FnOnce(&mut StateDb)) {
+        let undo = self.state.undo_of(address, slots);
+        edit(Arc::make_mut(&mut self.state));
+        if let Some(last) = self.undos.last_mut() {
+            Arc::make_mut(last).extend_newer(undo);
+        }
+    }
+
+    /// Sets the code of `address`.
+    pub fn set_code(&mut self, address: Address, code: Bytes) {
+        self.edit(address, &[], |state| state.set_code(address, Bytecode::new_raw(code)));
+    }
+
+    /// Adds `seconds` to the clock; returns the total offset.
+    pub fn increase_time(&mut self, seconds: i64) -> i64 {
+        self.clock.offset = self.clock.offset.saturating_add(seconds);
+        self.clock.offset
+    }
+
+    /// Pins the timestamp of the next block.
+    pub fn set_next_timestamp(&mut self, timestamp: u64) -> Result<(), ChainError> {
+        let parent = self.head().header.timestamp;
+        if timestamp <= parent {
+            return Err(ChainError::TimestampTooLow { requested: timestamp, parent });
+        }
+        self.clock.next = Some(timestamp);
+        // Later blocks keep counting from the pinned time.
+        self.clock.offset = i64::try_from(timestamp).unwrap_or(i64::MAX) - i64::try_from(now()).unwrap_or(i64::MAX);
+        Ok(())
+    }
+
+    /// The gas price a transaction must at least pay in the next block.
+    pub fn min_gas_price(&self) -> u128 {
+        u128::from(self.next_base_fee())
+    }
+
+    /// Sum of the priority fees of a block's transactions, per gas, sorted,
+    /// for `eth_feeHistory`.
+    pub fn block_tips(&self, block: &SealedBlock) -> Vec<(u128, u64)> {
+        let base_fee = block.header.base_fee_per_gas.unwrap_or_default();
+        let mut tips: Vec<(u128, u64)> = block
+            .transactions
+            .iter()
+            .zip(&block.receipts)
+            .map(|(tx, r)| (tx.envelope.effective_tip_per_gas(base_fee).unwrap_or_default(), r.gas_used))
+            .collect();
+        tips.sort_unstable();
+        tips
+    }
+}

@@ -1,0 +1,348 @@
+//! World state: the accounts, their storage and the contract codes at the head
+//! of the chain, the per-block undo records that rebuild older states, and the
+//! read-only views that revm executes against.
+
+use std::convert::Infallible;
+use std::sync::Arc;
+
+use alloy_primitives::map::{HashMap, HashSet};
+use alloy_primitives::{Address, B256, U256};
+use revm::DatabaseRef;
+use revm::bytecode::Bytecode;
+use revm::primitives::KECCAK_EMPTY;
+use revm::state::{AccountInfo, EvmState};
+use serde::{Deserialize, Serialize};
+
+/// One account of the world state.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DbAccount {
+    /// Balance in wei.
+    pub balance: U256,
+    /// Number of transactions sent (or, for a contract, contracts created).
+    pub nonce: u64,
+    /// keccak256 of the code; [`KECCAK_EMPTY`] for an account without code.
+    pub code_hash: B256,
+    /// Storage slots that are not zero.
+    pub storage: HashMap<U256, U256>,
+}
+
+impl DbAccount {
+    fn info(&self) -> AccountInfo {
+        AccountInfo { balance: self.balance, nonce: self.nonce, code_hash: self.code_hash, ..Default::default() }
+    }
+}
+
+/// The balance, nonce and code hash of an account, without its storage.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AccountHeader {
+    /// Balance in wei.
+    pub balance: U256,
+    /// Nonce.
+    pub nonce: u64,
+    /// Code hash.
+    pub code_hash: B256,
+}
+
+impl AccountHeader {
+    fn info(&self) -> AccountInfo {
+        AccountInfo { balance: self.balance, nonce: self.nonce, code_hash: self.code_hash, ..Default::default() }
+    }
+}
+
+/// The world state at the head of the chain.
+#[derive(Debug, Clone, Default)]
+pub struct StateDb {
+    accounts: HashMap<Address, DbAccount>,
+    codes: HashMap<B256, Bytecode>,
+}
+
+/// What a block changed, as the values before it: applying a block's undo to
+/// the state after it gives the state before it.
+#[derive(Debug, Clone, Default)]
+pub struct BlockUndo {
+    accounts: Vec<(Address, Option<AccountHeader>)>,
+    storage: Vec<(Address, U256, U256)>,
+}
+
+impl StateDb {
+    /// The account at `address`, if it exists.
+    pub fn account(&self, address: &Address) -> Option<&DbAccount> {
+        self.accounts.get(address)
+    }
+
+    /// Every account, in no particular order.
+    pub fn accounts(&self) -> impl Iterator<Item = (&Address, &DbAccount)> {
+        self.accounts.iter()
+    }
+
+    /// The code stored under `hash`.
+    pub fn code(&self, hash: &B256) -> Option<&Bytecode> {
+        self.codes.get(hash)
+    }
+
+    /// The account at `address`, created empty if absent.
+    pub fn account_mut(&mut self, address: Address) -> &mut DbAccount {
+        self.accounts.entry(address).or_insert_with(|| DbAccount { code_hash: KECCAK_EMPTY, ..Default::default() })
+    }
+
+    /// Sets the code of `address` (an empty `code` removes it).
+    pub fn set_code(&mut self, address: Address, code: Bytecode) {
+        let hash = if code.is_empty() { KECCAK_EMPTY } else { code.hash_slow() };
+        if hash != KECCAK_EMPTY {
+            self.codes.insert(hash, code);
+        }
+        self.account_mut(address).code_hash = hash;
+    }
+
+    /// Sets one storage slot of `address`.
+    pub fn set_storage(&mut self, address: Address, slot: U256, value: U256) {
+        let account = self.account_mut(address);
+        if value.is_zero() {
+            account.storage.remove(&slot);
+        } else {
+            account.storage.insert(slot, value);
+        }
+    }
+
+    /// Applies the state changes of executed transactions, returning the undo
+    /// record that restores the state before them.
+    pub fn commit(&mut self, changes: EvmState) -> BlockUndo {
+        let mut undo = BlockUndo::default();
+        for (address, account) in changes {
+            if !account.is_touched() {
+                continue;
+            }
+            let previous = self.accounts.get(&address);
+            undo.accounts.push((
+                address,
+                previous.map(|a| AccountHeader { balance: a.balance, nonce: a.nonce, code_hash: a.code_hash }),
+            ));
+            let wipe = account.is_selfdestructed() || account.is_created();
+            if wipe && let Some(previous) = previous {
+                undo.storage.extend(previous.storage.iter().map(|(slot, value)| (address, *slot, *value)));
+            }
+            if account.is_selfdestructed() {
+                self.accounts.remove(&address);
+                continue;
+            }
+            if let Some(code) = account.info.code.as_ref()
+                && account.info.code_hash != KECCAK_EMPTY
+            {
+                self.codes.entry(account.info.code_hash).or_insert_with(|| code.clone());
+            }
+            let entry = self.account_mut(address);
+            entry.balance = account.info.balance;
+            entry.nonce = account.info.nonce;
+            entry.code_hash = account.info.code_hash;
+            for (slot, _) in account.storage.iter().filter(|(_, v)| v.is_changed()) {
+                undo.storage.push((address, *slot, entry.storage.get(slot).copied().unwrap_or_default()));
+            }
+            if wipe {
+                entry.storage.clear();
+            }
+            for (slot, value) in account.storage {
+                if !value.is_changed() {
+                    continue;
+                }
+                if value.present_value.is_zero() {
+                    entry.storage.remove(&slot);
+                } else {
+                    entry.storage.insert(slot, value.present_value);
+                }
+            }
+        }
+        undo
+    }
+
+    /// Records the current value of everything `address` holds, for an undo
+    /// of a direct edit (`anvil_setBalance` and the like).
+    pub fn undo_of(&self, address: Address, slots: &[U256]) -> BlockUndo {
+        let previous = self.accounts.get(&address);
+        BlockUndo {
+            accounts: vec![(
+                address,
+                previous.map(|a| AccountHeader { balance: a.balance, nonce: a.nonce, code_hash: a.code_hash }),
+            )],
+            storage: slots
+                .iter()
+                .map(|slot| (address, *slot, previous.and_then(|a| a.storage.get(slot).copied()).unwrap_or_default()))
+                .collect(),
+        }
+    }
+}
+
+impl BlockUndo {
+    /// Adds the entries of `other` recorded after `self` (so `self`'s older
+    /// values win when both hold the same key).
+    pub fn extend_newer(&mut self, other: BlockUndo) {
+        self.accounts.extend(other.accounts);
+        self.storage.extend(other.storage);
+    }
+}
+
+/// Differences laid over a [`StateDb`]: an older state rebuilt from undo
+/// records, the state overrides of an `eth_call`, or both.
+#[derive(Debug, Clone, Default)]
+pub struct Overlay {
+    accounts: HashMap<Address, Option<AccountHeader>>,
+    storage: HashMap<(Address, U256), U256>,
+    cleared: HashSet<Address>,
+    codes: HashMap<B256, Bytecode>,
+}
+
+impl Overlay {
+    /// Applies one block's undo record; apply the newest block first.
+    pub fn apply_undo(&mut self, undo: &BlockUndo) {
+        // Entries are recorded oldest first; the oldest value of a key wins.
+        for (address, account) in undo.accounts.iter().rev() {
+            self.accounts.insert(*address, *account);
+        }
+        for (address, slot, value) in undo.storage.iter().rev() {
+            self.storage.insert((*address, *slot), *value);
+        }
+    }
+
+    /// Overrides the balance, nonce or code of `address` as seen through `base`.
+    pub fn set_account(&mut self, base: &StateView, address: Address, edit: impl FnOnce(&mut AccountHeader)) {
+        let mut header = match self.accounts.get(&address).copied().flatten() {
+            Some(existing) => existing,
+            None => match base.basic_ref(address) {
+                Ok(Some(info)) => AccountHeader { balance: info.balance, nonce: info.nonce, code_hash: info.code_hash },
+                _ => AccountHeader { balance: U256::ZERO, nonce: 0, code_hash: KECCAK_EMPTY },
+            },
+        };
+        edit(&mut header);
+        self.accounts.insert(address, Some(header));
+    }
+
+    /// Overrides the code of `address`.
+    pub fn set_code(&mut self, base: &StateView, address: Address, code: Bytecode) {
+        let hash = if code.is_empty() { KECCAK_EMPTY } else { code.hash_slow() };
+        self.codes.insert(hash, code);
+        self.set_account(base, address, |a| a.code_hash = hash);
+    }
+
+    /// Overrides one storage slot.
+    pub fn set_storage(&mut self, address: Address, slot: U256, value: U256) {
+        self.storage.insert((address, slot), value);
+    }
+
+    /// Makes every slot of `address` read as zero unless overridden.
+    pub fn clear_storage(&mut self, address: Address) {
+        self.cleared.insert(address);
+        self.storage.retain(|(a, _), _| *a != address);
+    }
+}
+
+/// The recent block hashes the `BLOCKHASH` opcode may read.
+#[derive(Debug, Clone, Default)]
+pub struct RecentHashes {
+    /// Number of the first hash.
+    pub first: u64,
+    /// Consecutive hashes from `first` on.
+    pub hashes: Vec<B256>,
+}
+
+/// A read-only world state for revm: the head state, optionally with an
+/// [`Overlay`] on top. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct StateView {
+    base: Arc<StateDb>,
+    overlay: Option<Arc<Overlay>>,
+    hashes: Arc<RecentHashes>,
+}
+
+impl StateView {
+    /// A view of `base`, with `overlay` on top when given.
+    pub fn new(base: Arc<StateDb>, overlay: Option<Arc<Overlay>>, hashes: Arc<RecentHashes>) -> Self {
+        Self { base, overlay, hashes }
+    }
+
+    /// The same view with `overlay` laid over it (merged over any overlay it has).
+    pub fn with_overlay(&self, mut overlay: Overlay) -> Self {
+        if let Some(existing) = &self.overlay {
+            let mut merged = (**existing).clone();
+            merged.accounts.extend(overlay.accounts.drain());
+            for address in overlay.cleared.drain() {
+                merged.clear_storage(address);
+            }
+            merged.storage.extend(overlay.storage.drain());
+            merged.codes.extend(overlay.codes.drain());
+            overlay = merged;
+        }
+        Self { base: self.base.clone(), overlay: Some(Arc::new(overlay)), hashes: self.hashes.clone() }
+    }
+
+    /// Balance, nonce and code hash of `address`; `None` if it does not exist.
+    pub fn header(&self, address: Address) -> Option<AccountHeader> {
+        if let Some(overlay) = &self.overlay
+            && let Some(account) = overlay.accounts.get(&address)
+        {
+            return *account;
+        }
+        self.base.accounts.get(&address).map(|a| AccountHeader {
+            balance: a.balance,
+            nonce: a.nonce,
+            code_hash: a.code_hash,
+        })
+    }
+
+    /// The code of `address` (empty when it has none).
+    pub fn code_of(&self, address: Address) -> Bytecode {
+        match self.header(address) {
+            Some(h) if h.code_hash != KECCAK_EMPTY => self.code_by_hash_ref(h.code_hash).unwrap_or_default(),
+            _ => Bytecode::default(),
+        }
+    }
+
+    /// One storage slot.
+    pub fn storage_at(&self, address: Address, slot: U256) -> U256 {
+        match self.storage_ref(address, slot) {
+            Ok(value) => value,
+            Err(never) => match never {},
+        }
+    }
+}
+
+impl DatabaseRef for StateView {
+    type Error = Infallible;
+
+    fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
+        if let Some(overlay) = &self.overlay
+            && let Some(account) = overlay.accounts.get(&address)
+        {
+            return Ok(account.map(|a| a.info()));
+        }
+        Ok(self.base.accounts.get(&address).map(DbAccount::info))
+    }
+
+    fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
+        if let Some(overlay) = &self.overlay
+            && let Some(code) = overlay.codes.get(&code_hash)
+        {
+            return Ok(code.clone());
+        }
+        Ok(self.base.codes.get(&code_hash).cloned().unwrap_or_default())
+    }
+
+    fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Self::Error> {
+        if let Some(overlay) = &self.overlay {
+            if let Some(value) = overlay.storage.get(&(address, index)) {
+                return Ok(*value);
+            }
+            if overlay.cleared.contains(&address) {
+                return Ok(U256::ZERO);
+            }
+        }
+        Ok(self.base.accounts.get(&address).and_then(|a| a.storage.get(&index).copied()).unwrap_or_default())
+    }
+
+    fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
+        let hashes = &self.hashes;
+        Ok(number
+            .checked_sub(hashes.first)
+            .and_then(|i| usize::try_from(i).ok())
+            .and_then(|i| hashes.hashes.get(i).copied())
+            .unwrap_or_default())
+    }
+}

@@ -1,0 +1,294 @@
+//! revm setup, in one place: the context type every execution uses, the
+//! pluggable precompile set, and an [`Executor`] that runs transactions on a
+//! [`StateView`] without committing (the chain commits what a block builder
+//! hands it).
+//!
+//! # Adding a precompile
+//!
+//! Implement [`PrecompileFactory`]: it is asked for a fresh provider (any
+//! [`PrecompileProvider`] over [`EvmContext`]) for every EVM the devnet
+//! builds, with the [`Phase`] the EVM runs in, so a provider can answer
+//! differently while the mempool simulates a transaction and when the block
+//! builder includes it. Wrap [`EthPrecompiles`] to keep Ethereum's set.
+
+mod trace;
+
+use std::convert::Infallible;
+use std::fmt::Debug;
+
+use alloy_primitives::{Address, Bytes, Log};
+use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction, Output};
+use revm::context::{BlockEnv, CfgEnv, Context, Evm, Journal, TxEnv};
+use revm::database_interface::WrapDatabaseRef;
+use revm::handler::instructions::EthInstructions;
+use revm::handler::{EthFrame, EthPrecompiles, PrecompileProvider};
+use revm::interpreter::InterpreterResult;
+use revm::interpreter::interpreter::EthInterpreter;
+use revm::primitives::hardfork::SpecId;
+use revm::state::EvmState;
+use revm::{ExecuteEvm, InspectEvm, Inspector};
+
+use crate::chain::StateView;
+
+pub use trace::{TraceError, trace_transaction};
+
+/// The database revm reads: a [`StateView`].
+pub type EvmDb = WrapDatabaseRef<StateView>;
+
+/// The revm context of every devnet execution.
+pub type EvmContext = Context<BlockEnv, TxEnv, CfgEnv, EvmDb, Journal<EvmDb>, ()>;
+
+/// A precompile set the devnet can install: any provider over [`EvmContext`].
+pub type EvmPrecompiles = Box<dyn PrecompileProvider<EvmContext, Output = InterpreterResult> + Send>;
+
+/// The EVM the devnet runs, with inspector `I`.
+pub type DevEvm<I = ()> =
+    Evm<EvmContext, I, EthInstructions<EthInterpreter, EvmContext>, EvmPrecompiles, EthFrame<EthInterpreter>>;
+
+/// Why an EVM runs, so precompiles can tell a dry run from inclusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Phase {
+    /// `eth_call`, `eth_estimateGas`: read-only, nothing is kept.
+    Call,
+    /// The mempool's pre-execution of a pending transaction: nothing is kept.
+    Simulation,
+    /// The block builder executing a transaction for inclusion.
+    Inclusion,
+    /// Re-executing a mined transaction (tracing): must reproduce inclusion.
+    Replay,
+}
+
+/// Builds the precompile set of each EVM the devnet creates.
+pub trait PrecompileFactory: Send + Sync + Debug {
+    /// A fresh provider for an EVM running `spec` in `phase`.
+    fn precompiles(&self, spec: SpecId, phase: Phase) -> EvmPrecompiles;
+}
+
+/// Ethereum's precompiles, and nothing else.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct EthereumPrecompiles;
+
+impl PrecompileFactory for EthereumPrecompiles {
+    fn precompiles(&self, spec: SpecId, _phase: Phase) -> EvmPrecompiles {
+        Box::new(EthPrecompiles::new(spec))
+    }
+}
+
+/// How an execution is configured beyond the block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ExecOptions {
+    /// Chain id transactions must carry.
+    pub chain_id: u64,
+    /// The hard fork.
+    pub spec: SpecId,
+    /// A read-only call: no nonce check, and no base-fee check when it pays
+    /// no gas price (as geth's `eth_call`).
+    pub call: bool,
+}
+
+impl ExecOptions {
+    fn cfg(&self, zero_price: bool) -> CfgEnv {
+        let mut cfg = CfgEnv::new_with_spec(self.spec);
+        cfg.chain_id = self.chain_id;
+        // Impersonated senders may hold code; the devnet serves them anyway.
+        cfg.disable_eip3607 = true;
+        if self.call {
+            cfg.disable_nonce_check = true;
+            cfg.disable_base_fee = zero_price;
+        }
+        cfg
+    }
+}
+
+/// What executing one transaction did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TxOutcome {
+    /// Whether it succeeded.
+    pub success: bool,
+    /// Gas used (after refunds).
+    pub gas_used: u64,
+    /// Logs emitted (empty unless it succeeded).
+    pub logs: Vec<Log>,
+    /// Return data, or revert data.
+    pub output: Bytes,
+    /// The created contract.
+    pub created: Option<Address>,
+    /// Why it halted, when it did.
+    pub halt: Option<String>,
+}
+
+impl TxOutcome {
+    fn from_result(result: ExecutionResult) -> Self {
+        let gas_used = result.tx_gas_used();
+        match result {
+            ExecutionResult::Success { logs, output, .. } => {
+                let (output, created) = match output {
+                    Output::Call(bytes) => (bytes, None),
+                    Output::Create(bytes, address) => (bytes, address),
+                };
+                Self { success: true, gas_used, logs, output, created, halt: None }
+            }
+            ExecutionResult::Revert { output, .. } => {
+                Self { success: false, gas_used, logs: Vec::new(), output, created: None, halt: None }
+            }
+            ExecutionResult::Halt { reason, .. } => Self {
+                success: false,
+                gas_used,
+                logs: Vec::new(),
+                output: Bytes::new(),
+                created: None,
+                halt: Some(format!("{reason:?}")),
+            },
+        }
+    }
+
+    /// The revert reason: `execution reverted` plus the decoded
+    /// `Error(string)` or `Panic(uint256)`, or why the EVM halted.
+    pub fn error_message(&self) -> String {
+        if let Some(halt) = &self.halt {
+            return halt_message(halt);
+        }
+        match alloy_sol_types::decode_revert_reason(&self.output) {
+            Some(reason) => {
+                let reason = reason.strip_prefix("revert: ").unwrap_or(&reason).to_owned();
+                format!("execution reverted: {reason}")
+            }
+            None => "execution reverted".to_owned(),
+        }
+    }
+}
+
+fn halt_message(halt: &str) -> String {
+    if halt.contains("OutOfGas") {
+        "out of gas".to_owned()
+    } else if halt.contains("OpcodeNotFound") || halt.contains("InvalidFEOpcode") {
+        "invalid opcode".to_owned()
+    } else if halt.contains("StackUnderflow") {
+        "stack underflow".to_owned()
+    } else if halt.contains("CreateContractSizeLimit") {
+        "max code size exceeded".to_owned()
+    } else {
+        format!("execution halted: {halt}")
+    }
+}
+
+/// A transaction revm refused to execute (nonce, balance, gas limit...).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct InvalidTx(pub String);
+
+fn invalid(error: EVMError<Infallible>) -> InvalidTx {
+    match error {
+        EVMError::Transaction(tx) => InvalidTx(invalid_message(&tx)),
+        EVMError::Header(h) => InvalidTx(h.to_string()),
+        EVMError::Database(never) => match never {},
+        EVMError::Custom(s) => InvalidTx(s),
+        EVMError::CustomAny(e) => InvalidTx(e.to_string()),
+    }
+}
+
+/// geth's wording for the checks revm performs.
+fn invalid_message(tx: &InvalidTransaction) -> String {
+    match tx {
+        InvalidTransaction::NonceTooLow { tx, state } => format!("nonce too low: next nonce {state}, tx nonce {tx}"),
+        InvalidTransaction::NonceTooHigh { tx, state } => format!("nonce too high: next nonce {state}, tx nonce {tx}"),
+        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
+            format!("insufficient funds for gas * price + value: have {balance} want {fee}")
+        }
+        InvalidTransaction::CallerGasLimitMoreThanBlock => "exceeds block gas limit".to_owned(),
+        InvalidTransaction::GasPriceLessThanBasefee => "max fee per gas less than block base fee".to_owned(),
+        InvalidTransaction::CallGasCostMoreThanGasLimit { initial_gas, gas_limit } => {
+            format!("intrinsic gas too low: gas {gas_limit}, minimum needed {initial_gas}")
+        }
+        InvalidTransaction::GasFloorMoreThanGasLimit { gas_floor, gas_limit } => {
+            format!("intrinsic gas too low: gas {gas_limit}, minimum needed {gas_floor}")
+        }
+        InvalidTransaction::InvalidChainId => "invalid chain id for signer".to_owned(),
+        InvalidTransaction::RejectCallerWithCode => "sender not an eoa".to_owned(),
+        other => other.to_string(),
+    }
+}
+
+/// Runs transactions one after another on a [`StateView`]; each sees the
+/// changes of the ones before it, and nothing reaches the view itself:
+/// [`Executor::finish`] hands back every change for the caller to commit or
+/// drop.
+pub struct Executor<I = ()> {
+    evm: DevEvm<I>,
+}
+
+impl<I> Debug for Executor<I> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Executor").finish_non_exhaustive()
+    }
+}
+
+impl Executor<()> {
+    /// An executor over `view` for a block `block`.
+    pub fn new(
+        view: StateView,
+        block: BlockEnv,
+        options: ExecOptions,
+        precompiles: &dyn PrecompileFactory,
+        phase: Phase,
+    ) -> Self {
+        Executor::with_inspector(view, block, options, precompiles, phase, ())
+    }
+}
+
+impl<I> Executor<I> {
+    /// An executor that reports to `inspector` (tracing).
+    pub fn with_inspector(
+        view: StateView,
+        block: BlockEnv,
+        options: ExecOptions,
+        precompiles: &dyn PrecompileFactory,
+        phase: Phase,
+        inspector: I,
+    ) -> Self {
+        let cfg = options.cfg(false);
+        let ctx: EvmContext = EvmContext::new(WrapDatabaseRef(view), options.spec).with_cfg(cfg).with_block(block);
+        let evm = Evm::new_with_inspector(
+            ctx,
+            inspector,
+            EthInstructions::new_mainnet_with_spec(options.spec),
+            precompiles.precompiles(options.spec, phase),
+        );
+        Self { evm }
+    }
+
+    /// Re-applies the call options for a transaction paying `gas_price`.
+    pub fn set_call_price(&mut self, options: ExecOptions, gas_price: u128) {
+        self.evm.ctx.cfg = options.cfg(gas_price == 0);
+    }
+
+    /// Executes `tx`; its changes stay in the executor. An invalid
+    /// transaction changes nothing.
+    pub fn execute(&mut self, tx: TxEnv) -> Result<TxOutcome, InvalidTx>
+    where
+        DevEvm<I>: ExecuteEvm<Tx = TxEnv, ExecutionResult = ExecutionResult, Error = EVMError<Infallible>>,
+    {
+        self.evm.transact_one(tx).map(TxOutcome::from_result).map_err(invalid)
+    }
+
+    /// Executes `tx` reporting every step to the inspector.
+    pub fn inspect(&mut self, tx: TxEnv) -> Result<TxOutcome, InvalidTx>
+    where
+        I: Inspector<EvmContext, EthInterpreter>,
+    {
+        self.evm.inspect_one_tx(tx).map(TxOutcome::from_result).map_err(invalid)
+    }
+
+    /// Every change the executed transactions made.
+    pub fn finish(mut self) -> EvmState
+    where
+        DevEvm<I>: ExecuteEvm<State = EvmState>,
+    {
+        self.evm.finalize()
+    }
+
+    /// The inspector.
+    pub fn inspector(&mut self) -> &mut I {
+        &mut self.evm.inspector
+    }
+}

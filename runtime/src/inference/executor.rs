@@ -1,0 +1,638 @@
+//! Executors: what runs a model request. [`OnnxExecutor`] runs ONNX models
+//! in-process on ONNX Runtime (through `ort`, with the library loaded at run
+//! time from a path the CLI provisions).
+//!
+//! # Parallelism
+//!
+//! ONNX Runtime's `Session::run` takes `&mut self`, so one session runs one
+//! request at a time. The executor keeps a pool of sessions per model (grown
+//! on demand to the number of workers running that model at once) and a
+//! fixed set of worker threads ([`OnnxConfig::workers`], default: the
+//! machine's cores) that take requests from one queue. Requests of different
+//! transactions are never batched into one run: ONNX Runtime gives different
+//! results for different batch sizes on some operators.
+//!
+//! # Determinism
+//!
+//! ONNX Runtime is not bit-reproducible across machines (the chain records
+//! results instead, PROTOCOL.md B6), but on one machine every session runs
+//! the same way:
+//! - sequential execution mode, one inter-op thread;
+//! - a fixed number of intra-op threads per session ([`OnnxConfig::intra_threads`],
+//!   default 1), with spinning off;
+//! - graph optimisation [`GraphOptimization::Basic`] by default: only
+//!   semantics-preserving rewrites (constant folding, redundant node
+//!   elimination). The extended and layout levels fuse nodes into kernels
+//!   chosen by the CPU's instruction set, which changes the last bits of
+//!   results from one machine to the next;
+//! - deterministic compute on (it matters on CUDA, where kernel selection
+//!   would otherwise be timed).
+//!
+//! # Timeout
+//!
+//! A caller waits at most [`OnnxConfig::timeout`] from submitting a request,
+//! queueing included; then it gets [`InferenceError::Timeout`], the run is
+//! told to stop (ONNX Runtime checks between nodes) and a request still in
+//! the queue is dropped unrun. The node never hangs on a model.
+//!
+//! # CUDA
+//!
+//! [`Device::Cuda`] needs the `cuda` cargo feature and a GPU build of the
+//! library (the `onnxruntime-gpu` wheel); the CUDA provider is registered with
+//! `error_on_failure`, so a session that cannot use the GPU is an error,
+//! never a silent run on the CPU.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use ort::environment::Environment;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::session::{RunOptions, Session};
+use ort::value::{DynValue, TensorElementType, ValueType};
+
+use super::abi::{InferenceMode, ModelInferenceRequest, ModelInput, ModelOutput};
+use super::error::InferenceError;
+use super::registry::{LoadedModel, ModelId, ModelRegistry};
+use super::tensor::{self, Dim, ElementType, ModelSignature, Tensor, TensorData, TensorSpec};
+
+/// The default inference timeout.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Runs model requests. Implementations must be callable from many threads
+/// at once.
+pub trait Executor: Send + Sync {
+    /// Runs `model` on `input` and returns its outputs (with
+    /// `is_simulation_result = false`), or why it could not.
+    fn run(&self, model: &ModelId, input: &ModelInput) -> Result<ModelOutput, InferenceError>;
+
+    /// Runs several requests side by side; the results are in request order.
+    /// The default runs each on its own scoped thread; [`OnnxExecutor`]
+    /// queues them all on its workers instead.
+    fn run_all(&self, requests: &[(&ModelId, &ModelInput)]) -> Vec<Result<ModelOutput, InferenceError>> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> =
+                requests.iter().map(|&(model, input)| scope.spawn(move || self.run(model, input))).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        Err(InferenceError::Unavailable { reason: "an inference thread panicked".to_owned() })
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Runs a request as the precompile receives it: checks the mode and the
+    /// model id, then runs the model.
+    fn run_request(&self, request: &ModelInferenceRequest) -> Result<ModelOutput, InferenceError> {
+        InferenceMode::try_from(request.mode)?;
+        self.run(&ModelId::parse(&request.modelCID)?, &request.input)
+    }
+
+    /// [`Executor::run_request`] for several requests side by side, through
+    /// [`Executor::run_all`]; the results are in request order.
+    fn run_all_requests(&self, requests: &[&ModelInferenceRequest]) -> Vec<Result<ModelOutput, InferenceError>> {
+        let ids: Vec<Result<ModelId, InferenceError>> = requests
+            .iter()
+            .map(|r| InferenceMode::try_from(r.mode).and_then(|_| ModelId::parse(&r.modelCID)))
+            .collect();
+        let valid: Vec<(&ModelId, &ModelInput)> =
+            ids.iter().zip(requests).filter_map(|(id, r)| id.as_ref().ok().map(|id| (id, &r.input))).collect();
+        let mut results = self.run_all(&valid).into_iter();
+        ids.into_iter()
+            .map(|id| match id {
+                Ok(_) => results.next().unwrap_or_else(|| {
+                    Err(InferenceError::Unavailable { reason: "the executor returned too few results".to_owned() })
+                }),
+                Err(e) => Err(e),
+            })
+            .collect()
+    }
+}
+
+/// Where models run.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Device {
+    /// The CPU.
+    #[default]
+    Cpu,
+    /// An NVIDIA GPU through ONNX Runtime's CUDA provider (cargo feature `cuda`).
+    Cuda {
+        /// The CUDA device ordinal.
+        device_id: i32,
+    },
+}
+
+/// ONNX Runtime's graph optimisation levels.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum GraphOptimization {
+    /// No rewrites.
+    Disabled,
+    /// Semantics-preserving rewrites only (the default; see the module docs).
+    #[default]
+    Basic,
+    /// Also node fusions (machine-dependent results).
+    Extended,
+    /// Everything, layout transformations included (machine-dependent results).
+    All,
+}
+
+/// How [`OnnxExecutor`] runs models.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OnnxConfig {
+    /// The ONNX Runtime shared library (`libonnxruntime.so.1.31.1`), version
+    /// 1.24 or newer.
+    pub library: PathBuf,
+    /// Where models run.
+    pub device: Device,
+    /// Worker threads, i.e. how many requests run at once (default: the
+    /// machine's available parallelism).
+    pub workers: usize,
+    /// ONNX Runtime intra-op threads per session (default 1: parallelism
+    /// comes from running requests side by side).
+    pub intra_threads: usize,
+    /// How long a caller waits for a request, queueing included (default
+    /// [`DEFAULT_TIMEOUT`]).
+    pub timeout: Duration,
+    /// Graph optimisation (default [`GraphOptimization::Basic`]).
+    pub optimization: GraphOptimization,
+    /// Shared libraries to load, in order and with `RTLD_GLOBAL`, before the
+    /// CUDA provider is registered: the CUDA and cuDNN libraries of the
+    /// `nvidia-*` wheels, which the loader does not find by itself.
+    pub cuda_preload: Vec<PathBuf>,
+}
+
+impl OnnxConfig {
+    /// The defaults, running on the CPU with `library`.
+    pub fn new(library: impl Into<PathBuf>) -> Self {
+        Self {
+            library: library.into(),
+            device: Device::Cpu,
+            workers: std::thread::available_parallelism().map_or(1, usize::from),
+            intra_threads: 1,
+            timeout: DEFAULT_TIMEOUT,
+            optimization: GraphOptimization::Basic,
+            cuda_preload: Vec::new(),
+        }
+    }
+}
+
+/// The ONNX executor: a registry of models with session pools, and worker
+/// threads that run requests from a queue. Dropping it stops the workers once
+/// their current run ends.
+pub struct OnnxExecutor {
+    registry: Arc<ModelRegistry>,
+    queue: Sender<Job>,
+    timeout: Duration,
+    workers: usize,
+}
+
+impl std::fmt::Debug for OnnxExecutor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("OnnxExecutor")
+            .field("workers", &self.workers)
+            .field("timeout", &self.timeout)
+            .field("registry", &self.registry)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A queued request: where its result arrives, how to stop it, and when the
+/// caller stops waiting.
+struct Pending {
+    result: Receiver<Result<ModelOutput, InferenceError>>,
+    cancel: Arc<RunOptions>,
+    deadline: Instant,
+}
+
+struct Job {
+    model: Arc<LoadedModel>,
+    inputs: Vec<Tensor>,
+    deadline: Instant,
+    cancel: Arc<RunOptions>,
+    reply: SyncSender<Result<ModelOutput, InferenceError>>,
+}
+
+impl OnnxExecutor {
+    /// Loads ONNX Runtime (once per process) and starts the workers. The
+    /// registry starts empty.
+    pub fn new(config: OnnxConfig) -> Result<Self, InferenceError> {
+        let environment = environment(&config.library)?;
+        let factory = Arc::new(SessionFactory::new(environment, &config)?);
+        let registry = Arc::new(ModelRegistry::new(factory));
+        let (queue, jobs) = mpsc::channel::<Job>();
+        let jobs = Arc::new(Mutex::new(jobs));
+        let workers = config.workers.max(1);
+        for i in 0..workers {
+            let jobs = Arc::clone(&jobs);
+            let registry = Arc::clone(&registry);
+            std::thread::Builder::new()
+                .name(format!("nml-inference-{i}"))
+                .spawn(move || work(&jobs, &registry))
+                .map_err(|e| InferenceError::Unavailable {
+                    reason: format!("cannot start an inference worker: {e}"),
+                })?;
+        }
+        Ok(Self { registry, queue, timeout: config.timeout, workers })
+    }
+
+    /// The models this executor serves; register models through it.
+    pub fn registry(&self) -> &Arc<ModelRegistry> {
+        &self.registry
+    }
+
+    /// The number of worker threads.
+    pub fn workers(&self) -> usize {
+        self.workers
+    }
+
+    /// The inference timeout.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// Converts the inputs and queues the run; the receiver gets the result.
+    fn submit(&self, model: &ModelId, input: &ModelInput) -> Result<Pending, InferenceError> {
+        let deadline = Instant::now() + self.timeout;
+        let loaded = self.registry.loaded(model)?;
+        let inputs = tensor::decode_inputs(model, &loaded.info.signature, input)?;
+        let cancel = Arc::new(RunOptions::new().map_err(|e| runtime_error(model, &e))?);
+        let (reply, result) = mpsc::sync_channel(1);
+        let job = Job { model: loaded, inputs, deadline, cancel: Arc::clone(&cancel), reply };
+        self.queue
+            .send(job)
+            .map_err(|_| InferenceError::Unavailable { reason: "the workers have stopped".to_owned() })?;
+        Ok(Pending { result, cancel, deadline })
+    }
+
+    fn wait(
+        &self,
+        model: &ModelId,
+        Pending { result, cancel, deadline }: Pending,
+    ) -> Result<ModelOutput, InferenceError> {
+        match result.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+            Ok(output) => output,
+            Err(RecvTimeoutError::Timeout) => {
+                // Stops the run at the next node; the worker then moves on.
+                let _ = cancel.terminate();
+                Err(InferenceError::Timeout { model: model.to_string(), timeout: self.timeout })
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                Err(InferenceError::Unavailable { reason: format!("the worker running model `{model}` stopped") })
+            }
+        }
+    }
+}
+
+impl Executor for OnnxExecutor {
+    fn run(&self, model: &ModelId, input: &ModelInput) -> Result<ModelOutput, InferenceError> {
+        let pending = self.submit(model, input)?;
+        self.wait(model, pending)
+    }
+
+    fn run_all(&self, requests: &[(&ModelId, &ModelInput)]) -> Vec<Result<ModelOutput, InferenceError>> {
+        let pending: Vec<_> = requests.iter().map(|&(model, input)| self.submit(model, input)).collect();
+        pending.into_iter().zip(requests).map(|(p, &(model, _))| p.and_then(|p| self.wait(model, p))).collect()
+    }
+}
+
+/// A worker: takes jobs until the executor is dropped.
+fn work(jobs: &Mutex<Receiver<Job>>, registry: &ModelRegistry) {
+    loop {
+        let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
+        let Ok(job) = job else { return };
+        let id = &job.model.info.id;
+        let result = if Instant::now() >= job.deadline {
+            // The caller has given up; do not start it.
+            Err(InferenceError::Timeout { model: id.to_string(), timeout: Duration::ZERO })
+        } else {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, registry))).unwrap_or_else(|_| {
+                Err(InferenceError::Runtime { model: id.to_string(), reason: "the run panicked".to_owned() })
+            })
+        };
+        // The caller may have timed out and gone.
+        let _ = job.reply.send(result);
+    }
+}
+
+fn run_job(job: &Job, registry: &ModelRegistry) -> Result<ModelOutput, InferenceError> {
+    let model = &job.model;
+    let id = &model.info.id;
+    let inputs = job
+        .inputs
+        .iter()
+        .map(|t| to_value(t).map(|v| (t.name.clone(), v)))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| runtime_error(id, &e))?;
+    let mut session = model.checkout(registry.factory())?;
+    let outputs = run_session(&mut session, id, &model.info.signature, inputs, &job.cancel);
+    model.checkin(session);
+    tensor::encode_outputs(id, outputs?)
+}
+
+fn run_session(
+    session: &mut Session,
+    id: &ModelId,
+    signature: &ModelSignature,
+    inputs: Vec<(String, DynValue)>,
+    cancel: &RunOptions,
+) -> Result<Vec<Tensor>, InferenceError> {
+    let outputs = session.run_with_options(inputs, cancel).map_err(|e| runtime_error(id, &e))?;
+    signature
+        .outputs
+        .iter()
+        .map(|spec| {
+            let value = outputs.get(&spec.name).ok_or_else(|| InferenceError::Runtime {
+                model: id.to_string(),
+                reason: format!("the run returned no output `{}`", spec.name),
+            })?;
+            from_value(&spec.name, value).map_err(|e| runtime_error(id, &e))
+        })
+        .collect()
+}
+
+fn runtime_error(id: &ModelId, e: &impl std::fmt::Display) -> InferenceError {
+    InferenceError::Runtime { model: id.to_string(), reason: e.to_string() }
+}
+
+fn to_value(t: &Tensor) -> ort::Result<DynValue> {
+    use ort::value::Tensor as OrtTensor;
+    let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
+    Ok(match &t.data {
+        TensorData::Float16(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::BFloat16(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Float32(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Float64(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Int8(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Int16(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Int32(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Int64(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Uint8(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Uint16(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Uint32(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Uint64(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::Bool(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+        TensorData::String(v) => OrtTensor::from_string_array((shape, v.as_slice()))?.into_dyn(),
+    })
+}
+
+fn from_value(name: &str, value: &DynValue) -> ort::Result<Tensor> {
+    let ty = value.dtype().tensor_type().ok_or_else(|| ort::Error::new(format!("output `{name}` is not a tensor")))?;
+    macro_rules! extract {
+        ($variant:ident, $ty:ty) => {{
+            let (shape, data) = value.try_extract_tensor::<$ty>()?;
+            (shape.iter().map(|&d| d as usize).collect(), TensorData::$variant(data.to_vec()))
+        }};
+    }
+    let (shape, data) = match ty {
+        TensorElementType::Float16 => extract!(Float16, half::f16),
+        TensorElementType::Bfloat16 => extract!(BFloat16, half::bf16),
+        TensorElementType::Float32 => extract!(Float32, f32),
+        TensorElementType::Float64 => extract!(Float64, f64),
+        TensorElementType::Int8 => extract!(Int8, i8),
+        TensorElementType::Int16 => extract!(Int16, i16),
+        TensorElementType::Int32 => extract!(Int32, i32),
+        TensorElementType::Int64 => extract!(Int64, i64),
+        TensorElementType::Uint8 => extract!(Uint8, u8),
+        TensorElementType::Uint16 => extract!(Uint16, u16),
+        TensorElementType::Uint32 => extract!(Uint32, u32),
+        TensorElementType::Uint64 => extract!(Uint64, u64),
+        TensorElementType::Bool => extract!(Bool, bool),
+        TensorElementType::String => {
+            let (shape, data) = value.try_extract_strings()?;
+            (shape.iter().map(|&d| d as usize).collect(), TensorData::String(data))
+        }
+        other => {
+            return Err(ort::Error::new(format!("output `{name}` has type {other}, which TensorLib cannot carry")));
+        }
+    };
+    Ok(Tensor { name: name.to_owned(), shape, data })
+}
+
+fn element_type(ty: TensorElementType) -> Option<ElementType> {
+    Some(match ty {
+        TensorElementType::Float16 => ElementType::Float16,
+        TensorElementType::Bfloat16 => ElementType::BFloat16,
+        TensorElementType::Float32 => ElementType::Float32,
+        TensorElementType::Float64 => ElementType::Float64,
+        TensorElementType::Int8 => ElementType::Int8,
+        TensorElementType::Int16 => ElementType::Int16,
+        TensorElementType::Int32 => ElementType::Int32,
+        TensorElementType::Int64 => ElementType::Int64,
+        TensorElementType::Uint8 => ElementType::Uint8,
+        TensorElementType::Uint16 => ElementType::Uint16,
+        TensorElementType::Uint32 => ElementType::Uint32,
+        TensorElementType::Uint64 => ElementType::Uint64,
+        TensorElementType::Bool => ElementType::Bool,
+        TensorElementType::String => ElementType::String,
+        _ => return None,
+    })
+}
+
+/// The process's ONNX Runtime environment. `ort` allows one per process and
+/// loads one library; a second executor shares both, and asking for another
+/// library afterwards is an error.
+static ENVIRONMENT: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
+
+fn environment(library: &Path) -> Result<Environment, InferenceError> {
+    let mut slot = ENVIRONMENT.lock().unwrap_or_else(PoisonError::into_inner);
+    if let Some((loaded, environment)) = slot.as_ref() {
+        return if same_file(loaded, library) {
+            Ok(environment.clone())
+        } else {
+            Err(InferenceError::Library {
+                path: library.to_path_buf(),
+                reason: format!("this process has already loaded ONNX Runtime from {}", loaded.display()),
+            })
+        };
+    }
+    let library_error = |reason: String| InferenceError::Library { path: library.to_path_buf(), reason };
+    if !library.is_file() {
+        return Err(library_error("no such file".to_owned()));
+    }
+    let builder = ort::init_from(library).map_err(|e| library_error(e.to_string()))?;
+    let environment =
+        builder.with_name("nml").with_telemetry(false).build().map_err(|e| library_error(e.to_string()))?;
+    *slot = Some((library.to_path_buf(), environment.clone()));
+    Ok(environment)
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
+}
+
+/// Creates sessions with the executor's settings.
+pub(crate) struct SessionFactory {
+    environment: Environment,
+    device: Device,
+    intra_threads: usize,
+    optimization: GraphOptimization,
+}
+
+impl SessionFactory {
+    fn new(environment: Environment, config: &OnnxConfig) -> Result<Self, InferenceError> {
+        let factory = Self {
+            environment,
+            device: config.device,
+            intra_threads: config.intra_threads.max(1),
+            optimization: config.optimization,
+        };
+        if let Device::Cuda { .. } = config.device {
+            cuda::prepare(&config.library, &config.cuda_preload)?;
+            // Registering the provider loads its library and CUDA's: fail
+            // here, before any model, when they are missing.
+            factory.builder().map_err(|e| match e {
+                BuildError::Cuda(e) => e,
+                BuildError::Ort(reason) => InferenceError::Cuda { reason },
+            })?;
+        }
+        Ok(factory)
+    }
+
+    fn builder(&self) -> Result<SessionBuilder, BuildError> {
+        let level = match self.optimization {
+            GraphOptimization::Disabled => GraphOptimizationLevel::Disable,
+            GraphOptimization::Basic => GraphOptimizationLevel::Level1,
+            GraphOptimization::Extended => GraphOptimizationLevel::Level2,
+            GraphOptimization::All => GraphOptimizationLevel::All,
+        };
+        let ort = |e: ort::Error<SessionBuilder>| BuildError::Ort(e.to_string());
+        let builder = Session::builder(&self.environment)
+            .map_err(|e| BuildError::Ort(e.to_string()))?
+            .with_optimization_level(level)
+            .map_err(ort)?
+            .with_parallel_execution(false)
+            .map_err(ort)?
+            .with_inter_threads(1)
+            .map_err(ort)?
+            .with_intra_threads(self.intra_threads)
+            .map_err(ort)?
+            .with_intra_op_spinning(false)
+            .map_err(ort)?
+            .with_deterministic_compute(true)
+            .map_err(ort)?;
+        match self.device {
+            Device::Cpu => Ok(builder),
+            Device::Cuda { device_id } => cuda::register(builder, device_id).map_err(BuildError::Cuda),
+        }
+    }
+
+    /// A new session for a model's bytes.
+    pub(crate) fn create(&self, id: &ModelId, bytes: &[u8]) -> Result<Session, InferenceError> {
+        let load_error = |reason: String| InferenceError::LoadModel { model: id.to_string(), reason };
+        let mut builder = self.builder().map_err(|e| match e {
+            BuildError::Cuda(e) => e,
+            BuildError::Ort(reason) => load_error(reason),
+        })?;
+        builder.commit_from_memory(bytes).map_err(|e| match self.device {
+            Device::Cpu => load_error(e.to_string()),
+            Device::Cuda { .. } => InferenceError::Cuda { reason: format!("model `{id}`: {e}") },
+        })
+    }
+
+    /// A loaded model's inputs and outputs.
+    pub(crate) fn signature(&self, id: &ModelId, session: &Session) -> Result<ModelSignature, InferenceError> {
+        let spec = |kind: &str, outlet: &ort::value::Outlet| {
+            let unsupported = |ty: String| InferenceError::UnsupportedType {
+                model: id.to_string(),
+                tensor: format!("{kind} `{}`", outlet.name()),
+                ty,
+            };
+            let ValueType::Tensor { ty, shape, dimension_symbols } = outlet.dtype() else {
+                return Err(unsupported(outlet.dtype().to_string()));
+            };
+            let element = element_type(*ty).ok_or_else(|| unsupported(ty.to_string()))?;
+            let shape = shape
+                .iter()
+                .enumerate()
+                .map(|(i, &d)| match u64::try_from(d) {
+                    Ok(d) => Dim::Fixed(d),
+                    Err(_) => Dim::Symbolic(dimension_symbols.get(i).filter(|s| !s.is_empty()).cloned()),
+                })
+                .collect();
+            Ok(TensorSpec { name: outlet.name().to_owned(), element, shape })
+        };
+        Ok(ModelSignature {
+            inputs: session.inputs().iter().map(|o| spec("input", o)).collect::<Result<_, _>>()?,
+            outputs: session.outputs().iter().map(|o| spec("output", o)).collect::<Result<_, _>>()?,
+        })
+    }
+}
+
+enum BuildError {
+    Ort(String),
+    Cuda(InferenceError),
+}
+
+#[cfg(feature = "cuda")]
+mod cuda {
+    use std::path::{Path, PathBuf};
+
+    use ort::ep::{CUDA, ExecutionProvider};
+    use ort::session::builder::SessionBuilder;
+
+    use crate::inference::error::InferenceError;
+
+    /// Preloads the CUDA libraries and checks that the library has the CUDA provider.
+    pub(super) fn prepare(library: &Path, preload: &[PathBuf]) -> Result<(), InferenceError> {
+        for path in preload {
+            // SAFETY: loading a shared library runs its initialisers; these are
+            // NVIDIA's CUDA libraries, named by the user or the CLI.
+            let loaded = unsafe {
+                libloading::os::unix::Library::open(
+                    Some(path),
+                    libloading::os::unix::RTLD_NOW | libloading::os::unix::RTLD_GLOBAL,
+                )
+            };
+            let library = loaded
+                .map_err(|e| InferenceError::Cuda { reason: format!("cannot preload {}: {e}", path.display()) })?;
+            // Kept loaded for the life of the process, as the provider expects.
+            std::mem::forget(library);
+        }
+        match CUDA::is_available() {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(InferenceError::Cuda {
+                reason: format!(
+                    "the ONNX Runtime library {} has no CUDA provider\nhelp: use the library of the `onnxruntime-gpu` wheel (onnxruntime/capi/libonnxruntime.so.*, with libonnxruntime_providers_cuda.so beside it), or run on the CPU",
+                    library.display()
+                ),
+            }),
+            Err(e) => Err(InferenceError::Cuda { reason: e.to_string() }),
+        }
+    }
+
+    /// Registers the CUDA provider on `builder`; a failure is an error, never a fallback.
+    pub(super) fn register(builder: SessionBuilder, device_id: i32) -> Result<SessionBuilder, InferenceError> {
+        builder
+            .with_execution_providers([CUDA::default().with_device_id(device_id).build().error_on_failure()])
+            .map_err(|e| InferenceError::Cuda {
+                reason: format!("cannot register the CUDA provider on device {device_id}: {e}\nhelp: check that a GPU is present (nvidia-smi) and that the CUDA 13 and cuDNN 9 libraries are preloaded or on the loader's path"),
+            })
+    }
+}
+
+#[cfg(not(feature = "cuda"))]
+mod cuda {
+    use std::path::{Path, PathBuf};
+
+    use ort::session::builder::SessionBuilder;
+
+    use crate::inference::error::InferenceError;
+
+    fn unsupported() -> InferenceError {
+        InferenceError::Cuda {
+            reason: "this build of nml has no CUDA support\nhelp: rebuild with the `cuda` feature of nml-runtime (`cargo build --release --features nml-runtime/cuda`), or run on the CPU".to_owned(),
+        }
+    }
+
+    pub(super) fn prepare(_library: &Path, _preload: &[PathBuf]) -> Result<(), InferenceError> {
+        Err(unsupported())
+    }
+
+    pub(super) fn register(_builder: SessionBuilder, _device_id: i32) -> Result<SessionBuilder, InferenceError> {
+        Err(unsupported())
+    }
+}

@@ -1,0 +1,30 @@
+//! On-chain inference without the chain: the OGInference ABI, request
+//! identity, TensorLib ↔ ONNX tensor conversion, the model registry and the
+//! executors that run models.
+//!
+//! This layer knows nothing of blocks, the mempool or RPC (those build on it).
+//! The mempool's path through it:
+//!
+//! 1. decode the precompile's calldata with [`InferenceCall::decode`];
+//! 2. identify a model request with [`request_id`] (identical requests run once);
+//! 3. during simulation answer with [`ModelOutput::simulation`];
+//! 4. run the unknown requests of a round side by side with
+//!    [`Executor::run_all_requests`] (or one with [`Executor::run_request`]);
+//! 5. at inclusion encode the recorded output with [`InferenceCall::encode_model_output`],
+//!    or revert with the error's message ([`InferenceError`] displays as a
+//!    readable reason that names the model and the tensor).
+//!
+//! The ONNX executor is [`OnnxExecutor`]; its models live in a
+//! [`ModelRegistry`].
+
+pub mod abi;
+pub mod error;
+pub mod executor;
+pub mod registry;
+pub mod tensor;
+
+pub use abi::{InferenceCall, InferenceMode, ModelInferenceRequest, ModelInput, ModelOutput, request_id};
+pub use error::InferenceError;
+pub use executor::{DEFAULT_TIMEOUT, Device, Executor, GraphOptimization, OnnxConfig, OnnxExecutor};
+pub use registry::{ModelId, ModelIdForm, ModelInfo, ModelRegistry};
+pub use tensor::{Dim, ElementType, ModelSignature, TensorSpec};

@@ -1,0 +1,402 @@
+//! Read-only requests: state, blocks, transactions, logs, calls, gas and
+//! fees, the pool, traces.
+
+use std::sync::Arc;
+
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_rpc_types_eth::state::StateOverride;
+use alloy_rpc_types_eth::{
+    Block, FeeHistory, Filter, FilterBlockOption, Log, Transaction, TransactionReceipt, TransactionRequest,
+};
+use alloy_rpc_types_trace::geth::{GethDebugTracingOptions, GethTrace};
+use revm::bytecode::Bytecode;
+use revm::context::TxEnv;
+
+use super::convert::{rpc_block, rpc_logs, rpc_receipt, rpc_transaction};
+use super::{DEFAULT_PRIORITY_FEE, Devnet, NodeError};
+use crate::chain::{Chain, ChainError, NextBlock, Overlay, PoolTx, StateView};
+use crate::evm::{ExecOptions, Executor, Phase, TxOutcome, trace_transaction};
+use crate::mempool::PoolContent;
+
+/// The most blocks one `eth_getLogs` may scan.
+const MAX_LOG_RANGE: u64 = 100_000;
+
+impl Devnet {
+    /// The head's number.
+    pub fn block_number(&self) -> u64 {
+        self.with_chain(|c| c.head_number())
+    }
+
+    /// The number `id` names (tags resolve to the head; `pending` also).
+    pub fn resolve_block(&self, id: BlockId) -> Result<u64, NodeError> {
+        self.with_chain(|c| resolve(c, id))
+    }
+
+    fn view(&self, chain: &Chain, id: Option<BlockId>) -> Result<StateView, NodeError> {
+        let number = resolve(chain, id.unwrap_or_default())?;
+        Ok(chain.view_at(number)?)
+    }
+
+    /// Balance of `address` at block `id`.
+    pub fn balance(&self, address: Address, id: BlockId) -> Result<U256, NodeError> {
+        self.with_chain(|c| Ok(self.view(c, Some(id))?.header(address).map(|a| a.balance).unwrap_or_default()))
+    }
+
+    /// Nonce of `address` at block `id`; for `pending`, counting its
+    /// executable pool transactions.
+    pub fn transaction_count(&self, address: Address, id: BlockId) -> Result<u64, NodeError> {
+        let inner = self.inner.lock();
+        let view = self.view(&inner.chain, Some(id))?;
+        let nonce = view.header(address).map(|a| a.nonce).unwrap_or_default();
+        if id == BlockId::Number(BlockNumberOrTag::Pending) {
+            return Ok(inner.pool.pending_nonce(&address, nonce));
+        }
+        Ok(nonce)
+    }
+
+    /// Code of `address` at block `id`.
+    pub fn code(&self, address: Address, id: BlockId) -> Result<Bytes, NodeError> {
+        self.with_chain(|c| Ok(self.view(c, Some(id))?.code_of(address).original_bytes()))
+    }
+
+    /// A storage slot of `address` at block `id`.
+    pub fn storage_at(&self, address: Address, slot: U256, id: BlockId) -> Result<B256, NodeError> {
+        self.with_chain(|c| Ok(self.view(c, Some(id))?.storage_at(address, slot).into()))
+    }
+
+    /// A block by number or tag; `None` past the head.
+    pub fn block(&self, id: BlockId, full: bool) -> Option<Block> {
+        self.with_chain(|c| {
+            let number = resolve(c, id).ok()?;
+            c.block(number).map(|b| rpc_block(b, full))
+        })
+    }
+
+    /// Number of transactions in a block.
+    pub fn block_transaction_count(&self, id: BlockId) -> Option<u64> {
+        self.with_chain(|c| {
+            let number = resolve(c, id).ok()?;
+            c.block(number).map(|b| b.transactions.len() as u64)
+        })
+    }
+
+    /// A transaction, mined or pending, with its RPC form.
+    pub fn transaction(&self, hash: B256) -> Option<(Arc<PoolTx>, Transaction)> {
+        let inner = self.inner.lock();
+        if let Some((block, index)) = inner.chain.transaction(&hash) {
+            let tx = block.transactions[index].clone();
+            let rpc = rpc_transaction(&tx, Some((block, index)));
+            return Some((tx, rpc));
+        }
+        let tx = inner.pool.get(&hash)?.clone();
+        let rpc = rpc_transaction(&tx, None);
+        Some((tx, rpc))
+    }
+
+    /// The receipt of a mined transaction.
+    pub fn receipt(&self, hash: B256) -> Option<TransactionReceipt> {
+        self.with_chain(|c| c.transaction(&hash).map(|(block, index)| rpc_receipt(block, index)))
+    }
+
+    /// The outcome of a mined transaction as the chain recorded it
+    /// (status, output, revert data).
+    pub fn receipt_record(&self, hash: B256) -> Option<crate::chain::TxReceipt> {
+        self.with_chain(|c| c.transaction(&hash).map(|(block, index)| block.receipts[index].clone()))
+    }
+
+    /// Logs matching `filter` (`eth_getLogs`).
+    pub fn logs(&self, filter: &Filter) -> Result<Vec<Log>, NodeError> {
+        self.with_chain(|c| {
+            let (from, to) = self.filter_range(c, filter)?;
+            Ok(self.logs_in(c, filter, from, to))
+        })
+    }
+
+    pub(super) fn filter_range(&self, chain: &Chain, filter: &Filter) -> Result<(u64, u64), NodeError> {
+        let (from, to) = match filter.block_option {
+            FilterBlockOption::AtBlockHash(hash) => {
+                let n = chain.block_by_hash(&hash).map(|b| b.number()).ok_or_else(|| unknown_hash(hash))?;
+                (n, n)
+            }
+            FilterBlockOption::Range { from_block, to_block } => (
+                resolve(chain, from_block.unwrap_or_default().into())?,
+                resolve(chain, to_block.unwrap_or_default().into())?,
+            ),
+        };
+        if from > to {
+            return Err(NodeError::InvalidParams("invalid block range params".into()));
+        }
+        if to - from > MAX_LOG_RANGE {
+            return Err(NodeError::Failed(format!("query exceeds max block range {MAX_LOG_RANGE}")));
+        }
+        Ok((from, to))
+    }
+
+    pub(super) fn logs_in(&self, chain: &Chain, filter: &Filter, from: u64, to: u64) -> Vec<Log> {
+        let mut logs = Vec::new();
+        for block in chain.blocks(from, to) {
+            if !filter.matches_bloom(block.header.logs_bloom) {
+                continue;
+            }
+            for index in 0..block.transactions.len() {
+                logs.extend(rpc_logs(block, index).into_iter().filter(|log| filter.matches(&log.inner)));
+            }
+        }
+        logs
+    }
+
+    /// Executes a call without a transaction (`eth_call`).
+    pub fn call(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        overrides: Option<StateOverride>,
+    ) -> Result<Bytes, NodeError> {
+        let outcome = self.run_call(&request, block, overrides.as_ref(), None)?;
+        if outcome.success { Ok(outcome.output) } else { Err(reverted(&outcome)) }
+    }
+
+    /// Executes `request` once with gas limit `gas` (or the request's, or the block's).
+    fn run_call(
+        &self,
+        request: &TransactionRequest,
+        block: Option<BlockId>,
+        overrides: Option<&StateOverride>,
+        gas: Option<u64>,
+    ) -> Result<TxOutcome, NodeError> {
+        let (view, env, options) = self.with_chain(|c| -> Result<_, NodeError> {
+            let id = block.unwrap_or_default();
+            let number = resolve(c, id)?;
+            let mut view = c.view_at(number)?;
+            if let Some(overrides) = overrides {
+                view = apply_overrides(view, overrides)?;
+            }
+            let env = if number == c.head_number() {
+                c.pending_block()
+            } else {
+                c.block_env_of(number).ok_or(ChainError::UnknownBlock(number))?
+            };
+            let options = ExecOptions { chain_id: c.config().chain_id, spec: c.config().spec, call: true };
+            Ok((view, env, options))
+        })?;
+        let tx = call_env(request, &env, gas, &view, options.chain_id);
+        let mut executor = Executor::new(view, env.block_env(), options, &*self.precompiles, Phase::Call);
+        executor.set_call_price(options, tx.gas_price);
+        executor.execute(tx).map_err(|e| NodeError::Failed(e.0))
+    }
+
+    /// The gas `request` needs (`eth_estimateGas`): a binary search over the
+    /// gas limit down to the exact smallest limit that succeeds.
+    pub fn estimate_gas(
+        &self,
+        request: TransactionRequest,
+        block: Option<BlockId>,
+        overrides: Option<StateOverride>,
+    ) -> Result<u64, NodeError> {
+        let gas_limit = self.with_chain(|c| c.config().gas_limit);
+        let cap = request.gas.unwrap_or(gas_limit).min(gas_limit);
+        let first = self.run_call(&request, block, overrides.as_ref(), Some(cap))?;
+        if !first.success {
+            return Err(match first.halt {
+                Some(_) => NodeError::Failed(format!("gas required exceeds allowance ({cap})")),
+                None => reverted(&first),
+            });
+        }
+        let (mut lo, mut hi) = (first.gas_used.saturating_sub(1), cap);
+        // Most transactions need a little more than they use (refunds, the
+        // 63/64 rule): try that first.
+        let guess = (first.gas_used + 2_300) * 64 / 63;
+        if guess < hi {
+            match self.run_call(&request, block, overrides.as_ref(), Some(guess)) {
+                Ok(o) if o.success => hi = guess,
+                _ => lo = guess,
+            }
+        }
+        while lo + 1 < hi {
+            let mid = lo + (hi - lo) / 2;
+            match self.run_call(&request, block, overrides.as_ref(), Some(mid)) {
+                Ok(o) if o.success => hi = mid,
+                _ => lo = mid,
+            }
+        }
+        Ok(hi)
+    }
+
+    /// The suggested legacy gas price: next base fee plus the default tip.
+    pub fn gas_price(&self) -> u128 {
+        self.with_chain(|c| c.min_gas_price()) + DEFAULT_PRIORITY_FEE
+    }
+
+    /// The suggested priority fee.
+    pub fn max_priority_fee(&self) -> u128 {
+        DEFAULT_PRIORITY_FEE
+    }
+
+    /// Base fees, gas use and tip percentiles of recent blocks (`eth_feeHistory`).
+    pub fn fee_history(
+        &self,
+        block_count: u64,
+        newest: BlockNumberOrTag,
+        percentiles: Option<&[f64]>,
+    ) -> Result<FeeHistory, NodeError> {
+        if let Some(p) = percentiles
+            && (p.iter().any(|x| !(0.0..=100.0).contains(x)) || p.windows(2).any(|w| w[0] > w[1]))
+        {
+            return Err(NodeError::InvalidParams("invalid reward percentiles".into()));
+        }
+        self.with_chain(|c| {
+            let newest = resolve(c, newest.into())?;
+            let count = block_count.clamp(1, 1024).min(newest + 1);
+            let oldest = newest + 1 - count;
+            let mut history = FeeHistory { oldest_block: oldest, ..Default::default() };
+            let mut rewards = Vec::new();
+            for block in c.blocks(oldest, newest) {
+                history.base_fee_per_gas.push(u128::from(block.header.base_fee_per_gas.unwrap_or_default()));
+                history.gas_used_ratio.push(block.header.gas_used as f64 / block.header.gas_limit.max(1) as f64);
+                history.base_fee_per_blob_gas.push(0);
+                history.blob_gas_used_ratio.push(0.0);
+                if let Some(percentiles) = percentiles {
+                    rewards.push(tip_percentiles(&c.block_tips(block), block.header.gas_used, percentiles));
+                }
+            }
+            let next = if newest == c.head_number() {
+                c.next_base_fee()
+            } else {
+                c.block(newest + 1).and_then(|b| b.header.base_fee_per_gas).unwrap_or_default()
+            };
+            history.base_fee_per_gas.push(u128::from(next));
+            history.base_fee_per_blob_gas.push(0);
+            history.reward = percentiles.map(|_| rewards);
+            Ok(history)
+        })
+    }
+
+    /// Pending (executable) and queued transactions.
+    pub fn pool_content(&self) -> PoolContent {
+        let inner = self.inner.lock();
+        let view = inner.chain.latest();
+        inner.pool.content(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default())
+    }
+
+    /// Traces a mined transaction (`debug_traceTransaction`).
+    pub fn trace_transaction(&self, hash: B256, opts: GethDebugTracingOptions) -> Result<GethTrace, NodeError> {
+        let (view, env, options, before, target) = self.with_chain(|c| -> Result<_, NodeError> {
+            let (block, index) =
+                c.transaction(&hash).ok_or_else(|| NodeError::Failed(format!("transaction {hash} not found")))?;
+            let view = c.view_at(block.number() - 1)?;
+            let env = c.block_env_of(block.number()).ok_or(ChainError::UnknownBlock(block.number()))?;
+            let options = ExecOptions { chain_id: c.config().chain_id, spec: c.config().spec, call: false };
+            let before: Vec<TxEnv> = block.transactions[..index].iter().map(|t| t.tx_env()).collect();
+            Ok((view, env, options, before, block.transactions[index].tx_env()))
+        })?;
+        Ok(trace_transaction(view, env.block_env(), options, &*self.precompiles, before, target, opts)?)
+    }
+}
+
+fn unknown_hash(hash: B256) -> NodeError {
+    NodeError::Failed(format!("block {hash} not found"))
+}
+
+/// The block number `id` names.
+fn resolve(chain: &Chain, id: BlockId) -> Result<u64, NodeError> {
+    match id {
+        BlockId::Hash(hash) => {
+            chain.block_by_hash(&hash.block_hash).map(|b| b.number()).ok_or_else(|| unknown_hash(hash.block_hash))
+        }
+        BlockId::Number(tag) => match tag {
+            BlockNumberOrTag::Earliest => Ok(0),
+            BlockNumberOrTag::Number(n) if n > chain.head_number() => Err(ChainError::UnknownBlock(n).into()),
+            BlockNumberOrTag::Number(n) => Ok(n),
+            _ => Ok(chain.head_number()),
+        },
+    }
+}
+
+fn reverted(outcome: &TxOutcome) -> NodeError {
+    NodeError::Reverted { message: outcome.error_message(), data: outcome.output.clone() }
+}
+
+/// The transaction environment of a call.
+fn call_env(request: &TransactionRequest, env: &NextBlock, gas: Option<u64>, view: &StateView, chain_id: u64) -> TxEnv {
+    let caller = request.from.unwrap_or_default();
+    let dynamic = request.max_fee_per_gas.is_some() || request.max_priority_fee_per_gas.is_some();
+    let gas_price = request.gas_price.or(request.max_fee_per_gas).unwrap_or_default();
+    let tx_type = if dynamic {
+        2
+    } else if request.access_list.is_some() {
+        1
+    } else {
+        0
+    };
+    TxEnv {
+        tx_type,
+        caller,
+        gas_limit: gas.or(request.gas).unwrap_or(env.gas_limit).min(env.gas_limit),
+        gas_price,
+        kind: request.to.unwrap_or(TxKind::Create),
+        value: request.value.unwrap_or_default(),
+        data: request.input.input().cloned().unwrap_or_default(),
+        nonce: view.header(caller).map(|a| a.nonce).unwrap_or_default(),
+        chain_id: Some(chain_id),
+        access_list: request.access_list.clone().unwrap_or_default(),
+        gas_priority_fee: if dynamic {
+            Some(request.max_priority_fee_per_gas.unwrap_or_default().min(gas_price))
+        } else {
+            None
+        },
+        ..Default::default()
+    }
+}
+
+/// Lays `eth_call` state overrides over `view`.
+fn apply_overrides(view: StateView, overrides: &StateOverride) -> Result<StateView, NodeError> {
+    let mut overlay = Overlay::default();
+    for (address, o) in overrides {
+        if o.state.is_some() && o.state_diff.is_some() {
+            return Err(NodeError::InvalidParams(format!("account {address} has both 'state' and 'stateDiff'")));
+        }
+        if let Some(balance) = o.balance {
+            overlay.set_account(&view, *address, |a| a.balance = balance);
+        }
+        if let Some(nonce) = o.nonce {
+            overlay.set_account(&view, *address, |a| a.nonce = nonce);
+        }
+        if let Some(code) = &o.code {
+            overlay.set_code(&view, *address, Bytecode::new_raw(code.clone()));
+        }
+        if let Some(state) = &o.state {
+            overlay.clear_storage(*address);
+            for (slot, value) in state {
+                overlay.set_storage(*address, (*slot).into(), (*value).into());
+            }
+        }
+        if let Some(diff) = &o.state_diff {
+            for (slot, value) in diff {
+                overlay.set_storage(*address, (*slot).into(), (*value).into());
+            }
+        }
+    }
+    Ok(view.with_overlay(overlay))
+}
+
+/// Tip percentiles weighted by gas used, as geth computes them.
+fn tip_percentiles(tips: &[(u128, u64)], gas_used: u64, percentiles: &[f64]) -> Vec<u128> {
+    if tips.is_empty() {
+        return vec![0; percentiles.len()];
+    }
+    percentiles
+        .iter()
+        .map(|p| {
+            let threshold = (gas_used as f64 * p / 100.0) as u64;
+            let mut sum = 0u64;
+            for (tip, gas) in tips {
+                sum += gas;
+                if sum >= threshold {
+                    return *tip;
+                }
+            }
+            tips.last().map(|(t, _)| *t).unwrap_or_default()
+        })
+        .collect()
+}

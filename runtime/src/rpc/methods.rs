@@ -1,0 +1,339 @@
+//! Every JSON-RPC method: parameters in, [`Devnet`] call, JSON out.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_dyn_abi::TypedData;
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::{Address, B256, Bytes, U256, hex};
+use alloy_rpc_types_eth::Filter;
+use alloy_rpc_types_eth::state::StateOverride;
+use alloy_rpc_types_trace::geth::GethDebugTracingOptions;
+use jsonrpsee::core::SubscriptionResult;
+use jsonrpsee::types::ErrorObjectOwned;
+use jsonrpsee::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
+use serde::Serialize;
+use serde_json::{Value, json};
+use tokio::sync::broadcast::error::RecvError;
+
+use super::error_object;
+use super::params::{Args, invalid, quantity, quantity_u256};
+use crate::chain::{PoolTx, StateDump};
+use crate::node::{Devnet, NodeError, rpc_header, rpc_logs, transaction_json};
+
+type Out = Result<Value, ErrorObjectOwned>;
+type Handler = fn(&Args, &Devnet) -> Out;
+
+/// The version string `web3_clientVersion` reports.
+const CLIENT_VERSION: &str = concat!("nml-devnet/v", env!("CARGO_PKG_VERSION"));
+
+trait IntoRpc<T> {
+    fn rpc(self) -> Result<T, ErrorObjectOwned>;
+}
+
+impl<T> IntoRpc<T> for Result<T, NodeError> {
+    fn rpc(self) -> Result<T, ErrorObjectOwned> {
+        self.map_err(|e| error_object(&e))
+    }
+}
+
+fn json<T: Serialize>(value: T) -> Out {
+    serde_json::to_value(value).map_err(|e| ErrorObjectOwned::owned(-32603, e.to_string(), None::<()>))
+}
+
+fn qty(n: u64) -> Value {
+    Value::String(format!("{n:#x}"))
+}
+
+/// Methods: (name, min params, max params, handler).
+const METHODS: &[(&str, usize, usize, Handler)] = &[
+    ("web3_clientVersion", 0, 0, |_, _| Ok(json!(CLIENT_VERSION))),
+    ("web3_sha3", 1, 1, |a, _| json(alloy_primitives::keccak256(a.req::<Bytes>(0)?))),
+    ("net_version", 0, 0, |_, d| Ok(json!(d.chain_id().to_string()))),
+    ("net_listening", 0, 0, |_, _| Ok(json!(true))),
+    ("net_peerCount", 0, 0, |_, _| Ok(qty(0))),
+    ("eth_chainId", 0, 0, |_, d| Ok(qty(d.chain_id()))),
+    ("eth_syncing", 0, 0, |_, _| Ok(json!(false))),
+    ("eth_mining", 0, 0, |_, d| Ok(json!(d.automine()))),
+    ("eth_coinbase", 0, 0, |_, d| json(d.chain_config().coinbase)),
+    ("eth_blockNumber", 0, 0, |_, d| Ok(qty(d.block_number()))),
+    ("eth_accounts", 0, 0, |_, d| json(d.accounts())),
+    ("eth_getBalance", 1, 2, |a, d| json(d.balance(a.req(0)?, block_id(a, 1)?).rpc()?)),
+    ("eth_getTransactionCount", 1, 2, |a, d| Ok(qty(d.transaction_count(a.req(0)?, block_id(a, 1)?).rpc()?))),
+    ("eth_getCode", 1, 2, |a, d| json(d.code(a.req(0)?, block_id(a, 1)?).rpc()?)),
+    ("eth_getStorageAt", 2, 3, |a, d| {
+        let slot = a.raw(1).map(|v| quantity_u256(1, v)).transpose()?.unwrap_or_default();
+        json(d.storage_at(a.req(0)?, slot, block_id(a, 2)?).rpc()?)
+    }),
+    ("eth_call", 1, 3, |a, d| {
+        let overrides: Option<StateOverride> = a.opt(2)?;
+        json(d.call(a.req(0)?, Some(block_id(a, 1)?), overrides).rpc()?)
+    }),
+    ("eth_estimateGas", 1, 3, |a, d| {
+        let overrides: Option<StateOverride> = a.opt(2)?;
+        Ok(qty(d.estimate_gas(a.req(0)?, Some(block_id(a, 1)?), overrides).rpc()?))
+    }),
+    ("eth_gasPrice", 0, 0, |_, d| json(U256::from(d.gas_price()))),
+    ("eth_maxPriorityFeePerGas", 0, 0, |_, d| json(U256::from(d.max_priority_fee()))),
+    ("eth_feeHistory", 2, 3, |a, d| {
+        let count = a.quantity(0)?.unwrap_or(1);
+        let newest: BlockNumberOrTag = a.req(1)?;
+        let percentiles: Option<Vec<f64>> = a.opt(2)?;
+        json(d.fee_history(count, newest, percentiles.as_deref()).rpc()?)
+    }),
+    ("eth_sendRawTransaction", 1, 1, |a, d| json(d.send_raw_transaction(&a.req::<Bytes>(0)?).rpc()?)),
+    ("eth_sendTransaction", 1, 1, |a, d| json(d.send_transaction(a.req(0)?).rpc()?)),
+    ("eth_sign", 2, 2, |a, d| json(d.sign(a.req(0)?, &a.req::<Bytes>(1)?).rpc()?)),
+    ("personal_sign", 2, 2, |a, d| json(d.sign(a.req(1)?, &a.req::<Bytes>(0)?).rpc()?)),
+    ("eth_signTypedData_v4", 2, 2, |a, d| {
+        let data: TypedData = match a.raw(1) {
+            Some(Value::String(s)) => {
+                serde_json::from_str(s).map_err(|e| invalid(format!("invalid argument 1: {e}")))?
+            }
+            _ => a.req(1)?,
+        };
+        json(d.sign_typed_data(a.req(0)?, &data).rpc()?)
+    }),
+    ("eth_getTransactionByHash", 1, 1, |a, d| {
+        Ok(d.transaction(a.req(0)?).map(|(tx, rpc)| transaction_json(&tx, &rpc)).unwrap_or(Value::Null))
+    }),
+    ("eth_getTransactionReceipt", 1, 1, |a, d| json(d.receipt(a.req(0)?))),
+    ("eth_getBlockByNumber", 1, 2, |a, d| {
+        let tag: BlockNumberOrTag = a.req(0)?;
+        json(d.block(tag.into(), a.opt(1)?.unwrap_or(false)))
+    }),
+    ("eth_getBlockByHash", 1, 2, |a, d| {
+        let hash: B256 = a.req(0)?;
+        json(d.block(hash.into(), a.opt(1)?.unwrap_or(false)))
+    }),
+    ("eth_getBlockTransactionCountByNumber", 1, 1, |a, d| {
+        let tag: BlockNumberOrTag = a.req(0)?;
+        Ok(d.block_transaction_count(tag.into()).map(qty).unwrap_or(Value::Null))
+    }),
+    ("eth_getBlockTransactionCountByHash", 1, 1, |a, d| {
+        let hash: B256 = a.req(0)?;
+        Ok(d.block_transaction_count(hash.into()).map(qty).unwrap_or(Value::Null))
+    }),
+    ("eth_getLogs", 1, 1, |a, d| json(d.logs(&a.req::<Filter>(0)?).rpc()?)),
+    ("eth_newFilter", 1, 1, |a, d| json(d.new_filter(a.req(0)?))),
+    ("eth_newBlockFilter", 0, 0, |_, d| json(d.new_block_filter())),
+    ("eth_newPendingTransactionFilter", 0, 0, |_, d| json(d.new_pending_transaction_filter())),
+    ("eth_getFilterChanges", 1, 1, |a, d| json(d.filter_changes(a.req(0)?).rpc()?)),
+    ("eth_getFilterLogs", 1, 1, |a, d| json(d.filter_logs(a.req(0)?).rpc()?)),
+    ("eth_uninstallFilter", 1, 1, |a, d| json(d.uninstall_filter(a.req(0)?))),
+    ("evm_mine", 0, 1, |a, d| {
+        // Either a timestamp, or `{ timestamp, blocks }` (ganache's form).
+        match a.raw(0) {
+            Some(Value::Object(options)) => {
+                let blocks = options.get("blocks").map(|v| quantity(0, v)).transpose()?.unwrap_or(1);
+                if let Some(ts) = options.get("timestamp").map(|v| quantity(0, v)).transpose()? {
+                    d.set_next_block_timestamp(ts).rpc()?;
+                }
+                d.mine_many(blocks, None).rpc()?;
+            }
+            _ => {
+                d.mine(a.quantity(0)?).rpc()?;
+            }
+        }
+        Ok(json!("0x0"))
+    }),
+    ("evm_snapshot", 0, 0, |_, d| Ok(qty(d.snapshot()))),
+    ("evm_revert", 1, 1, |a, d| Ok(json!(a.quantity(0)?.is_some_and(|id| d.revert(id))))),
+    ("evm_increaseTime", 1, 1, |a, d| {
+        let seconds = a.quantity(0)?.unwrap_or_default();
+        let seconds = i64::try_from(seconds).map_err(|_| invalid("invalid argument 0: too large"))?;
+        Ok(json!(d.increase_time(seconds)))
+    }),
+    ("evm_setNextBlockTimestamp", 1, 1, |a, d| {
+        d.set_next_block_timestamp(a.quantity(0)?.unwrap_or_default()).rpc()?;
+        Ok(Value::Null)
+    }),
+    ("evm_setAutomine", 1, 1, |a, d| {
+        d.set_automine(a.req(0)?);
+        Ok(Value::Null)
+    }),
+    ("evm_setIntervalMining", 1, 1, |a, d| {
+        let millis = a.quantity(0)?.unwrap_or_default();
+        d.set_interval((millis > 0).then(|| Duration::from_millis(millis)));
+        Ok(Value::Null)
+    }),
+    ("anvil_setBalance", 2, 2, |a, d| {
+        let balance = a.raw(1).map(|v| quantity_u256(1, v)).transpose()?.unwrap_or_default();
+        d.set_balance(a.req(0)?, balance);
+        Ok(Value::Null)
+    }),
+    ("anvil_setCode", 2, 2, |a, d| {
+        d.set_code(a.req(0)?, a.req(1)?);
+        Ok(Value::Null)
+    }),
+    ("anvil_setNonce", 2, 2, |a, d| {
+        d.set_nonce(a.req(0)?, a.quantity(1)?.unwrap_or_default());
+        Ok(Value::Null)
+    }),
+    ("anvil_setStorageAt", 3, 3, |a, d| {
+        let slot = a.raw(1).map(|v| quantity_u256(1, v)).transpose()?.unwrap_or_default();
+        let value = a.raw(2).map(|v| quantity_u256(2, v)).transpose()?.unwrap_or_default();
+        d.set_storage_at(a.req(0)?, slot, value);
+        Ok(json!(true))
+    }),
+    ("anvil_impersonateAccount", 1, 1, |a, d| {
+        d.impersonate(a.req(0)?);
+        Ok(Value::Null)
+    }),
+    ("anvil_stopImpersonatingAccount", 1, 1, |a, d| {
+        d.stop_impersonating(a.req(0)?);
+        Ok(Value::Null)
+    }),
+    ("anvil_mine", 0, 2, |a, d| {
+        d.mine_many(a.quantity(0)?.unwrap_or(1), a.quantity(1)?).rpc()?;
+        Ok(Value::Null)
+    }),
+    ("anvil_dumpState", 0, 0, |_, d| {
+        let dump = d.dump();
+        if let Some(path) = d.save_state().rpc()? {
+            tracing::info!(path = %path.display(), "state written");
+        }
+        Ok(json!(hex::encode_prefixed(dump.to_json())))
+    }),
+    ("anvil_loadState", 1, 1, |a, d| {
+        let bytes: Bytes = a.req(0)?;
+        d.load(StateDump::from_json(&bytes).rpc_dump()?).rpc()?;
+        Ok(json!(true))
+    }),
+    ("txpool_status", 0, 0, |_, d| {
+        let content = d.pool_content();
+        let count = |m: &BTreeMap<Address, Vec<Arc<PoolTx>>>| m.values().map(Vec::len).sum::<usize>() as u64;
+        Ok(json!({ "pending": qty(count(&content.pending)), "queued": qty(count(&content.queued)) }))
+    }),
+    ("txpool_content", 0, 0, |_, d| {
+        let content = d.pool_content();
+        let group = |m: &BTreeMap<Address, Vec<Arc<PoolTx>>>| -> Value {
+            m.iter()
+                .map(|(sender, txs)| {
+                    let by_nonce: serde_json::Map<String, Value> = txs
+                        .iter()
+                        .map(|tx| {
+                            (tx.nonce().to_string(), transaction_json(tx, &crate::node::rpc_transaction(tx, None)))
+                        })
+                        .collect();
+                    (sender.to_checksum(None), Value::Object(by_nonce))
+                })
+                .collect::<serde_json::Map<_, _>>()
+                .into()
+        };
+        Ok(json!({ "pending": group(&content.pending), "queued": group(&content.queued) }))
+    }),
+    ("debug_traceTransaction", 1, 2, |a, d| {
+        let opts: Option<GethDebugTracingOptions> = a.opt(1)?;
+        json(d.trace_transaction(a.req(0)?, opts.unwrap_or_default()).rpc()?)
+    }),
+];
+
+/// `hardhat_*` names that behave exactly like the `anvil_*` ones.
+const HARDHAT_ALIASES: &[(&str, &str)] = &[
+    ("hardhat_setBalance", "anvil_setBalance"),
+    ("hardhat_setCode", "anvil_setCode"),
+    ("hardhat_setNonce", "anvil_setNonce"),
+    ("hardhat_setStorageAt", "anvil_setStorageAt"),
+    ("hardhat_impersonateAccount", "anvil_impersonateAccount"),
+    ("hardhat_stopImpersonatingAccount", "anvil_stopImpersonatingAccount"),
+    ("hardhat_mine", "anvil_mine"),
+    ("anvil_setAutomine", "evm_setAutomine"),
+    ("anvil_setIntervalMining", "evm_setIntervalMining"),
+    ("anvil_setNextBlockTimestamp", "evm_setNextBlockTimestamp"),
+    ("anvil_increaseTime", "evm_increaseTime"),
+    ("anvil_snapshot", "evm_snapshot"),
+    ("anvil_revert", "evm_revert"),
+];
+
+trait DumpRpc<T> {
+    fn rpc_dump(self) -> Result<T, ErrorObjectOwned>;
+}
+
+impl<T> DumpRpc<T> for Result<T, crate::chain::DumpError> {
+    fn rpc_dump(self) -> Result<T, ErrorObjectOwned> {
+        self.map_err(|e| error_object(&NodeError::Dump(e)))
+    }
+}
+
+/// Argument `i` as a block id (number, tag, or EIP-1898 object); latest when absent.
+fn block_id(args: &Args, i: usize) -> Result<BlockId, ErrorObjectOwned> {
+    Ok(args.opt::<BlockId>(i)?.unwrap_or_default())
+}
+
+/// Every method of the devnet.
+pub(super) fn module(devnet: Arc<Devnet>) -> RpcModule<Devnet> {
+    let mut module = RpcModule::from_arc(devnet);
+    for &(name, min, max, handler) in METHODS {
+        register(&mut module, name, min, max, handler);
+    }
+    for &(alias, target) in HARDHAT_ALIASES {
+        if let Some(&(_, min, max, handler)) = METHODS.iter().find(|(n, ..)| *n == target) {
+            register(&mut module, alias, min, max, handler);
+        }
+    }
+    // Registering a name twice is a programming error caught by the tests.
+    let _ = module.register_subscription("eth_subscribe", "eth_subscription", "eth_unsubscribe", subscribe);
+    module
+}
+
+fn register(module: &mut RpcModule<Devnet>, name: &'static str, min: usize, max: usize, handler: Handler) {
+    let result = module.register_blocking_method(name, move |params, devnet, _| {
+        let args = Args::new(&params, min, max)?;
+        handler(&args, &devnet)
+    });
+    if let Err(e) = result {
+        tracing::error!(name, %e, "method registered twice");
+    }
+}
+
+/// What an `eth_subscribe` asked for.
+enum Subscription {
+    NewHeads,
+    Logs(Box<Filter>),
+}
+
+async fn subscribe(
+    params: jsonrpsee::types::Params<'static>,
+    pending: PendingSubscriptionSink,
+    devnet: Arc<Devnet>,
+    _: jsonrpsee::Extensions,
+) -> SubscriptionResult {
+    let parsed = Args::new(&params, 1, 2).and_then(|args| match args.req::<String>(0)?.as_str() {
+        "newHeads" => Ok(Subscription::NewHeads),
+        "logs" => Ok(Subscription::Logs(Box::new(args.opt::<Filter>(1)?.unwrap_or_default()))),
+        other => Err(invalid(format!("unsupported subscription: {other} (supported: newHeads, logs)"))),
+    });
+    let kind = match parsed {
+        Ok(kind) => kind,
+        Err(e) => {
+            pending.reject(e).await;
+            return Ok(());
+        }
+    };
+    let mut blocks = devnet.subscribe_blocks();
+    let sink = pending.accept().await?;
+    loop {
+        let block = tokio::select! {
+            () = sink.closed() => return Ok(()),
+            block = blocks.recv() => block,
+        };
+        let block = match block {
+            Ok(block) => block,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return Ok(()),
+        };
+        let items: Vec<Value> = match &kind {
+            Subscription::NewHeads => vec![serde_json::to_value(rpc_header(&block))?],
+            Subscription::Logs(filter) => (0..block.transactions.len())
+                .flat_map(|i| rpc_logs(&block, i))
+                .filter(|log| filter.matches(&log.inner))
+                .map(serde_json::to_value)
+                .collect::<Result<_, _>>()?,
+        };
+        for item in items {
+            sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(&item)?)).await?;
+        }
+    }
+}
