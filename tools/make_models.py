@@ -24,6 +24,7 @@ from onnx import TensorProto, helper, numpy_helper
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 UI_MODELS = ROOT / "compiler" / "tests" / "ui" / "models"
 EXAMPLE_MODELS = ROOT / "examples" / "dynamic-fee" / "models"
+RUNTIME_MODELS = ROOT / "runtime" / "tests" / "models"
 
 # Fixed so that the bytes do not depend on the installed onnx version.
 PRODUCER = "nml tools/make_models.py"
@@ -140,6 +141,262 @@ def with_initializer_input():
     return model(graph, 7, 3)
 
 
+# The runtime's models (runtime/tests/models): small graphs whose outputs the
+# inference tests state exactly, and one that takes about 2 ms on one CPU core
+# for the benchmarks.
+
+MLP_W = np.array(
+    [[0.5, -1.0, 0.25], [1.0, 0.5, -0.5], [-0.25, 2.0, 0.0], [0.125, -1.0, 1.0]],
+    dtype=np.float32,
+)
+MLP_B = np.array([0.5, -0.25, -4.0], dtype=np.float32)
+
+
+def mlp():
+    """x float32[N, 4] -> y float32[N, 3] = relu(x . W + b).
+
+    The weights are dyadic fractions, so every output for small integer inputs
+    is exact in float32: x = [1, 2, 3, 4] gives y = [2.75, 1.75, 0].
+    """
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["x", "w"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["pre"]),
+            helper.make_node("Relu", ["pre"], ["y"]),
+        ],
+        "mlp",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 3])],
+        initializer=[numpy_helper.from_array(MLP_W, "w"), numpy_helper.from_array(MLP_B, "b")],
+    )
+    return model(graph, 17, 8)
+
+
+def ints():
+    """a int64[N], flags bool[2] -> next = a + 1 int64[N], positive = a > 0 bool[N], negated = not flags bool[2]."""
+    graph = helper.make_graph(
+        [
+            helper.make_node("Add", ["a", "one"], ["next"]),
+            helper.make_node("Greater", ["a", "zero"], ["positive"]),
+            helper.make_node("Not", ["flags"], ["negated"]),
+        ],
+        "ints",
+        [
+            helper.make_tensor_value_info("a", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("flags", TensorProto.BOOL, [2]),
+        ],
+        [
+            helper.make_tensor_value_info("next", TensorProto.INT64, ["N"]),
+            helper.make_tensor_value_info("positive", TensorProto.BOOL, ["N"]),
+            helper.make_tensor_value_info("negated", TensorProto.BOOL, [2]),
+        ],
+        initializer=[
+            numpy_helper.from_array(np.array(1, dtype=np.int64), "one"),
+            numpy_helper.from_array(np.array(0, dtype=np.int64), "zero"),
+        ],
+    )
+    return model(graph, 17, 8)
+
+
+# Every element type a TensorLib number converts to, with the input name used
+# for it in the `types` model.
+TYPES = [
+    ("f64", TensorProto.DOUBLE),
+    ("f16", TensorProto.FLOAT16),
+    ("i8", TensorProto.INT8),
+    ("i16", TensorProto.INT16),
+    ("i32", TensorProto.INT32),
+    ("u8", TensorProto.UINT8),
+    ("u16", TensorProto.UINT16),
+    ("u32", TensorProto.UINT32),
+    ("u64", TensorProto.UINT64),
+]
+
+
+def types():
+    """For each element type T in TYPES: input `<t>` T[2] -> output `<t>_out` = the input."""
+    graph = helper.make_graph(
+        [helper.make_node("Identity", [name], [f"{name}_out"]) for name, _ in TYPES],
+        "types",
+        [helper.make_tensor_value_info(name, ty, [2]) for name, ty in TYPES],
+        [helper.make_tensor_value_info(f"{name}_out", ty, [2]) for name, ty in TYPES],
+    )
+    return model(graph, 17, 8)
+
+
+def fails():
+    """x float32[N] -> y float32[2, 2] = reshape(x): valid for N = 4, a runtime error otherwise."""
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])],
+        "fails",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [2, 2])],
+        initializer=[numpy_helper.from_array(np.array([2, 2], dtype=np.int64), "shape")],
+    )
+    return model(graph, 17, 8)
+
+
+SLOW_W = (np.random.default_rng(11).standard_normal((32, 32)) / 4).astype(np.float32)
+
+
+def slow():
+    """n int64 (a scalar) -> y float32 (a scalar): n iterations of v = tanh(v . W), then mean(v).
+
+    The running time grows with n (a few microseconds per iteration), so the
+    tests can make a run that outlasts any timeout.
+    """
+    body = helper.make_graph(
+        [
+            helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+            helper.make_node("MatMul", ["v_in", "w"], ["vw"]),
+            helper.make_node("Tanh", ["vw"], ["v_out"]),
+        ],
+        "slow_body",
+        [
+            helper.make_tensor_value_info("i", TensorProto.INT64, []),
+            helper.make_tensor_value_info("cond_in", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_in", TensorProto.FLOAT, [32, 32]),
+        ],
+        [
+            helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+            helper.make_tensor_value_info("v_out", TensorProto.FLOAT, [32, 32]),
+        ],
+    )
+    graph = helper.make_graph(
+        [
+            helper.make_node("Loop", ["n", "", "v0"], ["v"], body=body),
+            helper.make_node("ReduceMean", ["v"], ["y"], keepdims=0),
+        ],
+        "slow",
+        [helper.make_tensor_value_info("n", TensorProto.INT64, [])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [])],
+        initializer=[
+            numpy_helper.from_array(np.full((32, 32), 0.5, dtype=np.float32), "v0"),
+            numpy_helper.from_array(SLOW_W, "w"),
+        ],
+    )
+    return model(graph, 17, 8)
+
+
+BENCH_ROWS = 256
+BENCH_LAYERS = 3
+
+
+def bench_weights():
+    rng = np.random.default_rng(3)
+    w_in = (rng.standard_normal((64, 256)) / 8).astype(np.float32)
+    w_hidden = (rng.standard_normal((256, 256)) / 16).astype(np.float32)
+    w_out = (rng.standard_normal((256, 8)) / 16).astype(np.float32)
+    return w_in, w_hidden, w_out
+
+
+def bench():
+    """x float32[1, 64] -> y float32[1, 8]: about 2 ms on one CPU core, from few weights.
+
+    x is tiled to 256 rows, projected to 256 columns, sent through
+    BENCH_LAYERS layers of tanh(h . W) that share one 256 x 256 weight, averaged
+    over the rows and projected to 8 outputs.
+    """
+    w_in, w_hidden, w_out = bench_weights()
+    nodes = [
+        helper.make_node("Tile", ["x", "repeats"], ["rows"]),
+        helper.make_node("MatMul", ["rows", "w_in"], ["h0_pre"]),
+        helper.make_node("Tanh", ["h0_pre"], ["h0"]),
+    ]
+    for layer in range(1, BENCH_LAYERS + 1):
+        nodes.append(helper.make_node("MatMul", [f"h{layer - 1}", "w_hidden"], [f"h{layer}_pre"]))
+        nodes.append(helper.make_node("Tanh", [f"h{layer}_pre"], [f"h{layer}"]))
+    nodes.append(helper.make_node("ReduceMean", [f"h{BENCH_LAYERS}"], ["pooled"], axes=[0], keepdims=1))
+    nodes.append(helper.make_node("MatMul", ["pooled", "w_out"], ["y"]))
+    graph = helper.make_graph(
+        nodes,
+        "bench",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 64])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 8])],
+        initializer=[
+            numpy_helper.from_array(np.array([BENCH_ROWS, 1], dtype=np.int64), "repeats"),
+            numpy_helper.from_array(w_in, "w_in"),
+            numpy_helper.from_array(w_hidden, "w_hidden"),
+            numpy_helper.from_array(w_out, "w_out"),
+        ],
+    )
+    return model(graph, 17, 8)
+
+
+def runtime_models():
+    """The models of runtime/tests/models, by file stem."""
+    return {
+        "mlp": mlp(),
+        "ints": ints(),
+        "types": types(),
+        "strings": strings(),
+        "fails": fails(),
+        "slow": slow(),
+        "bench": bench(),
+    }
+
+
+def verify_runtime(models):
+    """Runs the runtime's models in ONNX Runtime (one thread, as the devnet does) against numpy."""
+    import time
+
+    import onnxruntime as ort
+
+    def session(m):
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = 1
+        options.inter_op_num_threads = 1
+        options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_BASIC
+        return ort.InferenceSession(m.SerializeToString(), options, providers=["CPUExecutionProvider"])
+
+    (y,) = session(models["mlp"]).run(None, {"x": np.array([[1, 2, 3, 4], [-1, 0, 0, 0]], dtype=np.float32)})
+    assert y.tolist() == [[2.75, 1.75, 0.0], [0.0, 0.75, 0.0]], y
+
+    nxt, positive, negated = session(models["ints"]).run(
+        None, {"a": np.array([-5, 0, 2**40], dtype=np.int64), "flags": np.array([True, False])}
+    )
+    assert nxt.tolist() == [-4, 1, 2**40 + 1] and positive.tolist() == [False, False, True]
+    assert negated.tolist() == [False, True]
+
+    feeds = {name: np.array([1, 2]).astype(onnx.helper.tensor_dtype_to_np_dtype(ty)) for name, ty in TYPES}
+    outs = session(models["types"]).run(None, feeds)
+    assert all(o.tolist() == [1, 2] for o in outs)
+
+    (y,) = session(models["fails"]).run(None, {"x": np.arange(4, dtype=np.float32)})
+    assert y.shape == (2, 2)
+    try:
+        session(models["fails"]).run(None, {"x": np.arange(3, dtype=np.float32)})
+        raise AssertionError("fails.onnx ran with 3 elements")
+    except ort.capi.onnxruntime_pybind11_state.Fail:
+        pass
+
+    slow = session(models["slow"])
+    start = time.perf_counter()
+    (y,) = slow.run(None, {"n": np.array(20000, dtype=np.int64)})
+    per_iteration = (time.perf_counter() - start) / 20000
+    v = np.full((32, 32), 0.5, dtype=np.float32)
+    for _ in range(3):
+        v = np.tanh(v @ SLOW_W)
+    (y3,) = slow.run(None, {"n": np.array(3, dtype=np.int64)})
+    assert y.shape == () and np.allclose(y3, v.mean(), rtol=1e-5)
+
+    bench_session = session(models["bench"])
+    x = np.linspace(-1, 1, 64, dtype=np.float32).reshape(1, 64)
+    w_in, w_hidden, w_out = bench_weights()
+    h = np.tanh(np.tile(x, (BENCH_ROWS, 1)) @ w_in)
+    for _ in range(BENCH_LAYERS):
+        h = np.tanh(h @ w_hidden)
+    expected = h.mean(axis=0, keepdims=True) @ w_out
+    (y,) = bench_session.run(None, {"x": x})
+    assert np.allclose(y, expected, rtol=1e-4, atol=1e-6)
+    runs = 200
+    start = time.perf_counter()
+    for _ in range(runs):
+        bench_session.run(None, {"x": x})
+    bench_ms = (time.perf_counter() - start) / runs * 1000
+    print(f"runtime models verified: bench.onnx {bench_ms:.2f} ms per run, slow.onnx {per_iteration * 1e6:.1f} us per iteration")
+
+
 def verify(models):
     """Runs each model in ONNX Runtime against a numpy reference."""
     import onnxruntime as ort
@@ -193,8 +450,10 @@ def main():
         "opset20": volatility(opset=20, ir_version=9),
         "with_initializer_input": with_initializer_input(),
     }
+    runtime = runtime_models()
     if args.verify:
         verify(models)
+        verify_runtime(runtime)
 
     vol = models["vol"].SerializeToString()
     write(EXAMPLE_MODELS / "volatility.onnx", vol)
@@ -203,6 +462,8 @@ def main():
     # Cut inside the graph: the reader must report a truncated file.
     write(UI_MODELS / "truncated.onnx", vol[: len(vol) * 6 // 10])
     write(UI_MODELS / "not_onnx.onnx", b"This is not an ONNX model, just a text file for the compiler's tests.\n")
+    for name, m in runtime.items():
+        write(RUNTIME_MODELS / f"{name}.onnx", m.SerializeToString())
     return 0
 
 

@@ -3,4 +3,5 @@
 //! Library crates never download anything: the CLI resolves each tool to a
 //! plain path here and passes it down.
 
+pub mod onnxruntime;
 pub mod solc;

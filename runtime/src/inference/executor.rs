@@ -456,6 +456,10 @@ fn environment(library: &Path) -> Result<Environment, InferenceError> {
     let builder = ort::init_from(library).map_err(|e| library_error(e.to_string()))?;
     let environment =
         builder.with_name("nml").with_telemetry(false).build().map_err(|e| library_error(e.to_string()))?;
+    // Every failure reaches the caller as an error carrying ONNX Runtime's
+    // message (and becomes a revert reason); logging it again on stderr
+    // would only duplicate it.
+    environment.set_log_level(ort::logging::LogLevel::Fatal);
     *slot = Some((library.to_path_buf(), environment.clone()));
     Ok(environment)
 }
