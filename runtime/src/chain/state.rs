@@ -28,7 +28,13 @@ pub struct DbAccount {
 
 impl DbAccount {
     fn info(&self) -> AccountInfo {
-        AccountInfo { balance: self.balance, nonce: self.nonce, code_hash: self.code_hash, ..Default::default() }
+        AccountInfo {
+            balance: self.balance,
+            nonce: self.nonce,
+            code_hash: self.code_hash,
+            code: None,
+            ..Default::default()
+        }
     }
 }
 
@@ -45,7 +51,13 @@ pub struct AccountHeader {
 
 impl AccountHeader {
     fn info(&self) -> AccountInfo {
-        AccountInfo { balance: self.balance, nonce: self.nonce, code_hash: self.code_hash, ..Default::default() }
+        AccountInfo {
+            balance: self.balance,
+            nonce: self.nonce,
+            code_hash: self.code_hash,
+            code: None,
+            ..Default::default()
+        }
     }
 }
 

@@ -303,32 +303,35 @@ impl Executor for OnnxExecutor {
 fn work(jobs: &Mutex<Receiver<Job>>, registry: &ModelRegistry) {
     loop {
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
-        let Ok(job) = job else { return };
-        let id = &job.model.info.id;
-        let result = if Instant::now() >= job.deadline {
+        let Ok(Job { model, inputs, deadline, cancel, reply }) = job else { return };
+        let result = if Instant::now() >= deadline {
             // The caller has given up; do not start it.
-            Err(InferenceError::Timeout { model: id.to_string(), timeout: Duration::ZERO })
+            Err(InferenceError::Timeout { model: model.info.id.to_string(), timeout: Duration::ZERO })
         } else {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run_job(&job, registry))).unwrap_or_else(|_| {
-                Err(InferenceError::Runtime { model: id.to_string(), reason: "the run panicked".to_owned() })
+            let run = std::panic::AssertUnwindSafe(|| run_job(&model, inputs, &cancel, registry));
+            std::panic::catch_unwind(run).unwrap_or_else(|_| {
+                Err(InferenceError::Runtime { model: model.info.id.to_string(), reason: "the run panicked".to_owned() })
             })
         };
         // The caller may have timed out and gone.
-        let _ = job.reply.send(result);
+        let _ = reply.send(result);
     }
 }
 
-fn run_job(job: &Job, registry: &ModelRegistry) -> Result<ModelOutput, InferenceError> {
-    let model = &job.model;
+fn run_job(
+    model: &LoadedModel,
+    inputs: Vec<Tensor>,
+    cancel: &RunOptions,
+    registry: &ModelRegistry,
+) -> Result<ModelOutput, InferenceError> {
     let id = &model.info.id;
-    let inputs = job
-        .inputs
-        .iter()
-        .map(|t| to_value(t).map(|v| (t.name.clone(), v)))
+    let inputs = inputs
+        .into_iter()
+        .map(|t| to_value(t.data, &t.shape).map(|v| (t.name, v)))
         .collect::<Result<Vec<_>, _>>()
         .map_err(|e| runtime_error(id, &e))?;
     let mut session = model.checkout(registry.factory())?;
-    let outputs = run_session(&mut session, id, &model.info.signature, inputs, &job.cancel);
+    let outputs = run_session(&mut session, id, &model.info.signature, inputs, cancel);
     model.checkin(session);
     tensor::encode_outputs(id, outputs?)
 }
@@ -358,23 +361,23 @@ fn runtime_error(id: &ModelId, e: &impl std::fmt::Display) -> InferenceError {
     InferenceError::Runtime { model: id.to_string(), reason: e.to_string() }
 }
 
-fn to_value(t: &Tensor) -> ort::Result<DynValue> {
+fn to_value(data: TensorData, shape: &[usize]) -> ort::Result<DynValue> {
     use ort::value::Tensor as OrtTensor;
-    let shape: Vec<i64> = t.shape.iter().map(|&d| d as i64).collect();
-    Ok(match &t.data {
-        TensorData::Float16(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::BFloat16(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Float32(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Float64(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Int8(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Int16(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Int32(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Int64(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Uint8(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Uint16(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Uint32(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Uint64(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
-        TensorData::Bool(v) => OrtTensor::from_array((shape, v.clone()))?.into_dyn(),
+    let shape: Vec<i64> = shape.iter().map(|&d| d as i64).collect();
+    Ok(match data {
+        TensorData::Float16(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::BFloat16(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Float32(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Float64(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Int8(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Int16(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Int32(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Int64(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Uint8(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Uint16(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Uint32(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Uint64(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
+        TensorData::Bool(v) => OrtTensor::from_array((shape, v))?.into_dyn(),
         TensorData::String(v) => OrtTensor::from_string_array((shape, v.as_slice()))?.into_dyn(),
     })
 }

@@ -1,0 +1,570 @@
+//! The devnet as a library: chain semantics, validity checks, mining, pool,
+//! snapshots, time, dumps, tracing, and the extension points.
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use alloy_consensus::{TxEip2930, TxEip4844, TxEip7702, TxLegacy, TypedTransaction};
+use alloy_eips::{BlockId, BlockNumberOrTag};
+use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, address};
+use alloy_rpc_types_eth::{Filter, TransactionRequest};
+use alloy_sol_types::{SolCall, SolEvent};
+use common::*;
+use nml_runtime::chain::ChainConfig;
+use nml_runtime::evm::{EthereumPrecompiles, EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
+use nml_runtime::mempool::{PreExecution, Prepared, StageContext};
+use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
+
+fn devnet() -> Devnet {
+    Devnet::new(DevnetConfig::default()).unwrap()
+}
+
+fn manual() -> Devnet {
+    Devnet::new(DevnetConfig { mining: Mining::Manual, ..Default::default() }).unwrap()
+}
+
+fn latest() -> BlockId {
+    BlockId::latest()
+}
+
+fn err(result: Result<B256, NodeError>) -> String {
+    result.expect_err("the transaction must be refused").to_string()
+}
+
+#[test]
+fn genesis_funds_the_mnemonic_accounts() {
+    let d = devnet();
+    let accounts = d.accounts();
+    assert_eq!(accounts.len(), 10);
+    assert_eq!(accounts[0], address!("f39Fd6e51aad88F6F4ce6aB8827279cffFb92266"));
+    assert_eq!(accounts[9], address!("a0Ee7A142d267C1f36714E4a8F75612F20a79720"));
+    assert_eq!(
+        d.balance(accounts[0], latest()).unwrap(),
+        U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18))
+    );
+    assert_eq!(d.block_number(), 0);
+    assert_eq!(d.chain_id(), 31337);
+}
+
+#[test]
+fn every_supported_type_is_mined_with_a_receipt() {
+    let d = devnet();
+    let to = address(1);
+    let h0 = d.send_raw_transaction(&sign(legacy(0, to, 1), &signer(0))).unwrap();
+    let h1 = d
+        .send_raw_transaction(&sign(
+            TxEip2930 {
+                chain_id: CHAIN_ID,
+                nonce: 1,
+                gas_price: 10 * GWEI,
+                gas_limit: 21_000,
+                to: TxKind::Call(to),
+                value: U256::from(2),
+                ..Default::default()
+            },
+            &signer(0),
+        ))
+        .unwrap();
+    let h2 = d.send_raw_transaction(&sign(transfer(2, to, 3), &signer(0))).unwrap();
+    assert_eq!(d.block_number(), 3);
+    for (i, hash) in [h0, h1, h2].into_iter().enumerate() {
+        let receipt = d.receipt(hash).expect("a receipt");
+        assert!(receipt.status());
+        assert_eq!(receipt.gas_used, 21_000);
+        assert_eq!(receipt.block_number, Some(i as u64 + 1));
+        assert_eq!(receipt.from, address(0));
+        assert!(receipt.effective_gas_price > 0);
+    }
+    assert_eq!(
+        d.balance(to, latest()).unwrap(),
+        U256::from(10_000u64) * U256::from(10u64).pow(U256::from(18)) + U256::from(6)
+    );
+    // Real header hashes: each block's hash is keccak(rlp(header)) and the next block's parent.
+    let b1 = d.block(BlockNumberOrTag::Number(1).into(), false).unwrap();
+    let b2 = d.block(BlockNumberOrTag::Number(2).into(), false).unwrap();
+    assert_eq!(b1.header.hash, b1.header.inner.hash_slow());
+    assert_eq!(b2.header.inner.parent_hash, b1.header.hash);
+    assert_ne!(b1.header.inner.transactions_root, b2.header.inner.transactions_root);
+}
+
+#[test]
+fn blob_and_set_code_transactions_are_refused_clearly() {
+    let d = devnet();
+    let blob = TxEip4844 {
+        chain_id: CHAIN_ID,
+        gas_limit: 21_000,
+        max_fee_per_gas: 10 * GWEI,
+        max_fee_per_blob_gas: 1,
+        blob_versioned_hashes: vec![B256::repeat_byte(1)],
+        to: address(1),
+        ..Default::default()
+    };
+    let message = err(d.send_raw_transaction(&sign(TypedTransaction::Eip4844(blob.into()), &signer(0))));
+    assert!(message.contains("EIP-4844"), "{message}");
+    let set_code = TxEip7702 {
+        chain_id: CHAIN_ID,
+        gas_limit: 50_000,
+        max_fee_per_gas: 10 * GWEI,
+        to: address(1),
+        ..Default::default()
+    };
+    let message = err(d.send_raw_transaction(&sign(set_code, &signer(0))));
+    assert!(message.contains("EIP-7702"), "{message}");
+}
+
+#[test]
+fn validity_checks_use_geths_messages() {
+    let d = devnet();
+    let to = address(1);
+    // Wrong chain id.
+    let mut wrong_chain = transfer(0, to, 1);
+    wrong_chain.chain_id = 1;
+    assert_eq!(
+        err(d.send_raw_transaction(&sign(wrong_chain, &signer(0)))),
+        "invalid chain id for signer: have 1 want 31337"
+    );
+    // Nonce too low.
+    d.send_raw_transaction(&sign(transfer(0, to, 1), &signer(0))).unwrap();
+    assert_eq!(
+        err(d.send_raw_transaction(&sign(transfer(0, to, 2), &signer(0)))),
+        "nonce too low: next nonce 1, tx nonce 0"
+    );
+    // Insufficient funds.
+    let mut rich = transfer(1, to, 0);
+    rich.value = U256::from(10u64).pow(U256::from(30));
+    assert!(
+        err(d.send_raw_transaction(&sign(rich, &signer(0)))).starts_with("insufficient funds for gas * price + value")
+    );
+    // Gas above the block limit.
+    let mut heavy = transfer(1, to, 1);
+    heavy.gas_limit = 30_000_001;
+    assert_eq!(
+        err(d.send_raw_transaction(&sign(heavy, &signer(0)))),
+        "exceeds block gas limit: gas 30000001, block gas limit 30000000"
+    );
+    // Intrinsic gas.
+    let mut light = transfer(1, to, 1);
+    light.gas_limit = 20_000;
+    assert!(err(d.send_raw_transaction(&sign(light, &signer(0)))).starts_with("intrinsic gas too low"));
+    // Fee cap below the base fee.
+    let mut cheap = transfer(1, to, 1);
+    cheap.max_fee_per_gas = 1;
+    cheap.max_priority_fee_per_gas = 1;
+    assert!(
+        err(d.send_raw_transaction(&sign(cheap, &signer(0)))).starts_with("max fee per gas less than block base fee")
+    );
+    // Tip above the fee cap.
+    let mut tip = transfer(1, to, 1);
+    tip.max_priority_fee_per_gas = tip.max_fee_per_gas + 1;
+    assert_eq!(
+        err(d.send_raw_transaction(&sign(tip, &signer(0)))),
+        "max priority fee per gas higher than max fee per gas"
+    );
+    // A signature that recovers to nothing.
+    let typed: TypedTransaction = transfer(1, to, 1).into();
+    let bogus = typed.into_envelope(Signature::new(U256::ZERO, U256::ZERO, false));
+    let raw = alloy_eips::eip2718::Encodable2718::encoded_2718(&bogus);
+    assert!(err(d.send_raw_transaction(&raw)).starts_with("invalid sender"));
+    // Garbage.
+    assert!(err(d.send_raw_transaction(&[0xde, 0xad])).starts_with("failed to decode signed transaction"));
+    // The node still works.
+    d.send_raw_transaction(&sign(transfer(1, to, 1), &signer(0))).unwrap();
+    assert_eq!(d.block_number(), 2);
+}
+
+#[test]
+fn future_nonces_wait_until_the_gap_fills() {
+    let d = devnet();
+    let to = address(1);
+    let h2 = d.send_raw_transaction(&sign(transfer(2, to, 1), &signer(0))).unwrap();
+    let h1 = d.send_raw_transaction(&sign(transfer(1, to, 1), &signer(0))).unwrap();
+    assert_eq!(d.block_number(), 0);
+    let content = d.pool_content();
+    assert_eq!(content.queued.values().map(Vec::len).sum::<usize>(), 2);
+    d.send_raw_transaction(&sign(transfer(0, to, 1), &signer(0))).unwrap();
+    assert!(d.receipt(h1).is_some() && d.receipt(h2).is_some());
+    assert_eq!(d.transaction_count(address(0), latest()).unwrap(), 3);
+}
+
+#[test]
+fn pool_orders_by_nonce_then_fee_and_replacement_needs_a_bump() {
+    let d = manual();
+    let low = d.send_raw_transaction(&sign(transfer(0, address(5), 1), &signer(1))).unwrap();
+    let mut rich = transfer(0, address(5), 1);
+    rich.max_priority_fee_per_gas = 3 * GWEI;
+    let high = d.send_raw_transaction(&sign(rich.clone(), &signer(2))).unwrap();
+    let next = d.send_raw_transaction(&sign(transfer(1, address(5), 1), &signer(2))).unwrap();
+    // Same fee again: underpriced. 10% more on both fees: replaces.
+    let mut same = rich.clone();
+    same.value = U256::from(2);
+    assert_eq!(err(d.send_raw_transaction(&sign(same, &signer(2)))), "replacement transaction underpriced");
+    assert_eq!(err(d.send_raw_transaction(&sign(transfer(0, address(5), 1), &signer(1)))), "already known");
+    let mut bumped = transfer(0, address(5), 1);
+    bumped.max_fee_per_gas = 11 * GWEI;
+    bumped.max_priority_fee_per_gas = GWEI * 11 / 10;
+    let replacement = d.send_raw_transaction(&sign(bumped, &signer(1))).unwrap();
+    assert_eq!(d.pool_content().pending.values().map(Vec::len).sum::<usize>(), 3);
+    assert_eq!(d.transaction_count(address(2), BlockNumberOrTag::Pending.into()).unwrap(), 2);
+
+    let block = d.mine(None).unwrap();
+    let order: Vec<B256> = block.transactions.iter().map(|t| t.hash).collect();
+    // Across senders the higher tip goes first; within one, nonce order.
+    assert_eq!(order, vec![high, replacement, next]);
+    assert!(d.receipt(low).is_none());
+}
+
+#[test]
+fn base_fee_follows_eip1559() {
+    let d = devnet();
+    let genesis = d.block(BlockNumberOrTag::Number(0).into(), false).unwrap();
+    assert_eq!(genesis.header.inner.base_fee_per_gas, Some(1_000_000_000));
+    d.send_raw_transaction(&sign(transfer(0, address(1), 1), &signer(0))).unwrap();
+    let b1 = d.block(BlockNumberOrTag::Number(1).into(), false).unwrap();
+    // An empty parent lowers the base fee by 1/8.
+    assert_eq!(b1.header.inner.base_fee_per_gas, Some(875_000_000));
+    let expected = b1.header.inner.next_block_base_fee(alloy_eips::eip1559::BaseFeeParams::ethereum()).unwrap();
+    d.mine(None).unwrap();
+    let b2 = d.block(BlockNumberOrTag::Number(2).into(), false).unwrap();
+    assert_eq!(b2.header.inner.base_fee_per_gas, Some(expected));
+    let history = d.fee_history(2, BlockNumberOrTag::Latest, Some(&[50.0])).unwrap();
+    assert_eq!(history.oldest_block, 1);
+    assert_eq!(history.base_fee_per_gas.len(), 3);
+}
+
+fn deploy(d: &Devnet) -> Address {
+    let hash = d.send_raw_transaction(&sign(deploy_tx(0, 5), &signer(0))).unwrap();
+    let receipt = d.receipt(hash).unwrap();
+    assert!(receipt.status());
+    receipt.contract_address.expect("a created contract")
+}
+
+#[test]
+fn contracts_deploy_emit_logs_and_revert_with_reasons() {
+    let d = devnet();
+    let counter = deploy(&d);
+    assert!(!d.code(counter, latest()).unwrap().is_empty());
+    let input = Counter::incrementCall { by: U256::from(3) }.abi_encode();
+    let hash = d.send_raw_transaction(&sign(call_tx(1, counter, input.into()), &signer(0))).unwrap();
+    let receipt = d.receipt(hash).unwrap();
+    assert!(receipt.status());
+    let logs = receipt.inner.logs();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].topics()[0], Counter::Incremented::SIGNATURE_HASH);
+    assert!(receipt.inner.logs_bloom().contains_input(alloy_primitives::BloomInput::Raw(counter.as_slice())));
+
+    // eth_getLogs by address and by topic.
+    let by_topic = d.logs(&Filter::new().from_block(0).event_signature(Counter::Incremented::SIGNATURE_HASH)).unwrap();
+    assert_eq!(by_topic.len(), 1);
+    assert_eq!(by_topic[0].transaction_hash, Some(hash));
+    assert!(d.logs(&Filter::new().from_block(0).address(address(3))).unwrap().is_empty());
+
+    // A view.
+    let get = TransactionRequest::default().to(counter).input(Counter::getCall {}.abi_encode().into());
+    let out = d.call(get.clone(), None, None).unwrap();
+    assert_eq!(U256::from_be_slice(&out), U256::from(8));
+    // The same view at the block before the increment (historical state).
+    let out = d.call(get, Some(BlockNumberOrTag::Number(1).into()), None).unwrap();
+    assert_eq!(U256::from_be_slice(&out), U256::from(5));
+
+    // Reverts carry the reason, in eth_call, eth_estimateGas and the receipt.
+    let bad = TransactionRequest::default()
+        .from(address(0))
+        .to(counter)
+        .input(Counter::incrementCall { by: U256::ZERO }.abi_encode().into());
+    match d.call(bad.clone(), None, None) {
+        Err(NodeError::Reverted { message, data }) => {
+            assert_eq!(message, "execution reverted: by must be positive");
+            assert!(!data.is_empty());
+        }
+        other => panic!("expected a revert, got {other:?}"),
+    }
+    assert!(matches!(d.estimate_gas(bad, None, None), Err(NodeError::Reverted { .. })));
+    let failed = d
+        .send_raw_transaction(&sign(
+            call_tx(2, counter, Counter::incrementCall { by: U256::ZERO }.abi_encode().into()),
+            &signer(0),
+        ))
+        .unwrap();
+    assert!(!d.receipt(failed).unwrap().status());
+}
+
+#[test]
+fn estimate_gas_is_exact_for_transfers_and_enough_for_calls() {
+    let d = devnet();
+    let transfer = TransactionRequest::default().from(address(0)).to(address(1)).value(U256::from(1));
+    assert_eq!(d.estimate_gas(transfer, None, None).unwrap(), 21_000);
+    let counter = deploy(&d);
+    let input: Bytes = Counter::incrementCall { by: U256::from(1) }.abi_encode().into();
+    let req = TransactionRequest::default().from(address(0)).to(counter).input(input.clone().into());
+    let gas = d.estimate_gas(req, None, None).unwrap();
+    let mut tx = call_tx(1, counter, input);
+    tx.gas_limit = gas;
+    let hash = d.send_raw_transaction(&sign(tx, &signer(0))).unwrap();
+    assert!(d.receipt(hash).unwrap().status());
+}
+
+#[test]
+fn call_state_overrides_apply_only_to_the_call() {
+    let d = devnet();
+    let counter = deploy(&d);
+    let get = TransactionRequest::default().to(counter).input(Counter::getCall {}.abi_encode().into());
+    let mut overrides = alloy_rpc_types_eth::state::StateOverride::default();
+    overrides.insert(
+        counter,
+        alloy_rpc_types_eth::state::AccountOverride {
+            state_diff: Some([(B256::ZERO, B256::from(U256::from(42)))].into_iter().collect()),
+            ..Default::default()
+        },
+    );
+    let out = d.call(get.clone(), None, Some(overrides)).unwrap();
+    assert_eq!(U256::from_be_slice(&out), U256::from(42));
+    assert_eq!(U256::from_be_slice(&d.call(get, None, None).unwrap()), U256::from(5));
+}
+
+#[test]
+fn snapshots_revert_blocks_state_and_pool() {
+    let d = devnet();
+    let before = d.balance(address(1), latest()).unwrap();
+    let id = d.snapshot();
+    d.send_raw_transaction(&sign(transfer(0, address(1), 1000), &signer(0))).unwrap();
+    assert_eq!(d.block_number(), 1);
+    assert!(d.revert(id));
+    assert_eq!(d.block_number(), 0);
+    assert_eq!(d.balance(address(1), latest()).unwrap(), before);
+    assert!(!d.revert(id), "a snapshot is consumed by reverting to it");
+    // The same transaction is accepted again after the revert.
+    d.send_raw_transaction(&sign(transfer(0, address(1), 1000), &signer(0))).unwrap();
+    assert_eq!(d.block_number(), 1);
+}
+
+#[test]
+fn time_controls_set_block_timestamps() {
+    let d = manual();
+    let t0 = d.block(BlockNumberOrTag::Latest.into(), false).unwrap().header.inner.timestamp;
+    d.set_next_block_timestamp(t0 + 1_000).unwrap();
+    let b = d.mine(None).unwrap();
+    assert_eq!(b.header.timestamp, t0 + 1_000);
+    d.increase_time(3_600);
+    let b = d.mine(None).unwrap();
+    assert!(b.header.timestamp >= t0 + 4_600);
+    assert!(d.set_next_block_timestamp(t0).is_err());
+    d.mine_many(3, Some(60)).unwrap();
+    let last = d.block(BlockNumberOrTag::Latest.into(), false).unwrap().header.inner.timestamp;
+    let prev = d.block(BlockNumberOrTag::Number(d.block_number() - 1).into(), false).unwrap().header.inner.timestamp;
+    assert_eq!(last - prev, 60);
+}
+
+#[test]
+fn automine_off_then_on_mines_the_pool() {
+    let d = devnet();
+    d.set_automine(false);
+    d.send_raw_transaction(&sign(transfer(0, address(1), 1), &signer(0))).unwrap();
+    assert_eq!(d.block_number(), 0);
+    d.set_automine(true);
+    assert_eq!(d.block_number(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interval_mining_produces_blocks() {
+    let d = Arc::new(
+        Devnet::new(DevnetConfig { mining: Mining::Interval(Duration::from_millis(50)), ..Default::default() })
+            .unwrap(),
+    );
+    let miner = tokio::spawn(d.clone().run_interval_miner());
+    let mut waited = 0;
+    while d.block_number() < 2 && waited < 200 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        waited += 1;
+    }
+    assert!(d.block_number() >= 2);
+    d.set_interval(None);
+    miner.abort();
+}
+
+#[test]
+fn dumps_round_trip_and_damaged_files_are_refused_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.json");
+    let config = DevnetConfig { state_file: Some(path.clone()), ..Default::default() };
+    let d = Devnet::new(config.clone()).unwrap();
+    let counter = deploy(&d);
+    d.send_raw_transaction(&sign(transfer(1, address(7), 12345), &signer(0))).unwrap();
+    d.save_state().unwrap();
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1, "no temporary file is left behind");
+
+    let reloaded = Devnet::new(config.clone()).unwrap();
+    assert_eq!(reloaded.block_number(), 2);
+    assert_eq!(reloaded.balance(address(7), latest()).unwrap(), d.balance(address(7), latest()).unwrap());
+    assert_eq!(reloaded.code(counter, latest()).unwrap(), d.code(counter, latest()).unwrap());
+    assert_eq!(
+        reloaded.block(BlockNumberOrTag::Latest.into(), false).unwrap().header.hash,
+        d.block(BlockNumberOrTag::Latest.into(), false).unwrap().header.hash
+    );
+    // Mining continues from the loaded head.
+    reloaded.send_raw_transaction(&sign(transfer(2, address(7), 1), &signer(0))).unwrap();
+    assert_eq!(reloaded.block_number(), 3);
+
+    // A damaged file: a clear error, and the file is left as it was.
+    std::fs::write(&path, b"{\"version\": 1, \"chainId\": ").unwrap();
+    let message = Devnet::new(config.clone()).unwrap_err().to_string();
+    assert!(message.contains("not a valid nml devnet state dump"), "{message}");
+    assert_eq!(std::fs::read(&path).unwrap(), b"{\"version\": 1, \"chainId\": ");
+
+    // Another chain's dump.
+    std::fs::write(&path, d.dump().to_json()).unwrap();
+    let other = DevnetConfig { chain: ChainConfig { chain_id: 5, ..Default::default() }, ..config };
+    assert!(Devnet::new(other).unwrap_err().to_string().contains("chain id 31337"));
+}
+
+#[test]
+fn traces_use_the_struct_logger_and_call_tracer() {
+    let d = devnet();
+    let counter = deploy(&d);
+    let input = Counter::incrementCall { by: U256::from(1) }.abi_encode();
+    let hash = d.send_raw_transaction(&sign(call_tx(1, counter, input.into()), &signer(0))).unwrap();
+    let default = d.trace_transaction(hash, Default::default()).unwrap();
+    let json = serde_json::to_value(&default).unwrap();
+    assert!(json["structLogs"].as_array().is_some_and(|l| l.iter().any(|s| s["op"] == "SSTORE")));
+    assert_eq!(json["failed"], false);
+    let opts: alloy_rpc_types_trace::geth::GethDebugTracingOptions =
+        serde_json::from_value(serde_json::json!({ "tracer": "callTracer" })).unwrap();
+    let call = serde_json::to_value(d.trace_transaction(hash, opts).unwrap()).unwrap();
+    assert_eq!(call["type"], "CALL");
+    assert_eq!(call["to"].as_str().unwrap().to_lowercase(), counter.to_string().to_lowercase());
+    let unsupported: alloy_rpc_types_trace::geth::GethDebugTracingOptions =
+        serde_json::from_value(serde_json::json!({ "tracer": "prestateTracer" })).unwrap();
+    assert!(d.trace_transaction(hash, unsupported).is_err());
+}
+
+#[test]
+fn send_transaction_signs_for_dev_and_impersonated_accounts() {
+    let d = devnet();
+    let req = TransactionRequest::default().from(address(0)).to(address(1)).value(U256::from(5));
+    let hash = d.send_transaction(req).unwrap();
+    assert!(d.receipt(hash).unwrap().status());
+    let whale = address!("00000000000000000000000000000000000000aa");
+    d.set_balance(whale, U256::from(10u64).pow(U256::from(20)));
+    let from_whale = TransactionRequest::default().from(whale).to(address(1)).value(U256::from(7));
+    assert!(d.send_transaction(from_whale.clone()).unwrap_err().to_string().contains("unknown account"));
+    d.impersonate(whale);
+    let hash = d.send_transaction(from_whale).unwrap();
+    let receipt = d.receipt(hash).unwrap();
+    assert_eq!(receipt.from, whale);
+    assert_eq!(d.transaction(hash).unwrap().0.sender, whale);
+    // Signing: eth_sign recovers to the account.
+    let sig = d.sign(address(0), b"hello").unwrap();
+    let sig = Signature::try_from(sig.as_ref()).unwrap();
+    assert_eq!(sig.recover_address_from_msg(b"hello").unwrap(), address(0));
+}
+
+#[test]
+fn state_edits_are_visible_and_history_keeps_old_values() {
+    let d = devnet();
+    let a = address!("00000000000000000000000000000000000000bb");
+    d.mine(None).unwrap();
+    d.set_balance(a, U256::from(99));
+    d.set_nonce(a, 7);
+    d.set_code(a, Bytes::from_static(&[0x60, 0x00]));
+    d.set_storage_at(a, U256::from(1), U256::from(2));
+    assert_eq!(d.balance(a, latest()).unwrap(), U256::from(99));
+    assert_eq!(d.transaction_count(a, latest()).unwrap(), 7);
+    assert_eq!(d.code(a, latest()).unwrap().len(), 2);
+    assert_eq!(d.storage_at(a, U256::from(1), latest()).unwrap(), B256::from(U256::from(2)));
+    assert_eq!(d.balance(a, BlockNumberOrTag::Number(0).into()).unwrap(), U256::ZERO);
+}
+
+/// A precompile at 0x…F4 that returns its input reversed, and a stage that
+/// records the batches it sees and drops transactions to one address.
+#[derive(Debug, Default)]
+struct Reverser;
+
+#[derive(Debug)]
+struct ReverserProvider {
+    eth: revm::handler::EthPrecompiles,
+    addresses: revm::primitives::AddressSet,
+}
+
+const F4: Address = address!("00000000000000000000000000000000000000F4");
+
+impl revm::handler::PrecompileProvider<EvmContext> for ReverserProvider {
+    type Output = revm::interpreter::InterpreterResult;
+    fn set_spec(&mut self, spec: revm::primitives::hardfork::SpecId) -> bool {
+        <revm::handler::EthPrecompiles as revm::handler::PrecompileProvider<EvmContext>>::set_spec(&mut self.eth, spec)
+    }
+    fn run(
+        &mut self,
+        context: &mut EvmContext,
+        inputs: &revm::interpreter::CallInputs,
+    ) -> Result<Option<Self::Output>, String> {
+        if inputs.bytecode_address != F4 {
+            return self.eth.run(context, inputs);
+        }
+        let mut data = inputs.input.bytes(context).to_vec();
+        data.reverse();
+        let mut gas = revm::interpreter::Gas::new(inputs.gas_limit);
+        let _ = gas.record_regular_cost(100);
+        Ok(Some(revm::interpreter::InterpreterResult::new(
+            revm::interpreter::InstructionResult::Return,
+            data.into(),
+            gas,
+        )))
+    }
+    fn warm_addresses(&self) -> &revm::primitives::AddressSet {
+        &self.addresses
+    }
+}
+
+impl PrecompileFactory for Reverser {
+    fn precompiles(&self, spec: revm::primitives::hardfork::SpecId, _phase: Phase) -> EvmPrecompiles {
+        let eth = revm::handler::EthPrecompiles::new(spec);
+        let mut addresses = eth.warm_addresses().clone();
+        addresses.insert(F4);
+        Box::new(ReverserProvider { eth, addresses })
+    }
+}
+
+#[derive(Debug, Default)]
+struct Recorder {
+    batches: Mutex<Vec<usize>>,
+}
+
+impl PreExecution for Recorder {
+    fn prepare(&self, ctx: &StageContext<'_>, batch: Vec<Arc<nml_runtime::chain::PoolTx>>) -> Prepared {
+        self.batches.lock().unwrap().push(batch.len());
+        let simulated = ctx.simulate(&batch);
+        assert!(simulated.iter().all(Result::is_ok));
+        let (drop, include): (Vec<_>, Vec<_>) = batch.into_iter().partition(|tx| tx.to() == Some(address(9)));
+        Prepared {
+            include,
+            drop: drop.into_iter().map(|tx| (tx, "refused by the stage".into())).collect(),
+            ..Default::default()
+        }
+    }
+}
+
+#[test]
+fn precompiles_and_the_pre_execution_stage_plug_in() {
+    let stage = Arc::new(Recorder::default());
+    let d = Devnet::with_extensions(
+        DevnetConfig { mining: Mining::Manual, ..Default::default() },
+        Arc::new(Reverser),
+        stage.clone(),
+    )
+    .unwrap();
+    let out =
+        d.call(TransactionRequest::default().to(F4).input(Bytes::from_static(&[1, 2, 3]).into()), None, None).unwrap();
+    assert_eq!(out.as_ref(), &[3, 2, 1]);
+    d.send_raw_transaction(&sign(transfer(0, address(1), 1), &signer(0))).unwrap();
+    let dropped = d.send_raw_transaction(&sign(transfer(0, address(9), 1), &signer(1))).unwrap();
+    let block = d.mine(None).unwrap();
+    assert_eq!(block.transactions.len(), 1);
+    assert_eq!(*stage.batches.lock().unwrap(), vec![2]);
+    assert!(d.receipt(dropped).is_none());
+    assert!(d.transaction(dropped).is_none(), "a dropped transaction leaves the pool");
+    // The default set is Ethereum's.
+    let _ = EthereumPrecompiles;
+    let _ = TxLegacy::default();
+}

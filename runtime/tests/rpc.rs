@@ -1,0 +1,295 @@
+//! The JSON-RPC server: bad input of every kind gets geth's code and message,
+//! and the node keeps serving; batches, body limits, WebSocket subscriptions.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::sync::Arc;
+
+use alloy_primitives::{Address, U256};
+use alloy_sol_types::{SolCall, SolEvent};
+use common::*;
+use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
+use nml_runtime::{Devnet, DevnetConfig, Mining};
+use serde_json::{Value, json};
+
+async fn start(config: DevnetConfig) -> (Arc<Devnet>, SocketAddr, nml_runtime::rpc::RpcServer) {
+    let devnet = Arc::new(Devnet::new(config).unwrap());
+    let server = nml_runtime::rpc::serve(devnet.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
+    (devnet, server.local_addr, server)
+}
+
+/// POSTs `body` and returns the HTTP status and the body.
+fn post(addr: SocketAddr, body: &[u8]) -> (u16, String) {
+    let mut stream = TcpStream::connect(addr).unwrap();
+    let head = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+        body.len()
+    );
+    stream.write_all(head.as_bytes()).unwrap();
+    // The server may answer (413) before reading a large body.
+    let _ = stream.write_all(body);
+    let mut response = Vec::new();
+    let _ = stream.read_to_end(&mut response);
+    let text = String::from_utf8_lossy(&response).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    // Chunked bodies: keep the JSON part.
+    let body = match (body.find(['{', '[']), body.rfind(['}', ']'])) {
+        (Some(start), Some(end)) if start <= end => body[start..=end].to_owned(),
+        _ => body,
+    };
+    (status, body)
+}
+
+async fn rpc(addr: SocketAddr, method: &str, params: Value) -> Value {
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
+    tokio::task::spawn_blocking(move || {
+        let (_, body) = post(addr, body.as_bytes());
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
+    })
+    .await
+    .unwrap()
+}
+
+fn error(response: &Value) -> (i64, String) {
+    let e = &response["error"];
+    (
+        e["code"].as_i64().unwrap_or_else(|| panic!("no error in {response}")),
+        e["message"].as_str().unwrap_or_default().to_owned(),
+    )
+}
+
+fn raw_hex(bytes: Vec<u8>) -> Value {
+    json!(alloy_primitives::hex::encode_prefixed(bytes))
+}
+
+async fn alive(addr: SocketAddr) {
+    let response = rpc(addr, "eth_chainId", json!([])).await;
+    assert_eq!(response["result"], "0x7a69");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn protocol_errors_use_json_rpc_codes() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    // Malformed JSON.
+    let (_, body) =
+        tokio::task::spawn_blocking(move || post(addr, b"{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":")).await.unwrap();
+    assert_eq!(error(&serde_json::from_str(&body).unwrap()).0, -32700);
+    // Unknown method.
+    assert_eq!(error(&rpc(addr, "eth_nonsense", json!([])).await).0, -32601);
+    // Wrong counts and types.
+    assert_eq!(
+        error(&rpc(addr, "eth_getBalance", json!([])).await),
+        (-32602, "missing value for required argument 0".into())
+    );
+    assert_eq!(
+        error(&rpc(addr, "eth_chainId", json!([1])).await),
+        (-32602, "too many arguments, want at most 0".into())
+    );
+    let (code, message) = error(&rpc(addr, "eth_getBalance", json!([42, "latest"])).await);
+    assert_eq!(code, -32602);
+    assert!(message.starts_with("invalid argument 0"), "{message}");
+    assert_eq!(error(&rpc(addr, "eth_getBlockByNumber", json!(["soon", false])).await).0, -32602);
+    assert_eq!(error(&rpc(addr, "eth_sendRawTransaction", json!(["0xzz"])).await).0, -32602);
+    assert_eq!(error(&rpc(addr, "eth_getTransactionReceipt", json!([{"a": 1}])).await).0, -32602);
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_bodies_are_refused_and_batches_of_1000_served() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let huge = format!(
+        "{{\"jsonrpc\":\"2.0\",\"id\":1,\"method\":\"eth_call\",\"params\":[{{\"data\":\"0x{}\"}}]}}",
+        "00".repeat(nml_runtime::rpc::MAX_REQUEST_BODY as usize)
+    );
+    let (status, _) = tokio::task::spawn_blocking(move || post(addr, huge.as_bytes())).await.unwrap();
+    assert_eq!(status, 413);
+    alive(addr).await;
+
+    let batch: Vec<Value> =
+        (0..1000).map(|i| json!({ "jsonrpc": "2.0", "id": i, "method": "eth_blockNumber", "params": [] })).collect();
+    let body = serde_json::to_vec(&batch).unwrap();
+    let (status, body) = tokio::task::spawn_blocking(move || post(addr, &body)).await.unwrap();
+    assert_eq!(status, 200);
+    let answers: Vec<Value> = serde_json::from_str(&body).unwrap();
+    assert_eq!(answers.len(), 1000);
+    assert!(answers.iter().all(|a| a["result"] == "0x0"));
+
+    let too_many: Vec<Value> =
+        (0..1001).map(|i| json!({ "jsonrpc": "2.0", "id": i, "method": "eth_blockNumber", "params": [] })).collect();
+    let body = serde_json::to_vec(&too_many).unwrap();
+    let (_, body) = tokio::task::spawn_blocking(move || post(addr, &body)).await.unwrap();
+    let answer: Value = serde_json::from_str(&body).unwrap();
+    assert!(
+        answer.get("error").is_some() || answer.as_array().is_some_and(|a| a.iter().all(|x| x.get("error").is_some()))
+    );
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn transaction_errors_use_geths_code_and_messages() {
+    let (_d, addr, _server) = start(DevnetConfig { mining: Mining::Manual, ..Default::default() }).await;
+    let send = |raw: Vec<u8>| rpc(addr, "eth_sendRawTransaction", json!([raw_hex(raw)]));
+    let to = address(1);
+
+    let mut wrong_chain = transfer(0, to, 1);
+    wrong_chain.chain_id = 1;
+    assert_eq!(
+        error(&send(sign(wrong_chain, &signer(0))).await),
+        (-32000, "invalid chain id for signer: have 1 want 31337".into())
+    );
+
+    let (code, message) = error(&send(vec![0x02, 0xc0]).await);
+    assert_eq!(code, -32000);
+    assert!(message.starts_with("failed to decode signed transaction"), "{message}");
+
+    let typed: alloy_consensus::TypedTransaction = transfer(0, to, 1).into();
+    let bogus = typed.into_envelope(alloy_primitives::Signature::new(U256::ZERO, U256::ZERO, false));
+    let (code, message) = error(&send(alloy_eips::eip2718::Encodable2718::encoded_2718(&bogus)).await);
+    assert_eq!(code, -32000);
+    assert!(message.starts_with("invalid sender"), "{message}");
+
+    let mut rich = transfer(0, to, 0);
+    rich.value = U256::from(10u64).pow(U256::from(30));
+    let (code, message) = error(&send(sign(rich, &signer(0))).await);
+    assert_eq!(code, -32000);
+    assert!(message.starts_with("insufficient funds for gas * price + value"), "{message}");
+
+    let mut heavy = transfer(0, to, 1);
+    heavy.gas_limit = 40_000_000;
+    let (code, message) = error(&send(sign(heavy, &signer(0))).await);
+    assert_eq!((code, message.starts_with("exceeds block gas limit")), (-32000, true), "{message}");
+
+    assert!(send(sign(transfer(0, to, 1), &signer(0))).await["result"].is_string());
+    let mut same_fee = transfer(0, to, 2);
+    same_fee.max_fee_per_gas += 1;
+    assert_eq!(error(&send(sign(same_fee, &signer(0))).await), (-32000, "replacement transaction underpriced".into()));
+    assert_eq!(error(&send(sign(transfer(0, to, 1), &signer(0))).await), (-32000, "already known".into()));
+
+    rpc(addr, "evm_mine", json!([])).await;
+    assert_eq!(
+        error(&send(sign(transfer(0, to, 1), &signer(0))).await),
+        (-32000, "nonce too low: next nonce 1, tx nonce 0".into())
+    );
+    let status = rpc(addr, "txpool_status", json!([])).await;
+    assert_eq!(status["result"], json!({ "pending": "0x0", "queued": "0x0" }));
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverts_answer_code_3_with_data() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let hash = rpc(addr, "eth_sendRawTransaction", json!([raw_hex(sign(deploy_tx(0, 1), &signer(0)))])).await;
+    let receipt = rpc(addr, "eth_getTransactionReceipt", json!([hash["result"]])).await;
+    let counter = receipt["result"]["contractAddress"].clone();
+    let bad = alloy_primitives::hex::encode_prefixed(Counter::incrementCall { by: U256::ZERO }.abi_encode());
+    let response = rpc(addr, "eth_call", json!([{ "to": counter, "data": bad }, "latest"])).await;
+    assert_eq!(error(&response), (3, "execution reverted: by must be positive".into()));
+    assert!(response["error"]["data"].as_str().unwrap().starts_with("0x08c379a0"));
+    let response = rpc(addr, "eth_estimateGas", json!([{ "from": address(0), "to": counter, "data": bad }])).await;
+    assert_eq!(error(&response).0, 3);
+    // Unknown hashes are null, not errors.
+    assert_eq!(
+        rpc(addr, "eth_getTransactionByHash", json!([format!("0x{}", "11".repeat(32))])).await["result"],
+        Value::Null
+    );
+    assert_eq!(rpc(addr, "eth_getBlockByNumber", json!(["0x99", false])).await["result"], Value::Null);
+    // Unknown filters are an error.
+    assert_eq!(error(&rpc(addr, "eth_getFilterChanges", json!(["0x99"])).await), (-32000, "filter not found".into()));
+    // debug_traceTransaction with the call tracer.
+    let trace = rpc(addr, "debug_traceTransaction", json!([hash["result"], { "tracer": "callTracer" }])).await;
+    assert_eq!(trace["result"]["type"], "CREATE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn websocket_subscriptions_deliver_heads_and_logs() {
+    let (d, addr, _server) = start(DevnetConfig::default()).await;
+    let client = WsClientBuilder::default().build(format!("ws://{addr}")).await.unwrap();
+    let chain_id: String = client.request("eth_chainId", rpc_params![]).await.unwrap();
+    assert_eq!(chain_id, "0x7a69");
+    let mut heads =
+        client.subscribe::<Value, _>("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe").await.unwrap();
+    let mut logs = client
+        .subscribe::<Value, _>(
+            "eth_subscribe",
+            rpc_params!["logs", json!({ "topics": [Counter::Incremented::SIGNATURE_HASH] })],
+            "eth_unsubscribe",
+        )
+        .await
+        .unwrap();
+    let deployed = d.send_raw_transaction(&sign(deploy_tx(0, 1), &signer(0))).unwrap();
+    let counter: Address = d.receipt(deployed).unwrap().contract_address.unwrap();
+    d.send_raw_transaction(&sign(
+        call_tx(1, counter, Counter::incrementCall { by: U256::from(2) }.abi_encode().into()),
+        &signer(0),
+    ))
+    .unwrap();
+    let timeout = std::time::Duration::from_secs(10);
+    let head = tokio::time::timeout(timeout, heads.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(head["number"], "0x1");
+    let log = tokio::time::timeout(timeout, logs.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(log["address"].as_str().unwrap().to_lowercase(), counter.to_string().to_lowercase());
+    assert_eq!(log["blockNumber"], "0x2");
+    // An unknown subscription kind is refused with invalid params.
+    let refused = client.subscribe::<Value, _>("eth_subscribe", rpc_params!["nonsense"], "eth_unsubscribe").await;
+    assert!(refused.is_err());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_report_new_blocks_and_logs_once() {
+    let (d, addr, _server) = start(DevnetConfig::default()).await;
+    let blocks = rpc(addr, "eth_newBlockFilter", json!([])).await["result"].clone();
+    let logs = rpc(addr, "eth_newFilter", json!([{ "fromBlock": "0x0" }])).await["result"].clone();
+    let deployed = d.send_raw_transaction(&sign(deploy_tx(0, 1), &signer(0))).unwrap();
+    let counter = d.receipt(deployed).unwrap().contract_address.unwrap();
+    d.send_raw_transaction(&sign(
+        call_tx(1, counter, Counter::incrementCall { by: U256::from(2) }.abi_encode().into()),
+        &signer(0),
+    ))
+    .unwrap();
+    let changes = rpc(addr, "eth_getFilterChanges", json!([blocks])).await;
+    assert_eq!(changes["result"].as_array().unwrap().len(), 2);
+    assert_eq!(rpc(addr, "eth_getFilterChanges", json!([blocks])).await["result"], json!([]));
+    let changes = rpc(addr, "eth_getFilterChanges", json!([logs])).await;
+    assert_eq!(changes["result"].as_array().unwrap().len(), 1);
+    let all = rpc(addr, "eth_getFilterLogs", json!([logs])).await;
+    assert_eq!(all["result"].as_array().unwrap().len(), 1);
+    assert_eq!(rpc(addr, "eth_uninstallFilter", json!([logs])).await["result"], true);
+    assert_eq!(rpc(addr, "eth_uninstallFilter", json!([logs])).await["result"], false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dev_methods_work_over_rpc() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let who = "0x00000000000000000000000000000000000000cc";
+    rpc(addr, "anvil_setBalance", json!([who, "0x64"])).await;
+    assert_eq!(rpc(addr, "eth_getBalance", json!([who, "latest"])).await["result"], "0x64");
+    rpc(addr, "hardhat_setBalance", json!([who, "0x65"])).await;
+    assert_eq!(rpc(addr, "eth_getBalance", json!([who])).await["result"], "0x65");
+    let snapshot = rpc(addr, "evm_snapshot", json!([])).await["result"].clone();
+    rpc(addr, "anvil_mine", json!(["0x3"])).await;
+    assert_eq!(rpc(addr, "eth_blockNumber", json!([])).await["result"], "0x3");
+    assert_eq!(rpc(addr, "evm_revert", json!([snapshot])).await["result"], true);
+    assert_eq!(rpc(addr, "eth_blockNumber", json!([])).await["result"], "0x0");
+    let dump = rpc(addr, "anvil_dumpState", json!([])).await["result"].clone();
+    rpc(addr, "evm_mine", json!([])).await;
+    assert_eq!(rpc(addr, "anvil_loadState", json!([dump])).await["result"], true);
+    assert_eq!(rpc(addr, "eth_blockNumber", json!([])).await["result"], "0x0");
+    assert_eq!(error(&rpc(addr, "anvil_loadState", json!(["0x1234"])).await).0, -32602);
+    let version = rpc(addr, "web3_clientVersion", json!([])).await;
+    assert!(version["result"].as_str().unwrap().starts_with("nml-devnet/"));
+    let typed = json!({
+        "types": { "EIP712Domain": [{ "name": "name", "type": "string" }], "Mail": [{ "name": "body", "type": "string" }] },
+        "primaryType": "Mail",
+        "domain": { "name": "nml" },
+        "message": { "body": "hi" }
+    });
+    let signature = rpc(addr, "eth_signTypedData_v4", json!([address(0), typed.to_string()])).await;
+    assert_eq!(signature["result"].as_str().unwrap().len(), 132);
+    let fee = rpc(addr, "eth_feeHistory", json!(["0x1", "latest", [25, 75]])).await;
+    assert_eq!(fee["result"]["baseFeePerGas"].as_array().unwrap().len(), 2);
+}
