@@ -1,0 +1,263 @@
+//! Acceptance: real Ethereum client libraries we did not write (ethers v6
+//! under Node, web3.py under Python) drive a running `nml devnet` binary.
+//!
+//! The clients are installed by this test from npm and PyPI into
+//! `target/client-deps/` (under a file lock, reused by later runs). Set
+//! `NML_SKIP_CLIENT_TESTS=1` to skip them where Node or Python is missing.
+
+use std::fs::{self, File};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+const ETHERS: &str = "ethers@6.13.5";
+const WEB3PY: &str = "web3==7.6.0";
+
+fn skip() -> bool {
+    if std::env::var_os("NML_SKIP_CLIENT_TESTS").is_some() {
+        eprintln!("NML_SKIP_CLIENT_TESTS is set: skipping the client acceptance test");
+        return true;
+    }
+    false
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn fixture() -> PathBuf {
+    repo().join("tests/clients/fixtures/Counter.json")
+}
+
+/// `target/client-deps`, beside the binary under test.
+fn deps_dir() -> PathBuf {
+    let bin = PathBuf::from(env!("CARGO_BIN_EXE_nml"));
+    let target = bin.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| repo().join("target"));
+    let dir = target.join("client-deps");
+    fs::create_dir_all(&dir).expect("creating target/client-deps");
+    dir
+}
+
+fn run_checked(cmd: &mut Command, what: &str) {
+    let output = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Installs `what` once into `dir` with `install`, under a lock; `marker`
+/// records success so later runs only check it.
+fn provision(dir: &Path, marker: &str, install: impl FnOnce(&Path)) {
+    let lock = File::create(dir.with_extension("lock")).expect("lock file");
+    lock.lock().expect("locking the client cache");
+    if !dir.join(marker).exists() {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).expect("cache dir");
+        install(dir);
+        fs::write(dir.join(marker), b"").expect("marker");
+    }
+}
+
+/// A directory whose `node_modules` holds ethers.
+fn node_deps() -> PathBuf {
+    let dir = deps_dir().join("node");
+    provision(&dir, &format!(".installed-{ETHERS}"), |dir| {
+        run_checked(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+                .arg(dir)
+                .arg(ETHERS),
+            "npm install ethers",
+        );
+    });
+    dir
+}
+
+/// A Python interpreter with web3.py.
+fn python() -> PathBuf {
+    let dir = deps_dir().join("python");
+    provision(&dir, &format!(".installed-{WEB3PY}"), |dir| {
+        run_checked(Command::new("python3").args(["-m", "venv"]).arg(dir), "python3 -m venv");
+        run_checked(
+            Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", WEB3PY]),
+            "pip install web3",
+        );
+    });
+    dir.join("bin/python")
+}
+
+/// Waits for `child` at most `limit`, killing it past that.
+fn wait(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
+    let start = Instant::now();
+    while start.elapsed() < limit {
+        if let Ok(Some(status)) = child.try_wait() {
+            return Some(status);
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    None
+}
+
+fn run_client(mut cmd: Command, what: &str) -> String {
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
+    let status = wait(&mut child, Duration::from_secs(180));
+    let output = child.wait_with_output().unwrap_or_else(|_| Output {
+        status: ExitStatus::default(),
+        stdout: Vec::new(),
+        stderr: Vec::new(),
+    });
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(
+        status.is_some_and(|s| s.success()) && stdout.contains("OK"),
+        "{what} failed ({status:?}):\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    stdout
+}
+
+fn ethers(url: &str, mode: &str, extra: &[&str]) -> String {
+    let dir = node_deps();
+    // ES modules resolve packages from the script's folder: run a copy there.
+    let script = dir.join(format!("ethers_acceptance_{}.mjs", std::process::id()));
+    fs::copy(repo().join("tests/clients/ethers_acceptance.mjs"), &script).expect("copying the script");
+    let mut cmd = Command::new("node");
+    cmd.arg(&script).args([url, mode]).arg(fixture()).args(extra);
+    let output = run_client(cmd, &format!("ethers {mode}"));
+    let _ = fs::remove_file(&script);
+    output
+}
+
+fn web3py(url: &str, mode: &str, extra: &[&str]) -> String {
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("tests/clients/web3py_acceptance.py")).args([url, mode]).arg(fixture()).args(extra);
+    run_client(cmd, &format!("web3.py {mode}"))
+}
+
+/// A running `nml devnet`, killed when dropped.
+struct Node {
+    child: Child,
+    url: String,
+}
+
+impl Node {
+    fn start(args: &[&str]) -> Self {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_nml"))
+            .args(["devnet", "--port", "0"])
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("starting nml devnet");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let mut node = Node { child, url: String::new() };
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(rest) = line.strip_prefix("Listening on ") {
+                        let addr = rest.split_whitespace().next().unwrap_or_default();
+                        assert!(addr.starts_with("127.0.0.1:"), "binds 127.0.0.1 by default: {line}");
+                        node.url = format!("http://{addr}");
+                        // Keep draining stdout so the node never blocks on a full pipe.
+                        std::thread::spawn(move || while rx.recv().is_ok() {});
+                        return node;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!("nml devnet did not report its address within 60 s");
+    }
+
+    /// Stops the node with SIGTERM (as Ctrl-C would) and waits for it.
+    fn terminate(mut self) -> ExitStatus {
+        let pid = self.child.id().to_string();
+        run_checked(Command::new("kill").args(["-TERM", &pid]), "kill -TERM");
+        wait(&mut self.child, Duration::from_secs(30)).expect("nml devnet exits on SIGTERM")
+    }
+}
+
+impl Drop for Node {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn ethers_v6_drives_the_devnet() {
+    if skip() {
+        return;
+    }
+    let node = Node::start(&[]);
+    ethers(&node.url, "full", &[]);
+}
+
+#[test]
+fn web3py_drives_the_devnet() {
+    if skip() {
+        return;
+    }
+    let node = Node::start(&[]);
+    web3py(&node.url, "full", &[]);
+}
+
+fn balance_line(output: &str) -> String {
+    output
+        .lines()
+        .find_map(|l| l.strip_prefix("BALANCE "))
+        .unwrap_or_else(|| panic!("no balance in {output}"))
+        .trim()
+        .to_owned()
+}
+
+#[test]
+fn state_survives_a_restart_for_both_clients() {
+    if skip() {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("devnet-state.json");
+    let state_arg = state.to_str().unwrap();
+    let node = Node::start(&["--state", state_arg]);
+    let ethers_balance = balance_line(&ethers(&node.url, "state-write", &[]));
+    let web3_balance = balance_line(&web3py(&node.url, "state-write", &[]));
+    assert!(node.terminate().success());
+    assert!(state.exists(), "the state is written on SIGTERM");
+
+    let node = Node::start(&["--state", state_arg]);
+    ethers(&node.url, "state-read", &[&ethers_balance]);
+    web3py(&node.url, "state-read", &[&web3_balance]);
+}
+
+#[test]
+fn a_damaged_state_file_is_a_clear_error_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("broken.json");
+    fs::write(&state, b"{ not json").unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_nml"))
+        .args(["devnet", "--port", "0", "--state"])
+        .arg(&state)
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.contains("not a valid nml devnet state dump"), "{stderr}");
+    assert_eq!(fs::read(&state).unwrap(), b"{ not json");
+}
