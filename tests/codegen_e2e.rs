@@ -7,7 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use alloy_primitives::{Address, Bytes, I256, U256, address};
-use alloy_sol_types::{SolCall, SolEvent, SolValue, sol};
+use alloy_sol_types::{SolCall, SolError, SolEvent, SolValue, sol};
 use nml::commands::build::solc_for;
 use nml_compiler::Frontend;
 use nml_compiler::build;
@@ -39,6 +39,7 @@ sol! {
     function fee() returns (uint24);
     function mood() returns (string);
     event FeeUpdated(uint24 fee, int256 vol);
+    error NmlMissingOutput(string model, string tensor);
 }
 
 const PRECOMPILE: Address = address!("00000000000000000000000000000000000000F4");
@@ -162,7 +163,8 @@ fn infer_round_trips_through_the_precompile_abi() {
     let (_dir, code) = build_example("quickstart", "DynamicFeePool");
     let mut chain = Chain::new();
     let pool = chain.deploy(code);
-    let returns: [I256; 30] = std::array::from_fn(|i| I256::try_from(i as i64 * 1_000_000_000_000_000 - 7).expect("fits"));
+    let returns: [I256; 30] =
+        std::array::from_fn(|i| I256::try_from(i as i64 * 1_000_000_000_000_000 - 7).expect("fits"));
     let call = updateCall { r: returns }.abi_encode();
 
     // Simulation pass: the precompile answers empty with is_simulation_result.
@@ -210,7 +212,6 @@ fn infer_round_trips_through_the_precompile_abi() {
     let (result, _) = chain.call(pool, call, runModelInferenceCall::abi_encode_returns(&missing).into());
     match result {
         ExecutionResult::Revert { output, .. } => {
-            sol! { error NmlMissingOutput(string model, string tensor); }
             let err = NmlMissingOutput::abi_decode(&output).expect("NmlMissingOutput");
             assert_eq!((err.model.as_str(), err.tensor.as_str()), ("Volatility", "vol"));
         }
@@ -249,7 +250,8 @@ fn stdlib_selectors_match_the_published_signatures() {
     // against solc's method identifiers for our OGInference interface.
     let (dir, _) = build_example("quickstart", "DynamicFeePool");
     let artifact = dir.path().join("out/OGInference.sol/OGInference.json");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&artifact).expect("OGInference artifact")).expect("json");
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&artifact).expect("OGInference artifact")).expect("json");
     let ids = &json["methodIdentifiers"];
     let expect = [
         ("runModelInference((uint8,string,((string,(int128,int128)[],uint32[])[],(string,string[])[])))", runModelInferenceCall::SELECTOR),

@@ -153,8 +153,11 @@ impl Frontend {
             }
             return d;
         };
-        let Some((start, end)) = span else { return d };
         let fid = self.project.files[unit.file].id;
+        let Some((start, end)) = span else {
+            // File-level findings (e.g. a missing SPDX line) point at the file.
+            return d.at(fid, 0..0, "in this file");
+        };
         let generated = unit.map.is_generated(start);
         if let Some(range) = unit.map.to_source(start..end) {
             let label = if generated { "in the Solidity nml generated for this" } else { "here" };

@@ -107,5 +107,5 @@ interface OGInference {
     function runLLMChat(LLMChatRequest memory request) external returns (LLMChatResponse memory);
 }
 
-/// @notice The inference precompile.
+// The inference precompile (NatSpec is not allowed on file-level constants).
 OGInference constant OG_INFERENCE_CONTRACT = OGInference(0x00000000000000000000000000000000000000F4);

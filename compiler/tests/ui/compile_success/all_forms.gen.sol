@@ -222,7 +222,7 @@ contract Forms is Shared {
         last = Dyn.run(again).y.length > 0 ? int256(1) : int256(0);
     }
 
-    function inline(int256[] memory xs) external returns (uint256) {
+    function nested(int256[] memory xs) external returns (uint256) {
         // A dependent inference inline: the outer call needs the inner output.
         return Dyn.run(Dyn.run(xs).y).y.length;
     }
