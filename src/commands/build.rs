@@ -85,7 +85,11 @@ pub fn run_build(args: BuildArgs) -> miette::Result<ExitCode> {
     let n = out.contracts.len();
     let contracts = format!("{n} contract{}", if n == 1 { "" } else { "s" });
     if out.up_to_date {
-        eprintln!("No changes: {contracts} up to date in {}/ ({:.1} ms)", fe.project.config.project.out, ms(out.total_time));
+        eprintln!(
+            "No changes: {contracts} up to date in {}/ ({:.1} ms)",
+            fe.project.config.project.out,
+            ms(out.total_time)
+        );
     } else {
         eprintln!(
             "Compiled {contracts} into {}/ in {:.0} ms (solc {:.0} ms)",
@@ -109,12 +113,20 @@ pub fn run_check(args: CheckArgs) -> miette::Result<ExitCode> {
                 for d in verdict.iter().filter(|d| d.severity == Severity::Error) {
                     let span = d.start.zip(d.end);
                     let code = d.code.as_deref().map_or_else(|| "solc".to_owned(), |c| format!("solc::{c}"));
-                    diags.push(fe.map_diagnostic(d.source.as_deref().unwrap_or(""), span, d.severity, &code, d.message.clone()));
+                    diags.push(fe.map_diagnostic(
+                        d.source.as_deref().unwrap_or(""),
+                        span,
+                        d.severity,
+                        &code,
+                        d.message.clone(),
+                    ));
                 }
             }
             Err(why) => {
                 for mut d in fe.solang_rejections.clone() {
-                    d.help = Some(format!("solang-parser rejected this and solc, the final authority, is not available: {why}"));
+                    d.help = Some(format!(
+                        "solang-parser rejected this and solc, the final authority, is not available: {why}"
+                    ));
                     diags.push(d);
                 }
             }
@@ -124,7 +136,11 @@ pub fn run_check(args: CheckArgs) -> miette::Result<ExitCode> {
     if diags.iter().any(Diagnostic::is_error) {
         return Ok(ExitCode::FAILURE);
     }
-    eprintln!("Checked {} file{}: no errors", fe.project.files.len(), if fe.project.files.len() == 1 { "" } else { "s" });
+    eprintln!(
+        "Checked {} file{}: no errors",
+        fe.project.files.len(),
+        if fe.project.files.len() == 1 { "" } else { "s" }
+    );
     Ok(ExitCode::SUCCESS)
 }
 
