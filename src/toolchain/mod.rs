@@ -5,3 +5,15 @@
 
 pub mod onnxruntime;
 pub mod solc;
+
+use std::path::PathBuf;
+
+/// The directory nml provisions toolchains into: `$NML_HOME`, else
+/// `$XDG_CACHE_HOME/nml`, else `$HOME/.cache/nml`. `None` when none of these
+/// variables is set (to a non-empty value).
+pub fn cache_dir() -> Option<PathBuf> {
+    let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    var("NML_HOME")
+        .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("nml")))
+        .or_else(|| var("HOME").map(|d| d.join(".cache").join("nml")))
+}
