@@ -4,9 +4,11 @@
 //! - the latency of a bare `Session::run` (one intra-op thread, the
 //!   executor's session settings), with the input tensor built once;
 //! - the latency of `OnnxExecutor::run` on one request, and what it adds
-//!   (TensorLib conversion both ways, queueing, the worker hand-off);
+//!   (TensorLib conversion both ways, queueing, the worker hand-off),
+//!   measured in pairs with the bare run so that both see the same load;
 //! - the executor's throughput on 256 requests with 1 worker and with N
-//!   workers (default: the machine's cores; `NML_BENCH_WORKERS=N` to change).
+//!   workers (default: the machine's cores; `NML_BENCH_WORKERS=N` to change),
+//!   in alternating rounds.
 //!
 //! Prints a markdown table for `docs/benchmarks.md`.
 
@@ -38,36 +40,47 @@ fn main() {
     };
     let inputs: Vec<ModelInput> = (0..REQUESTS).map(input).collect();
 
-    // A bare session.run, input built once.
+    // A bare session.run (input built once) and the executor on one request,
+    // interleaved so that both see the same machine load.
     let (single, id) = executor_with(1);
     let mut session = single.registry().new_session(&id).unwrap_or_else(|e| panic!("{e}"));
     let x: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0) / 100.0).collect();
     let value = Tensor::from_array(([1usize, 64], x)).unwrap_or_else(|e| panic!("{e}"));
-    let raw = sample(500, || {
+    let (mut raw, mut through_executor, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
+    for i in 0..520 {
+        let started = Instant::now();
         let outputs = session.run(ort::inputs!["x" => &value]).unwrap_or_else(|e| panic!("{e}"));
         std::hint::black_box(outputs.len());
-    });
+        drop(outputs);
+        let bare = started.elapsed();
+        let started = Instant::now();
+        std::hint::black_box(single.run(&id, &inputs[i % REQUESTS]).unwrap_or_else(|e| panic!("{e}")));
+        let full = started.elapsed();
+        if i >= 20 {
+            raw.push(bare);
+            through_executor.push(full);
+            overhead.push(full.as_secs_f64() - bare.as_secs_f64());
+        }
+    }
 
-    // The executor on one request at a time.
-    let through_executor = sample(500, || {
-        std::hint::black_box(single.run(&id, &inputs[0]).unwrap_or_else(|e| panic!("{e}")));
-    });
-
-    // Throughput: all requests at once, 1 worker vs N.
+    // Throughput: all requests at once, 1 worker vs N, alternating rounds.
+    let (many, many_id) = executor_with(workers);
     let throughput = |executor: &OnnxExecutor, id: &ModelId| {
         let requests: Vec<(&ModelId, &ModelInput)> = inputs.iter().map(|i| (id, i)).collect();
-        executor.run_all(&requests[..16]); // warm-up
         let started = Instant::now();
         let results = executor.run_all(&requests);
         let elapsed = started.elapsed();
         assert!(results.iter().all(Result::is_ok));
         REQUESTS as f64 / elapsed.as_secs_f64()
     };
-    let one = throughput(&single, &id);
-    drop(single);
-    let (many, id) = executor_with(workers);
-    let n = throughput(&many, &id);
+    let (mut one, mut n) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        one.push(throughput(&single, &id));
+        n.push(throughput(&many, &many_id));
+    }
+    let (one, n) = (median_f64(&mut one), median_f64(&mut n));
 
+    let (raw, through_executor) = (percentiles(&mut raw), percentiles(&mut through_executor));
     println!("| measurement | value |");
     println!("| --- | --- |");
     println!("| bare `session.run`, median (p90) | {} ({}) |", ms(raw.0), ms(raw.1));
@@ -76,12 +89,9 @@ fn main() {
         ms(through_executor.0),
         ms(through_executor.1)
     );
-    println!(
-        "| executor overhead over the bare run, median | {:.0} µs |",
-        (through_executor.0 - raw.0).as_secs_f64() * 1e6
-    );
-    println!("| throughput, {REQUESTS} requests, 1 worker | {one:.0} req/s |");
-    println!("| throughput, {REQUESTS} requests, {workers} workers | {n:.0} req/s |");
+    println!("| executor overhead over the bare run (paired), median | {:.0} µs |", median_f64(&mut overhead) * 1e6);
+    println!("| throughput, {REQUESTS} requests, 1 worker, median of 7 | {one:.0} req/s |");
+    println!("| throughput, {REQUESTS} requests, {workers} workers, median of 7 | {n:.0} req/s |");
     println!("| speedup ({workers} workers vs 1) | {:.2}× ({:.2} × N) |", n / one, n / one / workers as f64);
 }
 
@@ -94,20 +104,15 @@ fn input(i: usize) -> ModelInput {
     }
 }
 
-/// Median and 90th percentile of `runs` timed calls, after 20 untimed ones.
-fn sample(runs: usize, mut f: impl FnMut()) -> (Duration, Duration) {
-    for _ in 0..20 {
-        f();
-    }
-    let mut times: Vec<Duration> = (0..runs)
-        .map(|_| {
-            let started = Instant::now();
-            f();
-            started.elapsed()
-        })
-        .collect();
+/// Median and 90th percentile.
+fn percentiles(times: &mut [Duration]) -> (Duration, Duration) {
     times.sort();
-    (times[runs / 2], times[runs * 9 / 10])
+    (times[times.len() / 2], times[times.len() * 9 / 10])
+}
+
+fn median_f64(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values[values.len() / 2]
 }
 
 fn ms(d: Duration) -> String {
