@@ -167,14 +167,7 @@ fn write_manifests(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-/// Writes a file through a temporary sibling and a rename, so readers never
-/// see half a file.
-pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
-    let io = |source| BuildError::Io { path: path.to_owned(), source };
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(io)?;
-    }
-    let tmp = path.with_extension(format!("tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(io)?;
-    std::fs::rename(&tmp, path).map_err(io)
+/// Writes a file atomically (see [`solc::write_atomic`]), naming it on error.
+fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+    solc::write_atomic(path, bytes).map_err(|source| BuildError::Io { path: path.to_owned(), source })
 }

@@ -52,7 +52,7 @@ pub fn artifact_stem(unit: &str) -> &str {
 
 /// Writes through a temporary sibling and a rename, so that a reader (or a
 /// killed build) never leaves half a file.
-fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
+pub fn write_atomic(path: &Path, bytes: &[u8]) -> io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }

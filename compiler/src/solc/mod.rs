@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diagnostics::Severity;
 
-pub use artifacts::{artifact_path, artifact_stem, write_artifacts};
+pub use artifacts::{artifact_path, artifact_stem, write_artifacts, write_atomic};
 pub use version::{SolidityVersionReq, VersionReqError, satisfies_all};
 
 /// Everything solc needs for one build.
