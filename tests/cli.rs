@@ -64,9 +64,10 @@ fn build_writes_artifacts_and_a_rebuild_skips_solc() {
     for key in ["abi", "bytecode", "deployedBytecode", "methodIdentifiers", "metadata"] {
         assert!(!artifact[key].is_null(), "artifact lacks {key}");
     }
-    let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(out.join("DynamicFeePool.sol/DynamicFeePool.manifest.json")).expect("read"))
-            .expect("json");
+    let manifest: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("DynamicFeePool.sol/DynamicFeePool.manifest.json")).expect("read"),
+    )
+    .expect("json");
     assert_eq!(manifest["models"][0]["id"], "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N");
     assert_eq!(manifest["models"][0]["mode"], "tee");
     assert_eq!(manifest["models"][0]["onnx"], "models/volatility.onnx");

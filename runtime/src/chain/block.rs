@@ -28,6 +28,49 @@ pub struct TxReceipt {
     pub output: Bytes,
     /// Why it halted (out of gas, invalid opcode…), when it did.
     pub halt_reason: Option<String>,
+    /// What the inference precompile answered to each of its calls, in call
+    /// order (PROTOCOL.md B6: every replay serves these, never a fresh run).
+    pub inference: Vec<InferenceRecord>,
+}
+
+/// How an inference result reached a transaction at inclusion.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum Served {
+    /// Run by the mempool before inclusion (in the simulation round the record names).
+    PreExecuted,
+    /// Known before this transaction was prepared: the identical request was
+    /// run for an earlier transaction or call.
+    Cached,
+    /// Not pre-executed (the state changed since simulation): run inline at inclusion.
+    Inline,
+}
+
+/// One call of a mined transaction to the inference precompile, and its answer.
+///
+/// The chain keeps these as plain data; the mempool writes them and serves
+/// them again to every replay.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct InferenceRecord {
+    /// `keccak256` of the ABI-encoded request (PROTOCOL.md B2).
+    pub request_id: B256,
+    /// The model (or LLM) id the request names.
+    pub model: String,
+    /// The request's mode byte.
+    pub mode: u8,
+    /// `keccak256` of the ABI-encoded input tensors.
+    pub input_hash: B256,
+    /// Whether the precompile returned (true) or reverted (false).
+    pub success: bool,
+    /// The precompile's return data (the encoded `ModelOutput`) or revert data.
+    pub output: Bytes,
+    /// The simulation round that found the request; `None` when run inline.
+    pub round: Option<u32>,
+    /// How the result was served.
+    pub served: Served,
+    /// How long the model ran, in microseconds.
+    pub duration_us: u64,
 }
 
 impl TxReceipt {

@@ -13,7 +13,7 @@ use revm::bytecode::Bytecode;
 use revm::primitives::KECCAK_EMPTY;
 use serde::{Deserialize, Serialize};
 
-use super::{Chain, ChainConfig, Clock, PoolTx, SealedBlock, StateDb, TxReceipt};
+use super::{Chain, ChainConfig, Clock, InferenceRecord, PoolTx, SealedBlock, StateDb, TxReceipt};
 
 /// The format version this build writes and reads.
 const DUMP_VERSION: u32 = 1;
@@ -92,6 +92,8 @@ struct DumpReceipt {
     effective_gas_price: u128,
     output: Bytes,
     halt_reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    inference: Vec<InferenceRecord>,
 }
 
 fn is_empty(bytes: &Bytes) -> bool {
@@ -142,6 +144,7 @@ impl StateDump {
                         effective_gas_price: r.effective_gas_price,
                         output: r.output.clone(),
                         halt_reason: r.halt_reason.clone(),
+                        inference: r.inference.clone(),
                     })
                     .collect(),
             })
@@ -256,6 +259,7 @@ impl StateDump {
                     effective_gas_price: r.effective_gas_price,
                     output: r.output,
                     halt_reason: r.halt_reason,
+                    inference: r.inference,
                 })
                 .collect();
             blocks.push(SealedBlock::seal(block.header, transactions, receipts));

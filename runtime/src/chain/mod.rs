@@ -24,7 +24,7 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 
 pub use accounts::{DEV_MNEMONIC, DevAccount, dev_accounts};
-pub use block::{SealedBlock, TxReceipt};
+pub use block::{InferenceRecord, SealedBlock, Served, TxReceipt};
 pub use dump::{DumpError, StateDump};
 pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, StateDb, StateView};
 pub use tx::{PoolTx, TxError};

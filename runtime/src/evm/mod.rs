@@ -18,7 +18,7 @@ use std::fmt::Debug;
 
 use alloy_primitives::{Address, Bytes, Log};
 use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction, Output};
-use revm::context::{BlockEnv, CfgEnv, Context, Evm, Journal, TxEnv};
+use revm::context::{BlockEnv, CfgEnv, Context, Evm, Journal, JournalEntry, JournalInner, TxEnv};
 use revm::database_interface::WrapDatabaseRef;
 use revm::handler::instructions::EthInstructions;
 use revm::handler::{EthFrame, EthPrecompiles, PrecompileProvider};
@@ -209,6 +209,10 @@ fn invalid_message(tx: &InvalidTransaction) -> String {
     }
 }
 
+/// A saved [`Executor`] state (see [`Executor::checkpoint`]).
+#[derive(Debug, Clone)]
+pub struct Checkpoint(JournalInner<JournalEntry>);
+
 /// Runs transactions one after another on a [`StateView`]; each sees the
 /// changes of the ones before it, and nothing reaches the view itself:
 /// [`Executor::finish`] hands back every change for the caller to commit or
@@ -277,6 +281,18 @@ impl<I> Executor<I> {
         I: Inspector<EvmContext, EthInterpreter>,
     {
         self.evm.inspect_one_tx(tx).map(TxOutcome::from_result).map_err(invalid)
+    }
+
+    /// The state after the transactions executed so far, to return to with
+    /// [`Executor::restore`] (the block builder undoes a deferred transaction
+    /// this way). Costs a copy of every account the block has touched.
+    pub fn checkpoint(&self) -> Checkpoint {
+        Checkpoint(self.evm.ctx.journaled_state.inner.clone())
+    }
+
+    /// Forgets every transaction executed since `checkpoint` was taken.
+    pub fn restore(&mut self, checkpoint: Checkpoint) {
+        self.evm.ctx.journaled_state.inner = checkpoint.0;
     }
 
     /// Every change the executed transactions made.

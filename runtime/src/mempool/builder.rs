@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, logs_bloom};
 
-use crate::chain::{Chain, NextBlock, PoolTx, SealedBlock, TxReceipt};
+use revm::primitives::KECCAK_EMPTY;
+
+use crate::chain::{Chain, InferenceRecord, NextBlock, PoolTx, SealedBlock, TxReceipt};
 use crate::evm::{ExecOptions, Executor, InvalidTx, Phase, PrecompileFactory, TxOutcome};
 
 /// What the pre-execution stage decided for a batch.
@@ -30,6 +32,29 @@ pub struct Prepared {
 pub trait PreExecution: Send + Sync + Debug {
     /// Decides what of `batch` is included in the block `ctx.next`.
     fn prepare(&self, ctx: &StageContext<'_>, batch: Vec<Arc<PoolTx>>) -> Prepared;
+
+    /// Called just before the builder executes `tx` for inclusion. Returns
+    /// whether the stage may ask to undo it (the builder then keeps a
+    /// checkpoint, which costs a copy of the block's touched accounts).
+    fn begin_inclusion(&self, _tx: &PoolTx) -> bool {
+        false
+    }
+
+    /// Called right after `tx` executed for inclusion (also when it was
+    /// invalid): keep it, with what goes on its receipt, or undo it.
+    fn end_inclusion(&self, _tx: &PoolTx) -> Inclusion {
+        Inclusion::Keep(Vec::new())
+    }
+}
+
+/// What the stage says of a transaction that just executed for inclusion.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Inclusion {
+    /// Include it, with these inference records on its receipt.
+    Keep(Vec<InferenceRecord>),
+    /// Undo it and return it to the pool for a later block (only asked for
+    /// after [`PreExecution::begin_inclusion`] returned true).
+    Defer,
 }
 
 /// The default stage: includes the batch unchanged.
@@ -68,6 +93,34 @@ impl StageContext<'_> {
             Phase::Simulation,
         );
         txs.iter().map(|tx| executor.execute(tx.tx_env())).collect()
+    }
+
+    /// Executes `tx` alone on the head state in [`Phase::Simulation`], as the
+    /// inference mempool simulates a transaction when it arrives: without the
+    /// transactions before it in the batch, so its nonce is not checked.
+    pub fn simulate_alone(&self, tx: &PoolTx) -> Result<TxOutcome, InvalidTx> {
+        let options = ExecOptions { call: true, ..self.options };
+        let mut executor =
+            Executor::new(self.chain.latest(), self.next.block_env(), options, self.precompiles, Phase::Simulation);
+        executor.execute(tx.tx_env())
+    }
+
+    /// Whether `tx` can run any code: false for a plain transfer to an
+    /// account without code (those never reach a precompile).
+    pub fn runs_code(&self, tx: &PoolTx) -> bool {
+        match tx.to() {
+            None => true,
+            Some(to) => {
+                // Precompiles have no code but run.
+                let precompile = to.0[..19].iter().all(|b| *b == 0);
+                precompile
+                    || self
+                        .chain
+                        .latest()
+                        .header(to)
+                        .is_some_and(|h| h.code_hash != KECCAK_EMPTY && !h.code_hash.is_zero())
+            }
+        }
     }
 }
 
@@ -116,8 +169,18 @@ impl BlockBuilder<'_> {
                 deferred.push(tx);
                 continue;
             }
-            match executor.execute(tx.tx_env()) {
-                Ok(outcome) => {
+            let checkpoint = self.stage.begin_inclusion(&tx).then(|| executor.checkpoint());
+            let result = executor.execute(tx.tx_env());
+            let inclusion = self.stage.end_inclusion(&tx);
+            match (result, inclusion) {
+                (Ok(_), Inclusion::Defer) => {
+                    if let Some(checkpoint) = checkpoint {
+                        executor.restore(checkpoint);
+                    }
+                    skipped_senders.push(tx.sender);
+                    deferred.push(tx);
+                }
+                (Ok(outcome), Inclusion::Keep(inference)) => {
                     cumulative += outcome.gas_used;
                     let created = outcome.created;
                     receipts.push(TxReceipt {
@@ -130,14 +193,15 @@ impl BlockBuilder<'_> {
                         effective_gas_price: tx.effective_gas_price(next.base_fee),
                         output: outcome.output,
                         halt_reason: outcome.halt,
+                        inference,
                     });
                     included.push(tx);
                 }
-                Err(InvalidTx(why)) if why.starts_with("nonce too high") => {
+                (Err(InvalidTx(why)), _) if why.starts_with("nonce too high") => {
                     skipped_senders.push(tx.sender);
                     deferred.push(tx);
                 }
-                Err(InvalidTx(why)) => dropped.push((tx.hash, why)),
+                (Err(InvalidTx(why)), _) => dropped.push((tx.hash, why)),
             }
         }
         let changes = executor.finish();

@@ -4,5 +4,5 @@
 mod builder;
 mod pool;
 
-pub use builder::{BlockBuilder, Built, NoPreExecution, PreExecution, Prepared, StageContext};
+pub use builder::{BlockBuilder, Built, Inclusion, NoPreExecution, PreExecution, Prepared, StageContext};
 pub use pool::{Added, Pool, PoolContent, REPLACEMENT_BUMP_PERCENT};

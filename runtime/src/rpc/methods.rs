@@ -278,11 +278,41 @@ pub(super) fn module(devnet: Arc<Devnet>) -> RpcModule<Devnet> {
     module
 }
 
+/// Methods that may run long (many transactions, whole-chain scans): they run
+/// on tokio's blocking pool; the rest answer on the I/O threads directly.
+const LONG_RUNNING: &[&str] = &[
+    "eth_call",
+    "eth_estimateGas",
+    "eth_getLogs",
+    "eth_getFilterLogs",
+    "eth_getFilterChanges",
+    "eth_feeHistory",
+    "evm_mine",
+    "evm_setAutomine",
+    "anvil_mine",
+    "anvil_dumpState",
+    "anvil_loadState",
+    "debug_traceTransaction",
+];
+
 fn register(module: &mut RpcModule<Devnet>, name: &'static str, min: usize, max: usize, handler: Handler) {
-    let result = module.register_blocking_method(name, move |params, devnet, _| {
-        let args = Args::new(&params, min, max)?;
-        handler(&args, &devnet)
-    });
+    let long = LONG_RUNNING.contains(&name)
+        || HARDHAT_ALIASES.iter().any(|(a, t)| *a == name && LONG_RUNNING.contains(t));
+    let result = if long {
+        module
+            .register_blocking_method(name, move |params, devnet, _| {
+                let args = Args::new(&params, min, max)?;
+                handler(&args, &devnet)
+            })
+            .map(|_| ())
+    } else {
+        module
+            .register_method(name, move |params, devnet, _| {
+                let args = Args::new(&params, min, max)?;
+                handler(&args, devnet)
+            })
+            .map(|_| ())
+    };
     if let Err(e) = result {
         tracing::error!(name, %e, "method registered twice");
     }
