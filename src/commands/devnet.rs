@@ -8,7 +8,12 @@ use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_runtime::chain::{ChainConfig, DEV_MNEMONIC, ETHER};
+use nml_runtime::inference::{Device, OnnxConfig, OnnxExecutor};
+use nml_runtime::mempool::{OnMiss, PipeConfig};
+use nml_runtime::node::InferenceSetup;
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
+
+use crate::toolchain::onnxruntime;
 
 /// Arguments of `nml devnet`.
 #[derive(Debug, clap::Args)]
@@ -44,6 +49,51 @@ pub struct DevnetArgs {
     /// The base fee of the genesis block, in wei.
     #[arg(long, default_value_t = 1_000_000_000)]
     pub base_fee: u64,
+    /// Register every `.onnx` file in DIR with the inference precompile
+    /// (repeatable); each gets the id derived from its bytes.
+    #[arg(long, value_name = "DIR")]
+    pub models: Vec<PathBuf>,
+    /// Inference worker threads: how many requests run at once (default: the cores).
+    #[arg(long, value_name = "N")]
+    pub workers: Option<usize>,
+    /// ONNX Runtime intra-op threads per session.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub intra_threads: usize,
+    /// How long one inference may take, in seconds; then it fails (and the
+    /// transaction's call to the precompile reverts).
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub inference_timeout: f64,
+    /// What to do at inclusion with a request that was not pre-executed:
+    /// run it inline, or defer the transaction to the next block.
+    #[arg(long, value_enum, default_value = "inline")]
+    pub on_miss: OnMissArg,
+    /// The most rounds of pre-execution per block (dependent inferences).
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub max_rounds: u32,
+    /// Where models run.
+    #[arg(long, value_enum, default_value = "cpu")]
+    pub device: DeviceArg,
+    /// Run without the inference precompile (ONNX Runtime is not needed).
+    #[arg(long, conflicts_with = "models")]
+    pub no_inference: bool,
+}
+
+/// `--on-miss`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OnMissArg {
+    /// Run the request inline at inclusion.
+    Inline,
+    /// Defer the transaction to the next block.
+    Defer,
+}
+
+/// `--device`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DeviceArg {
+    /// The CPU.
+    Cpu,
+    /// The first NVIDIA GPU (needs the `cuda` build feature and a GPU build of ONNX Runtime).
+    Cuda,
 }
 
 impl DevnetArgs {
@@ -78,10 +128,46 @@ fn alloy_balance(ether: u64) -> nml_runtime::chain::U256 {
     nml_runtime::chain::U256::from(ether) * nml_runtime::chain::U256::from(ETHER)
 }
 
+/// The executor and registry of `nml devnet`: ONNX Runtime (provisioned
+/// into nml's cache on first use) with the models of every `--models` folder.
+pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
+    let library = onnxruntime::resolve(true).map_err(|e| miette!("{e}"))?.path;
+    let timeout = Duration::try_from_secs_f64(args.inference_timeout)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| miette!("--inference-timeout must be a positive number of seconds"))?;
+    let mut config = OnnxConfig { timeout, intra_threads: args.intra_threads.max(1), ..OnnxConfig::new(library) };
+    if let Some(workers) = args.workers {
+        config.workers = workers.max(1);
+    }
+    if args.device == DeviceArg::Cuda {
+        config.device = Device::Cuda { device_id: 0 };
+    }
+    let executor = Arc::new(OnnxExecutor::new(config).map_err(|e| miette!("{e}"))?);
+    for dir in &args.models {
+        executor
+            .registry()
+            .load_dir(dir)
+            .map_err(|e| miette!("cannot register the models of {}: {e}", dir.display()))?;
+    }
+    let pipe = PipeConfig {
+        round_limit: args.max_rounds.max(1),
+        on_miss: match args.on_miss {
+            OnMissArg::Inline => OnMiss::Inline,
+            OnMissArg::Defer => OnMiss::Defer,
+        },
+        ..PipeConfig::default()
+    };
+    let registry = Some(Arc::clone(executor.registry()));
+    Ok(InferenceSetup { executor, registry, pipe })
+}
+
 /// Runs the devnet until Ctrl-C or SIGTERM.
 pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
     let config = args.config()?;
-    let devnet = Devnet::new(config).map_err(|e| match e {
+    let started =
+        if args.no_inference { Devnet::new(config) } else { Devnet::with_inference(config, inference_setup(&args)?) };
+    let devnet = started.map_err(|e| match e {
         NodeError::Dump(dump) => miette!(
             help = "fix or delete the file, or start without --state; nml leaves it untouched",
             "cannot load the devnet state: {dump}"
@@ -146,6 +232,16 @@ fn print_banner(devnet: &Devnet, args: &DevnetArgs, addr: SocketAddr) {
     ));
     if let Some(path) = &args.state {
         out.push_str(&format!("State file: {}\n", path.display()));
+    }
+    match devnet.list_models() {
+        Ok(models) => {
+            out.push_str(&format!("Inference:  precompile at 0x…F4, {} model(s)\n", models.len()));
+            for model in models {
+                let file = model.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default();
+                out.push_str(&format!("  {}  {file}\n", model.id));
+            }
+        }
+        Err(_) => out.push_str("Inference:  off\n"),
     }
     out.push_str(&format!("\nListening on {addr} (HTTP and WebSocket)\n"));
     let mut stdout = std::io::stdout().lock();

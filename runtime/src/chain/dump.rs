@@ -13,7 +13,7 @@ use revm::bytecode::Bytecode;
 use revm::primitives::KECCAK_EMPTY;
 use serde::{Deserialize, Serialize};
 
-use super::{Chain, ChainConfig, Clock, InferenceRecord, PoolTx, SealedBlock, StateDb, TxReceipt};
+use super::{BlockUndo, Chain, ChainConfig, Clock, InferenceRecord, PoolTx, SealedBlock, StateDb, TxReceipt};
 
 /// The format version this build writes and reads.
 const DUMP_VERSION: u32 = 1;
@@ -53,6 +53,16 @@ pub struct StateDump {
     clock_offset: i64,
     accounts: BTreeMap<Address, DumpAccount>,
     blocks: Vec<DumpBlock>,
+    /// What each block from `base` on changed, so that a reloaded chain can
+    /// still rebuild (and trace) the states of those blocks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    history: Option<DumpHistory>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DumpHistory {
+    base: u64,
+    undos: Vec<BlockUndo>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -155,6 +165,10 @@ impl StateDump {
             clock_offset: chain.clock.offset,
             accounts,
             blocks,
+            history: Some(DumpHistory {
+                base: chain.undo_base,
+                undos: chain.undos.iter().map(|u| BlockUndo::clone(u)).collect(),
+            }),
         }
     }
 
@@ -265,6 +279,7 @@ impl StateDump {
             blocks.push(SealedBlock::seal(block.header, transactions, receipts));
         }
         let clock = Clock { offset: self.clock_offset, next: None };
-        Ok(Chain::from_parts(config, state, blocks, clock))
+        let history = self.history.map(|h| (h.base, h.undos));
+        Ok(Chain::from_parts(config, state, blocks, clock, history))
     }
 }

@@ -186,10 +186,18 @@ impl Chain {
             requests_hash: Some(EMPTY_REQUESTS_HASH),
             ..Default::default()
         };
-        Self::from_parts(config, state, vec![SealedBlock::seal(header, Vec::new(), Vec::new())], Clock::default())
+        Self::from_parts(config, state, vec![SealedBlock::seal(header, Vec::new(), Vec::new())], Clock::default(), None)
     }
 
-    fn from_parts(config: ChainConfig, state: StateDb, blocks: Vec<SealedBlock>, clock: Clock) -> Self {
+    /// A chain from a dump's parts; `history` is the undo record of every
+    /// block from `base` on (their states can then be rebuilt).
+    fn from_parts(
+        config: ChainConfig,
+        state: StateDb,
+        blocks: Vec<SealedBlock>,
+        clock: Clock,
+        history: Option<(u64, Vec<BlockUndo>)>,
+    ) -> Self {
         let blocks: Vec<Arc<SealedBlock>> = blocks.into_iter().map(Arc::new).collect();
         let mut by_hash = HashMap::default();
         let mut txs = HashMap::default();
@@ -200,12 +208,18 @@ impl Chain {
             }
         }
         let head = blocks.last().map(|b| b.number()).unwrap_or_default();
+        let (undo_base, undos) = match history {
+            Some((base, undos)) if base <= head && undos.len() as u64 == head - base + 1 => {
+                (base, undos.into_iter().map(Arc::new).collect())
+            }
+            _ => (head, vec![Arc::new(BlockUndo::default())]),
+        };
         let mut chain = Self {
             config,
             state: Arc::new(state),
             blocks,
-            undos: vec![Arc::new(BlockUndo::default())],
-            undo_base: head,
+            undos,
+            undo_base,
             by_hash,
             txs,
             recent: Arc::default(),

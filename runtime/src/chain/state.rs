@@ -70,7 +70,7 @@ pub struct StateDb {
 
 /// What a block changed, as the values before it: applying a block's undo to
 /// the state after it gives the state before it.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct BlockUndo {
     accounts: Vec<(Address, Option<AccountHeader>)>,
     storage: Vec<(Address, U256, U256)>,

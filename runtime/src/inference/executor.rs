@@ -85,6 +85,33 @@ pub trait Executor: Send + Sync {
         })
     }
 
+    /// [`Executor::run_all`] with how long each model ran. The default times
+    /// each run on its own scoped thread (queueing included); [`OnnxExecutor`]
+    /// reports the time its worker spent on the run.
+    fn run_all_timed(&self, requests: &[(&ModelId, &ModelInput)]) -> Vec<Timed> {
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = requests
+                .iter()
+                .map(|&(model, input)| {
+                    scope.spawn(move || {
+                        let start = Instant::now();
+                        let output = self.run(model, input);
+                        Timed { output, took: start.elapsed() }
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| Timed {
+                        output: Err(InferenceError::Unavailable { reason: "an inference thread panicked".to_owned() }),
+                        took: Duration::ZERO,
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// Runs a request as the precompile receives it: checks the mode and the
     /// model id, then runs the model.
     fn run_request(&self, request: &ModelInferenceRequest) -> Result<ModelOutput, InferenceError> {
@@ -95,22 +122,40 @@ pub trait Executor: Send + Sync {
     /// [`Executor::run_request`] for several requests side by side, through
     /// [`Executor::run_all`]; the results are in request order.
     fn run_all_requests(&self, requests: &[&ModelInferenceRequest]) -> Vec<Result<ModelOutput, InferenceError>> {
+        self.run_all_requests_timed(requests).into_iter().map(|t| t.output).collect()
+    }
+
+    /// [`Executor::run_all_requests`] with how long each model ran (zero for
+    /// a request refused before it reached a model).
+    fn run_all_requests_timed(&self, requests: &[&ModelInferenceRequest]) -> Vec<Timed> {
         let ids: Vec<Result<ModelId, InferenceError>> = requests
             .iter()
             .map(|r| InferenceMode::try_from(r.mode).and_then(|_| ModelId::parse(&r.modelCID)))
             .collect();
         let valid: Vec<(&ModelId, &ModelInput)> =
             ids.iter().zip(requests).filter_map(|(id, r)| id.as_ref().ok().map(|id| (id, &r.input))).collect();
-        let mut results = self.run_all(&valid).into_iter();
+        let mut results = self.run_all_timed(&valid).into_iter();
         ids.into_iter()
             .map(|id| match id {
-                Ok(_) => results.next().unwrap_or_else(|| {
-                    Err(InferenceError::Unavailable { reason: "the executor returned too few results".to_owned() })
+                Ok(_) => results.next().unwrap_or_else(|| Timed {
+                    output: Err(InferenceError::Unavailable {
+                        reason: "the executor returned too few results".to_owned(),
+                    }),
+                    took: Duration::ZERO,
                 }),
-                Err(e) => Err(e),
+                Err(e) => Timed { output: Err(e), took: Duration::ZERO },
             })
             .collect()
     }
+}
+
+/// The result of one run and how long the model ran.
+#[derive(Debug, Clone)]
+pub struct Timed {
+    /// The outputs, or why there are none.
+    pub output: Result<ModelOutput, InferenceError>,
+    /// How long the run took.
+    pub took: Duration,
 }
 
 /// Where models run.
@@ -203,7 +248,7 @@ impl std::fmt::Debug for OnnxExecutor {
 /// A queued request: where its result arrives, how to stop it, and when the
 /// caller stops waiting.
 struct Pending {
-    result: Receiver<Result<ModelOutput, InferenceError>>,
+    result: Receiver<Timed>,
     cancel: Arc<RunOptions>,
     deadline: Instant,
 }
@@ -213,7 +258,7 @@ struct Job {
     inputs: Vec<Tensor>,
     deadline: Instant,
     cancel: Arc<RunOptions>,
-    reply: SyncSender<Result<ModelOutput, InferenceError>>,
+    reply: SyncSender<Timed>,
 }
 
 impl OnnxExecutor {
@@ -268,21 +313,22 @@ impl OnnxExecutor {
         Ok(Pending { result, cancel, deadline })
     }
 
-    fn wait(
-        &self,
-        model: &ModelId,
-        Pending { result, cancel, deadline }: Pending,
-    ) -> Result<ModelOutput, InferenceError> {
-        match result.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-            Ok(output) => output,
+    fn wait(&self, model: &ModelId, Pending { result, cancel, deadline }: Pending) -> Timed {
+        let started = Instant::now();
+        match result.recv_timeout(deadline.saturating_duration_since(started)) {
+            Ok(timed) => timed,
             Err(RecvTimeoutError::Timeout) => {
                 // Stops the run at the next node; the worker then moves on.
                 let _ = cancel.terminate();
-                Err(InferenceError::Timeout { model: model.to_string(), timeout: self.timeout })
+                let output = Err(InferenceError::Timeout { model: model.to_string(), timeout: self.timeout });
+                Timed { output, took: started.elapsed() }
             }
-            Err(RecvTimeoutError::Disconnected) => {
-                Err(InferenceError::Unavailable { reason: format!("the worker running model `{model}` stopped") })
-            }
+            Err(RecvTimeoutError::Disconnected) => Timed {
+                output: Err(InferenceError::Unavailable {
+                    reason: format!("the worker running model `{model}` stopped"),
+                }),
+                took: Duration::ZERO,
+            },
         }
     }
 }
@@ -290,12 +336,23 @@ impl OnnxExecutor {
 impl Executor for OnnxExecutor {
     fn run(&self, model: &ModelId, input: &ModelInput) -> Result<ModelOutput, InferenceError> {
         let pending = self.submit(model, input)?;
-        self.wait(model, pending)
+        self.wait(model, pending).output
     }
 
     fn run_all(&self, requests: &[(&ModelId, &ModelInput)]) -> Vec<Result<ModelOutput, InferenceError>> {
+        self.run_all_timed(requests).into_iter().map(|t| t.output).collect()
+    }
+
+    fn run_all_timed(&self, requests: &[(&ModelId, &ModelInput)]) -> Vec<Timed> {
         let pending: Vec<_> = requests.iter().map(|&(model, input)| self.submit(model, input)).collect();
-        pending.into_iter().zip(requests).map(|(p, &(model, _))| p.and_then(|p| self.wait(model, p))).collect()
+        pending
+            .into_iter()
+            .zip(requests)
+            .map(|(p, &(model, _))| match p {
+                Ok(p) => self.wait(model, p),
+                Err(e) => Timed { output: Err(e), took: Duration::ZERO },
+            })
+            .collect()
     }
 }
 
@@ -304,7 +361,8 @@ fn work(jobs: &Mutex<Receiver<Job>>, registry: &ModelRegistry) {
     loop {
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(Job { model, inputs, deadline, cancel, reply }) = job else { return };
-        let result = if Instant::now() >= deadline {
+        let started = Instant::now();
+        let output = if started >= deadline {
             // The caller has given up; do not start it.
             Err(InferenceError::Timeout { model: model.info.id.to_string(), timeout: Duration::ZERO })
         } else {
@@ -314,7 +372,7 @@ fn work(jobs: &Mutex<Receiver<Job>>, registry: &ModelRegistry) {
             })
         };
         // The caller may have timed out and gone.
-        let _ = reply.send(result);
+        let _ = reply.send(Timed { output, took: started.elapsed() });
     }
 }
 

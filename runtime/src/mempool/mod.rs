@@ -2,7 +2,9 @@
 //! builder. Transactions flow pool → [`PreExecution`] → [`BlockBuilder`] → chain.
 
 mod builder;
+pub mod pipe;
 mod pool;
 
 pub use builder::{BlockBuilder, Built, Inclusion, NoPreExecution, PreExecution, Prepared, StageContext};
+pub use pipe::{INFERENCE_PRECOMPILE, OnMiss, Pipe, PipeConfig, PipeStatus};
 pub use pool::{Added, Pool, PoolContent, REPLACEMENT_BUMP_PERCENT};

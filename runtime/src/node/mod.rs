@@ -5,6 +5,7 @@
 
 mod convert;
 mod filters;
+mod inference;
 mod query;
 
 use std::collections::BTreeMap;
@@ -29,6 +30,7 @@ use crate::mempool::{Added, BlockBuilder, NoPreExecution, Pool, PreExecution};
 
 pub use convert::{rpc_block, rpc_header, rpc_logs, rpc_receipt, rpc_transaction, transaction_json};
 pub use filters::FilterChanges;
+pub use inference::{InferenceSetup, MempoolStatus};
 
 /// The priority fee the devnet suggests and fills in, in wei (1 gwei).
 pub const DEFAULT_PRIORITY_FEE: u128 = 1_000_000_000;
@@ -116,6 +118,7 @@ pub struct Devnet {
     stage: Arc<dyn PreExecution>,
     accounts: Vec<DevAccount>,
     state_file: Option<PathBuf>,
+    inference: Option<inference::Inference>,
 }
 
 impl Devnet {
@@ -158,6 +161,7 @@ impl Devnet {
             stage,
             accounts: dev_accounts(config.chain.accounts),
             state_file: config.state_file,
+            inference: None,
         })
     }
 
@@ -475,6 +479,7 @@ impl Devnet {
     pub fn load(&self, dump: StateDump) -> Result<(), NodeError> {
         let mut inner = self.inner.lock();
         let chain = dump.into_chain(inner.chain.config().clone())?;
+        self.learn_records(&chain);
         inner.chain = chain;
         inner.pool = Pool::default();
         inner.snapshots.clear();

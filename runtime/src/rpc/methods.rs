@@ -20,6 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::error_object;
 use super::params::{Args, invalid, quantity, quantity_u256};
 use crate::chain::{PoolTx, StateDump};
+use crate::mempool::pipe::record_json;
 use crate::node::{Devnet, NodeError, rpc_header, rpc_logs, transaction_json};
 
 type Out = Result<Value, ErrorObjectOwned>;
@@ -228,6 +229,18 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         let opts: Option<GethDebugTracingOptions> = a.opt(1)?;
         json(d.trace_transaction(a.req(0)?, opts.unwrap_or_default()).rpc()?)
     }),
+    // Inference (docs/rpc.md, "nml").
+    ("nml_registerModel", 1, 2, |a, d| {
+        let bytes: Bytes = a.req(0)?;
+        let id: Option<String> = a.opt(1)?;
+        json(d.register_model(bytes.to_vec(), id.as_deref()).rpc()?)
+    }),
+    ("nml_listModels", 0, 0, |_, d| json(d.list_models().rpc()?)),
+    ("nml_getInferenceReceipts", 1, 1, |a, d| {
+        let records = d.inference_receipts(a.req(0)?);
+        Ok(records.map_or(Value::Null, |r| Value::Array(r.iter().map(record_json).collect())))
+    }),
+    ("nml_mempoolStatus", 0, 0, |_, d| json(d.mempool_status().rpc()?)),
 ];
 
 /// `hardhat_*` names that behave exactly like the `anvil_*` ones.
@@ -293,11 +306,12 @@ const LONG_RUNNING: &[&str] = &[
     "anvil_dumpState",
     "anvil_loadState",
     "debug_traceTransaction",
+    "nml_registerModel",
 ];
 
 fn register(module: &mut RpcModule<Devnet>, name: &'static str, min: usize, max: usize, handler: Handler) {
-    let long = LONG_RUNNING.contains(&name)
-        || HARDHAT_ALIASES.iter().any(|(a, t)| *a == name && LONG_RUNNING.contains(t));
+    let long =
+        LONG_RUNNING.contains(&name) || HARDHAT_ALIASES.iter().any(|(a, t)| *a == name && LONG_RUNNING.contains(t));
     let result = if long {
         module
             .register_blocking_method(name, move |params, devnet, _| {

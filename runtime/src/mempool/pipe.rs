@@ -1,0 +1,622 @@
+//! PIPE, the inference mempool (PROTOCOL.md part B): the inference precompile
+//! at 0x…F4 and the pre-execution stage that shares its state.
+//!
+//! How a block with inference is built:
+//!
+//! 1. **Simulation rounds** (B1). Every pending transaction that can run code
+//!    is simulated on its own against the head state, as the chain's mempool
+//!    simulates a transaction when it arrives. The precompile answers a request
+//!    whose result is known and records every other one, answering it with the
+//!    empty simulation output (`is_simulation_result = true`).
+//! 2. **Dispatch** (B2, B3). The unknown requests of all transactions of the
+//!    round, deduplicated by request id (`keccak256` of the ABI-encoded
+//!    request), run side by side on the [`Executor`]. The transactions that met
+//!    unknown requests are simulated again with the results served, so a
+//!    second inference that depends on the first is found in round two; this
+//!    repeats up to [`PipeConfig::round_limit`] rounds. A transaction that still
+//!    meets new requests after the last round is included, and those requests
+//!    revert with a reason naming the limit.
+//! 3. **Inclusion** (B4). The block builder executes the transactions in order;
+//!    the precompile serves results by request id with
+//!    `is_simulation_result = false`. A request that was not pre-executed (an
+//!    earlier transaction of the block changed what this one asks) is run
+//!    inline ([`OnMiss::Inline`], the default), or the transaction is undone and
+//!    deferred to the next block ([`OnMiss::Defer`], at most
+//!    [`PipeConfig::max_defers`] times, then inline). Each call is recorded on
+//!    the transaction's receipt ([`InferenceRecord`]): request id, model, mode,
+//!    input hash, output, the round that found it and how it was served.
+//! 4. **Failures** (B5). A failed inference (unknown model, bad tensors, a
+//!    runtime error, the timeout) is a result like any other: the precompile
+//!    reverts with its readable reason, in simulation and at inclusion alike, so
+//!    `try/catch` takes the same path in both.
+//! 5. **Records** (B6). Results are kept by request id; a replay
+//!    ([`Phase::Replay`]: tracing) and a reloaded chain serve the recorded
+//!    answers and never run a model.
+//! 6. **Read-only calls** (B7). `eth_call` and `eth_estimateGas` run unknown
+//!    requests synchronously and serve known ones.
+//!
+//! Known results are shared by every phase: identical requests run once, in
+//! whatever phase first meets them.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, Bytes, address, keccak256};
+use alloy_sol_types::{Revert, SolCall, SolError, SolValue};
+use parking_lot::Mutex;
+use revm::handler::{EthPrecompiles, PrecompileProvider};
+use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
+use revm::primitives::AddressSet;
+use revm::primitives::hardfork::SpecId;
+use serde::Serialize;
+
+use super::builder::{Inclusion, PreExecution, Prepared, StageContext};
+use crate::chain::{InferenceRecord, PoolTx, Served};
+use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
+use crate::inference::abi::runModelInferenceCall;
+use crate::inference::{Executor, InferenceCall, ModelInferenceRequest, ModelOutput, Timed, request_id};
+
+/// The inference precompile's address (PROTOCOL.md A1).
+pub const INFERENCE_PRECOMPILE: Address = address!("00000000000000000000000000000000000000F4");
+
+/// Gas of every call to the inference precompile.
+pub const GAS_BASE: u64 = 20_000;
+
+/// Gas per input tensor element (number or string) of a model request.
+pub const GAS_PER_ELEMENT: u64 = 50;
+
+/// The gas a model request costs: [`GAS_BASE`] plus [`GAS_PER_ELEMENT`] per
+/// input element. It depends on the input only, so a simulation and the
+/// inclusion of the same request cost the same.
+pub fn request_gas(request: &ModelInferenceRequest) -> u64 {
+    let numbers: usize = request.input.numbers.iter().map(|t| t.values.len()).sum();
+    let strings: usize = request.input.strings.iter().map(|t| t.values.len()).sum();
+    GAS_BASE.saturating_add(GAS_PER_ELEMENT.saturating_mul((numbers + strings) as u64))
+}
+
+/// What the block builder does with a request met at inclusion that was not
+/// pre-executed (PROTOCOL.md B4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnMiss {
+    /// Run it inline, during inclusion.
+    #[default]
+    Inline,
+    /// Undo the transaction and include it in a later block, after it has been
+    /// simulated again on the new state.
+    Defer,
+}
+
+/// How the inference mempool works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipeConfig {
+    /// The most rounds of dispatch for one block (default 8): a transaction
+    /// that still meets new requests after them fails those requests.
+    pub round_limit: u32,
+    /// What to do with a request that was not pre-executed.
+    pub on_miss: OnMiss,
+    /// How often one transaction may be deferred before its misses run
+    /// inline (default 3), so that a transaction whose requests change every
+    /// block is still mined.
+    pub max_defers: u32,
+}
+
+impl Default for PipeConfig {
+    fn default() -> Self {
+        Self { round_limit: 8, on_miss: OnMiss::Inline, max_defers: 3 }
+    }
+}
+
+/// What the inference mempool is doing (`nml_mempoolStatus`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeStatus {
+    /// Transactions in the batch being prepared (0 when none is).
+    pub preparing: usize,
+    /// The dispatch round in progress, if any.
+    pub round: Option<u32>,
+    /// Requests running on the executor now.
+    pub in_flight: usize,
+    /// Requests sent to the executor since start (each distinct request once).
+    pub inferences_run: u64,
+    /// Dispatch rounds run since start.
+    pub rounds_run: u64,
+    /// Results known by request id.
+    pub known_results: usize,
+    /// The round limit.
+    pub round_limit: u32,
+    /// `inline` or `defer`.
+    pub on_miss: &'static str,
+}
+
+/// A result known by request id.
+#[derive(Debug)]
+struct Known {
+    /// The encoded `ModelOutput`, or the revert reason.
+    result: Result<Bytes, String>,
+    model: String,
+    mode: u8,
+    input_hash: B256,
+    took: Duration,
+}
+
+impl Known {
+    fn new(request: &ModelInferenceRequest, run: Timed) -> Self {
+        let result = run.output.map(|o| InferenceCall::encode_model_output(&o).into()).map_err(|e| e.to_string());
+        Self {
+            result,
+            model: request.modelCID.clone(),
+            mode: request.mode,
+            input_hash: keccak256(request.input.abi_encode()),
+            took: run.took,
+        }
+    }
+
+    /// A result read back from a mined transaction's record.
+    fn from_record(record: &InferenceRecord) -> Self {
+        let result = if record.success { Ok(record.output.clone()) } else { Err(revert_reason(&record.output)) };
+        Self {
+            result,
+            model: record.model.clone(),
+            mode: record.mode,
+            input_hash: record.input_hash,
+            took: Duration::from_micros(record.duration_us),
+        }
+    }
+
+    fn answer(&self) -> Answer {
+        match &self.result {
+            Ok(output) => Answer::Return(output.clone()),
+            Err(reason) => Answer::Revert(reason.clone()),
+        }
+    }
+
+    fn record(&self, request_id: B256, round: Option<u32>, served: Served) -> InferenceRecord {
+        let (success, output) = match &self.result {
+            Ok(output) => (true, output.clone()),
+            Err(reason) => (false, Revert::from(reason.as_str()).abi_encode().into()),
+        };
+        InferenceRecord {
+            request_id,
+            model: self.model.clone(),
+            mode: self.mode,
+            input_hash: self.input_hash,
+            success,
+            output,
+            round,
+            served,
+            duration_us: u64::try_from(self.took.as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+fn revert_reason(data: &[u8]) -> String {
+    Revert::abi_decode(data).map(|r| r.reason).unwrap_or_else(|_| "inference failed".to_owned())
+}
+
+/// What the precompile answers.
+enum Answer {
+    Return(Bytes),
+    Revert(String),
+}
+
+/// How one transaction was prepared for the block being built.
+#[derive(Debug, Default)]
+struct TxPrep {
+    /// The dispatch round that found each request it met (absent: known before).
+    found: HashMap<B256, u32>,
+    /// It met new requests after the last round.
+    exhausted: bool,
+}
+
+/// The transaction being included.
+#[derive(Debug)]
+struct Current {
+    tx: B256,
+    records: Vec<InferenceRecord>,
+    may_defer: bool,
+    defer: bool,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    known: HashMap<B256, Arc<Known>>,
+    /// Requests of the simulation running now: every one met, and the unknown ones.
+    met: Vec<B256>,
+    misses: Vec<(B256, ModelInferenceRequest)>,
+    /// The batch being built, by transaction hash.
+    prepared: HashMap<B256, TxPrep>,
+    /// How often each pending transaction was deferred.
+    defers: HashMap<B256, u32>,
+    current: Option<Current>,
+    preparing: usize,
+    round: Option<u32>,
+    in_flight: usize,
+    rounds_run: u64,
+}
+
+impl Shared {
+    fn prep_of_current(&self) -> Option<&TxPrep> {
+        self.prepared.get(&self.current.as_ref()?.tx)
+    }
+}
+
+/// The inference mempool: install it as the devnet's pre-execution stage and,
+/// through [`Pipe::precompiles`], as its precompile set.
+pub struct Pipe {
+    executor: Arc<dyn Executor>,
+    config: PipeConfig,
+    shared: Mutex<Shared>,
+    runs: AtomicU64,
+}
+
+impl Debug for Pipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipe").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Pipe {
+    /// A mempool that runs models on `executor`.
+    pub fn new(executor: Arc<dyn Executor>, config: PipeConfig) -> Arc<Self> {
+        Arc::new(Self { executor, config, shared: Mutex::new(Shared::default()), runs: AtomicU64::new(0) })
+    }
+
+    /// The precompile set to install beside it: Ethereum's, and the inference
+    /// precompile at [`INFERENCE_PRECOMPILE`].
+    pub fn precompiles(self: &Arc<Self>) -> Arc<dyn PrecompileFactory> {
+        Arc::new(InferencePrecompiles { pipe: Arc::clone(self) })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> PipeConfig {
+        self.config
+    }
+
+    /// What the mempool is doing now.
+    pub fn status(&self) -> PipeStatus {
+        let s = self.shared.lock();
+        PipeStatus {
+            preparing: s.preparing,
+            round: s.round,
+            in_flight: s.in_flight,
+            inferences_run: self.runs.load(Ordering::Relaxed),
+            rounds_run: s.rounds_run,
+            known_results: s.known.len(),
+            round_limit: self.config.round_limit,
+            on_miss: match self.config.on_miss {
+                OnMiss::Inline => "inline",
+                OnMiss::Defer => "defer",
+            },
+        }
+    }
+
+    /// Learns the results recorded on mined receipts (a chain loaded from a
+    /// state file), so that replays serve them.
+    pub fn learn<'a>(&self, records: impl IntoIterator<Item = &'a InferenceRecord>) {
+        let mut s = self.shared.lock();
+        for record in records {
+            s.known.entry(record.request_id).or_insert_with(|| Arc::new(Known::from_record(record)));
+        }
+    }
+
+    /// Answers one call to the precompile in `phase`.
+    fn answer(&self, phase: Phase, calldata: &[u8], gas_limit: u64) -> InterpreterResult {
+        let request = match InferenceCall::decode(calldata) {
+            Ok(InferenceCall::Model(request)) => request,
+            Ok(InferenceCall::LlmCompletion(_)) => return no_llm("runLLMCompletion", gas_limit),
+            Ok(InferenceCall::LlmChat(_)) => return no_llm("runLLMChat", gas_limit),
+            Err(e) => return result(Answer::Revert(e.to_string()), GAS_BASE, gas_limit),
+        };
+        let gas = request_gas(&request);
+        if gas > gas_limit {
+            return out_of_gas(gas_limit);
+        }
+        let id = request_id(&request);
+        let answer = match phase {
+            Phase::Simulation => self.simulate(id, request),
+            Phase::Inclusion => self.include(id, &request),
+            Phase::Call => self.known_or_run(id, &request).answer(),
+            Phase::Replay => self.replay(id),
+        };
+        result(answer, gas, gas_limit)
+    }
+
+    fn simulate(&self, id: B256, request: ModelInferenceRequest) -> Answer {
+        let mut s = self.shared.lock();
+        s.met.push(id);
+        if let Some(known) = s.known.get(&id) {
+            return known.answer();
+        }
+        s.misses.push((id, request));
+        Answer::Return(InferenceCall::encode_model_output(&ModelOutput::simulation()).into())
+    }
+
+    fn include(&self, id: B256, request: &ModelInferenceRequest) -> Answer {
+        let mut s = self.shared.lock();
+        if let Some(known) = s.known.get(&id).cloned() {
+            let round = s.prep_of_current().and_then(|p| p.found.get(&id).copied());
+            let served = if round.is_some() { Served::PreExecuted } else { Served::Cached };
+            let answer = known.answer();
+            if let Some(current) = s.current.as_mut() {
+                current.records.push(known.record(id, round, served));
+            }
+            return answer;
+        }
+        if s.prep_of_current().is_some_and(|p| p.exhausted) {
+            let limit = self.config.round_limit;
+            let reason = format!(
+                "inference round limit exceeded: model `{}` was asked for after {limit} rounds of pre-execution (--max-rounds)",
+                request.modelCID
+            );
+            let known = Known {
+                result: Err(reason),
+                model: request.modelCID.clone(),
+                mode: request.mode,
+                input_hash: keccak256(request.input.abi_encode()),
+                took: Duration::ZERO,
+            };
+            let answer = known.answer();
+            if let Some(current) = s.current.as_mut() {
+                current.records.push(known.record(id, None, Served::Inline));
+            }
+            return answer;
+        }
+        if let Some(current) = s.current.as_mut().filter(|c| c.may_defer) {
+            // The builder undoes the transaction; what it is answered does not matter.
+            current.defer = true;
+            return Answer::Revert("deferred to the next block: this request was not pre-executed".to_owned());
+        }
+        drop(s);
+        let known = self.run_one(id, request);
+        let answer = known.answer();
+        if let Some(current) = self.shared.lock().current.as_mut() {
+            current.records.push(known.record(id, None, Served::Inline));
+        }
+        answer
+    }
+
+    fn replay(&self, id: B256) -> Answer {
+        match self.shared.lock().known.get(&id) {
+            Some(known) => known.answer(),
+            None => Answer::Revert(format!(
+                "no recorded result for inference request {id}: replays serve recorded results and never run a model"
+            )),
+        }
+    }
+
+    /// The known result of `id`, or a synchronous run of `request`.
+    fn known_or_run(&self, id: B256, request: &ModelInferenceRequest) -> Arc<Known> {
+        if let Some(known) = self.shared.lock().known.get(&id) {
+            return Arc::clone(known);
+        }
+        self.run_one(id, request)
+    }
+
+    /// Runs one request now (the lock is not held while the model runs).
+    fn run_one(&self, id: B256, request: &ModelInferenceRequest) -> Arc<Known> {
+        self.shared.lock().in_flight += 1;
+        let run = self.executor.run_all_requests_timed(&[request]).pop().unwrap_or_else(|| Timed {
+            output: Err(crate::inference::InferenceError::Unavailable {
+                reason: "the executor returned no result".into(),
+            }),
+            took: Duration::ZERO,
+        });
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let known = Arc::new(Known::new(request, run));
+        let mut s = self.shared.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        Arc::clone(s.known.entry(id).or_insert(known))
+    }
+
+    /// Runs the requests of one round side by side and keeps the results.
+    fn dispatch(&self, round: u32, requests: &[(B256, ModelInferenceRequest)]) {
+        {
+            let mut s = self.shared.lock();
+            s.round = Some(round);
+            s.in_flight += requests.len();
+        }
+        let refs: Vec<&ModelInferenceRequest> = requests.iter().map(|(_, r)| r).collect();
+        let runs = self.executor.run_all_requests_timed(&refs);
+        self.runs.fetch_add(requests.len() as u64, Ordering::Relaxed);
+        let mut s = self.shared.lock();
+        for ((id, request), run) in requests.iter().zip(runs) {
+            s.known.entry(*id).or_insert_with(|| Arc::new(Known::new(request, run)));
+        }
+        s.in_flight = s.in_flight.saturating_sub(requests.len());
+        s.round = None;
+        s.rounds_run += 1;
+    }
+
+    /// Simulates one transaction; returns the requests it met and the unknown ones.
+    fn simulate_tx(&self, ctx: &StageContext<'_>, tx: &PoolTx) -> (Vec<B256>, Vec<(B256, ModelInferenceRequest)>) {
+        {
+            let mut s = self.shared.lock();
+            s.met.clear();
+            s.misses.clear();
+        }
+        // An invalid transaction is the builder's to drop; it met nothing.
+        let _ = ctx.simulate_alone(tx);
+        let mut s = self.shared.lock();
+        (std::mem::take(&mut s.met), std::mem::take(&mut s.misses))
+    }
+}
+
+impl PreExecution for Pipe {
+    fn prepare(&self, ctx: &StageContext<'_>, batch: Vec<Arc<PoolTx>>) -> Prepared {
+        {
+            let mut s = self.shared.lock();
+            s.prepared.clear();
+            s.preparing = batch.len();
+        }
+        let mut prepared: HashMap<B256, TxPrep> = HashMap::new();
+        let mut todo: Vec<&Arc<PoolTx>> = batch.iter().filter(|tx| ctx.runs_code(tx)).collect();
+        for tx in &todo {
+            prepared.insert(tx.hash, TxPrep::default());
+        }
+        let mut found_in: HashMap<B256, u32> = HashMap::new();
+        for round in 1..=self.config.round_limit.saturating_add(1) {
+            let mut unknown: Vec<(B256, ModelInferenceRequest)> = Vec::new();
+            let mut seen: HashSet<B256> = HashSet::new();
+            let mut again = Vec::new();
+            for tx in todo {
+                let (met, misses) = self.simulate_tx(ctx, tx);
+                let prep = prepared.entry(tx.hash).or_default();
+                for (id, _) in &misses {
+                    prep.found.entry(*id).or_insert(round);
+                }
+                for id in met {
+                    if let Some(r) = found_in.get(&id) {
+                        prep.found.entry(id).or_insert(*r);
+                    }
+                }
+                if !misses.is_empty() {
+                    again.push(tx);
+                    unknown.extend(misses.into_iter().filter(|(id, _)| seen.insert(*id)));
+                }
+            }
+            if unknown.is_empty() {
+                break;
+            }
+            if round > self.config.round_limit {
+                for tx in again {
+                    if let Some(prep) = prepared.get_mut(&tx.hash) {
+                        prep.exhausted = true;
+                    }
+                }
+                break;
+            }
+            self.dispatch(round, &unknown);
+            found_in.extend(unknown.iter().map(|(id, _)| (*id, round)));
+            todo = again;
+        }
+        let mut s = self.shared.lock();
+        s.prepared = prepared;
+        s.preparing = 0;
+        Prepared { include: batch, ..Prepared::default() }
+    }
+
+    fn begin_inclusion(&self, tx: &PoolTx) -> bool {
+        let mut s = self.shared.lock();
+        let may_defer = self.config.on_miss == OnMiss::Defer
+            && s.prepared.contains_key(&tx.hash)
+            && s.defers.get(&tx.hash).copied().unwrap_or(0) < self.config.max_defers;
+        s.current = Some(Current { tx: tx.hash, records: Vec::new(), may_defer, defer: false });
+        may_defer
+    }
+
+    fn end_inclusion(&self, tx: &PoolTx) -> Inclusion {
+        let mut s = self.shared.lock();
+        let current = s.current.take();
+        match current {
+            Some(Current { defer: true, .. }) => {
+                *s.defers.entry(tx.hash).or_default() += 1;
+                Inclusion::Defer
+            }
+            Some(Current { records, .. }) => {
+                s.defers.remove(&tx.hash);
+                Inclusion::Keep(records)
+            }
+            None => Inclusion::Keep(Vec::new()),
+        }
+    }
+}
+
+fn result(answer: Answer, gas: u64, gas_limit: u64) -> InterpreterResult {
+    let mut used = Gas::new(gas_limit);
+    if !used.record_regular_cost(gas.min(gas_limit)) {
+        return out_of_gas(gas_limit);
+    }
+    match answer {
+        Answer::Return(output) => InterpreterResult::new(InstructionResult::Return, output, used),
+        Answer::Revert(reason) => {
+            InterpreterResult::new(InstructionResult::Revert, Revert::from(reason).abi_encode().into(), used)
+        }
+    }
+}
+
+fn out_of_gas(gas_limit: u64) -> InterpreterResult {
+    let mut gas = Gas::new(gas_limit);
+    gas.spend_all();
+    InterpreterResult::new(InstructionResult::PrecompileOOG, Bytes::new(), gas)
+}
+
+fn no_llm(function: &str, gas_limit: u64) -> InterpreterResult {
+    let reason = format!("no LLM backend is configured on this devnet: {function} cannot be served");
+    result(Answer::Revert(reason), GAS_BASE, gas_limit)
+}
+
+/// The devnet's precompiles with inference: Ethereum's set plus 0x…F4.
+#[derive(Debug)]
+struct InferencePrecompiles {
+    pipe: Arc<Pipe>,
+}
+
+impl PrecompileFactory for InferencePrecompiles {
+    fn precompiles(&self, spec: SpecId, phase: Phase) -> EvmPrecompiles {
+        let eth = EthPrecompiles::new(spec);
+        let warm = warm_set(&eth);
+        Box::new(InferenceProvider { eth, warm, pipe: Arc::clone(&self.pipe), phase })
+    }
+}
+
+fn warm_set(eth: &EthPrecompiles) -> AddressSet {
+    let mut warm = AddressSet::default();
+    warm.clone_from(eth.warm_addresses());
+    warm.insert(INFERENCE_PRECOMPILE);
+    warm
+}
+
+struct InferenceProvider {
+    eth: EthPrecompiles,
+    warm: AddressSet,
+    pipe: Arc<Pipe>,
+    phase: Phase,
+}
+
+impl PrecompileProvider<EvmContext> for InferenceProvider {
+    type Output = InterpreterResult;
+
+    fn set_spec(&mut self, spec: SpecId) -> bool {
+        let changed = <EthPrecompiles as PrecompileProvider<EvmContext>>::set_spec(&mut self.eth, spec);
+        if changed {
+            self.warm = warm_set(&self.eth);
+        }
+        changed
+    }
+
+    fn run(&mut self, ctx: &mut EvmContext, inputs: &CallInputs) -> Result<Option<InterpreterResult>, String> {
+        if inputs.bytecode_address != INFERENCE_PRECOMPILE {
+            return self.eth.run(ctx, inputs);
+        }
+        let calldata = inputs.input.bytes(ctx);
+        Ok(Some(self.pipe.answer(self.phase, &calldata, inputs.gas_limit)))
+    }
+
+    fn warm_addresses(&self) -> &AddressSet {
+        &self.warm
+    }
+
+    fn contains(&self, address: &Address) -> bool {
+        self.warm.contains(address)
+    }
+}
+
+/// A receipt record as `nml_getInferenceReceipts` shows it: the record, with
+/// its output decoded (`output` as tensors, or `error` with the reason).
+pub fn record_json(record: &InferenceRecord) -> serde_json::Value {
+    let mut json = serde_json::to_value(record).unwrap_or_default();
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert("rawOutput".into(), serde_json::to_value(&record.output).unwrap_or_default());
+        obj.remove("output");
+        if record.success {
+            let decoded = runModelInferenceCall::abi_decode_returns(&record.output).ok();
+            obj.insert("output".into(), serde_json::to_value(decoded).unwrap_or_default());
+        } else {
+            obj.insert("error".into(), serde_json::Value::String(revert_reason(&record.output)));
+        }
+    }
+    json
+}

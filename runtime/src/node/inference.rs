@@ -1,0 +1,126 @@
+//! The devnet with on-chain inference: the inference mempool installed as
+//! its pre-execution stage and precompile set, the model registry, and the
+//! `nml_` queries over them.
+
+use std::sync::Arc;
+
+use alloy_primitives::B256;
+use serde::Serialize;
+
+use super::{Devnet, DevnetConfig, NodeError};
+use crate::chain::{Chain, InferenceRecord};
+use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
+use crate::mempool::{Pipe, PipeConfig, PipeStatus};
+
+/// What a devnet with inference runs models with.
+#[derive(Debug, Clone)]
+pub struct InferenceSetup {
+    /// Runs the requests.
+    pub executor: Arc<dyn Executor>,
+    /// The models the executor serves, when it has a registry (`nml_registerModel`, `nml_listModels`).
+    pub registry: Option<Arc<ModelRegistry>>,
+    /// How the inference mempool works.
+    pub pipe: PipeConfig,
+}
+
+/// The inference part of a devnet.
+#[derive(Debug)]
+pub(super) struct Inference {
+    pub(super) pipe: Arc<Pipe>,
+    registry: Option<Arc<ModelRegistry>>,
+}
+
+impl std::fmt::Debug for dyn Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Executor")
+    }
+}
+
+/// `nml_mempoolStatus`: the pool, and what the inference mempool is doing.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct MempoolStatus {
+    /// Executable transactions waiting for a block.
+    pub pending: usize,
+    /// Transactions waiting for an earlier nonce.
+    pub queued: usize,
+    /// The inference mempool.
+    #[serde(flatten)]
+    pub pipe: PipeStatus,
+}
+
+impl Devnet {
+    /// A devnet whose precompile at 0x…F4 runs models on `setup.executor`
+    /// through the inference mempool (PROTOCOL.md part B).
+    pub fn with_inference(config: DevnetConfig, setup: InferenceSetup) -> Result<Self, NodeError> {
+        let pipe = Pipe::new(setup.executor, setup.pipe);
+        let mut devnet = Self::with_extensions(config, pipe.precompiles(), pipe.clone())?;
+        devnet.with_chain(|chain| pipe.learn(records(chain)));
+        devnet.inference = Some(Inference { pipe, registry: setup.registry });
+        Ok(devnet)
+    }
+
+    fn inference(&self) -> Result<&Inference, NodeError> {
+        self.inference.as_ref().ok_or_else(|| {
+            NodeError::Failed("this devnet runs without inference (start it with models, e.g. --models DIR)".into())
+        })
+    }
+
+    fn registry(&self) -> Result<&Arc<ModelRegistry>, NodeError> {
+        self.inference()?
+            .registry
+            .as_ref()
+            .ok_or_else(|| NodeError::Failed("this devnet's executor has no model registry".into()))
+    }
+
+    /// Registers an ONNX model from its bytes (`nml_registerModel`); the id is
+    /// derived from the bytes (CIDv1, sha2-256) unless given.
+    pub fn register_model(&self, bytes: Vec<u8>, id: Option<&str>) -> Result<ModelInfo, NodeError> {
+        self.registry()?.register(bytes, id).map_err(model_error)
+    }
+
+    /// The registered models (`nml_listModels`).
+    pub fn list_models(&self) -> Result<Vec<ModelInfo>, NodeError> {
+        Ok(self.registry()?.list())
+    }
+
+    /// The inference calls of a mined transaction, in call order
+    /// (`nml_getInferenceReceipts`); `None` for an unknown transaction.
+    pub fn inference_receipts(&self, hash: B256) -> Option<Vec<InferenceRecord>> {
+        self.with_chain(|c| {
+            let (block, index) = c.transaction(&hash)?;
+            Some(block.receipts.get(index)?.inference.clone())
+        })
+    }
+
+    /// The pool and the inference mempool (`nml_mempoolStatus`). Answers while
+    /// a block is being built: the pool counts then are those at its start.
+    pub fn mempool_status(&self) -> Result<MempoolStatus, NodeError> {
+        let pipe = self.inference()?.pipe.status();
+        let (pending, queued) = match self.inner.try_lock_for(std::time::Duration::from_millis(20)) {
+            Some(inner) => {
+                let view = inner.chain.latest();
+                let content = inner.pool.content(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default());
+                let count = |m: &std::collections::BTreeMap<_, Vec<_>>| m.values().map(Vec::len).sum::<usize>();
+                (count(&content.pending), count(&content.queued))
+            }
+            None => (pipe.preparing, 0),
+        };
+        Ok(MempoolStatus { pending, queued, pipe })
+    }
+
+    /// Makes the inference mempool learn the records of a chain just loaded.
+    pub(super) fn learn_records(&self, chain: &Chain) {
+        if let Some(inference) = &self.inference {
+            inference.pipe.learn(records(chain));
+        }
+    }
+}
+
+fn records(chain: &Chain) -> impl Iterator<Item = &InferenceRecord> {
+    chain.blocks(0, chain.head_number()).flat_map(|b| b.receipts.iter().flat_map(|r| r.inference.iter()))
+}
+
+fn model_error(e: InferenceError) -> NodeError {
+    NodeError::InvalidParams(e.to_string())
+}

@@ -1,0 +1,480 @@
+//! The inference mempool end to end, in-process: contracts compiled by real
+//! solc (`tests/fixtures/inference`) on a devnet whose precompile at 0x…F4
+//! runs the real models of `runtime/tests/models` on ONNX Runtime
+//! (PROTOCOL.md B1–B7).
+//!
+//! The `mlp` model is y = relu(x · W + b) with dyadic weights, so its outputs
+//! are exact: x = [1, 2, 3, 4] gives y = [2.75, 1.75, 0], returned at 18
+//! decimals.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, Bytes, I256, U256};
+use alloy_rpc_types_eth::TransactionRequest;
+use alloy_sol_types::{SolCall, SolEvent, sol};
+use nml::commands::build::solc_for;
+use nml_compiler::Frontend;
+use nml_compiler::build;
+use nml_compiler::project::Project;
+use nml_runtime::chain::{Served, TxReceipt};
+use nml_runtime::inference::{Executor, ModelRegistry, OnnxConfig, OnnxExecutor};
+use nml_runtime::mempool::{OnMiss, PipeConfig};
+use nml_runtime::node::InferenceSetup;
+use nml_runtime::{Devnet, DevnetConfig, Mining};
+
+sol! {
+    struct Number { int128 value; int128 decimals; }
+    struct MultiDimensionalNumberTensor { string name; Number[] values; uint32[] shape; }
+    struct StringTensor { string name; string[] values; }
+    struct ModelInput { MultiDimensionalNumberTensor[] numbers; StringTensor[] strings; }
+    struct ModelInferenceRequest { uint8 mode; string modelCID; ModelInput input; }
+
+    contract Predictor {
+        event Predicted(int128 y0, int128 y1, int128 y2);
+        event Failed(string reason);
+        function predict(int256[4] x);
+        function predictUnchecked(int256[4] x);
+        function predictTwice(int256[4] x);
+        function setScale(int256 s);
+        function predictScaled();
+        function peek(int256[4] x) returns (int128[3]);
+        function tryRequest(ModelInferenceRequest r);
+        function tryPredict(string id, int256[4] x);
+        function last(uint256 i) returns (int128);
+        function updates() returns (uint256);
+        function outputsSeen() returns (uint256);
+        function sawSimulation() returns (bool);
+        function lastError() returns (string);
+    }
+
+    contract PublishedClient {
+        function infer(int128 a, int128 b, int128 c, int128 d);
+        function firstOutput() returns (int128);
+    }
+}
+
+const E18: i128 = 1_000_000_000_000_000_000;
+const GAS: u64 = 5_000_000;
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model_file(name: &str) -> PathBuf {
+    repo().join("runtime/tests/models").join(format!("{name}.onnx"))
+}
+
+/// Creation bytecode of the fixture contracts, built once per test binary.
+struct Fixtures {
+    predictor: Bytes,
+    published: Bytes,
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(entry.file_name());
+        if entry.path().is_dir() {
+            if entry.file_name() != "out" && entry.file_name() != "cache" {
+                copy_dir(&entry.path(), &target);
+            }
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+fn fixtures() -> &'static Fixtures {
+    static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
+    FIXTURES.get_or_init(|| {
+        let dir = tempfile::tempdir().expect("tempdir");
+        copy_dir(&repo().join("tests/fixtures/inference"), dir.path());
+        let fe = Frontend::run(Project::open(dir.path()).expect("open project"));
+        let out = build::build(&fe, &|| solc_for(&fe)).expect("build runs");
+        assert!(!out.has_errors(), "build failed: {:#?}", out.diagnostics);
+        let bytecode = |contract: &str| -> Bytes {
+            let unit = out.contracts.iter().find(|(_, c)| c == contract).expect("contract built");
+            let artifact = nml_compiler::solc::artifact_path(&fe.project.out_dir(), &unit.0, contract);
+            let json: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&artifact).expect("artifact")).expect("json");
+            let hex = json["bytecode"]["object"].as_str().expect("bytecode.object");
+            alloy_primitives::hex::decode(hex).expect("hex").into()
+        };
+        Fixtures { predictor: bytecode("Predictor"), published: bytecode("PublishedClient") }
+    })
+}
+
+/// Model ids of the executor's registry.
+struct Models {
+    mlp: String,
+    fails: String,
+    slow: String,
+}
+
+fn executor(timeout: Duration) -> (Arc<OnnxExecutor>, Models) {
+    let library = nml::toolchain::onnxruntime::resolve(false).unwrap_or_else(|e| panic!("{e}")).path;
+    let executor = OnnxExecutor::new(OnnxConfig { workers: 2, timeout, ..OnnxConfig::new(library) }).expect("ORT");
+    let register = |name: &str| executor.registry().register_file(&model_file(name), None).expect("model").id;
+    let models = Models {
+        mlp: register("mlp").to_string(),
+        fails: register("fails").to_string(),
+        slow: register("slow").to_string(),
+    };
+    (Arc::new(executor), models)
+}
+
+/// A devnet with inference and a deployed `Predictor` for the `mlp` model.
+struct Net {
+    devnet: Devnet,
+    predictor: Address,
+    models: Models,
+}
+
+impl Net {
+    fn new(mining: Mining, pipe: PipeConfig) -> Self {
+        Self::with(DevnetConfig { mining, ..DevnetConfig::default() }, pipe, Duration::from_secs(30))
+    }
+
+    fn with(config: DevnetConfig, pipe: PipeConfig, timeout: Duration) -> Self {
+        let (executor, models) = executor(timeout);
+        let registry: Arc<ModelRegistry> = Arc::clone(executor.registry());
+        let setup = InferenceSetup { executor: executor as Arc<dyn Executor>, registry: Some(registry), pipe };
+        let manual = config.mining == Mining::Manual;
+        let devnet = Devnet::with_inference(config, setup).expect("devnet");
+        let mut code = fixtures().predictor.to_vec();
+        code.extend_from_slice(&alloy_sol_types::SolValue::abi_encode_params(&(models.mlp.clone(),)));
+        let hash = send(&devnet, 0, None, code.into());
+        if manual {
+            devnet.mine(None).expect("mine");
+        }
+        let predictor = devnet.receipt_record(hash).and_then(|r| r.contract_address).expect("deployed");
+        Self { devnet, predictor, models }
+    }
+
+    fn send(&self, from: usize, call: impl SolCall) -> B256 {
+        send(&self.devnet, from, Some(self.predictor), call.abi_encode().into())
+    }
+
+    fn receipt(&self, hash: B256) -> TxReceipt {
+        self.devnet.receipt_record(hash).expect("mined")
+    }
+
+    fn view<C: SolCall>(&self, call: C) -> C::Return {
+        let request = TransactionRequest::default().to(self.predictor).input(call.abi_encode().into());
+        let out = self.devnet.call(request, None, None).expect("call");
+        C::abi_decode_returns(&out).expect("decode")
+    }
+
+    fn last(&self) -> [i128; 3] {
+        [0, 1, 2].map(|i| self.view(Predictor::lastCall { i: U256::from(i) }))
+    }
+
+    fn runs(&self) -> u64 {
+        self.devnet.mempool_status().expect("status").pipe.inferences_run
+    }
+}
+
+fn send(devnet: &Devnet, from: usize, to: Option<Address>, input: Bytes) -> B256 {
+    send_with_tip(devnet, from, to, input, 1)
+}
+
+fn send_with_tip(devnet: &Devnet, from: usize, to: Option<Address>, input: Bytes, tip_gwei: u128) -> B256 {
+    let sender = devnet.accounts()[from];
+    let mut request = TransactionRequest::default()
+        .from(sender)
+        .input(input.into())
+        .gas_limit(GAS)
+        .max_fee_per_gas(100_000_000_000)
+        .max_priority_fee_per_gas(tip_gwei * 1_000_000_000);
+    if let Some(to) = to {
+        request = request.to(to);
+    }
+    devnet.send_transaction(request).expect("sent")
+}
+
+fn x(values: [i64; 4]) -> [I256; 4] {
+    values.map(I256::try_from).map(Result::unwrap)
+}
+
+#[test]
+fn a_contract_that_returns_early_on_the_simulation_pass_gets_the_real_output_at_inclusion() {
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    let hash = net.send(0, Predictor::predictCall { x: x([1, 2, 3, 4]) });
+    let receipt = net.receipt(hash);
+    assert!(receipt.success, "{receipt:?}");
+    assert_eq!(net.last(), [275 * E18 / 100, 175 * E18 / 100, 0]);
+    assert_eq!(net.view(Predictor::updatesCall {}), U256::from(1));
+    let event = Predictor::Predicted::decode_log_data(&receipt.logs[0].data).expect("event");
+    assert_eq!(event.y0, 275 * E18 / 100);
+
+    let [record] = receipt.inference.as_slice() else { panic!("one call: {:?}", receipt.inference) };
+    assert_eq!(record.model, net.models.mlp);
+    assert_eq!(record.served, Served::PreExecuted);
+    assert_eq!(record.round, Some(1));
+    assert!(record.success);
+    assert_eq!(net.runs(), 1);
+}
+
+#[test]
+fn a_contract_that_ignores_the_simulation_flag_sees_the_real_output_at_inclusion() {
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    let hash = net.send(0, Predictor::predictUncheckedCall { x: x([1, 2, 3, 4]) });
+    assert!(net.receipt(hash).success);
+    // The simulation saw no tensors and the flag; only inclusion's state is kept.
+    assert_eq!(net.view(Predictor::outputsSeenCall {}), U256::from(1));
+    assert!(!net.view(Predictor::sawSimulationCall {}));
+}
+
+#[test]
+fn a_dependent_second_inference_is_found_in_round_two() {
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    let hash = net.send(0, Predictor::predictTwiceCall { x: x([1, 2, 3, 4]) });
+    let receipt = net.receipt(hash);
+    assert!(receipt.success);
+    // First y = [2.75, 1.75, 0] → next x = [2, 1, 0, 1] → y = [2.625, 0, 0].
+    assert_eq!(net.last(), [2625 * E18 / 1000, 0, 0]);
+    let rounds: Vec<_> = receipt.inference.iter().map(|r| (r.round, r.served)).collect();
+    assert_eq!(rounds, [(Some(1), Served::PreExecuted), (Some(2), Served::PreExecuted)]);
+    assert_eq!(net.runs(), 2);
+    let status = net.devnet.mempool_status().unwrap().pipe;
+    assert_eq!(status.rounds_run, 2);
+}
+
+#[test]
+fn the_round_limit_fails_the_request_it_cuts_off() {
+    let net = Net::new(Mining::Auto, PipeConfig { round_limit: 1, ..PipeConfig::default() });
+    let hash = net.send(0, Predictor::predictTwiceCall { x: x([1, 2, 3, 4]) });
+    let receipt = net.receipt(hash);
+    assert!(!receipt.success, "the second request reverts");
+    let reason = alloy_sol_types::decode_revert_reason(&receipt.output).unwrap_or_default();
+    assert!(reason.contains("inference round limit exceeded"), "{reason}");
+    assert_eq!(net.runs(), 1, "the cut-off request never ran");
+}
+
+#[test]
+fn fifty_transactions_with_the_identical_request_run_the_model_once() {
+    let net = Net::new(Mining::Manual, PipeConfig::default());
+    let hashes: Vec<B256> = (0..50).map(|i| net.send(i % 10, Predictor::predictCall { x: x([1, 2, 3, 4]) })).collect();
+    net.devnet.mine(None).expect("mine");
+    for hash in &hashes {
+        let receipt = net.receipt(*hash);
+        assert!(receipt.success);
+        assert_eq!(receipt.inference.len(), 1);
+        assert_eq!(receipt.inference[0].served, Served::PreExecuted);
+    }
+    let ids: std::collections::HashSet<B256> = hashes.iter().map(|h| net.receipt(*h).inference[0].request_id).collect();
+    assert_eq!(ids.len(), 1);
+    assert_eq!(net.runs(), 1);
+    assert_eq!(net.view(Predictor::updatesCall {}), U256::from(50));
+}
+
+/// Sender 0 changes `scale` (higher tip: first in the block); sender 1's
+/// prediction depends on it and was simulated before the change.
+fn state_changes_between_simulation_and_inclusion(on_miss: OnMiss) -> (Net, B256, B256) {
+    let net = Net::new(Mining::Manual, PipeConfig { on_miss, ..PipeConfig::default() });
+    let scale = Predictor::setScaleCall { s: I256::try_from(2).unwrap() }.abi_encode();
+    let change = send_with_tip(&net.devnet, 0, Some(net.predictor), scale.into(), 5);
+    let scaled = Predictor::predictScaledCall {}.abi_encode();
+    let predict = send_with_tip(&net.devnet, 1, Some(net.predictor), scaled.into(), 1);
+    net.devnet.mine(None).expect("mine");
+    (net, change, predict)
+}
+
+#[test]
+fn a_request_changed_since_simulation_runs_inline() {
+    let (net, change, predict) = state_changes_between_simulation_and_inclusion(OnMiss::Inline);
+    assert!(net.receipt(change).success);
+    let receipt = net.receipt(predict);
+    assert!(receipt.success);
+    let [record] = receipt.inference.as_slice() else { panic!("{:?}", receipt.inference) };
+    assert_eq!((record.served, record.round), (Served::Inline, None));
+    // Scale 2: x = [2, 4, 6, 8] → y = [5, 3.75, 2.5].
+    assert_eq!(net.last(), [5 * E18, 375 * E18 / 100, 25 * E18 / 10]);
+    assert_eq!(net.runs(), 2, "the stale request and the inline one");
+}
+
+#[test]
+fn a_request_changed_since_simulation_defers_the_transaction() {
+    let (net, change, predict) = state_changes_between_simulation_and_inclusion(OnMiss::Defer);
+    assert!(net.receipt(change).success);
+    assert!(net.devnet.receipt_record(predict).is_none(), "deferred to the next block");
+    assert_eq!(net.view(Predictor::updatesCall {}), U256::ZERO);
+    net.devnet.mine(None).expect("mine");
+    let receipt = net.receipt(predict);
+    assert!(receipt.success);
+    let [record] = receipt.inference.as_slice() else { panic!("{:?}", receipt.inference) };
+    assert_eq!((record.served, record.round), (Served::PreExecuted, Some(1)));
+    assert_eq!(net.last(), [5 * E18, 375 * E18 / 100, 25 * E18 / 10]);
+}
+
+fn request(
+    model: &str,
+    numbers: Vec<MultiDimensionalNumberTensor>,
+    strings: Vec<StringTensor>,
+) -> ModelInferenceRequest {
+    ModelInferenceRequest { mode: 0, modelCID: model.into(), input: ModelInput { numbers, strings } }
+}
+
+fn tensor(name: &str, values: &[i128], shape: &[u32]) -> MultiDimensionalNumberTensor {
+    MultiDimensionalNumberTensor {
+        name: name.into(),
+        values: values.iter().map(|&value| Number { value, decimals: 0 }).collect(),
+        shape: shape.to_vec(),
+    }
+}
+
+/// Sends `tryRequest(r)` and returns the reason the contract caught.
+fn caught(net: &Net, r: ModelInferenceRequest) -> String {
+    let hash = net.send(0, Predictor::tryRequestCall { r });
+    let receipt = net.receipt(hash);
+    assert!(receipt.success, "the failure is caught: {receipt:?}");
+    assert!(!receipt.inference[0].success);
+    let event = Predictor::Failed::decode_log_data(&receipt.logs[0].data).expect("Failed event");
+    assert_eq!(net.view(Predictor::lastErrorCall {}), event.reason);
+    event.reason
+}
+
+#[test]
+fn failing_inferences_revert_with_a_reason_that_try_catch_catches() {
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    // A runtime error: `fails` reshapes x to [2, 2], which 3 values cannot fill.
+    let fails = net.models.fails.clone();
+    let reason = caught(&net, request(&fails, vec![tensor("x", &[1, 2, 3], &[3])], vec![]));
+    assert!(reason.starts_with(&format!("model `{fails}` failed")), "{reason}");
+
+    let unknown = "QmYwAPJzv5CZsnA625s3Xf2nemtYgPpHdWEz79ojWnPbdG";
+    let hash = net.send(0, Predictor::tryPredictCall { id: unknown.into(), x: x([1, 2, 3, 4]) });
+    assert!(net.receipt(hash).success);
+    let reason = net.view(Predictor::lastErrorCall {});
+    assert!(reason.contains(&format!("unknown model `{unknown}`")), "{reason}");
+
+    let mlp = net.models.mlp.clone();
+    let reason = caught(&net, request(&mlp, vec![tensor("z", &[1, 2, 3, 4], &[1, 4])], vec![]));
+    assert!(reason.contains("has no input named `z`"), "{reason}");
+    let strings = vec![StringTensor { name: "x".into(), values: vec!["1".into(); 4] }];
+    let reason = caught(&net, request(&mlp, vec![], strings));
+    assert!(reason.contains("input `x` expects"), "{reason}");
+    let reason = caught(&net, request(&mlp, vec![tensor("x", &[1, 2, 3, 4, 5], &[1, 5])], vec![]));
+    assert!(reason.contains("input `x` has shape [1, 5]"), "{reason}");
+    // Nothing failed silently: the devnet still serves.
+    let hash = net.send(0, Predictor::predictCall { x: x([1, 2, 3, 4]) });
+    assert!(net.receipt(hash).success);
+}
+
+#[test]
+fn a_model_past_the_inference_timeout_fails_and_the_node_goes_on() {
+    let config = DevnetConfig::default();
+    let net = Net::with(config, PipeConfig::default(), Duration::from_millis(300));
+    let slow = net.models.slow.clone();
+    let started = std::time::Instant::now();
+    let reason = caught(&net, request(&slow, vec![tensor("n", &[50_000_000], &[])], vec![]));
+    assert!(reason.contains("did not finish within the inference timeout"), "{reason}");
+    assert!(started.elapsed() < Duration::from_secs(20), "no hang: {:?}", started.elapsed());
+    let hash = net.send(0, Predictor::predictCall { x: x([1, 2, 3, 4]) });
+    assert!(net.receipt(hash).success);
+}
+
+#[test]
+fn llm_calls_revert_with_a_clear_reason() {
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    // runLLMCompletion((uint8,string,string,uint32,string[],uint32)) straight to the precompile.
+    let calldata = nml_runtime::inference::abi::runLLMCompletionCall {
+        request: nml_runtime::inference::abi::LLMCompletionRequest { prompt: "hi".into(), ..Default::default() },
+    }
+    .abi_encode();
+    let to = nml_runtime::mempool::INFERENCE_PRECOMPILE;
+    let request = TransactionRequest::default().to(to).input(calldata.into()).gas_limit(GAS);
+    let err = net.devnet.call(request, None, None).unwrap_err().to_string();
+    assert!(err.contains("no LLM backend is configured"), "{err}");
+}
+
+#[test]
+fn eth_call_runs_a_model_synchronously() {
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    let y = net.view(Predictor::peekCall { x: x([1, 2, 3, 4]) });
+    assert_eq!(y, [275 * E18 / 100, 175 * E18 / 100, 0]);
+    // eth_estimateGas runs it too (from the known result: no second run).
+    let request = TransactionRequest::default()
+        .from(net.devnet.accounts()[0])
+        .to(net.predictor)
+        .input(Predictor::peekCall { x: x([1, 2, 3, 4]) }.abi_encode().into());
+    let gas = net.devnet.estimate_gas(request, None, None).expect("estimate");
+    assert!(gas > 21_000 + nml_runtime::mempool::pipe::GAS_BASE, "{gas}");
+    assert_eq!(net.runs(), 1);
+}
+
+#[test]
+fn a_contract_written_against_the_published_interface_runs_unmodified() {
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    let mut code = fixtures().published.to_vec();
+    code.extend_from_slice(&alloy_sol_types::SolValue::abi_encode_params(&(net.models.mlp.clone(),)));
+    let deploy = send(&net.devnet, 0, None, code.into());
+    let client = net.devnet.receipt_record(deploy).and_then(|r| r.contract_address).expect("deployed");
+    let call = PublishedClient::inferCall { a: 1, b: 2, c: 3, d: 4 }.abi_encode();
+    let hash = send(&net.devnet, 0, Some(client), call.into());
+    let receipt = net.receipt(hash);
+    assert!(receipt.success);
+    assert_eq!(receipt.inference[0].mode, 2, "TEE");
+    let request =
+        TransactionRequest::default().to(client).input(PublishedClient::firstOutputCall {}.abi_encode().into());
+    let out = net.devnet.call(request, None, None).expect("call");
+    assert_eq!(PublishedClient::firstOutputCall::abi_decode_returns(&out).unwrap(), 275 * E18 / 100);
+}
+
+#[test]
+fn replays_after_a_state_reload_serve_the_recorded_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let config = DevnetConfig { state_file: Some(state.clone()), ..DevnetConfig::default() };
+    let net = Net::with(config.clone(), PipeConfig::default(), Duration::from_secs(30));
+    let hash = net.send(0, Predictor::predictCall { x: x([1, 2, 3, 4]) });
+    let recorded = net.receipt(hash).inference;
+    net.devnet.save_state().expect("save").expect("a state file");
+    let trace = |devnet: &Devnet| {
+        let opts = serde_json::from_value(serde_json::json!({ "tracer": "callTracer" })).unwrap();
+        serde_json::to_value(devnet.trace_transaction(hash, opts).expect("trace")).unwrap()
+    };
+    let before = trace(&net.devnet);
+    drop(net);
+
+    // A new node on the saved state, whose executor has never run anything.
+    let (executor, _) = executor(Duration::from_secs(30));
+    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default() };
+    let devnet = Devnet::with_inference(config, setup).unwrap();
+    assert_eq!(devnet.receipt_record(hash).expect("reloaded").inference, recorded);
+    let after = trace(&devnet);
+    assert_eq!(before, after, "the replay is identical");
+    let precompile_call = &after["calls"][0];
+    assert_eq!(precompile_call["to"], "0x00000000000000000000000000000000000000f4");
+    assert_eq!(precompile_call["output"], serde_json::to_value(&recorded[0].output).unwrap());
+    assert_eq!(devnet.mempool_status().unwrap().pipe.inferences_run, 0, "a replay never runs a model");
+}
+
+#[test]
+fn interval_mining_runs_the_mempool_too() {
+    let config = DevnetConfig { mining: Mining::Interval(Duration::from_millis(100)), ..DevnetConfig::default() };
+    let (executor, models) = executor(Duration::from_secs(30));
+    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default() };
+    let devnet = Arc::new(Devnet::with_inference(config, setup).unwrap());
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    runtime.spawn(Arc::clone(&devnet).run_interval_miner());
+    let mut code = fixtures().predictor.to_vec();
+    code.extend_from_slice(&alloy_sol_types::SolValue::abi_encode_params(&(models.mlp.clone(),)));
+    let deploy = send(&devnet, 0, None, code.into());
+    let wait = |hash: B256| {
+        for _ in 0..100 {
+            if let Some(r) = devnet.receipt_record(hash) {
+                return r;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        panic!("not mined within 5 s");
+    };
+    let predictor = wait(deploy).contract_address.expect("deployed");
+    let call = Predictor::predictCall { x: x([1, 2, 3, 4]) }.abi_encode();
+    let receipt = wait(send(&devnet, 0, Some(predictor), call.into()));
+    assert!(receipt.success);
+    assert_eq!(receipt.inference[0].served, Served::PreExecuted);
+}
