@@ -3,4 +3,5 @@
 //! end-to-end tests share.
 
 pub mod commands;
+pub mod rpc_client;
 pub mod toolchain;

@@ -19,6 +19,8 @@ enum Command {
     Check(commands::build::CheckArgs),
     /// Run a local chain with the inference precompile over JSON-RPC.
     Devnet(commands::devnet::DevnetArgs),
+    /// Register and list the models of a running devnet.
+    Models(commands::models::ModelsArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -27,6 +29,7 @@ fn main() -> std::process::ExitCode {
         Command::Build(args) => commands::build::run_build(args),
         Command::Check(args) => commands::build::run_check(args),
         Command::Devnet(args) => commands::devnet::run(args),
+        Command::Models(args) => commands::models::run(args),
     };
     match result {
         Ok(code) => code,

@@ -246,6 +246,76 @@ fn state_survives_a_restart_for_both_clients() {
     web3py(&node.url, "state-read", &[&web3_balance]);
 }
 
+/// Copies `examples/<name>` into a temporary directory and builds it with the real binary.
+fn built_example(name: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let source = repo().join("examples").join(name);
+    for sub in ["src", "models"] {
+        let to = dir.path().join(sub);
+        fs::create_dir_all(&to).unwrap();
+        for entry in fs::read_dir(source.join(sub)).unwrap().flatten() {
+            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    fs::copy(source.join("nml.toml"), dir.path().join("nml.toml")).unwrap();
+    run_checked(Command::new(env!("CARGO_BIN_EXE_nml")).arg("build").arg(dir.path()), "nml build");
+    dir
+}
+
+#[test]
+fn ethers_runs_the_language_example_with_real_inference() {
+    if skip() {
+        return;
+    }
+    let project = built_example("quickstart");
+    let artifact = project.path().join("out/DynamicFeePool.sol/DynamicFeePool.json");
+    let onnx = project.path().join("models/volatility.onnx");
+    let node = Node::start(&[]);
+    let dir = node_deps();
+    let script = dir.join(format!("ethers_inference_{}.mjs", std::process::id()));
+    fs::copy(repo().join("tests/clients/ethers_inference.mjs"), &script).expect("copying the script");
+    let mut cmd = Command::new("node");
+    cmd.arg(&script).arg(&node.url).arg(&artifact).arg(&onnx).arg("QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N");
+    run_client(cmd, "ethers inference");
+    let _ = fs::remove_file(&script);
+}
+
+#[test]
+fn nml_models_registers_and_lists_over_rpc() {
+    let node = Node::start(&["--models", repo().join("runtime/tests/models").to_str().unwrap()]);
+    let nml =
+        |args: &[&str]| Command::new(env!("CARGO_BIN_EXE_nml")).args(args).args(["--rpc", &node.url]).output().unwrap();
+    let list = nml(&["models", "list"]);
+    assert!(list.status.success());
+    let text = String::from_utf8_lossy(&list.stdout);
+    assert!(text.contains("runtime/tests/models/mlp.onnx") && text.contains("in  x: float32[N, 4]"), "{text}");
+    let onnx = repo().join("examples/quickstart/models/volatility.onnx");
+    let cid = "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N";
+    let add = nml(&["models", "add", onnx.to_str().unwrap(), "--id", cid]);
+    assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
+    assert_eq!(String::from_utf8_lossy(&add.stdout).trim(), cid);
+    let json = nml(&["models", "list", "--json"]);
+    let models: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    assert_eq!(models.as_array().unwrap().len(), 8);
+    // Not an ONNX graph: a clear error, and the node goes on.
+    let bad = nml(&["models", "add", repo().join("Cargo.toml").to_str().unwrap()]);
+    assert!(!bad.status.success());
+    // miette wraps long lines: compare without the layout.
+    let stderr: String = String::from_utf8_lossy(&bad.stderr).chars().filter(|c| c.is_alphanumeric()).collect();
+    assert!(stderr.contains("cannotbeloaded"), "{stderr}");
+    assert!(nml(&["models", "list"]).status.success());
+}
+
+#[test]
+fn nml_models_without_a_devnet_is_a_clear_error() {
+    let output = Command::new(env!("CARGO_BIN_EXE_nml"))
+        .args(["models", "list", "--rpc", "http://127.0.0.1:1"])
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    assert!(String::from_utf8_lossy(&output.stderr).contains("is `nml devnet` running?"));
+}
+
 #[test]
 fn a_damaged_state_file_is_a_clear_error_and_left_untouched() {
     let dir = tempfile::tempdir().unwrap();

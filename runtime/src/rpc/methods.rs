@@ -20,6 +20,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::error_object;
 use super::params::{Args, invalid, quantity, quantity_u256};
 use crate::chain::{PoolTx, StateDump};
+use crate::inference::{ModelInfo, TensorSpec};
 use crate::mempool::pipe::record_json;
 use crate::node::{Devnet, NodeError, rpc_header, rpc_logs, transaction_json};
 
@@ -233,9 +234,9 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("nml_registerModel", 1, 2, |a, d| {
         let bytes: Bytes = a.req(0)?;
         let id: Option<String> = a.opt(1)?;
-        json(d.register_model(bytes.to_vec(), id.as_deref()).rpc()?)
+        Ok(model_json(&d.register_model(bytes.to_vec(), id.as_deref()).rpc()?))
     }),
-    ("nml_listModels", 0, 0, |_, d| json(d.list_models().rpc()?)),
+    ("nml_listModels", 0, 0, |_, d| Ok(Value::Array(d.list_models().rpc()?.iter().map(model_json).collect()))),
     ("nml_getInferenceReceipts", 1, 1, |a, d| {
         let records = d.inference_receipts(a.req(0)?);
         Ok(records.map_or(Value::Null, |r| Value::Array(r.iter().map(record_json).collect())))
@@ -268,6 +269,23 @@ impl<T> DumpRpc<T> for Result<T, crate::chain::DumpError> {
     fn rpc_dump(self) -> Result<T, ErrorObjectOwned> {
         self.map_err(|e| error_object(&NodeError::Dump(e)))
     }
+}
+
+/// A registered model as `nml_registerModel` and `nml_listModels` answer it.
+fn model_json(info: &ModelInfo) -> Value {
+    let tensors = |specs: &[TensorSpec]| -> Vec<Value> {
+        specs
+            .iter()
+            .map(|t| json!({ "name": t.name, "type": t.type_and_shape(), "element": t.element.to_string(), "shape": t.shape }))
+            .collect()
+    };
+    json!({
+        "id": info.id,
+        "file": info.file,
+        "size": info.size,
+        "inputs": tensors(&info.signature.inputs),
+        "outputs": tensors(&info.signature.outputs),
+    })
 }
 
 /// Argument `i` as a block id (number, tag, or EIP-1898 object); latest when absent.

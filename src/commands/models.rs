@@ -1,0 +1,89 @@
+//! `nml models`: register and list the models of a running devnet, over its
+//! JSON-RPC (`nml_registerModel`, `nml_listModels`).
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use miette::{IntoDiagnostic, WrapErr, miette};
+use serde_json::{Value, json};
+
+use crate::rpc_client;
+
+/// Arguments of `nml models`.
+#[derive(Debug, clap::Args)]
+pub struct ModelsArgs {
+    #[command(subcommand)]
+    command: ModelsCommand,
+    /// The devnet's JSON-RPC URL.
+    #[arg(long, global = true, default_value = "http://127.0.0.1:8545")]
+    rpc: String,
+}
+
+#[derive(Debug, clap::Subcommand)]
+enum ModelsCommand {
+    /// Register an ONNX file; prints its id.
+    Add {
+        /// The `.onnx` file.
+        file: PathBuf,
+        /// The id contracts call it by (CIDv0, CIDv1 or Walrus blob id);
+        /// derived from the bytes (CIDv1, sha2-256) when absent.
+        #[arg(long)]
+        id: Option<String>,
+    },
+    /// List the registered models with their inputs and outputs.
+    List {
+        /// Print the JSON the devnet answers.
+        #[arg(long)]
+        json: bool,
+    },
+}
+
+/// Runs `nml models`.
+pub fn run(args: ModelsArgs) -> miette::Result<ExitCode> {
+    match args.command {
+        ModelsCommand::Add { file, id } => {
+            let bytes =
+                std::fs::read(&file).into_diagnostic().wrap_err_with(|| format!("reading {}", file.display()))?;
+            let hex = format!("0x{}", alloy_primitives::hex::encode(bytes));
+            let params = match id {
+                Some(id) => json!([hex, id]),
+                None => json!([hex]),
+            };
+            let info = rpc_client::call(&args.rpc, "nml_registerModel", params).map_err(|e| miette!("{e}"))?;
+            print(&format!("{}\n", info["id"].as_str().unwrap_or_default()));
+        }
+        ModelsCommand::List { json } => {
+            let models = rpc_client::call(&args.rpc, "nml_listModels", json!([])).map_err(|e| miette!("{e}"))?;
+            print(&if json { format!("{models}\n") } else { models_text(&models) });
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Writes to stdout; a closed pipe (`| head`) is not an error.
+fn print(text: &str) {
+    use std::io::Write;
+    let _ = std::io::stdout().lock().write_all(text.as_bytes());
+}
+
+fn models_text(models: &Value) -> String {
+    let models = models.as_array().map(Vec::as_slice).unwrap_or_default();
+    if models.is_empty() {
+        return "no models registered\n".to_owned();
+    }
+    let mut out = String::new();
+    for model in models {
+        let file = model["file"].as_str().unwrap_or("(registered over RPC)");
+        out.push_str(&format!("{}  {file}\n", model["id"].as_str().unwrap_or_default()));
+        for (kind, key) in [("in ", "inputs"), ("out", "outputs")] {
+            for tensor in model[key].as_array().map(Vec::as_slice).unwrap_or_default() {
+                out.push_str(&format!("  {kind} {}\n", tensor_line(tensor)));
+            }
+        }
+    }
+    out
+}
+
+fn tensor_line(tensor: &Value) -> String {
+    format!("{}: {}", tensor["name"].as_str().unwrap_or_default(), tensor["type"].as_str().unwrap_or_default())
+}
