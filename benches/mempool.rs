@@ -1,0 +1,192 @@
+//! The inference mempool's speed (`cargo bench --bench mempool`), on the
+//! `bench` model of runtime/tests/models (x float32[1, 64], about 2 ms of one
+//! CPU core) called by `BenchClient` (tests/fixtures/inference), compiled by
+//! real solc:
+//!
+//! - **overhead**: per inference transaction, the time of mining the block
+//!   that holds it (simulation, dispatch, ABI both ways, inclusion, block
+//!   sealing) beyond a bare `Session::run` of the same input, measured in
+//!   pairs so that both see the same load;
+//! - **parallel speedup**: 256 pending transactions with distinct requests
+//!   mined in one `evm_mine`, with N workers (default: the cores;
+//!   `NML_BENCH_WORKERS`) against 1 worker, alternating rounds;
+//! - **deduplication**: 256 transactions with the identical request, and how
+//!   many model runs they cost.
+//!
+//! Prints a markdown table for docs/benchmarks.md.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, Bytes, U256};
+use alloy_rpc_types_eth::TransactionRequest;
+use alloy_sol_types::{SolCall, SolValue, sol};
+use nml::commands::build::solc_for;
+use nml_compiler::Frontend;
+use nml_compiler::project::Project;
+use nml_runtime::chain::ChainConfig;
+use nml_runtime::inference::{Executor, OnnxConfig, OnnxExecutor};
+use nml_runtime::mempool::PipeConfig;
+use nml_runtime::node::InferenceSetup;
+use nml_runtime::{Devnet, DevnetConfig, Mining};
+use ort::value::Tensor;
+
+sol! {
+    function run(int128 seed);
+}
+
+const TXS: usize = 256;
+
+fn main() {
+    // `cargo test --benches` would run this too: only run for real.
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let library = nml::toolchain::onnxruntime::resolve(true).unwrap_or_else(|e| panic!("{e}")).path;
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let workers = std::env::var("NML_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(cores);
+    let code = bench_client();
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/tests/models/bench.onnx");
+    let executor_with = |workers: usize| {
+        let config = OnnxConfig { workers, timeout: Duration::from_secs(600), ..OnnxConfig::new(&library) };
+        let executor = OnnxExecutor::new(config).unwrap_or_else(|e| panic!("{e}"));
+        let id = executor.registry().register_file(&model, None).unwrap_or_else(|e| panic!("{e}")).id;
+        executor.registry().warm_up(&id, workers).unwrap_or_else(|e| panic!("{e}"));
+        (Arc::new(executor), id.to_string())
+    };
+    let (one, id) = executor_with(1);
+    let (many, _) = executor_with(workers);
+
+    // Overhead: one transaction per block, paired with a bare run of its input.
+    let mut session = one.registry().new_session(&id.parse().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+    let (devnet, client) = chain(&one, &code, &id, Mining::Manual);
+    let (mut bare, mut block, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
+    for seed in 1..=320i128 {
+        send(&devnet, client, 0, seed);
+        let x: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0 + seed as f32) / 100.0).collect();
+        let value = Tensor::from_array(([1usize, 64], x)).unwrap_or_else(|e| panic!("{e}"));
+        let started = Instant::now();
+        let outputs = session.run(ort::inputs!["x" => &value]).unwrap_or_else(|e| panic!("{e}"));
+        std::hint::black_box(outputs.len());
+        drop(outputs);
+        let raw = started.elapsed();
+        let started = Instant::now();
+        let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
+        let full = started.elapsed();
+        assert!(mined.receipts.iter().all(|r| r.success && r.inference.len() == 1));
+        if seed > 20 {
+            bare.push(raw);
+            block.push(full);
+            overhead.push(full.as_secs_f64() - raw.as_secs_f64());
+        }
+    }
+    drop(devnet);
+
+    // Parallel speedup: a fresh chain per round, so no result is known yet.
+    let round = |executor: &Arc<OnnxExecutor>| {
+        let (devnet, client) = chain(executor, &code, &id, Mining::Manual);
+        let runs_before = devnet.mempool_status().unwrap().pipe.inferences_run;
+        for i in 0..TXS {
+            send(&devnet, client, i % 10, 1000 + i as i128);
+        }
+        let started = Instant::now();
+        let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
+        let elapsed = started.elapsed();
+        assert_eq!(mined.transactions.len(), TXS);
+        assert!(mined.receipts.iter().all(|r| r.success));
+        assert_eq!(devnet.mempool_status().unwrap().pipe.inferences_run - runs_before, TXS as u64);
+        elapsed
+    };
+    let (mut serial, mut parallel) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        serial.push(round(&one));
+        parallel.push(round(&many));
+    }
+
+    // 256 identical requests.
+    let (devnet, client) = chain(&many, &code, &id, Mining::Manual);
+    for i in 0..TXS {
+        send(&devnet, client, i % 10, 7);
+    }
+    let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
+    assert!(mined.receipts.iter().all(|r| r.success));
+    let identical_runs = devnet.mempool_status().unwrap().pipe.inferences_run;
+
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let (serial_ms, parallel_ms) = (ms(median(&mut serial)), ms(median(&mut parallel)));
+    let speedup = serial_ms / parallel_ms;
+    let mut overhead_sorted = overhead.clone();
+    overhead_sorted.sort_by(f64::total_cmp);
+    println!("| measurement | value |");
+    println!("| --- | --- |");
+    println!("| bare `session.run`, median | {:.3} ms |", ms(median(&mut bare)));
+    println!("| block of one inference transaction, median | {:.3} ms |", ms(median(&mut block)));
+    println!(
+        "| overhead per inference transaction (paired), median (p90) | {:.0} µs ({:.0} µs) |",
+        overhead_sorted[overhead_sorted.len() / 2] * 1e6,
+        overhead_sorted[overhead_sorted.len() * 9 / 10] * 1e6
+    );
+    println!("| {TXS} transactions, 1 worker, median of 5 | {serial_ms:.1} ms |");
+    println!("| {TXS} transactions, {workers} workers, median of 5 | {parallel_ms:.1} ms |");
+    println!("| speedup ({workers} workers vs 1) | {speedup:.2}× ({:.2} × N) |", speedup / workers as f64);
+    println!("| model runs for {TXS} identical requests | {identical_runs} |");
+}
+
+fn median(v: &mut [Duration]) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// A devnet with inference on `executor` and a deployed `BenchClient`.
+fn chain(executor: &Arc<OnnxExecutor>, code: &Bytes, id: &str, mining: Mining) -> (Devnet, Address) {
+    let config = DevnetConfig {
+        chain: ChainConfig { gas_limit: 300_000_000, ..ChainConfig::default() },
+        mining,
+        state_file: None,
+    };
+    let setup = InferenceSetup {
+        executor: Arc::clone(executor) as Arc<dyn Executor>,
+        registry: None,
+        pipe: PipeConfig::default(),
+    };
+    let devnet = Devnet::with_inference(config, setup).unwrap_or_else(|e| panic!("{e}"));
+    let mut deploy = code.to_vec();
+    deploy.extend_from_slice(&(id.to_owned(),).abi_encode_params());
+    let from = devnet.accounts()[0];
+    let request = TransactionRequest::default().from(from).input(deploy.into()).gas_limit(5_000_000);
+    let hash = devnet.send_transaction(request).unwrap_or_else(|e| panic!("{e}"));
+    devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
+    let client = devnet.receipt_record(hash).and_then(|r| r.contract_address).expect("deployed");
+    (devnet, client)
+}
+
+fn send(devnet: &Devnet, client: Address, from: usize, seed: i128) {
+    let request = TransactionRequest::default()
+        .from(devnet.accounts()[from])
+        .to(client)
+        .input(runCall { seed }.abi_encode().into())
+        .gas_limit(400_000)
+        .value(U256::ZERO);
+    devnet.send_transaction(request).unwrap_or_else(|e| panic!("{e}"));
+}
+
+/// Builds the fixture project and returns `BenchClient`'s creation code.
+fn bench_client() -> Bytes {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inference");
+    let dir = tempfile::tempdir().expect("tempdir");
+    for sub in ["", "src"] {
+        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
+    }
+    std::fs::copy(fixtures.join("nml.toml"), dir.path().join("nml.toml")).expect("copy");
+    for entry in std::fs::read_dir(fixtures.join("src")).expect("src").flatten() {
+        std::fs::copy(entry.path(), dir.path().join("src").join(entry.file_name())).expect("copy");
+    }
+    let fe = Frontend::run(Project::open(dir.path()).expect("project"));
+    let out = nml_compiler::build::build(&fe, &|| solc_for(&fe)).expect("build");
+    assert!(!out.has_errors(), "{:#?}", out.diagnostics);
+    let unit = out.contracts.iter().find(|(_, c)| c == "BenchClient").expect("BenchClient");
+    let artifact = nml_compiler::solc::artifact_path(&fe.project.out_dir(), &unit.0, "BenchClient");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(artifact).expect("artifact")).expect("json");
+    alloy_primitives::hex::decode(json["bytecode"]["object"].as_str().expect("bytecode")).expect("hex").into()
+}
