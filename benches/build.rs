@@ -56,7 +56,7 @@ fn bench_project(example: &Path, noop_iters: usize, full_iters: usize) {
         "solc-capture",
         &format!(
             "#!/bin/sh\n\
-             n=$(ls '{c}' | wc -l)\n\
+             n=$(ls '{c}' | grep -c '\\.args$')\n\
              printf '%s\\n' \"$@\" > '{c}/'$n.args\n\
              pwd > '{c}/'$n.cwd\n\
              tee '{c}/'$n.stdin | exec '{solc}' \"$@\"\n",

@@ -21,6 +21,8 @@ enum Command {
     Devnet(commands::devnet::DevnetArgs),
     /// Register and list the models of a running devnet.
     Models(commands::models::ModelsArgs),
+    /// Build the project and run its tests on an in-process devnet with real inference.
+    Test(commands::test::TestArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +32,7 @@ fn main() -> std::process::ExitCode {
         Command::Check(args) => commands::build::run_check(args),
         Command::Devnet(args) => commands::devnet::run(args),
         Command::Models(args) => commands::models::run(args),
+        Command::Test(args) => commands::test::run(args),
     };
     match result {
         Ok(code) => code,

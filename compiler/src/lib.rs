@@ -127,12 +127,21 @@ impl Frontend {
         }
     }
 
-    /// The sources for solc: generated units, then the stdlib.
+    /// The sources for solc: generated units, then the stdlib (its test
+    /// library only when a file imports it).
     pub fn solc_sources(&self) -> BTreeMap<String, String> {
         let mut sources: BTreeMap<String, String> =
             self.units.iter().map(|u| (u.unit_name.clone(), u.text.clone())).collect();
+        let imported = |name: &str| {
+            self.project
+                .files
+                .iter()
+                .any(|f| f.imports.iter().any(|i| i.target == project::ImportTarget::Stdlib && i.path.value == name))
+        };
         for (name, text) in stdlib::files() {
-            sources.insert(name.to_owned(), text.to_owned());
+            if !stdlib::on_demand(name) || imported(name) {
+                sources.insert(name.to_owned(), text.to_owned());
+            }
         }
         sources
     }

@@ -177,13 +177,26 @@ impl Project {
     /// Opens a project directory (with or without nml.toml) or a single file,
     /// then loads every source file and, transitively, their imports.
     pub fn open(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with(path, false)
+    }
+
+    /// [`Project::open`], and also every `.sol`/`.nml` file of the project's
+    /// test folder (`test/` unless `nml.toml` says otherwise): what `nml test` builds.
+    pub fn open_with_tests(path: &Path) -> Result<Self, OpenError> {
+        Self::open_with(path, true)
+    }
+
+    fn open_with(path: &Path, tests: bool) -> Result<Self, OpenError> {
         if !path.exists() {
             return Err(OpenError::NotFound(path.to_owned()));
         }
         let (root, config, entries) = if path.is_dir() {
             let root = path.to_owned();
             let config = read_config(&root)?;
-            let entries = source_files(&root.join(&config.project.src))?;
+            let mut entries = source_files(&root.join(&config.project.src))?;
+            if tests {
+                entries.extend(source_files(&root.join(&config.project.test))?);
+            }
             (root, config, entries)
         } else if matches!(path.extension().and_then(|e| e.to_str()), Some("nml" | "sol")) {
             let root = path.parent().map_or_else(|| PathBuf::from("."), Path::to_owned);

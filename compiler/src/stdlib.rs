@@ -6,11 +6,18 @@ const FILES: &[(&str, &str)] = &[
     ("@nml/og/TensorLib.sol", include_str!("../../stdlib/og/TensorLib.sol")),
     ("@nml/og/OGInference.sol", include_str!("../../stdlib/og/OGInference.sol")),
     ("@nml/nml/Tensors.sol", include_str!("../../stdlib/nml/Tensors.sol")),
+    ("@nml/nml/Test.sol", include_str!("../../stdlib/nml/Test.sol")),
 ];
 
 /// The text of a stdlib file by its import path.
 pub fn source(name: &str) -> Option<&'static str> {
     FILES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
+}
+
+/// Whether a stdlib file goes to solc only when imported (the test library:
+/// a build without tests need not compile it).
+pub fn on_demand(name: &str) -> bool {
+    name == "@nml/nml/Test.sol"
 }
 
 /// All stdlib import paths.

@@ -9,7 +9,8 @@
 //! - [`mempool`]: the pending pool, the pre-execution stage, the block builder;
 //! - [`node`]: the [`Devnet`] that ties them together (mining modes,
 //!   snapshots, filters, signing);
-//! - [`rpc`]: the JSON-RPC server over HTTP and WebSocket.
+//! - [`rpc`]: the JSON-RPC server over HTTP and WebSocket;
+//! - [`testing`]: contract tests on in-process devnets, with cheatcodes (`nml test`).
 //!
 //! ```no_run
 //! use nml_runtime::{Devnet, DevnetConfig};
@@ -23,5 +24,6 @@ pub mod inference;
 pub mod mempool;
 pub mod node;
 pub mod rpc;
+pub mod testing;
 
 pub use node::{Devnet, DevnetConfig, Mining, NodeError};

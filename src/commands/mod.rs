@@ -4,3 +4,4 @@
 pub mod build;
 pub mod devnet;
 pub mod models;
+pub mod test;

@@ -53,6 +53,21 @@ pub struct ChainConfig {
     pub genesis_timestamp: Option<u64>,
     /// The address block rewards (tips) go to.
     pub coinbase: Address,
+    /// Lift EIP-170's 24 KiB code size limit (and EIP-3860's initcode limit):
+    /// test contracts that deploy what they test are often larger.
+    pub unlimited_code_size: bool,
+}
+
+impl ChainConfig {
+    /// How transactions of this chain execute.
+    pub fn exec_options(&self, call: bool) -> crate::evm::ExecOptions {
+        crate::evm::ExecOptions {
+            chain_id: self.chain_id,
+            spec: self.spec,
+            call,
+            unlimited_code_size: self.unlimited_code_size,
+        }
+    }
 }
 
 impl Default for ChainConfig {
@@ -66,6 +81,7 @@ impl Default for ChainConfig {
             balance: U256::from(10_000u64) * U256::from(ETHER),
             genesis_timestamp: None,
             coinbase: Address::ZERO,
+            unlimited_code_size: false,
         }
     }
 }

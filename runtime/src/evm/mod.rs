@@ -74,6 +74,92 @@ impl PrecompileFactory for EthereumPrecompiles {
     }
 }
 
+/// An inspector the devnet installs into an EVM.
+pub type DynInspector = Box<dyn Inspector<EvmContext, EthInterpreter> + Send>;
+
+/// Builds the inspector of each EVM the devnet creates: the extension point
+/// of the test runner's cheatcodes. A devnet without one runs uninspected
+/// (faster: no per-call hooks).
+pub trait InspectorFactory: Send + Sync + Debug {
+    /// A fresh inspector for an EVM running in `phase`.
+    fn inspector(&self, phase: Phase) -> DynInspector;
+}
+
+/// The extensions of every EVM the devnet builds.
+#[derive(Debug, Clone, Copy)]
+pub struct EvmSetup<'a> {
+    /// Its precompiles.
+    pub precompiles: &'a dyn PrecompileFactory,
+    /// Its inspector, if any.
+    pub inspectors: Option<&'a dyn InspectorFactory>,
+}
+
+/// An [`Executor`] with the devnet's inspector when it has one.
+#[derive(Debug)]
+pub enum DevExecutor {
+    /// No inspector.
+    Plain(Executor<()>),
+    /// With the inspector of an [`InspectorFactory`].
+    Inspected(Executor<DynInspector>),
+}
+
+impl DevExecutor {
+    /// An executor over `view` for `block`, extended by `setup`.
+    pub fn new(view: StateView, block: BlockEnv, options: ExecOptions, setup: EvmSetup<'_>, phase: Phase) -> Self {
+        match setup.inspectors {
+            None => Self::Plain(Executor::new(view, block, options, setup.precompiles, phase)),
+            Some(factory) => Self::Inspected(Executor::with_inspector(
+                view,
+                block,
+                options,
+                setup.precompiles,
+                phase,
+                factory.inspector(phase),
+            )),
+        }
+    }
+
+    /// See [`Executor::execute`].
+    pub fn execute(&mut self, tx: TxEnv) -> Result<TxOutcome, InvalidTx> {
+        match self {
+            Self::Plain(e) => e.execute(tx),
+            Self::Inspected(e) => e.inspect(tx),
+        }
+    }
+
+    /// See [`Executor::set_call_price`].
+    pub fn set_call_price(&mut self, options: ExecOptions, gas_price: u128) {
+        match self {
+            Self::Plain(e) => e.set_call_price(options, gas_price),
+            Self::Inspected(e) => e.set_call_price(options, gas_price),
+        }
+    }
+
+    /// See [`Executor::checkpoint`].
+    pub fn checkpoint(&self) -> Checkpoint {
+        match self {
+            Self::Plain(e) => e.checkpoint(),
+            Self::Inspected(e) => e.checkpoint(),
+        }
+    }
+
+    /// See [`Executor::restore`].
+    pub fn restore(&mut self, checkpoint: Checkpoint) {
+        match self {
+            Self::Plain(e) => e.restore(checkpoint),
+            Self::Inspected(e) => e.restore(checkpoint),
+        }
+    }
+
+    /// See [`Executor::finish`].
+    pub fn finish(self) -> EvmState {
+        match self {
+            Self::Plain(e) => e.finish(),
+            Self::Inspected(e) => e.finish(),
+        }
+    }
+}
+
 /// How an execution is configured beyond the block.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ExecOptions {
@@ -84,6 +170,8 @@ pub struct ExecOptions {
     /// A read-only call: no nonce check, and no base-fee check when it pays
     /// no gas price (as geth's `eth_call`).
     pub call: bool,
+    /// No limit on code and initcode sizes.
+    pub unlimited_code_size: bool,
 }
 
 impl ExecOptions {
@@ -92,6 +180,10 @@ impl ExecOptions {
         cfg.chain_id = self.chain_id;
         // Impersonated senders may hold code; the devnet serves them anyway.
         cfg.disable_eip3607 = true;
+        if self.unlimited_code_size {
+            cfg.limit_contract_code_size = Some(usize::MAX);
+            cfg.limit_contract_initcode_size = Some(usize::MAX);
+        }
         if self.call {
             cfg.disable_nonce_check = true;
             cfg.disable_base_fee = zero_price;

@@ -9,7 +9,7 @@ use alloy_primitives::{Address, B256, logs_bloom};
 use revm::primitives::KECCAK_EMPTY;
 
 use crate::chain::{Chain, InferenceRecord, NextBlock, PoolTx, SealedBlock, TxReceipt};
-use crate::evm::{ExecOptions, Executor, InvalidTx, Phase, PrecompileFactory, TxOutcome};
+use crate::evm::{DevExecutor, EvmSetup, ExecOptions, Executor, InvalidTx, Phase, TxOutcome};
 
 /// What the pre-execution stage decided for a batch.
 #[derive(Debug, Clone, Default)]
@@ -77,8 +77,8 @@ pub struct StageContext<'a> {
     pub next: &'a NextBlock,
     /// Execution options of the chain.
     pub options: ExecOptions,
-    /// The precompile factory of the devnet.
-    pub precompiles: &'a dyn PrecompileFactory,
+    /// The devnet's EVM extensions.
+    pub evm: EvmSetup<'a>,
 }
 
 impl StageContext<'_> {
@@ -89,7 +89,7 @@ impl StageContext<'_> {
             self.chain.latest(),
             self.next.block_env(),
             self.options,
-            self.precompiles,
+            self.evm.precompiles,
             Phase::Simulation,
         );
         txs.iter().map(|tx| executor.execute(tx.tx_env())).collect()
@@ -101,7 +101,7 @@ impl StageContext<'_> {
     pub fn simulate_alone(&self, tx: &PoolTx) -> Result<TxOutcome, InvalidTx> {
         let options = ExecOptions { call: true, ..self.options };
         let mut executor =
-            Executor::new(self.chain.latest(), self.next.block_env(), options, self.precompiles, Phase::Simulation);
+            DevExecutor::new(self.chain.latest(), self.next.block_env(), options, self.evm, Phase::Simulation);
         executor.execute(tx.tx_env())
     }
 
@@ -139,8 +139,8 @@ pub struct Built {
 /// it includes in [`Phase::Inclusion`], and appends the block to the chain.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockBuilder<'a> {
-    /// Precompiles of every EVM the builder creates.
-    pub precompiles: &'a dyn PrecompileFactory,
+    /// Extensions of every EVM the builder creates.
+    pub evm: EvmSetup<'a>,
     /// The stage between pending and included.
     pub stage: &'a dyn PreExecution,
 }
@@ -150,14 +150,14 @@ impl BlockBuilder<'_> {
     /// hands it out).
     pub fn build(&self, chain: &mut Chain, batch: Vec<Arc<PoolTx>>) -> Built {
         let next = chain.take_next_block();
-        let options = ExecOptions { chain_id: chain.config().chain_id, spec: chain.config().spec, call: false };
+        let options = chain.config().exec_options(false);
         let prepared = {
-            let ctx = StageContext { chain, next: &next, options, precompiles: self.precompiles };
+            let ctx = StageContext { chain, next: &next, options, evm: self.evm };
             if batch.is_empty() { Prepared::default() } else { self.stage.prepare(&ctx, batch) }
         };
         let mut deferred = prepared.defer;
         let mut dropped: Vec<(B256, String)> = prepared.drop.into_iter().map(|(tx, why)| (tx.hash, why)).collect();
-        let mut executor = Executor::new(chain.latest(), next.block_env(), options, self.precompiles, Phase::Inclusion);
+        let mut executor = DevExecutor::new(chain.latest(), next.block_env(), options, self.evm, Phase::Inclusion);
         let mut included = Vec::with_capacity(prepared.include.len());
         let mut receipts: Vec<TxReceipt> = Vec::with_capacity(prepared.include.len());
         let mut cumulative = 0u64;

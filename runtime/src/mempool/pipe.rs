@@ -264,6 +264,19 @@ impl Pipe {
         Arc::new(Self { executor, config, shared: Mutex::new(Shared::default()), runs: AtomicU64::new(0) })
     }
 
+    /// A new mempool on the same executor and configuration that starts
+    /// knowing every result this one knows (a forked devnet's).
+    pub fn fork(&self) -> Arc<Self> {
+        let known = self.shared.lock().known.clone();
+        let shared = Shared { known, ..Shared::default() };
+        Arc::new(Self {
+            executor: Arc::clone(&self.executor),
+            config: self.config,
+            shared: Mutex::new(shared),
+            runs: AtomicU64::new(0),
+        })
+    }
+
     /// The precompile set to install beside it: Ethereum's, and the inference
     /// precompile at [`INFERENCE_PRECOMPILE`].
     pub fn precompiles(self: &Arc<Self>) -> Arc<dyn PrecompileFactory> {

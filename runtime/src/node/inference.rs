@@ -60,6 +60,27 @@ impl Devnet {
         Ok(devnet)
     }
 
+    /// An independent devnet whose chain starts as this one's head (pool,
+    /// snapshots, filters and inspectors are not copied; mining is
+    /// automatic). With inference, it runs on the same executor and starts
+    /// knowing every result this one knows.
+    pub fn fork(&self) -> Self {
+        let chain = self.inner.lock().chain.clone();
+        let config = DevnetConfig { chain: chain.config().clone(), mining: super::Mining::Auto, state_file: None };
+        let (precompiles, stage, inference) = match &self.inference {
+            Some(inference) => {
+                let pipe = inference.pipe.fork();
+                let precompiles = pipe.precompiles();
+                let stage: Arc<dyn crate::mempool::PreExecution> = pipe.clone();
+                (precompiles, stage, Some(Inference { pipe, registry: inference.registry.clone() }))
+            }
+            None => (Arc::clone(&self.precompiles), Arc::clone(&self.stage), None),
+        };
+        let mut fork = Self::assemble(config, chain, precompiles, stage);
+        fork.inference = inference;
+        fork
+    }
+
     fn inference(&self) -> Result<&Inference, NodeError> {
         self.inference.as_ref().ok_or_else(|| {
             NodeError::Failed("this devnet runs without inference (start it with models, e.g. --models DIR)".into())

@@ -25,7 +25,7 @@ use tokio::sync::{Notify, broadcast};
 use crate::chain::{
     Chain, ChainConfig, ChainError, DevAccount, DumpError, PoolTx, SealedBlock, StateDump, TxError, dev_accounts,
 };
-use crate::evm::{EthereumPrecompiles, PrecompileFactory, TraceError};
+use crate::evm::{EthereumPrecompiles, EvmSetup, InspectorFactory, PrecompileFactory, TraceError};
 use crate::mempool::{Added, BlockBuilder, NoPreExecution, Pool, PreExecution};
 
 pub use convert::{rpc_block, rpc_header, rpc_logs, rpc_receipt, rpc_transaction, transaction_json};
@@ -115,6 +115,7 @@ pub struct Devnet {
     blocks: broadcast::Sender<Arc<SealedBlock>>,
     interval_changed: Notify,
     precompiles: Arc<dyn PrecompileFactory>,
+    inspectors: Option<Arc<dyn InspectorFactory>>,
     stage: Arc<dyn PreExecution>,
     accounts: Vec<DevAccount>,
     state_file: Option<PathBuf>,
@@ -138,13 +139,22 @@ impl Devnet {
             Some(path) if path.exists() => StateDump::read(path)?.into_chain(config.chain.clone())?,
             _ => Chain::genesis(config.chain.clone()),
         };
+        Ok(Self::assemble(config, chain, precompiles, stage))
+    }
+
+    fn assemble(
+        config: DevnetConfig,
+        chain: Chain,
+        precompiles: Arc<dyn PrecompileFactory>,
+        stage: Arc<dyn PreExecution>,
+    ) -> Self {
         let (automine, interval) = match config.mining {
             Mining::Auto => (true, None),
             Mining::Interval(every) => (false, Some(every)),
             Mining::Manual => (false, None),
         };
         let (blocks, _) = broadcast::channel(1024);
-        Ok(Self {
+        Self {
             inner: Mutex::new(Inner {
                 chain,
                 pool: Pool::default(),
@@ -158,11 +168,22 @@ impl Devnet {
             blocks,
             interval_changed: Notify::new(),
             precompiles,
+            inspectors: None,
             stage,
             accounts: dev_accounts(config.chain.accounts),
             state_file: config.state_file,
             inference: None,
-        })
+        }
+    }
+
+    /// Installs `inspectors` into every EVM the devnet builds from now on
+    /// (the test runner's cheatcodes).
+    pub fn set_inspectors(&mut self, inspectors: Arc<dyn InspectorFactory>) {
+        self.inspectors = Some(inspectors);
+    }
+
+    pub(crate) fn evm_setup(&self) -> EvmSetup<'_> {
+        EvmSetup { precompiles: &*self.precompiles, inspectors: self.inspectors.as_deref() }
     }
 
     /// The chain configuration.
@@ -315,7 +336,7 @@ impl Devnet {
 
     fn mine_block(&self, inner: &mut Inner) -> Arc<SealedBlock> {
         let batch = self.ready(inner);
-        let builder = BlockBuilder { precompiles: &*self.precompiles, stage: &*self.stage };
+        let builder = BlockBuilder { evm: self.evm_setup(), stage: &*self.stage };
         let built = builder.build(&mut inner.chain, batch);
         for tx in &built.block.transactions {
             inner.pool.remove(&tx.hash);

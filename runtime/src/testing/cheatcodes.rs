@@ -1,0 +1,427 @@
+//! The cheatcodes of `nml test`: a revm inspector that answers calls to the
+//! conventional `Vm` address (0x7109709ECfa91a80626fF3989D68f67F5b1DD12D)
+//! as `stdlib/nml/Test.sol` declares them, and serves mocked inference.
+//!
+//! Per-transaction state (pranks, expected reverts and events) lives in the
+//! inspector and ends with the transaction. Inference mocks and labels live in
+//! a [`CheatState`] shared by every EVM of one test, so mocks made in `setUp`
+//! hold in the test, and in both of the mempool's passes: a mocked request
+//! never reaches the precompile, it is answered like a known result (with
+//! the mocked output, in the simulation and at inclusion alike).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use alloy_primitives::{Address, Bytes, Log, address, keccak256};
+use alloy_sol_types::{Revert, SolError, SolInterface, SolValue, sol};
+use parking_lot::Mutex;
+use revm::Inspector;
+use revm::context::ContextTr;
+use revm::context_interface::JournalTr;
+use revm::context_interface::journaled_state::account::JournaledAccountTr;
+use revm::interpreter::{CallInputs, CallOutcome, Gas, InstructionResult, InterpreterResult};
+
+use crate::evm::{DynInspector, EvmContext, InspectorFactory, Phase};
+use crate::inference::InferenceCall;
+use crate::mempool::INFERENCE_PRECOMPILE;
+use crate::mempool::pipe::GAS_BASE;
+
+/// The address of the `Vm` contract, as in Foundry.
+pub const VM_ADDRESS: Address = address!("7109709ECfa91a80626fF3989D68f67F5b1DD12D");
+
+sol! {
+    /// The cheatcodes `stdlib/nml/Test.sol` declares.
+    #[derive(Debug)]
+    interface Vm {
+        struct Number { int128 value; int128 decimals; }
+        struct MultiDimensionalNumberTensor { string name; Number[] values; uint32[] shape; }
+        struct StringTensor { string name; string[] values; }
+        struct JsonScalar { string name; string value; }
+        struct ModelInput { MultiDimensionalNumberTensor[] numbers; StringTensor[] strings; }
+        struct ModelOutput {
+            MultiDimensionalNumberTensor[] numbers;
+            StringTensor[] strings;
+            JsonScalar[] jsons;
+            bool is_simulation_result;
+        }
+
+        function prank(address sender) external;
+        function startPrank(address sender) external;
+        function stopPrank() external;
+        function deal(address account, uint256 newBalance) external;
+        function warp(uint256 newTimestamp) external;
+        function roll(uint256 newHeight) external;
+        function expectRevert() external;
+        function expectRevert(bytes calldata revertData) external;
+        function expectRevert(bytes4 revertData) external;
+        function expectEmit() external;
+        function label(address account, string calldata newLabel) external;
+        function envOr(string calldata name, uint256 defaultValue) external view returns (uint256 value);
+        function envOr(string calldata name, bool defaultValue) external view returns (bool value);
+        function envOr(string calldata name, string calldata defaultValue) external view returns (string memory value);
+        function mockInference(string calldata modelId, ModelOutput calldata output) external;
+        function mockInference(string calldata modelId, ModelInput calldata input, ModelOutput calldata output) external;
+        function failInference(string calldata modelId, string calldata reason) external;
+        function clearInferenceMocks() external;
+    }
+}
+
+/// What a mocked model answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum MockAnswer {
+    /// The encoded `ModelOutput`.
+    Output(Bytes),
+    /// A revert with this reason.
+    Fail(String),
+}
+
+/// One inference mock: for `model`, and for one input (its ABI encoding's
+/// hash) or any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Mock {
+    model: String,
+    input: Option<alloy_primitives::B256>,
+    answer: MockAnswer,
+}
+
+/// Cheatcode state that outlives one transaction: inference mocks and labels.
+#[derive(Debug, Clone, Default)]
+pub struct CheatState {
+    mocks: Vec<Mock>,
+    labels: BTreeMap<Address, String>,
+}
+
+impl CheatState {
+    /// The label given to `address`, if any.
+    pub fn label(&self, address: &Address) -> Option<&str> {
+        self.labels.get(address).map(String::as_str)
+    }
+
+    /// The answer for a request of `model` with `input_hash`: an input mock
+    /// wins over a model-wide one; the latest of each wins.
+    fn mocked(&self, model: &str, input_hash: alloy_primitives::B256) -> Option<&MockAnswer> {
+        let exact = self.mocks.iter().rev().find(|m| m.model == model && m.input == Some(input_hash));
+        exact.or_else(|| self.mocks.iter().rev().find(|m| m.model == model && m.input.is_none())).map(|m| &m.answer)
+    }
+}
+
+/// Makes a [`Cheatcodes`] inspector for every EVM of one test, all sharing
+/// one [`CheatState`].
+#[derive(Debug, Clone, Default)]
+pub struct CheatcodesFactory {
+    state: Arc<Mutex<CheatState>>,
+    calls: Arc<Mutex<Vec<GasCall>>>,
+}
+
+/// A call the test contract made at inclusion, for the gas report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GasCall {
+    /// The contract called.
+    pub address: Address,
+    /// The function's selector.
+    pub selector: [u8; 4],
+    /// Gas the call used.
+    pub gas: u64,
+}
+
+impl CheatcodesFactory {
+    /// A factory whose inspectors share `state`.
+    pub fn new(state: CheatState) -> Self {
+        Self { state: Arc::new(Mutex::new(state)), calls: Arc::default() }
+    }
+
+    /// The calls test contracts made so far, in the inclusion pass.
+    pub fn calls(&self) -> Vec<GasCall> {
+        self.calls.lock().clone()
+    }
+
+    /// A copy of the shared state (to start another test from it).
+    pub fn state(&self) -> CheatState {
+        self.state.lock().clone()
+    }
+}
+
+impl InspectorFactory for CheatcodesFactory {
+    fn inspector(&self, phase: Phase) -> DynInspector {
+        let calls = (phase == Phase::Inclusion).then(|| Arc::clone(&self.calls));
+        Box::new(Cheatcodes { shared: Arc::clone(&self.state), calls, ..Cheatcodes::default() })
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+struct Prank {
+    sender: Address,
+    /// The pranking contract and the depth it calls from.
+    caller: Address,
+    depth: usize,
+    once: bool,
+}
+
+#[derive(Debug, Clone)]
+enum RevertMatch {
+    Any,
+    Data(Bytes),
+    Selector([u8; 4]),
+}
+
+#[derive(Debug, Clone)]
+struct ExpectedRevert {
+    matcher: RevertMatch,
+    depth: usize,
+}
+
+#[derive(Debug, Clone)]
+struct ExpectedEmit {
+    /// The test contract and its depth.
+    emitter: Address,
+    depth: usize,
+    /// The event the test emitted after `expectEmit()`.
+    expected: Option<Log>,
+    /// Whether the checked call is running, and whether it emitted it.
+    in_call: bool,
+    found: bool,
+}
+
+/// The cheatcode inspector of one EVM.
+#[derive(Debug, Default)]
+pub struct Cheatcodes {
+    shared: Arc<Mutex<CheatState>>,
+    /// Where to record the test contract's calls (inclusion only).
+    calls: Option<Arc<Mutex<Vec<GasCall>>>>,
+    prank: Option<Prank>,
+    expected_revert: Option<ExpectedRevert>,
+    expected_emit: Option<ExpectedEmit>,
+}
+
+fn outcome(inputs: &CallInputs, result: InstructionResult, output: Bytes, gas_used: u64) -> CallOutcome {
+    let mut gas = Gas::new(inputs.gas_limit);
+    let _ = gas.record_regular_cost(gas_used.min(inputs.gas_limit));
+    CallOutcome::new(InterpreterResult::new(result, output, gas), inputs.return_memory_offset.clone())
+}
+
+fn revert(inputs: &CallInputs, reason: &str) -> CallOutcome {
+    outcome(inputs, InstructionResult::Revert, Revert::from(reason).abi_encode().into(), 0)
+}
+
+fn ok(inputs: &CallInputs, output: Vec<u8>) -> CallOutcome {
+    outcome(inputs, InstructionResult::Return, output.into(), 0)
+}
+
+fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+}
+
+fn bool_env(name: &str, default: bool) -> bool {
+    match std::env::var(name).map(|v| v.trim().to_ascii_lowercase()) {
+        Ok(v) if v == "true" || v == "1" => true,
+        Ok(v) if v == "false" || v == "0" => false,
+        _ => default,
+    }
+}
+
+impl Cheatcodes {
+    fn cheatcode(&mut self, ctx: &mut EvmContext, inputs: &CallInputs) -> CallOutcome {
+        let data = inputs.input.bytes(ctx);
+        let depth = ctx.journal().depth();
+        let call = match Vm::VmCalls::abi_decode(&data) {
+            Ok(call) => call,
+            Err(_) => {
+                let selector = data.get(..4).map(alloy_primitives::hex::encode).unwrap_or_default();
+                return revert(
+                    inputs,
+                    &format!("unknown cheatcode 0x{selector}: nml's Vm does not implement it (see docs/testing.md)"),
+                );
+            }
+        };
+        let caller = inputs.caller;
+        match call {
+            Vm::VmCalls::prank(c) => self.prank = Some(Prank { sender: c.sender, caller, depth, once: true }),
+            Vm::VmCalls::startPrank(c) => self.prank = Some(Prank { sender: c.sender, caller, depth, once: false }),
+            Vm::VmCalls::stopPrank(_) => self.prank = None,
+            Vm::VmCalls::deal(c) => match ctx.journal_mut().load_account_mut(c.account) {
+                Ok(mut account) => account.data.set_balance(c.newBalance),
+                Err(e) => return revert(inputs, &format!("deal: {e:?}")),
+            },
+            Vm::VmCalls::warp(c) => ctx.block.timestamp = c.newTimestamp,
+            Vm::VmCalls::roll(c) => ctx.block.number = c.newHeight,
+            Vm::VmCalls::expectRevert_0(_) => {
+                self.expected_revert = Some(ExpectedRevert { matcher: RevertMatch::Any, depth });
+            }
+            Vm::VmCalls::expectRevert_1(c) => {
+                self.expected_revert = Some(ExpectedRevert { matcher: RevertMatch::Data(c.revertData), depth });
+            }
+            Vm::VmCalls::expectRevert_2(c) => {
+                self.expected_revert = Some(ExpectedRevert { matcher: RevertMatch::Selector(c.revertData.0), depth });
+            }
+            Vm::VmCalls::expectEmit(_) => {
+                self.expected_emit =
+                    Some(ExpectedEmit { emitter: caller, depth, expected: None, in_call: false, found: false });
+            }
+            Vm::VmCalls::label(c) => {
+                self.shared.lock().labels.insert(c.account, c.newLabel);
+            }
+            Vm::VmCalls::envOr_0(c) => return ok(inputs, env_or(&c.name, c.defaultValue).abi_encode()),
+            Vm::VmCalls::envOr_1(c) => return ok(inputs, bool_env(&c.name, c.defaultValue).abi_encode()),
+            Vm::VmCalls::envOr_2(c) => {
+                let value = std::env::var(&c.name).unwrap_or(c.defaultValue);
+                return ok(inputs, (value,).abi_encode_params());
+            }
+            Vm::VmCalls::mockInference_0(c) => {
+                let answer = MockAnswer::Output((c.output,).abi_encode_params().into());
+                self.shared.lock().mocks.push(Mock { model: c.modelId, input: None, answer });
+            }
+            Vm::VmCalls::mockInference_1(c) => {
+                let answer = MockAnswer::Output((c.output,).abi_encode_params().into());
+                let input = Some(keccak256(c.input.abi_encode()));
+                self.shared.lock().mocks.push(Mock { model: c.modelId, input, answer });
+            }
+            Vm::VmCalls::failInference(c) => {
+                let answer = MockAnswer::Fail(c.reason);
+                self.shared.lock().mocks.push(Mock { model: c.modelId, input: None, answer });
+            }
+            Vm::VmCalls::clearInferenceMocks(_) => self.shared.lock().mocks.clear(),
+        }
+        ok(inputs, Vec::new())
+    }
+
+    /// A mocked answer for a call to the inference precompile, if one applies.
+    fn mocked_inference(&self, ctx: &mut EvmContext, inputs: &CallInputs) -> Option<CallOutcome> {
+        let shared = self.shared.lock();
+        if shared.mocks.is_empty() {
+            return None;
+        }
+        let Ok(InferenceCall::Model(request)) = InferenceCall::decode(&inputs.input.bytes(ctx)) else { return None };
+        let answer = shared.mocked(&request.modelCID, keccak256(request.input.abi_encode()))?;
+        Some(match answer {
+            MockAnswer::Output(output) => outcome(inputs, InstructionResult::Return, output.clone(), GAS_BASE),
+            MockAnswer::Fail(reason) => {
+                outcome(inputs, InstructionResult::Revert, Revert::from(reason.as_str()).abi_encode().into(), GAS_BASE)
+            }
+        })
+    }
+}
+
+fn revert_matches(matcher: &RevertMatch, data: &[u8]) -> bool {
+    match matcher {
+        RevertMatch::Any => true,
+        // Raw revert data, or the message of an `Error(string)`.
+        RevertMatch::Data(expected) => {
+            expected.as_ref() == data
+                || Revert::abi_decode(data).is_ok_and(|r| r.reason.as_bytes() == expected.as_ref())
+        }
+        RevertMatch::Selector(selector) => data.get(..4) == Some(selector.as_slice()),
+    }
+}
+
+fn describe(data: &[u8]) -> String {
+    alloy_sol_types::decode_revert_reason(data).unwrap_or_else(|| format!("0x{}", alloy_primitives::hex::encode(data)))
+}
+
+impl Inspector<EvmContext> for Cheatcodes {
+    fn call(&mut self, ctx: &mut EvmContext, inputs: &mut CallInputs) -> Option<CallOutcome> {
+        if inputs.target_address == VM_ADDRESS {
+            return Some(self.cheatcode(ctx, inputs));
+        }
+        let depth = ctx.journal().depth();
+        if let Some(prank) = self.prank
+            && prank.depth == depth
+            && prank.caller == inputs.caller
+        {
+            inputs.caller = prank.sender;
+            if prank.once {
+                self.prank = None;
+            }
+        }
+        if let Some(emit) = &mut self.expected_emit
+            && emit.expected.is_some()
+            && emit.depth == depth
+            && !emit.in_call
+        {
+            emit.in_call = true;
+        }
+        if inputs.bytecode_address == INFERENCE_PRECOMPILE {
+            return self.mocked_inference(ctx, inputs);
+        }
+        None
+    }
+
+    fn call_end(&mut self, ctx: &mut EvmContext, inputs: &CallInputs, outcome: &mut CallOutcome) {
+        if inputs.target_address == VM_ADDRESS {
+            return;
+        }
+        let depth = ctx.journal().depth();
+        if let Some(calls) = &self.calls
+            && depth == 1
+            && inputs.bytecode_address != INFERENCE_PRECOMPILE
+            && let Some(selector) = inputs.input.bytes(ctx).get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok())
+        {
+            let gas = outcome.result.gas.total_gas_spent();
+            calls.lock().push(GasCall { address: inputs.target_address, selector, gas });
+        }
+        if let Some(expected) = self.expected_revert.take_if(|e| e.depth == depth) {
+            let result = &mut outcome.result;
+            let reverted = result.result.is_revert();
+            if reverted && revert_matches(&expected.matcher, &result.output) {
+                // The caller goes on as if the call returned: zeros decode as
+                // any return type (0, false, empty arrays and strings).
+                result.result = InstructionResult::Return;
+                result.output = Bytes::from(vec![0u8; 32 * 32]);
+            } else {
+                let reason = if reverted {
+                    format!("call reverted with `{}`, which is not the expected revert", describe(&result.output))
+                } else {
+                    "call did not revert as expected".to_owned()
+                };
+                result.result = InstructionResult::Revert;
+                result.output = Revert::from(reason).abi_encode().into();
+            }
+        }
+        if let Some(emit) = self.expected_emit.take_if(|e| e.in_call && e.depth == depth)
+            && !emit.found
+            && outcome.result.result.is_ok()
+        {
+            outcome.result.result = InstructionResult::Revert;
+            outcome.result.output = Revert::from("expected event was not emitted").abi_encode().into();
+        }
+    }
+
+    fn log(&mut self, _ctx: &mut EvmContext, log: Log) {
+        let Some(emit) = &mut self.expected_emit else { return };
+        match &emit.expected {
+            None if log.address == emit.emitter => emit.expected = Some(log),
+            Some(expected)
+                if emit.in_call && expected.topics() == log.topics() && expected.data.data == log.data.data =>
+            {
+                emit.found = true;
+            }
+            _ => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn input_mocks_win_over_model_mocks_and_the_latest_wins() {
+        let input = keccak256(b"input");
+        let mut state = CheatState::default();
+        let output = |b: u8| MockAnswer::Output(Bytes::from(vec![b]));
+        state.mocks.push(Mock { model: "m".into(), input: None, answer: output(1) });
+        state.mocks.push(Mock { model: "m".into(), input: Some(input), answer: output(2) });
+        state.mocks.push(Mock { model: "m".into(), input: None, answer: output(3) });
+        assert_eq!(state.mocked("m", input), Some(&output(2)));
+        assert_eq!(state.mocked("m", keccak256(b"other")), Some(&output(3)));
+        assert_eq!(state.mocked("n", input), None);
+    }
+
+    #[test]
+    fn overloaded_cheatcodes_have_foundrys_selectors() {
+        use alloy_sol_types::SolCall;
+        assert_eq!(Vm::prankCall::SELECTOR, [0xca, 0x66, 0x9f, 0xa7]);
+        assert_eq!(Vm::expectRevert_0Call::SELECTOR, [0xf4, 0x84, 0x48, 0x14]);
+        assert_eq!(Vm::dealCall::SELECTOR, [0xc8, 0x8a, 0x5e, 0x6d]);
+        assert_eq!(Vm::warpCall::SELECTOR, [0xe5, 0xd6, 0xbf, 0x02]);
+    }
+}

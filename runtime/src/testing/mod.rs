@@ -1,0 +1,368 @@
+//! Contract tests on the devnet (what `nml test` runs): each test contract is
+//! deployed on its own devnet with the cheatcodes of [`cheatcodes`]
+//! installed, its `setUp()` runs, and then every `test*` function runs as a
+//! real transaction through the inference mempool — simulation, real
+//! inference, re-execution — each on its own fork of the post-`setUp` chain,
+//! in parallel.
+//!
+//! A test passes when its transaction succeeds; a `testFail*` test passes
+//! when it reverts.
+
+pub mod cheatcodes;
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use alloy_dyn_abi::{DynSolType, DynSolValue};
+use alloy_primitives::{Address, B256, Bytes, keccak256};
+use alloy_rpc_types_eth::TransactionRequest;
+use serde::Serialize;
+
+use crate::chain::{InferenceRecord, TxReceipt};
+use crate::node::{Devnet, NodeError};
+use cheatcodes::{CheatState, CheatcodesFactory, GasCall};
+
+/// The gas limit of every test transaction (and of the test chain's blocks).
+pub const TEST_GAS_LIMIT: u64 = 100_000_000;
+
+/// A compiled test contract.
+#[derive(Debug, Clone)]
+pub struct TestContract {
+    /// The contract's name.
+    pub name: String,
+    /// Its source file, as the build names it (`test/Pool.t.sol`).
+    pub source: String,
+    /// Its creation bytecode.
+    pub bytecode: Bytes,
+    /// Its functions: signature → selector.
+    pub functions: BTreeMap<String, [u8; 4]>,
+    /// Its custom errors (and those it can see): selector → (name, argument types).
+    pub errors: BTreeMap<[u8; 4], (String, Vec<DynSolType>)>,
+}
+
+impl TestContract {
+    /// Reads a Foundry-layout artifact (`abi`, `bytecode.object`,
+    /// `methodIdentifiers`).
+    pub fn from_artifact(name: &str, source: &str, artifact: &serde_json::Value) -> Result<Self, String> {
+        let hex = artifact["bytecode"]["object"].as_str().ok_or("the artifact has no bytecode")?;
+        let bytecode = alloy_primitives::hex::decode(hex).map_err(|e| format!("bad bytecode: {e}"))?.into();
+        let mut functions = BTreeMap::new();
+        if let Some(ids) = artifact["methodIdentifiers"].as_object() {
+            for (signature, selector) in ids {
+                let bytes = alloy_primitives::hex::decode(selector.as_str().unwrap_or_default())
+                    .ok()
+                    .and_then(|b| <[u8; 4]>::try_from(b).ok())
+                    .ok_or_else(|| format!("bad selector for {signature}"))?;
+                functions.insert(signature.clone(), bytes);
+            }
+        }
+        let mut errors = BTreeMap::new();
+        for item in artifact["abi"].as_array().map(Vec::as_slice).unwrap_or_default() {
+            if item["type"] != "error" {
+                continue;
+            }
+            let name = item["name"].as_str().unwrap_or_default().to_owned();
+            let types: Vec<String> =
+                item["inputs"].as_array().map(Vec::as_slice).unwrap_or_default().iter().map(param_type).collect();
+            let signature = format!("{name}({})", types.join(","));
+            let parsed: Result<Vec<DynSolType>, _> = types.iter().map(|t| DynSolType::parse(t)).collect();
+            if let Ok(parsed) = parsed {
+                let selector: [u8; 4] = keccak256(signature.as_bytes())[..4].try_into().unwrap_or_default();
+                errors.insert(selector, (name, parsed));
+            }
+        }
+        Ok(Self { name: name.to_owned(), source: source.to_owned(), bytecode, functions, errors })
+    }
+
+    /// The test functions: `test*` without parameters, in name order.
+    pub fn tests(&self) -> Vec<&str> {
+        self.functions.keys().filter(|s| s.starts_with("test") && s.ends_with("()")).map(String::as_str).collect()
+    }
+
+    fn selector(&self, signature: &str) -> Option<[u8; 4]> {
+        self.functions.get(signature).copied()
+    }
+
+    /// A revert's data in words: `Error(string)`, `Panic(uint256)`, one of
+    /// the contract's custom errors, or the raw bytes.
+    pub fn describe_revert(&self, data: &[u8]) -> String {
+        if data.is_empty() {
+            return "reverted without a reason".to_owned();
+        }
+        if let Some(reason) = alloy_sol_types::decode_revert_reason(data)
+            && !reason.starts_with("custom error")
+        {
+            return reason.strip_prefix("revert: ").unwrap_or(&reason).to_owned();
+        }
+        if let Some(selector) = data.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok())
+            && let Some((name, types)) = self.errors.get(&selector)
+        {
+            let tuple = DynSolType::Tuple(types.clone());
+            if let Ok(DynSolValue::Tuple(values)) = tuple.abi_decode_params(&data[4..]) {
+                let args: Vec<String> = values.iter().map(format_value).collect();
+                return format!("{name}({})", args.join(", "));
+            }
+        }
+        format!("reverted with 0x{}", alloy_primitives::hex::encode(data))
+    }
+}
+
+fn param_type(param: &serde_json::Value) -> String {
+    let ty = param["type"].as_str().unwrap_or_default();
+    match ty.strip_prefix("tuple") {
+        Some(suffix) => {
+            let inner: Vec<String> =
+                param["components"].as_array().map(Vec::as_slice).unwrap_or_default().iter().map(param_type).collect();
+            format!("({}){suffix}", inner.join(","))
+        }
+        None => ty.to_owned(),
+    }
+}
+
+fn format_value(value: &DynSolValue) -> String {
+    match value {
+        DynSolValue::Bool(b) => b.to_string(),
+        DynSolValue::Int(i, _) => i.to_string(),
+        DynSolValue::Uint(u, _) => u.to_string(),
+        DynSolValue::Address(a) => a.to_string(),
+        DynSolValue::String(s) => format!("{s:?}"),
+        DynSolValue::FixedBytes(b, size) => format!("0x{}", alloy_primitives::hex::encode(&b[..*size])),
+        DynSolValue::Bytes(b) => format!("0x{}", alloy_primitives::hex::encode(b)),
+        DynSolValue::Array(v) | DynSolValue::FixedArray(v) => {
+            format!("[{}]", v.iter().map(format_value).collect::<Vec<_>>().join(", "))
+        }
+        DynSolValue::Tuple(v) => format!("({})", v.iter().map(format_value).collect::<Vec<_>>().join(", ")),
+        other => format!("{other:?}"),
+    }
+}
+
+/// How a test ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "status", rename_all = "camelCase")]
+pub enum Outcome {
+    /// It passed.
+    Pass,
+    /// It failed, for this reason.
+    Fail {
+        /// Why, in words.
+        reason: String,
+    },
+}
+
+/// The result of one test.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TestResult {
+    /// The test contract.
+    pub contract: String,
+    /// Its source file.
+    pub source: String,
+    /// The test function's name (`testFeeRises`).
+    pub test: String,
+    /// How it ended.
+    #[serde(flatten)]
+    pub outcome: Outcome,
+    /// Gas the test transaction used.
+    pub gas: u64,
+    /// Calls to the inference precompile (mocked calls excluded).
+    pub inferences: usize,
+    /// Wall time of the test, setup of its fork included.
+    #[serde(serialize_with = "micros")]
+    pub duration: Duration,
+    /// The inference records of the test transaction.
+    #[serde(skip)]
+    pub records: Vec<InferenceRecord>,
+    /// The test transaction (zero when none was mined).
+    #[serde(skip)]
+    pub tx_hash: B256,
+    /// The calls the test contract made, with the code hash and code size
+    /// of each callee.
+    #[serde(skip)]
+    pub calls: Vec<(GasCall, B256, usize)>,
+}
+
+fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_u64(u64::try_from(d.as_micros()).unwrap_or(u64::MAX))
+}
+
+impl TestResult {
+    /// Whether it passed.
+    pub fn passed(&self) -> bool {
+        self.outcome == Outcome::Pass
+    }
+}
+
+/// How to run a suite.
+#[derive(Debug, Clone)]
+pub struct RunConfig {
+    /// Tests that run at once (default: the cores).
+    pub jobs: usize,
+}
+
+impl Default for RunConfig {
+    fn default() -> Self {
+        Self { jobs: std::thread::available_parallelism().map_or(1, usize::from) }
+    }
+}
+
+/// A test contract deployed and set up, ready to fork for each test.
+struct Prepared<'a> {
+    contract: &'a TestContract,
+    base: Result<(Devnet, Address, CheatState), String>,
+}
+
+/// Runs the tests of `contracts` that `select(contract, test)` accepts.
+/// `devnet` makes a fresh devnet (with the project's models registered) for
+/// each contract; its blocks should allow [`TEST_GAS_LIMIT`].
+pub fn run(
+    contracts: &[TestContract],
+    select: &(dyn Fn(&str, &str) -> bool + Sync),
+    devnet: &(dyn Fn() -> Result<Devnet, NodeError> + Sync),
+    config: &RunConfig,
+) -> Vec<TestResult> {
+    let contracts: Vec<&TestContract> =
+        contracts.iter().filter(|c| c.tests().iter().any(|t| select(&c.name, test_name(t)))).collect();
+    let jobs = config.jobs.max(1);
+    // Deploy and set up every contract, in parallel.
+    let prepared: Vec<Prepared<'_>> =
+        parallel(&contracts, jobs, |c| Prepared { contract: c, base: prepare(c, devnet) });
+    // Then every test on its own fork, in parallel.
+    let work: Vec<(&Prepared<'_>, &str)> = prepared
+        .iter()
+        .flat_map(|p| {
+            p.contract.tests().into_iter().filter(|t| select(&p.contract.name, test_name(t))).map(move |t| (p, t))
+        })
+        .collect();
+    parallel(&work, jobs, |(p, signature)| run_one(p, signature))
+}
+
+/// `f` over `items` on `jobs` threads; results in item order.
+fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let next = AtomicUsize::new(0);
+    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..jobs.min(items.len()).max(1))
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(item) = items.get(i) else { break };
+                        done.push((i, f(item)));
+                    }
+                    done
+                })
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap_or_default()).collect()
+    });
+    results.sort_by_key(|(i, _)| *i);
+    results.into_iter().map(|(_, r)| r).collect()
+}
+
+fn test_name(signature: &str) -> &str {
+    signature.strip_suffix("()").unwrap_or(signature)
+}
+
+fn prepare(
+    contract: &TestContract,
+    devnet: &dyn Fn() -> Result<Devnet, NodeError>,
+) -> Result<(Devnet, Address, CheatState), String> {
+    let mut devnet = devnet().map_err(|e| format!("cannot start the test devnet: {e}"))?;
+    let cheats = CheatcodesFactory::default();
+    devnet.set_inspectors(std::sync::Arc::new(cheats.clone()));
+    // Solidity checks that a callee has code before calling a function that
+    // returns nothing; the inspector answers before the code would run.
+    devnet.set_code(cheatcodes::VM_ADDRESS, Bytes::from_static(&[0xfe]));
+    let deployer = devnet.accounts()[0];
+    let hash = send(&devnet, deployer, None, contract.bytecode.clone())?;
+    let receipt = devnet.receipt_record(hash).ok_or("the deployment was not mined")?;
+    let address = match (receipt.success, receipt.contract_address) {
+        (true, Some(address)) => address,
+        _ => return Err(format!("deployment failed: {}", failure(contract, &receipt))),
+    };
+    if let Some(selector) = contract.selector("setUp()") {
+        let hash = send(&devnet, deployer, Some(address), selector.to_vec().into())?;
+        let receipt = devnet.receipt_record(hash).ok_or("setUp was not mined")?;
+        if !receipt.success {
+            return Err(format!("setUp() failed: {}", failure(contract, &receipt)));
+        }
+    }
+    Ok((devnet, address, cheats.state()))
+}
+
+fn run_one(prepared: &Prepared<'_>, signature: &str) -> TestResult {
+    let started = Instant::now();
+    let contract = prepared.contract;
+    let name = test_name(signature).to_owned();
+    let mut result = TestResult {
+        contract: contract.name.clone(),
+        source: contract.source.clone(),
+        test: name.clone(),
+        outcome: Outcome::Pass,
+        gas: 0,
+        inferences: 0,
+        duration: Duration::ZERO,
+        records: Vec::new(),
+        tx_hash: B256::ZERO,
+        calls: Vec::new(),
+    };
+    let (base, address, cheat_state) = match &prepared.base {
+        Ok(base) => base,
+        Err(reason) => {
+            result.outcome = Outcome::Fail { reason: reason.clone() };
+            result.duration = started.elapsed();
+            return result;
+        }
+    };
+    let mut devnet = base.fork();
+    let cheats = CheatcodesFactory::new(cheat_state.clone());
+    devnet.set_inspectors(std::sync::Arc::new(cheats.clone()));
+    let selector = contract.selector(signature).unwrap_or_default();
+    let expect_failure = name.starts_with("testFail");
+    let outcome = send(&devnet, devnet.accounts()[0], Some(*address), selector.to_vec().into()).and_then(|hash| {
+        devnet.receipt_record(hash).map(|r| (hash, r)).ok_or_else(|| "the test transaction was not mined".to_owned())
+    });
+    result.outcome = match outcome {
+        Err(reason) => Outcome::Fail { reason },
+        Ok((hash, receipt)) => {
+            result.tx_hash = hash;
+            result.gas = receipt.gas_used;
+            result.inferences = receipt.inference.len();
+            result.records = receipt.inference.clone();
+            match (receipt.success, expect_failure) {
+                (true, false) | (false, true) => Outcome::Pass,
+                (true, true) => Outcome::Fail { reason: "the test was expected to fail (testFail*) but passed".into() },
+                (false, false) => Outcome::Fail { reason: failure(contract, &receipt) },
+            }
+        }
+    };
+    result.calls = cheats
+        .calls()
+        .into_iter()
+        .map(|call| {
+            let code = devnet.code(call.address, Default::default()).unwrap_or_default();
+            (call, keccak256(&code), code.len())
+        })
+        .collect();
+    result.duration = started.elapsed();
+    result
+}
+
+fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {
+    match &receipt.halt_reason {
+        Some(halt) if halt.contains("OutOfGas") => {
+            format!("ran out of gas (the test gas limit is {TEST_GAS_LIMIT}): does it end?")
+        }
+        Some(halt) => format!("the EVM halted: {halt}"),
+        None => contract.describe_revert(&receipt.output),
+    }
+}
+
+fn send(devnet: &Devnet, from: Address, to: Option<Address>, input: Bytes) -> Result<B256, String> {
+    let mut request = TransactionRequest::default().from(from).input(input.into()).gas_limit(TEST_GAS_LIMIT);
+    if let Some(to) = to {
+        request = request.to(to);
+    }
+    devnet.send_transaction(request).map_err(|e| e.to_string())
+}

@@ -1,0 +1,369 @@
+//! `nml test`: builds the project with its tests, starts an in-process
+//! devnet per test contract with the project's models registered, and runs
+//! every `test*` function as a real transaction through the inference
+//! mempool (see `nml_runtime::testing`).
+
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{B256, keccak256};
+use miette::{IntoDiagnostic, WrapErr, miette};
+use nml_compiler::diagnostics::Severity;
+use nml_compiler::project::Project;
+use nml_compiler::{Frontend, build};
+use nml_runtime::chain::ChainConfig;
+use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
+use nml_runtime::mempool::PipeConfig;
+use nml_runtime::node::InferenceSetup;
+use nml_runtime::testing::{self, Outcome, RunConfig, TestContract, TestResult};
+use nml_runtime::{Devnet, DevnetConfig, Mining};
+use regex::Regex;
+use serde_json::json;
+
+use super::build::{print_diagnostics, solc_for};
+use crate::toolchain::onnxruntime;
+
+/// Exit status when the project has no tests.
+pub const NO_TESTS: u8 = 3;
+
+/// Arguments of `nml test`.
+#[derive(Debug, clap::Args)]
+pub struct TestArgs {
+    /// A project directory (with nml.toml) [default: .]
+    pub path: Option<PathBuf>,
+    /// Only tests whose name matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub match_test: Option<String>,
+    /// Only test contracts whose name matches this regular expression.
+    #[arg(long, value_name = "RE")]
+    pub match_contract: Option<String>,
+    /// Tests that run at once [default: the cores].
+    #[arg(short = 'j', long, value_name = "N")]
+    pub jobs: Option<usize>,
+    /// One JSON object per test on stdout, instead of the human report.
+    #[arg(long)]
+    pub json: bool,
+    /// Also write a JUnit XML report to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub junit: Option<PathBuf>,
+    /// Print the gas of every function the tests called (min, median, max).
+    #[arg(long)]
+    pub gas_report: bool,
+    /// Show the inference receipts of passing tests too.
+    #[arg(short, long)]
+    pub verbose: bool,
+}
+
+/// Runs `nml test`.
+pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
+    let started = Instant::now();
+    let match_test = regex(args.match_test.as_deref(), "--match-test")?;
+    let match_contract = regex(args.match_contract.as_deref(), "--match-contract")?;
+    let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
+    let project = Project::open_with_tests(&path).map_err(|e| miette!("{e}"))?;
+    let fe = Frontend::run(project);
+    let out = build::build(&fe, &|| solc_for(&fe)).map_err(|e| miette!("{e}"))?;
+    // Notes (derived ids) and the code size warning of test contracts are
+    // `nml build`'s business; errors and other warnings are shown.
+    let shown: Vec<_> = out
+        .diagnostics
+        .iter()
+        .filter(|d| d.severity != Severity::Note || args.verbose)
+        .filter(|d| !(d.code == "solc::5574" && d.message.contains("exceeds 24576 bytes")))
+        .cloned()
+        .collect();
+    print_diagnostics(&fe.project.db, &shown, Default::default());
+    if out.has_errors() {
+        eprintln!("error: the tests do not compile");
+        return Ok(ExitCode::FAILURE);
+    }
+    let out_dir = fe.project.out_dir();
+    let test_dir = format!("{}/", fe.project.config.project.test.trim_end_matches('/'));
+    let mut contracts = Vec::new();
+    let mut artifacts: Vec<(String, serde_json::Value)> = Vec::new();
+    for (unit, name) in &out.contracts {
+        let path = nml_compiler::solc::artifact_path(&out_dir, unit, name);
+        let artifact: serde_json::Value = std::fs::read(&path)
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .ok_or_else(|| miette!("cannot read the artifact {}", path.display()))?;
+        if unit.starts_with(&test_dir) {
+            let contract = TestContract::from_artifact(name, unit, &artifact).map_err(|e| miette!("{name}: {e}"))?;
+            if !contract.tests().is_empty() {
+                contracts.push(contract);
+            }
+        }
+        artifacts.push((name.clone(), artifact));
+    }
+    let select = |contract: &str, test: &str| {
+        match_contract.as_ref().is_none_or(|re| re.is_match(contract))
+            && match_test.as_ref().is_none_or(|re| re.is_match(test))
+    };
+    let selected =
+        contracts.iter().filter(|c| c.tests().iter().any(|t| select(&c.name, t.trim_end_matches("()")))).count();
+    if selected == 0 {
+        eprintln!(
+            "error: no tests found in {test_dir} (a test is a `test…()` function of a contract in {test_dir}*.t.sol{})",
+            if args.match_test.is_some() || args.match_contract.is_some() { " that matches the filters" } else { "" }
+        );
+        return Ok(ExitCode::from(NO_TESTS));
+    }
+
+    let setup = inference_setup(&fe)?;
+    let devnet = || {
+        let config = DevnetConfig {
+            chain: ChainConfig {
+                gas_limit: testing::TEST_GAS_LIMIT,
+                unlimited_code_size: true,
+                ..ChainConfig::default()
+            },
+            mining: Mining::Auto,
+            state_file: None,
+        };
+        Devnet::with_inference(config, setup.clone())
+    };
+    let config = RunConfig { jobs: args.jobs.unwrap_or_else(|| RunConfig::default().jobs) };
+    let results = testing::run(&contracts, &select, &devnet, &config);
+    let elapsed = started.elapsed();
+
+    if args.json {
+        let mut stdout = std::io::stdout().lock();
+        for r in &results {
+            let line = json!({
+                "contract": r.contract, "source": r.source, "test": r.test, "outcome": r.outcome,
+                "gas": r.gas, "inferences": r.inferences, "durationUs": r.duration.as_micros() as u64,
+                "inferenceReceipts": r.records.iter().map(nml_runtime::mempool::pipe::record_json).collect::<Vec<_>>(),
+            });
+            let _ = writeln!(stdout, "{line}");
+        }
+    } else {
+        print_human(&results, args.verbose, elapsed);
+    }
+    if let Some(file) = &args.junit {
+        write_atomic(file, junit(&results, elapsed).as_bytes())?;
+    }
+    if args.gas_report {
+        print_gas_report(&results, &artifacts);
+    }
+    Ok(if results.iter().all(TestResult::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+}
+
+fn regex(pattern: Option<&str>, flag: &str) -> miette::Result<Option<Regex>> {
+    pattern.map(|p| Regex::new(p).map_err(|e| miette!("{flag}: not a valid regular expression: {e}"))).transpose()
+}
+
+/// ONNX Runtime with the project's models: every model of the build's
+/// manifests under its id, and every `models/*.onnx` under its derived id.
+fn inference_setup(fe: &Frontend) -> miette::Result<InferenceSetup> {
+    let library = onnxruntime::resolve(std::io::stderr().is_terminal()).map_err(|e| miette!("{e}"))?.path;
+    let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library)).map_err(|e| miette!("{e}"))?);
+    let root = &fe.project.root;
+    let models_dir = root.join("models");
+    if models_dir.is_dir() {
+        executor
+            .registry()
+            .load_dir(&models_dir)
+            .map_err(|e| miette!("cannot register the models of {}: {e}", models_dir.display()))?;
+    }
+    for manifest in &fe.manifests {
+        for model in &manifest.models {
+            let Some(onnx) = &model.onnx else { continue };
+            let file = root.join(onnx);
+            match executor.registry().register_file(&file, Some(&model.id)) {
+                Ok(_) => {}
+                // The same model under the same id from another contract.
+                Err(nml_runtime::inference::InferenceError::IdTaken { .. }) => {}
+                Err(e) => return Err(miette!("cannot register model `{}` ({}): {e}", model.name, file.display())),
+            }
+        }
+    }
+    let registry = Some(Arc::clone(executor.registry()));
+    Ok(InferenceSetup { executor, registry, pipe: PipeConfig::default() })
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
+    let mut out = String::new();
+    let mut by_contract: BTreeMap<(&str, &str), Vec<&TestResult>> = BTreeMap::new();
+    for r in results {
+        by_contract.entry((&r.source, &r.contract)).or_default().push(r);
+    }
+    for ((source, contract), tests) in &by_contract {
+        let n = tests.len();
+        out.push_str(&format!("\nRunning {n} test{} for {source}:{contract}\n", if n == 1 { "" } else { "s" }));
+        for r in tests {
+            let status = if r.passed() { "PASS" } else { "FAIL" };
+            out.push_str(&format!(
+                "[{status}] {}() (gas: {}, inferences: {}, {:.1} ms)\n",
+                r.test,
+                r.gas,
+                r.inferences,
+                ms(r.duration)
+            ));
+            if let Outcome::Fail { reason } = &r.outcome {
+                out.push_str(&format!("       {reason}\n"));
+            }
+            if !r.passed() || verbose {
+                for record in &r.records {
+                    let what = if record.success {
+                        "ok".to_owned()
+                    } else {
+                        nml_runtime::mempool::pipe::record_json(record)["error"].as_str().unwrap_or_default().to_owned()
+                    };
+                    let round = record.round.map_or("-".to_owned(), |r| r.to_string());
+                    out.push_str(&format!(
+                        "       inference {} mode {} round {round} {:?} {} µs: {what}\n",
+                        record.model, record.mode, record.served, record.duration_us
+                    ));
+                }
+            }
+        }
+    }
+    let passed = results.iter().filter(|r| r.passed()).count();
+    let failed = results.len() - passed;
+    let verdict = if failed == 0 { "ok" } else { "FAILED" };
+    out.push_str(&format!(
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; finished in {:.2}s\n",
+        elapsed.as_secs_f64()
+    ));
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+}
+
+fn xml_escape(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '&' => "&amp;".to_owned(),
+            '<' => "&lt;".to_owned(),
+            '>' => "&gt;".to_owned(),
+            '"' => "&quot;".to_owned(),
+            '\'' => "&apos;".to_owned(),
+            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => format!("&#{};", c as u32),
+            c => c.to_string(),
+        })
+        .collect()
+}
+
+/// A JUnit XML report: one `<testsuite>` per test contract.
+fn junit(results: &[TestResult], elapsed: Duration) -> String {
+    let mut suites: BTreeMap<(&str, &str), Vec<&TestResult>> = BTreeMap::new();
+    for r in results {
+        suites.entry((&r.source, &r.contract)).or_default().push(r);
+    }
+    let failures = results.iter().filter(|r| !r.passed()).count();
+    let mut xml = format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"nml test\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">\n",
+        results.len(),
+        elapsed.as_secs_f64()
+    );
+    for ((source, contract), tests) in suites {
+        let failed = tests.iter().filter(|r| !r.passed()).count();
+        let time: f64 = tests.iter().map(|r| r.duration.as_secs_f64()).sum();
+        xml.push_str(&format!(
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" time=\"{time:.3}\">\n",
+            xml_escape(&format!("{source}:{contract}")),
+            tests.len()
+        ));
+        for r in tests {
+            xml.push_str(&format!(
+                "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
+                xml_escape(&r.test),
+                xml_escape(contract),
+                r.duration.as_secs_f64()
+            ));
+            match &r.outcome {
+                Outcome::Pass => xml.push_str("/>\n"),
+                Outcome::Fail { reason } => xml.push_str(&format!(
+                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
+                    xml_escape(reason),
+                    xml_escape(reason)
+                )),
+            }
+        }
+        xml.push_str("  </testsuite>\n");
+    }
+    xml.push_str("</testsuites>\n");
+    xml
+}
+
+fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, bytes)
+        .and_then(|()| std::fs::rename(&tmp, path))
+        .into_diagnostic()
+        .wrap_err_with(|| format!("writing {}", path.display()))
+}
+
+/// Gas per called function. A callee is named by its runtime code: the
+/// artifact with the same code hash, else the only artifact with that
+/// function and code size (immutables change the hash, not the size).
+fn print_gas_report(results: &[TestResult], artifacts: &[(String, serde_json::Value)]) {
+    struct Known<'a> {
+        name: &'a str,
+        hash: B256,
+        size: usize,
+        functions: BTreeMap<[u8; 4], String>,
+    }
+    let known: Vec<Known<'_>> = artifacts
+        .iter()
+        .map(|(name, artifact)| {
+            let code = artifact["deployedBytecode"]["object"]
+                .as_str()
+                .and_then(|h| alloy_primitives::hex::decode(h).ok())
+                .unwrap_or_default();
+            let functions = artifact["methodIdentifiers"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .filter_map(|(signature, selector)| {
+                    let bytes = alloy_primitives::hex::decode(selector.as_str()?).ok()?;
+                    Some((<[u8; 4]>::try_from(bytes).ok()?, signature.clone()))
+                })
+                .collect();
+            Known { name, hash: keccak256(&code), size: code.len(), functions }
+        })
+        .collect();
+    let mut gas: BTreeMap<(String, String), Vec<u64>> = BTreeMap::new();
+    for r in results {
+        for (call, hash, size) in &r.calls {
+            let by_hash = known.iter().find(|k| k.hash == *hash);
+            let by_shape = || {
+                let mut fits = known.iter().filter(|k| k.size == *size && k.functions.contains_key(&call.selector));
+                match (fits.next(), fits.next()) {
+                    (Some(only), None) => Some(only),
+                    _ => None,
+                }
+            };
+            let (contract, function) = match by_hash.or_else(by_shape) {
+                Some(k) => (
+                    k.name.to_owned(),
+                    k.functions.get(&call.selector).cloned().unwrap_or_else(|| hex_selector(call.selector)),
+                ),
+                None => (call.address.to_string(), hex_selector(call.selector)),
+            };
+            gas.entry((contract, function)).or_default().push(call.gas);
+        }
+    }
+    let mut out = String::from("\n| contract | function | calls | min | median | max |\n|---|---|---|---|---|---|\n");
+    for ((contract, function), mut values) in gas {
+        values.sort_unstable();
+        out.push_str(&format!(
+            "| {contract} | {function} | {} | {} | {} | {} |\n",
+            values.len(),
+            values[0],
+            values[values.len() / 2],
+            values[values.len() - 1]
+        ));
+    }
+    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+}
+
+fn hex_selector(selector: [u8; 4]) -> String {
+    format!("0x{}", alloy_primitives::hex::encode(selector))
+}

@@ -1,0 +1,322 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+
+import {ModelInput, ModelOutput} from "../og/OGInference.sol";
+
+/// The cheatcodes of `nml test`, at Foundry's conventional address; served by
+/// the test runner's inspector (runtime/src/testing/cheatcodes.rs). An
+/// unknown cheatcode reverts with a reason naming it.
+interface Vm {
+    /// The next call from this contract is made by `sender`.
+    function prank(address sender) external;
+    /// Every call from this contract is made by `sender` until `stopPrank`.
+    function startPrank(address sender) external;
+    /// Ends `startPrank`.
+    function stopPrank() external;
+    /// Sets the balance of `account`.
+    function deal(address account, uint256 newBalance) external;
+    /// Sets `block.timestamp`.
+    function warp(uint256 newTimestamp) external;
+    /// Sets `block.number`.
+    function roll(uint256 newHeight) external;
+    /// The next call must revert (any reason).
+    function expectRevert() external;
+    /// The next call must revert with exactly `revertData`.
+    function expectRevert(bytes calldata revertData) external;
+    /// The next call must revert with this selector (a custom error).
+    function expectRevert(bytes4 revertData) external;
+    /// The next event this contract emits is expected from the call after it.
+    function expectEmit() external;
+    /// Names an address in reports.
+    function label(address account, string calldata newLabel) external;
+    /// The environment variable `name` as a number, or `defaultValue`.
+    function envOr(string calldata name, uint256 defaultValue) external view returns (uint256 value);
+    /// The environment variable `name` as a bool, or `defaultValue`.
+    function envOr(string calldata name, bool defaultValue) external view returns (bool value);
+    /// The environment variable `name`, or `defaultValue`.
+    function envOr(string calldata name, string calldata defaultValue) external view returns (string memory value);
+    /// Every request of `modelId` answers `output` (in both mempool passes).
+    function mockInference(string calldata modelId, ModelOutput calldata output) external;
+    /// Requests of `modelId` with exactly `input` answer `output`.
+    function mockInference(string calldata modelId, ModelInput calldata input, ModelOutput calldata output) external;
+    /// Every request of `modelId` reverts with `reason`, as a failed model would.
+    function failInference(string calldata modelId, string calldata reason) external;
+    /// Removes every inference mock.
+    function clearInferenceMocks() external;
+}
+
+/// Number formatting for assertion messages.
+library NmlStrings {
+    function toString(uint256 value) internal pure returns (string memory) {
+        if (value == 0) return "0";
+        uint256 digits;
+        for (uint256 v = value; v != 0; v /= 10) digits++;
+        bytes memory out = new bytes(digits);
+        for (; value != 0; value /= 10) out[--digits] = bytes1(uint8(48 + (value % 10)));
+        return string(out);
+    }
+
+    function toString(int256 value) internal pure returns (string memory) {
+        if (value >= 0) return toString(uint256(value));
+        // -type(int256).min does not fit an int256; its magnitude fits a uint256.
+        return string.concat("-", toString(uint256(-(value + 1)) + 1));
+    }
+
+    function toString(bool value) internal pure returns (string memory) {
+        return value ? "true" : "false";
+    }
+
+    function toHex(bytes memory data) internal pure returns (string memory) {
+        bytes memory digits = "0123456789abcdef";
+        bytes memory out = new bytes(2 + data.length * 2);
+        out[0] = "0";
+        out[1] = "x";
+        for (uint256 i = 0; i < data.length; i++) {
+            out[2 + 2 * i] = digits[uint8(data[i]) >> 4];
+            out[3 + 2 * i] = digits[uint8(data[i]) & 0x0f];
+        }
+        return string(out);
+    }
+
+    function toString(address value) internal pure returns (string memory) {
+        return toHex(abi.encodePacked(value));
+    }
+
+    function toString(bytes32 value) internal pure returns (string memory) {
+        return toHex(abi.encodePacked(value));
+    }
+}
+
+/// The base of a test contract: `contract PoolTest is Test { function setUp() public {...} function testX() public {...} }`.
+/// Every assertion reverts with a message that says what differed.
+abstract contract Test {
+    using NmlStrings for uint256;
+    using NmlStrings for int256;
+    using NmlStrings for bool;
+    using NmlStrings for address;
+    using NmlStrings for bytes32;
+
+    /// The cheatcodes.
+    Vm internal constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
+
+    function fail(string memory message) internal pure {
+        revert(message);
+    }
+
+    function _fail(string memory message, string memory what) private pure {
+        revert(bytes(message).length == 0 ? what : string.concat(message, ": ", what));
+    }
+
+    function _differ(string memory kind, string memory left, string memory op, string memory right)
+        private
+        pure
+        returns (string memory)
+    {
+        return string.concat(kind, ": ", left, " ", op, " ", right);
+    }
+
+    function assertTrue(bool condition) internal pure {
+        assertTrue(condition, "");
+    }
+
+    function assertTrue(bool condition, string memory message) internal pure {
+        if (!condition) _fail(message, "assertTrue: false");
+    }
+
+    function assertFalse(bool condition) internal pure {
+        assertFalse(condition, "");
+    }
+
+    function assertFalse(bool condition, string memory message) internal pure {
+        if (condition) _fail(message, "assertFalse: true");
+    }
+
+    function assertEq(uint256 left, uint256 right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(uint256 left, uint256 right, string memory message) internal pure {
+        if (left != right) _fail(message, _differ("assertEq", left.toString(), "!=", right.toString()));
+    }
+
+    function assertEq(int256 left, int256 right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(int256 left, int256 right, string memory message) internal pure {
+        if (left != right) _fail(message, _differ("assertEq", left.toString(), "!=", right.toString()));
+    }
+
+    function assertEq(bool left, bool right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(bool left, bool right, string memory message) internal pure {
+        if (left != right) _fail(message, _differ("assertEq", left.toString(), "!=", right.toString()));
+    }
+
+    function assertEq(address left, address right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(address left, address right, string memory message) internal pure {
+        if (left != right) _fail(message, _differ("assertEq", left.toString(), "!=", right.toString()));
+    }
+
+    function assertEq(bytes32 left, bytes32 right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(bytes32 left, bytes32 right, string memory message) internal pure {
+        if (left != right) _fail(message, _differ("assertEq", left.toString(), "!=", right.toString()));
+    }
+
+    function assertEq(string memory left, string memory right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(string memory left, string memory right, string memory message) internal pure {
+        if (keccak256(bytes(left)) != keccak256(bytes(right))) {
+            _fail(message, string.concat("assertEq: \"", left, "\" != \"", right, "\""));
+        }
+    }
+
+    function assertEq(bytes memory left, bytes memory right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(bytes memory left, bytes memory right, string memory message) internal pure {
+        if (keccak256(left) != keccak256(right)) {
+            _fail(message, _differ("assertEq", NmlStrings.toHex(left), "!=", NmlStrings.toHex(right)));
+        }
+    }
+
+    function assertEq(uint256[] memory left, uint256[] memory right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(uint256[] memory left, uint256[] memory right, string memory message) internal pure {
+        if (left.length != right.length) {
+            _fail(message, _differ("assertEq: lengths", left.length.toString(), "!=", right.length.toString()));
+        }
+        for (uint256 i = 0; i < left.length; i++) {
+            if (left[i] != right[i]) {
+                _fail(message, _differ(string.concat("assertEq: [", i.toString(), "]"), left[i].toString(), "!=", right[i].toString()));
+            }
+        }
+    }
+
+    function assertEq(int256[] memory left, int256[] memory right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(int256[] memory left, int256[] memory right, string memory message) internal pure {
+        if (left.length != right.length) {
+            _fail(message, _differ("assertEq: lengths", left.length.toString(), "!=", right.length.toString()));
+        }
+        for (uint256 i = 0; i < left.length; i++) {
+            if (left[i] != right[i]) {
+                _fail(message, _differ(string.concat("assertEq: [", i.toString(), "]"), left[i].toString(), "!=", right[i].toString()));
+            }
+        }
+    }
+
+    function assertEq(address[] memory left, address[] memory right) internal pure {
+        assertEq(left, right, "");
+    }
+
+    function assertEq(address[] memory left, address[] memory right, string memory message) internal pure {
+        if (left.length != right.length) {
+            _fail(message, _differ("assertEq: lengths", left.length.toString(), "!=", right.length.toString()));
+        }
+        for (uint256 i = 0; i < left.length; i++) {
+            if (left[i] != right[i]) {
+                _fail(message, _differ(string.concat("assertEq: [", i.toString(), "]"), left[i].toString(), "!=", right[i].toString()));
+            }
+        }
+    }
+
+    function assertApproxEqAbs(uint256 left, uint256 right, uint256 maxDelta) internal pure {
+        assertApproxEqAbs(left, right, maxDelta, "");
+    }
+
+    function assertApproxEqAbs(uint256 left, uint256 right, uint256 maxDelta, string memory message) internal pure {
+        uint256 delta = left > right ? left - right : right - left;
+        if (delta > maxDelta) {
+            _fail(message, string.concat(_differ("assertApproxEqAbs", left.toString(), "!~", right.toString()), " (delta ", delta.toString(), " > ", maxDelta.toString(), ")"));
+        }
+    }
+
+    function assertApproxEqAbs(int256 left, int256 right, uint256 maxDelta) internal pure {
+        assertApproxEqAbs(left, right, maxDelta, "");
+    }
+
+    function assertApproxEqAbs(int256 left, int256 right, uint256 maxDelta, string memory message) internal pure {
+        uint256 delta = _absDiff(left, right);
+        if (delta > maxDelta) {
+            _fail(message, string.concat(_differ("assertApproxEqAbs", left.toString(), "!~", right.toString()), " (delta ", delta.toString(), " > ", maxDelta.toString(), ")"));
+        }
+    }
+
+    /// `maxPercentDelta` is a fraction at 18 decimals: 1e16 is 1%.
+    function assertApproxEqRel(uint256 left, uint256 right, uint256 maxPercentDelta) internal pure {
+        assertApproxEqRel(left, right, maxPercentDelta, "");
+    }
+
+    function assertApproxEqRel(uint256 left, uint256 right, uint256 maxPercentDelta, string memory message) internal pure {
+        if (right == 0) return assertEq(left, right, message);
+        uint256 delta = left > right ? left - right : right - left;
+        uint256 rel = delta * 1e18 / right;
+        if (rel > maxPercentDelta) {
+            _fail(message, string.concat(_differ("assertApproxEqRel", left.toString(), "!~", right.toString()), " (relative delta ", rel.toString(), "e-18 > ", maxPercentDelta.toString(), "e-18)"));
+        }
+    }
+
+    function assertApproxEqRel(int256 left, int256 right, uint256 maxPercentDelta) internal pure {
+        assertApproxEqRel(left, right, maxPercentDelta, "");
+    }
+
+    function assertApproxEqRel(int256 left, int256 right, uint256 maxPercentDelta, string memory message) internal pure {
+        if (right == 0) return assertEq(left, right, message);
+        uint256 rel = _absDiff(left, right) * 1e18 / _absDiff(right, 0);
+        if (rel > maxPercentDelta) {
+            _fail(message, string.concat(_differ("assertApproxEqRel", left.toString(), "!~", right.toString()), " (relative delta ", rel.toString(), "e-18 > ", maxPercentDelta.toString(), "e-18)"));
+        }
+    }
+
+    function _absDiff(int256 a, int256 b) private pure returns (uint256) {
+        return a > b ? uint256(a - b) : uint256(b - a);
+    }
+
+    function assertGt(uint256 left, uint256 right) internal pure {
+        if (left <= right) _fail("", _differ("assertGt", left.toString(), "<=", right.toString()));
+    }
+
+    function assertGt(int256 left, int256 right) internal pure {
+        if (left <= right) _fail("", _differ("assertGt", left.toString(), "<=", right.toString()));
+    }
+
+    function assertGe(uint256 left, uint256 right) internal pure {
+        if (left < right) _fail("", _differ("assertGe", left.toString(), "<", right.toString()));
+    }
+
+    function assertGe(int256 left, int256 right) internal pure {
+        if (left < right) _fail("", _differ("assertGe", left.toString(), "<", right.toString()));
+    }
+
+    function assertLt(uint256 left, uint256 right) internal pure {
+        if (left >= right) _fail("", _differ("assertLt", left.toString(), ">=", right.toString()));
+    }
+
+    function assertLt(int256 left, int256 right) internal pure {
+        if (left >= right) _fail("", _differ("assertLt", left.toString(), ">=", right.toString()));
+    }
+
+    function assertLe(uint256 left, uint256 right) internal pure {
+        if (left > right) _fail("", _differ("assertLe", left.toString(), ">", right.toString()));
+    }
+
+    function assertLe(int256 left, int256 right) internal pure {
+        if (left > right) _fail("", _differ("assertLe", left.toString(), ">", right.toString()));
+    }
+}
