@@ -13,6 +13,8 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Create a project from a template (`nml new --list`).
+    New(commands::new::NewArgs),
     /// Compile a project (or one .nml file) to Solidity and solc artifacts.
     Build(commands::build::BuildArgs),
     /// Parse and check a project without running solc (fast editor feedback).
@@ -28,6 +30,7 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::New(args) => commands::new::run(args),
         Command::Build(args) => commands::build::run_build(args),
         Command::Check(args) => commands::build::run_check(args),
         Command::Devnet(args) => commands::devnet::run(args),

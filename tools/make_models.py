@@ -23,7 +23,7 @@ from onnx import TensorProto, helper, numpy_helper
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 UI_MODELS = ROOT / "compiler" / "tests" / "ui" / "models"
-EXAMPLE_MODELS = ROOT / "examples" / "dynamic-fee" / "models"
+TEMPLATES = ROOT / "templates" / "projects"
 RUNTIME_MODELS = ROOT / "runtime" / "tests" / "models"
 
 # Fixed so that the bytes do not depend on the installed onnx version.
@@ -431,6 +431,67 @@ def verify(models):
     print(f"verified in ONNX Runtime {ort.__version__}")
 
 
+# The project templates' models (templates/projects/*/models): logistic
+# scores with round weights, so their outputs can be worked out by hand.
+
+RISK_W = np.array([[2.0], [3.0], [0.5], [4.0]], dtype=np.float32)
+RISK_B = np.array([-4.0], dtype=np.float32)
+
+
+def risk():
+    """features float32[1, 4] -> score float32[1] = sigmoid(features . w + b).
+
+    Features (18-decimal fractions on chain): utilisation of the credit line,
+    debt / collateral, missed payments (count), collateral volatility.
+    w = [2, 3, 0.5, 4], b = -4: a clean borrower [0, 0, 0, 0] scores 0.018,
+    a stretched one [0.9, 0.8, 2, 0.3] scores sigmoid(1.4) = 0.802.
+    """
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["features", "w"], ["xw"]),
+            helper.make_node("Add", ["xw", "b"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["s"]),
+            helper.make_node("Reshape", ["s", "shape"], ["score"]),
+        ],
+        "risk",
+        [helper.make_tensor_value_info("features", TensorProto.FLOAT, [1, 4])],
+        [helper.make_tensor_value_info("score", TensorProto.FLOAT, [1])],
+        initializer=[
+            numpy_helper.from_array(RISK_W, "w"),
+            numpy_helper.from_array(RISK_B, "b"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "shape"),
+        ],
+    )
+    return model(graph, 17, 8)
+
+
+# Momentum: recent returns weigh more.
+DIRECTION_W = (np.array([[1], [1], [2], [2], [3], [3], [4], [4]], dtype=np.float32) * 5.0)
+
+
+def direction():
+    """returns float32[1, 8] -> up float32[1] = sigmoid(returns . w), the probability that the price rises.
+
+    w = 5 * [1, 1, 2, 2, 3, 3, 4, 4] (oldest first): eight returns of +2% give
+    sigmoid(2) = 0.881, of -2% sigmoid(-2) = 0.119, flat ones 0.5.
+    """
+    graph = helper.make_graph(
+        [
+            helper.make_node("MatMul", ["returns", "w"], ["logit"]),
+            helper.make_node("Sigmoid", ["logit"], ["p"]),
+            helper.make_node("Reshape", ["p", "shape"], ["up"]),
+        ],
+        "direction",
+        [helper.make_tensor_value_info("returns", TensorProto.FLOAT, [1, 8])],
+        [helper.make_tensor_value_info("up", TensorProto.FLOAT, [1])],
+        initializer=[
+            numpy_helper.from_array(DIRECTION_W, "w"),
+            numpy_helper.from_array(np.array([1], dtype=np.int64), "shape"),
+        ],
+    )
+    return model(graph, 17, 8)
+
+
 def write(path, data):
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -456,7 +517,10 @@ def main():
         verify_runtime(runtime)
 
     vol = models["vol"].SerializeToString()
-    write(EXAMPLE_MODELS / "volatility.onnx", vol)
+    write(ROOT / "examples" / "quickstart" / "models" / "volatility.onnx", vol)
+    write(TEMPLATES / "dynamic-fee" / "models" / "volatility.onnx", vol)
+    write(TEMPLATES / "credit-risk" / "models" / "risk.onnx", risk().SerializeToString())
+    write(TEMPLATES / "trading-agent" / "models" / "direction.onnx", direction().SerializeToString())
     for name, m in models.items():
         write(UI_MODELS / f"{name}.onnx", m.SerializeToString())
     # Cut inside the graph: the reader must report a truncated file.

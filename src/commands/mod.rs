@@ -4,4 +4,5 @@
 pub mod build;
 pub mod devnet;
 pub mod models;
+pub mod new;
 pub mod test;

@@ -2,6 +2,7 @@
 pragma solidity ^0.8.20;
 
 import {ModelInput, ModelOutput} from "../og/OGInference.sol";
+import {TensorLib} from "../og/TensorLib.sol";
 
 /// The cheatcodes of `nml test`, at Foundry's conventional address; served by
 /// the test runner's inspector (runtime/src/testing/cheatcodes.rs). An

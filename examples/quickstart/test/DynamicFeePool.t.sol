@@ -1,0 +1,44 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import "@nml/nml/Test.sol";
+import {DynamicFeePool} from "../src/DynamicFeePool.nml";
+
+/// The LANGUAGE.md example, tested end to end on the devnet: every unmocked
+/// call runs the real volatility model through the inference mempool.
+contract DynamicFeePoolTest is Test {
+    string constant VOLATILITY = "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N";
+    DynamicFeePool pool;
+
+    function setUp() public {
+        pool = new DynamicFeePool();
+    }
+
+    function hour(int256 r) internal pure returns (int256[30] memory returns_) {
+        for (uint256 i = 0; i < 30; i++) returns_[i] = r;
+    }
+
+    function testVolatileHourRaisesTheFee() public {
+        pool.update(hour(0.1e18)); // volatility 0.1 > 0.05
+        assertEq(uint256(pool.fee()), 10000);
+    }
+
+    function testCalmHourKeepsTheFee() public {
+        pool.update(hour(0.01e18)); // volatility 0.01
+        assertEq(uint256(pool.fee()), 3000);
+    }
+
+    function testSimulationPassChangesNothing() public {
+        ModelOutput memory simulated;
+        simulated.is_simulation_result = true;
+        vm.mockInference(VOLATILITY, simulated);
+        pool.update(hour(0.1e18));
+        assertEq(uint256(pool.fee()), 3000);
+    }
+
+    /// The devnet has no LLM backend yet: `ask` reverts with a clear reason.
+    function testAskNeedsAnLlmBackend() public {
+        vm.expectRevert(bytes("no LLM backend is configured on this devnet: runLLMCompletion cannot be served"));
+        pool.mood();
+    }
+}

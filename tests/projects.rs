@@ -1,0 +1,181 @@
+//! `nml new` and `nml test` through the real binary: every template creates
+//! a project whose tests pass right away, the examples' tests pass, and bad
+//! input (no tests, a test that does not compile, a reverting `setUp`, a test
+//! that never ends, an unknown cheatcode, an unknown template, a non-empty
+//! directory) gets a clear answer.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+const NML: &str = env!("CARGO_BIN_EXE_nml");
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn nml(dir: &Path, args: &[&str]) -> Output {
+    Command::new(NML).args(args).current_dir(dir).output().expect("runs nml")
+}
+
+fn text(output: &Output) -> String {
+    format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr))
+}
+
+/// A project with `test/Case.t.sol` = `test`, and nothing in `src/`.
+fn project_with_test(test: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"case\"\n").unwrap();
+    std::fs::create_dir_all(dir.path().join("test")).unwrap();
+    std::fs::write(dir.path().join("test/Case.t.sol"), test).unwrap();
+    dir
+}
+
+fn test_contract(body: &str) -> String {
+    format!(
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\nimport \"@nml/nml/Test.sol\";\n\ncontract CaseTest is Test {{\n{body}\n}}\n"
+    )
+}
+
+#[test]
+fn every_template_passes_its_tests_right_after_nml_new() {
+    for template in ["dynamic-fee", "credit-risk", "trading-agent"] {
+        let dir = tempfile::tempdir().unwrap();
+        let created = nml(dir.path(), &["new", "my-project", "--template", template]);
+        assert!(created.status.success(), "{}", text(&created));
+        let project = dir.path().join("my-project");
+        let toml = std::fs::read_to_string(project.join("nml.toml")).unwrap();
+        assert!(toml.contains("name = \"my-project\""), "{toml}");
+        let run = nml(&project, &["test"]);
+        let out = text(&run);
+        assert!(run.status.success(), "{template}: {out}");
+        assert!(out.contains("0 failed"), "{out}");
+        assert!(!out.contains("[FAIL]"), "{out}");
+    }
+}
+
+#[test]
+fn the_language_example_passes_its_tests() {
+    let dir = tempfile::tempdir().unwrap();
+    let example = repo().join("examples/quickstart");
+    for sub in ["src", "models", "test"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for entry in std::fs::read_dir(example.join(sub)).unwrap().flatten() {
+            std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
+        }
+    }
+    std::fs::copy(example.join("nml.toml"), dir.path().join("nml.toml")).unwrap();
+    let run = nml(dir.path(), &["test", "--json"]);
+    assert!(run.status.success(), "{}", text(&run));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    assert_eq!(lines.len(), 4);
+    let volatile = lines.iter().find(|l| l["test"] == "testVolatileHourRaisesTheFee").expect("test");
+    assert_eq!(volatile["outcome"]["status"], "pass");
+    assert_eq!(volatile["inferences"], 1);
+    let receipt = &volatile["inferenceReceipts"][0];
+    assert_eq!(receipt["model"], "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N");
+    assert_eq!(receipt["output"]["numbers"][0]["name"], "vol");
+}
+
+#[test]
+fn nml_new_refuses_a_non_empty_directory_and_unknown_templates() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("taken")).unwrap();
+    std::fs::write(dir.path().join("taken/notes.txt"), "keep me").unwrap();
+    let refused = nml(dir.path(), &["new", "taken"]);
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("exists and is not empty"), "{}", text(&refused));
+    assert_eq!(std::fs::read_to_string(dir.path().join("taken/notes.txt")).unwrap(), "keep me");
+    let forced = nml(dir.path(), &["new", "taken", "--force"]);
+    assert!(forced.status.success(), "{}", text(&forced));
+    assert!(dir.path().join("taken/src/DynamicFeePool.nml").exists());
+    assert!(dir.path().join("taken/notes.txt").exists());
+
+    let unknown = nml(dir.path(), &["new", "x", "--template", "yield-farm"]);
+    assert!(!unknown.status.success());
+    let out = text(&unknown);
+    assert!(out.contains("unknown template `yield-farm`") && out.contains("trading-agent"), "{out}");
+    let list = nml(dir.path(), &["new", "--list"]);
+    assert!(text(&list).contains("credit-risk"));
+}
+
+#[test]
+fn no_tests_is_a_clear_message_and_exit_code_3() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"empty\"\n").unwrap();
+    let run = nml(dir.path(), &["test"]);
+    assert_eq!(run.status.code(), Some(3), "{}", text(&run));
+    assert!(text(&run).contains("no tests found in test/"), "{}", text(&run));
+}
+
+#[test]
+fn a_test_that_does_not_compile_gets_build_diagnostics() {
+    let dir = project_with_test(&test_contract("    function testX() public { uint256 x = \"no\"; }"));
+    let run = nml(dir.path(), &["test"]);
+    assert_eq!(run.status.code(), Some(1));
+    let out = text(&run);
+    assert!(out.contains("test/Case.t.sol:6") && out.contains("the tests do not compile"), "{out}");
+}
+
+#[test]
+fn failures_are_reported_with_their_reason() {
+    let body = r#"
+    event Ping(uint256 n);
+    function testPasses() public { assertEq(uint256(1 + 1), uint256(2)); }
+    function testAssertion() public { assertEq(uint256(3), uint256(4), "sums"); }
+    function testFailInverted() public { revert("expected"); }
+    function testNeverEnds() public { uint256 i; while (true) { i++; } }
+    function testUnknownCheatcode() public { (bool ok, bytes memory data) = address(vm).call(abi.encodeWithSignature("ffi(string[])", new string[](0))); require(ok, abi.decode(_strip(data), (string))); }
+    function testDealAndWarp() public { vm.deal(address(0xCAFE), 7 ether); assertEq(address(0xCAFE).balance, 7 ether); vm.warp(1_000_000); assertEq(block.timestamp, 1_000_000); vm.roll(99); assertEq(block.number, 99); }
+    function testExpectEmitSeesTheEvent() public { Emitter e = new Emitter(); vm.expectEmit(); emit Ping(5); e.ping(5); }
+    function testExpectEmitMissesTheEvent() public { Emitter e = new Emitter(); vm.expectEmit(); emit Ping(5); e.ping(6); }
+    function testExpectRevertWithoutRevert() public { Emitter e = new Emitter(); vm.expectRevert(); e.ping(1); }
+    function _strip(bytes memory data) internal pure returns (bytes memory out) { out = new bytes(data.length - 4); for (uint256 i = 0; i < out.length; i++) out[i] = data[i + 4]; }
+}
+
+contract Emitter {
+    event Ping(uint256 n);
+    function ping(uint256 n) external { emit Ping(n); }
+"#;
+    let dir = project_with_test(&test_contract(body));
+    let junit = dir.path().join("junit.xml");
+    let run = nml(dir.path(), &["test", "--junit", junit.to_str().unwrap(), "--gas-report"]);
+    let out = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{out}");
+    let line = |test: &str| {
+        let i = out.find(&format!("] {test}()")).unwrap_or_else(|| panic!("{test} in {out}"));
+        out[i - 5..].lines().take(2).collect::<Vec<_>>().join("\n")
+    };
+    assert!(line("testPasses").starts_with("[PASS"), "{out}");
+    assert!(line("testAssertion").contains("sums: assertEq: 3 != 4"), "{out}");
+    assert!(line("testFailInverted").starts_with("[PASS"), "{out}");
+    assert!(line("testNeverEnds").contains("ran out of gas"), "{out}");
+    assert!(line("testUnknownCheatcode").contains("unknown cheatcode 0x"), "{out}");
+    assert!(line("testDealAndWarp").starts_with("[PASS"), "{out}");
+    assert!(line("testExpectEmitSeesTheEvent").starts_with("[PASS"), "{out}");
+    assert!(line("testExpectEmitMissesTheEvent").contains("expected event was not emitted"), "{out}");
+    assert!(line("testExpectRevertWithoutRevert").contains("call did not revert as expected"), "{out}");
+    assert!(out.contains("test result: FAILED. 4 passed; 5 failed"), "{out}");
+    assert!(out.contains("| Emitter | ping(uint256) |"), "{out}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.starts_with("<?xml") && xml.contains("tests=\"9\" failures=\"5\""), "{xml}");
+    assert!(xml.contains("<failure message=\"sums: assertEq: 3 != 4\">"), "{xml}");
+
+    let filtered = nml(dir.path(), &["test", "--match-test", "Passes|Inverted"]);
+    assert!(filtered.status.success(), "{}", text(&filtered));
+    assert!(text(&filtered).contains("2 passed; 0 failed"));
+}
+
+#[test]
+fn a_reverting_set_up_fails_every_test_with_its_reason() {
+    let body = r#"
+    function setUp() public { require(false, "no funds"); }
+    function testA() public {}
+    function testB() public {}
+"#;
+    let dir = project_with_test(&test_contract(body));
+    let run = nml(dir.path(), &["test"]);
+    let out = text(&run);
+    assert_eq!(run.status.code(), Some(1), "{out}");
+    assert_eq!(out.matches("setUp() failed: no funds").count(), 2, "{out}");
+}
