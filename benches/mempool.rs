@@ -22,15 +22,15 @@ use std::time::{Duration, Instant};
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_sol_types::{SolCall, SolValue, sol};
-use nml::commands::build::solc_for;
-use nml_compiler::Frontend;
-use nml_compiler::project::Project;
 use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{Executor, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::{Devnet, DevnetConfig, Mining};
 use ort::value::Tensor;
+
+#[path = "../tests/common/mod.rs"]
+mod common;
 
 sol! {
     function run(int128 seed);
@@ -174,19 +174,5 @@ fn send(devnet: &Devnet, client: Address, from: usize, seed: i128) {
 /// Builds the fixture project and returns `BenchClient`'s creation code.
 fn bench_client() -> Bytes {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inference");
-    let dir = tempfile::tempdir().expect("tempdir");
-    for sub in ["", "src"] {
-        std::fs::create_dir_all(dir.path().join(sub)).expect("mkdir");
-    }
-    std::fs::copy(fixtures.join("nml.toml"), dir.path().join("nml.toml")).expect("copy");
-    for entry in std::fs::read_dir(fixtures.join("src")).expect("src").flatten() {
-        std::fs::copy(entry.path(), dir.path().join("src").join(entry.file_name())).expect("copy");
-    }
-    let fe = Frontend::run(Project::open(dir.path()).expect("project"));
-    let out = nml_compiler::build::build(&fe, &|| solc_for(&fe)).expect("build");
-    assert!(!out.has_errors(), "{:#?}", out.diagnostics);
-    let unit = out.contracts.iter().find(|(_, c)| c == "BenchClient").expect("BenchClient");
-    let artifact = nml_compiler::solc::artifact_path(&fe.project.out_dir(), &unit.0, "BenchClient");
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(artifact).expect("artifact")).expect("json");
-    alloy_primitives::hex::decode(json["bytecode"]["object"].as_str().expect("bytecode")).expect("hex").into()
+    common::build(&fixtures, false, &["BenchClient"]).1.remove(0)
 }

@@ -4,14 +4,10 @@
 //! with alloy from the ABI of PROTOCOL.md, and answered — once as the
 //! mempool's simulation pass, once with a real result.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use alloy_primitives::{Address, Bytes, I256, U256, address};
 use alloy_sol_types::{SolCall, SolError, SolEvent, SolValue, sol};
-use nml::commands::build::solc_for;
-use nml_compiler::Frontend;
-use nml_compiler::build;
-use nml_compiler::project::Project;
 use revm::context::result::{ExecutionResult, Output};
 use revm::context::{Context, ContextTr, TxEnv};
 use revm::database::{CacheDB, EmptyDB};
@@ -19,6 +15,8 @@ use revm::interpreter::{CallInputs, CallOutcome, Gas, InstructionResult, Interpr
 use revm::primitives::TxKind;
 use revm::state::AccountInfo;
 use revm::{InspectCommitEvm, Inspector, MainBuilder, MainContext};
+
+mod common;
 
 // The precompile ABI exactly as PROTOCOL.md A1 states it.
 sol! {
@@ -63,34 +61,11 @@ impl<CTX: ContextTr> Inspector<CTX> for CapturingPrecompile {
     }
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            if entry.file_name() != "out" && entry.file_name() != "cache" {
-                copy_dir(&entry.path(), &target);
-            }
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 /// Builds a copy of an example and returns the creation bytecode of `contract`.
 fn build_example(name: &str, contract: &str) -> (tempfile::TempDir, Bytes) {
     let example = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples").join(name);
-    let dir = tempfile::tempdir().expect("tempdir");
-    copy_dir(&example, dir.path());
-    let fe = Frontend::run(Project::open(dir.path()).expect("open project"));
-    let out = build::build(&fe, &|| solc_for(&fe)).expect("build runs");
-    assert!(!out.has_errors(), "build failed: {:#?}", out.diagnostics);
-    let unit = out.contracts.iter().find(|(_, c)| c == contract).expect("contract built");
-    let artifact = nml_compiler::solc::artifact_path(&fe.project.out_dir(), &unit.0, contract);
-    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&artifact).expect("artifact")).expect("json");
-    let hex = json["bytecode"]["object"].as_str().expect("bytecode.object");
-    let code = alloy_primitives::hex::decode(hex).expect("hex bytecode");
-    (dir, code.into())
+    let (dir, mut codes) = common::build(&example, false, &[contract]);
+    (dir, codes.remove(0))
 }
 
 struct Chain {

@@ -12,6 +12,8 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
+mod common;
+
 const ETHERS: &str = "ethers@6.13.5";
 const WEB3PY: &str = "web3==7.6.0";
 
@@ -249,15 +251,7 @@ fn state_survives_a_restart_for_both_clients() {
 /// Copies `examples/<name>` into a temporary directory and builds it with the real binary.
 fn built_example(name: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    let source = repo().join("examples").join(name);
-    for sub in ["src", "models"] {
-        let to = dir.path().join(sub);
-        fs::create_dir_all(&to).unwrap();
-        for entry in fs::read_dir(source.join(sub)).unwrap().flatten() {
-            fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-    fs::copy(source.join("nml.toml"), dir.path().join("nml.toml")).unwrap();
+    common::copy_project(&repo().join("examples").join(name), dir.path());
     run_checked(Command::new(env!("CARGO_BIN_EXE_nml")).arg("build").arg(dir.path()), "nml build");
     dir
 }

@@ -7,22 +7,20 @@
 //! are exact: x = [1, 2, 3, 4] gives y = [2.75, 1.75, 0], returned at 18
 //! decimals.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes, I256, U256};
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_sol_types::{SolCall, SolEvent, sol};
-use nml::commands::build::solc_for;
-use nml_compiler::Frontend;
-use nml_compiler::build;
-use nml_compiler::project::Project;
 use nml_runtime::chain::{Served, TxReceipt};
 use nml_runtime::inference::{Executor, ModelRegistry, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::{OnMiss, PipeConfig};
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::{Devnet, DevnetConfig, Mining};
+
+mod common;
 
 sol! {
     struct Number { int128 value; int128 decimals; }
@@ -72,37 +70,13 @@ struct Fixtures {
     published: Bytes,
 }
 
-fn copy_dir(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).expect("mkdir");
-    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
-        let target = to.join(entry.file_name());
-        if entry.path().is_dir() {
-            if entry.file_name() != "out" && entry.file_name() != "cache" {
-                copy_dir(&entry.path(), &target);
-            }
-        } else {
-            std::fs::copy(entry.path(), &target).expect("copy");
-        }
-    }
-}
-
 fn fixtures() -> &'static Fixtures {
     static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
     FIXTURES.get_or_init(|| {
-        let dir = tempfile::tempdir().expect("tempdir");
-        copy_dir(&repo().join("tests/fixtures/inference"), dir.path());
-        let fe = Frontend::run(Project::open(dir.path()).expect("open project"));
-        let out = build::build(&fe, &|| solc_for(&fe)).expect("build runs");
-        assert!(!out.has_errors(), "build failed: {:#?}", out.diagnostics);
-        let bytecode = |contract: &str| -> Bytes {
-            let unit = out.contracts.iter().find(|(_, c)| c == contract).expect("contract built");
-            let artifact = nml_compiler::solc::artifact_path(&fe.project.out_dir(), &unit.0, contract);
-            let json: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(&artifact).expect("artifact")).expect("json");
-            let hex = json["bytecode"]["object"].as_str().expect("bytecode.object");
-            alloy_primitives::hex::decode(hex).expect("hex").into()
-        };
-        Fixtures { predictor: bytecode("Predictor"), published: bytecode("PublishedClient") }
+        let (_dir, codes) =
+            common::build(&repo().join("tests/fixtures/inference"), false, &["Predictor", "PublishedClient"]);
+        let [predictor, published] = <[Bytes; 2]>::try_from(codes).expect("two contracts");
+        Fixtures { predictor, published }
     })
 }
 

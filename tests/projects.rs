@@ -7,6 +7,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+
 const NML: &str = env!("CARGO_BIN_EXE_nml");
 
 fn repo() -> PathBuf {
@@ -56,14 +58,7 @@ fn every_template_passes_its_tests_right_after_nml_new() {
 #[test]
 fn the_language_example_passes_its_tests() {
     let dir = tempfile::tempdir().unwrap();
-    let example = repo().join("examples/quickstart");
-    for sub in ["src", "models", "test"] {
-        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
-        for entry in std::fs::read_dir(example.join(sub)).unwrap().flatten() {
-            std::fs::copy(entry.path(), dir.path().join(sub).join(entry.file_name())).unwrap();
-        }
-    }
-    std::fs::copy(example.join("nml.toml"), dir.path().join("nml.toml")).unwrap();
+    common::copy_project(&repo().join("examples/quickstart"), dir.path());
     let run = nml(dir.path(), &["test", "--json"]);
     assert!(run.status.success(), "{}", text(&run));
     let lines: Vec<serde_json::Value> =

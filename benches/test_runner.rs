@@ -1,0 +1,120 @@
+//! `nml test` speed (`cargo bench --bench test_runner`):
+//!
+//! - the wall time of `nml test` (the release binary: build with solc, ONNX
+//!   Runtime start, every test) on every example, median of 3 runs;
+//! - the runner's own overhead per test: 200 empty tests (no inference, a
+//!   few hundred gas of EVM), each forked from the post-`setUp` chain,
+//!   signed, pooled, simulated, mined and read back; median and p90 of the
+//!   per-test times, with 1 job and with the cores.
+//!
+//! Prints markdown tables for docs/benchmarks.md.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nml::commands::build::solc_for;
+use nml_compiler::Frontend;
+use nml_compiler::project::Project;
+use nml_runtime::chain::ChainConfig;
+use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
+use nml_runtime::mempool::PipeConfig;
+use nml_runtime::node::InferenceSetup;
+use nml_runtime::testing::{self, RunConfig, TestContract};
+use nml_runtime::{Devnet, DevnetConfig, Mining};
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+
+const EMPTY_TESTS: usize = 200;
+
+fn main() {
+    if !std::env::args().any(|a| a == "--bench") {
+        return;
+    }
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+
+    println!("| example | tests | `nml test` wall, median of 3 |");
+    println!("| --- | --- | --- |");
+    let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
+    let mut names: Vec<String> = std::fs::read_dir(&examples)
+        .expect("examples/")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    for name in names {
+        let (tests, wall) = nml_test_wall(&examples.join(&name));
+        println!("| {name} | {tests} | {:.0} ms |", wall.as_secs_f64() * 1e3);
+    }
+
+    let contract = empty_tests();
+    let library = nml::toolchain::onnxruntime::resolve(true).unwrap_or_else(|e| panic!("{e}")).path;
+    let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library)).unwrap_or_else(|e| panic!("{e}")));
+    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default() };
+    let devnet = || {
+        let chain =
+            ChainConfig { gas_limit: testing::TEST_GAS_LIMIT, unlimited_code_size: true, ..ChainConfig::default() };
+        Devnet::with_inference(DevnetConfig { chain, mining: Mining::Auto, state_file: None }, setup.clone())
+    };
+    println!();
+    println!("| {EMPTY_TESTS} empty tests | jobs | wall | per test, median (p90) |");
+    println!("| --- | --- | --- | --- |");
+    for jobs in [1, cores] {
+        let mut per_test = Vec::new();
+        let mut walls = Vec::new();
+        for _ in 0..3 {
+            let started = Instant::now();
+            let results = testing::run(std::slice::from_ref(&contract), &|_, _| true, &devnet, &RunConfig { jobs });
+            walls.push(started.elapsed());
+            assert_eq!(results.len(), EMPTY_TESTS);
+            assert!(results.iter().all(|r| r.passed()));
+            per_test.extend(results.iter().map(|r| r.duration));
+        }
+        walls.sort();
+        per_test.sort();
+        println!(
+            "| {EMPTY_TESTS} | {jobs} | {:.0} ms | {:.0} µs ({:.0} µs) |",
+            walls[1].as_secs_f64() * 1e3,
+            per_test[per_test.len() / 2].as_secs_f64() * 1e6,
+            per_test[per_test.len() * 9 / 10].as_secs_f64() * 1e6
+        );
+    }
+}
+
+/// Runs the release `nml test` on a copy of `project` three times.
+fn nml_test_wall(project: &Path) -> (usize, Duration) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    common::copy_project(project, dir.path());
+    let mut walls = Vec::new();
+    let mut tests = 0;
+    for _ in 0..3 {
+        let started = Instant::now();
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_nml")).arg("test").arg("--json").arg(dir.path()).output().expect("nml");
+        walls.push(started.elapsed());
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        tests = String::from_utf8_lossy(&out.stdout).lines().count();
+    }
+    walls.sort();
+    (tests, walls[1])
+}
+
+/// A test contract with `EMPTY_TESTS` empty tests, built by solc.
+fn empty_tests() -> TestContract {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"bench\"\n").expect("toml");
+    std::fs::create_dir_all(dir.path().join("test")).expect("mkdir");
+    let tests: String = (0..EMPTY_TESTS).map(|i| format!("    function test{i:03}() public {{}}\n")).collect();
+    let source = format!(
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\nimport \"@nml/nml/Test.sol\";\ncontract EmptyTest is Test {{\n    uint256 x;\n    function setUp() public {{ x = 1; }}\n{tests}}}\n"
+    );
+    std::fs::write(dir.path().join("test/Empty.t.sol"), source).expect("write");
+    let fe = Frontend::run(Project::open_with_tests(dir.path()).expect("project"));
+    let out = nml_compiler::build::build(&fe, &|| solc_for(&fe)).expect("build");
+    assert!(!out.has_errors(), "{:#?}", out.diagnostics);
+    let path = nml_compiler::solc::artifact_path(&fe.project.out_dir(), "test/Empty.t.sol", "EmptyTest");
+    let artifact: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("artifact")).expect("json");
+    TestContract::from_artifact("EmptyTest", "test/Empty.t.sol", &artifact).expect("contract")
+}

@@ -1,0 +1,51 @@
+//! Helpers shared by the end-to-end tests and the benches: copying a project
+//! and building it with the real compiler and solc.
+#![allow(dead_code, unreachable_pub)]
+
+use std::path::Path;
+
+use alloy_primitives::Bytes;
+use nml::commands::build::solc_for;
+use nml_compiler::Frontend;
+use nml_compiler::project::Project;
+
+/// Copies a project, following links (the examples link the templates) and
+/// leaving out build outputs.
+pub fn copy_project(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let name = entry.file_name();
+        if name == "out" || name == "cache" {
+            continue;
+        }
+        let target = to.join(&name);
+        if std::fs::metadata(entry.path()).is_ok_and(|m| m.is_dir()) {
+            copy_project(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).expect("copy");
+        }
+    }
+}
+
+/// Builds a copy of `project` (with its tests when `tests`) and returns the
+/// copy and the creation bytecode of each of `contracts`.
+pub fn build(project: &Path, tests: bool, contracts: &[&str]) -> (tempfile::TempDir, Vec<Bytes>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    copy_project(project, dir.path());
+    let opened = if tests { Project::open_with_tests(dir.path()) } else { Project::open(dir.path()) };
+    let fe = Frontend::run(opened.expect("open project"));
+    let out = nml_compiler::build::build(&fe, &|| solc_for(&fe)).expect("build runs");
+    assert!(!out.has_errors(), "build failed: {:#?}", out.diagnostics);
+    let codes = contracts
+        .iter()
+        .map(|contract| {
+            let unit = out.contracts.iter().find(|(_, c)| c == contract).expect("contract built");
+            let artifact = nml_compiler::solc::artifact_path(&fe.project.out_dir(), &unit.0, contract);
+            let json: serde_json::Value =
+                serde_json::from_slice(&std::fs::read(&artifact).expect("artifact")).expect("json");
+            let hex = json["bytecode"]["object"].as_str().expect("bytecode.object");
+            alloy_primitives::hex::decode(hex).expect("hex bytecode").into()
+        })
+        .collect();
+    (dir, codes)
+}
