@@ -63,7 +63,7 @@ fn the_language_example_passes_its_tests() {
     assert!(run.status.success(), "{}", text(&run));
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    assert_eq!(lines.len(), 4);
+    assert_eq!(lines.len(), 5);
     let volatile = lines.iter().find(|l| l["test"] == "testVolatileHourRaisesTheFee").expect("test");
     assert_eq!(volatile["outcome"]["status"], "pass");
     assert_eq!(volatile["inferences"], 1);
@@ -121,6 +121,7 @@ fn failures_are_reported_with_their_reason() {
     function testFailInverted() public { revert("expected"); }
     function testNeverEnds() public { uint256 i; while (true) { i++; } }
     function testUnknownCheatcode() public { (bool ok, bytes memory data) = address(vm).call(abi.encodeWithSignature("ffi(string[])", new string[](0))); require(ok, abi.decode(_strip(data), (string))); }
+    function testEnvAndLabel() public { vm.label(address(0xCAFE), "cafe"); assertEq(vm.envOr("NML_TEST_UNSET_VARIABLE", uint256(7)), 7); assertEq(vm.envOr("NML_TEST_FLAG", false), true); assertEq(vm.envOr("NML_TEST_UNSET_VARIABLE", string("x")), "x"); }
     function testDealAndWarp() public { vm.deal(address(0xCAFE), 7 ether); assertEq(address(0xCAFE).balance, 7 ether); vm.warp(1_000_000); assertEq(block.timestamp, 1_000_000); vm.roll(99); assertEq(block.number, 99); }
     function testExpectEmitSeesTheEvent() public { Emitter e = new Emitter(); vm.expectEmit(); emit Ping(5); e.ping(5); }
     function testExpectEmitMissesTheEvent() public { Emitter e = new Emitter(); vm.expectEmit(); emit Ping(5); e.ping(6); }
@@ -134,7 +135,12 @@ contract Emitter {
 "#;
     let dir = project_with_test(&test_contract(body));
     let junit = dir.path().join("junit.xml");
-    let run = nml(dir.path(), &["test", "--junit", junit.to_str().unwrap(), "--gas-report"]);
+    let run = Command::new(NML)
+        .args(["test", "--junit", junit.to_str().unwrap(), "--gas-report"])
+        .current_dir(dir.path())
+        .env("NML_TEST_FLAG", "true")
+        .output()
+        .unwrap();
     let out = text(&run);
     assert_eq!(run.status.code(), Some(1), "{out}");
     let line = |test: &str| {
@@ -147,13 +153,14 @@ contract Emitter {
     assert!(line("testNeverEnds").contains("ran out of gas"), "{out}");
     assert!(line("testUnknownCheatcode").contains("unknown cheatcode 0x"), "{out}");
     assert!(line("testDealAndWarp").starts_with("[PASS"), "{out}");
+    assert!(line("testEnvAndLabel").starts_with("[PASS"), "{out}");
     assert!(line("testExpectEmitSeesTheEvent").starts_with("[PASS"), "{out}");
     assert!(line("testExpectEmitMissesTheEvent").contains("expected event was not emitted"), "{out}");
     assert!(line("testExpectRevertWithoutRevert").contains("call did not revert as expected"), "{out}");
-    assert!(out.contains("test result: FAILED. 4 passed; 5 failed"), "{out}");
+    assert!(out.contains("test result: FAILED. 5 passed; 5 failed"), "{out}");
     assert!(out.contains("| Emitter | ping(uint256) |"), "{out}");
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.starts_with("<?xml") && xml.contains("tests=\"9\" failures=\"5\""), "{xml}");
+    assert!(xml.starts_with("<?xml") && xml.contains("tests=\"10\" failures=\"5\""), "{xml}");
     assert!(xml.contains("<failure message=\"sums: assertEq: 3 != 4\">"), "{xml}");
 
     let filtered = nml(dir.path(), &["test", "--match-test", "Passes|Inverted"]);

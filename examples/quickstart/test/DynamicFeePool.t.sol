@@ -36,6 +36,39 @@ contract DynamicFeePoolTest is Test {
         assertEq(uint256(pool.fee()), 3000);
     }
 
+    function input(int256 r) internal pure returns (ModelInput memory in_) {
+        TensorLib.Number[] memory values = new TensorLib.Number[](30);
+        for (uint256 i = 0; i < 30; i++) values[i] = TensorLib.Number(int128(r), 18);
+        uint32[] memory shape = new uint32[](2);
+        shape[0] = 1;
+        shape[1] = 30;
+        in_.numbers = new TensorLib.MultiDimensionalNumberTensor[](1);
+        in_.numbers[0] = TensorLib.MultiDimensionalNumberTensor("returns", values, shape);
+    }
+
+    function volatility(int128 vol) internal pure returns (ModelOutput memory out) {
+        TensorLib.Number[] memory values = new TensorLib.Number[](1);
+        values[0] = TensorLib.Number(vol, 18);
+        uint32[] memory shape = new uint32[](1);
+        shape[0] = 1;
+        out.numbers = new TensorLib.MultiDimensionalNumberTensor[](1);
+        out.numbers[0] = TensorLib.MultiDimensionalNumberTensor("vol", values, shape);
+    }
+
+    /// A mock for one input wins over a mock for the whole model; clearing
+    /// them brings the real model back.
+    function testInputMocksWinAndClearRestoresTheModel() public {
+        vm.mockInference(VOLATILITY, volatility(0.01e18));
+        vm.mockInference(VOLATILITY, input(0.2e18), volatility(0.3e18));
+        pool.update(hour(0.2e18));
+        assertEq(uint256(pool.fee()), 10000, "the input mock");
+        pool.update(hour(0.5e18));
+        assertEq(uint256(pool.fee()), 3000, "the model mock");
+        vm.clearInferenceMocks();
+        pool.update(hour(0.5e18));
+        assertEq(uint256(pool.fee()), 10000, "the real model");
+    }
+
     /// The devnet has no LLM backend yet: `ask` reverts with a clear reason.
     function testAskNeedsAnLlmBackend() public {
         vm.expectRevert(bytes("no LLM backend is configured on this devnet: runLLMCompletion cannot be served"));
