@@ -293,3 +293,20 @@ async fn dev_methods_work_over_rpc() {
     let fee = rpc(addr, "eth_feeHistory", json!(["0x1", "latest", [25, 75]])).await;
     assert_eq!(fee["result"]["baseFeePerGas"].as_array().unwrap().len(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn inference_methods_on_a_devnet_without_inference_are_clear_errors() {
+    let (_devnet, addr, _server) = start(DevnetConfig::default()).await;
+    for method in ["nml_listModels", "nml_mempoolStatus"] {
+        let (code, message) = error(&rpc(addr, method, json!([])).await);
+        assert_eq!(code, -32000, "{method}");
+        assert!(message.contains("runs without inference"), "{method}: {message}");
+    }
+    let (code, _) = error(&rpc(addr, "nml_registerModel", json!(["0x00"])).await);
+    assert_eq!(code, -32000);
+    let (code, message) = error(&rpc(addr, "nml_registerModel", json!([])).await);
+    assert_eq!(code, -32602, "{message}");
+    // An unknown transaction has no inference receipts.
+    let unknown = rpc(addr, "nml_getInferenceReceipts", json!([format!("0x{}", "00".repeat(32))])).await;
+    assert_eq!(unknown["result"], Value::Null);
+}
