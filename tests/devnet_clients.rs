@@ -325,3 +325,16 @@ fn a_damaged_state_file_is_a_clear_error_and_left_untouched() {
     assert!(stderr.contains("not a valid nml devnet state dump"), "{stderr}");
     assert_eq!(fs::read(&state).unwrap(), b"{ not json");
 }
+
+#[test]
+fn devnet_project_registers_models_under_the_ids_contracts_call() {
+    let project = repo().join("examples/quickstart");
+    let node = Node::start(&["--project", project.to_str().unwrap()]);
+    let output = Command::new(env!("CARGO_BIN_EXE_nml"))
+        .args(["models", "list", "--json", "--rpc", &node.url])
+        .output()
+        .unwrap();
+    let models: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let ids: Vec<&str> = models.as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
+    assert!(ids.contains(&"QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N"), "{ids:?}");
+}

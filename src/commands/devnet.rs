@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_runtime::chain::{ChainConfig, DEV_MNEMONIC, ETHER};
-use nml_runtime::inference::{Device, OnnxConfig, OnnxExecutor};
+use nml_runtime::inference::{Device, ModelRegistry, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::{OnMiss, PipeConfig};
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
@@ -53,6 +53,10 @@ pub struct DevnetArgs {
     /// (repeatable); each gets the id derived from its bytes.
     #[arg(long, value_name = "DIR")]
     pub models: Vec<PathBuf>,
+    /// Register the models of an nml project: each `model` declaration's ONNX
+    /// file under the id its contracts call, and its `models/*.onnx`.
+    #[arg(long, value_name = "PATH")]
+    pub project: Option<PathBuf>,
     /// Inference worker threads: how many requests run at once (default: the cores).
     #[arg(long, value_name = "N")]
     pub workers: Option<usize>,
@@ -74,7 +78,7 @@ pub struct DevnetArgs {
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
     /// Run without the inference precompile (ONNX Runtime is not needed).
-    #[arg(long, conflicts_with = "models")]
+    #[arg(long, conflicts_with_all = ["models", "project"])]
     pub no_inference: bool,
 }
 
@@ -150,6 +154,10 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
             .load_dir(dir)
             .map_err(|e| miette!("cannot register the models of {}: {e}", dir.display()))?;
     }
+    if let Some(path) = &args.project {
+        let project = nml_compiler::project::Project::open(path).map_err(|e| miette!("{e}"))?;
+        register_project_models(executor.registry(), &nml_compiler::Frontend::run(project))?;
+    }
     let pipe = PipeConfig {
         round_limit: args.max_rounds.max(1),
         on_miss: match args.on_miss {
@@ -160,6 +168,30 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
     };
     let registry = Some(Arc::clone(executor.registry()));
     Ok(InferenceSetup { executor, registry, pipe })
+}
+
+/// Registers a project's models: every model of its manifests (the `model`
+/// declarations with an `onnx` file) under the id its contracts call, and
+/// every `models/*.onnx` under the id derived from its bytes.
+pub fn register_project_models(registry: &ModelRegistry, fe: &nml_compiler::Frontend) -> miette::Result<()> {
+    let root = &fe.project.root;
+    let models_dir = root.join("models");
+    if models_dir.is_dir() {
+        registry
+            .load_dir(&models_dir)
+            .map_err(|e| miette!("cannot register the models of {}: {e}", models_dir.display()))?;
+    }
+    for manifest in &fe.manifests {
+        for model in &manifest.models {
+            let Some(onnx) = &model.onnx else { continue };
+            let file = root.join(onnx);
+            // The same file under the same id from another contract registers once.
+            registry
+                .register_file(&file, Some(&model.id))
+                .map_err(|e| miette!("cannot register model `{}` ({}): {e}", model.name, file.display()))?;
+        }
+    }
+    Ok(())
 }
 
 /// Runs the devnet until Ctrl-C or SIGTERM.

@@ -25,6 +25,7 @@ use regex::Regex;
 use serde_json::json;
 
 use super::build::{print_diagnostics, solc_for};
+use super::devnet::register_project_models;
 use crate::toolchain::onnxruntime;
 
 /// Exit status when the project has no tests.
@@ -156,31 +157,11 @@ fn regex(pattern: Option<&str>, flag: &str) -> miette::Result<Option<Regex>> {
     pattern.map(|p| Regex::new(p).map_err(|e| miette!("{flag}: not a valid regular expression: {e}"))).transpose()
 }
 
-/// ONNX Runtime with the project's models: every model of the build's
-/// manifests under its id, and every `models/*.onnx` under its derived id.
+/// ONNX Runtime with the project's models (see [`register_project_models`]).
 fn inference_setup(fe: &Frontend) -> miette::Result<InferenceSetup> {
     let library = onnxruntime::resolve(std::io::stderr().is_terminal()).map_err(|e| miette!("{e}"))?.path;
     let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library)).map_err(|e| miette!("{e}"))?);
-    let root = &fe.project.root;
-    let models_dir = root.join("models");
-    if models_dir.is_dir() {
-        executor
-            .registry()
-            .load_dir(&models_dir)
-            .map_err(|e| miette!("cannot register the models of {}: {e}", models_dir.display()))?;
-    }
-    for manifest in &fe.manifests {
-        for model in &manifest.models {
-            let Some(onnx) = &model.onnx else { continue };
-            let file = root.join(onnx);
-            match executor.registry().register_file(&file, Some(&model.id)) {
-                Ok(_) => {}
-                // The same model under the same id from another contract.
-                Err(nml_runtime::inference::InferenceError::IdTaken { .. }) => {}
-                Err(e) => return Err(miette!("cannot register model `{}` ({}): {e}", model.name, file.display())),
-            }
-        }
-    }
+    register_project_models(executor.registry(), fe)?;
     let registry = Some(Arc::clone(executor.registry()));
     Ok(InferenceSetup { executor, registry, pipe: PipeConfig::default() })
 }
