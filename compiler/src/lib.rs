@@ -104,10 +104,14 @@ impl Frontend {
         self.diagnostics.iter().any(Diagnostic::is_error)
     }
 
-    /// Parses every generated unit with solang-parser.
+    /// Parses every generated unit with solang-parser. The libraries
+    /// generated for `model`/`llm` declarations are blanked out first (same
+    /// offsets, so diagnostics still map): they are nml's own code, checked
+    /// by its tests and by solc, and on a file with many models they are
+    /// most of the text.
     fn validate_solidity(&mut self) {
         for unit in &self.units {
-            if let Err(errors) = solang_parser::parse(&unit.text, 0) {
+            if let Err(errors) = solang_parser::parse(&self.user_solidity(unit), 0) {
                 // solang reports cascades; the first error is the useful one.
                 if let Some(e) = errors.into_iter().next() {
                     let (start, end) = match e.loc {
@@ -125,6 +129,34 @@ impl Frontend {
                 }
             }
         }
+    }
+
+    /// `unit`'s text with the generated declaration libraries replaced by
+    /// spaces (newlines kept).
+    fn user_solidity(&self, unit: &GeneratedUnit) -> String {
+        let Some(ast) = &self.project.files[unit.file].ast else { return unit.text.clone() };
+        let declarations: Vec<std::ops::Range<usize>> = ast
+            .items
+            .iter()
+            .filter_map(|item| match item {
+                syntax::ast::Item::Model(m) => Some(m.span.range()),
+                syntax::ast::Item::Llm(l) => Some(l.span.range()),
+                _ => None,
+            })
+            .collect();
+        if declarations.is_empty() {
+            return unit.text.clone();
+        }
+        let mut bytes = unit.text.clone().into_bytes();
+        for segment in unit.map.segments.iter().filter(|s| !s.verbatim && declarations.contains(&s.source)) {
+            for byte in &mut bytes[segment.generated.clone()] {
+                if *byte != b'\n' {
+                    *byte = b' ';
+                }
+            }
+        }
+        // Whole characters were replaced by ASCII spaces.
+        String::from_utf8(bytes).unwrap_or_else(|_| unit.text.clone())
     }
 
     /// The sources for solc: generated units, then the stdlib (its test
