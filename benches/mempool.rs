@@ -13,7 +13,8 @@
 //! - **deduplication**: 256 transactions with the identical request, and how
 //!   many model runs they cost.
 //!
-//! Prints a markdown table for docs/benchmarks.md.
+//! Prints a markdown table for docs/benchmarks.md. `NML_BENCH_OVERHEAD_ONLY=1`
+//! (with `NML_BENCH_OVERHEAD_TXS=N`) runs only the overhead loop, for a profiler.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -61,8 +62,9 @@ fn main() {
     // Overhead: one transaction per block, paired with a bare run of its input.
     let mut session = one.registry().new_session(&id.parse().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     let (devnet, client) = chain(&one, &code, &id, Mining::Manual);
-    let (mut bare, mut block, mut overhead) = (Vec::new(), Vec::new(), Vec::new());
-    for seed in 1..=320i128 {
+    let (mut bare, mut block, mut overhead, mut evm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let overhead_txs: i128 = std::env::var("NML_BENCH_OVERHEAD_TXS").ok().and_then(|n| n.parse().ok()).unwrap_or(320);
+    for seed in 1..=overhead_txs {
         send(&devnet, client, 0, seed);
         let x: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0 + seed as f32) / 100.0).collect();
         let value = Tensor::from_array(([1usize, 64], x)).unwrap_or_else(|e| panic!("{e}"));
@@ -75,13 +77,25 @@ fn main() {
         let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
         let full = started.elapsed();
         assert!(mined.receipts.iter().all(|r| r.success && r.inference.len() == 1));
+        // One EVM execution of the same call, its result now known: what each
+        // of the three passes (two simulation rounds, inclusion) costs in revm.
+        let call = TransactionRequest::default().to(client).input(runCall { seed }.abi_encode().into());
+        let started = Instant::now();
+        devnet.call(call, None, None).unwrap_or_else(|e| panic!("{e}"));
+        let one_pass = started.elapsed();
         if seed > 20 {
             bare.push(raw);
             block.push(full);
             overhead.push(full.as_secs_f64() - raw.as_secs_f64());
+            evm.push(one_pass);
         }
     }
     drop(devnet);
+    if std::env::var_os("NML_BENCH_OVERHEAD_ONLY").is_some() {
+        // For profiling the per-transaction path (`perf record`).
+        println!("overhead median {:.0} µs", overhead[overhead.len() / 2] * 1e6);
+        return;
+    }
 
     // Parallel speedup: a fresh chain per round, so no result is known yet.
     let round = |executor: &Arc<OnnxExecutor>| {
@@ -122,10 +136,18 @@ fn main() {
     println!("| --- | --- |");
     println!("| bare `session.run`, median | {:.3} ms |", ms(median(&mut bare)));
     println!("| block of one inference transaction, median | {:.3} ms |", ms(median(&mut block)));
+    let pass_us = median(&mut evm).as_secs_f64() * 1e6;
+    println!("| one EVM execution of the transaction (`eth_call`, result known), median | {pass_us:.0} µs |");
     println!(
         "| overhead per inference transaction (paired), median (p90) | {:.0} µs ({:.0} µs) |",
         overhead_sorted[overhead_sorted.len() / 2] * 1e6,
         overhead_sorted[overhead_sorted.len() * 9 / 10] * 1e6
+    );
+    let overhead_median = overhead_sorted[overhead_sorted.len() / 2] * 1e6;
+    println!(
+        "| of the overhead: 3 EVM passes / the rest (ABI, dispatch, records, block) | {:.0} µs / {:.0} µs |",
+        3.0 * pass_us,
+        overhead_median - 3.0 * pass_us
     );
     println!("| {TXS} transactions, 1 worker, median of 5 | {serial_ms:.1} ms |");
     println!("| {TXS} transactions, {workers} workers, median of 5 | {parallel_ms:.1} ms |");

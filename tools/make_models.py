@@ -279,7 +279,7 @@ def slow():
 
 
 BENCH_ROWS = 256
-BENCH_LAYERS = 3
+BENCH_LAYERS = 12
 
 
 def bench_weights():

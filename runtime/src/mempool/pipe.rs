@@ -38,6 +38,7 @@
 //! Known results are shared by every phase: identical requests run once, in
 //! whatever phase first meets them.
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
 use std::sync::Arc;
@@ -58,6 +59,19 @@ use crate::chain::{InferenceRecord, PoolTx, Served};
 use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
 use crate::inference::abi::runModelInferenceCall;
 use crate::inference::{Executor, InferenceCall, ModelInferenceRequest, ModelOutput, Timed, request_id};
+
+thread_local! {
+    /// What the simulation running on this thread met: every request id, and
+    /// the requests that were not known. Simulations of different
+    /// transactions run on different threads at once.
+    static MET: RefCell<Met> = RefCell::new(Met::default());
+}
+
+#[derive(Debug, Default)]
+struct Met {
+    ids: Vec<B256>,
+    unknown: Vec<(B256, ModelInferenceRequest)>,
+}
 
 /// The inference precompile's address (PROTOCOL.md A1).
 pub const INFERENCE_PRECOMPILE: Address = address!("00000000000000000000000000000000000000F4");
@@ -223,9 +237,6 @@ struct Current {
 #[derive(Debug, Default)]
 struct Shared {
     known: HashMap<B256, Arc<Known>>,
-    /// Requests of the simulation running now: every one met, and the unknown ones.
-    met: Vec<B256>,
-    misses: Vec<(B256, ModelInferenceRequest)>,
     /// The batch being built, by transaction hash.
     prepared: HashMap<B256, TxPrep>,
     /// How often each pending transaction was deferred.
@@ -338,13 +349,15 @@ impl Pipe {
     }
 
     fn simulate(&self, id: B256, request: ModelInferenceRequest) -> Answer {
-        let mut s = self.shared.lock();
-        s.met.push(id);
-        if let Some(known) = s.known.get(&id) {
-            return known.answer();
-        }
-        s.misses.push((id, request));
-        Answer::Return(InferenceCall::encode_model_output(&ModelOutput::simulation()).into())
+        let known = self.shared.lock().known.get(&id).map(|k| k.answer());
+        MET.with(|met| {
+            let mut met = met.borrow_mut();
+            met.ids.push(id);
+            if known.is_none() {
+                met.unknown.push((id, request));
+            }
+        });
+        known.unwrap_or_else(|| Answer::Return(InferenceCall::encode_model_output(&ModelOutput::simulation()).into()))
     }
 
     fn include(&self, id: B256, request: &ModelInferenceRequest) -> Answer {
@@ -443,17 +456,38 @@ impl Pipe {
         s.rounds_run += 1;
     }
 
-    /// Simulates one transaction; returns the requests it met and the unknown ones.
-    fn simulate_tx(&self, ctx: &StageContext<'_>, tx: &PoolTx) -> (Vec<B256>, Vec<(B256, ModelInferenceRequest)>) {
-        {
-            let mut s = self.shared.lock();
-            s.met.clear();
-            s.misses.clear();
-        }
+    /// Simulates one transaction on this thread; returns what it met.
+    fn simulate_tx(&self, ctx: &StageContext<'_>, tx: &PoolTx) -> Met {
+        MET.with(|met| *met.borrow_mut() = Met::default());
         // An invalid transaction is the builder's to drop; it met nothing.
         let _ = ctx.simulate_alone(tx);
-        let mut s = self.shared.lock();
-        (std::mem::take(&mut s.met), std::mem::take(&mut s.misses))
+        MET.with(|met| std::mem::take(&mut *met.borrow_mut()))
+    }
+
+    /// Simulates `txs`, each on its own, side by side on the machine's cores
+    /// (one transaction is simulated on the calling thread); results in order.
+    fn simulate_all(&self, ctx: &StageContext<'_>, txs: &[&Arc<PoolTx>]) -> Vec<Met> {
+        let threads = std::thread::available_parallelism().map_or(1, usize::from).min(txs.len());
+        if threads <= 1 {
+            return txs.iter().map(|tx| self.simulate_tx(ctx, tx)).collect();
+        }
+        let chunk = txs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = txs
+                .chunks(chunk)
+                .map(|part| {
+                    (
+                        part.len(),
+                        scope.spawn(move || part.iter().map(|tx| self.simulate_tx(ctx, tx)).collect::<Vec<_>>()),
+                    )
+                })
+                .collect();
+            // A simulation that panicked met nothing; inclusion decides.
+            handles
+                .into_iter()
+                .flat_map(|(len, h)| h.join().unwrap_or_else(|_| (0..len).map(|_| Met::default()).collect()))
+                .collect()
+        })
     }
 }
 
@@ -474,8 +508,8 @@ impl PreExecution for Pipe {
             let mut unknown: Vec<(B256, ModelInferenceRequest)> = Vec::new();
             let mut seen: HashSet<B256> = HashSet::new();
             let mut again = Vec::new();
-            for tx in todo {
-                let (met, misses) = self.simulate_tx(ctx, tx);
+            let simulations = self.simulate_all(ctx, &todo);
+            for (tx, Met { ids: met, unknown: misses }) in todo.into_iter().zip(simulations) {
                 let prep = prepared.entry(tx.hash).or_default();
                 for (id, _) in &misses {
                     prep.found.entry(*id).or_insert(round);
