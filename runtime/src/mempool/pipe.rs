@@ -154,6 +154,9 @@ struct Known {
     mode: u8,
     input_hash: B256,
     took: Duration,
+    /// The gas of the request ([`request_gas`]); unknown for a result read
+    /// back from a record (its calls then take the slow path).
+    gas: Option<u64>,
 }
 
 impl Known {
@@ -165,6 +168,7 @@ impl Known {
             mode: request.mode,
             input_hash: keccak256(request.input.abi_encode()),
             took: run.took,
+            gas: Some(request_gas(request)),
         }
     }
 
@@ -177,6 +181,7 @@ impl Known {
             mode: record.mode,
             input_hash: record.input_hash,
             took: Duration::from_micros(record.duration_us),
+            gas: None,
         }
     }
 
@@ -328,6 +333,9 @@ impl Pipe {
 
     /// Answers one call to the precompile in `phase`.
     fn answer(&self, phase: Phase, calldata: &[u8], gas_limit: u64) -> InterpreterResult {
+        if let Some(fast) = self.answer_known(phase, calldata, gas_limit) {
+            return fast;
+        }
         let request = match InferenceCall::decode(calldata) {
             Ok(InferenceCall::Model(request)) => request,
             Ok(InferenceCall::LlmCompletion(_)) => return no_llm("runLLMCompletion", gas_limit),
@@ -348,6 +356,42 @@ impl Pipe {
         result(answer, gas, gas_limit)
     }
 
+    /// The fast path for a known result: canonical calldata (what solc and
+    /// every standard encoder write) hashes to the request id as it is, so a
+    /// known request is served without decoding it. Non-canonical calldata
+    /// misses here and takes the slow path, which identifies it by its
+    /// canonical re-encoding.
+    fn answer_known(&self, phase: Phase, calldata: &[u8], gas_limit: u64) -> Option<InterpreterResult> {
+        let args = calldata.strip_prefix(runModelInferenceCall::SELECTOR.as_slice())?;
+        let id = keccak256(args);
+        let mut s = self.shared.lock();
+        let known = Arc::clone(s.known.get(&id)?);
+        let gas = known.gas?;
+        if gas > gas_limit {
+            return Some(out_of_gas(gas_limit));
+        }
+        let answer = match phase {
+            Phase::Simulation => {
+                drop(s);
+                MET.with(|met| met.borrow_mut().ids.push(id));
+                known.answer()
+            }
+            Phase::Inclusion => Self::serve_included(&mut s, id, &known),
+            Phase::Call | Phase::Replay => known.answer(),
+        };
+        Some(result(answer, gas, gas_limit))
+    }
+
+    /// Serves a known result at inclusion and records it for the receipt.
+    fn serve_included(s: &mut Shared, id: B256, known: &Known) -> Answer {
+        let round = s.prep_of_current().and_then(|p| p.found.get(&id).copied());
+        let served = if round.is_some() { Served::PreExecuted } else { Served::Cached };
+        if let Some(current) = s.current.as_mut() {
+            current.records.push(known.record(id, round, served));
+        }
+        known.answer()
+    }
+
     fn simulate(&self, id: B256, request: ModelInferenceRequest) -> Answer {
         let known = self.shared.lock().known.get(&id).map(|k| k.answer());
         MET.with(|met| {
@@ -363,13 +407,7 @@ impl Pipe {
     fn include(&self, id: B256, request: &ModelInferenceRequest) -> Answer {
         let mut s = self.shared.lock();
         if let Some(known) = s.known.get(&id).cloned() {
-            let round = s.prep_of_current().and_then(|p| p.found.get(&id).copied());
-            let served = if round.is_some() { Served::PreExecuted } else { Served::Cached };
-            let answer = known.answer();
-            if let Some(current) = s.current.as_mut() {
-                current.records.push(known.record(id, round, served));
-            }
-            return answer;
+            return Self::serve_included(&mut s, id, &known);
         }
         if s.prep_of_current().is_some_and(|p| p.exhausted) {
             let limit = self.config.round_limit;
@@ -383,6 +421,7 @@ impl Pipe {
                 mode: request.mode,
                 input_hash: keccak256(request.input.abi_encode()),
                 took: Duration::ZERO,
+                gas: Some(request_gas(request)),
             };
             let answer = known.answer();
             if let Some(current) = s.current.as_mut() {
@@ -666,4 +705,95 @@ pub fn record_json(record: &InferenceRecord) -> serde_json::Value {
         }
     }
     json
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicUsize;
+
+    use alloy_sol_types::SolCall;
+
+    use super::*;
+    use crate::inference::abi::{MultiDimensionalNumberTensor, Number};
+    use crate::inference::{InferenceError, ModelId, ModelInput};
+
+    /// Test double: answers every request with one fixed tensor and counts runs.
+    #[derive(Default)]
+    struct CountingExecutor {
+        runs: AtomicUsize,
+    }
+
+    impl Executor for CountingExecutor {
+        fn run(&self, _model: &ModelId, _input: &ModelInput) -> Result<ModelOutput, InferenceError> {
+            self.runs.fetch_add(1, Ordering::Relaxed);
+            let y = MultiDimensionalNumberTensor {
+                name: "y".into(),
+                values: vec![Number { value: 7, decimals: 0 }],
+                shape: vec![1],
+            };
+            Ok(ModelOutput { numbers: vec![y], ..ModelOutput::default() })
+        }
+    }
+
+    fn request() -> ModelInferenceRequest {
+        let x = MultiDimensionalNumberTensor {
+            name: "x".into(),
+            values: vec![Number { value: 1, decimals: 0 }],
+            shape: vec![1],
+        };
+        ModelInferenceRequest {
+            mode: 0,
+            modelCID: "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N".into(),
+            input: ModelInput { numbers: vec![x], strings: vec![] },
+        }
+    }
+
+    #[test]
+    fn non_canonical_calldata_names_the_same_request() {
+        let executor = Arc::new(CountingExecutor::default());
+        let pipe = Pipe::new(executor.clone(), PipeConfig::default());
+        let canonical = runModelInferenceCall { request: request() }.abi_encode();
+        let first = pipe.answer(Phase::Call, &canonical, 1_000_000);
+        assert_eq!(first.result, InstructionResult::Return);
+        // The same request with its tuple 32 bytes further on: valid ABI, other bytes.
+        let mut other = canonical[..4].to_vec();
+        other.extend_from_slice(&alloy_primitives::U256::from(0x40).to_be_bytes::<32>());
+        other.extend_from_slice(&[0u8; 32]);
+        other.extend_from_slice(&canonical[36..]);
+        assert_ne!(keccak256(&other[4..]), keccak256(&canonical[4..]));
+        let second = pipe.answer(Phase::Call, &other, 1_000_000);
+        assert_eq!(second.output, first.output);
+        assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "served as the known request");
+        assert_eq!(pipe.status().inferences_run, 1);
+    }
+
+    #[test]
+    fn gas_is_charged_by_input_size_and_a_short_limit_halts() {
+        let pipe = Pipe::new(Arc::new(CountingExecutor::default()), PipeConfig::default());
+        let calldata = runModelInferenceCall { request: request() }.abi_encode();
+        let gas = request_gas(&request());
+        assert_eq!(gas, GAS_BASE + GAS_PER_ELEMENT);
+        let ok = pipe.answer(Phase::Call, &calldata, gas);
+        assert_eq!((ok.result, ok.gas.remaining()), (InstructionResult::Return, 0));
+        let short = pipe.answer(Phase::Call, &calldata, gas - 1);
+        assert_eq!(short.result, InstructionResult::PrecompileOOG);
+    }
+
+    #[test]
+    fn simulation_answers_unknown_requests_with_the_empty_flagged_output() {
+        let executor = Arc::new(CountingExecutor::default());
+        let pipe = Pipe::new(executor.clone(), PipeConfig::default());
+        let calldata = runModelInferenceCall { request: request() }.abi_encode();
+        let answer = pipe.answer(Phase::Simulation, &calldata, 1_000_000);
+        let output = runModelInferenceCall::abi_decode_returns(&answer.output).unwrap();
+        assert!(output.is_simulation_result && output.numbers.is_empty());
+        let met = MET.with(|m| std::mem::take(&mut *m.borrow_mut()));
+        assert_eq!(met.unknown.len(), 1);
+        assert_eq!(met.unknown[0].0, request_id(&request()));
+        assert_eq!(executor.runs.load(Ordering::Relaxed), 0, "a simulation never runs a model");
+        // A replay of a request never recorded reverts instead of running it.
+        let replay = pipe.answer(Phase::Replay, &calldata, 1_000_000);
+        assert_eq!(replay.result, InstructionResult::Revert);
+        assert_eq!(executor.runs.load(Ordering::Relaxed), 0);
+    }
 }
