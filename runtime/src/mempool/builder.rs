@@ -9,7 +9,7 @@ use alloy_primitives::{Address, B256, logs_bloom};
 use revm::primitives::KECCAK_EMPTY;
 
 use crate::chain::{Chain, InferenceRecord, NextBlock, PoolTx, SealedBlock, TxReceipt};
-use crate::evm::{DevExecutor, EvmSetup, ExecOptions, Executor, InvalidTx, Phase, TxOutcome};
+use crate::evm::{Checkpoint, DevExecutor, EvmSetup, ExecOptions, Executor, InvalidTx, Phase, TxOutcome};
 
 /// What the pre-execution stage decided for a batch.
 #[derive(Debug, Clone, Default)]
@@ -20,6 +20,24 @@ pub struct Prepared {
     pub defer: Vec<Arc<PoolTx>>,
     /// Transactions to drop from the pool, with the reason.
     pub drop: Vec<(Arc<PoolTx>, String)>,
+    /// The first transaction of `include`, already executed by the stage on
+    /// the head state exactly as inclusion would execute it: the builder takes
+    /// its outcome and state instead of executing it again.
+    pub first: Option<PreIncluded>,
+}
+
+/// A transaction the stage has executed on the head state with the answers
+/// inclusion would give (see [`Prepared::first`]).
+#[derive(Debug, Clone)]
+pub struct PreIncluded {
+    /// The transaction.
+    pub tx: B256,
+    /// What executing it did.
+    pub outcome: TxOutcome,
+    /// The executor's state after it.
+    pub state: Checkpoint,
+    /// The inference records for its receipt.
+    pub records: Vec<InferenceRecord>,
 }
 
 /// A stage that runs over each ordered batch before the block builder
@@ -99,10 +117,25 @@ impl StageContext<'_> {
     /// inference mempool simulates a transaction when it arrives: without the
     /// transactions before it in the batch, so its nonce is not checked.
     pub fn simulate_alone(&self, tx: &PoolTx) -> Result<TxOutcome, InvalidTx> {
+        self.simulate_alone_keeping(tx).0
+    }
+
+    /// [`StageContext::simulate_alone`], and the executor's state after it.
+    pub fn simulate_alone_keeping(&self, tx: &PoolTx) -> (Result<TxOutcome, InvalidTx>, Checkpoint) {
         let options = ExecOptions { call: true, ..self.options };
         let mut executor =
             DevExecutor::new(self.chain.latest(), self.next.block_env(), options, self.evm, Phase::Simulation);
-        executor.execute(tx.tx_env())
+        let outcome = executor.execute(tx.tx_env());
+        (outcome, executor.checkpoint())
+    }
+
+    /// Whether a simulation of `tx` alone on the head state executes it
+    /// exactly as inclusion would as the block's first transaction: its nonce
+    /// is the sender's next one and no inspector (which may behave by phase)
+    /// is installed.
+    pub fn simulation_is_inclusion(&self, tx: &PoolTx) -> bool {
+        self.evm.inspectors.is_none()
+            && self.chain.latest().header(tx.sender).map(|h| h.nonce).unwrap_or_default() == tx.nonce()
     }
 
     /// Whether `tx` can run any code: false for a plain transfer to an
@@ -162,16 +195,27 @@ impl BlockBuilder<'_> {
         let mut receipts: Vec<TxReceipt> = Vec::with_capacity(prepared.include.len());
         let mut cumulative = 0u64;
         let mut skipped_senders: Vec<Address> = Vec::new();
+        let mut first = prepared.first;
         for tx in prepared.include {
+            // Only the very first transaction can start from the head state.
+            let pre = first.take().filter(|p| p.tx == tx.hash);
             if skipped_senders.contains(&tx.sender) || cumulative + tx.gas_limit() > next.gas_limit {
                 // Later nonces of a sender that did not fit cannot go first.
                 skipped_senders.push(tx.sender);
                 deferred.push(tx);
                 continue;
             }
-            let checkpoint = self.stage.begin_inclusion(&tx).then(|| executor.checkpoint());
-            let result = executor.execute(tx.tx_env());
-            let inclusion = self.stage.end_inclusion(&tx);
+            let (result, inclusion, checkpoint) = match pre {
+                Some(pre) => {
+                    executor.restore(pre.state);
+                    (Ok(pre.outcome), Inclusion::Keep(pre.records), None)
+                }
+                None => {
+                    let checkpoint = self.stage.begin_inclusion(&tx).then(|| executor.checkpoint());
+                    let result = executor.execute(tx.tx_env());
+                    (result, self.stage.end_inclusion(&tx), checkpoint)
+                }
+            };
             match (result, inclusion) {
                 (Ok(_), Inclusion::Defer) => {
                     if let Some(checkpoint) = checkpoint {

@@ -54,9 +54,9 @@ use revm::primitives::AddressSet;
 use revm::primitives::hardfork::SpecId;
 use serde::Serialize;
 
-use super::builder::{Inclusion, PreExecution, Prepared, StageContext};
+use super::builder::{Inclusion, PreExecution, PreIncluded, Prepared, StageContext};
 use crate::chain::{InferenceRecord, PoolTx, Served};
-use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
+use crate::evm::{Checkpoint, EvmContext, EvmPrecompiles, InvalidTx, Phase, PrecompileFactory, TxOutcome};
 use crate::inference::abi::runModelInferenceCall;
 use crate::inference::{Executor, InferenceCall, ModelInferenceRequest, ModelOutput, Timed, request_id};
 
@@ -543,12 +543,28 @@ impl PreExecution for Pipe {
             prepared.insert(tx.hash, TxPrep::default());
         }
         let mut found_in: HashMap<B256, u32> = HashMap::new();
+        // The block's first transaction starts from the head state: its last
+        // simulation can stand as its inclusion (one EVM pass fewer).
+        let first = batch.first().filter(|tx| todo.first() == Some(tx) && ctx.simulation_is_inclusion(tx));
+        let mut first_done: Option<(Result<TxOutcome, InvalidTx>, Checkpoint, Vec<B256>)> = None;
         for round in 1..=self.config.round_limit.saturating_add(1) {
             let mut unknown: Vec<(B256, ModelInferenceRequest)> = Vec::new();
             let mut seen: HashSet<B256> = HashSet::new();
             let mut again = Vec::new();
-            let simulations = self.simulate_all(ctx, &todo);
-            for (tx, Met { ids: met, unknown: misses }) in todo.into_iter().zip(simulations) {
+            let (lead, rest): (Vec<&Arc<PoolTx>>, Vec<&Arc<PoolTx>>) =
+                todo.iter().partition(|tx| first.is_some_and(|f| f.hash == tx.hash));
+            let mut simulations = self.simulate_all(ctx, &rest);
+            if let Some(tx) = lead.first() {
+                MET.with(|met| *met.borrow_mut() = Met::default());
+                let (outcome, state) = ctx.simulate_alone_keeping(tx);
+                let met = MET.with(|met| std::mem::take(&mut *met.borrow_mut()));
+                if met.unknown.is_empty() {
+                    first_done = Some((outcome, state, met.ids.clone()));
+                }
+                simulations.insert(0, met);
+            }
+            let order: Vec<&Arc<PoolTx>> = lead.into_iter().chain(rest).collect();
+            for (tx, Met { ids: met, unknown: misses }) in order.into_iter().zip(simulations) {
                 let prep = prepared.entry(tx.hash).or_default();
                 for (id, _) in &misses {
                     prep.found.entry(*id).or_insert(round);
@@ -579,9 +595,25 @@ impl PreExecution for Pipe {
             todo = again;
         }
         let mut s = self.shared.lock();
+        let pre_included = match (first, first_done) {
+            (Some(tx), Some((Ok(outcome), state, ids))) => {
+                let prep = prepared.get(&tx.hash);
+                let records: Option<Vec<InferenceRecord>> = ids
+                    .iter()
+                    .map(|id| {
+                        let known = s.known.get(id)?;
+                        let round = prep.and_then(|p| p.found.get(id).copied());
+                        let served = if round.is_some() { Served::PreExecuted } else { Served::Cached };
+                        Some(known.record(*id, round, served))
+                    })
+                    .collect();
+                records.map(|records| PreIncluded { tx: tx.hash, outcome, state, records })
+            }
+            _ => None,
+        };
         s.prepared = prepared;
         s.preparing = 0;
-        Prepared { include: batch, ..Prepared::default() }
+        Prepared { include: batch, first: pre_included, ..Prepared::default() }
     }
 
     fn begin_inclusion(&self, tx: &PoolTx) -> bool {
