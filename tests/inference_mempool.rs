@@ -225,6 +225,13 @@ fn the_round_limit_fails_the_request_it_cuts_off() {
     let reason = alloy_sol_types::decode_revert_reason(&receipt.output).unwrap_or_default();
     assert!(reason.contains("inference round limit exceeded"), "{reason}");
     assert_eq!(net.runs(), 1, "the cut-off request never ran");
+    // A replay gives the cut-off request the same answer.
+    let opts = serde_json::from_value(serde_json::json!({ "tracer": "callTracer" })).unwrap();
+    let trace = serde_json::to_value(net.devnet.trace_transaction(hash, opts).expect("trace")).unwrap();
+    let calls = trace["calls"].as_array().expect("calls");
+    assert_eq!(calls.len(), 2, "{trace}");
+    let recorded = &net.receipt(hash).inference[1];
+    assert_eq!(calls[1]["output"], serde_json::to_value(&recorded.output).unwrap());
 }
 
 #[test]
@@ -323,6 +330,14 @@ fn failing_inferences_revert_with_a_reason_that_try_catch_catches() {
     assert!(net.receipt(hash).success);
     let reason = net.view(Predictor::lastErrorCall {});
     assert!(reason.contains(&format!("unknown model `{unknown}`")), "{reason}");
+
+    // The model is registered under that id later: the failure is not kept.
+    let bytes = std::fs::read(model_file("mlp")).unwrap();
+    net.devnet.register_model(bytes, Some(unknown)).expect("register");
+    let hash = net.send(0, Predictor::tryPredictCall { id: unknown.into(), x: x([1, 2, 3, 4]) });
+    let receipt = net.receipt(hash);
+    assert!(receipt.success && receipt.inference[0].success, "{receipt:?}");
+    assert_eq!(net.last(), [275 * E18 / 100, 175 * E18 / 100, 0]);
 
     let mlp = net.models.mlp.clone();
     let reason = caught(&net, request(&mlp, vec![tensor("z", &[1, 2, 3, 4], &[1, 4])], vec![]));

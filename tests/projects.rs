@@ -63,7 +63,7 @@ fn the_language_example_passes_its_tests() {
     assert!(run.status.success(), "{}", text(&run));
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    assert_eq!(lines.len(), 5);
+    assert_eq!(lines.len(), 6);
     let volatile = lines.iter().find(|l| l["test"] == "testVolatileHourRaisesTheFee").expect("test");
     assert_eq!(volatile["outcome"]["status"], "pass");
     assert_eq!(volatile["inferences"], 1);
@@ -126,12 +126,27 @@ fn failures_are_reported_with_their_reason() {
     function testExpectEmitSeesTheEvent() public { Emitter e = new Emitter(); vm.expectEmit(); emit Ping(5); e.ping(5); }
     function testExpectEmitMissesTheEvent() public { Emitter e = new Emitter(); vm.expectEmit(); emit Ping(5); e.ping(6); }
     function testExpectRevertWithoutRevert() public { Emitter e = new Emitter(); vm.expectRevert(); e.ping(1); }
+    function testExpectRevertNeverFollowed() public { vm.expectRevert(); }
+    function testPrankedCreate() public { vm.prank(address(0xB0B)); Owned o = new Owned(); assertEq(o.owner(), address(0xB0B)); assertEq(new Owned().owner(), address(this)); }
+    function testExpectRevertOnCreate() public { vm.expectRevert(bytes("no")); new Refuses(); }
     function _strip(bytes memory data) internal pure returns (bytes memory out) { out = new bytes(data.length - 4); for (uint256 i = 0; i < out.length; i++) out[i] = data[i + 4]; }
 }
 
 contract Emitter {
     event Ping(uint256 n);
     function ping(uint256 n) external { emit Ping(n); }
+}
+
+contract Owned {
+    address public owner = msg.sender;
+}
+
+contract Refuses {
+    constructor() { revert("no"); }
+}
+
+abstract contract Inherited is Test {
+    function testOnlyInSubcontracts() public { assertTrue(false); }
 "#;
     let dir = project_with_test(&test_contract(body));
     let junit = dir.path().join("junit.xml");
@@ -157,10 +172,14 @@ contract Emitter {
     assert!(line("testExpectEmitSeesTheEvent").starts_with("[PASS"), "{out}");
     assert!(line("testExpectEmitMissesTheEvent").contains("expected event was not emitted"), "{out}");
     assert!(line("testExpectRevertWithoutRevert").contains("call did not revert as expected"), "{out}");
-    assert!(out.contains("test result: FAILED. 5 passed; 5 failed"), "{out}");
+    assert!(line("testExpectRevertNeverFollowed").contains("vm.expectRevert() was not followed by a call"), "{out}");
+    assert!(line("testPrankedCreate").starts_with("[PASS"), "{out}");
+    assert!(line("testExpectRevertOnCreate").starts_with("[PASS"), "{out}");
+    assert!(!out.contains("Case.t.sol:Inherited"), "abstract contracts do not run: {out}");
+    assert!(out.contains("test result: FAILED. 7 passed; 6 failed"), "{out}");
     assert!(out.contains("| Emitter | ping(uint256) |"), "{out}");
     let xml = std::fs::read_to_string(&junit).unwrap();
-    assert!(xml.starts_with("<?xml") && xml.contains("tests=\"10\" failures=\"5\""), "{xml}");
+    assert!(xml.starts_with("<?xml") && xml.contains("tests=\"13\" failures=\"6\""), "{xml}");
     assert!(xml.contains("<failure message=\"sums: assertEq: 3 != 4\">"), "{xml}");
 
     let filtered = nml(dir.path(), &["test", "--match-test", "Passes|Inverted"]);
@@ -180,4 +199,16 @@ fn a_reverting_set_up_fails_every_test_with_its_reason() {
     let out = text(&run);
     assert_eq!(run.status.code(), Some(1), "{out}");
     assert_eq!(out.matches("setUp() failed: no funds").count(), 2, "{out}");
+}
+
+#[test]
+fn warp_and_mocks_in_set_up_hold_in_every_test() {
+    let body = r#"
+    function setUp() public { vm.warp(5_000); vm.roll(77); }
+    function testTime() public { assertEq(block.timestamp, 5_000); assertEq(block.number, 77); }
+    function testTimeAgain() public { vm.warp(9_000); assertEq(block.timestamp, 9_000); }
+"#;
+    let dir = project_with_test(&test_contract(body));
+    let run = nml(dir.path(), &["test"]);
+    assert!(run.status.success(), "{}", text(&run));
 }

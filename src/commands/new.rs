@@ -128,6 +128,9 @@ pub fn run(args: NewArgs) -> miette::Result<ExitCode> {
 
 /// The last component of `path`, which must make a valid project name.
 fn project_name(path: &Path) -> miette::Result<String> {
+    // `nml new .` takes the current directory's name.
+    let absolute = if path.file_name().is_none() { std::path::absolute(path).ok() } else { None };
+    let path = absolute.as_deref().map(normalize).unwrap_or_else(|| path.to_path_buf());
     let name = path
         .file_name()
         .and_then(|n| n.to_str())
@@ -136,6 +139,21 @@ fn project_name(path: &Path) -> miette::Result<String> {
         return Err(miette!("`{name}` is not a project name: use letters, digits, `-` and `_`"));
     }
     Ok(name.to_owned())
+}
+
+/// `path` without `.` and with `..` applied.
+fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            std::path::Component::CurDir => {}
+            std::path::Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -175,5 +193,10 @@ mod tests {
     fn names_must_be_plain() {
         assert_eq!(project_name(Path::new("a/my-pool")).unwrap(), "my-pool");
         assert!(project_name(Path::new("a/my pool")).is_err());
+        let here = std::env::current_dir().unwrap();
+        let expected = here.file_name().unwrap().to_str().unwrap();
+        if expected.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            assert_eq!(project_name(Path::new(".")).unwrap(), expected);
+        }
     }
 }

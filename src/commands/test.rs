@@ -94,7 +94,9 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
             .ok_or_else(|| miette!("cannot read the artifact {}", path.display()))?;
         if unit.starts_with(&test_dir) {
             let contract = TestContract::from_artifact(name, unit, &artifact).map_err(|e| miette!("{name}: {e}"))?;
-            if !contract.tests().is_empty() {
+            // Abstract contracts and interfaces have no code: their tests run
+            // in the contracts that inherit them.
+            if !contract.bytecode.is_empty() && !contract.tests().is_empty() {
                 contracts.push(contract);
             }
         }
@@ -293,6 +295,8 @@ fn print_gas_report(results: &[TestResult], artifacts: &[(String, serde_json::Va
     }
     let known: Vec<Known<'_>> = artifacts
         .iter()
+        // Abstract contracts and interfaces have no code to be called at.
+        .filter(|(_, artifact)| artifact["deployedBytecode"]["object"].as_str().is_some_and(|h| h.len() > 2))
         .map(|(name, artifact)| {
             let code = artifact["deployedBytecode"]["object"]
                 .as_str()

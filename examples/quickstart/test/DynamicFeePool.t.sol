@@ -69,6 +69,16 @@ contract DynamicFeePoolTest is Test {
         assertEq(uint256(pool.fee()), 10000, "the real model");
     }
 
+    /// A mock made halfway through a test applies from there on only: the
+    /// call before it ran the real model (in both mempool passes).
+    function testMockMidTestAppliesFromThereOn() public {
+        pool.update(hour(0.1e18));
+        assertEq(uint256(pool.fee()), 10000, "the real model");
+        vm.mockInference(VOLATILITY, volatility(0.01e18));
+        pool.update(hour(0.1e18));
+        assertEq(uint256(pool.fee()), 3000, "the mock");
+    }
+
     /// The devnet has no LLM backend yet: `ask` reverts with a clear reason.
     function testAskNeedsAnLlmBackend() public {
         vm.expectRevert(bytes("no LLM backend is configured on this devnet: runLLMCompletion cannot be served"));

@@ -58,7 +58,9 @@ use super::builder::{Inclusion, PreExecution, PreIncluded, Prepared, StageContex
 use crate::chain::{InferenceRecord, PoolTx, Served};
 use crate::evm::{Checkpoint, EvmContext, EvmPrecompiles, InvalidTx, Phase, PrecompileFactory, TxOutcome};
 use crate::inference::abi::runModelInferenceCall;
-use crate::inference::{Executor, InferenceCall, ModelInferenceRequest, ModelOutput, Timed, request_id};
+use crate::inference::{
+    Executor, InferenceCall, InferenceError, ModelInferenceRequest, ModelOutput, Timed, request_id,
+};
 
 thread_local! {
     /// What the simulation running on this thread met: every request id, and
@@ -157,12 +159,23 @@ struct Known {
     /// The gas of the request ([`request_gas`]); unknown for a result read
     /// back from a record (its calls then take the slow path).
     gas: Option<u64>,
+    /// A failure that may not happen again (the model was not registered
+    /// yet, the run timed out, the executor was down): kept for the block
+    /// being built, then forgotten, and never served to `eth_call`.
+    transient: bool,
 }
 
 impl Known {
     fn new(request: &ModelInferenceRequest, run: Timed) -> Self {
+        let transient = matches!(
+            run.output,
+            Err(InferenceError::UnknownModel { .. }
+                | InferenceError::Timeout { .. }
+                | InferenceError::Unavailable { .. })
+        );
         let result = run.output.map(|o| InferenceCall::encode_model_output(&o).into()).map_err(|e| e.to_string());
         Self {
+            transient,
             result,
             model: request.modelCID.clone(),
             mode: request.mode,
@@ -182,6 +195,7 @@ impl Known {
             input_hash: record.input_hash,
             took: Duration::from_micros(record.duration_us),
             gas: None,
+            transient: !record.success,
         }
     }
 
@@ -241,7 +255,11 @@ struct Current {
 
 #[derive(Debug, Default)]
 struct Shared {
+    /// Results by request id, for simulation, inclusion and calls.
     known: HashMap<B256, Arc<Known>>,
+    /// What inclusion served, by request id, for replays (B6): also the
+    /// failures that `known` forgets.
+    recorded: HashMap<B256, Arc<Known>>,
     /// The batch being built, by transaction hash.
     prepared: HashMap<B256, TxPrep>,
     /// How often each pending transaction was deferred.
@@ -327,7 +345,11 @@ impl Pipe {
     pub fn learn<'a>(&self, records: impl IntoIterator<Item = &'a InferenceRecord>) {
         let mut s = self.shared.lock();
         for record in records {
-            s.known.entry(record.request_id).or_insert_with(|| Arc::new(Known::from_record(record)));
+            let known = Arc::new(Known::from_record(record));
+            if record.success {
+                s.known.entry(record.request_id).or_insert_with(|| Arc::clone(&known));
+            }
+            s.recorded.insert(record.request_id, known);
         }
     }
 
@@ -366,6 +388,9 @@ impl Pipe {
         let id = keccak256(args);
         let mut s = self.shared.lock();
         let known = Arc::clone(s.known.get(&id)?);
+        if phase == Phase::Replay || (phase == Phase::Call && known.transient) {
+            return None;
+        }
         let gas = known.gas?;
         if gas > gas_limit {
             return Some(out_of_gas(gas_limit));
@@ -383,12 +408,13 @@ impl Pipe {
     }
 
     /// Serves a known result at inclusion and records it for the receipt.
-    fn serve_included(s: &mut Shared, id: B256, known: &Known) -> Answer {
+    fn serve_included(s: &mut Shared, id: B256, known: &Arc<Known>) -> Answer {
         let round = s.prep_of_current().and_then(|p| p.found.get(&id).copied());
         let served = if round.is_some() { Served::PreExecuted } else { Served::Cached };
         if let Some(current) = s.current.as_mut() {
             current.records.push(known.record(id, round, served));
         }
+        s.recorded.insert(id, Arc::clone(known));
         known.answer()
     }
 
@@ -422,11 +448,13 @@ impl Pipe {
                 input_hash: keccak256(request.input.abi_encode()),
                 took: Duration::ZERO,
                 gas: Some(request_gas(request)),
+                transient: true,
             };
             let answer = known.answer();
             if let Some(current) = s.current.as_mut() {
                 current.records.push(known.record(id, None, Served::Inline));
             }
+            s.recorded.insert(id, Arc::new(known));
             return answer;
         }
         if let Some(current) = s.current.as_mut().filter(|c| c.may_defer) {
@@ -437,14 +465,17 @@ impl Pipe {
         drop(s);
         let known = self.run_one(id, request);
         let answer = known.answer();
-        if let Some(current) = self.shared.lock().current.as_mut() {
+        let mut s = self.shared.lock();
+        if let Some(current) = s.current.as_mut() {
             current.records.push(known.record(id, None, Served::Inline));
         }
+        s.recorded.insert(id, known);
         answer
     }
 
     fn replay(&self, id: B256) -> Answer {
-        match self.shared.lock().known.get(&id) {
+        let s = self.shared.lock();
+        match s.recorded.get(&id).or_else(|| s.known.get(&id)) {
             Some(known) => known.answer(),
             None => Answer::Revert(format!(
                 "no recorded result for inference request {id}: replays serve recorded results and never run a model"
@@ -454,7 +485,7 @@ impl Pipe {
 
     /// The known result of `id`, or a synchronous run of `request`.
     fn known_or_run(&self, id: B256, request: &ModelInferenceRequest) -> Arc<Known> {
-        if let Some(known) = self.shared.lock().known.get(&id) {
+        if let Some(known) = self.shared.lock().known.get(&id).filter(|k| !k.transient) {
             return Arc::clone(known);
         }
         self.run_one(id, request)
@@ -473,7 +504,14 @@ impl Pipe {
         let known = Arc::new(Known::new(request, run));
         let mut s = self.shared.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
-        Arc::clone(s.known.entry(id).or_insert(known))
+        match s.known.get(&id) {
+            // Another thread got there first with a lasting result.
+            Some(existing) if !existing.transient => Arc::clone(existing),
+            _ => {
+                s.known.insert(id, Arc::clone(&known));
+                known
+            }
+        }
     }
 
     /// Runs the requests of one round side by side and keeps the results.
@@ -536,6 +574,8 @@ impl PreExecution for Pipe {
             let mut s = self.shared.lock();
             s.prepared.clear();
             s.preparing = batch.len();
+            // Failures that may not repeat are retried in every block.
+            s.known.retain(|_, k| !k.transient);
         }
         let mut prepared: HashMap<B256, TxPrep> = HashMap::new();
         let mut todo: Vec<&Arc<PoolTx>> = batch.iter().filter(|tx| ctx.runs_code(tx)).collect();
@@ -601,9 +641,10 @@ impl PreExecution for Pipe {
                 let records: Option<Vec<InferenceRecord>> = ids
                     .iter()
                     .map(|id| {
-                        let known = s.known.get(id)?;
+                        let known = Arc::clone(s.known.get(id)?);
                         let round = prep.and_then(|p| p.found.get(id).copied());
                         let served = if round.is_some() { Served::PreExecuted } else { Served::Cached };
+                        s.recorded.insert(*id, Arc::clone(&known));
                         Some(known.record(*id, round, served))
                     })
                     .collect();

@@ -400,8 +400,11 @@ impl Devnet {
     /// is dropped by every other owner; spawn it on a tokio runtime.
     pub async fn run_interval_miner(self: Arc<Self>) {
         loop {
-            let interval = self.inner.lock().interval;
+            // Created first: it then sees a `set_interval` made while the
+            // interval is read (tokio's `notified` catches every
+            // `notify_waiters` after its creation).
             let notified = self.interval_changed.notified();
+            let interval = self.inner.lock().interval;
             match interval {
                 Some(every) => {
                     tokio::select! {

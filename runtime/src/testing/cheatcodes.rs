@@ -3,28 +3,33 @@
 //! as `stdlib/nml/Test.sol` declares them, and serves mocked inference.
 //!
 //! Per-transaction state (pranks, expected reverts and events) lives in the
-//! inspector and ends with the transaction. Inference mocks and labels live in
-//! a [`CheatState`] shared by every EVM of one test, so mocks made in `setUp`
-//! hold in the test, and in both of the mempool's passes: a mocked request
-//! never reaches the precompile, it is answered like a known result (with
-//! the mocked output, in the simulation and at inclusion alike).
+//! inspector and ends with the transaction. What outlives a transaction —
+//! inference mocks, labels, `warp` and `roll` — is a [`CheatState`]: each
+//! inspector starts from the shared copy and works on its own, and only the
+//! inclusion pass publishes its copy when the transaction ends. So mocks and
+//! warps made in `setUp` hold in every test, and a mock made halfway through a
+//! test does not leak from the mempool's simulation pass into the calls
+//! before it at inclusion. A mocked request never reaches the precompile: it
+//! is answered like a known result, in both passes alike.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alloy_primitives::{Address, Bytes, Log, address, keccak256};
+use alloy_primitives::{Address, Bytes, Log, U256, address, keccak256};
 use alloy_sol_types::{Revert, SolError, SolInterface, SolValue, sol};
 use parking_lot::Mutex;
 use revm::Inspector;
 use revm::context::ContextTr;
 use revm::context_interface::JournalTr;
 use revm::context_interface::journaled_state::account::JournaledAccountTr;
-use revm::interpreter::{CallInputs, CallOutcome, Gas, InstructionResult, InterpreterResult};
+use revm::interpreter::{
+    CallInputs, CallOutcome, CreateInputs, CreateOutcome, Gas, InstructionResult, InterpreterResult,
+};
 
 use crate::evm::{DynInspector, EvmContext, InspectorFactory, Phase};
 use crate::inference::InferenceCall;
 use crate::mempool::INFERENCE_PRECOMPILE;
-use crate::mempool::pipe::GAS_BASE;
+use crate::mempool::pipe::request_gas;
 
 /// The address of the `Vm` contract, as in Foundry.
 pub const VM_ADDRESS: Address = address!("7109709ECfa91a80626fF3989D68f67F5b1DD12D");
@@ -89,6 +94,9 @@ struct Mock {
 pub struct CheatState {
     mocks: Vec<Mock>,
     labels: BTreeMap<Address, String>,
+    /// `warp` and `roll`: the block's timestamp and number from then on.
+    timestamp: Option<U256>,
+    number: Option<U256>,
 }
 
 impl CheatState {
@@ -143,8 +151,16 @@ impl CheatcodesFactory {
 
 impl InspectorFactory for CheatcodesFactory {
     fn inspector(&self, phase: Phase) -> DynInspector {
-        let calls = (phase == Phase::Inclusion).then(|| Arc::clone(&self.calls));
-        Box::new(Cheatcodes { shared: Arc::clone(&self.state), calls, ..Cheatcodes::default() })
+        let inclusion = phase == Phase::Inclusion;
+        let calls = inclusion.then(|| Arc::clone(&self.calls));
+        let local = self.state.lock().clone();
+        Box::new(Cheatcodes {
+            shared: Arc::clone(&self.state),
+            local,
+            publish: inclusion,
+            calls,
+            ..Cheatcodes::default()
+        })
     }
 }
 
@@ -186,6 +202,12 @@ struct ExpectedEmit {
 #[derive(Debug, Default)]
 pub struct Cheatcodes {
     shared: Arc<Mutex<CheatState>>,
+    /// This EVM's copy of the shared state.
+    local: CheatState,
+    /// Whether to publish `local` when a transaction ends (inclusion only).
+    publish: bool,
+    /// Whether `local`'s block overrides are applied to this transaction.
+    block_applied: bool,
     /// Where to record the test contract's calls (inclusion only).
     calls: Option<Arc<Mutex<Vec<GasCall>>>>,
     prank: Option<Prank>,
@@ -242,8 +264,14 @@ impl Cheatcodes {
                 Ok(mut account) => account.data.set_balance(c.newBalance),
                 Err(e) => return revert(inputs, &format!("deal: {e:?}")),
             },
-            Vm::VmCalls::warp(c) => ctx.block.timestamp = c.newTimestamp,
-            Vm::VmCalls::roll(c) => ctx.block.number = c.newHeight,
+            Vm::VmCalls::warp(c) => {
+                ctx.block.timestamp = c.newTimestamp;
+                self.local.timestamp = Some(c.newTimestamp);
+            }
+            Vm::VmCalls::roll(c) => {
+                ctx.block.number = c.newHeight;
+                self.local.number = Some(c.newHeight);
+            }
             Vm::VmCalls::expectRevert_0(_) => {
                 self.expected_revert = Some(ExpectedRevert { matcher: RevertMatch::Any, depth });
             }
@@ -258,7 +286,7 @@ impl Cheatcodes {
                     Some(ExpectedEmit { emitter: caller, depth, expected: None, in_call: false, found: false });
             }
             Vm::VmCalls::label(c) => {
-                self.shared.lock().labels.insert(c.account, c.newLabel);
+                self.local.labels.insert(c.account, c.newLabel);
             }
             Vm::VmCalls::envOr_0(c) => return ok(inputs, env_or(&c.name, c.defaultValue).abi_encode()),
             Vm::VmCalls::envOr_1(c) => return ok(inputs, bool_env(&c.name, c.defaultValue).abi_encode()),
@@ -268,36 +296,94 @@ impl Cheatcodes {
             }
             Vm::VmCalls::mockInference_0(c) => {
                 let answer = MockAnswer::Output((c.output,).abi_encode_params().into());
-                self.shared.lock().mocks.push(Mock { model: c.modelId, input: None, answer });
+                self.local.mocks.push(Mock { model: c.modelId, input: None, answer });
             }
             Vm::VmCalls::mockInference_1(c) => {
                 let answer = MockAnswer::Output((c.output,).abi_encode_params().into());
                 let input = Some(keccak256(c.input.abi_encode()));
-                self.shared.lock().mocks.push(Mock { model: c.modelId, input, answer });
+                self.local.mocks.push(Mock { model: c.modelId, input, answer });
             }
             Vm::VmCalls::failInference(c) => {
                 let answer = MockAnswer::Fail(c.reason);
-                self.shared.lock().mocks.push(Mock { model: c.modelId, input: None, answer });
+                self.local.mocks.push(Mock { model: c.modelId, input: None, answer });
             }
-            Vm::VmCalls::clearInferenceMocks(_) => self.shared.lock().mocks.clear(),
+            Vm::VmCalls::clearInferenceMocks(_) => self.local.mocks.clear(),
         }
         ok(inputs, Vec::new())
     }
 
     /// A mocked answer for a call to the inference precompile, if one applies.
     fn mocked_inference(&self, ctx: &mut EvmContext, inputs: &CallInputs) -> Option<CallOutcome> {
-        let shared = self.shared.lock();
-        if shared.mocks.is_empty() {
+        if self.local.mocks.is_empty() {
             return None;
         }
         let Ok(InferenceCall::Model(request)) = InferenceCall::decode(&inputs.input.bytes(ctx)) else { return None };
-        let answer = shared.mocked(&request.modelCID, keccak256(request.input.abi_encode()))?;
+        let answer = self.local.mocked(&request.modelCID, keccak256(request.input.abi_encode()))?;
+        // The gas the real precompile would charge.
+        let gas = request_gas(&request);
         Some(match answer {
-            MockAnswer::Output(output) => outcome(inputs, InstructionResult::Return, output.clone(), GAS_BASE),
+            MockAnswer::Output(output) => outcome(inputs, InstructionResult::Return, output.clone(), gas),
             MockAnswer::Fail(reason) => {
-                outcome(inputs, InstructionResult::Revert, Revert::from(reason.as_str()).abi_encode().into(), GAS_BASE)
+                outcome(inputs, InstructionResult::Revert, Revert::from(reason.as_str()).abi_encode().into(), gas)
             }
         })
+    }
+
+    /// At the transaction's first call: the block overrides of `warp`/`roll`.
+    fn begin_transaction(&mut self, ctx: &mut EvmContext) {
+        if !self.block_applied {
+            self.block_applied = true;
+            if let Some(timestamp) = self.local.timestamp {
+                ctx.block.timestamp = timestamp;
+            }
+            if let Some(number) = self.local.number {
+                ctx.block.number = number;
+            }
+        }
+    }
+
+    /// When the transaction's top-level call ends: an expectation nothing
+    /// met fails the test, and the inclusion pass publishes its state.
+    fn end_transaction(&mut self, result: &mut InterpreterResult) {
+        let pending = match (&self.expected_revert, &self.expected_emit) {
+            (Some(_), _) => Some("vm.expectRevert() was not followed by a call"),
+            (None, Some(e)) if e.expected.is_none() => Some("vm.expectEmit() was not followed by an event"),
+            (None, Some(_)) => Some("vm.expectEmit() was not followed by a call"),
+            (None, None) => None,
+        };
+        if let Some(reason) = pending
+            && result.result.is_ok()
+        {
+            result.result = InstructionResult::Revert;
+            result.output = Revert::from(reason).abi_encode().into();
+        }
+        self.expected_revert = None;
+        self.expected_emit = None;
+        self.prank = None;
+        self.block_applied = false;
+        if self.publish {
+            *self.shared.lock() = self.local.clone();
+        }
+    }
+
+    /// Checks the expected revert of the call (or create) ending at `depth`.
+    fn check_expected_revert(&mut self, depth: usize, result: &mut InterpreterResult) {
+        let Some(expected) = self.expected_revert.take_if(|e| e.depth == depth) else { return };
+        let reverted = result.result.is_revert();
+        if reverted && revert_matches(&expected.matcher, &result.output) {
+            // The caller goes on as if the call returned: zeros decode as
+            // any return type (0, false, empty arrays and strings).
+            result.result = InstructionResult::Return;
+            result.output = Bytes::from(vec![0u8; 32 * 32]);
+        } else {
+            let reason = if reverted {
+                format!("call reverted with `{}`, which is not the expected revert", describe(&result.output))
+            } else {
+                "call did not revert as expected".to_owned()
+            };
+            result.result = InstructionResult::Revert;
+            result.output = Revert::from(reason).abi_encode().into();
+        }
     }
 }
 
@@ -319,6 +405,7 @@ fn describe(data: &[u8]) -> String {
 
 impl Inspector<EvmContext> for Cheatcodes {
     fn call(&mut self, ctx: &mut EvmContext, inputs: &mut CallInputs) -> Option<CallOutcome> {
+        self.begin_transaction(ctx);
         if inputs.target_address == VM_ADDRESS {
             return Some(self.cheatcode(ctx, inputs));
         }
@@ -358,30 +445,39 @@ impl Inspector<EvmContext> for Cheatcodes {
             let gas = outcome.result.gas.total_gas_spent();
             calls.lock().push(GasCall { address: inputs.target_address, selector, gas });
         }
-        if let Some(expected) = self.expected_revert.take_if(|e| e.depth == depth) {
-            let result = &mut outcome.result;
-            let reverted = result.result.is_revert();
-            if reverted && revert_matches(&expected.matcher, &result.output) {
-                // The caller goes on as if the call returned: zeros decode as
-                // any return type (0, false, empty arrays and strings).
-                result.result = InstructionResult::Return;
-                result.output = Bytes::from(vec![0u8; 32 * 32]);
-            } else {
-                let reason = if reverted {
-                    format!("call reverted with `{}`, which is not the expected revert", describe(&result.output))
-                } else {
-                    "call did not revert as expected".to_owned()
-                };
-                result.result = InstructionResult::Revert;
-                result.output = Revert::from(reason).abi_encode().into();
-            }
-        }
+        self.check_expected_revert(depth, &mut outcome.result);
         if let Some(emit) = self.expected_emit.take_if(|e| e.in_call && e.depth == depth)
             && !emit.found
             && outcome.result.result.is_ok()
         {
             outcome.result.result = InstructionResult::Revert;
             outcome.result.output = Revert::from("expected event was not emitted").abi_encode().into();
+        }
+        if depth == 0 {
+            self.end_transaction(&mut outcome.result);
+        }
+    }
+
+    fn create(&mut self, ctx: &mut EvmContext, inputs: &mut CreateInputs) -> Option<CreateOutcome> {
+        self.begin_transaction(ctx);
+        let depth = ctx.journal().depth();
+        if let Some(prank) = self.prank
+            && prank.depth == depth
+            && prank.caller == inputs.caller()
+        {
+            inputs.set_call(prank.sender);
+            if prank.once {
+                self.prank = None;
+            }
+        }
+        None
+    }
+
+    fn create_end(&mut self, ctx: &mut EvmContext, _inputs: &CreateInputs, outcome: &mut CreateOutcome) {
+        let depth = ctx.journal().depth();
+        self.check_expected_revert(depth, &mut outcome.result);
+        if depth == 0 {
+            self.end_transaction(&mut outcome.result);
         }
     }
 

@@ -45,7 +45,8 @@ impl TestContract {
     /// Reads a Foundry-layout artifact (`abi`, `bytecode.object`,
     /// `methodIdentifiers`).
     pub fn from_artifact(name: &str, source: &str, artifact: &serde_json::Value) -> Result<Self, String> {
-        let hex = artifact["bytecode"]["object"].as_str().ok_or("the artifact has no bytecode")?;
+        // Abstract contracts and interfaces have no bytecode.
+        let hex = artifact["bytecode"]["object"].as_str().unwrap_or_default();
         let bytecode = alloy_primitives::hex::decode(hex).map_err(|e| format!("bad bytecode: {e}"))?.into();
         let mut functions = BTreeMap::new();
         if let Some(ids) = artifact["methodIdentifiers"].as_object() {
@@ -221,12 +222,18 @@ pub fn run(
     devnet: &(dyn Fn() -> Result<Devnet, NodeError> + Sync),
     config: &RunConfig,
 ) -> Vec<TestResult> {
-    let contracts: Vec<&TestContract> =
-        contracts.iter().filter(|c| c.tests().iter().any(|t| select(&c.name, test_name(t)))).collect();
+    let contracts: Vec<&TestContract> = contracts
+        .iter()
+        .filter(|c| !c.bytecode.is_empty() && c.tests().iter().any(|t| select(&c.name, test_name(t))))
+        .collect();
     let jobs = config.jobs.max(1);
     // Deploy and set up every contract, in parallel.
     let prepared: Vec<Prepared<'_>> =
-        parallel(&contracts, jobs, |c| Prepared { contract: c, base: prepare(c, devnet) });
+        parallel(&contracts, jobs, |c| Prepared { contract: c, base: prepare(c, devnet) })
+            .into_iter()
+            .zip(&contracts)
+            .map(|(p, c)| p.unwrap_or_else(|| Prepared { contract: c, base: Err(PANICKED.to_owned()) }))
+            .collect();
     // Then every test on its own fork, in parallel.
     let work: Vec<(&Prepared<'_>, &str)> = prepared
         .iter()
@@ -235,12 +242,20 @@ pub fn run(
         })
         .collect();
     parallel(&work, jobs, |(p, signature)| run_one(p, signature))
+        .into_iter()
+        .zip(&work)
+        .map(|(r, (p, signature))| r.unwrap_or_else(|| failed(p.contract, signature, PANICKED)))
+        .collect()
 }
 
-/// `f` over `items` on `jobs` threads; results in item order.
-fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+/// The reason given for a test whose run panicked (a bug of nml's).
+const PANICKED: &str = "the test runner panicked on this test (a bug in nml: please report it)";
+
+/// `f` over `items` on `jobs` threads; results in item order, `None` where
+/// `f` panicked (one panic costs one item, never the others).
+fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sync) -> Vec<Option<R>> {
     let next = AtomicUsize::new(0);
-    let mut results: Vec<(usize, R)> = std::thread::scope(|scope| {
+    let mut results: Vec<(usize, Option<R>)> = std::thread::scope(|scope| {
         let handles: Vec<_> = (0..jobs.min(items.len()).max(1))
             .map(|_| {
                 scope.spawn(|| {
@@ -248,7 +263,8 @@ fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sy
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(item) = items.get(i) else { break };
-                        done.push((i, f(item)));
+                        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(item)));
+                        done.push((i, result.ok()));
                     }
                     done
                 })
@@ -258,6 +274,21 @@ fn parallel<T: Sync, R: Send>(items: &[T], jobs: usize, f: impl Fn(&T) -> R + Sy
     });
     results.sort_by_key(|(i, _)| *i);
     results.into_iter().map(|(_, r)| r).collect()
+}
+
+fn failed(contract: &TestContract, signature: &str, reason: &str) -> TestResult {
+    TestResult {
+        contract: contract.name.clone(),
+        source: contract.source.clone(),
+        test: test_name(signature).to_owned(),
+        outcome: Outcome::Fail { reason: reason.to_owned() },
+        gas: 0,
+        inferences: 0,
+        duration: Duration::ZERO,
+        records: Vec::new(),
+        tx_hash: B256::ZERO,
+        calls: Vec::new(),
+    }
 }
 
 fn test_name(signature: &str) -> &str {
@@ -295,18 +326,7 @@ fn run_one(prepared: &Prepared<'_>, signature: &str) -> TestResult {
     let started = Instant::now();
     let contract = prepared.contract;
     let name = test_name(signature).to_owned();
-    let mut result = TestResult {
-        contract: contract.name.clone(),
-        source: contract.source.clone(),
-        test: name.clone(),
-        outcome: Outcome::Pass,
-        gas: 0,
-        inferences: 0,
-        duration: Duration::ZERO,
-        records: Vec::new(),
-        tx_hash: B256::ZERO,
-        calls: Vec::new(),
-    };
+    let mut result = TestResult { outcome: Outcome::Pass, ..failed(contract, signature, "") };
     let (base, address, cheat_state) = match &prepared.base {
         Ok(base) => base,
         Err(reason) => {
