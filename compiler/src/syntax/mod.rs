@@ -22,10 +22,39 @@ mod parser {
 }
 use parser::{NmlParser, Rule};
 
-/// Parses one file. Never panics; every failure is a diagnostic.
+/// Rule calls pest may make per byte of input (and at least [`MIN_CALLS`]):
+/// a bound on its backtracking, which a PEG parser without memoisation pays
+/// exponentially on some malformed inputs (unclosed `ask X(` inside one
+/// another, found by the fuzzer: 2 KB took 51 s). Well-formed files need far
+/// fewer (the 10,000-line benchmark file: between 10 and 40 per byte).
+pub const CALLS_PER_BYTE: usize = 500;
+
+/// The call budget of a small file.
+pub const MIN_CALLS: usize = 2_000_000;
+
+/// Parses one file. Never panics, never hangs; every failure is a diagnostic.
 pub fn parse(file: FileId, src: &str) -> Result<SourceUnit, Box<Diagnostic>> {
     let unclosed = check_nesting(file, src)?;
+    let budget = MIN_CALLS.max(src.len().saturating_mul(CALLS_PER_BYTE));
+    // The limit is process-wide and read when a parse starts; a parse of
+    // another file on another thread at the same time gets one of the two
+    // budgets, and both stay bounded.
+    pest::set_call_limit(std::num::NonZeroUsize::new(budget));
     let mut pairs = NmlParser::parse(Rule::file, src).map_err(|e| {
+        if matches!(&e.variant, pest::error::ErrorVariant::CustomError { message } if message == "call limit reached") {
+            let (at, label) = match unclosed {
+                Some(open) => (open..open + 1, "the parser gave up; this bracket is never closed"),
+                None => (0..0, "the parser gave up on this file"),
+            };
+            return Box::new(
+                Diagnostic::error("E0007", "syntax error: this file is too tangled to parse").at(file, at, label).help(
+                    format!(
+                        "the parser backtracked more than {budget} times, which malformed `infer`/`ask`/`chat` \
+                         expressions nested in one another cause; look for an unclosed `(` or `{{` after one"
+                    ),
+                ),
+            );
+        }
         let at_end = match e.location {
             pest::error::InputLocation::Pos(p) => src[p..].trim().is_empty(),
             pest::error::InputLocation::Span((s, _)) => src[s..].trim().is_empty(),
