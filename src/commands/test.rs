@@ -330,7 +330,11 @@ fn print_gas_report(results: &[TestResult], artifacts: &[(String, serde_json::Va
                     k.name.to_owned(),
                     k.functions.get(&call.selector).cloned().unwrap_or_else(|| hex_selector(call.selector)),
                 ),
-                None => (call.address.to_string(), hex_selector(call.selector)),
+                // A contract no artifact matches: its `vm.label`, else its address.
+                None => (
+                    r.labels.get(&call.address).cloned().unwrap_or_else(|| call.address.to_string()),
+                    hex_selector(call.selector),
+                ),
             };
             gas.entry((contract, function)).or_default().push(call.gas);
         }

@@ -158,6 +158,12 @@ pub struct Timed {
     pub took: Duration,
 }
 
+impl std::fmt::Debug for dyn Executor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn Executor")
+    }
+}
+
 /// Where models run.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Device {

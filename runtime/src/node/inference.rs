@@ -30,12 +30,6 @@ pub(super) struct Inference {
     registry: Option<Arc<ModelRegistry>>,
 }
 
-impl std::fmt::Debug for dyn Executor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Executor")
-    }
-}
-
 /// `nml_mempoolStatus`: the pool, and what the inference mempool is doing.
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]

@@ -100,9 +100,9 @@ pub struct CheatState {
 }
 
 impl CheatState {
-    /// The label given to `address`, if any.
-    pub fn label(&self, address: &Address) -> Option<&str> {
-        self.labels.get(address).map(String::as_str)
+    /// The names `vm.label` gave to addresses.
+    pub fn labels(&self) -> &BTreeMap<Address, String> {
+        &self.labels
     }
 
     /// The answer for a request of `model` with `input_hash`: an input mock

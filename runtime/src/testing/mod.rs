@@ -181,6 +181,9 @@ pub struct TestResult {
     /// of each callee.
     #[serde(skip)]
     pub calls: Vec<(GasCall, B256, usize)>,
+    /// The names `vm.label` gave to addresses (setUp's included).
+    #[serde(skip)]
+    pub labels: BTreeMap<Address, String>,
 }
 
 fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -288,6 +291,7 @@ fn failed(contract: &TestContract, signature: &str, reason: &str) -> TestResult 
         records: Vec::new(),
         tx_hash: B256::ZERO,
         calls: Vec::new(),
+        labels: BTreeMap::new(),
     }
 }
 
@@ -365,6 +369,7 @@ fn run_one(prepared: &Prepared<'_>, signature: &str) -> TestResult {
             (call, keccak256(&code), code.len())
         })
         .collect();
+    result.labels = cheats.state().labels().clone();
     result.duration = started.elapsed();
     result
 }
