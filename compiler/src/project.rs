@@ -313,9 +313,11 @@ impl Project {
                         None => ImportTarget::Missing,
                     }
                 } else {
+                    // Shown relative to the project root: the same on every machine.
+                    let shown = candidate.strip_prefix(&self.root).unwrap_or(&candidate).display().to_string();
                     self.diagnostics.push(
                         Diagnostic::error("E0041", format!("cannot find import `{}`", path.value))
-                            .at(file_id, path.span.range(), format!("no file at {}", candidate.display()))
+                            .at(file_id, path.span.range(), format!("no file at {shown}"))
                             .help("imports are relative to the importing file when they start with `./` or `../`, else to the project root (after remappings)"),
                     );
                     ImportTarget::Missing
