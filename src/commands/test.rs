@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -147,7 +147,9 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         print_human(&results, args.verbose, elapsed);
     }
     if let Some(file) = &args.junit {
-        write_atomic(file, junit(&results, elapsed).as_bytes())?;
+        nml_compiler::solc::write_atomic(file, junit(&results, elapsed).as_bytes())
+            .into_diagnostic()
+            .wrap_err_with(|| format!("writing {}", file.display()))?;
     }
     if args.gas_report {
         print_gas_report(&results, &artifacts);
@@ -273,14 +275,6 @@ fn junit(results: &[TestResult], elapsed: Duration) -> String {
     }
     xml.push_str("</testsuites>\n");
     xml
-}
-
-fn write_atomic(path: &Path, bytes: &[u8]) -> miette::Result<()> {
-    let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .into_diagnostic()
-        .wrap_err_with(|| format!("writing {}", path.display()))
 }
 
 /// Gas per called function. A callee is named by its runtime code: the
