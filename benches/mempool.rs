@@ -35,6 +35,7 @@ mod common;
 
 sol! {
     function run(int128 seed);
+    function predict(int256[4] x);
 }
 
 const TXS: usize = 256;
@@ -47,6 +48,12 @@ fn main() {
     let library = nml::toolchain::onnxruntime::resolve(true).unwrap_or_else(|e| panic!("{e}")).path;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let workers = std::env::var("NML_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(cores);
+    if std::env::var_os("NML_BENCH_LIGHT_ONLY").is_some() {
+        // For profiling the per-transaction path of a light contract.
+        let light = light_overhead(&library);
+        println!("light: bare {:.0} µs, overhead {:.0} µs, one pass {:.0} µs", light.0, light.1, light.2);
+        return;
+    }
     let code = bench_client();
     let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/tests/models/bench.onnx");
     let executor_with = |workers: usize| {
@@ -131,6 +138,7 @@ fn main() {
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
     let (serial_ms, parallel_ms) = (ms(median(&mut serial)), ms(median(&mut parallel)));
     let speedup = serial_ms / parallel_ms;
+    let light = light_overhead(&library);
     let mut overhead_sorted = overhead.clone();
     overhead_sorted.sort_by(f64::total_cmp);
     println!("| measurement | value |");
@@ -154,6 +162,60 @@ fn main() {
     println!("| {TXS} transactions, {workers} workers, median of 5 | {parallel_ms:.1} ms |");
     println!("| speedup ({workers} workers vs 1) | {speedup:.2}× ({:.2} × N) |", speedup / workers as f64);
     println!("| model runs for {TXS} identical requests | {identical_runs} |");
+    println!(
+        "| light contract (`Predictor`, 4 inputs, `mlp`): bare run / overhead / one EVM pass, medians | {:.0} µs / {:.0} µs / {:.0} µs |",
+        light.0, light.1, light.2
+    );
+}
+
+/// The overhead with a light contract: the tests' `Predictor` (4 inputs) on
+/// the `mlp` model. Medians in µs of the bare run, the overhead and one EVM pass.
+fn light_overhead(library: &Path) -> (f64, f64, f64) {
+    let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inference");
+    let code = common::build(&fixtures, false, &["Predictor"]).1.remove(0);
+    let model = Path::new(env!("CARGO_MANIFEST_DIR")).join("runtime/tests/models/mlp.onnx");
+    let config = OnnxConfig { workers: 1, timeout: Duration::from_secs(600), ..OnnxConfig::new(library) };
+    let executor = Arc::new(OnnxExecutor::new(config).unwrap_or_else(|e| panic!("{e}")));
+    let id = executor.registry().register_file(&model, None).unwrap_or_else(|e| panic!("{e}")).id;
+    let mut session = executor.registry().new_session(&id).unwrap_or_else(|e| panic!("{e}"));
+    let (devnet, client) = chain(&executor, &code, id.as_str(), Mining::Manual);
+    let (mut bare, mut overhead, mut pass) = (Vec::new(), Vec::new(), Vec::new());
+    let txs: i64 = std::env::var("NML_BENCH_OVERHEAD_TXS").ok().and_then(|n| n.parse().ok()).unwrap_or(320);
+    for seed in 1..=txs {
+        let x = [seed, 2, 3, 4].map(|v| alloy_primitives::I256::try_from(v).unwrap_or_default());
+        let input = predictCall { x }.abi_encode();
+        let request = TransactionRequest::default()
+            .from(devnet.accounts()[0])
+            .to(client)
+            .input(input.clone().into())
+            .gas_limit(400_000);
+        devnet.send_transaction(request).unwrap_or_else(|e| panic!("{e}"));
+        let value =
+            Tensor::from_array(([1usize, 4], vec![seed as f32, 2.0, 3.0, 4.0])).unwrap_or_else(|e| panic!("{e}"));
+        let started = Instant::now();
+        let outputs = session.run(ort::inputs!["x" => &value]).unwrap_or_else(|e| panic!("{e}"));
+        std::hint::black_box(outputs.len());
+        drop(outputs);
+        let raw = started.elapsed();
+        let started = Instant::now();
+        let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
+        let full = started.elapsed();
+        assert!(mined.receipts.iter().all(|r| r.success && r.inference.len() == 1));
+        let call = TransactionRequest::default().to(client).input(input.into());
+        let started = Instant::now();
+        devnet.call(call, None, None).unwrap_or_else(|e| panic!("{e}"));
+        let one_pass = started.elapsed();
+        if seed > 20 {
+            bare.push(raw.as_secs_f64() * 1e6);
+            overhead.push((full.as_secs_f64() - raw.as_secs_f64()) * 1e6);
+            pass.push(one_pass.as_secs_f64() * 1e6);
+        }
+    }
+    let median = |v: &mut Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    (median(&mut bare), median(&mut overhead), median(&mut pass))
 }
 
 fn median(v: &mut [Duration]) -> Duration {
