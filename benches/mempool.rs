@@ -69,39 +69,16 @@ fn main() {
     // Overhead: one transaction per block, paired with a bare run of its input.
     let mut session = one.registry().new_session(&id.parse().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     let (devnet, client) = chain(&one, &code, &id, Mining::Manual);
-    let (mut bare, mut block, mut overhead, mut evm) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let overhead_txs: i128 = std::env::var("NML_BENCH_OVERHEAD_TXS").ok().and_then(|n| n.parse().ok()).unwrap_or(320);
-    for seed in 1..=overhead_txs {
-        send(&devnet, client, 0, seed);
+    let Samples { mut bare, mut block, overhead, mut evm } = overhead_samples(&devnet, client, &mut session, |seed| {
         let x: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0 + seed as f32) / 100.0).collect();
-        let value = Tensor::from_array(([1usize, 64], x)).unwrap_or_else(|e| panic!("{e}"));
-        let started = Instant::now();
-        let outputs = session.run(ort::inputs!["x" => &value]).unwrap_or_else(|e| panic!("{e}"));
-        std::hint::black_box(outputs.len());
-        drop(outputs);
-        let raw = started.elapsed();
-        let started = Instant::now();
-        let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
-        let full = started.elapsed();
-        assert!(mined.receipts.iter().all(|r| r.success && r.inference.len() == 1));
-        // One EVM execution of the same call, its result now known: what each
-        // of the two passes (two simulation rounds, the second standing as the
-        // inclusion of the block's first transaction) costs in revm.
-        let call = TransactionRequest::default().to(client).input(runCall { seed }.abi_encode().into());
-        let started = Instant::now();
-        devnet.call(call, None, None).unwrap_or_else(|e| panic!("{e}"));
-        let one_pass = started.elapsed();
-        if seed > 20 {
-            bare.push(raw);
-            block.push(full);
-            overhead.push(full.as_secs_f64() - raw.as_secs_f64());
-            evm.push(one_pass);
-        }
-    }
+        (runCall { seed }.abi_encode(), [1, 64], x)
+    });
     drop(devnet);
     if std::env::var_os("NML_BENCH_OVERHEAD_ONLY").is_some() {
         // For profiling the per-transaction path (`perf record`).
-        println!("overhead median {:.0} µs", overhead[overhead.len() / 2] * 1e6);
+        let mut sorted = overhead.clone();
+        sorted.sort_by(f64::total_cmp);
+        println!("overhead median {:.0} µs", sorted[sorted.len() / 2] * 1e6);
         return;
     }
 
@@ -110,7 +87,7 @@ fn main() {
         let (devnet, client) = chain(executor, &code, &id, Mining::Manual);
         let runs_before = devnet.mempool_status().unwrap().pipe.inferences_run;
         for i in 0..TXS {
-            send(&devnet, client, i % 10, 1000 + i as i128);
+            send(&devnet, client, i % 10, runCall { seed: 1000 + i as i128 }.abi_encode());
         }
         let started = Instant::now();
         let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
@@ -129,7 +106,7 @@ fn main() {
     // 256 identical requests.
     let (devnet, client) = chain(&many, &code, &id, Mining::Manual);
     for i in 0..TXS {
-        send(&devnet, client, i % 10, 7);
+        send(&devnet, client, i % 10, runCall { seed: 7 }.abi_encode());
     }
     let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
     assert!(mined.receipts.iter().all(|r| r.success));
@@ -179,19 +156,43 @@ fn light_overhead(library: &Path) -> (f64, f64, f64) {
     let id = executor.registry().register_file(&model, None).unwrap_or_else(|e| panic!("{e}")).id;
     let mut session = executor.registry().new_session(&id).unwrap_or_else(|e| panic!("{e}"));
     let (devnet, client) = chain(&executor, &code, id.as_str(), Mining::Manual);
-    let (mut bare, mut overhead, mut pass) = (Vec::new(), Vec::new(), Vec::new());
-    let txs: i64 = std::env::var("NML_BENCH_OVERHEAD_TXS").ok().and_then(|n| n.parse().ok()).unwrap_or(320);
+    let samples = overhead_samples(&devnet, client, &mut session, |seed| {
+        let x = [seed, 2, 3, 4].map(|v: i128| alloy_primitives::I256::try_from(v).unwrap_or_default());
+        (predictCall { x }.abi_encode(), [1, 4], vec![seed as f32, 2.0, 3.0, 4.0])
+    });
+    let micros = |mut v: Vec<Duration>| median(&mut v).as_secs_f64() * 1e6;
+    let mut overhead = samples.overhead;
+    overhead.sort_by(f64::total_cmp);
+    (micros(samples.bare), overhead[overhead.len() / 2] * 1e6, micros(samples.evm))
+}
+
+/// Per-transaction timings of the overhead loop (warm-up left out).
+struct Samples {
+    /// Bare `session.run` of the transaction's input.
+    bare: Vec<Duration>,
+    /// `evm_mine` of the block holding the transaction.
+    block: Vec<Duration>,
+    /// `block − bare`, in seconds.
+    overhead: Vec<f64>,
+    /// One EVM execution of the same call with its result known (`eth_call`).
+    evm: Vec<Duration>,
+}
+
+/// One inference transaction per block, `NML_BENCH_OVERHEAD_TXS` times
+/// (default 320): `case(seed)` gives its calldata and the model input it
+/// leads to (shape and values), run bare in pairs with the block.
+fn overhead_samples(
+    devnet: &Devnet,
+    client: Address,
+    session: &mut ort::session::Session,
+    case: impl Fn(i128) -> (Vec<u8>, [usize; 2], Vec<f32>),
+) -> Samples {
+    let txs: i128 = std::env::var("NML_BENCH_OVERHEAD_TXS").ok().and_then(|n| n.parse().ok()).unwrap_or(320);
+    let mut samples = Samples { bare: Vec::new(), block: Vec::new(), overhead: Vec::new(), evm: Vec::new() };
     for seed in 1..=txs {
-        let x = [seed, 2, 3, 4].map(|v| alloy_primitives::I256::try_from(v).unwrap_or_default());
-        let input = predictCall { x }.abi_encode();
-        let request = TransactionRequest::default()
-            .from(devnet.accounts()[0])
-            .to(client)
-            .input(input.clone().into())
-            .gas_limit(400_000);
-        devnet.send_transaction(request).unwrap_or_else(|e| panic!("{e}"));
-        let value =
-            Tensor::from_array(([1usize, 4], vec![seed as f32, 2.0, 3.0, 4.0])).unwrap_or_else(|e| panic!("{e}"));
+        let (input, shape, x) = case(seed);
+        send(devnet, client, 0, input.clone());
+        let value = Tensor::from_array((shape, x)).unwrap_or_else(|e| panic!("{e}"));
         let started = Instant::now();
         let outputs = session.run(ort::inputs!["x" => &value]).unwrap_or_else(|e| panic!("{e}"));
         std::hint::black_box(outputs.len());
@@ -201,21 +202,21 @@ fn light_overhead(library: &Path) -> (f64, f64, f64) {
         let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
         let full = started.elapsed();
         assert!(mined.receipts.iter().all(|r| r.success && r.inference.len() == 1));
+        // One EVM execution of the same call, its result now known: what each
+        // of the two passes (two simulation rounds, the second standing as the
+        // inclusion of the block's first transaction) costs in revm.
         let call = TransactionRequest::default().to(client).input(input.into());
         let started = Instant::now();
         devnet.call(call, None, None).unwrap_or_else(|e| panic!("{e}"));
         let one_pass = started.elapsed();
         if seed > 20 {
-            bare.push(raw.as_secs_f64() * 1e6);
-            overhead.push((full.as_secs_f64() - raw.as_secs_f64()) * 1e6);
-            pass.push(one_pass.as_secs_f64() * 1e6);
+            samples.bare.push(raw);
+            samples.block.push(full);
+            samples.overhead.push(full.as_secs_f64() - raw.as_secs_f64());
+            samples.evm.push(one_pass);
         }
     }
-    let median = |v: &mut Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
-    (median(&mut bare), median(&mut overhead), median(&mut pass))
+    samples
 }
 
 fn median(v: &mut [Duration]) -> Duration {
@@ -246,11 +247,11 @@ fn chain(executor: &Arc<OnnxExecutor>, code: &Bytes, id: &str, mining: Mining) -
     (devnet, client)
 }
 
-fn send(devnet: &Devnet, client: Address, from: usize, seed: i128) {
+fn send(devnet: &Devnet, client: Address, from: usize, input: Vec<u8>) {
     let request = TransactionRequest::default()
         .from(devnet.accounts()[from])
         .to(client)
-        .input(runCall { seed }.abi_encode().into())
+        .input(input.into())
         .gas_limit(400_000)
         .value(U256::ZERO);
     devnet.send_transaction(request).unwrap_or_else(|e| panic!("{e}"));
