@@ -9,6 +9,7 @@ use std::fs::{self, File};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
@@ -125,11 +126,21 @@ fn run_client(mut cmd: Command, what: &str) -> String {
     stdout
 }
 
+/// Copies `tests/clients/<name>` into `dir` under a name no other client
+/// run of any test thread or process uses (tests run in parallel, and one
+/// run deleting its copy must not pull the script from under another).
+fn script_copy(dir: &Path, name: &str) -> PathBuf {
+    static NEXT: AtomicUsize = AtomicUsize::new(0);
+    let n = NEXT.fetch_add(1, Ordering::Relaxed);
+    let script = dir.join(format!("{}_{}_{n}.mjs", name.trim_end_matches(".mjs"), std::process::id()));
+    fs::copy(repo().join("tests/clients").join(name), &script).expect("copying the script");
+    script
+}
+
 fn ethers(url: &str, mode: &str, extra: &[&str]) -> String {
     let dir = node_deps();
     // ES modules resolve packages from the script's folder: run a copy there.
-    let script = dir.join(format!("ethers_acceptance_{}.mjs", std::process::id()));
-    fs::copy(repo().join("tests/clients/ethers_acceptance.mjs"), &script).expect("copying the script");
+    let script = script_copy(&dir, "ethers_acceptance.mjs");
     let mut cmd = Command::new("node");
     cmd.arg(&script).args([url, mode]).arg(fixture()).args(extra);
     let output = run_client(cmd, &format!("ethers {mode}"));
@@ -266,8 +277,7 @@ fn ethers_runs_the_language_example_with_real_inference() {
     let onnx = project.path().join("models/volatility.onnx");
     let node = Node::start(&[]);
     let dir = node_deps();
-    let script = dir.join(format!("ethers_inference_{}.mjs", std::process::id()));
-    fs::copy(repo().join("tests/clients/ethers_inference.mjs"), &script).expect("copying the script");
+    let script = script_copy(&dir, "ethers_inference.mjs");
     let mut cmd = Command::new("node");
     cmd.arg(&script).arg(&node.url).arg(&artifact).arg(&onnx).arg("QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N");
     run_client(cmd, "ethers inference");

@@ -206,7 +206,10 @@ impl StateDump {
         let io = |action| move |source| DumpError::Io { action, path: path.into(), source };
         let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
         let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_else(|| "state".into());
-        let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+        // Unique per process and per call, so concurrent writers never share one.
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = dir.join(format!(".{name}.{}-{n}.tmp", std::process::id()));
         let result = (|| {
             let mut file = std::fs::File::create(&tmp).map_err(io("creating a temporary file for"))?;
             file.write_all(&self.to_json()).map_err(io("writing"))?;
