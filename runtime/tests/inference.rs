@@ -219,6 +219,33 @@ fn a_run_past_the_timeout_is_stopped_and_the_worker_freed() {
 }
 
 #[test]
+fn a_batch_past_the_timeout_times_out_on_the_worker_and_the_caller_alike() {
+    let timeout = Duration::from_millis(300);
+    // One worker: one request runs on it or on the calling thread, the others wait.
+    let executor = executor(1, timeout);
+    let model = register(&executor, "slow");
+    let long = numbers(vec![tensor("n", vec![num(100_000_000, 0)], &[])]);
+    let started = Instant::now();
+    let results = executor.run_all(&[(&model, &long), (&model, &long), (&model, &long)]);
+    let waited = started.elapsed();
+    for result in results {
+        assert_eq!(result.unwrap_err(), InferenceError::Timeout { model: model.to_string(), timeout });
+    }
+    assert!(waited >= timeout && waited < timeout * 3, "waited {waited:?}");
+}
+
+#[test]
+fn no_more_requests_run_at_once_than_there_are_workers_caller_included() {
+    let executor = executor(1, Duration::from_secs(60));
+    let model = register(&executor, "slow");
+    let inputs: Vec<ModelInput> = (0..8).map(|i| numbers(vec![tensor("n", vec![num(20_000 + i, 0)], &[])])).collect();
+    let requests: Vec<_> = inputs.iter().map(|input| (&model, input)).collect();
+    assert!(executor.run_all(&requests).iter().all(Result::is_ok));
+    // A second session would only have been made for a second run at once.
+    assert_eq!(executor.registry().idle_sessions(&model), Some(1));
+}
+
+#[test]
 fn requests_run_side_by_side_on_a_pool_of_sessions() {
     let executor = executor(4, Duration::from_secs(60));
     let model = register(&executor, "slow");

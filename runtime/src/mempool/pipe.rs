@@ -257,6 +257,9 @@ struct Current {
 struct Shared {
     /// Results by request id, for simulation, inclusion and calls.
     known: HashMap<B256, Arc<Known>>,
+    /// The ids of the transient failures in `known`, forgotten when the next
+    /// block starts (a list, so that a block does not scan every result).
+    transient: Vec<B256>,
     /// What inclusion served, by request id, for replays (B6): also the
     /// failures that `known` forgets.
     recorded: HashMap<B256, Arc<Known>>,
@@ -272,6 +275,23 @@ struct Shared {
 }
 
 impl Shared {
+    /// Keeps `known` for `id`, noting a transient failure for forgetting.
+    fn insert_known(&mut self, id: B256, known: Arc<Known>) {
+        if known.transient {
+            self.transient.push(id);
+        }
+        self.known.insert(id, known);
+    }
+
+    /// Forgets the transient failures: they are retried in every block.
+    fn forget_transient(&mut self) {
+        for id in std::mem::take(&mut self.transient) {
+            if self.known.get(&id).is_some_and(|k| k.transient) {
+                self.known.remove(&id);
+            }
+        }
+    }
+
     fn prep_of_current(&self) -> Option<&TxPrep> {
         self.prepared.get(&self.current.as_ref()?.tx)
     }
@@ -310,7 +330,8 @@ impl Pipe {
     /// A new mempool on the same executor and configuration that starts
     /// knowing every result this one knows (a forked devnet's).
     pub fn fork(&self) -> Arc<Self> {
-        let known = self.shared.lock().known.clone();
+        let known =
+            self.shared.lock().known.iter().filter(|(_, k)| !k.transient).map(|(id, k)| (*id, Arc::clone(k))).collect();
         let shared = Shared { known, ..Shared::default() };
         Arc::new(Self {
             executor: Arc::clone(&self.executor),
@@ -518,7 +539,7 @@ impl Pipe {
             // Another thread got there first with a lasting result.
             Some(existing) if !existing.transient => Arc::clone(existing),
             _ => {
-                s.known.insert(id, Arc::clone(&known));
+                s.insert_known(id, Arc::clone(&known));
                 known
             }
         }
@@ -536,7 +557,9 @@ impl Pipe {
         self.runs.fetch_add(requests.len() as u64, Ordering::Relaxed);
         let mut s = self.shared.lock();
         for ((id, request), run) in requests.iter().zip(runs) {
-            s.known.entry(*id).or_insert_with(|| Arc::new(Known::new(request, run)));
+            if !s.known.contains_key(id) {
+                s.insert_known(*id, Arc::new(Known::new(request, run)));
+            }
         }
         s.in_flight = s.in_flight.saturating_sub(requests.len());
         s.round = None;
@@ -585,7 +608,7 @@ impl PreExecution for Pipe {
             s.prepared.clear();
             s.preparing = batch.len();
             // Failures that may not repeat are retried in every block.
-            s.known.retain(|_, k| !k.transient);
+            s.forget_transient();
         }
         let mut prepared: HashMap<B256, TxPrep> = HashMap::new();
         let mut todo: Vec<&Arc<PoolTx>> = batch.iter().filter(|tx| ctx.runs_code(tx)).collect();
