@@ -213,3 +213,37 @@ fn warp_and_mocks_in_set_up_hold_in_every_test() {
     let run = nml(dir.path(), &["test"]);
     assert!(run.status.success(), "{}", text(&run));
 }
+
+/// `stdlib/nml/Test.sol` declares the `Vm` interface for Solidity and the
+/// runner's inspector decodes calls with its own `sol!` copy: the two must
+/// name the same functions, or a cheatcode would be "unknown" at run time.
+#[test]
+fn the_vm_that_test_sol_declares_is_the_one_the_runner_serves() {
+    let dir = project_with_test(&test_contract("function test_nothing() public {}"));
+    let (built, _) = common::build(dir.path(), true, &[]);
+    let mut found = Vec::new();
+    let mut stack = vec![built.path().join("out")];
+    while let Some(at) = stack.pop() {
+        for entry in std::fs::read_dir(&at).expect("out dir").flatten() {
+            if entry.path().is_dir() {
+                stack.push(entry.path());
+            } else if entry.file_name() == "Vm.json" {
+                found.push(entry.path());
+            }
+        }
+    }
+    assert_eq!(found.len(), 1, "one Vm artifact: {found:?}");
+    let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&found[0]).unwrap()).unwrap();
+    let mut solidity: Vec<String> = json["methodIdentifiers"]
+        .as_object()
+        .expect("methodIdentifiers")
+        .values()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    let mut served: Vec<String> =
+        nml_runtime::testing::cheatcodes::Vm::VmCalls::SELECTORS.iter().map(alloy_primitives::hex::encode).collect();
+    solidity.sort();
+    served.sort();
+    assert!(!served.is_empty());
+    assert_eq!(solidity, served);
+}
