@@ -47,7 +47,7 @@ use std::time::Duration;
 
 use alloy_primitives::{Address, B256, Bytes, address, keccak256};
 use alloy_sol_types::{Revert, SolCall, SolError, SolValue};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use revm::handler::{EthPrecompiles, PrecompileProvider};
 use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
 use revm::primitives::AddressSet;
@@ -260,6 +260,10 @@ struct Shared {
     /// The ids of the transient failures in `known`, forgotten when the next
     /// block starts (a list, so that a block does not scan every result).
     transient: Vec<B256>,
+    /// The requests running now, by id: whoever meets one waits for its
+    /// result instead of running it a second time (B3), be it a concurrent
+    /// `eth_call` or a dispatch round.
+    running: HashMap<B256, Arc<Running>>,
     /// What inclusion served, by request id, for replays (B6): also the
     /// failures that `known` forgets.
     recorded: HashMap<B256, Arc<Known>>,
@@ -274,7 +278,71 @@ struct Shared {
     rounds_run: u64,
 }
 
+/// A request being run: its result, once there is one.
+#[derive(Debug, Default)]
+struct Running {
+    result: Mutex<Option<Arc<Known>>>,
+    done: Condvar,
+}
+
+impl Running {
+    fn wait(&self) -> Arc<Known> {
+        let mut result = self.result.lock();
+        loop {
+            if let Some(known) = result.as_ref() {
+                return Arc::clone(known);
+            }
+            self.done.wait(&mut result);
+        }
+    }
+
+    fn finish(&self, known: &Arc<Known>) {
+        *self.result.lock() = Some(Arc::clone(known));
+        self.done.notify_all();
+    }
+}
+
+fn unavailable(reason: &str) -> Timed {
+    Timed {
+        output: Err(crate::inference::InferenceError::Unavailable { reason: reason.to_owned() }),
+        took: Duration::ZERO,
+    }
+}
+
+/// Who runs a request: this caller (it claimed it), or another one to wait for.
+enum Claim {
+    Run(Arc<Running>),
+    Wait(Arc<Running>),
+}
+
 impl Shared {
+    /// Claims `id` for running, unless somebody runs it already.
+    fn claim(&mut self, id: B256) -> Claim {
+        match self.running.get(&id) {
+            Some(running) => Claim::Wait(Arc::clone(running)),
+            None => {
+                let running = Arc::new(Running::default());
+                self.running.insert(id, Arc::clone(&running));
+                Claim::Run(running)
+            }
+        }
+    }
+
+    /// Keeps the result of a claimed run and hands it to those waiting.
+    /// A lasting result already known wins (another path got there first).
+    fn finish(&mut self, id: B256, running: &Running, known: Arc<Known>) -> Arc<Known> {
+        let known = match self.known.get(&id) {
+            Some(existing) if !existing.transient => Arc::clone(existing),
+            _ => {
+                self.insert_known(id, Arc::clone(&known));
+                known
+            }
+        };
+        self.running.remove(&id);
+        running.finish(&known);
+        known
+    }
+
     /// Keeps `known` for `id`, noting a transient failure for forgetting.
     fn insert_known(&mut self, id: B256, known: Arc<Known>) {
         if known.transient {
@@ -522,46 +590,63 @@ impl Pipe {
         self.run_one(id, request)
     }
 
-    /// Runs one request now (the lock is not held while the model runs).
+    /// Runs claimed requests: one result per request, even from an executor
+    /// that panics, since others may be waiting for them.
+    fn run_claimed(&self, requests: &[&ModelInferenceRequest]) -> Vec<Timed> {
+        let run = std::panic::AssertUnwindSafe(|| self.executor.run_all_requests_timed(requests));
+        let mut runs = std::panic::catch_unwind(run).unwrap_or_default();
+        runs.resize_with(requests.len(), || unavailable("the executor failed without a result"));
+        runs
+    }
+
+    /// Runs one request now (the lock is not held while the model runs), or
+    /// waits for the run of it already under way.
     fn run_one(&self, id: B256, request: &ModelInferenceRequest) -> Arc<Known> {
+        // Not in the match: its scrutinee would hold the lock while waiting.
+        let claim = self.shared.lock().claim(id);
+        let running = match claim {
+            Claim::Wait(running) => return running.wait(),
+            Claim::Run(running) => running,
+        };
         self.shared.lock().in_flight += 1;
-        let run = self.executor.run_all_requests_timed(&[request]).pop().unwrap_or_else(|| Timed {
-            output: Err(crate::inference::InferenceError::Unavailable {
-                reason: "the executor returned no result".into(),
-            }),
-            took: Duration::ZERO,
-        });
+        let run = self.run_claimed(&[request]).pop().unwrap_or_else(|| unavailable("the executor returned no result"));
         self.runs.fetch_add(1, Ordering::Relaxed);
         let known = Arc::new(Known::new(request, run));
         let mut s = self.shared.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
-        match s.known.get(&id) {
-            // Another thread got there first with a lasting result.
-            Some(existing) if !existing.transient => Arc::clone(existing),
-            _ => {
-                s.insert_known(id, Arc::clone(&known));
-                known
-            }
-        }
+        s.finish(id, &running, known)
     }
 
-    /// Runs the requests of one round side by side and keeps the results.
+    /// Runs the requests of one round side by side and keeps the results;
+    /// a request another caller is running already is waited for instead.
     fn dispatch(&self, round: u32, requests: &[(B256, ModelInferenceRequest)]) {
-        {
+        let (mine, others): (Vec<_>, Vec<_>) = {
             let mut s = self.shared.lock();
             s.round = Some(round);
-            s.in_flight += requests.len();
-        }
-        let refs: Vec<&ModelInferenceRequest> = requests.iter().map(|(_, r)| r).collect();
-        let runs = self.executor.run_all_requests_timed(&refs);
-        self.runs.fetch_add(requests.len() as u64, Ordering::Relaxed);
+            let claims: Vec<_> = requests.iter().map(|(id, request)| (*id, request, s.claim(*id))).collect();
+            let (mine, others): (Vec<_>, Vec<_>) = claims.into_iter().partition(|(_, _, c)| matches!(c, Claim::Run(_)));
+            s.in_flight += mine.len();
+            (mine, others)
+        };
+        let refs: Vec<&ModelInferenceRequest> = mine.iter().map(|(_, r, _)| *r).collect();
+        let runs = self.run_claimed(&refs);
+        self.runs.fetch_add(mine.len() as u64, Ordering::Relaxed);
         let mut s = self.shared.lock();
-        for ((id, request), run) in requests.iter().zip(runs) {
-            if !s.known.contains_key(id) {
-                s.insert_known(*id, Arc::new(Known::new(request, run)));
+        for ((id, request, claim), run) in mine.into_iter().zip(runs) {
+            if let Claim::Run(running) = claim {
+                s.finish(id, &running, Arc::new(Known::new(request, run)));
             }
         }
-        s.in_flight = s.in_flight.saturating_sub(requests.len());
+        s.in_flight = s.in_flight.saturating_sub(refs.len());
+        drop(s);
+        // Only after finishing every claim of its own, so two dispatchers
+        // never wait on each other.
+        for (_, _, claim) in others {
+            if let Claim::Wait(running) = claim {
+                running.wait();
+            }
+        }
+        let mut s = self.shared.lock();
         s.round = None;
         s.rounds_run += 1;
     }
@@ -823,15 +908,18 @@ mod tests {
     use crate::inference::abi::{MultiDimensionalNumberTensor, Number};
     use crate::inference::{InferenceError, ModelId, ModelInput};
 
-    /// Test double: answers every request with one fixed tensor and counts runs.
+    /// Test double: answers every request with one fixed tensor (after
+    /// `delay`) and counts runs.
     #[derive(Default)]
     struct CountingExecutor {
         runs: AtomicUsize,
+        delay: Duration,
     }
 
     impl Executor for CountingExecutor {
         fn run(&self, _model: &ModelId, _input: &ModelInput) -> Result<ModelOutput, InferenceError> {
             self.runs.fetch_add(1, Ordering::Relaxed);
+            std::thread::sleep(self.delay);
             let y = MultiDimensionalNumberTensor {
                 name: "y".into(),
                 values: vec![Number { value: 7, decimals: 0 }],
@@ -871,6 +959,26 @@ mod tests {
         assert_eq!(second.output, first.output);
         assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "served as the known request");
         assert_eq!(pipe.status().inferences_run, 1);
+    }
+
+    #[test]
+    fn concurrent_calls_with_the_same_unknown_request_run_it_once() {
+        let executor = Arc::new(CountingExecutor { delay: Duration::from_millis(200), ..Default::default() });
+        let pipe = Pipe::new(executor.clone(), PipeConfig::default());
+        let calldata = runModelInferenceCall { request: request() }.abi_encode();
+        let outputs: Vec<Bytes> = std::thread::scope(|scope| {
+            let calls: Vec<_> =
+                (0..4).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000).output)).collect();
+            // A dispatch round meeting the same request while the calls run it.
+            std::thread::sleep(Duration::from_millis(50));
+            pipe.dispatch(1, &[(request_id(&request()), request())]);
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "one run for all of them");
+        assert!(outputs.windows(2).all(|w| w[0] == w[1]));
+        let output = runModelInferenceCall::abi_decode_returns(&outputs[0]).unwrap();
+        assert_eq!(output.numbers[0].values[0].value, 7);
+        assert!(pipe.shared.lock().running.is_empty());
     }
 
     #[test]
