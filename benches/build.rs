@@ -42,7 +42,7 @@ fn bench_project(example: &Path, noop_iters: usize, full_iters: usize) {
     let dir = tmp.path().join(&name);
     copy_dir(example, &dir);
     let fe = frontend(Some(&dir)).expect("the example opens");
-    let solc = std::fs::canonicalize(solc_for(&fe).expect("a solc for the example")).expect("solc path");
+    let solc = std::fs::canonicalize(solc_for(&fe).expect("a solc for the example").path).expect("solc path");
     println!("\n== {name} (solc: {})", solc.display());
 
     // Full build, as a user runs it (the solc nml resolves by itself).

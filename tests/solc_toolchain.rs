@@ -87,7 +87,7 @@ fn compiles_a_contract_with_imports_from_memory_and_disk() {
         remappings: Vec::new(),
         base_path: Some(project.path().to_owned()),
     };
-    let output = solc::compile(&solc().path, &job).unwrap();
+    let output = solc::compile(&solc().binary(), &job).unwrap();
     assert!(!output.has_errors(), "{:#?}", output.diagnostics);
     assert_eq!(output.solc_version, solc().long_version);
 
@@ -123,7 +123,7 @@ fn a_type_error_points_at_its_bytes() {
     let text = "// SPDX-License-Identifier: MIT\n// Grüße — ünïcödé\npragma solidity ^0.8.24;\n\
                 contract C {\n    function f() external pure returns (uint256) {\n        uint256 x = \"nope\";\n        return x;\n    }\n}\n";
     let job = SolcJob { sources: sources(&[("src/C.nml", text)]), ..SolcJob::default() };
-    let output = solc::compile(&solc().path, &job).unwrap();
+    let output = solc::compile(&solc().binary(), &job).unwrap();
     assert!(output.contracts.is_empty());
     let errors: Vec<_> = output.diagnostics.iter().filter(|d| d.severity == Severity::Error).collect();
     assert_eq!(errors.len(), 1, "{errors:#?}");
@@ -140,7 +140,7 @@ fn a_type_error_points_at_its_bytes() {
 #[test]
 fn parse_only_is_solcs_verdict() {
     let verdict = solc::parse_only(
-        &solc().path,
+        &solc().binary(),
         &sources(&[
             ("src/Bad.nml", "pragma solidity ^0.8.24;\ncontract B {\n    function f( {}\n}\n"),
             // solang-parser 0.3.5 rejects both of these; solc accepts them.
@@ -261,4 +261,44 @@ fn a_native_solc_on_path_is_used_when_it_fits() {
 fn make_executable(path: &Path) {
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The version the resolver read is handed to the compiler: one `nml build`
+/// starts solc twice (`--version` to check the override, then the
+/// standard-JSON build),
+/// not a third time for foundry-compilers to ask the version again.
+#[test]
+fn a_build_starts_solc_once_past_the_version_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("starts.log");
+    let wrapper = dir.path().join("solc");
+    std::fs::write(
+        &wrapper,
+        format!("#!/bin/sh\necho \"$1\" >> '{}'\nexec '{}' \"$@\"\n", log.display(), solc().path.display()),
+    )
+    .unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let project = dir.path().join("p");
+    std::fs::create_dir_all(project.join("src")).unwrap();
+    std::fs::write(project.join("nml.toml"), "[project]\nname = \"p\"\n").unwrap();
+    std::fs::write(
+        project.join("src/C.sol"),
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\ncontract C {}\n",
+    )
+    .unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_nml"))
+        .args(["build"])
+        .current_dir(&project)
+        .env("NML_SOLC", &wrapper)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let starts = std::fs::read_to_string(&log).unwrap();
+    let starts: Vec<&str> = starts.lines().collect();
+    assert_eq!(starts.len(), 2, "{starts:?}");
+    assert_eq!(starts.iter().filter(|a| **a == "--version").count(), 1, "{starts:?}");
 }

@@ -62,7 +62,10 @@ struct CacheRecord {
 
 /// Builds the project of `fe`. `resolve_solc` is called only when solc must
 /// run, so a no-op rebuild costs neither a solc start nor a toolchain lookup.
-pub fn build(fe: &Frontend, resolve_solc: &dyn Fn() -> Result<PathBuf, String>) -> Result<BuildOutput, BuildError> {
+pub fn build(
+    fe: &Frontend,
+    resolve_solc: &dyn Fn() -> Result<solc::SolcBinary, String>,
+) -> Result<BuildOutput, BuildError> {
     let started = Instant::now();
     let mut diagnostics = fe.diagnostics.clone();
     if fe.has_errors() {
@@ -104,9 +107,9 @@ pub fn build(fe: &Frontend, resolve_solc: &dyn Fn() -> Result<PathBuf, String>) 
     }
 
     write_generated(fe, &out_dir)?;
-    let solc_path = resolve_solc().map_err(BuildError::Toolchain)?;
+    let solc = resolve_solc().map_err(BuildError::Toolchain)?;
     let solc_started = Instant::now();
-    let output = solc::compile(&solc_path, &job)?;
+    let output = solc::compile(&solc, &job)?;
     let solc_time = solc_started.elapsed();
 
     for d in &output.diagnostics {

@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use miette::{IntoDiagnostic, miette};
 use nml_compiler::diagnostics::{self, Diagnostic, MessageFormat, Severity, SourceDb};
 use nml_compiler::project::Project;
+use nml_compiler::solc::SolcBinary;
 use nml_compiler::{Frontend, build};
 
 use crate::toolchain;
@@ -61,11 +62,11 @@ pub fn frontend(path: Option<&Path>) -> miette::Result<Frontend> {
 }
 
 /// Resolves solc for a project: `nml.toml`'s pin, else the sources' pragmas.
-pub fn solc_for(fe: &Frontend) -> Result<PathBuf, String> {
+pub fn solc_for(fe: &Frontend) -> Result<SolcBinary, String> {
     let pragmas = fe.project.solidity_pragmas();
     let pinned = fe.project.config.project.solc.as_deref();
     toolchain::solc::resolve(&pragmas, pinned, std::io::stderr().is_terminal())
-        .map(|s| s.path)
+        .map(|s| s.binary())
         .map_err(|e| e.to_string())
 }
 

@@ -46,6 +46,17 @@ pub struct SolcInstall {
     pub origin: Origin,
 }
 
+impl SolcInstall {
+    /// The executable for the compiler, with its version known so that it is
+    /// not asked again: the full version when it parses as semver (an npm
+    /// solc's `0.8.37+commit.f401782d.Emscripten.clang` does; a native
+    /// `…Linux.g++` does not), else the release.
+    pub fn binary(&self) -> nml_compiler::solc::SolcBinary {
+        let version = Version::parse(&self.long_version).unwrap_or_else(|_| self.version.clone());
+        nml_compiler::solc::SolcBinary { path: self.path.clone(), version: Some(version) }
+    }
+}
+
 /// Where a [`SolcInstall`] came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Origin {
