@@ -277,10 +277,11 @@ impl Slots {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes a slot if one is free.
+    /// Takes a slot if one is free and no worker waits for one (a worker
+    /// holds a queued request that is older than the caller's).
     fn try_take(&self) -> bool {
         let mut state = self.lock();
-        let free = state.free > 0;
+        let free = state.free > 0 && state.waiting == 0;
         if free {
             state.free -= 1;
         }
@@ -309,13 +310,15 @@ impl Slots {
     }
 }
 
-/// Stops the runs of calling threads at their deadlines. Every deadline is
-/// "registration + timeout", so deadlines come in registration order and a
-/// watchdog that sleeps at most one timeout is awake for each of them without
-/// being woken: registering costs a lock, never a system call.
+/// Stops runs at their deadlines, on workers and calling threads alike.
+/// Every deadline is "registration + timeout", taken under the lock, so
+/// deadlines come in registration order and a watchdog that sleeps at most
+/// one timeout is awake for each of them without being woken: registering
+/// costs a lock, never a system call.
 struct Watchdog {
     runs: Mutex<VecDeque<Watched>>,
     next: std::sync::atomic::AtomicU64,
+    timeout: Duration,
 }
 
 struct Watched {
@@ -327,7 +330,7 @@ struct Watched {
 impl Watchdog {
     /// A watchdog and its thread, which ends once the executor is dropped.
     fn start(timeout: Duration) -> Result<Arc<Self>, InferenceError> {
-        let watchdog = Arc::new(Self { runs: Mutex::new(VecDeque::new()), next: 0.into() });
+        let watchdog = Arc::new(Self { runs: Mutex::new(VecDeque::new()), next: 0.into(), timeout });
         let weak = Arc::downgrade(&watchdog);
         std::thread::Builder::new()
             .name("nml-inference-watchdog".into())
@@ -354,11 +357,14 @@ impl Watchdog {
         }
     }
 
-    /// Watches a run until the returned key is given to [`Watchdog::unwatch`].
-    fn watch(&self, deadline: Instant, cancel: Arc<RunOptions>) -> u64 {
+    /// Watches a run until the returned key is given to [`Watchdog::unwatch`];
+    /// its deadline is one timeout from now.
+    fn watch(&self, cancel: Arc<RunOptions>) -> (u64, Instant) {
         let key = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        self.runs.lock().unwrap_or_else(PoisonError::into_inner).push_back(Watched { key, deadline, cancel });
-        key
+        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
+        let deadline = Instant::now() + self.timeout;
+        runs.push_back(Watched { key, deadline, cancel });
+        (key, deadline)
     }
 
     fn unwatch(&self, key: u64) {
@@ -385,6 +391,8 @@ struct Pending {
     result: Receiver<Timed>,
     cancel: Arc<RunOptions>,
     deadline: Instant,
+    /// The watchdog's key.
+    key: u64,
 }
 
 struct Job {
@@ -438,28 +446,36 @@ impl OnnxExecutor {
 
     /// Converts the inputs and queues the run; the receiver gets the result.
     fn submit(&self, model: &ModelId, input: &ModelInput) -> Result<Pending, InferenceError> {
-        let deadline = Instant::now() + self.timeout;
         let loaded = self.registry.loaded(model)?;
         let inputs = tensor::decode_inputs(model, &loaded.info.signature, input)?;
         let cancel = Arc::new(RunOptions::new().map_err(|e| runtime_error(model, &e))?);
         let (reply, result) = mpsc::sync_channel(1);
+        // Watched from before it is queued: the watchdog stops it at its
+        // deadline even while the caller is busy running a request itself.
+        let (key, deadline) = self.watchdog.watch(Arc::clone(&cancel));
         let job = Job { model: loaded, inputs, deadline, cancel: Arc::clone(&cancel), reply };
-        self.queue
-            .send(job)
-            .map_err(|_| InferenceError::Unavailable { reason: "the workers have stopped".to_owned() })?;
-        Ok(Pending { result, cancel, deadline })
+        if self.queue.send(job).is_err() {
+            self.watchdog.unwatch(key);
+            return Err(InferenceError::Unavailable { reason: "the workers have stopped".to_owned() });
+        }
+        Ok(Pending { result, cancel, deadline, key })
     }
 
     /// Runs a request on the calling thread, which holds a run slot (given
     /// back here), under the watchdog.
     fn run_here(&self, model: &ModelId, input: &ModelInput) -> Timed {
-        let timed = self.run_here_holding_slot(model, input);
-        self.slots.give();
-        timed
+        /// Gives the slot back however the run ends, a panic included.
+        struct Held<'a>(&'a Slots);
+        impl Drop for Held<'_> {
+            fn drop(&mut self) {
+                self.0.give();
+            }
+        }
+        let _held = Held(&self.slots);
+        self.run_here_holding_slot(model, input)
     }
 
     fn run_here_holding_slot(&self, model: &ModelId, input: &ModelInput) -> Timed {
-        let deadline = Instant::now() + self.timeout;
         let prepared = self.registry.loaded(model).and_then(|loaded| {
             let inputs = tensor::decode_inputs(model, &loaded.info.signature, input)?;
             let cancel = Arc::new(RunOptions::new().map_err(|e| runtime_error(model, &e))?);
@@ -469,7 +485,7 @@ impl OnnxExecutor {
             Ok(prepared) => prepared,
             Err(e) => return Timed { output: Err(e), took: Duration::ZERO },
         };
-        let key = self.watchdog.watch(deadline, Arc::clone(&cancel));
+        let (key, deadline) = self.watchdog.watch(Arc::clone(&cancel));
         let started = Instant::now();
         let run = std::panic::AssertUnwindSafe(|| run_job(&loaded, inputs, &cancel, &self.registry));
         let output = std::panic::catch_unwind(run).unwrap_or_else(|_| {
@@ -487,9 +503,11 @@ impl OnnxExecutor {
         Timed { output, took }
     }
 
-    fn wait(&self, model: &ModelId, Pending { result, cancel, deadline }: Pending) -> Timed {
+    fn wait(&self, model: &ModelId, Pending { result, cancel, deadline, key }: Pending) -> Timed {
         let started = Instant::now();
-        match result.recv_timeout(deadline.saturating_duration_since(started)) {
+        let received = result.recv_timeout(deadline.saturating_duration_since(started));
+        self.watchdog.unwatch(key);
+        match received {
             Ok(timed) => timed,
             Err(RecvTimeoutError::Timeout) => {
                 // Stops the run at the next node; the worker then moves on.

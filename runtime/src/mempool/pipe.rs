@@ -313,11 +313,38 @@ fn unavailable(reason: &str) -> Timed {
 enum Claim {
     Run(Arc<Running>),
     Wait(Arc<Running>),
+    /// Known meanwhile (a run that finished since the caller looked).
+    Known(Arc<Known>),
+}
+
+/// The claims a caller must finish. Whatever is left open when it is
+/// dropped (a panic on the way) is finished as a transient failure, so that
+/// nobody waits for it forever.
+struct Claims<'a> {
+    pipe: &'a Pipe,
+    open: Vec<(B256, Arc<Running>, &'a ModelInferenceRequest)>,
+}
+
+impl Drop for Claims<'_> {
+    fn drop(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let mut s = self.pipe.shared.lock();
+        for (id, running, request) in self.open.drain(..) {
+            let failed = Known::new(request, unavailable("the node failed while running this inference"));
+            s.finish(id, &running, Arc::new(failed));
+        }
+    }
 }
 
 impl Shared {
-    /// Claims `id` for running, unless somebody runs it already.
+    /// Claims `id` for running, unless somebody runs it already or its
+    /// lasting result is known.
     fn claim(&mut self, id: B256) -> Claim {
+        if let Some(known) = self.known.get(&id).filter(|k| !k.transient) {
+            return Claim::Known(Arc::clone(known));
+        }
         match self.running.get(&id) {
             Some(running) => Claim::Wait(Arc::clone(running)),
             None => {
@@ -345,7 +372,8 @@ impl Shared {
 
     /// Keeps `known` for `id`, noting a transient failure for forgetting.
     fn insert_known(&mut self, id: B256, known: Arc<Known>) {
-        if known.transient {
+        // Listed once, however often it fails before the next block.
+        if known.transient && !self.known.get(&id).is_some_and(|k| k.transient) {
             self.transient.push(id);
         }
         self.known.insert(id, known);
@@ -605,15 +633,18 @@ impl Pipe {
         // Not in the match: its scrutinee would hold the lock while waiting.
         let claim = self.shared.lock().claim(id);
         let running = match claim {
+            Claim::Known(known) => return known,
             Claim::Wait(running) => return running.wait(),
             Claim::Run(running) => running,
         };
+        let mut claims = Claims { pipe: self, open: vec![(id, Arc::clone(&running), request)] };
         self.shared.lock().in_flight += 1;
         let run = self.run_claimed(&[request]).pop().unwrap_or_else(|| unavailable("the executor returned no result"));
         self.runs.fetch_add(1, Ordering::Relaxed);
         let known = Arc::new(Known::new(request, run));
         let mut s = self.shared.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
+        claims.open.clear();
         s.finish(id, &running, known)
     }
 
@@ -628,14 +659,27 @@ impl Pipe {
             s.in_flight += mine.len();
             (mine, others)
         };
+        let mut claims = Claims { pipe: self, open: Vec::new() };
+        for (id, request, claim) in &mine {
+            if let Claim::Run(running) = claim {
+                claims.open.push((*id, Arc::clone(running), *request));
+            }
+        }
         let refs: Vec<&ModelInferenceRequest> = mine.iter().map(|(_, r, _)| *r).collect();
         let runs = self.run_claimed(&refs);
         self.runs.fetch_add(mine.len() as u64, Ordering::Relaxed);
+        let results: Vec<_> = mine
+            .into_iter()
+            .zip(runs)
+            .filter_map(|((id, request, claim), run)| match claim {
+                Claim::Run(running) => Some((id, running, Arc::new(Known::new(request, run)))),
+                _ => None,
+            })
+            .collect();
         let mut s = self.shared.lock();
-        for ((id, request, claim), run) in mine.into_iter().zip(runs) {
-            if let Claim::Run(running) = claim {
-                s.finish(id, &running, Arc::new(Known::new(request, run)));
-            }
+        claims.open.clear();
+        for (id, running, known) in results {
+            s.finish(id, &running, known);
         }
         s.in_flight = s.in_flight.saturating_sub(refs.len());
         drop(s);
@@ -978,6 +1022,35 @@ mod tests {
         assert!(outputs.windows(2).all(|w| w[0] == w[1]));
         let output = runModelInferenceCall::abi_decode_returns(&outputs[0]).unwrap();
         assert_eq!(output.numbers[0].values[0].value, 7);
+        assert!(pipe.shared.lock().running.is_empty());
+    }
+
+    /// Test double: an executor that panics after a while.
+    struct PanickingExecutor;
+
+    impl Executor for PanickingExecutor {
+        fn run(&self, _model: &ModelId, _input: &ModelInput) -> Result<ModelOutput, InferenceError> {
+            std::thread::sleep(Duration::from_millis(100));
+            panic!("test double: the executor panics");
+        }
+    }
+
+    #[test]
+    fn a_panicking_executor_still_answers_everyone_waiting() {
+        let pipe = Pipe::new(Arc::new(PanickingExecutor), PipeConfig::default());
+        let calldata = runModelInferenceCall { request: request() }.abi_encode();
+        let answers: Vec<_> = std::thread::scope(|scope| {
+            let calls: Vec<_> =
+                (0..3).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000))).collect();
+            calls.into_iter().map(|c| c.join().unwrap()).collect()
+        });
+        // One run, one failure, the same answer for all three.
+        assert!(answers.windows(2).all(|w| w[0].output == w[1].output));
+        for answer in answers {
+            assert_eq!(answer.result, InstructionResult::Revert);
+            let reason = Revert::abi_decode(&answer.output).unwrap().reason;
+            assert!(reason.contains("panicked"), "{reason}");
+        }
         assert!(pipe.shared.lock().running.is_empty());
     }
 
