@@ -316,9 +316,15 @@ impl Slots {
 /// one timeout is awake for each of them without being woken: registering
 /// costs a lock, never a system call.
 struct Watchdog {
-    runs: Mutex<VecDeque<Watched>>,
-    next: std::sync::atomic::AtomicU64,
+    state: Mutex<Watches>,
     timeout: Duration,
+}
+
+/// The runs being watched, in key order (and so in deadline order).
+#[derive(Default)]
+struct Watches {
+    next: u64,
+    runs: VecDeque<Watched>,
 }
 
 struct Watched {
@@ -330,27 +336,31 @@ struct Watched {
 impl Watchdog {
     /// A watchdog and its thread, which ends once the executor is dropped.
     fn start(timeout: Duration) -> Result<Arc<Self>, InferenceError> {
-        let watchdog = Arc::new(Self { runs: Mutex::new(VecDeque::new()), next: 0.into(), timeout });
+        let watchdog = Arc::new(Self { state: Mutex::default(), timeout });
         let weak = Arc::downgrade(&watchdog);
         std::thread::Builder::new()
             .name("nml-inference-watchdog".into())
-            .spawn(move || Self::watch_loop(&weak, timeout))
+            .spawn(move || Self::watch_loop(&weak))
             .map_err(|e| InferenceError::Unavailable { reason: format!("cannot start the inference watchdog: {e}") })?;
         Ok(watchdog)
     }
 
-    fn watch_loop(weak: &Weak<Self>, timeout: Duration) {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Watches> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn watch_loop(weak: &Weak<Self>) {
         loop {
             let Some(watchdog) = weak.upgrade() else { return };
             let now = Instant::now();
             let sleep = {
-                let mut runs = watchdog.runs.lock().unwrap_or_else(PoisonError::into_inner);
-                while runs.front().is_some_and(|w| w.deadline <= now) {
-                    if let Some(expired) = runs.pop_front() {
+                let mut state = watchdog.lock();
+                while state.runs.front().is_some_and(|w| w.deadline <= now) {
+                    if let Some(expired) = state.runs.pop_front() {
                         let _ = expired.cancel.terminate();
                     }
                 }
-                runs.front().map_or(timeout, |w| w.deadline - now)
+                state.runs.front().map_or(watchdog.timeout, |w| w.deadline - now)
             };
             drop(watchdog);
             std::thread::sleep(sleep.max(Duration::from_millis(1)));
@@ -360,17 +370,17 @@ impl Watchdog {
     /// Watches a run until the returned key is given to [`Watchdog::unwatch`];
     /// its deadline is one timeout from now.
     fn watch(&self, cancel: Arc<RunOptions>) -> (u64, Instant) {
-        let key = self.next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        let deadline = Instant::now() + self.timeout;
-        runs.push_back(Watched { key, deadline, cancel });
+        let mut state = self.lock();
+        let (key, deadline) = (state.next, Instant::now() + self.timeout);
+        state.next += 1;
+        state.runs.push_back(Watched { key, deadline, cancel });
         (key, deadline)
     }
 
     fn unwatch(&self, key: u64) {
-        let mut runs = self.runs.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(at) = runs.iter().position(|w| w.key == key) {
-            runs.remove(at);
+        let mut state = self.lock();
+        if let Ok(at) = state.runs.binary_search_by_key(&key, |w| w.key) {
+            state.runs.remove(at);
         }
     }
 }
@@ -394,6 +404,9 @@ struct Pending {
     /// The watchdog's key.
     key: u64,
 }
+
+/// A request ready to run: the model, its inputs, the handle that stops it.
+type Prepared = (Arc<LoadedModel>, Vec<Tensor>, Arc<RunOptions>);
 
 struct Job {
     model: Arc<LoadedModel>,
@@ -446,9 +459,7 @@ impl OnnxExecutor {
 
     /// Converts the inputs and queues the run; the receiver gets the result.
     fn submit(&self, model: &ModelId, input: &ModelInput) -> Result<Pending, InferenceError> {
-        let loaded = self.registry.loaded(model)?;
-        let inputs = tensor::decode_inputs(model, &loaded.info.signature, input)?;
-        let cancel = Arc::new(RunOptions::new().map_err(|e| runtime_error(model, &e))?);
+        let (loaded, inputs, cancel) = self.prepare(model, input)?;
         let (reply, result) = mpsc::sync_channel(1);
         // Watched from before it is queued: the watchdog stops it at its
         // deadline even while the caller is busy running a request itself.
@@ -475,22 +486,22 @@ impl OnnxExecutor {
         self.run_here_holding_slot(model, input)
     }
 
+    /// The model, its inputs as tensors, and the handle that stops its run.
+    fn prepare(&self, model: &ModelId, input: &ModelInput) -> Result<Prepared, InferenceError> {
+        let loaded = self.registry.loaded(model)?;
+        let inputs = tensor::decode_inputs(model, &loaded.info.signature, input)?;
+        let cancel = Arc::new(RunOptions::new().map_err(|e| runtime_error(model, &e))?);
+        Ok((loaded, inputs, cancel))
+    }
+
     fn run_here_holding_slot(&self, model: &ModelId, input: &ModelInput) -> Timed {
-        let prepared = self.registry.loaded(model).and_then(|loaded| {
-            let inputs = tensor::decode_inputs(model, &loaded.info.signature, input)?;
-            let cancel = Arc::new(RunOptions::new().map_err(|e| runtime_error(model, &e))?);
-            Ok((loaded, inputs, cancel))
-        });
-        let (loaded, inputs, cancel) = match prepared {
+        let (loaded, inputs, cancel) = match self.prepare(model, input) {
             Ok(prepared) => prepared,
             Err(e) => return Timed { output: Err(e), took: Duration::ZERO },
         };
         let (key, deadline) = self.watchdog.watch(Arc::clone(&cancel));
         let started = Instant::now();
-        let run = std::panic::AssertUnwindSafe(|| run_job(&loaded, inputs, &cancel, &self.registry));
-        let output = std::panic::catch_unwind(run).unwrap_or_else(|_| {
-            Err(InferenceError::Runtime { model: model.to_string(), reason: "the run panicked".to_owned() })
-        });
+        let output = run_caught(&loaded, inputs, &cancel, &self.registry);
         let took = started.elapsed();
         self.watchdog.unwatch(key);
         let output = match output {
@@ -508,6 +519,11 @@ impl OnnxExecutor {
         let received = result.recv_timeout(deadline.saturating_duration_since(started));
         self.watchdog.unwatch(key);
         match received {
+            // A run the watchdog stopped fails with ONNX Runtime's "terminate"
+            // error: past the deadline, any failure is the timeout.
+            Ok(Timed { output: Err(_), took }) if Instant::now() >= deadline => {
+                Timed { output: Err(InferenceError::Timeout { model: model.to_string(), timeout: self.timeout }), took }
+            }
             Ok(timed) => timed,
             Err(RecvTimeoutError::Timeout) => {
                 // Stops the run at the next node; the worker then moves on.
@@ -570,16 +586,26 @@ fn work(jobs: &Mutex<Receiver<Job>>, registry: &ModelRegistry, slots: &Slots) {
             // The caller has given up; do not start it.
             Err(InferenceError::Timeout { model: model.info.id.to_string(), timeout: Duration::ZERO })
         } else {
-            let run = std::panic::AssertUnwindSafe(|| run_job(&model, inputs, &cancel, registry));
-            std::panic::catch_unwind(run).unwrap_or_else(|_| {
-                Err(InferenceError::Runtime { model: model.info.id.to_string(), reason: "the run panicked".to_owned() })
-            })
+            run_caught(&model, inputs, &cancel, registry)
         };
         let took = started.elapsed();
         slots.give();
         // The caller may have timed out and gone.
         let _ = reply.send(Timed { output, took });
     }
+}
+
+/// [`run_job`], with a panic turned into a runtime error.
+fn run_caught(
+    model: &LoadedModel,
+    inputs: Vec<Tensor>,
+    cancel: &RunOptions,
+    registry: &ModelRegistry,
+) -> Result<ModelOutput, InferenceError> {
+    let run = std::panic::AssertUnwindSafe(|| run_job(model, inputs, cancel, registry));
+    std::panic::catch_unwind(run).unwrap_or_else(|_| {
+        Err(InferenceError::Runtime { model: model.info.id.to_string(), reason: "the run panicked".to_owned() })
+    })
 }
 
 fn run_job(

@@ -651,44 +651,41 @@ impl Pipe {
     /// Runs the requests of one round side by side and keeps the results;
     /// a request another caller is running already is waited for instead.
     fn dispatch(&self, round: u32, requests: &[(B256, ModelInferenceRequest)]) {
-        let (mine, others): (Vec<_>, Vec<_>) = {
+        let mut claims = Claims { pipe: self, open: Vec::new() };
+        let mut others = Vec::new();
+        {
             let mut s = self.shared.lock();
             s.round = Some(round);
-            let claims: Vec<_> = requests.iter().map(|(id, request)| (*id, request, s.claim(*id))).collect();
-            let (mine, others): (Vec<_>, Vec<_>) = claims.into_iter().partition(|(_, _, c)| matches!(c, Claim::Run(_)));
-            s.in_flight += mine.len();
-            (mine, others)
-        };
-        let mut claims = Claims { pipe: self, open: Vec::new() };
-        for (id, request, claim) in &mine {
-            if let Claim::Run(running) = claim {
-                claims.open.push((*id, Arc::clone(running), *request));
+            for (id, request) in requests {
+                match s.claim(*id) {
+                    Claim::Run(running) => claims.open.push((*id, running, request)),
+                    Claim::Wait(running) => others.push(running),
+                    Claim::Known(_) => {}
+                }
             }
+            s.in_flight += claims.open.len();
         }
-        let refs: Vec<&ModelInferenceRequest> = mine.iter().map(|(_, r, _)| *r).collect();
+        let count = claims.open.len();
+        let refs: Vec<&ModelInferenceRequest> = claims.open.iter().map(|(_, _, r)| *r).collect();
         let runs = self.run_claimed(&refs);
-        self.runs.fetch_add(mine.len() as u64, Ordering::Relaxed);
-        let results: Vec<_> = mine
-            .into_iter()
+        self.runs.fetch_add(count as u64, Ordering::Relaxed);
+        let results: Vec<_> = claims
+            .open
+            .iter()
             .zip(runs)
-            .filter_map(|((id, request, claim), run)| match claim {
-                Claim::Run(running) => Some((id, running, Arc::new(Known::new(request, run)))),
-                _ => None,
-            })
+            .map(|((id, running, request), run)| (*id, Arc::clone(running), Arc::new(Known::new(request, run))))
             .collect();
         let mut s = self.shared.lock();
         claims.open.clear();
         for (id, running, known) in results {
             s.finish(id, &running, known);
         }
-        s.in_flight = s.in_flight.saturating_sub(refs.len());
+        s.in_flight = s.in_flight.saturating_sub(count);
         drop(s);
         // Only after finishing every claim of its own, so two dispatchers
         // never wait on each other.
-        for (_, _, claim) in others {
-            if let Claim::Wait(running) = claim {
-                running.wait();
-            }
+        for running in others {
+            running.wait();
         }
         let mut s = self.shared.lock();
         s.round = None;
