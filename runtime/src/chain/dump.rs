@@ -126,7 +126,7 @@ impl StateDump {
                     balance: account.balance,
                     nonce: account.nonce,
                     code,
-                    storage: account.storage.iter().map(|(k, v)| (*k, *v)).collect(),
+                    storage: account.storage().iter().map(|(k, v)| (*k, *v)).collect(),
                 };
                 (*address, dump)
             })
@@ -236,7 +236,9 @@ impl StateDump {
             let entry = state.account_mut(address);
             entry.balance = account.balance;
             entry.nonce = account.nonce;
-            entry.storage = account.storage.into_iter().filter(|(_, v)| !v.is_zero()).collect();
+            for (slot, value) in account.storage {
+                entry.set_slot(slot, value);
+            }
         }
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for (i, block) in self.blocks.into_iter().enumerate() {

@@ -352,12 +352,15 @@ impl Chain {
         }
     }
 
-    /// The environment of the next block, consuming a pinned timestamp: only
-    /// the block builder calls this.
-    pub fn take_next_block(&mut self) -> NextBlock {
-        let next = self.pending_block();
+    /// Forgets the pinned timestamp of the next block, once a block was
+    /// built with it ([`Chain::pending_block`] has it).
+    pub fn clear_pinned_timestamp(&mut self) {
         self.clock.next = None;
-        next
+    }
+
+    /// Balance, nonce and code hash of `address` at the head.
+    pub fn latest_header(&self, address: Address) -> Option<AccountHeader> {
+        self.state.account(&address).map(|a| AccountHeader { balance: a.balance, nonce: a.nonce, code_hash: a.code_hash })
     }
 
     /// The environment block `number` executed in (for calls at that block).
@@ -383,7 +386,9 @@ impl Chain {
         receipts: Vec<TxReceipt>,
         changes: EvmState,
     ) -> Arc<SealedBlock> {
-        let undo = Arc::make_mut(&mut self.state).commit(changes);
+        let state = Arc::make_mut(&mut self.state);
+        let undo = state.commit(changes);
+        let state_root = state.digest();
         let mut logs_bloom = Bloom::default();
         for receipt in &receipts {
             logs_bloom.accrue_bloom(&receipt.logs_bloom);
@@ -395,7 +400,7 @@ impl Chain {
             parent_hash: next.parent_hash,
             ommers_hash: EMPTY_OMMER_ROOT_HASH,
             beneficiary: next.coinbase,
-            state_root: self.state_digest(),
+            state_root,
             transactions_root: if envelopes.is_empty() {
                 EMPTY_ROOT_HASH
             } else {
@@ -432,30 +437,6 @@ impl Chain {
         self.undos.push(Arc::new(undo));
         self.refresh_recent();
         block
-    }
-
-    /// A digest of the world state for the header's `stateRoot` field.
-    ///
-    /// It is not the Merkle-Patricia root (that would cost a trie rebuild per
-    /// block); it changes exactly when the state does, which is what tools
-    /// comparing blocks rely on.
-    fn state_digest(&self) -> B256 {
-        let mut accounts: Vec<_> = self.state.accounts().collect();
-        accounts.sort_unstable_by_key(|(address, _)| **address);
-        let mut hasher = alloy_primitives::Keccak256::new();
-        for (address, account) in accounts {
-            hasher.update(address);
-            hasher.update(account.balance.to_be_bytes::<32>());
-            hasher.update(account.nonce.to_be_bytes());
-            hasher.update(account.code_hash);
-            let mut slots: Vec<_> = account.storage.iter().collect();
-            slots.sort_unstable();
-            for (slot, value) in slots {
-                hasher.update(slot.to_be_bytes::<32>());
-                hasher.update(value.to_be_bytes::<32>());
-            }
-        }
-        hasher.finalize()
     }
 
     /// Edits the head state directly (`anvil_setBalance` and the like),

@@ -38,10 +38,9 @@
 //! Known results are shared by every phase: identical requests run once, in
 //! whatever phase first meets them.
 
-use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt::Debug;
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -54,7 +53,7 @@ use revm::primitives::AddressSet;
 use revm::primitives::hardfork::SpecId;
 use serde::Serialize;
 
-use super::builder::{Inclusion, PreExecution, PreIncluded, Prepared, StageContext};
+use super::builder::{Inclusion, InferenceWait, PreExecution, PreIncluded, Prepared, StageContext, Waker};
 use crate::chain::{InferenceRecord, PoolTx, Served};
 use crate::evm::{Checkpoint, EvmContext, EvmPrecompiles, InvalidTx, Phase, PrecompileFactory, TxOutcome};
 use crate::inference::abi::runModelInferenceCall;
@@ -62,13 +61,9 @@ use crate::inference::{
     Executor, InferenceCall, InferenceError, ModelInferenceRequest, ModelOutput, Timed, request_id,
 };
 
-thread_local! {
-    /// What the simulation running on this thread met: every request id, and
-    /// the requests that were not known. Simulations of different
-    /// transactions run on different threads at once.
-    static MET: RefCell<Met> = RefCell::new(Met::default());
-}
-
+/// What one simulation asked of the precompile: every request id, and the
+/// requests that were not known. Each simulation has its own, handed to the
+/// precompiles of its EVM ([`SimulationPrecompiles`]) and read back after.
 #[derive(Debug, Default)]
 struct Met {
     ids: Vec<B256>,
@@ -145,6 +140,9 @@ pub struct PipeStatus {
     pub round_limit: u32,
     /// `inline` or `defer`.
     pub on_miss: &'static str,
+    /// Pending transactions whose inference runs now: they stay pending
+    /// until it is done, and the next block includes them.
+    pub awaiting_inference: Vec<B256>,
 }
 
 /// A result known by request id.
@@ -235,13 +233,18 @@ enum Answer {
     Revert(String),
 }
 
-/// How one transaction was prepared for the block being built.
+/// How one pending transaction was prepared so far (kept across blocks
+/// while it waits for its inference).
 #[derive(Debug, Default)]
 struct TxPrep {
     /// The dispatch round that found each request it met (absent: known before).
     found: HashMap<B256, u32>,
+    /// Rounds of dispatch run for it so far.
+    rounds: u32,
     /// It met new requests after the last round.
     exhausted: bool,
+    /// The requests it waits for (running in the background).
+    awaiting: Vec<B256>,
 }
 
 /// The transaction being included.
@@ -253,13 +256,19 @@ struct Current {
     defer: bool,
 }
 
-#[derive(Debug, Default)]
+#[derive(Default)]
 struct Shared {
     /// Results by request id, for simulation, inclusion and calls.
     known: HashMap<B256, Arc<Known>>,
-    /// The ids of the transient failures in `known`, forgotten when the next
-    /// block starts (a list, so that a block does not scan every result).
-    transient: Vec<B256>,
+    /// The ids of the transient failures in `known`, with the preparation
+    /// that was current when each arrived: a failure serves that preparation
+    /// and the next one, then is forgotten (a list, so that a block does not
+    /// scan every result).
+    transient: Vec<(B256, u64)>,
+    /// Preparations started so far.
+    generation: u64,
+    /// Called when a background dispatch is done.
+    waker: Option<Waker>,
     /// The requests running now, by id: whoever meets one waits for its
     /// result instead of running it a second time (B3), be it a concurrent
     /// `eth_call` or a dispatch round.
@@ -267,7 +276,7 @@ struct Shared {
     /// What inclusion served, by request id, for replays (B6): also the
     /// failures that `known` forgets.
     recorded: HashMap<B256, Arc<Known>>,
-    /// The batch being built, by transaction hash.
+    /// The pending transactions prepared so far, by hash.
     prepared: HashMap<B256, TxPrep>,
     /// How often each pending transaction was deferred.
     defers: HashMap<B256, u32>,
@@ -322,7 +331,7 @@ enum Claim {
 /// nobody waits for it forever.
 struct Claims<'a> {
     pipe: &'a Pipe,
-    open: Vec<(B256, Arc<Running>, &'a ModelInferenceRequest)>,
+    open: Vec<(B256, Arc<Running>, ModelInferenceRequest)>,
 }
 
 impl Drop for Claims<'_> {
@@ -332,10 +341,17 @@ impl Drop for Claims<'_> {
         }
         let mut s = self.pipe.shared.lock();
         for (id, running, request) in self.open.drain(..) {
-            let failed = Known::new(request, unavailable("the node failed while running this inference"));
+            let failed = Known::new(&request, unavailable("the node failed while running this inference"));
             s.finish(id, &running, Arc::new(failed));
         }
     }
+}
+
+/// The requests of one dispatch round, claimed: those this round runs, and
+/// those another caller runs already (waited for).
+struct Claimed {
+    run: Vec<(B256, Arc<Running>, ModelInferenceRequest)>,
+    others: Vec<Arc<Running>>,
 }
 
 impl Shared {
@@ -372,20 +388,30 @@ impl Shared {
 
     /// Keeps `known` for `id`, noting a transient failure for forgetting.
     fn insert_known(&mut self, id: B256, known: Arc<Known>) {
-        // Listed once, however often it fails before the next block.
+        // Listed once, however often it fails before it is forgotten.
         if known.transient && !self.known.get(&id).is_some_and(|k| k.transient) {
-            self.transient.push(id);
+            self.transient.push((id, self.generation));
         }
         self.known.insert(id, known);
     }
 
-    /// Forgets the transient failures: they are retried in every block.
+    /// Forgets the transient failures older than the last preparation:
+    /// they are retried by later blocks.
     fn forget_transient(&mut self) {
-        for id in std::mem::take(&mut self.transient) {
+        let current = self.generation;
+        let (old, recent): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.transient).into_iter().partition(|(_, g)| g + 1 < current);
+        self.transient = recent;
+        for (id, _) in old {
             if self.known.get(&id).is_some_and(|k| k.transient) {
                 self.known.remove(&id);
             }
         }
+    }
+
+    /// Whether `tx` waits for requests that are running now.
+    fn is_awaiting(&self, tx: &B256) -> bool {
+        self.prepared.get(tx).is_some_and(|p| p.awaiting.iter().any(|id| self.running.contains_key(id)))
     }
 
     fn prep_of_current(&self) -> Option<&TxPrep> {
@@ -396,6 +422,8 @@ impl Shared {
 /// The inference mempool: install it as the devnet's pre-execution stage and,
 /// through [`Pipe::precompiles`], as its precompile set.
 pub struct Pipe {
+    /// Itself, for the background dispatch threads and simulation precompiles.
+    me: Weak<Pipe>,
     executor: Arc<dyn Executor>,
     config: PipeConfig,
     /// The machine's cores, read once: `available_parallelism` reads cgroup
@@ -403,6 +431,12 @@ pub struct Pipe {
     cores: usize,
     shared: Mutex<Shared>,
     runs: AtomicU64,
+}
+
+impl Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("known", &self.known.len()).finish_non_exhaustive()
+    }
 }
 
 impl Debug for Pipe {
@@ -414,7 +448,8 @@ impl Debug for Pipe {
 impl Pipe {
     /// A mempool that runs models on `executor`.
     pub fn new(executor: Arc<dyn Executor>, config: PipeConfig) -> Arc<Self> {
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             executor,
             config,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
@@ -429,7 +464,8 @@ impl Pipe {
         let known =
             self.shared.lock().known.iter().filter(|(_, k)| !k.transient).map(|(id, k)| (*id, Arc::clone(k))).collect();
         let shared = Shared { known, ..Shared::default() };
-        Arc::new(Self {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
             executor: Arc::clone(&self.executor),
             config: self.config,
             cores: self.cores,
@@ -464,6 +500,7 @@ impl Pipe {
                 OnMiss::Inline => "inline",
                 OnMiss::Defer => "defer",
             },
+            awaiting_inference: s.prepared.keys().filter(|tx| s.is_awaiting(tx)).copied().collect(),
         }
     }
 
@@ -480,9 +517,10 @@ impl Pipe {
         }
     }
 
-    /// Answers one call to the precompile in `phase`.
-    fn answer(&self, phase: Phase, calldata: &[u8], gas_limit: u64) -> InterpreterResult {
-        if let Some(fast) = self.answer_known(phase, calldata, gas_limit) {
+    /// Answers one call to the precompile in `phase`; a simulation notes what
+    /// it met in `met`.
+    fn answer(&self, phase: Phase, calldata: &[u8], gas_limit: u64, met: Option<&Mutex<Met>>) -> InterpreterResult {
+        if let Some(fast) = self.answer_known(phase, calldata, gas_limit, met) {
             return fast;
         }
         let request = match InferenceCall::decode(calldata) {
@@ -497,7 +535,7 @@ impl Pipe {
         }
         let id = request_id(&request);
         let answer = match phase {
-            Phase::Simulation => self.simulate(id, request),
+            Phase::Simulation => self.simulate(id, request, met),
             Phase::Inclusion => self.include(id, &request),
             Phase::Call => self.known_or_run(id, &request).answer(),
             Phase::Replay => self.replay(id),
@@ -510,7 +548,13 @@ impl Pipe {
     /// known request is served without decoding it. Non-canonical calldata
     /// misses here and takes the slow path, which identifies it by its
     /// canonical re-encoding.
-    fn answer_known(&self, phase: Phase, calldata: &[u8], gas_limit: u64) -> Option<InterpreterResult> {
+    fn answer_known(
+        &self,
+        phase: Phase,
+        calldata: &[u8],
+        gas_limit: u64,
+        met: Option<&Mutex<Met>>,
+    ) -> Option<InterpreterResult> {
         let args = calldata.strip_prefix(runModelInferenceCall::SELECTOR.as_slice())?;
         let id = keccak256(args);
         let mut s = self.shared.lock();
@@ -525,7 +569,9 @@ impl Pipe {
         let answer = match phase {
             Phase::Simulation => {
                 drop(s);
-                MET.with(|met| met.borrow_mut().ids.push(id));
+                if let Some(met) = met {
+                    met.lock().ids.push(id);
+                }
                 known.answer()
             }
             Phase::Inclusion => Self::serve_included(&mut s, id, &known),
@@ -545,15 +591,15 @@ impl Pipe {
         known.answer()
     }
 
-    fn simulate(&self, id: B256, request: ModelInferenceRequest) -> Answer {
+    fn simulate(&self, id: B256, request: ModelInferenceRequest, met: Option<&Mutex<Met>>) -> Answer {
         let known = self.shared.lock().known.get(&id).map(|k| k.answer());
-        MET.with(|met| {
-            let mut met = met.borrow_mut();
+        if let Some(met) = met {
+            let mut met = met.lock();
             met.ids.push(id);
             if known.is_none() {
                 met.unknown.push((id, request));
             }
-        });
+        }
         known.unwrap_or_else(|| Answer::Return(InferenceCall::encode_model_output(&ModelOutput::simulation()).into()))
     }
 
@@ -637,7 +683,7 @@ impl Pipe {
             Claim::Wait(running) => return running.wait(),
             Claim::Run(running) => running,
         };
-        let mut claims = Claims { pipe: self, open: vec![(id, Arc::clone(&running), request)] };
+        let mut claims = Claims { pipe: self, open: vec![(id, Arc::clone(&running), request.clone())] };
         self.shared.lock().in_flight += 1;
         let run = self.run_claimed(&[request]).pop().unwrap_or_else(|| unavailable("the executor returned no result"));
         self.runs.fetch_add(1, Ordering::Relaxed);
@@ -648,25 +694,36 @@ impl Pipe {
         s.finish(id, &running, known)
     }
 
+    /// Claims the requests of round `round`: those nobody runs are this
+    /// round's to run.
+    fn claim_round(&self, round: u32, requests: Vec<(B256, ModelInferenceRequest)>) -> Claimed {
+        let mut claimed = Claimed { run: Vec::new(), others: Vec::new() };
+        let mut s = self.shared.lock();
+        s.round = Some(round);
+        for (id, request) in requests {
+            match s.claim(id) {
+                Claim::Run(running) => claimed.run.push((id, running, request)),
+                Claim::Wait(running) => claimed.others.push(running),
+                Claim::Known(_) => {}
+            }
+        }
+        s.in_flight += claimed.run.len();
+        claimed
+    }
+
     /// Runs the requests of one round side by side and keeps the results;
     /// a request another caller is running already is waited for instead.
     fn dispatch(&self, round: u32, requests: &[(B256, ModelInferenceRequest)]) {
-        let mut claims = Claims { pipe: self, open: Vec::new() };
-        let mut others = Vec::new();
-        {
-            let mut s = self.shared.lock();
-            s.round = Some(round);
-            for (id, request) in requests {
-                match s.claim(*id) {
-                    Claim::Run(running) => claims.open.push((*id, running, request)),
-                    Claim::Wait(running) => others.push(running),
-                    Claim::Known(_) => {}
-                }
-            }
-            s.in_flight += claims.open.len();
-        }
+        let claimed = self.claim_round(round, requests.to_vec());
+        self.run_round(claimed);
+    }
+
+    /// Runs what [`Pipe::claim_round`] claimed, then waits for the others.
+    fn run_round(&self, claimed: Claimed) {
+        let Claimed { run, others } = claimed;
+        let mut claims = Claims { pipe: self, open: run };
         let count = claims.open.len();
-        let refs: Vec<&ModelInferenceRequest> = claims.open.iter().map(|(_, _, r)| *r).collect();
+        let refs: Vec<&ModelInferenceRequest> = claims.open.iter().map(|(_, _, r)| r).collect();
         let runs = self.run_claimed(&refs);
         self.runs.fetch_add(count as u64, Ordering::Relaxed);
         let results: Vec<_> = claims
@@ -692,12 +749,41 @@ impl Pipe {
         s.rounds_run += 1;
     }
 
+    /// Claims the requests now and runs them on a thread of their own; the
+    /// waker is called when they are done. The caller goes on at once.
+    fn dispatch_in_background(&self, round: u32, requests: Vec<(B256, ModelInferenceRequest)>) {
+        let claimed = self.claim_round(round, requests);
+        let Some(pipe) = self.me.upgrade() else { return };
+        let spawned = std::thread::Builder::new().name("nml-dispatch".into()).spawn(move || {
+            pipe.run_round(claimed);
+            let waker = pipe.shared.lock().waker.clone();
+            if let Some(wake) = waker {
+                wake();
+            }
+        });
+        if let Err(e) = spawned {
+            // The claims were moved into the closure that failed to start
+            // and dropped with it: they finished as transient failures.
+            tracing::error!(%e, "cannot start an inference dispatch thread");
+        }
+    }
+
+    /// Simulates one transaction on this thread; returns what it met, and
+    /// its outcome and state (a stand-in for its inclusion as the block's
+    /// first transaction).
+    fn simulate_one(&self, ctx: &StageContext<'_>, tx: &PoolTx) -> (Met, Result<TxOutcome, InvalidTx>, Checkpoint) {
+        let met = Arc::new(Mutex::new(Met::default()));
+        let precompiles = SimulationPrecompiles { pipe: self.me.clone(), met: Arc::clone(&met) };
+        let (outcome, state) = ctx.simulate_alone_with(tx, &precompiles);
+        drop(precompiles);
+        let met = Arc::try_unwrap(met).map(Mutex::into_inner).unwrap_or_else(|met| std::mem::take(&mut *met.lock()));
+        (met, outcome, state)
+    }
+
     /// Simulates one transaction on this thread; returns what it met.
     fn simulate_tx(&self, ctx: &StageContext<'_>, tx: &PoolTx) -> Met {
-        MET.with(|met| *met.borrow_mut() = Met::default());
         // An invalid transaction is the builder's to drop; it met nothing.
-        let _ = ctx.simulate_alone(tx);
-        MET.with(|met| std::mem::take(&mut *met.borrow_mut()))
+        self.simulate_one(ctx, tx).0
     }
 
     /// Simulates `txs`, each on its own, side by side on the machine's cores
@@ -729,23 +815,53 @@ impl Pipe {
 
 impl PreExecution for Pipe {
     fn prepare(&self, ctx: &StageContext<'_>, batch: Vec<Arc<PoolTx>>) -> Prepared {
-        {
+        let wait = ctx.wait == InferenceWait::Wait;
+        let live: HashSet<B256> = batch.iter().map(|tx| tx.hash).collect();
+        // What earlier blocks learnt of each pending transaction, worked on
+        // here without the lock.
+        let mut prepared = {
             let mut s = self.shared.lock();
-            s.prepared.clear();
+            s.generation += 1;
             s.preparing = batch.len();
-            // Failures that may not repeat are retried in every block.
+            // Failures that may not repeat are retried by later blocks.
             s.forget_transient();
-        }
-        let mut prepared: HashMap<B256, TxPrep> = HashMap::new();
+            let mut prepared = std::mem::take(&mut s.prepared);
+            prepared.retain(|hash, _| live.contains(hash));
+            prepared
+        };
+        // Senders held back: a transaction waiting for its inference, and
+        // every later one of its sender, stays pending.
+        let mut held: HashSet<Address> = HashSet::new();
+        let mut defer: Vec<Arc<PoolTx>> = Vec::new();
+        let batch: Vec<Arc<PoolTx>> = if wait {
+            batch
+        } else {
+            let s = self.shared.lock();
+            let awaiting = |tx: &PoolTx| {
+                prepared.get(&tx.hash).is_some_and(|p| p.awaiting.iter().any(|id| s.running.contains_key(id)))
+            };
+            let mut go = Vec::with_capacity(batch.len());
+            for tx in batch {
+                if held.contains(&tx.sender) || awaiting(&tx) {
+                    held.insert(tx.sender);
+                    defer.push(tx);
+                } else {
+                    go.push(tx);
+                }
+            }
+            go
+        };
         let mut todo: Vec<&Arc<PoolTx>> = batch.iter().filter(|tx| ctx.runs_code(tx)).collect();
         for tx in &todo {
-            prepared.insert(tx.hash, TxPrep::default());
+            prepared.entry(tx.hash).or_default();
         }
         let mut found_in: HashMap<B256, u32> = HashMap::new();
         // The block's first transaction starts from the head state: its last
         // simulation can stand as its inclusion (one EVM pass fewer).
         let first = batch.first().filter(|tx| todo.first() == Some(tx) && ctx.simulation_is_inclusion(tx));
         let mut first_done: Option<(Result<TxOutcome, InvalidTx>, Checkpoint, Vec<B256>)> = None;
+        // Transactions whose requests now run in the background.
+        let mut waiting: HashSet<B256> = HashSet::new();
         for round in 1..=self.config.round_limit.saturating_add(1) {
             let mut unknown: Vec<(B256, ModelInferenceRequest)> = Vec::new();
             let mut seen: HashSet<B256> = HashSet::new();
@@ -754,9 +870,7 @@ impl PreExecution for Pipe {
                 todo.iter().partition(|tx| first.is_some_and(|f| f.hash == tx.hash));
             let mut simulations = self.simulate_all(ctx, &rest);
             if let Some(tx) = lead.first() {
-                MET.with(|met| *met.borrow_mut() = Met::default());
-                let (outcome, state) = ctx.simulate_alone_keeping(tx);
-                let met = MET.with(|met| std::mem::take(&mut *met.borrow_mut()));
+                let (met, outcome, state) = self.simulate_one(ctx, tx);
                 if met.unknown.is_empty() {
                     first_done = Some((outcome, state, met.ids.clone()));
                 }
@@ -765,8 +879,9 @@ impl PreExecution for Pipe {
             let order: Vec<&Arc<PoolTx>> = lead.into_iter().chain(rest).collect();
             for (tx, Met { ids: met, unknown: misses }) in order.into_iter().zip(simulations) {
                 let prep = prepared.entry(tx.hash).or_default();
+                let found = if wait { round } else { prep.rounds + 1 };
                 for (id, _) in &misses {
-                    prep.found.entry(*id).or_insert(round);
+                    prep.found.entry(*id).or_insert(found);
                 }
                 for id in met {
                     if let Some(r) = found_in.get(&id) {
@@ -775,10 +890,30 @@ impl PreExecution for Pipe {
                 }
                 if !misses.is_empty() {
                     again.push(tx);
+                    prep.awaiting = misses.iter().map(|(id, _)| *id).collect();
                     unknown.extend(misses.into_iter().filter(|(id, _)| seen.insert(*id)));
                 }
             }
             if unknown.is_empty() {
+                break;
+            }
+            if !wait {
+                // One round now; its requests run while the block goes on.
+                let mut requests: HashMap<B256, ModelInferenceRequest> = unknown.into_iter().collect();
+                let mut dispatch = Vec::new();
+                let mut last_round = 0;
+                for tx in again {
+                    let Some(prep) = prepared.get_mut(&tx.hash) else { continue };
+                    if prep.rounds >= self.config.round_limit {
+                        prep.exhausted = true;
+                        continue;
+                    }
+                    prep.rounds += 1;
+                    last_round = last_round.max(prep.rounds);
+                    waiting.insert(tx.hash);
+                    dispatch.extend(prep.awaiting.iter().filter_map(|id| requests.remove_entry(id)));
+                }
+                self.dispatch_in_background(last_round, dispatch);
                 break;
             }
             if round > self.config.round_limit {
@@ -793,9 +928,18 @@ impl PreExecution for Pipe {
             found_in.extend(unknown.iter().map(|(id, _)| (*id, round)));
             todo = again;
         }
+        let mut include = Vec::with_capacity(batch.len());
+        for tx in &batch {
+            if held.contains(&tx.sender) || waiting.contains(&tx.hash) {
+                held.insert(tx.sender);
+                defer.push(Arc::clone(tx));
+            } else {
+                include.push(Arc::clone(tx));
+            }
+        }
         let mut s = self.shared.lock();
         let pre_included = match (first, first_done) {
-            (Some(tx), Some((Ok(outcome), state, ids))) => {
+            (Some(tx), Some((Ok(outcome), state, ids))) if include.first().is_some_and(|t| t.hash == tx.hash) => {
                 let prep = prepared.get(&tx.hash);
                 let records: Option<Vec<InferenceRecord>> = ids
                     .iter()
@@ -813,7 +957,15 @@ impl PreExecution for Pipe {
         };
         s.prepared = prepared;
         s.preparing = 0;
-        Prepared { include: batch, first: pre_included, ..Prepared::default() }
+        Prepared { include, defer, first: pre_included, ..Prepared::default() }
+    }
+
+    fn set_waker(&self, waker: Waker) {
+        self.shared.lock().waker = Some(waker);
+    }
+
+    fn holds(&self, tx: &B256) -> bool {
+        self.shared.lock().is_awaiting(tx)
     }
 
     fn begin_inclusion(&self, tx: &PoolTx) -> bool {
@@ -876,7 +1028,28 @@ impl PrecompileFactory for InferencePrecompiles {
     fn precompiles(&self, spec: SpecId, phase: Phase) -> EvmPrecompiles {
         let eth = EthPrecompiles::new(spec);
         let warm = warm_set(&eth);
-        Box::new(InferenceProvider { eth, warm, pipe: Arc::clone(&self.pipe), phase })
+        Box::new(InferenceProvider { eth, warm, pipe: Arc::clone(&self.pipe), phase, met: None })
+    }
+}
+
+/// The precompiles of one simulation: those of [`InferencePrecompiles`],
+/// noting what the simulation asked in its own [`Met`].
+#[derive(Debug)]
+struct SimulationPrecompiles {
+    pipe: Weak<Pipe>,
+    met: Arc<Mutex<Met>>,
+}
+
+impl PrecompileFactory for SimulationPrecompiles {
+    fn precompiles(&self, spec: SpecId, phase: Phase) -> EvmPrecompiles {
+        let eth = EthPrecompiles::new(spec);
+        match self.pipe.upgrade() {
+            Some(pipe) => {
+                let warm = warm_set(&eth);
+                Box::new(InferenceProvider { eth, warm, pipe, phase, met: Some(Arc::clone(&self.met)) })
+            }
+            None => Box::new(eth),
+        }
     }
 }
 
@@ -892,6 +1065,7 @@ struct InferenceProvider {
     warm: AddressSet,
     pipe: Arc<Pipe>,
     phase: Phase,
+    met: Option<Arc<Mutex<Met>>>,
 }
 
 impl PrecompileProvider<EvmContext> for InferenceProvider {
@@ -910,7 +1084,7 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
             return self.eth.run(ctx, inputs);
         }
         let calldata = inputs.input.bytes(ctx);
-        Ok(Some(self.pipe.answer(self.phase, &calldata, inputs.gas_limit)))
+        Ok(Some(self.pipe.answer(self.phase, &calldata, inputs.gas_limit, self.met.as_deref())))
     }
 
     fn warm_addresses(&self) -> &AddressSet {
@@ -988,7 +1162,7 @@ mod tests {
         let executor = Arc::new(CountingExecutor::default());
         let pipe = Pipe::new(executor.clone(), PipeConfig::default());
         let canonical = runModelInferenceCall { request: request() }.abi_encode();
-        let first = pipe.answer(Phase::Call, &canonical, 1_000_000);
+        let first = pipe.answer(Phase::Call, &canonical, 1_000_000, None);
         assert_eq!(first.result, InstructionResult::Return);
         // The same request with its tuple 32 bytes further on: valid ABI, other bytes.
         let mut other = canonical[..4].to_vec();
@@ -996,7 +1170,7 @@ mod tests {
         other.extend_from_slice(&[0u8; 32]);
         other.extend_from_slice(&canonical[36..]);
         assert_ne!(keccak256(&other[4..]), keccak256(&canonical[4..]));
-        let second = pipe.answer(Phase::Call, &other, 1_000_000);
+        let second = pipe.answer(Phase::Call, &other, 1_000_000, None);
         assert_eq!(second.output, first.output);
         assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "served as the known request");
         assert_eq!(pipe.status().inferences_run, 1);
@@ -1009,7 +1183,7 @@ mod tests {
         let calldata = runModelInferenceCall { request: request() }.abi_encode();
         let outputs: Vec<Bytes> = std::thread::scope(|scope| {
             let calls: Vec<_> =
-                (0..4).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000).output)).collect();
+                (0..4).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None).output)).collect();
             // A dispatch round meeting the same request while the calls run it.
             std::thread::sleep(Duration::from_millis(50));
             pipe.dispatch(1, &[(request_id(&request()), request())]);
@@ -1038,7 +1212,7 @@ mod tests {
         let calldata = runModelInferenceCall { request: request() }.abi_encode();
         let answers: Vec<_> = std::thread::scope(|scope| {
             let calls: Vec<_> =
-                (0..3).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000))).collect();
+                (0..3).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None))).collect();
             calls.into_iter().map(|c| c.join().unwrap()).collect()
         });
         // One run, one failure, the same answer for all three.
@@ -1057,9 +1231,9 @@ mod tests {
         let calldata = runModelInferenceCall { request: request() }.abi_encode();
         let gas = request_gas(&request());
         assert_eq!(gas, GAS_BASE + GAS_PER_ELEMENT);
-        let ok = pipe.answer(Phase::Call, &calldata, gas);
+        let ok = pipe.answer(Phase::Call, &calldata, gas, None);
         assert_eq!((ok.result, ok.gas.remaining()), (InstructionResult::Return, 0));
-        let short = pipe.answer(Phase::Call, &calldata, gas - 1);
+        let short = pipe.answer(Phase::Call, &calldata, gas - 1, None);
         assert_eq!(short.result, InstructionResult::PrecompileOOG);
     }
 
@@ -1068,15 +1242,16 @@ mod tests {
         let executor = Arc::new(CountingExecutor::default());
         let pipe = Pipe::new(executor.clone(), PipeConfig::default());
         let calldata = runModelInferenceCall { request: request() }.abi_encode();
-        let answer = pipe.answer(Phase::Simulation, &calldata, 1_000_000);
+        let met = Mutex::new(Met::default());
+        let answer = pipe.answer(Phase::Simulation, &calldata, 1_000_000, Some(&met));
         let output = runModelInferenceCall::abi_decode_returns(&answer.output).unwrap();
         assert!(output.is_simulation_result && output.numbers.is_empty());
-        let met = MET.with(|m| std::mem::take(&mut *m.borrow_mut()));
+        let met = met.into_inner();
         assert_eq!(met.unknown.len(), 1);
         assert_eq!(met.unknown[0].0, request_id(&request()));
         assert_eq!(executor.runs.load(Ordering::Relaxed), 0, "a simulation never runs a model");
         // A replay of a request never recorded reverts instead of running it.
-        let replay = pipe.answer(Phase::Replay, &calldata, 1_000_000);
+        let replay = pipe.answer(Phase::Replay, &calldata, 1_000_000, None);
         assert_eq!(replay.result, InstructionResult::Revert);
         assert_eq!(executor.runs.load(Ordering::Relaxed), 0);
     }

@@ -46,7 +46,7 @@ impl Devnet {
     /// Nonce of `address` at block `id`; for `pending`, counting its
     /// executable pool transactions.
     pub fn transaction_count(&self, address: Address, id: BlockId) -> Result<u64, NodeError> {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let view = self.view(&inner.chain, Some(id))?;
         let nonce = view.header(address).map(|a| a.nonce).unwrap_or_default();
         if id == BlockId::Number(BlockNumberOrTag::Pending) {
@@ -83,7 +83,7 @@ impl Devnet {
 
     /// A transaction, mined or pending, with its RPC form.
     pub fn transaction(&self, hash: B256) -> Option<(Arc<PoolTx>, Transaction)> {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         if let Some((block, index)) = inner.chain.transaction(&hash) {
             let tx = block.transactions[index].clone();
             let rpc = rpc_transaction(&tx, Some((block, index)));
@@ -274,7 +274,7 @@ impl Devnet {
 
     /// Pending (executable) and queued transactions.
     pub fn pool_content(&self) -> PoolContent {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let view = inner.chain.latest();
         inner.pool.content(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default())
     }
@@ -290,7 +290,7 @@ impl Devnet {
             let before: Vec<TxEnv> = block.transactions[..index].iter().map(|t| t.tx_env()).collect();
             Ok((view, env, options, before, block.transactions[index].tx_env()))
         })?;
-        Ok(trace_transaction(view, env.block_env(), options, &*self.precompiles, before, target, opts)?)
+        Ok(trace_transaction(view, env.block_env(), options, &*self.engine.precompiles, before, target, opts)?)
     }
 }
 
