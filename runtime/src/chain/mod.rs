@@ -360,7 +360,11 @@ impl Chain {
 
     /// Balance, nonce and code hash of `address` at the head.
     pub fn latest_header(&self, address: Address) -> Option<AccountHeader> {
-        self.state.account(&address).map(|a| AccountHeader { balance: a.balance, nonce: a.nonce, code_hash: a.code_hash })
+        self.state.account(&address).map(|a| AccountHeader {
+            balance: a.balance,
+            nonce: a.nonce,
+            code_hash: a.code_hash,
+        })
     }
 
     /// The environment block `number` executed in (for calls at that block).

@@ -6,8 +6,8 @@ pub mod pipe;
 mod pool;
 
 pub use builder::{
-    BlockBuilder, Built, Head, Inclusion, InferenceWait, NoPreExecution, PreExecution, PreIncluded, Prepared, StageContext,
-    Waker,
+    BlockBuilder, Built, Head, Inclusion, InferenceWait, NoPreExecution, PreExecution, PreIncluded, Prepared,
+    StageContext, Waker,
 };
 pub use pipe::{INFERENCE_PRECOMPILE, OnMiss, Pipe, PipeConfig, PipeStatus};
 pub use pool::{Added, Pool, PoolContent, REPLACEMENT_BUMP_PERCENT};

@@ -410,10 +410,9 @@ impl Devnet {
     pub fn mine_many(&self, blocks: u64, interval: Option<u64>) -> Result<(), NodeError> {
         self.engine.settle();
         for i in 0..blocks {
-            let timestamp = match interval.filter(|_| i > 0) {
-                Some(step) => Some(self.engine.inner.lock().chain.head().header.timestamp.saturating_add(step.max(1))),
-                None => None,
-            };
+            let after_head =
+                |step: u64| self.engine.inner.lock().chain.head().header.timestamp.saturating_add(step.max(1));
+            let timestamp = interval.filter(|_| i > 0).map(after_head);
             self.engine.build_block(InferenceWait::Wait, Batch::All, true, timestamp)?;
         }
         Ok(())

@@ -4,6 +4,9 @@
 
 mod methods;
 mod params;
+mod records;
+
+pub use records::record_json;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
