@@ -7,7 +7,8 @@
 //! transactions are EIP-1559, signed ahead of time with the dev accounts' keys
 //! (the standard test mnemonic, the same on both nodes), so both nodes get the
 //! same bytes. The client reports its own CPU time (`getrusage`) next to the
-//! wall time, and the bench reads each node's CPU time from `/proc`.
+//! wall time, and the bench reads each node's CPU time from `/proc`. Every
+//! measurement starts after 200 untimed `eth_chainId` calls.
 //!
 //! Rows (each the median of `NML_BENCH_RUNS`, default 3, runs):
 //!
@@ -53,6 +54,8 @@ const CLIENT_ENV: &str = "NML_DEVNET_BENCH_CLIENT";
 const CHAIN_ID: u64 = 31337;
 const GAS_LIMIT: u64 = 1_000_000_000;
 const HARDHAT_VERSION: &str = "2.29.1";
+/// Untimed `eth_chainId` calls before every measurement.
+const WARM_UP: usize = 200;
 /// Senders of row 4's batch.
 const BATCH_SENDERS: usize = 10;
 
@@ -255,6 +258,18 @@ fn cpu_time() -> Duration {
     tv(usage.ru_utime) + tv(usage.ru_stime)
 }
 
+/// A process's user + system CPU time so far, from /proc, seconds.
+fn proc_cpu(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
+    let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
+    // SAFETY: sysconf only reads a setting.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    // utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the name.
+    (ticks(11) + ticks(12)) / hz
+}
+
 /// VmRSS of a process, MiB.
 fn rss_mib(pid: u32) -> f64 {
     std::fs::read_to_string(format!("/proc/{pid}/status"))
@@ -299,12 +314,18 @@ fn client(mode: &str) {
     let skip: usize = std::env::var("NML_BENCH_SKIP").ok().and_then(|s| s.parse().ok()).unwrap_or(0);
     let mut conn = Conn::new(&addr);
     let mut out: Vec<(String, f64)> = Vec::new();
-    // Untimed: the transactions before the measured ones (a deployment).
+    // Untimed: a warm-up (Hardhat's first calls run cold JavaScript), then
+    // the transactions before the measured ones (a deployment).
+    let chain_id = request(&addr, "eth_chainId", "[]");
+    for _ in 0..WARM_UP {
+        check(conn.call(&chain_id));
+    }
     for tx in &txs[..skip] {
         send(&mut conn, tx);
         wait_receipt(&mut conn, tx);
     }
     let timed = &txs[skip..];
+    let node_cpu = pid.map(proc_cpu);
     let cpu = cpu_time();
     let start = Instant::now();
     match mode {
@@ -382,6 +403,9 @@ fn client(mode: &str) {
     }
     let wall = start.elapsed().as_secs_f64();
     let cpu = (cpu_time() - cpu).as_secs_f64();
+    if let (Some(pid), Some(before)) = (pid, node_cpu) {
+        out.push(("node_cpu".into(), proc_cpu(pid) - before));
+    }
     if let Some(pid) = pid {
         out.push(("rss".into(), rss_mib(pid)));
     }
@@ -506,20 +530,6 @@ impl Drop for Node {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
-    }
-}
-
-impl Node {
-    /// The node's user + system CPU time so far, from /proc.
-    fn cpu(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id())).unwrap_or_default();
-        let fields: Vec<&str> =
-            stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().collect()).unwrap_or_default();
-        let ticks = |i: usize| fields.get(i).and_then(|f| f.parse::<f64>().ok()).unwrap_or(f64::NAN);
-        // SAFETY: sysconf only reads a setting.
-        let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
-        // utime and stime: fields 14 and 15 of stat(5), 12 and 13 after the name.
-        (ticks(11) + ticks(12)) / hz
     }
 }
 
@@ -662,19 +672,16 @@ fn run_once(settings: &Settings, row: &Row, kind: NodeKind) -> Run {
     if let Some(txs) = &row.txs {
         command.env("NML_BENCH_TXS", txs);
     }
-    let cpu = node.cpu();
     let output = command.stderr(Stdio::inherit()).output().expect("client");
-    let node_cpu = node.cpu() - cpu;
     assert!(output.status.success(), "the client failed on {} (row {})", kind.name(), row.id);
     let stdout = String::from_utf8_lossy(&output.stdout);
     let line = stdout.lines().find_map(|l| l.strip_prefix("RESULT ")).expect("a RESULT line");
-    let mut run: Run = line
+    let run: Run = line
         .split_whitespace()
         .filter_map(|kv| kv.split_once('='))
         .map(|(k, v)| (k.to_owned(), v.parse().unwrap_or(f64::NAN)))
         .collect();
-    run.insert("node_cpu".into(), node_cpu);
-    eprintln!("  row {} {:>7}: {line} node_cpu={node_cpu:.2}", row.id, kind.name());
+    eprintln!("  row {} {:>7}: {line}", row.id, kind.name());
     run
 }
 
