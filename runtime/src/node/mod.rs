@@ -362,15 +362,18 @@ impl Devnet {
         Ok(self.mine_block(&mut inner))
     }
 
-    /// Mines `blocks` blocks, `interval` seconds apart (`anvil_mine`).
+    /// Mines `blocks` blocks, `interval` seconds apart (`anvil_mine`): the
+    /// first with the pending transactions, the rest as one reserved range
+    /// of empty blocks (constant time and space, see `Chain::reserve`).
     pub fn mine_many(&self, blocks: u64, interval: Option<u64>) -> Result<(), NodeError> {
         let mut inner = self.inner.lock();
-        for i in 0..blocks {
-            if let Some(step) = interval.filter(|_| i > 0) {
-                let ts = inner.chain.head().header.timestamp.saturating_add(step.max(1));
-                inner.chain.set_next_timestamp(ts)?;
-            }
-            self.mine_block(&mut inner);
+        let Some(rest) = blocks.checked_sub(1) else { return Ok(()) };
+        inner.chain.check_reserve_after_pending(rest, interval)?;
+        self.mine_block(&mut inner);
+        if rest > 0 {
+            inner.chain.reserve(rest, interval)?;
+            // Subscribers hear of the new head, not of every reserved block.
+            let _ = self.blocks.send(inner.chain.head().clone());
         }
         Ok(())
     }
