@@ -57,6 +57,10 @@ impl Filters {
     }
 }
 
+/// The most block hashes one poll of a block filter reports: the newest ones
+/// (older ones, reserved by a huge `anvil_mine`, are skipped).
+const MAX_BLOCK_HASHES: u64 = 10_000;
+
 fn not_found() -> NodeError {
     NodeError::Failed("filter not found".into())
 }
@@ -104,7 +108,11 @@ impl Devnet {
             (kind, from, head)
         };
         Ok(match kind {
-            Kind::Blocks => FilterChanges::Hashes(self.with_chain(|c| c.blocks(from, head).map(|b| b.hash).collect())),
+            Kind::Blocks => {
+                // After a huge `anvil_mine`, only the newest blocks are reported.
+                let from = from.max((head + 1).saturating_sub(MAX_BLOCK_HASHES));
+                FilterChanges::Hashes(self.with_chain(|c| (from..=head).filter_map(|n| c.block_hash(n)).collect()))
+            }
             Kind::PendingTransactions(seen) => FilterChanges::Hashes(seen),
             Kind::Logs(filter) => {
                 if from > head {

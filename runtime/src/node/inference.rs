@@ -131,7 +131,7 @@ impl Devnet {
 }
 
 fn records(chain: &Chain) -> impl Iterator<Item = &InferenceRecord> {
-    chain.blocks(0, chain.head_number()).flat_map(|b| b.receipts.iter().flat_map(|r| r.inference.iter()))
+    chain.built_blocks(0, chain.head_number()).flat_map(|b| b.receipts.iter().flat_map(|r| r.inference.iter()))
 }
 
 fn model_error(e: InferenceError) -> NodeError {

@@ -406,14 +406,18 @@ impl Devnet {
         }
     }
 
-    /// Mines `blocks` blocks, `interval` seconds apart (`anvil_mine`).
+    /// Mines `blocks` blocks, `interval` seconds apart (`anvil_mine`): the
+    /// first with the pending transactions, the rest as one reserved range
+    /// of empty blocks (constant time and space, see `Chain::reserve`).
     pub fn mine_many(&self, blocks: u64, interval: Option<u64>) -> Result<(), NodeError> {
+        let Some(rest) = blocks.checked_sub(1) else { return Ok(()) };
         self.engine.settle();
-        for i in 0..blocks {
-            let after_head =
-                |step: u64| self.engine.inner.lock().chain.head().header.timestamp.saturating_add(step.max(1));
-            let timestamp = interval.filter(|_| i > 0).map(after_head);
-            self.engine.build_block(InferenceWait::Wait, Batch::All, true, timestamp)?;
+        self.engine.inner.lock().chain.check_reserve_after_pending(rest, interval)?;
+        self.engine.build_block(InferenceWait::Wait, Batch::All, true, None)?;
+        if rest > 0 {
+            let head = self.edit(|chain| chain.reserve(rest, interval).map(|()| chain.head().clone()))?;
+            // Subscribers hear of the new head, not of every reserved block.
+            let _ = self.engine.blocks.send(head);
         }
         Ok(())
     }
