@@ -559,6 +559,34 @@ fn traces_use_the_struct_logger_and_call_tracer() {
     let unsupported: alloy_rpc_types_trace::geth::GethDebugTracingOptions =
         serde_json::from_value(serde_json::json!({ "tracer": "prestateTracer" })).unwrap();
     assert!(d.trace_transaction(hash, unsupported).is_err());
+
+    // geth's `limit` keeps the first steps.
+    let limited: alloy_rpc_types_trace::geth::GethDebugTracingOptions =
+        serde_json::from_value(serde_json::json!({ "limit": 5 })).unwrap();
+    let json = serde_json::to_value(d.trace_transaction(hash, limited).unwrap()).unwrap();
+    assert_eq!(json["structLogs"].as_array().map(Vec::len), Some(5));
+}
+
+#[test]
+fn a_trace_longer_than_the_bound_is_refused_clearly() {
+    let d = devnet();
+    // Initcode that loops until its gas runs out: JUMPDEST, PUSH1 0, JUMP;
+    // 12 gas per 3 steps, so 5M gas are about 1.25M steps.
+    let spin = alloy_consensus::TxEip1559 {
+        gas_limit: 5_000_000,
+        input: Bytes::from_static(&[0x5b, 0x60, 0x00, 0x56]),
+        ..deploy_tx(0, 0)
+    };
+    let hash = d.send_raw_transaction(&sign(spin, &signer(0))).unwrap();
+    assert!(!d.receipt(hash).unwrap().status());
+    let quiet: alloy_rpc_types_trace::geth::GethDebugTracingOptions =
+        serde_json::from_value(serde_json::json!({ "disableStack": true })).unwrap();
+    let message = d.trace_transaction(hash, quiet).unwrap_err().to_string();
+    assert!(message.contains("trace too large") && message.contains("1000000 steps"), "{message}");
+    // The call tracer records no steps: it is not bounded by them.
+    let opts: alloy_rpc_types_trace::geth::GethDebugTracingOptions =
+        serde_json::from_value(serde_json::json!({ "tracer": "callTracer" })).unwrap();
+    assert!(d.trace_transaction(hash, opts).is_ok());
 }
 
 #[test]

@@ -432,6 +432,21 @@ impl Chain {
         self.recent = Arc::new(self.recent_hashes_before(self.head_number() + 1));
     }
 
+    /// Adds the hash of the block just appended to the recent hashes, in
+    /// time independent of the chain's length (a full refresh when they do
+    /// not end right before it).
+    fn push_recent(&mut self, number: u64, hash: B256) {
+        let recent = &*self.recent;
+        if recent.first + recent.hashes.len() as u64 != number {
+            return self.refresh_recent();
+        }
+        let drop_first = usize::from(recent.hashes.len() >= 256);
+        let mut hashes = Vec::with_capacity(256);
+        hashes.extend_from_slice(&recent.hashes[drop_first..]);
+        hashes.push(hash);
+        self.recent = Arc::new(RecentHashes { first: recent.first + drop_first as u64, hashes });
+    }
+
     /// The base fee of the block after the head (EIP-1559).
     pub fn next_base_fee(&self) -> u64 {
         self.head().header.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or(self.config.base_fee)
@@ -525,7 +540,7 @@ impl Chain {
         }
         self.blocks.push(block.clone());
         self.undos.push((block.number(), Arc::new(undo)));
-        self.refresh_recent();
+        self.push_recent(block.number(), block.hash);
         block
     }
 

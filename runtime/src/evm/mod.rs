@@ -11,6 +11,7 @@
 //! differently while the mempool simulates a transaction and when the block
 //! builder includes it. Wrap [`EthPrecompiles`] to keep Ethereum's set.
 
+mod frames;
 mod trace;
 
 use std::convert::Infallible;
@@ -30,7 +31,7 @@ use revm::{ExecuteEvm, InspectEvm, Inspector};
 
 use crate::chain::StateView;
 
-pub use trace::{TraceError, trace_transaction};
+pub use trace::{MAX_TRACE_STEPS, TraceError, trace_transaction};
 
 /// The database revm reads: a [`StateView`].
 pub type EvmDb = WrapDatabaseRef<StateView>;
@@ -319,6 +320,12 @@ impl<I> Debug for Executor<I> {
     }
 }
 
+impl<I> Drop for Executor<I> {
+    fn drop(&mut self) {
+        frames::give(std::mem::take(&mut self.evm.frame_stack));
+    }
+}
+
 impl Executor<()> {
     /// An executor over `view` for a block `block`.
     pub fn new(
@@ -344,12 +351,13 @@ impl<I> Executor<I> {
     ) -> Self {
         let cfg = options.cfg(false);
         let ctx: EvmContext = EvmContext::new(WrapDatabaseRef(view), options.spec).with_cfg(cfg).with_block(block);
-        let evm = Evm::new_with_inspector(
+        let evm = Evm {
             ctx,
             inspector,
-            EthInstructions::new_mainnet_with_spec(options.spec),
-            precompiles.precompiles(options.spec, phase),
-        );
+            instruction: EthInstructions::new_mainnet_with_spec(options.spec),
+            precompiles: precompiles.precompiles(options.spec, phase),
+            frame_stack: frames::take(),
+        };
         Self { evm }
     }
 

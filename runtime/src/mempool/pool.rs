@@ -51,7 +51,17 @@ impl Pool {
             replaced = Some(existing.hash);
         }
         queue.insert(nonce, tx.clone());
-        let pending = (state_nonce..nonce).all(|n| queue.contains_key(&n));
+        // Executable when every nonce from the sender's on chain up to this
+        // one is here: walked down from this one, so the cost is the length
+        // of the run (not a lookup per nonce), and a gap ends it at once.
+        let mut expected = nonce;
+        for (&held, _) in queue.range(state_nonce..nonce).rev() {
+            if held + 1 != expected {
+                break;
+            }
+            expected = held;
+        }
+        let pending = expected == state_nonce;
         if let Some(old) = replaced {
             self.by_hash.remove(&old);
         }

@@ -17,8 +17,9 @@
 //! stays pending, the read answers at once, and the miner includes the
 //! transaction when the pre-execution stage wakes it with the result.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy_primitives::B256;
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -32,6 +33,9 @@ use crate::mempool::{BlockBuilder, Head, InferenceWait, PreExecution};
 /// The most blocks one automine pass builds (a pass ends when the pool has
 /// nothing ready left; this only bounds a stage that keeps deferring).
 const MAX_BLOCKS_PER_PASS: usize = 1 << 20;
+
+/// How long [`Engine::settle`] spins before it sleeps.
+const SETTLE_SPIN: Duration = Duration::from_micros(50);
 
 /// Which ready transactions a block is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +86,9 @@ pub(super) struct Engine {
     pub(super) inspectors: OnceLock<Arc<dyn InspectorFactory>>,
     pub(super) stage: Arc<dyn PreExecution>,
     work: Mutex<Work>,
+    /// `work.asked` and `work.done`, readable without the lock (written with it).
+    asked: AtomicU64,
+    done: AtomicU64,
     /// Wakes the miner thread.
     wake: Condvar,
     /// Signalled when passes are done.
@@ -102,6 +109,8 @@ impl Engine {
             inspectors: OnceLock::new(),
             stage,
             work: Mutex::new(Work::default()),
+            asked: AtomicU64::new(0),
+            done: AtomicU64::new(0),
             wake: Condvar::new(),
             settled: Condvar::new(),
         }
@@ -218,7 +227,10 @@ impl Engine {
 
     /// Asks the miner thread for an automine pass.
     pub(super) fn ask_pass(&self) {
-        self.work.lock().asked += 1;
+        let mut work = self.work.lock();
+        work.asked += 1;
+        self.asked.store(work.asked, Ordering::Release);
+        drop(work);
         self.wake.notify_one();
     }
 
@@ -236,9 +248,24 @@ impl Engine {
 
     /// Waits until the passes asked for so far are done: every transaction
     /// sent before is mined, or pending on inference.
+    ///
+    /// A pass for one transaction takes tens of microseconds, about what it
+    /// costs to put a thread to sleep and wake it again, so the wait spins
+    /// for up to [`SETTLE_SPIN`] before it sleeps.
     pub(super) fn settle(&self) {
+        let asked = self.asked.load(Ordering::Acquire);
+        if self.done.load(Ordering::Acquire) >= asked {
+            return;
+        }
+        let started = Instant::now();
+        while started.elapsed() < SETTLE_SPIN {
+            std::hint::spin_loop();
+            if self.done.load(Ordering::Acquire) >= asked {
+                return;
+            }
+        }
         let mut work = self.work.lock();
-        while work.done < work.asked && !work.exit {
+        while work.done < asked && !work.exit {
             self.settled.wait(&mut work);
         }
     }
@@ -286,6 +313,7 @@ impl Engine {
             }
             let mut work = self.work.lock();
             work.done = work.done.max(asked);
+            self.done.store(work.done, Ordering::Release);
             drop(work);
             self.settled.notify_all();
         }
