@@ -58,6 +58,7 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender, SyncSender};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
+use nml_protocol::{Dim, ElementType, ModelId};
 use ort::environment::Environment;
 use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
 use ort::session::{RunOptions, Session};
@@ -65,8 +66,8 @@ use ort::value::{DynValue, TensorElementType, ValueType};
 
 use super::abi::{InferenceMode, ModelInferenceRequest, ModelInput, ModelOutput};
 use super::error::InferenceError;
-use super::registry::{LoadedModel, ModelId, ModelRegistry};
-use super::tensor::{self, Dim, ElementType, ModelSignature, Tensor, TensorData, TensorSpec};
+use super::registry::{LoadedModel, ModelRegistry};
+use super::tensor::{self, ModelSignature, Tensor, TensorData, TensorSpec};
 
 /// The default inference timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -141,7 +142,9 @@ pub trait Executor: Send + Sync {
     fn run_all_requests_timed(&self, requests: &[&ModelInferenceRequest]) -> Vec<Timed> {
         let ids: Vec<Result<ModelId, InferenceError>> = requests
             .iter()
-            .map(|r| InferenceMode::try_from(r.mode).and_then(|_| ModelId::parse(&r.modelCID)))
+            .map(|r| {
+                InferenceMode::try_from(r.mode).and_then(|_| ModelId::parse(&r.modelCID).map_err(InferenceError::from))
+            })
             .collect();
         let valid: Vec<(&ModelId, &ModelInput)> =
             ids.iter().zip(requests).filter_map(|(id, r)| id.as_ref().ok().map(|id| (id, &r.input))).collect();

@@ -26,5 +26,6 @@ pub mod tensor;
 pub use abi::{InferenceCall, InferenceMode, ModelInferenceRequest, ModelInput, ModelOutput, request_id};
 pub use error::InferenceError;
 pub use executor::{DEFAULT_TIMEOUT, Device, Executor, GraphOptimization, OnnxConfig, OnnxExecutor, Timed};
-pub use registry::{ModelId, ModelIdForm, ModelInfo, ModelRegistry};
-pub use tensor::{Dim, ElementType, ModelSignature, TensorSpec};
+pub use nml_protocol::ModelId;
+pub use registry::{ModelInfo, ModelRegistry};
+pub use tensor::{ModelSignature, TensorSpec};

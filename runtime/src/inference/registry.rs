@@ -10,148 +10,14 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
+use nml_protocol::ModelId;
 use ort::session::Session;
-use sha2::{Digest, Sha256};
 
 use super::error::InferenceError;
 use super::executor::SessionFactory;
 use super::tensor::ModelSignature;
-
-/// Which form a [`ModelId`] has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum ModelIdForm {
-    /// IPFS CIDv0: `Qm` + 44 base58btc characters.
-    CidV0,
-    /// IPFS CIDv1 in base32 (`b…`).
-    CidV1,
-    /// A Walrus blob id: 43 characters of url-safe base64.
-    Walrus,
-}
-
-/// A model id in one of the forms the model hub accepts; valid by
-/// construction ([`ModelId::parse`], [`ModelId::derive`]).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ModelId(String);
-
-const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
-impl ModelId {
-    /// Checks `id` against the accepted forms.
-    pub fn parse(id: &str) -> Result<Self, InferenceError> {
-        match form(id) {
-            Some(_) => Ok(Self(id.to_owned())),
-            None => Err(InferenceError::InvalidModelId {
-                id: id.to_owned(),
-                reason: "expected an IPFS CIDv0 (`Qm` + 44 base58 characters), a CIDv1 in base32 (`b…`) or a Walrus blob id (43 characters of url-safe base64)".to_owned(),
-            }),
-        }
-    }
-
-    /// The CIDv1 of a file's bytes: raw codec, sha2-256, base32 —
-    /// `b` + base32lower(0x01 0x55 0x12 0x20 ‖ sha256(bytes)), what
-    /// `ipfs add --cid-version 1 --raw-leaves` gives for a single-block file.
-    ///
-    /// This must equal what the compiler derives (`nml_compiler::sema::cid::derive`).
-    /// The runtime does not depend on the compiler, so these few lines are
-    /// repeated here; `tests/inference_registry.rs` pins both to the same strings.
-    pub fn derive(bytes: &[u8]) -> Self {
-        let digest = Sha256::digest(bytes);
-        let mut cid = vec![0x01, 0x55, 0x12, 0x20];
-        cid.extend_from_slice(&digest);
-        Self(format!("b{}", base32_encode(&cid)))
-    }
-
-    /// The id's form.
-    pub fn form(&self) -> ModelIdForm {
-        form(&self.0).unwrap_or(ModelIdForm::CidV1)
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ModelId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for ModelId {
-    type Err = InferenceError;
-
-    fn from_str(s: &str) -> Result<Self, InferenceError> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for ModelId {
-    type Error = InferenceError;
-
-    fn try_from(s: String) -> Result<Self, InferenceError> {
-        Self::parse(&s)
-    }
-}
-
-impl From<ModelId> for String {
-    fn from(id: ModelId) -> Self {
-        id.0
-    }
-}
-
-/// The form of `id`, tried in the compiler's order (`sema::cid::form`), so
-/// that both classify every id alike.
-fn form(id: &str) -> Option<ModelIdForm> {
-    if id.len() == 46 && id.starts_with("Qm") && id.bytes().all(|c| BASE58.contains(&c)) {
-        return Some(ModelIdForm::CidV0);
-    }
-    if id.len() == 43 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Some(ModelIdForm::Walrus);
-    }
-    let bytes = base32_decode(id.strip_prefix('b')?)?;
-    // Version 1, then a codec and a multihash of at least a few bytes.
-    (bytes.len() >= 4 && bytes[0] == 1).then_some(ModelIdForm::CidV1)
-}
-
-fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(BASE32[((buffer >> bits) & 31) as usize] as char);
-        }
-        buffer &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(BASE32[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
-fn base32_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 5 / 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = BASE32.iter().position(|&x| x == c)? as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-        buffer &= (1 << bits) - 1;
-    }
-    Some(out)
-}
 
 /// What a node knows of a registered model.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
