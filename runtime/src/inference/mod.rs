@@ -20,12 +20,14 @@
 pub mod abi;
 pub mod error;
 pub mod executor;
+pub mod onnx;
 pub mod registry;
 pub mod tensor;
 
 pub use abi::{InferenceCall, InferenceMode, ModelInferenceRequest, ModelInput, ModelOutput, request_id};
 pub use error::InferenceError;
-pub use executor::{DEFAULT_TIMEOUT, Device, Executor, GraphOptimization, OnnxConfig, OnnxExecutor, Timed};
+pub use executor::{DEFAULT_TIMEOUT, Executor, Timed};
 pub use nml_protocol::ModelId;
+pub use onnx::{Device, GraphOptimization, OnnxConfig, OnnxExecutor};
 pub use registry::{ModelInfo, ModelRegistry};
 pub use tensor::{ModelSignature, TensorSpec};

@@ -16,7 +16,7 @@ use nml_protocol::ModelId;
 use ort::session::Session;
 
 use super::error::InferenceError;
-use super::executor::SessionFactory;
+use super::onnx::SessionFactory;
 use super::tensor::ModelSignature;
 
 /// What a node knows of a registered model.
