@@ -1,6 +1,7 @@
 //! What runs a model request, whatever the backend: the [`Executor`] trait
-//! that the mempool calls. The ONNX Runtime backend implements it in
-//! [`onnx`](super::onnx).
+//! that the mempool calls, and the [`SessionFactory`] trait through which a
+//! [`Registry`](super::registry::Registry) loads the models it holds.
+//! The ONNX Runtime backend implements both in [`onnx`](super::onnx).
 
 use std::time::{Duration, Instant};
 
@@ -8,6 +9,7 @@ use nml_protocol::ModelId;
 
 use super::abi::{InferenceMode, ModelInferenceRequest, ModelInput, ModelOutput};
 use super::error::InferenceError;
+use super::tensor::ModelSignature;
 
 /// The default inference timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
@@ -116,4 +118,18 @@ impl std::fmt::Debug for dyn Executor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("dyn Executor")
     }
+}
+
+/// Loads models for a registry: checks a model's bytes, reads its signature
+/// and makes the sessions that run it. A session runs one request at a time;
+/// the registry keeps a pool of them per model.
+pub trait SessionFactory: Send + Sync {
+    /// A loaded model, ready to run.
+    type Session: Send;
+
+    /// A new session for a model's bytes, or why the bytes cannot be loaded.
+    fn create(&self, id: &ModelId, bytes: &[u8]) -> Result<Self::Session, InferenceError>;
+
+    /// A loaded model's inputs and outputs.
+    fn signature(&self, id: &ModelId, session: &Self::Session) -> Result<ModelSignature, InferenceError>;
 }

@@ -1,11 +1,14 @@
 //! The models a node serves: id → ONNX bytes, file and signature, with the
-//! pool of ONNX Runtime sessions that runs each.
+//! pool of sessions that runs each.
 //!
 //! A model is registered under an id given by the user (an IPFS CIDv0, a
 //! CIDv1 or a Walrus blob id, the forms the model hub uses) or, without one,
-//! under the CIDv1 derived from its bytes — the same id the compiler gives a
-//! `model` declaration without an explicit id, so a compiled contract finds
-//! the model that sits next to it.
+//! under the CIDv1 derived from its bytes ([`ModelId::derive`]) — the same id
+//! the compiler gives a `model` declaration without an explicit id, so a
+//! compiled contract finds the model that sits next to it.
+//!
+//! The registry loads models through a [`SessionFactory`], so it knows
+//! nothing of the backend that runs them.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,10 +16,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use nml_protocol::ModelId;
-use ort::session::Session;
 
 use super::error::InferenceError;
-use super::onnx::SessionFactory;
+use super::executor::SessionFactory;
 use super::tensor::ModelSignature;
 
 /// What a node knows of a registered model.
@@ -33,16 +35,16 @@ pub struct ModelInfo {
 }
 
 /// A registered model with its idle sessions.
-pub(crate) struct LoadedModel {
+pub(crate) struct LoadedModel<S> {
     pub(crate) info: ModelInfo,
     bytes: Arc<[u8]>,
-    idle: Mutex<Vec<Session>>,
+    idle: Mutex<Vec<S>>,
 }
 
-impl LoadedModel {
+impl<S> LoadedModel<S> {
     /// An idle session, or a new one when all are busy. The pool grows to the
     /// number of workers that run this model at once and no further.
-    pub(crate) fn checkout(&self, factory: &SessionFactory) -> Result<Session, InferenceError> {
+    pub(crate) fn checkout<F: SessionFactory<Session = S>>(&self, factory: &F) -> Result<S, InferenceError> {
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         match idle {
             Some(session) => Ok(session),
@@ -51,26 +53,26 @@ impl LoadedModel {
     }
 
     /// Returns a session to the pool.
-    pub(crate) fn checkin(&self, session: Session) {
+    pub(crate) fn checkin(&self, session: S) {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(session);
     }
 }
 
-/// The models a node serves, by id. Thread-safe: models can be added while
-/// others run.
-pub struct ModelRegistry {
-    factory: Arc<SessionFactory>,
-    models: RwLock<BTreeMap<ModelId, Arc<LoadedModel>>>,
+/// The models a node serves, by id, loaded by `F`. Thread-safe: models can
+/// be added while others run.
+pub struct Registry<F: SessionFactory> {
+    factory: Arc<F>,
+    models: RwLock<BTreeMap<ModelId, Arc<LoadedModel<F::Session>>>>,
 }
 
-impl fmt::Debug for ModelRegistry {
+impl<F: SessionFactory> fmt::Debug for Registry<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ModelRegistry").field("models", &self.list()).finish_non_exhaustive()
+        f.debug_struct("Registry").field("models", &self.list()).finish_non_exhaustive()
     }
 }
 
-impl ModelRegistry {
-    pub(crate) fn new(factory: Arc<SessionFactory>) -> Self {
+impl<F: SessionFactory> Registry<F> {
+    pub(crate) fn new(factory: Arc<F>) -> Self {
         Self { factory, models: RwLock::new(BTreeMap::new()) }
     }
 
@@ -83,7 +85,7 @@ impl ModelRegistry {
         self.insert(bytes, id, None)
     }
 
-    /// Registers the ONNX file at `path`; see [`ModelRegistry::register`].
+    /// Registers the ONNX file at `path`; see [`Registry::register`].
     pub fn register_file(&self, path: &Path, id: Option<&str>) -> Result<ModelInfo, InferenceError> {
         let bytes = std::fs::read(path)
             .map_err(|e| InferenceError::ReadModel { path: path.to_path_buf(), reason: e.to_string() })?;
@@ -131,7 +133,7 @@ impl ModelRegistry {
     /// A new session of the model with the executor's settings, outside the
     /// pool: for benchmarks that compare a bare `Session::run` with the
     /// executor.
-    pub fn new_session(&self, id: &ModelId) -> Result<Session, InferenceError> {
+    pub fn new_session(&self, id: &ModelId) -> Result<F::Session, InferenceError> {
         let model = self.loaded(id)?;
         self.factory.create(id, &model.bytes)
     }
@@ -145,12 +147,12 @@ impl ModelRegistry {
         Some(idle)
     }
 
-    pub(crate) fn loaded(&self, id: &ModelId) -> Result<Arc<LoadedModel>, InferenceError> {
+    pub(crate) fn loaded(&self, id: &ModelId) -> Result<Arc<LoadedModel<F::Session>>, InferenceError> {
         let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
         models.get(id).cloned().ok_or_else(|| InferenceError::UnknownModel { model: id.to_string() })
     }
 
-    pub(crate) fn factory(&self) -> &SessionFactory {
+    pub(crate) fn factory(&self) -> &F {
         &self.factory
     }
 

@@ -1,7 +1,7 @@
 //! The ONNX Runtime backend: [`OnnxExecutor`] runs ONNX models in-process on
 //! ONNX Runtime (through `ort`, with the library loaded at run time from a
-//! path the CLI provisions); its [`ModelRegistry`](super::ModelRegistry)
-//! holds the models with their session pools.
+//! path the CLI provisions), and its [`ModelRegistry`] holds the models with
+//! their session pools.
 //!
 //! One job per file:
 //! - this file: the executor, its queue and workers, and where each request
@@ -9,8 +9,8 @@
 //! - `config.rs`: [`OnnxConfig`], [`Device`], [`GraphOptimization`];
 //! - `schedule.rs`: the run slots and the watchdog;
 //! - `run.rs`: one run of a request on a session of the model's pool;
-//! - `session.rs`: the process's ONNX Runtime environment and the factory
-//!   that builds sessions and reads signatures;
+//! - `session.rs`: the process's ONNX Runtime environment and [`OnnxSessions`],
+//!   which builds sessions and reads signatures;
 //! - `convert.rs`: tensors ⇄ ONNX Runtime values;
 //! - `cuda.rs`: the CUDA execution provider.
 //!
@@ -76,7 +76,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use nml_protocol::ModelId;
-use ort::session::RunOptions;
+use ort::session::{RunOptions, Session};
 
 use self::run::{run_caught, runtime_error};
 use self::schedule::{Slots, Watchdog};
@@ -84,11 +84,18 @@ use self::session::environment;
 use super::abi::{ModelInput, ModelOutput};
 use super::error::InferenceError;
 use super::executor::{Executor, Timed};
-use super::registry::{LoadedModel, ModelRegistry};
+use super::registry::{LoadedModel, Registry};
 use super::tensor::{self, Tensor};
 
 pub use self::config::{Device, GraphOptimization, OnnxConfig};
-pub(crate) use self::session::SessionFactory;
+pub use self::session::OnnxSessions;
+
+/// The models an [`OnnxExecutor`] serves, each with its pool of ONNX Runtime
+/// sessions.
+pub type ModelRegistry = Registry<OnnxSessions>;
+
+/// A registered model with its idle ONNX Runtime sessions.
+type Model = LoadedModel<Session>;
 
 /// The ONNX executor: a registry of models with session pools, and worker
 /// threads that run requests from a queue. Dropping it stops the workers once
@@ -123,10 +130,10 @@ struct Pending {
 }
 
 /// A request ready to run: the model, its inputs, the handle that stops it.
-type Prepared = (Arc<LoadedModel>, Vec<Tensor>, Arc<RunOptions>);
+type Prepared = (Arc<Model>, Vec<Tensor>, Arc<RunOptions>);
 
 struct Job {
-    model: Arc<LoadedModel>,
+    model: Arc<Model>,
     inputs: Vec<Tensor>,
     deadline: Instant,
     cancel: Arc<RunOptions>,
@@ -138,7 +145,7 @@ impl OnnxExecutor {
     /// registry starts empty.
     pub fn new(config: OnnxConfig) -> Result<Self, InferenceError> {
         let environment = environment(&config.library)?;
-        let factory = Arc::new(SessionFactory::new(environment, &config)?);
+        let factory = Arc::new(OnnxSessions::new(environment, &config)?);
         let registry = Arc::new(ModelRegistry::new(factory));
         let (queue, jobs) = mpsc::channel::<Job>();
         let jobs = Arc::new(Mutex::new(jobs));

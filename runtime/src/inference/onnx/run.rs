@@ -7,17 +7,18 @@ use ort::session::{RunOptions, Session};
 use ort::value::DynValue;
 
 use super::convert::{from_value, to_value};
+use super::session::OnnxSessions;
 use crate::inference::abi::ModelOutput;
 use crate::inference::error::InferenceError;
-use crate::inference::registry::{LoadedModel, ModelRegistry};
+use crate::inference::registry::{LoadedModel, Registry};
 use crate::inference::tensor::{self, ModelSignature, Tensor};
 
 /// [`run_job`], with a panic turned into a runtime error.
 pub(super) fn run_caught(
-    model: &LoadedModel,
+    model: &LoadedModel<Session>,
     inputs: Vec<Tensor>,
     cancel: &RunOptions,
-    registry: &ModelRegistry,
+    registry: &Registry<OnnxSessions>,
 ) -> Result<ModelOutput, InferenceError> {
     let run = std::panic::AssertUnwindSafe(|| run_job(model, inputs, cancel, registry));
     std::panic::catch_unwind(run).unwrap_or_else(|_| {
@@ -26,10 +27,10 @@ pub(super) fn run_caught(
 }
 
 fn run_job(
-    model: &LoadedModel,
+    model: &LoadedModel<Session>,
     inputs: Vec<Tensor>,
     cancel: &RunOptions,
-    registry: &ModelRegistry,
+    registry: &Registry<OnnxSessions>,
 ) -> Result<ModelOutput, InferenceError> {
     let id = &model.info.id;
     let inputs = inputs

@@ -15,6 +15,7 @@ use super::config::{Device, GraphOptimization, OnnxConfig};
 use super::convert::element_type;
 use super::cuda;
 use crate::inference::error::InferenceError;
+use crate::inference::executor::SessionFactory;
 use crate::inference::tensor::{ModelSignature, TensorSpec};
 
 /// The process's ONNX Runtime environment. `ort` allows one per process and
@@ -53,15 +54,16 @@ fn same_file(a: &Path, b: &Path) -> bool {
     a == b || matches!((a.canonicalize(), b.canonicalize()), (Ok(a), Ok(b)) if a == b)
 }
 
-/// Creates sessions with the executor's settings.
-pub(crate) struct SessionFactory {
+/// Creates sessions with the executor's settings: what the registry of an
+/// [`OnnxExecutor`](super::OnnxExecutor) loads its models with.
+pub struct OnnxSessions {
     environment: Environment,
     device: Device,
     intra_threads: usize,
     optimization: GraphOptimization,
 }
 
-impl SessionFactory {
+impl OnnxSessions {
     pub(super) fn new(environment: Environment, config: &OnnxConfig) -> Result<Self, InferenceError> {
         let factory = Self {
             environment,
@@ -108,9 +110,12 @@ impl SessionFactory {
             Device::Cuda { device_id } => cuda::register(builder, device_id).map_err(BuildError::Cuda),
         }
     }
+}
 
-    /// A new session for a model's bytes.
-    pub(crate) fn create(&self, id: &ModelId, bytes: &[u8]) -> Result<Session, InferenceError> {
+impl SessionFactory for OnnxSessions {
+    type Session = Session;
+
+    fn create(&self, id: &ModelId, bytes: &[u8]) -> Result<Session, InferenceError> {
         let load_error = |reason: String| InferenceError::LoadModel { model: id.to_string(), reason };
         let mut builder = self.builder().map_err(|e| match e {
             BuildError::Cuda(e) => e,
@@ -122,8 +127,7 @@ impl SessionFactory {
         })
     }
 
-    /// A loaded model's inputs and outputs.
-    pub(crate) fn signature(&self, id: &ModelId, session: &Session) -> Result<ModelSignature, InferenceError> {
+    fn signature(&self, id: &ModelId, session: &Session) -> Result<ModelSignature, InferenceError> {
         let spec = |kind: &str, outlet: &ort::value::Outlet| {
             let unsupported = |ty: String| InferenceError::UnsupportedType {
                 model: id.to_string(),
