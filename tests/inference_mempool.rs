@@ -123,7 +123,7 @@ impl Net {
         if manual {
             devnet.mine(None).expect("mine");
         }
-        let predictor = devnet.receipt_record(hash).and_then(|r| r.contract_address).expect("deployed");
+        let predictor = mined(&devnet, hash).contract_address.expect("deployed");
         Self { devnet, predictor, models }
     }
 
@@ -131,8 +131,10 @@ impl Net {
         send(&self.devnet, from, Some(self.predictor), call.abi_encode().into())
     }
 
+    /// The receipt, once mined (a transaction stays pending while its
+    /// inference runs).
     fn receipt(&self, hash: B256) -> TxReceipt {
-        self.devnet.receipt_record(hash).expect("mined")
+        mined(&self.devnet, hash)
     }
 
     fn view<C: SolCall>(&self, call: C) -> C::Return {
@@ -152,6 +154,10 @@ impl Net {
 
 fn send(devnet: &Devnet, from: usize, to: Option<Address>, input: Bytes) -> B256 {
     send_with_tip(devnet, from, to, input, 1)
+}
+
+fn mined(devnet: &Devnet, hash: B256) -> TxReceipt {
+    devnet.wait_for_receipt(hash, Duration::from_secs(60)).expect("mined within a minute")
 }
 
 fn send_with_tip(devnet: &Devnet, from: usize, to: Option<Address>, input: Bytes, tip_gwei: u128) -> B256 {
@@ -400,7 +406,7 @@ fn a_contract_written_against_the_published_interface_runs_unmodified() {
     let mut code = fixtures().published.to_vec();
     code.extend_from_slice(&alloy_sol_types::SolValue::abi_encode_params(&(net.models.mlp.clone(),)));
     let deploy = send(&net.devnet, 0, None, code.into());
-    let client = net.devnet.receipt_record(deploy).and_then(|r| r.contract_address).expect("deployed");
+    let client = net.receipt(deploy).contract_address.expect("deployed");
     let call = PublishedClient::inferCall { a: 1, b: 2, c: 3, d: 4 }.abi_encode();
     let hash = send(&net.devnet, 0, Some(client), call.into());
     let receipt = net.receipt(hash);
@@ -466,4 +472,78 @@ fn interval_mining_runs_the_mempool_too() {
     let receipt = wait(send(&devnet, 0, Some(predictor), call.into()));
     assert!(receipt.success);
     assert_eq!(receipt.inference[0].served, Served::PreExecuted);
+}
+
+/// A devnet with a 2 s inference timeout and a transaction whose model runs
+/// until it: the chain keeps serving meanwhile.
+fn slow_transaction(config: DevnetConfig) -> (Net, B256, std::time::Instant) {
+    let net = Net::with(config, PipeConfig::default(), Duration::from_secs(2));
+    let slow = net.models.slow.clone();
+    let started = std::time::Instant::now();
+    let hash = net
+        .send(0, Predictor::tryRequestCall { r: request(&slow, vec![tensor("n", &[i64::MAX as i128], &[])], vec![]) });
+    (net, hash, started)
+}
+
+#[test]
+fn a_slow_inference_never_stalls_the_chain() {
+    let (net, hash, started) = slow_transaction(DevnetConfig::default());
+    let sent = started.elapsed();
+    let d = &net.devnet;
+    // Far above normal latency (microseconds to milliseconds), far below the model's 2 s.
+    let bound = Duration::from_millis(500);
+    assert!(sent < bound, "the send answered at once: {sent:?}");
+    let timed = |what: &str, f: &dyn Fn()| {
+        let t = std::time::Instant::now();
+        f();
+        assert!(t.elapsed() < bound, "{what} took {:?} while the model ran", t.elapsed());
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    let head = d.block_number();
+    timed("eth_blockNumber", &|| {
+        d.block_number();
+    });
+    timed("eth_getBalance", &|| {
+        d.balance(d.accounts()[3], Default::default()).unwrap();
+    });
+    // The transaction is pending: in the pool, without a block, in its stage.
+    let (_, rpc) = d.transaction(hash).expect("known");
+    assert_eq!(rpc.block_number, None);
+    assert!(d.pool_content().pending.values().flatten().any(|tx| tx.hash == hash));
+    assert!(d.mempool_status().unwrap().pipe.awaiting_inference.contains(&hash));
+    assert!(d.receipt(hash).is_none());
+    // A second account's transfer is mined meanwhile.
+    timed("a second account's transfer", &|| {
+        let request = TransactionRequest::default().from(d.accounts()[1]).to(d.accounts()[2]).value(U256::from(7));
+        let transfer = d.send_transaction(request).expect("sent");
+        let receipt = d.receipt(transfer).expect("mined before its receipt is asked for");
+        assert!(receipt.status());
+    });
+    assert_eq!(d.block_number(), head + 1);
+    assert!(started.elapsed() < Duration::from_secs(2), "all of it while the model ran");
+    // Once the model is done (here: stopped by the timeout), it is mined.
+    let receipt = net.receipt(hash);
+    assert!(receipt.success, "the contract caught the failure");
+    assert!(!receipt.inference[0].success);
+    assert!(started.elapsed() >= Duration::from_secs(2));
+}
+
+#[test]
+fn shutdown_during_a_slow_inference_loses_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let config = DevnetConfig { state_file: Some(state.clone()), ..DevnetConfig::default() };
+    let (net, hash, _) = slow_transaction(config.clone());
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(net.devnet.receipt(hash).is_none(), "still pending");
+    net.devnet.shutdown();
+    net.devnet.save_state().expect("save").expect("a state file");
+    let head = net.devnet.block_number();
+    drop(net);
+    let (executor, _) = executor(Duration::from_secs(30));
+    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default() };
+    let devnet = Devnet::with_inference(config, setup).unwrap();
+    assert_eq!(devnet.block_number(), head);
+    let receipt = devnet.receipt_record(hash).expect("mined before the node stopped, and saved");
+    assert!(receipt.success);
 }

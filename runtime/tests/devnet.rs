@@ -356,6 +356,128 @@ fn time_controls_set_block_timestamps() {
     assert_eq!(last - prev, 60);
 }
 
+fn header(d: &Devnet, number: u64) -> alloy_rpc_types_eth::Header {
+    d.block(BlockNumberOrTag::Number(number).into(), false).unwrap_or_else(|| panic!("block {number}")).header
+}
+
+#[test]
+fn huge_mines_answer_at_once_with_consistent_blocks() {
+    let d = devnet();
+    let counter = deploy(&d);
+    let before = d.balance(address(0), latest()).unwrap();
+    let started = std::time::Instant::now();
+    d.mine_many(0xffff_ffff_ffff, None).unwrap();
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}", started.elapsed());
+    let head = 1 + 0xffff_ffff_ffff;
+    assert_eq!(d.block_number(), head);
+
+    // A block in the middle: one second after its parent, linked by hash.
+    let middle = 1 << 47;
+    let (block, parent) = (header(&d, middle), header(&d, middle - 1));
+    assert_eq!(block.inner.parent_hash, parent.hash);
+    assert_eq!(block.inner.timestamp, parent.inner.timestamp + 1);
+    assert_eq!(block.inner.base_fee_per_gas, Some(7), "empty blocks bring the base fee down to 7 wei");
+    assert_eq!(block.inner.state_root, parent.inner.state_root);
+    // Hashes a client got find their blocks.
+    let by_hash = d.block(BlockId::from(block.hash), false).unwrap();
+    assert_eq!(by_hash.header.inner.number, middle);
+    assert_eq!(d.block(BlockId::from(block.inner.parent_hash), false).unwrap().header.inner.number, middle - 1);
+    assert!(d.block(BlockId::from(B256::repeat_byte(1)), false).is_none());
+    // The first reserved block follows the mined one; timestamps count on.
+    let (first, mined) = (header(&d, 2), header(&d, 1));
+    assert_eq!(first.inner.parent_hash, mined.hash);
+    assert_eq!(header(&d, head).inner.timestamp, mined.inner.timestamp + 0xffff_ffff_ffff);
+    // Every reserved block has the state the range started with.
+    assert_eq!(d.balance(address(0), BlockNumberOrTag::Number(middle).into()).unwrap(), before);
+    let get = TransactionRequest::default().to(counter).input(Counter::getCall {}.abi_encode().into());
+    let out = d.call(get, Some(BlockNumberOrTag::Number(middle).into()), None).unwrap();
+    assert_eq!(U256::from_be_slice(&out), U256::from(5));
+
+    // A transfer after the range: its block's parent is the range's last block.
+    let hash = d.send_raw_transaction(&sign(transfer(1, address(1), 1), &signer(0))).unwrap();
+    let receipt = d.receipt(hash).unwrap();
+    assert!(receipt.status());
+    assert_eq!(receipt.block_number, Some(head + 1));
+    assert_eq!(header(&d, head + 1).inner.parent_hash, header(&d, head).hash);
+    // Logs and fee history over the range read only what exists.
+    let input = Counter::incrementCall { by: U256::from(1) }.abi_encode();
+    d.send_raw_transaction(&sign(call_tx(2, counter, input.into()), &signer(0))).unwrap();
+    let logs = d.logs(&Filter::new().from_block(0).event_signature(Counter::Incremented::SIGNATURE_HASH)).unwrap();
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0].block_number, Some(head + 2));
+    let history = d.fee_history(1024, BlockNumberOrTag::Number(middle), None).unwrap();
+    assert_eq!(history.oldest_block, middle - 1023);
+    assert!(history.base_fee_per_gas.iter().all(|fee| *fee == 7));
+}
+
+#[test]
+fn reserved_blocks_cost_no_memory_and_survive_dumps_and_snapshots() {
+    let d = devnet();
+    let id = d.snapshot();
+    d.mine_many(1_000_000, Some(12)).unwrap();
+    let dump = d.dump().to_json();
+    // A range is one entry, however many blocks it holds.
+    assert!(dump.len() < 16 * 1024, "{} bytes", dump.len());
+    let reloaded = Devnet::new(DevnetConfig::default()).unwrap();
+    reloaded.load(nml_runtime::chain::StateDump::from_json(&dump).unwrap()).unwrap();
+    assert_eq!(reloaded.block_number(), 1_000_000);
+    for n in [1, 2, 500_000, 1_000_000] {
+        assert_eq!(header(&reloaded, n), header(&d, n), "block {n}");
+    }
+    assert_eq!(header(&d, 500_001).inner.timestamp - header(&d, 500_000).inner.timestamp, 12);
+    // Mining continues after the reloaded range.
+    reloaded.send_raw_transaction(&sign(transfer(0, address(1), 1), &signer(0))).unwrap();
+    assert_eq!(header(&reloaded, 1_000_001).inner.parent_hash, header(&d, 1_000_000).hash);
+    assert!(d.revert(id));
+    assert_eq!(d.block_number(), 0);
+    assert!(d.block(BlockNumberOrTag::Number(2).into(), false).is_none());
+}
+
+#[test]
+fn reserving_blocks_gives_what_mining_them_one_by_one_gives() {
+    let config = DevnetConfig {
+        chain: ChainConfig { genesis_timestamp: Some(1_700_000_000), ..Default::default() },
+        mining: Mining::Manual,
+        ..Default::default()
+    };
+    let (one_by_one, reserved) = (Devnet::new(config.clone()).unwrap(), Devnet::new(config).unwrap());
+    for d in [&one_by_one, &reserved] {
+        d.set_balance(address(5), U256::from(5));
+        d.set_next_block_timestamp(1_800_000_000).unwrap();
+    }
+    one_by_one.mine(None).unwrap();
+    for n in 2..=40 {
+        one_by_one.set_next_block_timestamp(1_800_000_000 + (n - 1) * 5).unwrap();
+        one_by_one.mine(None).unwrap();
+    }
+    reserved.mine_many(40, Some(5)).unwrap();
+    assert_eq!(reserved.block_number(), 40);
+    for n in 1..=40 {
+        let (a, b) = (header(&one_by_one, n).inner, header(&reserved, n).inner);
+        // Everything but the hashes (synthetic for reserved blocks).
+        let unhashed =
+            |h: alloy_consensus::Header| alloy_consensus::Header { parent_hash: B256::ZERO, mix_hash: B256::ZERO, ..h };
+        assert_eq!(unhashed(a), unhashed(b), "block {n}");
+    }
+    let next = |d: &Devnet| {
+        d.mine(None).unwrap();
+        header(d, 41).inner
+    };
+    let (a, b) = (next(&one_by_one), next(&reserved));
+    assert_eq!((a.base_fee_per_gas, a.state_root), (b.base_fee_per_gas, b.state_root));
+}
+
+#[test]
+fn mines_past_2_pow_53_are_refused_and_change_nothing() {
+    let d = devnet();
+    let err = d.mine_many(1 << 53, None).unwrap_err();
+    assert!(err.to_string().contains("past 9007199254740991"), "{err}");
+    assert_eq!(d.block_number(), 0);
+    let err = d.mine_many(3, Some(u64::MAX / 2)).unwrap_err();
+    assert!(err.to_string().contains("timestamp"), "{err}");
+    assert_eq!(d.block_number(), 0);
+}
+
 #[test]
 fn automine_off_then_on_mines_the_pool() {
     let d = devnet();

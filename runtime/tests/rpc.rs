@@ -294,6 +294,34 @@ async fn dev_methods_work_over_rpc() {
     assert_eq!(fee["result"]["baseFeePerGas"].as_array().unwrap().len(), 2);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_mines_answer_at_once_over_rpc() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let filter = rpc(addr, "eth_newBlockFilter", json!([])).await["result"].clone();
+    assert_eq!(rpc(addr, "anvil_mine", json!(["0xffffffffffff"])).await["result"], Value::Null);
+    assert_eq!(rpc(addr, "eth_blockNumber", json!([])).await["result"], "0xffffffffffff");
+    let middle = rpc(addr, "eth_getBlockByNumber", json!(["0x800000000000", false])).await["result"].clone();
+    assert_eq!(middle["number"], "0x800000000000");
+    assert_eq!(middle["transactions"], json!([]));
+    let parent = rpc(addr, "eth_getBlockByHash", json!([middle["parentHash"], false])).await["result"].clone();
+    assert_eq!(parent["number"], "0x7fffffffffff");
+    assert_eq!(rpc(addr, "eth_getBlockByHash", json!([middle["hash"]])).await["result"]["number"], middle["number"]);
+    // A block filter reports the newest hashes, not 2^48 of them.
+    let changes = rpc(addr, "eth_getFilterChanges", json!([filter])).await["result"].clone();
+    let head = rpc(addr, "eth_getBlockByNumber", json!(["latest", false])).await["result"].clone();
+    assert_eq!(changes.as_array().unwrap().len(), 10_000);
+    assert_eq!(changes.as_array().unwrap().last(), Some(&head["hash"]));
+    let logs = rpc(addr, "eth_getLogs", json!([{ "fromBlock": "0x0", "toBlock": "latest" }])).await;
+    assert_eq!(logs["result"], json!([]));
+    let (code, message) = error(&rpc(addr, "anvil_mine", json!(["0x20000000000000"])).await);
+    assert_eq!(code, -32602, "{message}");
+    assert!(message.contains("past 9007199254740991"), "{message}");
+    rpc(addr, "hardhat_mine", json!(["0x10", "0x3c"])).await;
+    let last = rpc(addr, "eth_getBlockByNumber", json!(["latest", false])).await["result"].clone();
+    assert_eq!(last["number"], "0x100000000000f");
+    alive(addr).await;
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn inference_methods_on_a_devnet_without_inference_are_clear_errors() {
     let (_devnet, addr, _server) = start(DevnetConfig::default()).await;

@@ -224,6 +224,12 @@ async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs) -> miette::Result<ExitCod
     print_banner(&devnet, args, server.local_addr);
 
     shutdown_signal().await;
+    // The block being built is finished, and transactions whose inference
+    // runs are mined once it is done, before the state is written.
+    let stopping = Arc::clone(&devnet);
+    if tokio::task::spawn_blocking(move || stopping.shutdown()).await.is_err() {
+        eprintln!("error: the miner failed while stopping");
+    }
     match devnet.save_state() {
         Ok(Some(path)) => println!("\nState written to {}", path.display()),
         Ok(None) => {}

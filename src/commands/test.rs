@@ -139,7 +139,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
             let line = json!({
                 "contract": r.contract, "source": r.source, "test": r.test, "outcome": r.outcome,
                 "gas": r.gas, "inferences": r.inferences, "durationUs": r.duration.as_micros() as u64,
-                "inferenceReceipts": r.records.iter().map(nml_runtime::mempool::pipe::record_json).collect::<Vec<_>>(),
+                "inferenceReceipts": r.records.iter().map(nml_runtime::rpc::record_json).collect::<Vec<_>>(),
             });
             let _ = writeln!(stdout, "{line}");
         }
@@ -200,7 +200,7 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
                     let what = if record.success {
                         "ok".to_owned()
                     } else {
-                        nml_runtime::mempool::pipe::record_json(record)["error"].as_str().unwrap_or_default().to_owned()
+                        nml_runtime::rpc::record_json(record)["error"].as_str().unwrap_or_default().to_owned()
                     };
                     let round = record.round.map_or("-".to_owned(), |r| r.to_string());
                     out.push_str(&format!(

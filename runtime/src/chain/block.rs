@@ -104,7 +104,8 @@ impl TxReceipt {
 pub struct SealedBlock {
     /// The header.
     pub header: Header,
-    /// keccak256 of the RLP-encoded header.
+    /// keccak256 of the RLP-encoded header; for a block of a reserved range,
+    /// a synthetic hash (`chain::reserved`).
     pub hash: B256,
     /// The transactions, in execution order.
     pub transactions: Vec<Arc<PoolTx>>,

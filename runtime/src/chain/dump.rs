@@ -1,5 +1,10 @@
 //! State dumps: the whole chain (accounts, blocks, receipts, clock) as JSON,
 //! written atomically, read back with a clear error when damaged.
+//!
+//! A reserved range of empty blocks is kept as one entry (its first header,
+//! count and interval), however many blocks it holds. A dump without one is
+//! written as format version 1, which older builds read; a dump with one is
+//! version 2.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -13,10 +18,15 @@ use revm::bytecode::Bytecode;
 use revm::primitives::KECCAK_EMPTY;
 use serde::{Deserialize, Serialize};
 
+use super::reserved::{ReservedRange, check_reservation};
 use super::{BlockUndo, Chain, ChainConfig, Clock, InferenceRecord, PoolTx, SealedBlock, StateDb, TxReceipt};
 
-/// The format version this build writes and reads.
+/// The format version of a dump without reserved ranges (older builds read it).
 const DUMP_VERSION: u32 = 1;
+
+/// The format version of a dump with reserved ranges: the newest this build
+/// writes and reads.
+const DUMP_VERSION_RESERVED: u32 = 2;
 
 /// Why a dump could not be written or read.
 #[derive(Debug, thiserror::Error)]
@@ -53,6 +63,9 @@ pub struct StateDump {
     clock_offset: i64,
     accounts: BTreeMap<Address, DumpAccount>,
     blocks: Vec<DumpBlock>,
+    /// Ranges of empty blocks that were reserved, not built.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    reserved: Vec<DumpRange>,
     /// What each block from `base` on changed, so that a reloaded chain can
     /// still rebuild (and trace) the states of those blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +76,18 @@ pub struct StateDump {
 struct DumpHistory {
     base: u64,
     undos: Vec<BlockUndo>,
+    /// The block each undo record belongs to; absent (version 1), they are
+    /// the blocks from `base` on, one each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    blocks: Vec<u64>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct DumpRange {
+    /// The header of the range's first block.
+    first: Header,
+    count: u64,
+    interval: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -126,7 +151,7 @@ impl StateDump {
                     balance: account.balance,
                     nonce: account.nonce,
                     code,
-                    storage: account.storage.iter().map(|(k, v)| (*k, *v)).collect(),
+                    storage: account.storage().iter().map(|(k, v)| (*k, *v)).collect(),
                 };
                 (*address, dump)
             })
@@ -159,15 +184,22 @@ impl StateDump {
                     .collect(),
             })
             .collect();
+        let reserved: Vec<DumpRange> = chain
+            .reserved
+            .iter()
+            .map(|r| DumpRange { first: r.template().clone(), count: r.count(), interval: r.interval() })
+            .collect();
         Self {
-            version: DUMP_VERSION,
+            version: if reserved.is_empty() { DUMP_VERSION } else { DUMP_VERSION_RESERVED },
             chain_id: chain.config.chain_id,
             clock_offset: chain.clock.offset,
             accounts,
             blocks,
+            reserved,
             history: Some(DumpHistory {
                 base: chain.undo_base,
-                undos: chain.undos.iter().map(|u| BlockUndo::clone(u)).collect(),
+                undos: chain.undos.iter().map(|(_, u)| BlockUndo::clone(u)).collect(),
+                blocks: chain.undos.iter().map(|(n, _)| *n).collect(),
             }),
         }
     }
@@ -175,8 +207,11 @@ impl StateDump {
     /// Parses a dump.
     pub fn from_json(bytes: &[u8]) -> Result<Self, DumpError> {
         let dump: Self = serde_json::from_slice(bytes).map_err(|e| DumpError::Corrupt(e.to_string()))?;
-        if dump.version != DUMP_VERSION {
-            return Err(DumpError::Corrupt(format!("format version {} (this nml reads {DUMP_VERSION})", dump.version)));
+        if !(DUMP_VERSION..=DUMP_VERSION_RESERVED).contains(&dump.version) {
+            return Err(DumpError::Corrupt(format!(
+                "format version {} (this nml reads {DUMP_VERSION} to {DUMP_VERSION_RESERVED})",
+                dump.version
+            )));
         }
         if dump.blocks.is_empty() {
             return Err(DumpError::Corrupt("it holds no blocks".into()));
@@ -236,13 +271,26 @@ impl StateDump {
             let entry = state.account_mut(address);
             entry.balance = account.balance;
             entry.nonce = account.nonce;
-            entry.storage = account.storage.into_iter().filter(|(_, v)| !v.is_zero()).collect();
+            for (slot, value) in account.storage {
+                entry.set_slot(slot, value);
+            }
         }
+        let reserved = reserved_ranges(self.reserved)?;
+        // Built blocks and reserved ranges together number every block once.
+        let mut ranges = reserved.iter().peekable();
+        let mut next = 0u64;
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for (i, block) in self.blocks.into_iter().enumerate() {
-            if block.header.number != i as u64 {
-                return Err(DumpError::Corrupt(format!("block {} is stored at position {i}", block.header.number)));
+            while let Some(range) = ranges.next_if(|r| r.first_number() == next) {
+                next = range.last_number() + 1;
             }
+            if block.header.number != next {
+                return Err(DumpError::Corrupt(format!(
+                    "block {} is stored where block {next} belongs",
+                    block.header.number
+                )));
+            }
+            next += 1;
             if block.transactions.len() != block.receipts.len() {
                 return Err(DumpError::Corrupt(format!(
                     "block {i} has a different number of transactions and receipts"
@@ -281,8 +329,38 @@ impl StateDump {
                 .collect();
             blocks.push(SealedBlock::seal(block.header, transactions, receipts));
         }
+        while let Some(range) = ranges.next_if(|r| r.first_number() == next) {
+            next = range.last_number() + 1;
+        }
+        if let Some(range) = ranges.next() {
+            return Err(DumpError::Corrupt(format!(
+                "the reserved blocks from {} are stored where block {next} belongs",
+                range.first_number()
+            )));
+        }
         let clock = Clock { offset: self.clock_offset, next: None };
-        let history = self.history.map(|h| (h.base, h.undos));
-        Ok(Chain::from_parts(config, state, blocks, clock, history))
+        let history = self.history.map(|h| {
+            let numbers: Vec<u64> =
+                if h.blocks.is_empty() { (h.base..).take(h.undos.len()).collect() } else { h.blocks };
+            // Records that do not match the blocks are dropped by `from_parts`.
+            (h.base, numbers.into_iter().zip(h.undos).collect())
+        });
+        Ok(Chain::from_parts(config, state, blocks, reserved, clock, history))
     }
+}
+
+/// The reserved ranges of a dump, checked as a reservation would be.
+fn reserved_ranges(ranges: Vec<DumpRange>) -> Result<Vec<ReservedRange>, DumpError> {
+    let mut checked = Vec::with_capacity(ranges.len());
+    for range in ranges {
+        let first = range.first.number;
+        let corrupt = |why: String| DumpError::Corrupt(format!("the reserved blocks from {first}: {why}"));
+        if first == 0 || range.count == 0 {
+            return Err(corrupt("a range holds at least one block after genesis".into()));
+        }
+        check_reservation(first - 1, Some(range.first.timestamp), range.count, range.interval)
+            .map_err(|e| corrupt(e.to_string()))?;
+        checked.push(ReservedRange::new(range.first, range.count, range.interval));
+    }
+    Ok(checked)
 }

@@ -1,10 +1,12 @@
-//! The in-memory chain: genesis, world state, mined blocks, receipts, the
-//! clock, and state dumps. It holds data and executes nothing: the block
-//! builder (`mempool`) runs transactions through `evm` and appends the result.
+//! The in-memory chain: genesis, world state, mined blocks, reserved ranges
+//! of empty blocks, receipts, the clock, and state dumps. It holds data and
+//! executes nothing: the block builder (`mempool`) runs transactions through
+//! `evm` and appends the result.
 
 mod accounts;
 mod block;
 mod dump;
+mod reserved;
 mod state;
 mod tx;
 
@@ -23,9 +25,11 @@ use revm::context::BlockEnv;
 use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 
+use self::reserved::ReservedRange;
 pub use accounts::{DEV_MNEMONIC, DevAccount, dev_accounts};
 pub use block::{InferenceRecord, SealedBlock, Served, TxReceipt};
 pub use dump::{DumpError, StateDump};
+pub use reserved::MAX_RESERVED;
 pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, StateDb, StateView};
 pub use tx::{PoolTx, TxError};
 
@@ -95,6 +99,15 @@ pub enum ChainError {
     /// The state of that block cannot be rebuilt (it predates a state load).
     #[error("historical state for block {0} is not available (the state was loaded from a dump at a later block)")]
     HistoryUnavailable(u64),
+    /// A reservation of empty blocks (`anvil_mine`) that would take block
+    /// numbers or timestamps past [`MAX_RESERVED`].
+    #[error("mining {count} blocks would take the {what} past {max} (2^53 - 1, the largest integer JavaScript clients read exactly)", max = MAX_RESERVED)]
+    ReservationTooLarge {
+        /// The number of blocks asked for.
+        count: u64,
+        /// What would overflow: `block number` or `timestamp`.
+        what: &'static str,
+    },
     /// A timestamp at or before the head's.
     #[error("timestamp {requested} is lower than or equal to the previous block's timestamp {parent}")]
     TimestampTooLow {
@@ -152,13 +165,23 @@ pub struct TxLocation {
 /// The chain: state at the head, every block, undo records for older states,
 /// and the clock. Cloning is the snapshot (`evm_snapshot`): the state is
 /// copied on the next write, blocks are shared.
+///
+/// Blocks are either built (mined with their transactions) or reserved: a
+/// [`reserved`] range of empty blocks stands for any number of them in
+/// constant space, and its blocks are built when read.
 #[derive(Debug, Clone)]
 pub struct Chain {
     config: ChainConfig,
     state: Arc<StateDb>,
+    /// The built blocks, in number order; the gaps are reserved ranges.
     blocks: Vec<Arc<SealedBlock>>,
-    /// `undos[i]` turns the state after block `undo_base + i` into the state before it.
-    undos: Vec<Arc<BlockUndo>>,
+    /// The reserved ranges, in number order.
+    reserved: Vec<Arc<ReservedRange>>,
+    /// `(n, undo)`: `undo` turns the state after block `n` into the state
+    /// before it, for every built block and the last block of every range
+    /// from `undo_base` on, in number order (the other blocks of a range
+    /// change nothing). The last entry is the head's.
+    undos: Vec<(u64, Arc<BlockUndo>)>,
     undo_base: u64,
     by_hash: HashMap<B256, u64>,
     txs: HashMap<B256, TxLocation>,
@@ -177,6 +200,39 @@ fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
 }
 
+/// The seconds between reserved blocks.
+fn reserve_step(interval: Option<u64>) -> u64 {
+    interval.unwrap_or(1).max(1)
+}
+
+/// The header of an empty block built as `next` on the state `state_root`.
+fn empty_header(next: &NextBlock, state_root: B256) -> Header {
+    Header {
+        parent_hash: next.parent_hash,
+        ommers_hash: EMPTY_OMMER_ROOT_HASH,
+        beneficiary: next.coinbase,
+        state_root,
+        transactions_root: EMPTY_ROOT_HASH,
+        receipts_root: EMPTY_ROOT_HASH,
+        withdrawals_root: Some(EMPTY_ROOT_HASH),
+        logs_bloom: Bloom::default(),
+        difficulty: U256::ZERO,
+        number: next.number,
+        gas_limit: next.gas_limit,
+        gas_used: 0,
+        timestamp: next.timestamp,
+        extra_data: Bytes::new(),
+        mix_hash: next.prevrandao,
+        nonce: B64::ZERO,
+        base_fee_per_gas: Some(next.base_fee),
+        blob_gas_used: Some(0),
+        excess_blob_gas: Some(0),
+        parent_beacon_block_root: Some(B256::ZERO),
+        requests_hash: Some(EMPTY_REQUESTS_HASH),
+        ..Default::default()
+    }
+}
+
 impl Chain {
     /// A chain holding only its genesis block, with the dev accounts funded.
     pub fn genesis(config: ChainConfig) -> Self {
@@ -184,37 +240,34 @@ impl Chain {
         for account in dev_accounts(config.accounts) {
             state.account_mut(account.address).balance = config.balance;
         }
-        let header = Header {
-            parent_hash: B256::ZERO,
-            ommers_hash: EMPTY_OMMER_ROOT_HASH,
-            beneficiary: config.coinbase,
-            state_root: EMPTY_ROOT_HASH,
-            transactions_root: EMPTY_ROOT_HASH,
-            receipts_root: EMPTY_ROOT_HASH,
-            withdrawals_root: Some(EMPTY_ROOT_HASH),
+        let genesis = NextBlock {
             number: 0,
-            gas_limit: config.gas_limit,
             timestamp: config.genesis_timestamp.unwrap_or_else(now),
-            base_fee_per_gas: Some(config.base_fee),
-            blob_gas_used: Some(0),
-            excess_blob_gas: Some(0),
-            parent_beacon_block_root: Some(B256::ZERO),
-            requests_hash: Some(EMPTY_REQUESTS_HASH),
-            ..Default::default()
+            base_fee: config.base_fee,
+            gas_limit: config.gas_limit,
+            coinbase: config.coinbase,
+            parent_hash: B256::ZERO,
+            prevrandao: B256::ZERO,
         };
-        Self::from_parts(config, state, vec![SealedBlock::seal(header, Vec::new(), Vec::new())], Clock::default(), None)
+        let header = empty_header(&genesis, EMPTY_ROOT_HASH);
+        let genesis = vec![SealedBlock::seal(header, Vec::new(), Vec::new())];
+        Self::from_parts(config, state, genesis, Vec::new(), Clock::default(), None)
     }
 
-    /// A chain from a dump's parts; `history` is the undo record of every
-    /// block from `base` on (their states can then be rebuilt).
+    /// A chain from a dump's parts: built blocks and reserved ranges that
+    /// together number every block from genesis on once; `history` is the
+    /// undo record of every built block and range end from `base` on (their
+    /// states can then be rebuilt).
     fn from_parts(
         config: ChainConfig,
         state: StateDb,
         blocks: Vec<SealedBlock>,
+        reserved: Vec<ReservedRange>,
         clock: Clock,
-        history: Option<(u64, Vec<BlockUndo>)>,
+        history: Option<(u64, Vec<(u64, BlockUndo)>)>,
     ) -> Self {
         let blocks: Vec<Arc<SealedBlock>> = blocks.into_iter().map(Arc::new).collect();
+        let reserved: Vec<Arc<ReservedRange>> = reserved.into_iter().map(Arc::new).collect();
         let mut by_hash = HashMap::default();
         let mut txs = HashMap::default();
         for block in &blocks {
@@ -223,17 +276,25 @@ impl Chain {
                 txs.insert(tx.hash, TxLocation { block: block.number(), index });
             }
         }
-        let head = blocks.last().map(|b| b.number()).unwrap_or_default();
+        let mut ends: Vec<u64> =
+            blocks.iter().map(|b| b.number()).chain(reserved.iter().map(|r| r.last_number())).collect();
+        ends.sort_unstable();
+        let head = ends.last().copied().unwrap_or_default();
         let (undo_base, undos) = match history {
-            Some((base, undos)) if base <= head && undos.len() as u64 == head - base + 1 => {
-                (base, undos.into_iter().map(Arc::new).collect())
+            // One record for every block end from `base` on, and nothing else.
+            Some((base, undos))
+                if undos.iter().map(|(n, _)| *n).eq(ends.iter().copied().filter(|n| *n >= base))
+                    && ends.contains(&base) =>
+            {
+                (base, undos.into_iter().map(|(n, undo)| (n, Arc::new(undo))).collect())
             }
-            _ => (head, vec![Arc::new(BlockUndo::default())]),
+            _ => (head, vec![(head, Arc::new(BlockUndo::default()))]),
         };
         let mut chain = Self {
             config,
             state: Arc::new(state),
             blocks,
+            reserved,
             undos,
             undo_base,
             by_hash,
@@ -253,7 +314,11 @@ impl Chain {
     /// The latest block.
     pub fn head(&self) -> &Arc<SealedBlock> {
         // A chain always holds its genesis block.
-        &self.blocks[self.blocks.len() - 1]
+        let built = &self.blocks[self.blocks.len() - 1];
+        match self.reserved.last() {
+            Some(range) if range.last_number() > built.number() => range.last(),
+            _ => built,
+        }
     }
 
     /// The latest block's number.
@@ -261,20 +326,59 @@ impl Chain {
         self.head().number()
     }
 
-    /// The block with that number.
-    pub fn block(&self, number: u64) -> Option<&Arc<SealedBlock>> {
-        usize::try_from(number).ok().and_then(|n| self.blocks.get(n))
+    /// The block with that number (a reserved one is built for the caller).
+    pub fn block(&self, number: u64) -> Option<Arc<SealedBlock>> {
+        match self.range_of(number) {
+            Some(range) => Some(range.block(number)),
+            None => self.built(number).cloned(),
+        }
+    }
+
+    /// The hash of block `number`, without building a reserved block.
+    pub fn block_hash(&self, number: u64) -> Option<B256> {
+        match self.range_of(number) {
+            Some(range) => Some(range.hash(number)),
+            None => self.built(number).map(|b| b.hash),
+        }
     }
 
     /// The block with that hash.
-    pub fn block_by_hash(&self, hash: &B256) -> Option<&Arc<SealedBlock>> {
-        self.by_hash.get(hash).and_then(|n| self.block(*n))
+    pub fn block_by_hash(&self, hash: &B256) -> Option<Arc<SealedBlock>> {
+        if let Some(number) = self.by_hash.get(hash) {
+            return self.built(*number).cloned();
+        }
+        let number = ReservedRange::number_in(hash);
+        self.range_of(number).filter(|range| range.hash(number) == *hash).map(|range| range.block(number))
     }
 
-    /// Blocks `from..=to` (clamped to the chain).
-    pub fn blocks(&self, from: u64, to: u64) -> impl Iterator<Item = &Arc<SealedBlock>> {
+    /// Blocks `from..=to` (clamped to the chain), reserved ones built on the
+    /// way: the caller bounds the range.
+    pub fn blocks(&self, from: u64, to: u64) -> impl Iterator<Item = Arc<SealedBlock>> {
         let to = to.min(self.head_number());
         (from..=to).filter_map(|n| self.block(n))
+    }
+
+    /// The built blocks among `from..=to`: the only ones that can hold
+    /// transactions and logs (reserved blocks are empty).
+    pub fn built_blocks(&self, from: u64, to: u64) -> impl Iterator<Item = &Arc<SealedBlock>> {
+        let start = self.blocks.partition_point(|b| b.number() < from);
+        self.blocks[start..].iter().take_while(move |b| b.number() <= to)
+    }
+
+    /// How many of `from..=to` are built blocks.
+    pub fn built_count(&self, from: u64, to: u64) -> u64 {
+        let start = self.blocks.partition_point(|b| b.number() < from);
+        let end = self.blocks.partition_point(|b| b.number() <= to);
+        end.saturating_sub(start) as u64
+    }
+
+    fn built(&self, number: u64) -> Option<&Arc<SealedBlock>> {
+        self.blocks.binary_search_by_key(&number, |b| b.number()).ok().map(|i| &self.blocks[i])
+    }
+
+    fn range_of(&self, number: u64) -> Option<&ReservedRange> {
+        let i = self.reserved.partition_point(|r| r.last_number() < number);
+        self.reserved.get(i).map(|r| &**r).filter(|r| r.contains(number))
     }
 
     /// Where a mined transaction sits.
@@ -285,7 +389,7 @@ impl Chain {
     /// A mined transaction with its block and index.
     pub fn transaction(&self, hash: &B256) -> Option<(&Arc<SealedBlock>, usize)> {
         let location = self.tx_location(hash)?;
-        Some((self.block(location.block)?, location.index))
+        Some((self.built(location.block)?, location.index))
     }
 
     /// The state at the head, read-only.
@@ -306,10 +410,9 @@ impl Chain {
             return Err(ChainError::HistoryUnavailable(number));
         }
         let mut overlay = Overlay::default();
-        for n in (number + 1..=head).rev() {
-            if let Some(undo) = usize::try_from(n - self.undo_base).ok().and_then(|i| self.undos.get(i)) {
-                overlay.apply_undo(undo);
-            }
+        let newer = self.undos.partition_point(|(n, _)| *n <= number);
+        for (_, undo) in self.undos[newer..].iter().rev() {
+            overlay.apply_undo(undo);
         }
         let recent = self.recent_hashes_before(number + 1);
         Ok(StateView::new(self.state.clone(), Some(Arc::new(overlay)), Arc::new(recent)))
@@ -322,7 +425,7 @@ impl Chain {
 
     fn recent_hashes_before(&self, next: u64) -> RecentHashes {
         let first = next.saturating_sub(256);
-        RecentHashes { first, hashes: self.blocks(first, next.saturating_sub(1)).map(|b| b.hash).collect() }
+        RecentHashes { first, hashes: (first..next).map_while(|n| self.block_hash(n)).collect() }
     }
 
     fn refresh_recent(&mut self) {
@@ -352,12 +455,19 @@ impl Chain {
         }
     }
 
-    /// The environment of the next block, consuming a pinned timestamp: only
-    /// the block builder calls this.
-    pub fn take_next_block(&mut self) -> NextBlock {
-        let next = self.pending_block();
+    /// Forgets the pinned timestamp of the next block, once a block was
+    /// built with it ([`Chain::pending_block`] has it).
+    pub fn clear_pinned_timestamp(&mut self) {
         self.clock.next = None;
-        next
+    }
+
+    /// Balance, nonce and code hash of `address` at the head.
+    pub fn latest_header(&self, address: Address) -> Option<AccountHeader> {
+        self.state.account(&address).map(|a| AccountHeader {
+            balance: a.balance,
+            nonce: a.nonce,
+            code_hash: a.code_hash,
+        })
     }
 
     /// The environment block `number` executed in (for calls at that block).
@@ -383,7 +493,9 @@ impl Chain {
         receipts: Vec<TxReceipt>,
         changes: EvmState,
     ) -> Arc<SealedBlock> {
-        let undo = Arc::make_mut(&mut self.state).commit(changes);
+        let state = Arc::make_mut(&mut self.state);
+        let undo = state.commit(changes);
+        let state_root = state.digest();
         let mut logs_bloom = Bloom::default();
         for receipt in &receipts {
             logs_bloom.accrue_bloom(&receipt.logs_bloom);
@@ -392,10 +504,6 @@ impl Chain {
         let receipt_envelopes: Vec<_> =
             receipts.iter().zip(&transactions).map(|(r, t)| r.envelope(t.envelope.tx_type())).collect();
         let header = Header {
-            parent_hash: next.parent_hash,
-            ommers_hash: EMPTY_OMMER_ROOT_HASH,
-            beneficiary: next.coinbase,
-            state_root: self.state_digest(),
             transactions_root: if envelopes.is_empty() {
                 EMPTY_ROOT_HASH
             } else {
@@ -406,22 +514,9 @@ impl Chain {
             } else {
                 calculate_receipt_root(&receipt_envelopes)
             },
-            withdrawals_root: Some(EMPTY_ROOT_HASH),
             logs_bloom,
-            difficulty: U256::ZERO,
-            number: next.number,
-            gas_limit: next.gas_limit,
             gas_used: receipts.last().map(|r| r.cumulative_gas_used).unwrap_or_default(),
-            timestamp: next.timestamp,
-            extra_data: Bytes::new(),
-            mix_hash: next.prevrandao,
-            nonce: B64::ZERO,
-            base_fee_per_gas: Some(next.base_fee),
-            blob_gas_used: Some(0),
-            excess_blob_gas: Some(0),
-            parent_beacon_block_root: Some(B256::ZERO),
-            requests_hash: Some(EMPTY_REQUESTS_HASH),
-            ..Default::default()
+            ..empty_header(next, state_root)
         };
         let block = Arc::new(SealedBlock::seal(header, transactions, receipts));
         self.by_hash.insert(block.hash, block.number());
@@ -429,33 +524,62 @@ impl Chain {
             self.txs.insert(tx.hash, TxLocation { block: block.number(), index });
         }
         self.blocks.push(block.clone());
-        self.undos.push(Arc::new(undo));
+        self.undos.push((block.number(), Arc::new(undo)));
         self.refresh_recent();
         block
     }
 
-    /// A digest of the world state for the header's `stateRoot` field.
-    ///
-    /// It is not the Merkle-Patricia root (that would cost a trie rebuild per
-    /// block); it changes exactly when the state does, which is what tools
-    /// comparing blocks rely on.
-    fn state_digest(&self) -> B256 {
-        let mut accounts: Vec<_> = self.state.accounts().collect();
-        accounts.sort_unstable_by_key(|(address, _)| **address);
-        let mut hasher = alloy_primitives::Keccak256::new();
-        for (address, account) in accounts {
-            hasher.update(address);
-            hasher.update(account.balance.to_be_bytes::<32>());
-            hasher.update(account.nonce.to_be_bytes());
-            hasher.update(account.code_hash);
-            let mut slots: Vec<_> = account.storage.iter().collect();
-            slots.sort_unstable();
-            for (slot, value) in slots {
-                hasher.update(slot.to_be_bytes::<32>());
-                hasher.update(value.to_be_bytes::<32>());
-            }
+    /// Checks that the pending block, once mined, could be followed by a
+    /// reservation of `count` blocks (see [`Chain::reserve`]): `anvil_mine`
+    /// asks before it mines anything, so that a refused request changes nothing.
+    pub fn check_reserve_after_pending(&self, count: u64, interval: Option<u64>) -> Result<(), ChainError> {
+        let pending = self.pending_block();
+        let step = reserve_step(interval);
+        reserved::check_reservation(pending.number, pending.timestamp.checked_add(step), count, step)
+    }
+
+    /// Appends `count` empty blocks after the head in constant time and
+    /// space, as a reserved range whose blocks are built when read (see
+    /// [`reserved`]). They are `interval` seconds apart (at least 1; 1 when
+    /// `None`), the first that long after the head or at the pinned next
+    /// timestamp; with an interval the clock then continues from the last
+    /// one, as `evm_setNextBlockTimestamp` would leave it. Their base fees
+    /// fall per EIP-1559 and their state is the head's.
+    pub fn reserve(&mut self, count: u64, interval: Option<u64>) -> Result<(), ChainError> {
+        if count == 0 {
+            return Ok(());
         }
-        hasher.finalize()
+        let step = reserve_step(interval);
+        let parent = self.head().clone();
+        let first_timestamp = match self.clock.next {
+            Some(pinned) => Some(pinned),
+            None => parent.header.timestamp.checked_add(step),
+        };
+        reserved::check_reservation(parent.number(), first_timestamp, count, step)?;
+        let next = NextBlock {
+            number: parent.number() + 1,
+            timestamp: first_timestamp.unwrap_or_default(),
+            base_fee: self.next_base_fee(),
+            gas_limit: self.config.gas_limit,
+            coinbase: self.config.coinbase,
+            parent_hash: parent.hash,
+            prevrandao: alloy_primitives::keccak256(parent.hash),
+        };
+        let range = ReservedRange::new(empty_header(&next, self.state_digest()), count, step);
+        if interval.is_some() {
+            self.clock.offset = i64::try_from(range.last().header.timestamp).unwrap_or(i64::MAX)
+                - i64::try_from(now()).unwrap_or(i64::MAX);
+        }
+        self.clock.next = None;
+        self.undos.push((range.last_number(), Arc::default()));
+        self.reserved.push(Arc::new(range));
+        self.refresh_recent();
+        Ok(())
+    }
+
+    /// The digest of the head state (`StateDb::digest`).
+    fn state_digest(&mut self) -> B256 {
+        Arc::make_mut(&mut self.state).digest()
     }
 
     /// Edits the head state directly (`anvil_setBalance` and the like),
@@ -463,7 +587,7 @@ impl Chain {
     pub fn edit(&mut self, address: Address, slots: &[U256], edit: impl FnOnce(&mut StateDb)) {
         let undo = self.state.undo_of(address, slots);
         edit(Arc::make_mut(&mut self.state));
-        if let Some(last) = self.undos.last_mut() {
+        if let Some((_, last)) = self.undos.last_mut() {
             Arc::make_mut(last).extend_newer(undo);
         }
     }

@@ -23,10 +23,58 @@ pub struct DbAccount {
     /// keccak256 of the code; [`KECCAK_EMPTY`] for an account without code.
     pub code_hash: B256,
     /// Storage slots that are not zero.
-    pub storage: HashMap<U256, U256>,
+    storage: HashMap<U256, U256>,
+    /// The sum (mod 2^256) of `keccak256(slot ‖ value)` over `storage`, kept
+    /// as slots change so that digesting the account never walks its storage.
+    storage_sum: U256,
+    /// What this account added to [`StateDb`]'s digest sum when it was last
+    /// folded in (see [`StateDb::digest`]).
+    folded: U256,
+}
+
+/// `keccak256(a ‖ b)` as a number, the unit of the state digest's sums.
+fn pair_hash(a: &[u8], b: &[u8]) -> U256 {
+    let mut hasher = alloy_primitives::Keccak256::new();
+    hasher.update(a);
+    hasher.update(b);
+    U256::from_be_bytes(hasher.finalize().0)
 }
 
 impl DbAccount {
+    /// Storage slots that are not zero.
+    pub fn storage(&self) -> &HashMap<U256, U256> {
+        &self.storage
+    }
+
+    /// Sets one storage slot (zero removes it).
+    pub fn set_slot(&mut self, slot: U256, value: U256) {
+        let key = slot.to_be_bytes::<32>();
+        let previous = if value.is_zero() { self.storage.remove(&slot) } else { self.storage.insert(slot, value) };
+        if let Some(old) = previous {
+            self.storage_sum = self.storage_sum.wrapping_sub(pair_hash(&key, &old.to_be_bytes::<32>()));
+        }
+        if !value.is_zero() {
+            self.storage_sum = self.storage_sum.wrapping_add(pair_hash(&key, &value.to_be_bytes::<32>()));
+        }
+    }
+
+    /// Removes every storage slot.
+    pub fn clear_storage(&mut self) {
+        self.storage.clear();
+        self.storage_sum = U256::ZERO;
+    }
+
+    /// This account's share of the state digest.
+    fn digest_share(&self, address: &Address) -> U256 {
+        let mut hasher = alloy_primitives::Keccak256::new();
+        hasher.update(address);
+        hasher.update(self.balance.to_be_bytes::<32>());
+        hasher.update(self.nonce.to_be_bytes());
+        hasher.update(self.code_hash);
+        hasher.update(self.storage_sum.to_be_bytes::<32>());
+        U256::from_be_bytes(hasher.finalize().0)
+    }
+
     fn info(&self) -> AccountInfo {
         AccountInfo {
             balance: self.balance,
@@ -62,10 +110,18 @@ impl AccountHeader {
 }
 
 /// The world state at the head of the chain.
+///
+/// It keeps a digest of itself up to date as it changes (see
+/// [`StateDb::digest`]): the cost of a block's digest is what the block
+/// touched, whatever the size of the state.
 #[derive(Debug, Clone, Default)]
 pub struct StateDb {
     accounts: HashMap<Address, DbAccount>,
     codes: HashMap<B256, Bytecode>,
+    /// The sum (mod 2^256) of every account's folded digest share.
+    digest_sum: U256,
+    /// Accounts changed since the digest was last taken.
+    dirty: HashSet<Address>,
 }
 
 /// What a block changed, as the values before it: applying a block's undo to
@@ -94,7 +150,34 @@ impl StateDb {
 
     /// The account at `address`, created empty if absent.
     pub fn account_mut(&mut self, address: Address) -> &mut DbAccount {
+        self.dirty.insert(address);
         self.accounts.entry(address).or_insert_with(|| DbAccount { code_hash: KECCAK_EMPTY, ..Default::default() })
+    }
+
+    /// Removes the account at `address` with its storage.
+    fn remove_account(&mut self, address: &Address) {
+        if let Some(removed) = self.accounts.remove(address) {
+            self.digest_sum = self.digest_sum.wrapping_sub(removed.folded);
+        }
+    }
+
+    /// A digest of the whole state, for the header's `stateRoot` field.
+    ///
+    /// It is not the Merkle-Patricia root (that would cost a trie per
+    /// block): it is `keccak256` of the sum, mod 2^256, of one hash per
+    /// account (`keccak256(address ‖ balance ‖ nonce ‖ codeHash ‖ Σ
+    /// keccak256(slot ‖ value))`). It changes when the state does, which is
+    /// what tools comparing blocks rely on, and taking it costs only the
+    /// accounts changed since it was last taken.
+    pub fn digest(&mut self) -> B256 {
+        for address in std::mem::take(&mut self.dirty) {
+            if let Some(account) = self.accounts.get_mut(&address) {
+                let share = account.digest_share(&address);
+                self.digest_sum = self.digest_sum.wrapping_sub(account.folded).wrapping_add(share);
+                account.folded = share;
+            }
+        }
+        alloy_primitives::keccak256(self.digest_sum.to_be_bytes::<32>())
     }
 
     /// Sets the code of `address` (an empty `code` removes it).
@@ -108,12 +191,7 @@ impl StateDb {
 
     /// Sets one storage slot of `address`.
     pub fn set_storage(&mut self, address: Address, slot: U256, value: U256) {
-        let account = self.account_mut(address);
-        if value.is_zero() {
-            account.storage.remove(&slot);
-        } else {
-            account.storage.insert(slot, value);
-        }
+        self.account_mut(address).set_slot(slot, value);
     }
 
     /// Applies the state changes of executed transactions, returning the undo
@@ -134,7 +212,7 @@ impl StateDb {
                 undo.storage.extend(previous.storage.iter().map(|(slot, value)| (address, *slot, *value)));
             }
             if account.is_selfdestructed() {
-                self.accounts.remove(&address);
+                self.remove_account(&address);
                 continue;
             }
             if let Some(code) = account.info.code.as_ref()
@@ -150,16 +228,11 @@ impl StateDb {
                 undo.storage.push((address, *slot, entry.storage.get(slot).copied().unwrap_or_default()));
             }
             if wipe {
-                entry.storage.clear();
+                entry.clear_storage();
             }
             for (slot, value) in account.storage {
-                if !value.is_changed() {
-                    continue;
-                }
-                if value.present_value.is_zero() {
-                    entry.storage.remove(&slot);
-                } else {
-                    entry.storage.insert(slot, value.present_value);
+                if value.is_changed() {
+                    entry.set_slot(slot, value.present_value);
                 }
             }
         }

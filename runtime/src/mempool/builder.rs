@@ -8,7 +8,9 @@ use alloy_primitives::{Address, B256, logs_bloom};
 
 use revm::primitives::KECCAK_EMPTY;
 
-use crate::chain::{Chain, InferenceRecord, NextBlock, PoolTx, SealedBlock, TxReceipt};
+use revm::state::EvmState;
+
+use crate::chain::{InferenceRecord, NextBlock, PoolTx, StateView, TxReceipt};
 use crate::evm::{Checkpoint, DevExecutor, EvmSetup, ExecOptions, Executor, InvalidTx, Phase, TxOutcome};
 
 /// What the pre-execution stage decided for a batch.
@@ -63,7 +65,21 @@ pub trait PreExecution: Send + Sync + Debug {
     fn end_inclusion(&self, _tx: &PoolTx) -> Inclusion {
         Inclusion::Keep(Vec::new())
     }
+
+    /// Installs what the stage calls when work it deferred (inference it
+    /// runs in the background) is done, so the miner builds again. A stage
+    /// that never defers ignores it.
+    fn set_waker(&self, _waker: Waker) {}
+
+    /// Whether the stage holds `tx` back for now (its inference runs): the
+    /// miner then builds from other transactions.
+    fn holds(&self, _tx: &B256) -> bool {
+        false
+    }
 }
+
+/// What a stage calls to wake the miner (see [`PreExecution::set_waker`]).
+pub type Waker = Arc<dyn Fn() + Send + Sync>;
 
 /// What the stage says of a transaction that just executed for inclusion.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -85,18 +101,34 @@ impl PreExecution for NoPreExecution {
     }
 }
 
-/// What a [`PreExecution`] stage sees: the chain, the block being built, and
-/// a way to simulate transactions on top of the head state.
+/// Whether a block waits for the inference its transactions need.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum InferenceWait {
+    /// The block goes on without it: a transaction that meets requests not
+    /// run yet stays pending while they run on the executor, and a later
+    /// block includes it (automine and interval mining: the chain keeps
+    /// moving while models run).
+    #[default]
+    Defer,
+    /// The block waits for every request its transactions meet
+    /// (`evm_mine`: the caller asked for those transactions to be mined).
+    Wait,
+}
+
+/// What a [`PreExecution`] stage sees: the head state, the block being
+/// built, and a way to simulate transactions on top of the head state.
 #[derive(Debug)]
 pub struct StageContext<'a> {
-    /// The chain (its head is the parent of the block being built).
-    pub chain: &'a Chain,
+    /// The state of the head (the parent of the block being built).
+    pub view: &'a StateView,
     /// The block being built.
     pub next: &'a NextBlock,
     /// Execution options of the chain.
     pub options: ExecOptions,
     /// The devnet's EVM extensions.
     pub evm: EvmSetup<'a>,
+    /// Whether the block waits for inference.
+    pub wait: InferenceWait,
 }
 
 impl StageContext<'_> {
@@ -104,7 +136,7 @@ impl StageContext<'_> {
     /// nothing is kept.
     pub fn simulate(&self, txs: &[Arc<PoolTx>]) -> Vec<Result<TxOutcome, InvalidTx>> {
         let mut executor = Executor::new(
-            self.chain.latest(),
+            self.view.clone(),
             self.next.block_env(),
             self.options,
             self.evm.precompiles,
@@ -122,9 +154,21 @@ impl StageContext<'_> {
 
     /// [`StageContext::simulate_alone`], and the executor's state after it.
     pub fn simulate_alone_keeping(&self, tx: &PoolTx) -> (Result<TxOutcome, InvalidTx>, Checkpoint) {
+        self.simulate_alone_with(tx, self.evm.precompiles)
+    }
+
+    /// [`StageContext::simulate_alone_keeping`] with `precompiles` instead of
+    /// the devnet's (a stage that wants to hear what one simulation asked of
+    /// its precompiles hands in a set made for it).
+    pub fn simulate_alone_with(
+        &self,
+        tx: &PoolTx,
+        precompiles: &dyn crate::evm::PrecompileFactory,
+    ) -> (Result<TxOutcome, InvalidTx>, Checkpoint) {
         let options = ExecOptions { call: true, ..self.options };
+        let setup = EvmSetup { precompiles, inspectors: self.evm.inspectors };
         let mut executor =
-            DevExecutor::new(self.chain.latest(), self.next.block_env(), options, self.evm, Phase::Simulation);
+            DevExecutor::new(self.view.clone(), self.next.block_env(), options, setup, Phase::Simulation);
         let outcome = executor.execute(tx.tx_env());
         (outcome, executor.checkpoint())
     }
@@ -134,8 +178,7 @@ impl StageContext<'_> {
     /// is the sender's next one and no inspector (which may behave by phase)
     /// is installed.
     pub fn simulation_is_inclusion(&self, tx: &PoolTx) -> bool {
-        self.evm.inspectors.is_none()
-            && self.chain.latest().header(tx.sender).map(|h| h.nonce).unwrap_or_default() == tx.nonce()
+        self.evm.inspectors.is_none() && self.view.header(tx.sender).map(|h| h.nonce).unwrap_or_default() == tx.nonce()
     }
 
     /// Whether `tx` can run any code: false for a plain transfer to an
@@ -147,29 +190,45 @@ impl StageContext<'_> {
                 // Precompiles have no code but run.
                 let precompile = to.0[..19].iter().all(|b| *b == 0);
                 precompile
-                    || self
-                        .chain
-                        .latest()
-                        .header(to)
-                        .is_some_and(|h| h.code_hash != KECCAK_EMPTY && !h.code_hash.is_zero())
+                    || self.view.header(to).is_some_and(|h| h.code_hash != KECCAK_EMPTY && !h.code_hash.is_zero())
             }
         }
     }
 }
 
-/// What building one block did.
+/// What a block is built on, taken from the chain under the devnet's lock
+/// and built on without it.
 #[derive(Debug, Clone)]
+pub struct Head {
+    /// The state of the parent block.
+    pub view: StateView,
+    /// The block to build.
+    pub next: NextBlock,
+    /// Execution options of the chain.
+    pub options: ExecOptions,
+}
+
+/// What building one block did: the block's contents, for the chain to
+/// append ([`crate::chain::Chain::append`]), and what goes back to the pool.
+#[derive(Debug)]
 pub struct Built {
-    /// The new block.
-    pub block: Arc<SealedBlock>,
-    /// Transactions that go back to the pool (did not fit, or deferred).
+    /// The block built.
+    pub next: NextBlock,
+    /// Its transactions, in order.
+    pub transactions: Vec<Arc<PoolTx>>,
+    /// Their receipts.
+    pub receipts: Vec<TxReceipt>,
+    /// Every state change of the block.
+    pub changes: EvmState,
+    /// Transactions that stay in the pool (did not fit, or deferred).
     pub deferred: Vec<Arc<PoolTx>>,
     /// Transactions refused at inclusion, with the reason.
     pub dropped: Vec<(B256, String)>,
 }
 
-/// Builds blocks: runs the pre-execution stage over the batch, executes what
-/// it includes in [`Phase::Inclusion`], and appends the block to the chain.
+/// Builds blocks: runs the pre-execution stage over the batch and executes
+/// what it includes in [`Phase::Inclusion`] on the head state. It touches no
+/// chain: the caller appends what it built.
 #[derive(Debug, Clone, Copy)]
 pub struct BlockBuilder<'a> {
     /// Extensions of every EVM the builder creates.
@@ -179,18 +238,18 @@ pub struct BlockBuilder<'a> {
 }
 
 impl BlockBuilder<'_> {
-    /// Builds and appends the next block from `batch` (ordered as the pool
-    /// hands it out).
-    pub fn build(&self, chain: &mut Chain, batch: Vec<Arc<PoolTx>>) -> Built {
-        let next = chain.take_next_block();
-        let options = chain.config().exec_options(false);
+    /// Builds the block `head.next` from `batch` (ordered as the pool hands
+    /// it out).
+    pub fn build(&self, head: &Head, batch: Vec<Arc<PoolTx>>, wait: InferenceWait) -> Built {
+        let next = &head.next;
+        let options = head.options;
         let prepared = {
-            let ctx = StageContext { chain, next: &next, options, evm: self.evm };
+            let ctx = StageContext { view: &head.view, next, options, evm: self.evm, wait };
             if batch.is_empty() { Prepared::default() } else { self.stage.prepare(&ctx, batch) }
         };
         let mut deferred = prepared.defer;
         let mut dropped: Vec<(B256, String)> = prepared.drop.into_iter().map(|(tx, why)| (tx.hash, why)).collect();
-        let mut executor = DevExecutor::new(chain.latest(), next.block_env(), options, self.evm, Phase::Inclusion);
+        let mut executor = DevExecutor::new(head.view.clone(), next.block_env(), options, self.evm, Phase::Inclusion);
         let mut included = Vec::with_capacity(prepared.include.len());
         let mut receipts: Vec<TxReceipt> = Vec::with_capacity(prepared.include.len());
         let mut cumulative = 0u64;
@@ -249,7 +308,6 @@ impl BlockBuilder<'_> {
             }
         }
         let changes = executor.finish();
-        let block = chain.append(&next, included, receipts, changes);
-        Built { block, deferred, dropped }
+        Built { next: next.clone(), transactions: included, receipts, changes, deferred, dropped }
     }
 }

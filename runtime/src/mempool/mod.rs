@@ -5,6 +5,9 @@ mod builder;
 pub mod pipe;
 mod pool;
 
-pub use builder::{BlockBuilder, Built, Inclusion, NoPreExecution, PreExecution, PreIncluded, Prepared, StageContext};
+pub use builder::{
+    BlockBuilder, Built, Head, Inclusion, InferenceWait, NoPreExecution, PreExecution, PreIncluded, Prepared,
+    StageContext, Waker,
+};
 pub use pipe::{INFERENCE_PRECOMPILE, OnMiss, Pipe, PipeConfig, PipeStatus};
 pub use pool::{Added, Pool, PoolContent, REPLACEMENT_BUMP_PERCENT};

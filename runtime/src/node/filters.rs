@@ -57,6 +57,10 @@ impl Filters {
     }
 }
 
+/// The most block hashes one poll of a block filter reports: the newest ones
+/// (older ones, reserved by a huge `anvil_mine`, are skipped).
+const MAX_BLOCK_HASHES: u64 = 10_000;
+
 fn not_found() -> NodeError {
     NodeError::Failed("filter not found".into())
 }
@@ -64,34 +68,34 @@ fn not_found() -> NodeError {
 impl Devnet {
     /// Installs a log filter; changes start after the current head.
     pub fn new_filter(&self, filter: Filter) -> U256 {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         let next = inner.chain.head_number() + 1;
         inner.filters.install(Kind::Logs(Box::new(filter)), next)
     }
 
     /// Installs a new-block filter.
     pub fn new_block_filter(&self) -> U256 {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         let next = inner.chain.head_number() + 1;
         inner.filters.install(Kind::Blocks, next)
     }
 
     /// Installs a pending-transaction filter.
     pub fn new_pending_transaction_filter(&self) -> U256 {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         let next = inner.chain.head_number() + 1;
         inner.filters.install(Kind::PendingTransactions(Vec::new()), next)
     }
 
     /// Removes a filter; false when there was none.
     pub fn uninstall_filter(&self, id: U256) -> bool {
-        self.inner.lock().filters.installed.remove(&id).is_some()
+        self.lock().filters.installed.remove(&id).is_some()
     }
 
     /// What a filter has not reported yet (`eth_getFilterChanges`).
     pub fn filter_changes(&self, id: U256) -> Result<FilterChanges, NodeError> {
         let (kind, from, head) = {
-            let mut inner = self.inner.lock();
+            let mut inner = self.lock();
             let head = inner.chain.head_number();
             let filter = inner.filters.installed.get_mut(&id).ok_or_else(not_found)?;
             // After an `evm_revert` the head can be behind the cursor.
@@ -104,7 +108,11 @@ impl Devnet {
             (kind, from, head)
         };
         Ok(match kind {
-            Kind::Blocks => FilterChanges::Hashes(self.with_chain(|c| c.blocks(from, head).map(|b| b.hash).collect())),
+            Kind::Blocks => {
+                // After a huge `anvil_mine`, only the newest blocks are reported.
+                let from = from.max((head + 1).saturating_sub(MAX_BLOCK_HASHES));
+                FilterChanges::Hashes(self.with_chain(|c| (from..=head).filter_map(|n| c.block_hash(n)).collect()))
+            }
             Kind::PendingTransactions(seen) => FilterChanges::Hashes(seen),
             Kind::Logs(filter) => {
                 if from > head {
@@ -120,7 +128,7 @@ impl Devnet {
     /// Every log a log filter matches (`eth_getFilterLogs`).
     pub fn filter_logs(&self, id: U256) -> Result<Vec<Log>, NodeError> {
         let filter = {
-            let inner = self.inner.lock();
+            let inner = self.lock();
             match &inner.filters.installed.get(&id).ok_or_else(not_found)?.kind {
                 Kind::Logs(filter) => filter.clone(),
                 _ => return Err(NodeError::Failed("filter is not a log filter".into())),

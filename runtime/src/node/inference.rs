@@ -59,7 +59,7 @@ impl Devnet {
     /// automatic). With inference, it runs on the same executor and starts
     /// knowing every result this one knows.
     pub fn fork(&self) -> Self {
-        let chain = self.inner.lock().chain.clone();
+        let chain = self.lock().chain.clone();
         let config = DevnetConfig { chain: chain.config().clone(), mining: super::Mining::Auto, state_file: None };
         let (precompiles, stage, inference) = match &self.inference {
             Some(inference) => {
@@ -68,7 +68,7 @@ impl Devnet {
                 let stage: Arc<dyn crate::mempool::PreExecution> = pipe.clone();
                 (precompiles, stage, Some(Inference { pipe, registry: inference.registry.clone() }))
             }
-            None => (Arc::clone(&self.precompiles), Arc::clone(&self.stage), None),
+            None => (Arc::clone(&self.engine.precompiles), Arc::clone(&self.engine.stage), None),
         };
         let mut fork = Self::assemble(config, chain, precompiles, stage);
         fork.inference = inference;
@@ -112,14 +112,12 @@ impl Devnet {
     /// a block is being built: the pool counts then are those at its start.
     pub fn mempool_status(&self) -> Result<MempoolStatus, NodeError> {
         let pipe = self.inference()?.pipe.status();
-        let (pending, queued) = match self.inner.try_lock_for(std::time::Duration::from_millis(20)) {
-            Some(inner) => {
-                let view = inner.chain.latest();
-                let content = inner.pool.content(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default());
-                let count = |m: &std::collections::BTreeMap<_, Vec<_>>| m.values().map(Vec::len).sum::<usize>();
-                (count(&content.pending), count(&content.queued))
-            }
-            None => (pipe.preparing, 0),
+        let (pending, queued) = {
+            let inner = self.engine.inner.lock();
+            let view = inner.chain.latest();
+            let content = inner.pool.content(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default());
+            let count = |m: &std::collections::BTreeMap<_, Vec<_>>| m.values().map(Vec::len).sum::<usize>();
+            (count(&content.pending), count(&content.queued))
         };
         Ok(MempoolStatus { pending, queued, pipe })
     }
@@ -133,7 +131,7 @@ impl Devnet {
 }
 
 fn records(chain: &Chain) -> impl Iterator<Item = &InferenceRecord> {
-    chain.blocks(0, chain.head_number()).flat_map(|b| b.receipts.iter().flat_map(|r| r.inference.iter()))
+    chain.built_blocks(0, chain.head_number()).flat_map(|b| b.receipts.iter().flat_map(|r| r.inference.iter()))
 }
 
 fn model_error(e: InferenceError) -> NodeError {

@@ -6,6 +6,7 @@
 mod convert;
 mod filters;
 mod inference;
+mod miner;
 mod query;
 
 use std::collections::BTreeMap;
@@ -19,14 +20,16 @@ use alloy_primitives::map::HashSet;
 use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_signer::SignerSync;
-use parking_lot::Mutex;
+use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{Notify, broadcast};
 
 use crate::chain::{
-    Chain, ChainConfig, ChainError, DevAccount, DumpError, PoolTx, SealedBlock, StateDump, TxError, dev_accounts,
+    Chain, ChainConfig, ChainError, DevAccount, DumpError, PoolTx, SealedBlock, StateDump, TxError, TxReceipt,
+    dev_accounts,
 };
 use crate::evm::{EthereumPrecompiles, EvmSetup, InspectorFactory, PrecompileFactory, TraceError};
-use crate::mempool::{Added, BlockBuilder, NoPreExecution, Pool, PreExecution};
+use crate::mempool::{Added, InferenceWait, NoPreExecution, Pool, PreExecution};
+use miner::{Batch, Engine, Mined, MinerThread};
 
 pub use convert::{rpc_block, rpc_header, rpc_logs, rpc_receipt, rpc_transaction, transaction_json};
 pub use filters::FilterChanges;
@@ -98,6 +101,9 @@ pub enum NodeError {
 /// The mutable part of a devnet.
 #[derive(Debug)]
 struct Inner {
+    /// Counts the edits of the chain that are not blocks (state edits, time,
+    /// reverts, loads): a block built across one is built again.
+    epoch: u64,
     chain: Chain,
     pool: Pool,
     automine: bool,
@@ -109,14 +115,15 @@ struct Inner {
 }
 
 /// A local chain: accepts transactions, mines blocks, answers queries.
+///
+/// Blocks are built by a miner thread of its own (started with the first
+/// transaction) and by `evm_mine` callers, never while the lock that
+/// requests take is held: see the `miner` module.
 #[derive(Debug)]
 pub struct Devnet {
-    inner: Mutex<Inner>,
-    blocks: broadcast::Sender<Arc<SealedBlock>>,
+    engine: Arc<Engine>,
+    miner: Mutex<Option<MinerThread>>,
     interval_changed: Notify,
-    precompiles: Arc<dyn PrecompileFactory>,
-    inspectors: Option<Arc<dyn InspectorFactory>>,
-    stage: Arc<dyn PreExecution>,
     accounts: Vec<DevAccount>,
     state_file: Option<PathBuf>,
     inference: Option<inference::Inference>,
@@ -153,47 +160,64 @@ impl Devnet {
             Mining::Interval(every) => (false, Some(every)),
             Mining::Manual => (false, None),
         };
-        let (blocks, _) = broadcast::channel(1024);
+        let inner = Inner {
+            epoch: 0,
+            chain,
+            pool: Pool::default(),
+            automine,
+            interval,
+            impersonated: HashSet::default(),
+            snapshots: BTreeMap::new(),
+            next_snapshot: 1,
+            filters: filters::Filters::default(),
+        };
         Self {
-            inner: Mutex::new(Inner {
-                chain,
-                pool: Pool::default(),
-                automine,
-                interval,
-                impersonated: HashSet::default(),
-                snapshots: BTreeMap::new(),
-                next_snapshot: 1,
-                filters: filters::Filters::default(),
-            }),
-            blocks,
+            engine: Arc::new(Engine::new(inner, precompiles, stage)),
+            miner: Mutex::new(None),
             interval_changed: Notify::new(),
-            precompiles,
-            inspectors: None,
-            stage,
             accounts: dev_accounts(config.chain.accounts),
             state_file: config.state_file,
             inference: None,
         }
     }
 
-    /// Installs `inspectors` into every EVM the devnet builds from now on
-    /// (the test runner's cheatcodes).
-    pub fn set_inspectors(&mut self, inspectors: Arc<dyn InspectorFactory>) {
-        self.inspectors = Some(inspectors);
+    /// Installs `inspectors` into every EVM the devnet builds (the test
+    /// runner's cheatcodes). A devnet takes one set, before its first
+    /// transaction; a second is refused (returned).
+    pub fn set_inspectors(&mut self, inspectors: Arc<dyn InspectorFactory>) -> Result<(), Arc<dyn InspectorFactory>> {
+        self.engine.inspectors.set(inspectors)
     }
 
     pub(crate) fn evm_setup(&self) -> EvmSetup<'_> {
-        EvmSetup { precompiles: &*self.precompiles, inspectors: self.inspectors.as_deref() }
+        self.engine.evm_setup()
+    }
+
+    /// The devnet's state after every transaction sent so far was handled
+    /// (mined, or pending on inference), locked.
+    fn lock(&self) -> MutexGuard<'_, Inner> {
+        self.engine.settle();
+        self.engine.inner.lock()
+    }
+
+    /// Starts the miner thread if it is not running.
+    fn ensure_miner(&self) {
+        let mut miner = self.miner.lock();
+        if miner.is_none() {
+            match MinerThread::start(&self.engine) {
+                Ok(thread) => *miner = Some(thread),
+                Err(e) => tracing::error!(%e, "cannot start the miner thread"),
+            }
+        }
     }
 
     /// The chain configuration.
     pub fn chain_config(&self) -> ChainConfig {
-        self.inner.lock().chain.config().clone()
+        self.engine.inner.lock().chain.config().clone()
     }
 
     /// The chain id.
     pub fn chain_id(&self) -> u64 {
-        self.inner.lock().chain.config().chain_id
+        self.engine.inner.lock().chain.config().chain_id
     }
 
     /// The dev accounts, whose keys the devnet holds.
@@ -208,12 +232,60 @@ impl Devnet {
 
     /// New blocks, as they are mined.
     pub fn subscribe_blocks(&self) -> broadcast::Receiver<Arc<SealedBlock>> {
-        self.blocks.subscribe()
+        self.engine.blocks.subscribe()
     }
 
-    /// Runs `f` on the chain (read-only).
+    /// Hashes of transactions, as they enter the pool.
+    pub fn subscribe_pending_transactions(&self) -> broadcast::Receiver<B256> {
+        self.engine.pending_txs.subscribe()
+    }
+
+    /// Runs `f` on the chain (read-only), once every transaction sent so far
+    /// was handled.
     pub fn with_chain<T>(&self, f: impl FnOnce(&Chain) -> T) -> T {
-        f(&self.inner.lock().chain)
+        f(&self.lock().chain)
+    }
+
+    /// The receipt of `hash` once it is mined: waits while the transaction
+    /// is pending (its inference running), up to `timeout`. `None` for a
+    /// transaction that is neither mined nor pending, or still pending then.
+    pub fn wait_for_receipt(&self, hash: B256, timeout: Duration) -> Option<TxReceipt> {
+        let deadline = std::time::Instant::now() + timeout;
+        let mut inner = self.lock();
+        loop {
+            if let Some((block, index)) = inner.chain.transaction(&hash) {
+                return block.receipts.get(index).cloned();
+            }
+            let now = std::time::Instant::now();
+            if inner.pool.get(&hash).is_none() || now >= deadline {
+                return None;
+            }
+            self.engine.wait_appended(&mut inner, deadline - now);
+        }
+    }
+
+    /// Stops mining for good, for a clean shutdown: transactions whose
+    /// inference is running are mined once it is done (each waits at most
+    /// the executor's timeout), and the miner thread ends after the block
+    /// it is building. State read afterwards holds every mined block.
+    pub fn shutdown(&self) {
+        self.engine.settle();
+        let automine = self.engine.inner.lock().automine;
+        if automine {
+            for _ in 0..1024 {
+                match self.engine.build_block(InferenceWait::Wait, Batch::All, false, None) {
+                    Ok(Mined::Block(_)) => {}
+                    Ok(Mined::NothingReady | Mined::NoneIncluded) => break,
+                    Err(e) => {
+                        tracing::error!(%e, "cannot mine the pending transactions at shutdown");
+                        break;
+                    }
+                }
+            }
+        }
+        // Dropping the thread joins it after its pass.
+        drop(self.miner.lock().take());
+        self.engine.stop();
     }
 
     // ----- transactions -----
@@ -230,7 +302,7 @@ impl Devnet {
     pub fn send_transaction(&self, request: TransactionRequest) -> Result<B256, NodeError> {
         let from = request.from.ok_or_else(|| NodeError::InvalidParams("missing \"from\" field".into()))?;
         let signer = self.accounts.iter().find(|a| a.address == from).map(|a| a.signer.clone());
-        let impersonated = self.inner.lock().impersonated.contains(&from);
+        let impersonated = self.lock().impersonated.contains(&from);
         if signer.is_none() && !impersonated {
             return Err(TxError::UnknownAccount(from).into());
         }
@@ -288,18 +360,19 @@ impl Devnet {
         })
     }
 
-    /// Validates a transaction against the head, adds it to the pool, and
-    /// mines under automine.
+    /// Validates a transaction against the head and adds it to the pool;
+    /// under automine, asks the miner for a block and returns at once.
     pub fn submit(&self, tx: PoolTx) -> Result<B256, NodeError> {
         let hash = tx.hash;
-        let mut inner = self.inner.lock();
-        let config = inner.chain.config().clone();
+        // Validated against the chain after the transactions sent before.
+        let mut inner = self.lock();
+        let config = inner.chain.config();
         tx.check_stateless(config.chain_id, config.spec, config.gas_limit)?;
         let base_fee = inner.chain.next_base_fee();
         if tx.max_fee() < u128::from(base_fee) {
             return Err(TxError::FeeCapTooLow { max_fee: tx.max_fee(), base_fee }.into());
         }
-        let account = inner.chain.latest().header(tx.sender);
+        let account = inner.chain.latest_header(tx.sender);
         let (balance, nonce) = account.map(|a| (a.balance, a.nonce)).unwrap_or_default();
         if tx.nonce() < nonce {
             return Err(TxError::NonceTooLow { next: nonce, tx: tx.nonce() }.into());
@@ -310,67 +383,41 @@ impl Devnet {
         }
         let added = inner.pool.add(Arc::new(tx), nonce)?;
         inner.filters.on_pending(hash);
-        if inner.automine && added != Added::Queued {
-            self.mine_ready(&mut inner);
+        let automine = inner.automine;
+        drop(inner);
+        // Nobody listening is fine.
+        let _ = self.engine.pending_txs.send(hash);
+        if automine && added != Added::Queued {
+            self.ensure_miner();
+            self.engine.ask_pass();
         }
         Ok(hash)
     }
 
     // ----- mining -----
 
-    /// Mines blocks until no executable transaction is left (at least one block).
-    fn mine_ready(&self, inner: &mut Inner) -> Vec<Arc<SealedBlock>> {
-        let mut mined = vec![self.mine_block(inner)];
-        // A block that filled up leaves the rest for the next ones.
-        while mined.len() < 1024 && !self.ready(inner).is_empty() {
-            mined.push(self.mine_block(inner));
-        }
-        mined
-    }
-
-    fn ready(&self, inner: &Inner) -> Vec<Arc<PoolTx>> {
-        let view = inner.chain.latest();
-        let base_fee = inner.chain.next_base_fee();
-        inner.pool.ready(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default(), base_fee)
-    }
-
-    fn mine_block(&self, inner: &mut Inner) -> Arc<SealedBlock> {
-        let batch = self.ready(inner);
-        let builder = BlockBuilder { evm: self.evm_setup(), stage: &*self.stage };
-        let built = builder.build(&mut inner.chain, batch);
-        for tx in &built.block.transactions {
-            inner.pool.remove(&tx.hash);
-        }
-        for (hash, why) in &built.dropped {
-            tracing::debug!(%hash, why, "transaction dropped at inclusion");
-            inner.pool.remove(hash);
-        }
-        let view = inner.chain.latest();
-        inner.pool.prune(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default());
-        // Nobody listening is fine.
-        let _ = self.blocks.send(built.block.clone());
-        built.block
-    }
-
-    /// Mines one block with the pending transactions (`evm_mine`); with a
-    /// timestamp, the block gets it.
+    /// Mines one block with the pending transactions (`evm_mine`), waiting
+    /// for the inference they need; with a timestamp, the block gets it.
     pub fn mine(&self, timestamp: Option<u64>) -> Result<Arc<SealedBlock>, NodeError> {
-        let mut inner = self.inner.lock();
-        if let Some(ts) = timestamp {
-            inner.chain.set_next_timestamp(ts)?;
+        self.engine.settle();
+        match self.engine.build_block(InferenceWait::Wait, Batch::All, true, timestamp)? {
+            Mined::Block(block) => Ok(block),
+            Mined::NothingReady | Mined::NoneIncluded => Err(NodeError::Failed("no block was built".into())),
         }
-        Ok(self.mine_block(&mut inner))
     }
 
-    /// Mines `blocks` blocks, `interval` seconds apart (`anvil_mine`).
+    /// Mines `blocks` blocks, `interval` seconds apart (`anvil_mine`): the
+    /// first with the pending transactions, the rest as one reserved range
+    /// of empty blocks (constant time and space, see `Chain::reserve`).
     pub fn mine_many(&self, blocks: u64, interval: Option<u64>) -> Result<(), NodeError> {
-        let mut inner = self.inner.lock();
-        for i in 0..blocks {
-            if let Some(step) = interval.filter(|_| i > 0) {
-                let ts = inner.chain.head().header.timestamp.saturating_add(step.max(1));
-                inner.chain.set_next_timestamp(ts)?;
-            }
-            self.mine_block(&mut inner);
+        let Some(rest) = blocks.checked_sub(1) else { return Ok(()) };
+        self.engine.settle();
+        self.engine.inner.lock().chain.check_reserve_after_pending(rest, interval)?;
+        self.engine.build_block(InferenceWait::Wait, Batch::All, true, None)?;
+        if rest > 0 {
+            let head = self.edit(|chain| chain.reserve(rest, interval).map(|()| chain.head().clone()))?;
+            // Subscribers hear of the new head, not of every reserved block.
+            let _ = self.engine.blocks.send(head);
         }
         Ok(())
     }
@@ -378,21 +425,25 @@ impl Devnet {
     /// Turns automine on or off (`evm_setAutomine`); turning it on mines
     /// what is pending.
     pub fn set_automine(&self, on: bool) {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         inner.automine = on;
-        if on && !self.ready(&inner).is_empty() {
-            self.mine_ready(&mut inner);
+        let ready = on && !Engine::ready(&inner).is_empty();
+        drop(inner);
+        if ready {
+            self.ensure_miner();
+            self.engine.ask_pass();
+            self.engine.settle();
         }
     }
 
     /// Whether automine is on.
     pub fn automine(&self) -> bool {
-        self.inner.lock().automine
+        self.engine.inner.lock().automine
     }
 
     /// Sets the interval-mining period; `None` stops it (`evm_setIntervalMining`).
     pub fn set_interval(&self, every: Option<Duration>) {
-        self.inner.lock().interval = every.filter(|d| !d.is_zero());
+        self.lock().interval = every.filter(|d| !d.is_zero());
         self.interval_changed.notify_waiters();
     }
 
@@ -404,14 +455,14 @@ impl Devnet {
             // interval is read (tokio's `notified` catches every
             // `notify_waiters` after its creation).
             let notified = self.interval_changed.notified();
-            let interval = self.inner.lock().interval;
+            let interval = self.engine.inner.lock().interval;
             match interval {
                 Some(every) => {
                     tokio::select! {
                         () = tokio::time::sleep(every) => {
-                            let mut inner = self.inner.lock();
-                            if inner.interval.is_some() {
-                                self.mine_block(&mut inner);
+                            if self.engine.inner.lock().interval.is_some() {
+                                self.ensure_miner();
+                                self.engine.ask_interval_block();
                             }
                         }
                         () = notified => {}
@@ -429,51 +480,59 @@ impl Devnet {
 
     /// Sets a balance (`anvil_setBalance`).
     pub fn set_balance(&self, address: Address, balance: U256) {
-        self.inner.lock().chain.edit(address, &[], |s| s.account_mut(address).balance = balance);
+        self.edit(|chain| chain.edit(address, &[], |s| s.account_mut(address).balance = balance));
     }
 
     /// Sets a nonce (`anvil_setNonce`).
     pub fn set_nonce(&self, address: Address, nonce: u64) {
-        self.inner.lock().chain.edit(address, &[], |s| s.account_mut(address).nonce = nonce);
+        self.edit(|chain| chain.edit(address, &[], |s| s.account_mut(address).nonce = nonce));
     }
 
     /// Sets code (`anvil_setCode`).
     pub fn set_code(&self, address: Address, code: Bytes) {
-        self.inner.lock().chain.set_code(address, code);
+        self.edit(|chain| chain.set_code(address, code));
     }
 
     /// Sets a storage slot (`anvil_setStorageAt`).
     pub fn set_storage_at(&self, address: Address, slot: U256, value: U256) {
-        self.inner.lock().chain.edit(address, &[slot], |s| s.set_storage(address, slot, value));
+        self.edit(|chain| chain.edit(address, &[slot], |s| s.set_storage(address, slot, value)));
+    }
+
+    /// Edits the chain outside a block: a block being built meanwhile is
+    /// built again on the edited head.
+    fn edit<T>(&self, edit: impl FnOnce(&mut Chain) -> T) -> T {
+        let mut inner = self.lock();
+        inner.epoch += 1;
+        edit(&mut inner.chain)
     }
 
     /// Lets `eth_sendTransaction` send for `address` without its key.
     pub fn impersonate(&self, address: Address) {
-        self.inner.lock().impersonated.insert(address);
+        self.lock().impersonated.insert(address);
     }
 
     /// Stops impersonating `address`.
     pub fn stop_impersonating(&self, address: Address) {
-        self.inner.lock().impersonated.remove(&address);
+        self.lock().impersonated.remove(&address);
     }
 
     // ----- time -----
 
     /// Moves the clock forward (`evm_increaseTime`); returns the total offset in seconds.
     pub fn increase_time(&self, seconds: i64) -> i64 {
-        self.inner.lock().chain.increase_time(seconds)
+        self.edit(|chain| chain.increase_time(seconds))
     }
 
     /// Pins the next block's timestamp (`evm_setNextBlockTimestamp`).
     pub fn set_next_block_timestamp(&self, timestamp: u64) -> Result<(), NodeError> {
-        Ok(self.inner.lock().chain.set_next_timestamp(timestamp)?)
+        Ok(self.edit(|chain| chain.set_next_timestamp(timestamp))?)
     }
 
     // ----- snapshots -----
 
     /// Saves the chain and pool (`evm_snapshot`); returns the snapshot id.
     pub fn snapshot(&self) -> u64 {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         let id = inner.next_snapshot;
         inner.next_snapshot += 1;
         let saved = (inner.chain.clone(), inner.pool.clone());
@@ -484,8 +543,9 @@ impl Devnet {
     /// Restores a snapshot (`evm_revert`); it and every later one are
     /// consumed. Returns false for an unknown id.
     pub fn revert(&self, id: u64) -> bool {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         let Some((chain, pool)) = inner.snapshots.remove(&id) else { return false };
+        inner.epoch += 1;
         inner.snapshots.retain(|k, _| *k < id);
         inner.chain = chain;
         inner.pool = pool;
@@ -496,14 +556,15 @@ impl Devnet {
 
     /// The whole chain as a dump.
     pub fn dump(&self) -> StateDump {
-        StateDump::of(&self.inner.lock().chain)
+        StateDump::of(&self.lock().chain)
     }
 
     /// Replaces the chain with a dump's; the pool and snapshots are cleared.
     pub fn load(&self, dump: StateDump) -> Result<(), NodeError> {
-        let mut inner = self.inner.lock();
+        let mut inner = self.lock();
         let chain = dump.into_chain(inner.chain.config().clone())?;
         self.learn_records(&chain);
+        inner.epoch += 1;
         inner.chain = chain;
         inner.pool = Pool::default();
         inner.snapshots.clear();

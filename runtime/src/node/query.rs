@@ -19,7 +19,7 @@ use crate::chain::{Chain, ChainError, NextBlock, Overlay, PoolTx, StateView};
 use crate::evm::{DevExecutor, Phase, TxOutcome, trace_transaction};
 use crate::mempool::PoolContent;
 
-/// The most blocks one `eth_getLogs` may scan.
+/// The most built blocks one `eth_getLogs` may scan.
 const MAX_LOG_RANGE: u64 = 100_000;
 
 impl Devnet {
@@ -46,7 +46,7 @@ impl Devnet {
     /// Nonce of `address` at block `id`; for `pending`, counting its
     /// executable pool transactions.
     pub fn transaction_count(&self, address: Address, id: BlockId) -> Result<u64, NodeError> {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let view = self.view(&inner.chain, Some(id))?;
         let nonce = view.header(address).map(|a| a.nonce).unwrap_or_default();
         if id == BlockId::Number(BlockNumberOrTag::Pending) {
@@ -69,7 +69,7 @@ impl Devnet {
     pub fn block(&self, id: BlockId, full: bool) -> Option<Block> {
         self.with_chain(|c| {
             let number = resolve(c, id).ok()?;
-            c.block(number).map(|b| rpc_block(b, full))
+            c.block(number).map(|b| rpc_block(&b, full))
         })
     }
 
@@ -83,7 +83,7 @@ impl Devnet {
 
     /// A transaction, mined or pending, with its RPC form.
     pub fn transaction(&self, hash: B256) -> Option<(Arc<PoolTx>, Transaction)> {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         if let Some((block, index)) = inner.chain.transaction(&hash) {
             let tx = block.transactions[index].clone();
             let rpc = rpc_transaction(&tx, Some((block, index)));
@@ -127,7 +127,8 @@ impl Devnet {
         if from > to {
             return Err(NodeError::InvalidParams("invalid block range params".into()));
         }
-        if to - from > MAX_LOG_RANGE {
+        // Reserved blocks are empty and cost nothing to skip: only built ones count.
+        if chain.built_count(from, to) > MAX_LOG_RANGE {
             return Err(NodeError::Failed(format!("query exceeds max block range {MAX_LOG_RANGE}")));
         }
         Ok((from, to))
@@ -135,7 +136,8 @@ impl Devnet {
 
     pub(super) fn logs_in(&self, chain: &Chain, filter: &Filter, from: u64, to: u64) -> Vec<Log> {
         let mut logs = Vec::new();
-        for block in chain.blocks(from, to) {
+        // Reserved blocks are empty: only built ones are read.
+        for block in chain.built_blocks(from, to) {
             if !filter.matches_bloom(block.header.logs_bloom) {
                 continue;
             }
@@ -257,7 +259,7 @@ impl Devnet {
                 history.base_fee_per_blob_gas.push(0);
                 history.blob_gas_used_ratio.push(0.0);
                 if let Some(percentiles) = percentiles {
-                    rewards.push(tip_percentiles(&c.block_tips(block), block.header.gas_used, percentiles));
+                    rewards.push(tip_percentiles(&c.block_tips(&block), block.header.gas_used, percentiles));
                 }
             }
             let next = if newest == c.head_number() {
@@ -274,7 +276,7 @@ impl Devnet {
 
     /// Pending (executable) and queued transactions.
     pub fn pool_content(&self) -> PoolContent {
-        let inner = self.inner.lock();
+        let inner = self.lock();
         let view = inner.chain.latest();
         inner.pool.content(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default())
     }
@@ -290,7 +292,7 @@ impl Devnet {
             let before: Vec<TxEnv> = block.transactions[..index].iter().map(|t| t.tx_env()).collect();
             Ok((view, env, options, before, block.transactions[index].tx_env()))
         })?;
-        Ok(trace_transaction(view, env.block_env(), options, &*self.precompiles, before, target, opts)?)
+        Ok(trace_transaction(view, env.block_env(), options, &*self.engine.precompiles, before, target, opts)?)
     }
 }
 

@@ -19,9 +19,9 @@ use tokio::sync::broadcast::error::RecvError;
 
 use super::error_object;
 use super::params::{Args, invalid, quantity, quantity_u256};
+use super::records::record_json;
 use crate::chain::{PoolTx, StateDump};
 use crate::inference::{ModelInfo, TensorSpec};
-use crate::mempool::pipe::record_json;
 use crate::node::{Devnet, NodeError, rpc_header, rpc_logs, transaction_json};
 
 type Out = Result<Value, ErrorObjectOwned>;
@@ -354,6 +354,7 @@ fn register(module: &mut RpcModule<Devnet>, name: &'static str, min: usize, max:
 enum Subscription {
     NewHeads,
     Logs(Box<Filter>),
+    PendingTransactions,
 }
 
 async fn subscribe(
@@ -365,7 +366,10 @@ async fn subscribe(
     let parsed = Args::new(&params, 1, 2).and_then(|args| match args.req::<String>(0)?.as_str() {
         "newHeads" => Ok(Subscription::NewHeads),
         "logs" => Ok(Subscription::Logs(Box::new(args.opt::<Filter>(1)?.unwrap_or_default()))),
-        other => Err(invalid(format!("unsupported subscription: {other} (supported: newHeads, logs)"))),
+        "newPendingTransactions" => Ok(Subscription::PendingTransactions),
+        other => Err(invalid(format!(
+            "unsupported subscription: {other} (supported: newHeads, logs, newPendingTransactions)"
+        ))),
     });
     let kind = match parsed {
         Ok(kind) => kind,
@@ -374,6 +378,9 @@ async fn subscribe(
             return Ok(());
         }
     };
+    if let Subscription::PendingTransactions = kind {
+        return pending_transactions(pending, &devnet).await;
+    }
     let mut blocks = devnet.subscribe_blocks();
     let sink = pending.accept().await?;
     loop {
@@ -388,6 +395,7 @@ async fn subscribe(
         };
         let items: Vec<Value> = match &kind {
             Subscription::NewHeads => vec![serde_json::to_value(rpc_header(&block))?],
+            Subscription::PendingTransactions => Vec::new(),
             Subscription::Logs(filter) => (0..block.transactions.len())
                 .flat_map(|i| rpc_logs(&block, i))
                 .filter(|log| filter.matches(&log.inner))
@@ -396,6 +404,24 @@ async fn subscribe(
         };
         for item in items {
             sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(&item)?)).await?;
+        }
+    }
+}
+
+/// `eth_subscribe("newPendingTransactions")`: each transaction's hash as it
+/// enters the pool.
+async fn pending_transactions(pending: PendingSubscriptionSink, devnet: &Devnet) -> SubscriptionResult {
+    let mut hashes = devnet.subscribe_pending_transactions();
+    let sink = pending.accept().await?;
+    loop {
+        let hash = tokio::select! {
+            () = sink.closed() => return Ok(()),
+            hash = hashes.recv() => hash,
+        };
+        match hash {
+            Ok(hash) => sink.send(SubscriptionMessage::from(serde_json::value::to_raw_value(&hash)?)).await?,
+            Err(RecvError::Lagged(_)) => continue,
+            Err(RecvError::Closed) => return Ok(()),
         }
     }
 }

@@ -4,6 +4,9 @@
 
 mod methods;
 mod params;
+mod records;
+
+pub use records::record_json;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -73,6 +76,7 @@ pub fn error_object(error: &NodeError) -> ErrorObjectOwned {
         NodeError::Reverted { message, data } => ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(data)),
         NodeError::InvalidParams(message) => params::invalid(message.clone()),
         NodeError::Tx(TxError::Decode(_)) => ErrorObjectOwned::owned(SERVER_ERROR, error.to_string(), None::<()>),
+        NodeError::Chain(ChainError::ReservationTooLarge { .. }) => params::invalid(error.to_string()),
         NodeError::Chain(ChainError::UnknownBlock(_)) => {
             ErrorObjectOwned::owned(SERVER_ERROR, "header not found", None::<()>)
         }

@@ -305,20 +305,20 @@ fn prepare(
 ) -> Result<(Devnet, Address, CheatState), String> {
     let mut devnet = devnet().map_err(|e| format!("cannot start the test devnet: {e}"))?;
     let cheats = CheatcodesFactory::default();
-    devnet.set_inspectors(std::sync::Arc::new(cheats.clone()));
+    install(&mut devnet, &cheats)?;
     // Solidity checks that a callee has code before calling a function that
     // returns nothing; the inspector answers before the code would run.
     devnet.set_code(cheatcodes::VM_ADDRESS, Bytes::from_static(&[0xfe]));
     let deployer = devnet.accounts()[0];
     let hash = send(&devnet, deployer, None, contract.bytecode.clone())?;
-    let receipt = devnet.receipt_record(hash).ok_or("the deployment was not mined")?;
+    let receipt = mined(&devnet, hash).ok_or("the deployment was not mined")?;
     let address = match (receipt.success, receipt.contract_address) {
         (true, Some(address)) => address,
         _ => return Err(format!("deployment failed: {}", failure(contract, &receipt))),
     };
     if let Some(selector) = contract.selector("setUp()") {
         let hash = send(&devnet, deployer, Some(address), selector.to_vec().into())?;
-        let receipt = devnet.receipt_record(hash).ok_or("setUp was not mined")?;
+        let receipt = mined(&devnet, hash).ok_or("setUp was not mined")?;
         if !receipt.success {
             return Err(format!("setUp() failed: {}", failure(contract, &receipt)));
         }
@@ -341,12 +341,13 @@ fn run_one(prepared: &Prepared<'_>, signature: &str) -> TestResult {
     };
     let mut devnet = base.fork();
     let cheats = CheatcodesFactory::new(cheat_state.clone());
-    devnet.set_inspectors(std::sync::Arc::new(cheats.clone()));
     let selector = contract.selector(signature).unwrap_or_default();
     let expect_failure = name.starts_with("testFail");
-    let outcome = send(&devnet, devnet.accounts()[0], Some(*address), selector.to_vec().into()).and_then(|hash| {
-        devnet.receipt_record(hash).map(|r| (hash, r)).ok_or_else(|| "the test transaction was not mined".to_owned())
-    });
+    let outcome = install(&mut devnet, &cheats)
+        .and_then(|()| send(&devnet, devnet.accounts()[0], Some(*address), selector.to_vec().into()))
+        .and_then(|hash| {
+            mined(&devnet, hash).map(|r| (hash, r)).ok_or_else(|| "the test transaction was not mined".to_owned())
+        });
     result.outcome = match outcome {
         Err(reason) => Outcome::Fail { reason },
         Ok((hash, receipt)) => {
@@ -382,6 +383,19 @@ fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {
         Some(halt) => format!("the EVM halted: {halt}"),
         None => contract.describe_revert(&receipt.output),
     }
+}
+
+/// Installs the cheatcodes into a fresh devnet.
+fn install(devnet: &mut Devnet, cheats: &CheatcodesFactory) -> Result<(), String> {
+    devnet
+        .set_inspectors(std::sync::Arc::new(cheats.clone()))
+        .map_err(|_| "the test devnet already has an inspector".to_owned())
+}
+
+/// The receipt of a sent transaction, once mined (its inference may run for
+/// up to the executor's timeout, which this wait outlasts).
+fn mined(devnet: &Devnet, hash: B256) -> Option<TxReceipt> {
+    devnet.wait_for_receipt(hash, Duration::from_secs(600))
 }
 
 fn send(devnet: &Devnet, from: Address, to: Option<Address>, input: Bytes) -> Result<B256, String> {

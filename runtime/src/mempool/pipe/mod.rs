@@ -1,0 +1,405 @@
+//! PIPE, the inference mempool (PROTOCOL.md part B): the inference precompile
+//! at 0x…F4 and the pre-execution stage that shares its state.
+//!
+//! The rooms: this file holds [`Pipe`] and how it answers a request in each
+//! [`Phase`]; `store` the results by request id and the claims on running
+//! ones; `stage` the pre-execution stage (simulation, dispatch, inclusion);
+//! `precompile` the precompile set the EVMs run.
+//!
+//! How a block with inference is built:
+//!
+//! 1. **Simulation rounds** (B1). Every pending transaction that can run code
+//!    is simulated on its own against the head state, as the chain's mempool
+//!    simulates a transaction when it arrives. The precompile answers a request
+//!    whose result is known and records every other one, answering it with the
+//!    empty simulation output (`is_simulation_result = true`).
+//! 2. **Dispatch** (B2, B3). The unknown requests of all transactions of the
+//!    round, deduplicated by request id (`keccak256` of the ABI-encoded
+//!    request), run side by side on the [`Executor`]. The transactions that met
+//!    unknown requests are simulated again with the results served, so a
+//!    second inference that depends on the first is found in round two; this
+//!    repeats up to [`PipeConfig::round_limit`] rounds. A transaction that still
+//!    meets new requests after the last round is included, and those requests
+//!    revert with a reason naming the limit.
+//! 3. **Inclusion** (B4). The block builder executes the transactions in order;
+//!    the precompile serves results by request id with
+//!    `is_simulation_result = false`. A request that was not pre-executed (an
+//!    earlier transaction of the block changed what this one asks) is run
+//!    inline ([`OnMiss::Inline`], the default), or the transaction is undone and
+//!    deferred to the next block ([`OnMiss::Defer`], at most
+//!    [`PipeConfig::max_defers`] times, then inline). Each call is recorded on
+//!    the transaction's receipt ([`InferenceRecord`]): request id, model, mode,
+//!    input hash, output, the round that found it and how it was served.
+//! 4. **Failures** (B5). A failed inference (unknown model, bad tensors, a
+//!    runtime error, the timeout) is a result like any other: the precompile
+//!    reverts with its readable reason, in simulation and at inclusion alike, so
+//!    `try/catch` takes the same path in both.
+//! 5. **Records** (B6). Results are kept by request id; a replay
+//!    ([`Phase::Replay`]: tracing) and a reloaded chain serve the recorded
+//!    answers and never run a model.
+//! 6. **Read-only calls** (B7). `eth_call` and `eth_estimateGas` run unknown
+//!    requests synchronously and serve known ones.
+//!
+//! Known results are shared by every phase: identical requests run once, in
+//! whatever phase first meets them.
+//!
+//! Under automine and interval mining a block does not wait for dispatch:
+//! a transaction that meets unknown requests stays pending while they run
+//! in the background, and the stage wakes the miner when they are done (its
+//! rounds are counted across blocks). `evm_mine` waits for them.
+
+mod precompile;
+mod stage;
+mod store;
+#[cfg(test)]
+mod tests;
+
+use std::fmt::Debug;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use alloy_primitives::{B256, keccak256};
+use alloy_sol_types::{SolCall, SolValue};
+use parking_lot::Mutex;
+use revm::interpreter::InterpreterResult;
+use serde::Serialize;
+
+use crate::chain::{InferenceRecord, Served};
+use crate::evm::{Phase, PrecompileFactory};
+use crate::inference::abi::runModelInferenceCall;
+use crate::inference::{Executor, InferenceCall, ModelInferenceRequest, ModelOutput, Timed, request_id};
+
+pub use precompile::{GAS_BASE, GAS_PER_ELEMENT, INFERENCE_PRECOMPILE, request_gas};
+pub(crate) use store::revert_reason;
+
+use precompile::{InferencePrecompiles, no_llm, out_of_gas, result};
+use stage::Met;
+use store::{Answer, Claim, Claims, Known, Shared, unavailable};
+
+/// What the block builder does with a request met at inclusion that was not
+/// pre-executed (PROTOCOL.md B4).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum OnMiss {
+    /// Run it inline, during inclusion.
+    #[default]
+    Inline,
+    /// Undo the transaction and include it in a later block, after it has been
+    /// simulated again on the new state.
+    Defer,
+}
+
+/// How the inference mempool works.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PipeConfig {
+    /// The most rounds of dispatch for one block (default 8): a transaction
+    /// that still meets new requests after them fails those requests.
+    pub round_limit: u32,
+    /// What to do with a request that was not pre-executed.
+    pub on_miss: OnMiss,
+    /// How often one transaction may be deferred before its misses run
+    /// inline (default 3), so that a transaction whose requests change every
+    /// block is still mined.
+    pub max_defers: u32,
+}
+
+impl Default for PipeConfig {
+    fn default() -> Self {
+        Self { round_limit: 8, on_miss: OnMiss::Inline, max_defers: 3 }
+    }
+}
+
+/// What the inference mempool is doing (`nml_mempoolStatus`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct PipeStatus {
+    /// Transactions in the batch being prepared (0 when none is).
+    pub preparing: usize,
+    /// The dispatch round in progress, if any.
+    pub round: Option<u32>,
+    /// Requests running on the executor now.
+    pub in_flight: usize,
+    /// Requests sent to the executor since start (each distinct request once).
+    pub inferences_run: u64,
+    /// Dispatch rounds run since start.
+    pub rounds_run: u64,
+    /// Results known by request id.
+    pub known_results: usize,
+    /// The round limit.
+    pub round_limit: u32,
+    /// `inline` or `defer`.
+    pub on_miss: &'static str,
+    /// Pending transactions whose inference runs now: they stay pending
+    /// until it is done, and the next block includes them.
+    pub awaiting_inference: Vec<B256>,
+}
+
+/// The inference mempool: install it as the devnet's pre-execution stage and,
+/// through [`Pipe::precompiles`], as its precompile set.
+pub struct Pipe {
+    /// Itself, for the background dispatch threads and simulation precompiles.
+    me: Weak<Pipe>,
+    executor: Arc<dyn Executor>,
+    config: PipeConfig,
+    /// The machine's cores, read once: `available_parallelism` reads cgroup
+    /// files on every call (about 20 µs, a tenth of a light transaction's path).
+    cores: usize,
+    shared: Mutex<Shared>,
+    runs: AtomicU64,
+}
+
+impl Debug for Pipe {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Pipe").field("config", &self.config).finish_non_exhaustive()
+    }
+}
+
+impl Pipe {
+    /// A mempool that runs models on `executor`.
+    pub fn new(executor: Arc<dyn Executor>, config: PipeConfig) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            executor,
+            config,
+            cores: std::thread::available_parallelism().map_or(1, usize::from),
+            shared: Mutex::new(Shared::default()),
+            runs: AtomicU64::new(0),
+        })
+    }
+
+    /// A new mempool on the same executor and configuration that starts
+    /// knowing every result this one knows (a forked devnet's).
+    pub fn fork(&self) -> Arc<Self> {
+        let known =
+            self.shared.lock().known.iter().filter(|(_, k)| !k.transient).map(|(id, k)| (*id, Arc::clone(k))).collect();
+        let shared = Shared { known, ..Shared::default() };
+        Arc::new_cyclic(|me| Self {
+            me: me.clone(),
+            executor: Arc::clone(&self.executor),
+            config: self.config,
+            cores: self.cores,
+            shared: Mutex::new(shared),
+            runs: AtomicU64::new(0),
+        })
+    }
+
+    /// The precompile set to install beside it: Ethereum's, and the inference
+    /// precompile at [`INFERENCE_PRECOMPILE`].
+    pub fn precompiles(self: &Arc<Self>) -> Arc<dyn PrecompileFactory> {
+        Arc::new(InferencePrecompiles { pipe: Arc::clone(self) })
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> PipeConfig {
+        self.config
+    }
+
+    /// What the mempool is doing now.
+    pub fn status(&self) -> PipeStatus {
+        let s = self.shared.lock();
+        PipeStatus {
+            preparing: s.preparing,
+            round: s.round,
+            in_flight: s.in_flight,
+            inferences_run: self.runs.load(Ordering::Relaxed),
+            rounds_run: s.rounds_run,
+            known_results: s.known.len(),
+            round_limit: self.config.round_limit,
+            on_miss: match self.config.on_miss {
+                OnMiss::Inline => "inline",
+                OnMiss::Defer => "defer",
+            },
+            awaiting_inference: s.prepared.keys().filter(|tx| s.is_awaiting(tx)).copied().collect(),
+        }
+    }
+
+    /// Learns the results recorded on mined receipts (a chain loaded from a
+    /// state file), so that replays serve them.
+    pub fn learn<'a>(&self, records: impl IntoIterator<Item = &'a InferenceRecord>) {
+        let mut s = self.shared.lock();
+        for record in records {
+            let known = Arc::new(Known::from_record(record));
+            if record.success {
+                s.known.entry(record.request_id).or_insert_with(|| Arc::clone(&known));
+            }
+            s.recorded.insert(record.request_id, known);
+        }
+    }
+
+    /// Answers one call to the precompile in `phase`; a simulation notes what
+    /// it met in `met`.
+    fn answer(&self, phase: Phase, calldata: &[u8], gas_limit: u64, met: Option<&Mutex<Met>>) -> InterpreterResult {
+        if let Some(fast) = self.answer_known(phase, calldata, gas_limit, met) {
+            return fast;
+        }
+        let request = match InferenceCall::decode(calldata) {
+            Ok(InferenceCall::Model(request)) => request,
+            Ok(InferenceCall::LlmCompletion(_)) => return no_llm("runLLMCompletion", gas_limit),
+            Ok(InferenceCall::LlmChat(_)) => return no_llm("runLLMChat", gas_limit),
+            Err(e) => return result(Answer::Revert(e.to_string()), GAS_BASE, gas_limit),
+        };
+        let gas = request_gas(&request);
+        if gas > gas_limit {
+            return out_of_gas(gas_limit);
+        }
+        let id = request_id(&request);
+        let answer = match phase {
+            Phase::Simulation => self.simulate(id, request, met),
+            Phase::Inclusion => self.include(id, &request),
+            Phase::Call => self.known_or_run(id, &request).answer(),
+            Phase::Replay => self.replay(id),
+        };
+        result(answer, gas, gas_limit)
+    }
+
+    /// The fast path for a known result: canonical calldata (what solc and
+    /// every standard encoder write) hashes to the request id as it is, so a
+    /// known request is served without decoding it. Non-canonical calldata
+    /// misses here and takes the slow path, which identifies it by its
+    /// canonical re-encoding.
+    fn answer_known(
+        &self,
+        phase: Phase,
+        calldata: &[u8],
+        gas_limit: u64,
+        met: Option<&Mutex<Met>>,
+    ) -> Option<InterpreterResult> {
+        let args = calldata.strip_prefix(runModelInferenceCall::SELECTOR.as_slice())?;
+        let id = keccak256(args);
+        let mut s = self.shared.lock();
+        let known = Arc::clone(s.known.get(&id)?);
+        if phase == Phase::Replay || (phase == Phase::Call && known.transient) {
+            return None;
+        }
+        let gas = known.gas?;
+        if gas > gas_limit {
+            return Some(out_of_gas(gas_limit));
+        }
+        let answer = match phase {
+            Phase::Simulation => {
+                drop(s);
+                if let Some(met) = met {
+                    met.lock().ids.push(id);
+                }
+                known.answer()
+            }
+            Phase::Inclusion => Self::serve_included(&mut s, id, &known),
+            Phase::Call | Phase::Replay => known.answer(),
+        };
+        Some(result(answer, gas, gas_limit))
+    }
+
+    /// Serves a known result at inclusion and records it for the receipt.
+    fn serve_included(s: &mut Shared, id: B256, known: &Arc<Known>) -> Answer {
+        let round = s.prep_of_current().and_then(|p| p.found.get(&id).copied());
+        let served = if round.is_some() { Served::PreExecuted } else { Served::Cached };
+        if let Some(current) = s.current.as_mut() {
+            current.records.push(known.record(id, round, served));
+        }
+        s.recorded.insert(id, Arc::clone(known));
+        known.answer()
+    }
+
+    fn simulate(&self, id: B256, request: ModelInferenceRequest, met: Option<&Mutex<Met>>) -> Answer {
+        let known = self.shared.lock().known.get(&id).map(|k| k.answer());
+        if let Some(met) = met {
+            let mut met = met.lock();
+            met.ids.push(id);
+            if known.is_none() {
+                met.unknown.push((id, request));
+            }
+        }
+        known.unwrap_or_else(|| Answer::Return(InferenceCall::encode_model_output(&ModelOutput::simulation()).into()))
+    }
+
+    fn include(&self, id: B256, request: &ModelInferenceRequest) -> Answer {
+        let mut s = self.shared.lock();
+        if let Some(known) = s.known.get(&id).cloned() {
+            return Self::serve_included(&mut s, id, &known);
+        }
+        if s.prep_of_current().is_some_and(|p| p.exhausted) {
+            let limit = self.config.round_limit;
+            let reason = format!(
+                "inference round limit exceeded: model `{}` was asked for after {limit} rounds of pre-execution (--max-rounds)",
+                request.modelCID
+            );
+            let known = Known {
+                result: Err(reason),
+                model: request.modelCID.clone(),
+                mode: request.mode,
+                input_hash: keccak256(request.input.abi_encode()),
+                took: Duration::ZERO,
+                gas: Some(request_gas(request)),
+                transient: true,
+            };
+            let answer = known.answer();
+            if let Some(current) = s.current.as_mut() {
+                current.records.push(known.record(id, None, Served::Inline));
+            }
+            s.recorded.insert(id, Arc::new(known));
+            return answer;
+        }
+        if let Some(current) = s.current.as_mut().filter(|c| c.may_defer) {
+            // The builder undoes the transaction; what it is answered does not matter.
+            current.defer = true;
+            return Answer::Revert("deferred to the next block: this request was not pre-executed".to_owned());
+        }
+        drop(s);
+        let known = self.run_one(id, request);
+        let answer = known.answer();
+        let mut s = self.shared.lock();
+        if let Some(current) = s.current.as_mut() {
+            current.records.push(known.record(id, None, Served::Inline));
+        }
+        s.recorded.insert(id, known);
+        answer
+    }
+
+    fn replay(&self, id: B256) -> Answer {
+        let s = self.shared.lock();
+        match s.recorded.get(&id).or_else(|| s.known.get(&id)) {
+            Some(known) => known.answer(),
+            None => Answer::Revert(format!(
+                "no recorded result for inference request {id}: replays serve recorded results and never run a model"
+            )),
+        }
+    }
+
+    /// The known result of `id`, or a synchronous run of `request`.
+    fn known_or_run(&self, id: B256, request: &ModelInferenceRequest) -> Arc<Known> {
+        if let Some(known) = self.shared.lock().known.get(&id).filter(|k| !k.transient) {
+            return Arc::clone(known);
+        }
+        self.run_one(id, request)
+    }
+
+    /// Runs claimed requests: one result per request, even from an executor
+    /// that panics, since others may be waiting for them.
+    fn run_claimed(&self, requests: &[&ModelInferenceRequest]) -> Vec<Timed> {
+        let run = std::panic::AssertUnwindSafe(|| self.executor.run_all_requests_timed(requests));
+        let mut runs = std::panic::catch_unwind(run).unwrap_or_default();
+        runs.resize_with(requests.len(), || unavailable("the executor failed without a result"));
+        runs
+    }
+
+    /// Runs one request now (the lock is not held while the model runs), or
+    /// waits for the run of it already under way.
+    fn run_one(&self, id: B256, request: &ModelInferenceRequest) -> Arc<Known> {
+        // Not in the match: its scrutinee would hold the lock while waiting.
+        let claim = self.shared.lock().claim(id);
+        let running = match claim {
+            Claim::Known(known) => return known,
+            Claim::Wait(running) => return running.wait(),
+            Claim::Run(running) => running,
+        };
+        let mut claims = Claims { pipe: self, open: vec![(id, Arc::clone(&running), request.clone())] };
+        self.shared.lock().in_flight += 1;
+        let run = self.run_claimed(&[request]).pop().unwrap_or_else(|| unavailable("the executor returned no result"));
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        let known = Arc::new(Known::new(request, run));
+        let mut s = self.shared.lock();
+        s.in_flight = s.in_flight.saturating_sub(1);
+        claims.open.clear();
+        s.finish(id, &running, known)
+    }
+}

@@ -1,0 +1,139 @@
+//! The inference precompile at 0x…F4 as the EVMs see it: its gas, its
+//! answers, and the precompile sets (Ethereum's plus 0x…F4) the devnet and
+//! each simulation install.
+
+use std::sync::{Arc, Weak};
+
+use alloy_primitives::{Address, Bytes, address};
+use alloy_sol_types::{Revert, SolError};
+use parking_lot::Mutex;
+use revm::handler::{EthPrecompiles, PrecompileProvider};
+use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
+use revm::primitives::AddressSet;
+use revm::primitives::hardfork::SpecId;
+
+use super::Pipe;
+use super::stage::Met;
+use super::store::Answer;
+use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
+use crate::inference::ModelInferenceRequest;
+
+/// The inference precompile's address (PROTOCOL.md A1).
+pub const INFERENCE_PRECOMPILE: Address = address!("00000000000000000000000000000000000000F4");
+
+/// Gas of every call to the inference precompile.
+pub const GAS_BASE: u64 = 20_000;
+
+/// Gas per input tensor element (number or string) of a model request.
+pub const GAS_PER_ELEMENT: u64 = 50;
+
+/// The gas a model request costs: [`GAS_BASE`] plus [`GAS_PER_ELEMENT`] per
+/// input element. It depends on the input only, so a simulation and the
+/// inclusion of the same request cost the same.
+pub fn request_gas(request: &ModelInferenceRequest) -> u64 {
+    let numbers: usize = request.input.numbers.iter().map(|t| t.values.len()).sum();
+    let strings: usize = request.input.strings.iter().map(|t| t.values.len()).sum();
+    GAS_BASE.saturating_add(GAS_PER_ELEMENT.saturating_mul((numbers + strings) as u64))
+}
+
+pub(super) fn result(answer: Answer, gas: u64, gas_limit: u64) -> InterpreterResult {
+    let mut used = Gas::new(gas_limit);
+    if !used.record_regular_cost(gas.min(gas_limit)) {
+        return out_of_gas(gas_limit);
+    }
+    match answer {
+        Answer::Return(output) => InterpreterResult::new(InstructionResult::Return, output, used),
+        Answer::Revert(reason) => {
+            InterpreterResult::new(InstructionResult::Revert, Revert::from(reason).abi_encode().into(), used)
+        }
+    }
+}
+
+pub(super) fn out_of_gas(gas_limit: u64) -> InterpreterResult {
+    let mut gas = Gas::new(gas_limit);
+    gas.spend_all();
+    InterpreterResult::new(InstructionResult::PrecompileOOG, Bytes::new(), gas)
+}
+
+pub(super) fn no_llm(function: &str, gas_limit: u64) -> InterpreterResult {
+    let reason = format!("no LLM backend is configured on this devnet: {function} cannot be served");
+    result(Answer::Revert(reason), GAS_BASE, gas_limit)
+}
+
+/// The devnet's precompiles with inference: Ethereum's set plus 0x…F4.
+#[derive(Debug)]
+pub(super) struct InferencePrecompiles {
+    pub(super) pipe: Arc<Pipe>,
+}
+
+impl PrecompileFactory for InferencePrecompiles {
+    fn precompiles(&self, spec: SpecId, phase: Phase) -> EvmPrecompiles {
+        let eth = EthPrecompiles::new(spec);
+        let warm = warm_set(&eth);
+        Box::new(InferenceProvider { eth, warm, pipe: Arc::clone(&self.pipe), phase, met: None })
+    }
+}
+
+/// The precompiles of one simulation: those of [`InferencePrecompiles`],
+/// noting what the simulation asked in its own [`Met`].
+#[derive(Debug)]
+pub(super) struct SimulationPrecompiles {
+    pub(super) pipe: Weak<Pipe>,
+    pub(super) met: Arc<Mutex<Met>>,
+}
+
+impl PrecompileFactory for SimulationPrecompiles {
+    fn precompiles(&self, spec: SpecId, phase: Phase) -> EvmPrecompiles {
+        let eth = EthPrecompiles::new(spec);
+        match self.pipe.upgrade() {
+            Some(pipe) => {
+                let warm = warm_set(&eth);
+                Box::new(InferenceProvider { eth, warm, pipe, phase, met: Some(Arc::clone(&self.met)) })
+            }
+            None => Box::new(eth),
+        }
+    }
+}
+
+pub(super) fn warm_set(eth: &EthPrecompiles) -> AddressSet {
+    let mut warm = AddressSet::default();
+    warm.clone_from(eth.warm_addresses());
+    warm.insert(INFERENCE_PRECOMPILE);
+    warm
+}
+
+pub(super) struct InferenceProvider {
+    pub(super) eth: EthPrecompiles,
+    pub(super) warm: AddressSet,
+    pub(super) pipe: Arc<Pipe>,
+    pub(super) phase: Phase,
+    pub(super) met: Option<Arc<Mutex<Met>>>,
+}
+
+impl PrecompileProvider<EvmContext> for InferenceProvider {
+    type Output = InterpreterResult;
+
+    fn set_spec(&mut self, spec: SpecId) -> bool {
+        let changed = <EthPrecompiles as PrecompileProvider<EvmContext>>::set_spec(&mut self.eth, spec);
+        if changed {
+            self.warm = warm_set(&self.eth);
+        }
+        changed
+    }
+
+    fn run(&mut self, ctx: &mut EvmContext, inputs: &CallInputs) -> Result<Option<InterpreterResult>, String> {
+        if inputs.bytecode_address != INFERENCE_PRECOMPILE {
+            return self.eth.run(ctx, inputs);
+        }
+        let calldata = inputs.input.bytes(ctx);
+        Ok(Some(self.pipe.answer(self.phase, &calldata, inputs.gas_limit, self.met.as_deref())))
+    }
+
+    fn warm_addresses(&self) -> &AddressSet {
+        &self.warm
+    }
+
+    fn contains(&self, address: &Address) -> bool {
+        self.warm.contains(address)
+    }
+}

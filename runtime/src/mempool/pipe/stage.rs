@@ -1,0 +1,333 @@
+//! The pre-execution stage: simulation rounds over a batch, the dispatch of
+//! what they met (blocking for `evm_mine`, in the background otherwise),
+//! and the inclusion hooks that put records on receipts.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use alloy_primitives::{Address, B256};
+use parking_lot::Mutex;
+
+use super::OnMiss;
+use super::Pipe;
+use super::precompile::SimulationPrecompiles;
+use super::store::{Claim, Claimed, Claims, Current, Known};
+use crate::chain::{InferenceRecord, PoolTx, Served};
+use crate::evm::{Checkpoint, InvalidTx, TxOutcome};
+use crate::inference::ModelInferenceRequest;
+use crate::mempool::{Inclusion, InferenceWait, PreExecution, PreIncluded, Prepared, StageContext, Waker};
+
+/// What one simulation asked of the precompile: every request id, and the
+/// requests that were not known. Each simulation has its own, handed to the
+/// precompiles of its EVM ([`SimulationPrecompiles`]) and read back after.
+#[derive(Debug, Default)]
+pub(super) struct Met {
+    pub(super) ids: Vec<B256>,
+    pub(super) unknown: Vec<(B256, ModelInferenceRequest)>,
+}
+
+impl Pipe {
+    /// Claims the requests of round `round`: those nobody runs are this
+    /// round's to run.
+    pub(super) fn claim_round(&self, round: u32, requests: Vec<(B256, ModelInferenceRequest)>) -> Claimed {
+        let mut claimed = Claimed { run: Vec::new(), others: Vec::new() };
+        let mut s = self.shared.lock();
+        s.round = Some(round);
+        for (id, request) in requests {
+            match s.claim(id) {
+                Claim::Run(running) => claimed.run.push((id, running, request)),
+                Claim::Wait(running) => claimed.others.push(running),
+                Claim::Known(_) => {}
+            }
+        }
+        s.in_flight += claimed.run.len();
+        claimed
+    }
+
+    /// Runs the requests of one round side by side and keeps the results;
+    /// a request another caller is running already is waited for instead.
+    pub(super) fn dispatch(&self, round: u32, requests: &[(B256, ModelInferenceRequest)]) {
+        let claimed = self.claim_round(round, requests.to_vec());
+        self.run_round(claimed);
+    }
+
+    /// Runs what [`Pipe::claim_round`] claimed, then waits for the others.
+    pub(super) fn run_round(&self, claimed: Claimed) {
+        let Claimed { run, others } = claimed;
+        let mut claims = Claims { pipe: self, open: run };
+        let count = claims.open.len();
+        let refs: Vec<&ModelInferenceRequest> = claims.open.iter().map(|(_, _, r)| r).collect();
+        let runs = self.run_claimed(&refs);
+        self.runs.fetch_add(count as u64, Ordering::Relaxed);
+        let results: Vec<_> = claims
+            .open
+            .iter()
+            .zip(runs)
+            .map(|((id, running, request), run)| (*id, Arc::clone(running), Arc::new(Known::new(request, run))))
+            .collect();
+        let mut s = self.shared.lock();
+        claims.open.clear();
+        for (id, running, known) in results {
+            s.finish(id, &running, known);
+        }
+        s.in_flight = s.in_flight.saturating_sub(count);
+        drop(s);
+        // Only after finishing every claim of its own, so two dispatchers
+        // never wait on each other.
+        for running in others {
+            running.wait();
+        }
+        let mut s = self.shared.lock();
+        s.round = None;
+        s.rounds_run += 1;
+    }
+
+    /// Claims the requests now and runs them on a thread of their own; the
+    /// waker is called when they are done. The caller goes on at once.
+    pub(super) fn dispatch_in_background(&self, round: u32, requests: Vec<(B256, ModelInferenceRequest)>) {
+        let claimed = self.claim_round(round, requests);
+        let Some(pipe) = self.me.upgrade() else { return };
+        let spawned = std::thread::Builder::new().name("nml-dispatch".into()).spawn(move || {
+            pipe.run_round(claimed);
+            let waker = pipe.shared.lock().waker.clone();
+            if let Some(wake) = waker {
+                wake();
+            }
+        });
+        if let Err(e) = spawned {
+            // The claims were moved into the closure that failed to start
+            // and dropped with it: they finished as transient failures.
+            tracing::error!(%e, "cannot start an inference dispatch thread");
+        }
+    }
+
+    /// Simulates one transaction on this thread; returns what it met, and
+    /// its outcome and state (a stand-in for its inclusion as the block's
+    /// first transaction).
+    pub(super) fn simulate_one(
+        &self,
+        ctx: &StageContext<'_>,
+        tx: &PoolTx,
+    ) -> (Met, Result<TxOutcome, InvalidTx>, Checkpoint) {
+        let met = Arc::new(Mutex::new(Met::default()));
+        let precompiles = SimulationPrecompiles { pipe: self.me.clone(), met: Arc::clone(&met) };
+        let (outcome, state) = ctx.simulate_alone_with(tx, &precompiles);
+        drop(precompiles);
+        let met = Arc::try_unwrap(met).map(Mutex::into_inner).unwrap_or_else(|met| std::mem::take(&mut *met.lock()));
+        (met, outcome, state)
+    }
+
+    /// Simulates one transaction on this thread; returns what it met.
+    pub(super) fn simulate_tx(&self, ctx: &StageContext<'_>, tx: &PoolTx) -> Met {
+        // An invalid transaction is the builder's to drop; it met nothing.
+        self.simulate_one(ctx, tx).0
+    }
+
+    /// Simulates `txs`, each on its own, side by side on the machine's cores
+    /// (one transaction is simulated on the calling thread); results in order.
+    pub(super) fn simulate_all(&self, ctx: &StageContext<'_>, txs: &[&Arc<PoolTx>]) -> Vec<Met> {
+        let threads = self.cores.min(txs.len());
+        if threads <= 1 {
+            return txs.iter().map(|tx| self.simulate_tx(ctx, tx)).collect();
+        }
+        let chunk = txs.len().div_ceil(threads);
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = txs
+                .chunks(chunk)
+                .map(|part| {
+                    (
+                        part.len(),
+                        scope.spawn(move || part.iter().map(|tx| self.simulate_tx(ctx, tx)).collect::<Vec<_>>()),
+                    )
+                })
+                .collect();
+            // A simulation that panicked met nothing; inclusion decides.
+            handles
+                .into_iter()
+                .flat_map(|(len, h)| h.join().unwrap_or_else(|_| (0..len).map(|_| Met::default()).collect()))
+                .collect()
+        })
+    }
+}
+
+impl PreExecution for Pipe {
+    fn prepare(&self, ctx: &StageContext<'_>, batch: Vec<Arc<PoolTx>>) -> Prepared {
+        let wait = ctx.wait == InferenceWait::Wait;
+        let live: HashSet<B256> = batch.iter().map(|tx| tx.hash).collect();
+        // What earlier blocks learnt of each pending transaction, worked on
+        // here without the lock.
+        let mut prepared = {
+            let mut s = self.shared.lock();
+            s.generation += 1;
+            s.preparing = batch.len();
+            // Failures that may not repeat are retried by later blocks.
+            s.forget_transient();
+            let mut prepared = std::mem::take(&mut s.prepared);
+            prepared.retain(|hash, _| live.contains(hash));
+            prepared
+        };
+        // Senders held back: a transaction waiting for its inference, and
+        // every later one of its sender, stays pending.
+        let mut held: HashSet<Address> = HashSet::new();
+        let mut defer: Vec<Arc<PoolTx>> = Vec::new();
+        let batch: Vec<Arc<PoolTx>> = if wait {
+            batch
+        } else {
+            let s = self.shared.lock();
+            let awaiting = |tx: &PoolTx| {
+                prepared.get(&tx.hash).is_some_and(|p| p.awaiting.iter().any(|id| s.running.contains_key(id)))
+            };
+            let mut go = Vec::with_capacity(batch.len());
+            for tx in batch {
+                if held.contains(&tx.sender) || awaiting(&tx) {
+                    held.insert(tx.sender);
+                    defer.push(tx);
+                } else {
+                    go.push(tx);
+                }
+            }
+            go
+        };
+        let mut todo: Vec<&Arc<PoolTx>> = batch.iter().filter(|tx| ctx.runs_code(tx)).collect();
+        for tx in &todo {
+            prepared.entry(tx.hash).or_default();
+        }
+        let mut found_in: HashMap<B256, u32> = HashMap::new();
+        // The block's first transaction starts from the head state: its last
+        // simulation can stand as its inclusion (one EVM pass fewer).
+        let first = batch.first().filter(|tx| todo.first() == Some(tx) && ctx.simulation_is_inclusion(tx));
+        let mut first_done: Option<(Result<TxOutcome, InvalidTx>, Checkpoint, Vec<B256>)> = None;
+        // Transactions whose requests now run in the background.
+        let mut waiting: HashSet<B256> = HashSet::new();
+        for round in 1..=self.config.round_limit.saturating_add(1) {
+            let mut unknown: Vec<(B256, ModelInferenceRequest)> = Vec::new();
+            let mut seen: HashSet<B256> = HashSet::new();
+            let mut again = Vec::new();
+            let (lead, rest): (Vec<&Arc<PoolTx>>, Vec<&Arc<PoolTx>>) =
+                todo.iter().partition(|tx| first.is_some_and(|f| f.hash == tx.hash));
+            let mut simulations = self.simulate_all(ctx, &rest);
+            if let Some(tx) = lead.first() {
+                let (met, outcome, state) = self.simulate_one(ctx, tx);
+                if met.unknown.is_empty() {
+                    first_done = Some((outcome, state, met.ids.clone()));
+                }
+                simulations.insert(0, met);
+            }
+            let order: Vec<&Arc<PoolTx>> = lead.into_iter().chain(rest).collect();
+            for (tx, Met { ids: met, unknown: misses }) in order.into_iter().zip(simulations) {
+                let prep = prepared.entry(tx.hash).or_default();
+                let found = if wait { round } else { prep.rounds + 1 };
+                for (id, _) in &misses {
+                    prep.found.entry(*id).or_insert(found);
+                }
+                for id in met {
+                    if let Some(r) = found_in.get(&id) {
+                        prep.found.entry(id).or_insert(*r);
+                    }
+                }
+                if !misses.is_empty() {
+                    again.push(tx);
+                    prep.awaiting = misses.iter().map(|(id, _)| *id).collect();
+                    unknown.extend(misses.into_iter().filter(|(id, _)| seen.insert(*id)));
+                }
+            }
+            if unknown.is_empty() {
+                break;
+            }
+            if !wait {
+                // One round now; its requests run while the block goes on.
+                let mut requests: HashMap<B256, ModelInferenceRequest> = unknown.into_iter().collect();
+                let mut dispatch = Vec::new();
+                let mut last_round = 0;
+                for tx in again {
+                    let Some(prep) = prepared.get_mut(&tx.hash) else { continue };
+                    if prep.rounds >= self.config.round_limit {
+                        prep.exhausted = true;
+                        continue;
+                    }
+                    prep.rounds += 1;
+                    last_round = last_round.max(prep.rounds);
+                    waiting.insert(tx.hash);
+                    dispatch.extend(prep.awaiting.iter().filter_map(|id| requests.remove_entry(id)));
+                }
+                self.dispatch_in_background(last_round, dispatch);
+                break;
+            }
+            if round > self.config.round_limit {
+                for tx in again {
+                    if let Some(prep) = prepared.get_mut(&tx.hash) {
+                        prep.exhausted = true;
+                    }
+                }
+                break;
+            }
+            self.dispatch(round, &unknown);
+            found_in.extend(unknown.iter().map(|(id, _)| (*id, round)));
+            todo = again;
+        }
+        let mut include = Vec::with_capacity(batch.len());
+        for tx in &batch {
+            if held.contains(&tx.sender) || waiting.contains(&tx.hash) {
+                held.insert(tx.sender);
+                defer.push(Arc::clone(tx));
+            } else {
+                include.push(Arc::clone(tx));
+            }
+        }
+        let mut s = self.shared.lock();
+        let pre_included = match (first, first_done) {
+            (Some(tx), Some((Ok(outcome), state, ids))) if include.first().is_some_and(|t| t.hash == tx.hash) => {
+                let prep = prepared.get(&tx.hash);
+                let records: Option<Vec<InferenceRecord>> = ids
+                    .iter()
+                    .map(|id| {
+                        let known = Arc::clone(s.known.get(id)?);
+                        let round = prep.and_then(|p| p.found.get(id).copied());
+                        let served = if round.is_some() { Served::PreExecuted } else { Served::Cached };
+                        s.recorded.insert(*id, Arc::clone(&known));
+                        Some(known.record(*id, round, served))
+                    })
+                    .collect();
+                records.map(|records| PreIncluded { tx: tx.hash, outcome, state, records })
+            }
+            _ => None,
+        };
+        s.prepared = prepared;
+        s.preparing = 0;
+        Prepared { include, defer, first: pre_included, ..Prepared::default() }
+    }
+
+    fn set_waker(&self, waker: Waker) {
+        self.shared.lock().waker = Some(waker);
+    }
+
+    fn holds(&self, tx: &B256) -> bool {
+        self.shared.lock().is_awaiting(tx)
+    }
+
+    fn begin_inclusion(&self, tx: &PoolTx) -> bool {
+        let mut s = self.shared.lock();
+        let may_defer = self.config.on_miss == OnMiss::Defer
+            && s.prepared.contains_key(&tx.hash)
+            && s.defers.get(&tx.hash).copied().unwrap_or(0) < self.config.max_defers;
+        s.current = Some(Current { tx: tx.hash, records: Vec::new(), may_defer, defer: false });
+        may_defer
+    }
+
+    fn end_inclusion(&self, tx: &PoolTx) -> Inclusion {
+        let mut s = self.shared.lock();
+        let current = s.current.take();
+        match current {
+            Some(Current { defer: true, .. }) => {
+                *s.defers.entry(tx.hash).or_default() += 1;
+                Inclusion::Defer
+            }
+            Some(Current { records, .. }) => {
+                s.defers.remove(&tx.hash);
+                Inclusion::Keep(records)
+            }
+            None => Inclusion::Keep(Vec::new()),
+        }
+    }
+}

@@ -1,0 +1,297 @@
+//! The results the inference mempool knows, by request id, and the claims
+//! on requests being run: whoever meets a running request waits for its
+//! result instead of running it again (PROTOCOL.md B3).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_primitives::{B256, Bytes, keccak256};
+use alloy_sol_types::{Revert, SolError, SolValue};
+use parking_lot::{Condvar, Mutex};
+
+use super::Pipe;
+use super::precompile::request_gas;
+use crate::chain::{InferenceRecord, Served};
+use crate::inference::{InferenceCall, InferenceError, ModelInferenceRequest, Timed};
+use crate::mempool::Waker;
+
+/// A result known by request id.
+#[derive(Debug)]
+pub(super) struct Known {
+    /// The encoded `ModelOutput`, or the revert reason.
+    pub(super) result: Result<Bytes, String>,
+    pub(super) model: String,
+    pub(super) mode: u8,
+    pub(super) input_hash: B256,
+    pub(super) took: Duration,
+    /// The gas of the request ([`request_gas`]); unknown for a result read
+    /// back from a record (its calls then take the slow path).
+    pub(super) gas: Option<u64>,
+    /// A failure that may not happen again (the model was not registered
+    /// yet, the run timed out, the executor was down): kept for the block
+    /// being built, then forgotten, and never served to `eth_call`.
+    pub(super) transient: bool,
+}
+
+impl Known {
+    pub(super) fn new(request: &ModelInferenceRequest, run: Timed) -> Self {
+        let transient = matches!(
+            run.output,
+            Err(InferenceError::UnknownModel { .. }
+                | InferenceError::Timeout { .. }
+                | InferenceError::Unavailable { .. })
+        );
+        let result = run.output.map(|o| InferenceCall::encode_model_output(&o).into()).map_err(|e| e.to_string());
+        Self {
+            transient,
+            result,
+            model: request.modelCID.clone(),
+            mode: request.mode,
+            input_hash: keccak256(request.input.abi_encode()),
+            took: run.took,
+            gas: Some(request_gas(request)),
+        }
+    }
+
+    /// A result read back from a mined transaction's record.
+    pub(super) fn from_record(record: &InferenceRecord) -> Self {
+        let result = if record.success { Ok(record.output.clone()) } else { Err(revert_reason(&record.output)) };
+        Self {
+            result,
+            model: record.model.clone(),
+            mode: record.mode,
+            input_hash: record.input_hash,
+            took: Duration::from_micros(record.duration_us),
+            gas: None,
+            transient: !record.success,
+        }
+    }
+
+    pub(super) fn answer(&self) -> Answer {
+        match &self.result {
+            Ok(output) => Answer::Return(output.clone()),
+            Err(reason) => Answer::Revert(reason.clone()),
+        }
+    }
+
+    pub(super) fn record(&self, request_id: B256, round: Option<u32>, served: Served) -> InferenceRecord {
+        let (success, output) = match &self.result {
+            Ok(output) => (true, output.clone()),
+            Err(reason) => (false, Revert::from(reason.as_str()).abi_encode().into()),
+        };
+        InferenceRecord {
+            request_id,
+            model: self.model.clone(),
+            mode: self.mode,
+            input_hash: self.input_hash,
+            success,
+            output,
+            round,
+            served,
+            duration_us: u64::try_from(self.took.as_micros()).unwrap_or(u64::MAX),
+        }
+    }
+}
+
+pub(crate) fn revert_reason(data: &[u8]) -> String {
+    Revert::abi_decode(data).map(|r| r.reason).unwrap_or_else(|_| "inference failed".to_owned())
+}
+
+/// What the precompile answers.
+pub(super) enum Answer {
+    Return(Bytes),
+    Revert(String),
+}
+
+/// How one pending transaction was prepared so far (kept across blocks
+/// while it waits for its inference).
+#[derive(Debug, Default)]
+pub(super) struct TxPrep {
+    /// The dispatch round that found each request it met (absent: known before).
+    pub(super) found: HashMap<B256, u32>,
+    /// Rounds of dispatch run for it so far.
+    pub(super) rounds: u32,
+    /// It met new requests after the last round.
+    pub(super) exhausted: bool,
+    /// The requests it waits for (running in the background).
+    pub(super) awaiting: Vec<B256>,
+}
+
+/// The transaction being included.
+#[derive(Debug)]
+pub(super) struct Current {
+    pub(super) tx: B256,
+    pub(super) records: Vec<InferenceRecord>,
+    pub(super) may_defer: bool,
+    pub(super) defer: bool,
+}
+
+#[derive(Default)]
+pub(super) struct Shared {
+    /// Results by request id, for simulation, inclusion and calls.
+    pub(super) known: HashMap<B256, Arc<Known>>,
+    /// The ids of the transient failures in `known`, with the preparation
+    /// that was current when each arrived: a failure serves that preparation
+    /// and the next one, then is forgotten (a list, so that a block does not
+    /// scan every result).
+    pub(super) transient: Vec<(B256, u64)>,
+    /// Preparations started so far.
+    pub(super) generation: u64,
+    /// Called when a background dispatch is done.
+    pub(super) waker: Option<Waker>,
+    /// The requests running now, by id: whoever meets one waits for its
+    /// result instead of running it a second time (B3), be it a concurrent
+    /// `eth_call` or a dispatch round.
+    pub(super) running: HashMap<B256, Arc<Running>>,
+    /// What inclusion served, by request id, for replays (B6): also the
+    /// failures that `known` forgets.
+    pub(super) recorded: HashMap<B256, Arc<Known>>,
+    /// The pending transactions prepared so far, by hash.
+    pub(super) prepared: HashMap<B256, TxPrep>,
+    /// How often each pending transaction was deferred.
+    pub(super) defers: HashMap<B256, u32>,
+    pub(super) current: Option<Current>,
+    pub(super) preparing: usize,
+    pub(super) round: Option<u32>,
+    pub(super) in_flight: usize,
+    pub(super) rounds_run: u64,
+}
+
+/// A request being run: its result, once there is one.
+#[derive(Debug, Default)]
+pub(super) struct Running {
+    pub(super) result: Mutex<Option<Arc<Known>>>,
+    pub(super) done: Condvar,
+}
+
+impl Running {
+    pub(super) fn wait(&self) -> Arc<Known> {
+        let mut result = self.result.lock();
+        loop {
+            if let Some(known) = result.as_ref() {
+                return Arc::clone(known);
+            }
+            self.done.wait(&mut result);
+        }
+    }
+
+    pub(super) fn finish(&self, known: &Arc<Known>) {
+        *self.result.lock() = Some(Arc::clone(known));
+        self.done.notify_all();
+    }
+}
+
+pub(super) fn unavailable(reason: &str) -> Timed {
+    Timed {
+        output: Err(crate::inference::InferenceError::Unavailable { reason: reason.to_owned() }),
+        took: Duration::ZERO,
+    }
+}
+
+/// Who runs a request: this caller (it claimed it), or another one to wait for.
+pub(super) enum Claim {
+    Run(Arc<Running>),
+    Wait(Arc<Running>),
+    /// Known meanwhile (a run that finished since the caller looked).
+    Known(Arc<Known>),
+}
+
+/// The claims a caller must finish. Whatever is left open when it is
+/// dropped (a panic on the way) is finished as a transient failure, so that
+/// nobody waits for it forever.
+pub(super) struct Claims<'a> {
+    pub(super) pipe: &'a Pipe,
+    pub(super) open: Vec<(B256, Arc<Running>, ModelInferenceRequest)>,
+}
+
+impl Drop for Claims<'_> {
+    fn drop(&mut self) {
+        if self.open.is_empty() {
+            return;
+        }
+        let mut s = self.pipe.shared.lock();
+        for (id, running, request) in self.open.drain(..) {
+            let failed = Known::new(&request, unavailable("the node failed while running this inference"));
+            s.finish(id, &running, Arc::new(failed));
+        }
+    }
+}
+
+/// The requests of one dispatch round, claimed: those this round runs, and
+/// those another caller runs already (waited for).
+pub(super) struct Claimed {
+    pub(super) run: Vec<(B256, Arc<Running>, ModelInferenceRequest)>,
+    pub(super) others: Vec<Arc<Running>>,
+}
+
+impl Shared {
+    /// Claims `id` for running, unless somebody runs it already or its
+    /// lasting result is known.
+    pub(super) fn claim(&mut self, id: B256) -> Claim {
+        if let Some(known) = self.known.get(&id).filter(|k| !k.transient) {
+            return Claim::Known(Arc::clone(known));
+        }
+        match self.running.get(&id) {
+            Some(running) => Claim::Wait(Arc::clone(running)),
+            None => {
+                let running = Arc::new(Running::default());
+                self.running.insert(id, Arc::clone(&running));
+                Claim::Run(running)
+            }
+        }
+    }
+
+    /// Keeps the result of a claimed run and hands it to those waiting.
+    /// A lasting result already known wins (another path got there first).
+    pub(super) fn finish(&mut self, id: B256, running: &Running, known: Arc<Known>) -> Arc<Known> {
+        let known = match self.known.get(&id) {
+            Some(existing) if !existing.transient => Arc::clone(existing),
+            _ => {
+                self.insert_known(id, Arc::clone(&known));
+                known
+            }
+        };
+        self.running.remove(&id);
+        running.finish(&known);
+        known
+    }
+
+    /// Keeps `known` for `id`, noting a transient failure for forgetting.
+    pub(super) fn insert_known(&mut self, id: B256, known: Arc<Known>) {
+        // Listed once, however often it fails before it is forgotten.
+        if known.transient && !self.known.get(&id).is_some_and(|k| k.transient) {
+            self.transient.push((id, self.generation));
+        }
+        self.known.insert(id, known);
+    }
+
+    /// Forgets the transient failures older than the last preparation:
+    /// they are retried by later blocks.
+    pub(super) fn forget_transient(&mut self) {
+        let current = self.generation;
+        let (old, recent): (Vec<_>, Vec<_>) =
+            std::mem::take(&mut self.transient).into_iter().partition(|(_, g)| g + 1 < current);
+        self.transient = recent;
+        for (id, _) in old {
+            if self.known.get(&id).is_some_and(|k| k.transient) {
+                self.known.remove(&id);
+            }
+        }
+    }
+
+    /// Whether `tx` waits for requests that are running now.
+    pub(super) fn is_awaiting(&self, tx: &B256) -> bool {
+        self.prepared.get(tx).is_some_and(|p| p.awaiting.iter().any(|id| self.running.contains_key(id)))
+    }
+
+    pub(super) fn prep_of_current(&self) -> Option<&TxPrep> {
+        self.prepared.get(&self.current.as_ref()?.tx)
+    }
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared").field("known", &self.known.len()).finish_non_exhaustive()
+    }
+}

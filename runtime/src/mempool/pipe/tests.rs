@@ -1,0 +1,144 @@
+//! Unit tests of the inference mempool with test-double executors.
+
+use std::sync::atomic::AtomicUsize;
+
+use alloy_primitives::Bytes;
+use alloy_sol_types::{Revert, SolCall, SolError};
+use revm::interpreter::InstructionResult;
+
+use super::*;
+use crate::inference::abi::{MultiDimensionalNumberTensor, Number};
+use crate::inference::{InferenceError, ModelId, ModelInput};
+
+/// Test double: answers every request with one fixed tensor (after
+/// `delay`) and counts runs.
+#[derive(Default)]
+struct CountingExecutor {
+    runs: AtomicUsize,
+    delay: Duration,
+}
+
+impl Executor for CountingExecutor {
+    fn run(&self, _model: &ModelId, _input: &ModelInput) -> Result<ModelOutput, InferenceError> {
+        self.runs.fetch_add(1, Ordering::Relaxed);
+        std::thread::sleep(self.delay);
+        let y = MultiDimensionalNumberTensor {
+            name: "y".into(),
+            values: vec![Number { value: 7, decimals: 0 }],
+            shape: vec![1],
+        };
+        Ok(ModelOutput { numbers: vec![y], ..ModelOutput::default() })
+    }
+}
+
+fn request() -> ModelInferenceRequest {
+    let x = MultiDimensionalNumberTensor {
+        name: "x".into(),
+        values: vec![Number { value: 1, decimals: 0 }],
+        shape: vec![1],
+    };
+    ModelInferenceRequest {
+        mode: 0,
+        modelCID: "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N".into(),
+        input: ModelInput { numbers: vec![x], strings: vec![] },
+    }
+}
+
+#[test]
+fn non_canonical_calldata_names_the_same_request() {
+    let executor = Arc::new(CountingExecutor::default());
+    let pipe = Pipe::new(executor.clone(), PipeConfig::default());
+    let canonical = runModelInferenceCall { request: request() }.abi_encode();
+    let first = pipe.answer(Phase::Call, &canonical, 1_000_000, None);
+    assert_eq!(first.result, InstructionResult::Return);
+    // The same request with its tuple 32 bytes further on: valid ABI, other bytes.
+    let mut other = canonical[..4].to_vec();
+    other.extend_from_slice(&alloy_primitives::U256::from(0x40).to_be_bytes::<32>());
+    other.extend_from_slice(&[0u8; 32]);
+    other.extend_from_slice(&canonical[36..]);
+    assert_ne!(keccak256(&other[4..]), keccak256(&canonical[4..]));
+    let second = pipe.answer(Phase::Call, &other, 1_000_000, None);
+    assert_eq!(second.output, first.output);
+    assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "served as the known request");
+    assert_eq!(pipe.status().inferences_run, 1);
+}
+
+#[test]
+fn concurrent_calls_with_the_same_unknown_request_run_it_once() {
+    let executor = Arc::new(CountingExecutor { delay: Duration::from_millis(200), ..Default::default() });
+    let pipe = Pipe::new(executor.clone(), PipeConfig::default());
+    let calldata = runModelInferenceCall { request: request() }.abi_encode();
+    let outputs: Vec<Bytes> = std::thread::scope(|scope| {
+        let calls: Vec<_> =
+            (0..4).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None).output)).collect();
+        // A dispatch round meeting the same request while the calls run it.
+        std::thread::sleep(Duration::from_millis(50));
+        pipe.dispatch(1, &[(request_id(&request()), request())]);
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "one run for all of them");
+    assert!(outputs.windows(2).all(|w| w[0] == w[1]));
+    let output = runModelInferenceCall::abi_decode_returns(&outputs[0]).unwrap();
+    assert_eq!(output.numbers[0].values[0].value, 7);
+    assert!(pipe.shared.lock().running.is_empty());
+}
+
+/// Test double: an executor that panics after a while.
+struct PanickingExecutor;
+
+impl Executor for PanickingExecutor {
+    fn run(&self, _model: &ModelId, _input: &ModelInput) -> Result<ModelOutput, InferenceError> {
+        std::thread::sleep(Duration::from_millis(100));
+        panic!("test double: the executor panics");
+    }
+}
+
+#[test]
+fn a_panicking_executor_still_answers_everyone_waiting() {
+    let pipe = Pipe::new(Arc::new(PanickingExecutor), PipeConfig::default());
+    let calldata = runModelInferenceCall { request: request() }.abi_encode();
+    let answers: Vec<_> = std::thread::scope(|scope| {
+        let calls: Vec<_> =
+            (0..3).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None))).collect();
+        calls.into_iter().map(|c| c.join().unwrap()).collect()
+    });
+    // One run, one failure, the same answer for all three.
+    assert!(answers.windows(2).all(|w| w[0].output == w[1].output));
+    for answer in answers {
+        assert_eq!(answer.result, InstructionResult::Revert);
+        let reason = Revert::abi_decode(&answer.output).unwrap().reason;
+        assert!(reason.contains("panicked"), "{reason}");
+    }
+    assert!(pipe.shared.lock().running.is_empty());
+}
+
+#[test]
+fn gas_is_charged_by_input_size_and_a_short_limit_halts() {
+    let pipe = Pipe::new(Arc::new(CountingExecutor::default()), PipeConfig::default());
+    let calldata = runModelInferenceCall { request: request() }.abi_encode();
+    let gas = request_gas(&request());
+    assert_eq!(gas, GAS_BASE + GAS_PER_ELEMENT);
+    let ok = pipe.answer(Phase::Call, &calldata, gas, None);
+    assert_eq!((ok.result, ok.gas.remaining()), (InstructionResult::Return, 0));
+    let short = pipe.answer(Phase::Call, &calldata, gas - 1, None);
+    assert_eq!(short.result, InstructionResult::PrecompileOOG);
+}
+
+#[test]
+fn simulation_answers_unknown_requests_with_the_empty_flagged_output() {
+    let executor = Arc::new(CountingExecutor::default());
+    let pipe = Pipe::new(executor.clone(), PipeConfig::default());
+    let calldata = runModelInferenceCall { request: request() }.abi_encode();
+    let met = Mutex::new(Met::default());
+    let answer = pipe.answer(Phase::Simulation, &calldata, 1_000_000, Some(&met));
+    let output = runModelInferenceCall::abi_decode_returns(&answer.output).unwrap();
+    assert!(output.is_simulation_result && output.numbers.is_empty());
+    let met = met.into_inner();
+    assert_eq!(met.unknown.len(), 1);
+    assert_eq!(met.unknown[0].0, request_id(&request()));
+    assert_eq!(executor.runs.load(Ordering::Relaxed), 0, "a simulation never runs a model");
+    // A replay of a request never recorded reverts instead of running it.
+    let replay = pipe.answer(Phase::Replay, &calldata, 1_000_000, None);
+    assert_eq!(replay.result, InstructionResult::Revert);
+    assert_eq!(executor.runs.load(Ordering::Relaxed), 0);
+}

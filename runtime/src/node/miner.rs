@@ -1,0 +1,325 @@
+//! The miner: block building off the request path.
+//!
+//! A devnet's mutable part ([`Inner`]: chain, pool, filters…) sits behind one
+//! lock that every request takes briefly. Building a block never holds it:
+//! the builder takes the head (a cheap view of the state, the next block's
+//! environment and the ready transactions) under the lock, builds the block
+//! without it, and appends it under the lock again — unless the chain was
+//! edited meanwhile (an `anvil_set*`, a revert, a load: the `epoch` moved),
+//! in which case it builds again on the new head. One block is built at a
+//! time (the `building` lock).
+//!
+//! Under automine, sending a transaction only adds it to the pool and asks
+//! the miner thread for a pass; the answer goes back at once. A request that
+//! reads the chain first waits for the passes asked for so far ([`Engine::settle`]),
+//! so a client that sends and then reads sees its transaction mined — unless
+//! the transaction met an inference request that is still running: it then
+//! stays pending, the read answers at once, and the miner includes the
+//! transaction when the pre-execution stage wakes it with the result.
+
+use std::sync::{Arc, OnceLock, Weak};
+use std::time::Duration;
+
+use alloy_primitives::B256;
+use parking_lot::{Condvar, Mutex, MutexGuard};
+use tokio::sync::broadcast;
+
+use super::Inner;
+use crate::chain::{ChainError, PoolTx, SealedBlock};
+use crate::evm::{EvmSetup, InspectorFactory, PrecompileFactory};
+use crate::mempool::{BlockBuilder, Head, InferenceWait, PreExecution};
+
+/// The most blocks one automine pass builds (a pass ends when the pool has
+/// nothing ready left; this only bounds a stage that keeps deferring).
+const MAX_BLOCKS_PER_PASS: usize = 1 << 20;
+
+/// Which ready transactions a block is built from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Batch {
+    /// Every ready transaction (`evm_mine`, interval mining).
+    All,
+    /// The first ready transaction the stage does not hold back (automine:
+    /// a block per transaction, as Hardhat and anvil mine).
+    First,
+}
+
+/// What [`Engine::build_block`] did.
+#[derive(Debug)]
+pub(super) enum Mined {
+    /// A block was appended.
+    Block(Arc<SealedBlock>),
+    /// Nothing was ready.
+    NothingReady,
+    /// Transactions were ready, but none was included (deferred or dropped).
+    NoneIncluded,
+}
+/// What the miner thread is asked to do.
+#[derive(Debug, Default)]
+struct Work {
+    /// Automine passes asked for (one per transaction that became ready).
+    asked: u64,
+    /// Passes asked for up to this count are done.
+    done: u64,
+    /// A stage result arrived: pending transactions may be includable now.
+    woken: bool,
+    /// The interval miner asks for a block.
+    interval_block: bool,
+    /// The thread should end.
+    exit: bool,
+}
+
+/// Everything block building needs, shared by the devnet and its miner thread.
+#[derive(Debug)]
+pub(super) struct Engine {
+    pub(super) inner: Mutex<Inner>,
+    /// Held while a block is built and appended: one block at a time.
+    building: Mutex<()>,
+    /// Signalled (with `inner`) whenever a block is appended.
+    pub(super) appended: Condvar,
+    pub(super) blocks: broadcast::Sender<Arc<SealedBlock>>,
+    pub(super) pending_txs: broadcast::Sender<B256>,
+    pub(super) precompiles: Arc<dyn PrecompileFactory>,
+    pub(super) inspectors: OnceLock<Arc<dyn InspectorFactory>>,
+    pub(super) stage: Arc<dyn PreExecution>,
+    work: Mutex<Work>,
+    /// Wakes the miner thread.
+    wake: Condvar,
+    /// Signalled when passes are done.
+    settled: Condvar,
+}
+
+impl Engine {
+    pub(super) fn new(inner: Inner, precompiles: Arc<dyn PrecompileFactory>, stage: Arc<dyn PreExecution>) -> Self {
+        let (blocks, _) = broadcast::channel(1024);
+        let (pending_txs, _) = broadcast::channel(4096);
+        Self {
+            inner: Mutex::new(inner),
+            building: Mutex::new(()),
+            appended: Condvar::new(),
+            blocks,
+            pending_txs,
+            precompiles,
+            inspectors: OnceLock::new(),
+            stage,
+            work: Mutex::new(Work::default()),
+            wake: Condvar::new(),
+            settled: Condvar::new(),
+        }
+    }
+
+    pub(super) fn evm_setup(&self) -> EvmSetup<'_> {
+        EvmSetup { precompiles: &*self.precompiles, inspectors: self.inspectors.get().map(|i| &**i) }
+    }
+
+    /// The executable transactions, in block order.
+    pub(super) fn ready(inner: &Inner) -> Vec<Arc<PoolTx>> {
+        let view = inner.chain.latest();
+        let base_fee = inner.chain.next_base_fee();
+        inner.pool.ready(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default(), base_fee)
+    }
+
+    fn batch(&self, inner: &Inner, batch: Batch) -> Vec<Arc<PoolTx>> {
+        let ready = Self::ready(inner);
+        match batch {
+            Batch::All => ready,
+            Batch::First => {
+                let mut held = Vec::new();
+                for tx in ready {
+                    if held.contains(&tx.sender) || self.stage.holds(&tx.hash) {
+                        held.push(tx.sender);
+                    } else {
+                        return vec![tx];
+                    }
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// Builds one block from the ready transactions and appends it.
+    ///
+    /// With `seal_empty` false, nothing is appended when no transaction could
+    /// be included (all deferred or dropped); `timestamp` pins the block's
+    /// time. The devnet's lock is held only to take the head and to append.
+    pub(super) fn build_block(
+        &self,
+        wait: InferenceWait,
+        batch: Batch,
+        seal_empty: bool,
+        timestamp: Option<u64>,
+    ) -> Result<Mined, ChainError> {
+        let _building = self.building.lock();
+        let mut timestamp = timestamp;
+        loop {
+            let (epoch, head, batch) = {
+                let mut inner = self.inner.lock();
+                if let Some(ts) = timestamp.take() {
+                    inner.chain.set_next_timestamp(ts)?;
+                    inner.epoch += 1;
+                }
+                let batch = self.batch(&inner, batch);
+                if batch.is_empty() && !seal_empty {
+                    return Ok(Mined::NothingReady);
+                }
+                let chain = &inner.chain;
+                let head = Head {
+                    view: chain.latest(),
+                    next: chain.pending_block(),
+                    options: chain.config().exec_options(false),
+                };
+                (inner.epoch, head, batch)
+            };
+            let builder = BlockBuilder { evm: self.evm_setup(), stage: &*self.stage };
+            let built = builder.build(&head, batch, wait);
+            // The view must go before the append, or committing copies the state.
+            let crate::mempool::Head { next, view, .. } = head;
+            drop(view);
+            let mut inner = self.inner.lock();
+            if inner.epoch != epoch {
+                // Edited meanwhile: what was built stands on an old head.
+                continue;
+            }
+            for (hash, why) in &built.dropped {
+                tracing::debug!(%hash, why, "transaction dropped at inclusion");
+                inner.pool.remove(hash);
+            }
+            if built.transactions.is_empty() && !seal_empty {
+                return Ok(Mined::NoneIncluded);
+            }
+            inner.chain.clear_pinned_timestamp();
+            let block = inner.chain.append(&next, built.transactions, built.receipts, built.changes);
+            for tx in &block.transactions {
+                inner.pool.remove(&tx.hash);
+            }
+            let view = inner.chain.latest();
+            inner.pool.prune(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default());
+            drop(view);
+            drop(inner);
+            self.appended.notify_all();
+            // Nobody listening is fine.
+            let _ = self.blocks.send(block.clone());
+            return Ok(Mined::Block(block));
+        }
+    }
+
+    /// Builds a block per ready transaction while there are some (automine).
+    fn mine_ready(&self) {
+        for _ in 0..MAX_BLOCKS_PER_PASS {
+            match self.build_block(InferenceWait::Defer, Batch::First, false, None) {
+                Ok(Mined::Block(_) | Mined::NoneIncluded) => {}
+                Ok(Mined::NothingReady) => return,
+                Err(e) => {
+                    tracing::error!(%e, "the miner could not build a block");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Asks the miner thread for an automine pass.
+    pub(super) fn ask_pass(&self) {
+        self.work.lock().asked += 1;
+        self.wake.notify_one();
+    }
+
+    /// Asks the miner thread for one block (interval mining).
+    pub(super) fn ask_interval_block(&self) {
+        self.work.lock().interval_block = true;
+        self.wake.notify_one();
+    }
+
+    /// Wakes the miner: a stage result arrived.
+    pub(super) fn wake(&self) {
+        self.work.lock().woken = true;
+        self.wake.notify_one();
+    }
+
+    /// Waits until the passes asked for so far are done: every transaction
+    /// sent before is mined, or pending on inference.
+    pub(super) fn settle(&self) {
+        let mut work = self.work.lock();
+        while work.done < work.asked && !work.exit {
+            self.settled.wait(&mut work);
+        }
+    }
+
+    /// Waits until a block is appended or `timeout` passes, with the lock held.
+    pub(super) fn wait_appended(&self, inner: &mut MutexGuard<'_, Inner>, timeout: Duration) {
+        self.appended.wait_for(inner, timeout);
+    }
+
+    /// Ends the miner thread after the pass it is in.
+    pub(super) fn stop(&self) {
+        let mut work = self.work.lock();
+        work.exit = true;
+        drop(work);
+        self.wake.notify_all();
+        self.settled.notify_all();
+    }
+
+    /// The miner thread's loop.
+    fn run(&self) {
+        loop {
+            let (asked, interval_block) = {
+                let mut work = self.work.lock();
+                while !work.exit && work.done == work.asked && !work.woken && !work.interval_block {
+                    self.wake.wait(&mut work);
+                }
+                if work.exit {
+                    return;
+                }
+                work.woken = false;
+                (work.asked, std::mem::take(&mut work.interval_block))
+            };
+            let automine = self.inner.lock().automine;
+            // A panic in a pass must not leave readers waiting for it.
+            let pass = std::panic::AssertUnwindSafe(|| {
+                if automine {
+                    self.mine_ready();
+                }
+                if interval_block && let Err(e) = self.build_block(InferenceWait::Defer, Batch::All, true, None) {
+                    tracing::error!(%e, "the interval miner could not build a block");
+                }
+            });
+            if std::panic::catch_unwind(pass).is_err() {
+                tracing::error!("the miner panicked while building a block; it goes on with the next pass");
+            }
+            let mut work = self.work.lock();
+            work.done = work.done.max(asked);
+            drop(work);
+            self.settled.notify_all();
+        }
+    }
+}
+
+/// The miner thread of one devnet; stopping it (or dropping it) lets the
+/// pass in progress finish.
+#[derive(Debug)]
+pub(super) struct MinerThread {
+    engine: Arc<Engine>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl MinerThread {
+    /// Starts the miner thread, and installs its waker into the stage.
+    pub(super) fn start(engine: &Arc<Engine>) -> std::io::Result<Self> {
+        let weak: Weak<Engine> = Arc::downgrade(engine);
+        engine.stage.set_waker(Arc::new(move || {
+            if let Some(engine) = weak.upgrade() {
+                engine.wake();
+            }
+        }));
+        let runner = Arc::clone(engine);
+        let handle = std::thread::Builder::new().name("nml-miner".into()).spawn(move || runner.run())?;
+        Ok(Self { engine: Arc::clone(engine), handle: Some(handle) })
+    }
+}
+
+impl Drop for MinerThread {
+    fn drop(&mut self) {
+        self.engine.stop();
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
+    }
+}
