@@ -27,7 +27,7 @@ use revm::state::EvmState;
 
 use self::reserved::ReservedRange;
 pub use accounts::{DEV_MNEMONIC, DevAccount, dev_accounts};
-pub use block::{InferenceRecord, SealedBlock, Served, TxReceipt};
+pub use block::{Halt, InferenceRecord, SealedBlock, Served, TxReceipt};
 pub use dump::{DumpError, StateDump};
 pub use reserved::MAX_RESERVED;
 pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, StateDb, StateView};

@@ -17,7 +17,8 @@ use std::convert::Infallible;
 use std::fmt::Debug;
 
 use alloy_primitives::{Address, Bytes, Log};
-use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction, Output};
+use alloy_sol_types::{ContractError, GenericRevertReason, RevertReason};
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction, Output};
 use revm::context::{BlockEnv, CfgEnv, Context, Evm, Journal, JournalEntry, JournalInner, TxEnv};
 use revm::database_interface::WrapDatabaseRef;
 use revm::handler::instructions::EthInstructions;
@@ -28,7 +29,7 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 use revm::{ExecuteEvm, InspectEvm, Inspector};
 
-use crate::chain::StateView;
+use crate::chain::{Halt, StateView};
 
 pub use trace::{TraceError, trace_transaction};
 
@@ -206,7 +207,7 @@ pub struct TxOutcome {
     /// The created contract.
     pub created: Option<Address>,
     /// Why it halted, when it did.
-    pub halt: Option<String>,
+    pub halt: Option<Halt>,
 }
 
 impl TxOutcome {
@@ -229,7 +230,7 @@ impl TxOutcome {
                 logs: Vec::new(),
                 output: Bytes::new(),
                 created: None,
-                halt: Some(format!("{reason:?}")),
+                halt: Some(halt(reason)),
             },
         }
     }
@@ -238,67 +239,114 @@ impl TxOutcome {
     /// `Error(string)` or `Panic(uint256)`, or why the EVM halted.
     pub fn error_message(&self) -> String {
         if let Some(halt) = &self.halt {
-            return halt_message(halt);
+            return halt.to_string();
         }
-        match alloy_sol_types::decode_revert_reason(&self.output) {
-            Some(reason) => {
-                let reason = reason.strip_prefix("revert: ").unwrap_or(&reason).to_owned();
-                format!("execution reverted: {reason}")
-            }
-            None => "execution reverted".to_owned(),
-        }
+        let reason = match GenericRevertReason::decode(&self.output) {
+            Some(RevertReason::ContractError(ContractError::Revert(revert))) => revert.reason().to_owned(),
+            Some(RevertReason::ContractError(ContractError::Panic(panic))) => panic.to_string(),
+            Some(RevertReason::ContractError(ContractError::CustomError(never))) => match never {},
+            Some(RevertReason::RawString(reason)) => reason,
+            None => return "execution reverted".to_owned(),
+        };
+        format!("execution reverted: {reason}")
     }
 }
 
-fn halt_message(halt: &str) -> String {
-    if halt.contains("OutOfGas") {
-        "out of gas".to_owned()
-    } else if halt.contains("OpcodeNotFound") || halt.contains("InvalidFEOpcode") {
-        "invalid opcode".to_owned()
-    } else if halt.contains("StackUnderflow") {
-        "stack underflow".to_owned()
-    } else if halt.contains("CreateContractSizeLimit") {
-        "max code size exceeded".to_owned()
-    } else {
-        format!("execution halted: {halt}")
+/// The receipt's form of why revm halted.
+fn halt(reason: HaltReason) -> Halt {
+    match reason {
+        HaltReason::OutOfGas(kind) => Halt::OutOfGas(kind),
+        HaltReason::OpcodeNotFound => Halt::OpcodeNotFound,
+        HaltReason::InvalidFEOpcode => Halt::InvalidFEOpcode,
+        HaltReason::StackUnderflow => Halt::StackUnderflow,
+        HaltReason::CreateContractSizeLimit => Halt::CreateContractSizeLimit,
+        other => Halt::Other(format!("{other:?}")),
     }
 }
 
-/// A transaction revm refused to execute (nonce, balance, gas limit...).
+/// A transaction revm refused to execute (nonce, balance, gas limit...):
+/// what was wrong, and geth's words for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidTx(pub String);
+#[error("{message}")]
+pub struct InvalidTx {
+    /// What was wrong.
+    pub kind: InvalidTxKind,
+    /// What a client reads (geth's wording where geth has one).
+    pub message: String,
+}
+
+/// What was wrong with a transaction revm refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvalidTxKind {
+    /// Its nonce is below the sender's next nonce.
+    NonceTooLow,
+    /// Its nonce is above the sender's next nonce: it may become valid once
+    /// the transactions before it are in.
+    NonceTooHigh,
+    /// The sender cannot pay gas limit × price + value.
+    InsufficientFunds,
+    /// Its gas limit exceeds the block's.
+    ExceedsBlockGasLimit,
+    /// Its fee cap is below the block's base fee.
+    FeeBelowBaseFee,
+    /// Its gas limit is below its intrinsic gas (or the EIP-7623 floor).
+    IntrinsicGasTooLow,
+    /// It names another chain.
+    InvalidChainId,
+    /// Its sender holds code.
+    SenderNotEoa,
+    /// The block environment itself is invalid.
+    Header,
+    /// Anything else revm refuses.
+    Other,
+}
+
+impl InvalidTx {
+    fn new(kind: InvalidTxKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
 
 fn invalid(error: EVMError<Infallible>) -> InvalidTx {
     match error {
-        EVMError::Transaction(tx) => InvalidTx(invalid_message(&tx)),
-        EVMError::Header(h) => InvalidTx(h.to_string()),
+        EVMError::Transaction(tx) => invalid_transaction(&tx),
+        EVMError::Header(h) => InvalidTx::new(InvalidTxKind::Header, h.to_string()),
         EVMError::Database(never) => match never {},
-        EVMError::Custom(s) => InvalidTx(s),
-        EVMError::CustomAny(e) => InvalidTx(e.to_string()),
+        EVMError::Custom(s) => InvalidTx::new(InvalidTxKind::Other, s),
+        EVMError::CustomAny(e) => InvalidTx::new(InvalidTxKind::Other, e.to_string()),
     }
 }
 
-/// geth's wording for the checks revm performs.
-fn invalid_message(tx: &InvalidTransaction) -> String {
-    match tx {
-        InvalidTransaction::NonceTooLow { tx, state } => format!("nonce too low: next nonce {state}, tx nonce {tx}"),
-        InvalidTransaction::NonceTooHigh { tx, state } => format!("nonce too high: next nonce {state}, tx nonce {tx}"),
-        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
-            format!("insufficient funds for gas * price + value: have {balance} want {fee}")
+/// The kind of each check revm performs, in geth's wording.
+fn invalid_transaction(tx: &InvalidTransaction) -> InvalidTx {
+    use InvalidTxKind as K;
+    let (kind, message) = match tx {
+        InvalidTransaction::NonceTooLow { tx, state } => {
+            (K::NonceTooLow, format!("nonce too low: next nonce {state}, tx nonce {tx}"))
         }
-        InvalidTransaction::CallerGasLimitMoreThanBlock => "exceeds block gas limit".to_owned(),
-        InvalidTransaction::GasPriceLessThanBasefee => "max fee per gas less than block base fee".to_owned(),
+        InvalidTransaction::NonceTooHigh { tx, state } => {
+            (K::NonceTooHigh, format!("nonce too high: next nonce {state}, tx nonce {tx}"))
+        }
+        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
+            (K::InsufficientFunds, format!("insufficient funds for gas * price + value: have {balance} want {fee}"))
+        }
+        InvalidTransaction::CallerGasLimitMoreThanBlock => {
+            (K::ExceedsBlockGasLimit, "exceeds block gas limit".to_owned())
+        }
+        InvalidTransaction::GasPriceLessThanBasefee => {
+            (K::FeeBelowBaseFee, "max fee per gas less than block base fee".to_owned())
+        }
         InvalidTransaction::CallGasCostMoreThanGasLimit { initial_gas, gas_limit } => {
-            format!("intrinsic gas too low: gas {gas_limit}, minimum needed {initial_gas}")
+            (K::IntrinsicGasTooLow, format!("intrinsic gas too low: gas {gas_limit}, minimum needed {initial_gas}"))
         }
         InvalidTransaction::GasFloorMoreThanGasLimit { gas_floor, gas_limit } => {
-            format!("intrinsic gas too low: gas {gas_limit}, minimum needed {gas_floor}")
+            (K::IntrinsicGasTooLow, format!("intrinsic gas too low: gas {gas_limit}, minimum needed {gas_floor}"))
         }
-        InvalidTransaction::InvalidChainId => "invalid chain id for signer".to_owned(),
-        InvalidTransaction::RejectCallerWithCode => "sender not an eoa".to_owned(),
-        other => other.to_string(),
-    }
+        InvalidTransaction::InvalidChainId => (K::InvalidChainId, "invalid chain id for signer".to_owned()),
+        InvalidTransaction::RejectCallerWithCode => (K::SenderNotEoa, "sender not an eoa".to_owned()),
+        other => (K::Other, other.to_string()),
+    };
+    InvalidTx { kind, message }
 }
 
 /// A saved [`Executor`] state (see [`Executor::checkpoint`]).

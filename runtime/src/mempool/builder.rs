@@ -11,7 +11,9 @@ use revm::primitives::KECCAK_EMPTY;
 use revm::state::EvmState;
 
 use crate::chain::{InferenceRecord, NextBlock, PoolTx, StateView, TxReceipt};
-use crate::evm::{Checkpoint, DevExecutor, EvmSetup, ExecOptions, Executor, InvalidTx, Phase, TxOutcome};
+use crate::evm::{
+    Checkpoint, DevExecutor, EvmSetup, ExecOptions, Executor, InvalidTx, InvalidTxKind, Phase, TxOutcome,
+};
 
 /// What the pre-execution stage decided for a batch.
 #[derive(Debug, Clone, Default)]
@@ -300,11 +302,11 @@ impl BlockBuilder<'_> {
                     });
                     included.push(tx);
                 }
-                (Err(InvalidTx(why)), _) if why.starts_with("nonce too high") => {
+                (Err(InvalidTx { kind: InvalidTxKind::NonceTooHigh, .. }), _) => {
                     skipped_senders.push(tx.sender);
                     deferred.push(tx);
                 }
-                (Err(InvalidTx(why)), _) => dropped.push((tx.hash, why)),
+                (Err(InvalidTx { message, .. }), _) => dropped.push((tx.hash, message)),
             }
         }
         let changes = executor.finish();

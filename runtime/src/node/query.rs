@@ -185,7 +185,7 @@ impl Devnet {
         let tx = call_env(request, &env, gas, &view, options.chain_id);
         let mut executor = DevExecutor::new(view, env.block_env(), options, self.evm_setup(), Phase::Call);
         executor.set_call_price(options, tx.gas_price);
-        executor.execute(tx).map_err(|e| NodeError::Failed(e.0))
+        executor.execute(tx).map_err(|e| NodeError::Failed(e.message))
     }
 
     /// The gas `request` needs (`eth_estimateGas`): a binary search over the
