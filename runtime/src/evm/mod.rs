@@ -1,5 +1,5 @@
 //! revm setup, in one place: the context type every execution uses, the
-//! pluggable precompile set, and an [`Executor`] that runs transactions on a
+//! pluggable precompile set, and the [`Machine`] that runs transactions on a
 //! [`StateView`] without committing (the chain commits what a block builder
 //! hands it).
 //!
@@ -95,21 +95,23 @@ pub struct EvmSetup<'a> {
     pub inspectors: Option<&'a dyn InspectorFactory>,
 }
 
-/// An [`Executor`] with the devnet's inspector when it has one.
+/// The devnet's EVM: runs transactions on a [`StateView`] with the devnet's
+/// precompiles, and its inspector when it has one (a [`MachineWith`] of the
+/// inspector type that fits).
 #[derive(Debug)]
-pub enum DevExecutor {
+pub enum Machine {
     /// No inspector.
-    Plain(Executor<()>),
+    Plain(MachineWith<()>),
     /// With the inspector of an [`InspectorFactory`].
-    Inspected(Executor<DynInspector>),
+    Inspected(MachineWith<DynInspector>),
 }
 
-impl DevExecutor {
-    /// An executor over `view` for `block`, extended by `setup`.
+impl Machine {
+    /// A machine over `view` for `block`, extended by `setup`.
     pub fn new(view: StateView, block: BlockEnv, options: ExecOptions, setup: EvmSetup<'_>, phase: Phase) -> Self {
         match setup.inspectors {
-            None => Self::Plain(Executor::new(view, block, options, setup.precompiles, phase)),
-            Some(factory) => Self::Inspected(Executor::with_inspector(
+            None => Self::Plain(MachineWith::new(view, block, options, setup.precompiles, phase)),
+            Some(factory) => Self::Inspected(MachineWith::with_inspector(
                 view,
                 block,
                 options,
@@ -120,7 +122,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::execute`].
+    /// See [`MachineWith::execute`].
     pub fn execute(&mut self, tx: TxEnv) -> Result<TxOutcome, InvalidTx> {
         match self {
             Self::Plain(e) => e.execute(tx),
@@ -128,7 +130,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::set_call_price`].
+    /// See [`MachineWith::set_call_price`].
     pub fn set_call_price(&mut self, options: ExecOptions, gas_price: u128) {
         match self {
             Self::Plain(e) => e.set_call_price(options, gas_price),
@@ -136,7 +138,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::checkpoint`].
+    /// See [`MachineWith::checkpoint`].
     pub fn checkpoint(&self) -> Checkpoint {
         match self {
             Self::Plain(e) => e.checkpoint(),
@@ -144,7 +146,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::restore`].
+    /// See [`MachineWith::restore`].
     pub fn restore(&mut self, checkpoint: Checkpoint) {
         match self {
             Self::Plain(e) => e.restore(checkpoint),
@@ -152,7 +154,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::finish`].
+    /// See [`MachineWith::finish`].
     pub fn finish(self) -> EvmState {
         match self {
             Self::Plain(e) => e.finish(),
@@ -349,26 +351,27 @@ fn invalid_transaction(tx: &InvalidTransaction) -> InvalidTx {
     InvalidTx { kind, message }
 }
 
-/// A saved [`Executor`] state (see [`Executor::checkpoint`]).
+/// A saved machine state (see [`MachineWith::checkpoint`]).
 #[derive(Debug, Clone)]
 pub struct Checkpoint(JournalInner<JournalEntry>);
 
-/// Runs transactions one after another on a [`StateView`]; each sees the
-/// changes of the ones before it, and nothing reaches the view itself:
-/// [`Executor::finish`] hands back every change for the caller to commit or
-/// drop.
-pub struct Executor<I = ()> {
+/// A [`Machine`] with an inspector of type `I` (`()`: none; the tracer's:
+/// revm's `TracingInspector`). Runs transactions one after another on a
+/// [`StateView`]; each sees the changes of the ones before it, and nothing
+/// reaches the view itself: [`MachineWith::finish`] hands back every change
+/// for the caller to commit or drop.
+pub struct MachineWith<I = ()> {
     evm: DevEvm<I>,
 }
 
-impl<I> Debug for Executor<I> {
+impl<I> Debug for MachineWith<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").finish_non_exhaustive()
+        f.debug_struct("MachineWith").finish_non_exhaustive()
     }
 }
 
-impl Executor<()> {
-    /// An executor over `view` for a block `block`.
+impl MachineWith<()> {
+    /// An uninspected machine over `view` for a block `block`.
     pub fn new(
         view: StateView,
         block: BlockEnv,
@@ -376,12 +379,12 @@ impl Executor<()> {
         precompiles: &dyn PrecompileFactory,
         phase: Phase,
     ) -> Self {
-        Executor::with_inspector(view, block, options, precompiles, phase, ())
+        MachineWith::with_inspector(view, block, options, precompiles, phase, ())
     }
 }
 
-impl<I> Executor<I> {
-    /// An executor that reports to `inspector` (tracing).
+impl<I> MachineWith<I> {
+    /// A machine that reports to `inspector` (tracing).
     pub fn with_inspector(
         view: StateView,
         block: BlockEnv,
@@ -406,7 +409,7 @@ impl<I> Executor<I> {
         self.evm.ctx.cfg = options.cfg(gas_price == 0);
     }
 
-    /// Executes `tx`; its changes stay in the executor. An invalid
+    /// Executes `tx`; its changes stay in the machine. An invalid
     /// transaction changes nothing.
     pub fn execute(&mut self, tx: TxEnv) -> Result<TxOutcome, InvalidTx>
     where
@@ -424,7 +427,7 @@ impl<I> Executor<I> {
     }
 
     /// The state after the transactions executed so far, to return to with
-    /// [`Executor::restore`] (the block builder undoes a deferred transaction
+    /// [`MachineWith::restore`] (the block builder undoes a deferred transaction
     /// this way). Costs a copy of every account the block has touched.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint(self.evm.ctx.journaled_state.inner.clone())

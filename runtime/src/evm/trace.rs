@@ -7,7 +7,7 @@ use alloy_rpc_types_trace::geth::{
 use revm::context::{BlockEnv, TxEnv};
 use revm_inspectors::tracing::{TracingInspector, TracingInspectorConfig};
 
-use super::{ExecOptions, Executor, InvalidTx, Phase, PrecompileFactory};
+use super::{ExecOptions, InvalidTx, MachineWith, Phase, PrecompileFactory};
 use crate::chain::StateView;
 
 /// Why a trace could not be produced.
@@ -49,13 +49,13 @@ pub fn trace_transaction(
         Some(call) => TracingInspectorConfig::from_geth_call_config(call),
         None => TracingInspectorConfig::from_geth_config(&opts.config),
     };
-    let mut executor =
-        Executor::with_inspector(view, block, options, precompiles, Phase::Replay, TracingInspector::new(config));
+    let mut machine =
+        MachineWith::with_inspector(view, block, options, precompiles, Phase::Replay, TracingInspector::new(config));
     for tx in before {
-        executor.execute(tx)?;
+        machine.execute(tx)?;
     }
-    let outcome = executor.inspect(target)?;
-    let builder = std::mem::replace(executor.inspector(), TracingInspector::new(config)).into_geth_builder();
+    let outcome = machine.inspect(target)?;
+    let builder = std::mem::replace(machine.inspector(), TracingInspector::new(config)).into_geth_builder();
     Ok(match call_config {
         Some(call) => GethTrace::CallTracer(builder.geth_call_traces(call, outcome.gas_used)),
         None => GethTrace::Default(builder.geth_traces(outcome.gas_used, outcome.output, opts.config)),

@@ -16,7 +16,7 @@ use revm::context::TxEnv;
 use super::convert::{rpc_block, rpc_logs, rpc_receipt, rpc_transaction};
 use super::{DEFAULT_PRIORITY_FEE, Devnet, NodeError};
 use crate::chain::{Chain, ChainError, NextBlock, Overlay, PoolTx, StateView};
-use crate::evm::{DevExecutor, Phase, TxOutcome, trace_transaction};
+use crate::evm::{Machine, Phase, TxOutcome, trace_transaction};
 use crate::mempool::PoolContent;
 
 /// The most built blocks one `eth_getLogs` may scan.
@@ -183,9 +183,9 @@ impl Devnet {
             Ok((view, env, options))
         })?;
         let tx = call_env(request, &env, gas, &view, options.chain_id);
-        let mut executor = DevExecutor::new(view, env.block_env(), options, self.evm_setup(), Phase::Call);
-        executor.set_call_price(options, tx.gas_price);
-        executor.execute(tx).map_err(|e| NodeError::Failed(e.message))
+        let mut machine = Machine::new(view, env.block_env(), options, self.evm_setup(), Phase::Call);
+        machine.set_call_price(options, tx.gas_price);
+        machine.execute(tx).map_err(|e| NodeError::Failed(e.message))
     }
 
     /// The gas `request` needs (`eth_estimateGas`): a binary search over the

@@ -217,7 +217,7 @@ impl Default for RunConfig {
 }
 
 /// A test contract deployed and set up, ready to fork for each test.
-struct Prepared<'a> {
+struct Deployed<'a> {
     contract: &'a TestContract,
     base: Result<(Devnet, Address, CheatState), String>,
 }
@@ -237,14 +237,13 @@ pub fn run(
         .collect();
     let jobs = config.jobs.max(1);
     // Deploy and set up every contract, in parallel.
-    let prepared: Vec<Prepared<'_>> =
-        parallel(&contracts, jobs, |c| Prepared { contract: c, base: prepare(c, devnet) })
-            .into_iter()
-            .zip(&contracts)
-            .map(|(p, c)| p.unwrap_or_else(|| Prepared { contract: c, base: Err(PANICKED.to_owned()) }))
-            .collect();
+    let deployed: Vec<Deployed<'_>> = parallel(&contracts, jobs, |c| Deployed { contract: c, base: deploy(c, devnet) })
+        .into_iter()
+        .zip(&contracts)
+        .map(|(p, c)| p.unwrap_or_else(|| Deployed { contract: c, base: Err(PANICKED.to_owned()) }))
+        .collect();
     // Then every test on its own fork, in parallel.
-    let work: Vec<(&Prepared<'_>, &str)> = prepared
+    let work: Vec<(&Deployed<'_>, &str)> = deployed
         .iter()
         .flat_map(|p| {
             p.contract.tests().into_iter().filter(|t| select(&p.contract.name, test_name(t))).map(move |t| (p, t))
@@ -305,7 +304,7 @@ fn test_name(signature: &str) -> &str {
     signature.strip_suffix("()").unwrap_or(signature)
 }
 
-fn prepare(
+fn deploy(
     contract: &TestContract,
     devnet: &dyn Fn() -> Result<Devnet, NodeError>,
 ) -> Result<(Devnet, Address, CheatState), String> {
@@ -332,12 +331,12 @@ fn prepare(
     Ok((devnet, address, cheats.state()))
 }
 
-fn run_one(prepared: &Prepared<'_>, signature: &str) -> TestResult {
+fn run_one(deployed: &Deployed<'_>, signature: &str) -> TestResult {
     let started = Instant::now();
-    let contract = prepared.contract;
+    let contract = deployed.contract;
     let name = test_name(signature).to_owned();
     let mut result = TestResult { outcome: Outcome::Pass, ..failed(contract, signature, "") };
-    let (base, address, cheat_state) = match &prepared.base {
+    let (base, address, cheat_state) = match &deployed.base {
         Ok(base) => base,
         Err(reason) => {
             result.outcome = Outcome::Fail { reason: reason.clone() };

@@ -130,7 +130,7 @@ struct Pending {
 }
 
 /// A request ready to run: the model, its inputs, the handle that stops it.
-type Prepared = (Arc<Model>, Vec<Tensor>, Arc<RunOptions>);
+type ReadyRun = (Arc<Model>, Vec<Tensor>, Arc<RunOptions>);
 
 struct Job {
     model: Arc<Model>,
@@ -211,7 +211,7 @@ impl OnnxExecutor {
     }
 
     /// The model, its inputs as tensors, and the handle that stops its run.
-    fn prepare(&self, model: &ModelId, input: &ModelInput) -> Result<Prepared, InferenceError> {
+    fn prepare(&self, model: &ModelId, input: &ModelInput) -> Result<ReadyRun, InferenceError> {
         let loaded = self.registry.loaded(model)?;
         let inputs = tensor::decode_inputs(model, &loaded.info.signature, input)?;
         let cancel = Arc::new(RunOptions::new().map_err(|e| runtime_error(model, &e))?);
@@ -220,7 +220,7 @@ impl OnnxExecutor {
 
     fn run_here_holding_slot(&self, model: &ModelId, input: &ModelInput) -> Timed {
         let (loaded, inputs, cancel) = match self.prepare(model, input) {
-            Ok(prepared) => prepared,
+            Ok(ready) => ready,
             Err(e) => return Timed { output: Err(e), took: Duration::ZERO },
         };
         let (key, deadline) = self.watchdog.watch(Arc::clone(&cancel));
