@@ -62,18 +62,6 @@ pub struct ChainConfig {
     pub unlimited_code_size: bool,
 }
 
-impl ChainConfig {
-    /// How transactions of this chain execute.
-    pub fn exec_options(&self, call: bool) -> crate::evm::ExecOptions {
-        crate::evm::ExecOptions {
-            chain_id: self.chain_id,
-            spec: self.spec,
-            call,
-            unlimited_code_size: self.unlimited_code_size,
-        }
-    }
-}
-
 impl Default for ChainConfig {
     fn default() -> Self {
         Self {

@@ -29,7 +29,7 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 use revm::{ExecuteEvm, InspectEvm, Inspector};
 
-use crate::chain::{Halt, StateView};
+use crate::chain::{ChainConfig, Halt, StateView};
 
 pub use trace::{TraceError, trace_transaction};
 
@@ -178,6 +178,12 @@ pub struct ExecOptions {
 }
 
 impl ExecOptions {
+    /// How transactions of the chain `config` describes execute; `call` for
+    /// a read-only call.
+    pub fn for_chain(config: &ChainConfig, call: bool) -> Self {
+        Self { chain_id: config.chain_id, spec: config.spec, call, unlimited_code_size: config.unlimited_code_size }
+    }
+
     fn cfg(&self, zero_price: bool) -> CfgEnv {
         let mut cfg = CfgEnv::new_with_spec(self.spec);
         cfg.chain_id = self.chain_id;
