@@ -115,6 +115,18 @@ pub struct SolcDiagnostic {
     pub formatted: String,
 }
 
+impl SolcDiagnostic {
+    /// The code nml's diagnostics give it: `solc::` and solc's error code
+    /// (`solc::7407`), or `solc` when solc gave none.
+    pub fn diagnostic_code(&self) -> String {
+        self.code.as_deref().map_or_else(|| "solc".to_owned(), |c| format!("solc::{c}"))
+    }
+}
+
+/// The diagnostic code (see [`SolcDiagnostic::diagnostic_code`]) of solc's
+/// warning that a contract's deployed code exceeds EIP-170's 24576 bytes.
+pub const CODE_SIZE_WARNING: &str = "solc::5574";
+
 /// solc could not be run or its answer could not be read. Errors in the
 /// sources are not `SolcError`s: they come back as [`SolcDiagnostic`]s.
 #[derive(Debug, thiserror::Error)]
