@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::{Diagnostic, Severity};
-use crate::solc::{self, SolcJob, artifact_path, artifact_stem};
+use crate::solc::{self, SolcJob, artifact_path, manifest_path};
 use crate::{Frontend, gen_path};
 
 /// Where the build cache lives, relative to the project root.
@@ -165,9 +165,8 @@ fn write_generated<E>(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError<E>
 
 fn write_manifests<E>(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError<E>> {
     for m in &fe.manifests {
-        let dir = out_dir.join(format!("{}.sol", artifact_stem(&m.source)));
         let json = serde_json::to_vec_pretty(m).unwrap_or_default();
-        write_atomic(&dir.join(format!("{}.manifest.json", m.contract)), &json)?;
+        write_atomic(&manifest_path(out_dir, &m.source, &m.contract), &json)?;
     }
     Ok(())
 }

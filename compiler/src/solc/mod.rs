@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diagnostics::Severity;
 
-pub use artifacts::{artifact_path, artifact_stem, write_artifacts, write_atomic};
+pub use artifacts::{artifact_path, artifact_stem, manifest_path, write_artifacts, write_atomic};
 
 /// A solc executable, with its version when the caller knows it already:
 /// then solc is not started once more just to be asked (125 ms through the
