@@ -17,7 +17,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use nml::commands::build::{frontend, solc_for};
+use nml::commands::common::{frontend, solc_for};
 
 const NML: &str = env!("CARGO_BIN_EXE_nml");
 

@@ -15,7 +15,7 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nml::commands::build::solc_for;
+use nml::commands::common::solc_for;
 use nml_compiler::Frontend;
 use nml_compiler::project::Project;
 use nml_runtime::chain::ChainConfig;

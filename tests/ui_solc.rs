@@ -5,7 +5,7 @@
 
 use std::path::{Path, PathBuf};
 
-use nml::commands::build::solc_for;
+use nml::commands::common::solc_for;
 use nml_compiler::Frontend;
 use nml_compiler::build::{self, BuildOutput};
 use nml_compiler::diagnostics::render_human;

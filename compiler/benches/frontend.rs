@@ -14,8 +14,9 @@ use std::time::{Duration, Instant};
 use nml_compiler::Frontend;
 use nml_compiler::diagnostics::FileId;
 use nml_compiler::project::Project;
-use nml_compiler::sema::{self, cid};
+use nml_compiler::sema;
 use nml_compiler::{emit, lower, syntax};
+use nml_protocol::ModelId;
 
 const LINES: usize = 10_000;
 const MODELS: usize = 200;
@@ -128,7 +129,7 @@ fn ms(d: Duration) -> f64 {
 fn generate(lines: usize, models: usize) -> String {
     let mut out = String::from("pragma nml 0.1;\npragma solidity ^0.8.24;\n\n");
     for m in 0..models {
-        let id = cid::derive(format!("bench model {m}").as_bytes());
+        let id = ModelId::derive(format!("bench model {m}").as_bytes());
         let mode = ["vanilla", "tee", "zk"][m % 3];
         let n = 2 + m % 30;
         let _ = write!(

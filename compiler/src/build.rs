@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use crate::diagnostics::{Diagnostic, Severity};
-use crate::solc::{self, SolcJob, artifact_path, artifact_stem};
+use crate::solc::{self, SolcJob, artifact_path, manifest_path};
 use crate::{Frontend, gen_path};
 
 /// Where the build cache lives, relative to the project root.
@@ -36,11 +36,12 @@ impl BuildOutput {
 }
 
 /// Why a build could not run (as opposed to diagnostics in the sources).
+/// `E` is the error of the caller's solc resolver, kept whole.
 #[derive(Debug, thiserror::Error)]
-pub enum BuildError {
-    /// No solc could be found or installed.
-    #[error("{0}")]
-    Toolchain(String),
+pub enum BuildError<E> {
+    /// No solc could be found or installed: the resolver's error.
+    #[error(transparent)]
+    Toolchain(E),
     /// solc failed to run.
     #[error(transparent)]
     Solc(#[from] solc::SolcError),
@@ -61,11 +62,12 @@ struct CacheRecord {
 }
 
 /// Builds the project of `fe`. `resolve_solc` is called only when solc must
-/// run, so a no-op rebuild costs neither a solc start nor a toolchain lookup.
-pub fn build(
+/// run, so a no-op rebuild costs neither a solc start nor a toolchain lookup;
+/// its error comes back as [`BuildError::Toolchain`].
+pub fn build<E: std::error::Error + 'static>(
     fe: &Frontend,
-    resolve_solc: &dyn Fn() -> Result<solc::SolcBinary, String>,
-) -> Result<BuildOutput, BuildError> {
+    resolve_solc: &dyn Fn() -> Result<solc::SolcBinary, E>,
+) -> Result<BuildOutput, BuildError<E>> {
     let started = Instant::now();
     let mut diagnostics = fe.diagnostics.clone();
     if fe.has_errors() {
@@ -114,7 +116,7 @@ pub fn build(
 
     for d in &output.diagnostics {
         let severity = d.severity;
-        let code = d.code.as_deref().map_or_else(|| "solc".to_owned(), |c| format!("solc::{c}"));
+        let code = d.diagnostic_code();
         let span = d.source.as_ref().zip(d.start.zip(d.end));
         let mapped = fe.map_diagnostic(
             d.source.as_deref().unwrap_or(""),
@@ -142,7 +144,7 @@ fn read_cache(path: &Path) -> Option<CacheRecord> {
     serde_json::from_slice(&std::fs::read(path).ok()?).ok()
 }
 
-fn write_generated(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError> {
+fn write_generated<E>(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError<E>> {
     for unit in &fe.units {
         if !unit.unit_name.ends_with(".nml") {
             continue;
@@ -161,16 +163,15 @@ fn write_generated(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError> {
     Ok(())
 }
 
-fn write_manifests(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError> {
+fn write_manifests<E>(fe: &Frontend, out_dir: &Path) -> Result<(), BuildError<E>> {
     for m in &fe.manifests {
-        let dir = out_dir.join(format!("{}.sol", artifact_stem(&m.source)));
         let json = serde_json::to_vec_pretty(m).unwrap_or_default();
-        write_atomic(&dir.join(format!("{}.manifest.json", m.contract)), &json)?;
+        write_atomic(&manifest_path(out_dir, &m.source, &m.contract), &json)?;
     }
     Ok(())
 }
 
 /// Writes a file atomically (see [`solc::write_atomic`]), naming it on error.
-fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), BuildError> {
+fn write_atomic<E>(path: &Path, bytes: &[u8]) -> Result<(), BuildError<E>> {
     solc::write_atomic(path, bytes).map_err(|source| BuildError::Io { path: path.to_owned(), source })
 }

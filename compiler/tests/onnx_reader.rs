@@ -3,7 +3,8 @@
 
 use std::path::PathBuf;
 
-use nml_compiler::sema::onnx::{Dim, ElemType, OnnxError, OnnxSignature, Opset, TensorInfo, read_signature};
+use nml_compiler::sema::onnx::{GraphElem, OnnxError, OnnxSignature, Opset, TensorInfo, read_signature};
+use nml_protocol::{Dim, ElementType};
 
 fn model_path(name: &str) -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/ui/models").join(name)
@@ -18,8 +19,8 @@ fn signature(name: &str) -> OnnxSignature {
     read_signature(&model_bytes(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
-fn tensor(name: &str, elem: ElemType, dims: &[Dim]) -> TensorInfo {
-    TensorInfo { name: name.into(), elem, shape: Some(dims.to_vec()) }
+fn tensor(name: &str, elem: ElementType, dims: &[Dim]) -> TensorInfo {
+    TensorInfo { name: name.into(), elem: GraphElem::Known(elem), shape: Some(dims.to_vec()) }
 }
 
 fn default_opset(version: i64) -> Vec<Opset> {
@@ -32,8 +33,8 @@ fn vol_onnx_signature() {
     assert_eq!(sig.ir_version, 8);
     assert_eq!(sig.opsets, default_opset(17));
     assert_eq!(sig.default_opset(), Some(17));
-    assert_eq!(sig.inputs, [tensor("returns", ElemType::Float, &[Dim::Fixed(1), Dim::Fixed(30)])]);
-    assert_eq!(sig.outputs, [tensor("vol", ElemType::Float, &[Dim::Fixed(1)])]);
+    assert_eq!(sig.inputs, [tensor("returns", ElementType::Float32, &[Dim::Fixed(1), Dim::Fixed(30)])]);
+    assert_eq!(sig.outputs, [tensor("vol", ElementType::Float32, &[Dim::Fixed(1)])]);
     assert!(sig.non_tensor_outputs.is_empty());
     assert_eq!(sig.inputs[0].elem.to_string(), "float32");
 }
@@ -50,25 +51,25 @@ fn multi_onnx_signature() {
     let sig = signature("multi.onnx");
     let f14 = [Dim::Fixed(1), Dim::Fixed(4)];
     let i12 = [Dim::Fixed(1), Dim::Fixed(2)];
-    assert_eq!(sig.inputs, [tensor("a", ElemType::Float, &f14), tensor("b", ElemType::Int64, &i12)]);
-    assert_eq!(sig.outputs, [tensor("y", ElemType::Float, &f14), tensor("z", ElemType::Int64, &i12)]);
+    assert_eq!(sig.inputs, [tensor("a", ElementType::Float32, &f14), tensor("b", ElementType::Int64, &i12)]);
+    assert_eq!(sig.outputs, [tensor("y", ElementType::Float32, &f14), tensor("z", ElementType::Int64, &i12)]);
     assert_eq!(sig.outputs[1].elem.to_string(), "int64");
 }
 
 #[test]
 fn dynamic_onnx_has_a_symbolic_batch() {
     let sig = signature("dynamic.onnx");
-    let n = Dim::Symbolic("N".into());
-    assert_eq!(sig.inputs, [tensor("x", ElemType::Float, &[n.clone(), Dim::Fixed(3)])]);
-    assert_eq!(sig.outputs, [tensor("y", ElemType::Float, &[n, Dim::Fixed(1)])]);
+    let n = Dim::Symbolic(Some("N".into()));
+    assert_eq!(sig.inputs, [tensor("x", ElementType::Float32, &[n.clone(), Dim::Fixed(3)])]);
+    assert_eq!(sig.outputs, [tensor("y", ElementType::Float32, &[n, Dim::Fixed(1)])]);
 }
 
 #[test]
 fn strings_onnx_signature() {
     let sig = signature("strings.onnx");
     let one = [Dim::Fixed(1)];
-    assert_eq!(sig.inputs, [tensor("s", ElemType::String, &one), tensor("x", ElemType::Float, &one)]);
-    assert_eq!(sig.outputs, [tensor("s_out", ElemType::String, &one), tensor("y", ElemType::Float, &one)]);
+    assert_eq!(sig.inputs, [tensor("s", ElementType::String, &one), tensor("x", ElementType::Float32, &one)]);
+    assert_eq!(sig.outputs, [tensor("s_out", ElementType::String, &one), tensor("y", ElementType::Float32, &one)]);
     assert_eq!(sig.inputs[0].elem.to_string(), "string");
 }
 
@@ -88,8 +89,8 @@ fn with_initializer_input_onnx_hides_the_initializer() {
     assert_eq!(sig.ir_version, 3);
     assert_eq!(sig.opsets, default_opset(7));
     let f12 = [Dim::Fixed(1), Dim::Fixed(2)];
-    assert_eq!(sig.inputs, [tensor("x", ElemType::Float, &f12)]);
-    assert_eq!(sig.outputs, [tensor("y", ElemType::Float, &f12)]);
+    assert_eq!(sig.inputs, [tensor("x", ElementType::Float32, &f12)]);
+    assert_eq!(sig.outputs, [tensor("y", ElementType::Float32, &f12)]);
     // The file does list `w` as a graph input (field 11, a 19-byte
     // ValueInfoProto named `w`): the reader must have hidden it.
     let bytes = model_bytes("with_initializer_input.onnx");

@@ -1,16 +1,13 @@
 //! `nml build` and `nml check`.
 
-use std::io::IsTerminal;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use miette::{IntoDiagnostic, miette};
-use nml_compiler::diagnostics::{self, Diagnostic, MessageFormat, Severity, SourceDb};
-use nml_compiler::project::Project;
-use nml_compiler::solc::SolcBinary;
-use nml_compiler::{Frontend, build};
+use nml_compiler::build;
+use nml_compiler::diagnostics::{Diagnostic, MessageFormat, Severity};
 
-use crate::toolchain;
+use super::common::{frontend, ms, print_diagnostics, solc_for};
 
 /// How diagnostics are printed.
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
@@ -52,22 +49,6 @@ pub struct CheckArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t)]
     pub message_format: MessageFormatArg,
-}
-
-/// Opens a project and runs the front end.
-pub fn frontend(path: Option<&Path>) -> miette::Result<Frontend> {
-    let path = path.unwrap_or(Path::new("."));
-    let project = Project::open(path).map_err(|e| miette!("{e}"))?;
-    Ok(Frontend::run(project))
-}
-
-/// Resolves solc for a project: `nml.toml`'s pin, else the sources' pragmas.
-pub fn solc_for(fe: &Frontend) -> Result<SolcBinary, String> {
-    let pragmas = fe.project.solidity_pragmas();
-    let pinned = fe.project.config.project.solc.as_deref();
-    toolchain::solc::resolve(&pragmas, pinned, std::io::stderr().is_terminal())
-        .map(|s| s.binary())
-        .map_err(|e| e.to_string())
 }
 
 /// Runs `nml build`.
@@ -113,7 +94,7 @@ pub fn run_check(args: CheckArgs) -> miette::Result<ExitCode> {
                 let verdict = nml_compiler::solc::parse_only(&solc, &fe.solc_sources()).into_diagnostic()?;
                 for d in verdict.iter().filter(|d| d.severity == Severity::Error) {
                     let span = d.start.zip(d.end);
-                    let code = d.code.as_deref().map_or_else(|| "solc".to_owned(), |c| format!("solc::{c}"));
+                    let code = d.diagnostic_code();
                     diags.push(fe.map_diagnostic(
                         d.source.as_deref().unwrap_or(""),
                         span,
@@ -143,22 +124,4 @@ pub fn run_check(args: CheckArgs) -> miette::Result<ExitCode> {
         if fe.project.files.len() == 1 { "" } else { "s" }
     );
     Ok(ExitCode::SUCCESS)
-}
-
-/// Prints diagnostics to stderr (human) or stdout (JSON lines).
-pub fn print_diagnostics(db: &SourceDb, diags: &[Diagnostic], format: MessageFormat) {
-    if diags.is_empty() {
-        return;
-    }
-    match format {
-        MessageFormat::Human => {
-            let color = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
-            eprint!("{}", diagnostics::render_human(db, diags, color, 100));
-        }
-        MessageFormat::Json => print!("{}", diagnostics::render_json(db, diags)),
-    }
-}
-
-fn ms(d: std::time::Duration) -> f64 {
-    d.as_secs_f64() * 1000.0
 }

@@ -8,11 +8,12 @@ use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_runtime::chain::{ChainConfig, DEV_MNEMONIC, ETHER};
-use nml_runtime::inference::{Device, ModelRegistry, OnnxConfig, OnnxExecutor};
+use nml_runtime::inference::{Device, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::{OnMiss, PipeConfig};
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
+use super::common::register_project_models;
 use crate::toolchain::onnxruntime;
 
 /// Arguments of `nml devnet`.
@@ -168,30 +169,6 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
     };
     let registry = Some(Arc::clone(executor.registry()));
     Ok(InferenceSetup { executor, registry, pipe })
-}
-
-/// Registers a project's models: every model of its manifests (the `model`
-/// declarations with an `onnx` file) under the id its contracts call, and
-/// every `models/*.onnx` under the id derived from its bytes.
-pub fn register_project_models(registry: &ModelRegistry, fe: &nml_compiler::Frontend) -> miette::Result<()> {
-    let root = &fe.project.root;
-    let models_dir = root.join("models");
-    if models_dir.is_dir() {
-        registry
-            .load_dir(&models_dir)
-            .map_err(|e| miette!("cannot register the models of {}: {e}", models_dir.display()))?;
-    }
-    for manifest in &fe.manifests {
-        for model in &manifest.models {
-            let Some(onnx) = &model.onnx else { continue };
-            let file = root.join(onnx);
-            // The same file under the same id from another contract registers once.
-            registry
-                .register_file(&file, Some(&model.id))
-                .map_err(|e| miette!("cannot register model `{}` ({}): {e}", model.name, file.display()))?;
-        }
-    }
-    Ok(())
 }
 
 /// Runs the devnet until Ctrl-C or SIGTERM.

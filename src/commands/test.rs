@@ -14,6 +14,7 @@ use alloy_primitives::{B256, keccak256};
 use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_compiler::diagnostics::Severity;
 use nml_compiler::project::Project;
+use nml_compiler::solc::CODE_SIZE_WARNING;
 use nml_compiler::{Frontend, build};
 use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
@@ -24,8 +25,7 @@ use nml_runtime::{Devnet, DevnetConfig, Mining};
 use regex::Regex;
 use serde_json::json;
 
-use super::build::{print_diagnostics, solc_for};
-use super::devnet::register_project_models;
+use super::common::{ms, print_diagnostics, register_project_models, solc_for};
 use crate::toolchain::onnxruntime;
 
 /// Exit status when the project has no tests.
@@ -74,7 +74,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         .diagnostics
         .iter()
         .filter(|d| d.severity != Severity::Note || args.verbose)
-        .filter(|d| !(d.code == "solc::5574" && d.message.contains("exceeds 24576 bytes")))
+        .filter(|d| d.code != CODE_SIZE_WARNING)
         .cloned()
         .collect();
     print_diagnostics(&fe.project.db, &shown, Default::default());
@@ -168,10 +168,6 @@ fn inference_setup(fe: &Frontend) -> miette::Result<InferenceSetup> {
     register_project_models(executor.registry(), fe)?;
     let registry = Some(Arc::clone(executor.registry()));
     Ok(InferenceSetup { executor, registry, pipe: PipeConfig::default() })
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
 }
 
 fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {

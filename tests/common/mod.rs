@@ -5,7 +5,7 @@
 use std::path::Path;
 
 use alloy_primitives::Bytes;
-use nml::commands::build::solc_for;
+use nml::commands::common::solc_for;
 use nml_compiler::Frontend;
 use nml_compiler::project::Project;
 

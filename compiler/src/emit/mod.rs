@@ -162,8 +162,10 @@ pub fn sol_string(s: &str) -> String {
     if s.is_ascii() { out } else { format!("unicode{out}") }
 }
 
-/// What one contract can call: written next to its artifact, read by the
-/// devnet and by deployment tools.
+/// What one contract can call: written next to its artifact
+/// ([`manifest_path`](crate::solc::manifest_path)) for deployment tools; `nml
+/// devnet --project` and `nml test` register its models from the front end's
+/// copy.
 #[derive(Debug, Clone, Serialize, PartialEq, Eq)]
 pub struct Manifest {
     /// The contract's name.

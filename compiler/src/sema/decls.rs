@@ -4,14 +4,18 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use super::onnx::{self, Dim as GraphDim, ElemType, OnnxSignature, TensorInfo};
-use super::{Analysis, Decl, DeclKind, Llm, LlmMode, Model, ModelMode, Tensor, cid};
+use nml_protocol::{Dim as GraphDim, ElementType, ModelId, ShapeDisplay};
+
+use super::onnx::{self, GraphElem, OnnxSignature, TensorInfo};
+use super::{Analysis, Decl, DeclKind, Llm, LlmMode, Model, ModelMode, Tensor};
 use crate::diagnostics::{Diagnostic, FileId, Severity};
 use crate::project::Project;
 use crate::syntax::ast::{self, Dim, Elem, LlmField, ModelField, Span, TensorDecl};
 
 /// The largest decimals a fixed-point tensor may declare (int128 holds 38 digits).
 pub(super) const MAX_DECIMALS: u32 = 38;
+/// A graph tensor of strings.
+const STRING: GraphElem = GraphElem::Known(ElementType::String);
 /// The ONNX opsets ZK mode accepts.
 const ZK_OPSETS: std::ops::RangeInclusive<i64> = 9..=18;
 
@@ -131,7 +135,7 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
 
     let (id, id_derived) = match cid_field {
         Some(c) => {
-            if cid::form(&c.value).is_none() {
+            if ModelId::parse(&c.value).is_err() {
                 diags.push(
                     Diagnostic::error("E0022", format!("`{}` is not a model id", c.value))
                         .at(fid, c.span.range(), "not a CIDv0, CIDv1 or Walrus blob id")
@@ -142,7 +146,7 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
         }
         None => match &onnx_bytes {
             Some(bytes) => {
-                let id = cid::derive(bytes);
+                let id = String::from(ModelId::derive(bytes));
                 diags.push(
                     Diagnostic::new(
                         Severity::Note,
@@ -305,7 +309,7 @@ fn check_against_graph(
         }
     }
     if mode == ModelMode::Zk {
-        if let Some(g) = sig.inputs.iter().chain(&sig.outputs).find(|g| g.elem == ElemType::String) {
+        if let Some(g) = sig.inputs.iter().chain(&sig.outputs).find(|g| g.elem == STRING) {
             diags.push(
                 Diagnostic::error(
                     "E0038",
@@ -331,7 +335,7 @@ fn check_against_graph(
 
 fn check_tensor_against(fid: FileId, model: &str, t: &TensorDecl, g: &TensorInfo, diags: &mut Vec<Diagnostic>) {
     let compatible = match t.ty.elem {
-        Elem::String => g.elem == ElemType::String,
+        Elem::String => g.elem == STRING,
         Elem::Fixed(_) => is_numeric(g.elem),
     };
     if !compatible {
@@ -342,7 +346,7 @@ fn check_tensor_against(fid: FileId, model: &str, t: &TensorDecl, g: &TensorInfo
             )
             .at(fid, t.ty.elem_span.range(), "incompatible element type")
             .help(match g.elem {
-                ElemType::String => "declare it as `string[...]`".to_owned(),
+                STRING => "declare it as `string[...]`".to_owned(),
                 e if is_numeric(e) => format!("declare it as `fixed<D>[...]` (the graph holds {e})"),
                 e => format!("nml cannot pass {e} tensors"),
             }),
@@ -361,7 +365,7 @@ fn check_tensor_against(fid: FileId, model: &str, t: &TensorDecl, g: &TensorInfo
                 ),
             )
             .at(fid, t.ty.span.range(), format!("rank {}", t.ty.dims.len()))
-            .help(format!("the graph's shape is {}", shape_text(gdims))),
+            .help(format!("the graph's shape is {}", ShapeDisplay(gdims))),
         );
         return;
     }
@@ -375,26 +379,14 @@ fn check_tensor_against(fid: FileId, model: &str, t: &TensorDecl, g: &TensorInfo
                     format!("tensor `{}` of model `{model}`: dimension is {m} in the graph, {n} here", t.name.value),
                 )
                 .at(fid, d.span.range(), format!("expected {m}"))
-                .help(format!("the graph's shape is {}", shape_text(gdims))),
+                .help(format!("the graph's shape is {}", ShapeDisplay(gdims))),
             );
         }
     }
 }
 
-fn shape_text(dims: &[GraphDim]) -> String {
-    let parts: Vec<String> = dims
-        .iter()
-        .map(|d| match d {
-            GraphDim::Fixed(n) => n.to_string(),
-            GraphDim::Symbolic(s) => s.clone(),
-            GraphDim::Unknown => "?".into(),
-        })
-        .collect();
-    format!("[{}]", parts.join(", "))
-}
-
 fn suggest_type(g: &TensorInfo) -> String {
-    let elem = if g.elem == ElemType::String {
+    let elem = if g.elem == STRING {
         "string".to_owned()
     } else if is_float(g.elem) {
         "fixed<18>".to_owned()
@@ -537,23 +529,13 @@ pub(super) fn check_duplicates(project: &Project, out: &mut Analysis) {
     }
 }
 
-fn is_float(e: ElemType) -> bool {
-    matches!(e, ElemType::Float | ElemType::Double | ElemType::Float16 | ElemType::BFloat16)
+fn is_float(e: GraphElem) -> bool {
+    use ElementType::{BFloat16, Float16, Float32, Float64};
+    matches!(e, GraphElem::Known(Float16 | BFloat16 | Float32 | Float64))
 }
 
-/// Element types the precompile's fixed-point numbers convert to and from.
-fn is_numeric(e: ElemType) -> bool {
-    is_float(e)
-        || matches!(
-            e,
-            ElemType::Int8
-                | ElemType::Int16
-                | ElemType::Int32
-                | ElemType::Int64
-                | ElemType::UInt8
-                | ElemType::UInt16
-                | ElemType::UInt32
-                | ElemType::UInt64
-                | ElemType::Bool
-        )
+/// Element types the precompile's fixed-point numbers convert to and from:
+/// every one TensorLib carries but strings.
+fn is_numeric(e: GraphElem) -> bool {
+    matches!(e, GraphElem::Known(ty) if ty != ElementType::String)
 }

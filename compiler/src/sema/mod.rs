@@ -2,7 +2,6 @@
 //! and the language's rules, names across imports, and every call site.
 
 mod calls;
-pub mod cid;
 pub use calls::{item_name, visit_item};
 mod decls;
 pub mod onnx;

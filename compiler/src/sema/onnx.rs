@@ -11,6 +11,7 @@
 
 use std::fmt;
 
+use nml_protocol::{Dim, ElementType};
 use thiserror::Error;
 
 use wire::Reader;
@@ -59,96 +60,31 @@ pub struct TensorInfo {
     /// The tensor's name in the graph.
     pub name: String,
     /// Its element type.
-    pub elem: ElemType,
+    pub elem: GraphElem,
     /// Its dimensions; `None` when the graph leaves even the rank unknown.
     pub shape: Option<Vec<Dim>>,
 }
 
-/// One dimension of a graph tensor.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Dim {
-    /// A fixed size.
-    Fixed(u64),
-    /// A named size fixed at run time, such as a batch dimension `N`.
-    Symbolic(String),
-    /// Neither size nor name given.
-    Unknown,
-}
-
-/// A tensor element type, numbered as ONNX's `TensorProto.DataType`.
+/// A graph tensor's element type as the file declares it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum ElemType {
-    /// `FLOAT` (1), 32-bit.
-    Float,
-    /// `DOUBLE` (11), 64-bit.
-    Double,
-    /// `FLOAT16` (10).
-    Float16,
-    /// `BFLOAT16` (16).
-    BFloat16,
-    /// `INT8` (3).
-    Int8,
-    /// `INT16` (5).
-    Int16,
-    /// `INT32` (6).
-    Int32,
-    /// `INT64` (7).
-    Int64,
-    /// `UINT8` (2).
-    UInt8,
-    /// `UINT16` (4).
-    UInt16,
-    /// `UINT32` (12).
-    UInt32,
-    /// `UINT64` (13).
-    UInt64,
-    /// `BOOL` (9).
-    Bool,
-    /// `STRING` (8).
-    String,
-    /// Any other `DataType` value: undefined (0), complex, float8, int4, ...
+pub enum GraphElem {
+    /// A type TensorLib carries.
+    Known(ElementType),
+    /// Any other ONNX `TensorProto.DataType` code: undefined (0), complex,
+    /// float8, int4, ...
     Other(i32),
 }
 
-impl From<i32> for ElemType {
+impl From<i32> for GraphElem {
     fn from(code: i32) -> Self {
-        match code {
-            1 => Self::Float,
-            2 => Self::UInt8,
-            3 => Self::Int8,
-            4 => Self::UInt16,
-            5 => Self::Int16,
-            6 => Self::Int32,
-            7 => Self::Int64,
-            8 => Self::String,
-            9 => Self::Bool,
-            10 => Self::Float16,
-            11 => Self::Double,
-            12 => Self::UInt32,
-            13 => Self::UInt64,
-            16 => Self::BFloat16,
-            other => Self::Other(other),
-        }
+        ElementType::from_onnx_code(code).map_or(Self::Other(code), Self::Known)
     }
 }
 
-impl fmt::Display for ElemType {
+impl fmt::Display for GraphElem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let name = match self {
-            Self::Float => "float32",
-            Self::Double => "float64",
-            Self::Float16 => "float16",
-            Self::BFloat16 => "bfloat16",
-            Self::Int8 => "int8",
-            Self::Int16 => "int16",
-            Self::Int32 => "int32",
-            Self::Int64 => "int64",
-            Self::UInt8 => "uint8",
-            Self::UInt16 => "uint16",
-            Self::UInt32 => "uint32",
-            Self::UInt64 => "uint64",
-            Self::Bool => "bool",
-            Self::String => "string",
+            Self::Known(ty) => ty.name(),
             Self::Other(0) => "an undefined element type",
             Self::Other(14) => "complex64",
             Self::Other(15) => "complex128",
@@ -349,12 +285,12 @@ fn tensor_info(name: &str, elem: i32, shape: Option<Vec<RawDim<'_>>>) -> TensorI
         dims.into_iter()
             .map(|d| match d {
                 RawDim::Fixed(n) => Dim::Fixed(n),
-                RawDim::Symbolic(s) => Dim::Symbolic(s.to_owned()),
-                RawDim::Unknown => Dim::Unknown,
+                RawDim::Symbolic(s) => Dim::Symbolic(Some(s.to_owned())),
+                RawDim::Unknown => Dim::Symbolic(None),
             })
             .collect()
     });
-    TensorInfo { name: name.to_owned(), elem: ElemType::from(elem), shape }
+    TensorInfo { name: name.to_owned(), elem: GraphElem::from(elem), shape }
 }
 
 fn read_opset(msg: Reader<'_>) -> Result<Opset, OnnxError> {
@@ -705,7 +641,7 @@ mod tests {
         let sig = read_signature(&bytes).expect("valid model");
         assert_eq!(sig.inputs.len(), 1);
         assert_eq!(sig.inputs[0].name, "x");
-        assert_eq!(sig.inputs[0].elem, ElemType::Float);
+        assert_eq!(sig.inputs[0].elem, GraphElem::Known(ElementType::Float32));
         assert_eq!(sig.inputs[0].shape, Some(vec![Dim::Fixed(4)]));
         assert_eq!(sig.default_opset(), Some(17));
     }
@@ -771,9 +707,15 @@ mod tests {
         let sig = read_signature(&model(&graph)).expect("valid model");
         assert_eq!(
             sig.inputs[0].shape,
-            Some(vec![Dim::Symbolic("batch".into()), Dim::Unknown, Dim::Unknown, Dim::Unknown, Dim::Fixed(0)])
+            Some(vec![
+                Dim::Symbolic(Some("batch".into())),
+                Dim::Symbolic(None),
+                Dim::Symbolic(None),
+                Dim::Symbolic(None),
+                Dim::Fixed(0)
+            ])
         );
-        assert_eq!(sig.inputs[0].elem, ElemType::Int64);
+        assert_eq!(sig.inputs[0].elem, GraphElem::Known(ElementType::Int64));
     }
 
     #[test]
@@ -827,12 +769,13 @@ mod tests {
 
     #[test]
     fn onnx_elem_type_display() {
-        assert_eq!(ElemType::from(1).to_string(), "float32");
-        assert_eq!(ElemType::from(11).to_string(), "float64");
-        assert_eq!(ElemType::from(7).to_string(), "int64");
-        assert_eq!(ElemType::from(8), ElemType::String);
-        assert_eq!(ElemType::from(14).to_string(), "complex64");
-        assert_eq!(ElemType::from(99).to_string(), "ONNX element type 99");
+        assert_eq!(GraphElem::from(1).to_string(), "float32");
+        assert_eq!(GraphElem::from(11).to_string(), "float64");
+        assert_eq!(GraphElem::from(7).to_string(), "int64");
+        assert_eq!(GraphElem::from(8), GraphElem::Known(ElementType::String));
+        assert_eq!(GraphElem::from(14).to_string(), "complex64");
+        assert_eq!(GraphElem::from(0).to_string(), "an undefined element type");
+        assert_eq!(GraphElem::from(99).to_string(), "ONNX element type 99");
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Foundry's artifact layout: `out/<Stem>.sol/<Contract>.json`.
+//! Foundry's artifact layout: `out/<Stem>.sol/<Contract>.json`, and nml's
+//! model manifest beside it (`<Contract>.manifest.json`).
 
 use std::collections::BTreeMap;
 use std::io;
@@ -42,6 +43,12 @@ pub fn write_artifacts(out_dir: &Path, output: &SolcOutput) -> io::Result<Vec<(S
 /// `src/Pool.nml` + `Pool` → `<out_dir>/Pool.sol/Pool.json`.
 pub fn artifact_path(out_dir: &Path, unit: &str, contract: &str) -> PathBuf {
     out_dir.join(format!("{}.sol", artifact_stem(unit))).join(format!("{contract}.json"))
+}
+
+/// Where the model manifest of `contract` from source unit `unit` goes, next
+/// to its artifact: `src/Pool.nml` + `Pool` → `<out_dir>/Pool.sol/Pool.manifest.json`.
+pub fn manifest_path(out_dir: &Path, unit: &str, contract: &str) -> PathBuf {
+    out_dir.join(format!("{}.sol", artifact_stem(unit))).join(format!("{contract}.manifest.json"))
 }
 
 /// The file stem of a source unit: `src/Pool.nml` → `Pool`, `@nml/og/Test.sol` → `Test`.
@@ -93,6 +100,7 @@ mod tests {
         assert_eq!(artifact_path(out, "src/Pool.nml", "Pool"), Path::new("out/Pool.sol/Pool.json"));
         assert_eq!(artifact_path(out, "src/lib/Math.sol", "Math"), Path::new("out/Math.sol/Math.json"));
         assert_eq!(artifact_path(out, "@nml/og/OGInference.sol", "IOG"), Path::new("out/OGInference.sol/IOG.json"));
+        assert_eq!(manifest_path(out, "src/Pool.nml", "Pool"), Path::new("out/Pool.sol/Pool.manifest.json"));
     }
 
     #[test]

@@ -23,7 +23,7 @@ use sha2::{Digest, Sha256};
 
 use crate::diagnostics::Severity;
 
-pub use artifacts::{artifact_path, artifact_stem, write_artifacts, write_atomic};
+pub use artifacts::{artifact_path, artifact_stem, manifest_path, write_artifacts, write_atomic};
 
 /// A solc executable, with its version when the caller knows it already:
 /// then solc is not started once more just to be asked (125 ms through the
@@ -114,6 +114,18 @@ pub struct SolcDiagnostic {
     /// solc's own rendering, with the source excerpt.
     pub formatted: String,
 }
+
+impl SolcDiagnostic {
+    /// The code nml's diagnostics give it: `solc::` and solc's error code
+    /// (`solc::7407`), or `solc` when solc gave none.
+    pub fn diagnostic_code(&self) -> String {
+        self.code.as_deref().map_or_else(|| "solc".to_owned(), |c| format!("solc::{c}"))
+    }
+}
+
+/// The diagnostic code (see [`SolcDiagnostic::diagnostic_code`]) of solc's
+/// warning that a contract's deployed code exceeds EIP-170's 24576 bytes.
+pub const CODE_SIZE_WARNING: &str = "solc::5574";
 
 /// solc could not be run or its answer could not be read. Errors in the
 /// sources are not `SolcError`s: they come back as [`SolcDiagnostic`]s.

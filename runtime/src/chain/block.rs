@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use alloy_consensus::{Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, TxType};
 use alloy_primitives::{Address, B256, Bloom, Bytes, Log};
+use revm::context::result::OutOfGasError;
 
 use super::tx::PoolTx;
 
@@ -27,10 +28,82 @@ pub struct TxReceipt {
     /// Return data, or revert data when it reverted.
     pub output: Bytes,
     /// Why it halted (out of gas, invalid opcode…), when it did.
-    pub halt_reason: Option<String>,
+    pub halt_reason: Option<Halt>,
     /// What the inference precompile answered to each of its calls, in call
     /// order (PROTOCOL.md B6: every replay serves these, never a fresh run).
     pub inference: Vec<InferenceRecord>,
+}
+
+/// Why the EVM halted a transaction instead of returning or reverting.
+///
+/// The variants keep revm's names for its reasons ([`Halt::name`]), which is
+/// how state dumps store them; [`Display`](std::fmt::Display) gives the
+/// message a client reads (`out of gas`, `invalid opcode`…).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Halt {
+    /// Out of gas, in one of revm's ways (`Basic`, `Memory`…).
+    OutOfGas(OutOfGasError),
+    /// An opcode that is not defined.
+    OpcodeNotFound,
+    /// The designated invalid instruction `0xFE`.
+    InvalidFEOpcode,
+    /// A value popped from an empty stack.
+    StackUnderflow,
+    /// A created contract's code exceeds the size limit (EIP-170).
+    CreateContractSizeLimit,
+    /// Any other reason, by revm's name for it (`InvalidJump`, `CallTooDeep`…).
+    Other(String),
+}
+
+impl Halt {
+    /// revm's name for the reason (its `Debug` form: `OutOfGas(Basic)`,
+    /// `StackUnderflow`…), as state dumps store it.
+    pub fn name(&self) -> String {
+        match self {
+            Self::OutOfGas(kind) => format!("OutOfGas({kind:?})"),
+            Self::OpcodeNotFound => "OpcodeNotFound".to_owned(),
+            Self::InvalidFEOpcode => "InvalidFEOpcode".to_owned(),
+            Self::StackUnderflow => "StackUnderflow".to_owned(),
+            Self::CreateContractSizeLimit => "CreateContractSizeLimit".to_owned(),
+            Self::Other(name) => name.clone(),
+        }
+    }
+
+    /// The reason [`Halt::name`] names; a name it does not know is
+    /// [`Halt::Other`].
+    pub fn from_name(name: &str) -> Self {
+        let out_of_gas = |kind: &str| match kind {
+            "Basic" => Some(OutOfGasError::Basic),
+            "MemoryLimit" => Some(OutOfGasError::MemoryLimit),
+            "Memory" => Some(OutOfGasError::Memory),
+            "Precompile" => Some(OutOfGasError::Precompile),
+            "InvalidOperand" => Some(OutOfGasError::InvalidOperand),
+            "ReentrancySentry" => Some(OutOfGasError::ReentrancySentry),
+            _ => None,
+        };
+        match name {
+            "OpcodeNotFound" => Self::OpcodeNotFound,
+            "InvalidFEOpcode" => Self::InvalidFEOpcode,
+            "StackUnderflow" => Self::StackUnderflow,
+            "CreateContractSizeLimit" => Self::CreateContractSizeLimit,
+            _ => match name.strip_prefix("OutOfGas(").and_then(|k| k.strip_suffix(')')).and_then(out_of_gas) {
+                Some(kind) => Self::OutOfGas(kind),
+                None => Self::Other(name.to_owned()),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for Halt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::OutOfGas(_) => f.write_str("out of gas"),
+            Self::OpcodeNotFound | Self::InvalidFEOpcode => f.write_str("invalid opcode"),
+            Self::StackUnderflow => f.write_str("stack underflow"),
+            Self::CreateContractSizeLimit => f.write_str("max code size exceeded"),
+            Self::Other(name) => write!(f, "execution halted: {name}"),
+        }
+    }
 }
 
 /// How an inference result reached a transaction at inclusion.
@@ -130,5 +203,32 @@ impl SealedBlock {
         let txs: usize =
             self.transactions.iter().map(|t| alloy_eips::eip2718::Encodable2718::encode_2718_len(&t.envelope)).sum();
         (header + txs + 8) as u64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_halt_keeps_revms_name_through_a_dump_and_reads_as_geth_words() {
+        let halts = [
+            Halt::OutOfGas(OutOfGasError::Basic),
+            Halt::OutOfGas(OutOfGasError::Memory),
+            Halt::OpcodeNotFound,
+            Halt::InvalidFEOpcode,
+            Halt::StackUnderflow,
+            Halt::CreateContractSizeLimit,
+            Halt::Other("InvalidJump".to_owned()),
+        ];
+        for halt in halts {
+            assert_eq!(Halt::from_name(&halt.name()), halt);
+        }
+        assert_eq!(Halt::OutOfGas(OutOfGasError::Basic).name(), "OutOfGas(Basic)");
+        assert_eq!(Halt::from_name("OutOfGas(Sideways)"), Halt::Other("OutOfGas(Sideways)".to_owned()));
+        assert_eq!(Halt::OutOfGas(OutOfGasError::Precompile).to_string(), "out of gas");
+        assert_eq!(Halt::InvalidFEOpcode.to_string(), "invalid opcode");
+        assert_eq!(Halt::CreateContractSizeLimit.to_string(), "max code size exceeded");
+        assert_eq!(Halt::Other("CallTooDeep".to_owned()).to_string(), "execution halted: CallTooDeep");
     }
 }

@@ -19,7 +19,7 @@ use revm::primitives::KECCAK_EMPTY;
 use serde::{Deserialize, Serialize};
 
 use super::reserved::{ReservedRange, check_reservation};
-use super::{BlockUndo, Chain, ChainConfig, Clock, InferenceRecord, PoolTx, SealedBlock, StateDb, TxReceipt};
+use super::{BlockUndo, Chain, ChainConfig, Clock, Halt, InferenceRecord, PoolTx, SealedBlock, StateDb, TxReceipt};
 
 /// The format version of a dump without reserved ranges (older builds read it).
 const DUMP_VERSION: u32 = 1;
@@ -178,7 +178,7 @@ impl StateDump {
                         contract_address: r.contract_address,
                         effective_gas_price: r.effective_gas_price,
                         output: r.output.clone(),
-                        halt_reason: r.halt_reason.clone(),
+                        halt_reason: r.halt_reason.as_ref().map(Halt::name),
                         inference: r.inference.clone(),
                     })
                     .collect(),
@@ -323,7 +323,7 @@ impl StateDump {
                     contract_address: r.contract_address,
                     effective_gas_price: r.effective_gas_price,
                     output: r.output,
-                    halt_reason: r.halt_reason,
+                    halt_reason: r.halt_reason.as_deref().map(Halt::from_name),
                     inference: r.inference,
                 })
                 .collect();

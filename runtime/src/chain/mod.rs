@@ -27,7 +27,7 @@ use revm::state::EvmState;
 
 use self::reserved::ReservedRange;
 pub use accounts::{DEV_MNEMONIC, DevAccount, dev_accounts};
-pub use block::{InferenceRecord, SealedBlock, Served, TxReceipt};
+pub use block::{Halt, InferenceRecord, SealedBlock, Served, TxReceipt};
 pub use dump::{DumpError, StateDump};
 pub use reserved::MAX_RESERVED;
 pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, StateDb, StateView};
@@ -60,18 +60,6 @@ pub struct ChainConfig {
     /// Lift EIP-170's 24 KiB code size limit (and EIP-3860's initcode limit):
     /// test contracts that deploy what they test are often larger.
     pub unlimited_code_size: bool,
-}
-
-impl ChainConfig {
-    /// How transactions of this chain execute.
-    pub fn exec_options(&self, call: bool) -> crate::evm::ExecOptions {
-        crate::evm::ExecOptions {
-            chain_id: self.chain_id,
-            spec: self.spec,
-            call,
-            unlimited_code_size: self.unlimited_code_size,
-        }
-    }
 }
 
 impl Default for ChainConfig {

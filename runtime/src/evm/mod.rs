@@ -1,5 +1,5 @@
 //! revm setup, in one place: the context type every execution uses, the
-//! pluggable precompile set, and an [`Executor`] that runs transactions on a
+//! pluggable precompile set, and the [`Machine`] that runs transactions on a
 //! [`StateView`] without committing (the chain commits what a block builder
 //! hands it).
 //!
@@ -18,7 +18,8 @@ use std::convert::Infallible;
 use std::fmt::Debug;
 
 use alloy_primitives::{Address, Bytes, Log};
-use revm::context::result::{EVMError, ExecutionResult, InvalidTransaction, Output};
+use alloy_sol_types::{ContractError, GenericRevertReason, RevertReason};
+use revm::context::result::{EVMError, ExecutionResult, HaltReason, InvalidTransaction, Output};
 use revm::context::{BlockEnv, CfgEnv, Context, Evm, Journal, JournalEntry, JournalInner, TxEnv};
 use revm::database_interface::WrapDatabaseRef;
 use revm::handler::instructions::EthInstructions;
@@ -29,7 +30,7 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 use revm::{ExecuteEvm, InspectEvm, Inspector};
 
-use crate::chain::StateView;
+use crate::chain::{ChainConfig, Halt, StateView};
 
 pub use trace::{MAX_TRACE_STEPS, TraceError, trace_transaction};
 
@@ -95,21 +96,23 @@ pub struct EvmSetup<'a> {
     pub inspectors: Option<&'a dyn InspectorFactory>,
 }
 
-/// An [`Executor`] with the devnet's inspector when it has one.
+/// The devnet's EVM: runs transactions on a [`StateView`] with the devnet's
+/// precompiles, and its inspector when it has one (a [`MachineWith`] of the
+/// inspector type that fits).
 #[derive(Debug)]
-pub enum DevExecutor {
+pub enum Machine {
     /// No inspector.
-    Plain(Executor<()>),
+    Plain(MachineWith<()>),
     /// With the inspector of an [`InspectorFactory`].
-    Inspected(Executor<DynInspector>),
+    Inspected(MachineWith<DynInspector>),
 }
 
-impl DevExecutor {
-    /// An executor over `view` for `block`, extended by `setup`.
+impl Machine {
+    /// A machine over `view` for `block`, extended by `setup`.
     pub fn new(view: StateView, block: BlockEnv, options: ExecOptions, setup: EvmSetup<'_>, phase: Phase) -> Self {
         match setup.inspectors {
-            None => Self::Plain(Executor::new(view, block, options, setup.precompiles, phase)),
-            Some(factory) => Self::Inspected(Executor::with_inspector(
+            None => Self::Plain(MachineWith::new(view, block, options, setup.precompiles, phase)),
+            Some(factory) => Self::Inspected(MachineWith::with_inspector(
                 view,
                 block,
                 options,
@@ -120,7 +123,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::execute`].
+    /// See [`MachineWith::execute`].
     pub fn execute(&mut self, tx: TxEnv) -> Result<TxOutcome, InvalidTx> {
         match self {
             Self::Plain(e) => e.execute(tx),
@@ -128,7 +131,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::set_call_price`].
+    /// See [`MachineWith::set_call_price`].
     pub fn set_call_price(&mut self, options: ExecOptions, gas_price: u128) {
         match self {
             Self::Plain(e) => e.set_call_price(options, gas_price),
@@ -136,7 +139,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::checkpoint`].
+    /// See [`MachineWith::checkpoint`].
     pub fn checkpoint(&self) -> Checkpoint {
         match self {
             Self::Plain(e) => e.checkpoint(),
@@ -144,7 +147,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::restore`].
+    /// See [`MachineWith::restore`].
     pub fn restore(&mut self, checkpoint: Checkpoint) {
         match self {
             Self::Plain(e) => e.restore(checkpoint),
@@ -152,7 +155,7 @@ impl DevExecutor {
         }
     }
 
-    /// See [`Executor::finish`].
+    /// See [`MachineWith::finish`].
     pub fn finish(self) -> EvmState {
         match self {
             Self::Plain(e) => e.finish(),
@@ -176,6 +179,12 @@ pub struct ExecOptions {
 }
 
 impl ExecOptions {
+    /// How transactions of the chain `config` describes execute; `call` for
+    /// a read-only call.
+    pub fn for_chain(config: &ChainConfig, call: bool) -> Self {
+        Self { chain_id: config.chain_id, spec: config.spec, call, unlimited_code_size: config.unlimited_code_size }
+    }
+
     fn cfg(&self, zero_price: bool) -> CfgEnv {
         let mut cfg = CfgEnv::new_with_spec(self.spec);
         cfg.chain_id = self.chain_id;
@@ -207,7 +216,7 @@ pub struct TxOutcome {
     /// The created contract.
     pub created: Option<Address>,
     /// Why it halted, when it did.
-    pub halt: Option<String>,
+    pub halt: Option<Halt>,
 }
 
 impl TxOutcome {
@@ -230,7 +239,7 @@ impl TxOutcome {
                 logs: Vec::new(),
                 output: Bytes::new(),
                 created: None,
-                halt: Some(format!("{reason:?}")),
+                halt: Some(halt(reason)),
             },
         }
     }
@@ -239,95 +248,143 @@ impl TxOutcome {
     /// `Error(string)` or `Panic(uint256)`, or why the EVM halted.
     pub fn error_message(&self) -> String {
         if let Some(halt) = &self.halt {
-            return halt_message(halt);
+            return halt.to_string();
         }
-        match alloy_sol_types::decode_revert_reason(&self.output) {
-            Some(reason) => {
-                let reason = reason.strip_prefix("revert: ").unwrap_or(&reason).to_owned();
-                format!("execution reverted: {reason}")
-            }
-            None => "execution reverted".to_owned(),
-        }
+        let reason = match GenericRevertReason::decode(&self.output) {
+            Some(RevertReason::ContractError(ContractError::Revert(revert))) => revert.reason().to_owned(),
+            Some(RevertReason::ContractError(ContractError::Panic(panic))) => panic.to_string(),
+            Some(RevertReason::ContractError(ContractError::CustomError(never))) => match never {},
+            Some(RevertReason::RawString(reason)) => reason,
+            None => return "execution reverted".to_owned(),
+        };
+        format!("execution reverted: {reason}")
     }
 }
 
-fn halt_message(halt: &str) -> String {
-    if halt.contains("OutOfGas") {
-        "out of gas".to_owned()
-    } else if halt.contains("OpcodeNotFound") || halt.contains("InvalidFEOpcode") {
-        "invalid opcode".to_owned()
-    } else if halt.contains("StackUnderflow") {
-        "stack underflow".to_owned()
-    } else if halt.contains("CreateContractSizeLimit") {
-        "max code size exceeded".to_owned()
-    } else {
-        format!("execution halted: {halt}")
+/// The receipt's form of why revm halted.
+fn halt(reason: HaltReason) -> Halt {
+    match reason {
+        HaltReason::OutOfGas(kind) => Halt::OutOfGas(kind),
+        HaltReason::OpcodeNotFound => Halt::OpcodeNotFound,
+        HaltReason::InvalidFEOpcode => Halt::InvalidFEOpcode,
+        HaltReason::StackUnderflow => Halt::StackUnderflow,
+        HaltReason::CreateContractSizeLimit => Halt::CreateContractSizeLimit,
+        other => Halt::Other(format!("{other:?}")),
     }
 }
 
-/// A transaction revm refused to execute (nonce, balance, gas limit...).
+/// A transaction revm refused to execute (nonce, balance, gas limit...):
+/// what was wrong, and geth's words for it.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0}")]
-pub struct InvalidTx(pub String);
+#[error("{message}")]
+pub struct InvalidTx {
+    /// What was wrong.
+    pub kind: InvalidTxKind,
+    /// What a client reads (geth's wording where geth has one).
+    pub message: String,
+}
+
+/// What was wrong with a transaction revm refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum InvalidTxKind {
+    /// Its nonce is below the sender's next nonce.
+    NonceTooLow,
+    /// Its nonce is above the sender's next nonce: it may become valid once
+    /// the transactions before it are in.
+    NonceTooHigh,
+    /// The sender cannot pay gas limit × price + value.
+    InsufficientFunds,
+    /// Its gas limit exceeds the block's.
+    ExceedsBlockGasLimit,
+    /// Its fee cap is below the block's base fee.
+    FeeBelowBaseFee,
+    /// Its gas limit is below its intrinsic gas (or the EIP-7623 floor).
+    IntrinsicGasTooLow,
+    /// It names another chain.
+    InvalidChainId,
+    /// Its sender holds code.
+    SenderNotEoa,
+    /// The block environment itself is invalid.
+    Header,
+    /// Anything else revm refuses.
+    Other,
+}
+
+impl InvalidTx {
+    fn new(kind: InvalidTxKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into() }
+    }
+}
 
 fn invalid(error: EVMError<Infallible>) -> InvalidTx {
     match error {
-        EVMError::Transaction(tx) => InvalidTx(invalid_message(&tx)),
-        EVMError::Header(h) => InvalidTx(h.to_string()),
+        EVMError::Transaction(tx) => invalid_transaction(&tx),
+        EVMError::Header(h) => InvalidTx::new(InvalidTxKind::Header, h.to_string()),
         EVMError::Database(never) => match never {},
-        EVMError::Custom(s) => InvalidTx(s),
-        EVMError::CustomAny(e) => InvalidTx(e.to_string()),
+        EVMError::Custom(s) => InvalidTx::new(InvalidTxKind::Other, s),
+        EVMError::CustomAny(e) => InvalidTx::new(InvalidTxKind::Other, e.to_string()),
     }
 }
 
-/// geth's wording for the checks revm performs.
-fn invalid_message(tx: &InvalidTransaction) -> String {
-    match tx {
-        InvalidTransaction::NonceTooLow { tx, state } => format!("nonce too low: next nonce {state}, tx nonce {tx}"),
-        InvalidTransaction::NonceTooHigh { tx, state } => format!("nonce too high: next nonce {state}, tx nonce {tx}"),
-        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
-            format!("insufficient funds for gas * price + value: have {balance} want {fee}")
+/// The kind of each check revm performs, in geth's wording.
+fn invalid_transaction(tx: &InvalidTransaction) -> InvalidTx {
+    use InvalidTxKind as K;
+    let (kind, message) = match tx {
+        InvalidTransaction::NonceTooLow { tx, state } => {
+            (K::NonceTooLow, format!("nonce too low: next nonce {state}, tx nonce {tx}"))
         }
-        InvalidTransaction::CallerGasLimitMoreThanBlock => "exceeds block gas limit".to_owned(),
-        InvalidTransaction::GasPriceLessThanBasefee => "max fee per gas less than block base fee".to_owned(),
+        InvalidTransaction::NonceTooHigh { tx, state } => {
+            (K::NonceTooHigh, format!("nonce too high: next nonce {state}, tx nonce {tx}"))
+        }
+        InvalidTransaction::LackOfFundForMaxFee { fee, balance } => {
+            (K::InsufficientFunds, format!("insufficient funds for gas * price + value: have {balance} want {fee}"))
+        }
+        InvalidTransaction::CallerGasLimitMoreThanBlock => {
+            (K::ExceedsBlockGasLimit, "exceeds block gas limit".to_owned())
+        }
+        InvalidTransaction::GasPriceLessThanBasefee => {
+            (K::FeeBelowBaseFee, "max fee per gas less than block base fee".to_owned())
+        }
         InvalidTransaction::CallGasCostMoreThanGasLimit { initial_gas, gas_limit } => {
-            format!("intrinsic gas too low: gas {gas_limit}, minimum needed {initial_gas}")
+            (K::IntrinsicGasTooLow, format!("intrinsic gas too low: gas {gas_limit}, minimum needed {initial_gas}"))
         }
         InvalidTransaction::GasFloorMoreThanGasLimit { gas_floor, gas_limit } => {
-            format!("intrinsic gas too low: gas {gas_limit}, minimum needed {gas_floor}")
+            (K::IntrinsicGasTooLow, format!("intrinsic gas too low: gas {gas_limit}, minimum needed {gas_floor}"))
         }
-        InvalidTransaction::InvalidChainId => "invalid chain id for signer".to_owned(),
-        InvalidTransaction::RejectCallerWithCode => "sender not an eoa".to_owned(),
-        other => other.to_string(),
-    }
+        InvalidTransaction::InvalidChainId => (K::InvalidChainId, "invalid chain id for signer".to_owned()),
+        InvalidTransaction::RejectCallerWithCode => (K::SenderNotEoa, "sender not an eoa".to_owned()),
+        other => (K::Other, other.to_string()),
+    };
+    InvalidTx { kind, message }
 }
 
-/// A saved [`Executor`] state (see [`Executor::checkpoint`]).
+/// A saved machine state (see [`MachineWith::checkpoint`]).
 #[derive(Debug, Clone)]
 pub struct Checkpoint(JournalInner<JournalEntry>);
 
-/// Runs transactions one after another on a [`StateView`]; each sees the
-/// changes of the ones before it, and nothing reaches the view itself:
-/// [`Executor::finish`] hands back every change for the caller to commit or
-/// drop.
-pub struct Executor<I = ()> {
+/// A [`Machine`] with an inspector of type `I` (`()`: none; the tracer's:
+/// revm's `TracingInspector`). Runs transactions one after another on a
+/// [`StateView`]; each sees the changes of the ones before it, and nothing
+/// reaches the view itself: [`MachineWith::finish`] hands back every change
+/// for the caller to commit or drop.
+pub struct MachineWith<I = ()> {
     evm: DevEvm<I>,
 }
 
-impl<I> Debug for Executor<I> {
+impl<I> Debug for MachineWith<I> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Executor").finish_non_exhaustive()
+        f.debug_struct("MachineWith").finish_non_exhaustive()
     }
 }
 
-impl<I> Drop for Executor<I> {
+impl<I> Drop for MachineWith<I> {
     fn drop(&mut self) {
         frames::give(std::mem::take(&mut self.evm.frame_stack));
     }
 }
 
-impl Executor<()> {
-    /// An executor over `view` for a block `block`.
+impl MachineWith<()> {
+    /// An uninspected machine over `view` for a block `block`.
     pub fn new(
         view: StateView,
         block: BlockEnv,
@@ -335,12 +392,12 @@ impl Executor<()> {
         precompiles: &dyn PrecompileFactory,
         phase: Phase,
     ) -> Self {
-        Executor::with_inspector(view, block, options, precompiles, phase, ())
+        MachineWith::with_inspector(view, block, options, precompiles, phase, ())
     }
 }
 
-impl<I> Executor<I> {
-    /// An executor that reports to `inspector` (tracing).
+impl<I> MachineWith<I> {
+    /// A machine that reports to `inspector` (tracing).
     pub fn with_inspector(
         view: StateView,
         block: BlockEnv,
@@ -366,7 +423,7 @@ impl<I> Executor<I> {
         self.evm.ctx.cfg = options.cfg(gas_price == 0);
     }
 
-    /// Executes `tx`; its changes stay in the executor. An invalid
+    /// Executes `tx`; its changes stay in the machine. An invalid
     /// transaction changes nothing.
     pub fn execute(&mut self, tx: TxEnv) -> Result<TxOutcome, InvalidTx>
     where
@@ -384,7 +441,7 @@ impl<I> Executor<I> {
     }
 
     /// The state after the transactions executed so far, to return to with
-    /// [`Executor::restore`] (the block builder undoes a deferred transaction
+    /// [`MachineWith::restore`] (the block builder undoes a deferred transaction
     /// this way). Costs a copy of every account the block has touched.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint(self.evm.ctx.journaled_state.inner.clone())

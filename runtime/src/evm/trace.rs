@@ -10,7 +10,7 @@ use revm::context::{BlockEnv, TxEnv};
 use revm::interpreter::{CallInputs, CallOutcome, CreateInputs, CreateOutcome, Interpreter};
 use revm_inspectors::tracing::{TracingInspector, TracingInspectorConfig};
 
-use super::{ExecOptions, Executor, InvalidTx, Phase, PrecompileFactory};
+use super::{ExecOptions, InvalidTx, MachineWith, Phase, PrecompileFactory};
 use crate::chain::StateView;
 
 /// Why a trace could not be produced.
@@ -141,12 +141,12 @@ pub fn trace_transaction(
         _ => MAX_TRACE_STEPS,
     };
     let inspector = Bounded::new(TracingInspector::new(config), keep);
-    let mut executor = Executor::with_inspector(view, block, options, precompiles, Phase::Replay, inspector);
+    let mut machine = MachineWith::with_inspector(view, block, options, precompiles, Phase::Replay, inspector);
     for tx in before {
-        executor.execute(tx)?;
+        machine.execute(tx)?;
     }
-    let outcome = executor.inspect(target)?;
-    let bounded = executor.inspector();
+    let outcome = machine.inspect(target)?;
+    let bounded = machine.inspector();
     if bounded.over {
         return Err(TraceError::TooLarge);
     }

@@ -64,7 +64,7 @@ sol! {
     struct ModelInferenceRequest {
         /// `VANILLA = 0`, `ZK = 1`, `TEE = 2` (see [`InferenceMode`]).
         uint8 mode;
-        /// The model's id in the hub (see [`super::registry::ModelId`]).
+        /// The model's id in the hub (see [`nml_protocol::ModelId`]).
         string modelCID;
         /// The input tensors.
         ModelInput input;

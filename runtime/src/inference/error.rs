@@ -5,6 +5,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use nml_protocol::InvalidModelId;
+
 /// An inference that failed, or a model or runtime that could not be set up.
 ///
 /// Cloneable, so that one failed run can answer every transaction that made
@@ -195,6 +197,12 @@ pub enum InferenceError {
         /// Why not, and what to do.
         reason: String,
     },
+}
+
+impl From<InvalidModelId> for InferenceError {
+    fn from(e: InvalidModelId) -> Self {
+        Self::InvalidModelId { id: e.id, reason: InvalidModelId::EXPECTED.to_owned() }
+    }
 }
 
 fn format_duration(d: Duration) -> String {

@@ -14,17 +14,25 @@
 //!    or revert with the error's message ([`InferenceError`] displays as a
 //!    readable reason that names the model and the tensor).
 //!
-//! The ONNX executor is [`OnnxExecutor`]; its models live in a
-//! [`ModelRegistry`].
+//! Model ids and element types are the vocabulary shared with the compiler
+//! (`nml-protocol`). The modules, each using only the ones before it:
+//! [`error`], [`abi`], [`tensor`] (TensorLib ↔ typed tensors), [`executor`]
+//! (the backend-independent [`Executor`] and [`SessionFactory`] traits),
+//! [`registry`] (models by id, loaded through a `SessionFactory`) and
+//! [`onnx`], the ONNX Runtime backend: [`OnnxExecutor`], whose models live
+//! in a [`ModelRegistry`].
 
 pub mod abi;
 pub mod error;
 pub mod executor;
+pub mod onnx;
 pub mod registry;
 pub mod tensor;
 
 pub use abi::{InferenceCall, InferenceMode, ModelInferenceRequest, ModelInput, ModelOutput, request_id};
 pub use error::InferenceError;
-pub use executor::{DEFAULT_TIMEOUT, Device, Executor, GraphOptimization, OnnxConfig, OnnxExecutor, Timed};
-pub use registry::{ModelId, ModelIdForm, ModelInfo, ModelRegistry};
-pub use tensor::{Dim, ElementType, ModelSignature, TensorSpec};
+pub use executor::{DEFAULT_TIMEOUT, Executor, SessionFactory, Timed};
+pub use nml_protocol::ModelId;
+pub use onnx::{Device, GraphOptimization, ModelRegistry, OnnxConfig, OnnxExecutor};
+pub use registry::{ModelInfo, Registry};
+pub use tensor::{ModelSignature, TensorSpec};

@@ -1,157 +1,25 @@
 //! The models a node serves: id → ONNX bytes, file and signature, with the
-//! pool of ONNX Runtime sessions that runs each.
+//! pool of sessions that runs each.
 //!
 //! A model is registered under an id given by the user (an IPFS CIDv0, a
 //! CIDv1 or a Walrus blob id, the forms the model hub uses) or, without one,
-//! under the CIDv1 derived from its bytes — the same id the compiler gives a
-//! `model` declaration without an explicit id, so a compiled contract finds
-//! the model that sits next to it.
+//! under the CIDv1 derived from its bytes ([`ModelId::derive`]) — the same id
+//! the compiler gives a `model` declaration without an explicit id, so a
+//! compiled contract finds the model that sits next to it.
+//!
+//! The registry loads models through a [`SessionFactory`], so it knows
+//! nothing of the backend that runs them.
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
-use ort::session::Session;
-use sha2::{Digest, Sha256};
+use nml_protocol::ModelId;
 
 use super::error::InferenceError;
 use super::executor::SessionFactory;
 use super::tensor::ModelSignature;
-
-/// Which form a [`ModelId`] has.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-pub enum ModelIdForm {
-    /// IPFS CIDv0: `Qm` + 44 base58btc characters.
-    CidV0,
-    /// IPFS CIDv1 in base32 (`b…`).
-    CidV1,
-    /// A Walrus blob id: 43 characters of url-safe base64.
-    Walrus,
-}
-
-/// A model id in one of the forms the model hub accepts; valid by
-/// construction ([`ModelId::parse`], [`ModelId::derive`]).
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct ModelId(String);
-
-const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
-impl ModelId {
-    /// Checks `id` against the accepted forms.
-    pub fn parse(id: &str) -> Result<Self, InferenceError> {
-        match form(id) {
-            Some(_) => Ok(Self(id.to_owned())),
-            None => Err(InferenceError::InvalidModelId {
-                id: id.to_owned(),
-                reason: "expected an IPFS CIDv0 (`Qm` + 44 base58 characters), a CIDv1 in base32 (`b…`) or a Walrus blob id (43 characters of url-safe base64)".to_owned(),
-            }),
-        }
-    }
-
-    /// The CIDv1 of a file's bytes: raw codec, sha2-256, base32 —
-    /// `b` + base32lower(0x01 0x55 0x12 0x20 ‖ sha256(bytes)), what
-    /// `ipfs add --cid-version 1 --raw-leaves` gives for a single-block file.
-    ///
-    /// This must equal what the compiler derives (`nml_compiler::sema::cid::derive`).
-    /// The runtime does not depend on the compiler, so these few lines are
-    /// repeated here; `tests/inference_registry.rs` pins both to the same strings.
-    pub fn derive(bytes: &[u8]) -> Self {
-        let digest = Sha256::digest(bytes);
-        let mut cid = vec![0x01, 0x55, 0x12, 0x20];
-        cid.extend_from_slice(&digest);
-        Self(format!("b{}", base32_encode(&cid)))
-    }
-
-    /// The id's form.
-    pub fn form(&self) -> ModelIdForm {
-        form(&self.0).unwrap_or(ModelIdForm::CidV1)
-    }
-
-    /// The id as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ModelId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl FromStr for ModelId {
-    type Err = InferenceError;
-
-    fn from_str(s: &str) -> Result<Self, InferenceError> {
-        Self::parse(s)
-    }
-}
-
-impl TryFrom<String> for ModelId {
-    type Error = InferenceError;
-
-    fn try_from(s: String) -> Result<Self, InferenceError> {
-        Self::parse(&s)
-    }
-}
-
-impl From<ModelId> for String {
-    fn from(id: ModelId) -> Self {
-        id.0
-    }
-}
-
-/// The form of `id`, tried in the compiler's order (`sema::cid::form`), so
-/// that both classify every id alike.
-fn form(id: &str) -> Option<ModelIdForm> {
-    if id.len() == 46 && id.starts_with("Qm") && id.bytes().all(|c| BASE58.contains(&c)) {
-        return Some(ModelIdForm::CidV0);
-    }
-    if id.len() == 43 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
-        return Some(ModelIdForm::Walrus);
-    }
-    let bytes = base32_decode(id.strip_prefix('b')?)?;
-    // Version 1, then a codec and a multihash of at least a few bytes.
-    (bytes.len() >= 4 && bytes[0] == 1).then_some(ModelIdForm::CidV1)
-}
-
-fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(BASE32[((buffer >> bits) & 31) as usize] as char);
-        }
-        buffer &= (1 << bits) - 1;
-    }
-    if bits > 0 {
-        out.push(BASE32[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
-fn base32_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 5 / 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = BASE32.iter().position(|&x| x == c)? as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-        buffer &= (1 << bits) - 1;
-    }
-    Some(out)
-}
 
 /// What a node knows of a registered model.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -167,16 +35,16 @@ pub struct ModelInfo {
 }
 
 /// A registered model with its idle sessions.
-pub(crate) struct LoadedModel {
+pub(crate) struct LoadedModel<S> {
     pub(crate) info: ModelInfo,
     bytes: Arc<[u8]>,
-    idle: Mutex<Vec<Session>>,
+    idle: Mutex<Vec<S>>,
 }
 
-impl LoadedModel {
+impl<S> LoadedModel<S> {
     /// An idle session, or a new one when all are busy. The pool grows to the
     /// number of workers that run this model at once and no further.
-    pub(crate) fn checkout(&self, factory: &SessionFactory) -> Result<Session, InferenceError> {
+    pub(crate) fn checkout<F: SessionFactory<Session = S>>(&self, factory: &F) -> Result<S, InferenceError> {
         let idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner).pop();
         match idle {
             Some(session) => Ok(session),
@@ -185,26 +53,26 @@ impl LoadedModel {
     }
 
     /// Returns a session to the pool.
-    pub(crate) fn checkin(&self, session: Session) {
+    pub(crate) fn checkin(&self, session: S) {
         self.idle.lock().unwrap_or_else(PoisonError::into_inner).push(session);
     }
 }
 
-/// The models a node serves, by id. Thread-safe: models can be added while
-/// others run.
-pub struct ModelRegistry {
-    factory: Arc<SessionFactory>,
-    models: RwLock<BTreeMap<ModelId, Arc<LoadedModel>>>,
+/// The models a node serves, by id, loaded by `F`. Thread-safe: models can
+/// be added while others run.
+pub struct Registry<F: SessionFactory> {
+    factory: Arc<F>,
+    models: RwLock<BTreeMap<ModelId, Arc<LoadedModel<F::Session>>>>,
 }
 
-impl fmt::Debug for ModelRegistry {
+impl<F: SessionFactory> fmt::Debug for Registry<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ModelRegistry").field("models", &self.list()).finish_non_exhaustive()
+        f.debug_struct("Registry").field("models", &self.list()).finish_non_exhaustive()
     }
 }
 
-impl ModelRegistry {
-    pub(crate) fn new(factory: Arc<SessionFactory>) -> Self {
+impl<F: SessionFactory> Registry<F> {
+    pub(crate) fn new(factory: Arc<F>) -> Self {
         Self { factory, models: RwLock::new(BTreeMap::new()) }
     }
 
@@ -217,7 +85,7 @@ impl ModelRegistry {
         self.insert(bytes, id, None)
     }
 
-    /// Registers the ONNX file at `path`; see [`ModelRegistry::register`].
+    /// Registers the ONNX file at `path`; see [`Registry::register`].
     pub fn register_file(&self, path: &Path, id: Option<&str>) -> Result<ModelInfo, InferenceError> {
         let bytes = std::fs::read(path)
             .map_err(|e| InferenceError::ReadModel { path: path.to_path_buf(), reason: e.to_string() })?;
@@ -265,7 +133,7 @@ impl ModelRegistry {
     /// A new session of the model with the executor's settings, outside the
     /// pool: for benchmarks that compare a bare `Session::run` with the
     /// executor.
-    pub fn new_session(&self, id: &ModelId) -> Result<Session, InferenceError> {
+    pub fn new_session(&self, id: &ModelId) -> Result<F::Session, InferenceError> {
         let model = self.loaded(id)?;
         self.factory.create(id, &model.bytes)
     }
@@ -279,12 +147,12 @@ impl ModelRegistry {
         Some(idle)
     }
 
-    pub(crate) fn loaded(&self, id: &ModelId) -> Result<Arc<LoadedModel>, InferenceError> {
+    pub(crate) fn loaded(&self, id: &ModelId) -> Result<Arc<LoadedModel<F::Session>>, InferenceError> {
         let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
         models.get(id).cloned().ok_or_else(|| InferenceError::UnknownModel { model: id.to_string() })
     }
 
-    pub(crate) fn factory(&self) -> &SessionFactory {
+    pub(crate) fn factory(&self) -> &F {
         &self.factory
     }
 

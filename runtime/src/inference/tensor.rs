@@ -37,95 +37,13 @@
 use std::fmt::{self, Write as _};
 
 use half::{bf16, f16};
+use nml_protocol::{Dim, ElementType, ModelId, ShapeDisplay};
 
 use super::abi::{ModelInput, ModelOutput, MultiDimensionalNumberTensor, Number, StringTensor};
 use super::error::InferenceError;
-use super::registry::ModelId;
 
 /// The decimals of every float output.
 pub const FLOAT_DECIMALS: i128 = 18;
-
-/// The element types a TensorLib tensor converts to and from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum ElementType {
-    /// IEEE half precision.
-    Float16,
-    /// bfloat16.
-    BFloat16,
-    /// IEEE single precision.
-    Float32,
-    /// IEEE double precision.
-    Float64,
-    /// Signed 8-bit integer.
-    Int8,
-    /// Signed 16-bit integer.
-    Int16,
-    /// Signed 32-bit integer.
-    Int32,
-    /// Signed 64-bit integer.
-    Int64,
-    /// Unsigned 8-bit integer.
-    Uint8,
-    /// Unsigned 16-bit integer.
-    Uint16,
-    /// Unsigned 32-bit integer.
-    Uint32,
-    /// Unsigned 64-bit integer.
-    Uint64,
-    /// Boolean.
-    Bool,
-    /// UTF-8 string.
-    String,
-}
-
-impl ElementType {
-    /// The name used in messages and in `nml models list`.
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Float16 => "float16",
-            Self::BFloat16 => "bfloat16",
-            Self::Float32 => "float32",
-            Self::Float64 => "float64",
-            Self::Int8 => "int8",
-            Self::Int16 => "int16",
-            Self::Int32 => "int32",
-            Self::Int64 => "int64",
-            Self::Uint8 => "uint8",
-            Self::Uint16 => "uint16",
-            Self::Uint32 => "uint32",
-            Self::Uint64 => "uint64",
-            Self::Bool => "bool",
-            Self::String => "string",
-        }
-    }
-}
-
-impl fmt::Display for ElementType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// One dimension of a graph input or output.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(untagged)]
-pub enum Dim {
-    /// A fixed size.
-    Fixed(u64),
-    /// Any size; the graph may name it (`N`, `batch`).
-    Symbolic(Option<String>),
-}
-
-impl fmt::Display for Dim {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::Fixed(n) => write!(f, "{n}"),
-            Self::Symbolic(Some(name)) => f.write_str(name),
-            Self::Symbolic(None) => f.write_str("?"),
-        }
-    }
-}
 
 /// A graph input or output: name, element type and shape.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -384,21 +302,6 @@ fn parse_decimal<F: std::str::FromStr + Default>(n: &Number) -> F {
     };
     // The text is always a valid float literal.
     text.parse().unwrap_or_default()
-}
-
-struct ShapeDisplay<'a, T>(&'a [T]);
-
-impl<T: fmt::Display> fmt::Display for ShapeDisplay<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_char('[')?;
-        for (i, d) in self.0.iter().enumerate() {
-            if i > 0 {
-                f.write_str(", ")?;
-            }
-            write!(f, "{d}")?;
-        }
-        f.write_char(']')
-    }
 }
 
 /// Matches a request's tensors to the graph's inputs and converts them, in

@@ -11,7 +11,7 @@ use revm::primitives::KECCAK_EMPTY;
 use revm::state::EvmState;
 
 use crate::chain::{InferenceRecord, NextBlock, PoolTx, StateView, TxReceipt};
-use crate::evm::{Checkpoint, DevExecutor, EvmSetup, ExecOptions, Executor, InvalidTx, Phase, TxOutcome};
+use crate::evm::{Checkpoint, EvmSetup, ExecOptions, InvalidTx, InvalidTxKind, Machine, MachineWith, Phase, TxOutcome};
 
 /// What the pre-execution stage decided for a batch.
 #[derive(Debug, Clone, Default)]
@@ -36,7 +36,7 @@ pub struct PreIncluded {
     pub tx: B256,
     /// What executing it did.
     pub outcome: TxOutcome,
-    /// The executor's state after it.
+    /// The machine's state after it.
     pub state: Checkpoint,
     /// The inference records for its receipt.
     pub records: Vec<InferenceRecord>,
@@ -135,14 +135,14 @@ impl StageContext<'_> {
     /// Executes `txs` in order on the head state, in [`Phase::Simulation`];
     /// nothing is kept.
     pub fn simulate(&self, txs: &[Arc<PoolTx>]) -> Vec<Result<TxOutcome, InvalidTx>> {
-        let mut executor = Executor::new(
+        let mut machine = MachineWith::new(
             self.view.clone(),
             self.next.block_env(),
             self.options,
             self.evm.precompiles,
             Phase::Simulation,
         );
-        txs.iter().map(|tx| executor.execute(tx.tx_env())).collect()
+        txs.iter().map(|tx| machine.execute(tx.tx_env())).collect()
     }
 
     /// Executes `tx` alone on the head state in [`Phase::Simulation`], as the
@@ -152,7 +152,7 @@ impl StageContext<'_> {
         self.simulate_alone_keeping(tx).0
     }
 
-    /// [`StageContext::simulate_alone`], and the executor's state after it.
+    /// [`StageContext::simulate_alone`], and the machine's state after it.
     pub fn simulate_alone_keeping(&self, tx: &PoolTx) -> (Result<TxOutcome, InvalidTx>, Checkpoint) {
         self.simulate_alone_with(tx, self.evm.precompiles)
     }
@@ -167,10 +167,9 @@ impl StageContext<'_> {
     ) -> (Result<TxOutcome, InvalidTx>, Checkpoint) {
         let options = ExecOptions { call: true, ..self.options };
         let setup = EvmSetup { precompiles, inspectors: self.evm.inspectors };
-        let mut executor =
-            DevExecutor::new(self.view.clone(), self.next.block_env(), options, setup, Phase::Simulation);
-        let outcome = executor.execute(tx.tx_env());
-        (outcome, executor.checkpoint())
+        let mut machine = Machine::new(self.view.clone(), self.next.block_env(), options, setup, Phase::Simulation);
+        let outcome = machine.execute(tx.tx_env());
+        (outcome, machine.checkpoint())
     }
 
     /// Whether a simulation of `tx` alone on the head state executes it
@@ -249,7 +248,7 @@ impl BlockBuilder<'_> {
         };
         let mut deferred = prepared.defer;
         let mut dropped: Vec<(B256, String)> = prepared.drop.into_iter().map(|(tx, why)| (tx.hash, why)).collect();
-        let mut executor = DevExecutor::new(head.view.clone(), next.block_env(), options, self.evm, Phase::Inclusion);
+        let mut machine = Machine::new(head.view.clone(), next.block_env(), options, self.evm, Phase::Inclusion);
         let mut included = Vec::with_capacity(prepared.include.len());
         let mut receipts: Vec<TxReceipt> = Vec::with_capacity(prepared.include.len());
         let mut cumulative = 0u64;
@@ -266,19 +265,19 @@ impl BlockBuilder<'_> {
             }
             let (result, inclusion, checkpoint) = match pre {
                 Some(pre) => {
-                    executor.restore(pre.state);
+                    machine.restore(pre.state);
                     (Ok(pre.outcome), Inclusion::Keep(pre.records), None)
                 }
                 None => {
-                    let checkpoint = self.stage.begin_inclusion(&tx).then(|| executor.checkpoint());
-                    let result = executor.execute(tx.tx_env());
+                    let checkpoint = self.stage.begin_inclusion(&tx).then(|| machine.checkpoint());
+                    let result = machine.execute(tx.tx_env());
                     (result, self.stage.end_inclusion(&tx), checkpoint)
                 }
             };
             match (result, inclusion) {
                 (Ok(_), Inclusion::Defer) => {
                     if let Some(checkpoint) = checkpoint {
-                        executor.restore(checkpoint);
+                        machine.restore(checkpoint);
                     }
                     skipped_senders.push(tx.sender);
                     deferred.push(tx);
@@ -300,14 +299,14 @@ impl BlockBuilder<'_> {
                     });
                     included.push(tx);
                 }
-                (Err(InvalidTx(why)), _) if why.starts_with("nonce too high") => {
+                (Err(InvalidTx { kind: InvalidTxKind::NonceTooHigh, .. }), _) => {
                     skipped_senders.push(tx.sender);
                     deferred.push(tx);
                 }
-                (Err(InvalidTx(why)), _) => dropped.push((tx.hash, why)),
+                (Err(InvalidTx { message, .. }), _) => dropped.push((tx.hash, message)),
             }
         }
-        let changes = executor.finish();
+        let changes = machine.finish();
         Built { next: next.clone(), transactions: included, receipts, changes, deferred, dropped }
     }
 }

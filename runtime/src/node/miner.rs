@@ -27,7 +27,7 @@ use tokio::sync::broadcast;
 
 use super::Inner;
 use crate::chain::{ChainError, PoolTx, SealedBlock};
-use crate::evm::{EvmSetup, InspectorFactory, PrecompileFactory};
+use crate::evm::{EvmSetup, ExecOptions, InspectorFactory, PrecompileFactory};
 use crate::mempool::{BlockBuilder, Head, InferenceWait, PreExecution};
 
 /// The most blocks one automine pass builds (a pass ends when the pool has
@@ -174,7 +174,7 @@ impl Engine {
                 let head = Head {
                     view: chain.latest(),
                     next: chain.pending_block(),
-                    options: chain.config().exec_options(false),
+                    options: ExecOptions::for_chain(chain.config(), false),
                 };
                 (inner.epoch, head, batch)
             };

@@ -16,7 +16,7 @@ use revm::context::TxEnv;
 use super::convert::{rpc_block, rpc_logs, rpc_receipt, rpc_transaction};
 use super::{DEFAULT_PRIORITY_FEE, Devnet, NodeError};
 use crate::chain::{Chain, ChainError, NextBlock, Overlay, PoolTx, StateView};
-use crate::evm::{DevExecutor, Phase, TxOutcome, trace_transaction};
+use crate::evm::{ExecOptions, Machine, Phase, TxOutcome, trace_transaction};
 use crate::mempool::PoolContent;
 
 /// The most built blocks one `eth_getLogs` may scan.
@@ -179,13 +179,13 @@ impl Devnet {
             } else {
                 c.block_env_of(number).ok_or(ChainError::UnknownBlock(number))?
             };
-            let options = c.config().exec_options(true);
+            let options = ExecOptions::for_chain(c.config(), true);
             Ok((view, env, options))
         })?;
         let tx = call_env(request, &env, gas, &view, options.chain_id);
-        let mut executor = DevExecutor::new(view, env.block_env(), options, self.evm_setup(), Phase::Call);
-        executor.set_call_price(options, tx.gas_price);
-        executor.execute(tx).map_err(|e| NodeError::Failed(e.0))
+        let mut machine = Machine::new(view, env.block_env(), options, self.evm_setup(), Phase::Call);
+        machine.set_call_price(options, tx.gas_price);
+        machine.execute(tx).map_err(|e| NodeError::Failed(e.message))
     }
 
     /// The gas `request` needs (`eth_estimateGas`): a binary search over the
@@ -288,7 +288,7 @@ impl Devnet {
                 c.transaction(&hash).ok_or_else(|| NodeError::Failed(format!("transaction {hash} not found")))?;
             let view = c.view_at(block.number() - 1)?;
             let env = c.block_env_of(block.number()).ok_or(ChainError::UnknownBlock(block.number()))?;
-            let options = c.config().exec_options(false);
+            let options = ExecOptions::for_chain(c.config(), false);
             let before: Vec<TxEnv> = block.transactions[..index].iter().map(|t| t.tx_env()).collect();
             Ok((view, env, options, before, block.transactions[index].tx_env()))
         })?;

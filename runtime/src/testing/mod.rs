@@ -17,9 +17,10 @@ use std::time::{Duration, Instant};
 use alloy_dyn_abi::{DynSolType, DynSolValue};
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_rpc_types_eth::TransactionRequest;
+use alloy_sol_types::{ContractError, GenericContractError, SolInterface};
 use serde::Serialize;
 
-use crate::chain::{InferenceRecord, TxReceipt};
+use crate::chain::{Halt, InferenceRecord, TxReceipt};
 use crate::node::{Devnet, NodeError};
 use cheatcodes::{CheatState, CheatcodesFactory, GasCall};
 
@@ -91,10 +92,11 @@ impl TestContract {
         if data.is_empty() {
             return "reverted without a reason".to_owned();
         }
-        if let Some(reason) = alloy_sol_types::decode_revert_reason(data)
-            && !reason.starts_with("custom error")
-        {
-            return reason.strip_prefix("revert: ").unwrap_or(&reason).to_owned();
+        match GenericContractError::abi_decode(data) {
+            Ok(ContractError::Revert(revert)) => return revert.reason().to_owned(),
+            Ok(ContractError::Panic(panic)) => return panic.to_string(),
+            Ok(ContractError::CustomError(never)) => match never {},
+            Err(_) => {}
         }
         if let Some(selector) = data.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok())
             && let Some((name, types)) = self.errors.get(&selector)
@@ -104,6 +106,10 @@ impl TestContract {
                 let args: Vec<String> = values.iter().map(format_value).collect();
                 return format!("{name}({})", args.join(", "));
             }
+        }
+        // A bare string (Vyper's reverts).
+        if let Ok(reason) = std::str::from_utf8(data) {
+            return reason.to_owned();
         }
         format!("reverted with 0x{}", alloy_primitives::hex::encode(data))
     }
@@ -211,7 +217,7 @@ impl Default for RunConfig {
 }
 
 /// A test contract deployed and set up, ready to fork for each test.
-struct Prepared<'a> {
+struct Deployed<'a> {
     contract: &'a TestContract,
     base: Result<(Devnet, Address, CheatState), String>,
 }
@@ -231,14 +237,13 @@ pub fn run(
         .collect();
     let jobs = config.jobs.max(1);
     // Deploy and set up every contract, in parallel.
-    let prepared: Vec<Prepared<'_>> =
-        parallel(&contracts, jobs, |c| Prepared { contract: c, base: prepare(c, devnet) })
-            .into_iter()
-            .zip(&contracts)
-            .map(|(p, c)| p.unwrap_or_else(|| Prepared { contract: c, base: Err(PANICKED.to_owned()) }))
-            .collect();
+    let deployed: Vec<Deployed<'_>> = parallel(&contracts, jobs, |c| Deployed { contract: c, base: deploy(c, devnet) })
+        .into_iter()
+        .zip(&contracts)
+        .map(|(p, c)| p.unwrap_or_else(|| Deployed { contract: c, base: Err(PANICKED.to_owned()) }))
+        .collect();
     // Then every test on its own fork, in parallel.
-    let work: Vec<(&Prepared<'_>, &str)> = prepared
+    let work: Vec<(&Deployed<'_>, &str)> = deployed
         .iter()
         .flat_map(|p| {
             p.contract.tests().into_iter().filter(|t| select(&p.contract.name, test_name(t))).map(move |t| (p, t))
@@ -299,7 +304,7 @@ fn test_name(signature: &str) -> &str {
     signature.strip_suffix("()").unwrap_or(signature)
 }
 
-fn prepare(
+fn deploy(
     contract: &TestContract,
     devnet: &dyn Fn() -> Result<Devnet, NodeError>,
 ) -> Result<(Devnet, Address, CheatState), String> {
@@ -326,12 +331,12 @@ fn prepare(
     Ok((devnet, address, cheats.state()))
 }
 
-fn run_one(prepared: &Prepared<'_>, signature: &str) -> TestResult {
+fn run_one(deployed: &Deployed<'_>, signature: &str) -> TestResult {
     let started = Instant::now();
-    let contract = prepared.contract;
+    let contract = deployed.contract;
     let name = test_name(signature).to_owned();
     let mut result = TestResult { outcome: Outcome::Pass, ..failed(contract, signature, "") };
-    let (base, address, cheat_state) = match &prepared.base {
+    let (base, address, cheat_state) = match &deployed.base {
         Ok(base) => base,
         Err(reason) => {
             result.outcome = Outcome::Fail { reason: reason.clone() };
@@ -377,10 +382,10 @@ fn run_one(prepared: &Prepared<'_>, signature: &str) -> TestResult {
 
 fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {
     match &receipt.halt_reason {
-        Some(halt) if halt.contains("OutOfGas") => {
+        Some(Halt::OutOfGas(_)) => {
             format!("ran out of gas (the test gas limit is {TEST_GAS_LIMIT}): does it end?")
         }
-        Some(halt) => format!("the EVM halted: {halt}"),
+        Some(halt) => format!("the EVM halted: {}", halt.name()),
         None => contract.describe_revert(&receipt.output),
     }
 }
@@ -404,4 +409,29 @@ fn send(devnet: &Devnet, from: Address, to: Option<Address>, input: Bytes) -> Re
         request = request.to(to);
     }
     devnet.send_transaction(request).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_sol_types::{Panic, Revert, SolError};
+
+    use super::*;
+
+    #[test]
+    fn a_revert_reads_as_its_reason_its_panic_its_custom_error_or_its_bytes() {
+        let abi = serde_json::json!({
+            "abi": [{"type": "error", "name": "Unauthorized", "inputs": [{"name": "who", "type": "address"}]}],
+            "bytecode": {"object": "00"},
+        });
+        let contract = TestContract::from_artifact("T", "test/T.t.sol", &abi).expect("an artifact");
+        assert_eq!(contract.describe_revert(&Revert::from("no").abi_encode()), "no");
+        let panic = Panic { code: alloy_primitives::U256::from(0x11) }.abi_encode();
+        assert_eq!(contract.describe_revert(&panic), "panic: arithmetic underflow or overflow (0x11)");
+        let mut custom = keccak256("Unauthorized(address)")[..4].to_vec();
+        custom.extend_from_slice(&[0; 32]);
+        assert_eq!(contract.describe_revert(&custom), format!("Unauthorized({})", Address::ZERO));
+        assert_eq!(contract.describe_revert(b"bare"), "bare");
+        assert_eq!(contract.describe_revert(&[0xff, 0xfe]), "reverted with 0xfffe");
+        assert_eq!(contract.describe_revert(&[]), "reverted without a reason");
+    }
 }
