@@ -1,10 +1,12 @@
 //! PIPE, the inference mempool (PROTOCOL.md part B): the inference precompile
 //! at 0x…F4 and the pre-execution stage that shares its state.
 //!
-//! The rooms: this file holds [`Pipe`] and how it answers a request in each
-//! [`Phase`]; `store` the results by request id and the claims on running
-//! ones; `stage` the pre-execution stage (simulation, dispatch, inclusion);
-//! `precompile` the precompile set the EVMs run.
+//! The rooms, each using only the ones before it (and [`Pipe`]): `gas`, what
+//! a request costs; `store`, the results by request id and the claims on
+//! running ones; `precompile`, the precompile sets the EVMs run and what a
+//! simulation met; `stage`, the pre-execution stage (simulation, dispatch,
+//! inclusion). This file holds [`Pipe`] and how it answers a request in each
+//! [`Phase`].
 //!
 //! How a block with inference is built:
 //!
@@ -48,6 +50,7 @@
 //! in the background, and the stage wakes the miner when they are done (its
 //! rounds are counted across blocks). `evm_mine` waits for them.
 
+mod gas;
 mod precompile;
 mod stage;
 mod store;
@@ -70,11 +73,12 @@ use crate::evm::{Phase, PrecompileFactory};
 use crate::inference::abi::runModelInferenceCall;
 use crate::inference::{Executor, InferenceCall, ModelInferenceRequest, ModelOutput, Timed, request_id};
 
-pub use precompile::{GAS_BASE, GAS_PER_ELEMENT, INFERENCE_PRECOMPILE, request_gas};
+pub use gas::{GAS_BASE, GAS_PER_ELEMENT, request_gas};
+pub use precompile::INFERENCE_PRECOMPILE;
 pub(crate) use store::revert_reason;
 
+use precompile::Met;
 use precompile::{InferencePrecompiles, no_llm, out_of_gas, result};
-use stage::Met;
 use store::{Answer, Claim, Claims, Known, Shared, unavailable};
 
 /// What the block builder does with a request met at inclusion that was not

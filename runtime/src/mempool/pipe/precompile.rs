@@ -1,10 +1,9 @@
-//! The inference precompile at 0x…F4 as the EVMs see it: its gas, its
-//! answers, and the precompile sets (Ethereum's plus 0x…F4) the devnet and
+//! The inference precompile at 0x…F4 as the EVMs see it: its answers, and the precompile sets (Ethereum's plus 0x…F4) the devnet and
 //! each simulation install.
 
 use std::sync::{Arc, Weak};
 
-use alloy_primitives::{Address, Bytes, address};
+use alloy_primitives::{Address, B256, Bytes, address};
 use alloy_sol_types::{Revert, SolError};
 use parking_lot::Mutex;
 use revm::handler::{EthPrecompiles, PrecompileProvider};
@@ -13,28 +12,13 @@ use revm::primitives::AddressSet;
 use revm::primitives::hardfork::SpecId;
 
 use super::Pipe;
-use super::stage::Met;
+use super::gas::GAS_BASE;
 use super::store::Answer;
 use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
 use crate::inference::ModelInferenceRequest;
 
 /// The inference precompile's address (PROTOCOL.md A1).
 pub const INFERENCE_PRECOMPILE: Address = address!("00000000000000000000000000000000000000F4");
-
-/// Gas of every call to the inference precompile.
-pub const GAS_BASE: u64 = 20_000;
-
-/// Gas per input tensor element (number or string) of a model request.
-pub const GAS_PER_ELEMENT: u64 = 50;
-
-/// The gas a model request costs: [`GAS_BASE`] plus [`GAS_PER_ELEMENT`] per
-/// input element. It depends on the input only, so a simulation and the
-/// inclusion of the same request cost the same.
-pub fn request_gas(request: &ModelInferenceRequest) -> u64 {
-    let numbers: usize = request.input.numbers.iter().map(|t| t.values.len()).sum();
-    let strings: usize = request.input.strings.iter().map(|t| t.values.len()).sum();
-    GAS_BASE.saturating_add(GAS_PER_ELEMENT.saturating_mul((numbers + strings) as u64))
-}
 
 pub(super) fn result(answer: Answer, gas: u64, gas_limit: u64) -> InterpreterResult {
     let mut used = Gas::new(gas_limit);
@@ -72,6 +56,15 @@ impl PrecompileFactory for InferencePrecompiles {
         let warm = warm_set(&eth);
         Box::new(InferenceProvider { eth, warm, pipe: Arc::clone(&self.pipe), phase, met: None })
     }
+}
+
+/// What one simulation asked of the precompile: every request id, and the
+/// requests that were not known. Each simulation has its own, handed to the
+/// precompiles of its EVM ([`SimulationPrecompiles`]) and read back after.
+#[derive(Debug, Default)]
+pub(super) struct Met {
+    pub(super) ids: Vec<B256>,
+    pub(super) unknown: Vec<(B256, ModelInferenceRequest)>,
 }
 
 /// The precompiles of one simulation: those of [`InferencePrecompiles`],

@@ -11,21 +11,12 @@ use parking_lot::Mutex;
 
 use super::OnMiss;
 use super::Pipe;
-use super::precompile::SimulationPrecompiles;
+use super::precompile::{Met, SimulationPrecompiles};
 use super::store::{Claim, Claimed, Claims, Current, Known};
 use crate::chain::{InferenceRecord, PoolTx, Served};
 use crate::evm::{Checkpoint, InvalidTx, TxOutcome};
 use crate::inference::ModelInferenceRequest;
 use crate::mempool::{Inclusion, InferenceWait, PreExecution, PreIncluded, Prepared, StageContext, Waker};
-
-/// What one simulation asked of the precompile: every request id, and the
-/// requests that were not known. Each simulation has its own, handed to the
-/// precompiles of its EVM ([`SimulationPrecompiles`]) and read back after.
-#[derive(Debug, Default)]
-pub(super) struct Met {
-    pub(super) ids: Vec<B256>,
-    pub(super) unknown: Vec<(B256, ModelInferenceRequest)>,
-}
 
 impl Pipe {
     /// Claims the requests of round `round`: those nobody runs are this

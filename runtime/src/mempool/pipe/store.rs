@@ -11,7 +11,7 @@ use alloy_sol_types::{Revert, SolError, SolValue};
 use parking_lot::{Condvar, Mutex};
 
 use super::Pipe;
-use super::precompile::request_gas;
+use super::gas::request_gas;
 use crate::chain::{InferenceRecord, Served};
 use crate::inference::{InferenceCall, InferenceError, ModelInferenceRequest, Timed};
 use crate::mempool::Waker;

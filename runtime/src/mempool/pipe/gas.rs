@@ -1,0 +1,20 @@
+//! What a call to the inference precompile costs. It depends on the request
+//! only, so a simulation and the inclusion of the same request cost the
+//! same, and the result store can record it with the result.
+
+use crate::inference::ModelInferenceRequest;
+
+/// Gas of every call to the inference precompile.
+pub const GAS_BASE: u64 = 20_000;
+
+/// Gas per input tensor element (number or string) of a model request.
+pub const GAS_PER_ELEMENT: u64 = 50;
+
+/// The gas a model request costs: [`GAS_BASE`] plus [`GAS_PER_ELEMENT`] per
+/// input element. It depends on the input only, so a simulation and the
+/// inclusion of the same request cost the same.
+pub fn request_gas(request: &ModelInferenceRequest) -> u64 {
+    let numbers: usize = request.input.numbers.iter().map(|t| t.values.len()).sum();
+    let strings: usize = request.input.strings.iter().map(|t| t.values.len()).sum();
+    GAS_BASE.saturating_add(GAS_PER_ELEMENT.saturating_mul((numbers + strings) as u64))
+}
