@@ -30,7 +30,7 @@ pub use accounts::{DEV_MNEMONIC, DevAccount, dev_accounts};
 pub use block::{Halt, InferenceRecord, SealedBlock, Served, TxReceipt};
 pub use dump::{DumpError, StateDump};
 pub use reserved::MAX_RESERVED;
-pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, StateDb, StateView};
+pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, SharedMap, StateDb, StateView};
 pub use tx::{PoolTx, TxError};
 
 /// One ether in wei.

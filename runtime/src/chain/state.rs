@@ -5,13 +5,23 @@
 use std::convert::Infallible;
 use std::sync::Arc;
 
-use alloy_primitives::map::{HashMap, HashSet};
+use alloy_primitives::map::{DefaultHashBuilder, HashMap, HashSet};
 use alloy_primitives::{Address, B256, U256};
 use revm::DatabaseRef;
 use revm::bytecode::Bytecode;
 use revm::primitives::KECCAK_EMPTY;
 use revm::state::{AccountInfo, EvmState};
 use serde::{Deserialize, Serialize};
+
+/// A persistent hash map: cloning it is O(1) and a clone shares its nodes
+/// until either side writes, which copies only the path it writes. The head
+/// state's accounts are one: a read-only view (an `eth_call`, a
+/// simulation), a snapshot or a test's fork shares the state, and the next
+/// block then writes beside it instead of copying every account (an account
+/// it writes is copied with its storage, once while it is shared). Storage
+/// stays a plain map: a persistent one per account cost memory and time on
+/// every block for a case that copies one account.
+pub type SharedMap<K, V> = imbl::GenericHashMap<K, V, DefaultHashBuilder, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// One account of the world state.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -116,8 +126,8 @@ impl AccountHeader {
 /// touched, whatever the size of the state.
 #[derive(Debug, Clone, Default)]
 pub struct StateDb {
-    accounts: HashMap<Address, DbAccount>,
-    codes: HashMap<B256, Bytecode>,
+    accounts: SharedMap<Address, DbAccount>,
+    codes: SharedMap<B256, Bytecode>,
     /// The sum (mod 2^256) of every account's folded digest share.
     digest_sum: U256,
     /// Accounts changed since the digest was last taken.
@@ -429,5 +439,39 @@ impl DatabaseRef for StateView {
             .and_then(|i| usize::try_from(i).ok())
             .and_then(|i| hashes.hashes.get(i).copied())
             .unwrap_or_default())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state_with(accounts: u64) -> StateDb {
+        let mut state = StateDb::default();
+        for i in 0..accounts {
+            let address = Address::left_padding_from(&i.to_be_bytes());
+            state.account_mut(address).balance = U256::from(i);
+            state.set_storage(address, U256::from(1), U256::from(i + 1));
+        }
+        state
+    }
+
+    #[test]
+    fn a_view_keeps_its_state_while_the_head_moves_on() {
+        let mut head = Arc::new(state_with(1_000));
+        let before = Arc::make_mut(&mut head).digest();
+        let view = Arc::clone(&head);
+        let one = Address::left_padding_from(&1u64.to_be_bytes());
+        let state = Arc::make_mut(&mut head);
+        state.account_mut(one).balance = U256::from(7);
+        state.set_storage(one, U256::from(1), U256::from(9));
+        assert_eq!(head.account(&one).map(|a| a.balance), Some(U256::from(7)));
+        assert_eq!(head.account(&one).and_then(|a| a.storage().get(&U256::from(1)).copied()), Some(U256::from(9)));
+        // The view shares what did not change and still reads the old values.
+        assert_eq!(view.account(&one).map(|a| a.balance), Some(U256::from(1)));
+        assert_eq!(view.account(&one).and_then(|a| a.storage().get(&U256::from(1)).copied()), Some(U256::from(2)));
+        assert_eq!((*view).clone().digest(), before);
+        assert_ne!(Arc::make_mut(&mut head).digest(), before);
+        assert_eq!(view.accounts().count(), 1_000);
     }
 }
