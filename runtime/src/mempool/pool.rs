@@ -23,10 +23,73 @@ pub enum Added {
     Replaced(B256),
 }
 
+/// One sender's transactions by nonce, and the run of consecutive nonces
+/// that starts at the lowest one, kept as transactions come and go so that
+/// adding one and asking for the pending nonce cost no walk of the queue.
+#[derive(Debug, Clone, Default)]
+struct SenderTxs {
+    txs: BTreeMap<u64, Arc<PoolTx>>,
+    /// The nonce after the run that starts at the lowest nonce held; `None`
+    /// after a change that breaks the run, until it is next asked for.
+    run_end: Option<u64>,
+}
+
+impl SenderTxs {
+    fn first(&self) -> Option<u64> {
+        self.txs.first_key_value().map(|(n, _)| *n)
+    }
+
+    /// The run of consecutive nonces from the lowest held: `[first, end)`.
+    fn run(&mut self) -> Option<(u64, u64)> {
+        let first = self.first()?;
+        let mut end = self.run_end.map_or(first, |end| end.max(first));
+        while self.txs.contains_key(&end) {
+            end += 1;
+        }
+        self.run_end = Some(end);
+        Some((first, end))
+    }
+
+    fn insert(&mut self, nonce: u64, tx: Arc<PoolTx>) {
+        if self.first().is_some_and(|first| nonce < first) {
+            self.run_end = None;
+        }
+        // A nonce at the run's end extends it (`run` walks on from there).
+        self.txs.insert(nonce, tx);
+    }
+
+    fn remove(&mut self, nonce: u64) {
+        let first = self.first();
+        self.txs.remove(&nonce);
+        // Taking the lowest (a block mined it) keeps the rest of the run;
+        // anything else may break it.
+        if first != Some(nonce) || self.run_end.is_some_and(|end| end <= nonce) {
+            self.run_end = None;
+        }
+    }
+
+    /// The nonce after the executable run, starting at `state_nonce`.
+    fn pending_end(&mut self, state_nonce: u64) -> u64 {
+        match self.run() {
+            Some((first, end)) if first <= state_nonce && state_nonce < end => end,
+            // Stale nonces below the sender's (not pruned yet, e.g. after
+            // `anvil_setNonce`) and a gap before `state_nonce`: walk from it.
+            Some((first, _)) if first < state_nonce => {
+                let mut next = state_nonce;
+                while self.txs.contains_key(&next) {
+                    next += 1;
+                }
+                next
+            }
+            _ => state_nonce,
+        }
+    }
+}
+
 /// Transactions waiting for inclusion.
 #[derive(Debug, Clone, Default)]
 pub struct Pool {
-    senders: HashMap<Address, BTreeMap<u64, Arc<PoolTx>>>,
+    senders: HashMap<Address, SenderTxs>,
     by_hash: HashMap<B256, (Arc<PoolTx>, u64)>,
     next_seq: u64,
 }
@@ -43,7 +106,7 @@ impl Pool {
         }
         let queue = self.senders.entry(tx.sender).or_default();
         let mut replaced = None;
-        if let Some(existing) = queue.get(&nonce) {
+        if let Some(existing) = queue.txs.get(&nonce) {
             let bumped = |old: u128, new: u128| new * 100 >= old * (100 + REPLACEMENT_BUMP_PERCENT) && new > old;
             if !bumped(existing.max_fee(), tx.max_fee()) || !bumped(existing.max_tip(), tx.max_tip()) {
                 return Err(TxError::ReplacementUnderpriced);
@@ -51,17 +114,8 @@ impl Pool {
             replaced = Some(existing.hash);
         }
         queue.insert(nonce, tx.clone());
-        // Executable when every nonce from the sender's on chain up to this
-        // one is here: walked down from this one, so the cost is the length
-        // of the run (not a lookup per nonce), and a gap ends it at once.
-        let mut expected = nonce;
-        for (&held, _) in queue.range(state_nonce..nonce).rev() {
-            if held + 1 != expected {
-                break;
-            }
-            expected = held;
-        }
-        let pending = expected == state_nonce;
+        // Executable when every nonce from the sender's on chain up to this one is here.
+        let pending = nonce < queue.pending_end(state_nonce);
         if let Some(old) = replaced {
             self.by_hash.remove(&old);
         }
@@ -91,19 +145,13 @@ impl Pool {
 
     /// The highest nonce `sender` has in the pool, if any.
     pub fn last_nonce(&self, sender: &Address) -> Option<u64> {
-        self.senders.get(sender).and_then(|q| q.last_key_value()).map(|(n, _)| *n)
+        self.senders.get(sender).and_then(|q| q.txs.last_key_value()).map(|(n, _)| *n)
     }
 
     /// The nonce after `sender`'s executable run in the pool, starting at
     /// its on-chain nonce `state_nonce` (the `pending` nonce).
-    pub fn pending_nonce(&self, sender: &Address, state_nonce: u64) -> u64 {
-        let mut next = state_nonce;
-        if let Some(queue) = self.senders.get(sender) {
-            while queue.contains_key(&next) {
-                next += 1;
-            }
-        }
-        next
+    pub fn pending_nonce(&mut self, sender: &Address, state_nonce: u64) -> u64 {
+        self.senders.get_mut(sender).map_or(state_nonce, |queue| queue.pending_end(state_nonce))
     }
 
     /// The executable transactions in block order: each sender's in nonce
@@ -125,7 +173,7 @@ impl Pool {
         };
         let mut heap = BinaryHeap::new();
         for (sender, queue) in &self.senders {
-            if let Some(tx) = queue.get(&nonce_of(sender))
+            if let Some(tx) = queue.txs.get(&nonce_of(sender))
                 && let Some(h) = head(tx)
             {
                 heap.push(h);
@@ -134,10 +182,10 @@ impl Pool {
         let mut out = Vec::new();
         while let Some(Head { sender, nonce, .. }) = heap.pop() {
             let Some(queue) = self.senders.get(&sender) else { continue };
-            if let Some(tx) = queue.get(&nonce) {
+            if let Some(tx) = queue.txs.get(&nonce) {
                 out.push(tx.clone());
             }
-            if let Some(next) = queue.get(&(nonce + 1))
+            if let Some(next) = queue.txs.get(&(nonce + 1))
                 && let Some(h) = head(next)
             {
                 heap.push(h);
@@ -150,8 +198,8 @@ impl Pool {
     pub fn remove(&mut self, hash: &B256) -> Option<Arc<PoolTx>> {
         let (tx, _) = self.by_hash.remove(hash)?;
         if let Some(queue) = self.senders.get_mut(&tx.sender) {
-            queue.remove(&tx.nonce());
-            if queue.is_empty() {
+            queue.remove(tx.nonce());
+            if queue.txs.is_empty() {
                 self.senders.remove(&tx.sender);
             }
         }
@@ -163,7 +211,7 @@ impl Pool {
         let mut stale = Vec::new();
         for (sender, queue) in &self.senders {
             let next = nonce_of(sender);
-            stale.extend(queue.range(..next).map(|(_, tx)| tx.hash));
+            stale.extend(queue.txs.range(..next).map(|(_, tx)| tx.hash));
         }
         for hash in stale {
             self.remove(&hash);
@@ -176,7 +224,7 @@ impl Pool {
         let mut content = PoolContent::default();
         for (sender, queue) in &self.senders {
             let mut expected = nonce_of(sender);
-            for (nonce, tx) in queue {
+            for (nonce, tx) in &queue.txs {
                 if *nonce == expected {
                     content.pending.entry(*sender).or_default().push(tx.clone());
                     expected += 1;
@@ -203,4 +251,67 @@ pub struct PoolContent {
     pub pending: BTreeMap<Address, Vec<Arc<PoolTx>>>,
     /// Transactions behind a nonce gap.
     pub queued: BTreeMap<Address, Vec<Arc<PoolTx>>>,
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_consensus::{TxLegacy, TypedTransaction};
+    use alloy_primitives::{Address, address};
+
+    use super::*;
+
+    const ALICE: Address = address!("0x00000000000000000000000000000000000a11ce");
+
+    fn tx(nonce: u64, gas_price: u128) -> Arc<PoolTx> {
+        let legacy = TxLegacy { nonce, gas_price, gas_limit: 21_000, ..Default::default() };
+        Arc::new(PoolTx::impersonated(TypedTransaction::Legacy(legacy), ALICE))
+    }
+
+    #[test]
+    fn a_gap_queues_and_filling_it_makes_the_run_pending() {
+        let mut pool = Pool::default();
+        assert_eq!(pool.add(tx(0, 1), 0).unwrap(), Added::Pending);
+        assert_eq!(pool.add(tx(2, 1), 0).unwrap(), Added::Queued);
+        assert_eq!(pool.pending_nonce(&ALICE, 0), 1);
+        assert_eq!(pool.add(tx(1, 1), 0).unwrap(), Added::Pending);
+        assert_eq!(pool.pending_nonce(&ALICE, 0), 3);
+        assert_eq!(pool.add(tx(3, 1), 0).unwrap(), Added::Pending);
+        assert_eq!(pool.ready(|_| 0, 0).len(), 4);
+    }
+
+    #[test]
+    fn mining_the_lowest_keeps_the_run_and_a_hole_breaks_it() {
+        let mut pool = Pool::default();
+        let txs: Vec<_> = (0..4).map(|n| tx(n, 1)).collect();
+        for t in &txs {
+            pool.add(t.clone(), 0).unwrap();
+        }
+        pool.remove(&txs[0].hash);
+        assert_eq!(pool.pending_nonce(&ALICE, 1), 4);
+        pool.remove(&txs[2].hash);
+        assert_eq!(pool.pending_nonce(&ALICE, 1), 2);
+        assert_eq!(pool.add(tx(4, 1), 1).unwrap(), Added::Queued);
+    }
+
+    #[test]
+    fn stale_nonces_below_the_senders_do_not_hide_a_pending_one() {
+        // Nonces 0 and 1 are still held (not pruned) when the sender's
+        // nonce jumps to 5, e.g. after `anvil_setNonce`.
+        let mut pool = Pool::default();
+        pool.add(tx(0, 1), 0).unwrap();
+        pool.add(tx(1, 1), 0).unwrap();
+        assert_eq!(pool.add(tx(5, 1), 5).unwrap(), Added::Pending);
+        assert_eq!(pool.pending_nonce(&ALICE, 5), 6);
+        assert_eq!(pool.pending_nonce(&ALICE, 3), 3);
+    }
+
+    #[test]
+    fn a_replacement_needs_the_bump() {
+        let mut pool = Pool::default();
+        let first = tx(0, 100);
+        pool.add(first.clone(), 0).unwrap();
+        assert!(matches!(pool.add(tx(0, 105), 0), Err(TxError::ReplacementUnderpriced)));
+        assert_eq!(pool.add(tx(0, 110), 0).unwrap(), Added::Replaced(first.hash));
+        assert_eq!(pool.pending_nonce(&ALICE, 0), 1);
+    }
 }

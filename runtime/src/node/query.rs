@@ -46,7 +46,7 @@ impl Devnet {
     /// Nonce of `address` at block `id`; for `pending`, counting its
     /// executable pool transactions.
     pub fn transaction_count(&self, address: Address, id: BlockId) -> Result<u64, NodeError> {
-        let inner = self.lock();
+        let mut inner = self.lock();
         let view = self.view(&inner.chain, Some(id))?;
         let nonce = view.header(address).map(|a| a.nonce).unwrap_or_default();
         if id == BlockId::Number(BlockNumberOrTag::Pending) {
