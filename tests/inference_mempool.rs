@@ -114,7 +114,12 @@ impl Net {
     fn with(config: DevnetConfig, pipe: PipeConfig, timeout: Duration) -> Self {
         let (executor, models) = executor(timeout);
         let registry: Arc<ModelRegistry> = Arc::clone(executor.registry());
-        let setup = InferenceSetup { executor: executor as Arc<dyn Executor>, registry: Some(registry), pipe };
+        let setup = InferenceSetup {
+            executor: executor as Arc<dyn Executor>,
+            registry: Some(registry),
+            pipe,
+            enclaves: Default::default(),
+        };
         let manual = config.mining == Mining::Manual;
         let devnet = Devnet::with_inference(config, setup).expect("devnet");
         let mut code = fixtures().predictor.to_vec();
@@ -436,7 +441,7 @@ fn replays_after_a_state_reload_serve_the_recorded_results() {
 
     // A new node on the saved state, whose executor has never run anything.
     let (executor, _) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default() };
+    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default(), enclaves: Default::default() };
     let devnet = Devnet::with_inference(config, setup).unwrap();
     assert_eq!(devnet.receipt_record(hash).expect("reloaded").inference, recorded);
     let after = trace(&devnet);
@@ -451,7 +456,7 @@ fn replays_after_a_state_reload_serve_the_recorded_results() {
 fn interval_mining_runs_the_mempool_too() {
     let config = DevnetConfig { mining: Mining::Interval(Duration::from_millis(100)), ..DevnetConfig::default() };
     let (executor, models) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default() };
+    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default(), enclaves: Default::default() };
     let devnet = Arc::new(Devnet::with_inference(config, setup).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.spawn(Arc::clone(&devnet).run_interval_miner());
@@ -541,9 +546,91 @@ fn shutdown_during_a_slow_inference_loses_nothing() {
     let head = net.devnet.block_number();
     drop(net);
     let (executor, _) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default() };
+    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default(), enclaves: Default::default() };
     let devnet = Devnet::with_inference(config, setup).unwrap();
     assert_eq!(devnet.block_number(), head);
     let receipt = devnet.receipt_record(hash).expect("mined before the node stopped, and saved");
     assert!(receipt.success);
+}
+
+/// The mlp request for x = [1, 2, 3, 4] in `mode`, as `Predictor.tryRequest` sends it.
+fn mlp_request(model: &str, mode: u8) -> ModelInferenceRequest {
+    let values = [1, 2, 3, 4].map(|v| Number { value: v, decimals: 0 }).to_vec();
+    let tensor = MultiDimensionalNumberTensor { name: "x".into(), values, shape: vec![1, 4] };
+    ModelInferenceRequest {
+        mode,
+        modelCID: model.to_owned(),
+        input: ModelInput { numbers: vec![tensor], strings: vec![] },
+    }
+}
+
+#[test]
+fn tee_mode_results_carry_attestations_that_the_verifier_precompile_accepts() {
+    use alloy_primitives::keccak256;
+    use alloy_sol_types::SolValue;
+    use nml_runtime::tee::verifier::ITEEVerifier;
+    use nml_runtime::tee::{TEE_VERIFIER, message_hash, verify_rsa_pss};
+
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    let request = mlp_request(&net.models.mlp, 2);
+    let hash = net.send(0, Predictor::tryRequestCall { r: request.clone() });
+    let receipt = net.receipt(hash);
+    assert!(receipt.success && net.view(Predictor::outputsSeenCall {}) == U256::from(1), "{receipt:?}");
+    let [record] = receipt.inference.as_slice() else { panic!("one call: {:?}", receipt.inference) };
+    let attestation = record.attestation.clone().expect("a TEE-mode result is attested");
+
+    // What it binds: the request id, the recorded output, the chain's time.
+    assert_eq!(attestation.input_hash, keccak256(request.abi_encode()));
+    assert_eq!(attestation.input_hash, record.request_id);
+    assert_eq!(attestation.output_hash, keccak256(&record.output));
+    let number = net.devnet.receipt(hash).and_then(|r| r.block_number).expect("mined");
+    let block = net.devnet.block(number.into(), false).expect("block");
+    let mined_at = block.header.timestamp;
+    assert!(attestation.timestamp <= mined_at && attestation.timestamp + 5 >= mined_at, "{attestation:?} {mined_at}");
+    let [tee] = net.devnet.tees().unwrap().try_into().expect("one enclave by default");
+    assert_eq!(attestation.tee_id, tee.tee_id);
+    assert_eq!(tee.tee_id, keccak256(&tee.public_key));
+    let message = message_hash(attestation.input_hash, attestation.output_hash, attestation.timestamp);
+    assert!(verify_rsa_pss(&tee.public_key, message, &attestation.signature));
+    let calls = net.devnet.attestations(hash).expect("a known transaction");
+    assert_eq!(calls.len(), 1);
+    assert_eq!((calls[0].request_id, &calls[0].attestation), (record.request_id, &attestation));
+
+    // The verifier precompile says the same on chain, and no to a forgery.
+    let verify = |signature: Bytes| {
+        let call =
+            ITEEVerifier::verifyRSAPSSCall { publicKeyDER: tee.public_key.clone(), messageHash: message, signature };
+        let request = TransactionRequest::default().to(TEE_VERIFIER).input(call.abi_encode().into());
+        let out = net.devnet.call(request, None, None).expect("call");
+        bool::abi_decode(&out).expect("a bool")
+    };
+    assert!(verify(attestation.signature.clone()));
+    let mut forged = attestation.signature.to_vec();
+    forged[0] ^= 0x80;
+    assert!(!verify(forged.into()));
+
+    // A vanilla request proves nothing.
+    let vanilla = net.send(0, Predictor::tryRequestCall { r: mlp_request(&net.models.mlp, 0) });
+    assert!(net.receipt(vanilla).inference[0].attestation.is_none());
+    assert_eq!(net.devnet.attestations(vanilla).unwrap().len(), 0);
+}
+
+#[test]
+fn attestations_survive_a_state_reload_and_replays_serve_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let config = DevnetConfig { state_file: Some(state.clone()), ..DevnetConfig::default() };
+    let net = Net::with(config.clone(), PipeConfig::default(), Duration::from_secs(30));
+    let hash = net.send(0, Predictor::tryRequestCall { r: mlp_request(&net.models.mlp, 2) });
+    net.receipt(hash);
+    let recorded = net.devnet.attestations(hash).unwrap();
+    assert_eq!(recorded.len(), 1);
+    net.devnet.save_state().expect("save").expect("a state file");
+    drop(net);
+    let (executor, _) = executor(Duration::from_secs(30));
+    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default(), enclaves: Default::default() };
+    let devnet = Devnet::with_inference(config, setup).unwrap();
+    let reloaded = devnet.attestations(hash).unwrap();
+    assert_eq!(reloaded[0].attestation, recorded[0].attestation);
+    assert_eq!(devnet.mempool_status().unwrap().pipe.inferences_run, 0);
 }

@@ -2,6 +2,8 @@
 //! use unmodified over JSON-RPC, and that tests drive in-process.
 //!
 //! Layers, each using only the ones before it:
+//! - [`tee`]: the simulated enclaves (keys, attestations) and the TEE
+//!   verifier precompile's checks (independent of the chain);
 //! - [`chain`]: state, blocks, receipts, clock, dumps;
 //! - [`evm`]: revm setup and the pluggable precompile set;
 //! - [`inference`]: the OGInference ABI, tensors, the model registry and the
@@ -24,6 +26,7 @@ pub mod inference;
 pub mod mempool;
 pub mod node;
 pub mod rpc;
+pub mod tee;
 pub mod testing;
 
 pub use node::{Devnet, DevnetConfig, Mining, NodeError};

@@ -11,6 +11,7 @@ use nml_runtime::chain::{ChainConfig, DEV_MNEMONIC, ETHER};
 use nml_runtime::inference::{Device, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::{OnMiss, PipeConfig};
 use nml_runtime::node::InferenceSetup;
+use nml_runtime::tee::Enclaves;
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
 use super::common::register_project_models;
@@ -75,6 +76,14 @@ pub struct DevnetArgs {
     /// The most rounds of pre-execution per block (dependent inferences).
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub max_rounds: u32,
+    /// How many simulated enclaves attest TEE-mode results (each with its
+    /// own RSA-2048 key; requests are spread over them by request id).
+    #[arg(long, value_name = "N", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub tees: u32,
+    /// The seed the enclaves' keys are made from: the same seed gives the
+    /// same keys and TEE ids on every run and machine.
+    #[arg(long, value_name = "SEED", default_value_t = 0)]
+    pub tee_seed: u64,
     /// Where models run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
@@ -168,7 +177,8 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
         ..PipeConfig::default()
     };
     let registry = Some(Arc::clone(executor.registry()));
-    Ok(InferenceSetup { executor, registry, pipe })
+    let enclaves = Arc::new(Enclaves::new(args.tees, args.tee_seed));
+    Ok(InferenceSetup { executor, registry, pipe, enclaves })
 }
 
 /// Runs the devnet until Ctrl-C or SIGTERM.

@@ -7,6 +7,7 @@ use alloy_primitives::{Address, B256, Bloom, Bytes, Log};
 use revm::context::result::OutOfGasError;
 
 use super::tx::PoolTx;
+use crate::tee::Attestation;
 
 /// The outcome of one included transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -144,6 +145,10 @@ pub struct InferenceRecord {
     pub served: Served,
     /// How long the model ran, in microseconds.
     pub duration_us: u64,
+    /// The enclave's attestation of a TEE-mode result (absent for other
+    /// modes and for failures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attestation: Option<Attestation>,
 }
 
 impl TxReceipt {

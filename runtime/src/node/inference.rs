@@ -11,6 +11,7 @@ use super::{Devnet, DevnetConfig, NodeError};
 use crate::chain::{Chain, InferenceRecord};
 use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
 use crate::mempool::{Pipe, PipeConfig, PipeStatus};
+use crate::tee::{Attestation, Enclaves};
 
 /// What a devnet with inference runs models with.
 #[derive(Debug, Clone)]
@@ -21,6 +22,33 @@ pub struct InferenceSetup {
     pub registry: Option<Arc<ModelRegistry>>,
     /// How the inference mempool works.
     pub pipe: PipeConfig,
+    /// The enclaves that attest TEE-mode results (`--tees`, `--tee-seed`).
+    pub enclaves: Arc<Enclaves>,
+}
+
+/// One attested inference call of a transaction (`nml_getAttestations`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AttestedCall {
+    /// The request id (also the attestation's `inputHash`).
+    pub request_id: B256,
+    /// The request's mode byte.
+    pub mode: u8,
+    /// The model the request named.
+    pub model: String,
+    /// The enclave's attestation.
+    #[serde(flatten)]
+    pub attestation: Attestation,
+}
+
+/// One of the devnet's enclaves (`nml_getTees`).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TeeInfo {
+    /// `keccak256(publicKey)`.
+    pub tee_id: B256,
+    /// The signing key, DER SubjectPublicKeyInfo.
+    pub public_key: alloy_primitives::Bytes,
 }
 
 /// The inference part of a devnet.
@@ -47,7 +75,7 @@ impl Devnet {
     /// A devnet whose precompile at 0x…F4 runs models on `setup.executor`
     /// through the inference mempool (PROTOCOL.md part B).
     pub fn with_inference(config: DevnetConfig, setup: InferenceSetup) -> Result<Self, NodeError> {
-        let pipe = Pipe::new(setup.executor, setup.pipe);
+        let pipe = Pipe::new(setup.executor, setup.pipe, setup.enclaves);
         let mut devnet = Self::with_extensions(config, pipe.precompiles(), pipe.clone())?;
         devnet.with_chain(|chain| pipe.learn(records(chain)));
         devnet.inference = Some(Inference { pipe, registry: setup.registry });
@@ -106,6 +134,29 @@ impl Devnet {
             let (block, index) = c.transaction(&hash)?;
             Some(block.receipts.get(index)?.inference.clone())
         })
+    }
+
+    /// The attestations of a mined transaction's TEE-mode inference calls,
+    /// in call order (`nml_getAttestations`); `None` for an unknown
+    /// transaction.
+    pub fn attestations(&self, hash: B256) -> Option<Vec<AttestedCall>> {
+        let records = self.inference_receipts(hash)?;
+        Some(
+            records
+                .into_iter()
+                .filter_map(|r| {
+                    let attestation = r.attestation?;
+                    Some(AttestedCall { request_id: r.request_id, mode: r.mode, model: r.model, attestation })
+                })
+                .collect(),
+        )
+    }
+
+    /// The devnet's enclaves (`nml_getTees`): their ids and public keys.
+    pub fn tees(&self) -> Result<Vec<TeeInfo>, NodeError> {
+        let enclaves = self.inference()?.pipe.enclaves();
+        let all = enclaves.all().map_err(|e| NodeError::Failed(e.to_string()))?;
+        Ok(all.iter().map(|e| TeeInfo { tee_id: e.id(), public_key: e.public_key().clone() }).collect())
     }
 
     /// The pool and the inference mempool (`nml_mempoolStatus`). Answers while

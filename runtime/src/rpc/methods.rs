@@ -242,6 +242,9 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         Ok(records.map_or(Value::Null, |r| Value::Array(r.iter().map(record_json).collect())))
     }),
     ("nml_mempoolStatus", 0, 0, |_, d| json(d.mempool_status().rpc()?)),
+    // Verification (docs/verification.md).
+    ("nml_getAttestations", 1, 1, |a, d| Ok(d.attestations(a.req(0)?).map_or(Ok(Value::Null), json)?)),
+    ("nml_getTees", 0, 0, |_, d| json(d.tees().rpc()?)),
 ];
 
 /// `hardhat_*` names that behave exactly like the `anvil_*` ones.
@@ -325,6 +328,8 @@ const LONG_RUNNING: &[&str] = &[
     "anvil_loadState",
     "debug_traceTransaction",
     "nml_registerModel",
+    // Makes the enclaves' RSA keys on first use.
+    "nml_getTees",
 ];
 
 fn register(module: &mut RpcModule<Devnet>, name: &'static str, min: usize, max: usize, handler: Handler) {

@@ -72,6 +72,7 @@ use crate::chain::{InferenceRecord, Served};
 use crate::evm::{Phase, PrecompileFactory};
 use crate::inference::abi::runModelInferenceCall;
 use crate::inference::{Executor, InferenceCall, ModelInferenceRequest, ModelOutput, Timed, request_id};
+use crate::tee::Enclaves;
 
 pub use gas::{GAS_BASE, GAS_PER_ELEMENT, request_gas};
 pub use precompile::INFERENCE_PRECOMPILE;
@@ -150,6 +151,8 @@ pub struct Pipe {
     cores: usize,
     shared: Mutex<Shared>,
     runs: AtomicU64,
+    /// The enclaves that attest TEE-mode results.
+    enclaves: Arc<Enclaves>,
 }
 
 impl Debug for Pipe {
@@ -159,8 +162,9 @@ impl Debug for Pipe {
 }
 
 impl Pipe {
-    /// A mempool that runs models on `executor`.
-    pub fn new(executor: Arc<dyn Executor>, config: PipeConfig) -> Arc<Self> {
+    /// A mempool that runs models on `executor` and has TEE-mode results
+    /// attested by `enclaves`.
+    pub fn new(executor: Arc<dyn Executor>, config: PipeConfig, enclaves: Arc<Enclaves>) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
             executor,
@@ -168,6 +172,7 @@ impl Pipe {
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             shared: Mutex::new(Shared::default()),
             runs: AtomicU64::new(0),
+            enclaves,
         })
     }
 
@@ -184,6 +189,7 @@ impl Pipe {
             cores: self.cores,
             shared: Mutex::new(shared),
             runs: AtomicU64::new(0),
+            enclaves: Arc::clone(&self.enclaves),
         })
     }
 
@@ -196,6 +202,11 @@ impl Pipe {
     /// The configuration.
     pub fn config(&self) -> PipeConfig {
         self.config
+    }
+
+    /// The enclaves that attest TEE-mode results.
+    pub fn enclaves(&self) -> &Arc<Enclaves> {
+        &self.enclaves
     }
 
     /// What the mempool is doing now.
@@ -230,9 +241,16 @@ impl Pipe {
         }
     }
 
-    /// Answers one call to the precompile in `phase`; a simulation notes what
-    /// it met in `met`.
-    fn answer(&self, phase: Phase, calldata: &[u8], gas_limit: u64, met: Option<&Mutex<Met>>) -> InterpreterResult {
+    /// Answers one call to the precompile in `phase`, from a block whose
+    /// timestamp is `now`; a simulation notes what it met in `met`.
+    fn answer(
+        &self,
+        phase: Phase,
+        calldata: &[u8],
+        gas_limit: u64,
+        met: Option<&Mutex<Met>>,
+        now: u64,
+    ) -> InterpreterResult {
         if let Some(fast) = self.answer_known(phase, calldata, gas_limit, met) {
             return fast;
         }
@@ -249,8 +267,8 @@ impl Pipe {
         let id = request_id(&request);
         let answer = match phase {
             Phase::Simulation => self.simulate(id, request, met),
-            Phase::Inclusion => self.include(id, &request),
-            Phase::Call => self.known_or_run(id, &request).answer(),
+            Phase::Inclusion => self.include(id, &request, now),
+            Phase::Call => self.known_or_run(id, &request, now).answer(),
             Phase::Replay => self.replay(id),
         };
         result(answer, gas, gas_limit)
@@ -316,7 +334,7 @@ impl Pipe {
         known.unwrap_or_else(|| Answer::Return(InferenceCall::encode_model_output(&ModelOutput::simulation()).into()))
     }
 
-    fn include(&self, id: B256, request: &ModelInferenceRequest) -> Answer {
+    fn include(&self, id: B256, request: &ModelInferenceRequest, now: u64) -> Answer {
         let mut s = self.shared.lock();
         if let Some(known) = s.known.get(&id).cloned() {
             return Self::serve_included(&mut s, id, &known);
@@ -335,6 +353,7 @@ impl Pipe {
                 took: Duration::ZERO,
                 gas: Some(request_gas(request)),
                 transient: true,
+                attestation: None,
             };
             let answer = known.answer();
             if let Some(current) = s.current.as_mut() {
@@ -349,7 +368,7 @@ impl Pipe {
             return Answer::Revert("deferred to the next block: this request was not pre-executed".to_owned());
         }
         drop(s);
-        let known = self.run_one(id, request);
+        let known = self.run_one(id, request, now);
         let answer = known.answer();
         let mut s = self.shared.lock();
         if let Some(current) = s.current.as_mut() {
@@ -369,12 +388,13 @@ impl Pipe {
         }
     }
 
-    /// The known result of `id`, or a synchronous run of `request`.
-    fn known_or_run(&self, id: B256, request: &ModelInferenceRequest) -> Arc<Known> {
+    /// The known result of `id`, or a synchronous run of `request` at the
+    /// chain's time `now`.
+    fn known_or_run(&self, id: B256, request: &ModelInferenceRequest, now: u64) -> Arc<Known> {
         if let Some(known) = self.shared.lock().known.get(&id).filter(|k| !k.transient) {
             return Arc::clone(known);
         }
-        self.run_one(id, request)
+        self.run_one(id, request, now)
     }
 
     /// Runs claimed requests: one result per request, even from an executor
@@ -388,7 +408,7 @@ impl Pipe {
 
     /// Runs one request now (the lock is not held while the model runs), or
     /// waits for the run of it already under way.
-    fn run_one(&self, id: B256, request: &ModelInferenceRequest) -> Arc<Known> {
+    fn run_one(&self, id: B256, request: &ModelInferenceRequest, now: u64) -> Arc<Known> {
         // Not in the match: its scrutinee would hold the lock while waiting.
         let claim = self.shared.lock().claim(id);
         let running = match claim {
@@ -400,7 +420,7 @@ impl Pipe {
         self.shared.lock().in_flight += 1;
         let run = self.run_claimed(&[request]).pop().unwrap_or_else(|| unavailable("the executor returned no result"));
         self.runs.fetch_add(1, Ordering::Relaxed);
-        let known = Arc::new(Known::new(request, run));
+        let known = Arc::new(Known::new(request, run).attested(id, &self.enclaves, now));
         let mut s = self.shared.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
         claims.open.clear();

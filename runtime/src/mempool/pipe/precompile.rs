@@ -1,5 +1,6 @@
-//! The inference precompile at 0x…F4 as the EVMs see it: its answers, and the precompile sets (Ethereum's plus 0x…F4) the devnet and
-//! each simulation install.
+//! The inference precompile at 0x…F4 as the EVMs see it: its answers, and
+//! the precompile sets (Ethereum's, 0x…F4 and the TEE verifier at 0x…0900)
+//! the devnet and each simulation install.
 
 use std::sync::{Arc, Weak};
 
@@ -16,6 +17,7 @@ use super::gas::GAS_BASE;
 use super::store::Answer;
 use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
 use crate::inference::ModelInferenceRequest;
+use crate::tee::{TEE_VERIFIER, verifier};
 
 /// The inference precompile's address (PROTOCOL.md A1).
 pub const INFERENCE_PRECOMPILE: Address = address!("00000000000000000000000000000000000000F4");
@@ -92,6 +94,7 @@ pub(super) fn warm_set(eth: &EthPrecompiles) -> AddressSet {
     let mut warm = AddressSet::default();
     warm.clone_from(eth.warm_addresses());
     warm.insert(INFERENCE_PRECOMPILE);
+    warm.insert(TEE_VERIFIER);
     warm
 }
 
@@ -115,11 +118,15 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
     }
 
     fn run(&mut self, ctx: &mut EvmContext, inputs: &CallInputs) -> Result<Option<InterpreterResult>, String> {
+        if inputs.bytecode_address == TEE_VERIFIER {
+            return Ok(Some(verifier::run(&inputs.input.bytes(ctx), inputs.gas_limit)));
+        }
         if inputs.bytecode_address != INFERENCE_PRECOMPILE {
             return self.eth.run(ctx, inputs);
         }
         let calldata = inputs.input.bytes(ctx);
-        Ok(Some(self.pipe.answer(self.phase, &calldata, inputs.gas_limit, self.met.as_deref())))
+        let now = ctx.block.timestamp.saturating_to::<u64>();
+        Ok(Some(self.pipe.answer(self.phase, &calldata, inputs.gas_limit, self.met.as_deref(), now)))
     }
 
     fn warm_addresses(&self) -> &AddressSet {

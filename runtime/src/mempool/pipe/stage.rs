@@ -12,17 +12,22 @@ use parking_lot::Mutex;
 use super::OnMiss;
 use super::Pipe;
 use super::precompile::{Met, SimulationPrecompiles};
-use super::store::{Claim, Claimed, Claims, Current, Known};
+use super::store::{Claim, Claimed, Claims, Current, Known, Running, unavailable};
 use crate::chain::{InferenceRecord, PoolTx, Served};
 use crate::evm::{Checkpoint, InvalidTx, TxOutcome};
-use crate::inference::ModelInferenceRequest;
+use crate::inference::{InferenceMode, ModelInferenceRequest, Timed};
 use crate::mempool::{Inclusion, InferenceWait, PreExecution, PreIncluded, Prepared, StageContext, Waker};
 
 impl Pipe {
-    /// Claims the requests of round `round`: those nobody runs are this
-    /// round's to run.
-    pub(super) fn claim_round(&self, round: u32, requests: Vec<(B256, ModelInferenceRequest)>) -> Claimed {
-        let mut claimed = Claimed { run: Vec::new(), others: Vec::new() };
+    /// Claims the requests of round `round`, preparing a block at chain
+    /// time `timestamp`: those nobody runs are this round's to run.
+    pub(super) fn claim_round(
+        &self,
+        round: u32,
+        requests: Vec<(B256, ModelInferenceRequest)>,
+        timestamp: u64,
+    ) -> Claimed {
+        let mut claimed = Claimed { run: Vec::new(), others: Vec::new(), timestamp };
         let mut s = self.shared.lock();
         s.round = Some(round);
         for (id, request) in requests {
@@ -38,14 +43,14 @@ impl Pipe {
 
     /// Runs the requests of one round side by side and keeps the results;
     /// a request another caller is running already is waited for instead.
-    pub(super) fn dispatch(&self, round: u32, requests: &[(B256, ModelInferenceRequest)]) {
-        let claimed = self.claim_round(round, requests.to_vec());
+    pub(super) fn dispatch(&self, round: u32, requests: &[(B256, ModelInferenceRequest)], timestamp: u64) {
+        let claimed = self.claim_round(round, requests.to_vec(), timestamp);
         self.run_round(claimed);
     }
 
     /// Runs what [`Pipe::claim_round`] claimed, then waits for the others.
     pub(super) fn run_round(&self, claimed: Claimed) {
-        let Claimed { run, others } = claimed;
+        let Claimed { run, others, timestamp } = claimed;
         let mut claims = Claims { pipe: self, open: run };
         let count = claims.open.len();
         let refs: Vec<&ModelInferenceRequest> = claims.open.iter().map(|(_, _, r)| r).collect();
@@ -54,8 +59,8 @@ impl Pipe {
         let results: Vec<_> = claims
             .open
             .iter()
-            .zip(runs)
-            .map(|((id, running, request), run)| (*id, Arc::clone(running), Arc::new(Known::new(request, run))))
+            .zip(self.attest_all(&claims.open, runs, timestamp))
+            .map(|((id, running, _), known)| (*id, Arc::clone(running), Arc::new(known)))
             .collect();
         let mut s = self.shared.lock();
         claims.open.clear();
@@ -74,10 +79,56 @@ impl Pipe {
         s.rounds_run += 1;
     }
 
+    /// The results of a round's runs as the pipe keeps them, TEE-mode ones
+    /// attested: the signatures (an RSA private-key operation each) are
+    /// made side by side on the machine's cores, as each enclave signs on
+    /// its own inference node, not one after another by the block builder.
+    fn attest_all(
+        &self,
+        open: &[(B256, Arc<Running>, ModelInferenceRequest)],
+        runs: Vec<Timed>,
+        timestamp: u64,
+    ) -> Vec<Known> {
+        let keep = |((id, _, request), run): (&(B256, Arc<Running>, ModelInferenceRequest), Timed)| {
+            Known::new(request, run).attested(*id, &self.enclaves, timestamp)
+        };
+        let signing = open.iter().filter(|(_, _, r)| r.mode == InferenceMode::Tee as u8).count();
+        let threads = self.cores.min(signing);
+        if threads <= 1 {
+            return open.iter().zip(runs).map(keep).collect();
+        }
+        let chunk = open.len().div_ceil(threads);
+        let mut runs = runs.into_iter();
+        let parts: Vec<Vec<Timed>> = open.chunks(chunk).map(|part| runs.by_ref().take(part.len()).collect()).collect();
+        std::thread::scope(|scope| {
+            let handles: Vec<_> = open
+                .chunks(chunk)
+                .zip(parts)
+                .map(|(part, runs)| scope.spawn(move || part.iter().zip(runs).map(keep).collect::<Vec<_>>()))
+                .collect();
+            handles
+                .into_iter()
+                .zip(open.chunks(chunk))
+                .flat_map(|(h, part)| {
+                    h.join().unwrap_or_else(|_| {
+                        part.iter()
+                            .map(|(_, _, request)| Known::new(request, unavailable("an enclave thread panicked")))
+                            .collect()
+                    })
+                })
+                .collect()
+        })
+    }
+
     /// Claims the requests now and runs them on a thread of their own; the
     /// waker is called when they are done. The caller goes on at once.
-    pub(super) fn dispatch_in_background(&self, round: u32, requests: Vec<(B256, ModelInferenceRequest)>) {
-        let claimed = self.claim_round(round, requests);
+    pub(super) fn dispatch_in_background(
+        &self,
+        round: u32,
+        requests: Vec<(B256, ModelInferenceRequest)>,
+        timestamp: u64,
+    ) {
+        let claimed = self.claim_round(round, requests, timestamp);
         let Some(pipe) = self.me.upgrade() else { return };
         let spawned = std::thread::Builder::new().name("nml-dispatch".into()).spawn(move || {
             pipe.run_round(claimed);
@@ -242,7 +293,7 @@ impl PreExecution for Pipe {
                     waiting.insert(tx.hash);
                     dispatch.extend(prep.awaiting.iter().filter_map(|id| requests.remove_entry(id)));
                 }
-                self.dispatch_in_background(last_round, dispatch);
+                self.dispatch_in_background(last_round, dispatch, ctx.next.timestamp);
                 break;
             }
             if round > self.config.round_limit {
@@ -253,7 +304,7 @@ impl PreExecution for Pipe {
                 }
                 break;
             }
-            self.dispatch(round, &unknown);
+            self.dispatch(round, &unknown, ctx.next.timestamp);
             found_in.extend(unknown.iter().map(|(id, _)| (*id, round)));
             todo = again;
         }

@@ -13,8 +13,9 @@ use parking_lot::{Condvar, Mutex};
 use super::Pipe;
 use super::gas::request_gas;
 use crate::chain::{InferenceRecord, Served};
-use crate::inference::{InferenceCall, InferenceError, ModelInferenceRequest, Timed};
+use crate::inference::{InferenceCall, InferenceError, InferenceMode, ModelInferenceRequest, Timed};
 use crate::mempool::Waker;
+use crate::tee::{Attestation, Enclaves};
 
 /// A result known by request id.
 #[derive(Debug)]
@@ -32,6 +33,8 @@ pub(super) struct Known {
     /// yet, the run timed out, the executor was down): kept for the block
     /// being built, then forgotten, and never served to `eth_call`.
     pub(super) transient: bool,
+    /// The enclave's attestation of a TEE-mode result.
+    pub(super) attestation: Option<Attestation>,
 }
 
 impl Known {
@@ -51,7 +54,27 @@ impl Known {
             input_hash: keccak256(request.input.abi_encode()),
             took: run.took,
             gas: Some(request_gas(request)),
+            attestation: None,
         }
+    }
+
+    /// This result attested by `enclave` at `timestamp` when the request
+    /// asks for a TEE (PROTOCOL.md A2; the hashes are [`Attestation`]'s).
+    /// An enclave that cannot sign fails the request, transiently.
+    pub(super) fn attested(mut self, request_id: B256, enclaves: &Enclaves, timestamp: u64) -> Self {
+        if self.mode != InferenceMode::Tee as u8 {
+            return self;
+        }
+        let Ok(output) = &self.result else { return self };
+        let attested = enclaves.serving(request_id).and_then(|e| e.attest(request_id, keccak256(output), timestamp));
+        match attested {
+            Ok(attestation) => self.attestation = Some(attestation),
+            Err(e) => {
+                self.result = Err(e.to_string());
+                self.transient = true;
+            }
+        }
+        self
     }
 
     /// A result read back from a mined transaction's record.
@@ -65,6 +88,7 @@ impl Known {
             took: Duration::from_micros(record.duration_us),
             gas: None,
             transient: !record.success,
+            attestation: record.attestation.clone(),
         }
     }
 
@@ -90,6 +114,7 @@ impl Known {
             round,
             served,
             duration_us: u64::try_from(self.took.as_micros()).unwrap_or(u64::MAX),
+            attestation: self.attestation.clone(),
         }
     }
 }
@@ -223,6 +248,9 @@ impl Drop for Claims<'_> {
 pub(super) struct Claimed {
     pub(super) run: Vec<(B256, Arc<Running>, ModelInferenceRequest)>,
     pub(super) others: Vec<Arc<Running>>,
+    /// The chain's time of the block the round prepares (what an enclave
+    /// puts in its attestations).
+    pub(super) timestamp: u64,
 }
 
 impl Shared {

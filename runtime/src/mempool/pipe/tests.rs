@@ -47,9 +47,9 @@ fn request() -> ModelInferenceRequest {
 #[test]
 fn non_canonical_calldata_names_the_same_request() {
     let executor = Arc::new(CountingExecutor::default());
-    let pipe = Pipe::new(executor.clone(), PipeConfig::default());
+    let pipe = Pipe::new(executor.clone(), PipeConfig::default(), Arc::default());
     let canonical = runModelInferenceCall { request: request() }.abi_encode();
-    let first = pipe.answer(Phase::Call, &canonical, 1_000_000, None);
+    let first = pipe.answer(Phase::Call, &canonical, 1_000_000, None, 0);
     assert_eq!(first.result, InstructionResult::Return);
     // The same request with its tuple 32 bytes further on: valid ABI, other bytes.
     let mut other = canonical[..4].to_vec();
@@ -57,7 +57,7 @@ fn non_canonical_calldata_names_the_same_request() {
     other.extend_from_slice(&[0u8; 32]);
     other.extend_from_slice(&canonical[36..]);
     assert_ne!(keccak256(&other[4..]), keccak256(&canonical[4..]));
-    let second = pipe.answer(Phase::Call, &other, 1_000_000, None);
+    let second = pipe.answer(Phase::Call, &other, 1_000_000, None, 0);
     assert_eq!(second.output, first.output);
     assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "served as the known request");
     assert_eq!(pipe.status().inferences_run, 1);
@@ -66,14 +66,14 @@ fn non_canonical_calldata_names_the_same_request() {
 #[test]
 fn concurrent_calls_with_the_same_unknown_request_run_it_once() {
     let executor = Arc::new(CountingExecutor { delay: Duration::from_millis(200), ..Default::default() });
-    let pipe = Pipe::new(executor.clone(), PipeConfig::default());
+    let pipe = Pipe::new(executor.clone(), PipeConfig::default(), Arc::default());
     let calldata = runModelInferenceCall { request: request() }.abi_encode();
     let outputs: Vec<Bytes> = std::thread::scope(|scope| {
         let calls: Vec<_> =
-            (0..4).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None).output)).collect();
+            (0..4).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None, 0).output)).collect();
         // A dispatch round meeting the same request while the calls run it.
         std::thread::sleep(Duration::from_millis(50));
-        pipe.dispatch(1, &[(request_id(&request()), request())]);
+        pipe.dispatch(1, &[(request_id(&request()), request())], 0);
         calls.into_iter().map(|c| c.join().unwrap()).collect()
     });
     assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "one run for all of them");
@@ -95,11 +95,11 @@ impl Executor for PanickingExecutor {
 
 #[test]
 fn a_panicking_executor_still_answers_everyone_waiting() {
-    let pipe = Pipe::new(Arc::new(PanickingExecutor), PipeConfig::default());
+    let pipe = Pipe::new(Arc::new(PanickingExecutor), PipeConfig::default(), Arc::default());
     let calldata = runModelInferenceCall { request: request() }.abi_encode();
     let answers: Vec<_> = std::thread::scope(|scope| {
         let calls: Vec<_> =
-            (0..3).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None))).collect();
+            (0..3).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None, 0))).collect();
         calls.into_iter().map(|c| c.join().unwrap()).collect()
     });
     // One run, one failure, the same answer for all three.
@@ -114,23 +114,23 @@ fn a_panicking_executor_still_answers_everyone_waiting() {
 
 #[test]
 fn gas_is_charged_by_input_size_and_a_short_limit_halts() {
-    let pipe = Pipe::new(Arc::new(CountingExecutor::default()), PipeConfig::default());
+    let pipe = Pipe::new(Arc::new(CountingExecutor::default()), PipeConfig::default(), Arc::default());
     let calldata = runModelInferenceCall { request: request() }.abi_encode();
     let gas = request_gas(&request());
     assert_eq!(gas, GAS_BASE + GAS_PER_ELEMENT);
-    let ok = pipe.answer(Phase::Call, &calldata, gas, None);
+    let ok = pipe.answer(Phase::Call, &calldata, gas, None, 0);
     assert_eq!((ok.result, ok.gas.remaining()), (InstructionResult::Return, 0));
-    let short = pipe.answer(Phase::Call, &calldata, gas - 1, None);
+    let short = pipe.answer(Phase::Call, &calldata, gas - 1, None, 0);
     assert_eq!(short.result, InstructionResult::PrecompileOOG);
 }
 
 #[test]
 fn simulation_answers_unknown_requests_with_the_empty_flagged_output() {
     let executor = Arc::new(CountingExecutor::default());
-    let pipe = Pipe::new(executor.clone(), PipeConfig::default());
+    let pipe = Pipe::new(executor.clone(), PipeConfig::default(), Arc::default());
     let calldata = runModelInferenceCall { request: request() }.abi_encode();
     let met = Mutex::new(Met::default());
-    let answer = pipe.answer(Phase::Simulation, &calldata, 1_000_000, Some(&met));
+    let answer = pipe.answer(Phase::Simulation, &calldata, 1_000_000, Some(&met), 0);
     let output = runModelInferenceCall::abi_decode_returns(&answer.output).unwrap();
     assert!(output.is_simulation_result && output.numbers.is_empty());
     let met = met.into_inner();
@@ -138,7 +138,7 @@ fn simulation_answers_unknown_requests_with_the_empty_flagged_output() {
     assert_eq!(met.unknown[0].0, request_id(&request()));
     assert_eq!(executor.runs.load(Ordering::Relaxed), 0, "a simulation never runs a model");
     // A replay of a request never recorded reverts instead of running it.
-    let replay = pipe.answer(Phase::Replay, &calldata, 1_000_000, None);
+    let replay = pipe.answer(Phase::Replay, &calldata, 1_000_000, None, 0);
     assert_eq!(replay.result, InstructionResult::Revert);
     assert_eq!(executor.runs.load(Ordering::Relaxed), 0);
 }

@@ -1,0 +1,237 @@
+//! The devnet's enclaves: RSA-2048 signing keys made deterministically from
+//! a seed, each enclave's id (`keccak256` of its DER public key), and the
+//! attestation of one inference result.
+
+use std::collections::HashMap;
+use std::sync::{Arc, LazyLock, OnceLock};
+
+use alloy_primitives::{B256, Bytes, keccak256};
+use parking_lot::Mutex;
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
+use ring::rand::SystemRandom;
+use ring::signature::{RSA_PSS_SHA256, RsaKeyPair};
+use rsa::RsaPrivateKey;
+use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use serde::{Deserialize, Serialize};
+
+/// The size of an enclave's signing key, in bits (as on the chain).
+pub(super) const KEY_BITS: usize = 2048;
+
+/// Why an enclave could not be made or could not sign.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum TeeError {
+    /// Making the RSA key failed.
+    #[error("could not make the enclave's RSA key: {0}")]
+    KeyGeneration(String),
+    /// The RSA signature could not be made.
+    #[error("the enclave could not sign: {0}")]
+    Signing(String),
+}
+
+/// One inference result as an enclave attests it (PROTOCOL.md A2): an
+/// RSA-PSS-SHA256 signature (salt 32) by the enclave's key over
+/// [`message_hash`]`(input_hash, output_hash, timestamp)`.
+///
+/// For a request through the inference precompile:
+/// - `input_hash` is the request id: `keccak256` of the ABI-encoded
+///   `ModelInferenceRequest` (mode, model id and input), so the signature
+///   binds the model and the mode as well as the input;
+/// - `output_hash` is `keccak256` of the ABI-encoded `ModelOutput` the
+///   precompile returns at inclusion (`is_simulation_result = false`), i.e.
+///   of the return data recorded on the receipt;
+/// - `timestamp` is the chain's time when the request was run: the
+///   timestamp of the block being prepared (or of the `eth_call`'s block),
+///   so `evm_increaseTime` moves it as it moves everything else.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Attestation {
+    /// The enclave: `keccak256` of its DER (SubjectPublicKeyInfo) public key.
+    pub tee_id: B256,
+    /// What was asked (see above).
+    pub input_hash: B256,
+    /// What was answered (see above).
+    pub output_hash: B256,
+    /// When, in unix seconds of the chain's clock.
+    pub timestamp: u64,
+    /// The RSA-PSS signature (256 bytes for a 2048-bit key).
+    pub signature: Bytes,
+}
+
+/// `keccak256(abi.encodePacked(inputHash, outputHash, uint256 timestamp))`:
+/// the message an enclave signs.
+pub fn message_hash(input_hash: B256, output_hash: B256, timestamp: u64) -> B256 {
+    let mut packed = [0u8; 96];
+    packed[..32].copy_from_slice(input_hash.as_slice());
+    packed[32..64].copy_from_slice(output_hash.as_slice());
+    packed[88..].copy_from_slice(&timestamp.to_be_bytes());
+    keccak256(packed)
+}
+
+/// A simulated enclave: its signing key and identity.
+pub struct Enclave {
+    id: B256,
+    public_key: Bytes,
+    key: RsaKeyPair,
+}
+
+impl std::fmt::Debug for Enclave {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Enclave").field("id", &self.id).finish_non_exhaustive()
+    }
+}
+
+/// Keys already made in this process, by seed and index: a 2048-bit key
+/// takes a fraction of a second, and tests make many devnets.
+static MADE: LazyLock<Mutex<HashMap<(u64, u32), Arc<Enclave>>>> = LazyLock::new(Default::default);
+
+impl Enclave {
+    /// Enclave `index` of the devnet seeded with `seed`: the same key on
+    /// every run and machine for the same pair.
+    pub fn from_seed(seed: u64, index: u32) -> Result<Arc<Self>, TeeError> {
+        if let Some(made) = MADE.lock().get(&(seed, index)) {
+            return Ok(Arc::clone(made));
+        }
+        let mut material = b"nml devnet enclave key".to_vec();
+        material.extend_from_slice(&seed.to_be_bytes());
+        material.extend_from_slice(&index.to_be_bytes());
+        let mut rng = ChaCha20Rng::from_seed(keccak256(material).0);
+        let private = RsaPrivateKey::new(&mut rng, KEY_BITS).map_err(|e| TeeError::KeyGeneration(e.to_string()))?;
+        let pkcs8 = private.to_pkcs8_der().map_err(|e| TeeError::KeyGeneration(e.to_string()))?;
+        let public_key: Bytes = private
+            .to_public_key()
+            .to_public_key_der()
+            .map_err(|e| TeeError::KeyGeneration(e.to_string()))?
+            .as_bytes()
+            .to_vec()
+            .into();
+        let key = RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).map_err(|e| TeeError::KeyGeneration(e.to_string()))?;
+        let enclave = Arc::new(Self { id: keccak256(&public_key), public_key, key });
+        Ok(Arc::clone(MADE.lock().entry((seed, index)).or_insert(enclave)))
+    }
+
+    /// `keccak256` of [`Enclave::public_key`].
+    pub fn id(&self) -> B256 {
+        self.id
+    }
+
+    /// The signing key's public half, DER-encoded SubjectPublicKeyInfo.
+    pub fn public_key(&self) -> &Bytes {
+        &self.public_key
+    }
+
+    /// Signs `message` (RSA-PSS, SHA-256, salt 32; the salt is random, so
+    /// two signatures of one message differ and both verify).
+    pub fn sign(&self, message: &[u8]) -> Result<Bytes, TeeError> {
+        let mut signature = vec![0u8; self.key.public().modulus_len()];
+        self.key
+            .sign(&RSA_PSS_SHA256, &SystemRandom::new(), message, &mut signature)
+            .map_err(|e| TeeError::Signing(e.to_string()))?;
+        Ok(signature.into())
+    }
+
+    /// Attests one result.
+    pub fn attest(&self, input_hash: B256, output_hash: B256, timestamp: u64) -> Result<Attestation, TeeError> {
+        let signature = self.sign(message_hash(input_hash, output_hash, timestamp).as_slice())?;
+        Ok(Attestation { tee_id: self.id, input_hash, output_hash, timestamp, signature })
+    }
+}
+
+/// The devnet's enclaves (`--tees N`, `--tee-seed S`). Their keys are made
+/// on first use, so a devnet that never serves a TEE-mode request pays
+/// nothing for them.
+#[derive(Debug)]
+pub struct Enclaves {
+    count: u32,
+    seed: u64,
+    made: OnceLock<Result<Vec<Arc<Enclave>>, TeeError>>,
+}
+
+impl Enclaves {
+    /// `count` enclaves (at least one) with keys from `seed`.
+    pub fn new(count: u32, seed: u64) -> Self {
+        Self { count: count.max(1), seed, made: OnceLock::new() }
+    }
+
+    /// How many there are.
+    pub fn count(&self) -> u32 {
+        self.count
+    }
+
+    /// The seed their keys are made from.
+    pub fn seed(&self) -> u64 {
+        self.seed
+    }
+
+    /// Every enclave, making the keys on first use.
+    pub fn all(&self) -> Result<&[Arc<Enclave>], TeeError> {
+        self.made
+            .get_or_init(|| (0..self.count).map(|i| Enclave::from_seed(self.seed, i)).collect())
+            .as_deref()
+            .map_err(Clone::clone)
+    }
+
+    /// The enclave that serves `request_id`: spread over the enclaves by the
+    /// id, so the same request is always attested by the same one.
+    pub fn serving(&self, request_id: B256) -> Result<&Arc<Enclave>, TeeError> {
+        let all = self.all()?;
+        let pick = u64::from_be_bytes(request_id.0[24..].try_into().unwrap_or_default()) % all.len() as u64;
+        Ok(&all[pick as usize])
+    }
+}
+
+impl Default for Enclaves {
+    fn default() -> Self {
+        Self::new(1, 0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tee::verify_rsa_pss;
+
+    #[test]
+    fn keys_are_deterministic_per_seed_and_index() {
+        let a = Enclave::from_seed(7, 0).unwrap();
+        let b = Enclave::from_seed(7, 1).unwrap();
+        assert_ne!(a.id(), b.id());
+        assert_eq!(a.id(), keccak256(a.public_key()));
+        // A fresh derivation (not the process cache) gives the same key.
+        MADE.lock().remove(&(7, 0));
+        assert_eq!(Enclave::from_seed(7, 0).unwrap().public_key(), a.public_key());
+    }
+
+    #[test]
+    fn an_attestation_verifies_and_a_tampered_one_does_not() {
+        let enclave = Enclave::from_seed(1, 0).unwrap();
+        let (input, output) = (keccak256("in"), keccak256("out"));
+        let att = enclave.attest(input, output, 1_700_000_000).unwrap();
+        assert_eq!(att.signature.len(), 256);
+        let message = message_hash(input, output, 1_700_000_000);
+        assert!(verify_rsa_pss(enclave.public_key(), message, &att.signature));
+        assert!(!verify_rsa_pss(enclave.public_key(), message_hash(input, output, 1_700_000_001), &att.signature));
+        let mut forged = att.signature.to_vec();
+        forged[100] ^= 1;
+        assert!(!verify_rsa_pss(enclave.public_key(), message, &forged));
+        let other = Enclave::from_seed(1, 1).unwrap();
+        assert!(!verify_rsa_pss(other.public_key(), message, &att.signature));
+    }
+
+    #[test]
+    fn the_message_is_the_packed_encoding() {
+        use alloy_sol_types::SolValue;
+        let (input, output) = (keccak256("a"), keccak256("b"));
+        let packed = (input, output, alloy_primitives::U256::from(42u64)).abi_encode_packed();
+        assert_eq!(message_hash(input, output, 42), keccak256(packed));
+    }
+
+    #[test]
+    fn requests_are_spread_over_the_enclaves() {
+        let enclaves = Enclaves::new(3, 5);
+        let ids: std::collections::HashSet<B256> =
+            (0..30u8).map(|i| enclaves.serving(keccak256([i])).unwrap().id()).collect();
+        assert_eq!(ids.len(), 3);
+        assert_eq!(enclaves.serving(keccak256([1])).unwrap().id(), enclaves.serving(keccak256([1])).unwrap().id());
+    }
+}
