@@ -17,6 +17,8 @@ mod common;
 
 const ETHERS: &str = "ethers@6.13.5";
 const WEB3PY: &str = "web3==7.6.0";
+/// Checks the devnet's RSA-PSS attestations independently of nml's code.
+const CRYPTOGRAPHY: &str = "cryptography==46.0.3";
 
 fn skip() -> bool {
     if std::env::var_os("NML_SKIP_CLIENT_TESTS").is_some() {
@@ -82,14 +84,20 @@ fn node_deps() -> PathBuf {
     dir
 }
 
-/// A Python interpreter with web3.py.
+/// A Python interpreter with web3.py and cryptography.
 fn python() -> PathBuf {
     let dir = deps_dir().join("python");
-    provision(&dir, &format!(".installed-{WEB3PY}"), |dir| {
+    provision(&dir, &format!(".installed-{WEB3PY}-{CRYPTOGRAPHY}"), |dir| {
         run_checked(Command::new("python3").args(["-m", "venv"]).arg(dir), "python3 -m venv");
         run_checked(
-            Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", WEB3PY]),
-            "pip install web3",
+            Command::new(dir.join("bin/pip")).args([
+                "install",
+                "--quiet",
+                "--disable-pip-version-check",
+                WEB3PY,
+                CRYPTOGRAPHY,
+            ]),
+            "pip install web3 cryptography",
         );
     });
     dir.join("bin/python")
@@ -282,6 +290,24 @@ fn ethers_runs_the_language_example_with_real_inference() {
     cmd.arg(&script).arg(&node.url).arg(&artifact).arg(&onnx).arg("QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N");
     run_client(cmd, "ethers inference");
     let _ = fs::remove_file(&script);
+}
+
+#[test]
+fn python_cryptography_verifies_the_devnets_tee_attestations() {
+    if skip() {
+        return;
+    }
+    let project = built_example("quickstart");
+    let artifact = project.path().join("out/DynamicFeePool.sol/DynamicFeePool.json");
+    let onnx = project.path().join("models/volatility.onnx");
+    let node = Node::start(&["--tees", "2", "--tee-seed", "7"]);
+    let mut cmd = Command::new(python());
+    cmd.arg(repo().join("tests/clients/python_tee_verify.py"))
+        .arg(&node.url)
+        .arg(&artifact)
+        .arg(&onnx)
+        .args(["QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N", "2"]);
+    run_client(cmd, "python tee verify");
 }
 
 #[test]

@@ -47,6 +47,13 @@ sol! {
         function lastError() returns (string);
     }
 
+    contract AttestedPredictor {
+        function run(ModelInferenceRequest r);
+        function lastInputHash() returns (bytes32);
+        function lastOutputHash() returns (bytes32);
+        function check(bytes key, uint256 timestamp, bytes signature) returns (bool);
+    }
+
     contract PublishedClient {
         function infer(int128 a, int128 b, int128 c, int128 d);
         function firstOutput() returns (int128);
@@ -68,15 +75,19 @@ fn model_file(name: &str) -> PathBuf {
 struct Fixtures {
     predictor: Bytes,
     published: Bytes,
+    attested: Bytes,
 }
 
 fn fixtures() -> &'static Fixtures {
     static FIXTURES: OnceLock<Fixtures> = OnceLock::new();
     FIXTURES.get_or_init(|| {
-        let (_dir, codes) =
-            common::build(&repo().join("tests/fixtures/inference"), false, &["Predictor", "PublishedClient"]);
-        let [predictor, published] = <[Bytes; 2]>::try_from(codes).expect("two contracts");
-        Fixtures { predictor, published }
+        let (_dir, codes) = common::build(
+            &repo().join("tests/fixtures/inference"),
+            false,
+            &["Predictor", "PublishedClient", "AttestedPredictor"],
+        );
+        let [predictor, published, attested] = <[Bytes; 3]>::try_from(codes).expect("three contracts");
+        Fixtures { predictor, published, attested }
     })
 }
 
@@ -608,6 +619,35 @@ fn tee_mode_results_carry_attestations_that_the_verifier_precompile_accepts() {
     let mut forged = attestation.signature.to_vec();
     forged[0] ^= 0x80;
     assert!(!verify(forged.into()));
+
+    // A contract computes the same hashes with the stdlib and checks the
+    // attestation through the precompile, inside the freshness window only.
+    let deploy = send(&net.devnet, 1, None, fixtures().attested.clone());
+    let attested = mined(&net.devnet, deploy).contract_address.expect("deployed");
+    let run = send(&net.devnet, 1, Some(attested), AttestedPredictor::runCall { r: request }.abi_encode().into());
+    assert!(mined(&net.devnet, run).success);
+    let view = |data: Vec<u8>| {
+        let request = TransactionRequest::default().to(attested).input(data.into());
+        net.devnet.call(request, None, None).expect("call")
+    };
+    let on_chain = |call: AttestedPredictor::lastInputHashCall| {
+        AttestedPredictor::lastInputHashCall::abi_decode_returns(&view(call.abi_encode())).unwrap()
+    };
+    assert_eq!(on_chain(AttestedPredictor::lastInputHashCall {}), attestation.input_hash);
+    let output_hash = view(AttestedPredictor::lastOutputHashCall {}.abi_encode());
+    assert_eq!(B256::from_slice(&output_hash), attestation.output_hash);
+    let check = |signature: Bytes| {
+        let call = AttestedPredictor::checkCall {
+            key: tee.public_key.clone(),
+            timestamp: U256::from(attestation.timestamp),
+            signature,
+        };
+        AttestedPredictor::checkCall::abi_decode_returns(&view(call.abi_encode())).unwrap()
+    };
+    assert!(check(attestation.signature.clone()));
+    net.devnet.increase_time(2 * 3600);
+    net.devnet.mine(None).expect("mine");
+    assert!(!check(attestation.signature.clone()), "two hours later the attestation is stale");
 
     // A vanilla request proves nothing.
     let vanilla = net.send(0, Predictor::tryRequestCall { r: mlp_request(&net.models.mlp, 0) });

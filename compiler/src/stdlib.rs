@@ -5,6 +5,7 @@
 const FILES: &[(&str, &str)] = &[
     ("@nml/og/TensorLib.sol", include_str!("../../stdlib/og/TensorLib.sol")),
     ("@nml/og/OGInference.sol", include_str!("../../stdlib/og/OGInference.sol")),
+    ("@nml/og/TEEVerifier.sol", include_str!("../../stdlib/og/TEEVerifier.sol")),
     ("@nml/nml/Tensors.sol", include_str!("../../stdlib/nml/Tensors.sol")),
     ("@nml/nml/Test.sol", include_str!("../../stdlib/nml/Test.sol")),
 ];
@@ -14,10 +15,11 @@ pub fn source(name: &str) -> Option<&'static str> {
     FILES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
-/// Whether a stdlib file goes to solc only when imported (the test library:
-/// a build without tests need not compile it).
+/// Whether a stdlib file goes to solc only when imported (the test library
+/// and the TEE verifier's: a build that does not use them need not compile
+/// them).
 pub fn on_demand(name: &str) -> bool {
-    name == "@nml/nml/Test.sol"
+    matches!(name, "@nml/nml/Test.sol" | "@nml/og/TEEVerifier.sol")
 }
 
 /// All stdlib import paths.

@@ -83,7 +83,10 @@ impl std::fmt::Debug for Enclave {
 
 /// Keys already made in this process, by seed and index: a 2048-bit key
 /// takes a fraction of a second, and tests make many devnets.
-static MADE: LazyLock<Mutex<HashMap<(u64, u32), Arc<Enclave>>>> = LazyLock::new(Default::default);
+static MADE: LazyLock<Mutex<Made>> = LazyLock::new(Default::default);
+
+/// Enclaves by (seed, index).
+type Made = HashMap<(u64, u32), Arc<Enclave>>;
 
 impl Enclave {
     /// Enclave `index` of the devnet seeded with `seed`: the same key on

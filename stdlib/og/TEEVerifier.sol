@@ -1,0 +1,70 @@
+// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.20;
+
+import {ModelInferenceRequest, ModelOutput} from "./OGInference.sol";
+
+/// @notice The TEE verifier precompile (PROTOCOL.md A2).
+interface ITEEVerifier {
+    /// @notice Whether `signature` is an RSA-PSS-SHA256 signature (salt 32) of
+    ///         the 32 bytes of `messageHash` by `publicKeyDER` (DER
+    ///         SubjectPublicKeyInfo, 2048–8192 bits). 20,000 gas.
+    function verifyRSAPSS(bytes calldata publicKeyDER, bytes32 messageHash, bytes calldata signature)
+        external
+        view
+        returns (bool);
+
+    /// @notice Checks an AWS Nitro attestation document. 500,000 gas.
+    function verifyAttestation(
+        bytes calldata attestationDocument,
+        bytes calldata signingPublicKey,
+        bytes calldata tlsCertificate,
+        bytes calldata rootCertificate
+    ) external view returns (bool valid, bytes32 pcrHash);
+}
+
+ITEEVerifier constant TEE_VERIFIER = ITEEVerifier(0x0000000000000000000000000000000000000900);
+
+/// @notice The attestation of one inference result and how to check it on
+///         chain: an enclave signs `keccak256(inputHash ‖ outputHash ‖
+///         uint256 timestamp)` with RSA-PSS; a verifier accepts a signature
+///         at most 1 hour old and at most 5 minutes in the future.
+library TEEAttestation {
+    /// @notice The oldest an attestation may be.
+    uint256 internal constant MAX_AGE = 1 hours;
+    /// @notice How far ahead of the block an attestation may be.
+    uint256 internal constant MAX_AHEAD = 5 minutes;
+
+    /// @notice What an enclave signs.
+    function messageHash(bytes32 inputHash, bytes32 outputHash, uint256 timestamp) internal pure returns (bytes32) {
+        return keccak256(abi.encodePacked(inputHash, outputHash, timestamp));
+    }
+
+    /// @notice The input hash of a request through the inference precompile:
+    ///         its request id, `keccak256(abi.encode(request))`.
+    function inputHash(ModelInferenceRequest memory request) internal pure returns (bytes32) {
+        return keccak256(abi.encode(request));
+    }
+
+    /// @notice The output hash of a result: `keccak256(abi.encode(output))`,
+    ///         the hash of the precompile's return data.
+    function outputHash(ModelOutput memory output) internal pure returns (bytes32) {
+        return keccak256(abi.encode(output));
+    }
+
+    /// @notice Whether `timestamp` is inside the window around this block.
+    function fresh(uint256 timestamp) internal view returns (bool) {
+        return timestamp + MAX_AGE >= block.timestamp && timestamp <= block.timestamp + MAX_AHEAD;
+    }
+
+    /// @notice Whether the enclave with key `publicKeyDER` signed this result
+    ///         recently enough.
+    function verify(
+        bytes memory publicKeyDER,
+        bytes32 input,
+        bytes32 output,
+        uint256 timestamp,
+        bytes memory signature
+    ) internal view returns (bool) {
+        return fresh(timestamp) && TEE_VERIFIER.verifyRSAPSS(publicKeyDER, messageHash(input, output, timestamp), signature);
+    }
+}

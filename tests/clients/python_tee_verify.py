@@ -1,0 +1,111 @@
+"""Checks the TEE attestations of a running `nml devnet` with Python's own
+cryptography (the `cryptography` package, OpenSSL underneath), independently
+of nml's code: the enclave's key and id, the hashes, the RSA-PSS signature,
+and the verifier precompile at 0x…0900 answering through web3.py.
+
+Usage: python python_tee_verify.py <rpc-url> <DynamicFeePool.json> <volatility.onnx> <model-cid> <tees>
+"""
+
+import json
+import sys
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import padding
+from eth_hash.auto import keccak
+from web3 import Web3
+
+VERIFIER = Web3.to_checksum_address("0x0000000000000000000000000000000000000900")
+VERIFIER_ABI = [
+    {
+        "type": "function",
+        "name": "verifyRSAPSS",
+        "stateMutability": "view",
+        "inputs": [
+            {"name": "publicKeyDER", "type": "bytes"},
+            {"name": "messageHash", "type": "bytes32"},
+            {"name": "signature", "type": "bytes"},
+        ],
+        "outputs": [{"name": "", "type": "bool"}],
+    }
+]
+PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
+
+
+def check(condition, message):
+    if not condition:
+        raise AssertionError(f"check failed: {message}")
+
+
+def rpc(w3, method, params):
+    answer = w3.provider.make_request(method, params)
+    check("error" not in answer, f"{method}: {answer.get('error')}")
+    return answer["result"]
+
+
+def signed_by(der, message, signature):
+    key = serialization.load_der_public_key(der)
+    try:
+        key.verify(signature, message, PSS, hashes.SHA256())
+        return True
+    except InvalidSignature:
+        return False
+
+
+def main():
+    url, artifact_path, onnx_path, cid, tees = sys.argv[1:6]
+    w3 = Web3(Web3.HTTPProvider(url))
+    w3.eth.default_account = w3.eth.accounts[0]
+    with open(onnx_path, "rb") as f:
+        rpc(w3, "nml_registerModel", ["0x" + f.read().hex(), cid])
+    with open(artifact_path) as f:
+        artifact = json.load(f)
+    factory = w3.eth.contract(abi=artifact["abi"], bytecode=artifact["bytecode"]["object"])
+    deployed = w3.eth.wait_for_transaction_receipt(factory.constructor().transact(), timeout=60)
+    pool = w3.eth.contract(address=deployed.contractAddress, abi=artifact["abi"])
+    tx = pool.functions.update([10**17] * 30).transact()
+    receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60)
+    check(receipt.status == 1, "update status")
+
+    enclaves = {bytes.fromhex(t["teeId"][2:]): bytes.fromhex(t["publicKey"][2:]) for t in rpc(w3, "nml_getTees", [])}
+    check(len(enclaves) == int(tees), f"{len(enclaves)} enclaves, asked for {tees}")
+    for tee_id, der in enclaves.items():
+        key = serialization.load_der_public_key(der)
+        check(key.key_size == 2048, f"RSA-2048, got {key.key_size}")
+        check(keccak(der) == tee_id, "teeId = keccak256(DER SubjectPublicKeyInfo)")
+
+    [record] = rpc(w3, "nml_getInferenceReceipts", [tx.hex()])
+    [attestation] = rpc(w3, "nml_getAttestations", [tx.hex()])
+    check(record["mode"] == 2 and attestation["mode"] == 2, "a TEE-mode request")
+    tee_id = bytes.fromhex(attestation["teeId"][2:])
+    check(tee_id in enclaves, "signed by one of the devnet's enclaves")
+    input_hash = bytes.fromhex(attestation["inputHash"][2:])
+    output_hash = bytes.fromhex(attestation["outputHash"][2:])
+    check(input_hash == bytes.fromhex(record["requestId"][2:]), "inputHash is the request id")
+    check(output_hash == keccak(bytes.fromhex(record["rawOutput"][2:])), "outputHash is keccak256 of the output")
+    timestamp = attestation["timestamp"]
+    block = w3.eth.get_block(receipt.blockNumber)
+    check(0 <= block.timestamp - timestamp <= 5, f"signed at {timestamp}, mined at {block.timestamp}")
+
+    message = keccak(input_hash + output_hash + timestamp.to_bytes(32, "big"))
+    signature = bytes.fromhex(attestation["signature"][2:])
+    der = enclaves[tee_id]
+    check(signed_by(der, message, signature), "the RSA-PSS signature verifies")
+    forged = bytearray(signature)
+    forged[7] ^= 1
+    check(not signed_by(der, message, bytes(forged)), "a tampered signature does not")
+    later = keccak(input_hash + output_hash + (timestamp + 1).to_bytes(32, "big"))
+    check(not signed_by(der, later, signature), "another timestamp does not")
+    for other_id, other in enclaves.items():
+        if other_id != tee_id:
+            check(not signed_by(other, message, signature), "another enclave's key does not")
+
+    verifier = w3.eth.contract(address=VERIFIER, abi=VERIFIER_ABI)
+    check(verifier.functions.verifyRSAPSS(der, message, signature).call() is True, "0x…0900 says yes")
+    check(verifier.functions.verifyRSAPSS(der, message, bytes(forged)).call() is False, "0x…0900 says no to a forgery")
+    check(verifier.functions.verifyRSAPSS(b"junk", message, signature).call() is False, "0x…0900 says no to junk")
+    print("TEE OK")
+
+
+if __name__ == "__main__":
+    main()
