@@ -13,8 +13,13 @@
 //! - **deduplication**: 256 transactions with the identical request, and how
 //!   many model runs they cost.
 //!
+//! - **TEE mode**: the same overhead and 256-transaction block with the
+//!   requests in TEE mode (each result attested with an RSA-2048 signature)
+//!   against vanilla, side by side, and one bare signature.
+//!
 //! Prints a markdown table for docs/benchmarks.md. `NML_BENCH_OVERHEAD_ONLY=1`
-//! (with `NML_BENCH_OVERHEAD_TXS=N`) runs only the overhead loop, for a profiler.
+//! (with `NML_BENCH_OVERHEAD_TXS=N`) runs only the overhead loop, for a
+//! profiler; `NML_BENCH_TEE_ONLY=1` only the TEE comparison.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -35,6 +40,7 @@ mod common;
 
 sol! {
     function run(int128 seed);
+    function setMode(uint8 m);
     function predict(int256[4] x);
 }
 
@@ -65,6 +71,10 @@ fn main() {
     };
     let (one, id) = executor_with(1);
     let (many, _) = executor_with(workers);
+    if std::env::var_os("NML_BENCH_TEE_ONLY").is_some() {
+        tee_against_vanilla(&one, &many, &code, &id, workers);
+        return;
+    }
 
     // Overhead: one transaction per block, paired with a bare run of its input.
     let mut session = one.registry().new_session(&id.parse().unwrap()).unwrap_or_else(|e| panic!("{e}"));
@@ -143,6 +153,69 @@ fn main() {
         "| light contract (`Predictor`, 4 inputs, `mlp`): bare run / overhead / one EVM pass, medians | {:.0} µs / {:.0} µs / {:.0} µs |",
         light.0, light.1, light.2
     );
+    tee_against_vanilla(&one, &many, &code, &id, workers);
+}
+
+/// TEE mode against vanilla, each measured in the same run: the overhead
+/// per transaction, a block of 256 distinct requests with `workers`
+/// workers (alternating rounds, median of 5), and one bare RSA-PSS signature.
+fn tee_against_vanilla(one: &Arc<OnnxExecutor>, many: &Arc<OnnxExecutor>, code: &Bytes, id: &str, workers: usize) {
+    const TEE: u8 = 2;
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    let overhead = |mode: u8| {
+        let mut session = one.registry().new_session(&id.parse().unwrap()).unwrap_or_else(|e| panic!("{e}"));
+        let (devnet, client) = chain(one, code, id, Mining::Manual);
+        set_mode(&devnet, client, mode);
+        let samples = overhead_samples(&devnet, client, &mut session, |seed| {
+            let x: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0 + seed as f32) / 100.0).collect();
+            (runCall { seed }.abi_encode(), [1, 64], x)
+        });
+        let mut sorted = samples.overhead;
+        sorted.sort_by(f64::total_cmp);
+        sorted[sorted.len() / 2] * 1e6
+    };
+    let (vanilla_us, tee_us) = (overhead(0), overhead(TEE));
+    let block = |mode: u8| {
+        let (devnet, client) = chain(many, code, id, Mining::Manual);
+        set_mode(&devnet, client, mode);
+        for i in 0..TXS {
+            send(&devnet, client, i % 10, runCall { seed: 5000 + i as i128 }.abi_encode());
+        }
+        let started = Instant::now();
+        let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
+        let elapsed = started.elapsed();
+        assert_eq!(mined.transactions.len(), TXS);
+        let attested = mined.receipts.iter().filter(|r| r.inference.iter().all(|c| c.attestation.is_some())).count();
+        assert_eq!(attested, if mode == TEE { TXS } else { 0 });
+        elapsed
+    };
+    let (mut vanilla, mut tee) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        vanilla.push(block(0));
+        tee.push(block(TEE));
+    }
+    let enclave = nml_runtime::tee::Enclave::from_seed(0, 0).unwrap_or_else(|e| panic!("{e}"));
+    let mut signs: Vec<Duration> = (0..200u32)
+        .map(|i| {
+            let started = Instant::now();
+            std::hint::black_box(enclave.sign(&i.to_be_bytes()).unwrap_or_else(|e| panic!("{e}")));
+            started.elapsed()
+        })
+        .collect();
+    let (vanilla_ms, tee_ms) = (ms(median(&mut vanilla)), ms(median(&mut tee)));
+    println!("| TEE mode against vanilla | value |");
+    println!("| --- | --- |");
+    println!("| one RSA-2048 PSS signature, median | {:.0} µs |", median(&mut signs).as_secs_f64() * 1e6);
+    println!("| overhead per transaction, vanilla / TEE, medians | {vanilla_us:.0} µs / {tee_us:.0} µs |");
+    println!("| **added cost per TEE inference** | **{:.0} µs** |", tee_us - vanilla_us);
+    println!("| {TXS} transactions, {workers} workers, vanilla / TEE, median of 5 | {vanilla_ms:.1} ms / {tee_ms:.1} ms |");
+    println!("| **TEE block against vanilla** | **{:+.1}%** |", (tee_ms / vanilla_ms - 1.0) * 100.0);
+}
+
+/// Sets the mode of `BenchClient`'s requests (0 vanilla, 2 TEE).
+fn set_mode(devnet: &Devnet, client: Address, mode: u8) {
+    send(devnet, client, 0, setModeCall { m: mode }.abi_encode());
+    devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
 }
 
 /// The overhead with a light contract: the tests' `Predictor` (4 inputs) on
