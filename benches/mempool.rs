@@ -208,7 +208,9 @@ fn tee_against_vanilla(one: &Arc<OnnxExecutor>, many: &Arc<OnnxExecutor>, code: 
     println!("| one RSA-2048 PSS signature, median | {:.0} µs |", median(&mut signs).as_secs_f64() * 1e6);
     println!("| overhead per transaction, vanilla / TEE, medians | {vanilla_us:.0} µs / {tee_us:.0} µs |");
     println!("| **added cost per TEE inference** | **{:.0} µs** |", tee_us - vanilla_us);
-    println!("| {TXS} transactions, {workers} workers, vanilla / TEE, median of 5 | {vanilla_ms:.1} ms / {tee_ms:.1} ms |");
+    println!(
+        "| {TXS} transactions, {workers} workers, vanilla / TEE, median of 5 | {vanilla_ms:.1} ms / {tee_ms:.1} ms |"
+    );
     println!("| **TEE block against vanilla** | **{:+.1}%** |", (tee_ms / vanilla_ms - 1.0) * 100.0);
 }
 

@@ -17,8 +17,9 @@ mod common;
 
 const ETHERS: &str = "ethers@6.13.5";
 const WEB3PY: &str = "web3==7.6.0";
-/// Checks the devnet's RSA-PSS attestations independently of nml's code.
+/// Check the devnet's attestations and documents independently of nml's code.
 const CRYPTOGRAPHY: &str = "cryptography==46.0.3";
+const CBOR2: &str = "cbor2==5.6.5";
 
 fn skip() -> bool {
     if std::env::var_os("NML_SKIP_CLIENT_TESTS").is_some() {
@@ -84,10 +85,10 @@ fn node_deps() -> PathBuf {
     dir
 }
 
-/// A Python interpreter with web3.py and cryptography.
+/// A Python interpreter with web3.py, cryptography and cbor2.
 fn python() -> PathBuf {
     let dir = deps_dir().join("python");
-    provision(&dir, &format!(".installed-{WEB3PY}-{CRYPTOGRAPHY}"), |dir| {
+    provision(&dir, &format!(".installed-{WEB3PY}-{CRYPTOGRAPHY}-{CBOR2}"), |dir| {
         run_checked(Command::new("python3").args(["-m", "venv"]).arg(dir), "python3 -m venv");
         run_checked(
             Command::new(dir.join("bin/pip")).args([
@@ -96,8 +97,9 @@ fn python() -> PathBuf {
                 "--disable-pip-version-check",
                 WEB3PY,
                 CRYPTOGRAPHY,
+                CBOR2,
             ]),
-            "pip install web3 cryptography",
+            "pip install web3 cryptography cbor2",
         );
     });
     dir.join("bin/python")

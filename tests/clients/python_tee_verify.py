@@ -1,17 +1,23 @@
 """Checks the TEE attestations of a running `nml devnet` with Python's own
-cryptography (the `cryptography` package, OpenSSL underneath), independently
-of nml's code: the enclave's key and id, the hashes, the RSA-PSS signature,
-and the verifier precompile at 0x…0900 answering through web3.py.
+cryptography (the `cryptography` package, OpenSSL underneath, and `cbor2`),
+independently of nml's code: each enclave's attestation document (COSE_Sign1,
+ES384, its certificate chain to the devnet root, the keys it binds, its
+PCRs), the enclave's key and id, the hashes, the RSA-PSS signature, and the
+verifier precompile at 0x…0900 answering through web3.py.
 
 Usage: python python_tee_verify.py <rpc-url> <DynamicFeePool.json> <volatility.onnx> <model-cid> <tees>
 """
 
+import hashlib
 import json
 import sys
 
+import cbor2
+from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import padding
+from cryptography.hazmat.primitives.asymmetric import ec, padding
+from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
 from eth_hash.auto import keccak
 from web3 import Web3
 
@@ -27,7 +33,19 @@ VERIFIER_ABI = [
             {"name": "signature", "type": "bytes"},
         ],
         "outputs": [{"name": "", "type": "bool"}],
-    }
+    },
+    {
+        "type": "function",
+        "name": "verifyAttestation",
+        "stateMutability": "view",
+        "inputs": [
+            {"name": "attestationDocument", "type": "bytes"},
+            {"name": "signingPublicKey", "type": "bytes"},
+            {"name": "tlsCertificate", "type": "bytes"},
+            {"name": "rootCertificate", "type": "bytes"},
+        ],
+        "outputs": [{"name": "valid", "type": "bool"}, {"name": "pcrHash", "type": "bytes32"}],
+    },
 ]
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
@@ -52,6 +70,32 @@ def signed_by(der, message, signature):
         return False
 
 
+def check_document(tee):
+    """The Nitro checks, written from AWS's description of the format."""
+    doc = cbor2.loads(bytes.fromhex(tee["attestationDocument"][2:]))
+    if isinstance(doc, cbor2.CBORTag):
+        doc = doc.value
+    protected, _unprotected, payload, signature = doc
+    check(cbor2.loads(protected) == {1: -35}, "ES384")
+    body = cbor2.loads(payload)
+    check(body["digest"] == "SHA384", "digest")
+    root = bytes.fromhex(tee["rootCertificate"][2:])
+    check(body["cabundle"][0] == root, "the bundle starts at the devnet root")
+    chain = [x509.load_der_x509_certificate(c) for c in body["cabundle"] + [body["certificate"]]]
+    for issuer, cert in zip(chain, chain[1:]):
+        issuer.public_key().verify(cert.signature, cert.tbs_certificate_bytes, ec.ECDSA(cert.signature_hash_algorithm))
+        check(cert.issuer == issuer.subject, "issuer names chain")
+    r, s = int.from_bytes(signature[:48], "big"), int.from_bytes(signature[48:], "big")
+    to_sign = cbor2.dumps(["Signature1", protected, b"", payload])
+    chain[-1].public_key().verify(encode_dss_signature(r, s), to_sign, ec.ECDSA(hashes.SHA384()))
+    check(body["public_key"] == bytes.fromhex(tee["publicKey"][2:]), "the document binds the signing key")
+    tls = bytes.fromhex(tee["tlsCertificate"][2:])
+    check(body["user_data"] == hashlib.sha256(tls).digest(), "the document binds the TLS certificate")
+    pcr_hash = keccak(body["pcrs"][0] + body["pcrs"][1] + body["pcrs"][2])
+    check(pcr_hash == bytes.fromhex(tee["pcrHash"][2:]), "pcrHash = keccak256(pcr0 ‖ pcr1 ‖ pcr2)")
+    return pcr_hash
+
+
 def main():
     url, artifact_path, onnx_path, cid, tees = sys.argv[1:6]
     w3 = Web3(Web3.HTTPProvider(url))
@@ -67,8 +111,18 @@ def main():
     receipt = w3.eth.wait_for_transaction_receipt(tx, timeout=60)
     check(receipt.status == 1, "update status")
 
-    enclaves = {bytes.fromhex(t["teeId"][2:]): bytes.fromhex(t["publicKey"][2:]) for t in rpc(w3, "nml_getTees", [])}
+    listed = rpc(w3, "nml_getTees", [])
+    enclaves = {bytes.fromhex(t["teeId"][2:]): bytes.fromhex(t["publicKey"][2:]) for t in listed}
     check(len(enclaves) == int(tees), f"{len(enclaves)} enclaves, asked for {tees}")
+    verifier = w3.eth.contract(address=VERIFIER, abi=VERIFIER_ABI)
+    for tee in listed:
+        pcr_hash = check_document(tee)
+        args = [bytes.fromhex(tee[k][2:]) for k in ("attestationDocument", "publicKey", "tlsCertificate", "rootCertificate")]
+        valid, answered = verifier.functions.verifyAttestation(*args).call()
+        check(valid and answered == pcr_hash, "0x…0900 accepts the document and names its PCRs")
+        other_root = bytes.fromhex(listed[-1 - listed.index(tee)]["tlsCertificate"][2:])
+        valid, _ = verifier.functions.verifyAttestation(args[0], args[1], args[2], other_root).call()
+        check(not valid, "0x…0900 refuses another root")
     for tee_id, der in enclaves.items():
         key = serialization.load_der_public_key(der)
         check(key.key_size == 2048, f"RSA-2048, got {key.key_size}")
@@ -100,7 +154,6 @@ def main():
         if other_id != tee_id:
             check(not signed_by(other, message, signature), "another enclave's key does not")
 
-    verifier = w3.eth.contract(address=VERIFIER, abi=VERIFIER_ABI)
     check(verifier.functions.verifyRSAPSS(der, message, signature).call() is True, "0x…0900 says yes")
     check(verifier.functions.verifyRSAPSS(der, message, bytes(forged)).call() is False, "0x…0900 says no to a forgery")
     check(verifier.functions.verifyRSAPSS(b"junk", message, signature).call() is False, "0x…0900 says no to junk")

@@ -49,6 +49,14 @@ pub struct TeeInfo {
     pub tee_id: B256,
     /// The signing key, DER SubjectPublicKeyInfo.
     pub public_key: alloy_primitives::Bytes,
+    /// Its TLS certificate (DER).
+    pub tls_certificate: alloy_primitives::Bytes,
+    /// Its attestation document (AWS Nitro format).
+    pub attestation_document: alloy_primitives::Bytes,
+    /// The devnet's root certificate (DER) the document chains to.
+    pub root_certificate: alloy_primitives::Bytes,
+    /// `keccak256(pcr0 ‖ pcr1 ‖ pcr2)` of its image.
+    pub pcr_hash: B256,
 }
 
 /// The inference part of a devnet.
@@ -152,11 +160,21 @@ impl Devnet {
         )
     }
 
-    /// The devnet's enclaves (`nml_getTees`): their ids and public keys.
+    /// The devnet's enclaves (`nml_getTees`).
     pub fn tees(&self) -> Result<Vec<TeeInfo>, NodeError> {
         let enclaves = self.inference()?.pipe.enclaves();
         let all = enclaves.all().map_err(|e| NodeError::Failed(e.to_string()))?;
-        Ok(all.iter().map(|e| TeeInfo { tee_id: e.id(), public_key: e.public_key().clone() }).collect())
+        Ok(all
+            .iter()
+            .map(|e| TeeInfo {
+                tee_id: e.id(),
+                public_key: e.public_key().clone(),
+                tls_certificate: e.tls_certificate().clone(),
+                attestation_document: e.attestation_document().clone(),
+                root_certificate: e.root_certificate().clone(),
+                pcr_hash: e.pcr_hash(),
+            })
+            .collect())
     }
 
     /// The pool and the inference mempool (`nml_mempoolStatus`). Answers while

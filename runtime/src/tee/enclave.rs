@@ -15,6 +15,8 @@ use rsa::RsaPrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 
+use super::nitro::{DevnetPki, devnet_pcrs, pcr_hash};
+
 /// The size of an enclave's signing key, in bits (as on the chain).
 pub(super) const KEY_BITS: usize = 2048;
 
@@ -27,6 +29,9 @@ pub enum TeeError {
     /// The RSA signature could not be made.
     #[error("the enclave could not sign: {0}")]
     Signing(String),
+    /// The certificates or the attestation document could not be made.
+    #[error("could not make the enclave's attestation document: {0}")]
+    Document(String),
 }
 
 /// One inference result as an enclave attests it (PROTOCOL.md A2): an
@@ -68,11 +73,15 @@ pub fn message_hash(input_hash: B256, output_hash: B256, timestamp: u64) -> B256
     keccak256(packed)
 }
 
-/// A simulated enclave: its signing key and identity.
+/// A simulated enclave: its signing key and identity, its TLS certificate
+/// and its attestation document (under the devnet's root certificate).
 pub struct Enclave {
     id: B256,
     public_key: Bytes,
     key: RsaKeyPair,
+    tls_certificate: Bytes,
+    document: Bytes,
+    root_certificate: Bytes,
 }
 
 impl std::fmt::Debug for Enclave {
@@ -109,7 +118,18 @@ impl Enclave {
             .to_vec()
             .into();
         let key = RsaKeyPair::from_pkcs8(pkcs8.as_bytes()).map_err(|e| TeeError::KeyGeneration(e.to_string()))?;
-        let enclave = Arc::new(Self { id: keccak256(&public_key), public_key, key });
+        let pki = DevnetPki::from_seed(seed).map_err(TeeError::Document)?;
+        let tls_certificate = pki.tls_certificate(seed, index).map_err(TeeError::Document)?;
+        let document =
+            pki.document(seed, index, &devnet_pcrs(), &public_key, &tls_certificate).map_err(TeeError::Document)?;
+        let enclave = Arc::new(Self {
+            id: keccak256(&public_key),
+            public_key,
+            key,
+            tls_certificate,
+            document,
+            root_certificate: pki.root_certificate().clone(),
+        });
         Ok(Arc::clone(MADE.lock().entry((seed, index)).or_insert(enclave)))
     }
 
@@ -121,6 +141,26 @@ impl Enclave {
     /// The signing key's public half, DER-encoded SubjectPublicKeyInfo.
     pub fn public_key(&self) -> &Bytes {
         &self.public_key
+    }
+
+    /// Its TLS certificate (DER).
+    pub fn tls_certificate(&self) -> &Bytes {
+        &self.tls_certificate
+    }
+
+    /// Its attestation document (AWS Nitro format, see [`nitro`](super::nitro)).
+    pub fn attestation_document(&self) -> &Bytes {
+        &self.document
+    }
+
+    /// The root certificate (DER) its document chains to.
+    pub fn root_certificate(&self) -> &Bytes {
+        &self.root_certificate
+    }
+
+    /// `keccak256(pcr0 ‖ pcr1 ‖ pcr2)` of its image.
+    pub fn pcr_hash(&self) -> B256 {
+        pcr_hash(&devnet_pcrs())
     }
 
     /// Signs `message` (RSA-PSS, SHA-256, salt 32; the salt is random, so

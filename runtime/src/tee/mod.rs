@@ -7,6 +7,7 @@
 //! hashes are defined is [`Attestation`]'s doc.
 
 mod enclave;
+pub mod nitro;
 pub mod verifier;
 
 pub use enclave::{Attestation, Enclave, Enclaves, TeeError, message_hash};

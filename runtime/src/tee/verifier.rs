@@ -7,8 +7,10 @@
 //! hashed again by PSS). Malformed keys and signatures answer `false`;
 //! calldata that is not the ABI of a function here reverts with a reason.
 //!
-//! `verifyAttestation` (AWS Nitro documents) is not served yet: a call to it
-//! reverts saying so, never a fake `true`.
+//! `verifyAttestation(bytes attestationDocument, bytes signingPublicKey,
+//! bytes tlsCertificate, bytes rootCertificate) returns (bool valid, bytes32
+//! pcrHash)`, 500,000 gas: [`verify_attestation`] at the block's time; a
+//! refused document answers `(false, 0)`.
 
 use alloy_primitives::{Address, B256, Bytes, address};
 use alloy_sol_types::{Revert, SolCall, SolError, sol};
@@ -16,6 +18,8 @@ use revm::interpreter::{Gas, InstructionResult, InterpreterResult};
 use ring::signature::{RSA_PSS_2048_8192_SHA256, UnparsedPublicKey};
 use spki::SubjectPublicKeyInfoRef;
 use spki::der::Decode;
+
+use super::nitro::verify_attestation;
 
 /// The verifier precompile's address.
 pub const TEE_VERIFIER: Address = address!("0000000000000000000000000000000000000900");
@@ -34,7 +38,7 @@ sol! {
     interface ITEEVerifier {
         /// Whether `signature` is an RSA-PSS-SHA256 signature (salt 32) of `messageHash` by `publicKeyDER`.
         function verifyRSAPSS(bytes publicKeyDER, bytes32 messageHash, bytes signature) external view returns (bool);
-        /// Checks an AWS Nitro attestation document (not served by the devnet yet).
+        /// Checks an AWS Nitro attestation document against a root certificate at the block's time.
         function verifyAttestation(bytes attestationDocument, bytes signingPublicKey, bytes tlsCertificate, bytes rootCertificate) external view returns (bool valid, bytes32 pcrHash);
     }
 }
@@ -57,8 +61,8 @@ pub fn verify_rsa_pss(public_key_der: &[u8], message: B256, signature: &[u8]) ->
     UnparsedPublicKey::new(&RSA_PSS_2048_8192_SHA256, pkcs1).verify(message.as_slice(), signature).is_ok()
 }
 
-/// Answers one call to the precompile.
-pub fn run(calldata: &[u8], gas_limit: u64) -> InterpreterResult {
+/// Answers one call to the precompile, in a block whose timestamp is `now`.
+pub fn run(calldata: &[u8], gas_limit: u64, now: u64) -> InterpreterResult {
     let selector = calldata.get(..4).unwrap_or_default();
     if selector == ITEEVerifier::verifyRSAPSSCall::SELECTOR {
         if gas_limit < GAS_VERIFY_RSA_PSS {
@@ -77,11 +81,24 @@ pub fn run(calldata: &[u8], gas_limit: u64) -> InterpreterResult {
         if gas_limit < GAS_VERIFY_ATTESTATION {
             return out_of_gas(gas_limit);
         }
-        return revert(
-            "verifyAttestation is not served by this devnet yet: attestation documents are not simulated",
-            GAS_VERIFY_ATTESTATION,
-            gas_limit,
-        );
+        return match ITEEVerifier::verifyAttestationCall::abi_decode(calldata) {
+            Ok(call) => {
+                let checked = verify_attestation(
+                    &call.attestationDocument,
+                    &call.signingPublicKey,
+                    &call.tlsCertificate,
+                    &call.rootCertificate,
+                    now,
+                );
+                let (valid, pcr_hash) = checked.map_or((false, B256::ZERO), |hash| (true, hash));
+                let returns = ITEEVerifier::verifyAttestationReturn { valid, pcrHash: pcr_hash };
+                let output = ITEEVerifier::verifyAttestationCall::abi_encode_returns(&returns);
+                finish(InstructionResult::Return, output.into(), GAS_VERIFY_ATTESTATION, gas_limit)
+            }
+            Err(e) => {
+                revert(&format!("verifyAttestation: malformed arguments: {e}"), GAS_VERIFY_ATTESTATION, gas_limit)
+            }
+        };
     }
     revert(
         &format!(
@@ -132,7 +149,7 @@ mod tests {
             signature: signature.to_vec().into(),
         }
         .abi_encode();
-        run(&data, gas)
+        run(&data, gas, 1_800_000_000)
     }
 
     #[test]
@@ -156,22 +173,39 @@ mod tests {
 
     #[test]
     fn malformed_calldata_and_unknown_selectors_revert_with_a_reason() {
-        let short = run(&ITEEVerifier::verifyRSAPSSCall::SELECTOR, 100_000);
+        let short = run(&ITEEVerifier::verifyRSAPSSCall::SELECTOR, 100_000, 0);
         assert_eq!(short.result, InstructionResult::Revert);
         assert!(Revert::abi_decode(&short.output).unwrap().reason.contains("malformed"));
-        let unknown = run(&[1, 2, 3, 4], 100_000);
+        let unknown = run(&[1, 2, 3, 4], 100_000, 0);
         assert!(Revert::abi_decode(&unknown.output).unwrap().reason.contains("unknown selector 0x01020304"));
-        let empty = run(&[], 100_000);
+        let empty = run(&[], 100_000, 0);
         assert_eq!(empty.result, InstructionResult::Revert);
-        let attestation = ITEEVerifier::verifyAttestationCall {
-            attestationDocument: Bytes::new(),
-            signingPublicKey: Bytes::new(),
-            tlsCertificate: Bytes::new(),
-            rootCertificate: Bytes::new(),
-        }
-        .abi_encode();
-        let answer = run(&attestation, 1_000_000);
-        assert_eq!(answer.result, InstructionResult::Revert);
-        assert!(Revert::abi_decode(&answer.output).unwrap().reason.contains("not served"));
+        let truncated = &ITEEVerifier::verifyAttestationCall::SELECTOR;
+        let answer = run(truncated, 1_000_000, 0);
+        assert!(Revert::abi_decode(&answer.output).unwrap().reason.contains("verifyAttestation: malformed"));
+    }
+
+    #[test]
+    fn verify_attestation_answers_the_pcr_hash_of_a_good_document_and_false_otherwise() {
+        let enclave = Enclave::from_seed(3, 0).unwrap();
+        let call = |document: &[u8], now: u64| {
+            let data = ITEEVerifier::verifyAttestationCall {
+                attestationDocument: document.to_vec().into(),
+                signingPublicKey: enclave.public_key().clone(),
+                tlsCertificate: enclave.tls_certificate().clone(),
+                rootCertificate: enclave.root_certificate().clone(),
+            }
+            .abi_encode();
+            let answer = run(&data, 1_000_000, now);
+            assert_eq!(answer.result, InstructionResult::Return);
+            assert_eq!(answer.gas.total_gas_spent(), GAS_VERIFY_ATTESTATION);
+            ITEEVerifier::verifyAttestationCall::abi_decode_returns(&answer.output).unwrap()
+        };
+        let good = call(enclave.attestation_document(), 1_800_000_000);
+        assert!(good.valid);
+        assert_eq!(good.pcrHash, enclave.pcr_hash());
+        let stale = call(enclave.attestation_document(), 4_200_000_000);
+        assert!(!stale.valid && stale.pcrHash == B256::ZERO);
+        assert!(!call(b"junk", 1_800_000_000).valid);
     }
 }

@@ -119,7 +119,8 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
 
     fn run(&mut self, ctx: &mut EvmContext, inputs: &CallInputs) -> Result<Option<InterpreterResult>, String> {
         if inputs.bytecode_address == TEE_VERIFIER {
-            return Ok(Some(verifier::run(&inputs.input.bytes(ctx), inputs.gas_limit)));
+            let now = ctx.block.timestamp.saturating_to::<u64>();
+            return Ok(Some(verifier::run(&inputs.input.bytes(ctx), inputs.gas_limit, now)));
         }
         if inputs.bytecode_address != INFERENCE_PRECOMPILE {
             return self.eth.run(ctx, inputs);
