@@ -674,3 +674,66 @@ fn attestations_survive_a_state_reload_and_replays_serve_them() {
     assert_eq!(reloaded[0].attestation, recorded[0].attestation);
     assert_eq!(devnet.mempool_status().unwrap().pipe.inferences_run, 0);
 }
+
+#[test]
+fn the_tee_registry_holds_the_enclaves_and_follows_revocation_and_heartbeats() {
+    use alloy_primitives::keccak256;
+    use nml_runtime::predeploys::{ITEERegistry, SYSTEM_ADDRESS, TEE_REGISTRY, TEE_TYPE_VALIDATOR};
+    use nml_runtime::tee::Enclave;
+
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    let view = |call: Vec<u8>| {
+        let request = TransactionRequest::default().to(TEE_REGISTRY).input(call.into());
+        net.devnet.call(request, None, None).expect("call")
+    };
+    let active = |id: B256| {
+        ITEERegistry::isTEEActiveCall::abi_decode_returns(&view(
+            ITEERegistry::isTEEActiveCall { teeId: id }.abi_encode(),
+        ))
+        .unwrap()
+    };
+    let [tee] = net.devnet.tees().unwrap().try_into().expect("one enclave");
+    let info = ITEERegistry::getTEECall::abi_decode_returns(&view(
+        ITEERegistry::getTEECall { teeId: tee.tee_id }.abi_encode(),
+    ))
+    .unwrap();
+    assert_eq!((info.publicKey, info.tlsCertificate), (tee.public_key.clone(), tee.tls_certificate.clone()));
+    assert_eq!(
+        (info.pcrHash, info.teeType, info.enabled, info.owner),
+        (tee.pcr_hash, TEE_TYPE_VALIDATOR, true, SYSTEM_ADDRESS)
+    );
+    assert!(active(tee.tee_id));
+    let listed = ITEERegistry::getActiveTEEsCall::abi_decode_returns(&view(
+        ITEERegistry::getActiveTEEsCall { teeType: TEE_TYPE_VALIDATOR }.abi_encode(),
+    ))
+    .unwrap();
+    assert_eq!(listed.len(), 1);
+    // Dev account 0 is untouched: registration ran as system calls.
+    assert_eq!(net.devnet.transaction_count(net.devnet.accounts()[0], Default::default()).unwrap(), 1);
+
+    // No heartbeat for more than 30 minutes: inactive; a signed heartbeat: active.
+    net.devnet.increase_time(1801);
+    net.devnet.mine(None).expect("mine");
+    assert!(!active(tee.tee_id));
+    let now = net.devnet.block(net.devnet.block_number().into(), false).unwrap().header.timestamp;
+    let enclave = Enclave::from_seed(0, 0).unwrap();
+    let message = keccak256([tee.tee_id.as_slice(), &U256::from(now).to_be_bytes::<32>()].concat());
+    let beat = |signature: Bytes| {
+        let call = ITEERegistry::heartbeatCall { teeId: tee.tee_id, timestamp: U256::from(now), signature };
+        mined(&net.devnet, send(&net.devnet, 2, Some(TEE_REGISTRY), call.abi_encode().into()))
+    };
+    assert!(!beat(Bytes::from(vec![0u8; 256])).success, "a forged heartbeat is refused");
+    assert!(beat(enclave.sign(message.as_slice()).unwrap()).success);
+    assert!(active(tee.tee_id));
+
+    // Revoking the image disables the enclave; only the admin may.
+    let revoke = ITEERegistry::revokePCRCall { pcrHash: tee.pcr_hash }.abi_encode();
+    assert!(!mined(&net.devnet, send(&net.devnet, 1, Some(TEE_REGISTRY), revoke.clone().into())).success);
+    assert!(mined(&net.devnet, send(&net.devnet, 0, Some(TEE_REGISTRY), revoke.into())).success);
+    assert!(!active(tee.tee_id));
+    let enabled = ITEERegistry::getEnabledTEEsCall::abi_decode_returns(&view(
+        ITEERegistry::getEnabledTEEsCall { teeType: TEE_TYPE_VALIDATOR }.abi_encode(),
+    ))
+    .unwrap();
+    assert!(enabled.is_empty());
+}

@@ -9,6 +9,8 @@
 //! - [`inference`]: the OGInference ABI, tensors, the model registry and the
 //!   ONNX executor (independent of the chain);
 //! - [`mempool`]: the pending pool, the pre-execution stage, the block builder;
+//! - [`predeploys`]: the contracts at fixed addresses (the TEE registry), from
+//!   their committed Solidity build, and the system calls that set them up;
 //! - [`node`]: the [`Devnet`] that ties them together (mining modes,
 //!   snapshots, filters, signing);
 //! - [`rpc`]: the JSON-RPC server over HTTP and WebSocket;
@@ -25,6 +27,7 @@ pub mod evm;
 pub mod inference;
 pub mod mempool;
 pub mod node;
+pub mod predeploys;
 pub mod rpc;
 pub mod tee;
 pub mod testing;

@@ -30,6 +30,15 @@ pub fn copy_project(from: &Path, to: &Path) {
 /// Builds a copy of `project` (with its tests when `tests`) and returns the
 /// copy and the creation bytecode of each of `contracts`.
 pub fn build(project: &Path, tests: bool, contracts: &[&str]) -> (tempfile::TempDir, Vec<Bytes>) {
+    build_field(project, tests, contracts, "bytecode")
+}
+
+/// [`build`], returning each contract's runtime bytecode (`deployedBytecode`).
+pub fn build_runtime(project: &Path, contracts: &[&str]) -> (tempfile::TempDir, Vec<Bytes>) {
+    build_field(project, false, contracts, "deployedBytecode")
+}
+
+fn build_field(project: &Path, tests: bool, contracts: &[&str], field: &str) -> (tempfile::TempDir, Vec<Bytes>) {
     let dir = tempfile::tempdir().expect("tempdir");
     copy_project(project, dir.path());
     let opened = if tests { Project::open_with_tests(dir.path()) } else { Project::open(dir.path()) };
@@ -43,7 +52,7 @@ pub fn build(project: &Path, tests: bool, contracts: &[&str]) -> (tempfile::Temp
             let artifact = nml_compiler::solc::artifact_path(&fe.project.out_dir(), &unit.0, contract);
             let json: serde_json::Value =
                 serde_json::from_slice(&std::fs::read(&artifact).expect("artifact")).expect("json");
-            let hex = json["bytecode"]["object"].as_str().expect("bytecode.object");
+            let hex = json[field]["object"].as_str().expect("bytecode object");
             alloy_primitives::hex::decode(hex).expect("hex bytecode").into()
         })
         .collect();

@@ -595,6 +595,15 @@ impl Chain {
         }
     }
 
+    /// Applies executed state changes outside a block (the devnet's system
+    /// calls), recording the previous values like [`Chain::edit`].
+    pub fn apply(&mut self, changes: revm::state::EvmState) {
+        let undo = Arc::make_mut(&mut self.state).commit(changes);
+        if let Some((_, last)) = self.undos.last_mut() {
+            Arc::make_mut(last).extend_newer(undo);
+        }
+    }
+
     /// Sets the code of `address`.
     pub fn set_code(&mut self, address: Address, code: Bytes) {
         self.edit(address, &[], |state| state.set_code(address, Bytecode::new_raw(code)));

@@ -11,6 +11,7 @@ use super::{Devnet, DevnetConfig, NodeError};
 use crate::chain::{Chain, InferenceRecord};
 use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
 use crate::mempool::{Pipe, PipeConfig, PipeStatus};
+use crate::predeploys::{SYSTEM_ADDRESS, TEE_REGISTRY, tee_registry_code, tee_registry_setup};
 use crate::tee::{Attestation, Enclaves};
 
 /// What a devnet with inference runs models with.
@@ -86,8 +87,22 @@ impl Devnet {
         let pipe = Pipe::new(setup.executor, setup.pipe, setup.enclaves);
         let mut devnet = Self::with_extensions(config, pipe.precompiles(), pipe.clone())?;
         devnet.with_chain(|chain| pipe.learn(records(chain)));
+        devnet.install_predeploys(pipe.enclaves())?;
         devnet.inference = Some(Inference { pipe, registry: setup.registry });
         Ok(devnet)
+    }
+
+    /// Installs the TEE registry with the enclaves registered, unless the
+    /// chain has it (a loaded state). Dev account 0 holds its admin role.
+    fn install_predeploys(&self, enclaves: &Enclaves) -> Result<(), NodeError> {
+        let installed = self.with_chain(|c| !c.latest().code_of(TEE_REGISTRY).is_empty());
+        if installed {
+            return Ok(());
+        }
+        let all = enclaves.all().map_err(|e| NodeError::Failed(e.to_string()))?;
+        let admin = self.accounts().first().copied().unwrap_or(SYSTEM_ADDRESS);
+        self.set_code(TEE_REGISTRY, tee_registry_code());
+        self.run_system_calls(&tee_registry_setup(admin, all))
     }
 
     /// An independent devnet whose chain starts as this one's head (pool,

@@ -27,9 +27,13 @@ use crate::chain::{
     Chain, ChainConfig, ChainError, DevAccount, DumpError, PoolTx, SealedBlock, StateDump, TxError, TxReceipt,
     dev_accounts,
 };
-use crate::evm::{EthereumPrecompiles, EvmSetup, InspectorFactory, PrecompileFactory, TraceError};
+use crate::evm::{
+    EthereumPrecompiles, EvmSetup, ExecOptions, InspectorFactory, Machine, Phase, PrecompileFactory, TraceError,
+};
 use crate::mempool::{Added, InferenceWait, NoPreExecution, Pool, PreExecution};
+use crate::predeploys::{SYSTEM_ADDRESS, SystemCall};
 use miner::{Batch, Engine, Mined, MinerThread};
+use revm::context::TxEnv;
 
 pub use convert::{rpc_block, rpc_header, rpc_logs, rpc_receipt, rpc_transaction, transaction_json};
 pub use filters::FilterChanges;
@@ -496,6 +500,39 @@ impl Devnet {
     /// Sets a storage slot (`anvil_setStorageAt`).
     pub fn set_storage_at(&self, address: Address, slot: U256, value: U256) {
         self.edit(|chain| chain.edit(address, &[slot], |s| s.set_storage(address, slot, value)));
+    }
+
+    /// Executes `calls` from the system address on the head state, outside
+    /// any block, and keeps what they changed (see [`crate::predeploys`]).
+    /// Any failing call fails them all, with its reason.
+    pub fn run_system_calls(&self, calls: &[SystemCall]) -> Result<(), NodeError> {
+        let setup = self.evm_setup();
+        self.edit(|chain| {
+            let env = chain.pending_block();
+            let options = ExecOptions::for_chain(chain.config(), true);
+            let mut machine = Machine::new(chain.latest(), env.block_env(), options, setup, Phase::Call);
+            machine.set_call_price(options, 0);
+            for call in calls {
+                let tx = TxEnv {
+                    caller: SYSTEM_ADDRESS,
+                    kind: TxKind::Call(call.to),
+                    data: call.data.clone(),
+                    gas_limit: env.gas_limit,
+                    chain_id: Some(options.chain_id),
+                    ..Default::default()
+                };
+                let outcome = machine.execute(tx).map_err(|e| NodeError::Failed(e.message))?;
+                if !outcome.success {
+                    return Err(NodeError::Failed(format!(
+                        "a system call to {} failed: {}",
+                        call.to,
+                        outcome.error_message()
+                    )));
+                }
+            }
+            chain.apply(machine.finish());
+            Ok(())
+        })
     }
 
     /// Edits the chain outside a block: a block being built meanwhile is

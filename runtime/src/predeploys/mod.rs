@@ -1,0 +1,134 @@
+//! Contracts the devnet places at fixed addresses, as the chain it simulates
+//! has them: each is our own Solidity in `runtime/predeploys/src/`, compiled by
+//! nml's solc into the runtime bytecode committed here (the test
+//! `tests/predeploys.rs` rebuilds it and fails when the two differ).
+//!
+//! A predeploy is installed on a new chain with its code and then set up by
+//! [`SystemCall`]s: calls from [`SYSTEM_ADDRESS`] executed on the genesis
+//! state outside any block, as EIP-4788's system calls are, so no account a
+//! user holds spends a nonce and no block or transaction is added.
+
+use std::sync::{Arc, LazyLock};
+
+use alloy_primitives::{Address, B256, Bytes, address, keccak256};
+use alloy_sol_types::{SolCall, sol};
+
+use crate::tee::Enclave;
+use crate::tee::nitro::devnet_pcrs;
+
+/// The TEE registry's address (where OpenGradient's SDK reads it).
+pub const TEE_REGISTRY: Address = address!("703cB174AEadB35D611858369B4b1111dC9Abda6");
+
+/// The caller of the devnet's system calls (EIP-4788's system address).
+pub const SYSTEM_ADDRESS: Address = address!("fffffffffffffffffffffffffffffffffffffffe");
+
+/// The TEE type of the devnet's enclaves: validators (they attest on-chain
+/// inference; type 0 is the LLM proxy of the gateway).
+pub const TEE_TYPE_VALIDATOR: u8 = 1;
+
+sol! {
+    /// The TEE registry (`runtime/predeploys/src/TEERegistry.sol`).
+    interface ITEERegistry {
+        struct OhttpConfig { uint8 keyId; uint16 kemId; uint16 kdfId; uint16 aeadId; bytes publicKey; bytes keyConfig; uint256 registeredAt; }
+        struct TEEInfo { address owner; address paymentAddress; string endpoint; bytes publicKey; bytes tlsCertificate; bytes32 pcrHash; uint8 teeType; bool enabled; uint256 registeredAt; uint256 lastHeartbeatAt; OhttpConfig ohttpConfig; }
+        struct PCRMeasurements { bytes pcr0; bytes pcr1; bytes pcr2; }
+
+        function initialize(address admin, address operator, bytes root) external;
+        function grantRole(bytes32 role, address account) external;
+        function hasRole(bytes32 role, address account) external view returns (bool);
+        function addTEEType(uint8 teeType, string name) external;
+        function approvePCR(PCRMeasurements pcrs, string version, uint8 teeType) external returns (bytes32);
+        function revokePCR(bytes32 pcrHash) external;
+        function registerTEEWithAttestation(bytes attestationDocument, bytes signingPublicKey, bytes tlsCertificate, address paymentAddress, string endpoint, uint8 teeType) external returns (bytes32);
+        function heartbeat(bytes32 teeId, uint256 timestamp, bytes signature) external;
+        function disableTEE(bytes32 teeId) external;
+        function enableTEE(bytes32 teeId) external;
+        function getTEE(bytes32 teeId) external view returns (TEEInfo memory);
+        function getActiveTEEs(uint8 teeType) external view returns (TEEInfo[] memory);
+        function getEnabledTEEs(uint8 teeType) external view returns (bytes32[] memory);
+        function getTEEsByType(uint8 teeType) external view returns (bytes32[] memory);
+        function isTEEActive(bytes32 teeId) external view returns (bool);
+        function isTEEEnabled(bytes32 teeId) external view returns (bool);
+    }
+}
+
+/// The registry's runtime bytecode.
+pub fn tee_registry_code() -> Bytes {
+    static CODE: LazyLock<Bytes> = LazyLock::new(|| {
+        alloy_primitives::hex::decode(include_str!("TEERegistry.hex").trim()).unwrap_or_default().into()
+    });
+    CODE.clone()
+}
+
+/// A call from [`SYSTEM_ADDRESS`] outside any block.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemCall {
+    /// The contract called.
+    pub to: Address,
+    /// The calldata.
+    pub data: Bytes,
+}
+
+impl SystemCall {
+    fn new(to: Address, call: impl SolCall) -> Self {
+        Self { to, data: call.abi_encode().into() }
+    }
+}
+
+/// The payment address of enclave `tee` (made from its id).
+pub fn payment_address(tee: B256) -> Address {
+    Address::from_slice(&keccak256([b"nml devnet enclave payment".as_slice(), tee.as_slice()].concat())[12..])
+}
+
+/// Where enclave `index` says it is served (the devnet serves no enclave
+/// over the network yet).
+pub fn endpoint(index: usize) -> String {
+    format!("nml-devnet://enclave-{index}")
+}
+
+/// The system calls that set the registry up: `admin` holds the admin and
+/// operator roles, the devnet's enclave image is approved for validators,
+/// and every enclave is registered with its attestation document.
+pub fn tee_registry_setup(admin: Address, enclaves: &[Arc<Enclave>]) -> Vec<SystemCall> {
+    let root = enclaves.first().map(|e| e.root_certificate().clone()).unwrap_or_default();
+    let pcrs = devnet_pcrs();
+    let mut calls = vec![
+        SystemCall::new(
+            TEE_REGISTRY,
+            ITEERegistry::initializeCall { admin: SYSTEM_ADDRESS, operator: SYSTEM_ADDRESS, root },
+        ),
+        SystemCall::new(TEE_REGISTRY, ITEERegistry::grantRoleCall { role: B256::ZERO, account: admin }),
+        SystemCall::new(TEE_REGISTRY, ITEERegistry::grantRoleCall { role: keccak256("TEE_OPERATOR"), account: admin }),
+        SystemCall::new(TEE_REGISTRY, ITEERegistry::addTEETypeCall { teeType: 0, name: "LLMProxy".into() }),
+        SystemCall::new(
+            TEE_REGISTRY,
+            ITEERegistry::addTEETypeCall { teeType: TEE_TYPE_VALIDATOR, name: "Validator".into() },
+        ),
+        SystemCall::new(
+            TEE_REGISTRY,
+            ITEERegistry::approvePCRCall {
+                pcrs: ITEERegistry::PCRMeasurements {
+                    pcr0: pcrs[0].to_vec().into(),
+                    pcr1: pcrs[1].to_vec().into(),
+                    pcr2: pcrs[2].to_vec().into(),
+                },
+                version: "nml-devnet".into(),
+                teeType: TEE_TYPE_VALIDATOR,
+            },
+        ),
+    ];
+    for (index, enclave) in enclaves.iter().enumerate() {
+        calls.push(SystemCall::new(
+            TEE_REGISTRY,
+            ITEERegistry::registerTEEWithAttestationCall {
+                attestationDocument: enclave.attestation_document().clone(),
+                signingPublicKey: enclave.public_key().clone(),
+                tlsCertificate: enclave.tls_certificate().clone(),
+                paymentAddress: payment_address(enclave.id()),
+                endpoint: endpoint(index),
+                teeType: TEE_TYPE_VALIDATOR,
+            },
+        ));
+    }
+    calls
+}
