@@ -20,6 +20,8 @@ const WEB3PY: &str = "web3==7.6.0";
 /// Check the devnet's attestations and documents independently of nml's code.
 const CRYPTOGRAPHY: &str = "cryptography==46.0.3";
 const CBOR2: &str = "cbor2==5.6.5";
+/// OpenGradient's own SDK, the reference client of the chain nml simulates.
+const OPENGRADIENT: &str = "opengradient==1.1.4";
 
 fn skip() -> bool {
     if std::env::var_os("NML_SKIP_CLIENT_TESTS").is_some() {
@@ -100,6 +102,20 @@ fn python() -> PathBuf {
                 CBOR2,
             ]),
             "pip install web3 cryptography cbor2",
+        );
+    });
+    dir.join("bin/python")
+}
+
+/// A Python interpreter with OpenGradient's SDK (a venv of its own: it
+/// brings its own web3).
+fn opengradient_python() -> PathBuf {
+    let dir = deps_dir().join("opengradient");
+    provision(&dir, &format!(".installed-{OPENGRADIENT}"), |dir| {
+        run_checked(Command::new("python3").args(["-m", "venv"]).arg(dir), "python3 -m venv");
+        run_checked(
+            Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", OPENGRADIENT]),
+            "pip install opengradient",
         );
     });
     dir.join("bin/python")
@@ -310,6 +326,37 @@ fn python_cryptography_verifies_the_devnets_tee_attestations() {
         .arg(&onnx)
         .args(["QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N", "2"]);
     run_client(cmd, "python tee verify");
+}
+
+#[test]
+fn opengradients_sdk_finds_the_devnets_enclaves_in_its_tee_registry() {
+    if skip() {
+        return;
+    }
+    let node = Node::start(&["--tees", "3", "--tee-seed", "11"]);
+    let tees = rpc(&node.url, "nml_getTees", serde_json::json!([]));
+    assert_eq!(tees.as_array().map(Vec::len), Some(3));
+    let mut cmd = Command::new(opengradient_python());
+    cmd.arg(repo().join("tests/clients/og_tee_registry.py")).arg(&node.url).arg(tees.to_string());
+    run_client(cmd, "opengradient TEERegistry");
+}
+
+/// One JSON-RPC call over a plain HTTP/1.1 connection.
+fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    use std::io::{Read, Write};
+    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).expect("read");
+    let json = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
+    let answer: serde_json::Value = serde_json::from_str(json).expect("a JSON answer");
+    answer["result"].clone()
 }
 
 #[test]
