@@ -311,6 +311,7 @@ fn chain(executor: &Arc<OnnxExecutor>, code: &Bytes, id: &str, mining: Mining) -
         registry: None,
         pipe: PipeConfig::default(),
         enclaves: Default::default(),
+        settlement: Default::default(),
     };
     let devnet = Devnet::with_inference(config, setup).unwrap_or_else(|e| panic!("{e}"));
     let mut deploy = code.to_vec();

@@ -53,7 +53,13 @@ fn main() {
     let contract = empty_tests();
     let library = nml::toolchain::onnxruntime::resolve(true).unwrap_or_else(|e| panic!("{e}")).path;
     let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library)).unwrap_or_else(|e| panic!("{e}")));
-    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default(), enclaves: Default::default() };
+    let setup = InferenceSetup {
+        executor,
+        registry: None,
+        pipe: PipeConfig::default(),
+        enclaves: Default::default(),
+        settlement: Default::default(),
+    };
     let devnet = || {
         let chain =
             ChainConfig { gas_limit: testing::TEST_GAS_LIMIT, unlimited_code_size: true, ..ChainConfig::default() };

@@ -18,6 +18,7 @@ use nml_runtime::chain::{Served, TxReceipt};
 use nml_runtime::inference::{Executor, ModelRegistry, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::{OnMiss, PipeConfig};
 use nml_runtime::node::InferenceSetup;
+use nml_runtime::settlement::SettlementConfig;
 use nml_runtime::{Devnet, DevnetConfig, Mining};
 
 mod common;
@@ -123,6 +124,10 @@ impl Net {
     }
 
     fn with(config: DevnetConfig, pipe: PipeConfig, timeout: Duration) -> Self {
+        Self::settling(config, pipe, timeout, Default::default())
+    }
+
+    fn settling(config: DevnetConfig, pipe: PipeConfig, timeout: Duration, settlement: SettlementConfig) -> Self {
         let (executor, models) = executor(timeout);
         let registry: Arc<ModelRegistry> = Arc::clone(executor.registry());
         let setup = InferenceSetup {
@@ -130,6 +135,7 @@ impl Net {
             registry: Some(registry),
             pipe,
             enclaves: Default::default(),
+            settlement,
         };
         let manual = config.mining == Mining::Manual;
         let devnet = Devnet::with_inference(config, setup).expect("devnet");
@@ -452,7 +458,13 @@ fn replays_after_a_state_reload_serve_the_recorded_results() {
 
     // A new node on the saved state, whose executor has never run anything.
     let (executor, _) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default(), enclaves: Default::default() };
+    let setup = InferenceSetup {
+        executor,
+        registry: None,
+        pipe: PipeConfig::default(),
+        enclaves: Default::default(),
+        settlement: Default::default(),
+    };
     let devnet = Devnet::with_inference(config, setup).unwrap();
     assert_eq!(devnet.receipt_record(hash).expect("reloaded").inference, recorded);
     let after = trace(&devnet);
@@ -467,7 +479,13 @@ fn replays_after_a_state_reload_serve_the_recorded_results() {
 fn interval_mining_runs_the_mempool_too() {
     let config = DevnetConfig { mining: Mining::Interval(Duration::from_millis(100)), ..DevnetConfig::default() };
     let (executor, models) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default(), enclaves: Default::default() };
+    let setup = InferenceSetup {
+        executor,
+        registry: None,
+        pipe: PipeConfig::default(),
+        enclaves: Default::default(),
+        settlement: Default::default(),
+    };
     let devnet = Arc::new(Devnet::with_inference(config, setup).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.spawn(Arc::clone(&devnet).run_interval_miner());
@@ -557,7 +575,13 @@ fn shutdown_during_a_slow_inference_loses_nothing() {
     let head = net.devnet.block_number();
     drop(net);
     let (executor, _) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default(), enclaves: Default::default() };
+    let setup = InferenceSetup {
+        executor,
+        registry: None,
+        pipe: PipeConfig::default(),
+        enclaves: Default::default(),
+        settlement: Default::default(),
+    };
     let devnet = Devnet::with_inference(config, setup).unwrap();
     assert_eq!(devnet.block_number(), head);
     let receipt = devnet.receipt_record(hash).expect("mined before the node stopped, and saved");
@@ -668,7 +692,13 @@ fn attestations_survive_a_state_reload_and_replays_serve_them() {
     net.devnet.save_state().expect("save").expect("a state file");
     drop(net);
     let (executor, _) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup { executor, registry: None, pipe: PipeConfig::default(), enclaves: Default::default() };
+    let setup = InferenceSetup {
+        executor,
+        registry: None,
+        pipe: PipeConfig::default(),
+        enclaves: Default::default(),
+        settlement: Default::default(),
+    };
     let devnet = Devnet::with_inference(config, setup).unwrap();
     let reloaded = devnet.attestations(hash).unwrap();
     assert_eq!(reloaded[0].attestation, recorded[0].attestation);
@@ -736,4 +766,91 @@ fn the_tee_registry_holds_the_enclaves_and_follows_revocation_and_heartbeats() {
     ))
     .unwrap();
     assert!(enabled.is_empty());
+}
+
+/// The mlp request for x = [seed, 2, 3, 4] in TEE mode.
+fn tee_request(model: &str, seed: i128) -> ModelInferenceRequest {
+    let mut request = mlp_request(model, 2);
+    request.input.numbers[0].values[0].value = seed;
+    request
+}
+
+#[test]
+fn individual_settlement_comes_after_the_delay_and_a_contract_can_see_it() {
+    use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
+    use nml_runtime::settlement::{SettlementMode, SettlementStatus};
+
+    let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 2, ..Default::default() };
+    let net = Net::settling(DevnetConfig::default(), PipeConfig::default(), Duration::from_secs(30), config);
+    let hash = net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, 1) });
+    net.receipt(hash);
+    let settled = |devnet: &Devnet| {
+        let call = &devnet.attestations(hash).unwrap()[0];
+        let a = &call.attestation;
+        let query = ISettlementRelay::isSettledCall {
+            teeId: a.tee_id,
+            inputHash: a.input_hash,
+            outputHash: a.output_hash,
+            timestamp: U256::from(a.timestamp),
+        };
+        let request = TransactionRequest::default().to(SETTLEMENT_RELAY).input(query.abi_encode().into());
+        let on_chain = ISettlementRelay::isSettledCall::abi_decode_returns(&devnet.call(request, None, None).unwrap());
+        (call.settlement.clone().expect("tracked"), on_chain.unwrap())
+    };
+    assert!(net.devnet.settle_due().unwrap().is_empty(), "inside the gap nothing is posted");
+    let (status, on_chain) = settled(&net.devnet);
+    assert_eq!((status.status, on_chain), (SettlementStatus::Pending, false));
+    net.devnet.mine(None).unwrap();
+    assert!(net.devnet.settle_due().unwrap().is_empty(), "one block later: still in the gap");
+    net.devnet.mine(None).unwrap();
+    let [posted] = net.devnet.settle_due().unwrap().try_into().expect("one posting two blocks later");
+    assert!(mined(&net.devnet, posted).success);
+    net.devnet.settle_due().unwrap();
+    let (status, on_chain) = settled(&net.devnet);
+    assert_eq!((status.status, status.tx_hash, on_chain), (SettlementStatus::Settled, Some(posted), true));
+}
+
+#[test]
+fn batch_settlement_posts_a_root_whose_proofs_verify_on_the_relay() {
+    use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
+    use nml_runtime::settlement::{SettlementStatus, batch_leaf};
+
+    let config = SettlementConfig { after_blocks: 1, batch_size: 3, ..Default::default() };
+    let net = Net::settling(DevnetConfig::default(), PipeConfig::default(), Duration::from_secs(30), config);
+    let hashes: Vec<B256> =
+        (1..=3).map(|seed| net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, seed) })).collect();
+    for hash in &hashes {
+        net.receipt(*hash);
+    }
+    net.devnet.mine(None).unwrap();
+    let [posted] = net.devnet.settle_due().unwrap().try_into().expect("one batch of three");
+    assert!(mined(&net.devnet, posted).success);
+    net.devnet.settle_due().unwrap();
+    let view = |data: Vec<u8>| {
+        let request = TransactionRequest::default().to(SETTLEMENT_RELAY).input(data.into());
+        net.devnet.call(request, None, None).expect("call")
+    };
+    for hash in &hashes {
+        let call = net.devnet.attestations(*hash).unwrap().remove(0);
+        let (a, s) = (call.attestation, call.settlement.expect("tracked"));
+        assert_eq!((s.status, s.tx_hash), (SettlementStatus::Settled, Some(posted)));
+        let root = s.merkle_root.expect("a root");
+        let leaf = ISettlementRelay::leafOfCall {
+            teeId: a.tee_id,
+            inputHash: a.input_hash,
+            outputHash: a.output_hash,
+            signature: a.signature.clone(),
+            timestamp: U256::from(a.timestamp),
+        };
+        let leaf = B256::from_slice(&view(leaf.abi_encode()));
+        assert_eq!(leaf, batch_leaf(&a), "the relay computes the same leaf");
+        let check = |proof: Vec<B256>| {
+            let call = ISettlementRelay::isSettledInBatchCall { proof, root, leaf };
+            ISettlementRelay::isSettledInBatchCall::abi_decode_returns(&view(call.abi_encode())).unwrap()
+        };
+        assert!(check(s.proof.clone()));
+        let mut wrong = s.proof.clone();
+        wrong[0] = B256::repeat_byte(7);
+        assert!(!check(wrong));
+    }
 }

@@ -11,6 +11,8 @@
 //! - [`mempool`]: the pending pool, the pre-execution stage, the block builder;
 //! - [`predeploys`]: the contracts at fixed addresses (the TEE registry), from
 //!   their committed Solidity build, and the system calls that set them up;
+//! - [`settlement`]: the relay's bookkeeping of asynchronous settlement
+//!   (what is due, Merkle batches, each result's status), without the chain;
 //! - [`node`]: the [`Devnet`] that ties them together (mining modes,
 //!   snapshots, filters, signing);
 //! - [`rpc`]: the JSON-RPC server over HTTP and WebSocket;
@@ -29,6 +31,7 @@ pub mod mempool;
 pub mod node;
 pub mod predeploys;
 pub mod rpc;
+pub mod settlement;
 pub mod tee;
 pub mod testing;
 

@@ -11,6 +11,7 @@ use nml_runtime::chain::{ChainConfig, DEV_MNEMONIC, ETHER};
 use nml_runtime::inference::{Device, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::{OnMiss, PipeConfig};
 use nml_runtime::node::InferenceSetup;
+use nml_runtime::settlement::{SettlementConfig, SettlementMode};
 use nml_runtime::tee::Enclaves;
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
@@ -84,6 +85,18 @@ pub struct DevnetArgs {
     /// same keys and TEE ids on every run and machine.
     #[arg(long, value_name = "SEED", default_value_t = 0)]
     pub tee_seed: u64,
+    /// How TEE results settle on chain: a Merkle root per batch, a record
+    /// per result, or nothing.
+    #[arg(long, value_enum, default_value = "batch")]
+    pub settlement: SettlementArg,
+    /// Blocks between the block that used a result and its settlement (the
+    /// trust gap, in blocks).
+    #[arg(long, value_name = "BLOCKS", default_value_t = 3)]
+    pub settle_after: u64,
+    /// A batch settles when it holds this many results, when none joined it
+    /// for 5 minutes of chain time, or when it is 15 minutes old.
+    #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub batch_size: u64,
     /// Where models run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
@@ -99,6 +112,17 @@ pub enum OnMissArg {
     Inline,
     /// Defer the transaction to the next block.
     Defer,
+}
+
+/// `--settlement`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SettlementArg {
+    /// A Merkle root per batch of results.
+    Batch,
+    /// One record per result.
+    Individual,
+    /// Nothing is posted.
+    Private,
 }
 
 /// `--device`.
@@ -178,7 +202,17 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
     };
     let registry = Some(Arc::clone(executor.registry()));
     let enclaves = Arc::new(Enclaves::new(args.tees, args.tee_seed));
-    Ok(InferenceSetup { executor, registry, pipe, enclaves })
+    let settlement = SettlementConfig {
+        mode: match args.settlement {
+            SettlementArg::Batch => SettlementMode::Batch,
+            SettlementArg::Individual => SettlementMode::Individual,
+            SettlementArg::Private => SettlementMode::Private,
+        },
+        after_blocks: args.settle_after,
+        batch_size: usize::try_from(args.batch_size).unwrap_or(20),
+        ..SettlementConfig::default()
+    };
+    Ok(InferenceSetup { executor, registry, pipe, enclaves, settlement })
 }
 
 /// Runs the devnet until Ctrl-C or SIGTERM.
@@ -194,6 +228,9 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
         other => miette!("{other}"),
     })?;
     let devnet = Arc::new(devnet);
+    if !args.no_inference {
+        devnet.start_settlement().into_diagnostic().wrap_err("starting the settlement relay")?;
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

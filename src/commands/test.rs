@@ -167,7 +167,13 @@ fn inference_setup(fe: &Frontend) -> miette::Result<InferenceSetup> {
     let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library)).map_err(|e| miette!("{e}"))?);
     register_project_models(executor.registry(), fe)?;
     let registry = Some(Arc::clone(executor.registry()));
-    Ok(InferenceSetup { executor, registry, pipe: PipeConfig::default(), enclaves: Default::default() })
+    Ok(InferenceSetup {
+        executor,
+        registry,
+        pipe: PipeConfig::default(),
+        enclaves: Default::default(),
+        settlement: Default::default(),
+    })
 }
 
 fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {

@@ -4,14 +4,21 @@
 
 use std::sync::Arc;
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256, U256};
+use alloy_signer_local::PrivateKeySigner;
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::{Devnet, DevnetConfig, NodeError};
+use crate::chain::ETHER;
 use crate::chain::{Chain, InferenceRecord};
 use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
 use crate::mempool::{Pipe, PipeConfig, PipeStatus};
-use crate::predeploys::{SYSTEM_ADDRESS, TEE_REGISTRY, tee_registry_code, tee_registry_setup};
+use crate::predeploys::{
+    SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, settlement_relay_code, settlement_relay_setup, tee_registry_code,
+    tee_registry_setup,
+};
+use crate::settlement::{Book, Settlement, SettlementConfig, relay_signer};
 use crate::tee::{Attestation, Enclaves};
 
 /// What a devnet with inference runs models with.
@@ -25,6 +32,8 @@ pub struct InferenceSetup {
     pub pipe: PipeConfig,
     /// The enclaves that attest TEE-mode results (`--tees`, `--tee-seed`).
     pub enclaves: Arc<Enclaves>,
+    /// How their results settle (`--settlement`, `--settle-after`).
+    pub settlement: SettlementConfig,
 }
 
 /// One attested inference call of a transaction (`nml_getAttestations`).
@@ -40,6 +49,9 @@ pub struct AttestedCall {
     /// The enclave's attestation.
     #[serde(flatten)]
     pub attestation: Attestation,
+    /// Where its settlement stands; `None` for a result used before the
+    /// devnet started (a loaded state).
+    pub settlement: Option<Settlement>,
 }
 
 /// One of the devnet's enclaves (`nml_getTees`).
@@ -65,6 +77,9 @@ pub struct TeeInfo {
 pub(super) struct Inference {
     pub(super) pipe: Arc<Pipe>,
     registry: Option<Arc<ModelRegistry>>,
+    /// The relay account's key and bookkeeping.
+    pub(super) relay: PrivateKeySigner,
+    pub(super) book: Mutex<Book>,
 }
 
 /// `nml_mempoolStatus`: the pool, and what the inference mempool is doing.
@@ -87,14 +102,17 @@ impl Devnet {
         let pipe = Pipe::new(setup.executor, setup.pipe, setup.enclaves);
         let mut devnet = Self::with_extensions(config, pipe.precompiles(), pipe.clone())?;
         devnet.with_chain(|chain| pipe.learn(records(chain)));
-        devnet.install_predeploys(pipe.enclaves())?;
-        devnet.inference = Some(Inference { pipe, registry: setup.registry });
+        let relay = relay_signer(pipe.enclaves().seed());
+        devnet.install_predeploys(pipe.enclaves(), relay.address())?;
+        let book = Mutex::new(Book::new(setup.settlement, devnet.block_number()));
+        devnet.inference = Some(Inference { pipe, registry: setup.registry, relay, book });
         Ok(devnet)
     }
 
-    /// Installs the TEE registry with the enclaves registered, unless the
-    /// chain has it (a loaded state). Dev account 0 holds its admin role.
-    fn install_predeploys(&self, enclaves: &Enclaves) -> Result<(), NodeError> {
+    /// Installs the TEE registry with the enclaves registered and the
+    /// settlement relay with `relay` as its relay (funded), unless the chain
+    /// has them (a loaded state). Dev account 0 holds their admin roles.
+    fn install_predeploys(&self, enclaves: &Enclaves, relay: Address) -> Result<(), NodeError> {
         let installed = self.with_chain(|c| !c.latest().code_of(TEE_REGISTRY).is_empty());
         if installed {
             return Ok(());
@@ -102,7 +120,11 @@ impl Devnet {
         let all = enclaves.all().map_err(|e| NodeError::Failed(e.to_string()))?;
         let admin = self.accounts().first().copied().unwrap_or(SYSTEM_ADDRESS);
         self.set_code(TEE_REGISTRY, tee_registry_code());
-        self.run_system_calls(&tee_registry_setup(admin, all))
+        self.set_code(SETTLEMENT_RELAY, settlement_relay_code());
+        self.set_balance(relay, U256::from(1_000u64) * U256::from(ETHER));
+        let mut calls = tee_registry_setup(admin, all);
+        calls.extend(settlement_relay_setup(admin, relay));
+        self.run_system_calls(&calls)
     }
 
     /// An independent devnet whose chain starts as this one's head (pool,
@@ -117,7 +139,9 @@ impl Devnet {
                 let pipe = inference.pipe.fork();
                 let precompiles = pipe.precompiles();
                 let stage: Arc<dyn crate::mempool::PreExecution> = pipe.clone();
-                (precompiles, stage, Some(Inference { pipe, registry: inference.registry.clone() }))
+                let book = Mutex::new(Book::new(inference.book.lock().config(), chain.head_number()));
+                let relay = inference.relay.clone();
+                (precompiles, stage, Some(Inference { pipe, registry: inference.registry.clone(), relay, book }))
             }
             None => (Arc::clone(&self.engine.precompiles), Arc::clone(&self.engine.stage), None),
         };
@@ -126,7 +150,7 @@ impl Devnet {
         fork
     }
 
-    fn inference(&self) -> Result<&Inference, NodeError> {
+    pub(super) fn inference(&self) -> Result<&Inference, NodeError> {
         self.inference.as_ref().ok_or_else(|| {
             NodeError::Failed("this devnet runs without inference (start it with models, e.g. --models DIR)".into())
         })
@@ -169,7 +193,14 @@ impl Devnet {
                 .into_iter()
                 .filter_map(|r| {
                     let attestation = r.attestation?;
-                    Some(AttestedCall { request_id: r.request_id, mode: r.mode, model: r.model, attestation })
+                    let settlement = self.with_book(|b| b.settlement(&attestation).cloned()).ok().flatten();
+                    Some(AttestedCall {
+                        request_id: r.request_id,
+                        mode: r.mode,
+                        model: r.model,
+                        attestation,
+                        settlement,
+                    })
                 })
                 .collect(),
         )

@@ -8,6 +8,7 @@ mod filters;
 mod inference;
 mod miner;
 mod query;
+mod settlement;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;

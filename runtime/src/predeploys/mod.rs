@@ -3,6 +3,8 @@
 //! nml's solc into the runtime bytecode committed here (the test
 //! `tests/predeploys.rs` rebuilds it and fails when the two differ).
 //!
+//! The TEE registry and the settlement relay live here.
+//!
 //! A predeploy is installed on a new chain with its code and then set up by
 //! [`SystemCall`]s: calls from [`SYSTEM_ADDRESS`] executed on the genesis
 //! state outside any block, as EIP-4788's system calls are, so no account a
@@ -18,6 +20,9 @@ use crate::tee::nitro::devnet_pcrs;
 
 /// The TEE registry's address (where OpenGradient's SDK reads it).
 pub const TEE_REGISTRY: Address = address!("703cB174AEadB35D611858369B4b1111dC9Abda6");
+
+/// The settlement relay's address (a devnet choice: the SDK names none).
+pub const SETTLEMENT_RELAY: Address = address!("0000000000000000000000000000000000005E77");
 
 /// The caller of the devnet's system calls (EIP-4788's system address).
 pub const SYSTEM_ADDRESS: Address = address!("fffffffffffffffffffffffffffffffffffffffe");
@@ -50,6 +55,34 @@ sol! {
         function isTEEActive(bytes32 teeId) external view returns (bool);
         function isTEEEnabled(bytes32 teeId) external view returns (bool);
     }
+}
+
+sol! {
+    /// The settlement relay (`runtime/predeploys/src/InferenceSettlementRelay.sol`).
+    interface ISettlementRelay {
+        function initialize(address admin, address relay) external;
+        function settleIndividual(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp, address ethAddress, bytes blobId, bytes signature) external;
+        function batchSettle(bytes32 merkleRoot, uint256 batchSize, bytes blobId) external;
+        function isSettled(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external view returns (bool);
+        function leafOf(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, bytes signature, uint256 timestamp) external pure returns (bytes32);
+        function verifyProof(bytes32[] proof, bytes32 root, bytes32 leaf) external pure returns (bool);
+        function isSettledInBatch(bytes32[] proof, bytes32 root, bytes32 leaf) external view returns (bool);
+        function batchSettledAt(bytes32 root) external view returns (uint256);
+    }
+}
+
+/// The relay's runtime bytecode.
+pub fn settlement_relay_code() -> Bytes {
+    static CODE: LazyLock<Bytes> = LazyLock::new(|| {
+        alloy_primitives::hex::decode(include_str!("InferenceSettlementRelay.hex").trim()).unwrap_or_default().into()
+    });
+    CODE.clone()
+}
+
+/// The system call that sets the relay up: `admin` holds its admin role and
+/// `relay` its relay role.
+pub fn settlement_relay_setup(admin: Address, relay: Address) -> Vec<SystemCall> {
+    vec![SystemCall::new(SETTLEMENT_RELAY, ISettlementRelay::initializeCall { admin, relay })]
 }
 
 /// The registry's runtime bytecode.

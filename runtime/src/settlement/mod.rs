@@ -1,0 +1,354 @@
+//! Asynchronous settlement (PROTOCOL.md A2, B8): the proofs of TEE-mode
+//! results settle on chain some blocks after the results were used, posted
+//! by the devnet's relay account to the settlement relay — one record per
+//! result, or the Merkle root of a batch, or nothing (private). The window
+//! between a result and its settlement is the trust gap a contract must
+//! reason about.
+//!
+//! This module is the relay's bookkeeping, without the chain: [`Book`] learns
+//! the attested results of mined blocks, says what is due
+//! ([`Book::due`]), and tracks each result's [`Settlement`] as its posting is
+//! submitted and mined. `node` drives it (`Devnet::start_settlement`).
+//! Everything is timed by the chain: blocks for the delay, block timestamps
+//! for the batch flush, so `anvil_mine` and `evm_increaseTime` move it.
+
+pub mod merkle;
+
+use std::collections::{HashMap, VecDeque};
+
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::SolValue;
+use serde::Serialize;
+
+use crate::tee::Attestation;
+use merkle::MerkleTree;
+
+/// How results settle (`--settlement`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SettlementMode {
+    /// Hashes in a Merkle batch (the chain's default).
+    #[default]
+    Batch,
+    /// One record per result.
+    Individual,
+    /// Nothing is posted.
+    Private,
+}
+
+/// When and how results settle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SettlementConfig {
+    /// The mode.
+    pub mode: SettlementMode,
+    /// Blocks between the block that used a result and its posting (`--settle-after`).
+    pub after_blocks: u64,
+    /// A batch is posted when it holds this many results…
+    pub batch_size: usize,
+    /// …or when no result joined it for this many seconds of chain time…
+    pub batch_idle_secs: u64,
+    /// …or when its first result is this many seconds old.
+    pub batch_age_secs: u64,
+}
+
+impl Default for SettlementConfig {
+    fn default() -> Self {
+        Self { mode: SettlementMode::Batch, after_blocks: 3, batch_size: 20, batch_idle_secs: 300, batch_age_secs: 900 }
+    }
+}
+
+/// The relay account's key, made from the enclaves' seed.
+pub fn relay_signer(seed: u64) -> PrivateKeySigner {
+    let mut material = b"nml devnet settlement relay".to_vec();
+    material.extend_from_slice(&seed.to_be_bytes());
+    let mut key = keccak256(material);
+    // A valid secp256k1 scalar: below the order (astronomically likely anyway).
+    while PrivateKeySigner::from_bytes(&key).is_err() {
+        key = keccak256(key);
+    }
+    PrivateKeySigner::from_bytes(&key).expect("a valid key")
+}
+
+/// The relay's key of a result: `keccak256(abi.encode(teeId, inputHash,
+/// outputHash, timestamp))`, as the relay contract indexes individual records.
+pub fn result_key(a: &Attestation) -> B256 {
+    keccak256((a.tee_id, a.input_hash, a.output_hash, U256::from(a.timestamp)).abi_encode_params())
+}
+
+/// A result's batch leaf (OpenZeppelin `StandardMerkleTree` of
+/// `(bytes32, bytes32, bytes32, bytes, uint256)`).
+pub fn batch_leaf(a: &Attestation) -> B256 {
+    let values = (a.tee_id, a.input_hash, a.output_hash, a.signature.clone(), U256::from(a.timestamp));
+    merkle::leaf(&values.abi_encode_params())
+}
+
+/// Where a result's settlement stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SettlementStatus {
+    /// Not posted yet: the trust gap is open.
+    Pending,
+    /// Posted; the relay's transaction is not mined yet.
+    Submitted,
+    /// On chain.
+    Settled,
+    /// Never posted (`--settlement private`).
+    Private,
+}
+
+/// A result's settlement (`nml_getAttestations`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Settlement {
+    /// Where it stands.
+    pub status: SettlementStatus,
+    /// How it settles.
+    pub mode: SettlementMode,
+    /// The relay's transaction, once posted.
+    pub tx_hash: Option<B256>,
+    /// The batch's root (batch mode, once posted).
+    pub merkle_root: Option<B256>,
+    /// The leaf's proof against the root (batch mode, once posted).
+    pub proof: Vec<B256>,
+}
+
+/// What the relay posts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Posting {
+    /// One result's record.
+    Individual(Attestation),
+    /// A batch: its root and its results.
+    Batch {
+        /// The root of the batch's tree.
+        root: B256,
+        /// The results in it.
+        results: Vec<Attestation>,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Waiting {
+    attestation: Attestation,
+    used_in: u64,
+}
+
+/// The relay's bookkeeping.
+#[derive(Debug, Default)]
+pub struct Book {
+    config: SettlementConfig,
+    /// The last block whose results were learnt.
+    scanned: u64,
+    waiting: VecDeque<Waiting>,
+    batch: Vec<Attestation>,
+    /// Chain times the open batch got its first and last result.
+    batch_opened: u64,
+    batch_touched: u64,
+    status: HashMap<B256, Settlement>,
+    /// Postings submitted and not mined yet: their results' keys.
+    submitted: HashMap<B256, Vec<B256>>,
+}
+
+impl Book {
+    /// A book for `config`, starting after block `head` (results of earlier
+    /// blocks, e.g. of a loaded state, are not settled again).
+    pub fn new(config: SettlementConfig, head: u64) -> Self {
+        Self { config, scanned: head, ..Self::default() }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> SettlementConfig {
+        self.config
+    }
+
+    /// The last block learnt.
+    pub fn scanned(&self) -> u64 {
+        self.scanned
+    }
+
+    /// Learns block `number`: the results it used, and the relay's
+    /// transactions it mined (`(hash, success)`).
+    pub fn learn_block(&mut self, number: u64, used: &[Attestation], mined: &[(B256, bool)]) {
+        self.scanned = self.scanned.max(number);
+        for attestation in used {
+            let key = result_key(attestation);
+            if self.status.contains_key(&key) {
+                continue;
+            }
+            let status = if self.config.mode == SettlementMode::Private {
+                SettlementStatus::Private
+            } else {
+                self.waiting.push_back(Waiting { attestation: attestation.clone(), used_in: number });
+                SettlementStatus::Pending
+            };
+            self.status.insert(
+                key,
+                Settlement { status, mode: self.config.mode, tx_hash: None, merkle_root: None, proof: vec![] },
+            );
+        }
+        for (hash, success) in mined {
+            let Some(keys) = self.submitted.remove(hash) else { continue };
+            for key in keys {
+                if let Some(s) = self.status.get_mut(&key) {
+                    // A failed posting leaves the result unsettled (pending again).
+                    s.status = if *success { SettlementStatus::Settled } else { SettlementStatus::Pending };
+                }
+            }
+        }
+    }
+
+    /// What the relay must post now, the chain's head being block `head` at
+    /// time `now`.
+    pub fn due(&mut self, head: u64, now: u64) -> Vec<Posting> {
+        let mut postings = Vec::new();
+        while self.waiting.front().is_some_and(|w| w.used_in + self.config.after_blocks <= head) {
+            let Some(Waiting { attestation, .. }) = self.waiting.pop_front() else { break };
+            match self.config.mode {
+                SettlementMode::Individual => postings.push(Posting::Individual(attestation)),
+                SettlementMode::Batch => {
+                    if self.batch.is_empty() {
+                        self.batch_opened = now;
+                    }
+                    self.batch_touched = now;
+                    self.batch.push(attestation);
+                    if self.batch.len() >= self.config.batch_size {
+                        postings.extend(self.close_batch());
+                    }
+                }
+                SettlementMode::Private => {}
+            }
+        }
+        let idle = now.saturating_sub(self.batch_touched) >= self.config.batch_idle_secs;
+        let old = now.saturating_sub(self.batch_opened) >= self.config.batch_age_secs;
+        if !self.batch.is_empty() && (idle || old) {
+            postings.extend(self.close_batch());
+        }
+        postings
+    }
+
+    fn close_batch(&mut self) -> Option<Posting> {
+        let results = std::mem::take(&mut self.batch);
+        let leaves: Vec<B256> = results.iter().map(batch_leaf).collect();
+        let tree = MerkleTree::new(&leaves)?;
+        for (result, leaf) in results.iter().zip(&leaves) {
+            if let Some(s) = self.status.get_mut(&result_key(result)) {
+                s.merkle_root = Some(tree.root());
+                s.proof = tree.proof(*leaf).unwrap_or_default();
+            }
+        }
+        Some(Posting::Batch { root: tree.root(), results })
+    }
+
+    /// Notes that `posting` was submitted in transaction `tx`.
+    pub fn submitted(&mut self, posting: &Posting, tx: B256) {
+        let results: Vec<&Attestation> = match posting {
+            Posting::Individual(a) => vec![a],
+            Posting::Batch { results, .. } => results.iter().collect(),
+        };
+        let keys: Vec<B256> = results.iter().map(|a| result_key(a)).collect();
+        for key in &keys {
+            if let Some(s) = self.status.get_mut(key) {
+                s.status = SettlementStatus::Submitted;
+                s.tx_hash = Some(tx);
+            }
+        }
+        self.submitted.insert(tx, keys);
+    }
+
+    /// The settlement of a result, if it was used by a mined block since the
+    /// book started.
+    pub fn settlement(&self, attestation: &Attestation) -> Option<&Settlement> {
+        self.status.get(&result_key(attestation))
+    }
+}
+
+/// The calldata of a posting to the relay contract.
+pub fn calldata(posting: &Posting, eth_address: Address) -> Bytes {
+    use crate::predeploys::ISettlementRelay;
+    use alloy_sol_types::SolCall;
+    match posting {
+        Posting::Individual(a) => ISettlementRelay::settleIndividualCall {
+            teeId: a.tee_id,
+            inputHash: a.input_hash,
+            outputHash: a.output_hash,
+            timestamp: U256::from(a.timestamp),
+            ethAddress: eth_address,
+            blobId: Bytes::new(),
+            signature: a.signature.clone(),
+        }
+        .abi_encode()
+        .into(),
+        Posting::Batch { root, results } => ISettlementRelay::batchSettleCall {
+            merkleRoot: *root,
+            batchSize: U256::from(results.len()),
+            blobId: Bytes::new(),
+        }
+        .abi_encode()
+        .into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn att(i: u8) -> Attestation {
+        Attestation {
+            tee_id: keccak256([1]),
+            input_hash: keccak256([i]),
+            output_hash: keccak256([i, i]),
+            timestamp: 1_000 + u64::from(i),
+            signature: vec![i; 256].into(),
+        }
+    }
+
+    #[test]
+    fn individual_results_settle_after_the_delay_then_when_mined() {
+        let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 3, ..Default::default() };
+        let mut book = Book::new(config, 0);
+        book.learn_block(5, &[att(1)], &[]);
+        assert_eq!(book.settlement(&att(1)).unwrap().status, SettlementStatus::Pending);
+        assert!(book.due(7, 0).is_empty(), "two blocks later: still in the gap");
+        let due = book.due(8, 0);
+        assert_eq!(due, vec![Posting::Individual(att(1))]);
+        book.submitted(&due[0], B256::repeat_byte(9));
+        assert_eq!(book.settlement(&att(1)).unwrap().status, SettlementStatus::Submitted);
+        book.learn_block(9, &[], &[(B256::repeat_byte(9), true)]);
+        let s = book.settlement(&att(1)).unwrap();
+        assert_eq!((s.status, s.tx_hash), (SettlementStatus::Settled, Some(B256::repeat_byte(9))));
+    }
+
+    #[test]
+    fn batches_flush_when_full_idle_or_old_with_proofs_against_their_root() {
+        let config = SettlementConfig { after_blocks: 0, batch_size: 3, ..Default::default() };
+        let mut book = Book::new(config, 0);
+        book.learn_block(1, &[att(1), att(2), att(3), att(4)], &[]);
+        let due = book.due(1, 100);
+        let [Posting::Batch { root, results }] = due.as_slice() else { panic!("one full batch: {due:?}") };
+        assert_eq!(results.len(), 3);
+        for a in results {
+            let s = book.settlement(a).unwrap();
+            assert_eq!(s.merkle_root, Some(*root));
+            assert!(merkle::verify(&s.proof, *root, batch_leaf(a)));
+        }
+        assert!(book.due(1, 100 + 299).is_empty(), "the fourth waits: not idle yet");
+        assert_eq!(book.due(1, 100 + 300).len(), 1, "idle for 5 minutes: flushed");
+        // Age: results keep arriving every 200 s, so the batch is never idle.
+        let mut book = Book::new(SettlementConfig { after_blocks: 0, batch_size: 100, ..Default::default() }, 0);
+        let mut flushed = 0;
+        for i in 0..6u8 {
+            book.learn_block(u64::from(i) + 1, &[att(10 + i)], &[]);
+            flushed += book.due(u64::from(i) + 1, u64::from(i) * 200).len();
+        }
+        assert_eq!(flushed, 1, "flushed once at 15 minutes of age");
+    }
+
+    #[test]
+    fn private_results_are_never_posted() {
+        let mut book =
+            Book::new(SettlementConfig { mode: SettlementMode::Private, after_blocks: 0, ..Default::default() }, 0);
+        book.learn_block(1, &[att(1)], &[]);
+        assert!(book.due(100, 100_000).is_empty());
+        assert_eq!(book.settlement(&att(1)).unwrap().status, SettlementStatus::Private);
+    }
+}
