@@ -318,7 +318,7 @@ fn python_cryptography_verifies_the_devnets_tee_attestations() {
     let project = built_example("quickstart");
     let artifact = project.path().join("out/DynamicFeePool.sol/DynamicFeePool.json");
     let onnx = project.path().join("models/volatility.onnx");
-    let node = Node::start(&["--tees", "2", "--tee-seed", "7"]);
+    let node = Node::start(&["--tees", "2", "--tee-seed", "7", "--settle-after", "1", "--batch-size", "2"]);
     let mut cmd = Command::new(python());
     cmd.arg(repo().join("tests/clients/python_tee_verify.py"))
         .arg(&node.url)

@@ -11,6 +11,7 @@ Usage: python python_tee_verify.py <rpc-url> <DynamicFeePool.json> <volatility.o
 import hashlib
 import json
 import sys
+import time
 
 import cbor2
 from cryptography import x509
@@ -18,6 +19,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, padding
 from cryptography.hazmat.primitives.asymmetric.utils import encode_dss_signature
+from eth_abi import encode as abi_encode
 from eth_hash.auto import keccak
 from web3 import Web3
 
@@ -46,6 +48,20 @@ VERIFIER_ABI = [
         ],
         "outputs": [{"name": "valid", "type": "bool"}, {"name": "pcrHash", "type": "bytes32"}],
     },
+]
+RELAY = Web3.to_checksum_address("0x0000000000000000000000000000000000005E77")
+RELAY_ABI = [
+    {
+        "type": "function",
+        "name": "isSettledInBatch",
+        "stateMutability": "view",
+        "inputs": [
+            {"name": "proof", "type": "bytes32[]"},
+            {"name": "root", "type": "bytes32"},
+            {"name": "leaf", "type": "bytes32"},
+        ],
+        "outputs": [{"name": "", "type": "bool"}],
+    }
 ]
 PSS = padding.PSS(mgf=padding.MGF1(hashes.SHA256()), salt_length=32)
 
@@ -157,7 +173,44 @@ def main():
     check(verifier.functions.verifyRSAPSS(der, message, signature).call() is True, "0x…0900 says yes")
     check(verifier.functions.verifyRSAPSS(der, message, bytes(forged)).call() is False, "0x…0900 says no to a forgery")
     check(verifier.functions.verifyRSAPSS(b"junk", message, signature).call() is False, "0x…0900 says no to junk")
+    check_batch_settlement(w3, pool, tx, attestation)
     print("TEE OK")
+
+
+def leaf_of(a):
+    """OpenZeppelin StandardMerkleTree leaf of (teeId, inputHash, outputHash, signature, timestamp)."""
+    values = [bytes.fromhex(a[k][2:]) for k in ("teeId", "inputHash", "outputHash", "signature")]
+    encoded = abi_encode(["bytes32", "bytes32", "bytes32", "bytes", "uint256"], values + [a["timestamp"]])
+    return keccak(keccak(encoded))
+
+
+def check_batch_settlement(w3, pool, first_tx, first):
+    """With --settle-after 1 --batch-size 2: a second result, one more block,
+    and the relay posts both in one batch, whose root and proofs are
+    recomputed here and checked on the relay contract."""
+    check(first["settlement"]["status"] == "pending", f"in the trust gap: {first['settlement']}")
+    second_tx = pool.functions.update([10**16] * 30).transact()
+    check(w3.eth.wait_for_transaction_receipt(second_tx, timeout=60).status == 1, "second update")
+    rpc(w3, "evm_mine", [])
+    deadline = time.time() + 30
+    while True:
+        [a] = rpc(w3, "nml_getAttestations", [first_tx.hex()])
+        [b] = rpc(w3, "nml_getAttestations", [second_tx.hex()])
+        if a["settlement"]["status"] == b["settlement"]["status"] == "settled":
+            break
+        check(time.time() < deadline, f"settled within 30 s: {a['settlement']} {b['settlement']}")
+        time.sleep(0.1)
+    leaves = [leaf_of(a), leaf_of(b)]
+    root = keccak(min(leaves) + max(leaves))
+    for att, other in ((a, leaves[1]), (b, leaves[0])):
+        s = att["settlement"]
+        check(s["mode"] == "batch" and bytes.fromhex(s["merkleRoot"][2:]) == root, f"root {s['merkleRoot']}")
+        check([bytes.fromhex(p[2:]) for p in s["proof"]] == [other], "the proof is the other leaf")
+    relay = w3.eth.contract(address=RELAY, abi=RELAY_ABI)
+    check(relay.functions.isSettledInBatch([leaves[1]], root, leaves[0]).call(), "the relay holds the root")
+    check(not relay.functions.isSettledInBatch([leaves[0]], root, leaves[0]).call(), "a wrong proof fails")
+    posting = w3.eth.get_transaction(a["settlement"]["txHash"])
+    check(posting["to"] == RELAY, "posted to the relay")
 
 
 if __name__ == "__main__":

@@ -188,12 +188,13 @@ impl Devnet {
     /// transaction.
     pub fn attestations(&self, hash: B256) -> Option<Vec<AttestedCall>> {
         let records = self.inference_receipts(hash)?;
+        let used_in = self.with_chain(|c| c.tx_location(&hash).map(|l| l.block)).unwrap_or_default();
         Some(
             records
                 .into_iter()
                 .filter_map(|r| {
                     let attestation = r.attestation?;
-                    let settlement = self.with_book(|b| b.settlement(&attestation).cloned()).ok().flatten();
+                    let settlement = self.with_book(|b| b.settlement(&attestation, used_in)).ok().flatten();
                     Some(AttestedCall {
                         request_id: r.request_id,
                         mode: r.mode,

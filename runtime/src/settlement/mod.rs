@@ -137,6 +137,8 @@ struct Waiting {
 #[derive(Debug, Default)]
 pub struct Book {
     config: SettlementConfig,
+    /// The head when the book started: results used up to it are not settled.
+    start: u64,
     /// The last block whose results were learnt.
     scanned: u64,
     waiting: VecDeque<Waiting>,
@@ -153,7 +155,7 @@ impl Book {
     /// A book for `config`, starting after block `head` (results of earlier
     /// blocks, e.g. of a loaded state, are not settled again).
     pub fn new(config: SettlementConfig, head: u64) -> Self {
-        Self { config, scanned: head, ..Self::default() }
+        Self { config, start: head, scanned: head, ..Self::default() }
     }
 
     /// The configuration.
@@ -255,10 +257,24 @@ impl Book {
         self.submitted.insert(tx, keys);
     }
 
-    /// The settlement of a result, if it was used by a mined block since the
-    /// book started.
-    pub fn settlement(&self, attestation: &Attestation) -> Option<&Settlement> {
-        self.status.get(&result_key(attestation))
+    /// The settlement of a result used in block `used_in`: as tracked, or
+    /// not posted yet when the block is not learnt yet; `None` for a result
+    /// used before the book started (a loaded state).
+    pub fn settlement(&self, attestation: &Attestation, used_in: u64) -> Option<Settlement> {
+        if let Some(known) = self.status.get(&result_key(attestation)) {
+            return Some(known.clone());
+        }
+        let status = match self.config.mode {
+            SettlementMode::Private => SettlementStatus::Private,
+            _ => SettlementStatus::Pending,
+        };
+        (used_in > self.start).then(|| Settlement {
+            status,
+            mode: self.config.mode,
+            tx_hash: None,
+            merkle_root: None,
+            proof: Vec::new(),
+        })
     }
 }
 
@@ -307,14 +323,14 @@ mod tests {
         let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 3, ..Default::default() };
         let mut book = Book::new(config, 0);
         book.learn_block(5, &[att(1)], &[]);
-        assert_eq!(book.settlement(&att(1)).unwrap().status, SettlementStatus::Pending);
+        assert_eq!(book.settlement(&att(1), 1).unwrap().status, SettlementStatus::Pending);
         assert!(book.due(7, 0).is_empty(), "two blocks later: still in the gap");
         let due = book.due(8, 0);
         assert_eq!(due, vec![Posting::Individual(att(1))]);
         book.submitted(&due[0], B256::repeat_byte(9));
-        assert_eq!(book.settlement(&att(1)).unwrap().status, SettlementStatus::Submitted);
+        assert_eq!(book.settlement(&att(1), 1).unwrap().status, SettlementStatus::Submitted);
         book.learn_block(9, &[], &[(B256::repeat_byte(9), true)]);
-        let s = book.settlement(&att(1)).unwrap();
+        let s = book.settlement(&att(1), 5).unwrap();
         assert_eq!((s.status, s.tx_hash), (SettlementStatus::Settled, Some(B256::repeat_byte(9))));
     }
 
@@ -327,7 +343,7 @@ mod tests {
         let [Posting::Batch { root, results }] = due.as_slice() else { panic!("one full batch: {due:?}") };
         assert_eq!(results.len(), 3);
         for a in results {
-            let s = book.settlement(a).unwrap();
+            let s = book.settlement(a, 1).unwrap();
             assert_eq!(s.merkle_root, Some(*root));
             assert!(merkle::verify(&s.proof, *root, batch_leaf(a)));
         }
@@ -349,6 +365,6 @@ mod tests {
             Book::new(SettlementConfig { mode: SettlementMode::Private, after_blocks: 0, ..Default::default() }, 0);
         book.learn_block(1, &[att(1)], &[]);
         assert!(book.due(100, 100_000).is_empty());
-        assert_eq!(book.settlement(&att(1)).unwrap().status, SettlementStatus::Private);
+        assert_eq!(book.settlement(&att(1), 1).unwrap().status, SettlementStatus::Private);
     }
 }
