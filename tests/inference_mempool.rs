@@ -854,3 +854,27 @@ fn batch_settlement_posts_a_root_whose_proofs_verify_on_the_relay() {
         assert!(!check(wrong));
     }
 }
+
+#[test]
+fn the_operator_keeps_the_enclaves_heartbeats_fresh_as_the_chain_time_moves() {
+    use nml_runtime::node::HEARTBEAT_EVERY;
+    use nml_runtime::predeploys::{ITEERegistry, TEE_REGISTRY};
+
+    let net = Net::new(Mining::Auto, PipeConfig::default());
+    let [tee] = net.devnet.tees().unwrap().try_into().expect("one enclave");
+    let active = || {
+        let call = ITEERegistry::isTEEActiveCall { teeId: tee.tee_id }.abi_encode();
+        let request = TransactionRequest::default().to(TEE_REGISTRY).input(call.into());
+        ITEERegistry::isTEEActiveCall::abi_decode_returns(&net.devnet.call(request, None, None).unwrap()).unwrap()
+    };
+    assert!(net.devnet.settle_due().unwrap().is_empty(), "nothing due at start");
+    net.devnet.increase_time(HEARTBEAT_EVERY as i64 - 10);
+    net.devnet.mine(None).unwrap();
+    assert!(net.devnet.settle_due().unwrap().is_empty(), "not yet");
+    net.devnet.increase_time(2_000);
+    net.devnet.mine(None).unwrap();
+    assert!(!active(), "over 30 minutes without a heartbeat");
+    let [beat] = net.devnet.settle_due().unwrap().try_into().expect("one heartbeat");
+    assert!(mined(&net.devnet, beat).success);
+    assert!(active(), "fresh again");
+}

@@ -2,6 +2,7 @@
 //! its pre-execution stage and precompile set, the model registry, and the
 //! `nml_` queries over them.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, U256};
@@ -80,6 +81,8 @@ pub(super) struct Inference {
     /// The relay account's key and bookkeeping.
     pub(super) relay: PrivateKeySigner,
     pub(super) book: Mutex<Book>,
+    /// The chain time of each enclave's last heartbeat sent by the operator.
+    pub(super) heartbeats: Mutex<HashMap<B256, u64>>,
 }
 
 /// `nml_mempoolStatus`: the pool, and what the inference mempool is doing.
@@ -105,7 +108,8 @@ impl Devnet {
         let relay = relay_signer(pipe.enclaves().seed());
         devnet.install_predeploys(pipe.enclaves(), relay.address())?;
         let book = Mutex::new(Book::new(setup.settlement, devnet.block_number()));
-        devnet.inference = Some(Inference { pipe, registry: setup.registry, relay, book });
+        let heartbeats = Mutex::default();
+        devnet.inference = Some(Inference { pipe, registry: setup.registry, relay, book, heartbeats });
         Ok(devnet)
     }
 
@@ -141,7 +145,9 @@ impl Devnet {
                 let stage: Arc<dyn crate::mempool::PreExecution> = pipe.clone();
                 let book = Mutex::new(Book::new(inference.book.lock().config(), chain.head_number()));
                 let relay = inference.relay.clone();
-                (precompiles, stage, Some(Inference { pipe, registry: inference.registry.clone(), relay, book }))
+                let heartbeats = Mutex::new(inference.heartbeats.lock().clone());
+                let inference = Inference { pipe, registry: inference.registry.clone(), relay, book, heartbeats };
+                (precompiles, stage, Some(inference))
             }
             None => (Arc::clone(&self.engine.precompiles), Arc::clone(&self.engine.stage), None),
         };

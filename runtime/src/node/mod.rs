@@ -39,6 +39,7 @@ use revm::context::TxEnv;
 pub use convert::{rpc_block, rpc_header, rpc_logs, rpc_receipt, rpc_transaction, transaction_json};
 pub use filters::FilterChanges;
 pub use inference::{AttestedCall, InferenceSetup, MempoolStatus, TeeInfo};
+pub use settlement::HEARTBEAT_EVERY;
 
 /// The priority fee the devnet suggests and fills in, in wei (1 gwei).
 pub const DEFAULT_PRIORITY_FEE: u128 = 1_000_000_000;

@@ -1,26 +1,33 @@
 //! The devnet's relay account at work: it follows the mined blocks, and posts
 //! the settlement of each TEE-mode result to the settlement relay when the
 //! [`Book`] says it is due, as signed transactions that are mined like any
-//! other. `Devnet::start_settlement` runs it on a thread of its own;
-//! `Devnet::settle_due` is one step of it.
+//! other. It also keeps the enclaves' heartbeats fresh in the TEE registry:
+//! when the chain's time has moved [`HEARTBEAT_EVERY`] past an enclave's last
+//! heartbeat, it sends one, signed by the enclave. `Devnet::start_settlement`
+//! runs it on a thread of its own; `Devnet::settle_due` is one step of it.
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use alloy_consensus::{SignableTransaction, TxEip1559};
 use alloy_eips::BlockNumberOrTag;
-use alloy_primitives::{B256, TxKind};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_signer::SignerSync;
+use alloy_sol_types::SolCall;
 
 use super::{Devnet, NodeError};
 use crate::chain::PoolTx;
-use crate::predeploys::SETTLEMENT_RELAY;
-use crate::settlement::{Book, Posting, calldata};
+use crate::predeploys::{ITEERegistry, SETTLEMENT_RELAY, TEE_REGISTRY};
+use crate::settlement::{Book, calldata};
 use crate::tee::Attestation;
 
 /// What the relay learns of a block: its number, the results it used, and
 /// the relay's transactions it mined (hash, success).
 type LearntBlock = (u64, Vec<Attestation>, Vec<(B256, bool)>);
+
+/// How much chain time may pass before the operator sends an enclave's next
+/// heartbeat (the registry deems a TEE inactive after 1,800 s).
+pub const HEARTBEAT_EVERY: u64 = 600;
 
 /// Gas of the relay's postings (a record, or a root).
 const POSTING_GAS: u64 = 500_000;
@@ -62,15 +69,37 @@ impl Devnet {
         book.learn_block(head, &[], &[]);
         let mut sent = Vec::new();
         for posting in book.due(head, now) {
-            let hash = self.post(&posting)?;
+            let hash = self.send_from_relay(calldata(&posting, relay), SETTLEMENT_RELAY)?;
             book.submitted(&posting, hash);
             sent.push(hash);
+        }
+        drop(book);
+        sent.extend(self.beat(now)?);
+        Ok(sent)
+    }
+
+    /// Sends the heartbeats due at chain time `now`.
+    fn beat(&self, now: u64) -> Result<Vec<B256>, NodeError> {
+        let inference = self.inference()?;
+        let enclaves = inference.pipe.enclaves().all().map_err(|e| NodeError::Failed(e.to_string()))?;
+        let mut sent = Vec::new();
+        for enclave in enclaves {
+            let last = *inference.heartbeats.lock().entry(enclave.id()).or_insert(now);
+            if now < last + HEARTBEAT_EVERY {
+                continue;
+            }
+            let message = keccak256([enclave.id().as_slice(), &U256::from(now).to_be_bytes::<32>()].concat());
+            let signature = enclave.sign(message.as_slice()).map_err(|e| NodeError::Failed(e.to_string()))?;
+            let call =
+                ITEERegistry::heartbeatCall { teeId: enclave.id(), timestamp: U256::from(now), signature }.abi_encode();
+            sent.push(self.send_from_relay(call.into(), TEE_REGISTRY)?);
+            inference.heartbeats.lock().insert(enclave.id(), now);
         }
         Ok(sent)
     }
 
-    /// Signs and submits one posting from the relay account.
-    fn post(&self, posting: &Posting) -> Result<B256, NodeError> {
+    /// Signs and submits a call from the relay account.
+    fn send_from_relay(&self, input: Bytes, to: Address) -> Result<B256, NodeError> {
         let inference = self.inference()?;
         let relay = &inference.relay;
         let nonce = self.transaction_count(relay.address(), BlockNumberOrTag::Pending.into())?;
@@ -81,10 +110,10 @@ impl Devnet {
             gas_limit: POSTING_GAS,
             max_fee_per_gas: u128::from(base_fee) * 2 + RELAY_TIP,
             max_priority_fee_per_gas: RELAY_TIP,
-            to: TxKind::Call(SETTLEMENT_RELAY),
+            to: TxKind::Call(to),
             value: Default::default(),
             access_list: Default::default(),
-            input: calldata(posting, relay.address()),
+            input,
         };
         let signature = relay.sign_hash_sync(&tx.signature_hash()).map_err(|e| NodeError::Failed(e.to_string()))?;
         self.submit(PoolTx::from_signed(tx.into_signed(signature).into())?)
