@@ -718,3 +718,34 @@ fn precompiles_and_the_pre_execution_stage_plug_in() {
     let _ = EthereumPrecompiles;
     let _ = TxLegacy::default();
 }
+
+/// A write by one transaction survives a later transaction of the same
+/// block that only reads the slot (revm re-baselines a slot's original value
+/// when a later transaction touches it; the commit must not take that for
+/// "unchanged").
+#[test]
+fn a_write_survives_a_later_read_in_the_same_block() {
+    let d = manual();
+    // Runtime: with calldata, sstore(0, calldataload(0)); without, sstore(1, sload(0)).
+    let runtime = "36600b57600054600155005b600035600055 00".replace(' ', "");
+    let initcode = format!("6013600c60003960136000f3{runtime}");
+    let from = d.accounts()[0];
+    let create =
+        TransactionRequest::default().from(from).input(alloy_primitives::hex::decode(&initcode).unwrap().into());
+    d.send_transaction(create.gas_limit(200_000)).unwrap();
+    d.mine(None).unwrap();
+    let contract = from.create(0);
+    assert_eq!(d.code(contract, latest()).unwrap().len(), 19);
+    let write = TransactionRequest::default()
+        .from(from)
+        .to(contract)
+        .input(U256::from(42).to_be_bytes::<32>().to_vec().into())
+        .gas_limit(100_000);
+    let read = TransactionRequest::default().from(d.accounts()[1]).to(contract).gas_limit(100_000);
+    d.send_transaction(write).unwrap();
+    d.send_transaction(read).unwrap();
+    let block = d.mine(None).unwrap();
+    assert_eq!(block.transactions.len(), 2);
+    let slot = |i: u64| U256::from_be_bytes(d.storage_at(contract, U256::from(i), latest()).unwrap().0);
+    assert_eq!((slot(0), slot(1)), (U256::from(42), U256::from(42)));
+}

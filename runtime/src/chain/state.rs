@@ -234,16 +234,29 @@ impl StateDb {
             entry.balance = account.info.balance;
             entry.nonce = account.info.nonce;
             entry.code_hash = account.info.code_hash;
-            for (slot, _) in account.storage.iter().filter(|(_, v)| v.is_changed()) {
-                undo.storage.push((address, *slot, entry.storage.get(slot).copied().unwrap_or_default()));
+            // Compared with what this state holds, not with revm's
+            // `original_value`: that is re-baselined whenever a later
+            // transaction of the same machine touches the slot, so a slot
+            // written by one transaction and only read by a later one would
+            // look unchanged.
+            let held =
+                |slot: &U256| if wipe { U256::ZERO } else { entry.storage.get(slot).copied().unwrap_or_default() };
+            let written: Vec<(U256, U256)> = account
+                .storage
+                .iter()
+                .filter(|(slot, v)| v.present_value != held(slot))
+                .map(|(slot, v)| (*slot, v.present_value))
+                .collect();
+            if !wipe {
+                for (slot, _) in &written {
+                    undo.storage.push((address, *slot, entry.storage.get(slot).copied().unwrap_or_default()));
+                }
             }
             if wipe {
                 entry.clear_storage();
             }
-            for (slot, value) in account.storage {
-                if value.is_changed() {
-                    entry.set_slot(slot, value.present_value);
-                }
+            for (slot, value) in written {
+                entry.set_slot(slot, value);
             }
         }
         undo
