@@ -25,6 +25,8 @@ enum Command {
     Models(commands::models::ModelsArgs),
     /// Build the project and run its tests on an in-process devnet with real inference.
     Test(commands::test::TestArgs),
+    /// Check a transaction's TEE attestations (registry, signature, time, settlement) without running a model.
+    Verify(commands::verify::VerifyArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -36,6 +38,7 @@ fn main() -> std::process::ExitCode {
         Command::Devnet(args) => commands::devnet::run(args),
         Command::Models(args) => commands::models::run(args),
         Command::Test(args) => commands::test::run(args),
+        Command::Verify(args) => commands::verify::run(args),
     };
     match result {
         Ok(code) => code,

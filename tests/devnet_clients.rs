@@ -325,7 +325,47 @@ fn python_cryptography_verifies_the_devnets_tee_attestations() {
         .arg(&artifact)
         .arg(&onnx)
         .args(["QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N", "2"]);
-    run_client(cmd, "python tee verify");
+    let output = run_client(cmd, "python tee verify");
+    let line = |key: &str| {
+        output
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .map(str::trim)
+            .unwrap_or_else(|| panic!("no {key} in {output}"))
+    };
+    let (tx, pcr_hash) = (line("FIRST_TX "), line("PCR_HASH "));
+
+    // `nml verify` checks the same call without running the model: all good…
+    let verify = || {
+        let out =
+            Command::new(env!("CARGO_BIN_EXE_nml")).args(["verify", tx, "--rpc-url", &node.url]).output().unwrap();
+        (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+    };
+    let (ok, text) = verify();
+    assert!(ok, "{text}");
+    for name in ["registered", "signature", "timestamp", "enabled", "active", "pcr", "settlement"] {
+        assert!(text.lines().any(|l| l.trim_start().starts_with("ok") && l.contains(name)), "{name}: {text}");
+    }
+    // …until the admin (dev account 0) revokes the enclave image.
+    let accounts = rpc(&node.url, "eth_accounts", serde_json::json!([]));
+    let revoke = format!("0x{}{}", "9138c99e", pcr_hash.trim_start_matches("0x"));
+    let sent = rpc(
+        &node.url,
+        "eth_sendTransaction",
+        serde_json::json!([{ "from": accounts[0], "to": "0x703cB174AEadB35D611858369B4b1111dC9Abda6", "data": revoke }]),
+    );
+    assert!(sent.is_string(), "revokePCR sent: {sent}");
+    let (ok, text) = verify();
+    assert!(!ok, "{text}");
+    for name in ["enabled", "active", "pcr"] {
+        assert!(text.lines().any(|l| l.contains("FAIL") && l.contains(name)), "{name}: {text}");
+    }
+    let json = Command::new(env!("CARGO_BIN_EXE_nml"))
+        .args(["verify", tx, "--rpc-url", &node.url, "--json"])
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).expect("JSON");
+    assert_eq!(json["ok"], false);
 }
 
 #[test]

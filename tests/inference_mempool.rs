@@ -733,6 +733,10 @@ fn the_tee_registry_holds_the_enclaves_and_follows_revocation_and_heartbeats() {
         (tee.pcr_hash, TEE_TYPE_VALIDATOR, true, SYSTEM_ADDRESS)
     );
     assert!(active(tee.tee_id));
+    let image = view(ITEERegistry::approvedPCRsCall { pcrHash: tee.pcr_hash }.abi_encode());
+    eprintln!("RAW {image}");
+    let image = ITEERegistry::approvedPCRsCall::abi_decode_returns(&image).expect("decodes");
+    assert!(image.approved && !image.revoked, "{} {} {}", image.approved, image.revoked, image.version);
     let listed = ITEERegistry::getActiveTEEsCall::abi_decode_returns(&view(
         ITEERegistry::getActiveTEEsCall { teeType: TEE_TYPE_VALIDATOR }.abi_encode(),
     ))

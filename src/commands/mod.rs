@@ -8,3 +8,4 @@ pub mod devnet;
 pub mod models;
 pub mod new;
 pub mod test;
+pub mod verify;

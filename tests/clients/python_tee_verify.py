@@ -174,6 +174,8 @@ def main():
     check(verifier.functions.verifyRSAPSS(der, message, bytes(forged)).call() is False, "0x…0900 says no to a forgery")
     check(verifier.functions.verifyRSAPSS(b"junk", message, signature).call() is False, "0x…0900 says no to junk")
     check_batch_settlement(w3, pool, tx, attestation)
+    print(f"FIRST_TX 0x{tx.hex().removeprefix('0x')}")
+    print(f"PCR_HASH {listed[0]['pcrHash']}")
     print("TEE OK")
 
 

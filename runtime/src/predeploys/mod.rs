@@ -54,6 +54,7 @@ sol! {
         function getTEEsByType(uint8 teeType) external view returns (bytes32[] memory);
         function isTEEActive(bytes32 teeId) external view returns (bool);
         function isTEEEnabled(bytes32 teeId) external view returns (bool);
+        function approvedPCRs(bytes32 pcrHash) external view returns (bool approved, bool revoked, uint8 teeType, string version);
     }
 }
 
