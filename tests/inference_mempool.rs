@@ -53,6 +53,8 @@ sol! {
         function lastInputHash() returns (bytes32);
         function lastOutputHash() returns (bytes32);
         function check(bytes key, uint256 timestamp, bytes signature) returns (bool);
+        function checkRegistered(bytes32 teeId, uint256 timestamp, bytes signature) returns (bool);
+        function settled(bytes32 teeId, uint256 timestamp) returns (bool);
     }
 
     contract PublishedClient {
@@ -669,6 +671,17 @@ fn tee_mode_results_carry_attestations_that_the_verifier_precompile_accepts() {
         AttestedPredictor::checkCall::abi_decode_returns(&view(call.abi_encode())).unwrap()
     };
     assert!(check(attestation.signature.clone()));
+    let registered = AttestedPredictor::checkRegisteredCall {
+        teeId: attestation.tee_id,
+        timestamp: U256::from(attestation.timestamp),
+        signature: attestation.signature.clone(),
+    };
+    let registered = AttestedPredictor::checkRegisteredCall::abi_decode_returns(&view(registered.abi_encode()));
+    assert!(registered.unwrap(), "the key the registry holds verifies it");
+    let settled =
+        AttestedPredictor::settledCall { teeId: attestation.tee_id, timestamp: U256::from(attestation.timestamp) };
+    let settled = AttestedPredictor::settledCall::abi_decode_returns(&view(settled.abi_encode())).unwrap();
+    assert!(!settled, "nothing settles without the relay: the trust gap");
     net.devnet.increase_time(2 * 3600);
     net.devnet.mine(None).expect("mine");
     assert!(!check(attestation.signature.clone()), "two hours later the attestation is stale");

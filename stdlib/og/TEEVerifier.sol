@@ -68,3 +68,34 @@ library TEEAttestation {
         return fresh(timestamp) && TEE_VERIFIER.verifyRSAPSS(publicKeyDER, messageHash(input, output, timestamp), signature);
     }
 }
+
+/// @notice The settlement relay predeployed by the nml devnet: where the
+///         proofs of TEE results settle, some blocks after the results were
+///         used (docs/verification.md).
+interface ISettlementRelay {
+    /// @notice Whether the result was settled by its own record.
+    function isSettled(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp)
+        external
+        view
+        returns (bool);
+
+    /// @notice Whether `leaf` settled in the batch of `root`.
+    function isSettledInBatch(bytes32[] calldata proof, bytes32 root, bytes32 leaf) external view returns (bool);
+
+    /// @notice A result's batch leaf (OpenZeppelin `StandardMerkleTree`).
+    function leafOf(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, bytes calldata signature, uint256 timestamp)
+        external
+        pure
+        returns (bytes32);
+}
+
+ISettlementRelay constant SETTLEMENT_RELAY = ISettlementRelay(address(uint160(0x5E77)));
+
+/// @notice The views of the TEE registry a contract needs.
+interface ITEERegistryViews {
+    function isTEEActive(bytes32 teeId) external view returns (bool);
+    function isTEEEnabled(bytes32 teeId) external view returns (bool);
+    function getTEEPublicKey(bytes32 teeId) external view returns (bytes memory);
+}
+
+ITEERegistryViews constant TEE_REGISTRY = ITEERegistryViews(0x703cB174AEadB35D611858369B4b1111dC9Abda6);
