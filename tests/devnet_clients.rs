@@ -343,7 +343,7 @@ fn python_cryptography_verifies_the_devnets_tee_attestations() {
     };
     let (ok, text) = verify();
     assert!(ok, "{text}");
-    for name in ["registered", "signature", "timestamp", "enabled", "active", "pcr", "settlement"] {
+    for name in ["input", "output", "registered", "signature", "timestamp", "enabled", "active", "pcr", "settlement"] {
         assert!(text.lines().any(|l| l.trim_start().starts_with("ok") && l.contains(name)), "{name}: {text}");
     }
     // …until the admin (dev account 0) revokes the enclave image.
@@ -462,4 +462,112 @@ fn devnet_project_registers_models_under_the_ids_contracts_call() {
     let models: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let ids: Vec<&str> = models.as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
     assert!(ids.contains(&"QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N"), "{ids:?}");
+}
+
+/// Sends a transaction from dev account 0 and waits for its receipt.
+fn send_and_wait(url: &str, to: Option<&str>, data: &str) -> String {
+    let accounts = rpc(url, "eth_accounts", serde_json::json!([]));
+    let mut tx = serde_json::json!({ "from": accounts[0], "data": data, "gas": "0x989680" });
+    if let Some(to) = to {
+        tx["to"] = serde_json::json!(to);
+    }
+    let hash = rpc(url, "eth_sendTransaction", serde_json::json!([tx]));
+    let hash = hash.as_str().unwrap_or_else(|| panic!("sent: {hash}")).to_owned();
+    for _ in 0..600 {
+        let receipt = rpc(url, "eth_getTransactionReceipt", serde_json::json!([hash]));
+        if !receipt.is_null() {
+            assert_eq!(receipt["status"], "0x1", "{receipt}");
+            return hash;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("{hash} not mined within 30 s");
+}
+
+/// `nml verify` on `tx`: whether it passed, and its report.
+fn nml_verify(url: &str, tx: &str) -> (bool, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_nml")).args(["verify", tx, "--rpc-url", url]).output().unwrap();
+    (out.status.success(), String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+fn failed_check(report: &str, name: &str) -> bool {
+    report.lines().any(|l| l.trim_start().starts_with("FAIL") && l.split_whitespace().nth(1) == Some(name))
+}
+
+#[test]
+fn each_injected_fault_is_caught_by_the_check_that_names_it() {
+    let project = built_example("quickstart");
+    let artifact: serde_json::Value = serde_json::from_slice(
+        &fs::read(project.path().join("out/DynamicFeePool.sol/DynamicFeePool.json")).expect("artifact"),
+    )
+    .expect("json");
+    let onnx = fs::read(project.path().join("models/volatility.onnx")).expect("model");
+    let args = ["--settlement", "individual", "--settle-after", "1", "--tee-fault", "wrong-output"];
+    let node = Node::start(&args);
+    let url = &node.url;
+    let cid = "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N";
+    rpc(url, "nml_registerModel", serde_json::json!([format!("0x{}", alloy_primitives::hex::encode(&onnx)), cid]));
+    let deploy = send_and_wait(url, None, artifact["bytecode"]["object"].as_str().expect("bytecode"));
+    let receipt = rpc(url, "eth_getTransactionReceipt", serde_json::json!([deploy]));
+    let pool = receipt["contractAddress"].as_str().expect("deployed").to_owned();
+    // update(int256[30]) with every return at `r` (a distinct request per call).
+    let update = |r: u64| {
+        let mut data =
+            format!("0x{}", alloy_primitives::hex::encode(&alloy_primitives::keccak256("update(int256[30])")[..4]));
+        for _ in 0..30 {
+            data.push_str(&format!("{r:064x}"));
+        }
+        send_and_wait(url, Some(&pool), &data)
+    };
+    let faults = |on: &str, off: &str| {
+        rpc(url, "nml_setTeeFault", serde_json::json!([off, false]));
+        rpc(url, "nml_setTeeFault", serde_json::json!([on, true]))
+    };
+
+    // The enclave signs another output than the contract received.
+    let tx = update(100_000_000_000_000_000);
+    let (ok, report) = nml_verify(url, &tx);
+    assert!(!ok && failed_check(&report, "output") && !failed_check(&report, "signature"), "{report}");
+
+    // Stale, then future timestamps.
+    assert_eq!(faults("stale-timestamp", "wrong-output"), serde_json::json!(["stale-timestamp"]));
+    let (ok, report) = nml_verify(url, &update(110_000_000_000_000_000));
+    assert!(!ok && failed_check(&report, "timestamp") && !failed_check(&report, "output"), "{report}");
+    faults("future-timestamp", "stale-timestamp");
+    let (ok, report) = nml_verify(url, &update(120_000_000_000_000_000));
+    assert!(!ok && failed_check(&report, "timestamp"), "{report}");
+
+    // A withheld settlement never comes: blocks pass, the gap stays open.
+    faults("withhold-settlement", "future-timestamp");
+    let tx = update(130_000_000_000_000_000);
+    for _ in 0..3 {
+        rpc(url, "evm_mine", serde_json::json!([]));
+    }
+    let mut status = serde_json::Value::Null;
+    for _ in 0..100 {
+        status = rpc(url, "nml_getAttestations", serde_json::json!([tx]))[0]["settlement"]["status"].clone();
+        if status == "withheld" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(status, "withheld");
+    let (ok, report) = nml_verify(url, &tx);
+    assert!(!ok && failed_check(&report, "settlement") && !failed_check(&report, "timestamp"), "{report}");
+
+    // No fault: everything passes once the relay has settled it.
+    faults("late-settlement", "withhold-settlement");
+    rpc(url, "nml_setTeeFault", serde_json::json!(["late-settlement", false]));
+    let tx = update(140_000_000_000_000_000);
+    rpc(url, "evm_mine", serde_json::json!([]));
+    let mut report = String::new();
+    for _ in 0..100 {
+        let (ok, text) = nml_verify(url, &tx);
+        report = text;
+        if ok {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(!failed_check(&report, "settlement") && !failed_check(&report, "output"), "{report}");
 }

@@ -895,3 +895,39 @@ fn the_operator_keeps_the_enclaves_heartbeats_fresh_as_the_chain_time_moves() {
     assert!(mined(&net.devnet, beat).success);
     assert!(active(), "fresh again");
 }
+
+#[test]
+fn a_relay_that_posts_a_wrong_root_and_an_operator_that_stops_beating_are_caught_on_chain() {
+    use nml_runtime::predeploys::{ISettlementRelay, ITEERegistry, SETTLEMENT_RELAY, TEE_REGISTRY};
+    use nml_runtime::settlement::{SettlementStatus, batch_leaf};
+    use nml_runtime::tee::Fault;
+
+    let config = SettlementConfig { after_blocks: 0, batch_size: 1, ..Default::default() };
+    let net = Net::settling(DevnetConfig::default(), PipeConfig::default(), Duration::from_secs(30), config);
+    net.devnet.set_tee_fault(Fault::WrongRoot, true).unwrap();
+    net.devnet.set_tee_fault(Fault::NoHeartbeat, true).unwrap();
+    let hash = net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, 3) });
+    net.receipt(hash);
+    let [posted] = net.devnet.settle_due().unwrap().try_into().expect("one batch");
+    assert!(mined(&net.devnet, posted).success);
+    net.devnet.settle_due().unwrap();
+    let call = net.devnet.attestations(hash).unwrap().remove(0);
+    let settlement = call.settlement.expect("tracked");
+    assert_eq!(settlement.status, SettlementStatus::Settled, "the relay believes it settled");
+    let query = ISettlementRelay::isSettledInBatchCall {
+        proof: settlement.proof,
+        root: settlement.merkle_root.unwrap(),
+        leaf: batch_leaf(&call.attestation),
+    };
+    let request = TransactionRequest::default().to(SETTLEMENT_RELAY).input(query.abi_encode().into());
+    let answer = net.devnet.call(request, None, None).unwrap();
+    assert!(!ISettlementRelay::isSettledInBatchCall::abi_decode_returns(&answer).unwrap(), "the posted root is wrong");
+
+    net.devnet.increase_time(2_000);
+    net.devnet.mine(None).unwrap();
+    assert!(net.devnet.settle_due().unwrap().is_empty(), "no heartbeat is sent");
+    let active = ITEERegistry::isTEEActiveCall { teeId: call.attestation.tee_id }.abi_encode();
+    let request = TransactionRequest::default().to(TEE_REGISTRY).input(active.into());
+    let answer = net.devnet.call(request, None, None).unwrap();
+    assert!(!ITEERegistry::isTEEActiveCall::abi_decode_returns(&answer).unwrap());
+}

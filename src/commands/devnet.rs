@@ -12,7 +12,7 @@ use nml_runtime::inference::{Device, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::{OnMiss, PipeConfig};
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::settlement::{SettlementConfig, SettlementMode};
-use nml_runtime::tee::Enclaves;
+use nml_runtime::tee::{Enclaves, Fault};
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
 use super::common::register_project_models;
@@ -97,6 +97,12 @@ pub struct DevnetArgs {
     /// for 5 minutes of chain time, or when it is 15 minutes old.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub batch_size: u64,
+    /// Injects a fault into the enclaves, operator or relay (repeatable):
+    /// wrong-output, stale-timestamp, future-timestamp, no-heartbeat,
+    /// late-settlement, withhold-settlement, wrong-root. `nml_setTeeFault`
+    /// switches them at run time.
+    #[arg(long = "tee-fault", value_name = "FAULT")]
+    pub tee_faults: Vec<Fault>,
     /// Where models run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
@@ -202,6 +208,9 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
     };
     let registry = Some(Arc::clone(executor.registry()));
     let enclaves = Arc::new(Enclaves::new(args.tees, args.tee_seed));
+    for fault in &args.tee_faults {
+        enclaves.faults().set(*fault, true);
+    }
     let settlement = SettlementConfig {
         mode: match args.settlement {
             SettlementArg::Batch => SettlementMode::Batch,

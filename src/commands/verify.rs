@@ -6,7 +6,7 @@
 
 use std::process::ExitCode;
 
-use alloy_primitives::{Address, B256, Bytes, U256};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_sol_types::SolCall;
 use miette::miette;
 use nml_runtime::predeploys::{ISettlementRelay, ITEERegistry, SETTLEMENT_RELAY, TEE_REGISTRY};
@@ -74,6 +74,17 @@ pub fn run(args: VerifyArgs) -> miette::Result<ExitCode> {
     }
     let calls: Vec<Attested> =
         serde_json::from_value(calls).map_err(|e| miette!("the node sent malformed attestations: {e}"))?;
+    let records = rpc("nml_getInferenceReceipts", json!([args.tx]))?;
+    let outputs: Vec<(B256, Bytes)> = records
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|r| {
+            let id = serde_json::from_value(r["requestId"].clone()).ok()?;
+            let raw = serde_json::from_value(r["rawOutput"].clone()).ok()?;
+            Some((id, raw))
+        })
+        .collect();
     let receipt = rpc("eth_getTransactionReceipt", json!([args.tx]))?;
     let block = rpc("eth_getBlockByNumber", json!([receipt["blockNumber"], false]))?;
     let mined_at = hex_u64(&block["timestamp"]).ok_or_else(|| miette!("the node sent a block without a timestamp"))?;
@@ -84,7 +95,8 @@ pub fn run(args: VerifyArgs) -> miette::Result<ExitCode> {
     let mut report = Vec::new();
     let mut failed = false;
     for call in &calls {
-        let checks = check_call(call, mined_at, &view)?;
+        let returned = outputs.iter().find(|(id, _)| *id == call.request_id).map(|(_, raw)| raw);
+        let checks = check_call(call, returned, mined_at, &view)?;
         failed |= checks.iter().any(|c| !c.ok);
         report.push((call, checks));
     }
@@ -117,6 +129,7 @@ fn hex_u64(value: &Value) -> Option<u64> {
 
 fn check_call(
     call: &Attested,
+    returned: Option<&Bytes>,
     mined_at: u64,
     view: &dyn Fn(Address, Vec<u8>) -> miette::Result<Bytes>,
 ) -> miette::Result<Vec<Check>> {
@@ -128,6 +141,21 @@ fn check_call(
     )?)
     .map_err(decode_err)?;
     let mut checks = Vec::new();
+    checks.push(Check {
+        name: "input",
+        ok: a.input_hash == call.request_id,
+        detail: "inputHash is the request id (keccak256 of the ABI-encoded request)".into(),
+    });
+    let output_ok = returned.is_some_and(|raw| keccak256(raw) == a.output_hash);
+    checks.push(Check {
+        name: "output",
+        ok: output_ok,
+        detail: if output_ok {
+            "outputHash is keccak256 of the output the contract received".into()
+        } else {
+            "outputHash is not the hash of the output the contract received".into()
+        },
+    });
     let registered = tee.registeredAt != U256::ZERO;
     checks.push(Check {
         name: "registered",

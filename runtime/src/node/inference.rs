@@ -20,7 +20,7 @@ use crate::predeploys::{
     tee_registry_setup,
 };
 use crate::settlement::{Book, Settlement, SettlementConfig, relay_signer};
-use crate::tee::{Attestation, Enclaves};
+use crate::tee::{Attestation, Enclaves, Fault};
 
 /// What a devnet with inference runs models with.
 #[derive(Debug, Clone)]
@@ -228,6 +228,17 @@ impl Devnet {
                 pcr_hash: e.pcr_hash(),
             })
             .collect())
+    }
+
+    /// Switches an injected fault on or off (`nml_setTeeFault`).
+    pub fn set_tee_fault(&self, fault: Fault, on: bool) -> Result<(), NodeError> {
+        self.inference()?.pipe.enclaves().faults().set(fault, on);
+        Ok(())
+    }
+
+    /// The faults switched on (`nml_getTeeFaults`).
+    pub fn tee_faults(&self) -> Result<Vec<Fault>, NodeError> {
+        Ok(self.inference()?.pipe.enclaves().faults().active())
     }
 
     /// The pool and the inference mempool (`nml_mempoolStatus`). Answers while

@@ -18,8 +18,10 @@ use alloy_sol_types::SolCall;
 use super::{Devnet, NodeError};
 use crate::chain::PoolTx;
 use crate::predeploys::{ITEERegistry, SETTLEMENT_RELAY, TEE_REGISTRY};
-use crate::settlement::{Book, calldata};
+use crate::settlement::{Book, Posting, calldata};
 use crate::tee::Attestation;
+use crate::tee::Fault;
+use crate::tee::faults::LATE_BY_BLOCKS;
 
 /// What the relay learns of a block: its number, the results it used, and
 /// the relay's transactions it mined (hash, success).
@@ -67,9 +69,17 @@ impl Devnet {
             book.learn_block(*number, used, mined);
         }
         book.learn_block(head, &[], &[]);
+        let faults = inference.pipe.enclaves().faults();
+        let late_by = if faults.is_on(Fault::LateSettlement) { LATE_BY_BLOCKS } else { 0 };
         let mut sent = Vec::new();
-        for posting in book.due(head, now) {
-            let hash = self.send_from_relay(calldata(&posting, relay), SETTLEMENT_RELAY)?;
+        for posting in book.due(head, now, late_by, faults.is_on(Fault::WithholdSettlement)) {
+            let posted = match &posting {
+                Posting::Batch { root, results } if faults.is_on(Fault::WrongRoot) => {
+                    Posting::Batch { root: keccak256(root), results: results.clone() }
+                }
+                _ => posting.clone(),
+            };
+            let hash = self.send_from_relay(calldata(&posted, relay), SETTLEMENT_RELAY)?;
             book.submitted(&posting, hash);
             sent.push(hash);
         }
@@ -81,6 +91,9 @@ impl Devnet {
     /// Sends the heartbeats due at chain time `now`.
     fn beat(&self, now: u64) -> Result<Vec<B256>, NodeError> {
         let inference = self.inference()?;
+        if inference.pipe.enclaves().faults().is_on(Fault::NoHeartbeat) {
+            return Ok(Vec::new());
+        }
         let enclaves = inference.pipe.enclaves().all().map_err(|e| NodeError::Failed(e.to_string()))?;
         let mut sent = Vec::new();
         for enclave in enclaves {

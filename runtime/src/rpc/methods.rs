@@ -23,6 +23,8 @@ use super::records::record_json;
 use crate::chain::{PoolTx, StateDump};
 use crate::inference::{ModelInfo, TensorSpec};
 use crate::node::{Devnet, NodeError, rpc_header, rpc_logs, transaction_json};
+use crate::tee::Fault;
+use crate::tee::faults::UnknownFault;
 
 type Out = Result<Value, ErrorObjectOwned>;
 type Handler = fn(&Args, &Devnet) -> Out;
@@ -245,6 +247,14 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     // Verification (docs/verification.md).
     ("nml_getAttestations", 1, 1, |a, d| d.attestations(a.req(0)?).map_or(Ok(Value::Null), json)),
     ("nml_getTees", 0, 0, |_, d| json(d.tees().rpc()?)),
+    ("nml_setTeeFault", 1, 2, |a, d| {
+        let name: String = a.req(0)?;
+        let on: Option<bool> = a.opt(1)?;
+        let fault: Fault = name.parse().map_err(|e: UnknownFault| invalid(e.to_string()))?;
+        d.set_tee_fault(fault, on.unwrap_or(true)).rpc()?;
+        json(d.tee_faults().rpc()?)
+    }),
+    ("nml_getTeeFaults", 0, 0, |_, d| json(d.tee_faults().rpc()?)),
 ];
 
 /// `hardhat_*` names that behave exactly like the `anvil_*` ones.

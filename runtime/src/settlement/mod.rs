@@ -95,6 +95,8 @@ pub enum SettlementStatus {
     Settled,
     /// Never posted (`--settlement private`).
     Private,
+    /// Never posted: the relay withholds it (an injected fault).
+    Withheld,
 }
 
 /// A result's settlement (`nml_getAttestations`).
@@ -200,11 +202,19 @@ impl Book {
     }
 
     /// What the relay must post now, the chain's head being block `head` at
-    /// time `now`.
-    pub fn due(&mut self, head: u64, now: u64) -> Vec<Posting> {
+    /// time `now`: due results `late_by` blocks later than configured, and
+    /// none at all when it `withholds` them (injected faults).
+    pub fn due(&mut self, head: u64, now: u64, late_by: u64, withhold: bool) -> Vec<Posting> {
         let mut postings = Vec::new();
-        while self.waiting.front().is_some_and(|w| w.used_in + self.config.after_blocks <= head) {
+        let after = self.config.after_blocks + late_by;
+        while self.waiting.front().is_some_and(|w| w.used_in + after <= head) {
             let Some(Waiting { attestation, .. }) = self.waiting.pop_front() else { break };
+            if withhold {
+                if let Some(s) = self.status.get_mut(&result_key(&attestation)) {
+                    s.status = SettlementStatus::Withheld;
+                }
+                continue;
+            }
             match self.config.mode {
                 SettlementMode::Individual => postings.push(Posting::Individual(attestation)),
                 SettlementMode::Batch => {
@@ -324,8 +334,8 @@ mod tests {
         let mut book = Book::new(config, 0);
         book.learn_block(5, &[att(1)], &[]);
         assert_eq!(book.settlement(&att(1), 1).unwrap().status, SettlementStatus::Pending);
-        assert!(book.due(7, 0).is_empty(), "two blocks later: still in the gap");
-        let due = book.due(8, 0);
+        assert!(book.due(7, 0, 0, false).is_empty(), "two blocks later: still in the gap");
+        let due = book.due(8, 0, 0, false);
         assert_eq!(due, vec![Posting::Individual(att(1))]);
         book.submitted(&due[0], B256::repeat_byte(9));
         assert_eq!(book.settlement(&att(1), 1).unwrap().status, SettlementStatus::Submitted);
@@ -339,7 +349,7 @@ mod tests {
         let config = SettlementConfig { after_blocks: 0, batch_size: 3, ..Default::default() };
         let mut book = Book::new(config, 0);
         book.learn_block(1, &[att(1), att(2), att(3), att(4)], &[]);
-        let due = book.due(1, 100);
+        let due = book.due(1, 100, 0, false);
         let [Posting::Batch { root, results }] = due.as_slice() else { panic!("one full batch: {due:?}") };
         assert_eq!(results.len(), 3);
         for a in results {
@@ -347,16 +357,27 @@ mod tests {
             assert_eq!(s.merkle_root, Some(*root));
             assert!(merkle::verify(&s.proof, *root, batch_leaf(a)));
         }
-        assert!(book.due(1, 100 + 299).is_empty(), "the fourth waits: not idle yet");
-        assert_eq!(book.due(1, 100 + 300).len(), 1, "idle for 5 minutes: flushed");
+        assert!(book.due(1, 100 + 299, 0, false).is_empty(), "the fourth waits: not idle yet");
+        assert_eq!(book.due(1, 100 + 300, 0, false).len(), 1, "idle for 5 minutes: flushed");
         // Age: results keep arriving every 200 s, so the batch is never idle.
         let mut book = Book::new(SettlementConfig { after_blocks: 0, batch_size: 100, ..Default::default() }, 0);
         let mut flushed = 0;
         for i in 0..6u8 {
             book.learn_block(u64::from(i) + 1, &[att(10 + i)], &[]);
-            flushed += book.due(u64::from(i) + 1, u64::from(i) * 200).len();
+            flushed += book.due(u64::from(i) + 1, u64::from(i) * 200, 0, false).len();
         }
         assert_eq!(flushed, 1, "flushed once at 15 minutes of age");
+    }
+
+    #[test]
+    fn late_and_withheld_settlements() {
+        let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 1, ..Default::default() };
+        let mut book = Book::new(config, 0);
+        book.learn_block(1, &[att(1), att(2)], &[]);
+        assert!(book.due(5, 0, 10, false).is_empty(), "late: not yet after 4 blocks");
+        assert!(book.due(11, 0, 10, false).is_empty(), "late: not yet after 10 blocks");
+        assert_eq!(book.due(12, 0, 10, true).len(), 0, "withheld");
+        assert_eq!(book.settlement(&att(1), 1).unwrap().status, SettlementStatus::Withheld);
     }
 
     #[test]
@@ -364,7 +385,7 @@ mod tests {
         let mut book =
             Book::new(SettlementConfig { mode: SettlementMode::Private, after_blocks: 0, ..Default::default() }, 0);
         book.learn_block(1, &[att(1)], &[]);
-        assert!(book.due(100, 100_000).is_empty());
+        assert!(book.due(100, 100_000, 0, false).is_empty());
         assert_eq!(book.settlement(&att(1), 1).unwrap().status, SettlementStatus::Private);
     }
 }

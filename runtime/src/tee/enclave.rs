@@ -15,6 +15,7 @@ use rsa::RsaPrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 
+use super::faults::{AHEAD_BY_SECS, Fault, Faults, STALE_BY_SECS};
 use super::nitro::{DevnetPki, devnet_pcrs, pcr_hash};
 
 /// The size of an enclave's signing key, in bits (as on the chain).
@@ -188,12 +189,13 @@ pub struct Enclaves {
     count: u32,
     seed: u64,
     made: OnceLock<Result<Vec<Arc<Enclave>>, TeeError>>,
+    faults: Faults,
 }
 
 impl Enclaves {
     /// `count` enclaves (at least one) with keys from `seed`.
     pub fn new(count: u32, seed: u64) -> Self {
-        Self { count: count.max(1), seed, made: OnceLock::new() }
+        Self { count: count.max(1), seed, made: OnceLock::new(), faults: Faults::default() }
     }
 
     /// How many there are.
@@ -204,6 +206,27 @@ impl Enclaves {
     /// The seed their keys are made from.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// The faults injected into them (and into the operator and relay).
+    pub fn faults(&self) -> &Faults {
+        &self.faults
+    }
+
+    /// Attests a result as the serving enclave does, faults included: with
+    /// [`Fault::WrongOutput`] it signs another output than `output_hash`,
+    /// with the timestamp faults it misdates the attestation.
+    pub fn attest(&self, request_id: B256, output_hash: B256, timestamp: u64) -> Result<Attestation, TeeError> {
+        let faults = &self.faults;
+        let output_hash = if faults.is_on(Fault::WrongOutput) { keccak256(output_hash) } else { output_hash };
+        let timestamp = if faults.is_on(Fault::StaleTimestamp) {
+            timestamp.saturating_sub(STALE_BY_SECS)
+        } else if faults.is_on(Fault::FutureTimestamp) {
+            timestamp + AHEAD_BY_SECS
+        } else {
+            timestamp
+        };
+        self.serving(request_id)?.attest(request_id, output_hash, timestamp)
     }
 
     /// Every enclave, making the keys on first use.

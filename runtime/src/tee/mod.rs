@@ -2,13 +2,16 @@
 //! that attest TEE-mode inference results with real RSA-PSS signatures, and
 //! the verifier precompile at 0x…0900 that checks such signatures on chain.
 //!
-//! The rooms: `enclave`, the enclaves' keys and what they sign;
+//! The rooms: `enclave`, the enclaves' keys and what they sign; `nitro`,
+//! attestation documents; `faults`, what the devnet can make go wrong;
 //! `verifier`, the precompile. What a result's attestation says and how its
 //! hashes are defined is [`Attestation`]'s doc.
 
 mod enclave;
+pub mod faults;
 pub mod nitro;
 pub mod verifier;
 
 pub use enclave::{Attestation, Enclave, Enclaves, TeeError, message_hash};
+pub use faults::{Fault, Faults};
 pub use verifier::{TEE_VERIFIER, verify_rsa_pss};

@@ -66,7 +66,7 @@ impl Known {
             return self;
         }
         let Ok(output) = &self.result else { return self };
-        let attested = enclaves.serving(request_id).and_then(|e| e.attest(request_id, keccak256(output), timestamp));
+        let attested = enclaves.attest(request_id, keccak256(output), timestamp);
         match attested {
             Ok(attestation) => self.attestation = Some(attestation),
             Err(e) => {
