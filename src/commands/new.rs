@@ -65,6 +65,12 @@ const TEMPLATES: &[Template] = &[
         files: files!("trading-agent": "nml.toml", "README.md", "src/TradingVault.nml", "src/Market.sol",
             "src/Token.sol", "models/direction.onnx", "test/TradingVault.t.sol"),
     },
+    Template {
+        name: "verified-payout",
+        about: "an insurance vault that pays on a model at once, and the rest only once its TEE proof has settled",
+        files: files!("verified-payout": "nml.toml", "README.md", "src/PayoutVault.nml", "src/Token.sol",
+            "models/damage.onnx", "test/PayoutVault.t.sol"),
+    },
 ];
 
 /// The files rendered with tera; the rest are copied.

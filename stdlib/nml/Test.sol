@@ -44,6 +44,17 @@ interface Vm {
     function failInference(string calldata modelId, string calldata reason) external;
     /// Removes every inference mock.
     function clearInferenceMocks() external;
+    /// Attests a result as the devnet's first enclave does: an RSA-PSS
+    /// signature over keccak256(inputHash ‖ outputHash ‖ timestamp), by the
+    /// key the TEE registry holds for `teeId` (docs/verification.md).
+    function teeAttest(bytes32 inputHash, bytes32 outputHash, uint256 timestamp)
+        external
+        returns (bytes32 teeId, bytes memory signature);
+    /// Settles a result by its own record on the settlement relay now, as
+    /// the relay's posting would (`isSettled` answers true from here on).
+    function teeSettle(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
+    /// Settles a batch root on the relay now (`isSettledInBatch` with a valid proof answers true).
+    function teeSettleBatch(bytes32 merkleRoot) external;
 }
 
 /// Number formatting for assertion messages.

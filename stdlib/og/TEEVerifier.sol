@@ -35,8 +35,8 @@ library TEEAttestation {
     uint256 internal constant MAX_AHEAD = 5 minutes;
 
     /// @notice What an enclave signs.
-    function messageHash(bytes32 inputHash, bytes32 outputHash, uint256 timestamp) internal pure returns (bytes32) {
-        return keccak256(abi.encodePacked(inputHash, outputHash, timestamp));
+    function messageHash(bytes32 input, bytes32 output, uint256 timestamp) internal pure returns (bytes32) {
+        return keccak256(abi.encodePacked(input, output, timestamp));
     }
 
     /// @notice The input hash of a request through the inference precompile:

@@ -230,6 +230,12 @@ impl Devnet {
             .collect())
     }
 
+    /// The enclaves that attest this devnet's TEE-mode results (none
+    /// without inference).
+    pub fn enclaves(&self) -> Option<Arc<Enclaves>> {
+        self.inference.as_ref().map(|i| Arc::clone(i.pipe.enclaves()))
+    }
+
     /// Switches an injected fault on or off (`nml_setTeeFault`).
     pub fn set_tee_fault(&self, fault: Fault, on: bool) -> Result<(), NodeError> {
         self.inference()?.pipe.enclaves().faults().set(fault, on);

@@ -30,6 +30,8 @@ use crate::evm::{DynInspector, EvmContext, InspectorFactory, Phase};
 use crate::inference::InferenceCall;
 use crate::mempool::INFERENCE_PRECOMPILE;
 use crate::mempool::pipe::request_gas;
+use crate::predeploys::SETTLEMENT_RELAY;
+use crate::tee::Enclaves;
 
 /// The address of the `Vm` contract, as in Foundry.
 pub const VM_ADDRESS: Address = address!("7109709ECfa91a80626fF3989D68f67F5b1DD12D");
@@ -68,6 +70,9 @@ sol! {
         function mockInference(string calldata modelId, ModelInput calldata input, ModelOutput calldata output) external;
         function failInference(string calldata modelId, string calldata reason) external;
         function clearInferenceMocks() external;
+        function teeAttest(bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external returns (bytes32 teeId, bytes memory signature);
+        function teeSettle(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
+        function teeSettleBatch(bytes32 merkleRoot) external;
     }
 }
 
@@ -119,6 +124,8 @@ impl CheatState {
 pub struct CheatcodesFactory {
     state: Arc<Mutex<CheatState>>,
     calls: Arc<Mutex<Vec<GasCall>>>,
+    /// The devnet's enclaves, for `teeAttest`.
+    enclaves: Option<Arc<Enclaves>>,
 }
 
 /// A call the test contract made at inclusion, for the gas report.
@@ -135,7 +142,13 @@ pub struct GasCall {
 impl CheatcodesFactory {
     /// A factory whose inspectors share `state`.
     pub fn new(state: CheatState) -> Self {
-        Self { state: Arc::new(Mutex::new(state)), calls: Arc::default() }
+        Self { state: Arc::new(Mutex::new(state)), calls: Arc::default(), enclaves: None }
+    }
+
+    /// Lets `teeAttest` sign as the devnet's first enclave.
+    pub fn with_enclaves(mut self, enclaves: Option<Arc<Enclaves>>) -> Self {
+        self.enclaves = enclaves;
+        self
     }
 
     /// The calls test contracts made so far, in the inclusion pass.
@@ -159,6 +172,7 @@ impl InspectorFactory for CheatcodesFactory {
             local,
             publish: inclusion,
             calls,
+            enclaves: self.enclaves.clone(),
             ..Cheatcodes::default()
         })
     }
@@ -213,6 +227,7 @@ pub struct Cheatcodes {
     prank: Option<Prank>,
     expected_revert: Option<ExpectedRevert>,
     expected_emit: Option<ExpectedEmit>,
+    enclaves: Option<Arc<Enclaves>>,
 }
 
 fn outcome(inputs: &CallInputs, result: InstructionResult, output: Bytes, gas_used: u64) -> CallOutcome {
@@ -223,6 +238,21 @@ fn outcome(inputs: &CallInputs, result: InstructionResult, output: Bytes, gas_us
 
 fn revert(inputs: &CallInputs, reason: &str) -> CallOutcome {
     outcome(inputs, InstructionResult::Revert, Revert::from(reason).abi_encode().into(), 0)
+}
+
+/// The storage slots of the settlement relay's `individualSettledAt` and
+/// `batchSettledAt` mappings (runtime/predeploys/src/InferenceSettlementRelay.sol).
+const RELAY_INDIVIDUAL_SLOT: u64 = 2;
+const RELAY_BATCH_SLOT: u64 = 3;
+
+/// Marks `key` settled at `now` in the relay's mapping at `slot`, as the
+/// relay's own posting would.
+fn settle(ctx: &mut EvmContext, key: alloy_primitives::B256, slot: u64, now: U256) -> Result<(), String> {
+    let entry = keccak256((key, U256::from(slot)).abi_encode_params());
+    let journal = ctx.journal_mut();
+    journal.load_account(SETTLEMENT_RELAY).map_err(|e| format!("{e:?}"))?;
+    journal.sstore(SETTLEMENT_RELAY, entry.into(), now.max(U256::from(1))).map_err(|e| format!("{e:?}"))?;
+    Ok(())
 }
 
 fn ok(inputs: &CallInputs, output: Vec<u8>) -> CallOutcome {
@@ -287,6 +317,31 @@ impl Cheatcodes {
             }
             Vm::VmCalls::label(c) => {
                 self.local.labels.insert(c.account, c.newLabel);
+            }
+            Vm::VmCalls::teeAttest(c) => {
+                let Some(enclave) =
+                    self.enclaves.as_ref().and_then(|e| e.all().ok()).and_then(|all| all.first().cloned())
+                else {
+                    return revert(inputs, "teeAttest: this devnet has no enclaves (it runs without inference)");
+                };
+                let timestamp = u64::try_from(c.timestamp).unwrap_or(u64::MAX);
+                return match enclave.attest(c.inputHash, c.outputHash, timestamp) {
+                    Ok(a) => ok(inputs, (a.tee_id, a.signature).abi_encode_params()),
+                    Err(e) => revert(inputs, &format!("teeAttest: {e}")),
+                };
+            }
+            Vm::VmCalls::teeSettle(c) => {
+                let key = keccak256((c.teeId, c.inputHash, c.outputHash, c.timestamp).abi_encode_params());
+                let now = ctx.block.timestamp;
+                if let Err(e) = settle(ctx, key, RELAY_INDIVIDUAL_SLOT, now) {
+                    return revert(inputs, &format!("teeSettle: {e}"));
+                }
+            }
+            Vm::VmCalls::teeSettleBatch(c) => {
+                let now = ctx.block.timestamp;
+                if let Err(e) = settle(ctx, c.merkleRoot, RELAY_BATCH_SLOT, now) {
+                    return revert(inputs, &format!("teeSettleBatch: {e}"));
+                }
             }
             Vm::VmCalls::envOr_0(c) => return ok(inputs, env_or(&c.name, c.defaultValue).abi_encode()),
             Vm::VmCalls::envOr_1(c) => return ok(inputs, bool_env(&c.name, c.defaultValue).abi_encode()),
