@@ -212,6 +212,61 @@ fn tee_against_vanilla(one: &Arc<OnnxExecutor>, many: &Arc<OnnxExecutor>, code: 
         "| {TXS} transactions, {workers} workers, vanilla / TEE, median of 5 | {vanilla_ms:.1} ms / {tee_ms:.1} ms |"
     );
     println!("| **TEE block against vanilla** | **{:+.1}%** |", (tee_ms / vanilla_ms - 1.0) * 100.0);
+    on_chain_check_gas(one, code, id);
+}
+
+/// The gas of the on-chain checks a contract makes across the trust gap,
+/// each as `eth_estimateGas` of a call (so including the 21,000 of a
+/// transaction and its calldata): the verifier precompile on a real
+/// attestation, and the relay's individual and batch checks (a proof of
+/// depth 5, as for a full batch of 20).
+fn on_chain_check_gas(executor: &Arc<OnnxExecutor>, code: &Bytes, id: &str) {
+    use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
+    use nml_runtime::settlement::batch_leaf;
+    use nml_runtime::settlement::merkle::MerkleTree;
+    use nml_runtime::tee::verifier::ITEEVerifier;
+    use nml_runtime::tee::{TEE_VERIFIER, message_hash};
+
+    let (devnet, client) = chain(executor, code, id, Mining::Manual);
+    set_mode(&devnet, client, 2);
+    send(&devnet, client, 0, runCall { seed: 9 }.abi_encode());
+    let block = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
+    let attestation = block.receipts[0].inference[0].attestation.clone().expect("attested");
+    let key = devnet.tees().unwrap_or_else(|e| panic!("{e}"))[0].public_key.clone();
+    let gas = |to: Address, data: Vec<u8>| {
+        let request = TransactionRequest::default().to(to).input(data.into());
+        devnet.estimate_gas(request, None, None).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let message = message_hash(attestation.input_hash, attestation.output_hash, attestation.timestamp);
+    let verify = ITEEVerifier::verifyRSAPSSCall {
+        publicKeyDER: key,
+        messageHash: message,
+        signature: attestation.signature.clone(),
+    };
+    let a = &attestation;
+    let individual = ISettlementRelay::isSettledCall {
+        teeId: a.tee_id,
+        inputHash: a.input_hash,
+        outputHash: a.output_hash,
+        timestamp: U256::from(a.timestamp),
+    };
+    let mut leaves: Vec<_> = (0..19u8).map(|i| nml_runtime::settlement::merkle::leaf(&[i])).collect();
+    leaves.push(batch_leaf(a));
+    let tree = MerkleTree::new(&leaves).expect("a tree");
+    let proof = tree.proof(batch_leaf(a)).expect("in the tree");
+    let batch = ISettlementRelay::isSettledInBatchCall { proof: proof.clone(), root: tree.root(), leaf: batch_leaf(a) };
+    println!("| on-chain check (`eth_estimateGas`, incl. 21,000 and calldata) | gas |");
+    println!("| --- | --- |");
+    println!(
+        "| `verifyRSAPSS` at 0x…0900 on a real attestation (20,000 in the precompile) | {} |",
+        gas(TEE_VERIFIER, verify.abi_encode())
+    );
+    println!("| relay `isSettled` (individual record) | {} |", gas(SETTLEMENT_RELAY, individual.abi_encode()));
+    println!(
+        "| relay `isSettledInBatch`, proof of depth {} (a batch of 20) | {} |",
+        proof.len(),
+        gas(SETTLEMENT_RELAY, batch.abi_encode())
+    );
 }
 
 /// Sets the mode of `BenchClient`'s requests (0 vanilla, 2 TEE).
