@@ -97,6 +97,12 @@ pub struct DevnetArgs {
     /// for 5 minutes of chain time, or when it is 15 minutes old.
     #[arg(long, value_name = "N", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=1024))]
     pub batch_size: u64,
+    /// A batch settles when no result joined it for this many seconds of chain time.
+    #[arg(long, value_name = "SECS", default_value_t = 300)]
+    pub batch_idle: u64,
+    /// A batch settles when its first result is this many seconds old (chain time).
+    #[arg(long, value_name = "SECS", default_value_t = 900)]
+    pub batch_age: u64,
     /// Injects a fault into the enclaves, operator or relay (repeatable):
     /// wrong-output, stale-timestamp, future-timestamp, no-heartbeat,
     /// late-settlement, withhold-settlement, wrong-root. `nml_setTeeFault`
@@ -219,7 +225,8 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
         },
         after_blocks: args.settle_after,
         batch_size: usize::try_from(args.batch_size).unwrap_or(20),
-        ..SettlementConfig::default()
+        batch_idle_secs: args.batch_idle,
+        batch_age_secs: args.batch_age,
     };
     Ok(InferenceSetup { executor, registry, pipe, enclaves, settlement })
 }

@@ -55,6 +55,15 @@ interface Vm {
     function teeSettle(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
     /// Settles a batch root on the relay now (`isSettledInBatch` with a valid proof answers true).
     function teeSettleBatch(bytes32 merkleRoot) external;
+    /// Switches a fault of this test's enclaves on or off (docs/verification.md,
+    /// "Faults"): e.g. "wrong-output", "stale-timestamp", "future-timestamp".
+    function teeFault(string calldata fault, bool on) external;
+    /// The devnet enclave's own attestation of the result of request
+    /// `requestId` (`TEEAttestation.inputHash(request)`), as
+    /// `nml_getAttestations` reports it; zeros while it is not known yet.
+    function teeAttestation(bytes32 requestId)
+        external
+        returns (bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp, bytes memory signature);
 }
 
 /// Number formatting for assertion messages.

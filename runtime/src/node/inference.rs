@@ -230,10 +230,9 @@ impl Devnet {
             .collect())
     }
 
-    /// The enclaves that attest this devnet's TEE-mode results (none
-    /// without inference).
-    pub fn enclaves(&self) -> Option<Arc<Enclaves>> {
-        self.inference.as_ref().map(|i| Arc::clone(i.pipe.enclaves()))
+    /// The inference mempool (none without inference).
+    pub fn pipe(&self) -> Option<Arc<Pipe>> {
+        self.inference.as_ref().map(|i| Arc::clone(&i.pipe))
     }
 
     /// Switches an injected fault on or off (`nml_setTeeFault`).

@@ -49,7 +49,7 @@ pub enum TeeError {
 /// - `timestamp` is the chain's time when the request was run: the
 ///   timestamp of the block being prepared (or of the `eth_call`'s block),
 ///   so `evm_increaseTime` moves it as it moves everything else.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Attestation {
     /// The enclave: `keccak256` of its DER (SubjectPublicKeyInfo) public key.
@@ -206,6 +206,13 @@ impl Enclaves {
     /// The seed their keys are made from.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// The same enclaves (keys made once) with faults of their own, starting
+    /// as these are: a forked devnet's, so a fault injected into one test's
+    /// chain does not reach another's.
+    pub fn fork(&self) -> Self {
+        Self { count: self.count, seed: self.seed, made: self.made.clone(), faults: self.faults.fork() }
     }
 
     /// The faults injected into them (and into the operator and relay).

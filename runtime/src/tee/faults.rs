@@ -109,6 +109,14 @@ impl Faults {
         self.ever.load(Ordering::Relaxed) && self.on.load(Ordering::Relaxed) & fault.bit() != 0
     }
 
+    /// Independent faults, starting as these are.
+    pub fn fork(&self) -> Self {
+        Self {
+            on: AtomicU64::new(self.on.load(Ordering::Relaxed)),
+            ever: AtomicBool::new(self.ever.load(Ordering::Relaxed)),
+        }
+    }
+
     /// The faults that are on.
     pub fn active(&self) -> Vec<Fault> {
         ALL.into_iter().filter(|f| self.is_on(*f)).collect()

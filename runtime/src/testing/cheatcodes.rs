@@ -29,9 +29,10 @@ use revm::interpreter::{
 use crate::evm::{DynInspector, EvmContext, InspectorFactory, Phase};
 use crate::inference::InferenceCall;
 use crate::mempool::INFERENCE_PRECOMPILE;
+use crate::mempool::Pipe;
 use crate::mempool::pipe::request_gas;
 use crate::predeploys::SETTLEMENT_RELAY;
-use crate::tee::Enclaves;
+use crate::tee::Fault;
 
 /// The address of the `Vm` contract, as in Foundry.
 pub const VM_ADDRESS: Address = address!("7109709ECfa91a80626fF3989D68f67F5b1DD12D");
@@ -73,6 +74,8 @@ sol! {
         function teeAttest(bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external returns (bytes32 teeId, bytes memory signature);
         function teeSettle(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
         function teeSettleBatch(bytes32 merkleRoot) external;
+        function teeFault(string calldata fault, bool on) external;
+        function teeAttestation(bytes32 requestId) external returns (bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp, bytes memory signature);
     }
 }
 
@@ -124,8 +127,9 @@ impl CheatState {
 pub struct CheatcodesFactory {
     state: Arc<Mutex<CheatState>>,
     calls: Arc<Mutex<Vec<GasCall>>>,
-    /// The devnet's enclaves, for `teeAttest`.
-    enclaves: Option<Arc<Enclaves>>,
+    /// The devnet's inference mempool: its enclaves (`teeAttest`,
+    /// `teeFault`) and their attestations (`teeAttestation`).
+    pipe: Option<Arc<Pipe>>,
 }
 
 /// A call the test contract made at inclusion, for the gas report.
@@ -142,12 +146,12 @@ pub struct GasCall {
 impl CheatcodesFactory {
     /// A factory whose inspectors share `state`.
     pub fn new(state: CheatState) -> Self {
-        Self { state: Arc::new(Mutex::new(state)), calls: Arc::default(), enclaves: None }
+        Self { state: Arc::new(Mutex::new(state)), calls: Arc::default(), pipe: None }
     }
 
-    /// Lets `teeAttest` sign as the devnet's first enclave.
-    pub fn with_enclaves(mut self, enclaves: Option<Arc<Enclaves>>) -> Self {
-        self.enclaves = enclaves;
+    /// Gives the TEE cheatcodes the devnet's inference mempool.
+    pub fn with_pipe(mut self, pipe: Option<Arc<Pipe>>) -> Self {
+        self.pipe = pipe;
         self
     }
 
@@ -172,7 +176,7 @@ impl InspectorFactory for CheatcodesFactory {
             local,
             publish: inclusion,
             calls,
-            enclaves: self.enclaves.clone(),
+            pipe: self.pipe.clone(),
             ..Cheatcodes::default()
         })
     }
@@ -227,7 +231,7 @@ pub struct Cheatcodes {
     prank: Option<Prank>,
     expected_revert: Option<ExpectedRevert>,
     expected_emit: Option<ExpectedEmit>,
-    enclaves: Option<Arc<Enclaves>>,
+    pipe: Option<Arc<Pipe>>,
 }
 
 fn outcome(inputs: &CallInputs, result: InstructionResult, output: Bytes, gas_used: u64) -> CallOutcome {
@@ -319,9 +323,8 @@ impl Cheatcodes {
                 self.local.labels.insert(c.account, c.newLabel);
             }
             Vm::VmCalls::teeAttest(c) => {
-                let Some(enclave) =
-                    self.enclaves.as_ref().and_then(|e| e.all().ok()).and_then(|all| all.first().cloned())
-                else {
+                let enclaves = self.pipe.as_ref().map(|p| p.enclaves());
+                let Some(enclave) = enclaves.and_then(|e| e.all().ok()).and_then(|all| all.first().cloned()) else {
                     return revert(inputs, "teeAttest: this devnet has no enclaves (it runs without inference)");
                 };
                 let timestamp = u64::try_from(c.timestamp).unwrap_or(u64::MAX);
@@ -329,6 +332,12 @@ impl Cheatcodes {
                     Ok(a) => ok(inputs, (a.tee_id, a.signature).abi_encode_params()),
                     Err(e) => revert(inputs, &format!("teeAttest: {e}")),
                 };
+            }
+            Vm::VmCalls::teeAttestation(c) => {
+                // Unknown in the mempool's simulation pass: zeros, so the test runs on.
+                let a = self.pipe.as_ref().and_then(|p| p.attestation(c.requestId)).unwrap_or_default();
+                let values = (a.tee_id, a.input_hash, a.output_hash, U256::from(a.timestamp), a.signature);
+                return ok(inputs, values.abi_encode_params());
             }
             Vm::VmCalls::teeSettle(c) => {
                 let key = keccak256((c.teeId, c.inputHash, c.outputHash, c.timestamp).abi_encode_params());
@@ -341,6 +350,15 @@ impl Cheatcodes {
                 let now = ctx.block.timestamp;
                 if let Err(e) = settle(ctx, c.merkleRoot, RELAY_BATCH_SLOT, now) {
                     return revert(inputs, &format!("teeSettleBatch: {e}"));
+                }
+            }
+            Vm::VmCalls::teeFault(c) => {
+                let Some(enclaves) = self.pipe.as_ref().map(|p| p.enclaves()) else {
+                    return revert(inputs, "teeFault: this devnet has no enclaves (it runs without inference)");
+                };
+                match c.fault.parse::<Fault>() {
+                    Ok(fault) => enclaves.faults().set(fault, c.on),
+                    Err(e) => return revert(inputs, &format!("teeFault: {e}")),
                 }
             }
             Vm::VmCalls::envOr_0(c) => return ok(inputs, env_or(&c.name, c.defaultValue).abi_encode()),

@@ -392,7 +392,7 @@ fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {
 
 /// Installs the cheatcodes into a fresh devnet.
 fn install(devnet: &mut Devnet, cheats: &CheatcodesFactory) -> Result<(), String> {
-    let cheats = cheats.clone().with_enclaves(devnet.enclaves());
+    let cheats = cheats.clone().with_pipe(devnet.pipe());
     devnet
         .set_inspectors(std::sync::Arc::new(cheats))
         .map_err(|_| "the test devnet already has an inspector".to_owned())

@@ -72,7 +72,7 @@ use crate::chain::{InferenceRecord, Served};
 use crate::evm::{Phase, PrecompileFactory};
 use crate::inference::abi::runModelInferenceCall;
 use crate::inference::{Executor, InferenceCall, ModelInferenceRequest, ModelOutput, Timed, request_id};
-use crate::tee::Enclaves;
+use crate::tee::{Attestation, Enclaves};
 
 pub use gas::{GAS_BASE, GAS_PER_ELEMENT, request_gas};
 pub use precompile::INFERENCE_PRECOMPILE;
@@ -177,7 +177,8 @@ impl Pipe {
     }
 
     /// A new mempool on the same executor and configuration that starts
-    /// knowing every result this one knows (a forked devnet's).
+    /// knowing every result this one knows (a forked devnet's), with the
+    /// same enclaves under faults of its own.
     pub fn fork(&self) -> Arc<Self> {
         let known =
             self.shared.lock().known.iter().filter(|(_, k)| !k.transient).map(|(id, k)| (*id, Arc::clone(k))).collect();
@@ -189,7 +190,7 @@ impl Pipe {
             cores: self.cores,
             shared: Mutex::new(shared),
             runs: AtomicU64::new(0),
-            enclaves: Arc::clone(&self.enclaves),
+            enclaves: Arc::new(self.enclaves.fork()),
         })
     }
 
@@ -207,6 +208,12 @@ impl Pipe {
     /// The enclaves that attest TEE-mode results.
     pub fn enclaves(&self) -> &Arc<Enclaves> {
         &self.enclaves
+    }
+
+    /// The attestation of the result of request `id`, if it is known and attested.
+    pub fn attestation(&self, id: B256) -> Option<Attestation> {
+        let s = self.shared.lock();
+        s.known.get(&id).or_else(|| s.recorded.get(&id)).and_then(|k| k.attestation.clone())
     }
 
     /// What the mempool is doing now.

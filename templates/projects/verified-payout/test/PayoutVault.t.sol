@@ -99,6 +99,33 @@ contract PayoutVaultTest is Test {
         vault.release(id, teeId, later, signature);
     }
 
+    /// The attestation the devnet's enclave really made for the claim's
+    /// inference (what `nml_getAttestations` reports), settled: released.
+    function testTheEnclavesOwnAttestationReleasesTheFunds() public {
+        uint256 id = largeClaim();
+        (bytes32 inputHash, bytes32 outputHash,) = claimHashes(id);
+        (bytes32 teeId, bytes32 attestedInput, bytes32 attestedOutput, uint256 signedAt, bytes memory signature) =
+            vm.teeAttestation(inputHash);
+        assertEq(attestedInput, inputHash);
+        assertEq(attestedOutput, outputHash);
+        vm.teeSettle(teeId, inputHash, outputHash, signedAt);
+        vault.release(id, teeId, signedAt, signature);
+        assertApproxEqAbs(usd.balanceOf(alice), 6_225e18, 1e18);
+    }
+
+    /// An enclave that signs another output than the one it returned: its
+    /// attestation, even settled, does not release the claim.
+    function testAnEnclaveThatSignsAnotherOutputIsCaught() public {
+        vm.teeFault("wrong-output", true);
+        uint256 id = largeClaim();
+        (bytes32 inputHash, bytes32 outputHash,) = claimHashes(id);
+        (bytes32 teeId,, bytes32 attestedOutput, uint256 signedAt, bytes memory signature) = vm.teeAttestation(inputHash);
+        assertTrue(attestedOutput != outputHash, "the enclave signed another output");
+        vm.teeSettle(teeId, inputHash, attestedOutput, signedAt);
+        vm.expectRevert(PayoutVault.ForgedAttestation.selector);
+        vault.release(id, teeId, signedAt, signature);
+    }
+
     function testABatchSettlementReleasesWithAMerkleProof() public {
         uint256 id = largeClaim();
         (bytes32 teeId, uint256 signedAt, bytes memory signature) = attest(id);
