@@ -5,7 +5,7 @@
 //! `target/client-deps/` (under a file lock, reused by later runs). Set
 //! `NML_SKIP_CLIENT_TESTS=1` to skip them where Node or Python is missing.
 
-use std::fs::{self, File};
+use std::fs;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
@@ -14,6 +14,8 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 mod common;
+
+use common::{deps_dir, provision, run_checked};
 
 const ETHERS: &str = "ethers@6.13.5";
 const WEB3PY: &str = "web3==7.6.0";
@@ -37,39 +39,6 @@ fn repo() -> PathBuf {
 
 fn fixture() -> PathBuf {
     repo().join("tests/clients/fixtures/Counter.json")
-}
-
-/// `target/client-deps`, beside the binary under test.
-fn deps_dir() -> PathBuf {
-    let bin = PathBuf::from(env!("CARGO_BIN_EXE_nml"));
-    let target = bin.parent().and_then(Path::parent).map(Path::to_path_buf).unwrap_or_else(|| repo().join("target"));
-    let dir = target.join("client-deps");
-    fs::create_dir_all(&dir).expect("creating target/client-deps");
-    dir
-}
-
-fn run_checked(cmd: &mut Command, what: &str) {
-    let output = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
-    assert!(
-        output.status.success(),
-        "{what} failed ({}):\n{}\n{}",
-        output.status,
-        String::from_utf8_lossy(&output.stdout),
-        String::from_utf8_lossy(&output.stderr)
-    );
-}
-
-/// Installs `what` once into `dir` with `install`, under a lock; `marker`
-/// records success so later runs only check it.
-fn provision(dir: &Path, marker: &str, install: impl FnOnce(&Path)) {
-    let lock = File::create(dir.with_extension("lock")).expect("lock file");
-    lock.lock().expect("locking the client cache");
-    if !dir.join(marker).exists() {
-        let _ = fs::remove_dir_all(dir);
-        fs::create_dir_all(dir).expect("cache dir");
-        install(dir);
-        fs::write(dir.join(marker), b"").expect("marker");
-    }
 }
 
 /// A directory whose `node_modules` holds ethers.

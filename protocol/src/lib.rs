@@ -3,7 +3,8 @@
 //! tensors with the same element types, as the node that serves it.
 //!
 //! - [`model_id`]: model ids in the forms the model hub accepts (IPFS CIDv0,
-//!   CIDv1, Walrus blob ids), and the CIDv1 derived from a model's bytes;
+//!   CIDv1, Walrus blob ids), and the ids derived from a model's bytes;
+//! - [`unixfs`]: how `ipfs add` derives a file's id, for files of any size;
 //! - [`tensor`]: the element types of ONNX tensors that TensorLib carries,
 //!   with their ONNX `DataType` codes, and the dimensions of a graph tensor.
 //!
@@ -12,6 +13,7 @@
 
 pub mod model_id;
 pub mod tensor;
+pub mod unixfs;
 
 pub use model_id::{InvalidModelId, ModelId, ModelIdForm};
 pub use tensor::{Dim, ElementType, ShapeDisplay};

@@ -9,7 +9,7 @@
 use std::fmt;
 use std::str::FromStr;
 
-use sha2::{Digest, Sha256};
+use crate::unixfs::{CidVersion, file_cid};
 
 /// Which form a [`ModelId`] has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
@@ -41,9 +41,6 @@ impl InvalidModelId {
     pub const EXPECTED: &str = "expected an IPFS CIDv0 (`Qm` + 44 base58 characters), a CIDv1 in base32 (`b…`) or a Walrus blob id (43 characters of url-safe base64)";
 }
 
-const BASE58: &[u8] = b"123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
-const BASE32: &[u8; 32] = b"abcdefghijklmnopqrstuvwxyz234567";
-
 impl ModelId {
     /// Checks `id` against the accepted forms.
     pub fn parse(id: &str) -> Result<Self, InvalidModelId> {
@@ -53,14 +50,15 @@ impl ModelId {
         }
     }
 
-    /// The CIDv1 of a file's bytes: raw codec, sha2-256, base32 —
-    /// `b` + base32lower(0x01 0x55 0x12 0x20 ‖ sha256(bytes)), what
-    /// `ipfs add --cid-version 1 --raw-leaves` gives for a single-block file.
+    /// The id of a file's bytes: the CIDv1 `ipfs add --cid-version 1` gives
+    /// it (raw leaves; base32), for a file of any size ([`unixfs`](crate::unixfs)).
     pub fn derive(bytes: &[u8]) -> Self {
-        let digest = Sha256::digest(bytes);
-        let mut cid = vec![0x01, 0x55, 0x12, 0x20];
-        cid.extend_from_slice(&digest);
-        Self(format!("b{}", base32_encode(&cid)))
+        Self(file_cid(bytes, CidVersion::V1).to_string())
+    }
+
+    /// The CIDv0 plain `ipfs add` gives the same bytes (`Qm…`).
+    pub fn derive_v0(bytes: &[u8]) -> Self {
+        Self(file_cid(bytes, CidVersion::V0).to_string())
     }
 
     /// The id's form.
@@ -104,49 +102,16 @@ impl From<ModelId> for String {
 
 /// The form of `id`, or `None` when it is none of the accepted forms.
 fn form(id: &str) -> Option<ModelIdForm> {
-    if id.len() == 46 && id.starts_with("Qm") && id.bytes().all(|c| BASE58.contains(&c)) {
-        return Some(ModelIdForm::CidV0);
-    }
     if id.len() == 43 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
         return Some(ModelIdForm::Walrus);
     }
-    let bytes = base32_decode(id.strip_prefix('b')?)?;
-    // Version 1, then a codec and a multihash of at least a few bytes.
-    (bytes.len() >= 4 && bytes[0] == 1).then_some(ModelIdForm::CidV1)
-}
-
-fn base32_encode(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 8 / 5 + 1);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for &b in bytes {
-        buffer = (buffer << 8) | u32::from(b);
-        bits += 8;
-        while bits >= 5 {
-            bits -= 5;
-            out.push(BASE32[((buffer >> bits) & 31) as usize] as char);
-        }
-        buffer &= (1 << bits) - 1;
+    // A CID as the hub writes them: CIDv0 in base58btc, CIDv1 in base32.
+    let cid = cid::Cid::try_from(id).ok()?;
+    match cid.version() {
+        cid::Version::V0 if id.starts_with("Qm") => Some(ModelIdForm::CidV0),
+        cid::Version::V1 if id.starts_with('b') => Some(ModelIdForm::CidV1),
+        _ => None,
     }
-    if bits > 0 {
-        out.push(BASE32[((buffer << (5 - bits)) & 31) as usize] as char);
-    }
-    out
-}
-
-fn base32_decode(s: &str) -> Option<Vec<u8>> {
-    let mut out = Vec::with_capacity(s.len() * 5 / 8);
-    let (mut buffer, mut bits) = (0u32, 0u32);
-    for c in s.bytes() {
-        let v = BASE32.iter().position(|&x| x == c)? as u32;
-        buffer = (buffer << 5) | v;
-        bits += 5;
-        if bits >= 8 {
-            bits -= 8;
-            out.push((buffer >> bits) as u8);
-        }
-        buffer &= (1 << bits) - 1;
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -154,8 +119,8 @@ mod tests {
     use super::*;
 
     #[test]
-    fn derived_ids_are_cidv1_raw_sha256() {
-        // `ipfs add --cid-version 1 --raw-leaves` of the same bytes.
+    fn derived_ids_of_one_chunk_are_cidv1_raw_sha256() {
+        // `ipfs add --cid-version 1` of the same bytes (one chunk: a raw leaf).
         let all_bytes: Vec<u8> = (0..=255).collect();
         let cases: [(&[u8], &str); 3] = [
             (b"", "bafkreihdwdcefgh4dqkjv67uzcmw7ojee6xedzdetojuzjevtenxquvyku"),

@@ -1,10 +1,12 @@
 //! `nml models`: register and list the models of a running devnet, over its
-//! JSON-RPC (`nml_registerModel`, `nml_listModels`).
+//! JSON-RPC (`nml_registerModel`, `nml_listModels`), and print the ids the
+//! model hub gives a file (`nml models id`).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
+use nml_protocol::ModelId;
 use serde_json::{Value, json};
 
 use crate::rpc_client;
@@ -26,9 +28,14 @@ enum ModelsCommand {
         /// The `.onnx` file.
         file: PathBuf,
         /// The id contracts call it by (CIDv0, CIDv1 or Walrus blob id);
-        /// derived from the bytes (CIDv1, sha2-256) when absent.
+        /// derived from the bytes (CIDv1, as `ipfs add --cid-version 1`) when absent.
         #[arg(long)]
         id: Option<String>,
+    },
+    /// Print the ids `ipfs add` gives a file: CIDv1 (the id nml derives) and CIDv0.
+    Id {
+        /// The file (any size).
+        file: PathBuf,
     },
     /// List the registered models with their inputs and outputs.
     List {
@@ -51,6 +58,12 @@ pub fn run(args: ModelsArgs) -> miette::Result<ExitCode> {
             };
             let info = rpc_client::call(&args.rpc, "nml_registerModel", params).map_err(|e| miette!("{e}"))?;
             print(&format!("{}\n", info["id"].as_str().unwrap_or_default()));
+        }
+        ModelsCommand::Id { file } => {
+            let bytes =
+                std::fs::read(&file).into_diagnostic().wrap_err_with(|| format!("reading {}", file.display()))?;
+            let (v1, v0) = (ModelId::derive(&bytes), ModelId::derive_v0(&bytes));
+            print(&format!("{v1}  (CIDv1: ipfs add --cid-version 1)\n{v0}  (CIDv0: ipfs add)\n"));
         }
         ModelsCommand::List { json } => {
             let models = rpc_client::call(&args.rpc, "nml_listModels", json!([])).map_err(|e| miette!("{e}"))?;

@@ -2,7 +2,9 @@
 //! and building it with the real compiler and solc.
 #![allow(dead_code, unreachable_pub)]
 
-use std::path::Path;
+use std::fs::{self, File};
+use std::path::{Path, PathBuf};
+use std::process::Command;
 
 use alloy_primitives::Bytes;
 use nml::commands::common::solc_for;
@@ -57,4 +59,40 @@ fn build_field(project: &Path, tests: bool, contracts: &[&str], field: &str) -> 
         })
         .collect();
     (dir, codes)
+}
+
+/// `target/client-deps`: where tests install the clients and servers they
+/// run (npm and PyPI packages), each under a file lock, reused by later runs.
+pub fn deps_dir() -> PathBuf {
+    // The test binary is target/<profile>/deps/<name>.
+    let exe = std::env::current_exe().expect("the test binary's path");
+    let target = exe.ancestors().nth(3).map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("target"));
+    let dir = target.join("client-deps");
+    fs::create_dir_all(&dir).expect("creating target/client-deps");
+    dir
+}
+
+/// Runs `cmd` and fails the test with its output when it fails.
+pub fn run_checked(cmd: &mut Command, what: &str) {
+    let output = cmd.output().unwrap_or_else(|e| panic!("{what}: cannot start: {e}"));
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\n{}\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+/// Installs `what` once into `dir` with `install`, under a lock; `marker`
+/// records success so later runs only check it.
+pub fn provision(dir: &Path, marker: &str, install: impl FnOnce(&Path)) {
+    let lock = File::create(dir.with_extension("lock")).expect("lock file");
+    lock.lock().expect("locking the client cache");
+    if !dir.join(marker).exists() {
+        let _ = fs::remove_dir_all(dir);
+        fs::create_dir_all(dir).expect("cache dir");
+        install(dir);
+        fs::write(dir.join(marker), b"").expect("marker");
+    }
 }
