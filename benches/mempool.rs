@@ -30,7 +30,6 @@ use alloy_rpc_types_eth::TransactionRequest;
 use alloy_sol_types::{SolCall, SolValue, sol};
 use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{Executor, OnnxConfig, OnnxExecutor};
-use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::{Devnet, DevnetConfig, Mining};
 use ort::value::Tensor;
@@ -361,13 +360,7 @@ fn chain(executor: &Arc<OnnxExecutor>, code: &Bytes, id: &str, mining: Mining) -
         mining,
         state_file: None,
     };
-    let setup = InferenceSetup {
-        executor: Arc::clone(executor) as Arc<dyn Executor>,
-        registry: None,
-        pipe: PipeConfig::default(),
-        enclaves: Default::default(),
-        settlement: Default::default(),
-    };
+    let setup = InferenceSetup::new(Arc::clone(executor) as Arc<dyn Executor>);
     let devnet = Devnet::with_inference(config, setup).unwrap_or_else(|e| panic!("{e}"));
     let mut deploy = code.to_vec();
     deploy.extend_from_slice(&(id.to_owned(),).abi_encode_params());

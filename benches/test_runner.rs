@@ -20,7 +20,6 @@ use nml_compiler::Frontend;
 use nml_compiler::project::Project;
 use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
-use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::testing::{self, RunConfig, TestContract};
 use nml_runtime::{Devnet, DevnetConfig, Mining};
@@ -53,13 +52,7 @@ fn main() {
     let contract = empty_tests();
     let library = nml::toolchain::onnxruntime::resolve(true).unwrap_or_else(|e| panic!("{e}")).path;
     let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library)).unwrap_or_else(|e| panic!("{e}")));
-    let setup = InferenceSetup {
-        executor,
-        registry: None,
-        pipe: PipeConfig::default(),
-        enclaves: Default::default(),
-        settlement: Default::default(),
-    };
+    let setup = InferenceSetup::new(executor);
     let devnet = || {
         let chain =
             ChainConfig { gas_limit: testing::TEST_GAS_LIMIT, unlimited_code_size: true, ..ChainConfig::default() };

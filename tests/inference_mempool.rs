@@ -133,11 +133,10 @@ impl Net {
         let (executor, models) = executor(timeout);
         let registry: Arc<ModelRegistry> = Arc::clone(executor.registry());
         let setup = InferenceSetup {
-            executor: executor as Arc<dyn Executor>,
             registry: Some(registry),
             pipe,
-            enclaves: Default::default(),
             settlement,
+            ..InferenceSetup::new(executor as Arc<dyn Executor>)
         };
         let manual = config.mining == Mining::Manual;
         let devnet = Devnet::with_inference(config, setup).expect("devnet");
@@ -460,13 +459,7 @@ fn replays_after_a_state_reload_serve_the_recorded_results() {
 
     // A new node on the saved state, whose executor has never run anything.
     let (executor, _) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup {
-        executor,
-        registry: None,
-        pipe: PipeConfig::default(),
-        enclaves: Default::default(),
-        settlement: Default::default(),
-    };
+    let setup = InferenceSetup::new(executor);
     let devnet = Devnet::with_inference(config, setup).unwrap();
     assert_eq!(devnet.receipt_record(hash).expect("reloaded").inference, recorded);
     let after = trace(&devnet);
@@ -481,13 +474,7 @@ fn replays_after_a_state_reload_serve_the_recorded_results() {
 fn interval_mining_runs_the_mempool_too() {
     let config = DevnetConfig { mining: Mining::Interval(Duration::from_millis(100)), ..DevnetConfig::default() };
     let (executor, models) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup {
-        executor,
-        registry: None,
-        pipe: PipeConfig::default(),
-        enclaves: Default::default(),
-        settlement: Default::default(),
-    };
+    let setup = InferenceSetup::new(executor);
     let devnet = Arc::new(Devnet::with_inference(config, setup).unwrap());
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     runtime.spawn(Arc::clone(&devnet).run_interval_miner());
@@ -577,13 +564,7 @@ fn shutdown_during_a_slow_inference_loses_nothing() {
     let head = net.devnet.block_number();
     drop(net);
     let (executor, _) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup {
-        executor,
-        registry: None,
-        pipe: PipeConfig::default(),
-        enclaves: Default::default(),
-        settlement: Default::default(),
-    };
+    let setup = InferenceSetup::new(executor);
     let devnet = Devnet::with_inference(config, setup).unwrap();
     assert_eq!(devnet.block_number(), head);
     let receipt = devnet.receipt_record(hash).expect("mined before the node stopped, and saved");
@@ -705,13 +686,7 @@ fn attestations_survive_a_state_reload_and_replays_serve_them() {
     net.devnet.save_state().expect("save").expect("a state file");
     drop(net);
     let (executor, _) = executor(Duration::from_secs(30));
-    let setup = InferenceSetup {
-        executor,
-        registry: None,
-        pipe: PipeConfig::default(),
-        enclaves: Default::default(),
-        settlement: Default::default(),
-    };
+    let setup = InferenceSetup::new(executor);
     let devnet = Devnet::with_inference(config, setup).unwrap();
     let reloaded = devnet.attestations(hash).unwrap();
     assert_eq!(reloaded[0].attestation, recorded[0].attestation);

@@ -18,7 +18,6 @@ use nml_compiler::solc::CODE_SIZE_WARNING;
 use nml_compiler::{Frontend, build};
 use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
-use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::testing::{self, Outcome, RunConfig, TestContract, TestResult};
 use nml_runtime::{Devnet, DevnetConfig, Mining};
@@ -167,13 +166,7 @@ fn inference_setup(fe: &Frontend) -> miette::Result<InferenceSetup> {
     let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library)).map_err(|e| miette!("{e}"))?);
     register_project_models(executor.registry(), fe)?;
     let registry = Some(Arc::clone(executor.registry()));
-    Ok(InferenceSetup {
-        executor,
-        registry,
-        pipe: PipeConfig::default(),
-        enclaves: Default::default(),
-        settlement: Default::default(),
-    })
+    Ok(InferenceSetup { registry, ..InferenceSetup::new(executor) })
 }
 
 fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {

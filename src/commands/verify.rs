@@ -123,23 +123,22 @@ pub fn run(args: VerifyArgs) -> miette::Result<ExitCode> {
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
+/// `eth_call` of `data` to an address, at the latest block.
+type View<'a> = &'a dyn Fn(Address, Vec<u8>) -> miette::Result<Bytes>;
+
+/// Calls a view of the contract at `to` and decodes its answer.
+fn query<C: SolCall>(view: View<'_>, to: Address, call: C) -> miette::Result<C::Return> {
+    C::abi_decode_returns(&view(to, call.abi_encode())?)
+        .map_err(|e| miette!("the contract at {to} answered something unexpected: {e}"))
+}
+
 fn hex_u64(value: &Value) -> Option<u64> {
     u64::from_str_radix(value.as_str()?.trim_start_matches("0x"), 16).ok()
 }
 
-fn check_call(
-    call: &Attested,
-    returned: Option<&Bytes>,
-    mined_at: u64,
-    view: &dyn Fn(Address, Vec<u8>) -> miette::Result<Bytes>,
-) -> miette::Result<Vec<Check>> {
+fn check_call(call: &Attested, returned: Option<&Bytes>, mined_at: u64, view: View<'_>) -> miette::Result<Vec<Check>> {
     let a = &call.attestation;
-    let decode_err = |e: alloy_sol_types::Error| miette!("the registry answered something unexpected: {e}");
-    let tee = ITEERegistry::getTEECall::abi_decode_returns(&view(
-        TEE_REGISTRY,
-        ITEERegistry::getTEECall { teeId: a.tee_id }.abi_encode(),
-    )?)
-    .map_err(decode_err)?;
+    let tee = query(view, TEE_REGISTRY, ITEERegistry::getTEECall { teeId: a.tee_id })?;
     let mut checks = Vec::new();
     checks.push(Check {
         name: "input",
@@ -188,11 +187,7 @@ fn check_call(
         ok: tee.enabled,
         detail: if tee.enabled { "enabled".into() } else { "disabled in the registry".into() },
     });
-    let active = ITEERegistry::isTEEActiveCall::abi_decode_returns(&view(
-        TEE_REGISTRY,
-        ITEERegistry::isTEEActiveCall { teeId: a.tee_id }.abi_encode(),
-    )?)
-    .map_err(decode_err)?;
+    let active = query(view, TEE_REGISTRY, ITEERegistry::isTEEActiveCall { teeId: a.tee_id })?;
     checks.push(Check {
         name: "active",
         ok: active,
@@ -202,11 +197,7 @@ fn check_call(
             format!("no heartbeat since {}", tee.lastHeartbeatAt)
         },
     });
-    let image = ITEERegistry::approvedPCRsCall::abi_decode_returns(&view(
-        TEE_REGISTRY,
-        ITEERegistry::approvedPCRsCall { pcrHash: tee.pcrHash }.abi_encode(),
-    )?)
-    .map_err(decode_err)?;
+    let image = query(view, TEE_REGISTRY, ITEERegistry::approvedPCRsCall { pcrHash: tee.pcrHash })?;
     checks.push(Check {
         name: "pcr",
         ok: image.approved && !image.revoked,
@@ -226,41 +217,28 @@ fn check_call(
     Ok(checks)
 }
 
-fn settlement_check(
-    call: &Attested,
-    view: &dyn Fn(Address, Vec<u8>) -> miette::Result<Bytes>,
-) -> miette::Result<Check> {
+fn settlement_check(call: &Attested, view: View<'_>) -> miette::Result<Check> {
     let a = &call.attestation;
     let Some(s) = &call.settlement else {
-        return Ok(Check {
-            name: "settlement",
-            ok: false,
-            detail: "unknown to this node (used before it started)".into(),
-        });
+        let detail = "unknown to this node (used before it started)".into();
+        return Ok(Check { name: "settlement", ok: false, detail });
     };
-    let decode_err = |e: alloy_sol_types::Error| miette!("the relay answered something unexpected: {e}");
     let (ok, detail) = match (s.status.as_str(), s.mode.as_str()) {
         ("private", _) => (true, "private: nothing is posted, by the client's choice".to_owned()),
         ("settled", "individual") => {
-            let query = ISettlementRelay::isSettledCall {
+            let record = ISettlementRelay::isSettledCall {
                 teeId: a.tee_id,
                 inputHash: a.input_hash,
                 outputHash: a.output_hash,
                 timestamp: U256::from(a.timestamp),
             };
-            let on_chain =
-                ISettlementRelay::isSettledCall::abi_decode_returns(&view(SETTLEMENT_RELAY, query.abi_encode())?)
-                    .map_err(decode_err)?;
+            let on_chain = query(view, SETTLEMENT_RELAY, record)?;
             (on_chain, if on_chain { "record on the relay".into() } else { "no record on the relay".into() })
         }
         ("settled", _) => {
             let root = s.merkle_root.unwrap_or_default();
-            let query = ISettlementRelay::isSettledInBatchCall { proof: s.proof.clone(), root, leaf: batch_leaf(a) };
-            let on_chain = ISettlementRelay::isSettledInBatchCall::abi_decode_returns(&view(
-                SETTLEMENT_RELAY,
-                query.abi_encode(),
-            )?)
-            .map_err(decode_err)?;
+            let proof = ISettlementRelay::isSettledInBatchCall { proof: s.proof.clone(), root, leaf: batch_leaf(a) };
+            let on_chain = query(view, SETTLEMENT_RELAY, proof)?;
             let detail = if on_chain {
                 format!("leaf proven against settled root {root}")
             } else {

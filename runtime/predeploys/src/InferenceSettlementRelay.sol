@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
+import {Roles} from "./Roles.sol";
+
 /// @title InferenceSettlementRelay
 /// @notice Where the proofs of TEE inference results settle, predeployed by
 ///         the nml devnet at 0x0000000000000000000000000000000000005E77. The
@@ -11,20 +13,16 @@ pragma solidity ^0.8.24;
 ///         bytes32 outputHash, bytes signature, uint256 timestamp)`. A contract
 ///         checks that a result has settled with `isSettled` or
 ///         `isSettledInBatch` (a leaf and its proof against a settled root).
-contract InferenceSettlementRelay {
-    bytes32 public constant DEFAULT_ADMIN_ROLE = 0x00;
+contract InferenceSettlementRelay is Roles {
     bytes32 public constant SETTLEMENT_RELAY_ROLE = keccak256("SETTLEMENT_RELAY_ROLE");
 
     bool private initialized;
-    mapping(bytes32 => mapping(address => bool)) private roles;
     /// When each individually settled result settled (block timestamp), by
     /// `keccak256(abi.encode(teeId, inputHash, outputHash, timestamp))`.
     mapping(bytes32 => uint256) public individualSettledAt;
     /// When each batch root settled (block timestamp).
     mapping(bytes32 => uint256) public batchSettledAt;
 
-    event RoleGranted(bytes32 indexed role, address indexed account, address indexed sender);
-    event RoleRevoked(bytes32 indexed role, address indexed account, address indexed sender);
     event IndividualSettlement(
         bytes32 indexed teeId,
         bytes32 indexed inputHash,
@@ -36,29 +34,11 @@ contract InferenceSettlementRelay {
     );
     event BatchSettlement(bytes32 indexed merkleRoot, uint256 batchSize, bytes blobId);
 
-    modifier onlyRole(bytes32 role) {
-        require(roles[role][msg.sender], "InferenceSettlementRelay: missing role");
-        _;
-    }
-
     function initialize(address admin, address relay) external {
         require(!initialized, "InferenceSettlementRelay: initialized");
         initialized = true;
         _grant(DEFAULT_ADMIN_ROLE, admin);
         _grant(SETTLEMENT_RELAY_ROLE, relay);
-    }
-
-    function hasRole(bytes32 role, address account) public view returns (bool) {
-        return roles[role][account];
-    }
-
-    function grantRole(bytes32 role, address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _grant(role, account);
-    }
-
-    function revokeRole(bytes32 role, address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        roles[role][account] = false;
-        emit RoleRevoked(role, account, msg.sender);
     }
 
     function settleIndividual(
@@ -118,10 +98,5 @@ contract InferenceSettlementRelay {
     /// @notice Whether `leaf` settled in the batch of `root`.
     function isSettledInBatch(bytes32[] calldata proof, bytes32 root, bytes32 leaf) external view returns (bool) {
         return batchSettledAt[root] != 0 && verifyProof(proof, root, leaf);
-    }
-
-    function _grant(bytes32 role, address account) private {
-        roles[role][account] = true;
-        emit RoleGranted(role, account, msg.sender);
     }
 }

@@ -1,20 +1,8 @@
 // SPDX-License-Identifier: MIT
 pragma solidity ^0.8.24;
 
-/// The TEE verifier precompile (PROTOCOL.md A2).
-interface ITEEVerifierForRegistry {
-    function verifyRSAPSS(bytes calldata publicKeyDER, bytes32 messageHash, bytes calldata signature)
-        external
-        view
-        returns (bool);
-
-    function verifyAttestation(
-        bytes calldata attestationDocument,
-        bytes calldata signingPublicKey,
-        bytes calldata tlsCertificate,
-        bytes calldata rootCertificate
-    ) external view returns (bool valid, bytes32 pcrHash);
-}
+import {ITEEVerifier, TEE_VERIFIER} from "@nml/og/TEEVerifier.sol";
+import {Roles} from "./Roles.sol";
 
 /// @title TEERegistry
 /// @notice The registry of trusted execution environments, predeployed by the
@@ -24,7 +12,7 @@ interface ITEEVerifierForRegistry {
 ///         through the verifier precompile at 0x…0900. A TEE is active while it
 ///         is enabled, its PCRs are not revoked and its last heartbeat is at most
 ///         `HEARTBEAT_TIMEOUT` old.
-contract TEERegistry {
+contract TEERegistry is Roles {
     struct OhttpConfig {
         uint8 keyId;
         uint16 kemId;
@@ -62,18 +50,15 @@ contract TEERegistry {
         string version;
     }
 
-    bytes32 public constant DEFAULT_ADMIN_ROLE = 0x00;
     bytes32 public constant TEE_OPERATOR = keccak256("TEE_OPERATOR");
     /// A TEE whose last heartbeat is older than this is inactive.
     uint256 public constant HEARTBEAT_TIMEOUT = 1800;
     /// How old and how far ahead a heartbeat's timestamp may be.
     uint256 public constant MAX_HEARTBEAT_AGE = 1 hours;
     uint256 public constant MAX_HEARTBEAT_AHEAD = 5 minutes;
-    ITEEVerifierForRegistry public constant VERIFIER =
-        ITEEVerifierForRegistry(0x0000000000000000000000000000000000000900);
+    ITEEVerifier public constant VERIFIER = TEE_VERIFIER;
 
     bool private initialized;
-    mapping(bytes32 => mapping(address => bool)) private roles;
     bytes public rootCertificate;
     mapping(uint8 => string) public teeTypeNames;
     mapping(uint8 => bool) public teeTypeExists;
@@ -81,8 +66,6 @@ contract TEERegistry {
     mapping(bytes32 => TEEInfo) private tees;
     bytes32[] private teeIds;
 
-    event RoleGranted(bytes32 indexed role, address indexed account, address indexed sender);
-    event RoleRevoked(bytes32 indexed role, address indexed account, address indexed sender);
     event TEETypeAdded(uint8 indexed teeType, string name);
     event PCRApproved(bytes32 indexed pcrHash, string version, uint8 teeType);
     event PCRRevoked(bytes32 indexed pcrHash);
@@ -90,11 +73,6 @@ contract TEERegistry {
     event TEEDisabled(bytes32 indexed teeId);
     event TEEEnabled(bytes32 indexed teeId);
     event HeartbeatReceived(bytes32 indexed teeId, uint256 timestamp);
-
-    modifier onlyRole(bytes32 role) {
-        require(roles[role][msg.sender], "TEERegistry: missing role");
-        _;
-    }
 
     /// @notice Sets the first admin and operator and the root certificate
     ///         documents must chain to; once.
@@ -105,19 +83,6 @@ contract TEERegistry {
         _grant(TEE_OPERATOR, admin);
         _grant(TEE_OPERATOR, operator);
         rootCertificate = root;
-    }
-
-    function hasRole(bytes32 role, address account) public view returns (bool) {
-        return roles[role][account];
-    }
-
-    function grantRole(bytes32 role, address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        _grant(role, account);
-    }
-
-    function revokeRole(bytes32 role, address account) external onlyRole(DEFAULT_ADMIN_ROLE) {
-        roles[role][account] = false;
-        emit RoleRevoked(role, account, msg.sender);
     }
 
     function setRootCertificate(bytes calldata root) external onlyRole(DEFAULT_ADMIN_ROLE) {
@@ -269,10 +234,5 @@ contract TEERegistry {
         assembly {
             mstore(ids, n)
         }
-    }
-
-    function _grant(bytes32 role, address account) private {
-        roles[role][account] = true;
-        emit RoleGranted(role, account, msg.sender);
     }
 }

@@ -73,6 +73,21 @@ pub struct TeeInfo {
     pub pcr_hash: B256,
 }
 
+impl InferenceSetup {
+    /// A setup on `executor` with everything else as `nml devnet` starts by
+    /// default: no registry, the default mempool, one enclave of seed 0,
+    /// batch settlement after 3 blocks.
+    pub fn new(executor: Arc<dyn Executor>) -> Self {
+        Self {
+            executor,
+            registry: None,
+            pipe: PipeConfig::default(),
+            enclaves: Arc::default(),
+            settlement: SettlementConfig::default(),
+        }
+    }
+}
+
 /// The inference part of a devnet.
 #[derive(Debug)]
 pub(super) struct Inference {

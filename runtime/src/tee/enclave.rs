@@ -6,11 +6,11 @@ use std::collections::HashMap;
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use alloy_primitives::{B256, Bytes, keccak256};
+use aws_lc_rs::rand::SystemRandom;
+use aws_lc_rs::signature::{RSA_PSS_SHA256, RsaKeyPair};
 use parking_lot::Mutex;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
-use ring::rand::SystemRandom;
-use ring::signature::{RSA_PSS_SHA256, RsaKeyPair};
 use rsa::RsaPrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
@@ -167,7 +167,7 @@ impl Enclave {
     /// Signs `message` (RSA-PSS, SHA-256, salt 32; the salt is random, so
     /// two signatures of one message differ and both verify).
     pub fn sign(&self, message: &[u8]) -> Result<Bytes, TeeError> {
-        let mut signature = vec![0u8; self.key.public().modulus_len()];
+        let mut signature = vec![0u8; self.key.public_modulus_len()];
         self.key
             .sign(&RSA_PSS_SHA256, &SystemRandom::new(), message, &mut signature)
             .map_err(|e| TeeError::Signing(e.to_string()))?;

@@ -14,8 +14,8 @@
 
 use alloy_primitives::{Address, B256, Bytes, address};
 use alloy_sol_types::{Revert, SolCall, SolError, sol};
+use aws_lc_rs::signature::{RSA_PSS_2048_8192_SHA256, UnparsedPublicKey};
 use revm::interpreter::{Gas, InstructionResult, InterpreterResult};
-use ring::signature::{RSA_PSS_2048_8192_SHA256, UnparsedPublicKey};
 use spki::SubjectPublicKeyInfoRef;
 use spki::der::Decode;
 
