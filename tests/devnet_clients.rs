@@ -350,8 +350,13 @@ fn opengradients_sdk_finds_the_devnets_enclaves_in_its_tee_registry() {
     run_client(cmd, "opengradient TEERegistry");
 }
 
-/// One JSON-RPC call over a plain HTTP/1.1 connection.
+/// One JSON-RPC call over a plain HTTP/1.1 connection: its result.
 fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
+    rpc_answer(url, method, params)["result"].clone()
+}
+
+/// One JSON-RPC call over a plain HTTP/1.1 connection: the whole answer.
+fn rpc_answer(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
     use std::io::{Read, Write};
     let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
     let addr = url.trim_start_matches("http://");
@@ -364,8 +369,7 @@ fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value 
     let mut response = String::new();
     stream.read_to_string(&mut response).expect("read");
     let json = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    let answer: serde_json::Value = serde_json::from_str(json).expect("a JSON answer");
-    answer["result"].clone()
+    serde_json::from_str(json).expect("a JSON answer")
 }
 
 #[test]
@@ -488,6 +492,12 @@ fn each_injected_fault_is_caught_by_the_check_that_names_it() {
         }
         send_and_wait(url, Some(&pool), &data)
     };
+    let unknown = format!("0x{}", "ab".repeat(32));
+    let out = Command::new(env!("CARGO_BIN_EXE_nml")).args(["verify", &unknown, "--rpc-url", url]).output().unwrap();
+    assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("is not mined"));
+    let bogus = rpc_answer(url, "nml_setTeeFault", serde_json::json!(["bogus", true]));
+    assert_eq!(bogus["error"]["code"], -32602, "{bogus}");
+    assert!(bogus["error"]["message"].as_str().unwrap_or_default().contains("unknown TEE fault `bogus`"), "{bogus}");
     let faults = |on: &str, off: &str| {
         rpc(url, "nml_setTeeFault", serde_json::json!([off, false]));
         rpc(url, "nml_setTeeFault", serde_json::json!([on, true]))

@@ -906,3 +906,27 @@ fn a_relay_that_posts_a_wrong_root_and_an_operator_that_stops_beating_are_caught
     let answer = net.devnet.call(request, None, None).unwrap();
     assert!(!ITEERegistry::isTEEActiveCall::abi_decode_returns(&answer).unwrap());
 }
+
+#[test]
+fn the_relay_follows_the_chain_back_after_evm_revert() {
+    use nml_runtime::settlement::{SettlementMode, SettlementStatus};
+
+    let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 1, ..Default::default() };
+    let net = Net::settling(DevnetConfig::default(), PipeConfig::default(), Duration::from_secs(30), config);
+    let settle = |hash: B256| {
+        net.receipt(hash);
+        net.devnet.mine(None).unwrap();
+        let [posted] = net.devnet.settle_due().unwrap().try_into().expect("one posting");
+        assert!(mined(&net.devnet, posted).success);
+        net.devnet.settle_due().unwrap();
+        net.devnet.attestations(hash).unwrap()[0].settlement.clone().expect("tracked").status
+    };
+    let snapshot = net.devnet.snapshot();
+    let first = net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, 5) });
+    assert_eq!(settle(first), SettlementStatus::Settled);
+    assert!(net.devnet.revert(snapshot));
+    // The same request again (the same attestation, served from the known
+    // results) in a block the relay has not seen: it settles anew.
+    let again = net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, 5) });
+    assert_eq!(settle(again), SettlementStatus::Settled);
+}

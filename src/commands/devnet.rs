@@ -91,7 +91,7 @@ pub struct DevnetArgs {
     pub settlement: SettlementArg,
     /// Blocks between the block that used a result and its settlement (the
     /// trust gap, in blocks).
-    #[arg(long, value_name = "BLOCKS", default_value_t = 3)]
+    #[arg(long, value_name = "BLOCKS", default_value_t = 3, value_parser = clap::value_parser!(u64).range(0..=1_000_000))]
     pub settle_after: u64,
     /// A batch settles when it holds this many results, when none joined it
     /// for 5 minutes of chain time, or when it is 15 minutes old.

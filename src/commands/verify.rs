@@ -176,7 +176,7 @@ fn check_call(call: &Attested, returned: Option<&Bytes>, mined_at: u64, view: Vi
             "RSA-PSS does not verify with the registered key".into()
         },
     });
-    let fresh = a.timestamp + MAX_AGE >= mined_at && a.timestamp <= mined_at + MAX_AHEAD;
+    let fresh = a.timestamp.saturating_add(MAX_AGE) >= mined_at && a.timestamp <= mined_at.saturating_add(MAX_AHEAD);
     checks.push(Check {
         name: "timestamp",
         ok: fresh,

@@ -588,6 +588,8 @@ impl Devnet {
         inner.snapshots.retain(|k, _| *k < id);
         inner.chain = chain;
         inner.pool = pool;
+        drop(inner);
+        self.rewind_settlement();
         true
     }
 
@@ -607,6 +609,8 @@ impl Devnet {
         inner.chain = chain;
         inner.pool = Pool::default();
         inner.snapshots.clear();
+        drop(inner);
+        self.rewind_settlement();
         Ok(())
     }
 

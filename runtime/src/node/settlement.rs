@@ -79,9 +79,17 @@ impl Devnet {
                 }
                 _ => posting.clone(),
             };
-            let hash = self.send_from_relay(calldata(&posted, relay), SETTLEMENT_RELAY)?;
-            book.submitted(&posting, hash);
-            sent.push(hash);
+            match self.send_from_relay(calldata(&posted, relay), SETTLEMENT_RELAY) {
+                Ok(hash) => {
+                    book.submitted(&posting, hash);
+                    sent.push(hash);
+                }
+                Err(e) => {
+                    // E.g. the relay's balance or nonce was edited: tried again after the delay.
+                    tracing::warn!(%e, "the settlement relay could not post");
+                    book.unsent(posting, head);
+                }
+            }
         }
         drop(book);
         sent.extend(self.beat(now)?);
@@ -98,15 +106,21 @@ impl Devnet {
         let mut sent = Vec::new();
         for enclave in enclaves {
             let last = *inference.heartbeats.lock().entry(enclave.id()).or_insert(now);
-            if now < last + HEARTBEAT_EVERY {
+            if now < last.saturating_add(HEARTBEAT_EVERY) {
                 continue;
             }
             let message = keccak256([enclave.id().as_slice(), &U256::from(now).to_be_bytes::<32>()].concat());
             let signature = enclave.sign(message.as_slice()).map_err(|e| NodeError::Failed(e.to_string()))?;
             let call =
                 ITEERegistry::heartbeatCall { teeId: enclave.id(), timestamp: U256::from(now), signature }.abi_encode();
-            sent.push(self.send_from_relay(call.into(), TEE_REGISTRY)?);
-            inference.heartbeats.lock().insert(enclave.id(), now);
+            match self.send_from_relay(call.into(), TEE_REGISTRY) {
+                Ok(hash) => {
+                    sent.push(hash);
+                    inference.heartbeats.lock().insert(enclave.id(), now);
+                }
+                // Tried again at the next step.
+                Err(e) => tracing::warn!(%e, "the operator could not send a heartbeat"),
+            }
         }
         Ok(sent)
     }
@@ -155,6 +169,18 @@ impl Devnet {
                 std::thread::sleep(Duration::from_millis(10));
             }
         })
+    }
+
+    /// Follows the chain back after `evm_revert` or a loaded state: the
+    /// relay forgets what the lost blocks used and posts again what they
+    /// mined, and the operator's heartbeat times start over.
+    pub(super) fn rewind_settlement(&self) {
+        let Some(inference) = &self.inference else { return };
+        // The book before the chain, as in `settle_due`.
+        let mut book = inference.book.lock();
+        let head = self.with_chain(|c| c.head_number());
+        book.rewind(head, |tx| self.with_chain(|c| c.tx_location(&tx).is_some()));
+        inference.heartbeats.lock().clear();
     }
 
     /// The book of the relay (statuses), read-only.

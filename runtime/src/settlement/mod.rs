@@ -149,8 +149,10 @@ pub struct Book {
     batch_opened: u64,
     batch_touched: u64,
     status: HashMap<B256, Settlement>,
-    /// Postings submitted and not mined yet: their results' keys.
-    submitted: HashMap<B256, Vec<B256>>,
+    /// The block that used each result, by key.
+    used_in: HashMap<B256, u64>,
+    /// Postings submitted and not mined yet: their results.
+    submitted: HashMap<B256, Vec<Attestation>>,
 }
 
 impl Book {
@@ -189,15 +191,72 @@ impl Book {
                 key,
                 Settlement { status, mode: self.config.mode, tx_hash: None, merkle_root: None, proof: vec![] },
             );
+            self.used_in.insert(key, number);
         }
         for (hash, success) in mined {
-            let Some(keys) = self.submitted.remove(hash) else { continue };
-            for key in keys {
-                if let Some(s) = self.status.get_mut(&key) {
-                    // A failed posting leaves the result unsettled (pending again).
-                    s.status = if *success { SettlementStatus::Settled } else { SettlementStatus::Pending };
+            let Some(results) = self.submitted.remove(hash) else { continue };
+            if *success {
+                for result in &results {
+                    if let Some(s) = self.status.get_mut(&result_key(result)) {
+                        s.status = SettlementStatus::Settled;
+                    }
                 }
+            } else {
+                // A posting that reverted is posted again after the delay.
+                self.requeue(results, number);
             }
+        }
+    }
+
+    /// Puts results whose posting failed back in the queue, as if used in
+    /// block `from`: pending, without a transaction, root or proof.
+    fn requeue(&mut self, results: Vec<Attestation>, from: u64) {
+        for attestation in results {
+            let Some(s) = self.status.get_mut(&result_key(&attestation)) else { continue };
+            *s =
+                Settlement { status: SettlementStatus::Pending, tx_hash: None, merkle_root: None, proof: vec![], ..*s };
+            self.waiting.push_back(Waiting { attestation, used_in: from });
+        }
+        self.waiting.make_contiguous().sort_by_key(|w| w.used_in);
+    }
+
+    /// Puts the results of a posting that could not be sent back in the queue.
+    pub fn unsent(&mut self, posting: Posting, head: u64) {
+        let results = match posting {
+            Posting::Individual(a) => vec![a],
+            Posting::Batch { results, .. } => results,
+        };
+        self.requeue(results, head);
+    }
+
+    /// Follows the chain back to block `head` (`evm_revert`, a loaded
+    /// state): results used in the blocks that are gone are forgotten (a
+    /// block that uses them again is learnt anew), and a posting whose
+    /// transaction is gone (`mined` says which are still on chain) is made
+    /// again after the delay.
+    pub fn rewind(&mut self, head: u64, mined: impl Fn(B256) -> bool) {
+        if self.scanned <= head {
+            return;
+        }
+        self.scanned = head;
+        let gone: Vec<B256> = self.used_in.iter().filter(|(_, n)| **n > head).map(|(k, _)| *k).collect();
+        for key in &gone {
+            self.used_in.remove(key);
+            self.status.remove(key);
+        }
+        self.waiting.retain(|w| w.used_in <= head);
+        let status = &self.status;
+        self.batch.retain(|a| status.contains_key(&result_key(a)));
+        let lost: Vec<B256> = self.submitted.keys().filter(|tx| !mined(**tx)).copied().collect();
+        for tx in lost {
+            let results: Vec<Attestation> = self
+                .submitted
+                .remove(&tx)
+                .unwrap_or_default()
+                .into_iter()
+                .filter(|a| self.status.contains_key(&result_key(a)))
+                .collect();
+            self.requeue(results, head);
         }
     }
 
@@ -206,8 +265,8 @@ impl Book {
     /// none at all when it `withholds` them (injected faults).
     pub fn due(&mut self, head: u64, now: u64, late_by: u64, withhold: bool) -> Vec<Posting> {
         let mut postings = Vec::new();
-        let after = self.config.after_blocks + late_by;
-        while self.waiting.front().is_some_and(|w| w.used_in + after <= head) {
+        let after = self.config.after_blocks.saturating_add(late_by);
+        while self.waiting.front().is_some_and(|w| w.used_in.saturating_add(after) <= head) {
             let Some(Waiting { attestation, .. }) = self.waiting.pop_front() else { break };
             if withhold {
                 if let Some(s) = self.status.get_mut(&result_key(&attestation)) {
@@ -253,18 +312,17 @@ impl Book {
 
     /// Notes that `posting` was submitted in transaction `tx`.
     pub fn submitted(&mut self, posting: &Posting, tx: B256) {
-        let results: Vec<&Attestation> = match posting {
-            Posting::Individual(a) => vec![a],
-            Posting::Batch { results, .. } => results.iter().collect(),
+        let results: Vec<Attestation> = match posting {
+            Posting::Individual(a) => vec![a.clone()],
+            Posting::Batch { results, .. } => results.clone(),
         };
-        let keys: Vec<B256> = results.iter().map(|a| result_key(a)).collect();
-        for key in &keys {
-            if let Some(s) = self.status.get_mut(key) {
+        for result in &results {
+            if let Some(s) = self.status.get_mut(&result_key(result)) {
                 s.status = SettlementStatus::Submitted;
                 s.tx_hash = Some(tx);
             }
         }
-        self.submitted.insert(tx, keys);
+        self.submitted.insert(tx, results);
     }
 
     /// The settlement of a result used in block `used_in`: as tracked, or
@@ -378,6 +436,40 @@ mod tests {
         assert!(book.due(11, 0, 10, false).is_empty(), "late: not yet after 10 blocks");
         assert_eq!(book.due(12, 0, 10, true).len(), 0, "withheld");
         assert_eq!(book.settlement(&att(1), 1).unwrap().status, SettlementStatus::Withheld);
+    }
+
+    #[test]
+    fn a_posting_that_reverts_or_cannot_be_sent_is_made_again_after_the_delay() {
+        let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 2, ..Default::default() };
+        let mut book = Book::new(config, 0);
+        book.learn_block(1, &[att(1)], &[]);
+        let [posting] = book.due(3, 0, 0, false).try_into().unwrap();
+        book.submitted(&posting, B256::repeat_byte(1));
+        book.learn_block(4, &[], &[(B256::repeat_byte(1), false)]);
+        let s = book.settlement(&att(1), 1).unwrap();
+        assert_eq!((s.status, s.tx_hash), (SettlementStatus::Pending, None));
+        assert!(book.due(5, 0, 0, false).is_empty());
+        let [again] = book.due(6, 0, 0, false).try_into().unwrap();
+        book.unsent(again, 6);
+        assert_eq!(book.due(8, 0, 0, false).len(), 1, "unsent: made again two blocks later");
+    }
+
+    #[test]
+    fn rewinding_forgets_what_the_lost_blocks_used_and_reposts_lost_postings() {
+        let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 1, ..Default::default() };
+        let mut book = Book::new(config, 0);
+        book.learn_block(1, &[att(1)], &[]);
+        let [posting] = book.due(2, 0, 0, false).try_into().unwrap();
+        book.submitted(&posting, B256::repeat_byte(1));
+        book.learn_block(3, &[att(2)], &[]);
+        // Back to block 2: att(2)'s block and the posting's transaction are gone.
+        book.rewind(2, |_| false);
+        assert!(book.settlement(&att(2), 3).is_some_and(|s| s.status == SettlementStatus::Pending));
+        assert_eq!(book.scanned(), 2);
+        assert_eq!(book.due(3, 0, 0, false), vec![Posting::Individual(att(1))], "posted again");
+        // A block that uses att(2) again is learnt anew.
+        book.learn_block(3, &[att(2)], &[]);
+        assert_eq!(book.due(4, 0, 0, false), vec![Posting::Individual(att(2))]);
     }
 
     #[test]

@@ -229,7 +229,7 @@ impl Enclaves {
         let timestamp = if faults.is_on(Fault::StaleTimestamp) {
             timestamp.saturating_sub(STALE_BY_SECS)
         } else if faults.is_on(Fault::FutureTimestamp) {
-            timestamp + AHEAD_BY_SECS
+            timestamp.saturating_add(AHEAD_BY_SECS)
         } else {
             timestamp
         };

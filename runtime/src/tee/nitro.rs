@@ -43,6 +43,11 @@ use x509_cert::time::{Time, Validity};
 pub const MAX_DOCUMENT_BYTES: usize = 16 * 1024;
 /// The largest certificate `verifyAttestation` takes, in bytes.
 pub const MAX_CERTIFICATE_BYTES: usize = 8 * 1024;
+/// The most certificates a document's bundle may hold (AWS's holds 4): each
+/// costs a signature check, and the gas of `verifyAttestation` is flat.
+pub const MAX_BUNDLE: usize = 8;
+/// The length of a PCR (SHA-384).
+const PCR_BYTES: usize = 48;
 
 /// The timestamp of the devnet's documents (ms): fixed, so that the same
 /// seed gives the same documents.
@@ -133,14 +138,14 @@ fn validity() -> Result<Validity, String> {
 
 fn certificate(
     profile: Profile,
-    serial: u8,
+    serial: &[u8],
     subject: &str,
     subject_key: &VerifyingKey,
     signer: &SigningKey,
 ) -> Result<Bytes, String> {
     let spki = SubjectPublicKeyInfoOwned::from_key(*subject_key).map_err(|e| e.to_string())?;
     let name = Name::from_str(subject).map_err(|e| e.to_string())?;
-    let serial = SerialNumber::new(&[serial]).map_err(|e| e.to_string())?;
+    let serial = SerialNumber::new(serial).map_err(|e| e.to_string())?;
     let builder =
         CertificateBuilder::new(profile, serial, validity()?, name, spki, signer).map_err(|e| e.to_string())?;
     let cert = builder.build::<DerSignature>().map_err(|e| e.to_string())?;
@@ -153,11 +158,11 @@ impl DevnetPki {
         let root_key = key_from(seed, "root CA");
         let intermediate_key = key_from(seed, "intermediate CA");
         let root_name = "CN=nml devnet Nitro root,O=nml";
-        let root_certificate = certificate(Profile::Root, 1, root_name, root_key.verifying_key(), &root_key)?;
+        let root_certificate = certificate(Profile::Root, &[1], root_name, root_key.verifying_key(), &root_key)?;
         let issuer = Name::from_str(root_name).map_err(|e| e.to_string())?;
         let intermediate_certificate = certificate(
             Profile::SubCA { issuer, path_len_constraint: None },
-            2,
+            &[2],
             "CN=nml devnet Nitro intermediate,O=nml",
             intermediate_key.verifying_key(),
             &root_key,
@@ -175,9 +180,10 @@ impl DevnetPki {
         let key = key_from(seed, &format!("enclave {index} TLS"));
         let issuer = Name::from_str("CN=nml devnet Nitro intermediate,O=nml").map_err(|e| e.to_string())?;
         let profile = Profile::Leaf { issuer, enable_key_agreement: false, enable_key_encipherment: false };
+        let serial = [&[1u8][..], &index.to_be_bytes()].concat();
         certificate(
             profile,
-            16 + index as u8,
+            &serial,
             &format!("CN=enclave-{index}.nml.localhost,O=nml"),
             key.verifying_key(),
             &self.intermediate_key,
@@ -198,9 +204,10 @@ impl DevnetPki {
         let leaf_key = key_from(seed, &format!("enclave {index} attestation"));
         let issuer = Name::from_str("CN=nml devnet Nitro intermediate,O=nml").map_err(|e| e.to_string())?;
         let profile = Profile::Leaf { issuer, enable_key_agreement: false, enable_key_encipherment: false };
+        let serial = [&[2u8][..], &index.to_be_bytes()].concat();
         let leaf = certificate(
             profile,
-            32 + index as u8,
+            &serial,
             &format!("CN=enclave-{index}.nitro.nml.localhost,O=nml"),
             leaf_key.verifying_key(),
             &self.intermediate_key,
@@ -326,6 +333,9 @@ pub fn verify_attestation(
         .iter()
         .map(|c| c.as_bytes().map(Vec::as_slice).ok_or_else(|| malformed("a cabundle entry is not bytes")))
         .collect::<Result<_, _>>()?;
+    if bundle.len() > MAX_BUNDLE {
+        return Err(malformed(format!("a bundle of {} certificates (at most {MAX_BUNDLE})", bundle.len())));
+    }
     if bundle.first() != Some(&root_certificate) {
         return Err(AttestationError::UntrustedRoot);
     }
@@ -367,7 +377,8 @@ pub fn verify_attestation(
             .find(|(k, _)| k.as_integer() == Some(i.into()))
             .and_then(|(_, v)| v.as_bytes())
             .map(Vec::as_slice)
-            .ok_or_else(|| malformed(format!("no PCR{i}")))
+            .filter(|pcr| pcr.len() == PCR_BYTES)
+            .ok_or_else(|| malformed(format!("no 48-byte PCR{i}")))
     };
     Ok(keccak256([pcr(0)?, pcr(1)?, pcr(2)?].concat()))
 }
@@ -443,6 +454,18 @@ mod tests {
         tampered[at] ^= 1;
         assert!(verify_attestation(&tampered, &key, &tls, root, NOW).is_err());
         assert!(matches!(verify_attestation(b"junk", &key, &tls, root, NOW), Err(AttestationError::Malformed(_))));
+        // A long bundle is refused before any signature is checked.
+        let Value::Array(mut parts) = ciborium::from_reader::<Value, _>(doc.as_ref()).unwrap() else { panic!() };
+        let mut payload: Value = ciborium::from_reader(parts[2].as_bytes().unwrap().as_slice()).unwrap();
+        for (k, v) in payload.as_map_mut().unwrap() {
+            if k.as_text() == Some("cabundle") {
+                *v = Value::Array(vec![Value::Bytes(root.to_vec()); MAX_BUNDLE + 1]);
+            }
+        }
+        parts[2] = Value::Bytes(cbor(&payload).unwrap());
+        let long = cbor(&Value::Array(parts)).unwrap();
+        let refused = verify_attestation(&long, &key, &tls, root, NOW).unwrap_err();
+        assert!(refused.to_string().contains("a bundle of 9 certificates"), "{refused}");
         assert!(matches!(
             verify_attestation(&vec![0u8; MAX_DOCUMENT_BYTES + 1], &key, &tls, root, NOW),
             Err(AttestationError::TooLarge { .. })

@@ -327,7 +327,9 @@ impl Cheatcodes {
                 let Some(enclave) = enclaves.and_then(|e| e.all().ok()).and_then(|all| all.first().cloned()) else {
                     return revert(inputs, "teeAttest: this devnet has no enclaves (it runs without inference)");
                 };
-                let timestamp = u64::try_from(c.timestamp).unwrap_or(u64::MAX);
+                let Ok(timestamp) = u64::try_from(c.timestamp) else {
+                    return revert(inputs, "teeAttest: the timestamp does not fit in 64 bits");
+                };
                 return match enclave.attest(c.inputHash, c.outputHash, timestamp) {
                     Ok(a) => ok(inputs, (a.tee_id, a.signature).abi_encode_params()),
                     Err(e) => revert(inputs, &format!("teeAttest: {e}")),
