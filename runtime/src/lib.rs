@@ -10,8 +10,8 @@
 //!   ONNX executor (independent of the chain);
 //! - [`mempool`]: the pending pool, the pre-execution stage, the block builder;
 //! - [`predeploys`]: the contracts at fixed addresses (the TEE registry and the
-//!   settlement relay), from
-//!   their committed Solidity build, and the system calls that set them up;
+//!   settlement relay), from their committed Solidity build, and the system
+//!   calls that set them up;
 //! - [`settlement`]: the relay's bookkeeping of asynchronous settlement
 //!   (what is due, Merkle batches, each result's status), without the chain;
 //! - [`node`]: the [`Devnet`] that ties them together (mining modes,
