@@ -64,6 +64,13 @@ interface Vm {
     function teeAttestation(bytes32 requestId)
         external
         returns (bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp, bytes memory signature);
+    /// Moves the block number on by the devnet's default `--settle-after` (3)
+    /// and settles, each by its own record, every result this test's chain
+    /// has attested so far: what the relay would have done by then.
+    function teeAdvanceToSettlement() external;
+    /// The test fails unless this result is settled on the relay (by its own
+    /// record) when it ends.
+    function expectSettlement(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
 }
 
 /// Number formatting for assertion messages.

@@ -32,6 +32,7 @@ use crate::mempool::INFERENCE_PRECOMPILE;
 use crate::mempool::Pipe;
 use crate::mempool::pipe::request_gas;
 use crate::predeploys::SETTLEMENT_RELAY;
+use crate::settlement::{SettlementConfig, result_key};
 use crate::tee::Fault;
 
 /// The address of the `Vm` contract, as in Foundry.
@@ -76,6 +77,8 @@ sol! {
         function teeSettleBatch(bytes32 merkleRoot) external;
         function teeFault(string calldata fault, bool on) external;
         function teeAttestation(bytes32 requestId) external returns (bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp, bytes memory signature);
+        function teeAdvanceToSettlement() external;
+        function expectSettlement(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
     }
 }
 
@@ -231,6 +234,8 @@ pub struct Cheatcodes {
     prank: Option<Prank>,
     expected_revert: Option<ExpectedRevert>,
     expected_emit: Option<ExpectedEmit>,
+    /// Results (relay keys) that must be settled when the test ends.
+    expected_settlements: Vec<alloy_primitives::B256>,
     pipe: Option<Arc<Pipe>>,
 }
 
@@ -341,6 +346,23 @@ impl Cheatcodes {
                 let values = (a.tee_id, a.input_hash, a.output_hash, U256::from(a.timestamp), a.signature);
                 return ok(inputs, values.abi_encode_params());
             }
+            Vm::VmCalls::teeAdvanceToSettlement(_) => {
+                // As the relay would after `--settle-after` blocks: each
+                // result this test's chain has attested, by its own record.
+                let after = SettlementConfig::default().after_blocks;
+                ctx.block.number = ctx.block.number.saturating_add(U256::from(after));
+                self.local.number = Some(ctx.block.number);
+                let now = ctx.block.timestamp;
+                for a in self.pipe.as_ref().map(|p| p.attestations()).unwrap_or_default() {
+                    if let Err(e) = settle(ctx, result_key(&a), RELAY_INDIVIDUAL_SLOT, now) {
+                        return revert(inputs, &format!("teeAdvanceToSettlement: {e}"));
+                    }
+                }
+            }
+            Vm::VmCalls::expectSettlement(c) => {
+                let key = keccak256((c.teeId, c.inputHash, c.outputHash, c.timestamp).abi_encode_params());
+                self.expected_settlements.push(key);
+            }
             Vm::VmCalls::teeSettle(c) => {
                 let key = keccak256((c.teeId, c.inputHash, c.outputHash, c.timestamp).abi_encode_params());
                 let now = ctx.block.timestamp;
@@ -441,6 +463,29 @@ impl Cheatcodes {
         }
     }
 
+    /// Fails a test that ends before the results it expects are settled on
+    /// the relay (`vm.expectSettlement`).
+    fn check_expected_settlements(&mut self, ctx: &mut EvmContext, result: &mut InterpreterResult) {
+        let expected = std::mem::take(&mut self.expected_settlements);
+        if expected.is_empty() || !result.result.is_ok() {
+            return;
+        }
+        let journal = ctx.journal_mut();
+        if journal.load_account(SETTLEMENT_RELAY).is_err() {
+            return;
+        }
+        for key in expected {
+            let slot = keccak256((key, U256::from(RELAY_INDIVIDUAL_SLOT)).abi_encode_params());
+            let settled = journal.sload(SETTLEMENT_RELAY, slot.into()).map(|v| !v.data.is_zero()).unwrap_or(false);
+            if !settled {
+                result.result = InstructionResult::Revert;
+                let reason = format!("vm.expectSettlement: result {key} was not settled on the relay");
+                result.output = Revert::from(reason).abi_encode().into();
+                return;
+            }
+        }
+    }
+
     /// Checks the expected revert of the call (or create) ending at `depth`.
     fn check_expected_revert(&mut self, depth: usize, result: &mut InterpreterResult) {
         let Some(expected) = self.expected_revert.take_if(|e| e.depth == depth) else { return };
@@ -529,6 +574,7 @@ impl Inspector<EvmContext> for Cheatcodes {
             outcome.result.output = Revert::from("expected event was not emitted").abi_encode().into();
         }
         if depth == 0 {
+            self.check_expected_settlements(ctx, &mut outcome.result);
             self.end_transaction(&mut outcome.result);
         }
     }
@@ -552,6 +598,7 @@ impl Inspector<EvmContext> for Cheatcodes {
         let depth = ctx.journal().depth();
         self.check_expected_revert(depth, &mut outcome.result);
         if depth == 0 {
+            self.check_expected_settlements(ctx, &mut outcome.result);
             self.end_transaction(&mut outcome.result);
         }
     }

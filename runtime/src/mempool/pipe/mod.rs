@@ -210,6 +210,16 @@ impl Pipe {
         &self.enclaves
     }
 
+    /// Every attested result this mempool knows.
+    pub fn attestations(&self) -> Vec<Attestation> {
+        let s = self.shared.lock();
+        let mut all: Vec<Attestation> =
+            s.known.values().chain(s.recorded.values()).filter_map(|k| k.attestation.clone()).collect();
+        all.sort_by_key(|a| a.input_hash);
+        all.dedup();
+        all
+    }
+
     /// The attestation of the result of request `id`, if it is known and attested.
     pub fn attestation(&self, id: B256) -> Option<Attestation> {
         let s = self.shared.lock();

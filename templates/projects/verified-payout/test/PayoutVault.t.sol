@@ -126,6 +126,29 @@ contract PayoutVaultTest is Test {
         vault.release(id, teeId, signedAt, signature);
     }
 
+    /// The relay's delay passes: every attested result settles, and the
+    /// claim is released with the enclave's own attestation.
+    function testAdvancingToSettlementReleasesTheFunds() public {
+        uint256 id = largeClaim();
+        (bytes32 inputHash,,) = claimHashes(id);
+        (bytes32 teeId, bytes32 attestedInput, bytes32 attestedOutput, uint256 signedAt, bytes memory signature) =
+            vm.teeAttestation(inputHash);
+        vm.expectSettlement(teeId, attestedInput, attestedOutput, signedAt);
+        uint256 before = block.number;
+        vm.teeAdvanceToSettlement();
+        assertEq(block.number, before + 3);
+        vault.release(id, teeId, signedAt, signature);
+        assertApproxEqAbs(usd.balanceOf(alice), 6_225e18, 1e18);
+    }
+
+    /// A settlement that was expected but never came fails the test.
+    function testFailAnExpectedSettlementThatNeverComes() public {
+        uint256 id = largeClaim();
+        (bytes32 teeId, uint256 signedAt,) = attest(id);
+        (bytes32 inputHash, bytes32 outputHash,) = claimHashes(id);
+        vm.expectSettlement(teeId, inputHash, outputHash, signedAt);
+    }
+
     function testABatchSettlementReleasesWithAMerkleProof() public {
         uint256 id = largeClaim();
         (bytes32 teeId, uint256 signedAt, bytes memory signature) = attest(id);
