@@ -27,6 +27,10 @@ pub struct Config {
     /// `[devnet]`: read by the devnet, passed through here.
     #[serde(default)]
     pub devnet: Option<toml::Table>,
+    /// `[llm]`: the LLM backends of `nml test` and `nml devnet --project`
+    /// (docs/llm.md), read by the runtime, passed through here.
+    #[serde(default)]
+    pub llm: Option<toml::Table>,
 }
 
 /// The `[project]` table.

@@ -8,6 +8,8 @@
 //! - [`evm`]: revm setup and the pluggable precompile set;
 //! - [`inference`]: the OGInference ABI, tensors, the model registry and the
 //!   ONNX executor (independent of the chain);
+//! - [`llm`]: LLM calls and their backends (the embedded model, OpenAI-compatible
+//!   servers, cassettes), independent of the chain;
 //! - [`mempool`]: the pending pool, the pre-execution stage, the block builder;
 //! - [`predeploys`]: the contracts at fixed addresses (the TEE registry and the
 //!   settlement relay), from their committed Solidity build, and the system
@@ -28,6 +30,7 @@
 pub mod chain;
 pub mod evm;
 pub mod inference;
+pub mod llm;
 pub mod mempool;
 pub mod node;
 pub mod predeploys;

@@ -16,6 +16,7 @@ use nml_runtime::tee::{Enclaves, Fault};
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
 use super::common::register_project_models;
+use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
 /// Arguments of `nml devnet`.
@@ -112,6 +113,9 @@ pub struct DevnetArgs {
     /// Where models run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
+    /// LLM backends.
+    #[command(flatten)]
+    pub llm: LlmArgs,
     /// Run without the inference precompile (ONNX Runtime is not needed).
     #[arg(long, conflicts_with_all = ["models", "project"])]
     pub no_inference: bool,
@@ -193,23 +197,29 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
     if args.device == DeviceArg::Cuda {
         config.device = Device::Cuda { device_id: 0 };
     }
-    let executor = Arc::new(OnnxExecutor::new(config).map_err(|e| miette!("{e}"))?);
+    let executor = Arc::new(OnnxExecutor::new(config.clone()).map_err(|e| miette!("{e}"))?);
     for dir in &args.models {
         executor
             .registry()
             .load_dir(dir)
             .map_err(|e| miette!("cannot register the models of {}: {e}", dir.display()))?;
     }
+    let mut llm_table = None;
+    let mut root = std::env::current_dir().map_err(|e| miette!("the current directory: {e}"))?;
     if let Some(path) = &args.project {
         let project = nml_compiler::project::Project::open(path).map_err(|e| miette!("{e}"))?;
+        llm_table = project.config.llm.clone();
+        root.clone_from(&project.root);
         register_project_models(executor.registry(), &nml_compiler::Frontend::run(project))?;
     }
+    let llm = args.llm.stack(llm_table.as_ref(), &root, &config.library)?;
     let pipe = PipeConfig {
         round_limit: args.max_rounds.max(1),
         on_miss: match args.on_miss {
             OnMissArg::Inline => OnMiss::Inline,
             OnMissArg::Defer => OnMiss::Defer,
         },
+        llm_concurrency: llm.concurrency,
         ..PipeConfig::default()
     };
     let registry = Some(Arc::clone(executor.registry()));
@@ -228,7 +238,7 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
         batch_idle_secs: args.batch_idle,
         batch_age_secs: args.batch_age,
     };
-    Ok(InferenceSetup { executor, registry, pipe, enclaves, settlement })
+    Ok(InferenceSetup { executor, llm: llm.backend, registry, pipe, enclaves, settlement })
 }
 
 /// Runs the devnet until Ctrl-C or SIGTERM.

@@ -1,10 +1,12 @@
 //! One module per `nml` subcommand. Each exposes an `Args` struct (clap) and a
 //! `run` function returning a miette result; `main.rs` only dispatches. What
-//! several commands share lives in [`common`]; no command imports another.
+//! several commands share lives in [`common`] (and their LLM flags in
+//! [`llm_flags`]); no command imports another.
 
 pub mod build;
 pub mod common;
 pub mod devnet;
+pub mod llm_flags;
 pub mod models;
 pub mod new;
 pub mod test;

@@ -18,6 +18,7 @@ use nml_compiler::solc::CODE_SIZE_WARNING;
 use nml_compiler::{Frontend, build};
 use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
+use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::testing::{self, Outcome, RunConfig, TestContract, TestResult};
 use nml_runtime::{Devnet, DevnetConfig, Mining};
@@ -25,6 +26,7 @@ use regex::Regex;
 use serde_json::json;
 
 use super::common::{ms, print_diagnostics, register_project_models, solc_for};
+use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
 /// Exit status when the project has no tests.
@@ -56,6 +58,9 @@ pub struct TestArgs {
     /// Show the inference receipts of passing tests too.
     #[arg(short, long)]
     pub verbose: bool,
+    /// LLM backends.
+    #[command(flatten)]
+    pub llm: LlmArgs,
 }
 
 /// Runs `nml test`.
@@ -115,7 +120,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         return Ok(ExitCode::from(NO_TESTS));
     }
 
-    let setup = inference_setup(&fe)?;
+    let setup = inference_setup(&fe, &args.llm)?;
     let devnet = || {
         let config = DevnetConfig {
             chain: ChainConfig {
@@ -161,12 +166,15 @@ fn regex(pattern: Option<&str>, flag: &str) -> miette::Result<Option<Regex>> {
 }
 
 /// ONNX Runtime with the project's models (see [`register_project_models`]).
-fn inference_setup(fe: &Frontend) -> miette::Result<InferenceSetup> {
+fn inference_setup(fe: &Frontend, llm: &LlmArgs) -> miette::Result<InferenceSetup> {
     let library = onnxruntime::resolve(std::io::stderr().is_terminal()).map_err(|e| miette!("{e}"))?.path;
-    let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library)).map_err(|e| miette!("{e}"))?);
+    let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library.clone())).map_err(|e| miette!("{e}"))?);
     register_project_models(executor.registry(), fe)?;
     let registry = Some(Arc::clone(executor.registry()));
-    Ok(InferenceSetup { registry, ..InferenceSetup::new(executor) })
+    let project = &fe.project;
+    let llm = llm.stack(project.config.llm.as_ref(), &project.root, &library)?;
+    let pipe = PipeConfig { llm_concurrency: llm.concurrency, ..PipeConfig::default() };
+    Ok(InferenceSetup { registry, llm: llm.backend, pipe, ..InferenceSetup::new(executor) })
 }
 
 fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {

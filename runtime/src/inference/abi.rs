@@ -85,7 +85,7 @@ sol! {
     }
 
     /// An LLM completion request; `temperature` is in hundredths (0..100).
-    #[derive(Debug, Default, PartialEq, Eq, Hash)]
+    #[derive(Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct LLMCompletionRequest {
         /// `VANILLA = 0`, `TEE = 1`.
         uint8 mode;
@@ -102,14 +102,14 @@ sol! {
     }
 
     /// An LLM completion.
-    #[derive(Debug, Default, PartialEq, Eq, Hash)]
+    #[derive(Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct LLMCompletionResponse {
         /// The generated text.
         string answer;
     }
 
     /// A tool call made by an LLM in a chat.
-    #[derive(Debug, Default, PartialEq, Eq, Hash)]
+    #[derive(Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct ToolCall {
         /// The call's id.
         string id;
@@ -120,7 +120,7 @@ sol! {
     }
 
     /// A tool an LLM may call in a chat.
-    #[derive(Debug, Default, PartialEq, Eq, Hash)]
+    #[derive(Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct ToolDefinition {
         /// What the tool does.
         string description;
@@ -131,7 +131,7 @@ sol! {
     }
 
     /// One chat message.
-    #[derive(Debug, Default, PartialEq, Eq, Hash)]
+    #[derive(Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct ChatMessage {
         /// `system`, `user`, `assistant` or `tool`.
         string role;
@@ -146,7 +146,7 @@ sol! {
     }
 
     /// An LLM chat request.
-    #[derive(Debug, Default, PartialEq, Eq, Hash)]
+    #[derive(Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct LLMChatRequest {
         /// `VANILLA = 0`, `TEE = 1`.
         uint8 mode;
@@ -167,7 +167,7 @@ sol! {
     }
 
     /// An LLM chat response.
-    #[derive(Debug, Default, PartialEq, Eq, Hash)]
+    #[derive(Debug, Default, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
     struct LLMChatResponse {
         /// Why generation stopped.
         string finish_reason;

@@ -14,6 +14,7 @@ use super::{Devnet, DevnetConfig, NodeError};
 use crate::chain::ETHER;
 use crate::chain::{Chain, InferenceRecord};
 use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
+use crate::llm::{LlmBackend, LlmRouter};
 use crate::mempool::{Pipe, PipeConfig, PipeStatus};
 use crate::predeploys::{
     SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, settlement_relay_code, settlement_relay_setup, tee_registry_code,
@@ -25,8 +26,11 @@ use crate::tee::{Attestation, Enclaves, Fault};
 /// What a devnet with inference runs models with.
 #[derive(Debug, Clone)]
 pub struct InferenceSetup {
-    /// Runs the requests.
+    /// Runs the model requests.
     pub executor: Arc<dyn Executor>,
+    /// Answers the LLM calls (`--llm-url`, `[llm]`; by default none: every
+    /// LLM id is unknown).
+    pub llm: Arc<dyn LlmBackend>,
     /// The models the executor serves, when it has a registry (`nml_registerModel`, `nml_listModels`).
     pub registry: Option<Arc<ModelRegistry>>,
     /// How the inference mempool works.
@@ -75,11 +79,12 @@ pub struct TeeInfo {
 
 impl InferenceSetup {
     /// A setup on `executor` with everything else as `nml devnet` starts by
-    /// default: no registry, the default mempool, one enclave of seed 0,
+    /// default, less its models and LLMs: no registry, no LLM backend, the default mempool, one enclave of seed 0,
     /// batch settlement after 3 blocks.
     pub fn new(executor: Arc<dyn Executor>) -> Self {
         Self {
             executor,
+            llm: Arc::new(LlmRouter::new(None)),
             registry: None,
             pipe: PipeConfig::default(),
             enclaves: Arc::default(),
@@ -117,7 +122,7 @@ impl Devnet {
     /// A devnet whose precompile at 0x…F4 runs models on `setup.executor`
     /// through the inference mempool (PROTOCOL.md part B).
     pub fn with_inference(config: DevnetConfig, setup: InferenceSetup) -> Result<Self, NodeError> {
-        let pipe = Pipe::new(setup.executor, setup.pipe, setup.enclaves);
+        let pipe = Pipe::new(setup.executor, setup.llm, setup.pipe, setup.enclaves);
         let mut devnet = Self::with_extensions(config, pipe.precompiles(), pipe.clone())?;
         devnet.with_chain(|chain| pipe.learn(records(chain)));
         let relay = relay_signer(pipe.enclaves().seed());

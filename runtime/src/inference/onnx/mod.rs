@@ -80,7 +80,7 @@ use ort::session::{RunOptions, Session};
 
 use self::run::{run_caught, runtime_error};
 use self::schedule::{Slots, Watchdog};
-use self::session::environment;
+pub(crate) use self::session::environment;
 use super::abi::{ModelInput, ModelOutput};
 use super::error::InferenceError;
 use super::executor::{Executor, Timed};

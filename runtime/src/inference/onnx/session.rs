@@ -23,7 +23,7 @@ use crate::inference::tensor::{ModelSignature, TensorSpec};
 /// library afterwards is an error.
 static ENVIRONMENT: Mutex<Option<(PathBuf, Environment)>> = Mutex::new(None);
 
-pub(super) fn environment(library: &Path) -> Result<Environment, InferenceError> {
+pub(crate) fn environment(library: &Path) -> Result<Environment, InferenceError> {
     let mut slot = ENVIRONMENT.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some((loaded, environment)) = slot.as_ref() {
         return if same_file(loaded, library) {

@@ -52,6 +52,7 @@
 
 mod gas;
 mod precompile;
+mod request;
 mod stage;
 mod store;
 #[cfg(test)]
@@ -63,24 +64,26 @@ use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use alloy_primitives::{B256, keccak256};
-use alloy_sol_types::{SolCall, SolValue};
+use alloy_sol_types::SolCall;
 use parking_lot::Mutex;
 use revm::interpreter::InterpreterResult;
 use serde::Serialize;
 
 use crate::chain::{InferenceRecord, Served};
 use crate::evm::{Phase, PrecompileFactory};
-use crate::inference::abi::runModelInferenceCall;
-use crate::inference::{Executor, InferenceCall, ModelInferenceRequest, ModelOutput, Timed, request_id};
+use crate::inference::abi::{runLLMChatCall, runLLMCompletionCall, runModelInferenceCall};
+use crate::inference::{Executor, InferenceCall, ModelInferenceRequest};
+use crate::llm::{LlmBackend, LlmRequest, answer_all};
 use crate::tee::{Attestation, Enclaves};
 
-pub use gas::{GAS_BASE, GAS_PER_ELEMENT, request_gas};
+pub use gas::{GAS_BASE, GAS_PER_ELEMENT, GAS_PER_TEXT_BYTE, llm_gas, request_gas};
 pub use precompile::INFERENCE_PRECOMPILE;
 pub(crate) use store::revert_reason;
 
 use precompile::Met;
-use precompile::{InferencePrecompiles, no_llm, out_of_gas, result};
-use store::{Answer, Claim, Claims, Known, Shared, unavailable};
+use precompile::{InferencePrecompiles, out_of_gas, result};
+use request::Request;
+use store::{Answer, Claim, Claims, Known, Run, Shared, unavailable};
 
 /// What the block builder does with a request met at inclusion that was not
 /// pre-executed (PROTOCOL.md B4).
@@ -106,11 +109,13 @@ pub struct PipeConfig {
     /// inline (default 3), so that a transaction whose requests change every
     /// block is still mined.
     pub max_defers: u32,
+    /// How many LLM calls a round sends to the backends at once (default 8).
+    pub llm_concurrency: usize,
 }
 
 impl Default for PipeConfig {
     fn default() -> Self {
-        Self { round_limit: 8, on_miss: OnMiss::Inline, max_defers: 3 }
+        Self { round_limit: 8, on_miss: OnMiss::Inline, max_defers: 3, llm_concurrency: 8 }
     }
 }
 
@@ -145,6 +150,8 @@ pub struct Pipe {
     /// Itself, for the background dispatch threads and simulation precompiles.
     me: Weak<Pipe>,
     executor: Arc<dyn Executor>,
+    /// Answers LLM calls.
+    llm: Arc<dyn LlmBackend>,
     config: PipeConfig,
     /// The machine's cores, read once: `available_parallelism` reads cgroup
     /// files on every call (about 20 µs, a tenth of a light transaction's path).
@@ -162,12 +169,18 @@ impl Debug for Pipe {
 }
 
 impl Pipe {
-    /// A mempool that runs models on `executor` and has TEE-mode results
-    /// attested by `enclaves`.
-    pub fn new(executor: Arc<dyn Executor>, config: PipeConfig, enclaves: Arc<Enclaves>) -> Arc<Self> {
+    /// A mempool that runs models on `executor`, answers LLM calls with
+    /// `llm` and has TEE-mode results attested by `enclaves`.
+    pub fn new(
+        executor: Arc<dyn Executor>,
+        llm: Arc<dyn LlmBackend>,
+        config: PipeConfig,
+        enclaves: Arc<Enclaves>,
+    ) -> Arc<Self> {
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
             executor,
+            llm,
             config,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             shared: Mutex::new(Shared::default()),
@@ -186,6 +199,7 @@ impl Pipe {
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
             executor: Arc::clone(&self.executor),
+            llm: Arc::clone(&self.llm),
             config: self.config,
             cores: self.cores,
             shared: Mutex::new(shared),
@@ -272,16 +286,14 @@ impl Pipe {
             return fast;
         }
         let request = match InferenceCall::decode(calldata) {
-            Ok(InferenceCall::Model(request)) => request,
-            Ok(InferenceCall::LlmCompletion(_)) => return no_llm("runLLMCompletion", gas_limit),
-            Ok(InferenceCall::LlmChat(_)) => return no_llm("runLLMChat", gas_limit),
+            Ok(call) => Request::from_call(call),
             Err(e) => return result(Answer::Revert(e.to_string()), GAS_BASE, gas_limit),
         };
-        let gas = request_gas(&request);
+        let gas = request.gas();
         if gas > gas_limit {
             return out_of_gas(gas_limit);
         }
-        let id = request_id(&request);
+        let id = request.id();
         let answer = match phase {
             Phase::Simulation => self.simulate(id, request, met),
             Phase::Inclusion => self.include(id, &request, now),
@@ -303,7 +315,12 @@ impl Pipe {
         gas_limit: u64,
         met: Option<&Mutex<Met>>,
     ) -> Option<InterpreterResult> {
-        let args = calldata.strip_prefix(runModelInferenceCall::SELECTOR.as_slice())?;
+        let (selector, args) = calldata.split_first_chunk::<4>()?;
+        if ![runModelInferenceCall::SELECTOR, runLLMCompletionCall::SELECTOR, runLLMChatCall::SELECTOR]
+            .contains(selector)
+        {
+            return None;
+        }
         let id = keccak256(args);
         let mut s = self.shared.lock();
         let known = Arc::clone(s.known.get(&id)?);
@@ -339,19 +356,21 @@ impl Pipe {
         known.answer()
     }
 
-    fn simulate(&self, id: B256, request: ModelInferenceRequest, met: Option<&Mutex<Met>>) -> Answer {
+    fn simulate(&self, id: B256, request: Request, met: Option<&Mutex<Met>>) -> Answer {
         let known = self.shared.lock().known.get(&id).map(|k| k.answer());
+        let unknown = known.is_none();
+        let answer = known.unwrap_or_else(|| Answer::Return(request.simulation()));
         if let Some(met) = met {
             let mut met = met.lock();
             met.ids.push(id);
-            if known.is_none() {
+            if unknown {
                 met.unknown.push((id, request));
             }
         }
-        known.unwrap_or_else(|| Answer::Return(InferenceCall::encode_model_output(&ModelOutput::simulation()).into()))
+        answer
     }
 
-    fn include(&self, id: B256, request: &ModelInferenceRequest, now: u64) -> Answer {
+    fn include(&self, id: B256, request: &Request, now: u64) -> Answer {
         let mut s = self.shared.lock();
         if let Some(known) = s.known.get(&id).cloned() {
             return Self::serve_included(&mut s, id, &known);
@@ -360,18 +379,9 @@ impl Pipe {
             let limit = self.config.round_limit;
             let reason = format!(
                 "inference round limit exceeded: model `{}` was asked for after {limit} rounds of pre-execution (--max-rounds)",
-                request.modelCID
+                request.model()
             );
-            let known = Known {
-                result: Err(reason),
-                model: request.modelCID.clone(),
-                mode: request.mode,
-                input_hash: keccak256(request.input.abi_encode()),
-                took: Duration::ZERO,
-                gas: Some(request_gas(request)),
-                transient: true,
-                attestation: None,
-            };
+            let known = Known::new(request, Run { output: Err(reason), transient: true, took: Duration::ZERO });
             let answer = known.answer();
             if let Some(current) = s.current.as_mut() {
                 current.records.push(known.record(id, None, Served::Inline));
@@ -407,7 +417,7 @@ impl Pipe {
 
     /// The known result of `id`, or a synchronous run of `request` at the
     /// chain's time `now`.
-    fn known_or_run(&self, id: B256, request: &ModelInferenceRequest, now: u64) -> Arc<Known> {
+    fn known_or_run(&self, id: B256, request: &Request, now: u64) -> Arc<Known> {
         if let Some(known) = self.shared.lock().known.get(&id).filter(|k| !k.transient) {
             return Arc::clone(known);
         }
@@ -415,17 +425,62 @@ impl Pipe {
     }
 
     /// Runs claimed requests: one result per request, even from an executor
-    /// that panics, since others may be waiting for them.
-    fn run_claimed(&self, requests: &[&ModelInferenceRequest]) -> Vec<Timed> {
-        let run = std::panic::AssertUnwindSafe(|| self.executor.run_all_requests_timed(requests));
-        let mut runs = std::panic::catch_unwind(run).unwrap_or_default();
-        runs.resize_with(requests.len(), || unavailable("the executor failed without a result"));
-        runs
+    /// that panics, since others may be waiting for them. Model requests go
+    /// to the executor and LLM calls to their backends (at most
+    /// [`PipeConfig::llm_concurrency`] at once), both at the same time.
+    fn run_claimed(&self, requests: &[&Request]) -> Vec<Run> {
+        let models: Vec<&ModelInferenceRequest> = requests
+            .iter()
+            .filter_map(|r| match r {
+                Request::Model(m) => Some(m),
+                Request::Llm(_) => None,
+            })
+            .collect();
+        let llms: Vec<&LlmRequest> = requests
+            .iter()
+            .filter_map(|r| match r {
+                Request::Llm(l) => Some(l),
+                Request::Model(_) => None,
+            })
+            .collect();
+        let run_models = || {
+            if models.is_empty() {
+                return Vec::new();
+            }
+            let run = std::panic::AssertUnwindSafe(|| self.executor.run_all_requests_timed(&models));
+            let mut runs: Vec<Run> =
+                std::panic::catch_unwind(run).unwrap_or_default().into_iter().map(Run::model).collect();
+            runs.resize_with(models.len(), || unavailable("the executor failed without a result"));
+            runs
+        };
+        let run_llms = || answer_all(self.llm.as_ref(), &llms, self.config.llm_concurrency).into_iter().map(Run::llm);
+        let (model_runs, llm_runs): (Vec<Run>, Vec<Run>) = if llms.is_empty() {
+            (run_models(), Vec::new())
+        } else if models.is_empty() {
+            (Vec::new(), run_llms().collect())
+        } else {
+            std::thread::scope(|scope| {
+                let llm_runs = scope.spawn(|| run_llms().collect::<Vec<_>>());
+                let model_runs = run_models();
+                (model_runs, llm_runs.join().unwrap_or_default())
+            })
+        };
+        let (mut model_runs, mut llm_runs) = (model_runs.into_iter(), llm_runs.into_iter());
+        requests
+            .iter()
+            .map(|r| {
+                let next = match r {
+                    Request::Model(_) => model_runs.next(),
+                    Request::Llm(_) => llm_runs.next(),
+                };
+                next.unwrap_or_else(|| unavailable("the backend failed without a result"))
+            })
+            .collect()
     }
 
     /// Runs one request now (the lock is not held while the model runs), or
     /// waits for the run of it already under way.
-    fn run_one(&self, id: B256, request: &ModelInferenceRequest, now: u64) -> Arc<Known> {
+    fn run_one(&self, id: B256, request: &Request, now: u64) -> Arc<Known> {
         // Not in the match: its scrutinee would hold the lock while waiting.
         let claim = self.shared.lock().claim(id);
         let running = match claim {

@@ -13,10 +13,9 @@ use revm::primitives::AddressSet;
 use revm::primitives::hardfork::SpecId;
 
 use super::Pipe;
-use super::gas::GAS_BASE;
+use super::request::Request;
 use super::store::Answer;
 use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
-use crate::inference::ModelInferenceRequest;
 use crate::tee::{TEE_VERIFIER, verifier};
 
 /// The inference precompile's address (PROTOCOL.md A1).
@@ -41,11 +40,6 @@ pub(super) fn out_of_gas(gas_limit: u64) -> InterpreterResult {
     InterpreterResult::new(InstructionResult::PrecompileOOG, Bytes::new(), gas)
 }
 
-pub(super) fn no_llm(function: &str, gas_limit: u64) -> InterpreterResult {
-    let reason = format!("no LLM backend is configured on this devnet: {function} cannot be served");
-    result(Answer::Revert(reason), GAS_BASE, gas_limit)
-}
-
 /// The devnet's precompiles with inference: Ethereum's set plus 0x…F4.
 #[derive(Debug)]
 pub(super) struct InferencePrecompiles {
@@ -66,7 +60,7 @@ impl PrecompileFactory for InferencePrecompiles {
 #[derive(Debug, Default)]
 pub(super) struct Met {
     pub(super) ids: Vec<B256>,
-    pub(super) unknown: Vec<(B256, ModelInferenceRequest)>,
+    pub(super) unknown: Vec<(B256, Request)>,
 }
 
 /// The precompiles of one simulation: those of [`InferencePrecompiles`],

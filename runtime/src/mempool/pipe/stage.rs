@@ -12,21 +12,17 @@ use parking_lot::Mutex;
 use super::OnMiss;
 use super::Pipe;
 use super::precompile::{Met, SimulationPrecompiles};
-use super::store::{Claim, Claimed, Claims, Current, Known, Running, unavailable};
+use super::request::Request;
+use super::store::{Claim, Claimed, Claims, Current, Known, Run, Running, unavailable};
 use crate::chain::{InferenceRecord, PoolTx, Served};
 use crate::evm::{Checkpoint, InvalidTx, TxOutcome};
-use crate::inference::{InferenceMode, ModelInferenceRequest, Timed};
+
 use crate::mempool::{Inclusion, InferenceWait, PreExecution, PreIncluded, Prepared, StageContext, Waker};
 
 impl Pipe {
     /// Claims the requests of round `round`, preparing a block at chain
     /// time `timestamp`: those nobody runs are this round's to run.
-    pub(super) fn claim_round(
-        &self,
-        round: u32,
-        requests: Vec<(B256, ModelInferenceRequest)>,
-        timestamp: u64,
-    ) -> Claimed {
+    pub(super) fn claim_round(&self, round: u32, requests: Vec<(B256, Request)>, timestamp: u64) -> Claimed {
         let mut claimed = Claimed { run: Vec::new(), others: Vec::new(), timestamp };
         let mut s = self.shared.lock();
         s.round = Some(round);
@@ -43,7 +39,7 @@ impl Pipe {
 
     /// Runs the requests of one round side by side and keeps the results;
     /// a request another caller is running already is waited for instead.
-    pub(super) fn dispatch(&self, round: u32, requests: &[(B256, ModelInferenceRequest)], timestamp: u64) {
+    pub(super) fn dispatch(&self, round: u32, requests: &[(B256, Request)], timestamp: u64) {
         let claimed = self.claim_round(round, requests.to_vec(), timestamp);
         self.run_round(claimed);
     }
@@ -53,7 +49,7 @@ impl Pipe {
         let Claimed { run, others, timestamp } = claimed;
         let mut claims = Claims { pipe: self, open: run };
         let count = claims.open.len();
-        let refs: Vec<&ModelInferenceRequest> = claims.open.iter().map(|(_, _, r)| r).collect();
+        let refs: Vec<&Request> = claims.open.iter().map(|(_, _, r)| r).collect();
         let runs = self.run_claimed(&refs);
         self.runs.fetch_add(count as u64, Ordering::Relaxed);
         let results: Vec<_> = claims
@@ -83,23 +79,18 @@ impl Pipe {
     /// attested: the signatures (an RSA private-key operation each) are
     /// made side by side on the machine's cores, as each enclave signs on
     /// its own inference node, not one after another by the block builder.
-    fn attest_all(
-        &self,
-        open: &[(B256, Arc<Running>, ModelInferenceRequest)],
-        runs: Vec<Timed>,
-        timestamp: u64,
-    ) -> Vec<Known> {
-        let keep = |((id, _, request), run): (&(B256, Arc<Running>, ModelInferenceRequest), Timed)| {
+    fn attest_all(&self, open: &[(B256, Arc<Running>, Request)], runs: Vec<Run>, timestamp: u64) -> Vec<Known> {
+        let keep = |((id, _, request), run): (&(B256, Arc<Running>, Request), Run)| {
             Known::new(request, run).attested(*id, &self.enclaves, timestamp)
         };
-        let signing = open.iter().filter(|(_, _, r)| r.mode == InferenceMode::Tee as u8).count();
+        let signing = open.iter().filter(|(_, _, r)| r.is_tee()).count();
         let threads = self.cores.min(signing);
         if threads <= 1 {
             return open.iter().zip(runs).map(keep).collect();
         }
         let chunk = open.len().div_ceil(threads);
         let mut runs = runs.into_iter();
-        let parts: Vec<Vec<Timed>> = open.chunks(chunk).map(|part| runs.by_ref().take(part.len()).collect()).collect();
+        let parts: Vec<Vec<Run>> = open.chunks(chunk).map(|part| runs.by_ref().take(part.len()).collect()).collect();
         std::thread::scope(|scope| {
             let handles: Vec<_> = open
                 .chunks(chunk)
@@ -122,12 +113,7 @@ impl Pipe {
 
     /// Claims the requests now and runs them on a thread of their own; the
     /// waker is called when they are done. The caller goes on at once.
-    pub(super) fn dispatch_in_background(
-        &self,
-        round: u32,
-        requests: Vec<(B256, ModelInferenceRequest)>,
-        timestamp: u64,
-    ) {
+    pub(super) fn dispatch_in_background(&self, round: u32, requests: Vec<(B256, Request)>, timestamp: u64) {
         let claimed = self.claim_round(round, requests, timestamp);
         let Some(pipe) = self.me.upgrade() else { return };
         let spawned = std::thread::Builder::new().name("nml-dispatch".into()).spawn(move || {
@@ -243,7 +229,7 @@ impl PreExecution for Pipe {
         // Transactions whose requests now run in the background.
         let mut waiting: HashSet<B256> = HashSet::new();
         for round in 1..=self.config.round_limit.saturating_add(1) {
-            let mut unknown: Vec<(B256, ModelInferenceRequest)> = Vec::new();
+            let mut unknown: Vec<(B256, Request)> = Vec::new();
             let mut seen: HashSet<B256> = HashSet::new();
             let mut again = Vec::new();
             let (lead, rest): (Vec<&Arc<PoolTx>>, Vec<&Arc<PoolTx>>) =
@@ -279,7 +265,7 @@ impl PreExecution for Pipe {
             }
             if !wait {
                 // One round now; its requests run while the block goes on.
-                let mut requests: HashMap<B256, ModelInferenceRequest> = unknown.into_iter().collect();
+                let mut requests: HashMap<B256, Request> = unknown.into_iter().collect();
                 let mut dispatch = Vec::new();
                 let mut last_round = 0;
                 for tx in again {

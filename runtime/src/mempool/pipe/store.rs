@@ -7,13 +7,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::{B256, Bytes, keccak256};
-use alloy_sol_types::{Revert, SolError, SolValue};
+use alloy_sol_types::{Revert, SolError};
 use parking_lot::{Condvar, Mutex};
 
 use super::Pipe;
-use super::gas::request_gas;
+use super::request::Request;
 use crate::chain::{InferenceRecord, Served};
-use crate::inference::{InferenceCall, InferenceError, InferenceMode, ModelInferenceRequest, Timed};
+use crate::inference::{InferenceCall, InferenceError, Timed};
+use crate::llm::{LlmError, LlmRun};
 use crate::mempool::Waker;
 use crate::tee::{Attestation, Enclaves};
 
@@ -24,9 +25,11 @@ pub(super) struct Known {
     pub(super) result: Result<Bytes, String>,
     pub(super) model: String,
     pub(super) mode: u8,
+    /// Whether the request asked for an enclave's attestation.
+    pub(super) tee: bool,
     pub(super) input_hash: B256,
     pub(super) took: Duration,
-    /// The gas of the request ([`request_gas`]); unknown for a result read
+    /// The gas of the request ([`Request::gas`]); unknown for a result read
     /// back from a record (its calls then take the slow path).
     pub(super) gas: Option<u64>,
     /// A failure that may not happen again (the model was not registered
@@ -38,22 +41,16 @@ pub(super) struct Known {
 }
 
 impl Known {
-    pub(super) fn new(request: &ModelInferenceRequest, run: Timed) -> Self {
-        let transient = matches!(
-            run.output,
-            Err(InferenceError::UnknownModel { .. }
-                | InferenceError::Timeout { .. }
-                | InferenceError::Unavailable { .. })
-        );
-        let result = run.output.map(|o| InferenceCall::encode_model_output(&o).into()).map_err(|e| e.to_string());
+    pub(super) fn new(request: &Request, run: Run) -> Self {
         Self {
-            transient,
-            result,
-            model: request.modelCID.clone(),
-            mode: request.mode,
-            input_hash: keccak256(request.input.abi_encode()),
+            transient: run.transient,
+            result: run.output,
+            model: request.model().to_owned(),
+            mode: request.mode(),
+            tee: request.is_tee(),
+            input_hash: request.input_hash(),
             took: run.took,
-            gas: Some(request_gas(request)),
+            gas: Some(request.gas()),
             attestation: None,
         }
     }
@@ -62,7 +59,7 @@ impl Known {
     /// asks for a TEE (PROTOCOL.md A2; the hashes are [`Attestation`]'s).
     /// An enclave that cannot sign fails the request, transiently.
     pub(super) fn attested(mut self, request_id: B256, enclaves: &Enclaves, timestamp: u64) -> Self {
-        if self.mode != InferenceMode::Tee as u8 {
+        if !self.tee {
             return self;
         }
         let Ok(output) = &self.result else { return self };
@@ -84,6 +81,7 @@ impl Known {
             result,
             model: record.model.clone(),
             mode: record.mode,
+            tee: record.attestation.is_some(),
             input_hash: record.input_hash,
             took: Duration::from_micros(record.duration_us),
             gas: None,
@@ -207,11 +205,41 @@ impl Running {
     }
 }
 
-pub(super) fn unavailable(reason: &str) -> Timed {
-    Timed {
-        output: Err(crate::inference::InferenceError::Unavailable { reason: reason.to_owned() }),
-        took: Duration::ZERO,
+/// One run of a request, of either kind, as the store keeps it.
+#[derive(Debug)]
+pub(super) struct Run {
+    /// The encoded answer, or the revert reason.
+    pub(super) output: Result<Bytes, String>,
+    /// The failure may not happen again ([`Known::transient`]).
+    pub(super) transient: bool,
+    pub(super) took: Duration,
+}
+
+impl Run {
+    /// A model run: unknown models, timeouts and an executor that is down
+    /// are transient.
+    pub(super) fn model(run: Timed) -> Self {
+        let transient = matches!(
+            run.output,
+            Err(InferenceError::UnknownModel { .. }
+                | InferenceError::Timeout { .. }
+                | InferenceError::Unavailable { .. })
+        );
+        let output = run.output.map(|o| InferenceCall::encode_model_output(&o).into()).map_err(|e| e.to_string());
+        Self { output, transient, took: run.took }
     }
+
+    /// An LLM call ([`LlmError::is_transient`]).
+    pub(super) fn llm(run: LlmRun) -> Self {
+        let transient = run.output.as_ref().is_err_and(LlmError::is_transient);
+        let output = run.output.map(|r| r.encode().into()).map_err(|e| e.to_string());
+        Self { output, transient, took: run.took }
+    }
+}
+
+/// A transient failure that never reached a backend.
+pub(super) fn unavailable(reason: &str) -> Run {
+    Run { output: Err(reason.to_owned()), transient: true, took: Duration::ZERO }
 }
 
 /// Who runs a request: this caller (it claimed it), or another one to wait for.
@@ -227,7 +255,7 @@ pub(super) enum Claim {
 /// nobody waits for it forever.
 pub(super) struct Claims<'a> {
     pub(super) pipe: &'a Pipe,
-    pub(super) open: Vec<(B256, Arc<Running>, ModelInferenceRequest)>,
+    pub(super) open: Vec<(B256, Arc<Running>, Request)>,
 }
 
 impl Drop for Claims<'_> {
@@ -246,7 +274,7 @@ impl Drop for Claims<'_> {
 /// The requests of one dispatch round, claimed: those this round runs, and
 /// those another caller runs already (waited for).
 pub(super) struct Claimed {
-    pub(super) run: Vec<(B256, Arc<Running>, ModelInferenceRequest)>,
+    pub(super) run: Vec<(B256, Arc<Running>, Request)>,
     pub(super) others: Vec<Arc<Running>>,
     /// The chain's time of the block the round prepares (what an enclave
     /// puts in its attestations).

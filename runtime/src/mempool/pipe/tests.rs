@@ -7,8 +7,35 @@ use alloy_sol_types::{Revert, SolCall, SolError};
 use revm::interpreter::InstructionResult;
 
 use super::*;
+use crate::inference::abi::{LLMCompletionRequest, ModelOutput};
 use crate::inference::abi::{MultiDimensionalNumberTensor, Number};
-use crate::inference::{InferenceError, ModelId, ModelInput};
+use crate::inference::{InferenceError, ModelId, ModelInput, request_id};
+use crate::llm::{LlmError, LlmResponse, LlmRouter};
+
+/// No LLM backend: every LLM id is unknown.
+fn no_llm() -> Arc<dyn LlmBackend> {
+    Arc::new(LlmRouter::new(None))
+}
+
+/// Test double: answers every LLM call with how many calls it has had
+/// (after `delay`).
+#[derive(Default)]
+struct CountingLlm {
+    calls: AtomicUsize,
+    delay: Duration,
+}
+
+impl LlmBackend for CountingLlm {
+    fn answer(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
+        std::thread::sleep(self.delay);
+        Ok(LlmResponse::text_for(request, &format!("answer {n}")))
+    }
+
+    fn describe(&self) -> String {
+        "counting".into()
+    }
+}
 
 /// Test double: answers every request with one fixed tensor (after
 /// `delay`) and counts runs.
@@ -47,7 +74,7 @@ fn request() -> ModelInferenceRequest {
 #[test]
 fn non_canonical_calldata_names_the_same_request() {
     let executor = Arc::new(CountingExecutor::default());
-    let pipe = Pipe::new(executor.clone(), PipeConfig::default(), Arc::default());
+    let pipe = Pipe::new(executor.clone(), no_llm(), PipeConfig::default(), Arc::default());
     let canonical = runModelInferenceCall { request: request() }.abi_encode();
     let first = pipe.answer(Phase::Call, &canonical, 1_000_000, None, 0);
     assert_eq!(first.result, InstructionResult::Return);
@@ -66,14 +93,14 @@ fn non_canonical_calldata_names_the_same_request() {
 #[test]
 fn concurrent_calls_with_the_same_unknown_request_run_it_once() {
     let executor = Arc::new(CountingExecutor { delay: Duration::from_millis(200), ..Default::default() });
-    let pipe = Pipe::new(executor.clone(), PipeConfig::default(), Arc::default());
+    let pipe = Pipe::new(executor.clone(), no_llm(), PipeConfig::default(), Arc::default());
     let calldata = runModelInferenceCall { request: request() }.abi_encode();
     let outputs: Vec<Bytes> = std::thread::scope(|scope| {
         let calls: Vec<_> =
             (0..4).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None, 0).output)).collect();
         // A dispatch round meeting the same request while the calls run it.
         std::thread::sleep(Duration::from_millis(50));
-        pipe.dispatch(1, &[(request_id(&request()), request())], 0);
+        pipe.dispatch(1, &[(request_id(&request()), Request::Model(request()))], 0);
         calls.into_iter().map(|c| c.join().unwrap()).collect()
     });
     assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "one run for all of them");
@@ -95,7 +122,7 @@ impl Executor for PanickingExecutor {
 
 #[test]
 fn a_panicking_executor_still_answers_everyone_waiting() {
-    let pipe = Pipe::new(Arc::new(PanickingExecutor), PipeConfig::default(), Arc::default());
+    let pipe = Pipe::new(Arc::new(PanickingExecutor), no_llm(), PipeConfig::default(), Arc::default());
     let calldata = runModelInferenceCall { request: request() }.abi_encode();
     let answers: Vec<_> = std::thread::scope(|scope| {
         let calls: Vec<_> =
@@ -114,7 +141,7 @@ fn a_panicking_executor_still_answers_everyone_waiting() {
 
 #[test]
 fn gas_is_charged_by_input_size_and_a_short_limit_halts() {
-    let pipe = Pipe::new(Arc::new(CountingExecutor::default()), PipeConfig::default(), Arc::default());
+    let pipe = Pipe::new(Arc::new(CountingExecutor::default()), no_llm(), PipeConfig::default(), Arc::default());
     let calldata = runModelInferenceCall { request: request() }.abi_encode();
     let gas = request_gas(&request());
     assert_eq!(gas, GAS_BASE + GAS_PER_ELEMENT);
@@ -127,7 +154,7 @@ fn gas_is_charged_by_input_size_and_a_short_limit_halts() {
 #[test]
 fn simulation_answers_unknown_requests_with_the_empty_flagged_output() {
     let executor = Arc::new(CountingExecutor::default());
-    let pipe = Pipe::new(executor.clone(), PipeConfig::default(), Arc::default());
+    let pipe = Pipe::new(executor.clone(), no_llm(), PipeConfig::default(), Arc::default());
     let calldata = runModelInferenceCall { request: request() }.abi_encode();
     let met = Mutex::new(Met::default());
     let answer = pipe.answer(Phase::Simulation, &calldata, 1_000_000, Some(&met), 0);
@@ -141,4 +168,81 @@ fn simulation_answers_unknown_requests_with_the_empty_flagged_output() {
     let replay = pipe.answer(Phase::Replay, &calldata, 1_000_000, None, 0);
     assert_eq!(replay.result, InstructionResult::Revert);
     assert_eq!(executor.runs.load(Ordering::Relaxed), 0);
+}
+
+fn completion(prompt: &str) -> Vec<u8> {
+    let request = LLMCompletionRequest { modelCID: "m".into(), prompt: prompt.into(), ..Default::default() };
+    runLLMCompletionCall { request }.abi_encode()
+}
+
+fn answer_of(output: &[u8]) -> String {
+    runLLMCompletionCall::abi_decode_returns(output).unwrap().answer
+}
+
+#[test]
+fn an_llm_call_is_asked_once_and_served_from_the_result_after() {
+    let llm = Arc::new(CountingLlm::default());
+    let pipe = Pipe::new(Arc::new(CountingExecutor::default()), llm.clone(), PipeConfig::default(), Arc::default());
+    let first = pipe.answer(Phase::Call, &completion("hi"), 1_000_000, None, 0);
+    assert_eq!(first.result, InstructionResult::Return);
+    assert_eq!(answer_of(&first.output), "answer 1");
+    // Inclusion and replays serve the same answer: an LLM is never asked twice.
+    for phase in [Phase::Call, Phase::Inclusion, Phase::Simulation] {
+        let again = pipe.answer(phase, &completion("hi"), 1_000_000, None, 0);
+        assert_eq!(answer_of(&again.output), "answer 1", "{phase:?}");
+    }
+    assert_eq!(llm.calls.load(Ordering::SeqCst), 1);
+    // Gas: the base and 8 per byte of text.
+    assert_eq!(first.gas.total_gas_spent(), GAS_BASE + 2 * GAS_PER_TEXT_BYTE);
+}
+
+#[test]
+fn a_simulation_meets_an_unknown_llm_call_and_answers_it_empty() {
+    let llm = Arc::new(CountingLlm::default());
+    let pipe = Pipe::new(Arc::new(CountingExecutor::default()), llm.clone(), PipeConfig::default(), Arc::default());
+    let met = Mutex::new(Met::default());
+    let out = pipe.answer(Phase::Simulation, &completion("q"), 1_000_000, Some(&met), 0);
+    assert_eq!(out.result, InstructionResult::Return);
+    assert_eq!(answer_of(&out.output), "");
+    let met = met.into_inner();
+    assert_eq!(met.unknown.len(), 1);
+    assert_eq!(llm.calls.load(Ordering::SeqCst), 0);
+}
+
+#[test]
+fn an_unconfigured_llm_reverts_with_a_reason() {
+    let pipe = Pipe::new(Arc::new(CountingExecutor::default()), no_llm(), PipeConfig::default(), Arc::default());
+    let out = pipe.answer(Phase::Call, &completion("hi"), 1_000_000, None, 0);
+    assert_eq!(out.result, InstructionResult::Revert);
+    let reason = Revert::abi_decode(&out.output).unwrap().reason;
+    assert!(reason.starts_with("unknown LLM `m`: no backend on this devnet serves it"), "{reason}");
+}
+
+#[test]
+fn model_and_llm_requests_of_a_round_run_side_by_side() {
+    let executor = Arc::new(CountingExecutor { delay: Duration::from_millis(150), ..Default::default() });
+    let llm = Arc::new(CountingLlm { delay: Duration::from_millis(150), ..Default::default() });
+    let pipe = Pipe::new(executor.clone(), llm.clone(), PipeConfig::default(), Arc::default());
+    let model = Request::Model(request());
+    let asks: Vec<Request> = (0..4)
+        .map(|i| {
+            Request::Llm(LlmRequest::Completion(LLMCompletionRequest {
+                modelCID: "m".into(),
+                prompt: format!("p{i}"),
+                ..Default::default()
+            }))
+        })
+        .collect();
+    let mut all: Vec<&Request> = asks.iter().collect();
+    all.insert(2, &model);
+    let started = std::time::Instant::now();
+    let runs = pipe.run_claimed(&all);
+    let took = started.elapsed();
+    assert_eq!(runs.len(), 5);
+    assert!(runs.iter().all(|r| r.output.is_ok()));
+    // The model's output sits at its own place among the answers.
+    let model_output = runs[2].output.as_ref().unwrap();
+    assert!(runModelInferenceCall::abi_decode_returns(model_output).is_ok());
+    assert!(took < Duration::from_millis(290), "{took:?}: the model and the four calls ran one after another");
+    assert_eq!(llm.calls.load(Ordering::SeqCst), 4);
 }
