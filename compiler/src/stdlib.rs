@@ -8,6 +8,7 @@ const FILES: &[(&str, &str)] = &[
     ("@nml/og/TEEVerifier.sol", include_str!("../../stdlib/og/TEEVerifier.sol")),
     ("@nml/nml/Tensors.sol", include_str!("../../stdlib/nml/Tensors.sol")),
     ("@nml/nml/Test.sol", include_str!("../../stdlib/nml/Test.sol")),
+    ("@nml/nml/Answers.sol", include_str!("../../stdlib/nml/Answers.sol")),
 ];
 
 /// The text of a stdlib file by its import path.
@@ -15,11 +16,11 @@ pub fn source(name: &str) -> Option<&'static str> {
     FILES.iter().find(|(n, _)| *n == name).map(|(_, t)| *t)
 }
 
-/// Whether a stdlib file goes to solc only when imported (the test library
-/// and the TEE verifier's: a build that does not use them need not compile
-/// them).
+/// Whether a stdlib file goes to solc only when imported (the test library,
+/// the TEE verifier's and the answer helpers: a build that does not use them
+/// need not compile them).
 pub fn on_demand(name: &str) -> bool {
-    matches!(name, "@nml/nml/Test.sol" | "@nml/og/TEEVerifier.sol")
+    matches!(name, "@nml/nml/Test.sol" | "@nml/og/TEEVerifier.sol" | "@nml/nml/Answers.sol")
 }
 
 /// All stdlib import paths.

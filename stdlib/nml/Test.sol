@@ -3,6 +3,7 @@ pragma solidity ^0.8.20;
 
 import {ModelInput, ModelOutput} from "../og/OGInference.sol";
 import {TensorLib} from "../og/TensorLib.sol";
+import {Answers} from "./Answers.sol";
 
 /// The cheatcodes of `nml test`, at Foundry's conventional address; served by
 /// the test runner's inspector (runtime/src/testing/cheatcodes.rs). An
@@ -44,6 +45,16 @@ interface Vm {
     function failInference(string calldata modelId, string calldata reason) external;
     /// Removes every inference mock.
     function clearInferenceMocks() external;
+    /// Every `ask`/`chat` of the LLM `modelId` answers `answer` (a chat: an
+    /// assistant message that finished with "stop"), in both mempool passes.
+    function mockLlm(string calldata modelId, string calldata answer) external;
+    /// Calls of `modelId` whose prompt (a chat: its last message) is exactly
+    /// `prompt` answer `answer`; they win over a mock for any prompt.
+    function mockLlm(string calldata modelId, string calldata prompt, string calldata answer) external;
+    /// Every call of the LLM `modelId` reverts with `reason`, as a failed backend would.
+    function failLlm(string calldata modelId, string calldata reason) external;
+    /// Removes every LLM mock.
+    function clearLlmMocks() external;
     /// Attests a result as the devnet's first enclave does: an RSA-PSS
     /// signature over keccak256(inputHash ‖ outputHash ‖ timestamp), by the
     /// key the TEE registry holds for `teeId` (docs/verification.md).
@@ -207,6 +218,32 @@ abstract contract Test {
         if (keccak256(bytes(left)) != keccak256(bytes(right))) {
             _fail(message, string.concat("assertEq: \"", left, "\" != \"", right, "\""));
         }
+    }
+
+    /// The answer contains `part` (case-insensitive).
+    function assertContains(string memory answer, string memory part) internal pure {
+        assertContains(answer, part, "");
+    }
+
+    function assertContains(string memory answer, string memory part, string memory message) internal pure {
+        if (!Answers.containsIgnoreCase(answer, part)) {
+            _fail(message, string.concat("assertContains: \"", answer, "\" does not contain \"", part, "\""));
+        }
+    }
+
+    /// The answer says yes ([`Answers.isYes`]).
+    function assertYes(string memory answer) internal pure {
+        if (!Answers.isYes(answer)) _fail("", string.concat("assertYes: \"", answer, "\" does not say yes"));
+    }
+
+    /// The answer says no ([`Answers.isNo`]).
+    function assertNo(string memory answer) internal pure {
+        if (!Answers.isNo(answer)) _fail("", string.concat("assertNo: \"", answer, "\" does not say no"));
+    }
+
+    /// The answer is not empty (the simulation pass answers `""`).
+    function assertAnswered(string memory answer) internal pure {
+        if (bytes(answer).length == 0) _fail("", "assertAnswered: the answer is empty");
     }
 
     function assertEq(bytes memory left, bytes memory right) internal pure {

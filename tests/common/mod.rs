@@ -2,6 +2,8 @@
 //! and building it with the real compiler and solc.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod openai_double;
+
 use std::fs::{self, File};
 use std::path::{Path, PathBuf};
 use std::process::Command;

@@ -28,9 +28,10 @@ use revm::interpreter::{
 
 use crate::evm::{DynInspector, EvmContext, InspectorFactory, Phase};
 use crate::inference::InferenceCall;
+use crate::llm::{LlmRequest, LlmResponse};
 use crate::mempool::INFERENCE_PRECOMPILE;
 use crate::mempool::Pipe;
-use crate::mempool::pipe::request_gas;
+use crate::mempool::pipe::{llm_gas, request_gas};
 use crate::predeploys::SETTLEMENT_RELAY;
 use crate::settlement::{SettlementConfig, result_key};
 use crate::tee::Fault;
@@ -72,6 +73,10 @@ sol! {
         function mockInference(string calldata modelId, ModelInput calldata input, ModelOutput calldata output) external;
         function failInference(string calldata modelId, string calldata reason) external;
         function clearInferenceMocks() external;
+        function mockLlm(string calldata modelId, string calldata answer) external;
+        function mockLlm(string calldata modelId, string calldata prompt, string calldata answer) external;
+        function failLlm(string calldata modelId, string calldata reason) external;
+        function clearLlmMocks() external;
         function teeAttest(bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external returns (bytes32 teeId, bytes memory signature);
         function teeSettle(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
         function teeSettleBatch(bytes32 merkleRoot) external;
@@ -100,10 +105,21 @@ struct Mock {
     answer: MockAnswer,
 }
 
-/// Cheatcode state that outlives one transaction: inference mocks and labels.
+/// One LLM mock: for `model`, and for one prompt (a completion's prompt,
+/// a chat's last message) or any.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct LlmMock {
+    model: String,
+    prompt: Option<String>,
+    /// The answer's text, or the revert reason.
+    answer: Result<String, String>,
+}
+
+/// Cheatcode state that outlives one transaction: inference and LLM mocks, and labels.
 #[derive(Debug, Clone, Default)]
 pub struct CheatState {
     mocks: Vec<Mock>,
+    llm_mocks: Vec<LlmMock>,
     labels: BTreeMap<Address, String>,
     /// `warp` and `roll`: the block's timestamp and number from then on.
     timestamp: Option<U256>,
@@ -121,6 +137,16 @@ impl CheatState {
     fn mocked(&self, model: &str, input_hash: alloy_primitives::B256) -> Option<&MockAnswer> {
         let exact = self.mocks.iter().rev().find(|m| m.model == model && m.input == Some(input_hash));
         exact.or_else(|| self.mocks.iter().rev().find(|m| m.model == model && m.input.is_none())).map(|m| &m.answer)
+    }
+
+    /// The mocked answer of an LLM call: a prompt mock wins over a
+    /// model-wide one; the latest of each wins.
+    fn mocked_llm(&self, request: &LlmRequest) -> Option<&Result<String, String>> {
+        let model = request.model();
+        let prompt = request.prompt();
+        let mocks = || self.llm_mocks.iter().rev().filter(|m| m.model == model);
+        let exact = mocks().find(|m| m.prompt.as_deref() == Some(prompt));
+        exact.or_else(|| mocks().find(|m| m.prompt.is_none())).map(|m| &m.answer)
     }
 }
 
@@ -405,22 +431,51 @@ impl Cheatcodes {
                 self.local.mocks.push(Mock { model: c.modelId, input: None, answer });
             }
             Vm::VmCalls::clearInferenceMocks(_) => self.local.mocks.clear(),
+            Vm::VmCalls::mockLlm_0(c) => {
+                self.local.llm_mocks.push(LlmMock { model: c.modelId, prompt: None, answer: Ok(c.answer) });
+            }
+            Vm::VmCalls::mockLlm_1(c) => {
+                self.local.llm_mocks.push(LlmMock { model: c.modelId, prompt: Some(c.prompt), answer: Ok(c.answer) });
+            }
+            Vm::VmCalls::failLlm(c) => {
+                self.local.llm_mocks.push(LlmMock { model: c.modelId, prompt: None, answer: Err(c.reason) });
+            }
+            Vm::VmCalls::clearLlmMocks(_) => self.local.llm_mocks.clear(),
         }
         ok(inputs, Vec::new())
     }
 
     /// A mocked answer for a call to the inference precompile, if one applies.
     fn mocked_inference(&self, ctx: &mut EvmContext, inputs: &CallInputs) -> Option<CallOutcome> {
-        if self.local.mocks.is_empty() {
+        if self.local.mocks.is_empty() && self.local.llm_mocks.is_empty() {
             return None;
         }
-        let Ok(InferenceCall::Model(request)) = InferenceCall::decode(&inputs.input.bytes(ctx)) else { return None };
+        let request = match InferenceCall::decode(&inputs.input.bytes(ctx)).ok()? {
+            InferenceCall::Model(request) => request,
+            InferenceCall::LlmCompletion(r) => return self.mocked_llm(inputs, &LlmRequest::Completion(r)),
+            InferenceCall::LlmChat(r) => return self.mocked_llm(inputs, &LlmRequest::Chat(r)),
+        };
         let answer = self.local.mocked(&request.modelCID, keccak256(request.input.abi_encode()))?;
         // The gas the real precompile would charge.
         let gas = request_gas(&request);
         Some(match answer {
             MockAnswer::Output(output) => outcome(inputs, InstructionResult::Return, output.clone(), gas),
             MockAnswer::Fail(reason) => {
+                outcome(inputs, InstructionResult::Revert, Revert::from(reason.as_str()).abi_encode().into(), gas)
+            }
+        })
+    }
+
+    /// A mocked answer for an LLM call, if one applies: a completion of the
+    /// mocked text, or an assistant message with it that finished with `stop`.
+    fn mocked_llm(&self, inputs: &CallInputs, request: &LlmRequest) -> Option<CallOutcome> {
+        let answer = self.local.mocked_llm(request)?;
+        let gas = llm_gas(request);
+        Some(match answer {
+            Ok(text) => {
+                outcome(inputs, InstructionResult::Return, LlmResponse::text_for(request, text).encode().into(), gas)
+            }
+            Err(reason) => {
                 outcome(inputs, InstructionResult::Revert, Revert::from(reason.as_str()).abi_encode().into(), gas)
             }
         })

@@ -185,17 +185,25 @@ library Analyst {
         s[1] = "END";
     }
 
-    /// @notice Completes `prompt`; `""` in the mempool's simulation pass.
+    /// @notice Completes `prompt`. In the mempool's simulation pass the
+    ///         answer is `""` (docs/llm.md): treat an empty answer as no answer.
     function ask(string memory prompt) internal returns (string memory) {
         LLMCompletionRequest memory request = LLMCompletionRequest(MODE, MODEL, prompt, MAX_TOKENS, stop(), TEMPERATURE);
         return OG_INFERENCE_CONTRACT.runLLMCompletion(request).answer;
     }
 
-    /// @notice Continues a chat; an empty response in the simulation pass.
+    /// @notice Continues a chat; in the simulation pass the response is
+    ///         empty, with an empty `finish_reason` (see `simulated`).
     function chat(ChatMessage[] memory messages) internal returns (LLMChatResponse memory) {
         LLMChatRequest memory request =
             LLMChatRequest(MODE, MODEL, messages, new ToolDefinition[](0), "", MAX_TOKENS, stop(), TEMPERATURE);
         return OG_INFERENCE_CONTRACT.runLLMChat(request);
+    }
+
+    /// @notice Whether a chat response is the simulation pass's empty one:
+    ///         a real response always says why it finished.
+    function simulated(LLMChatResponse memory response) internal pure returns (bool) {
+        return bytes(response.finish_reason).length == 0;
     }
 }
 
