@@ -79,9 +79,17 @@ contract DynamicFeePoolTest is Test {
         assertEq(uint256(pool.fee()), 3000, "the mock");
     }
 
-    /// The devnet has no LLM backend yet: `ask` reverts with a clear reason.
-    function testAskNeedsAnLlmBackend() public {
-        vm.expectRevert(bytes("no LLM backend is configured on this devnet: runLLMCompletion cannot be served"));
-        pool.mood();
+    /// `ask` goes through the inference mempool like `infer`: `nml test`
+    /// answers it with the embedded model (a real, tiny language model; the
+    /// same answer every run at temperature 0), or the LLM that `--llm-url`
+    /// points at (docs/llm.md).
+    function testAskIsAnsweredByARealModel() public {
+        assertAnswered(pool.mood());
+    }
+
+    /// A mocked LLM answers what the test says.
+    function testAskCanBeMocked() public {
+        vm.mockLlm("meta-llama/Llama-3.1-8B-Instruct", "Bullish");
+        assertEq(pool.mood(), "Bullish");
     }
 }

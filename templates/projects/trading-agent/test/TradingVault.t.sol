@@ -2,11 +2,13 @@
 pragma solidity ^0.8.24;
 
 import "@nml/nml/Test.sol";
+import {Answers} from "@nml/nml/Answers.sol";
 import {Token} from "../src/Token.sol";
 import {Market} from "../src/Market.sol";
 import {TradingVault} from "../src/TradingVault.nml";
 
 contract TradingVaultTest is Test {
+    string constant RISK_OFFICER = "meta-llama/Llama-3.1-8B-Instruct";
     Token usd;
     Token weth;
     Market market;
@@ -25,6 +27,8 @@ contract TradingVaultTest is Test {
         usd.approve(address(vault), type(uint256).max);
         vault.deposit(100_000e18);
         vm.stopPrank();
+        // The risk officer lets trades through unless a test says otherwise.
+        vm.mockLlm(RISK_OFFICER, "No.");
     }
 
     function trend(int256 r) internal pure returns (int256[8] memory out) {
@@ -93,6 +97,46 @@ contract TradingVaultTest is Test {
         vm.expectRevert(bytes("direction model timed out"));
         vault.rebalance(trend(0.02e18));
         assertEq(weth.balanceOf(address(vault)), 0);
+    }
+
+    /// The risk officer vetoes: no trade, and the vault says why.
+    function testTheRiskOfficerVetoesATrade() public {
+        vm.mockLlm(RISK_OFFICER, "Yes, the position is too large.");
+        vm.expectEmit();
+        emit TradingVault.Vetoed(true, 10_000e18, "Yes, the position is too large.");
+        vault.rebalance(trend(0.02e18));
+        assertEq(weth.balanceOf(address(vault)), 0);
+        assertEq(vault.lastVerdict(), "Yes, the position is too large.");
+    }
+
+    /// A veto for one trade only: the officer is asked about this exact
+    /// trade, and other prompts still get the default "No.".
+    function testTheVetoAnswersTheExactTradeAsked() public {
+        vm.mockLlm(RISK_OFFICER, "Trade review. Veto this buy of 10000 USD of the asset? Answer yes or no:", "yes");
+        vault.rebalance(trend(0.02e18));
+        assertEq(weth.balanceOf(address(vault)), 0);
+        vm.mockLlm(RISK_OFFICER, "Trade review. Veto this buy of 10000 USD of the asset? Answer yes or no:", "no");
+        vault.rebalance(trend(0.02e18));
+        assertEq(weth.balanceOf(address(vault)), 5e18);
+    }
+
+    /// A risk officer that is down stops the trade with its reason.
+    function testAnLlmFailureTradesNothing() public {
+        vm.failLlm(RISK_OFFICER, "LLM backend unavailable");
+        vm.expectRevert(bytes("LLM backend unavailable"));
+        vault.rebalance(trend(0.02e18));
+    }
+
+    /// Unmocked, the risk officer is a real model: the embedded one under
+    /// `nml test` (or the LLM that `--llm-url` points at). Its answer is
+    /// kept, and the trade goes ahead unless it said yes.
+    function testTheRealRiskOfficerIsAsked() public {
+        vm.clearLlmMocks();
+        vault.rebalance(trend(0.02e18));
+        string memory verdict = vault.lastVerdict();
+        assertAnswered(verdict);
+        bool vetoed = weth.balanceOf(address(vault)) == 0;
+        assertEq(vetoed, Answers.isYes(verdict));
     }
 
     function _signal(int128 up) internal pure returns (ModelOutput memory out) {
