@@ -159,8 +159,9 @@ impl Frontend {
         String::from_utf8(bytes).unwrap_or_else(|_| unit.text.clone())
     }
 
-    /// The sources for solc: generated units, then the stdlib (its test
-    /// library only when a file imports it).
+    /// The sources for solc: generated units, then the stdlib (its
+    /// on-demand files only when a file imports them, directly or through
+    /// another stdlib file).
     pub fn solc_sources(&self) -> BTreeMap<String, String> {
         let mut sources: BTreeMap<String, String> =
             self.units.iter().map(|u| (u.unit_name.clone(), u.text.clone())).collect();
@@ -170,8 +171,12 @@ impl Frontend {
                 .iter()
                 .any(|f| f.imports.iter().any(|i| i.target == project::ImportTarget::Stdlib && i.path.value == name))
         };
+        let wanted = |name: &str| {
+            imported(name)
+                || stdlib::names().into_iter().any(|by| imported(by) && stdlib::on_demand_imports(by).contains(&name))
+        };
         for (name, text) in stdlib::files() {
-            if !stdlib::on_demand(name) || imported(name) {
+            if !stdlib::on_demand(name) || wanted(name) {
                 sources.insert(name.to_owned(), text.to_owned());
             }
         }

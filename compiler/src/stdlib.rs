@@ -23,6 +23,15 @@ pub fn on_demand(name: &str) -> bool {
     matches!(name, "@nml/nml/Test.sol" | "@nml/og/TEEVerifier.sol" | "@nml/nml/Answers.sol")
 }
 
+/// The on-demand stdlib files that stdlib file `name` imports: they go to
+/// solc with it.
+pub fn on_demand_imports(name: &str) -> &'static [&'static str] {
+    match name {
+        "@nml/nml/Test.sol" => &["@nml/nml/Answers.sol"],
+        _ => &[],
+    }
+}
+
 /// All stdlib import paths.
 pub fn names() -> Vec<&'static str> {
     FILES.iter().map(|(n, _)| *n).collect()

@@ -9,6 +9,12 @@
 //! not knowledge. It is there so that contracts and tests run end to end;
 //! a team points the devnet at a real LLM with `--llm-url` (see docs/llm.md).
 //!
+//! The graph takes `context: int64[1, K]` (the last K character ids, left-
+//! padded with id 0) and returns `logits: float32[1, V]`; its metadata
+//! gives `nml.context` (K), `nml.vocab` (the characters of ids 1..V, in
+//! order: id 0, padding, is not written, since ONNX Runtime reads metadata
+//! as C strings) and `nml.about`.
+//!
 //! Decoding: the prompt (a chat is rendered as `role: content` lines and
 //! `assistant:`, and a newline then ends the answer) is cut to the model's
 //! window; each step runs the graph once and picks the next character,
@@ -45,6 +51,7 @@ pub const MAX_TOKENS_LIMIT: u32 = 8192;
 /// The embedded model, with a pool of sessions (one per concurrent call).
 pub struct EmbeddedLlm {
     library: std::path::PathBuf,
+    /// The characters of ids 1.. (id 0 is padding).
     vocab: Vec<char>,
     /// The id of the space, for characters outside the vocabulary.
     space: i64,
@@ -116,8 +123,8 @@ impl EmbeddedLlm {
     }
 
     fn token(&self, c: char) -> i64 {
-        // Id 0 is padding; the vocabulary is tiny, a scan is as fast as a map.
-        self.vocab.iter().skip(1).position(|&v| v == c).map_or(self.space, |i| i as i64 + 1)
+        // The vocabulary is tiny: a scan is as fast as a map.
+        self.vocab.iter().position(|&v| v == c).map_or(self.space, |i| i as i64 + 1)
     }
 
     /// Continues `prompt` with at most `max_tokens` characters (0: the
@@ -161,7 +168,7 @@ impl EmbeddedLlm {
                 tokens += 1;
                 context.remove(0);
                 context.push(next as i64);
-                text.push(self.vocab[next]);
+                text.push(self.vocab.get(next - 1).copied().unwrap_or(' '));
                 if let Some(s) = stop.iter().find(|s| text.ends_with(**s)) {
                     text.truncate(text.len() - s.len());
                     finish_reason = "stop";
