@@ -92,7 +92,8 @@ fn overhead(code: &Bytes, library: &std::path::Path) {
     let agent: ureq::Agent = ureq::Agent::config_builder().build().into();
     let url = format!("{}/completions", double.url);
     let bare = |i: usize| {
-        let body = serde_json::json!({ "model": "m", "prompt": format!("bare {i}"), "max_tokens": 24, "temperature": 0.0 });
+        let body =
+            serde_json::json!({ "model": "m", "prompt": format!("bare {i}"), "max_tokens": 24, "temperature": 0.0 });
         let started = Instant::now();
         let mut response = agent.post(&url).header("content-type", "application/json").send(body.to_string()).unwrap();
         let text = response.body_mut().read_to_string().unwrap();
@@ -174,7 +175,11 @@ fn embedded(library: &std::path::Path) {
     }
     rates.sort_by(f64::total_cmp);
     println!("\n## the embedded model ({})", model.about());
-    println!("greedy decoding, 512 characters: median {:.0} tokens/s ({:.1} µs per token)", rates[3], micros(median(&mut per_token)));
+    println!(
+        "greedy decoding, 512 characters: median {:.0} tokens/s ({:.1} µs per token)",
+        rates[3],
+        micros(median(&mut per_token))
+    );
 }
 
 fn median(v: &mut [Duration]) -> Duration {

@@ -390,3 +390,47 @@ fn the_pipe_config_bounds_concurrent_backend_calls() {
     assert!(one >= Duration::from_millis(800), "{one:?}");
     assert!(eight < Duration::from_millis(600), "{eight:?} with 8 at once (one at a time: {one:?})");
 }
+
+#[test]
+fn tools_and_tool_calls_cross_the_precompile() {
+    use nml_runtime::inference::abi::{ChatMessage, LLMChatRequest, ToolDefinition, runLLMChatCall};
+    let request = LLMChatRequest {
+        modelCID: ANALYST.into(),
+        messages: vec![ChatMessage { role: "user".into(), content: "price of ETH?".into(), ..Default::default() }],
+        tools: vec![ToolDefinition {
+            description: "the price of an asset".into(),
+            name: "price".into(),
+            parameters: r#"{"type":"object","properties":{"asset":{"type":"string"}}}"#.into(),
+        }],
+        tool_choice: "auto".into(),
+        max_tokens: 16,
+        ..Default::default()
+    };
+    let call = |net: &Net| {
+        let to = nml_runtime::mempool::INFERENCE_PRECOMPILE;
+        let input = runLLMChatCall { request: request.clone() }.abi_encode();
+        let tx = TransactionRequest::default().to(to).input(input.into()).gas_limit(GAS);
+        net.devnet.call(tx, None, None)
+    };
+    let double = OpenAiDouble::start(Duration::ZERO);
+    let net = Net::auto(double_backend(&double, Duration::from_secs(5)));
+    let out = call(&net).expect("answered");
+    let response = runLLMChatCall::abi_decode_returns(&out).expect("a chat response");
+    assert_eq!(response.finish_reason, "tool_calls");
+    let [tool_call] = <[_; 1]>::try_from(response.message.tool_calls).expect("one call");
+    assert_eq!(
+        (tool_call.id.as_str(), tool_call.name.as_str(), tool_call.arguments.as_str()),
+        ("call_1", "price", "{\"x\":1}")
+    );
+    let (_, body, _) = double.requests().pop().expect("sent");
+    assert_eq!(body["tools"][0]["function"]["parameters"]["properties"]["asset"]["type"], "string");
+    assert_eq!(body["tool_choice"], "auto");
+
+    // The embedded model cannot call tools, and says so.
+    let net = Net::auto(Arc::new(EmbeddedLlm::new(&library()).expect("embedded")));
+    let err = call(&net).unwrap_err().to_string();
+    assert!(
+        err.contains("cannot call tools: route `meta-llama/Llama-3.1-8B-Instruct` to an OpenAI-compatible server"),
+        "{err}"
+    );
+}

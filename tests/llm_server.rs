@@ -47,8 +47,8 @@ fn repo() -> PathBuf {
 
 /// The server's virtual environment, installed once per target directory.
 fn server_venv() -> PathBuf {
-    let dir = common::deps_dir().join(format!("llama-cpp-python-{VERSION}"));
-    common::provision(&dir, ".installed", |dir| {
+    let dir = common::deps_dir().join("llama-cpp-server");
+    common::provision(&dir, &format!(".installed-{VERSION}"), |dir| {
         let venv = dir.join("venv");
         common::run_checked(Command::new("python3").args(["-m", "venv"]).arg(&venv), "python3 -m venv");
         let pip = venv.join("bin/pip");
@@ -164,8 +164,9 @@ impl Drop for Server {
 fn devnet(llm: Arc<dyn LlmBackend>) -> (Devnet, Address) {
     let library = nml::toolchain::onnxruntime::resolve(false).unwrap_or_else(|e| panic!("{e}")).path;
     let executor = Arc::new(OnnxExecutor::new(OnnxConfig { workers: 1, ..OnnxConfig::new(library) }).expect("ORT"));
-    let devnet = Devnet::with_inference(DevnetConfig::default(), InferenceSetup { llm, ..InferenceSetup::new(executor) })
-        .expect("devnet");
+    let devnet =
+        Devnet::with_inference(DevnetConfig::default(), InferenceSetup { llm, ..InferenceSetup::new(executor) })
+            .expect("devnet");
     let (_dir, codes) = common::build(&repo().join("tests/fixtures/llm"), false, &["Oracle"]);
     let hash = send(&devnet, None, codes.into_iter().next().expect("Oracle"));
     let oracle = devnet.wait_for_receipt(hash, Duration::from_secs(30)).and_then(|r| r.contract_address);

@@ -247,3 +247,45 @@ fn the_vm_that_test_sol_declares_is_the_one_the_runner_serves() {
     assert!(!served.is_empty());
     assert_eq!(solidity, served);
 }
+
+/// `nml test`'s LLM flags and `[llm]`: a cassette is recorded from the
+/// embedded model, then replayed; a replay without the answer fails the
+/// test that asks, by name; `default = "none"` leaves the id unknown.
+#[test]
+fn nml_test_records_and_replays_llm_cassettes() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_project(&repo().join("examples/quickstart"), dir.path());
+    let project = dir.path().to_str().unwrap();
+    let cassette = dir.path().join("test/cassettes/llm.json");
+    let cassette = cassette.to_str().unwrap();
+
+    let lonely = nml(dir.path(), &["test", project, "--cassette-mode", "record"]);
+    assert_eq!(lonely.status.code(), Some(1), "{}", text(&lonely));
+    assert!(text(&lonely).contains("--cassette-mode needs a cassette"), "{}", text(&lonely));
+
+    let empty = nml(dir.path(), &["test", project, "--cassette", cassette]);
+    assert_eq!(empty.status.code(), Some(1), "{}", text(&empty));
+    let out = text(&empty);
+    assert!(out.contains("[FAIL] testAskIsAnsweredByARealModel()"), "{out}");
+    assert!(out.contains("has no answer for request 0x"), "{out}");
+    assert!(out.contains("[PASS] testAskCanBeMocked()"), "mocks need no cassette: {out}");
+
+    let record = nml(dir.path(), &["test", project, "--cassette", cassette, "--cassette-mode", "record"]);
+    assert!(record.status.success(), "{}", text(&record));
+    let taped: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(cassette).unwrap()).unwrap();
+    let answers = taped["answers"].as_array().expect("answers");
+    assert_eq!(answers.len(), 1, "{taped}");
+    assert_eq!(answers[0]["prompt"], "One word for ETH's trend this week:");
+    assert_eq!(answers[0]["model"], "meta-llama/Llama-3.1-8B-Instruct");
+
+    let replay = nml(dir.path(), &["test", project, "--cassette", cassette]);
+    assert!(replay.status.success(), "{}", text(&replay));
+
+    let toml = dir.path().join("nml.toml");
+    let mut config = std::fs::read_to_string(&toml).unwrap();
+    config.push_str("\n[llm]\ndefault = \"none\"\n");
+    std::fs::write(&toml, config).unwrap();
+    let none = nml(dir.path(), &["test", project]);
+    assert_eq!(none.status.code(), Some(1), "{}", text(&none));
+    assert!(text(&none).contains("unknown LLM `meta-llama/Llama-3.1-8B-Instruct`"), "{}", text(&none));
+}
