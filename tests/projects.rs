@@ -63,7 +63,12 @@ fn the_language_example_passes_its_tests() {
     assert!(run.status.success(), "{}", text(&run));
     let lines: Vec<serde_json::Value> =
         String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
-    assert_eq!(lines.len(), 6);
+    assert_eq!(lines.len(), 7);
+    let ask = lines.iter().find(|l| l["test"] == "testAskIsAnsweredByARealModel").expect("test");
+    assert_eq!(ask["outcome"]["status"], "pass");
+    let answer = &ask["inferenceReceipts"][0];
+    assert_eq!(answer["model"], "meta-llama/Llama-3.1-8B-Instruct");
+    assert!(!answer["output"]["answer"].as_str().expect("an LLM answer").is_empty(), "{answer}");
     let volatile = lines.iter().find(|l| l["test"] == "testVolatileHourRaisesTheFee").expect("test");
     assert_eq!(volatile["outcome"]["status"], "pass");
     assert_eq!(volatile["inferences"], 1);

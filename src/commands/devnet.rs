@@ -328,6 +328,9 @@ fn print_banner(devnet: &Devnet, args: &DevnetArgs, addr: SocketAddr) {
                 let file = model.file.as_ref().map(|f| f.display().to_string()).unwrap_or_default();
                 out.push_str(&format!("  {}  {file}\n", model.id));
             }
+            if let Some(pipe) = devnet.pipe() {
+                out.push_str(&format!("LLM calls:  {}\n", pipe.llm_backend()));
+            }
         }
         Err(_) => out.push_str("Inference:  off\n"),
     }

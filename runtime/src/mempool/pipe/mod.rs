@@ -142,6 +142,10 @@ pub struct PipeStatus {
     /// Pending transactions whose inference runs now: they stay pending
     /// until it is done, and the next block includes them.
     pub awaiting_inference: Vec<B256>,
+    /// Where LLM calls are answered, in words.
+    pub llm: String,
+    /// LLM calls sent to the backends at once.
+    pub llm_concurrency: usize,
 }
 
 /// The inference mempool: install it as the devnet's pre-execution stage and,
@@ -219,6 +223,11 @@ impl Pipe {
         self.config
     }
 
+    /// Where LLM calls are answered, in words (never a secret).
+    pub fn llm_backend(&self) -> String {
+        self.llm.describe()
+    }
+
     /// The enclaves that attest TEE-mode results.
     pub fn enclaves(&self) -> &Arc<Enclaves> {
         &self.enclaves
@@ -256,6 +265,8 @@ impl Pipe {
                 OnMiss::Defer => "defer",
             },
             awaiting_inference: s.prepared.keys().filter(|tx| s.is_awaiting(tx)).copied().collect(),
+            llm: self.llm.describe(),
+            llm_concurrency: self.config.llm_concurrency,
         }
     }
 
