@@ -294,3 +294,52 @@ fn nml_test_records_and_replays_llm_cassettes() {
     assert_eq!(none.status.code(), Some(1), "{}", text(&none));
     assert!(text(&none).contains("unknown LLM `meta-llama/Llama-3.1-8B-Instruct`"), "{}", text(&none));
 }
+
+/// `--list` prints what would run; `--shard i/n` splits it into disjoint
+/// parts that cover every test, and each shard runs (and reports) its own.
+#[test]
+fn shards_split_a_suite_and_list_prints_it() {
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_project(&repo().join("examples/trading-agent"), dir.path());
+    let list = |extra: &[&str]| {
+        let mut args = vec!["test", "--list"];
+        args.extend_from_slice(extra);
+        let run = nml(dir.path(), &args);
+        assert!(run.status.success(), "{}", text(&run));
+        String::from_utf8_lossy(&run.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
+    };
+    let all = list(&[]);
+    assert_eq!(all.len(), 12, "{all:?}");
+    assert!(all.contains(&"test/TradingVault.t.sol:TradingVaultTest.testDowntrendSells".to_owned()), "{all:?}");
+    let shards: Vec<Vec<String>> = (1..=3).map(|i| list(&["--shard", &format!("{i}/3")])).collect();
+    let mut union: Vec<String> = shards.concat();
+    union.sort();
+    let mut sorted = all.clone();
+    sorted.sort();
+    assert_eq!(union, sorted, "the shards are disjoint and cover the suite");
+    assert_eq!(list(&["--shard", "2/3"]), shards[1], "the split is deterministic");
+
+    let junit = dir.path().join("shard-2.xml");
+    let run = nml(dir.path(), &["test", "--shard", "2/3", "--json", "--junit", junit.to_str().unwrap()]);
+    assert!(run.status.success(), "{}", text(&run));
+    let ran: Vec<String> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .map(|v| {
+            format!(
+                "{}:{}.{}",
+                v["source"].as_str().unwrap(),
+                v["contract"].as_str().unwrap(),
+                v["test"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(ran.len(), shards[1].len());
+    assert!(ran.iter().all(|t| shards[1].contains(t)), "{ran:?}");
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains(&format!("tests=\"{}\"", shards[1].len())), "{xml}");
+
+    let bad = nml(dir.path(), &["test", "--shard", "4/3"]);
+    assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+    assert!(text(&bad).contains("expected i/n with 1 <= i <= n"), "{}", text(&bad));
+}

@@ -58,6 +58,14 @@ pub struct TestArgs {
     /// Show the inference receipts of passing tests too.
     #[arg(short, long)]
     pub verbose: bool,
+    /// Run only shard I of N (1-based): each test belongs to the shard its
+    /// name hashes to, the same on every machine (docs/testing.md).
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<nml_runtime::testing::Shard>,
+    /// Print the tests that would run (after the filters and --shard), one
+    /// per line as `source:Contract.test` (`--json`: objects), and exit.
+    #[arg(long)]
+    pub list: bool,
     /// LLM backends.
     #[command(flatten)]
     pub llm: LlmArgs,
@@ -109,13 +117,42 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     let select = |contract: &str, test: &str| {
         match_contract.as_ref().is_none_or(|re| re.is_match(contract))
             && match_test.as_ref().is_none_or(|re| re.is_match(test))
+            && args.shard.is_none_or(|shard| shard.contains(contract, test))
     };
+    if args.list {
+        let mut stdout = std::io::stdout().lock();
+        for contract in &contracts {
+            for test in contract.tests() {
+                let test = test.trim_end_matches("()");
+                if !select(&contract.name, test) {
+                    continue;
+                }
+                let line = if args.json {
+                    json!({ "contract": contract.name, "source": contract.source, "test": test }).to_string()
+                } else {
+                    format!("{}:{}.{test}", contract.source, contract.name)
+                };
+                writeln!(stdout, "{line}").into_diagnostic()?;
+            }
+        }
+        return Ok(ExitCode::SUCCESS);
+    }
     let selected =
         contracts.iter().filter(|c| c.tests().iter().any(|t| select(&c.name, t.trim_end_matches("()")))).count();
+    if selected == 0
+        && let Some(shard) = args.shard
+        && contracts.iter().any(|c| !c.tests().is_empty())
+    {
+        // A small suite split many ways leaves some shards empty: that is
+        // not a failure of the CI job that runs one.
+        eprintln!("no tests in shard {shard}");
+        return Ok(ExitCode::SUCCESS);
+    }
     if selected == 0 {
+        let filtered = args.match_test.is_some() || args.match_contract.is_some() || args.shard.is_some();
         eprintln!(
             "error: no tests found in {test_dir} (a test is a `test…()` function of a contract in {test_dir}*.t.sol{})",
-            if args.match_test.is_some() || args.match_contract.is_some() { " that matches the filters" } else { "" }
+            if filtered { " that matches the filters and the shard" } else { "" }
         );
         return Ok(ExitCode::from(NO_TESTS));
     }

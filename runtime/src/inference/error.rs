@@ -173,6 +173,17 @@ pub enum InferenceError {
         /// The timeout.
         timeout: Duration,
     },
+    /// A model server could not be reached, failed on its side (HTTP 429,
+    /// 5xx) or answered something that is not an answer.
+    #[error("model `{model}`: the model server at {server} is unavailable: {reason}")]
+    ServerUnavailable {
+        /// The model's id.
+        model: String,
+        /// The server's base URL.
+        server: String,
+        /// What went wrong.
+        reason: String,
+    },
     /// The executor has shut down, or a worker died.
     #[error("the inference executor is not running: {reason}")]
     Unavailable {

@@ -20,13 +20,15 @@
 //! (the backend-independent [`Executor`] and [`SessionFactory`] traits),
 //! [`registry`] (models by id, loaded through a `SessionFactory`) and
 //! [`onnx`], the ONNX Runtime backend: [`OnnxExecutor`], whose models live
-//! in a [`ModelRegistry`].
+//! in a [`ModelRegistry`]; and [`remote`], the [`RemoteExecutor`] that sends
+//! chosen models to a serving engine over the Open Inference Protocol.
 
 pub mod abi;
 pub mod error;
 pub mod executor;
 pub mod onnx;
 pub mod registry;
+pub mod remote;
 pub mod tensor;
 
 pub use abi::{InferenceCall, InferenceMode, ModelInferenceRequest, ModelInput, ModelOutput, request_id};
@@ -35,4 +37,5 @@ pub use executor::{DEFAULT_TIMEOUT, Executor, SessionFactory, Timed};
 pub use nml_protocol::ModelId;
 pub use onnx::{Device, GraphOptimization, ModelRegistry, OnnxConfig, OnnxExecutor};
 pub use registry::{ModelInfo, Registry};
+pub use remote::{Endpoint, RemoteExecutor};
 pub use tensor::{ModelSignature, TensorSpec};

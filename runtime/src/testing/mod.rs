@@ -6,9 +6,12 @@
 //! in parallel.
 //!
 //! A test passes when its transaction succeeds; a `testFail*` test passes
-//! when it reverts.
+//! when it reverts. [`shard`] splits a suite across CI machines.
 
 pub mod cheatcodes;
+pub mod shard;
+
+pub use shard::Shard;
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -223,7 +223,8 @@ impl Run {
             run.output,
             Err(InferenceError::UnknownModel { .. }
                 | InferenceError::Timeout { .. }
-                | InferenceError::Unavailable { .. })
+                | InferenceError::Unavailable { .. }
+                | InferenceError::ServerUnavailable { .. })
         );
         let output = run.output.map(|o| InferenceCall::encode_model_output(&o).into()).map_err(|e| e.to_string());
         Self { output, transient, took: run.took }
