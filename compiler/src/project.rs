@@ -31,6 +31,20 @@ pub struct Config {
     /// (docs/llm.md), read by the runtime, passed through here.
     #[serde(default)]
     pub llm: Option<toml::Table>,
+    /// `[models.<Name>]`: settings of a `model` declaration, by its name.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+/// `[models.<Name>]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelConfig {
+    /// The model is served by this Open Inference Protocol (KServe v2)
+    /// endpoint, `http://host:port/v2/models/NAME[/versions/V]`, instead of
+    /// the embedded ONNX Runtime; without an `onnx` file, its declaration is
+    /// checked against the signature the server reports.
+    pub endpoint: Option<String>,
 }
 
 /// The `[project]` table.
@@ -148,6 +162,10 @@ pub struct Project {
     pub files: Vec<LoadedFile>,
     /// Errors and warnings found while loading.
     pub diagnostics: Vec<Diagnostic>,
+    /// Signatures of `model` declarations served remotely, by declaration
+    /// name, as their servers report them (the CLI reads them before the
+    /// analysis; a declaration without an `onnx` file is checked against its).
+    pub remote_signatures: BTreeMap<String, crate::sema::onnx::OnnxSignature>,
 }
 
 /// Why a project could not be opened at all.
@@ -209,7 +227,14 @@ impl Project {
         } else {
             return Err(OpenError::NotAProject(path.to_owned()));
         };
-        let mut project = Self { root, config, db: SourceDb::default(), files: Vec::new(), diagnostics: Vec::new() };
+        let mut project = Self {
+            root,
+            config,
+            db: SourceDb::default(),
+            files: Vec::new(),
+            diagnostics: Vec::new(),
+            remote_signatures: BTreeMap::new(),
+        };
         let mut index = HashMap::new();
         for entry in entries {
             project.load(&entry, true, &mut index);

@@ -4,22 +4,76 @@
 
 use std::io::IsTerminal;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use miette::miette;
 use nml_compiler::Frontend;
 use nml_compiler::diagnostics::{self, Diagnostic, MessageFormat, SourceDb};
 use nml_compiler::project::Project;
+use nml_compiler::sema::onnx::{GraphElem, OnnxSignature, TensorInfo};
 use nml_compiler::solc::SolcBinary;
-use nml_runtime::inference::ModelRegistry;
+use nml_runtime::inference::{
+    Endpoint, Executor, ModelId, ModelRegistry, ModelSignature, OnnxExecutor, RemoteExecutor, fetch_signature,
+};
 
 use crate::toolchain::solc::{self, ToolchainError};
 
 /// Opens a project and runs the front end.
 pub fn frontend(path: Option<&Path>) -> miette::Result<Frontend> {
     let path = path.unwrap_or(Path::new("."));
-    let project = Project::open(path).map_err(|e| miette!("{e}"))?;
+    let mut project = Project::open(path).map_err(|e| miette!("{e}"))?;
+    read_remote_signatures(&mut project)?;
     Ok(Frontend::run(project))
+}
+
+/// How long nml waits for a model server's metadata at build time.
+const METADATA_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The project's remote models (`[models.<Name>] endpoint`), by declaration name.
+pub fn remote_endpoints(project: &Project) -> miette::Result<Vec<(String, Endpoint)>> {
+    project
+        .config
+        .models
+        .iter()
+        .filter_map(|(name, config)| config.endpoint.as_ref().map(|url| (name, url)))
+        .map(|(name, url)| {
+            url.parse::<Endpoint>().map(|e| (name.clone(), e)).map_err(|e| miette!("nml.toml [models.{name}]: {e}"))
+        })
+        .collect()
+}
+
+/// Reads the signature of every remote model from its server, so that the
+/// analysis checks declarations without an `onnx` file against it. A server
+/// that cannot be read leaves its declaration unchecked, with a warning.
+pub fn read_remote_signatures(project: &mut Project) -> miette::Result<()> {
+    for (name, endpoint) in remote_endpoints(project)? {
+        match fetch_signature(&name, &endpoint, METADATA_TIMEOUT) {
+            Ok(signature) => {
+                project.remote_signatures.insert(name, onnx_signature(&signature));
+            }
+            Err(e) => eprintln!(
+                "warning: model `{name}`: cannot read its signature from {endpoint} ({e}); its declaration is not checked"
+            ),
+        }
+    }
+    Ok(())
+}
+
+/// A server-reported signature as the analysis reads a graph's.
+fn onnx_signature(signature: &ModelSignature) -> OnnxSignature {
+    let info = |t: &nml_runtime::inference::TensorSpec| TensorInfo {
+        name: t.name.clone(),
+        elem: GraphElem::Known(t.element),
+        shape: Some(t.shape.clone()),
+    };
+    OnnxSignature {
+        ir_version: 0,
+        opsets: Vec::new(),
+        inputs: signature.inputs.iter().map(info).collect(),
+        outputs: signature.outputs.iter().map(info).collect(),
+        non_tensor_outputs: Vec::new(),
+    }
 }
 
 /// Resolves solc for a project: `nml.toml`'s pin, else the sources' pragmas.
@@ -70,4 +124,42 @@ pub fn register_project_models(registry: &ModelRegistry, fe: &Frontend) -> miett
 /// A duration in milliseconds, for reports.
 pub fn ms(d: Duration) -> f64 {
     d.as_secs_f64() * 1e3
+}
+
+/// The executor of a devnet: `onnx`, wrapped in a [`RemoteExecutor`] when
+/// some models are served remotely (`remote`: id → endpoint), each request
+/// at most `timeout`, at most `concurrency` at once per server.
+pub fn with_remote_models(
+    onnx: Arc<OnnxExecutor>,
+    remote: Vec<(String, Endpoint)>,
+    timeout: Duration,
+    concurrency: usize,
+) -> miette::Result<Arc<dyn Executor>> {
+    if remote.is_empty() {
+        return Ok(onnx);
+    }
+    let executor = RemoteExecutor::new(onnx, timeout, concurrency);
+    for (id, endpoint) in remote {
+        let id = ModelId::parse(&id).map_err(|e| miette!("remote model `{id}`: {e}"))?;
+        executor.route(id, endpoint);
+    }
+    Ok(Arc::new(executor))
+}
+
+/// The ids of a project's remote models: each `[models.<Name>] endpoint`
+/// under the id its declaration compiles to.
+pub fn project_remote_models(fe: &Frontend) -> miette::Result<Vec<(String, Endpoint)>> {
+    let endpoints = remote_endpoints(&fe.project)?;
+    let mut routed = Vec::new();
+    for (name, endpoint) in endpoints {
+        let id = fe
+            .manifests
+            .iter()
+            .flat_map(|m| &m.models)
+            .find(|m| m.name == name)
+            .map(|m| m.id.clone())
+            .ok_or_else(|| miette!("nml.toml [models.{name}]: no `model {name}` is declared in the project"))?;
+        routed.push((id, endpoint));
+    }
+    Ok(routed)
 }

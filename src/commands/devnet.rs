@@ -15,7 +15,7 @@ use nml_runtime::settlement::{SettlementConfig, SettlementMode};
 use nml_runtime::tee::{Enclaves, Fault};
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
-use super::common::register_project_models;
+use super::common::{project_remote_models, read_remote_signatures, register_project_models, with_remote_models};
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
@@ -113,6 +113,14 @@ pub struct DevnetArgs {
     /// Where models run.
     #[arg(long, value_enum, default_value = "cpu")]
     pub device: DeviceArg,
+    /// Serve model ID from a model server over the Open Inference Protocol
+    /// (KServe v2: Triton, KServe, MLServer) instead of ONNX Runtime
+    /// (repeatable): `ID=http://host:port/v2/models/NAME[/versions/V]`.
+    #[arg(long = "remote-model", value_name = "ID=URL")]
+    pub remote_models: Vec<String>,
+    /// Requests sent to one model server at once.
+    #[arg(long, value_name = "N", default_value_t = 8)]
+    pub remote_concurrency: usize,
     /// LLM backends.
     #[command(flatten)]
     pub llm: LlmArgs,
@@ -197,20 +205,25 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
     if args.device == DeviceArg::Cuda {
         config.device = Device::Cuda { device_id: 0 };
     }
-    let executor = Arc::new(OnnxExecutor::new(config.clone()).map_err(|e| miette!("{e}"))?);
+    let onnx = Arc::new(OnnxExecutor::new(config.clone()).map_err(|e| miette!("{e}"))?);
+    let mut remote = Vec::new();
+    for pair in &args.remote_models {
+        let (id, url) = pair.split_once('=').ok_or_else(|| miette!("--remote-model {pair}: expected ID=URL"))?;
+        remote.push((id.to_owned(), url.parse().map_err(|e| miette!("--remote-model {pair}: {e}"))?));
+    }
     for dir in &args.models {
-        executor
-            .registry()
-            .load_dir(dir)
-            .map_err(|e| miette!("cannot register the models of {}: {e}", dir.display()))?;
+        onnx.registry().load_dir(dir).map_err(|e| miette!("cannot register the models of {}: {e}", dir.display()))?;
     }
     let mut llm_table = None;
     let mut root = std::env::current_dir().map_err(|e| miette!("the current directory: {e}"))?;
     if let Some(path) = &args.project {
-        let project = nml_compiler::project::Project::open(path).map_err(|e| miette!("{e}"))?;
+        let mut project = nml_compiler::project::Project::open(path).map_err(|e| miette!("{e}"))?;
+        read_remote_signatures(&mut project)?;
         llm_table = project.config.llm.clone();
         root.clone_from(&project.root);
-        register_project_models(executor.registry(), &nml_compiler::Frontend::run(project))?;
+        let fe = nml_compiler::Frontend::run(project);
+        register_project_models(onnx.registry(), &fe)?;
+        remote.extend(project_remote_models(&fe)?);
     }
     let llm = args.llm.stack(llm_table.as_ref(), &root, &config.library)?;
     let pipe = PipeConfig {
@@ -222,7 +235,8 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
         llm_concurrency: llm.concurrency,
         ..PipeConfig::default()
     };
-    let registry = Some(Arc::clone(executor.registry()));
+    let registry = Some(Arc::clone(onnx.registry()));
+    let executor = with_remote_models(onnx, remote, timeout, args.remote_concurrency.max(1))?;
     let enclaves = Arc::new(Enclaves::new(args.tees, args.tee_seed));
     for fault in &args.tee_faults {
         enclaves.faults().set(*fault, true);

@@ -25,7 +25,10 @@ use nml_runtime::{Devnet, DevnetConfig, Mining};
 use regex::Regex;
 use serde_json::json;
 
-use super::common::{ms, print_diagnostics, register_project_models, solc_for};
+use super::common::{
+    ms, print_diagnostics, project_remote_models, read_remote_signatures, register_project_models, solc_for,
+    with_remote_models,
+};
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
@@ -77,7 +80,8 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     let match_test = regex(args.match_test.as_deref(), "--match-test")?;
     let match_contract = regex(args.match_contract.as_deref(), "--match-contract")?;
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
-    let project = Project::open_with_tests(&path).map_err(|e| miette!("{e}"))?;
+    let mut project = Project::open_with_tests(&path).map_err(|e| miette!("{e}"))?;
+    read_remote_signatures(&mut project)?;
     let fe = Frontend::run(project);
     let out = build::build(&fe, &|| solc_for(&fe)).map_err(|e| miette!("{e}"))?;
     // Notes (derived ids) and the code size warning of test contracts are
@@ -205,9 +209,16 @@ fn regex(pattern: Option<&str>, flag: &str) -> miette::Result<Option<Regex>> {
 /// ONNX Runtime with the project's models (see [`register_project_models`]).
 fn inference_setup(fe: &Frontend, llm: &LlmArgs) -> miette::Result<InferenceSetup> {
     let library = onnxruntime::resolve(std::io::stderr().is_terminal()).map_err(|e| miette!("{e}"))?.path;
-    let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library.clone())).map_err(|e| miette!("{e}"))?);
-    register_project_models(executor.registry(), fe)?;
-    let registry = Some(Arc::clone(executor.registry()));
+    let config = OnnxConfig::new(library.clone());
+    let onnx = Arc::new(OnnxExecutor::new(config.clone()).map_err(|e| miette!("{e}"))?);
+    register_project_models(onnx.registry(), fe)?;
+    let registry = Some(Arc::clone(onnx.registry()));
+    let executor = with_remote_models(
+        onnx,
+        project_remote_models(fe)?,
+        config.timeout,
+        nml_runtime::inference::remote::DEFAULT_CONCURRENCY,
+    )?;
     let project = &fe.project;
     let llm = llm.stack(project.config.llm.as_ref(), &project.root, &library)?;
     let pipe = PipeConfig { llm_concurrency: llm.concurrency, ..PipeConfig::default() };

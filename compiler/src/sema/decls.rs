@@ -119,6 +119,10 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
                     .help(format!("the path is relative to the folder of {}", project.files[file].unit_name)),
             ),
         }
+    } else if let Some(sig) = project.remote_signatures.get(&decl.name.value) {
+        // Served by a model server (`[models.<Name>] endpoint`): its
+        // reported signature stands in for the graph.
+        check_against_graph(fid, decl, mode, &inputs, &outputs, sig, diags);
     }
 
     if mode == ModelMode::Zk {

@@ -37,5 +37,5 @@ pub use executor::{DEFAULT_TIMEOUT, Executor, SessionFactory, Timed};
 pub use nml_protocol::ModelId;
 pub use onnx::{Device, GraphOptimization, ModelRegistry, OnnxConfig, OnnxExecutor};
 pub use registry::{ModelInfo, Registry};
-pub use remote::{Endpoint, RemoteExecutor};
+pub use remote::{Endpoint, RemoteExecutor, fetch_signature};
 pub use tensor::{ModelSignature, TensorSpec};

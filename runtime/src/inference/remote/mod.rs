@@ -194,18 +194,7 @@ impl RemoteExecutor {
         if let Some(signature) = remote.signature.lock().unwrap_or_else(PoisonError::into_inner).clone() {
             return Ok(signature);
         }
-        let url = remote.endpoint.url();
-        let (status, body) = self.send(id, &remote.endpoint, self.agent.get(&url).call())?;
-        if status != 200 {
-            return Err(self.refusal(id, &remote.endpoint, status, &body));
-        }
-        let metadata: Metadata = serde_json::from_str(&body).map_err(|e| {
-            self.unavailable(id, &remote.endpoint, format!("its model metadata is not the protocol's: {e}"))
-        })?;
-        let signature = metadata.signature().map_err(|reason| InferenceError::Runtime {
-            model: id.to_string(),
-            reason: format!("the model server reports {reason}, which TensorLib tensors cannot carry"),
-        })?;
+        let signature = read_signature(&self.agent, &id.to_string(), &remote.endpoint, self.timeout)?;
         *remote.signature.lock().unwrap_or_else(PoisonError::into_inner) = Some(signature.clone());
         Ok(signature)
     }
@@ -216,47 +205,10 @@ impl RemoteExecutor {
         self.agent.get(&url).call().is_ok_and(|r| r.status().as_u16() == 200)
     }
 
-    fn unavailable(&self, id: &ModelId, endpoint: &Endpoint, reason: String) -> InferenceError {
-        InferenceError::ServerUnavailable { model: id.to_string(), server: endpoint.server.clone(), reason }
-    }
-
-    /// HTTP 429 and 5xx are the server's trouble (transient); any other
-    /// status is its refusal of this request.
-    fn refusal(&self, id: &ModelId, endpoint: &Endpoint, status: u16, body: &str) -> InferenceError {
-        let message = server_message(body);
-        if status == 429 || status == 408 || status >= 500 {
-            return self.unavailable(id, endpoint, format!("HTTP {status}: {message}"));
-        }
-        InferenceError::Runtime {
-            model: id.to_string(),
-            reason: format!("the model server refused the request (HTTP {status}): {message}"),
-        }
-    }
-
-    /// A response's status and body, or the transport failure as an error.
-    fn send(
-        &self,
-        id: &ModelId,
-        endpoint: &Endpoint,
-        response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
-    ) -> Result<(u16, String), InferenceError> {
-        let timeout = |_| InferenceError::Timeout { model: id.to_string(), timeout: self.timeout };
-        let mut response = match response {
-            Ok(r) => r,
-            Err(ureq::Error::Timeout(t)) => return Err(timeout(t)),
-            Err(e) => return Err(self.unavailable(id, endpoint, e.to_string())),
-        };
-        let status = response.status().as_u16();
-        match response.body_mut().read_to_string() {
-            Ok(body) => Ok((status, body)),
-            Err(ureq::Error::Timeout(t)) => Err(timeout(t)),
-            Err(e) => Err(self.unavailable(id, endpoint, format!("reading its answer: {e}"))),
-        }
-    }
-
-    fn run_remote(&self, id: &ModelId, remote: &Remote, input: &ModelInput) -> Result<ModelOutput, InferenceError> {
-        let signature = self.signature_of(id, remote)?;
-        let inputs = tensor::decode_inputs(id, &signature, input)?;
+    fn run_remote(&self, model: &ModelId, remote: &Remote, input: &ModelInput) -> Result<ModelOutput, InferenceError> {
+        let signature = self.signature_of(model, remote)?;
+        let inputs = tensor::decode_inputs(model, &signature, input)?;
+        let id = &model.to_string();
         let body = InferRequest { inputs: inputs.iter().map(to_wire).collect() };
         let body = serde_json::to_string(&body).map_err(|e| InferenceError::Runtime {
             model: id.to_string(),
@@ -267,12 +219,12 @@ impl RemoteExecutor {
         let (status, text) = {
             let _pass = gate.enter();
             let call = self.agent.post(&format!("{}/infer", endpoint.url())).header("content-type", "application/json");
-            self.send(id, endpoint, call.send(body.as_bytes()))?
+            send(id, endpoint, self.timeout, call.send(body.as_bytes()))?
         };
         if status != 200 {
-            return Err(self.refusal(id, endpoint, status, &text));
+            return Err(refusal(id, endpoint, status, &text));
         }
-        let malformed = |reason: String| self.unavailable(id, endpoint, format!("it answered malformed: {reason}"));
+        let malformed = |reason: String| unavailable(id, endpoint, format!("it answered malformed: {reason}"));
         let response: InferResponse = serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))?;
         let outputs = signature
             .outputs
@@ -286,7 +238,74 @@ impl RemoteExecutor {
                 from_wire(wire).map_err(|reason| malformed(format!("output `{}`: {reason}", spec.name)))
             })
             .collect::<Result<Vec<_>, _>>()?;
-        tensor::encode_outputs(id, outputs)
+        tensor::encode_outputs(model, outputs)
+    }
+}
+
+/// The signature a server reports for the model at `endpoint`
+/// (`GET {endpoint}`), for the model `id` (named in errors).
+fn read_signature(
+    agent: &ureq::Agent,
+    id: &str,
+    endpoint: &Endpoint,
+    timeout: Duration,
+) -> Result<ModelSignature, InferenceError> {
+    let (status, body) = send(id, endpoint, timeout, agent.get(&endpoint.url()).call())?;
+    if status != 200 {
+        return Err(refusal(id, endpoint, status, &body));
+    }
+    let metadata: Metadata = serde_json::from_str(&body)
+        .map_err(|e| unavailable(id, endpoint, format!("its model metadata is not the protocol's: {e}")))?;
+    metadata.signature().map_err(|reason| InferenceError::Runtime {
+        model: id.to_string(),
+        reason: format!("the model server reports {reason}, which TensorLib tensors cannot carry"),
+    })
+}
+
+/// The signature the server at `endpoint` reports for its model, read
+/// within `timeout` (what `nml build` checks a declaration without an
+/// `onnx` file against); `model` names it in errors.
+pub fn fetch_signature(model: &str, endpoint: &Endpoint, timeout: Duration) -> Result<ModelSignature, InferenceError> {
+    let agent: ureq::Agent =
+        ureq::Agent::config_builder().timeout_global(Some(timeout)).http_status_as_error(false).build().into();
+    read_signature(&agent, model, endpoint, timeout)
+}
+
+fn unavailable(id: &str, endpoint: &Endpoint, reason: String) -> InferenceError {
+    InferenceError::ServerUnavailable { model: id.to_string(), server: endpoint.server.clone(), reason }
+}
+
+/// HTTP 429, 408 and 5xx are the server's trouble (transient); any other
+/// status is its refusal of this request.
+fn refusal(id: &str, endpoint: &Endpoint, status: u16, body: &str) -> InferenceError {
+    let message = server_message(body);
+    if status == 429 || status == 408 || status >= 500 {
+        return unavailable(id, endpoint, format!("HTTP {status}: {message}"));
+    }
+    InferenceError::Runtime {
+        model: id.to_string(),
+        reason: format!("the model server refused the request (HTTP {status}): {message}"),
+    }
+}
+
+/// A response's status and body, or the transport failure as an error.
+fn send(
+    id: &str,
+    endpoint: &Endpoint,
+    timeout: Duration,
+    response: Result<ureq::http::Response<ureq::Body>, ureq::Error>,
+) -> Result<(u16, String), InferenceError> {
+    let timed_out = || InferenceError::Timeout { model: id.to_string(), timeout };
+    let mut response = match response {
+        Ok(r) => r,
+        Err(ureq::Error::Timeout(_)) => return Err(timed_out()),
+        Err(e) => return Err(unavailable(id, endpoint, e.to_string())),
+    };
+    let status = response.status().as_u16();
+    match response.body_mut().read_to_string() {
+        Ok(body) => Ok((status, body)),
+        Err(ureq::Error::Timeout(_)) => Err(timed_out()),
+        Err(e) => Err(unavailable(id, endpoint, format!("reading its answer: {e}"))),
     }
 }
 
