@@ -155,8 +155,8 @@ pub(super) fn from_wire(wire: &WireTensor) -> Result<Tensor, String> {
     }
     let narrow = |v: &Value, what: &str| -> Result<i64, String> { int(v).map_err(|e| format!("{e} ({what})")) };
     let data = match element {
-        ElementType::Float16 => TensorData::Float16(each!(|v| number(v).map(|x| f16::from_f64(x)))),
-        ElementType::BFloat16 => TensorData::BFloat16(each!(|v| number(v).map(|x| bf16::from_f64(x)))),
+        ElementType::Float16 => TensorData::Float16(each!(|v| number(v).map(f16::from_f64))),
+        ElementType::BFloat16 => TensorData::BFloat16(each!(|v| number(v).map(bf16::from_f64))),
         ElementType::Float32 => TensorData::Float32(each!(|v| number(v).map(|x| x as f32))),
         ElementType::Float64 => TensorData::Float64(each!(number)),
         ElementType::Int8 => {
