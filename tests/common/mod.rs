@@ -2,6 +2,7 @@
 //! and building it with the real compiler and solc.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod kserve;
 pub mod openai_double;
 
 use std::fs::{self, File};
