@@ -196,3 +196,57 @@ fn a_server_that_answers_garbage_is_a_transient_failure() {
     assert!(matches!(err, InferenceError::ServerUnavailable { .. }), "{err}");
     assert!(err.to_string().contains("its model metadata is not the protocol's"), "{err}");
 }
+
+/// `nml build` checks a declaration without an `onnx` file against the
+/// signature its server reports (`[models.<Name>] endpoint`), and `nml test`
+/// runs the project's contract against the server.
+#[test]
+fn nml_checks_and_tests_a_declaration_against_its_server() {
+    let server = KServe::start(&[model_file("mlp").as_path()], Duration::ZERO);
+    let id = ModelId::derive(&std::fs::read(model_file("mlp")).unwrap());
+    let project = |output: &str| {
+        let dir = tempfile::tempdir().unwrap();
+        let files = [
+            ("nml.toml", format!("[project]\nname = \"remote\"\n\n[models.Mlp]\nendpoint = \"{}\"\n", server.model("mlp"))),
+            (
+                "src/Scorer.nml",
+                format!(
+                    "// SPDX-License-Identifier: MIT\npragma nml 0.1;\npragma solidity ^0.8.24;\n\n\
+                     model Mlp {{\n    cid \"{id}\";\n    input x: fixed<18>[1, 4];\n    output {output}: fixed<18>[1, 3];\n}}\n\n\
+                     contract Scorer {{\n    int256 public first;\n    function score(int256[4] calldata x) external {{\n        \
+                     Mlp.Output memory o = infer Mlp {{ x: x }};\n        if (o.simulated) return;\n        first = o.{output}[0];\n    }}\n}}\n"
+                ),
+            ),
+            (
+                "test/Scorer.t.sol",
+                "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\nimport \"@nml/nml/Test.sol\";\nimport {Scorer} from \"../src/Scorer.nml\";\n\n\
+                 contract ScorerTest is Test {\n    function testTheServerScores() public {\n        Scorer s = new Scorer();\n        \
+                 s.score([int256(1e18), 2e18, 3e18, 4e18]);\n        assertEq(s.first(), 2.75e18);\n    }\n}\n"
+                    .to_owned(),
+            ),
+        ];
+        for (path, text) in files {
+            let path = dir.path().join(path);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        dir
+    };
+    let nml = |dir: &std::path::Path, args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_nml")).args(args).current_dir(dir).output().expect("nml")
+    };
+    let text = |o: &std::process::Output| {
+        format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr))
+    };
+
+    let wrong = project("z");
+    let build = nml(wrong.path(), &["build"]);
+    assert_eq!(build.status.code(), Some(1), "{}", text(&build));
+    assert!(text(&build).contains("model `Mlp` has no output `z`"), "{}", text(&build));
+    assert!(text(&build).contains("the graph's outputs are `y`"), "{}", text(&build));
+
+    let right = project("y");
+    let test = nml(right.path(), &["test"]);
+    assert!(test.status.success(), "{}", text(&test));
+    assert!(text(&test).contains("[PASS] testTheServerScores()"), "{}", text(&test));
+}
