@@ -90,9 +90,21 @@ fn latency(onnx: &OnnxExecutor, remote: &RemoteExecutor, id: &ModelId) {
     }
     let (e, s) = (median(&mut embedded), median(&mut served));
     println!("## mlp, one request at a time ({N} each, interleaved)");
-    println!("embedded (ONNX Runtime in-process): median {:>8.1} µs ({:>6.0} requests/s)", us(e), 1.0 / e.as_secs_f64());
-    println!("KServe server over HTTP:            median {:>8.1} µs ({:>6.0} requests/s)", us(s), 1.0 / s.as_secs_f64());
-    println!("added latency {:.1} µs; the server is {:.1}× slower", us(s.saturating_sub(e)), s.as_secs_f64() / e.as_secs_f64());
+    println!(
+        "embedded (ONNX Runtime in-process): median {:>8.1} µs ({:>6.0} requests/s)",
+        us(e),
+        1.0 / e.as_secs_f64()
+    );
+    println!(
+        "KServe server over HTTP:            median {:>8.1} µs ({:>6.0} requests/s)",
+        us(s),
+        1.0 / s.as_secs_f64()
+    );
+    println!(
+        "added latency {:.1} µs; the server is {:.1}× slower",
+        us(s.saturating_sub(e)),
+        s.as_secs_f64() / e.as_secs_f64()
+    );
 }
 
 fn median(v: &mut [Duration]) -> Duration {

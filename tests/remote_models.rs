@@ -134,6 +134,13 @@ fn a_kserve_server_answers_exactly_what_the_embedded_executor_answers() {
     assert!(matches!(err, InferenceError::ServerUnavailable { .. }), "{err}");
     assert!(err.to_string().contains("HTTP 500") && err.to_string().contains("Reshape"), "{err}");
 
+    // A model the server does not have: its refusal, in its words, not transient.
+    let unknown = RemoteExecutor::new(onnx.clone(), Duration::from_secs(5), 8);
+    unknown.route(mlp.clone(), server.model("nope").parse().expect("endpoint"));
+    let err = unknown.run(&mlp, &cases[0].1).unwrap_err();
+    assert!(matches!(err, InferenceError::Runtime { .. }), "{err}");
+    assert!(err.to_string().contains("refused the request (HTTP 404): Model with name nope does not exist"), "{err}");
+
     // A run slower than the timeout.
     let impatient = self::remote(&server, &ids, Duration::from_millis(300));
     let err = impatient.run(&slow, &input(vec![numbers("n", &[2_000_000], 0, &[])], vec![])).unwrap_err();
