@@ -553,3 +553,43 @@ fn each_injected_fault_is_caught_by_the_check_that_names_it() {
     }
     assert!(!failed_check(&report, "settlement") && !failed_check(&report, "output"), "{report}");
 }
+
+/// `og.Alpha.infer` of OpenGradient's SDK against the `nml devnet` binary:
+/// the inference hub predeploy, VANILLA and TEE, outputs exactly ONNX
+/// Runtime's.
+#[test]
+fn opengradients_sdk_runs_inference_through_the_hub() {
+    use nml_runtime::inference::abi::{MultiDimensionalNumberTensor, Number};
+    use nml_runtime::inference::{Executor, ModelInput, OnnxConfig, OnnxExecutor};
+    if skip() {
+        return;
+    }
+    let models = repo().join("runtime/tests/models");
+    let node = Node::start(&["--models", models.to_str().unwrap()]);
+    // What ONNX Runtime gives for the same input, run here directly.
+    let library = nml::toolchain::onnxruntime::resolve(false).unwrap_or_else(|e| panic!("{e}")).path;
+    let onnx = OnnxExecutor::new(OnnxConfig::new(library)).expect("ORT");
+    let id = onnx.registry().register_file(&models.join("mlp.onnx"), None).expect("mlp").id;
+    let x = [0.5f32, -1.25, 2.0, 3.5];
+    let input = ModelInput {
+        numbers: vec![MultiDimensionalNumberTensor {
+            name: "x".into(),
+            values: x.iter().map(|v| Number { value: (*v * 100.0) as i128, decimals: 2 }).collect(),
+            shape: vec![1, 4],
+        }],
+        strings: vec![],
+    };
+    let output = onnx.run(&id, &input).expect("mlp runs");
+    let y: Vec<f64> = output.numbers[0].values.iter().map(|n| n.value as f64 / 10f64.powi(n.decimals as i32)).collect();
+    let expected = serde_json::json!({ "y": [y] });
+    let key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    let mut cmd = Command::new(opengradient_python());
+    cmd.arg(repo().join("tests/clients/og_infer.py"))
+        .arg(&node.url)
+        .arg(key)
+        .arg(id.to_string())
+        .arg(serde_json::json!({ "x": [x] }).to_string())
+        .arg(expected.to_string());
+    let out = run_client(cmd, "opengradient og.Alpha.infer");
+    assert!(out.contains("OG INFER OK"), "{out}");
+}

@@ -40,6 +40,16 @@ sol! {
     }
 }
 
+sol! {
+    struct CompletionRequest { uint8 mode; string modelCID; string prompt; uint32 max_tokens; string[] stop_sequence; uint32 temperature; }
+    struct CompletionResponse { string answer; }
+    /// OpenGradient's inference hub, as the SDK's `inference.abi` has it (its LLM part).
+    contract Hub {
+        event LLMCompletionResult(CompletionResponse response);
+        function runLLMCompletion(CompletionRequest request) returns (CompletionResponse);
+    }
+}
+
 const ANALYST: &str = "meta-llama/Llama-3.1-8B-Instruct";
 const GAS: u64 = 3_000_000;
 
@@ -433,4 +443,45 @@ fn tools_and_tool_calls_cross_the_precompile() {
         err.contains("cannot call tools: route `meta-llama/Llama-3.1-8B-Instruct` to an OpenAI-compatible server"),
         "{err}"
     );
+}
+
+/// OpenGradient's inference hub at 0x8383…6FaE answers an account's LLM
+/// calls with its own event, and the precompile logs what it served (the
+/// events of the SDK's `inference.abi` and `InferencePrecompile.abi`), once,
+/// in the mined transaction.
+#[test]
+fn the_inference_hub_and_the_precompile_log_what_was_served() {
+    use alloy_sol_types::SolEvent;
+    use nml_runtime::inference::abi::{LLMCompletionEvent, LLMCompletionRequest};
+    use nml_runtime::predeploys::INFERENCE_HUB;
+    let double = OpenAiDouble::start(Duration::ZERO);
+    let net = Net::auto(double_backend(&double, Duration::from_secs(5)));
+    let request = CompletionRequest {
+        mode: 0,
+        modelCID: ANALYST.into(),
+        prompt: "via the hub".into(),
+        max_tokens: 8,
+        stop_sequence: vec![],
+        temperature: 0,
+    };
+    let hash = send(&net.devnet, 0, Some(INFERENCE_HUB), Hub::runLLMCompletionCall { request }.abi_encode().into());
+    let receipt = mined(&net.devnet, hash);
+    assert!(receipt.success);
+    let [served, result] = <[_; 2]>::try_from(receipt.logs).expect("two logs");
+    assert_eq!(served.address, nml_runtime::mempool::INFERENCE_PRECOMPILE);
+    let served = LLMCompletionEvent::decode_log_data(&served.data).expect("LLMCompletionEvent");
+    assert_eq!(served.response.answer, "echo[llama]: via the hub");
+    assert_eq!(
+        served.request,
+        LLMCompletionRequest {
+            modelCID: ANALYST.into(),
+            prompt: "via the hub".into(),
+            max_tokens: 8,
+            ..Default::default()
+        }
+    );
+    assert_eq!(served.inferenceID, receipt.inference[0].request_id.to_string());
+    assert_eq!(result.address, INFERENCE_HUB);
+    let result = Hub::LLMCompletionResult::decode_log_data(&result.data).expect("LLMCompletionResult");
+    assert_eq!(result.response.answer, "echo[llama]: via the hub");
 }

@@ -8,8 +8,11 @@ use std::path::PathBuf;
 mod common;
 
 /// `(contract, committed file)` of every predeploy.
-const PREDEPLOYS: &[(&str, &str)] =
-    &[("TEERegistry", "TEERegistry.hex"), ("InferenceSettlementRelay", "InferenceSettlementRelay.hex")];
+const PREDEPLOYS: &[(&str, &str)] = &[
+    ("TEERegistry", "TEERegistry.hex"),
+    ("InferenceSettlementRelay", "InferenceSettlementRelay.hex"),
+    ("InferenceHub", "InferenceHub.hex"),
+];
 
 /// The bytecode without solc's trailing CBOR metadata (its length is in the last two bytes).
 fn without_metadata(code: &[u8]) -> &[u8] {

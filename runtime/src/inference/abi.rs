@@ -186,6 +186,19 @@ sol! {
     /// Runs an LLM chat.
     #[derive(Debug, PartialEq, Eq)]
     function runLLMChat(LLMChatRequest memory request) external returns (LLMChatResponse memory);
+
+    /// Emitted by the precompile when it serves a model request in a mined
+    /// transaction (and its replays), as OpenGradient's `InferencePrecompile.abi` has it.
+    #[derive(Debug, PartialEq, Eq)]
+    event ModelInferenceEvent(string inferenceID, ModelInferenceRequest request, ModelOutput response);
+
+    /// Emitted for a served completion.
+    #[derive(Debug, PartialEq, Eq)]
+    event LLMCompletionEvent(string inferenceID, LLMCompletionRequest request, LLMCompletionResponse response);
+
+    /// Emitted for a served chat.
+    #[derive(Debug, PartialEq, Eq)]
+    event LLMChat(string inferenceID, LLMChatRequest request, LLMChatResponse response);
 }
 
 /// How a model inference is executed and proven (the `mode` of a

@@ -17,8 +17,8 @@ use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
 use crate::llm::{LlmBackend, LlmRouter};
 use crate::mempool::{Pipe, PipeConfig, PipeStatus};
 use crate::predeploys::{
-    SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, settlement_relay_code, settlement_relay_setup, tee_registry_code,
-    tee_registry_setup,
+    INFERENCE_HUB, SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, inference_hub_code, settlement_relay_code,
+    settlement_relay_setup, tee_registry_code, tee_registry_setup,
 };
 use crate::settlement::{Book, Settlement, SettlementConfig, relay_signer};
 use crate::tee::{Attestation, Enclaves, Fault};
@@ -145,6 +145,7 @@ impl Devnet {
         let admin = self.accounts().first().copied().unwrap_or(SYSTEM_ADDRESS);
         self.set_code(TEE_REGISTRY, tee_registry_code());
         self.set_code(SETTLEMENT_RELAY, settlement_relay_code());
+        self.set_code(INFERENCE_HUB, inference_hub_code());
         self.set_balance(relay, U256::from(1_000u64) * U256::from(ETHER));
         let mut calls = tee_registry_setup(admin, all);
         calls.extend(settlement_relay_setup(admin, relay));

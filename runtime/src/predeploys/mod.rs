@@ -3,7 +3,8 @@
 //! nml's solc into the runtime bytecode committed here (the test
 //! `tests/predeploys.rs` rebuilds it and fails when the two differ).
 //!
-//! The TEE registry and the settlement relay live here.
+//! The TEE registry, the settlement relay and OpenGradient's inference hub
+//! live here.
 //!
 //! A predeploy is installed on a new chain with its code and then set up by
 //! [`SystemCall`]s: calls from [`SYSTEM_ADDRESS`] executed on the genesis
@@ -23,6 +24,10 @@ pub const TEE_REGISTRY: Address = address!("703cB174AEadB35D611858369B4b1111dC9A
 
 /// The settlement relay's address (a devnet choice: the SDK names none).
 pub const SETTLEMENT_RELAY: Address = address!("0000000000000000000000000000000000005E77");
+
+/// OpenGradient's inference hub (where the SDK's `og.Alpha.infer` sends
+/// its transactions).
+pub const INFERENCE_HUB: Address = address!("8383C9bD7462F12Eb996DD02F78234C0421A6FaE");
 
 /// The caller of the devnet's system calls (EIP-4788's system address).
 pub const SYSTEM_ADDRESS: Address = address!("fffffffffffffffffffffffffffffffffffffffe");
@@ -70,6 +75,15 @@ sol! {
         function isSettledInBatch(bytes32[] proof, bytes32 root, bytes32 leaf) external view returns (bool);
         function batchSettledAt(bytes32 root) external view returns (uint256);
     }
+}
+
+/// The inference hub's runtime bytecode (`runtime/predeploys/src/InferenceHub.sol`;
+/// it needs no set-up).
+pub fn inference_hub_code() -> Bytes {
+    static CODE: LazyLock<Bytes> = LazyLock::new(|| {
+        alloy_primitives::hex::decode(include_str!("InferenceHub.hex").trim()).unwrap_or_default().into()
+    });
+    CODE.clone()
 }
 
 /// The relay's runtime bytecode.

@@ -1,12 +1,15 @@
-//! The inference precompile at 0x…F4 as the EVMs see it: its answers, and
+//! The inference precompile at 0x…F4 as the EVMs see it: its answers, the
+//! events it logs for what it served, and
 //! the precompile sets (Ethereum's, 0x…F4 and the TEE verifier at 0x…0900)
 //! the devnet and each simulation install.
 
 use std::sync::{Arc, Weak};
 
-use alloy_primitives::{Address, B256, Bytes, address};
-use alloy_sol_types::{Revert, SolError};
+use alloy_primitives::{Address, B256, Bytes, Log, LogData, address};
+use alloy_sol_types::{Revert, SolCall, SolError, SolEvent};
 use parking_lot::Mutex;
+use revm::context::ContextTr;
+use revm::context_interface::JournalTr;
 use revm::handler::{EthPrecompiles, PrecompileProvider};
 use revm::interpreter::{CallInputs, Gas, InstructionResult, InterpreterResult};
 use revm::primitives::AddressSet;
@@ -16,6 +19,11 @@ use super::Pipe;
 use super::request::Request;
 use super::store::Answer;
 use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
+use crate::inference::abi::{
+    LLMChat, LLMCompletionEvent, ModelInferenceEvent, runLLMChatCall, runLLMCompletionCall, runModelInferenceCall,
+};
+use crate::inference::{InferenceCall, request_id};
+use crate::llm::LlmRequest;
 use crate::tee::{TEE_VERIFIER, verifier};
 
 /// The inference precompile's address (PROTOCOL.md A1).
@@ -38,6 +46,34 @@ pub(super) fn out_of_gas(gas_limit: u64) -> InterpreterResult {
     let mut gas = Gas::new(gas_limit);
     gas.spend_all();
     InterpreterResult::new(InstructionResult::PrecompileOOG, Bytes::new(), gas)
+}
+
+/// The event the precompile emits for a served request (OpenGradient's
+/// `InferencePrecompile.abi`): the request and the answer, under an
+/// inference id that names the request on every replay (its request id, in
+/// hex).
+pub(super) fn served_event(calldata: &[u8], output: &[u8]) -> Option<LogData> {
+    let data = match InferenceCall::decode(calldata).ok()? {
+        InferenceCall::Model(request) => ModelInferenceEvent {
+            inferenceID: request_id(&request).to_string(),
+            response: runModelInferenceCall::abi_decode_returns(output).ok()?,
+            request,
+        }
+        .encode_log_data(),
+        InferenceCall::LlmCompletion(request) => LLMCompletionEvent {
+            inferenceID: LlmRequest::Completion(request.clone()).id().to_string(),
+            response: runLLMCompletionCall::abi_decode_returns(output).ok()?,
+            request,
+        }
+        .encode_log_data(),
+        InferenceCall::LlmChat(request) => LLMChat {
+            inferenceID: LlmRequest::Chat(request.clone()).id().to_string(),
+            response: runLLMChatCall::abi_decode_returns(output).ok()?,
+            request,
+        }
+        .encode_log_data(),
+    };
+    Some(data)
 }
 
 /// The devnet's precompiles with inference: Ethereum's set plus 0x…F4.
@@ -121,7 +157,25 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
         }
         let calldata = inputs.input.bytes(ctx);
         let now = ctx.block.timestamp.saturating_to::<u64>();
-        Ok(Some(self.pipe.answer(self.phase, &calldata, inputs.gas_limit, self.met.as_deref(), now)))
+        let unknown_before = self.met.as_ref().map(|m| m.lock().unknown.len());
+        let answer = self.pipe.answer(self.phase, &calldata, inputs.gas_limit, self.met.as_deref(), now);
+        // The mined transaction (and its replays) logs what was served. A
+        // simulation logs a result only when it is the real one: such a
+        // simulation may stand as the transaction's inclusion (the block's
+        // first transaction), and any other simulation is discarded, logs
+        // and all; the placeholder answer of an unknown request is never logged.
+        let served = match self.phase {
+            Phase::Inclusion | Phase::Replay => true,
+            Phase::Simulation => unknown_before == self.met.as_ref().map(|m| m.lock().unknown.len()),
+            Phase::Call => false,
+        };
+        if served
+            && answer.result == InstructionResult::Return
+            && let Some(data) = served_event(&calldata, &answer.output)
+        {
+            ctx.journal_mut().log(Log { address: INFERENCE_PRECOMPILE, data });
+        }
+        Ok(Some(answer))
     }
 
     fn warm_addresses(&self) -> &AddressSet {
