@@ -3,7 +3,9 @@ runs on-chain inference on a running `nml devnet`: `og.Alpha.infer` sends a
 transaction to the inference hub at 0x8383…6FaE and reads the model's output
 from the hub's `InferenceResult` event, in VANILLA and TEE modes; the output
 must equal what ONNX Runtime gives for the same input (run by the test and
-passed in). The precompile's `ModelInferenceEvent` is in the same receipt.
+passed in). The precompile's `ModelInferenceEvent` is in the same receipt,
+and the SDK's fallback — the node's result API, asked by the event's
+inference id — answers the same output; an unknown id is an HTTP 404.
 
 Usage: python og_infer.py <rpc-url> <private-key> <model-id> <input JSON> <expected JSON>
 """
@@ -13,7 +15,9 @@ import sys
 
 import numpy as np
 import opengradient as og
+from opengradient.client._conversions import convert_to_model_output
 from web3 import Web3
+from web3.logs import DISCARD
 
 PRECOMPILE = "0x00000000000000000000000000000000000000F4"
 
@@ -36,8 +40,19 @@ def main():
             check(got.shape == want.shape, f"{mode.name} {name}: shape {got.shape} != {want.shape}")
             check(np.array_equal(got, want), f"{mode.name} {name}: {got.tolist()} != {want.tolist()}")
         receipt = web3.eth.get_transaction_receipt(result.transaction_hash)
-        served = [log for log in receipt["logs"] if log["address"].lower() == PRECOMPILE.lower()]
+        precompile = web3.eth.contract(address=Web3.to_checksum_address(PRECOMPILE), abi=alpha.precompile_abi)
+        served = precompile.events.ModelInferenceEvent().process_receipt(receipt, errors=DISCARD)
         check(len(served) == 1, f"{mode.name}: one ModelInferenceEvent, got {len(served)}")
+        inference_id = served[0]["args"]["inferenceID"]
+        from_node = convert_to_model_output(alpha._get_inference_result_from_node(inference_id, mode))
+        for name, want in expected.items():
+            got = np.asarray(from_node[name], dtype=np.float32)
+            check(np.array_equal(got, np.asarray(want, dtype=np.float32)), f"{mode.name} {name} from the node: {got}")
+    try:
+        alpha._get_inference_result_from_node("0x" + "ab" * 32, og.InferenceMode.VANILLA)
+        check(False, "an unknown inference id is refused")
+    except RuntimeError as e:
+        check("HTTP 404" in str(e), f"unknown id: {e}")
     print("OG INFER OK")
 
 

@@ -1,12 +1,15 @@
 //! The JSON-RPC server: HTTP and WebSocket on one port (jsonrpsee). It only
 //! parses parameters, calls the [`Devnet`], and maps errors to geth's codes;
-//! every method is documented in `docs/rpc.md`.
+//! every method is documented in `docs/rpc.md`. The same port answers the
+//! node's result API that OpenGradient's SDK falls back to ([`results`]).
 
 mod methods;
 mod params;
 mod records;
+mod results;
 
 pub use records::record_json;
+pub use results::RESULT_PATH;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -56,7 +59,8 @@ pub async fn serve(devnet: Arc<Devnet>, addr: SocketAddr) -> std::io::Result<Rpc
         .max_response_body_size(MAX_RESPONSE_BODY)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .build();
-    let server = Server::builder().set_config(config).build(addr).await?;
+    let results = tower::ServiceBuilder::new().layer(results::ResultApiLayer { devnet: Arc::clone(&devnet) });
+    let server = Server::builder().set_config(config).set_http_middleware(results).build(addr).await?;
     let local_addr = server.local_addr()?;
     let module = methods::module(devnet.clone());
     let handle = server.start(module);

@@ -26,7 +26,7 @@ pub fn record_json(record: &InferenceRecord) -> serde_json::Value {
 
 /// A successful output decoded by the shape it has (strictly: the three
 /// response tuples never decode as one another).
-fn decode_output(output: &[u8]) -> serde_json::Value {
+pub(super) fn decode_output(output: &[u8]) -> serde_json::Value {
     if let Ok(model) = runModelInferenceCall::abi_decode_returns_validate(output) {
         return serde_json::to_value(model).unwrap_or_default();
     }

@@ -63,7 +63,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use alloy_primitives::{B256, keccak256};
+use alloy_primitives::{B256, Bytes, keccak256};
 use alloy_sol_types::SolCall;
 use parking_lot::Mutex;
 use revm::interpreter::InterpreterResult;
@@ -247,6 +247,17 @@ impl Pipe {
     pub fn attestation(&self, id: B256) -> Option<Attestation> {
         let s = self.shared.lock();
         s.known.get(&id).or_else(|| s.recorded.get(&id)).and_then(|k| k.attestation.clone())
+    }
+
+    /// The result served for request `id` in a mined transaction (what
+    /// the node's result API answers): its mode byte and the precompile's
+    /// return data, with the enclave's attestation of a TEE-mode result.
+    /// `None` for a request no mined transaction was served, or one that failed.
+    pub fn served(&self, id: B256) -> Option<(u8, Bytes, Option<Attestation>)> {
+        let s = self.shared.lock();
+        let known = s.recorded.get(&id)?;
+        let output = known.result.as_ref().ok()?.clone();
+        Some((known.mode, output, known.attestation.clone()))
     }
 
     /// What the mempool is doing now.
