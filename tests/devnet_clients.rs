@@ -593,3 +593,27 @@ fn opengradients_sdk_runs_inference_through_the_hub() {
     let out = run_client(cmd, "opengradient og.Alpha.infer");
     assert!(out.contains("OG INFER OK"), "{out}");
 }
+
+/// The SDK's price-history workflow against the `nml devnet` binary:
+/// `new_workflow` deploys the SDK's own `PriceHistoryInference` bytecode, its
+/// `run()` calls 0x…F5 (candles of the synthetic feed into the `mlp` model),
+/// and `run_workflow`, `read_workflow_result`, `read_workflow_history` read
+/// what it stored.
+#[test]
+fn opengradients_sdk_runs_a_price_history_workflow() {
+    if skip() {
+        return;
+    }
+    let models = repo().join("runtime/tests/models");
+    let node = Node::start(&["--models", models.to_str().unwrap()]);
+    let id = nml_runtime::inference::ModelId::derive(&std::fs::read(models.join("mlp.onnx")).unwrap());
+    let key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    let mut cmd = Command::new(opengradient_python());
+    cmd.arg(repo().join("tests/clients/og_workflow.py"))
+        .arg(&node.url)
+        .arg(key)
+        .arg(id.to_string())
+        .args(["x", "3", "0"]);
+    let out = run_client(cmd, "opengradient workflows");
+    assert!(out.contains("OG WORKFLOW OK ['y']"), "{out}");
+}

@@ -66,6 +66,13 @@ pub trait Executor: Send + Sync {
         })
     }
 
+    /// The inputs and outputs of `model`, when the executor knows them
+    /// (price-history queries shape their candles to them).
+    fn signature(&self, model: &ModelId) -> Option<ModelSignature> {
+        let _ = model;
+        None
+    }
+
     /// Runs a request as the precompile receives it: checks the mode and the
     /// model id, then runs the model.
     fn run_request(&self, request: &ModelInferenceRequest) -> Result<ModelOutput, InferenceError> {

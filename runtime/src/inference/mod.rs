@@ -26,6 +26,7 @@
 pub mod abi;
 pub mod error;
 pub mod executor;
+pub mod history;
 pub mod onnx;
 pub mod registry;
 pub mod remote;

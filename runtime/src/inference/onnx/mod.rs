@@ -266,6 +266,10 @@ impl OnnxExecutor {
 }
 
 impl Executor for OnnxExecutor {
+    fn signature(&self, model: &ModelId) -> Option<super::tensor::ModelSignature> {
+        self.registry.get(model).map(|info| info.signature)
+    }
+
     fn run(&self, model: &ModelId, input: &ModelInput) -> Result<ModelOutput, InferenceError> {
         self.run_all_timed(&[(model, input)]).pop().map_or_else(
             || Err(InferenceError::Unavailable { reason: "the executor returned no result".to_owned() }),

@@ -325,6 +325,13 @@ fn server_message(body: &str) -> String {
 }
 
 impl Executor for RemoteExecutor {
+    fn signature(&self, model: &ModelId) -> Option<ModelSignature> {
+        match self.remote(model) {
+            Some(_) => RemoteExecutor::signature(self, model).ok(),
+            None => self.local.signature(model),
+        }
+    }
+
     fn run(&self, model: &ModelId, input: &ModelInput) -> Result<ModelOutput, InferenceError> {
         match self.remote(model) {
             Some(remote) => self.run_remote(model, &remote, input),

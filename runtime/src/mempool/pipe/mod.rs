@@ -72,12 +72,13 @@ use serde::Serialize;
 use crate::chain::{InferenceRecord, Served};
 use crate::evm::{Phase, PrecompileFactory};
 use crate::inference::abi::{runLLMChatCall, runLLMCompletionCall, runModelInferenceCall};
-use crate::inference::{Executor, InferenceCall, ModelInferenceRequest};
+use crate::inference::history::{self, PriceFeed, PriceHistoryCall};
+use crate::inference::{Executor, InferenceCall, ModelId, ModelInferenceRequest};
 use crate::llm::{LlmBackend, LlmRequest, answer_all};
 use crate::tee::{Attestation, Enclaves};
 
 pub use gas::{GAS_BASE, GAS_PER_ELEMENT, GAS_PER_TEXT_BYTE, llm_gas, request_gas};
-pub use precompile::INFERENCE_PRECOMPILE;
+pub use precompile::{INFERENCE_PRECOMPILE, PRICE_HISTORY_PRECOMPILE};
 pub(crate) use store::revert_reason;
 
 use precompile::Met;
@@ -164,6 +165,8 @@ pub struct Pipe {
     runs: AtomicU64,
     /// The enclaves that attest TEE-mode results.
     enclaves: Arc<Enclaves>,
+    /// Where price-history queries (0x…F5) take their candles.
+    price_feed: parking_lot::RwLock<Arc<PriceFeed>>,
 }
 
 impl Debug for Pipe {
@@ -190,6 +193,7 @@ impl Pipe {
             shared: Mutex::new(Shared::default()),
             runs: AtomicU64::new(0),
             enclaves,
+            price_feed: parking_lot::RwLock::new(Arc::new(PriceFeed::Synthetic)),
         })
     }
 
@@ -209,7 +213,26 @@ impl Pipe {
             shared: Mutex::new(shared),
             runs: AtomicU64::new(0),
             enclaves: Arc::new(self.enclaves.fork()),
+            price_feed: parking_lot::RwLock::new(Arc::clone(&self.price_feed.read())),
         })
+    }
+
+    /// Takes price-history candles from `feed` from now on (the built-in
+    /// synthetic feed until then).
+    pub fn set_price_feed(&self, feed: PriceFeed) {
+        *self.price_feed.write() = Arc::new(feed);
+    }
+
+    /// The model request a price-history call (0x…F5) stands for at chain
+    /// time `now`, encoded as a call of `runModelInference`, or why the
+    /// query cannot be served.
+    fn price_history_calldata(&self, calldata: &[u8], now: u64) -> Result<Vec<u8>, String> {
+        let call = PriceHistoryCall::decode(calldata)?;
+        let model = ModelId::parse(&call.model_id).ok();
+        let signature = model.and_then(|m| self.executor.signature(&m));
+        let feed = Arc::clone(&self.price_feed.read());
+        let request = history::request_for(&call, &feed, now, signature.as_ref())?;
+        Ok(runModelInferenceCall { request }.abi_encode())
     }
 
     /// The precompile set to install beside it: Ethereum's, and the inference

@@ -16,6 +16,7 @@ use revm::primitives::AddressSet;
 use revm::primitives::hardfork::SpecId;
 
 use super::Pipe;
+use super::gas::GAS_BASE;
 use super::request::Request;
 use super::store::Answer;
 use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
@@ -28,6 +29,10 @@ use crate::tee::{TEE_VERIFIER, verifier};
 
 /// The inference precompile's address (PROTOCOL.md A1).
 pub const INFERENCE_PRECOMPILE: Address = address!("00000000000000000000000000000000000000F4");
+
+/// The price-history inference precompile's address (OpenGradient's
+/// workflow contracts call it; see [`crate::inference::history`]).
+pub const PRICE_HISTORY_PRECOMPILE: Address = address!("00000000000000000000000000000000000000F5");
 
 pub(super) fn result(answer: Answer, gas: u64, gas_limit: u64) -> InterpreterResult {
     let mut used = Gas::new(gas_limit);
@@ -124,6 +129,7 @@ pub(super) fn warm_set(eth: &EthPrecompiles) -> AddressSet {
     let mut warm = AddressSet::default();
     warm.clone_from(eth.warm_addresses());
     warm.insert(INFERENCE_PRECOMPILE);
+    warm.insert(PRICE_HISTORY_PRECOMPILE);
     warm.insert(TEE_VERIFIER);
     warm
 }
@@ -152,11 +158,18 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
             let now = ctx.block.timestamp.saturating_to::<u64>();
             return Ok(Some(verifier::run(&inputs.input.bytes(ctx), inputs.gas_limit, now)));
         }
-        if inputs.bytecode_address != INFERENCE_PRECOMPILE {
+        if inputs.bytecode_address != INFERENCE_PRECOMPILE && inputs.bytecode_address != PRICE_HISTORY_PRECOMPILE {
             return self.eth.run(ctx, inputs);
         }
-        let calldata = inputs.input.bytes(ctx);
         let now = ctx.block.timestamp.saturating_to::<u64>();
+        let mut calldata = inputs.input.bytes(ctx);
+        if inputs.bytecode_address == PRICE_HISTORY_PRECOMPILE {
+            // A price-history query is the model request it stands for.
+            match self.pipe.price_history_calldata(&calldata, now) {
+                Ok(request) => calldata = request.into(),
+                Err(reason) => return Ok(Some(result(Answer::Revert(reason), GAS_BASE, inputs.gas_limit))),
+            }
+        }
         let unknown_before = self.met.as_ref().map(|m| m.lock().unknown.len());
         let answer = self.pipe.answer(self.phase, &calldata, inputs.gas_limit, self.met.as_deref(), now);
         // The mined transaction (and its replays) logs what was served. A
