@@ -278,7 +278,7 @@ fn shape_for(
     let count = count as u64;
     let rest = match dynamic {
         0 if fixed == count => 0,
-        1 if fixed > 0 && count % fixed == 0 => count / fixed,
+        1 if fixed > 0 && count.is_multiple_of(fixed) => count / fixed,
         _ => return Err(misfit()),
     };
     spec.shape
