@@ -595,10 +595,11 @@ fn opengradients_sdk_runs_inference_through_the_hub() {
 }
 
 /// The SDK's price-history workflow against the `nml devnet` binary:
-/// `new_workflow` deploys the SDK's own `PriceHistoryInference` bytecode, its
-/// `run()` calls 0x…F5 (candles of the synthetic feed into the `mlp` model),
-/// and `run_workflow`, `read_workflow_result`, `read_workflow_history` read
-/// what it stored.
+/// `new_workflow` deploys the SDK's own `PriceHistoryInference` bytecode and
+/// registers it with the scheduler, its `run()` calls 0x…F5 (candles of the
+/// synthetic feed into the `mlp` model), `run_workflow`,
+/// `read_workflow_result`, `read_workflow_history` read what it stored, and
+/// after `evm_increaseTime` the devnet's scheduler runs it again.
 #[test]
 fn opengradients_sdk_runs_a_price_history_workflow() {
     if skip() {
@@ -613,7 +614,12 @@ fn opengradients_sdk_runs_a_price_history_workflow() {
         .arg(&node.url)
         .arg(key)
         .arg(id.to_string())
-        .args(["x", "3", "0"]);
+        .args(["x", "3", "1"]);
     let out = run_client(cmd, "opengradient workflows");
     assert!(out.contains("OG WORKFLOW OK ['y']"), "{out}");
+    let tasks = rpc(&node.url, "nml_getTasks", serde_json::json!([]));
+    let task = &tasks[0];
+    assert_eq!(task["frequency"], "0x3c", "{tasks}");
+    assert!(task["runs"].as_str().is_some_and(|r| r != "0x0"), "the scheduler ran it: {tasks}");
+    assert_eq!(task["lastError"], serde_json::Value::Null, "{tasks}");
 }

@@ -12,6 +12,7 @@ const PREDEPLOYS: &[(&str, &str)] = &[
     ("TEERegistry", "TEERegistry.hex"),
     ("InferenceSettlementRelay", "InferenceSettlementRelay.hex"),
     ("InferenceHub", "InferenceHub.hex"),
+    ("WorkflowScheduler", "WorkflowScheduler.hex"),
 ];
 
 /// The bytecode without solc's trailing CBOR metadata (its length is in the last two bytes).

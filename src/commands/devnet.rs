@@ -270,6 +270,7 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
     let devnet = Arc::new(devnet);
     if !args.no_inference {
         devnet.start_settlement().into_diagnostic().wrap_err("starting the settlement relay")?;
+        devnet.start_scheduler().into_diagnostic().wrap_err("starting the workflow scheduler")?;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -10,6 +10,7 @@ use alloy_signer_local::PrivateKeySigner;
 use parking_lot::Mutex;
 use serde::Serialize;
 
+use super::scheduler::scheduler_signer;
 use super::{Devnet, DevnetConfig, NodeError};
 use crate::chain::ETHER;
 use crate::chain::{Chain, InferenceRecord};
@@ -17,8 +18,9 @@ use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
 use crate::llm::{LlmBackend, LlmRouter};
 use crate::mempool::{Pipe, PipeConfig, PipeStatus};
 use crate::predeploys::{
-    INFERENCE_HUB, SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, inference_hub_code, settlement_relay_code,
-    settlement_relay_setup, tee_registry_code, tee_registry_setup,
+    INFERENCE_HUB, SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, WORKFLOW_SCHEDULER, inference_hub_code,
+    settlement_relay_code, settlement_relay_setup, tee_registry_code, tee_registry_setup, workflow_scheduler_code,
+    workflow_scheduler_setup,
 };
 use crate::settlement::{Book, Settlement, SettlementConfig, relay_signer};
 use crate::tee::{Attestation, Enclaves, Fault};
@@ -103,6 +105,10 @@ pub(super) struct Inference {
     pub(super) book: Mutex<Book>,
     /// The chain time of each enclave's last heartbeat sent by the operator.
     pub(super) heartbeats: Mutex<HashMap<B256, u64>>,
+    /// The scheduler account's key, and its `execute` transactions on their
+    /// way, by task id.
+    pub(super) scheduler: PrivateKeySigner,
+    pub(super) scheduled: Mutex<HashMap<U256, B256>>,
 }
 
 /// `nml_mempoolStatus`: the pool, and what the inference mempool is doing.
@@ -126,17 +132,21 @@ impl Devnet {
         let mut devnet = Self::with_extensions(config, pipe.precompiles(), pipe.clone())?;
         devnet.with_chain(|chain| pipe.learn(records(chain)));
         let relay = relay_signer(pipe.enclaves().seed());
-        devnet.install_predeploys(pipe.enclaves(), relay.address())?;
+        let scheduler = scheduler_signer(pipe.enclaves().seed());
+        devnet.install_predeploys(pipe.enclaves(), relay.address(), scheduler.address())?;
         let book = Mutex::new(Book::new(setup.settlement, devnet.block_number()));
         let heartbeats = Mutex::default();
-        devnet.inference = Some(Inference { pipe, registry: setup.registry, relay, book, heartbeats });
+        let scheduled = Mutex::default();
+        devnet.inference =
+            Some(Inference { pipe, registry: setup.registry, relay, book, heartbeats, scheduler, scheduled });
         Ok(devnet)
     }
 
-    /// Installs the TEE registry with the enclaves registered and the
-    /// settlement relay with `relay` as its relay (funded), unless the chain
-    /// has them (a loaded state). Dev account 0 holds their admin roles.
-    fn install_predeploys(&self, enclaves: &Enclaves, relay: Address) -> Result<(), NodeError> {
+    /// Installs the TEE registry with the enclaves registered, the
+    /// settlement relay with `relay` as its relay, the inference hub, and the
+    /// workflow scheduler run by `scheduler` (both accounts funded), unless
+    /// the chain has them (a loaded state). Dev account 0 holds the admin roles.
+    fn install_predeploys(&self, enclaves: &Enclaves, relay: Address, scheduler: Address) -> Result<(), NodeError> {
         let installed = self.with_chain(|c| !c.latest().code_of(TEE_REGISTRY).is_empty());
         if installed {
             return Ok(());
@@ -146,9 +156,12 @@ impl Devnet {
         self.set_code(TEE_REGISTRY, tee_registry_code());
         self.set_code(SETTLEMENT_RELAY, settlement_relay_code());
         self.set_code(INFERENCE_HUB, inference_hub_code());
+        self.set_code(WORKFLOW_SCHEDULER, workflow_scheduler_code());
         self.set_balance(relay, U256::from(1_000u64) * U256::from(ETHER));
+        self.set_balance(scheduler, U256::from(1_000u64) * U256::from(ETHER));
         let mut calls = tee_registry_setup(admin, all);
         calls.extend(settlement_relay_setup(admin, relay));
+        calls.extend(workflow_scheduler_setup(scheduler));
         self.run_system_calls(&calls)
     }
 
@@ -167,7 +180,16 @@ impl Devnet {
                 let book = Mutex::new(Book::new(inference.book.lock().config(), chain.head_number()));
                 let relay = inference.relay.clone();
                 let heartbeats = Mutex::new(inference.heartbeats.lock().clone());
-                let inference = Inference { pipe, registry: inference.registry.clone(), relay, book, heartbeats };
+                let scheduler = inference.scheduler.clone();
+                let inference = Inference {
+                    pipe,
+                    registry: inference.registry.clone(),
+                    relay,
+                    book,
+                    heartbeats,
+                    scheduler,
+                    scheduled: Mutex::default(),
+                };
                 (precompiles, stage, Some(inference))
             }
             None => (Arc::clone(&self.engine.precompiles), Arc::clone(&self.engine.stage), None),

@@ -8,6 +8,7 @@ mod filters;
 mod inference;
 mod miner;
 mod query;
+mod scheduler;
 mod settlement;
 
 use std::collections::BTreeMap;
@@ -39,6 +40,7 @@ use revm::context::TxEnv;
 pub use convert::{rpc_block, rpc_header, rpc_logs, rpc_receipt, rpc_transaction, transaction_json};
 pub use filters::FilterChanges;
 pub use inference::{AttestedCall, InferenceSetup, MempoolStatus, TeeInfo};
+pub use scheduler::{TaskInfo, scheduler_signer};
 pub use settlement::HEARTBEAT_EVERY;
 
 /// The priority fee the devnet suggests and fills in, in wei (1 gwei).

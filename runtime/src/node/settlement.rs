@@ -128,21 +128,34 @@ impl Devnet {
     /// Signs and submits a call from the relay account.
     fn send_from_relay(&self, input: Bytes, to: Address) -> Result<B256, NodeError> {
         let inference = self.inference()?;
-        let relay = &inference.relay;
-        let nonce = self.transaction_count(relay.address(), BlockNumberOrTag::Pending.into())?;
+        self.send_signed_call(&inference.relay, to, input, POSTING_GAS, RELAY_TIP)
+    }
+
+    /// Signs and submits a call from `signer` (an account of the devnet's
+    /// own: the relay, the scheduler) with `gas` and priority fee `tip`, at
+    /// its next pending nonce.
+    pub(super) fn send_signed_call(
+        &self,
+        signer: &alloy_signer_local::PrivateKeySigner,
+        to: Address,
+        input: Bytes,
+        gas: u64,
+        tip: u128,
+    ) -> Result<B256, NodeError> {
+        let nonce = self.transaction_count(signer.address(), BlockNumberOrTag::Pending.into())?;
         let base_fee = self.with_chain(|c| c.next_base_fee());
         let tx = TxEip1559 {
             chain_id: self.chain_id(),
             nonce,
-            gas_limit: POSTING_GAS,
-            max_fee_per_gas: u128::from(base_fee) * 2 + RELAY_TIP,
-            max_priority_fee_per_gas: RELAY_TIP,
+            gas_limit: gas,
+            max_fee_per_gas: u128::from(base_fee) * 2 + tip,
+            max_priority_fee_per_gas: tip,
             to: TxKind::Call(to),
             value: Default::default(),
             access_list: Default::default(),
             input,
         };
-        let signature = relay.sign_hash_sync(&tx.signature_hash()).map_err(|e| NodeError::Failed(e.to_string()))?;
+        let signature = signer.sign_hash_sync(&tx.signature_hash()).map_err(|e| NodeError::Failed(e.to_string()))?;
         self.submit(PoolTx::from_signed(tx.into_signed(signature).into())?)
     }
 

@@ -3,8 +3,8 @@
 //! nml's solc into the runtime bytecode committed here (the test
 //! `tests/predeploys.rs` rebuilds it and fails when the two differ).
 //!
-//! The TEE registry, the settlement relay and OpenGradient's inference hub
-//! live here.
+//! The TEE registry, the settlement relay, and OpenGradient's inference hub
+//! and workflow scheduler live here.
 //!
 //! A predeploy is installed on a new chain with its code and then set up by
 //! [`SystemCall`]s: calls from [`SYSTEM_ADDRESS`] executed on the genesis
@@ -28,6 +28,10 @@ pub const SETTLEMENT_RELAY: Address = address!("00000000000000000000000000000000
 /// OpenGradient's inference hub (where the SDK's `og.Alpha.infer` sends
 /// its transactions).
 pub const INFERENCE_HUB: Address = address!("8383C9bD7462F12Eb996DD02F78234C0421A6FaE");
+
+/// OpenGradient's workflow scheduler (where the SDK's `new_workflow`
+/// registers a task).
+pub const WORKFLOW_SCHEDULER: Address = address!("7179724De4e7FF9271FA40C0337c7f90C0508eF6");
 
 /// The caller of the devnet's system calls (EIP-4788's system address).
 pub const SYSTEM_ADDRESS: Address = address!("fffffffffffffffffffffffffffffffffffffffe");
@@ -84,6 +88,32 @@ pub fn inference_hub_code() -> Bytes {
         alloy_primitives::hex::decode(include_str!("InferenceHub.hex").trim()).unwrap_or_default().into()
     });
     CODE.clone()
+}
+
+sol! {
+    /// The workflow scheduler (`runtime/predeploys/src/WorkflowScheduler.sol`).
+    interface IWorkflowScheduler {
+        struct Task { address contractAddress; address owner; uint256 endTime; uint256 frequency; uint256 nextRun; uint256 lastRun; uint256 runs; uint256 failures; bytes lastError; }
+
+        function initialize(address executor) external;
+        function registerTask(address contractAddress, uint256 endTime, uint256 frequency) external;
+        function dueTasks() external view returns (uint256[] memory ids);
+        function execute(uint256 id) external;
+        function getTasks() external view returns (Task[] memory);
+    }
+}
+
+/// The scheduler's runtime bytecode.
+pub fn workflow_scheduler_code() -> Bytes {
+    static CODE: LazyLock<Bytes> = LazyLock::new(|| {
+        alloy_primitives::hex::decode(include_str!("WorkflowScheduler.hex").trim()).unwrap_or_default().into()
+    });
+    CODE.clone()
+}
+
+/// The system call that makes `executor` the scheduler's runner.
+pub fn workflow_scheduler_setup(executor: Address) -> Vec<SystemCall> {
+    vec![SystemCall::new(WORKFLOW_SCHEDULER, IWorkflowScheduler::initializeCall { executor })]
 }
 
 /// The relay's runtime bytecode.

@@ -255,6 +255,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         json(d.tee_faults().rpc()?)
     }),
     ("nml_getTeeFaults", 0, 0, |_, d| json(d.tee_faults().rpc()?)),
+    ("nml_getTasks", 0, 0, |_, d| json(d.tasks().rpc()?)),
 ];
 
 /// `hardhat_*` names that behave exactly like the `anvil_*` ones.

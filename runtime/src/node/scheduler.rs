@@ -1,0 +1,135 @@
+//! The devnet's scheduler account at work: it follows the mined blocks and,
+//! for every task of the workflow scheduler (at 0x7179…8eF6) that the chain's
+//! time has made due, sends `execute(id)`, a signed transaction mined like
+//! any other (through the inference mempool: a workflow's `run()` calls a
+//! model). One run per due task per block, however far the time jumped; the
+//! next is due `frequency` seconds after it. Tasks, their last runs and
+//! failures live in the scheduler's storage, so dumps keep them.
+//! `Devnet::start_scheduler` runs it on a thread of its own;
+//! `Devnet::run_due_tasks` is one step of it.
+
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_rpc_types_eth::TransactionRequest;
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::SolCall;
+use serde::Serialize;
+
+use super::{Devnet, NodeError};
+use crate::mempool::pipe::revert_reason;
+use crate::predeploys::{IWorkflowScheduler, WORKFLOW_SCHEDULER};
+
+/// Gas of an `execute` (the scheduler gives each `run()` 20,000,000).
+const EXECUTE_GAS: u64 = 25_000_000;
+/// The scheduler's priority fee.
+const SCHEDULER_TIP: u128 = 1_000_000_000;
+
+/// The scheduler account's key, made from the enclaves' seed.
+pub fn scheduler_signer(seed: u64) -> PrivateKeySigner {
+    let mut material = b"nml devnet workflow scheduler".to_vec();
+    material.extend_from_slice(&seed.to_be_bytes());
+    let mut key = keccak256(material);
+    while PrivateKeySigner::from_bytes(&key).is_err() {
+        key = keccak256(key);
+    }
+    PrivateKeySigner::from_bytes(&key).expect("a valid key")
+}
+
+/// A scheduled task (`nml_getTasks`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct TaskInfo {
+    /// Its id (its index in the scheduler).
+    pub id: u64,
+    /// The contract whose `run()` it calls.
+    pub contract_address: Address,
+    /// Who registered it.
+    pub owner: Address,
+    /// Chain time after which it stops.
+    pub end_time: U256,
+    /// Seconds between runs.
+    pub frequency: U256,
+    /// Chain time it is next due.
+    pub next_run: U256,
+    /// Chain time of its last run (0: never).
+    pub last_run: U256,
+    /// Runs so far.
+    pub runs: U256,
+    /// Runs that reverted.
+    pub failures: U256,
+    /// The revert reason of the last run, if it failed.
+    pub last_error: Option<String>,
+}
+
+impl Devnet {
+    fn call_scheduler<C: SolCall>(&self, call: C) -> Result<C::Return, NodeError> {
+        let request = TransactionRequest::default().to(WORKFLOW_SCHEDULER).input(call.abi_encode().into());
+        let out = self.call(request, None, None)?;
+        C::abi_decode_returns(&out).map_err(|e| NodeError::Failed(format!("the workflow scheduler answered: {e}")))
+    }
+
+    /// Sends `execute(id)` for every task due at the head's time that is not
+    /// already on its way; the hashes sent.
+    pub fn run_due_tasks(&self) -> Result<Vec<B256>, NodeError> {
+        let inference = self.inference()?;
+        let due = self.call_scheduler(IWorkflowScheduler::dueTasksCall {})?;
+        let mut sending = inference.scheduled.lock();
+        // A run is on its way until it is mined or leaves the pool.
+        sending.retain(|_, hash| self.receipt_record(*hash).is_none() && self.transaction(*hash).is_some());
+        let mut sent = Vec::new();
+        for id in due {
+            if sending.contains_key(&id) {
+                continue;
+            }
+            let input: Bytes = IWorkflowScheduler::executeCall { id }.abi_encode().into();
+            let hash =
+                self.send_signed_call(&inference.scheduler, WORKFLOW_SCHEDULER, input, EXECUTE_GAS, SCHEDULER_TIP)?;
+            sending.insert(id, hash);
+            sent.push(hash);
+        }
+        Ok(sent)
+    }
+
+    /// The scheduler's tasks.
+    pub fn tasks(&self) -> Result<Vec<TaskInfo>, NodeError> {
+        self.inference()?;
+        let tasks = self.call_scheduler(IWorkflowScheduler::getTasksCall {})?;
+        Ok(tasks
+            .into_iter()
+            .enumerate()
+            .map(|(id, t)| TaskInfo {
+                id: id as u64,
+                contract_address: t.contractAddress,
+                owner: t.owner,
+                end_time: t.endTime,
+                frequency: t.frequency,
+                next_run: t.nextRun,
+                last_run: t.lastRun,
+                runs: t.runs,
+                failures: t.failures,
+                last_error: (!t.lastError.is_empty()).then(|| revert_reason(&t.lastError)),
+            })
+            .collect())
+    }
+
+    /// Runs the scheduler on a thread of its own until the devnet is
+    /// dropped: a step whenever a block is mined.
+    pub fn start_scheduler(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
+        let devnet: Weak<Self> = Arc::downgrade(self);
+        let mut blocks = self.subscribe_blocks();
+        std::thread::Builder::new().name("nml-scheduler".into()).spawn(move || {
+            loop {
+                let Some(node) = devnet.upgrade() else { return };
+                let mined =
+                    matches!(blocks.try_recv(), Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)));
+                if mined && let Err(e) = node.run_due_tasks() {
+                    tracing::warn!(%e, "the workflow scheduler could not run its tasks");
+                }
+                drop(node);
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    }
+}
