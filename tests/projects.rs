@@ -343,3 +343,40 @@ fn shards_split_a_suite_and_list_prints_it() {
     assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
     assert!(text(&bad).contains("expected i/n with 1 <= i <= n"), "{}", text(&bad));
 }
+
+/// The workflow scheduler in `nml test`: tasks registered, due after
+/// `vm.warp`, run by `runDueTasks()`; a task that reverts does not stop the
+/// others.
+#[test]
+fn nml_test_runs_scheduled_tasks() {
+    let dir = project_with_test(&test_contract(
+        r#"
+    function testDueTasksRun() public {
+        Counter good = new Counter();
+        Counter bad = new Counter();
+        bad.breakIt();
+        scheduler.registerTask(address(bad), block.timestamp + 3600, 60);
+        scheduler.registerTask(address(good), block.timestamp + 3600, 60);
+        assertEq(runDueTasks(), 0, "nothing is due yet");
+        vm.warp(block.timestamp + 61);
+        assertEq(runDueTasks(), 2, "both are due");
+        assertEq(good.runs(), 1);
+        assertEq(runDueTasks(), 0, "the next run is a minute away");
+        vm.warp(block.timestamp + 3700);
+        assertEq(runDueTasks(), 0, "past the end time");
+    }
+}
+
+contract Counter {
+    uint256 public runs;
+    bool broken;
+    function breakIt() external { broken = true; }
+    function run() external {
+        require(!broken, "broken task");
+        runs++;
+    }"#,
+    ));
+    let run = nml(dir.path(), &["test"]);
+    assert!(run.status.success(), "{}", text(&run));
+    assert!(text(&run).contains("[PASS] testDueTasksRun()"), "{}", text(&run));
+}

@@ -84,6 +84,14 @@ interface Vm {
     function expectSettlement(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
 }
 
+/// The devnet's workflow scheduler, as tests drive it (see `Test.runDueTasks`).
+interface IWorkflowScheduler {
+    function registerTask(address contractAddress, uint256 endTime, uint256 frequency) external;
+    function dueTasks() external view returns (uint256[] memory ids);
+    function execute(uint256 id) external;
+    function executor() external view returns (address);
+}
+
 /// Number formatting for assertion messages.
 library NmlStrings {
     function toString(uint256 value) internal pure returns (string memory) {
@@ -137,6 +145,23 @@ abstract contract Test {
 
     /// The cheatcodes.
     Vm internal constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
+
+    /// OpenGradient's workflow scheduler, predeployed by the devnet.
+    IWorkflowScheduler internal constant scheduler = IWorkflowScheduler(0x7179724De4e7FF9271FA40C0337c7f90C0508eF6);
+
+    /// Runs every scheduled task that is due at this block's time (after
+    /// `vm.warp`), as the devnet's scheduler account does after each block;
+    /// returns how many ran. A task whose `run()` reverts is recorded as
+    /// failed and does not stop the others.
+    function runDueTasks() internal returns (uint256 ran) {
+        uint256[] memory due = scheduler.dueTasks();
+        address executor = scheduler.executor();
+        for (uint256 i = 0; i < due.length; i++) {
+            vm.prank(executor);
+            scheduler.execute(due[i]);
+        }
+        return due.length;
+    }
 
     function fail(string memory message) internal pure {
         revert(message);

@@ -93,6 +93,6 @@ contract WorkflowScheduler {
     }
 
     function _due(Task storage task) private view returns (bool) {
-        return task.nextRun <= block.timestamp && task.nextRun <= task.endTime;
+        return task.nextRun <= block.timestamp && block.timestamp <= task.endTime;
     }
 }
