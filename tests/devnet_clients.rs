@@ -623,3 +623,76 @@ fn opengradients_sdk_runs_a_price_history_workflow() {
     assert!(task["runs"].as_str().is_some_and(|r| r != "0x0"), "the scheduler ran it: {tasks}");
     assert_eq!(task["lastError"], serde_json::Value::Null, "{tasks}");
 }
+
+/// `nml devnet --price-feed FILE`: price-history queries at 0x…F5 take their
+/// candles from the file (the last ones closed before the block's time,
+/// aggregated to the query's duration), and the model runs on exactly those
+/// values; a pair the feed lacks is a revert with the reason.
+#[test]
+fn price_history_reads_the_price_feed_file() {
+    use alloy_sol_types::SolCall;
+    use nml_runtime::inference::abi::runModelInferenceCall;
+    use nml_runtime::inference::history::{HistoricalInputQuery, PriceHistoryCall};
+    use nml_runtime::inference::{Executor, OnnxConfig, OnnxExecutor};
+    let dir = tempfile::tempdir().unwrap();
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() / 60 * 60;
+    // Two hours of 1-minute candles around now: open = minute index, close = open + 1.
+    let candles: Vec<serde_json::Value> = (0..240u64)
+        .map(|i| {
+            let time = now - 7200 + i * 60;
+            let open = i as f64;
+            serde_json::json!({ "time": time, "open": open, "high": open + 2.0, "low": open - 1.0, "close": open + 1.0, "volume": 10.0 })
+        })
+        .collect();
+    let feed = dir.path().join("feed.json");
+    std::fs::write(&feed, serde_json::json!({ "pairs": { "ETH/USD": candles } }).to_string()).unwrap();
+    let models = repo().join("runtime/tests/models");
+    let node = Node::start(&["--models", models.to_str().unwrap(), "--price-feed", feed.to_str().unwrap()]);
+    let mlp = nml_runtime::inference::ModelId::derive(&std::fs::read(models.join("mlp.onnx")).unwrap());
+    let call = |base: &str| PriceHistoryCall {
+        model_id: mlp.to_string(),
+        input_name: "x".into(),
+        query: HistoricalInputQuery {
+            base: base.into(),
+            quote: "USD".into(),
+            total_candles: 2,
+            candle_duration_in_mins: 5,
+            order: 0,
+            candle_types: vec![2, 0, 1, 3],
+        },
+    };
+    let data = alloy_primitives::hex::encode_prefixed(call("ETH").encode());
+    let answer = rpc_answer(
+        &node.url,
+        "eth_call",
+        serde_json::json!([{ "to": "0x00000000000000000000000000000000000000F5", "data": data }, "latest"]),
+    );
+    let out = alloy_primitives::hex::decode(answer["result"].as_str().unwrap_or_else(|| panic!("{answer}"))).unwrap();
+    let output = runModelInferenceCall::abi_decode_returns(&out).expect("a ModelOutput");
+    // What the node's executor gives on the candles the feed holds for the
+    // block's time (the call runs at the next block's time, within a minute of `now`).
+    let library = nml::toolchain::onnxruntime::resolve(false).unwrap_or_else(|e| panic!("{e}")).path;
+    let onnx = OnnxExecutor::new(OnnxConfig::new(library)).expect("ORT");
+    let id = onnx.registry().register_file(&models.join("mlp.onnx"), None).expect("mlp").id;
+    let feed = nml_runtime::inference::history::PriceFeed::read(&feed).unwrap();
+    let matches = (0..3u64).any(|late| {
+        let request = nml_runtime::inference::history::request_for(
+            &call("ETH"),
+            &feed,
+            now + late * 60,
+            onnx.signature(&id).as_ref(),
+        );
+        request.is_ok_and(|r| onnx.run(&id, &r.input).is_ok_and(|o| o == output))
+    });
+    assert!(matches, "the model ran on the feed's candles: {output:?}");
+    let data = alloy_primitives::hex::encode_prefixed(call("DOGE").encode());
+    let refused = rpc_answer(
+        &node.url,
+        "eth_call",
+        serde_json::json!([{ "to": "0x00000000000000000000000000000000000000F5", "data": data }, "latest"]),
+    );
+    assert!(
+        refused["error"]["message"].as_str().is_some_and(|m| m.contains("the feed has no pair DOGE/USD")),
+        "{refused}"
+    );
+}

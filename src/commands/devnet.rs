@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_runtime::chain::{ChainConfig, DEV_MNEMONIC, ETHER};
+use nml_runtime::inference::history::PriceFeed;
 use nml_runtime::inference::{Device, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::{OnMiss, PipeConfig};
 use nml_runtime::node::InferenceSetup;
@@ -121,6 +122,11 @@ pub struct DevnetArgs {
     /// Requests sent to one model server at once.
     #[arg(long, value_name = "N", default_value_t = 8)]
     pub remote_concurrency: usize,
+    /// Price candles for price-history inference at 0x…F5 (a JSON file of
+    /// 1-minute candles per pair, docs/opengradient.md) instead of the
+    /// built-in synthetic feed.
+    #[arg(long, value_name = "FILE")]
+    pub price_feed: Option<PathBuf>,
     /// LLM backends.
     #[command(flatten)]
     pub llm: LlmArgs,
@@ -268,6 +274,9 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
         other => miette!("{other}"),
     })?;
     let devnet = Arc::new(devnet);
+    if let (Some(path), Some(pipe)) = (&args.price_feed, devnet.pipe()) {
+        pipe.set_price_feed(PriceFeed::read(path).map_err(|e| miette!("--price-feed: {e}"))?);
+    }
     if !args.no_inference {
         devnet.start_settlement().into_diagnostic().wrap_err("starting the settlement relay")?;
         devnet.start_scheduler().into_diagnostic().wrap_err("starting the workflow scheduler")?;
