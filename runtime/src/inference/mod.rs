@@ -21,7 +21,9 @@
 //! [`registry`] (models by id, loaded through a `SessionFactory`) and
 //! [`onnx`], the ONNX Runtime backend: [`OnnxExecutor`], whose models live
 //! in a [`ModelRegistry`]; and [`remote`], the [`RemoteExecutor`] that sends
-//! chosen models to a serving engine over the Open Inference Protocol.
+//! chosen models to a serving engine over the Open Inference Protocol; and
+//! [`history`], price-history queries (the precompile at 0x…F5) as the model
+//! requests they stand for.
 
 pub mod abi;
 pub mod error;
