@@ -930,3 +930,49 @@ fn the_relay_follows_the_chain_back_after_evm_revert() {
     let again = net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, 5) });
     assert_eq!(settle(again), SettlementStatus::Settled);
 }
+
+/// The workflow scheduler's tasks live on chain: the devnet's scheduler
+/// account runs a due one after time moves, a failing one is recorded and
+/// does not stop it, and a saved and reloaded chain still has them.
+#[test]
+fn scheduled_tasks_run_when_due_and_survive_a_reload() {
+    use nml_runtime::predeploys::{IWorkflowScheduler, WORKFLOW_SCHEDULER};
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state.json");
+    let config = DevnetConfig { state_file: Some(state.clone()), ..DevnetConfig::default() };
+    let (onnx, _) = executor(Duration::from_secs(30));
+    let devnet = Devnet::with_inference(config.clone(), InferenceSetup::new(onnx)).unwrap();
+    // Two targets: `run()` of the first stops at once (succeeds), the second always reverts.
+    let (good, bad) = (Address::repeat_byte(0x61), Address::repeat_byte(0x62));
+    devnet.set_code(good, Bytes::from_static(&[0x00]));
+    devnet.set_code(bad, Bytes::from_static(&[0x60, 0x00, 0x80, 0xfd]));
+    let now = devnet.with_chain(|c| c.head().header.timestamp);
+    for target in [bad, good] {
+        let call = IWorkflowScheduler::registerTaskCall {
+            contractAddress: target,
+            endTime: U256::from(now + 3_600),
+            frequency: U256::from(60),
+        };
+        let hash = send(&devnet, 0, Some(WORKFLOW_SCHEDULER), call.abi_encode().into());
+        assert!(mined(&devnet, hash).success);
+    }
+    assert!(devnet.run_due_tasks().unwrap().is_empty(), "nothing is due yet");
+    devnet.increase_time(61);
+    devnet.mine(None).unwrap();
+    let sent = devnet.run_due_tasks().unwrap();
+    assert_eq!(sent.len(), 2);
+    for hash in &sent {
+        assert!(mined(&devnet, *hash).success, "a failing run() does not fail execute()");
+    }
+    assert!(devnet.run_due_tasks().unwrap().is_empty(), "run once per period");
+    let tasks = devnet.tasks().unwrap();
+    assert_eq!((tasks[0].runs, tasks[0].failures), (U256::from(1), U256::from(1)));
+    assert_eq!((tasks[1].runs, tasks[1].failures), (U256::from(1), U256::ZERO));
+    assert_eq!(tasks[1].last_error, None);
+    devnet.save_state().expect("save").expect("a state file");
+    drop(devnet);
+
+    let (onnx, _) = executor(Duration::from_secs(30));
+    let reloaded = Devnet::with_inference(config, InferenceSetup::new(onnx)).unwrap();
+    assert_eq!(reloaded.tasks().unwrap(), tasks);
+}

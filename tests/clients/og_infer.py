@@ -20,6 +20,7 @@ from web3 import Web3
 from web3.logs import DISCARD
 
 PRECOMPILE = "0x00000000000000000000000000000000000000F4"
+HUB = "0x8383C9bD7462F12Eb996DD02F78234C0421A6FaE"
 
 
 def check(condition, message):
@@ -53,6 +54,19 @@ def main():
         check(False, "an unknown inference id is refused")
     except RuntimeError as e:
         check("HTTP 404" in str(e), f"unknown id: {e}")
+    # The hub's LLM functions, through the SDK's own `inference.abi` (the SDK
+    # has no Python wrapper for them): answered by the devnet's embedded model.
+    account = web3.eth.account.from_key(key)
+    hub = web3.eth.contract(address=Web3.to_checksum_address(HUB), abi=alpha.inference_abi)
+    request = (0, "meta-llama/Llama-3.1-8B-Instruct", "The devnet ", 16, [], 0)
+    tx = hub.functions.runLLMCompletion(request).build_transaction(
+        {"from": account.address, "nonce": web3.eth.get_transaction_count(account.address, "pending"), "gas": 3_000_000}
+    )
+    tx_hash = web3.eth.send_raw_transaction(account.sign_transaction(tx).raw_transaction)
+    receipt = web3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
+    check(receipt["status"] == 1, "runLLMCompletion mined")
+    answers = hub.events.LLMCompletionResult().process_receipt(receipt, errors=DISCARD)
+    check(len(answers) == 1 and answers[0]["args"]["response"][0], f"an answer: {answers}")
     print("OG INFER OK")
 
 
