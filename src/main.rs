@@ -27,6 +27,8 @@ enum Command {
     Test(commands::test::TestArgs),
     /// Check a transaction's TEE attestations (registry, signature, time, settlement) without running a model.
     Verify(commands::verify::VerifyArgs),
+    /// Deploy the project's contracts to a chain over JSON-RPC, recorded in deployments/<chain id>.json.
+    Deploy(commands::deploy::DeployArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -39,6 +41,7 @@ fn main() -> std::process::ExitCode {
         Command::Models(args) => commands::models::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Verify(args) => commands::verify::run(args),
+        Command::Deploy(args) => commands::deploy::run(args),
     };
     match result {
         Ok(code) => code,

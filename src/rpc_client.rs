@@ -1,9 +1,8 @@
-//! A minimal JSON-RPC client over HTTP/1.1, for the commands that talk to a
-//! running `nml devnet` (`nml models`). One request per connection; plain
-//! `http://` only (the devnet serves nothing else).
+//! A minimal JSON-RPC client over HTTP(S), for the commands that talk to a
+//! node: a running `nml devnet` (`nml models`, `nml verify`) or any chain
+//! (`nml deploy`). Connections are kept alive between calls.
 
-use std::io::{Read, Write};
-use std::net::{TcpStream, ToSocketAddrs};
+use std::sync::LazyLock;
 use std::time::Duration;
 
 use serde_json::{Value, json};
@@ -11,19 +10,19 @@ use serde_json::{Value, json};
 /// Why a call failed.
 #[derive(Debug, thiserror::Error)]
 pub enum RpcError {
-    /// The URL is not `http://host:port[/path]`.
-    #[error("invalid RPC URL `{0}`: expected http://HOST:PORT")]
+    /// The URL is not `http(s)://host:port[/path]`.
+    #[error("invalid RPC URL `{0}`: expected http://HOST:PORT or https://HOST[/PATH]")]
     BadUrl(String),
     /// The node could not be reached.
-    #[error("cannot reach the devnet at {url}: {reason} (is `nml devnet` running?)")]
+    #[error("cannot reach the node at {url}: {reason} (is it running? `nml devnet` serves http://127.0.0.1:8545)")]
     Unreachable {
         /// The URL.
         url: String,
-        /// The OS error.
+        /// The transport error.
         reason: String,
     },
     /// The answer is not a JSON-RPC response.
-    #[error("the devnet at {url} sent an invalid answer: {reason}")]
+    #[error("the node at {url} sent an invalid answer: {reason}")]
     BadAnswer {
         /// The URL.
         url: String,
@@ -40,56 +39,54 @@ pub enum RpcError {
     },
 }
 
+impl RpcError {
+    /// Whether trying again later may help (the node was unreachable, rate
+    /// limited or failing on its side).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::BadAnswer { reason, .. } => reason.starts_with("HTTP 429") || reason.starts_with("HTTP 5"),
+            _ => false,
+        }
+    }
+}
+
+static AGENT: LazyLock<ureq::Agent> = LazyLock::new(|| {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(120)))
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+});
+
 /// Calls `method` with `params` on the node at `url` and returns the result.
 pub fn call(url: &str, method: &str, params: Value) -> Result<Value, RpcError> {
-    let rest = url.strip_prefix("http://").ok_or_else(|| RpcError::BadUrl(url.to_owned()))?;
-    let (authority, path) = rest.split_once('/').map_or((rest, "/".to_owned()), |(a, p)| (a, format!("/{p}")));
-    let unreachable = |reason: String| RpcError::Unreachable { url: url.to_owned(), reason };
-    let addr = authority
-        .to_socket_addrs()
-        .map_err(|e| unreachable(e.to_string()))?
-        .next()
-        .ok_or_else(|| RpcError::BadUrl(url.to_owned()))?;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, Duration::from_secs(5)).map_err(|e| unreachable(e.to_string()))?;
-    stream.set_read_timeout(Some(Duration::from_secs(120))).map_err(|e| unreachable(e.to_string()))?;
-    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
-    let request = format!(
-        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).map_err(|e| unreachable(e.to_string()))?;
-    let mut raw = Vec::new();
-    stream.read_to_end(&mut raw).map_err(|e| unreachable(e.to_string()))?;
-    let bad = |reason: &str| RpcError::BadAnswer { url: url.to_owned(), reason: reason.to_owned() };
-    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or_else(|| bad("no HTTP header"))?;
-    let head = String::from_utf8_lossy(&raw[..split]).to_ascii_lowercase();
-    let mut payload = raw[split + 4..].to_vec();
-    if head.contains("transfer-encoding: chunked") {
-        payload = dechunk(&payload).ok_or_else(|| bad("broken chunked encoding"))?;
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
+        return Err(RpcError::BadUrl(url.to_owned()));
     }
-    let answer: Value = serde_json::from_slice(&payload).map_err(|e| bad(&e.to_string()))?;
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
+    let unreachable = |reason: String| RpcError::Unreachable { url: url.to_owned(), reason };
+    let bad = |reason: String| RpcError::BadAnswer { url: url.to_owned(), reason };
+    let mut response = AGENT
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.as_bytes())
+        .map_err(|e| unreachable(e.to_string()))?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().map_err(|e| unreachable(e.to_string()))?;
+    let answer: Value = match serde_json::from_str(&text) {
+        Ok(answer) => answer,
+        Err(_) if status != 200 => return Err(bad(format!("HTTP {status}: {}", text.trim()))),
+        Err(e) => return Err(bad(e.to_string())),
+    };
     if let Some(error) = answer.get("error") {
         return Err(RpcError::Remote {
             code: error["code"].as_i64().unwrap_or_default(),
             message: error["message"].as_str().unwrap_or("unknown error").to_owned(),
         });
     }
-    answer.get("result").cloned().ok_or_else(|| bad("neither result nor error"))
-}
-
-fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
-    let mut out = Vec::new();
-    loop {
-        let line_end = data.windows(2).position(|w| w == b"\r\n")?;
-        let size = usize::from_str_radix(std::str::from_utf8(&data[..line_end]).ok()?.trim(), 16).ok()?;
-        data = &data[line_end + 2..];
-        if size == 0 {
-            return Some(out);
-        }
-        out.extend_from_slice(data.get(..size)?);
-        data = data.get(size + 2..)?;
-    }
+    answer.get("result").cloned().ok_or_else(|| bad("neither result nor error".to_owned()))
 }
 
 #[cfg(test)]
@@ -97,15 +94,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn chunked_bodies_are_joined() {
-        assert_eq!(dechunk(b"3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").as_deref(), Some(&b"abcde"[..]));
-        assert_eq!(dechunk(b"5\r\nab"), None);
-    }
-
-    #[test]
     fn only_http_urls() {
-        assert!(matches!(call("https://x:1", "m", json!([])), Err(RpcError::BadUrl(_))));
-        let err = call("http://127.0.0.1:1", "m", json!([])).unwrap_err().to_string();
-        assert!(err.contains("cannot reach the devnet"), "{err}");
+        assert!(matches!(call("ws://x:1", "m", json!([])), Err(RpcError::BadUrl(_))));
+        let err = call("http://127.0.0.1:1", "m", json!([])).unwrap_err();
+        assert!(err.is_transient());
+        assert!(err.to_string().contains("cannot reach the node"), "{err}");
     }
 }

@@ -696,3 +696,76 @@ fn price_history_reads_the_price_feed_file() {
         "{refused}"
     );
 }
+
+/// `nml deploy` against the `nml devnet` binary: constructor arguments, a
+/// keystore written by eth-account (web3.py's signer), the deployments
+/// file and a second run that deploys nothing, a dry run that sends
+/// nothing, a wrong chain id and a wrong password refused.
+#[test]
+fn nml_deploy_deploys_records_and_refuses_what_it_should() {
+    if skip() {
+        return;
+    }
+    let node = Node::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_project(&repo().join("examples/trading-agent"), dir.path());
+    // Account 1's key in a keystore, encrypted by eth-account.
+    let keystore = dir.path().join("deployer.json");
+    let key1 = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    let encrypt = format!(
+        "import json, sys\nfrom eth_account import Account\nopen(sys.argv[1], 'w').write(json.dumps(Account.encrypt('{key1}', 'hunter2')))\n"
+    );
+    run_checked(Command::new(python()).args(["-c", &encrypt]).arg(&keystore), "eth-account encrypt");
+    let nml = |args: &[&str], password: &str| {
+        Command::new(env!("CARGO_BIN_EXE_nml"))
+            .arg("deploy")
+            .args(args)
+            .args(["--rpc-url", &node.url, "--keystore", keystore.to_str().unwrap(), "--password-env", "NML_TEST_PW"])
+            .env("NML_TEST_PW", password)
+            .current_dir(dir.path())
+            .output()
+            .expect("nml deploy")
+    };
+    let text = |o: &Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let deployer = "0x70997970C51812dc3A010C7d01b50e0d17dc79C8";
+    let nonce = || rpc(&node.url, "eth_getTransactionCount", serde_json::json!([deployer, "latest"]));
+
+    let missing = nml(&["Token"], "hunter2");
+    assert!(!missing.status.success());
+    assert!(
+        text(&missing).contains("the constructor takes 2 argument(s) (string, string), 0 given"),
+        "{}",
+        text(&missing)
+    );
+
+    let dry = nml(&["Token", "--arg", "Dollar", "--arg", "USD", "--dry-run"], "hunter2");
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(text(&dry).contains("Token: dry run: the deployment succeeds"), "{}", text(&dry));
+    assert_eq!(nonce(), "0x0", "a dry run sends nothing");
+
+    let wrong_chain = nml(&["Token", "--arg", "Dollar", "--arg", "USD", "--chain-id", "8453"], "hunter2");
+    assert!(!wrong_chain.status.success());
+    assert!(text(&wrong_chain).contains("is chain 31337, not the 8453 expected"), "{}", text(&wrong_chain));
+    let wrong_password = nml(&["Token", "--arg", "Dollar", "--arg", "USD"], "hunter3");
+    assert!(!wrong_password.status.success());
+    assert!(text(&wrong_password).contains("cannot open the keystore"), "{}", text(&wrong_password));
+    assert_eq!(nonce(), "0x0");
+
+    let deployed = nml(&["Token", "--arg", "Dollar", "--arg", "USD", "--chain-id", "31337"], "hunter2");
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    let file: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("deployments/31337.json")).unwrap()).unwrap();
+    let token = &file["contracts"]["Token"];
+    assert_eq!(token["deployer"].as_str().unwrap().to_lowercase(), deployer.to_lowercase());
+    let address = token["address"].as_str().unwrap().to_owned();
+    // name() of the deployed token.
+    let name = rpc(&node.url, "eth_call", serde_json::json!([{ "to": address, "data": "0x06fdde03" }, "latest"]));
+    let name = alloy_primitives::hex::decode(name.as_str().unwrap()).unwrap();
+    assert_eq!(<String as alloy_sol_types::SolValue>::abi_decode(&name).unwrap(), "Dollar");
+
+    let again = nml(&["Token", "--arg", "Dollar", "--arg", "USD"], "hunter2");
+    assert!(again.status.success());
+    let said = text(&again).to_lowercase();
+    assert!(said.contains(&format!("token: already deployed at {}", address.to_lowercase())), "{said}");
+    assert_eq!(nonce(), "0x1", "nothing deployed twice");
+}

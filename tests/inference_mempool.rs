@@ -209,7 +209,10 @@ fn a_contract_that_returns_early_on_the_simulation_pass_gets_the_real_output_at_
     assert!(receipt.success, "{receipt:?}");
     assert_eq!(net.last(), [275 * E18 / 100, 175 * E18 / 100, 0]);
     assert_eq!(net.view(Predictor::updatesCall {}), U256::from(1));
-    let event = Predictor::Predicted::decode_log_data(&receipt.logs[0].data).expect("event");
+    // The precompile logs what it served first, then the contract its event.
+    assert_eq!(receipt.logs.len(), 2);
+    assert_eq!(receipt.logs[0].address, nml_runtime::mempool::INFERENCE_PRECOMPILE);
+    let event = Predictor::Predicted::decode_log_data(&receipt.logs[1].data).expect("event");
     assert_eq!(event.y0, 275 * E18 / 100);
 
     let [record] = receipt.inference.as_slice() else { panic!("one call: {:?}", receipt.inference) };

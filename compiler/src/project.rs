@@ -34,6 +34,22 @@ pub struct Config {
     /// `[models.<Name>]`: settings of a `model` declaration, by its name.
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
+    /// `[deploy]`: where and how `nml deploy` deploys.
+    #[serde(default)]
+    pub deploy: Option<DeployConfig>,
+}
+
+/// `[deploy]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeployConfig {
+    /// The chain's JSON-RPC URL (`--rpc-url` wins).
+    pub rpc_url: Option<String>,
+    /// The chain id expected (`--chain-id` wins).
+    pub chain_id: Option<u64>,
+    /// Constructor arguments by contract name, as `--arg` takes them.
+    #[serde(default)]
+    pub args: BTreeMap<String, Vec<String>>,
 }
 
 /// `[models.<Name>]`.

@@ -5,6 +5,7 @@
 
 pub mod build;
 pub mod common;
+pub mod deploy;
 pub mod devnet;
 pub mod llm_flags;
 pub mod models;

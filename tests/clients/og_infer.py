@@ -66,7 +66,7 @@ def main():
     receipt = web3.eth.wait_for_transaction_receipt(tx_hash, timeout=60)
     check(receipt["status"] == 1, "runLLMCompletion mined")
     answers = hub.events.LLMCompletionResult().process_receipt(receipt, errors=DISCARD)
-    check(len(answers) == 1 and answers[0]["args"]["response"][0], f"an answer: {answers}")
+    check(len(answers) == 1 and answers[0]["args"]["response"]["answer"], f"an answer: {answers}")
     print("OG INFER OK")
 
 
