@@ -68,7 +68,7 @@ fn build_writes_artifacts_and_a_rebuild_skips_solc() {
         &std::fs::read(out.join("DynamicFeePool.sol/DynamicFeePool.manifest.json")).expect("read"),
     )
     .expect("json");
-    assert_eq!(manifest["models"][0]["id"], "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N");
+    assert_eq!(manifest["models"][0]["id"], "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51");
     assert_eq!(manifest["models"][0]["mode"], "tee");
     assert_eq!(manifest["models"][0]["onnx"], "models/volatility.onnx");
     assert_eq!(manifest["llms"][0]["model"], "meta-llama/Llama-3.1-8B-Instruct");

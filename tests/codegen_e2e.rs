@@ -149,7 +149,7 @@ fn infer_round_trips_through_the_precompile_abi() {
     assert_eq!(calls.len(), 1, "one inference per update");
     let request = runModelInferenceCall::abi_decode(&calls[0]).expect("calldata decodes as runModelInference");
     assert_eq!(request.request.mode, 2, "mode TEE");
-    assert_eq!(request.request.modelCID, "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N");
+    assert_eq!(request.request.modelCID, "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51");
     let tensors = &request.request.input.numbers;
     assert_eq!(tensors.len(), 1);
     assert!(request.request.input.strings.is_empty());

@@ -274,7 +274,7 @@ fn ethers_runs_the_language_example_with_real_inference() {
     let dir = node_deps();
     let script = script_copy(&dir, "ethers_inference.mjs");
     let mut cmd = Command::new("node");
-    cmd.arg(&script).arg(&node.url).arg(&artifact).arg(&onnx).arg("QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N");
+    cmd.arg(&script).arg(&node.url).arg(&artifact).arg(&onnx).arg("QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51");
     run_client(cmd, "ethers inference");
     let _ = fs::remove_file(&script);
 }
@@ -293,7 +293,7 @@ fn python_cryptography_verifies_the_devnets_tee_attestations() {
         .arg(&node.url)
         .arg(&artifact)
         .arg(&onnx)
-        .args(["QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N", "2"]);
+        .args(["QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51", "2"]);
     let output = run_client(cmd, "python tee verify");
     let line = |key: &str| {
         output
@@ -382,7 +382,7 @@ fn nml_models_registers_and_lists_over_rpc() {
     let text = String::from_utf8_lossy(&list.stdout);
     assert!(text.contains("runtime/tests/models/mlp.onnx") && text.contains("in  x: float32[N, 4]"), "{text}");
     let onnx = repo().join("examples/quickstart/models/volatility.onnx");
-    let cid = "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N";
+    let cid = "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51";
     let add = nml(&["models", "add", onnx.to_str().unwrap(), "--id", cid]);
     assert!(add.status.success(), "{}", String::from_utf8_lossy(&add.stderr));
     assert_eq!(String::from_utf8_lossy(&add.stdout).trim(), cid);
@@ -434,7 +434,7 @@ fn devnet_project_registers_models_under_the_ids_contracts_call() {
         .unwrap();
     let models: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
     let ids: Vec<&str> = models.as_array().unwrap().iter().filter_map(|m| m["id"].as_str()).collect();
-    assert!(ids.contains(&"QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N"), "{ids:?}");
+    assert!(ids.contains(&"QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51"), "{ids:?}");
 }
 
 /// Sends a transaction from dev account 0 and waits for its receipt.
@@ -478,7 +478,7 @@ fn each_injected_fault_is_caught_by_the_check_that_names_it() {
     let args = ["--settlement", "individual", "--settle-after", "1", "--tee-fault", "wrong-output"];
     let node = Node::start(&args);
     let url = &node.url;
-    let cid = "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N";
+    let cid = "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51";
     rpc(url, "nml_registerModel", serde_json::json!([format!("0x{}", alloy_primitives::hex::encode(&onnx)), cid]));
     let deploy = send_and_wait(url, None, artifact["bytecode"]["object"].as_str().expect("bytecode"));
     let receipt = rpc(url, "eth_getTransactionReceipt", serde_json::json!([deploy]));

@@ -73,7 +73,7 @@ fn the_language_example_passes_its_tests() {
     assert_eq!(volatile["outcome"]["status"], "pass");
     assert_eq!(volatile["inferences"], 1);
     let receipt = &volatile["inferenceReceipts"][0];
-    assert_eq!(receipt["model"], "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N");
+    assert_eq!(receipt["model"], "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51");
     assert_eq!(receipt["output"]["numbers"][0]["name"], "vol");
 }
 

@@ -138,7 +138,7 @@ mod tests {
     #[test]
     fn ids_of_the_three_forms_round_trip() {
         let forms = [
-            ("QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N", ModelIdForm::CidV0),
+            ("QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51", ModelIdForm::CidV0),
             ("bafybeigdyrzt5sfp7udm7hu76uh7y26nf3efuylqabf3oclgtqy55fbzdi", ModelIdForm::CidV1),
             ("AbCdEfGhIjKlMnOpQrStUvWxYz0123456789-_AbCdE", ModelIdForm::Walrus),
         ];

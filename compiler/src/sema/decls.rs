@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
-use nml_protocol::{Dim as GraphDim, ElementType, ModelId, ShapeDisplay};
+use nml_protocol::{Dim as GraphDim, ElementType, ModelId, ModelIdForm, ShapeDisplay};
 
 use super::onnx::{self, GraphElem, OnnxSignature, TensorInfo};
 use super::{Analysis, Decl, DeclKind, Llm, LlmMode, Model, ModelMode, Tensor};
@@ -139,12 +139,31 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
 
     let (id, id_derived) = match cid_field {
         Some(c) => {
-            if ModelId::parse(&c.value).is_err() {
-                diags.push(
+            match ModelId::parse(&c.value) {
+                Err(_) => diags.push(
                     Diagnostic::error("E0022", format!("`{}` is not a model id", c.value))
                         .at(fid, c.span.range(), "not a CIDv0, CIDv1 or Walrus blob id")
                         .help("ids are IPFS CIDv0 (`Qm…`, 46 characters), CIDv1 in base32 (`bafy…`/`bafk…`) or Walrus blob ids (43 characters of url-safe base64); or omit `cid` to derive one from the onnx file"),
-                );
+                ),
+                // An IPFS id must be the file's (a Walrus blob id cannot be checked here).
+                Ok(given) if given.form() != ModelIdForm::Walrus => {
+                    if let (Some(bytes), Some(path)) = (&onnx_bytes, onnx_field) {
+                        let (v0, v1) = (ModelId::derive_v0(bytes), ModelId::derive(bytes));
+                        if given != v0 && given != v1 {
+                            diags.push(
+                                Diagnostic::error(
+                                    "E0044",
+                                    format!("`cid` {} is not the IPFS id of `{}`", c.value, path.value),
+                                )
+                                .at(fid, c.span.range(), "the model hub would serve other bytes under this id")
+                                .help(format!(
+                                    "`ipfs add` gives the file {v0} (CIDv0), `ipfs add --cid-version 1` gives {v1}: use one of them, or remove `cid` to derive it"
+                                )),
+                            );
+                        }
+                    }
+                }
+                Ok(_) => {}
             }
             (c.value.clone(), false)
         }

@@ -7,7 +7,7 @@ import {DynamicFeePool} from "../src/DynamicFeePool.nml";
 /// The LANGUAGE.md example, tested end to end on the devnet: every unmocked
 /// call runs the real volatility model through the inference mempool.
 contract DynamicFeePoolTest is Test {
-    string constant VOLATILITY = "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N";
+    string constant VOLATILITY = "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51";
     DynamicFeePool pool;
 
     function setUp() public {

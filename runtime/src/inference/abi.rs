@@ -305,7 +305,7 @@ mod tests {
     fn request() -> ModelInferenceRequest {
         ModelInferenceRequest {
             mode: 0,
-            modelCID: "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N".into(),
+            modelCID: "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51".into(),
             input: ModelInput {
                 numbers: vec![MultiDimensionalNumberTensor {
                     name: "x".into(),

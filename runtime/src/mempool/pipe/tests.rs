@@ -66,7 +66,7 @@ fn request() -> ModelInferenceRequest {
     };
     ModelInferenceRequest {
         mode: 0,
-        modelCID: "QmRhcpDXfYCKsimTmJYrAVM4Bbvck59Zb2onj3MHv9Kw5N".into(),
+        modelCID: "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51".into(),
         input: ModelInput { numbers: vec![x], strings: vec![] },
     }
 }
