@@ -182,6 +182,9 @@ pub struct Project {
     /// name, as their servers report them (the CLI reads them before the
     /// analysis; a declaration without an `onnx` file is checked against its).
     pub remote_signatures: BTreeMap<String, crate::sema::onnx::OnnxSignature>,
+    /// Where pulled models are kept as `<id>.onnx` (`nml models pull`): a
+    /// declaration with a `cid` and no `onnx` file uses the file there.
+    pub model_cache: Option<PathBuf>,
 }
 
 /// Why a project could not be opened at all.
@@ -250,6 +253,7 @@ impl Project {
             files: Vec::new(),
             diagnostics: Vec::new(),
             remote_signatures: BTreeMap::new(),
+            model_cache: None,
         };
         let mut index = HashMap::new();
         for entry in entries {

@@ -14,6 +14,7 @@
 pub mod model_id;
 pub mod tensor;
 pub mod unixfs;
+pub mod unixfs_read;
 
 pub use model_id::{InvalidModelId, ModelId, ModelIdForm};
 pub use tensor::{Dim, ElementType, ShapeDisplay};

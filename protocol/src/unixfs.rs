@@ -50,15 +50,34 @@ struct Node {
 
 /// The id of a file of `bytes`, as `ipfs add` gives it.
 pub fn file_cid(bytes: &[u8], version: CidVersion) -> Cid {
+    tree(bytes, version, &mut None)
+}
+
+/// The id of a file of `bytes` and every block of its tree, as `ipfs add`
+/// stores them (what a gateway serves).
+pub fn blocks(bytes: &[u8], version: CidVersion) -> (Cid, Vec<(Cid, Vec<u8>)>) {
+    let mut sink = Some(Vec::new());
+    let root = tree(bytes, version, &mut sink);
+    (root, sink.unwrap_or_default())
+}
+
+/// Builds the tree, handing each block to `sink` when there is one.
+fn tree(bytes: &[u8], version: CidVersion, sink: &mut Option<Vec<(Cid, Vec<u8>)>>) -> Cid {
     let mut level: Vec<Node> = if bytes.is_empty() {
-        vec![leaf(bytes, version)]
+        vec![leaf(bytes, version, sink)]
     } else {
-        bytes.chunks(CHUNK_SIZE).map(|chunk| leaf(chunk, version)).collect()
+        bytes.chunks(CHUNK_SIZE).map(|chunk| leaf(chunk, version, sink)).collect()
     };
     while level.len() > 1 {
-        level = level.chunks(MAX_LINKS).map(|children| parent(children, version)).collect();
+        level = level.chunks(MAX_LINKS).map(|children| parent(children, version, sink)).collect();
     }
-    level.pop().map(|root| root.cid).unwrap_or_else(|| leaf(&[], version).cid)
+    level.pop().map(|root| root.cid).unwrap_or_else(|| leaf(&[], version, sink).cid)
+}
+
+fn keep(sink: &mut Option<Vec<(Cid, Vec<u8>)>>, cid: Cid, block: &[u8]) {
+    if let Some(blocks) = sink {
+        blocks.push((cid, block.to_vec()));
+    }
 }
 
 fn sha256(block: &[u8]) -> Multihash<64> {
@@ -72,10 +91,14 @@ fn cid_of(block: &[u8], codec: u64, version: CidVersion) -> Cid {
     }
 }
 
-fn leaf(chunk: &[u8], version: CidVersion) -> Node {
+fn leaf(chunk: &[u8], version: CidVersion, sink: &mut Option<Vec<(Cid, Vec<u8>)>>) -> Node {
     let file_size = chunk.len() as u64;
     match version {
-        CidVersion::V1 => Node { cid: cid_of(chunk, RAW, version), file_size, tree_size: file_size },
+        CidVersion::V1 => {
+            let cid = cid_of(chunk, RAW, version);
+            keep(sink, cid, chunk);
+            Node { cid, file_size, tree_size: file_size }
+        }
         CidVersion::V0 => {
             let mut data = Vec::with_capacity(chunk.len() + 16);
             varint_field(&mut data, 1, UNIXFS_FILE);
@@ -85,12 +108,14 @@ fn leaf(chunk: &[u8], version: CidVersion) -> Node {
             varint_field(&mut data, 3, file_size);
             let mut block = Vec::with_capacity(data.len() + 8);
             bytes_field(&mut block, 1, &data);
-            Node { cid: cid_of(&block, DAG_PB, version), file_size, tree_size: block.len() as u64 }
+            let cid = cid_of(&block, DAG_PB, version);
+            keep(sink, cid, &block);
+            Node { cid, file_size, tree_size: block.len() as u64 }
         }
     }
 }
 
-fn parent(children: &[Node], version: CidVersion) -> Node {
+fn parent(children: &[Node], version: CidVersion, sink: &mut Option<Vec<(Cid, Vec<u8>)>>) -> Node {
     let file_size: u64 = children.iter().map(|c| c.file_size).sum();
     let mut data = Vec::new();
     varint_field(&mut data, 1, UNIXFS_FILE);
@@ -108,7 +133,9 @@ fn parent(children: &[Node], version: CidVersion) -> Node {
     }
     bytes_field(&mut block, 1, &data);
     let tree_size = block.len() as u64 + children.iter().map(|c| c.tree_size).sum::<u64>();
-    Node { cid: cid_of(&block, DAG_PB, version), file_size, tree_size }
+    let cid = cid_of(&block, DAG_PB, version);
+    keep(sink, cid, &block);
+    Node { cid, file_size, tree_size }
 }
 
 fn varint(out: &mut Vec<u8>, mut value: u64) {

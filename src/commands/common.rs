@@ -43,10 +43,12 @@ pub fn remote_endpoints(project: &Project) -> miette::Result<Vec<(String, Endpoi
         .collect()
 }
 
-/// Reads the signature of every remote model from its server, so that the
-/// analysis checks declarations without an `onnx` file against it. A server
+/// Readies an opened project for the analysis: where pulled models are kept,
+/// and the signature of every remote model read from its server, so that
+/// declarations without an `onnx` file are checked against them. A server
 /// that cannot be read leaves its declaration unchecked, with a warning.
 pub fn read_remote_signatures(project: &mut Project) -> miette::Result<()> {
+    project.model_cache = crate::toolchain::model_cache();
     for (name, endpoint) in remote_endpoints(project)? {
         match fetch_signature(&name, &endpoint, METADATA_TIMEOUT) {
             Ok(signature) => {

@@ -37,6 +37,18 @@ enum ModelsCommand {
         /// The file (any size).
         file: PathBuf,
     },
+    /// Fetch a model by id from an IPFS gateway into nml's cache, checking
+    /// every block against the id; a project can then declare it by `cid` alone.
+    Pull {
+        /// The model's id (CIDv0 or CIDv1).
+        cid: String,
+        /// The gateway (trustless: it is asked for raw blocks, which are checked).
+        #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+        gateway: String,
+        /// Also write the file here.
+        #[arg(long, value_name = "FILE")]
+        out: Option<PathBuf>,
+    },
     /// List the registered models with their inputs and outputs.
     List {
         /// Print the JSON the devnet answers.
@@ -65,12 +77,62 @@ pub fn run(args: ModelsArgs) -> miette::Result<ExitCode> {
             let (v1, v0) = (ModelId::derive(&bytes), ModelId::derive_v0(&bytes));
             print(&format!("{v1}  (CIDv1: ipfs add --cid-version 1)\n{v0}  (CIDv0: ipfs add)\n"));
         }
+        ModelsCommand::Pull { cid, gateway, out } => {
+            let path = pull(&cid, &gateway)?;
+            if let Some(out) = out {
+                std::fs::copy(&path, &out).into_diagnostic().wrap_err_with(|| format!("writing {}", out.display()))?;
+            }
+            print(&format!("{}\n", path.display()));
+        }
         ModelsCommand::List { json } => {
             let models = rpc_client::call(&args.rpc, "nml_listModels", json!([])).map_err(|e| miette!("{e}"))?;
             print(&if json { format!("{models}\n") } else { models_text(&models) });
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Fetches `id` block by block from `gateway`, each block checked against
+/// the id naming it, into `<cache>/models/<id>.onnx` (written atomically);
+/// returns the file.
+fn pull(id: &str, gateway: &str) -> miette::Result<PathBuf> {
+    let model = ModelId::parse(id).map_err(|e| miette!("{e}"))?;
+    if model.form() == nml_protocol::ModelIdForm::Walrus {
+        return Err(miette!("`{id}` is a Walrus blob id: only IPFS ids (CIDv0, CIDv1) can be pulled"));
+    }
+    let dir = crate::toolchain::model_cache()
+        .ok_or_else(|| miette!("nml has nowhere to keep models: set NML_HOME (or HOME)"))?;
+    std::fs::create_dir_all(&dir).into_diagnostic().wrap_err_with(|| format!("creating {}", dir.display()))?;
+    let path = dir.join(format!("{id}.onnx"));
+    let agent: ureq::Agent = ureq::Agent::config_builder()
+        .timeout_global(Some(std::time::Duration::from_secs(120)))
+        .http_status_as_error(false)
+        .build()
+        .into();
+    let gateway = gateway.trim_end_matches('/');
+    let spinner = indicatif::ProgressBar::new_spinner();
+    let mut fetched = 0u64;
+    let mut fetch = |cid: &str| -> Result<Vec<u8>, String> {
+        let url = format!("{gateway}/ipfs/{cid}?format=raw");
+        let mut response = agent
+            .get(&url)
+            .header("accept", "application/vnd.ipld.raw")
+            .call()
+            .map_err(|e| format!("cannot reach the gateway at {gateway}: {e}"))?;
+        let status = response.status().as_u16();
+        if status != 200 {
+            return Err(format!("the gateway answered HTTP {status}"));
+        }
+        let block = response.body_mut().with_config().limit(8 << 20).read_to_vec().map_err(|e| e.to_string())?;
+        fetched += block.len() as u64;
+        spinner.set_message(format!("pulling {id}: {} KiB", fetched / 1024));
+        spinner.tick();
+        Ok(block)
+    };
+    let bytes = nml_protocol::unixfs_read::read_file(id, &mut fetch).map_err(|e| miette!("pulling {id}: {e}"))?;
+    spinner.finish_and_clear();
+    nml_compiler::solc::write_atomic(&path, &bytes).map_err(|e| miette!("writing {}: {e}", path.display()))?;
+    Ok(path)
 }
 
 /// Writes to stdout; a closed pipe (`| head`) is not an error.

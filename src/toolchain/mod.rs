@@ -17,3 +17,10 @@ pub fn cache_dir() -> Option<PathBuf> {
         .or_else(|| var("XDG_CACHE_HOME").map(|d| d.join("nml")))
         .or_else(|| var("HOME").map(|d| d.join(".cache").join("nml")))
 }
+
+/// Where `nml models pull` keeps models, as `<id>.onnx`: `models/` in the
+/// cache directory. A `model` declaration with a `cid` and no `onnx` file
+/// uses the file kept here.
+pub fn model_cache() -> Option<PathBuf> {
+    cache_dir().map(|d| d.join("models"))
+}

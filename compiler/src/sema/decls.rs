@@ -119,6 +119,15 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
                     .help(format!("the path is relative to the folder of {}", project.files[file].unit_name)),
             ),
         }
+    } else if let Some(cached) =
+        cid_field.and_then(|c| project.model_cache.as_ref().map(|d| d.join(format!("{}.onnx", c.value))))
+        && let Ok(bytes) = std::fs::read(&cached)
+        && let Ok(sig) = onnx::read_signature(&bytes)
+    {
+        // Pulled by id (`nml models pull`): the cached file stands for `onnx`.
+        check_against_graph(fid, decl, mode, &inputs, &outputs, &sig, diags);
+        onnx_bytes = Some(bytes);
+        onnx_path = Some(cached);
     } else if let Some(sig) = project.remote_signatures.get(&decl.name.value) {
         // Served by a model server (`[models.<Name>] endpoint`): its
         // reported signature stands in for the graph.
