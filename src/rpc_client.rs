@@ -14,7 +14,7 @@ pub enum RpcError {
     #[error("invalid RPC URL `{0}`: expected http://HOST:PORT or https://HOST[/PATH]")]
     BadUrl(String),
     /// The node could not be reached.
-    #[error("cannot reach the node at {url}: {reason} (is `nml devnet` running, or is the URL right?)")]
+    #[error("cannot reach the node at {url}: {reason} (is `nml devnet` running? is the URL right?)")]
     Unreachable {
         /// The URL.
         url: String,
