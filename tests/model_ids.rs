@@ -15,6 +15,22 @@ mod common;
 const IMPORTER: &str = "ipfs-unixfs-importer@17.1.1";
 const BLOCKSTORE: &str = "blockstore-core@7.0.1";
 
+/// IPFS's JavaScript UnixFS importer and blockstore, installed once per
+/// target directory.
+fn unixfs_deps() -> PathBuf {
+    let deps = common::deps_dir().join("unixfs");
+    common::provision(&deps, &format!(".installed-{IMPORTER}-{BLOCKSTORE}"), |dir| {
+        common::run_checked(
+            Command::new("npm")
+                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
+                .arg(dir)
+                .args([IMPORTER, BLOCKSTORE]),
+            "npm install ipfs-unixfs-importer",
+        );
+    });
+    deps
+}
+
 /// Bytes that do not repeat within a chunk (a xorshift stream).
 fn bytes(len: usize, seed: u64) -> Vec<u8> {
     let mut x = seed | 1;
@@ -34,16 +50,7 @@ fn derived_ids_match_the_unixfs_importer_for_files_of_any_size() {
         eprintln!("NML_SKIP_CLIENT_TESTS is set: skipping the UnixFS importer comparison");
         return;
     }
-    let deps = common::deps_dir().join("unixfs");
-    common::provision(&deps, &format!(".installed-{IMPORTER}-{BLOCKSTORE}"), |dir| {
-        common::run_checked(
-            Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-                .arg(dir)
-                .args([IMPORTER, BLOCKSTORE]),
-            "npm install ipfs-unixfs-importer",
-        );
-    });
+    let deps = unixfs_deps();
     let files = tempfile::tempdir().unwrap();
     // One byte; exactly one chunk; one chunk and a byte; several MiB; and
     // 175 chunks and a byte, so the tree has two levels of parents.
@@ -101,16 +108,7 @@ fn models_pull_from_a_gateway_checks_every_block() {
         return;
     }
     use std::io::{BufRead, BufReader};
-    let deps = common::deps_dir().join("unixfs");
-    common::provision(&deps, &format!(".installed-{IMPORTER}-{BLOCKSTORE}"), |dir| {
-        common::run_checked(
-            Command::new("npm")
-                .args(["install", "--no-audit", "--no-fund", "--loglevel=error", "--prefix"])
-                .arg(dir)
-                .args([IMPORTER, BLOCKSTORE]),
-            "npm install ipfs-unixfs-importer",
-        );
-    });
+    let deps = unixfs_deps();
     let home = tempfile::tempdir().unwrap();
     // A real model padded past one chunk would not load; a model of one
     // chunk and a random file of three chunks and a bit exercise both layouts.

@@ -12,6 +12,20 @@ pub const DEV_MNEMONIC: &str = "test test test test test test test test test tes
 /// The parent path of the dev keys; key `i` is `m/44'/60'/0'/0/i`.
 const DERIVATION_PATH: &str = "m/44'/60'/0'/0/0";
 
+/// The key of one of the devnet's own accounts (the settlement relay, the
+/// workflow scheduler): `keccak256(label ‖ seed)`, re-hashed until it is a
+/// valid secp256k1 scalar (astronomically likely at once). The same label
+/// and seed give the same account on every machine.
+pub fn derived_signer(label: &str, seed: u64) -> PrivateKeySigner {
+    let mut material = label.as_bytes().to_vec();
+    material.extend_from_slice(&seed.to_be_bytes());
+    let mut key = alloy_primitives::keccak256(material);
+    while PrivateKeySigner::from_bytes(&key).is_err() {
+        key = alloy_primitives::keccak256(key);
+    }
+    PrivateKeySigner::from_bytes(&key).expect("a valid key")
+}
+
 /// A funded account whose key the devnet holds.
 #[derive(Debug, Clone)]
 pub struct DevAccount {

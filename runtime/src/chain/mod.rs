@@ -26,7 +26,7 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 
 use self::reserved::ReservedRange;
-pub use accounts::{DEV_MNEMONIC, DevAccount, dev_accounts};
+pub use accounts::{DEV_MNEMONIC, DevAccount, derived_signer, dev_accounts};
 pub use block::{Halt, InferenceRecord, SealedBlock, Served, TxReceipt};
 pub use dump::{DumpError, StateDump};
 pub use reserved::MAX_RESERVED;

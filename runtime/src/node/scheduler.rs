@@ -11,7 +11,7 @@
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, U256};
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::SolCall;
@@ -28,13 +28,7 @@ const SCHEDULER_TIP: u128 = 1_000_000_000;
 
 /// The scheduler account's key, made from the enclaves' seed.
 pub fn scheduler_signer(seed: u64) -> PrivateKeySigner {
-    let mut material = b"nml devnet workflow scheduler".to_vec();
-    material.extend_from_slice(&seed.to_be_bytes());
-    let mut key = keccak256(material);
-    while PrivateKeySigner::from_bytes(&key).is_err() {
-        key = keccak256(key);
-    }
-    PrivateKeySigner::from_bytes(&key).expect("a valid key")
+    crate::chain::derived_signer("nml devnet workflow scheduler", seed)
 }
 
 /// A scheduled task (`nml_getTasks`).

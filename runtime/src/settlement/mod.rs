@@ -60,14 +60,7 @@ impl Default for SettlementConfig {
 
 /// The relay account's key, made from the enclaves' seed.
 pub fn relay_signer(seed: u64) -> PrivateKeySigner {
-    let mut material = b"nml devnet settlement relay".to_vec();
-    material.extend_from_slice(&seed.to_be_bytes());
-    let mut key = keccak256(material);
-    // A valid secp256k1 scalar: below the order (astronomically likely anyway).
-    while PrivateKeySigner::from_bytes(&key).is_err() {
-        key = keccak256(key);
-    }
-    PrivateKeySigner::from_bytes(&key).expect("a valid key")
+    crate::chain::derived_signer("nml devnet settlement relay", seed)
 }
 
 /// The relay's key of a result: `keccak256(abi.encode(teeId, inputHash,
