@@ -359,6 +359,7 @@ fn chain(executor: &Arc<OnnxExecutor>, code: &Bytes, id: &str, mining: Mining) -
         chain: ChainConfig { gas_limit: 300_000_000, ..ChainConfig::default() },
         mining,
         state_file: None,
+        fork: None,
     };
     let setup = InferenceSetup::new(Arc::clone(executor) as Arc<dyn Executor>);
     let devnet = Devnet::with_inference(config, setup).unwrap_or_else(|e| panic!("{e}"));

@@ -56,7 +56,10 @@ fn main() {
     let devnet = || {
         let chain =
             ChainConfig { gas_limit: testing::TEST_GAS_LIMIT, unlimited_code_size: true, ..ChainConfig::default() };
-        Devnet::with_inference(DevnetConfig { chain, mining: Mining::Auto, state_file: None }, setup.clone())
+        Devnet::with_inference(
+            DevnetConfig { chain, mining: Mining::Auto, state_file: None, fork: None },
+            setup.clone(),
+        )
     };
     println!();
     println!("| {EMPTY_TESTS} empty tests | jobs | wall | per test, median (p90) |");

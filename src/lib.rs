@@ -3,5 +3,4 @@
 //! end-to-end tests share.
 
 pub mod commands;
-pub mod rpc_client;
 pub mod toolchain;

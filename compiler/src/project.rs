@@ -37,6 +37,21 @@ pub struct Config {
     /// `[deploy]`: where and how `nml deploy` deploys.
     #[serde(default)]
     pub deploy: Option<DeployConfig>,
+    /// `[fork]`: the remote chain `nml test` forks when no `--fork-url` is given.
+    #[serde(default)]
+    pub fork: Option<ForkTable>,
+}
+
+/// `[fork]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ForkTable {
+    /// The remote chain's JSON-RPC URL.
+    pub url: String,
+    /// The block to fork at (default: the remote's latest).
+    pub block: Option<u64>,
+    /// The chain id the remote must report.
+    pub chain_id: Option<u64>,
 }
 
 /// `[deploy]`.

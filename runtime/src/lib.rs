@@ -4,7 +4,11 @@
 //! Layers, each using only the ones before it:
 //! - [`tee`]: the simulated enclaves (keys, attestations) and the TEE
 //!   verifier precompile's checks (independent of the chain);
-//! - [`chain`]: state, blocks, receipts, clock, dumps;
+//! - [`rpc_client`]: a minimal JSON-RPC client, for talking to other nodes;
+//! - [`fork`]: fork mode's remote state, read lazily from another chain
+//!   through [`rpc_client`] and cached on disk;
+//! - [`chain`]: state (laid over a [`fork`] in fork mode), blocks, receipts,
+//!   clock, dumps;
 //! - [`evm`]: revm setup and the pluggable precompile set;
 //! - [`inference`]: the OGInference ABI, tensors, the model registry and the
 //!   ONNX executor (independent of the chain);
@@ -29,12 +33,14 @@
 
 pub mod chain;
 pub mod evm;
+pub mod fork;
 pub mod inference;
 pub mod llm;
 pub mod mempool;
 pub mod node;
 pub mod predeploys;
 pub mod rpc;
+pub mod rpc_client;
 pub mod settlement;
 pub mod tee;
 pub mod testing;

@@ -415,7 +415,7 @@ fn reserved_blocks_cost_no_memory_and_survive_dumps_and_snapshots() {
     let d = devnet();
     let id = d.snapshot();
     d.mine_many(1_000_000, Some(12)).unwrap();
-    let dump = d.dump().to_json();
+    let dump = d.dump().unwrap().to_json();
     // A range is one entry, however many blocks it holds.
     assert!(dump.len() < 16 * 1024, "{} bytes", dump.len());
     let reloaded = Devnet::new(DevnetConfig::default()).unwrap();
@@ -536,7 +536,7 @@ fn dumps_round_trip_and_damaged_files_are_refused_untouched() {
     assert_eq!(std::fs::read(&path).unwrap(), b"{\"version\": 1, \"chainId\": ");
 
     // Another chain's dump.
-    std::fs::write(&path, d.dump().to_json()).unwrap();
+    std::fs::write(&path, d.dump().unwrap().to_json()).unwrap();
     let other = DevnetConfig { chain: ChainConfig { chain_id: 5, ..Default::default() }, ..config };
     assert!(Devnet::new(other).unwrap_err().to_string().contains("chain id 31337"));
 }

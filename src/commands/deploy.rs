@@ -8,13 +8,14 @@
 //! `--legacy`). Each deployment waits for its receipt, and lands in
 //! `deployments/<chain id>.json`; a contract whose init code (bytecode and
 //! constructor arguments) is already deployed there, with code at its
-//! address, is not deployed again. `--dry-run` executes each deployment
-//! against the chain's latest state (`eth_call`) and sends nothing.
+//! address, is not deployed again. `--dry-run` runs the same deployments on
+//! a local fork of the chain at its latest block, and sends nothing to it.
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope, TxLegacy};
@@ -31,7 +32,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::common::{print_diagnostics, read_remote_signatures, solc_for};
-use crate::rpc_client::{self, RpcError};
+use nml_runtime::fork::{ForkConfig, ForkSource};
+use nml_runtime::rpc_client::{self as client, Retry};
+use nml_runtime::{Devnet, DevnetConfig};
 
 /// Arguments of `nml deploy`.
 #[derive(Debug, clap::Args)]
@@ -69,7 +72,8 @@ pub struct DeployArgs {
     /// Pay with a legacy gas price even where the chain has EIP-1559 fees.
     #[arg(long)]
     pub legacy: bool,
-    /// Execute each deployment against the chain's latest state and send nothing.
+    /// Deploy on a local fork of the chain at its latest block instead, and
+    /// send nothing to the chain.
     #[arg(long)]
     pub dry_run: bool,
 }
@@ -159,6 +163,12 @@ pub fn run(args: DeployArgs) -> miette::Result<ExitCode> {
     }
     let signer = signer(&args)?;
     let deployer = signer.address();
+    // A dry run deploys on a local fork of the chain, through the same steps.
+    let fork = if args.dry_run { Some(DryRunFork::start(&node.url, chain_id)?) } else { None };
+    let node = match &fork {
+        Some(fork) => Node { url: fork.url.clone() },
+        None => node,
+    };
     let file = fe.project.root.join("deployments").join(format!("{chain_id}.json"));
     let mut deployments = read_deployments(&file, chain_id)?;
 
@@ -183,16 +193,6 @@ pub fn run(args: DeployArgs) -> miette::Result<ExitCode> {
             }
         }
         let call = json!({ "from": deployer, "data": Bytes::from(init.clone()) });
-        if args.dry_run {
-            node.call("eth_call", json!([call, "latest"]))
-                .map_err(|e| miette!("{}: the deployment would fail: {e}", contract.name))?;
-            let gas = hex_u64(&node.call("eth_estimateGas", json!([call]))?)?;
-            println!(
-                "{}: dry run: the deployment succeeds against the latest state, {gas} gas; nothing sent",
-                contract.name
-            );
-            continue;
-        }
         let estimate = hex_u64(
             &node
                 .call("eth_estimateGas", json!([call]))
@@ -209,6 +209,14 @@ pub fn run(args: DeployArgs) -> miette::Result<ExitCode> {
         }
         let address: Address = serde_json::from_value(receipt["contractAddress"].clone()).into_diagnostic()?;
         let block_number = hex_u64(&receipt["blockNumber"])?;
+        if let Some(fork) = &fork {
+            let gas = hex_u64(&receipt["gasUsed"])?;
+            println!(
+                "{}: dry run: deployed at {address} on a fork of {} at block {} ({gas} gas); nothing sent",
+                contract.name, fork.remote, fork.block
+            );
+            continue;
+        }
         println!("{}: deployed at {address} (tx {hash}, block {block_number})", contract.name);
         deployments.contracts.insert(
             contract.name.clone(),
@@ -226,6 +234,42 @@ pub fn run(args: DeployArgs) -> miette::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The local devnet a dry run deploys on: a fork of the target chain at its
+/// latest block, served over JSON-RPC on a free local port while it lives.
+struct DryRunFork {
+    remote: String,
+    block: u64,
+    url: String,
+    server: Option<nml_runtime::rpc::RpcServer>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl DryRunFork {
+    fn start(remote: &str, chain_id: u64) -> miette::Result<Self> {
+        let config = ForkConfig { expected_chain_id: Some(chain_id), ..ForkConfig::new(remote) };
+        let source = ForkSource::connect(&config).map_err(|e| miette!("the dry run cannot fork the chain: {e}"))?;
+        let block = source.number();
+        let devnet = Devnet::new(DevnetConfig { fork: Some(source), ..DevnetConfig::default() })
+            .map_err(|e| miette!("the dry run cannot fork the chain: {e}"))?;
+        let runtime =
+            tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().into_diagnostic()?;
+        let server = runtime
+            .block_on(nml_runtime::rpc::serve(Arc::new(devnet), "127.0.0.1:0".parse().into_diagnostic()?))
+            .into_diagnostic()?;
+        let url = format!("http://{}", server.local_addr);
+        eprintln!("Dry run on a fork of {remote} at block {block}");
+        Ok(Self { remote: remote.to_owned(), block, url, server: Some(server), runtime })
+    }
+}
+
+impl Drop for DryRunFork {
+    fn drop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.stop());
+        }
+    }
+}
+
 /// The node, called with retries: an unreachable or rate-limited node is
 /// asked again (three times, waiting longer each time), with a clear message.
 struct Node {
@@ -234,18 +278,10 @@ struct Node {
 
 impl Node {
     fn call(&self, method: &str, params: Value) -> miette::Result<Value> {
-        let mut wait = Duration::from_millis(500);
-        for attempt in 1..=4 {
-            match rpc_client::call(&self.url, method, params.clone()) {
-                Err(e) if e.is_transient() && attempt < 4 => {
-                    eprintln!("{method}: {e}; trying again in {:.1} s", wait.as_secs_f64());
-                    std::thread::sleep(wait);
-                    wait *= 2;
-                }
-                other => return other.map_err(|e: RpcError| miette!("{method}: {e}")),
-            }
-        }
-        unreachable!("the last attempt returns")
+        client::call_with_retries(&self.url, method, &params, Retry::default(), |e, wait| {
+            eprintln!("{method}: {e}; trying again in {:.1} s", wait.as_secs_f64());
+        })
+        .map_err(|e| miette!("{method}: {e}"))
     }
 }
 

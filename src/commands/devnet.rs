@@ -17,6 +17,7 @@ use nml_runtime::tee::{Enclaves, Fault};
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
 use super::common::{project_remote_models, read_remote_signatures, register_project_models, with_remote_models};
+use super::fork_flags::ForkArgs;
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
@@ -29,9 +30,10 @@ pub struct DevnetArgs {
     /// The port to listen on (0 picks a free one).
     #[arg(long, default_value_t = 8545)]
     pub port: u16,
-    /// The chain id.
-    #[arg(long, default_value_t = 31337)]
-    pub chain_id: u64,
+    /// The chain id (default 31337; with --fork-url, the remote's, which
+    /// must then equal this one if given).
+    #[arg(long)]
+    pub chain_id: Option<u64>,
     /// How many dev accounts to fund.
     #[arg(long, default_value_t = 10)]
     pub accounts: usize,
@@ -46,8 +48,11 @@ pub struct DevnetArgs {
     pub no_mining: bool,
     /// Load the chain from FILE at start (when it exists) and write it there on
     /// Ctrl-C, SIGTERM and `anvil_dumpState`.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "fork_url")]
     pub state: Option<PathBuf>,
+    /// Fork mode.
+    #[command(flatten)]
+    pub fork: ForkArgs,
     /// The block gas limit.
     #[arg(long, default_value_t = 30_000_000)]
     pub gas_limit: u64,
@@ -179,7 +184,7 @@ impl DevnetArgs {
         };
         Ok(DevnetConfig {
             chain: ChainConfig {
-                chain_id: self.chain_id,
+                chain_id: self.chain_id.unwrap_or(ChainConfig::default().chain_id),
                 gas_limit: self.gas_limit,
                 base_fee: self.base_fee,
                 accounts: self.accounts,
@@ -188,6 +193,7 @@ impl DevnetArgs {
             },
             mining,
             state_file: self.state.clone(),
+            fork: self.fork.connect(None, self.chain_id)?,
         })
     }
 }

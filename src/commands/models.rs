@@ -9,7 +9,7 @@ use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_protocol::ModelId;
 use serde_json::{Value, json};
 
-use crate::rpc_client;
+use nml_runtime::rpc_client;
 
 /// Arguments of `nml models`.
 #[derive(Debug, clap::Args)]

@@ -29,6 +29,7 @@ use super::common::{
     ms, print_diagnostics, project_remote_models, read_remote_signatures, register_project_models, solc_for,
     with_remote_models,
 };
+use super::fork_flags::ForkArgs;
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
@@ -72,6 +73,10 @@ pub struct TestArgs {
     /// LLM backends.
     #[command(flatten)]
     pub llm: LlmArgs,
+    /// Fork mode: the tests run on a fork of a remote chain (also `[fork]`
+    /// in nml.toml).
+    #[command(flatten)]
+    pub fork: ForkArgs,
 }
 
 /// Runs `nml test`.
@@ -162,6 +167,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     }
 
     let setup = inference_setup(&fe, &args.llm)?;
+    let fork = args.fork.connect(fe.project.config.fork.as_ref(), None)?;
     let devnet = || {
         let config = DevnetConfig {
             chain: ChainConfig {
@@ -171,6 +177,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
             },
             mining: Mining::Auto,
             state_file: None,
+            fork: fork.clone(),
         };
         Devnet::with_inference(config, setup.clone())
     };

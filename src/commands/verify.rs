@@ -15,7 +15,7 @@ use nml_runtime::tee::{Attestation, message_hash, verify_rsa_pss};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::rpc_client;
+use nml_runtime::rpc_client;
 
 /// The oldest a signature may be when its result is used.
 const MAX_AGE: u64 = 3600;

@@ -52,6 +52,11 @@ pub enum DumpError {
         /// The devnet's chain id.
         devnet: u64,
     },
+    /// A forked chain's state lies partly on the remote, which a dump cannot hold.
+    #[error(
+        "a forked devnet's state cannot be dumped or loaded: most of it stays on the remote chain (fork it again instead)"
+    )]
+    Forked,
 }
 
 /// A serialisable copy of a chain.

@@ -26,6 +26,7 @@ use revm::primitives::hardfork::SpecId;
 use revm::state::EvmState;
 
 use self::reserved::ReservedRange;
+use crate::fork::{ForkError, ForkSource};
 pub use accounts::{DEV_MNEMONIC, DevAccount, derived_signer, dev_accounts};
 pub use block::{Halt, InferenceRecord, SealedBlock, Served, TxReceipt};
 pub use dump::{DumpError, StateDump};
@@ -87,6 +88,14 @@ pub enum ChainError {
     /// The state of that block cannot be rebuilt (it predates a state load).
     #[error("historical state for block {0} is not available (the state was loaded from a dump at a later block)")]
     HistoryUnavailable(u64),
+    /// A block before the fork block of a forked chain: ask the remote.
+    #[error("block {number} is before block {fork}, where this devnet forked its remote chain: ask the remote for it")]
+    BeforeFork {
+        /// The block asked for.
+        number: u64,
+        /// The fork block.
+        fork: u64,
+    },
     /// A reservation of empty blocks (`anvil_mine`) that would take block
     /// numbers or timestamps past [`MAX_RESERVED`].
     #[error("mining {count} blocks would take the {what} past {max} (2^53 - 1, the largest integer JavaScript clients read exactly)", max = MAX_RESERVED)]
@@ -242,6 +251,24 @@ impl Chain {
         Self::from_parts(config, state, genesis, Vec::new(), Clock::default(), None)
     }
 
+    /// A chain forked from `fork`'s remote at its fork block: that block is
+    /// the first one here (the same number, hash, timestamp and base fee),
+    /// the state is the remote's with the dev accounts funded over it, and
+    /// the chain id is the remote's. The dev accounts and the coinbase, which
+    /// every block touches, are read from the remote now.
+    pub fn fork(mut config: ChainConfig, fork: Arc<ForkSource>) -> Result<Self, ForkError> {
+        config.chain_id = fork.chain_id();
+        let mut state = StateDb::forked(fork.clone());
+        state.header(&config.coinbase)?;
+        for account in dev_accounts(config.accounts) {
+            state.header(&account.address)?;
+            state.account_mut(account.address).balance = config.balance;
+        }
+        let block =
+            SealedBlock { hash: fork.hash(), ..SealedBlock::seal(fork.header().clone(), Vec::new(), Vec::new()) };
+        Ok(Self::from_parts(config, state, vec![block], Vec::new(), Clock::default(), None))
+    }
+
     /// A chain from a dump's parts: built blocks and reserved ranges that
     /// together number every block from genesis on once; `history` is the
     /// undo record of every built block and range end from `base` on (their
@@ -394,6 +421,10 @@ impl Chain {
         if number == head {
             return Ok(self.latest());
         }
+        let first = self.blocks[0].number();
+        if number < first {
+            return Err(ChainError::BeforeFork { number, fork: first });
+        }
         if number < self.undo_base {
             return Err(ChainError::HistoryUnavailable(number));
         }
@@ -411,8 +442,11 @@ impl Chain {
         StateView::new(self.state.clone(), None, self.recent.clone())
     }
 
+    /// The hashes of the (up to 256) blocks before `next` that this chain
+    /// holds: a forked chain starts at its fork block, and `BLOCKHASH` reads
+    /// earlier ones from the remote (`StateView`).
     fn recent_hashes_before(&self, next: u64) -> RecentHashes {
-        let first = next.saturating_sub(256);
+        let first = next.saturating_sub(256).max(self.blocks[0].number());
         RecentHashes { first, hashes: (first..next).map_while(|n| self.block_hash(n)).collect() }
     }
 
@@ -464,13 +498,10 @@ impl Chain {
         self.clock.next = None;
     }
 
-    /// Balance, nonce and code hash of `address` at the head.
-    pub fn latest_header(&self, address: Address) -> Option<AccountHeader> {
-        self.state.account(&address).map(|a| AccountHeader {
-            balance: a.balance,
-            nonce: a.nonce,
-            code_hash: a.code_hash,
-        })
+    /// Balance, nonce and code hash of `address` at the head (in fork mode
+    /// the first read of an account waits on the remote).
+    pub fn latest_header(&self, address: Address) -> Result<Option<AccountHeader>, ForkError> {
+        self.state.header(&address)
     }
 
     /// The environment block `number` executed in (for calls at that block).

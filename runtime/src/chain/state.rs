@@ -1,8 +1,13 @@
 //! World state: the accounts, their storage and the contract codes at the head
 //! of the chain, the per-block undo records that rebuild older states, and the
 //! read-only views that revm executes against.
+//!
+//! In fork mode the state is laid over a [`ForkSource`]: what the devnet
+//! never wrote is read from the remote chain (once, then cached there), and
+//! an account is copied into the local state the first time it is written.
+//! Reads can then fail (the remote is down), hence [`ForkError`] in the
+//! signatures; without a fork they never do.
 
-use std::convert::Infallible;
 use std::sync::Arc;
 
 use alloy_primitives::map::{DefaultHashBuilder, HashMap, HashSet};
@@ -12,6 +17,8 @@ use revm::bytecode::Bytecode;
 use revm::primitives::KECCAK_EMPTY;
 use revm::state::{AccountInfo, EvmState};
 use serde::{Deserialize, Serialize};
+
+use crate::fork::{ForkAccount, ForkError, ForkSource};
 
 /// A persistent hash map: cloning it is O(1) and a clone shares its nodes
 /// until either side writes, which copies only the path it writes. The head
@@ -40,6 +47,10 @@ pub struct DbAccount {
     /// What this account added to [`StateDb`]'s digest sum when it was last
     /// folded in (see [`StateDb::digest`]).
     folded: U256,
+    /// In fork mode, an account copied from the remote: a slot that
+    /// `storage` does not hold is read from the remote, so `storage` keeps
+    /// zeros written over the remote's values.
+    remote_storage: bool,
 }
 
 /// `keccak256(a ‖ b)` as a number, the unit of the state digest's sums.
@@ -51,16 +62,22 @@ fn pair_hash(a: &[u8], b: &[u8]) -> U256 {
 }
 
 impl DbAccount {
-    /// Storage slots that are not zero.
+    /// Storage slots that are not zero (in fork mode, also the slots
+    /// written to zero over a remote value).
     pub fn storage(&self) -> &HashMap<U256, U256> {
         &self.storage
     }
 
-    /// Sets one storage slot (zero removes it).
+    /// Sets one storage slot (zero removes it, unless the remote may hold a
+    /// value under it).
     pub fn set_slot(&mut self, slot: U256, value: U256) {
         let key = slot.to_be_bytes::<32>();
-        let previous = if value.is_zero() { self.storage.remove(&slot) } else { self.storage.insert(slot, value) };
-        if let Some(old) = previous {
+        let previous = if value.is_zero() && !self.remote_storage {
+            self.storage.remove(&slot)
+        } else {
+            self.storage.insert(slot, value)
+        };
+        if let Some(old) = previous.filter(|old| !old.is_zero()) {
             self.storage_sum = self.storage_sum.wrapping_sub(pair_hash(&key, &old.to_be_bytes::<32>()));
         }
         if !value.is_zero() {
@@ -68,10 +85,15 @@ impl DbAccount {
         }
     }
 
-    /// Removes every storage slot.
+    /// Removes every storage slot (the remote's too, in fork mode).
     pub fn clear_storage(&mut self) {
         self.storage.clear();
         self.storage_sum = U256::ZERO;
+        self.remote_storage = false;
+    }
+
+    fn header(&self) -> AccountHeader {
+        AccountHeader { balance: self.balance, nonce: self.nonce, code_hash: self.code_hash }
     }
 
     /// This account's share of the state digest.
@@ -84,16 +106,6 @@ impl DbAccount {
         hasher.update(self.storage_sum.to_be_bytes::<32>());
         U256::from_be_bytes(hasher.finalize().0)
     }
-
-    fn info(&self) -> AccountInfo {
-        AccountInfo {
-            balance: self.balance,
-            nonce: self.nonce,
-            code_hash: self.code_hash,
-            code: None,
-            ..Default::default()
-        }
-    }
 }
 
 /// The balance, nonce and code hash of an account, without its storage.
@@ -105,6 +117,12 @@ pub struct AccountHeader {
     pub nonce: u64,
     /// Code hash.
     pub code_hash: B256,
+}
+
+impl From<ForkAccount> for AccountHeader {
+    fn from(account: ForkAccount) -> Self {
+        Self { balance: account.balance, nonce: account.nonce, code_hash: account.code_hash }
+    }
 }
 
 impl AccountHeader {
@@ -132,6 +150,10 @@ pub struct StateDb {
     digest_sum: U256,
     /// Accounts changed since the digest was last taken.
     dirty: HashSet<Address>,
+    /// In fork mode, the remote state under this one.
+    fork: Option<Arc<ForkSource>>,
+    /// In fork mode, accounts removed here that the remote may still hold.
+    deleted: SharedMap<Address, ()>,
 }
 
 /// What a block changed, as the values before it: applying a block's undo to
@@ -143,25 +165,93 @@ pub struct BlockUndo {
 }
 
 impl StateDb {
-    /// The account at `address`, if it exists.
+    /// An empty state laid over the remote state `fork`.
+    pub fn forked(fork: Arc<ForkSource>) -> Self {
+        Self { fork: Some(fork), ..Self::default() }
+    }
+
+    /// The remote state under this one, in fork mode.
+    pub fn fork(&self) -> Option<&Arc<ForkSource>> {
+        self.fork.as_ref()
+    }
+
+    /// The account at `address`, if this state holds it (in fork mode, the
+    /// remote may hold one that was never copied here: see [`StateDb::header`]).
     pub fn account(&self, address: &Address) -> Option<&DbAccount> {
         self.accounts.get(address)
     }
 
-    /// Every account, in no particular order.
+    /// Every account this state holds, in no particular order.
     pub fn accounts(&self) -> impl Iterator<Item = (&Address, &DbAccount)> {
         self.accounts.iter()
     }
 
-    /// The code stored under `hash`.
+    /// The code stored under `hash` in this state.
     pub fn code(&self, hash: &B256) -> Option<&Bytecode> {
         self.codes.get(hash)
     }
 
-    /// The account at `address`, created empty if absent.
+    /// Balance, nonce and code hash of `address`; `None` if it does not
+    /// exist (here, or in fork mode on the remote).
+    pub fn header(&self, address: &Address) -> Result<Option<AccountHeader>, ForkError> {
+        match self.accounts.get(address) {
+            Some(account) => Ok(Some(account.header())),
+            None => self.remote_account(address).map(|a| a.map(AccountHeader::from)),
+        }
+    }
+
+    /// One storage slot of `address`.
+    pub fn slot(&self, address: &Address, slot: U256) -> Result<U256, ForkError> {
+        let remote = match self.accounts.get(address) {
+            Some(account) => match account.storage.get(&slot) {
+                Some(value) => return Ok(*value),
+                None => account.remote_storage,
+            },
+            None => !self.deleted.contains_key(address),
+        };
+        match &self.fork {
+            Some(fork) if remote => fork.storage(*address, slot),
+            _ => Ok(U256::ZERO),
+        }
+    }
+
+    /// The code stored under `hash`, here or (in fork mode) read from the remote.
+    fn code_owned(&self, hash: &B256) -> Option<Bytecode> {
+        self.codes.get(hash).cloned().or_else(|| self.fork.as_ref().and_then(|f| f.code(hash)))
+    }
+
+    /// In fork mode, the remote's account at `address` unless it was removed here.
+    fn remote_account(&self, address: &Address) -> Result<Option<ForkAccount>, ForkError> {
+        match &self.fork {
+            Some(fork) if !self.deleted.contains_key(address) => fork.account(*address),
+            _ => Ok(None),
+        }
+    }
+
+    /// The account at `address`, created if absent: copied from the remote
+    /// in fork mode, empty otherwise.
     pub fn account_mut(&mut self, address: Address) -> &mut DbAccount {
         self.dirty.insert(address);
-        self.accounts.entry(address).or_insert_with(|| DbAccount { code_hash: KECCAK_EMPTY, ..Default::default() })
+        if !self.accounts.contains_key(&address) {
+            let remote = self.remote_account(&address).unwrap_or_else(|e| {
+                tracing::warn!(%address, %e, "fork: the account is taken as empty");
+                None
+            });
+            self.deleted.remove(&address);
+            let account = match remote {
+                Some(remote) => DbAccount {
+                    balance: remote.balance,
+                    nonce: remote.nonce,
+                    code_hash: remote.code_hash,
+                    remote_storage: true,
+                    ..Default::default()
+                },
+                None => DbAccount { code_hash: KECCAK_EMPTY, ..Default::default() },
+            };
+            self.accounts.insert(address, account);
+        }
+        // Inserted above when absent.
+        self.accounts.get_mut(&address).expect("the account exists")
     }
 
     /// Removes the account at `address` with its storage.
@@ -169,6 +259,26 @@ impl StateDb {
         if let Some(removed) = self.accounts.remove(address) {
             self.digest_sum = self.digest_sum.wrapping_sub(removed.folded);
         }
+        if self.fork.is_some() {
+            self.deleted.insert(*address, ());
+        }
+    }
+
+    /// [`StateDb::header`] for the bookkeeping of a write, which has no
+    /// caller to fail to: the values were read (and cached) by the execution
+    /// that wrote them, so a remote failure here is only logged.
+    fn header_for_undo(&self, address: &Address) -> Option<AccountHeader> {
+        self.header(address).unwrap_or_else(|e| {
+            tracing::warn!(%address, %e, "fork: the account's earlier state is taken as empty");
+            None
+        })
+    }
+
+    fn slot_for_undo(&self, address: &Address, slot: U256) -> U256 {
+        self.slot(address, slot).unwrap_or_else(|e| {
+            tracing::warn!(%address, %slot, %e, "fork: the slot's earlier value is taken as zero");
+            U256::ZERO
+        })
     }
 
     /// A digest of the whole state, for the header's `stateRoot` field.
@@ -212,13 +322,9 @@ impl StateDb {
             if !account.is_touched() {
                 continue;
             }
-            let previous = self.accounts.get(&address);
-            undo.accounts.push((
-                address,
-                previous.map(|a| AccountHeader { balance: a.balance, nonce: a.nonce, code_hash: a.code_hash }),
-            ));
+            undo.accounts.push((address, self.header_for_undo(&address)));
             let wipe = account.is_selfdestructed() || account.is_created();
-            if wipe && let Some(previous) = previous {
+            if wipe && let Some(previous) = self.accounts.get(&address) {
                 undo.storage.extend(previous.storage.iter().map(|(slot, value)| (address, *slot, *value)));
             }
             if account.is_selfdestructed() {
@@ -230,32 +336,30 @@ impl StateDb {
             {
                 self.codes.entry(account.info.code_hash).or_insert_with(|| code.clone());
             }
-            let entry = self.account_mut(address);
-            entry.balance = account.info.balance;
-            entry.nonce = account.info.nonce;
-            entry.code_hash = account.info.code_hash;
             // Compared with what this state holds, not with revm's
             // `original_value`: that is re-baselined whenever a later
             // transaction of the same machine touches the slot, so a slot
             // written by one transaction and only read by a later one would
             // look unchanged.
-            let held =
-                |slot: &U256| if wipe { U256::ZERO } else { entry.storage.get(slot).copied().unwrap_or_default() };
-            let written: Vec<(U256, U256)> = account
+            let written: Vec<(U256, U256, U256)> = account
                 .storage
                 .iter()
-                .filter(|(slot, v)| v.present_value != held(slot))
-                .map(|(slot, v)| (*slot, v.present_value))
+                .filter_map(|(slot, v)| {
+                    let held = if wipe { U256::ZERO } else { self.slot_for_undo(&address, *slot) };
+                    (v.present_value != held).then_some((*slot, v.present_value, held))
+                })
                 .collect();
             if !wipe {
-                for (slot, _) in &written {
-                    undo.storage.push((address, *slot, entry.storage.get(slot).copied().unwrap_or_default()));
-                }
+                undo.storage.extend(written.iter().map(|(slot, _, held)| (address, *slot, *held)));
             }
+            let entry = self.account_mut(address);
+            entry.balance = account.info.balance;
+            entry.nonce = account.info.nonce;
+            entry.code_hash = account.info.code_hash;
             if wipe {
                 entry.clear_storage();
             }
-            for (slot, value) in written {
+            for (slot, value, _) in written {
                 entry.set_slot(slot, value);
             }
         }
@@ -265,16 +369,9 @@ impl StateDb {
     /// Records the current value of everything `address` holds, for an undo
     /// of a direct edit (`anvil_setBalance` and the like).
     pub fn undo_of(&self, address: Address, slots: &[U256]) -> BlockUndo {
-        let previous = self.accounts.get(&address);
         BlockUndo {
-            accounts: vec![(
-                address,
-                previous.map(|a| AccountHeader { balance: a.balance, nonce: a.nonce, code_hash: a.code_hash }),
-            )],
-            storage: slots
-                .iter()
-                .map(|slot| (address, *slot, previous.and_then(|a| a.storage.get(slot).copied()).unwrap_or_default()))
-                .collect(),
+            accounts: vec![(address, self.header_for_undo(&address))],
+            storage: slots.iter().map(|slot| (address, *slot, self.slot_for_undo(&address, *slot))).collect(),
         }
     }
 }
@@ -382,46 +479,50 @@ impl StateView {
     }
 
     /// Balance, nonce and code hash of `address`; `None` if it does not exist.
-    pub fn header(&self, address: Address) -> Option<AccountHeader> {
+    pub fn header(&self, address: Address) -> Result<Option<AccountHeader>, ForkError> {
         if let Some(overlay) = &self.overlay
             && let Some(account) = overlay.accounts.get(&address)
         {
-            return *account;
+            return Ok(*account);
         }
-        self.base.accounts.get(&address).map(|a| AccountHeader {
-            balance: a.balance,
-            nonce: a.nonce,
-            code_hash: a.code_hash,
+        self.base.header(&address)
+    }
+
+    /// The nonce of `address` (0 for an account that does not exist).
+    pub fn nonce(&self, address: Address) -> Result<u64, ForkError> {
+        Ok(self.header(address)?.map(|a| a.nonce).unwrap_or_default())
+    }
+
+    /// The nonce of `address` for the pool's bookkeeping, which has no caller
+    /// to fail to: a sender's account was read when its transaction was
+    /// admitted, so only a remote that is down and an account never read
+    /// make this 0 (logged).
+    pub fn pool_nonce(&self, address: Address) -> u64 {
+        self.nonce(address).unwrap_or_else(|e| {
+            tracing::warn!(%address, %e, "fork: the nonce is taken as 0");
+            0
         })
     }
 
     /// The code of `address` (empty when it has none).
-    pub fn code_of(&self, address: Address) -> Bytecode {
-        match self.header(address) {
-            Some(h) if h.code_hash != KECCAK_EMPTY => self.code_by_hash_ref(h.code_hash).unwrap_or_default(),
-            _ => Bytecode::default(),
+    pub fn code_of(&self, address: Address) -> Result<Bytecode, ForkError> {
+        match self.header(address)? {
+            Some(h) if h.code_hash != KECCAK_EMPTY => self.code_by_hash_ref(h.code_hash),
+            _ => Ok(Bytecode::default()),
         }
     }
 
     /// One storage slot.
-    pub fn storage_at(&self, address: Address, slot: U256) -> U256 {
-        match self.storage_ref(address, slot) {
-            Ok(value) => value,
-            Err(never) => match never {},
-        }
+    pub fn storage_at(&self, address: Address, slot: U256) -> Result<U256, ForkError> {
+        self.storage_ref(address, slot)
     }
 }
 
 impl DatabaseRef for StateView {
-    type Error = Infallible;
+    type Error = ForkError;
 
     fn basic_ref(&self, address: Address) -> Result<Option<AccountInfo>, Self::Error> {
-        if let Some(overlay) = &self.overlay
-            && let Some(account) = overlay.accounts.get(&address)
-        {
-            return Ok(account.map(|a| a.info()));
-        }
-        Ok(self.base.accounts.get(&address).map(DbAccount::info))
+        Ok(self.header(address)?.map(|a| a.info()))
     }
 
     fn code_by_hash_ref(&self, code_hash: B256) -> Result<Bytecode, Self::Error> {
@@ -430,7 +531,7 @@ impl DatabaseRef for StateView {
         {
             return Ok(code.clone());
         }
-        Ok(self.base.codes.get(&code_hash).cloned().unwrap_or_default())
+        Ok(self.base.code_owned(&code_hash).unwrap_or_default())
     }
 
     fn storage_ref(&self, address: Address, index: U256) -> Result<U256, Self::Error> {
@@ -442,16 +543,21 @@ impl DatabaseRef for StateView {
                 return Ok(U256::ZERO);
             }
         }
-        Ok(self.base.accounts.get(&address).and_then(|a| a.storage.get(&index).copied()).unwrap_or_default())
+        self.base.slot(&address, index)
     }
 
     fn block_hash_ref(&self, number: u64) -> Result<B256, Self::Error> {
         let hashes = &self.hashes;
-        Ok(number
+        let recent = number
             .checked_sub(hashes.first)
             .and_then(|i| usize::try_from(i).ok())
-            .and_then(|i| hashes.hashes.get(i).copied())
-            .unwrap_or_default())
+            .and_then(|i| hashes.hashes.get(i).copied());
+        match (recent, &self.base.fork) {
+            (Some(hash), _) => Ok(hash),
+            // Before the fork block: the remote's.
+            (None, Some(fork)) if number < fork.number() && number < hashes.first => fork.block_hash(number),
+            (None, _) => Ok(B256::ZERO),
+        }
     }
 }
 

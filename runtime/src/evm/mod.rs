@@ -14,7 +14,6 @@
 mod frames;
 mod trace;
 
-use std::convert::Infallible;
 use std::fmt::Debug;
 
 use alloy_primitives::{Address, Bytes, Log};
@@ -31,6 +30,7 @@ use revm::state::EvmState;
 use revm::{ExecuteEvm, InspectEvm, Inspector};
 
 use crate::chain::{ChainConfig, Halt, StateView};
+use crate::fork::ForkError;
 
 pub use trace::{MAX_TRACE_STEPS, TraceError, trace_transaction};
 
@@ -306,6 +306,8 @@ pub enum InvalidTxKind {
     SenderNotEoa,
     /// The block environment itself is invalid.
     Header,
+    /// In fork mode, the remote state it reads could not be read.
+    StateUnavailable,
     /// Anything else revm refuses.
     Other,
 }
@@ -316,11 +318,11 @@ impl InvalidTx {
     }
 }
 
-fn invalid(error: EVMError<Infallible>) -> InvalidTx {
+fn invalid(error: EVMError<ForkError>) -> InvalidTx {
     match error {
         EVMError::Transaction(tx) => invalid_transaction(&tx),
         EVMError::Header(h) => InvalidTx::new(InvalidTxKind::Header, h.to_string()),
-        EVMError::Database(never) => match never {},
+        EVMError::Database(e) => InvalidTx::new(InvalidTxKind::StateUnavailable, e.to_string()),
         EVMError::Custom(s) => InvalidTx::new(InvalidTxKind::Other, s),
         EVMError::CustomAny(e) => InvalidTx::new(InvalidTxKind::Other, e.to_string()),
     }
@@ -427,7 +429,7 @@ impl<I> MachineWith<I> {
     /// transaction changes nothing.
     pub fn execute(&mut self, tx: TxEnv) -> Result<TxOutcome, InvalidTx>
     where
-        DevEvm<I>: ExecuteEvm<Tx = TxEnv, ExecutionResult = ExecutionResult, Error = EVMError<Infallible>>,
+        DevEvm<I>: ExecuteEvm<Tx = TxEnv, ExecutionResult = ExecutionResult, Error = EVMError<ForkError>>,
     {
         self.evm.transact_one(tx).map(TxOutcome::from_result).map_err(invalid)
     }

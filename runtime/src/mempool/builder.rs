@@ -177,7 +177,7 @@ impl StageContext<'_> {
     /// is the sender's next one and no inspector (which may behave by phase)
     /// is installed.
     pub fn simulation_is_inclusion(&self, tx: &PoolTx) -> bool {
-        self.evm.inspectors.is_none() && self.view.header(tx.sender).map(|h| h.nonce).unwrap_or_default() == tx.nonce()
+        self.evm.inspectors.is_none() && self.view.pool_nonce(tx.sender) == tx.nonce()
     }
 
     /// Whether `tx` can run any code: false for a plain transfer to an
@@ -189,7 +189,12 @@ impl StageContext<'_> {
                 // Precompiles have no code but run.
                 let precompile = to.0[..19].iter().all(|b| *b == 0);
                 precompile
-                    || self.view.header(to).is_some_and(|h| h.code_hash != KECCAK_EMPTY && !h.code_hash.is_zero())
+                    || self
+                        .view
+                        .header(to)
+                        .ok()
+                        .flatten()
+                        .is_some_and(|h| h.code_hash != KECCAK_EMPTY && !h.code_hash.is_zero())
             }
         }
     }

@@ -147,7 +147,7 @@ impl Devnet {
     /// workflow scheduler run by `scheduler` (both accounts funded), unless
     /// the chain has them (a loaded state). Dev account 0 holds the admin roles.
     fn install_predeploys(&self, enclaves: &Enclaves, relay: Address, scheduler: Address) -> Result<(), NodeError> {
-        let installed = self.with_chain(|c| !c.latest().code_of(TEE_REGISTRY).is_empty());
+        let installed = !self.with_chain(|c| c.latest()).code_of(TEE_REGISTRY)?.is_empty();
         if installed {
             return Ok(());
         }
@@ -171,7 +171,8 @@ impl Devnet {
     /// knowing every result this one knows.
     pub fn fork(&self) -> Self {
         let chain = self.lock().chain.clone();
-        let config = DevnetConfig { chain: chain.config().clone(), mining: super::Mining::Auto, state_file: None };
+        let config =
+            DevnetConfig { chain: chain.config().clone(), mining: super::Mining::Auto, state_file: None, fork: None };
         let (precompiles, stage, inference) = match &self.inference {
             Some(inference) => {
                 let pipe = inference.pipe.fork();
@@ -296,7 +297,7 @@ impl Devnet {
         let (pending, queued) = {
             let inner = self.engine.inner.lock();
             let view = inner.chain.latest();
-            let content = inner.pool.content(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default());
+            let content = inner.pool.content(|a| view.pool_nonce(*a));
             let count = |m: &std::collections::BTreeMap<_, Vec<_>>| m.values().map(Vec::len).sum::<usize>();
             (count(&content.pending), count(&content.queued))
         };

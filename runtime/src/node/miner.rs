@@ -124,7 +124,7 @@ impl Engine {
     pub(super) fn ready(inner: &Inner) -> Vec<Arc<PoolTx>> {
         let view = inner.chain.latest();
         let base_fee = inner.chain.next_base_fee();
-        inner.pool.ready(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default(), base_fee)
+        inner.pool.ready(|a| view.pool_nonce(*a), base_fee)
     }
 
     fn batch(&self, inner: &Inner, batch: Batch) -> Vec<Arc<PoolTx>> {
@@ -201,7 +201,7 @@ impl Engine {
                 inner.pool.remove(&tx.hash);
             }
             let view = inner.chain.latest();
-            inner.pool.prune(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default());
+            inner.pool.prune(|a| view.pool_nonce(*a));
             drop(view);
             drop(inner);
             self.appended.notify_all();

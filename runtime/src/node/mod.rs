@@ -32,6 +32,7 @@ use crate::chain::{
 use crate::evm::{
     EthereumPrecompiles, EvmSetup, ExecOptions, InspectorFactory, Machine, Phase, PrecompileFactory, TraceError,
 };
+use crate::fork::{ForkError, ForkSource};
 use crate::mempool::{Added, InferenceWait, NoPreExecution, Pool, PreExecution};
 use crate::predeploys::{SYSTEM_ADDRESS, SystemCall};
 use miner::{Batch, Engine, Mined, MinerThread};
@@ -67,11 +68,15 @@ pub struct DevnetConfig {
     /// The file `--state` names: loaded at start when present, written by
     /// [`Devnet::save_state`] and `anvil_dumpState`.
     pub state_file: Option<PathBuf>,
+    /// Fork mode: the remote state the chain starts from (connected with
+    /// [`ForkSource::connect`]; the chain id is then the remote's, and
+    /// `state_file` is not read).
+    pub fork: Option<Arc<ForkSource>>,
 }
 
 impl Default for DevnetConfig {
     fn default() -> Self {
-        Self { chain: ChainConfig::default(), mining: Mining::Auto, state_file: None }
+        Self { chain: ChainConfig::default(), mining: Mining::Auto, state_file: None, fork: None }
     }
 }
 
@@ -104,6 +109,9 @@ pub enum NodeError {
     /// Tracing failed.
     #[error(transparent)]
     Trace(#[from] TraceError),
+    /// In fork mode, the remote state could not be read.
+    #[error(transparent)]
+    Fork(#[from] ForkError),
 }
 
 /// The mutable part of a devnet.
@@ -150,9 +158,10 @@ impl Devnet {
         precompiles: Arc<dyn PrecompileFactory>,
         stage: Arc<dyn PreExecution>,
     ) -> Result<Self, NodeError> {
-        let chain = match &config.state_file {
-            Some(path) if path.exists() => StateDump::read(path)?.into_chain(config.chain.clone())?,
-            _ => Chain::genesis(config.chain.clone()),
+        let chain = match (&config.fork, &config.state_file) {
+            (Some(fork), _) => Chain::fork(config.chain.clone(), fork.clone())?,
+            (None, Some(path)) if path.exists() => StateDump::read(path)?.into_chain(config.chain.clone())?,
+            (None, _) => Chain::genesis(config.chain.clone()),
         };
         Ok(Self::assemble(config, chain, precompiles, stage))
     }
@@ -380,7 +389,13 @@ impl Devnet {
         if tx.max_fee() < u128::from(base_fee) {
             return Err(TxError::FeeCapTooLow { max_fee: tx.max_fee(), base_fee }.into());
         }
-        let account = inner.chain.latest_header(tx.sender);
+        let account = inner.chain.latest_header(tx.sender)?;
+        // In fork mode, the account called is read now (once; later reads
+        // are cached), so that a remote that is down fails the send with its
+        // reason instead of the transaction at inclusion.
+        if let Some(to) = tx.to() {
+            inner.chain.latest_header(to)?;
+        }
         let (balance, nonce) = account.map(|a| (a.balance, a.nonce)).unwrap_or_default();
         if tx.nonce() < nonce {
             return Err(TxError::NonceTooLow { next: nonce, tx: tx.nonce() }.into());
@@ -597,14 +612,22 @@ impl Devnet {
 
     // ----- state dumps -----
 
-    /// The whole chain as a dump.
-    pub fn dump(&self) -> StateDump {
-        StateDump::of(&self.lock().chain)
+    /// The whole chain as a dump (refused in fork mode).
+    pub fn dump(&self) -> Result<StateDump, NodeError> {
+        let inner = self.lock();
+        if inner.chain.state().fork().is_some() {
+            return Err(DumpError::Forked.into());
+        }
+        Ok(StateDump::of(&inner.chain))
     }
 
-    /// Replaces the chain with a dump's; the pool and snapshots are cleared.
+    /// Replaces the chain with a dump's; the pool and snapshots are cleared
+    /// (refused in fork mode).
     pub fn load(&self, dump: StateDump) -> Result<(), NodeError> {
         let mut inner = self.lock();
+        if inner.chain.state().fork().is_some() {
+            return Err(DumpError::Forked.into());
+        }
         let chain = dump.into_chain(inner.chain.config().clone())?;
         self.learn_records(&chain);
         inner.epoch += 1;
@@ -619,7 +642,7 @@ impl Devnet {
     /// Writes the chain to the `--state` file, when one was given.
     pub fn save_state(&self) -> Result<Option<PathBuf>, NodeError> {
         let Some(path) = &self.state_file else { return Ok(None) };
-        self.dump().write(path)?;
+        self.dump()?.write(path)?;
         Ok(Some(path.clone()))
     }
 

@@ -23,6 +23,11 @@ use crate::mempool::PoolContent;
 const MAX_LOG_RANGE: u64 = 100_000;
 
 impl Devnet {
+    /// In fork mode, the remote state the chain was forked from.
+    pub fn fork_source(&self) -> Option<Arc<crate::fork::ForkSource>> {
+        self.with_chain(|c| c.state().fork().cloned())
+    }
+
     /// The head's number.
     pub fn block_number(&self) -> u64 {
         self.with_chain(|c| c.head_number())
@@ -38,31 +43,34 @@ impl Devnet {
         Ok(chain.view_at(number)?)
     }
 
-    /// Balance of `address` at block `id`.
+    /// Balance of `address` at block `id`. The view is taken under the lock
+    /// and read after it (in fork mode, a read may wait on the remote).
     pub fn balance(&self, address: Address, id: BlockId) -> Result<U256, NodeError> {
-        self.with_chain(|c| Ok(self.view(c, Some(id))?.header(address).map(|a| a.balance).unwrap_or_default()))
+        let view = self.with_chain(|c| self.view(c, Some(id)))?;
+        Ok(view.header(address)?.map(|a| a.balance).unwrap_or_default())
     }
 
     /// Nonce of `address` at block `id`; for `pending`, counting its
     /// executable pool transactions.
     pub fn transaction_count(&self, address: Address, id: BlockId) -> Result<u64, NodeError> {
-        let mut inner = self.lock();
-        let view = self.view(&inner.chain, Some(id))?;
-        let nonce = view.header(address).map(|a| a.nonce).unwrap_or_default();
+        let view = self.with_chain(|c| self.view(c, Some(id)))?;
+        let nonce = view.nonce(address)?;
         if id == BlockId::Number(BlockNumberOrTag::Pending) {
-            return Ok(inner.pool.pending_nonce(&address, nonce));
+            return Ok(self.lock().pool.pending_nonce(&address, nonce));
         }
         Ok(nonce)
     }
 
     /// Code of `address` at block `id`.
     pub fn code(&self, address: Address, id: BlockId) -> Result<Bytes, NodeError> {
-        self.with_chain(|c| Ok(self.view(c, Some(id))?.code_of(address).original_bytes()))
+        let view = self.with_chain(|c| self.view(c, Some(id)))?;
+        Ok(view.code_of(address)?.original_bytes())
     }
 
     /// A storage slot of `address` at block `id`.
     pub fn storage_at(&self, address: Address, slot: U256, id: BlockId) -> Result<B256, NodeError> {
-        self.with_chain(|c| Ok(self.view(c, Some(id))?.storage_at(address, slot).into()))
+        let view = self.with_chain(|c| self.view(c, Some(id)))?;
+        Ok(view.storage_at(address, slot)?.into())
     }
 
     /// A block by number or tag; `None` past the head.
@@ -278,7 +286,7 @@ impl Devnet {
     pub fn pool_content(&self) -> PoolContent {
         let inner = self.lock();
         let view = inner.chain.latest();
-        inner.pool.content(|a| view.header(*a).map(|h| h.nonce).unwrap_or_default())
+        inner.pool.content(|a| view.pool_nonce(*a))
     }
 
     /// Traces a mined transaction (`debug_traceTransaction`).
@@ -339,7 +347,7 @@ fn call_env(request: &TransactionRequest, env: &NextBlock, gas: Option<u64>, vie
         kind: request.to.unwrap_or(TxKind::Create),
         value: request.value.unwrap_or_default(),
         data: request.input.input().cloned().unwrap_or_default(),
-        nonce: view.header(caller).map(|a| a.nonce).unwrap_or_default(),
+        nonce: view.pool_nonce(caller),
         chain_id: Some(chain_id),
         access_list: request.access_list.clone().unwrap_or_default(),
         gas_priority_fee: if dynamic {

@@ -194,7 +194,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         Ok(Value::Null)
     }),
     ("anvil_dumpState", 0, 0, |_, d| {
-        let dump = d.dump();
+        let dump = d.dump().rpc()?;
         if let Some(path) = d.save_state().rpc()? {
             tracing::info!(path = %path.display(), "state written");
         }
@@ -244,6 +244,17 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         Ok(records.map_or(Value::Null, |r| Value::Array(r.iter().map(record_json).collect())))
     }),
     ("nml_mempoolStatus", 0, 0, |_, d| json(d.mempool_status().rpc()?)),
+    ("nml_forkInfo", 0, 0, |_, d| {
+        Ok(d.fork_source().map_or(Value::Null, |f| {
+            json!({
+                "url": f.url(),
+                "chainId": qty(f.chain_id()),
+                "blockNumber": qty(f.number()),
+                "blockHash": f.hash(),
+                "remoteRequests": f.requests(),
+            })
+        }))
+    }),
     // Verification (docs/verification.md).
     ("nml_getAttestations", 1, 1, |a, d| d.attestations(a.req(0)?).map_or(Ok(Value::Null), json)),
     ("nml_getTees", 0, 0, |_, d| json(d.tees().rpc()?)),
@@ -309,13 +320,14 @@ fn block_id(args: &Args, i: usize) -> Result<BlockId, ErrorObjectOwned> {
 
 /// Every method of the devnet.
 pub(super) fn module(devnet: Arc<Devnet>) -> RpcModule<Devnet> {
+    let forked = devnet.fork_source().is_some();
     let mut module = RpcModule::from_arc(devnet);
     for &(name, min, max, handler) in METHODS {
-        register(&mut module, name, min, max, handler);
+        register(&mut module, name, min, max, handler, forked);
     }
     for &(alias, target) in HARDHAT_ALIASES {
         if let Some(&(_, min, max, handler)) = METHODS.iter().find(|(n, ..)| *n == target) {
-            register(&mut module, alias, min, max, handler);
+            register(&mut module, alias, min, max, handler, forked);
         }
     }
     // Registering a name twice is a programming error caught by the tests.
@@ -343,9 +355,28 @@ const LONG_RUNNING: &[&str] = &[
     "nml_getTees",
 ];
 
-fn register(module: &mut RpcModule<Devnet>, name: &'static str, min: usize, max: usize, handler: Handler) {
-    let long =
-        LONG_RUNNING.contains(&name) || HARDHAT_ALIASES.iter().any(|(a, t)| *a == name && LONG_RUNNING.contains(t));
+/// Methods that read state, which in fork mode may wait on the remote: a
+/// forked devnet runs them on the blocking pool too.
+const READS_STATE: &[&str] = &[
+    "eth_getBalance",
+    "eth_getTransactionCount",
+    "eth_getCode",
+    "eth_getStorageAt",
+    "eth_sendRawTransaction",
+    "eth_sendTransaction",
+    "eth_createAccessList",
+];
+
+fn register(
+    module: &mut RpcModule<Devnet>,
+    name: &'static str,
+    min: usize,
+    max: usize,
+    handler: Handler,
+    forked: bool,
+) {
+    let target = HARDHAT_ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, t)| *t);
+    let long = LONG_RUNNING.contains(&target) || (forked && READS_STATE.contains(&target));
     let result = if long {
         module
             .register_blocking_method(name, move |params, devnet, _| {

@@ -1,0 +1,179 @@
+//! A minimal JSON-RPC client over HTTP(S), for whatever talks to a node: the
+//! CLI's commands (`nml models` and `nml verify` to a running devnet, `nml
+//! deploy` to any chain) and fork mode's reads of a remote chain.
+//! Connections are kept alive between calls.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+/// Why a call failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RpcError {
+    /// The URL is not `http(s)://host:port[/path]`.
+    #[error("invalid RPC URL `{0}`: expected http://HOST:PORT or https://HOST[/PATH]")]
+    BadUrl(String),
+    /// The node could not be reached.
+    #[error("cannot reach the node at {url}: {reason} (is it running? is the URL right?)")]
+    Unreachable {
+        /// The URL.
+        url: String,
+        /// The transport error.
+        reason: String,
+    },
+    /// The node answered with an HTTP error status and no JSON-RPC answer.
+    #[error("the node at {url} answered HTTP {status}: {body}")]
+    Status {
+        /// The URL.
+        url: String,
+        /// The HTTP status.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The answer is not a JSON-RPC response.
+    #[error("the node at {url} sent an invalid answer: {reason}")]
+    BadAnswer {
+        /// The URL.
+        url: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The node answered with a JSON-RPC error.
+    #[error("{message} (JSON-RPC error {code})")]
+    Remote {
+        /// The error code.
+        code: i64,
+        /// The message.
+        message: String,
+    },
+}
+
+/// JSON-RPC error codes that public providers use for rate limits
+/// (EIP-1474's "limit exceeded", and HTTP 429 echoed as a code).
+const RATE_LIMIT_CODES: [i64; 2] = [-32005, 429];
+
+impl RpcError {
+    /// Whether trying again later may help (the node was unreachable, rate
+    /// limited or failing on its side).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Self::Unreachable { .. } => true,
+            Self::Status { status, .. } => *status == 429 || *status >= 500,
+            Self::Remote { code, .. } => RATE_LIMIT_CODES.contains(code),
+            Self::BadUrl(_) | Self::BadAnswer { .. } => false,
+        }
+    }
+}
+
+static AGENT: LazyLock<ureq::Agent> = LazyLock::new(|| {
+    ureq::Agent::config_builder()
+        .timeout_global(Some(Duration::from_secs(120)))
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .http_status_as_error(false)
+        .build()
+        .into()
+});
+
+/// Calls `method` with `params` on the node at `url` and returns the result.
+pub fn call(url: &str, method: &str, params: Value) -> Result<Value, RpcError> {
+    if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
+        return Err(RpcError::BadUrl(url.to_owned()));
+    }
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
+    let unreachable = |reason: String| RpcError::Unreachable { url: url.to_owned(), reason };
+    let bad = |reason: String| RpcError::BadAnswer { url: url.to_owned(), reason };
+    let mut response = AGENT
+        .post(url)
+        .header("content-type", "application/json")
+        .send(body.as_bytes())
+        .map_err(|e| unreachable(e.to_string()))?;
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().map_err(|e| unreachable(e.to_string()))?;
+    let answer: Value = match serde_json::from_str(&text) {
+        Ok(answer) => answer,
+        Err(_) if status != 200 => {
+            let body: String = text.trim().chars().take(200).collect();
+            return Err(RpcError::Status { url: url.to_owned(), status, body });
+        }
+        Err(e) => return Err(bad(e.to_string())),
+    };
+    if let Some(error) = answer.get("error") {
+        return Err(RpcError::Remote {
+            code: error["code"].as_i64().unwrap_or_default(),
+            message: error["message"].as_str().unwrap_or("unknown error").to_owned(),
+        });
+    }
+    answer.get("result").cloned().ok_or_else(|| bad("neither result nor error".to_owned()))
+}
+
+/// How [`call_with_retries`] tries again.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// Attempts in all, the first included (at least 1).
+    pub attempts: u32,
+    /// The wait before the second attempt; it doubles after each.
+    pub first_wait: Duration,
+}
+
+impl Default for Retry {
+    fn default() -> Self {
+        Self { attempts: 4, first_wait: Duration::from_millis(500) }
+    }
+}
+
+/// [`call`], tried again after a transient failure (see
+/// [`RpcError::is_transient`]) as `retry` says; `on_retry` hears each failure
+/// that is tried again and the wait before the next attempt.
+pub fn call_with_retries(
+    url: &str,
+    method: &str,
+    params: &Value,
+    retry: Retry,
+    mut on_retry: impl FnMut(&RpcError, Duration),
+) -> Result<Value, RpcError> {
+    let mut wait = retry.first_wait;
+    let mut attempt = 1;
+    loop {
+        match call(url, method, params.clone()) {
+            Err(e) if e.is_transient() && attempt < retry.attempts => {
+                on_retry(&e, wait);
+                std::thread::sleep(wait);
+                wait *= 2;
+                attempt += 1;
+            }
+            other => return other,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_http_urls() {
+        assert!(matches!(call("ws://x:1", "m", json!([])), Err(RpcError::BadUrl(_))));
+        let err = call("http://127.0.0.1:1", "m", json!([])).unwrap_err();
+        assert!(err.is_transient());
+        assert!(err.to_string().contains("cannot reach the node"), "{err}");
+    }
+
+    #[test]
+    fn retries_only_what_may_pass_later() {
+        let mut heard = 0;
+        let retry = Retry { attempts: 3, first_wait: Duration::from_millis(1) };
+        let err = call_with_retries("http://127.0.0.1:1", "m", &json!([]), retry, |_, _| heard += 1).unwrap_err();
+        assert!(matches!(err, RpcError::Unreachable { .. }));
+        assert_eq!(heard, 2);
+        let mut heard = 0;
+        let err = call_with_retries("ftp://x", "m", &json!([]), retry, |_, _| heard += 1).unwrap_err();
+        assert!(matches!(err, RpcError::BadUrl(_)));
+        assert_eq!(heard, 0);
+        let limited = RpcError::Remote { code: -32005, message: "limit exceeded".into() };
+        assert!(limited.is_transient());
+        let status = |status| RpcError::Status { url: String::new(), status, body: String::new() };
+        assert!(status(429).is_transient() && status(503).is_transient() && !status(404).is_transient());
+    }
+}

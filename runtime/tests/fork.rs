@@ -1,0 +1,178 @@
+//! Fork mode: a devnet (B) forked from another one (A) served over JSON-RPC
+//! reads A's state lazily at the fork block, runs everything locally, never
+//! writes A, caches what it read on disk, and says clearly when A is not the
+//! chain expected or stops answering.
+
+mod common;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use alloy_eips::BlockId;
+use alloy_primitives::{Address, B256, Bytes, U256, address};
+use alloy_rpc_types_eth::TransactionRequest;
+use alloy_sol_types::SolCall;
+use common::*;
+use nml_runtime::fork::{ForkConfig, ForkError, ForkSource};
+use nml_runtime::rpc::RpcServer;
+use nml_runtime::rpc_client::{Retry, RpcError};
+use nml_runtime::{Devnet, DevnetConfig, Mining};
+
+/// A devnet served over HTTP on a free port, on its own tokio runtime.
+struct Served {
+    devnet: Arc<Devnet>,
+    url: String,
+    server: Option<RpcServer>,
+    runtime: tokio::runtime::Runtime,
+}
+
+impl Served {
+    fn start(devnet: Devnet) -> Self {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+        let devnet = Arc::new(devnet);
+        let server = runtime.block_on(nml_runtime::rpc::serve(devnet.clone(), "127.0.0.1:0".parse().unwrap())).unwrap();
+        let url = format!("http://{}", server.local_addr);
+        Self { devnet, url, server: Some(server), runtime }
+    }
+
+    fn stop(&mut self) {
+        if let Some(server) = self.server.take() {
+            self.runtime.block_on(server.stop());
+        }
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn fork_config(url: &str, cache: Option<&std::path::Path>) -> ForkConfig {
+    ForkConfig {
+        cache_dir: cache.map(|c| c.to_path_buf()),
+        retry: Retry { attempts: 2, first_wait: Duration::from_millis(10) },
+        ..ForkConfig::new(url)
+    }
+}
+
+fn forked(source: Arc<ForkSource>) -> Devnet {
+    Devnet::new(DevnetConfig { fork: Some(source), ..DevnetConfig::default() }).unwrap()
+}
+
+fn count(d: &Devnet, counter: Address) -> U256 {
+    let request = TransactionRequest::default().to(counter).input(Counter::getCall {}.abi_encode().into());
+    U256::from_be_slice(&d.call(request, None, None).unwrap())
+}
+
+fn increment(d: &Devnet, nonce: u64, counter: Address, by: u64) {
+    let input: Bytes = Counter::incrementCall { by: U256::from(by) }.abi_encode().into();
+    let hash = d.send_raw_transaction(&sign(call_tx(nonce, counter, input), &signer(0))).unwrap();
+    assert!(d.receipt(hash).unwrap().status());
+}
+
+fn slot(d: &Devnet, address: Address, slot: u64, at: BlockId) -> U256 {
+    d.storage_at(address, U256::from(slot), at).unwrap().into()
+}
+
+/// Runtime code returning `BLOCKHASH(1)`.
+const BLOCKHASH_1: [u8; 11] = [0x60, 0x01, 0x40, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xf3];
+
+#[test]
+fn a_fork_runs_on_the_remote_state_and_never_writes_it() {
+    let a = Served::start(Devnet::new(DevnetConfig::default()).unwrap());
+    let hash = a.devnet.send_raw_transaction(&sign(deploy_tx(0, 41), &signer(0))).unwrap();
+    let counter = a.devnet.receipt(hash).unwrap().contract_address.unwrap();
+    increment(&a.devnet, 1, counter, 1);
+    let whale = address!("00000000000000000000000000000000000000aa");
+    a.devnet.set_balance(whale, U256::from(5));
+    a.devnet.set_code(whale, BLOCKHASH_1.to_vec().into());
+    a.devnet.mine(None).unwrap();
+    let fork_block = a.devnet.block_number();
+    let cache = tempfile::tempdir().unwrap();
+
+    let source = ForkSource::connect(&fork_config(&a.url, Some(cache.path()))).unwrap();
+    assert_eq!((source.chain_id(), source.number()), (CHAIN_ID, fork_block));
+    let b = forked(source.clone());
+    // A moves on after the fork; B stays at the fork block's state.
+    increment(&a.devnet, 2, counter, 100);
+    assert_eq!(count(&a.devnet, counter), U256::from(142));
+
+    // The remote's code, storage and balances, read at the fork block.
+    assert_eq!(count(&b, counter), U256::from(42));
+    assert_eq!(b.code(counter, BlockId::latest()).unwrap(), a.devnet.code(counter, BlockId::latest()).unwrap());
+    assert_eq!(b.balance(whale, BlockId::latest()).unwrap(), U256::from(5));
+    // The chain continues the remote's: its fork block, then blocks of its own.
+    let a_block = |n: u64| a.devnet.block(BlockId::number(n), false).unwrap();
+    assert_eq!(b.block_number(), fork_block);
+    assert_eq!(b.block(BlockId::latest(), false).unwrap().header.hash, a_block(fork_block).header.hash);
+    // BLOCKHASH of a block before the fork is the remote's.
+    let blockhash = b.call(TransactionRequest::default().to(whale), None, None).unwrap();
+    assert_eq!(B256::from_slice(&blockhash), a_block(1).header.hash);
+
+    // Written locally: B changes, A does not.
+    let nonce = b.transaction_count(address(0), BlockId::latest()).unwrap();
+    assert_eq!(nonce, 2, "the dev account's nonce is the remote's at the fork block");
+    increment(&b, nonce, counter, 5);
+    assert_eq!(count(&b, counter), U256::from(47));
+    assert_eq!(b.block_number(), fork_block + 1);
+    assert_eq!(count(&a.devnet, counter), U256::from(142));
+    // A zero written over a remote value reads as zero; the fork block still
+    // reads the remote's value.
+    b.set_storage_at(counter, U256::ZERO, U256::ZERO);
+    assert_eq!(slot(&b, counter, 0, BlockId::latest()), U256::ZERO);
+    assert_eq!(slot(&b, counter, 0, BlockId::number(fork_block)), U256::from(42));
+    assert!(b.storage_at(counter, U256::ZERO, BlockId::number(fork_block - 1)).is_err(), "before the fork");
+    // A transfer to a fresh account, and a contract created on B.
+    let fresh = address!("00000000000000000000000000000000000000f1");
+    let hash = b.send_raw_transaction(&sign(transfer(0, fresh, 9), &signer(1))).unwrap();
+    assert!(b.receipt(hash).unwrap().status());
+    assert_eq!(b.balance(fresh, BlockId::latest()).unwrap(), U256::from(9));
+    assert_eq!(a.devnet.balance(fresh, BlockId::latest()).unwrap(), U256::ZERO);
+    let hash = b.send_raw_transaction(&sign(deploy_tx(nonce + 1, 7), &signer(0))).unwrap();
+    let created = b.receipt(hash).unwrap().contract_address.unwrap();
+    assert_eq!(count(&b, created), U256::from(7));
+    assert!(a.devnet.code(created, BlockId::latest()).unwrap().is_empty());
+    assert!(b.dump().is_err(), "a fork's state is not dumped");
+
+    // A second fork of the same block reads what the first read from the disk cache.
+    let again = ForkSource::connect(&ForkConfig { block: Some(fork_block), ..fork_config(&a.url, Some(cache.path())) })
+        .unwrap();
+    let connecting = again.requests();
+    let c = Devnet::new(DevnetConfig { fork: Some(again.clone()), mining: Mining::Manual, ..DevnetConfig::default() })
+        .unwrap();
+    assert_eq!(count(&c, counter), U256::from(42));
+    assert_eq!(c.balance(whale, BlockId::latest()).unwrap(), U256::from(5));
+    assert_eq!(again.requests(), connecting, "nothing read twice");
+    assert!(source.requests() > connecting);
+}
+
+#[test]
+fn a_wrong_chain_or_a_remote_that_stops_answering_is_a_clear_error() {
+    let mut a = Served::start(Devnet::new(DevnetConfig::default()).unwrap());
+    let refused =
+        ForkSource::connect(&ForkConfig { expected_chain_id: Some(8453), ..fork_config(&a.url, None) }).unwrap_err();
+    assert!(matches!(refused, ForkError::WrongChain { expected: 8453, actual: CHAIN_ID, .. }), "{refused}");
+    assert!(refused.to_string().contains("reports chain id 31337, but chain id 8453 was expected"), "{refused}");
+    let future = ForkSource::connect(&ForkConfig { block: Some(99), ..fork_config(&a.url, None) }).unwrap_err();
+    assert!(future.to_string().contains("has no block 99 yet"), "{future}");
+
+    let b = forked(ForkSource::connect(&fork_config(&a.url, None)).unwrap());
+    a.stop();
+    // Reads of what was never read fail with the remote's reason, after retries.
+    let unknown = address!("00000000000000000000000000000000000000cc");
+    let err = b.balance(unknown, BlockId::latest()).unwrap_err();
+    let said = err.to_string();
+    assert!(said.contains("fork: eth_getBalance on http://") && said.contains("cannot reach the node"), "{said}");
+    // A transaction to such an account is refused when sent, not lost.
+    let sent = b.send_raw_transaction(&sign(transfer(0, unknown, 1), &signer(0))).unwrap_err();
+    assert!(sent.to_string().contains("fork: eth_getBalance"), "{sent}");
+    // What was read (the dev accounts) still works, and the chain goes on.
+    let known = address(2);
+    let hash = b.send_raw_transaction(&sign(transfer(0, known, 1), &signer(1))).unwrap();
+    assert!(b.receipt(hash).unwrap().status());
+    assert_eq!(b.block_number(), 1);
+
+    let dead = ForkSource::connect(&fork_config(&a.url, None)).unwrap_err();
+    assert!(matches!(&dead, ForkError::Rpc { source: RpcError::Unreachable { .. }, .. }), "{dead}");
+}
