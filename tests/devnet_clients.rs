@@ -740,7 +740,8 @@ fn nml_deploy_deploys_records_and_refuses_what_it_should() {
 
     let dry = nml(&["Token", "--arg", "Dollar", "--arg", "USD", "--dry-run"], "hunter2");
     assert!(dry.status.success(), "{}", text(&dry));
-    assert!(text(&dry).contains("Token: dry run: the deployment succeeds"), "{}", text(&dry));
+    assert!(text(&dry).contains("Token: dry run: deployed at 0x"), "{}", text(&dry));
+    assert!(text(&dry).contains(&format!("on a fork of {}", node.url)), "{}", text(&dry));
     assert_eq!(nonce(), "0x0", "a dry run sends nothing");
 
     let wrong_chain = nml(&["Token", "--arg", "Dollar", "--arg", "USD", "--chain-id", "8453"], "hunter2");
@@ -768,4 +769,111 @@ fn nml_deploy_deploys_records_and_refuses_what_it_should() {
     let said = text(&again).to_lowercase();
     assert!(said.contains(&format!("token: already deployed at {}", address.to_lowercase())), "{said}");
     assert_eq!(nonce(), "0x1", "nothing deployed twice");
+}
+
+alloy_sol_types::sol! {
+    function update(int256[30] r) external;
+    function fee() external view returns (uint24);
+}
+
+/// The fee of the quickstart's `DynamicFeePool` at `pool` on the node at `url`.
+fn pool_fee(url: &str, pool: &str) -> u64 {
+    use alloy_sol_types::SolCall;
+    let data = alloy_primitives::hex::encode_prefixed(feeCall {}.abi_encode());
+    let answer = rpc(url, "eth_call", serde_json::json!([{ "to": pool, "data": data }, "latest"]));
+    u64::from_str_radix(answer.as_str().unwrap().trim_start_matches("0x"), 16).unwrap()
+}
+
+/// Fork mode end to end with the `nml` binary: a pool deployed on devnet A
+/// by `nml deploy` (after a dry run on a fork of A) is changed by a
+/// transaction with real inference on devnet B, a fork of A, and by a test
+/// of `nml test` forking A through `[fork]` in nml.toml; A is unchanged, and
+/// a fork that expects another chain id is refused.
+#[test]
+fn a_fork_of_a_devnet_runs_its_deployed_contracts_with_local_inference() {
+    use alloy_sol_types::SolCall;
+    let dir = tempfile::tempdir().unwrap();
+    common::copy_project(&repo().join("examples/quickstart"), dir.path());
+    let project = dir.path().to_str().unwrap();
+    let a = Node::start(&["--project", project]);
+    let key0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    let deploy = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nml"))
+            .args(["deploy", "DynamicFeePool", "--rpc-url", &a.url, "--private-key", key0])
+            .args(extra)
+            .current_dir(dir.path())
+            .output()
+            .expect("nml deploy")
+    };
+    let text = |o: &Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let block = || rpc(&a.url, "eth_blockNumber", serde_json::json!([]));
+    let before = block();
+    let dry = deploy(&["--dry-run"]);
+    assert!(dry.status.success(), "{}", text(&dry));
+    assert!(text(&dry).contains("DynamicFeePool: dry run: deployed at 0x"), "{}", text(&dry));
+    assert_eq!(block(), before, "a dry run sends nothing");
+    let deployed = deploy(&[]);
+    assert!(deployed.status.success(), "{}", text(&deployed));
+    let file: serde_json::Value =
+        serde_json::from_slice(&fs::read(dir.path().join("deployments/31337.json")).unwrap()).unwrap();
+    let pool = file["contracts"]["DynamicFeePool"]["address"].as_str().unwrap().to_owned();
+    assert_eq!(pool_fee(&a.url, &pool), 3000);
+
+    // Devnet B forks A and runs the pool's inference itself.
+    let b = Node::start(&["--project", project, "--fork-url", &a.url]);
+    let info = rpc(&b.url, "nml_forkInfo", serde_json::json!([]));
+    assert_eq!(info["url"], a.url.as_str(), "{info}");
+    assert_eq!(pool_fee(&b.url, &pool), 3000, "read from A");
+    let volatile = updateCall { r: [alloy_primitives::I256::try_from(100_000_000_000_000_000i64).unwrap(); 30] };
+    let tx = send_and_wait(&b.url, Some(&pool), &alloy_primitives::hex::encode_prefixed(volatile.abi_encode()));
+    let records = rpc(&b.url, "nml_getInferenceReceipts", serde_json::json!([tx]));
+    assert_eq!(records[0]["success"], true, "{records}");
+    let ran = |url: &str| rpc(url, "nml_mempoolStatus", serde_json::json!([]))["inferencesRun"].as_u64().unwrap();
+    assert!(ran(&b.url) >= 1 && ran(&a.url) == 0, "the model ran on B only");
+    assert_eq!(pool_fee(&b.url, &pool), 10000, "changed on B by the model's answer");
+    assert_eq!(pool_fee(&a.url, &pool), 3000, "A is unchanged");
+
+    // `nml test` forks A through nml.toml.
+    let checksummed = pool.parse::<alloy_primitives::Address>().unwrap().to_checksum(None);
+    fs::write(
+        dir.path().join("test/Fork.t.sol"),
+        format!(
+            r#"// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+
+import "@nml/nml/Test.sol";
+import {{DynamicFeePool}} from "../src/DynamicFeePool.nml";
+
+contract ForkTest is Test {{
+    function testTheDeployedPoolRunsOnTheFork() public {{
+        DynamicFeePool pool = DynamicFeePool({checksummed});
+        assertEq(uint256(pool.fee()), 3000);
+        int256[30] memory r;
+        for (uint256 i = 0; i < 30; i++) r[i] = 0.1e18;
+        pool.update(r);
+        assertEq(uint256(pool.fee()), 10000);
+    }}
+}}
+"#
+        ),
+    )
+    .unwrap();
+    let manifest = dir.path().join("nml.toml");
+    let toml = fs::read_to_string(&manifest).unwrap();
+    fs::write(&manifest, format!("{toml}\n[fork]\nurl = \"{}\"\nchain_id = 31337\n", a.url)).unwrap();
+    let tested = Command::new(env!("CARGO_BIN_EXE_nml"))
+        .args(["test", "--match-contract", "ForkTest"])
+        .current_dir(dir.path())
+        .output()
+        .expect("nml test");
+    assert!(tested.status.success(), "{}", text(&tested));
+    assert!(text(&tested).contains("1 passed"), "{}", text(&tested));
+    assert_eq!(pool_fee(&a.url, &pool), 3000, "A is unchanged");
+
+    let refused = Command::new(env!("CARGO_BIN_EXE_nml"))
+        .args(["devnet", "--no-inference", "--port", "0", "--fork-url", &a.url, "--chain-id", "8453"])
+        .output()
+        .expect("nml devnet");
+    assert!(!refused.status.success());
+    assert!(text(&refused).contains("reports chain id 31337, but chain id 8453"), "{}", text(&refused));
 }

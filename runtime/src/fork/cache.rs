@@ -1,9 +1,10 @@
-//! The disk cache of one fork: a file per chain id and block
-//! (`<root>/<chain id>/<block>.jsonl`) with one JSON line per value read
-//! from the remote, appended as it is read. What a remote chain held at a
-//! block never changes, so a second run at the same block reads nothing
-//! twice. The first line names the block's hash: a cache made for another
-//! chain that reused the id, or before a reorganisation, is started afresh.
+//! The disk cache of one fork: a file per chain id and block, named by the
+//! block's number and hash (`<root>/<chain id>/<number>-<hash>.jsonl`), with
+//! one JSON line per value read from the remote, appended (in one write) as
+//! it is read. What a remote chain held at a block never changes, so a
+//! second run at the same block reads nothing twice, and two devnets forking
+//! the same block at once append the same facts. The first line names the
+//! block again: a file that does not begin with it is started afresh.
 
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Write};
@@ -74,7 +75,7 @@ impl DiskCache {
             if first == Some(Entry::Block { number, hash }) {
                 entries.extend(lines.filter_map(|line| serde_json::from_str(&line).ok()));
             } else if first.is_some() {
-                tracing::warn!(path = %path.display(), "fork: the cache was made for another block with this number; starting afresh");
+                tracing::warn!(path = %path.display(), "fork: the cache file does not begin with its block; starting afresh");
             }
         }
         let file = if entries.is_empty() {

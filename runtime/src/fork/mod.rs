@@ -33,8 +33,8 @@ pub struct ForkConfig {
     pub block: Option<u64>,
     /// The chain id the remote must report; any when `None`.
     pub expected_chain_id: Option<u64>,
-    /// The root of the disk cache (`<root>/<chain id>/<block>.jsonl`); no
-    /// disk cache when `None`.
+    /// The root of the disk cache (`<root>/<chain id>/<block>-<hash>.jsonl`);
+    /// no disk cache when `None`.
     pub cache_dir: Option<PathBuf>,
     /// How reads are tried again after a transient failure (an unreachable
     /// remote, a rate limit, a server error).
@@ -174,7 +174,7 @@ impl ForkSource {
         source.hash = rpc.hash;
         source.header = rpc.inner;
         if let Some(root) = &config.cache_dir {
-            let path = root.join(source.chain_id.to_string()).join(format!("{number}.jsonl"));
+            let path = root.join(source.chain_id.to_string()).join(format!("{number}-{}.jsonl", source.hash));
             match DiskCache::open(&path, number, source.hash) {
                 Ok((disk, entries)) => {
                     let mut known = source.known.lock();
