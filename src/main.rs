@@ -29,6 +29,8 @@ enum Command {
     Verify(commands::verify::VerifyArgs),
     /// Deploy the project's contracts to a chain over JSON-RPC, recorded in deployments/<chain id>.json.
     Deploy(commands::deploy::DeployArgs),
+    /// Serve OpenGradient's TEE gateway locally: OpenAI-style LLM endpoints with enclave-signed answers.
+    Gateway(commands::gateway::GatewayArgs),
 }
 
 fn main() -> std::process::ExitCode {
@@ -42,6 +44,7 @@ fn main() -> std::process::ExitCode {
         Command::Test(args) => commands::test::run(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Deploy(args) => commands::deploy::run(args),
+        Command::Gateway(args) => commands::gateway::run(args),
     };
     match result {
         Ok(code) => code,

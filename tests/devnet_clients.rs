@@ -1,5 +1,6 @@
 //! Acceptance: real Ethereum client libraries we did not write (ethers v6
-//! under Node, web3.py under Python) drive a running `nml devnet` binary.
+//! under Node, web3.py and OpenGradient's SDK under Python) drive a running
+//! `nml devnet` (and `nml gateway`) binary.
 //!
 //! The clients are installed by this test from npm and PyPI into
 //! `target/client-deps/` (under a file lock, reused by later runs). Set
@@ -156,9 +157,14 @@ struct Node {
 }
 
 impl Node {
+    /// Starts `nml devnet --port 0` with `args`.
     fn start(args: &[&str]) -> Self {
+        Self::spawn(&[&["devnet", "--port", "0"], args].concat())
+    }
+
+    /// Starts `nml <args>` and waits for its `Listening on ADDR` line.
+    fn spawn(args: &[&str]) -> Self {
         let mut child = Command::new(env!("CARGO_BIN_EXE_nml"))
-            .args(["devnet", "--port", "0"])
             .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -190,7 +196,7 @@ impl Node {
                 Err(_) => break,
             }
         }
-        panic!("nml devnet did not report its address within 60 s");
+        panic!("nml {} did not report its address within 60 s", args[0]);
     }
 
     /// Stops the node with SIGTERM (as Ctrl-C would) and waits for it.
@@ -876,4 +882,21 @@ contract ForkTest is Test {{
         .expect("nml devnet");
     assert!(!refused.status.success());
     assert!(text(&refused).contains("reports chain id 31337, but chain id 8453"), "{}", text(&refused));
+}
+
+/// OpenGradient's SDK against the `nml gateway` binary: `og.LLM.from_url`
+/// chat, completion and streaming chat, each answer's enclave signature
+/// checked by the SDK's own `tee_verify`, and bad input refused with the
+/// status the clients expect (tests/clients/og_gateway.py).
+#[test]
+fn opengradients_sdk_chats_through_the_gateway_and_verifies_its_signatures() {
+    if skip() {
+        return;
+    }
+    let gateway = Node::spawn(&["gateway", "--port", "0"]);
+    let key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    let mut cmd = Command::new(opengradient_python());
+    cmd.arg(repo().join("tests/clients/og_gateway.py")).arg(&gateway.url).arg(key);
+    let out = run_client(cmd, "opengradient og.LLM.from_url");
+    assert!(out.contains("OG GATEWAY OK"), "{out}");
 }

@@ -165,3 +165,38 @@ pub fn project_remote_models(fe: &Frontend) -> miette::Result<Vec<(String, Endpo
     }
     Ok(routed)
 }
+
+/// A failed JSON-RPC call to a devnet, with the likely fix when it cannot be
+/// reached (`nml models`, `nml verify`).
+pub fn devnet_error(e: nml_runtime::rpc_client::RpcError) -> miette::Report {
+    match e {
+        nml_runtime::rpc_client::RpcError::Unreachable { .. } => {
+            miette::miette!(help = "is `nml devnet` running?", "{e}")
+        }
+        other => miette::miette!("{other}"),
+    }
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}

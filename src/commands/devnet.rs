@@ -16,7 +16,9 @@ use nml_runtime::settlement::{SettlementConfig, SettlementMode};
 use nml_runtime::tee::{Enclaves, Fault};
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
-use super::common::{project_remote_models, read_remote_signatures, register_project_models, with_remote_models};
+use super::common::{
+    project_remote_models, read_remote_signatures, register_project_models, shutdown_signal, with_remote_models,
+};
 use super::fork_flags::ForkArgs;
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
@@ -369,28 +371,4 @@ fn print_banner(devnet: &Devnet, args: &DevnetArgs, addr: SocketAddr) {
     // A closed stdout must not stop the node.
     let _ = stdout.write_all(out.as_bytes());
     let _ = stdout.flush();
-}
-
-/// Resolves on Ctrl-C or SIGTERM.
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let terminate = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut signal) => {
-                signal.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let terminate = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = terminate => {}
-    }
 }

@@ -8,6 +8,7 @@ pub mod common;
 pub mod deploy;
 pub mod devnet;
 pub mod fork_flags;
+pub mod gateway;
 pub mod llm_flags;
 pub mod models;
 pub mod new;

@@ -11,6 +11,8 @@ use serde_json::{Value, json};
 
 use nml_runtime::rpc_client;
 
+use super::common::devnet_error;
+
 /// Arguments of `nml models`.
 #[derive(Debug, clap::Args)]
 pub struct ModelsArgs {
@@ -68,7 +70,7 @@ pub fn run(args: ModelsArgs) -> miette::Result<ExitCode> {
                 Some(id) => json!([hex, id]),
                 None => json!([hex]),
             };
-            let info = rpc_client::call(&args.rpc, "nml_registerModel", params).map_err(|e| miette!("{e}"))?;
+            let info = rpc_client::call(&args.rpc, "nml_registerModel", params).map_err(devnet_error)?;
             print(&format!("{}\n", info["id"].as_str().unwrap_or_default()));
         }
         ModelsCommand::Id { file } => {
@@ -85,7 +87,7 @@ pub fn run(args: ModelsArgs) -> miette::Result<ExitCode> {
             print(&format!("{}\n", path.display()));
         }
         ModelsCommand::List { json } => {
-            let models = rpc_client::call(&args.rpc, "nml_listModels", json!([])).map_err(|e| miette!("{e}"))?;
+            let models = rpc_client::call(&args.rpc, "nml_listModels", json!([])).map_err(devnet_error)?;
             print(&if json { format!("{models}\n") } else { models_text(&models) });
         }
     }

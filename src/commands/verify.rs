@@ -17,6 +17,8 @@ use serde_json::{Value, json};
 
 use nml_runtime::rpc_client;
 
+use super::common::devnet_error;
+
 /// The oldest a signature may be when its result is used.
 const MAX_AGE: u64 = 3600;
 /// How far ahead of its block a signature may be.
@@ -67,7 +69,7 @@ struct SettlementView {
 /// Runs `nml verify`.
 pub fn run(args: VerifyArgs) -> miette::Result<ExitCode> {
     let url = &args.rpc_url;
-    let rpc = |method: &str, params: Value| rpc_client::call(url, method, params).map_err(|e| miette!("{e}"));
+    let rpc = |method: &str, params: Value| rpc_client::call(url, method, params).map_err(devnet_error);
     let calls = rpc("nml_getAttestations", json!([args.tx]))?;
     if calls.is_null() {
         return Err(miette!("transaction {} is not mined on {url}", args.tx));

@@ -228,7 +228,8 @@ impl LlmBackend for EmbeddedLlm {
                 Ok(LlmResponse::text_for(request, &g.text))
             }
             LlmRequest::Chat(r) => {
-                if !r.tools.is_empty() || !r.tool_choice.is_empty() {
+                // `tool_choice: "none"` asks for no tool call, which it never makes.
+                if !r.tools.is_empty() || !(r.tool_choice.is_empty() || r.tool_choice == "none") {
                     return Err(refused(format!(
                         "the embedded model ({EMBEDDED_NAME}) cannot call tools: route `{}` to an OpenAI-compatible server (`--llm-url`, or `[llm.servers]` in nml.toml)",
                         r.modelCID

@@ -1,0 +1,21 @@
+//! nml's local TEE gateway (`nml gateway`): the HTTP service through which
+//! OpenGradient's users reach LLMs off chain, run locally in front of the
+//! same LLM backends the devnet's precompile uses (docs/gateway.md).
+//!
+//! Rooms, each using only the ones before it:
+//! - [`canonical`]: what a signature covers — the canonical request and
+//!   Python-compatible JSON, byte for byte as the SDK's `tee_verify`
+//!   recomputes them;
+//! - [`openai`]: OpenAI-style bodies in, [`nml_runtime::llm::LlmRequest`]s
+//!   to the backends, signed JSON and server-sent events out;
+//! - [`server`]: HTTP/1.1 (hyper), routes, limits and errors.
+//!
+//! The answers are signed by a simulated enclave of the devnet
+//! ([`nml_runtime::tee::Enclave`]): the same seed gives the key the devnet's
+//! TEE registry holds.
+
+pub mod canonical;
+pub mod openai;
+pub mod server;
+
+pub use server::{Gateway, GatewayConfig, MAX_BODY};

@@ -1,0 +1,221 @@
+//! The HTTP server: routes, limits, and errors in OpenAI's shape. Every
+//! request is answered: bad input with 4xx and a message, a backend failure
+//! with 502 or 504, and a panic in a handler is caught (500) while the
+//! server keeps serving everyone else.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use nml_runtime::llm::{LlmBackend, LlmError};
+use nml_runtime::tee::Enclave;
+use serde_json::{Value, json};
+use tokio::net::TcpListener;
+use tokio::sync::{Semaphore, watch};
+
+use crate::openai::{self, Answer, Endpoint};
+
+/// The largest request body accepted, in bytes.
+pub const MAX_BODY: usize = 1024 * 1024;
+
+/// What the gateway serves with.
+#[derive(Clone)]
+pub struct GatewayConfig {
+    /// Where to listen (127.0.0.1 by default in the CLI).
+    pub addr: SocketAddr,
+    /// Answers every LLM call.
+    pub backend: Arc<dyn LlmBackend>,
+    /// Backend calls at once; later requests wait their turn.
+    pub concurrency: usize,
+    /// The enclave that signs the answers.
+    pub enclave: Arc<Enclave>,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("addr", &self.addr)
+            .field("backend", &self.backend.describe())
+            .field("concurrency", &self.concurrency)
+            .field("tee_id", &self.enclave.id())
+            .finish()
+    }
+}
+
+/// What a request handler shares.
+struct Shared {
+    backend: Arc<dyn LlmBackend>,
+    enclave: Arc<Enclave>,
+    slots: Semaphore,
+}
+
+/// A running gateway.
+#[derive(Debug)]
+pub struct Gateway {
+    /// The address it listens on (the real port when 0 was asked for).
+    pub local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Gateway {
+    /// Starts serving `config`. Call from a tokio runtime.
+    pub async fn start(config: GatewayConfig) -> std::io::Result<Self> {
+        let listener = TcpListener::bind(config.addr).await?;
+        let local_addr = listener.local_addr()?;
+        let shared = Arc::new(Shared {
+            backend: config.backend,
+            enclave: config.enclave,
+            slots: Semaphore::new(config.concurrency.max(1)),
+        });
+        let (stop, mut stopped) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            loop {
+                let accepted = tokio::select! {
+                    accepted = listener.accept() => accepted,
+                    _ = stopped.changed() => break,
+                };
+                let stream = match accepted {
+                    Ok((stream, _)) => stream,
+                    Err(e) => {
+                        tracing::warn!(%e, "gateway: accept failed");
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let shared = Arc::clone(&shared);
+                tokio::spawn(async move {
+                    let service = service_fn(move |request| {
+                        let shared = Arc::clone(&shared);
+                        async move { Ok::<_, Infallible>(handle(shared, request).await) }
+                    });
+                    if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                        tracing::debug!(%e, "gateway: connection ended");
+                    }
+                });
+            }
+        });
+        Ok(Self { local_addr, stop, task })
+    }
+
+    /// Stops accepting connections and waits for the accept loop to end.
+    pub async fn stop(self) {
+        let _ = self.stop.send(true);
+        let _ = self.task.await;
+    }
+}
+
+type Reply = Response<Full<Bytes>>;
+
+/// OpenAI's error shape.
+fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Reply {
+    let body = json!({ "error": { "message": message.to_string(), "type": kind, "code": status.as_u16() } });
+    reply(status, "application/json", body.to_string())
+}
+
+fn reply(status: StatusCode, content_type: &'static str, body: String) -> Reply {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    response
+}
+
+async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
+    let endpoint = match (request.method(), request.uri().path()) {
+        (&Method::POST, "/v1/chat/completions") => Endpoint::Chat,
+        (&Method::POST, "/v1/completions") => Endpoint::Completion,
+        (&Method::GET, "/signing-key") => return signing_key(&shared.enclave),
+        (&Method::GET, "/health") => {
+            return reply(StatusCode::OK, "application/json", json!({"status": "ok"}).to_string());
+        }
+        (_, "/v1/chat/completions" | "/v1/completions" | "/signing-key" | "/health") => {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method not allowed");
+        }
+        (_, path) => return error(StatusCode::NOT_FOUND, "invalid_request_error", format!("no endpoint {path}")),
+    };
+    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+        Ok(body) => body.to_bytes(),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            return error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "invalid_request_error",
+                format!("the body is over the gateway's limit of {MAX_BODY} bytes"),
+            );
+        }
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("cannot read the body: {e}")),
+    };
+    let parsed = match openai::parse(endpoint, &body) {
+        Ok(parsed) => parsed,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e),
+    };
+    // A backend call blocks for as long as the backend takes: on the
+    // blocking pool, a bounded number at once.
+    let Ok(_slot) = shared.slots.acquire().await else {
+        return error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the gateway is stopping");
+    };
+    let backend = Arc::clone(&shared.backend);
+    let llm = parsed.llm.clone();
+    let answered = tokio::task::spawn_blocking(move || backend.answer(&llm)).await;
+    let response = match answered {
+        Ok(Ok(response)) => response,
+        Ok(Err(e)) => return backend_error(&e),
+        Err(e) => {
+            tracing::error!(%e, "gateway: the backend call panicked");
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the backend call failed");
+        }
+    };
+    let answer = Answer::from_response(&response);
+    let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
+    let enclave = Arc::clone(&shared.enclave);
+    let (request_hash, output_hash) = (parsed.request_hash, answer.output_hash());
+    let signed = tokio::task::spawn_blocking(move || enclave.attest(request_hash, output_hash, timestamp)).await;
+    let attestation = match signed {
+        Ok(Ok(attestation)) => attestation,
+        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}")),
+        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}")),
+    };
+    if parsed.stream {
+        reply(StatusCode::OK, "text/event-stream", openai::events(&parsed, &answer, &attestation))
+    } else {
+        reply(StatusCode::OK, "application/json", openai::body(&parsed, &answer, &attestation).to_string())
+    }
+}
+
+/// The status of a backend failure: the client's fault (400, 404), or the
+/// backend's (502, 504).
+fn backend_error(e: &LlmError) -> Reply {
+    let (status, kind) = match e {
+        LlmError::InvalidMode { .. } | LlmError::Refused { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error"),
+        LlmError::UnknownModel { .. } => (StatusCode::NOT_FOUND, "invalid_request_error"),
+        LlmError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "server_error"),
+        LlmError::Unavailable { .. }
+        | LlmError::Malformed { .. }
+        | LlmError::NotRecorded { .. }
+        | LlmError::Cassette { .. } => (StatusCode::BAD_GATEWAY, "server_error"),
+    };
+    error(status, kind, e)
+}
+
+/// The enclave's signing key: its id, DER (hex) and PEM.
+fn signing_key(enclave: &Enclave) -> Reply {
+    use base64::Engine;
+    let der = enclave.public_key();
+    let encoded = base64::engine::general_purpose::STANDARD.encode(der);
+    let mut pem = String::from("-----BEGIN PUBLIC KEY-----\n");
+    for line in encoded.as_bytes().chunks(64) {
+        pem.push_str(std::str::from_utf8(line).unwrap_or_default());
+        pem.push('\n');
+    }
+    pem.push_str("-----END PUBLIC KEY-----\n");
+    let body: Value = json!({ "tee_id": enclave.id(), "public_key_der": der, "public_key_pem": pem });
+    reply(StatusCode::OK, "application/json", body.to_string())
+}
