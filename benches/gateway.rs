@@ -46,6 +46,7 @@ fn start(runtime: &tokio::runtime::Runtime, latency: Duration, concurrency: usiz
         backend: Arc::new(FixedLatency(latency)),
         concurrency,
         enclave: Enclave::from_seed(0, 0).expect("enclave"),
+        payments: None,
     };
     runtime.block_on(Gateway::start(config)).expect("gateway")
 }

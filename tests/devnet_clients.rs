@@ -900,3 +900,28 @@ fn opengradients_sdk_chats_through_the_gateway_and_verifies_its_signatures() {
     let out = run_client(cmd, "opengradient og.LLM.from_url");
     assert!(out.contains("OG GATEWAY OK"), "{out}");
 }
+
+/// OpenGradient's SDK pays `nml gateway` with x402 on a devnet running
+/// Base's chain id: the 402's terms, the Permit2 approval, paid chats,
+/// completions and streams in both schemes, a replayed, altered, forged or
+/// garbled payment refused, and nothing charged when the backend is down
+/// (tests/clients/og_gateway_paid.py).
+#[test]
+fn opengradients_sdk_pays_the_gateway_with_x402_on_the_devnet() {
+    if skip() {
+        return;
+    }
+    let devnet = Node::start(&["--chain-id", "8453"]);
+    let gateway =
+        |extra: &[&str]| Node::spawn(&[&["gateway", "--port", "0", "--rpc-url", devnet.url.as_str()], extra].concat());
+    let upto = gateway(&["--price", "0.001"]);
+    let exact = gateway(&["--scheme", "exact", "--price", "0.002"]);
+    let down = gateway(&["--scheme", "exact", "--price", "0.002", "--llm-url", "http://127.0.0.1:1/v1"]);
+    let payer = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
+    let mut cmd = Command::new(opengradient_python());
+    cmd.arg(repo().join("tests/clients/og_gateway_paid.py"))
+        .args([&devnet.url, &upto.url, &exact.url, &down.url])
+        .arg(payer);
+    let out = run_client(cmd, "opengradient pays the gateway");
+    assert!(out.contains("OG GATEWAY PAID OK"), "{out}");
+}

@@ -13,6 +13,10 @@ const PREDEPLOYS: &[(&str, &str)] = &[
     ("InferenceSettlementRelay", "InferenceSettlementRelay.hex"),
     ("InferenceHub", "InferenceHub.hex"),
     ("WorkflowScheduler", "WorkflowScheduler.hex"),
+    ("OPGToken", "OPGToken.hex"),
+    ("Permit2", "Permit2.hex"),
+    ("X402ExactPermit2Proxy", "X402ExactPermit2Proxy.hex"),
+    ("X402UptoPermit2Proxy", "X402UptoPermit2Proxy.hex"),
 ];
 
 /// The bytecode without solc's trailing CBOR metadata (its length is in the last two bytes).

@@ -8,6 +8,9 @@
 //!   recomputes them;
 //! - [`openai`]: OpenAI-style bodies in, [`nml_runtime::llm::LlmRequest`]s
 //!   to the backends, signed JSON and server-sent events out;
+//! - [`payment`]: x402 payments (`exact` and `upto` over Permit2): the
+//!   terms of a 402, the facilitator's checks against the chain before
+//!   anything runs, settlement after the answer;
 //! - [`server`]: HTTP/1.1 (hyper), routes, limits and errors.
 //!
 //! The answers are signed by a simulated enclave of the devnet
@@ -16,6 +19,8 @@
 
 pub mod canonical;
 pub mod openai;
+pub mod payment;
 pub mod server;
 
+pub use payment::{PaymentConfig, Payments, Prices, Scheme};
 pub use server::{Gateway, GatewayConfig, MAX_BODY};

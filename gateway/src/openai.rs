@@ -223,6 +223,12 @@ fn tokens(text: &str) -> u64 {
     text.len().div_ceil(4) as u64
 }
 
+/// The tokens of a request and its answer, as `usage` counts them (what
+/// `upto` payments charge by).
+pub fn tokens_of(request: &GatewayRequest, answer: &Answer) -> u64 {
+    request.llm.text_len().div_ceil(4) as u64 + tokens(&answer.text)
+}
+
 fn usage(request: &GatewayRequest, answer: &Answer) -> Value {
     let prompt = request.llm.text_len().div_ceil(4) as u64;
     let completion = tokens(&answer.text);

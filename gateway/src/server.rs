@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::openai::{self, Answer, Endpoint};
+use crate::payment::{self, Payments, Verified};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 1024 * 1024;
@@ -38,6 +39,8 @@ pub struct GatewayConfig {
     pub concurrency: usize,
     /// The enclave that signs the answers.
     pub enclave: Arc<Enclave>,
+    /// x402 payments; every request is answered free without.
+    pub payments: Option<Arc<Payments>>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -47,6 +50,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("backend", &self.backend.describe())
             .field("concurrency", &self.concurrency)
             .field("tee_id", &self.enclave.id())
+            .field("payments", &self.payments.as_ref().map(|p| p.requirements()))
             .finish()
     }
 }
@@ -56,6 +60,7 @@ struct Shared {
     backend: Arc<dyn LlmBackend>,
     enclave: Arc<Enclave>,
     slots: Semaphore,
+    payments: Option<Arc<Payments>>,
 }
 
 /// A running gateway.
@@ -76,6 +81,7 @@ impl Gateway {
             backend: config.backend,
             enclave: config.enclave,
             slots: Semaphore::new(config.concurrency.max(1)),
+            payments: config.payments,
         });
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
@@ -129,8 +135,19 @@ fn reply(status: StatusCode, content_type: &'static str, body: String) -> Reply 
     response
 }
 
+/// A 402 offering this gateway's terms, with `error` saying what was wrong.
+fn payment_required(payments: &Payments, path: &str, error: &str) -> Reply {
+    let (body, header) = payments.payment_required(path, error);
+    let mut response = reply(StatusCode::PAYMENT_REQUIRED, "application/json", body.to_string());
+    if let Ok(value) = HeaderValue::from_str(&header) {
+        response.headers_mut().insert(payment::PAYMENT_REQUIRED, value);
+    }
+    response
+}
+
 async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
-    let endpoint = match (request.method(), request.uri().path()) {
+    let path = request.uri().path().to_owned();
+    let endpoint = match (request.method(), path.as_str()) {
         (&Method::POST, "/v1/chat/completions") => Endpoint::Chat,
         (&Method::POST, "/v1/completions") => Endpoint::Completion,
         (&Method::GET, "/signing-key") => return signing_key(&shared.enclave),
@@ -142,6 +159,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
         }
         (_, path) => return error(StatusCode::NOT_FOUND, "invalid_request_error", format!("no endpoint {path}")),
     };
+    let paid_with = [payment::PAYMENT_SIGNATURE, payment::X_PAYMENT]
+        .iter()
+        .find_map(|name| request.headers().get(*name))
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
     let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -157,36 +178,87 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
         Ok(parsed) => parsed,
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e),
     };
+    // The payment is checked before anything runs, and settled only once
+    // the answer is ready.
+    let verified = match (&shared.payments, paid_with) {
+        (None, _) => None,
+        (Some(payments), None) => return payment_required(payments, &path, "Payment required"),
+        (Some(payments), Some(header)) => {
+            let checking = Arc::clone(payments);
+            match tokio::task::spawn_blocking(move || checking.verify(&header)).await {
+                Ok(Ok(verified)) => Some(verified),
+                Ok(Err(e)) => return payment_required(payments, &path, &e.to_string()),
+                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("verifying: {e}")),
+            }
+        }
+    };
+    let release = |verified: &Option<Verified>| {
+        if let (Some(payments), Some(v)) = (&shared.payments, verified) {
+            payments.release(v);
+        }
+    };
+    let answered = answer(&shared, &parsed).await;
+    let (answer, attestation) = match answered {
+        Ok(done) => done,
+        Err(reply) => {
+            // Nothing is charged for a request that was not answered.
+            release(&verified);
+            return reply;
+        }
+    };
+    let mut response = if parsed.stream {
+        reply(StatusCode::OK, "text/event-stream", openai::events(&parsed, &answer, &attestation))
+    } else {
+        reply(StatusCode::OK, "application/json", openai::body(&parsed, &answer, &attestation).to_string())
+    };
+    if let (Some(payments), Some(v)) = (&shared.payments, verified) {
+        let settling = Arc::clone(payments);
+        let amount = payments.charge(openai::tokens_of(&parsed, &answer));
+        match tokio::task::spawn_blocking(move || settling.settle(&v, amount)).await {
+            Ok(Ok(settled)) => {
+                let headers = response.headers_mut();
+                if let Ok(value) = HeaderValue::from_str(&payments.payment_response(&settled)) {
+                    headers.insert(payment::PAYMENT_RESPONSE, value);
+                }
+                if let Ok(value) = HeaderValue::from_str(&settled.transaction.to_string()) {
+                    headers.insert(payment::PROCESSING_HASH, value);
+                }
+            }
+            Ok(Err(e)) => return payment_required(payments, &path, &e.to_string()),
+            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}")),
+        }
+    }
+    response
+}
+
+/// The backend's answer to `parsed`, signed by the enclave.
+async fn answer(
+    shared: &Shared,
+    parsed: &openai::GatewayRequest,
+) -> Result<(Answer, nml_runtime::tee::Attestation), Reply> {
     // A backend call blocks for as long as the backend takes: on the
     // blocking pool, a bounded number at once.
     let Ok(_slot) = shared.slots.acquire().await else {
-        return error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the gateway is stopping");
+        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the gateway is stopping"));
     };
     let backend = Arc::clone(&shared.backend);
     let llm = parsed.llm.clone();
-    let answered = tokio::task::spawn_blocking(move || backend.answer(&llm)).await;
-    let response = match answered {
+    let response = match tokio::task::spawn_blocking(move || backend.answer(&llm)).await {
         Ok(Ok(response)) => response,
-        Ok(Err(e)) => return backend_error(&e),
+        Ok(Err(e)) => return Err(backend_error(&e)),
         Err(e) => {
             tracing::error!(%e, "gateway: the backend call panicked");
-            return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the backend call failed");
+            return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the backend call failed"));
         }
     };
     let answer = Answer::from_response(&response);
     let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let enclave = Arc::clone(&shared.enclave);
     let (request_hash, output_hash) = (parsed.request_hash, answer.output_hash());
-    let signed = tokio::task::spawn_blocking(move || enclave.attest(request_hash, output_hash, timestamp)).await;
-    let attestation = match signed {
-        Ok(Ok(attestation)) => attestation,
-        Ok(Err(e)) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}")),
-        Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}")),
-    };
-    if parsed.stream {
-        reply(StatusCode::OK, "text/event-stream", openai::events(&parsed, &answer, &attestation))
-    } else {
-        reply(StatusCode::OK, "application/json", openai::body(&parsed, &answer, &attestation).to_string())
+    match tokio::task::spawn_blocking(move || enclave.attest(request_hash, output_hash, timestamp)).await {
+        Ok(Ok(attestation)) => Ok((answer, attestation)),
+        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}"))),
+        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}"))),
     }
 }
 

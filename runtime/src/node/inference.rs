@@ -18,7 +18,7 @@ use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
 use crate::llm::{LlmBackend, LlmRouter};
 use crate::mempool::{Pipe, PipeConfig, PipeStatus};
 use crate::predeploys::{
-    INFERENCE_HUB, SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, WORKFLOW_SCHEDULER, inference_hub_code,
+    INFERENCE_HUB, SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, WORKFLOW_SCHEDULER, inference_hub_code, payments,
     settlement_relay_code, settlement_relay_setup, tee_registry_code, tee_registry_setup, workflow_scheduler_code,
     workflow_scheduler_setup,
 };
@@ -145,23 +145,35 @@ impl Devnet {
     /// Installs the TEE registry with the enclaves registered, the
     /// settlement relay with `relay` as its relay, the inference hub, and the
     /// workflow scheduler run by `scheduler` (both accounts funded), unless
-    /// the chain has them (a loaded state). Dev account 0 holds the admin roles.
+    /// the chain has them (a loaded state, a fork of a chain that has them);
+    /// and the contracts of x402 payments with OPG minted to the dev
+    /// accounts, unless the chain has the token. Dev account 0 holds the
+    /// admin roles.
     fn install_predeploys(&self, enclaves: &Enclaves, relay: Address, scheduler: Address) -> Result<(), NodeError> {
-        let installed = !self.with_chain(|c| c.latest()).code_of(TEE_REGISTRY)?.is_empty();
-        if installed {
+        let latest = self.with_chain(|c| c.latest());
+        let mut calls = Vec::new();
+        if latest.code_of(payments::OPG_TOKEN)?.is_empty() {
+            for (address, code) in payments::payment_codes() {
+                self.set_code(address, code);
+            }
+            calls.extend(payments::opg_setup(self.accounts()));
+        }
+        if latest.code_of(TEE_REGISTRY)?.is_empty() {
+            let all = enclaves.all().map_err(|e| NodeError::Failed(e.to_string()))?;
+            let admin = self.accounts().first().copied().unwrap_or(SYSTEM_ADDRESS);
+            self.set_code(TEE_REGISTRY, tee_registry_code());
+            self.set_code(SETTLEMENT_RELAY, settlement_relay_code());
+            self.set_code(INFERENCE_HUB, inference_hub_code());
+            self.set_code(WORKFLOW_SCHEDULER, workflow_scheduler_code());
+            self.set_balance(relay, U256::from(1_000u64) * U256::from(ETHER));
+            self.set_balance(scheduler, U256::from(1_000u64) * U256::from(ETHER));
+            calls.extend(tee_registry_setup(admin, all));
+            calls.extend(settlement_relay_setup(admin, relay));
+            calls.extend(workflow_scheduler_setup(scheduler));
+        }
+        if calls.is_empty() {
             return Ok(());
         }
-        let all = enclaves.all().map_err(|e| NodeError::Failed(e.to_string()))?;
-        let admin = self.accounts().first().copied().unwrap_or(SYSTEM_ADDRESS);
-        self.set_code(TEE_REGISTRY, tee_registry_code());
-        self.set_code(SETTLEMENT_RELAY, settlement_relay_code());
-        self.set_code(INFERENCE_HUB, inference_hub_code());
-        self.set_code(WORKFLOW_SCHEDULER, workflow_scheduler_code());
-        self.set_balance(relay, U256::from(1_000u64) * U256::from(ETHER));
-        self.set_balance(scheduler, U256::from(1_000u64) * U256::from(ETHER));
-        let mut calls = tee_registry_setup(admin, all);
-        calls.extend(settlement_relay_setup(admin, relay));
-        calls.extend(workflow_scheduler_setup(scheduler));
         self.run_system_calls(&calls)
     }
 

@@ -4,12 +4,15 @@
 //! `tests/predeploys.rs` rebuilds it and fails when the two differ).
 //!
 //! The TEE registry, the settlement relay, and OpenGradient's inference hub
-//! and workflow scheduler live here.
+//! and workflow scheduler live here; the contracts of x402 payments (the OPG
+//! token, Permit2 and x402's proxies) in [`payments`].
 //!
 //! A predeploy is installed on a new chain with its code and then set up by
 //! [`SystemCall`]s: calls from [`SYSTEM_ADDRESS`] executed on the genesis
 //! state outside any block, as EIP-4788's system calls are, so no account a
 //! user holds spends a nonce and no block or transaction is added.
+
+pub mod payments;
 
 use std::sync::{Arc, LazyLock};
 

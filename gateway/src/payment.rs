@@ -1,0 +1,548 @@
+//! x402 payments, as the reference clients speak them (version 2, schemes
+//! `exact` and `upto` over Permit2): the terms a 402 offers, the payment a
+//! client signs against them, the facilitator's checks before anything runs
+//! (the EIP-712 signature, the terms, the Permit2 nonce, balance and
+//! allowance, read from the chain), and settlement through x402's Permit2
+//! proxy after the answer is ready — so a request whose backend fails is
+//! never charged.
+//!
+//! The gateway is its own facilitator: it talks to the chain over JSON-RPC
+//! like any client (the devnet, or any chain with the contracts of
+//! `nml_runtime::predeploys::payments`).
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
+use alloy_eips::eip2718::Encodable2718;
+use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256};
+use alloy_signer::SignerSync;
+use alloy_signer_local::PrivateKeySigner;
+use alloy_sol_types::{SolCall, SolValue};
+use base64::Engine;
+use nml_runtime::predeploys::payments::{
+    IOPGToken, IPermit2, IX402ExactProxy, IX402UptoProxy, OPG_TOKEN, PERMIT2, X402_EXACT_PROXY, X402_UPTO_PROXY,
+};
+use nml_runtime::rpc_client;
+use parking_lot::Mutex;
+use serde_json::{Value, json};
+
+/// The header a 402 carries its terms in (base64 JSON).
+pub const PAYMENT_REQUIRED: &str = "payment-required";
+/// The header a version-2 client pays with.
+pub const PAYMENT_SIGNATURE: &str = "payment-signature";
+/// The header a version-1 client pays with.
+pub const X_PAYMENT: &str = "x-payment";
+/// The header of the settlement's answer.
+pub const PAYMENT_RESPONSE: &str = "payment-response";
+/// The header of the payment's settlement transaction.
+pub const PROCESSING_HASH: &str = "x-processing-hash";
+
+/// Seconds a signed payment must stay valid past now (as x402's facilitators ask).
+const DEADLINE_BUFFER: u64 = 6;
+
+/// An x402 scheme.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    /// The signed amount is charged.
+    Exact,
+    /// Up to the signed amount is charged: what the answer cost.
+    Upto,
+}
+
+impl Scheme {
+    /// Its name in x402 messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Exact => "exact",
+            Self::Upto => "upto",
+        }
+    }
+
+    fn proxy(self) -> Address {
+        match self {
+            Self::Exact => X402_EXACT_PROXY,
+            Self::Upto => X402_UPTO_PROXY,
+        }
+    }
+
+    fn witness_type(self) -> &'static str {
+        match self {
+            Self::Exact => "Witness(address to,uint256 validAfter)",
+            Self::Upto => "Witness(address to,address facilitator,uint256 validAfter)",
+        }
+    }
+}
+
+/// What the gateway charges, in the token's smallest unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Prices {
+    /// Per request.
+    pub per_request: U256,
+    /// Per token of prompt and answer (`upto` only; `exact` charges `per_request`).
+    pub per_token: U256,
+    /// The most one request may cost: the amount `upto` asks to sign for.
+    pub cap: U256,
+}
+
+/// How the gateway is paid.
+#[derive(Debug, Clone)]
+pub struct PaymentConfig {
+    /// The chain's JSON-RPC URL.
+    pub rpc_url: String,
+    /// Its chain id (the network is `eip155:<id>`).
+    pub chain_id: u64,
+    /// The scheme offered.
+    pub scheme: Scheme,
+    /// The prices.
+    pub prices: Prices,
+    /// Who is paid.
+    pub pay_to: Address,
+    /// The account that settles (pays the gas of settlement).
+    pub facilitator: PrivateKeySigner,
+    /// How long a signed payment may be valid, in seconds.
+    pub max_timeout_seconds: u64,
+}
+
+/// Why a payment was refused: the reason code x402 clients know, and words.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{reason}: {message}")]
+pub struct PaymentError {
+    /// x402's reason code.
+    pub reason: &'static str,
+    /// What was wrong.
+    pub message: String,
+}
+
+fn refuse(reason: &'static str, message: impl Into<String>) -> PaymentError {
+    PaymentError { reason, message: message.into() }
+}
+
+/// A payment that passed every check and waits for the answer to settle.
+#[derive(Debug, Clone)]
+pub struct Verified {
+    scheme: Scheme,
+    payer: Address,
+    token: Address,
+    cap: U256,
+    nonce: U256,
+    deadline: U256,
+    to: Address,
+    facilitator: Address,
+    valid_after: U256,
+    signature: Bytes,
+}
+
+impl Verified {
+    /// Who pays.
+    pub fn payer(&self) -> Address {
+        self.payer
+    }
+}
+
+/// A settled payment.
+#[derive(Debug, Clone)]
+pub struct Settled {
+    /// The settlement transaction.
+    pub transaction: B256,
+    /// What was charged.
+    pub amount: U256,
+    /// Who paid.
+    pub payer: Address,
+}
+
+/// The facilitator: checks payments, then settles them, one nonce at a time.
+#[derive(Debug)]
+pub struct Payments {
+    config: PaymentConfig,
+    /// Payments verified and not yet settled or released: the same signed
+    /// payment is never accepted twice at once.
+    in_flight: Mutex<HashSet<(Address, U256)>>,
+    /// Settlement transactions go out one at a time (the facilitator's nonce).
+    sending: Mutex<()>,
+}
+
+fn now() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default()
+}
+
+fn field<'a>(value: &'a Value, path: &[&str]) -> Result<&'a Value, PaymentError> {
+    let mut at = value;
+    for key in path {
+        at =
+            at.get(key).ok_or_else(|| refuse("invalid_payload", format!("the payment has no `{}`", path.join("."))))?;
+    }
+    Ok(at)
+}
+
+fn address_at(value: &Value, path: &[&str]) -> Result<Address, PaymentError> {
+    let text = field(value, path)?.as_str().unwrap_or_default();
+    text.parse().map_err(|_| refuse("invalid_payload", format!("`{}` is not an address: {text:?}", path.join("."))))
+}
+
+fn uint_at(value: &Value, path: &[&str]) -> Result<U256, PaymentError> {
+    let v = field(value, path)?;
+    let parsed = match v {
+        Value::String(s) if s.starts_with("0x") => U256::from_str_radix(&s[2..], 16).ok(),
+        Value::String(s) => U256::from_str_radix(s, 10).ok(),
+        Value::Number(n) => n.as_u64().map(U256::from),
+        _ => None,
+    };
+    parsed.ok_or_else(|| refuse("invalid_payload", format!("`{}` is not an unsigned integer", path.join("."))))
+}
+
+impl Payments {
+    /// A facilitator for `config`.
+    pub fn new(config: PaymentConfig) -> Self {
+        Self { config, in_flight: Mutex::default(), sending: Mutex::new(()) }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &PaymentConfig {
+        &self.config
+    }
+
+    fn network(&self) -> String {
+        format!("eip155:{}", self.config.chain_id)
+    }
+
+    /// The amount a client signs for.
+    fn amount(&self) -> U256 {
+        match self.config.scheme {
+            Scheme::Exact => self.config.prices.per_request,
+            Scheme::Upto => self.config.prices.cap,
+        }
+    }
+
+    /// The terms of this gateway, as an x402 `PaymentRequirements`.
+    pub fn requirements(&self) -> Value {
+        let mut extra = json!({ "name": "OpenGradient", "version": "1", "assetTransferMethod": "permit2" });
+        if self.config.scheme == Scheme::Upto {
+            extra["facilitatorAddress"] = json!(self.config.facilitator.address());
+        }
+        json!({
+            "scheme": self.config.scheme.name(),
+            "network": self.network(),
+            "asset": OPG_TOKEN,
+            "amount": self.amount().to_string(),
+            "payTo": self.config.pay_to,
+            "maxTimeoutSeconds": self.config.max_timeout_seconds,
+            "extra": extra,
+        })
+    }
+
+    /// The body and the `PAYMENT-REQUIRED` header of a 402 for `url`.
+    pub fn payment_required(&self, url: &str, error: &str) -> (Value, String) {
+        let body = json!({
+            "x402Version": 2,
+            "error": error,
+            "resource": { "url": url, "description": "an LLM call through nml's TEE gateway", "mimeType": "application/json" },
+            "accepts": [self.requirements()],
+        });
+        let header = base64::engine::general_purpose::STANDARD.encode(body.to_string());
+        (body, header)
+    }
+
+    /// Decodes and checks a payment header (blocking: it reads the chain).
+    /// On success the payment is held until [`Payments::settle`] or
+    /// [`Payments::release`].
+    pub fn verify(&self, header: &str) -> Result<Verified, PaymentError> {
+        let decoded = base64::engine::general_purpose::STANDARD
+            .decode(header.trim())
+            .map_err(|_| refuse("invalid_payload", "the payment header is not base64"))?;
+        let payment: Value = serde_json::from_slice(&decoded)
+            .map_err(|_| refuse("invalid_payload", "the payment header is not base64 JSON"))?;
+        let version = payment.get("x402Version").and_then(Value::as_u64);
+        if version != Some(2) && version != Some(1) {
+            return Err(refuse("invalid_x402_version", format!("x402Version {version:?} is not 1 or 2")));
+        }
+        // Version 2 repeats the terms it accepted; version 1 names scheme and network.
+        let (scheme, network) = match payment.get("accepted") {
+            Some(accepted) => {
+                let ours = self.requirements();
+                for key in ["asset", "payTo", "amount"] {
+                    let theirs = accepted.get(key).and_then(Value::as_str).unwrap_or_default();
+                    if !theirs.eq_ignore_ascii_case(ours[key].as_str().unwrap_or_default()) {
+                        return Err(refuse(
+                            "payment_requirements_mismatch",
+                            format!("the payment accepts {key} {theirs}, but this gateway asks for {}", ours[key]),
+                        ));
+                    }
+                }
+                (accepted.get("scheme").cloned(), accepted.get("network").cloned())
+            }
+            None => (payment.get("scheme").cloned(), payment.get("network").cloned()),
+        };
+        if scheme.as_ref().and_then(Value::as_str) != Some(self.config.scheme.name()) {
+            return Err(refuse(
+                "unsupported_scheme",
+                format!("this gateway takes scheme {}", self.config.scheme.name()),
+            ));
+        }
+        if network.as_ref().and_then(Value::as_str) != Some(self.network().as_str()) {
+            return Err(refuse("network_mismatch", format!("this gateway is paid on {}", self.network())));
+        }
+        let inner = field(&payment, &["payload"])?;
+        let auth = field(inner, &["permit2Authorization"])?;
+        let signature: Bytes = field(inner, &["signature"])?
+            .as_str()
+            .and_then(|s| alloy_primitives::hex::decode(s).ok())
+            .ok_or_else(|| refuse("invalid_payload", "the signature is not hex"))?
+            .into();
+        let verified = Verified {
+            scheme: self.config.scheme,
+            payer: address_at(auth, &["from"])?,
+            token: address_at(auth, &["permitted", "token"])?,
+            cap: uint_at(auth, &["permitted", "amount"])?,
+            nonce: uint_at(auth, &["nonce"])?,
+            deadline: uint_at(auth, &["deadline"])?,
+            to: address_at(auth, &["witness", "to"])?,
+            facilitator: match self.config.scheme {
+                Scheme::Exact => Address::ZERO,
+                Scheme::Upto => address_at(auth, &["witness", "facilitator"])?,
+            },
+            valid_after: uint_at(auth, &["witness", "validAfter"])?,
+            signature,
+        };
+        let spender = address_at(auth, &["spender"])?;
+        self.check_terms(&verified, spender)?;
+        let digest = self.digest(&verified, spender);
+        let signer = Signature::try_from(verified.signature.as_ref())
+            .ok()
+            .and_then(|s| s.recover_address_from_prehash(&digest).ok());
+        if signer != Some(verified.payer) {
+            return Err(refuse("invalid_permit2_signature", "the Permit2 signature is not the payer's"));
+        }
+        if !self.in_flight.lock().insert((verified.payer, verified.nonce)) {
+            return Err(refuse("permit2_nonce_in_use", "this payment is already being used by another request"));
+        }
+        if let Err(e) = self.check_chain(&verified) {
+            self.release(&verified);
+            return Err(e);
+        }
+        Ok(verified)
+    }
+
+    fn check_terms(&self, v: &Verified, spender: Address) -> Result<(), PaymentError> {
+        if v.token != OPG_TOKEN {
+            return Err(refuse("invalid_permit2_token", format!("the permit is for token {}, not OPG", v.token)));
+        }
+        if v.cap != self.amount() {
+            return Err(refuse(
+                "invalid_permit2_amount",
+                format!("the permit is for {} but this gateway asks for {}", v.cap, self.amount()),
+            ));
+        }
+        if spender != self.config.scheme.proxy() {
+            return Err(refuse(
+                "invalid_permit2_spender",
+                format!("the spender must be x402's {} proxy", v.scheme.name()),
+            ));
+        }
+        if v.to != self.config.pay_to {
+            return Err(refuse(
+                "invalid_permit2_recipient",
+                format!("the payment goes to {}, not {}", v.to, self.config.pay_to),
+            ));
+        }
+        if v.scheme == Scheme::Upto && v.facilitator != self.config.facilitator.address() {
+            return Err(refuse("invalid_permit2_facilitator", "the witness names another facilitator"));
+        }
+        let now = U256::from(now());
+        if v.deadline < now + U256::from(DEADLINE_BUFFER) {
+            return Err(refuse("permit2_deadline_expired", format!("the payment expired (deadline {})", v.deadline)));
+        }
+        if v.valid_after > now {
+            return Err(refuse("permit2_not_yet_valid", format!("the payment is valid only after {}", v.valid_after)));
+        }
+        Ok(())
+    }
+
+    /// The EIP-712 digest the payer signed, as Permit2 computes it.
+    fn digest(&self, v: &Verified, spender: Address) -> B256 {
+        let domain = keccak256(
+            (
+                keccak256("EIP712Domain(string name,uint256 chainId,address verifyingContract)"),
+                keccak256("Permit2"),
+                U256::from(self.config.chain_id),
+                PERMIT2,
+            )
+                .abi_encode(),
+        );
+        let permitted =
+            keccak256((keccak256("TokenPermissions(address token,uint256 amount)"), v.token, v.cap).abi_encode());
+        let witness_typehash = keccak256(v.scheme.witness_type());
+        let witness = match v.scheme {
+            Scheme::Exact => keccak256((witness_typehash, v.to, v.valid_after).abi_encode()),
+            Scheme::Upto => keccak256((witness_typehash, v.to, v.facilitator, v.valid_after).abi_encode()),
+        };
+        let type_hash = keccak256(format!(
+            "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,Witness witness)TokenPermissions(address token,uint256 amount){}",
+            v.scheme.witness_type()
+        ));
+        let data = keccak256((type_hash, permitted, spender, v.nonce, v.deadline, witness).abi_encode());
+        keccak256([&[0x19, 0x01], domain.as_slice(), data.as_slice()].concat())
+    }
+
+    fn eth_call(&self, to: Address, data: Vec<u8>) -> Result<Vec<u8>, PaymentError> {
+        let params = json!([{ "to": to, "data": Bytes::from(data) }, "latest"]);
+        let answer = rpc_client::call(&self.config.rpc_url, "eth_call", params)
+            .map_err(|e| refuse("facilitator_unavailable", format!("cannot read the chain: {e}")))?;
+        answer
+            .as_str()
+            .and_then(|s| alloy_primitives::hex::decode(s).ok())
+            .ok_or_else(|| refuse("facilitator_unavailable", "the chain answered eth_call with something else"))
+    }
+
+    fn read_uint(&self, to: Address, data: Vec<u8>) -> Result<U256, PaymentError> {
+        let out = self.eth_call(to, data)?;
+        Ok(U256::from_be_slice(out.get(..32).unwrap_or_default()))
+    }
+
+    /// Nonce unused, balance and allowance enough: read from the chain.
+    fn check_chain(&self, v: &Verified) -> Result<(), PaymentError> {
+        let word = v.nonce >> 8;
+        let bit = U256::from(1) << (v.nonce & U256::from(0xff)).to::<usize>();
+        let bitmap = self.read_uint(PERMIT2, IPermit2::nonceBitmapCall { owner: v.payer, word }.abi_encode())?;
+        if bitmap & bit != U256::ZERO {
+            return Err(refuse("permit2_nonce_used", "this payment was already settled"));
+        }
+        let balance = self.read_uint(OPG_TOKEN, IOPGToken::balanceOfCall { owner: v.payer }.abi_encode())?;
+        if balance < v.cap {
+            return Err(refuse(
+                "insufficient_funds",
+                format!("the payer holds {balance} OPG units, the payment needs {}", v.cap),
+            ));
+        }
+        let allowance =
+            self.read_uint(OPG_TOKEN, IOPGToken::allowanceCall { owner: v.payer, spender: PERMIT2 }.abi_encode())?;
+        if allowance < v.cap {
+            return Err(refuse(
+                "permit2_allowance_required",
+                format!(
+                    "the payer allows Permit2 {allowance} OPG units, the payment needs {} (approve OPG to Permit2 first)",
+                    v.cap
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// Forgets a verified payment that will not be settled (the answer
+    /// failed): nothing is charged and the client may use it again.
+    pub fn release(&self, v: &Verified) {
+        self.in_flight.lock().remove(&(v.payer, v.nonce));
+    }
+
+    /// What a request with `tokens` tokens costs (`upto`; capped).
+    pub fn charge(&self, tokens: u64) -> U256 {
+        let prices = self.config.prices;
+        match self.config.scheme {
+            Scheme::Exact => prices.per_request,
+            Scheme::Upto => (prices.per_request + prices.per_token * U256::from(tokens)).min(prices.cap),
+        }
+    }
+
+    /// Settles `v` for `amount` through the scheme's proxy and waits for the
+    /// receipt (blocking).
+    pub fn settle(&self, v: &Verified, amount: U256) -> Result<Settled, PaymentError> {
+        let result = self.send_settlement(v, amount);
+        self.release(v);
+        result
+    }
+
+    fn send_settlement(&self, v: &Verified, amount: U256) -> Result<Settled, PaymentError> {
+        let permit = IPermit2::PermitTransferFrom {
+            permitted: IPermit2::TokenPermissions { token: v.token, amount: v.cap },
+            nonce: v.nonce,
+            deadline: v.deadline,
+        };
+        let (to, data) = match v.scheme {
+            Scheme::Exact => (
+                X402_EXACT_PROXY,
+                IX402ExactProxy::settleCall {
+                    permit,
+                    owner: v.payer,
+                    witness: IX402ExactProxy::Witness { to: v.to, validAfter: v.valid_after },
+                    signature: v.signature.clone(),
+                }
+                .abi_encode(),
+            ),
+            Scheme::Upto => (
+                X402_UPTO_PROXY,
+                IX402UptoProxy::settleCall {
+                    permit,
+                    amount,
+                    owner: v.payer,
+                    witness: IX402UptoProxy::Witness {
+                        to: v.to,
+                        facilitator: v.facilitator,
+                        validAfter: v.valid_after,
+                    },
+                    signature: v.signature.clone(),
+                }
+                .abi_encode(),
+            ),
+        };
+        let failed = |e: rpc_client::RpcError| refuse("settlement_failed", e.to_string());
+        let url = &self.config.rpc_url;
+        let signer = &self.config.facilitator;
+        let _one_at_a_time = self.sending.lock();
+        let call = json!({ "from": signer.address(), "to": to, "data": Bytes::from(data.clone()) });
+        let gas = rpc_client::call(url, "eth_estimateGas", json!([call])).map_err(failed)?;
+        let gas = quantity(&gas).ok_or_else(|| refuse("settlement_failed", "eth_estimateGas answered no quantity"))?;
+        let nonce =
+            rpc_client::call(url, "eth_getTransactionCount", json!([signer.address(), "pending"])).map_err(failed)?;
+        let price = rpc_client::call(url, "eth_gasPrice", json!([])).map_err(failed)?;
+        let price = u128::from(quantity(&price).unwrap_or(1_000_000_000));
+        let tx = TxEip1559 {
+            chain_id: self.config.chain_id,
+            nonce: quantity(&nonce).unwrap_or_default(),
+            gas_limit: gas.saturating_mul(6) / 5,
+            max_fee_per_gas: price.saturating_mul(2),
+            max_priority_fee_per_gas: 1,
+            to: TxKind::Call(to),
+            input: data.into(),
+            ..Default::default()
+        };
+        let signature = signer
+            .sign_hash_sync(&tx.signature_hash())
+            .map_err(|e| refuse("settlement_failed", format!("signing the settlement: {e}")))?;
+        let raw = TxEnvelope::from(tx.into_signed(signature)).encoded_2718();
+        let hash = rpc_client::call(url, "eth_sendRawTransaction", json!([Bytes::from(raw)])).map_err(failed)?;
+        let hash: B256 = serde_json::from_value(hash).map_err(|e| refuse("settlement_failed", e.to_string()))?;
+        let started = Instant::now();
+        loop {
+            let receipt = rpc_client::call(url, "eth_getTransactionReceipt", json!([hash])).map_err(failed)?;
+            if !receipt.is_null() {
+                if receipt["status"] != "0x1" {
+                    return Err(refuse("settlement_failed", format!("the settlement transaction {hash} reverted")));
+                }
+                return Ok(Settled { transaction: hash, amount, payer: v.payer });
+            }
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(refuse(
+                    "settlement_failed",
+                    format!("the settlement transaction {hash} was not mined in 60 s"),
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// The `PAYMENT-RESPONSE` header of a settled payment.
+    pub fn payment_response(&self, settled: &Settled) -> String {
+        let body = json!({
+            "success": true,
+            "transaction": settled.transaction,
+            "network": self.network(),
+            "payer": settled.payer,
+            "amount": settled.amount.to_string(),
+        });
+        base64::engine::general_purpose::STANDARD.encode(body.to_string())
+    }
+}
+
+fn quantity(value: &Value) -> Option<u64> {
+    value.as_str().and_then(|s| s.strip_prefix("0x")).and_then(|s| u64::from_str_radix(s, 16).ok())
+}
