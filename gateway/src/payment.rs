@@ -41,6 +41,10 @@ pub const PROCESSING_HASH: &str = "x-processing-hash";
 /// Seconds a signed payment must stay valid past now (as x402's facilitators ask).
 const DEADLINE_BUFFER: u64 = 6;
 
+/// The gas a settlement may use (a proxy's `settle` uses about 90,000; a
+/// settlement that reverts is caught by its receipt).
+const SETTLE_GAS: u64 = 250_000;
+
 /// An x402 scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Scheme {
@@ -118,18 +122,63 @@ fn refuse(reason: &'static str, message: impl Into<String>) -> PaymentError {
     PaymentError { reason, message: message.into() }
 }
 
+/// A Permit2 witness transfer as a payer signs it for x402.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Permit {
+    /// The scheme (it fixes the witness type and the spender).
+    pub scheme: Scheme,
+    /// The token.
+    pub token: Address,
+    /// The amount signed for (`upto`: the cap).
+    pub cap: U256,
+    /// The spender: the scheme's proxy.
+    pub spender: Address,
+    /// Permit2's unordered nonce.
+    pub nonce: U256,
+    /// The last second it may be used in.
+    pub deadline: U256,
+    /// Who is paid.
+    pub to: Address,
+    /// Who may settle (`upto`; zero for `exact`).
+    pub facilitator: Address,
+    /// The first second it may be used in.
+    pub valid_after: U256,
+}
+
+impl Permit {
+    /// The EIP-712 digest the payer signs on chain `chain_id`, as Permit2
+    /// computes it.
+    pub fn digest(&self, chain_id: u64) -> B256 {
+        let domain = keccak256(
+            (
+                keccak256("EIP712Domain(string name,uint256 chainId,address verifyingContract)"),
+                keccak256("Permit2"),
+                U256::from(chain_id),
+                PERMIT2,
+            )
+                .abi_encode(),
+        );
+        let permitted =
+            keccak256((keccak256("TokenPermissions(address token,uint256 amount)"), self.token, self.cap).abi_encode());
+        let witness_typehash = keccak256(self.scheme.witness_type());
+        let witness = match self.scheme {
+            Scheme::Exact => keccak256((witness_typehash, self.to, self.valid_after).abi_encode()),
+            Scheme::Upto => keccak256((witness_typehash, self.to, self.facilitator, self.valid_after).abi_encode()),
+        };
+        let type_hash = keccak256(format!(
+            "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,Witness witness)TokenPermissions(address token,uint256 amount){}",
+            self.scheme.witness_type()
+        ));
+        let data = keccak256((type_hash, permitted, self.spender, self.nonce, self.deadline, witness).abi_encode());
+        keccak256([&[0x19, 0x01], domain.as_slice(), data.as_slice()].concat())
+    }
+}
+
 /// A payment that passed every check and waits for the answer to settle.
 #[derive(Debug, Clone)]
 pub struct Verified {
-    scheme: Scheme,
     payer: Address,
-    token: Address,
-    cap: U256,
-    nonce: U256,
-    deadline: U256,
-    to: Address,
-    facilitator: Address,
-    valid_after: U256,
+    permit: Permit,
     signature: Bytes,
 }
 
@@ -158,8 +207,9 @@ pub struct Payments {
     /// Payments verified and not yet settled or released: the same signed
     /// payment is never accepted twice at once.
     in_flight: Mutex<HashSet<(Address, U256)>>,
-    /// Settlement transactions go out one at a time (the facilitator's nonce).
-    sending: Mutex<()>,
+    /// Settlement transactions go out one at a time: the facilitator's next
+    /// nonce, once known.
+    sending: Mutex<Option<u64>>,
 }
 
 fn now() -> u64 {
@@ -194,7 +244,7 @@ fn uint_at(value: &Value, path: &[&str]) -> Result<U256, PaymentError> {
 impl Payments {
     /// A facilitator for `config`.
     pub fn new(config: PaymentConfig) -> Self {
-        Self { config, in_flight: Mutex::default(), sending: Mutex::new(()) }
+        Self { config, in_flight: Mutex::default(), sending: Mutex::new(None) }
     }
 
     /// The configuration.
@@ -289,11 +339,11 @@ impl Payments {
             .and_then(|s| alloy_primitives::hex::decode(s).ok())
             .ok_or_else(|| refuse("invalid_payload", "the signature is not hex"))?
             .into();
-        let verified = Verified {
+        let permit = Permit {
             scheme: self.config.scheme,
-            payer: address_at(auth, &["from"])?,
             token: address_at(auth, &["permitted", "token"])?,
             cap: uint_at(auth, &["permitted", "amount"])?,
+            spender: address_at(auth, &["spender"])?,
             nonce: uint_at(auth, &["nonce"])?,
             deadline: uint_at(auth, &["deadline"])?,
             to: address_at(auth, &["witness", "to"])?,
@@ -302,18 +352,17 @@ impl Payments {
                 Scheme::Upto => address_at(auth, &["witness", "facilitator"])?,
             },
             valid_after: uint_at(auth, &["witness", "validAfter"])?,
-            signature,
         };
-        let spender = address_at(auth, &["spender"])?;
-        self.check_terms(&verified, spender)?;
-        let digest = self.digest(&verified, spender);
+        let verified = Verified { payer: address_at(auth, &["from"])?, permit, signature };
+        self.check_terms(&verified.permit)?;
+        let digest = verified.permit.digest(self.config.chain_id);
         let signer = Signature::try_from(verified.signature.as_ref())
             .ok()
             .and_then(|s| s.recover_address_from_prehash(&digest).ok());
         if signer != Some(verified.payer) {
             return Err(refuse("invalid_permit2_signature", "the Permit2 signature is not the payer's"));
         }
-        if !self.in_flight.lock().insert((verified.payer, verified.nonce)) {
+        if !self.in_flight.lock().insert((verified.payer, verified.permit.nonce)) {
             return Err(refuse("permit2_nonce_in_use", "this payment is already being used by another request"));
         }
         if let Err(e) = self.check_chain(&verified) {
@@ -323,7 +372,7 @@ impl Payments {
         Ok(verified)
     }
 
-    fn check_terms(&self, v: &Verified, spender: Address) -> Result<(), PaymentError> {
+    fn check_terms(&self, v: &Permit) -> Result<(), PaymentError> {
         if v.token != OPG_TOKEN {
             return Err(refuse("invalid_permit2_token", format!("the permit is for token {}, not OPG", v.token)));
         }
@@ -333,7 +382,7 @@ impl Payments {
                 format!("the permit is for {} but this gateway asks for {}", v.cap, self.amount()),
             ));
         }
-        if spender != self.config.scheme.proxy() {
+        if v.spender != self.config.scheme.proxy() {
             return Err(refuse(
                 "invalid_permit2_spender",
                 format!("the spender must be x402's {} proxy", v.scheme.name()),
@@ -358,32 +407,6 @@ impl Payments {
         Ok(())
     }
 
-    /// The EIP-712 digest the payer signed, as Permit2 computes it.
-    fn digest(&self, v: &Verified, spender: Address) -> B256 {
-        let domain = keccak256(
-            (
-                keccak256("EIP712Domain(string name,uint256 chainId,address verifyingContract)"),
-                keccak256("Permit2"),
-                U256::from(self.config.chain_id),
-                PERMIT2,
-            )
-                .abi_encode(),
-        );
-        let permitted =
-            keccak256((keccak256("TokenPermissions(address token,uint256 amount)"), v.token, v.cap).abi_encode());
-        let witness_typehash = keccak256(v.scheme.witness_type());
-        let witness = match v.scheme {
-            Scheme::Exact => keccak256((witness_typehash, v.to, v.valid_after).abi_encode()),
-            Scheme::Upto => keccak256((witness_typehash, v.to, v.facilitator, v.valid_after).abi_encode()),
-        };
-        let type_hash = keccak256(format!(
-            "PermitWitnessTransferFrom(TokenPermissions permitted,address spender,uint256 nonce,uint256 deadline,Witness witness)TokenPermissions(address token,uint256 amount){}",
-            v.scheme.witness_type()
-        ));
-        let data = keccak256((type_hash, permitted, spender, v.nonce, v.deadline, witness).abi_encode());
-        keccak256([&[0x19, 0x01], domain.as_slice(), data.as_slice()].concat())
-    }
-
     fn eth_call(&self, to: Address, data: Vec<u8>) -> Result<Vec<u8>, PaymentError> {
         let params = json!([{ "to": to, "data": Bytes::from(data) }, "latest"]);
         let answer = rpc_client::call(&self.config.rpc_url, "eth_call", params)
@@ -401,27 +424,37 @@ impl Payments {
 
     /// Nonce unused, balance and allowance enough: read from the chain.
     fn check_chain(&self, v: &Verified) -> Result<(), PaymentError> {
-        let word = v.nonce >> 8;
-        let bit = U256::from(1) << (v.nonce & U256::from(0xff)).to::<usize>();
-        let bitmap = self.read_uint(PERMIT2, IPermit2::nonceBitmapCall { owner: v.payer, word }.abi_encode())?;
-        if bitmap & bit != U256::ZERO {
+        let word = v.permit.nonce >> 8;
+        let bit = U256::from(1) << (v.permit.nonce & U256::from(0xff)).to::<usize>();
+        // Three reads, side by side.
+        let (bitmap, balance, allowance) = std::thread::scope(|scope| {
+            let bitmap = scope
+                .spawn(|| self.read_uint(PERMIT2, IPermit2::nonceBitmapCall { owner: v.payer, word }.abi_encode()));
+            let balance =
+                scope.spawn(|| self.read_uint(OPG_TOKEN, IOPGToken::balanceOfCall { owner: v.payer }.abi_encode()));
+            let allowance =
+                self.read_uint(OPG_TOKEN, IOPGToken::allowanceCall { owner: v.payer, spender: PERMIT2 }.abi_encode());
+            let joined = |h: std::thread::ScopedJoinHandle<'_, Result<U256, PaymentError>>| {
+                h.join().unwrap_or_else(|_| Err(refuse("facilitator_unavailable", "a chain read failed")))
+            };
+            (joined(bitmap), joined(balance), allowance)
+        });
+        if bitmap? & bit != U256::ZERO {
             return Err(refuse("permit2_nonce_used", "this payment was already settled"));
         }
-        let balance = self.read_uint(OPG_TOKEN, IOPGToken::balanceOfCall { owner: v.payer }.abi_encode())?;
-        if balance < v.cap {
+        let (balance, allowance) = (balance?, allowance?);
+        if balance < v.permit.cap {
             return Err(refuse(
                 "insufficient_funds",
-                format!("the payer holds {balance} OPG units, the payment needs {}", v.cap),
+                format!("the payer holds {balance} OPG units, the payment needs {}", v.permit.cap),
             ));
         }
-        let allowance =
-            self.read_uint(OPG_TOKEN, IOPGToken::allowanceCall { owner: v.payer, spender: PERMIT2 }.abi_encode())?;
-        if allowance < v.cap {
+        if allowance < v.permit.cap {
             return Err(refuse(
                 "permit2_allowance_required",
                 format!(
                     "the payer allows Permit2 {allowance} OPG units, the payment needs {} (approve OPG to Permit2 first)",
-                    v.cap
+                    v.permit.cap
                 ),
             ));
         }
@@ -431,7 +464,7 @@ impl Payments {
     /// Forgets a verified payment that will not be settled (the answer
     /// failed): nothing is charged and the client may use it again.
     pub fn release(&self, v: &Verified) {
-        self.in_flight.lock().remove(&(v.payer, v.nonce));
+        self.in_flight.lock().remove(&(v.payer, v.permit.nonce));
     }
 
     /// What a request with `tokens` tokens costs (`upto`; capped).
@@ -452,18 +485,19 @@ impl Payments {
     }
 
     fn send_settlement(&self, v: &Verified, amount: U256) -> Result<Settled, PaymentError> {
+        let p = &v.permit;
         let permit = IPermit2::PermitTransferFrom {
-            permitted: IPermit2::TokenPermissions { token: v.token, amount: v.cap },
-            nonce: v.nonce,
-            deadline: v.deadline,
+            permitted: IPermit2::TokenPermissions { token: p.token, amount: p.cap },
+            nonce: p.nonce,
+            deadline: p.deadline,
         };
-        let (to, data) = match v.scheme {
+        let (to, data) = match p.scheme {
             Scheme::Exact => (
                 X402_EXACT_PROXY,
                 IX402ExactProxy::settleCall {
                     permit,
                     owner: v.payer,
-                    witness: IX402ExactProxy::Witness { to: v.to, validAfter: v.valid_after },
+                    witness: IX402ExactProxy::Witness { to: p.to, validAfter: p.valid_after },
                     signature: v.signature.clone(),
                 }
                 .abi_encode(),
@@ -475,9 +509,9 @@ impl Payments {
                     amount,
                     owner: v.payer,
                     witness: IX402UptoProxy::Witness {
-                        to: v.to,
-                        facilitator: v.facilitator,
-                        validAfter: v.valid_after,
+                        to: p.to,
+                        facilitator: p.facilitator,
+                        validAfter: p.valid_after,
                     },
                     signature: v.signature.clone(),
                 }
@@ -487,18 +521,22 @@ impl Payments {
         let failed = |e: rpc_client::RpcError| refuse("settlement_failed", e.to_string());
         let url = &self.config.rpc_url;
         let signer = &self.config.facilitator;
-        let _one_at_a_time = self.sending.lock();
-        let call = json!({ "from": signer.address(), "to": to, "data": Bytes::from(data.clone()) });
-        let gas = rpc_client::call(url, "eth_estimateGas", json!([call])).map_err(failed)?;
-        let gas = quantity(&gas).ok_or_else(|| refuse("settlement_failed", "eth_estimateGas answered no quantity"))?;
-        let nonce =
-            rpc_client::call(url, "eth_getTransactionCount", json!([signer.address(), "pending"])).map_err(failed)?;
+        let mut next_nonce = self.sending.lock();
+        let nonce = match *next_nonce {
+            Some(nonce) => nonce,
+            None => {
+                let count = rpc_client::call(url, "eth_getTransactionCount", json!([signer.address(), "pending"]))
+                    .map_err(failed)?;
+                quantity(&count)
+                    .ok_or_else(|| refuse("settlement_failed", "eth_getTransactionCount answered no quantity"))?
+            }
+        };
         let price = rpc_client::call(url, "eth_gasPrice", json!([])).map_err(failed)?;
         let price = u128::from(quantity(&price).unwrap_or(1_000_000_000));
         let tx = TxEip1559 {
             chain_id: self.config.chain_id,
-            nonce: quantity(&nonce).unwrap_or_default(),
-            gas_limit: gas.saturating_mul(6) / 5,
+            nonce,
+            gas_limit: SETTLE_GAS,
             max_fee_per_gas: price.saturating_mul(2),
             max_priority_fee_per_gas: 1,
             to: TxKind::Call(to),
@@ -509,9 +547,14 @@ impl Payments {
             .sign_hash_sync(&tx.signature_hash())
             .map_err(|e| refuse("settlement_failed", format!("signing the settlement: {e}")))?;
         let raw = TxEnvelope::from(tx.into_signed(signature)).encoded_2718();
-        let hash = rpc_client::call(url, "eth_sendRawTransaction", json!([Bytes::from(raw)])).map_err(failed)?;
-        let hash: B256 = serde_json::from_value(hash).map_err(|e| refuse("settlement_failed", e.to_string()))?;
+        let sent = rpc_client::call(url, "eth_sendRawTransaction", json!([Bytes::from(raw)]));
+        // A refused transaction leaves the nonce unknown: read it again next time.
+        *next_nonce = sent.is_ok().then_some(nonce + 1);
+        drop(next_nonce);
+        let hash: B256 =
+            serde_json::from_value(sent.map_err(failed)?).map_err(|e| refuse("settlement_failed", e.to_string()))?;
         let started = Instant::now();
+        let mut wait = Duration::from_millis(1);
         loop {
             let receipt = rpc_client::call(url, "eth_getTransactionReceipt", json!([hash])).map_err(failed)?;
             if !receipt.is_null() {
@@ -526,7 +569,8 @@ impl Payments {
                     format!("the settlement transaction {hash} was not mined in 60 s"),
                 ));
             }
-            std::thread::sleep(Duration::from_millis(20));
+            std::thread::sleep(wait);
+            wait = (wait * 2).min(Duration::from_millis(100));
         }
     }
 
@@ -541,6 +585,61 @@ impl Payments {
         });
         base64::engine::general_purpose::STANDARD.encode(body.to_string())
     }
+}
+
+/// What an x402 client sends for the terms `requirements` (one entry of a
+/// 402's `accepts`) on chain `chain_id`: the `PAYMENT-SIGNATURE` header,
+/// signed by `payer` with Permit2 nonce `nonce`. For Rust clients, tests and
+/// benchmarks; the gateway never signs payments itself.
+pub fn payment_header(
+    payer: &PrivateKeySigner,
+    chain_id: u64,
+    requirements: &Value,
+    nonce: U256,
+) -> Result<String, PaymentError> {
+    let scheme = match requirements["scheme"].as_str() {
+        Some("exact") => Scheme::Exact,
+        Some("upto") => Scheme::Upto,
+        other => return Err(refuse("unsupported_scheme", format!("scheme {other:?}"))),
+    };
+    let now = now();
+    let permit = Permit {
+        scheme,
+        token: address_at(requirements, &["asset"])?,
+        cap: uint_at(requirements, &["amount"])?,
+        spender: scheme.proxy(),
+        nonce,
+        deadline: U256::from(now + requirements["maxTimeoutSeconds"].as_u64().unwrap_or(300)),
+        to: address_at(requirements, &["payTo"])?,
+        facilitator: match scheme {
+            Scheme::Exact => Address::ZERO,
+            Scheme::Upto => address_at(requirements, &["extra", "facilitatorAddress"])?,
+        },
+        valid_after: U256::from(now.saturating_sub(600)),
+    };
+    let signature = payer
+        .sign_hash_sync(&permit.digest(chain_id))
+        .map_err(|e| refuse("invalid_payload", format!("signing: {e}")))?;
+    let mut witness = json!({ "to": permit.to, "validAfter": permit.valid_after.to_string() });
+    if scheme == Scheme::Upto {
+        witness["facilitator"] = json!(permit.facilitator);
+    }
+    let payment = json!({
+        "x402Version": 2,
+        "accepted": requirements,
+        "payload": {
+            "permit2Authorization": {
+                "from": payer.address(),
+                "permitted": { "token": permit.token, "amount": permit.cap.to_string() },
+                "spender": permit.spender,
+                "nonce": permit.nonce.to_string(),
+                "deadline": permit.deadline.to_string(),
+                "witness": witness,
+            },
+            "signature": Bytes::from(signature.as_bytes().to_vec()),
+        },
+    });
+    Ok(base64::engine::general_purpose::STANDARD.encode(payment.to_string()))
 }
 
 fn quantity(value: &Value) -> Option<u64> {
