@@ -150,10 +150,12 @@ fn web3py(url: &str, mode: &str, extra: &[&str]) -> String {
     run_client(cmd, &format!("web3.py {mode}"))
 }
 
-/// A running `nml devnet`, killed when dropped.
+/// A running `nml devnet` (or `nml gateway`), killed when dropped.
 struct Node {
     child: Child,
     url: String,
+    /// What it printed before its address.
+    banner: Vec<String>,
 }
 
 impl Node {
@@ -180,10 +182,11 @@ impl Node {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut node = Node { child, url: String::new() };
+        let mut node = Node { child, url: String::new(), banner: Vec::new() };
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match rx.recv_timeout(left) {
                 Ok(line) => {
+                    node.banner.push(line.clone());
                     if let Some(rest) = line.strip_prefix("Listening on ") {
                         let addr = rest.split_whitespace().next().unwrap_or_default();
                         assert!(addr.starts_with("127.0.0.1:"), "binds 127.0.0.1 by default: {line}");
@@ -901,8 +904,8 @@ fn opengradients_sdk_chats_through_the_gateway_and_verifies_its_signatures() {
     assert!(out.contains("OG GATEWAY OK"), "{out}");
 }
 
-/// OpenGradient's SDK pays `nml gateway` with x402 on a devnet running
-/// Base's chain id: the 402's terms, the Permit2 approval, paid chats,
+/// OpenGradient's SDK pays `nml gateway` (and `nml devnet --gateway`) with
+/// x402 on a devnet running Base's chain id: the 402's terms, the Permit2 approval, paid chats,
 /// completions and streams in both schemes, a replayed, altered, forged or
 /// garbled payment refused, and nothing charged when the backend is down
 /// (tests/clients/og_gateway_paid.py).
@@ -911,16 +914,22 @@ fn opengradients_sdk_pays_the_gateway_with_x402_on_the_devnet() {
     if skip() {
         return;
     }
-    let devnet = Node::start(&["--chain-id", "8453"]);
+    // The upto gateway is the devnet's own (`nml devnet --gateway`).
+    let devnet = Node::start(&["--chain-id", "8453", "--gateway", "0", "--price", "0.001"]);
+    let upto = devnet
+        .banner
+        .iter()
+        .find_map(|line| line.strip_prefix("Gateway on ").and_then(|rest| rest.split_whitespace().next()))
+        .expect("the devnet's banner names its gateway")
+        .to_owned();
     let gateway =
         |extra: &[&str]| Node::spawn(&[&["gateway", "--port", "0", "--rpc-url", devnet.url.as_str()], extra].concat());
-    let upto = gateway(&["--price", "0.001"]);
     let exact = gateway(&["--scheme", "exact", "--price", "0.002"]);
     let down = gateway(&["--scheme", "exact", "--price", "0.002", "--llm-url", "http://127.0.0.1:1/v1"]);
     let payer = "0x59c6995e998f97a5a0044966f0945389dc9e86dae88c7a8412f4603b6b78690d";
     let mut cmd = Command::new(opengradient_python());
     cmd.arg(repo().join("tests/clients/og_gateway_paid.py"))
-        .args([&devnet.url, &upto.url, &exact.url, &down.url])
+        .args([&devnet.url, &upto, &exact.url, &down.url])
         .arg(payer);
     let out = run_client(cmd, "opengradient pays the gateway");
     assert!(out.contains("OG GATEWAY PAID OK"), "{out}");

@@ -20,6 +20,7 @@ use super::common::{
     project_remote_models, read_remote_signatures, register_project_models, shutdown_signal, with_remote_models,
 };
 use super::fork_flags::ForkArgs;
+use super::gateway_flags::{PaymentArgs, banner as gateway_banner};
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
@@ -137,6 +138,14 @@ pub struct DevnetArgs {
     /// LLM backends.
     #[command(flatten)]
     pub llm: LlmArgs,
+    /// Also serve the TEE gateway (as `nml gateway`) on PORT, answered by
+    /// this devnet's LLM backends, signed by its enclave 0, and paid (with
+    /// --price) on this devnet.
+    #[arg(long, value_name = "PORT", conflicts_with = "no_inference")]
+    pub gateway: Option<u16>,
+    /// The gateway's x402 payments (with --gateway).
+    #[command(flatten)]
+    pub gateway_payment: PaymentArgs,
     /// Run without the inference precompile (ONNX Runtime is not needed).
     #[arg(long, conflicts_with_all = ["models", "project"])]
     pub no_inference: bool,
@@ -271,9 +280,18 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
 
 /// Runs the devnet until Ctrl-C or SIGTERM.
 pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
+    if args.gateway_payment.price.is_some() && args.gateway.is_none() {
+        return Err(miette!("--price is the gateway's: pass --gateway PORT too"));
+    }
     let config = args.config()?;
-    let started =
-        if args.no_inference { Devnet::new(config) } else { Devnet::with_inference(config, inference_setup(&args)?) };
+    let mut llm = None;
+    let started = if args.no_inference {
+        Devnet::new(config)
+    } else {
+        let setup = inference_setup(&args)?;
+        llm = Some((Arc::clone(&setup.llm), setup.pipe.llm_concurrency));
+        Devnet::with_inference(config, setup)
+    };
     let devnet = started.map_err(|e| match e {
         NodeError::Dump(dump) => miette!(
             help = "fix or delete the file, or start without --state; nml leaves it untouched",
@@ -294,18 +312,31 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
         .build()
         .into_diagnostic()
         .wrap_err("starting the async runtime")?;
-    runtime.block_on(serve(devnet, &args))
+    runtime.block_on(serve(devnet, &args, llm))
 }
 
-async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs) -> miette::Result<ExitCode> {
+/// The LLM backend the gateway of `--gateway` shares with the devnet, and
+/// how many calls it may make at once.
+type SharedLlm = Option<(Arc<dyn nml_runtime::llm::LlmBackend>, usize)>;
+
+async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: SharedLlm) -> miette::Result<ExitCode> {
     let addr = SocketAddr::new(args.host, args.port);
     let server = nml_runtime::rpc::serve(devnet.clone(), addr)
         .await
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot listen on {addr}"))?;
+    let gateway = match (args.gateway, llm) {
+        (Some(port), Some((backend, concurrency))) => {
+            Some(start_gateway(args, port, server.local_addr, backend, concurrency).await?)
+        }
+        _ => None,
+    };
     print_banner(&devnet, args, server.local_addr);
 
     shutdown_signal().await;
+    if let Some(gateway) = gateway {
+        gateway.stop().await;
+    }
     // The block being built is finished, and transactions whose inference
     // runs are mined once it is done, before the state is written.
     let stopping = Arc::clone(&devnet);
@@ -323,6 +354,35 @@ async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs) -> miette::Result<ExitCod
     }
     server.stop().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// Starts `--gateway`: paid on this devnet, reached at `rpc` (its own address).
+async fn start_gateway(
+    args: &DevnetArgs,
+    port: u16,
+    rpc: SocketAddr,
+    backend: Arc<dyn nml_runtime::llm::LlmBackend>,
+    concurrency: usize,
+) -> miette::Result<nml_gateway::Gateway> {
+    let enclave =
+        nml_runtime::tee::Enclave::from_seed(args.tee_seed, 0).map_err(|e| miette!("the enclave's key: {e}"))?;
+    let host = if rpc.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { rpc.ip() };
+    let url = format!("http://{}", SocketAddr::new(host, rpc.port()));
+    let payment = args.gateway_payment.clone();
+    let signer = Arc::clone(&enclave);
+    // The facilitator reads this devnet over JSON-RPC, which this runtime serves.
+    let payments = tokio::task::spawn_blocking(move || payment.payments(&url, &signer))
+        .await
+        .map_err(|e| miette!("starting the gateway: {e}"))??;
+    let config =
+        nml_gateway::GatewayConfig { addr: SocketAddr::new(args.host, port), backend, concurrency, enclave, payments };
+    let banner = gateway_banner(&config);
+    let gateway = nml_gateway::Gateway::start(config)
+        .await
+        .into_diagnostic()
+        .wrap_err_with(|| format!("the gateway cannot listen on port {port}"))?;
+    println!("Gateway on http://{} (nml gateway)\n{banner}\n", gateway.local_addr);
+    Ok(gateway)
 }
 
 fn print_banner(devnet: &Devnet, args: &DevnetArgs, addr: SocketAddr) {

@@ -9,6 +9,7 @@ pub mod deploy;
 pub mod devnet;
 pub mod fork_flags;
 pub mod gateway;
+pub mod gateway_flags;
 pub mod llm_flags;
 pub mod models;
 pub mod new;

@@ -1,0 +1,135 @@
+//! What `nml gateway` and `nml devnet --gateway` share: the payment flags,
+//! the facilitator they make, and the banner (docs/gateway.md).
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, U256};
+use alloy_signer_local::PrivateKeySigner;
+use miette::miette;
+use nml_gateway::{GatewayConfig, PaymentConfig, Payments, Prices, Scheme};
+use nml_runtime::chain::dev_accounts;
+use nml_runtime::predeploys::{payment_address, payments};
+use nml_runtime::rpc_client;
+use nml_runtime::tee::Enclave;
+use serde_json::json;
+
+/// x402 payments (docs/gateway.md).
+#[derive(Debug, Clone, clap::Args)]
+pub struct PaymentArgs {
+    /// Ask for x402 payments: the price of one request, in OPG (e.g. `0.01`).
+    #[arg(long, value_name = "OPG")]
+    pub price: Option<String>,
+    /// The price of one token of prompt and answer, in OPG (`upto` only).
+    #[arg(long, value_name = "OPG", default_value = "0")]
+    pub price_per_token: String,
+    /// The most one request may cost, in OPG: what `upto` asks to sign for.
+    #[arg(long, value_name = "OPG", default_value = "0.1")]
+    pub cap: String,
+    /// The x402 scheme offered.
+    #[arg(long, value_enum, default_value = "upto")]
+    pub scheme: SchemeArg,
+    /// Who is paid (default: the signing enclave's payment address in the registry).
+    #[arg(long, value_name = "ADDRESS")]
+    pub pay_to: Option<Address>,
+    /// The environment variable holding the key of the account that settles
+    /// payments (default: the devnet's dev account 9).
+    #[arg(long, value_name = "VAR")]
+    pub facilitator_key_env: Option<String>,
+}
+
+/// `--scheme`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SchemeArg {
+    /// The signed amount is charged.
+    Exact,
+    /// Up to the signed amount is charged: what the request cost.
+    Upto,
+}
+
+/// `amount` OPG (a decimal number) in the token's smallest unit (18 decimals).
+fn opg(flag: &str, amount: &str) -> miette::Result<U256> {
+    let bad = || miette!("{flag} {amount:?} is not an amount of OPG (like 0.01)");
+    let (whole, fraction) = amount.trim().split_once('.').unwrap_or((amount.trim(), ""));
+    if fraction.len() > 18 || (whole.is_empty() && fraction.is_empty()) {
+        return Err(bad());
+    }
+    let digits = format!("{whole}{fraction:0<18}");
+    U256::from_str_radix(&digits, 10).map_err(|_| bad())
+}
+
+impl PaymentArgs {
+    /// The facilitator settling on the chain at `rpc_url`, when `--price`
+    /// asks for payments: checks that the chain has the payment contracts
+    /// and reads its chain id (blocking).
+    pub fn payments(&self, rpc_url: &str, enclave: &Enclave) -> miette::Result<Option<Arc<Payments>>> {
+        let Some(price) = &self.price else { return Ok(None) };
+        let chain_id = rpc_client::call(rpc_url, "eth_chainId", json!([])).map_err(|e| miette!("{rpc_url}: {e}"))?;
+        let chain_id = chain_id
+            .as_str()
+            .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
+            .ok_or_else(|| miette!("{rpc_url}: eth_chainId answered {chain_id}"))?;
+        let code = rpc_client::call(rpc_url, "eth_getCode", json!([payments::OPG_TOKEN, "latest"]))
+            .map_err(|e| miette!("{rpc_url}: {e}"))?;
+        if code.as_str().is_none_or(|c| c.len() <= 2) {
+            return Err(miette!(
+                help = "start the chain with `nml devnet` (which predeploys them)",
+                "the chain at {rpc_url} has no OPG token at {}: payments need it, Permit2 and x402's proxies",
+                payments::OPG_TOKEN
+            ));
+        }
+        let facilitator: PrivateKeySigner = match &self.facilitator_key_env {
+            Some(var) => std::env::var(var)
+                .map_err(|_| miette!("--facilitator-key-env: ${var} is not set"))?
+                .trim()
+                .parse()
+                .map_err(|_| miette!("--facilitator-key-env: ${var} is not a private key"))?,
+            None => dev_accounts(10).pop().map(|a| a.signer).ok_or_else(|| miette!("no dev account"))?,
+        };
+        let config = PaymentConfig {
+            rpc_url: rpc_url.to_owned(),
+            chain_id,
+            scheme: match self.scheme {
+                SchemeArg::Exact => Scheme::Exact,
+                SchemeArg::Upto => Scheme::Upto,
+            },
+            prices: Prices {
+                per_request: opg("--price", price)?,
+                per_token: opg("--price-per-token", &self.price_per_token)?,
+                cap: opg("--cap", &self.cap)?,
+            },
+            pay_to: self.pay_to.unwrap_or_else(|| payment_address(enclave.id())),
+            facilitator,
+            max_timeout_seconds: 300,
+        };
+        Ok(Some(Arc::new(Payments::new(config))))
+    }
+}
+
+/// The banner line that says how the gateway is paid.
+pub fn payments_line(payments: Option<&Payments>) -> String {
+    match payments {
+        Some(p) => {
+            let c = p.config();
+            format!(
+                "Payments: x402 {} on eip155:{} in OPG, {} units a request (cap {}), paid to {}, settled by {}",
+                c.scheme.name(),
+                c.chain_id,
+                c.prices.per_request,
+                c.prices.cap,
+                c.pay_to,
+                c.facilitator.address()
+            )
+        }
+        None => "Payments: none asked (every request is answered free)".to_owned(),
+    }
+}
+
+/// What a starting gateway says about itself (before its address).
+pub fn banner(config: &GatewayConfig) -> String {
+    format!(
+        "LLM calls: {}\nSigning enclave: {} (GET /signing-key)\n{}",
+        config.backend.describe(),
+        config.enclave.id(),
+        payments_line(config.payments.as_deref())
+    )
+}
