@@ -20,7 +20,7 @@ enum Command {
     /// Parse and check a project without running solc (fast editor feedback).
     Check(commands::build::CheckArgs),
     /// Run a local chain with the inference precompile over JSON-RPC.
-    Devnet(commands::devnet::DevnetArgs),
+    Devnet(Box<commands::devnet::DevnetArgs>),
     /// Register and list the models of a running devnet.
     Models(commands::models::ModelsArgs),
     /// Build the project and run its tests on an in-process devnet with real inference.
@@ -39,7 +39,7 @@ fn main() -> std::process::ExitCode {
         Command::New(args) => commands::new::run(args),
         Command::Build(args) => commands::build::run_build(args),
         Command::Check(args) => commands::build::run_check(args),
-        Command::Devnet(args) => commands::devnet::run(args),
+        Command::Devnet(args) => commands::devnet::run(*args),
         Command::Models(args) => commands::models::run(args),
         Command::Test(args) => commands::test::run(args),
         Command::Verify(args) => commands::verify::run(args),
