@@ -70,6 +70,7 @@ fn start_paid(
         concurrency,
         enclave: Enclave::from_seed(0, 0).expect("enclave"),
         payments,
+        settlement: None,
     };
     runtime.block_on(Gateway::start(config)).expect("gateway")
 }

@@ -6,11 +6,15 @@
 //! - [`canonical`]: what a signature covers — the canonical request and
 //!   Python-compatible JSON, byte for byte as the SDK's `tee_verify`
 //!   recomputes them;
+//! - [`chain`]: the gateway's account on a chain over JSON-RPC (reads, and
+//!   transactions sent one at a time);
 //! - [`openai`]: OpenAI-style bodies in, [`nml_runtime::llm::LlmRequest`]s
 //!   to the backends, signed JSON and server-sent events out;
 //! - [`payment`]: x402 payments (`exact` and `upto` over Permit2): the
 //!   terms of a 402, the facilitator's checks against the chain before
 //!   anything runs, settlement after the answer;
+//! - [`data_settlement`]: the answers' hashes posted to the settlement
+//!   relay, as `X-SETTLEMENT-TYPE` asks (private, batch, individual);
 //! - [`server`]: HTTP/1.1 (hyper), routes, limits and errors.
 //!
 //! The answers are signed by a simulated enclave of the devnet
@@ -18,9 +22,12 @@
 //! TEE registry holds.
 
 pub mod canonical;
+pub mod chain;
+pub mod data_settlement;
 pub mod openai;
 pub mod payment;
 pub mod server;
 
+pub use data_settlement::{DataSettlement, SettlementType};
 pub use payment::{PaymentConfig, Payments, Prices, Scheme};
 pub use server::{Gateway, GatewayConfig, MAX_BODY};

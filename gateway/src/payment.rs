@@ -11,11 +11,10 @@
 //! `nml_runtime::predeploys::payments`).
 
 use std::collections::HashSet;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
-use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
-use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, Signature, U256, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolValue};
@@ -23,9 +22,10 @@ use base64::Engine;
 use nml_runtime::predeploys::payments::{
     IOPGToken, IPermit2, IX402ExactProxy, IX402UptoProxy, OPG_TOKEN, PERMIT2, X402_EXACT_PROXY, X402_UPTO_PROXY,
 };
-use nml_runtime::rpc_client;
 use parking_lot::Mutex;
 use serde_json::{Value, json};
+
+use crate::chain::ChainAccount;
 
 /// The header a 402 carries its terms in (base64 JSON).
 pub const PAYMENT_REQUIRED: &str = "payment-required";
@@ -207,9 +207,8 @@ pub struct Payments {
     /// Payments verified and not yet settled or released: the same signed
     /// payment is never accepted twice at once.
     in_flight: Mutex<HashSet<(Address, U256)>>,
-    /// Settlement transactions go out one at a time: the facilitator's next
-    /// nonce, once known.
-    sending: Mutex<Option<u64>>,
+    /// The facilitator's account, which reads the chain and settles.
+    account: Arc<ChainAccount>,
 }
 
 fn now() -> u64 {
@@ -244,12 +243,18 @@ fn uint_at(value: &Value, path: &[&str]) -> Result<U256, PaymentError> {
 impl Payments {
     /// A facilitator for `config`.
     pub fn new(config: PaymentConfig) -> Self {
-        Self { config, in_flight: Mutex::default(), sending: Mutex::new(None) }
+        let account = Arc::new(ChainAccount::new(config.rpc_url.clone(), config.chain_id, config.facilitator.clone()));
+        Self { config, in_flight: Mutex::default(), account }
     }
 
     /// The configuration.
     pub fn config(&self) -> &PaymentConfig {
         &self.config
+    }
+
+    /// The facilitator's account on the chain (data settlement sends through it too).
+    pub fn account(&self) -> &Arc<ChainAccount> {
+        &self.account
     }
 
     fn network(&self) -> String {
@@ -407,19 +412,10 @@ impl Payments {
         Ok(())
     }
 
-    fn eth_call(&self, to: Address, data: Vec<u8>) -> Result<Vec<u8>, PaymentError> {
-        let params = json!([{ "to": to, "data": Bytes::from(data) }, "latest"]);
-        let answer = rpc_client::call(&self.config.rpc_url, "eth_call", params)
-            .map_err(|e| refuse("facilitator_unavailable", format!("cannot read the chain: {e}")))?;
-        answer
-            .as_str()
-            .and_then(|s| alloy_primitives::hex::decode(s).ok())
-            .ok_or_else(|| refuse("facilitator_unavailable", "the chain answered eth_call with something else"))
-    }
-
     fn read_uint(&self, to: Address, data: Vec<u8>) -> Result<U256, PaymentError> {
-        let out = self.eth_call(to, data)?;
-        Ok(U256::from_be_slice(out.get(..32).unwrap_or_default()))
+        self.account
+            .call_uint(to, data)
+            .map_err(|e| refuse("facilitator_unavailable", format!("cannot read the chain: {e}")))
     }
 
     /// Nonce unused, balance and allowance enough: read from the chain.
@@ -518,60 +514,8 @@ impl Payments {
                 .abi_encode(),
             ),
         };
-        let failed = |e: rpc_client::RpcError| refuse("settlement_failed", e.to_string());
-        let url = &self.config.rpc_url;
-        let signer = &self.config.facilitator;
-        let mut next_nonce = self.sending.lock();
-        let nonce = match *next_nonce {
-            Some(nonce) => nonce,
-            None => {
-                let count = rpc_client::call(url, "eth_getTransactionCount", json!([signer.address(), "pending"]))
-                    .map_err(failed)?;
-                quantity(&count)
-                    .ok_or_else(|| refuse("settlement_failed", "eth_getTransactionCount answered no quantity"))?
-            }
-        };
-        let price = rpc_client::call(url, "eth_gasPrice", json!([])).map_err(failed)?;
-        let price = u128::from(quantity(&price).unwrap_or(1_000_000_000));
-        let tx = TxEip1559 {
-            chain_id: self.config.chain_id,
-            nonce,
-            gas_limit: SETTLE_GAS,
-            max_fee_per_gas: price.saturating_mul(2),
-            max_priority_fee_per_gas: 1,
-            to: TxKind::Call(to),
-            input: data.into(),
-            ..Default::default()
-        };
-        let signature = signer
-            .sign_hash_sync(&tx.signature_hash())
-            .map_err(|e| refuse("settlement_failed", format!("signing the settlement: {e}")))?;
-        let raw = TxEnvelope::from(tx.into_signed(signature)).encoded_2718();
-        let sent = rpc_client::call(url, "eth_sendRawTransaction", json!([Bytes::from(raw)]));
-        // A refused transaction leaves the nonce unknown: read it again next time.
-        *next_nonce = sent.is_ok().then_some(nonce + 1);
-        drop(next_nonce);
-        let hash: B256 =
-            serde_json::from_value(sent.map_err(failed)?).map_err(|e| refuse("settlement_failed", e.to_string()))?;
-        let started = Instant::now();
-        let mut wait = Duration::from_millis(1);
-        loop {
-            let receipt = rpc_client::call(url, "eth_getTransactionReceipt", json!([hash])).map_err(failed)?;
-            if !receipt.is_null() {
-                if receipt["status"] != "0x1" {
-                    return Err(refuse("settlement_failed", format!("the settlement transaction {hash} reverted")));
-                }
-                return Ok(Settled { transaction: hash, amount, payer: v.payer });
-            }
-            if started.elapsed() > Duration::from_secs(60) {
-                return Err(refuse(
-                    "settlement_failed",
-                    format!("the settlement transaction {hash} was not mined in 60 s"),
-                ));
-            }
-            std::thread::sleep(wait);
-            wait = (wait * 2).min(Duration::from_millis(100));
-        }
+        let hash = self.account.send(to, data, SETTLE_GAS).map_err(|e| refuse("settlement_failed", e.to_string()))?;
+        Ok(Settled { transaction: hash, amount, payer: v.payer })
     }
 
     /// The `PAYMENT-RESPONSE` header of a settled payment.
@@ -640,8 +584,4 @@ pub fn payment_header(
         },
     });
     Ok(base64::engine::general_purpose::STANDARD.encode(payment.to_string()))
-}
-
-fn quantity(value: &Value) -> Option<u64> {
-    value.as_str().and_then(|s| s.strip_prefix("0x")).and_then(|s| u64::from_str_radix(s, 16).ok())
 }

@@ -22,6 +22,7 @@ use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
+use crate::data_settlement::{self, DataSettlement, SettlementType};
 use crate::openai::{self, Answer, Endpoint};
 use crate::payment::{self, Payments, Verified};
 
@@ -41,6 +42,8 @@ pub struct GatewayConfig {
     pub enclave: Arc<Enclave>,
     /// x402 payments; every request is answered free without.
     pub payments: Option<Arc<Payments>>,
+    /// Data settlement on the chain's relay; none without.
+    pub settlement: Option<Arc<DataSettlement>>,
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -51,6 +54,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("concurrency", &self.concurrency)
             .field("tee_id", &self.enclave.id())
             .field("payments", &self.payments.as_ref().map(|p| p.requirements()))
+            .field("settlement", &self.settlement.is_some())
             .finish()
     }
 }
@@ -61,6 +65,7 @@ struct Shared {
     enclave: Arc<Enclave>,
     slots: Semaphore,
     payments: Option<Arc<Payments>>,
+    settlement: Option<Arc<DataSettlement>>,
 }
 
 /// A running gateway.
@@ -70,6 +75,7 @@ pub struct Gateway {
     pub local_addr: SocketAddr,
     stop: watch::Sender<bool>,
     task: tokio::task::JoinHandle<()>,
+    settlement: Option<Arc<DataSettlement>>,
 }
 
 impl Gateway {
@@ -82,7 +88,12 @@ impl Gateway {
             enclave: config.enclave,
             slots: Semaphore::new(config.concurrency.max(1)),
             payments: config.payments,
+            settlement: config.settlement,
         });
+        let settlement = shared.settlement.clone();
+        if let Some(settlement) = &settlement {
+            tokio::spawn(flush_batches(Arc::clone(settlement)));
+        }
         let (stop, mut stopped) = watch::channel(false);
         let task = tokio::spawn(async move {
             loop {
@@ -110,13 +121,19 @@ impl Gateway {
                 });
             }
         });
-        Ok(Self { local_addr, stop, task })
+        Ok(Self { local_addr, stop, task, settlement })
     }
 
-    /// Stops accepting connections and waits for the accept loop to end.
+    /// Stops accepting connections, waits for the accept loop to end, and
+    /// posts the batch in progress.
     pub async fn stop(self) {
         let _ = self.stop.send(true);
         let _ = self.task.await;
+        if let Some(settlement) = self.settlement
+            && let Ok(Err(e)) = tokio::task::spawn_blocking(move || settlement.flush()).await
+        {
+            tracing::warn!(%e, "gateway: posting the last batch failed");
+        }
     }
 }
 
@@ -158,6 +175,12 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
             return error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method not allowed");
         }
         (_, path) => return error(StatusCode::NOT_FOUND, "invalid_request_error", format!("no endpoint {path}")),
+    };
+    let settlement_type = match SettlementType::from_header(
+        request.headers().get(data_settlement::SETTLEMENT_TYPE).and_then(|v| v.to_str().ok()),
+    ) {
+        Ok(kind) => kind,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e),
     };
     let paid_with = [payment::PAYMENT_SIGNATURE, payment::X_PAYMENT]
         .iter()
@@ -211,6 +234,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
     } else {
         reply(StatusCode::OK, "application/json", openai::body(&parsed, &answer, &attestation).to_string())
     };
+    let payer = verified.as_ref().map(Verified::payer).unwrap_or_default();
     if let (Some(payments), Some(v)) = (&shared.payments, verified) {
         let settling = Arc::clone(payments);
         let amount = payments.charge(openai::tokens_of(&parsed, &answer));
@@ -228,7 +252,41 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
             Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}")),
         }
     }
+    if let Some(settlement) = &shared.settlement {
+        // The answer is paid for and goes out whatever happens here; a
+        // posting that fails is logged.
+        let posting = Arc::clone(settlement);
+        match tokio::task::spawn_blocking(move || posting.record(settlement_type, attestation, payer)).await {
+            Ok(Ok(Some(hash))) => {
+                if let Ok(value) = HeaderValue::from_str(&hash.to_string()) {
+                    response.headers_mut().insert(data_settlement::SETTLEMENT_TX_HASH, value);
+                }
+            }
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => tracing::warn!(%e, "gateway: data settlement failed"),
+            Err(e) => tracing::warn!(%e, "gateway: data settlement failed"),
+        }
+    }
     response
+}
+
+/// Posts the batch in progress every ten seconds, so a quiet gateway's
+/// answers settle too.
+async fn flush_batches(settlement: Arc<DataSettlement>) {
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+    every.tick().await;
+    loop {
+        every.tick().await;
+        if settlement.pending() == 0 {
+            continue;
+        }
+        let flushing = Arc::clone(&settlement);
+        match tokio::task::spawn_blocking(move || flushing.flush()).await {
+            Ok(Err(e)) => tracing::warn!(%e, "gateway: posting a batch failed"),
+            Err(e) => tracing::warn!(%e, "gateway: posting a batch failed"),
+            Ok(Ok(_)) => {}
+        }
+    }
 }
 
 /// The backend's answer to `parsed`, signed by the enclave.

@@ -371,11 +371,17 @@ async fn start_gateway(
     let payment = args.gateway_payment.clone();
     let signer = Arc::clone(&enclave);
     // The facilitator reads this devnet over JSON-RPC, which this runtime serves.
-    let payments = tokio::task::spawn_blocking(move || payment.payments(&url, &signer))
+    let on_chain = tokio::task::spawn_blocking(move || payment.on_chain(&url, &signer))
         .await
         .map_err(|e| miette!("starting the gateway: {e}"))??;
-    let config =
-        nml_gateway::GatewayConfig { addr: SocketAddr::new(args.host, port), backend, concurrency, enclave, payments };
+    let config = nml_gateway::GatewayConfig {
+        addr: SocketAddr::new(args.host, port),
+        backend,
+        concurrency,
+        enclave,
+        payments: on_chain.payments,
+        settlement: on_chain.settlement,
+    };
     let banner = gateway_banner(&config);
     let gateway = nml_gateway::Gateway::start(config)
         .await

@@ -36,9 +36,10 @@ pub struct GatewayArgs {
     /// Which of that devnet's enclaves signs (0-based).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub tee_index: u32,
-    /// The chain x402 payments settle on (a devnet, which has the OPG token,
-    /// Permit2 and x402's proxies predeployed); with --price.
-    #[arg(long, value_name = "URL", requires = "price")]
+    /// The chain x402 payments (with --price) and the answers' hashes
+    /// settle on: a devnet, which has the OPG token, Permit2, x402's proxies
+    /// and the settlement relay predeployed.
+    #[arg(long, value_name = "URL")]
     pub rpc_url: Option<String>,
     /// x402 payments.
     #[command(flatten)]
@@ -60,17 +61,18 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
     };
     let stack = args.llm.stack(table.as_ref(), &root, &library)?;
     let enclave = Enclave::from_seed(args.tee_seed, args.tee_index).map_err(|e| miette!("the enclave's key: {e}"))?;
-    let payments = match (&args.rpc_url, &args.payment.price) {
-        (Some(url), _) => args.payment.payments(url, &enclave)?,
+    let on_chain = match (&args.rpc_url, &args.payment.price) {
+        (Some(url), _) => args.payment.on_chain(url, &enclave)?,
         (None, Some(_)) => return Err(miette!("--price needs --rpc-url: the chain payments settle on")),
-        (None, None) => None,
+        (None, None) => Default::default(),
     };
     let config = GatewayConfig {
         addr: SocketAddr::new(args.host, args.port),
         backend: stack.backend,
         concurrency: stack.concurrency,
         enclave,
-        payments,
+        payments: on_chain.payments,
+        settlement: on_chain.settlement,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

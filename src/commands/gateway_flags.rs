@@ -6,7 +6,8 @@ use std::sync::Arc;
 use alloy_primitives::{Address, U256};
 use alloy_signer_local::PrivateKeySigner;
 use miette::miette;
-use nml_gateway::{GatewayConfig, PaymentConfig, Payments, Prices, Scheme};
+use nml_gateway::chain::ChainAccount;
+use nml_gateway::{DataSettlement, GatewayConfig, PaymentConfig, Payments, Prices, Scheme};
 use nml_runtime::chain::dev_accounts;
 use nml_runtime::predeploys::{payment_address, payments};
 use nml_runtime::rpc_client;
@@ -16,7 +17,8 @@ use serde_json::json;
 /// x402 payments (docs/gateway.md).
 #[derive(Debug, Clone, clap::Args)]
 pub struct PaymentArgs {
-    /// Ask for x402 payments: the price of one request, in OPG (e.g. `0.01`).
+    /// Ask for x402 payments: the price of one request, in OPG (e.g. `0.01`);
+    /// needs a chain (`--rpc-url`, or the devnet of `--gateway`).
     #[arg(long, value_name = "OPG")]
     pub price: Option<String>,
     /// The price of one token of prompt and answer, in OPG (`upto` only).
@@ -36,6 +38,9 @@ pub struct PaymentArgs {
     #[arg(long, value_name = "VAR")]
     pub facilitator_key_env: Option<String>,
 }
+
+/// Answers per Merkle batch of data settlement.
+const BATCH_SIZE: usize = 20;
 
 /// `--scheme`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -57,26 +62,27 @@ fn opg(flag: &str, amount: &str) -> miette::Result<U256> {
     U256::from_str_radix(&digits, 10).map_err(|_| bad())
 }
 
+/// What the gateway does on its chain: take payments, settle data.
+#[derive(Debug, Default)]
+pub struct OnChain {
+    /// x402 payments, with `--price`.
+    pub payments: Option<Arc<Payments>>,
+    /// Data settlement on the relay.
+    pub settlement: Option<Arc<DataSettlement>>,
+}
+
 impl PaymentArgs {
-    /// The facilitator settling on the chain at `rpc_url`, when `--price`
-    /// asks for payments: checks that the chain has the payment contracts
-    /// and reads its chain id (blocking).
-    pub fn payments(&self, rpc_url: &str, enclave: &Enclave) -> miette::Result<Option<Arc<Payments>>> {
-        let Some(price) = &self.price else { return Ok(None) };
+    /// The gateway's work on the chain at `rpc_url` (blocking): payments
+    /// when `--price` asks (the chain must have the payment contracts), and
+    /// data settlement on the relay through the same account (granted the
+    /// relay role by the devnet's dev account 0 when it lacks it; off, with
+    /// a warning, where that fails).
+    pub fn on_chain(&self, rpc_url: &str, enclave: &Enclave) -> miette::Result<OnChain> {
         let chain_id = rpc_client::call(rpc_url, "eth_chainId", json!([])).map_err(|e| miette!("{rpc_url}: {e}"))?;
         let chain_id = chain_id
             .as_str()
             .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
             .ok_or_else(|| miette!("{rpc_url}: eth_chainId answered {chain_id}"))?;
-        let code = rpc_client::call(rpc_url, "eth_getCode", json!([payments::OPG_TOKEN, "latest"]))
-            .map_err(|e| miette!("{rpc_url}: {e}"))?;
-        if code.as_str().is_none_or(|c| c.len() <= 2) {
-            return Err(miette!(
-                help = "start the chain with `nml devnet` (which predeploys them)",
-                "the chain at {rpc_url} has no OPG token at {}: payments need it, Permit2 and x402's proxies",
-                payments::OPG_TOKEN
-            ));
-        }
         let facilitator: PrivateKeySigner = match &self.facilitator_key_env {
             Some(var) => std::env::var(var)
                 .map_err(|_| miette!("--facilitator-key-env: ${var} is not set"))?
@@ -85,23 +91,50 @@ impl PaymentArgs {
                 .map_err(|_| miette!("--facilitator-key-env: ${var} is not a private key"))?,
             None => dev_accounts(10).pop().map(|a| a.signer).ok_or_else(|| miette!("no dev account"))?,
         };
-        let config = PaymentConfig {
-            rpc_url: rpc_url.to_owned(),
-            chain_id,
-            scheme: match self.scheme {
-                SchemeArg::Exact => Scheme::Exact,
-                SchemeArg::Upto => Scheme::Upto,
-            },
-            prices: Prices {
-                per_request: opg("--price", price)?,
-                per_token: opg("--price-per-token", &self.price_per_token)?,
-                cap: opg("--cap", &self.cap)?,
-            },
-            pay_to: self.pay_to.unwrap_or_else(|| payment_address(enclave.id())),
-            facilitator,
-            max_timeout_seconds: 300,
+        let payments = match &self.price {
+            Some(price) => {
+                let code = rpc_client::call(rpc_url, "eth_getCode", json!([payments::OPG_TOKEN, "latest"]))
+                    .map_err(|e| miette!("{rpc_url}: {e}"))?;
+                if code.as_str().is_none_or(|c| c.len() <= 2) {
+                    return Err(miette!(
+                        help = "start the chain with `nml devnet` (which predeploys them)",
+                        "the chain at {rpc_url} has no OPG token at {}: payments need it, Permit2 and x402's proxies",
+                        payments::OPG_TOKEN
+                    ));
+                }
+                let config = PaymentConfig {
+                    rpc_url: rpc_url.to_owned(),
+                    chain_id,
+                    scheme: match self.scheme {
+                        SchemeArg::Exact => Scheme::Exact,
+                        SchemeArg::Upto => Scheme::Upto,
+                    },
+                    prices: Prices {
+                        per_request: opg("--price", price)?,
+                        per_token: opg("--price-per-token", &self.price_per_token)?,
+                        cap: opg("--cap", &self.cap)?,
+                    },
+                    pay_to: self.pay_to.unwrap_or_else(|| payment_address(enclave.id())),
+                    facilitator: facilitator.clone(),
+                    max_timeout_seconds: 300,
+                };
+                Some(Arc::new(Payments::new(config)))
+            }
+            None => None,
         };
-        Ok(Some(Arc::new(Payments::new(config))))
+        let account = match &payments {
+            Some(p) => Arc::clone(p.account()),
+            None => Arc::new(ChainAccount::new(rpc_url.to_owned(), chain_id, facilitator)),
+        };
+        let admin = dev_accounts(1).first().map(|a| a.address);
+        let settlement = match DataSettlement::connect(account, admin, BATCH_SIZE) {
+            Ok(settlement) => Some(Arc::new(settlement)),
+            Err(e) => {
+                eprintln!("warning: data settlement is off: {e}");
+                None
+            }
+        };
+        Ok(OnChain { payments, settlement })
     }
 }
 
@@ -127,9 +160,14 @@ pub fn payments_line(payments: Option<&Payments>) -> String {
 /// What a starting gateway says about itself (before its address).
 pub fn banner(config: &GatewayConfig) -> String {
     format!(
-        "LLM calls: {}\nSigning enclave: {} (GET /signing-key)\n{}",
+        "LLM calls: {}\nSigning enclave: {} (GET /signing-key)\n{}\nData settlement: {}",
         config.backend.describe(),
         config.enclave.id(),
-        payments_line(config.payments.as_deref())
+        payments_line(config.payments.as_deref()),
+        if config.settlement.is_some() {
+            "on the settlement relay (X-SETTLEMENT-TYPE: batch by default, individual, private)"
+        } else {
+            "none (no chain)"
+        }
     )
 }

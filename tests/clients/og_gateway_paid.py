@@ -9,6 +9,10 @@ Permit2 and x402's proxies are predeployed:
 - chat, completion and a streaming chat are paid: the payer's OPG goes to the
   gateway's payment address, at most the cap (`upto`), exactly the price
   (`exact`, a second gateway);
+- the answers' hashes settle on the devnet's relay as X-SETTLEMENT-TYPE asks:
+  one record (`individual`, named by `x-settlement-tx-hash`), a Merkle batch
+  (`batch`, the default, posted when the batch fills or within seconds), or
+  nothing (`private`);
 - a payment used once is refused the second time, a payment for other terms
   or with a forged signature is refused, and a gateway whose backend is down
   answers 502 and charges nothing.
@@ -39,6 +43,15 @@ ERC20 = [
      "inputs": [{"name": "a", "type": "address"}, {"name": "b", "type": "address"}],
      "outputs": [{"name": "", "type": "uint256"}]},
 ]
+RELAY = "0x0000000000000000000000000000000000005E77"
+RELAY_ABI = [
+    {"name": "isSettled", "type": "function", "stateMutability": "view",
+     "inputs": [{"name": "a", "type": "bytes32"}, {"name": "b", "type": "bytes32"},
+                {"name": "c", "type": "bytes32"}, {"name": "d", "type": "uint256"}],
+     "outputs": [{"name": "", "type": "bool"}]},
+]
+BATCH_SETTLEMENT = Web3.keccak(text="BatchSettlement(bytes32,uint256,bytes)")
+INDIVIDUAL_SETTLEMENT = Web3.keccak(text="IndividualSettlement(bytes32,bytes32,bytes32,uint256,address,bytes,bytes)")
 MODEL = "anthropic/claude-haiku-4-5"
 MESSAGES = [{"role": "user", "content": "What does a devnet do?"}]
 
@@ -98,6 +111,23 @@ async def main(devnet, upto, exact, down, key):
     check(chunks and chunks[-1].tee_signature, "a paid stream ends signed")
     await llm.close()
 
+    # Private: the payment alone settles; no record.
+    private = await llm.chat(
+        model=MODEL, messages=MESSAGES, max_tokens=20, x402_settlement_mode=og.x402SettlementMode.PRIVATE
+    )
+    check(private.data_settlement_transaction_hash is None, "a private answer posts nothing")
+
+    # Batch (the default): the answers above settle in a Merkle batch within seconds.
+    start_block = w3.eth.block_number
+    batches = []
+    for _ in range(40):
+        batches = w3.eth.get_logs({"address": RELAY, "fromBlock": 0, "topics": [BATCH_SETTLEMENT.hex()]})
+        if batches:
+            break
+        await asyncio.sleep(0.5)
+    check(batches, f"a BatchSettlement on the relay since block {start_block}")
+    print(f"batch settled in block {batches[-1]['blockNumber']}")
+
     # The exact gateway charges its price, exactly.
     exact_terms = decode_payment_required_header(
         httpx.post(exact + "/v1/completions", json={"model": "m", "prompt": "x"}).headers["payment-required"]
@@ -118,8 +148,18 @@ async def main(devnet, upto, exact, down, key):
     )
     payload = await x402.create_payment_payload(required)
     header = encode_payment_signature_header(payload)
-    first = httpx.post(exact + "/v1/completions", json=body, headers={"PAYMENT-SIGNATURE": header}, timeout=60)
+    individual = {"PAYMENT-SIGNATURE": header, "X-SETTLEMENT-TYPE": "individual"}
+    first = httpx.post(exact + "/v1/completions", json=body, headers=individual, timeout=60)
     check(first.status_code == 200 and "payment-response" in first.headers, f"first use: {first.status_code} {first.text}")
+    # Its hashes were settled individually, in the transaction the header names.
+    answer = first.json()
+    posted = w3.eth.get_transaction_receipt(first.headers["x-settlement-tx-hash"])
+    check(any(log["topics"][0] == INDIVIDUAL_SETTLEMENT for log in posted["logs"]), "an IndividualSettlement record")
+    relay = w3.eth.contract(address=RELAY, abi=RELAY_ABI)
+    settled_record = relay.functions.isSettled(
+        answer["tee_id"], answer["tee_request_hash"], answer["tee_output_hash"], answer["tee_timestamp"]
+    ).call()
+    check(settled_record, "the relay knows the answer's record")
     settled = json.loads(base64.b64decode(first.headers["payment-response"]))
     check(settled["success"] and settled["transaction"] == first.headers["x-processing-hash"], f"{settled}")
     check(w3.eth.get_transaction_receipt(settled["transaction"])["status"] == 1, "the settlement is mined")

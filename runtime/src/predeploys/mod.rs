@@ -74,6 +74,8 @@ sol! {
     /// The settlement relay (`runtime/predeploys/src/InferenceSettlementRelay.sol`).
     interface ISettlementRelay {
         function initialize(address admin, address relay) external;
+        function hasRole(bytes32 role, address account) external view returns (bool);
+        function grantRole(bytes32 role, address account) external;
         function settleIndividual(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp, address ethAddress, bytes blobId, bytes signature) external;
         function batchSettle(bytes32 merkleRoot, uint256 batchSize, bytes blobId) external;
         function isSettled(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external view returns (bool);

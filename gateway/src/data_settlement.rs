@@ -1,0 +1,155 @@
+//! Data settlement: the hashes of each signed answer posted to the chain's
+//! settlement relay, in the mode the client asks for with
+//! `X-SETTLEMENT-TYPE` — `private` (nothing), `batch` (the default: a
+//! Merkle root for every batch of answers, OpenZeppelin's
+//! `StandardMerkleTree` of `(teeId, inputHash, outputHash, signature,
+//! timestamp)` as the devnet's relay builds it) or `individual` (one record
+//! per answer). The transaction that carries an answer's hashes is named by
+//! `x-settlement-tx-hash`: at once for `individual`, on the answer that
+//! fills a batch for `batch`.
+
+use std::sync::Arc;
+
+use alloy_primitives::{Address, B256, keccak256};
+use alloy_sol_types::SolCall;
+use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
+use nml_runtime::rpc_client;
+use nml_runtime::settlement::merkle::MerkleTree;
+use nml_runtime::settlement::{Posting, batch_leaf, calldata};
+use nml_runtime::tee::Attestation;
+use parking_lot::Mutex;
+use serde_json::json;
+
+use crate::chain::{ChainAccount, ChainError};
+
+/// The request header that picks the mode.
+pub const SETTLEMENT_TYPE: &str = "x-settlement-type";
+/// The answer header naming the settlement transaction.
+pub const SETTLEMENT_TX_HASH: &str = "x-settlement-tx-hash";
+
+/// The gas of one posting.
+const POST_GAS: u64 = 300_000;
+
+/// How an answer's hashes settle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SettlementType {
+    /// Nothing is posted (the payment alone settles).
+    Private,
+    /// The answer's leaf joins a Merkle batch.
+    Batch,
+    /// One record for the answer.
+    Individual,
+}
+
+impl SettlementType {
+    /// The mode a header names (the SDK's values, and the CLI's spellings);
+    /// `batch` when there is none.
+    pub fn from_header(value: Option<&str>) -> Result<Self, String> {
+        match value.map(|v| v.trim().to_ascii_lowercase()) {
+            None => Ok(Self::Batch),
+            Some(v) => match v.as_str() {
+                "private" => Ok(Self::Private),
+                "batch" | "batch-hashed" | "batch_hashed" => Ok(Self::Batch),
+                "individual" | "individual-full" | "individual_full" => Ok(Self::Individual),
+                other => Err(format!("X-SETTLEMENT-TYPE {other:?} is not private, batch or individual")),
+            },
+        }
+    }
+}
+
+/// The poster of an account holding the relay's `SETTLEMENT_RELAY_ROLE`.
+#[derive(Debug)]
+pub struct DataSettlement {
+    account: Arc<ChainAccount>,
+    batch_size: usize,
+    batch: Mutex<Vec<Attestation>>,
+}
+
+fn relay_role() -> B256 {
+    keccak256("SETTLEMENT_RELAY_ROLE")
+}
+
+impl DataSettlement {
+    /// Posts through `account`, which must hold the relay role; when it does
+    /// not and `admin` is an account the node signs for (a devnet's dev
+    /// account 0), the admin grants it (blocking).
+    pub fn connect(account: Arc<ChainAccount>, admin: Option<Address>, batch_size: usize) -> Result<Self, ChainError> {
+        let has_role = |account: &ChainAccount| -> Result<bool, ChainError> {
+            let call = ISettlementRelay::hasRoleCall { role: relay_role(), account: account.address() };
+            Ok(!account.call_uint(SETTLEMENT_RELAY, call.abi_encode())?.is_zero())
+        };
+        if !has_role(&account)? {
+            if let Some(admin) = admin {
+                let grant = ISettlementRelay::grantRoleCall { role: relay_role(), account: account.address() };
+                let data = alloy_primitives::Bytes::from(grant.abi_encode());
+                let tx = json!({ "from": admin, "to": SETTLEMENT_RELAY, "data": data });
+                let hash = rpc_client::call(account.rpc_url(), "eth_sendTransaction", json!([tx]))?;
+                let hash: B256 =
+                    serde_json::from_value(hash).map_err(|_| ChainError::BadAnswer("eth_sendTransaction"))?;
+                for _ in 0..600 {
+                    if !rpc_client::call(account.rpc_url(), "eth_getTransactionReceipt", json!([hash]))?.is_null() {
+                        break;
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+            }
+            if !has_role(&account)? {
+                return Err(ChainError::Unauthorized {
+                    account: account.address(),
+                    role: "SETTLEMENT_RELAY_ROLE",
+                    contract: SETTLEMENT_RELAY,
+                });
+            }
+        }
+        Ok(Self { account, batch_size: batch_size.max(1), batch: Mutex::default() })
+    }
+
+    /// Settles `attestation` as `kind` asks: the transaction that carries
+    /// it, when one was sent now (blocking).
+    pub fn record(
+        &self,
+        kind: SettlementType,
+        attestation: Attestation,
+        payer: Address,
+    ) -> Result<Option<B256>, ChainError> {
+        match kind {
+            SettlementType::Private => Ok(None),
+            SettlementType::Individual => {
+                let data = calldata(&Posting::Individual(attestation), payer);
+                self.account.send(SETTLEMENT_RELAY, data.to_vec(), POST_GAS).map(Some)
+            }
+            SettlementType::Batch => {
+                let full = {
+                    let mut batch = self.batch.lock();
+                    batch.push(attestation);
+                    (batch.len() >= self.batch_size).then(|| std::mem::take(&mut *batch))
+                };
+                match full {
+                    Some(results) => self.post_batch(results).map(Some),
+                    None => Ok(None),
+                }
+            }
+        }
+    }
+
+    /// Posts the batch in progress, if any (on a timer, and when stopping).
+    pub fn flush(&self) -> Result<Option<B256>, ChainError> {
+        let results = std::mem::take(&mut *self.batch.lock());
+        if results.is_empty() {
+            return Ok(None);
+        }
+        self.post_batch(results).map(Some)
+    }
+
+    fn post_batch(&self, results: Vec<Attestation>) -> Result<B256, ChainError> {
+        let leaves: Vec<B256> = results.iter().map(batch_leaf).collect();
+        let root = MerkleTree::new(&leaves).map(|t| t.root()).unwrap_or_default();
+        let data = calldata(&Posting::Batch { root, results }, Address::ZERO);
+        self.account.send(SETTLEMENT_RELAY, data.to_vec(), POST_GAS)
+    }
+
+    /// How many answers wait in the batch in progress.
+    pub fn pending(&self) -> usize {
+        self.batch.lock().len()
+    }
+}
