@@ -69,6 +69,7 @@ fn start_paid(
         backend: Arc::new(FixedLatency(latency)),
         concurrency,
         enclave: Enclave::from_seed(0, 0).expect("enclave"),
+        faults: Arc::default(),
         payments,
         settlement: None,
     };

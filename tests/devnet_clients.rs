@@ -889,17 +889,19 @@ contract ForkTest is Test {{
 
 /// OpenGradient's SDK against the `nml gateway` binary: `og.LLM.from_url`
 /// chat, completion and streaming chat, each answer's enclave signature
-/// checked by the SDK's own `tee_verify`, and bad input refused with the
-/// status the clients expect (tests/clients/og_gateway.py).
+/// checked by the SDK's own `tee_verify`, bad input refused with the status
+/// the clients expect, and a wrong-output fault caught by the SDK
+/// (tests/clients/og_gateway.py).
 #[test]
 fn opengradients_sdk_chats_through_the_gateway_and_verifies_its_signatures() {
     if skip() {
         return;
     }
     let gateway = Node::spawn(&["gateway", "--port", "0"]);
+    let faulty = Node::spawn(&["gateway", "--port", "0", "--tee-fault", "wrong-output"]);
     let key = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
     let mut cmd = Command::new(opengradient_python());
-    cmd.arg(repo().join("tests/clients/og_gateway.py")).arg(&gateway.url).arg(key);
+    cmd.arg(repo().join("tests/clients/og_gateway.py")).arg(&gateway.url).arg(key).arg(&faulty.url);
     let out = run_client(cmd, "opengradient og.LLM.from_url");
     assert!(out.contains("OG GATEWAY OK"), "{out}");
 }

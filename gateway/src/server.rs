@@ -17,7 +17,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use nml_runtime::llm::{LlmBackend, LlmError};
-use nml_runtime::tee::Enclave;
+use nml_runtime::tee::{Enclave, Faults};
 use serde_json::{Value, json};
 use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
@@ -40,6 +40,9 @@ pub struct GatewayConfig {
     pub concurrency: usize,
     /// The enclave that signs the answers.
     pub enclave: Arc<Enclave>,
+    /// The TEE faults injected into its signatures (`--tee-fault`; shared
+    /// with the devnet's enclaves under `nml devnet --gateway`).
+    pub faults: Arc<Faults>,
     /// x402 payments; every request is answered free without.
     pub payments: Option<Arc<Payments>>,
     /// Data settlement on the chain's relay; none without.
@@ -63,6 +66,7 @@ impl std::fmt::Debug for GatewayConfig {
 struct Shared {
     backend: Arc<dyn LlmBackend>,
     enclave: Arc<Enclave>,
+    faults: Arc<Faults>,
     slots: Semaphore,
     payments: Option<Arc<Payments>>,
     settlement: Option<Arc<DataSettlement>>,
@@ -86,6 +90,7 @@ impl Gateway {
         let shared = Arc::new(Shared {
             backend: config.backend,
             enclave: config.enclave,
+            faults: config.faults,
             slots: Semaphore::new(config.concurrency.max(1)),
             payments: config.payments,
             settlement: config.settlement,
@@ -312,7 +317,9 @@ async fn answer(
     let answer = Answer::from_response(&response);
     let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let enclave = Arc::clone(&shared.enclave);
-    let (request_hash, output_hash) = (parsed.request_hash, answer.output_hash());
+    // A faulty enclave signs another output, or misdates its signature.
+    let (output_hash, timestamp) = shared.faults.misattest(answer.output_hash(), timestamp);
+    let request_hash = parsed.request_hash;
     match tokio::task::spawn_blocking(move || enclave.attest(request_hash, output_hash, timestamp)).await {
         Ok(Ok(attestation)) => Ok((answer, attestation)),
         Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}"))),

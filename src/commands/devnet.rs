@@ -289,7 +289,11 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
         Devnet::new(config)
     } else {
         let setup = inference_setup(&args)?;
-        llm = Some((Arc::clone(&setup.llm), setup.pipe.llm_concurrency));
+        llm = Some(SharedLlm {
+            backend: Arc::clone(&setup.llm),
+            concurrency: setup.pipe.llm_concurrency,
+            faults: setup.enclaves.shared_faults(),
+        });
         Devnet::with_inference(config, setup)
     };
     let devnet = started.map_err(|e| match e {
@@ -315,20 +319,22 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
     runtime.block_on(serve(devnet, &args, llm))
 }
 
-/// The LLM backend the gateway of `--gateway` shares with the devnet, and
-/// how many calls it may make at once.
-type SharedLlm = Option<(Arc<dyn nml_runtime::llm::LlmBackend>, usize)>;
+/// What the gateway of `--gateway` shares with the devnet: its LLM backend
+/// (and how many calls it may make at once), and its enclaves' faults.
+struct SharedLlm {
+    backend: Arc<dyn nml_runtime::llm::LlmBackend>,
+    concurrency: usize,
+    faults: Arc<nml_runtime::tee::Faults>,
+}
 
-async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: SharedLlm) -> miette::Result<ExitCode> {
+async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: Option<SharedLlm>) -> miette::Result<ExitCode> {
     let addr = SocketAddr::new(args.host, args.port);
     let server = nml_runtime::rpc::serve(devnet.clone(), addr)
         .await
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot listen on {addr}"))?;
     let gateway = match (args.gateway, llm) {
-        (Some(port), Some((backend, concurrency))) => {
-            Some(start_gateway(args, port, server.local_addr, backend, concurrency).await?)
-        }
+        (Some(port), Some(shared)) => Some(start_gateway(args, port, server.local_addr, shared).await?),
         _ => None,
     };
     print_banner(&devnet, args, server.local_addr);
@@ -361,8 +367,7 @@ async fn start_gateway(
     args: &DevnetArgs,
     port: u16,
     rpc: SocketAddr,
-    backend: Arc<dyn nml_runtime::llm::LlmBackend>,
-    concurrency: usize,
+    shared: SharedLlm,
 ) -> miette::Result<nml_gateway::Gateway> {
     let enclave =
         nml_runtime::tee::Enclave::from_seed(args.tee_seed, 0).map_err(|e| miette!("the enclave's key: {e}"))?;
@@ -376,9 +381,10 @@ async fn start_gateway(
         .map_err(|e| miette!("starting the gateway: {e}"))??;
     let config = nml_gateway::GatewayConfig {
         addr: SocketAddr::new(args.host, port),
-        backend,
-        concurrency,
+        backend: shared.backend,
+        concurrency: shared.concurrency,
         enclave,
+        faults: shared.faults,
         payments: on_chain.payments,
         settlement: on_chain.settlement,
     };

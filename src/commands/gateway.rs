@@ -7,10 +7,11 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_gateway::{Gateway, GatewayConfig};
-use nml_runtime::tee::Enclave;
+use nml_runtime::tee::{Enclave, Fault, Faults};
 
 use super::common::shutdown_signal;
 use super::gateway_flags::{PaymentArgs, banner};
@@ -36,6 +37,10 @@ pub struct GatewayArgs {
     /// Which of that devnet's enclaves signs (0-based).
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub tee_index: u32,
+    /// Injects a fault into the enclave's signatures (repeatable):
+    /// wrong-output, stale-timestamp, future-timestamp.
+    #[arg(long = "tee-fault", value_name = "FAULT")]
+    pub tee_faults: Vec<Fault>,
     /// The chain x402 payments (with --price) and the answers' hashes
     /// settle on: a devnet, which has the OPG token, Permit2, x402's proxies
     /// and the settlement relay predeployed.
@@ -66,11 +71,16 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
         (None, Some(_)) => return Err(miette!("--price needs --rpc-url: the chain payments settle on")),
         (None, None) => Default::default(),
     };
+    let faults = Arc::new(Faults::default());
+    for fault in &args.tee_faults {
+        faults.set(*fault, true);
+    }
     let config = GatewayConfig {
         addr: SocketAddr::new(args.host, args.port),
         backend: stack.backend,
         concurrency: stack.concurrency,
         enclave,
+        faults,
         payments: on_chain.payments,
         settlement: on_chain.settlement,
     };

@@ -5,9 +5,11 @@ the SDK's own `tee_verify` against the key the gateway publishes at
 /signing-key — the request hash recomputed by the SDK from what it sent,
 the output hash from what it received. The canonical form of a raw chat
 (the SDK's `build_inner_request`) must hash to the gateway's
-`tee_request_hash`, and bad input gets the status the clients expect.
+`tee_request_hash`, and bad input gets the status the clients expect. A
+second gateway, started with `--tee-fault wrong-output`, signs another
+output than it returns: the SDK's verification refuses its answers.
 
-Usage: python og_gateway.py <gateway-url> <private-key>
+Usage: python og_gateway.py <gateway-url> <private-key> <faulty-gateway-url>
 """
 
 import asyncio
@@ -36,7 +38,7 @@ def verify(canonical, body, content, pem):
     return verify_response(canonical_request=canonical, response_body=body, response_content=content, signing_key_pem=pem)
 
 
-async def main(url, key):
+async def main(url, key, faulty):
     key_info = httpx.get(url + "/signing-key").json()
     pem = key_info["public_key_pem"]
     tee_id = tee_id_for_key(pem)
@@ -121,6 +123,17 @@ async def main(url, key):
     missing = httpx.get(url + "/v1/models")
     check(missing.status_code == 404, f"unknown path: {missing.status_code}")
     await llm.close()
+
+    # An enclave that signs another output than it returns is caught.
+    faulty_pem = httpx.get(faulty + "/signing-key").json()["public_key_pem"]
+    wire, canonical = build_inner_request(body)
+    wrong = httpx.post(faulty + "/v1/chat/completions", json=wire, timeout=60)
+    check(wrong.status_code == 200, f"faulty gateway: {wrong.status_code}")
+    try:
+        verify(canonical, wrong.json(), response_content_for_hash(wrong.json()), faulty_pem)
+        raise AssertionError("a wrong-output signature verified")
+    except Exception as e:
+        check("output hash mismatch" in str(e), f"wrong output: {e}")
     print("OG GATEWAY OK")
 
 
@@ -138,4 +151,4 @@ def output_hash(content):
 
 
 if __name__ == "__main__":
-    asyncio.run(main(sys.argv[1], sys.argv[2]))
+    asyncio.run(main(sys.argv[1], sys.argv[2], sys.argv[3]))

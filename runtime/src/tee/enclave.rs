@@ -15,7 +15,7 @@ use rsa::RsaPrivateKey;
 use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
 use serde::{Deserialize, Serialize};
 
-use super::faults::{AHEAD_BY_SECS, Fault, Faults, STALE_BY_SECS};
+use super::faults::Faults;
 use super::nitro::{DevnetPki, devnet_pcrs, pcr_hash};
 
 /// The size of an enclave's signing key, in bits (as on the chain).
@@ -189,13 +189,13 @@ pub struct Enclaves {
     count: u32,
     seed: u64,
     made: OnceLock<Result<Vec<Arc<Enclave>>, TeeError>>,
-    faults: Faults,
+    faults: Arc<Faults>,
 }
 
 impl Enclaves {
     /// `count` enclaves (at least one) with keys from `seed`.
     pub fn new(count: u32, seed: u64) -> Self {
-        Self { count: count.max(1), seed, made: OnceLock::new(), faults: Faults::default() }
+        Self { count: count.max(1), seed, made: OnceLock::new(), faults: Arc::default() }
     }
 
     /// How many there are.
@@ -212,7 +212,7 @@ impl Enclaves {
     /// as these are: a forked devnet's, so a fault injected into one test's
     /// chain does not reach another's.
     pub fn fork(&self) -> Self {
-        Self { count: self.count, seed: self.seed, made: self.made.clone(), faults: self.faults.fork() }
+        Self { count: self.count, seed: self.seed, made: self.made.clone(), faults: Arc::new(self.faults.fork()) }
     }
 
     /// The faults injected into them (and into the operator and relay).
@@ -220,19 +220,17 @@ impl Enclaves {
         &self.faults
     }
 
+    /// The same faults, to share with another signer (the gateway of
+    /// `nml devnet --gateway`): switching one switches both.
+    pub fn shared_faults(&self) -> Arc<Faults> {
+        Arc::clone(&self.faults)
+    }
+
     /// Attests a result as the serving enclave does, faults included: with
     /// [`Fault::WrongOutput`] it signs another output than `output_hash`,
     /// with the timestamp faults it misdates the attestation.
     pub fn attest(&self, request_id: B256, output_hash: B256, timestamp: u64) -> Result<Attestation, TeeError> {
-        let faults = &self.faults;
-        let output_hash = if faults.is_on(Fault::WrongOutput) { keccak256(output_hash) } else { output_hash };
-        let timestamp = if faults.is_on(Fault::StaleTimestamp) {
-            timestamp.saturating_sub(STALE_BY_SECS)
-        } else if faults.is_on(Fault::FutureTimestamp) {
-            timestamp.saturating_add(AHEAD_BY_SECS)
-        } else {
-            timestamp
-        };
+        let (output_hash, timestamp) = self.faults.misattest(output_hash, timestamp);
         self.serving(request_id)?.attest(request_id, output_hash, timestamp)
     }
 

@@ -6,6 +6,7 @@
 use std::str::FromStr;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
+use alloy_primitives::{B256, keccak256};
 use serde::Serialize;
 
 /// One kind of fault.
@@ -115,6 +116,21 @@ impl Faults {
             on: AtomicU64::new(self.on.load(Ordering::Relaxed)),
             ever: AtomicBool::new(self.ever.load(Ordering::Relaxed)),
         }
+    }
+
+    /// What a faulty enclave signs in place of `output_hash` at
+    /// `timestamp`: another output with [`Fault::WrongOutput`], a misdated
+    /// attestation with the timestamp faults; the same values without.
+    pub fn misattest(&self, output_hash: B256, timestamp: u64) -> (B256, u64) {
+        let output_hash = if self.is_on(Fault::WrongOutput) { keccak256(output_hash) } else { output_hash };
+        let timestamp = if self.is_on(Fault::StaleTimestamp) {
+            timestamp.saturating_sub(STALE_BY_SECS)
+        } else if self.is_on(Fault::FutureTimestamp) {
+            timestamp.saturating_add(AHEAD_BY_SECS)
+        } else {
+            timestamp
+        };
+        (output_hash, timestamp)
     }
 
     /// The faults that are on.
