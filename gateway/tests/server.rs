@@ -1,0 +1,95 @@
+//! The gateway's HTTP server with test doubles for backends: a slow backend
+//! holds up nobody else, a panicking one is a 500 and the server goes on,
+//! and every answer is signed by the enclave it names.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use nml_gateway::{Gateway, GatewayConfig};
+use nml_runtime::llm::{LlmBackend, LlmError, LlmRequest, LlmResponse};
+use nml_runtime::tee::{Enclave, message_hash, verify_rsa_pss};
+
+/// Test double: answers "slow" after a delay, panics on the prompt "panic".
+#[derive(Debug)]
+struct Double(Duration);
+
+impl LlmBackend for Double {
+    fn answer(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        if request.prompt() == "panic" {
+            panic!("the test double panics on purpose");
+        }
+        std::thread::sleep(self.0);
+        Ok(LlmResponse::text_for(request, "slow"))
+    }
+
+    fn describe(&self) -> String {
+        "a test double".into()
+    }
+}
+
+fn start(runtime: &tokio::runtime::Runtime, delay: Duration) -> (Gateway, String) {
+    let config = GatewayConfig {
+        addr: "127.0.0.1:0".parse().unwrap(),
+        backend: Arc::new(Double(delay)),
+        concurrency: 4,
+        enclave: Enclave::from_seed(0, 0).unwrap(),
+        faults: Arc::default(),
+        payments: None,
+        settlement: None,
+    };
+    let gateway = runtime.block_on(Gateway::start(config)).unwrap();
+    let url = format!("http://{}", gateway.local_addr);
+    (gateway, url)
+}
+
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder().http_status_as_error(false).build().into()
+}
+
+fn complete(url: &str, prompt: &str) -> (u16, serde_json::Value) {
+    let body = serde_json::json!({ "model": "m", "prompt": prompt, "max_tokens": 5 }).to_string();
+    let mut response = agent().post(&format!("{url}/v1/completions")).send(body).unwrap();
+    let status = response.status().as_u16();
+    (status, serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap())
+}
+
+#[test]
+fn a_slow_backend_holds_up_nobody_and_a_panicking_one_is_a_500() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (gateway, url) = start(&runtime, Duration::from_secs(2));
+    let slow = {
+        let url = url.clone();
+        std::thread::spawn(move || complete(&url, "take your time"))
+    };
+    std::thread::sleep(Duration::from_millis(200));
+    // While the backend works, the gateway answers everything that needs no backend.
+    let started = Instant::now();
+    let mut health = agent().get(&format!("{url}/health")).call().unwrap();
+    assert_eq!(health.body_mut().read_to_string().unwrap(), r#"{"status":"ok"}"#);
+    let mut key = agent().get(&format!("{url}/signing-key")).call().unwrap();
+    let key: serde_json::Value = serde_json::from_str(&key.body_mut().read_to_string().unwrap()).unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(1_000),
+        "answered while the backend works: {:?}",
+        started.elapsed()
+    );
+    // A backend that panics: a 500, and the server goes on.
+    let (status, body) = complete(&url, "panic");
+    assert_eq!(status, 500, "{body}");
+    assert_eq!(body["error"]["message"], "the backend call failed");
+    // The slow answer arrives, signed by the enclave /signing-key names.
+    let (status, answer) = slow.join().unwrap();
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["completion"], "slow");
+    assert_eq!(answer["tee_id"], key["tee_id"]);
+    let enclave = Enclave::from_seed(0, 0).unwrap();
+    let hash = |field: &str| answer[field].as_str().unwrap().parse().unwrap();
+    let message =
+        message_hash(hash("tee_request_hash"), hash("tee_output_hash"), answer["tee_timestamp"].as_u64().unwrap());
+    use base64::Engine;
+    let signature =
+        base64::engine::general_purpose::STANDARD.decode(answer["tee_signature"].as_str().unwrap()).unwrap();
+    assert!(verify_rsa_pss(enclave.public_key(), message, &signature), "the signature verifies");
+    assert_eq!(hash("tee_output_hash"), alloy_primitives::keccak256("slow"));
+    runtime.block_on(gateway.stop());
+}
