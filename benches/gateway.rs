@@ -72,6 +72,7 @@ fn start_paid(
         faults: Arc::default(),
         payments,
         settlement: None,
+        tls: None,
     };
     runtime.block_on(Gateway::start(config)).expect("gateway")
 }

@@ -30,4 +30,4 @@ pub mod server;
 
 pub use data_settlement::{DataSettlement, SettlementType};
 pub use payment::{PaymentConfig, Payments, Prices, Scheme};
-pub use server::{Gateway, GatewayConfig, MAX_BODY};
+pub use server::{Gateway, GatewayConfig, MAX_BODY, TlsIdentity};

@@ -47,6 +47,41 @@ pub struct GatewayConfig {
     pub payments: Option<Arc<Payments>>,
     /// Data settlement on the chain's relay; none without.
     pub settlement: Option<Arc<DataSettlement>>,
+    /// Serve HTTPS with this identity; plain HTTP without.
+    pub tls: Option<TlsIdentity>,
+}
+
+/// A TLS server identity: a certificate (DER; the chain is this one
+/// certificate, as the registry pins it) and its private key (PKCS#8 DER).
+#[derive(Clone)]
+pub struct TlsIdentity {
+    /// The certificate.
+    pub certificate: Vec<u8>,
+    /// Its private key.
+    pub private_key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsIdentity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsIdentity").field("certificate", &self.certificate.len()).finish_non_exhaustive()
+    }
+}
+
+impl TlsIdentity {
+    fn acceptor(&self) -> std::io::Result<tokio_rustls::TlsAcceptor> {
+        use tokio_rustls::rustls;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| {
+                b.with_no_client_auth().with_single_cert(
+                    vec![rustls::pki_types::CertificateDer::from(self.certificate.clone())],
+                    rustls::pki_types::PrivateKeyDer::Pkcs8(self.private_key.clone().into()),
+                )
+            })
+            .map_err(std::io::Error::other)?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
 }
 
 impl std::fmt::Debug for GatewayConfig {
@@ -58,6 +93,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("tee_id", &self.enclave.id())
             .field("payments", &self.payments.as_ref().map(|p| p.requirements()))
             .field("settlement", &self.settlement.is_some())
+            .field("tls", &self.tls.is_some())
             .finish()
     }
 }
@@ -85,6 +121,7 @@ pub struct Gateway {
 impl Gateway {
     /// Starts serving `config`. Call from a tokio runtime.
     pub async fn start(config: GatewayConfig) -> std::io::Result<Self> {
+        let acceptor = config.tls.as_ref().map(TlsIdentity::acceptor).transpose()?;
         let listener = TcpListener::bind(config.addr).await?;
         let local_addr = listener.local_addr()?;
         let shared = Arc::new(Shared {
@@ -115,12 +152,23 @@ impl Gateway {
                 };
                 let _ = stream.set_nodelay(true);
                 let shared = Arc::clone(&shared);
+                let acceptor = acceptor.clone();
                 tokio::spawn(async move {
                     let service = service_fn(move |request| {
                         let shared = Arc::clone(&shared);
                         async move { Ok::<_, Infallible>(handle(shared, request).await) }
                     });
-                    if let Err(e) = http1::Builder::new().serve_connection(TokioIo::new(stream), service).await {
+                    let served = match acceptor {
+                        Some(acceptor) => match acceptor.accept(stream).await {
+                            Ok(tls) => http1::Builder::new().serve_connection(TokioIo::new(tls), service).await,
+                            Err(e) => {
+                                tracing::debug!(%e, "gateway: TLS handshake failed");
+                                return;
+                            }
+                        },
+                        None => http1::Builder::new().serve_connection(TokioIo::new(stream), service).await,
+                    };
+                    if let Err(e) = served {
                         tracing::debug!(%e, "gateway: connection ended");
                     }
                 });

@@ -36,6 +36,7 @@ fn start(runtime: &tokio::runtime::Runtime, delay: Duration) -> (Gateway, String
         faults: Arc::default(),
         payments: None,
         settlement: None,
+        tls: None,
     };
     let gateway = runtime.block_on(Gateway::start(config)).unwrap();
     let url = format!("http://{}", gateway.local_addr);

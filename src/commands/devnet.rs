@@ -143,6 +143,10 @@ pub struct DevnetArgs {
     /// --price) on this devnet.
     #[arg(long, value_name = "PORT", conflicts_with = "no_inference")]
     pub gateway: Option<u16>,
+    /// Serve the gateway over plain HTTP, unregistered (for
+    /// `og.LLM.from_url`), instead of TLS with its enclave in the registry.
+    #[arg(long, requires = "gateway")]
+    pub gateway_http: bool,
     /// The gateway's x402 payments (with --gateway).
     #[command(flatten)]
     pub gateway_payment: PaymentArgs,
@@ -334,7 +338,7 @@ async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: Option<SharedLlm>) -
         .into_diagnostic()
         .wrap_err_with(|| format!("cannot listen on {addr}"))?;
     let gateway = match (args.gateway, llm) {
-        (Some(port), Some(shared)) => Some(start_gateway(args, port, server.local_addr, shared).await?),
+        (Some(port), Some(shared)) => Some(start_gateway(&devnet, args, port, server.local_addr, shared).await?),
         _ => None,
     };
     print_banner(&devnet, args, server.local_addr);
@@ -362,15 +366,31 @@ async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: Option<SharedLlm>) -
     Ok(ExitCode::SUCCESS)
 }
 
-/// Starts `--gateway`: paid on this devnet, reached at `rpc` (its own address).
+/// Starts `--gateway`: paid on this devnet, reached at `rpc` (its own
+/// address); over TLS (unless `--gateway-http`) with the enclave registered
+/// in the TEE registry as an LLM proxy at its address, its certificate
+/// pinned there.
 async fn start_gateway(
+    devnet: &Arc<Devnet>,
     args: &DevnetArgs,
     port: u16,
     rpc: SocketAddr,
     shared: SharedLlm,
 ) -> miette::Result<nml_gateway::Gateway> {
-    let enclave =
-        nml_runtime::tee::Enclave::from_seed(args.tee_seed, 0).map_err(|e| miette!("the enclave's key: {e}"))?;
+    use nml_runtime::tee::{Enclave, GATEWAY_ENCLAVE, nitro};
+    let seed = args.tee_seed;
+    let failed = |e: String| miette!("the gateway's enclave: {e}");
+    let enclave = tokio::task::spawn_blocking(move || Enclave::from_seed(seed, GATEWAY_ENCLAVE))
+        .await
+        .map_err(|e| failed(e.to_string()))?
+        .map_err(|e| failed(e.to_string()))?;
+    let tls = match args.gateway_http {
+        true => None,
+        false => {
+            let (certificate, private_key) = nitro::self_signed_tls(seed, GATEWAY_ENCLAVE).map_err(failed)?;
+            Some(nml_gateway::TlsIdentity { certificate: certificate.to_vec(), private_key })
+        }
+    };
     let host = if rpc.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { rpc.ip() };
     let url = format!("http://{}", SocketAddr::new(host, rpc.port()));
     let payment = args.gateway_payment.clone();
@@ -383,17 +403,34 @@ async fn start_gateway(
         addr: SocketAddr::new(args.host, port),
         backend: shared.backend,
         concurrency: shared.concurrency,
-        enclave,
+        enclave: Arc::clone(&enclave),
         faults: shared.faults,
         payments: on_chain.payments,
         settlement: on_chain.settlement,
+        tls: tls.clone(),
     };
     let banner = gateway_banner(&config);
     let gateway = nml_gateway::Gateway::start(config)
         .await
         .into_diagnostic()
         .wrap_err_with(|| format!("the gateway cannot listen on port {port}"))?;
-    println!("Gateway on http://{} (nml gateway)\n{banner}\n", gateway.local_addr);
+    let served = gateway.local_addr;
+    let host = if served.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { served.ip() };
+    let endpoint =
+        format!("{}://{}", if tls.is_some() { "https" } else { "http" }, SocketAddr::new(host, served.port()));
+    let registered = match tls {
+        Some(tls) => {
+            let devnet = Arc::clone(devnet);
+            let (endpoint, certificate) = (endpoint.clone(), tls.certificate.into());
+            tokio::task::spawn_blocking(move || devnet.register_llm_proxy(enclave, certificate, endpoint))
+                .await
+                .map_err(|e| miette!("registering the gateway: {e}"))?
+                .map_err(|e| miette!("{e}"))?;
+            "registered in the TEE registry as an LLM proxy, its TLS certificate pinned there"
+        }
+        None => "plain HTTP, not in the registry (for og.LLM.from_url)",
+    };
+    println!("Gateway on {endpoint} (nml gateway; {registered})\n{banner}\n");
     Ok(gateway)
 }
 

@@ -83,6 +83,7 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
         faults,
         payments: on_chain.payments,
         settlement: on_chain.settlement,
+        tls: None,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

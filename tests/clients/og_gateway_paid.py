@@ -2,6 +2,10 @@
 pays `nml gateway` on a devnet running Base's chain id, where the OPG token,
 Permit2 and x402's proxies are predeployed:
 
+- `og.LLM(private_key, rpc_url)` finds the devnet's own gateway (`nml devnet
+  --gateway`) in the devnet's TEE registry as an active LLM proxy, and
+  reaches it over TLS pinned to the certificate registered there;
+
 - an unpaid request gets HTTP 402 with the terms OpenGradient's gateway
   offers (`upto` on eip155:8453, OPG, Permit2, the facilitator's address);
 - before the Permit2 approval the SDK's payment is refused and nothing moves;
@@ -77,8 +81,9 @@ async def main(devnet, upto, exact, down, key):
     payer = Account.from_key(key).address
     balance = lambda who: token.functions.balanceOf(Web3.to_checksum_address(who)).call()  # noqa: E731
 
-    # The terms of an unpaid request.
-    unpaid = httpx.post(upto + "/v1/chat/completions", json={"model": "m", "messages": MESSAGES})
+    # The terms of an unpaid request (the registered gateway serves TLS; the
+    # SDK pins its certificate, these raw calls do not check it).
+    unpaid = httpx.post(upto + "/v1/chat/completions", json={"model": "m", "messages": MESSAGES}, verify=False)
     check(unpaid.status_code == 402, f"unpaid: {unpaid.status_code}")
     required = decode_payment_required_header(unpaid.headers["payment-required"])
     terms = required.accepts[0]
@@ -87,7 +92,9 @@ async def main(devnet, upto, exact, down, key):
     check("facilitatorAddress" in terms.extra, "upto names its facilitator")
     pay_to, cap = terms.pay_to, int(terms.amount)
 
-    llm = og.LLM.from_url(private_key=key, llm_server_url=upto)
+    # Through the registry, as OpenGradient's users reach their gateway.
+    llm = og.LLM(private_key=key, rpc_url=devnet)
+    signing = httpx.get(upto + "/signing-key", verify=False).json()
     before = balance(payer)
     await expect_refused(llm.chat(model=MODEL, messages=MESSAGES, max_tokens=20), "permit2_allowance_required")
     check(balance(payer) == before, "nothing moved before the approval")
@@ -100,6 +107,8 @@ async def main(devnet, upto, exact, down, key):
     received = balance(pay_to)
     out = await llm.chat(model=MODEL, messages=MESSAGES, max_tokens=20)
     check(out.chat_output["content"] and out.tee_signature, f"paid chat: {out}")
+    check(out.tee_endpoint == upto, f"the registry's endpoint {out.tee_endpoint} is the gateway's {upto}")
+    check(("0x" + out.tee_id.removeprefix("0x")).lower() == signing["tee_id"].lower(), f"tee id {out.tee_id}")
     charged = before - balance(payer)
     check(0 < charged <= cap, f"upto charged {charged} of a cap of {cap}")
     check(balance(pay_to) - received == charged, "the gateway's payment address got it")

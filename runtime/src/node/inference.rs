@@ -23,7 +23,7 @@ use crate::predeploys::{
     workflow_scheduler_setup,
 };
 use crate::settlement::{Book, Settlement, SettlementConfig, relay_signer};
-use crate::tee::{Attestation, Enclaves, Fault};
+use crate::tee::{Attestation, Enclave, Enclaves, Fault};
 
 /// What a devnet with inference runs models with.
 #[derive(Debug, Clone)]
@@ -109,6 +109,9 @@ pub(super) struct Inference {
     /// way, by task id.
     pub(super) scheduler: PrivateKeySigner,
     pub(super) scheduled: Mutex<HashMap<U256, B256>>,
+    /// Enclaves beyond the pipe's that the operator keeps alive in the
+    /// registry (the gateway's).
+    pub(super) operated: Mutex<Vec<Arc<Enclave>>>,
 }
 
 /// `nml_mempoolStatus`: the pool, and what the inference mempool is doing.
@@ -137,8 +140,16 @@ impl Devnet {
         let book = Mutex::new(Book::new(setup.settlement, devnet.block_number()));
         let heartbeats = Mutex::default();
         let scheduled = Mutex::default();
-        devnet.inference =
-            Some(Inference { pipe, registry: setup.registry, relay, book, heartbeats, scheduler, scheduled });
+        devnet.inference = Some(Inference {
+            pipe,
+            registry: setup.registry,
+            relay,
+            book,
+            heartbeats,
+            scheduler,
+            scheduled,
+            operated: Mutex::default(),
+        });
         Ok(devnet)
     }
 
@@ -177,6 +188,39 @@ impl Devnet {
         self.run_system_calls(&calls)
     }
 
+    /// Registers `enclave` in the TEE registry as an LLM proxy (a gateway)
+    /// served at `endpoint` with `tls_certificate`, under an attestation
+    /// document of the devnet's PKI for the gateway's image, and keeps its
+    /// heartbeats fresh from then on.
+    pub fn register_llm_proxy(
+        &self,
+        enclave: Arc<Enclave>,
+        tls_certificate: alloy_primitives::Bytes,
+        endpoint: String,
+    ) -> Result<(), NodeError> {
+        let inference = self.inference()?;
+        let seed = inference.pipe.enclaves().seed();
+        let failed = |e: String| NodeError::Failed(format!("registering the gateway's enclave: {e}"));
+        let pki = crate::tee::nitro::DevnetPki::from_seed(seed).map_err(failed)?;
+        let document = pki
+            .document(
+                seed,
+                crate::tee::GATEWAY_ENCLAVE,
+                &crate::tee::nitro::gateway_pcrs(),
+                enclave.public_key(),
+                &tls_certificate,
+            )
+            .map_err(failed)?;
+        self.run_system_calls(&crate::predeploys::llm_proxy_registration(
+            &enclave,
+            tls_certificate,
+            document,
+            endpoint,
+        ))?;
+        inference.operated.lock().push(enclave);
+        Ok(())
+    }
+
     /// An independent devnet whose chain starts as this one's head (pool,
     /// snapshots, filters and inspectors are not copied; mining is
     /// automatic). With inference, it runs on the same executor and starts
@@ -202,6 +246,7 @@ impl Devnet {
                     heartbeats,
                     scheduler,
                     scheduled: Mutex::default(),
+                    operated: Mutex::new(inference.operated.lock().clone()),
                 };
                 (precompiles, stage, Some(inference))
             }

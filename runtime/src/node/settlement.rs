@@ -102,9 +102,10 @@ impl Devnet {
         if inference.pipe.enclaves().faults().is_on(Fault::NoHeartbeat) {
             return Ok(Vec::new());
         }
-        let enclaves = inference.pipe.enclaves().all().map_err(|e| NodeError::Failed(e.to_string()))?;
+        let mut enclaves = inference.pipe.enclaves().all().map_err(|e| NodeError::Failed(e.to_string()))?.to_vec();
+        enclaves.extend(inference.operated.lock().iter().cloned());
         let mut sent = Vec::new();
-        for enclave in enclaves {
+        for enclave in &enclaves {
             let last = *inference.heartbeats.lock().entry(enclave.id()).or_insert(now);
             if now < last.saturating_add(HEARTBEAT_EVERY) {
                 continue;

@@ -169,6 +169,46 @@ pub fn endpoint(index: usize) -> String {
     format!("nml-devnet://enclave-{index}")
 }
 
+/// The TEE type of an LLM proxy (the gateway) in the registry.
+pub const TEE_TYPE_LLM_PROXY: u8 = 0;
+
+/// The system calls that register `enclave` as an LLM proxy (a gateway)
+/// served at `endpoint` with `tls_certificate`, under `document`: its image
+/// (the gateway's PCRs) approved for the type, then the registration.
+pub fn llm_proxy_registration(
+    enclave: &Enclave,
+    tls_certificate: Bytes,
+    document: Bytes,
+    endpoint: String,
+) -> Vec<SystemCall> {
+    let pcrs = crate::tee::nitro::gateway_pcrs();
+    vec![
+        SystemCall::new(
+            TEE_REGISTRY,
+            ITEERegistry::approvePCRCall {
+                pcrs: ITEERegistry::PCRMeasurements {
+                    pcr0: pcrs[0].to_vec().into(),
+                    pcr1: pcrs[1].to_vec().into(),
+                    pcr2: pcrs[2].to_vec().into(),
+                },
+                version: "nml-gateway".into(),
+                teeType: TEE_TYPE_LLM_PROXY,
+            },
+        ),
+        SystemCall::new(
+            TEE_REGISTRY,
+            ITEERegistry::registerTEEWithAttestationCall {
+                attestationDocument: document,
+                signingPublicKey: enclave.public_key().clone(),
+                tlsCertificate: tls_certificate,
+                paymentAddress: payment_address(enclave.id()),
+                endpoint,
+                teeType: TEE_TYPE_LLM_PROXY,
+            },
+        ),
+    ]
+}
+
 /// The system calls that set the registry up: `admin` holds the admin and
 /// operator roles, the devnet's enclave image is approved for validators,
 /// and every enclave is registered with its attestation document.
@@ -182,7 +222,10 @@ pub fn tee_registry_setup(admin: Address, enclaves: &[Arc<Enclave>]) -> Vec<Syst
         ),
         SystemCall::new(TEE_REGISTRY, ITEERegistry::grantRoleCall { role: B256::ZERO, account: admin }),
         SystemCall::new(TEE_REGISTRY, ITEERegistry::grantRoleCall { role: keccak256("TEE_OPERATOR"), account: admin }),
-        SystemCall::new(TEE_REGISTRY, ITEERegistry::addTEETypeCall { teeType: 0, name: "LLMProxy".into() }),
+        SystemCall::new(
+            TEE_REGISTRY,
+            ITEERegistry::addTEETypeCall { teeType: TEE_TYPE_LLM_PROXY, name: "LLMProxy".into() },
+        ),
         SystemCall::new(
             TEE_REGISTRY,
             ITEERegistry::addTEETypeCall { teeType: TEE_TYPE_VALIDATOR, name: "Validator".into() },

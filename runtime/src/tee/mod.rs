@@ -13,5 +13,9 @@ pub mod nitro;
 pub mod verifier;
 
 pub use enclave::{Attestation, Enclave, Enclaves, TeeError, message_hash};
+
+/// The index of the gateway's enclave among a seed's enclaves: apart from
+/// the devnet's own (`--tees` counts from 0), so its key and id are its own.
+pub const GATEWAY_ENCLAVE: u32 = 1_000;
 pub use faults::{Fault, Faults};
 pub use verifier::{TEE_VERIFIER, verify_rsa_pss};

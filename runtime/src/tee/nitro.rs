@@ -277,6 +277,29 @@ pub fn devnet_pcrs() -> [[u8; 48]; 3] {
     [0u8, 1, 2].map(|i| Sha384::digest(format!("nml devnet enclave image, PCR{i}")).into())
 }
 
+/// The PCRs of the gateway's image (`nml gateway`): another image than the
+/// validators', approved for the LLM-proxy TEE type.
+pub fn gateway_pcrs() -> [[u8; 48]; 3] {
+    [0u8, 1, 2].map(|i| Sha384::digest(format!("nml gateway enclave image, PCR{i}")).into())
+}
+
+/// A self-signed TLS certificate (DER) and its P-384 private key
+/// (PKCS#8 DER) for the gateway served by enclave `index`: clients that
+/// pin the certificate the registry holds (OpenGradient's SDK) trust it
+/// and nothing else, so it is its own issuer. Its subject names
+/// `localhost`; pinning clients skip the hostname check.
+pub fn self_signed_tls(seed: u64, index: u32) -> Result<(Bytes, Vec<u8>), String> {
+    use p384::pkcs8::EncodePrivateKey;
+    let key = key_from(seed, &format!("gateway {index} TLS"));
+    let subject = format!("CN=localhost,O=nml gateway {index}");
+    let issuer = Name::from_str(&subject).map_err(|e| e.to_string())?;
+    let profile = Profile::Leaf { issuer, enable_key_agreement: false, enable_key_encipherment: false };
+    let serial = [&[3u8][..], &index.to_be_bytes()].concat();
+    let certificate = certificate(profile, &serial, &subject, key.verifying_key(), &key)?;
+    let pkcs8 = key.to_pkcs8_der().map_err(|e| e.to_string())?.as_bytes().to_vec();
+    Ok((certificate, pkcs8))
+}
+
 fn malformed(what: impl Into<String>) -> AttestationError {
     AttestationError::Malformed(what.into())
 }
