@@ -4,7 +4,8 @@
 //! OpenGradient's SDK reads, with the enclave's signature fields.
 
 use alloy_primitives::B256;
-use nml_runtime::inference::abi::{ChatMessage, LLMChatRequest, LLMCompletionRequest, ToolCall, ToolDefinition};
+use nml_runtime::inference::abi::{ChatMessage, LLMChatRequest, LLMCompletionRequest, ToolDefinition};
+use nml_runtime::llm::openai::tool_calls_from_json;
 use nml_runtime::llm::{LLM_MODE_TEE, LlmRequest, LlmResponse};
 use nml_runtime::tee::Attestation;
 use serde_json::{Map, Value, json};
@@ -131,20 +132,7 @@ fn messages(body: &Map<String, Value>) -> Result<Vec<ChatMessage>, CanonicalErro
                 content: content_text(m.get("content")),
                 name: text_field(m.get("name")),
                 tool_call_id: text_field(m.get("tool_call_id")),
-                tool_calls: m
-                    .get("tool_calls")
-                    .and_then(Value::as_array)
-                    .map(|calls| {
-                        calls
-                            .iter()
-                            .map(|c| ToolCall {
-                                id: text_field(c.get("id")),
-                                name: text_field(c.get("function").and_then(|f| f.get("name"))),
-                                arguments: text_field(c.get("function").and_then(|f| f.get("arguments"))),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default(),
+                tool_calls: tool_calls_from_json(m.get("tool_calls")),
             }
         })
         .collect())

@@ -238,27 +238,7 @@ impl LlmBackend for OpenAiBackend {
             LlmRequest::Chat(_) => {
                 let message = choice.get("message").ok_or_else(|| malformed("a choice without `message`".into()))?;
                 let text = |key: &str| message.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
-                let tool_calls = message
-                    .get("tool_calls")
-                    .and_then(Value::as_array)
-                    .map(|calls| {
-                        calls
-                            .iter()
-                            .map(|c| ToolCall {
-                                id: c.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
-                                name: c
-                                    .pointer("/function/name")
-                                    .and_then(Value::as_str)
-                                    .unwrap_or_default()
-                                    .to_owned(),
-                                arguments: c
-                                    .pointer("/function/arguments")
-                                    .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_owned))
-                                    .unwrap_or_default(),
-                            })
-                            .collect()
-                    })
-                    .unwrap_or_default();
+                let tool_calls = tool_calls_from_json(message.get("tool_calls"));
                 let role = Some(text("role")).filter(|r| !r.is_empty()).unwrap_or_else(|| "assistant".to_owned());
                 Ok(LlmResponse::Chat(LLMChatResponse {
                     finish_reason,
@@ -277,6 +257,28 @@ impl LlmBackend for OpenAiBackend {
     fn describe(&self) -> String {
         self.base.clone()
     }
+}
+
+/// The tool calls of an OpenAI-style message (`[{id, type, function:
+/// {name, arguments}}]`); arguments given as JSON rather than as a string
+/// are kept as their JSON text. The gateway reads its clients' the same way.
+pub fn tool_calls_from_json(calls: Option<&Value>) -> Vec<ToolCall> {
+    calls
+        .and_then(Value::as_array)
+        .map(|calls| {
+            calls
+                .iter()
+                .map(|c| ToolCall {
+                    id: c.get("id").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    name: c.pointer("/function/name").and_then(Value::as_str).unwrap_or_default().to_owned(),
+                    arguments: c
+                        .pointer("/function/arguments")
+                        .map(|a| a.as_str().map_or_else(|| a.to_string(), str::to_owned))
+                        .unwrap_or_default(),
+                })
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 #[cfg(test)]

@@ -169,6 +169,22 @@ pub fn endpoint(index: usize) -> String {
     format!("nml-devnet://enclave-{index}")
 }
 
+/// The system call that approves the image with `pcrs` for `tee_type`.
+fn approve_pcrs(pcrs: &[[u8; 48]; 3], version: &str, tee_type: u8) -> SystemCall {
+    SystemCall::new(
+        TEE_REGISTRY,
+        ITEERegistry::approvePCRCall {
+            pcrs: ITEERegistry::PCRMeasurements {
+                pcr0: pcrs[0].to_vec().into(),
+                pcr1: pcrs[1].to_vec().into(),
+                pcr2: pcrs[2].to_vec().into(),
+            },
+            version: version.into(),
+            teeType: tee_type,
+        },
+    )
+}
+
 /// The TEE type of an LLM proxy (the gateway) in the registry.
 pub const TEE_TYPE_LLM_PROXY: u8 = 0;
 
@@ -181,20 +197,8 @@ pub fn llm_proxy_registration(
     document: Bytes,
     endpoint: String,
 ) -> Vec<SystemCall> {
-    let pcrs = crate::tee::nitro::gateway_pcrs();
     vec![
-        SystemCall::new(
-            TEE_REGISTRY,
-            ITEERegistry::approvePCRCall {
-                pcrs: ITEERegistry::PCRMeasurements {
-                    pcr0: pcrs[0].to_vec().into(),
-                    pcr1: pcrs[1].to_vec().into(),
-                    pcr2: pcrs[2].to_vec().into(),
-                },
-                version: "nml-gateway".into(),
-                teeType: TEE_TYPE_LLM_PROXY,
-            },
-        ),
+        approve_pcrs(&crate::tee::nitro::gateway_pcrs(), "nml-gateway", TEE_TYPE_LLM_PROXY),
         SystemCall::new(
             TEE_REGISTRY,
             ITEERegistry::registerTEEWithAttestationCall {
@@ -230,18 +234,7 @@ pub fn tee_registry_setup(admin: Address, enclaves: &[Arc<Enclave>]) -> Vec<Syst
             TEE_REGISTRY,
             ITEERegistry::addTEETypeCall { teeType: TEE_TYPE_VALIDATOR, name: "Validator".into() },
         ),
-        SystemCall::new(
-            TEE_REGISTRY,
-            ITEERegistry::approvePCRCall {
-                pcrs: ITEERegistry::PCRMeasurements {
-                    pcr0: pcrs[0].to_vec().into(),
-                    pcr1: pcrs[1].to_vec().into(),
-                    pcr2: pcrs[2].to_vec().into(),
-                },
-                version: "nml-devnet".into(),
-                teeType: TEE_TYPE_VALIDATOR,
-            },
-        ),
+        approve_pcrs(&pcrs, "nml-devnet", TEE_TYPE_VALIDATOR),
     ];
     for (index, enclave) in enclaves.iter().enumerate() {
         calls.push(SystemCall::new(
