@@ -73,6 +73,7 @@ fn start_paid(
         payments,
         settlement: None,
         tls: None,
+        ohttp: None,
     };
     runtime.block_on(Gateway::start(config)).expect("gateway")
 }

@@ -936,3 +936,21 @@ fn opengradients_sdk_pays_the_gateway_with_x402_on_the_devnet() {
     let out = run_client(cmd, "opengradient pays the gateway");
     assert!(out.contains("OG GATEWAY PAID OK"), "{out}");
 }
+
+/// OpenGradient's confidential client (`og.ConfidentialLLM`) finds the
+/// devnet's gateway and its OHTTP key in the TEE registry, chats and
+/// streams sealed to the enclave with its relay paying over x402, and
+/// verifies every answer; what the gateway cannot open is refused
+/// (tests/clients/og_ohttp.py).
+#[test]
+fn opengradients_confidential_client_chats_privately_through_the_gateway() {
+    if skip() {
+        return;
+    }
+    let devnet = Node::start(&["--chain-id", "8453", "--gateway", "0", "--price", "0.001"]);
+    let relay = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
+    let mut cmd = Command::new(opengradient_python());
+    cmd.arg(repo().join("tests/clients/og_ohttp.py")).arg(&devnet.url).arg(relay);
+    let out = run_client(cmd, "opengradient's confidential client");
+    assert!(out.contains("OG OHTTP OK"), "{out}");
+}

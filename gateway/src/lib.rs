@@ -24,6 +24,7 @@
 pub mod canonical;
 pub mod chain;
 pub mod data_settlement;
+pub mod ohttp;
 pub mod openai;
 pub mod payment;
 pub mod server;

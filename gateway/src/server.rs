@@ -11,7 +11,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONTENT_TYPE, HeaderMap, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -23,6 +23,7 @@ use tokio::net::TcpListener;
 use tokio::sync::{Semaphore, watch};
 
 use crate::data_settlement::{self, DataSettlement, SettlementType};
+use crate::ohttp::{self, OhttpKey};
 use crate::openai::{self, Answer, Endpoint};
 use crate::payment::{self, Payments, Verified};
 
@@ -49,6 +50,9 @@ pub struct GatewayConfig {
     pub settlement: Option<Arc<DataSettlement>>,
     /// Serve HTTPS with this identity; plain HTTP without.
     pub tls: Option<TlsIdentity>,
+    /// The enclave's Oblivious HTTP key: the private path
+    /// (`/api/v1/chat/ohttp`) is served with it; not at all without.
+    pub ohttp: Option<Arc<OhttpKey>>,
 }
 
 /// A TLS server identity: a certificate (DER; the chain is this one
@@ -94,6 +98,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("payments", &self.payments.as_ref().map(|p| p.requirements()))
             .field("settlement", &self.settlement.is_some())
             .field("tls", &self.tls.is_some())
+            .field("ohttp", &self.ohttp)
             .finish()
     }
 }
@@ -106,6 +111,7 @@ struct Shared {
     slots: Semaphore,
     payments: Option<Arc<Payments>>,
     settlement: Option<Arc<DataSettlement>>,
+    ohttp: Option<Arc<OhttpKey>>,
 }
 
 /// A running gateway.
@@ -131,6 +137,7 @@ impl Gateway {
             slots: Semaphore::new(config.concurrency.max(1)),
             payments: config.payments,
             settlement: config.settlement,
+            ohttp: config.ohttp,
         });
         let settlement = shared.settlement.clone();
         if let Some(settlement) = &settlement {
@@ -199,6 +206,10 @@ fn error(status: StatusCode, kind: &str, message: impl std::fmt::Display) -> Rep
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: String) -> Reply {
+    reply_bytes(status, content_type, body.into_bytes())
+}
+
+fn reply_bytes(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Reply {
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -215,31 +226,35 @@ fn payment_required(payments: &Payments, path: &str, error: &str) -> Reply {
     response
 }
 
+/// Where a request goes.
+enum Route {
+    /// An OpenAI-style request in the clear.
+    Plain(Endpoint),
+    /// A chat sealed to the enclave (Oblivious HTTP).
+    Oblivious,
+}
+
+/// The path of OpenGradient Chat's private (Oblivious HTTP) endpoint.
+pub const OHTTP_PATH: &str = "/api/v1/chat/ohttp";
+
 async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
     let path = request.uri().path().to_owned();
-    let endpoint = match (request.method(), path.as_str()) {
-        (&Method::POST, "/v1/chat/completions") => Endpoint::Chat,
-        (&Method::POST, "/v1/completions") => Endpoint::Completion,
+    let route = match (request.method(), path.as_str()) {
+        (&Method::POST, "/v1/chat/completions") => Route::Plain(Endpoint::Chat),
+        (&Method::POST, "/v1/completions") => Route::Plain(Endpoint::Completion),
+        (&Method::POST, OHTTP_PATH) => Route::Oblivious,
         (&Method::GET, "/signing-key") => return signing_key(&shared.enclave),
+        (&Method::GET, "/ohttp-keys") => return ohttp_keys(&shared),
         (&Method::GET, "/health") => {
             return reply(StatusCode::OK, "application/json", json!({"status": "ok"}).to_string());
         }
-        (_, "/v1/chat/completions" | "/v1/completions" | "/signing-key" | "/health") => {
+        (_, "/v1/chat/completions" | "/v1/completions" | "/signing-key" | "/health" | "/ohttp-keys" | OHTTP_PATH) => {
             return error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method not allowed");
         }
         (_, path) => return error(StatusCode::NOT_FOUND, "invalid_request_error", format!("no endpoint {path}")),
     };
-    let settlement_type = match SettlementType::from_header(
-        request.headers().get(data_settlement::SETTLEMENT_TYPE).and_then(|v| v.to_str().ok()),
-    ) {
-        Ok(kind) => kind,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e),
-    };
-    let paid_with = [payment::PAYMENT_SIGNATURE, payment::X_PAYMENT]
-        .iter()
-        .find_map(|name| request.headers().get(*name))
-        .map(|v| v.to_str().unwrap_or_default().to_owned());
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+    let (parts, body) = request.into_parts();
+    let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return error(
@@ -250,69 +265,113 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
         }
         Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", format!("cannot read the body: {e}")),
     };
-    let parsed = match openai::parse(endpoint, &body) {
-        Ok(parsed) => parsed,
-        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e),
-    };
+    match route {
+        Route::Plain(endpoint) => {
+            let parsed = match openai::parse(endpoint, &body) {
+                Ok(parsed) => parsed,
+                Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e),
+            };
+            match serve(&shared, &path, &parts.headers, &parsed).await {
+                Ok(served) => {
+                    let mut response = if parsed.stream {
+                        reply(
+                            StatusCode::OK,
+                            "text/event-stream",
+                            openai::events(&parsed, &served.answer, &served.attestation),
+                        )
+                    } else {
+                        let body = openai::body(&parsed, &served.answer, &served.attestation);
+                        reply(StatusCode::OK, "application/json", body.to_string())
+                    };
+                    response.headers_mut().extend(served.headers);
+                    response
+                }
+                Err(refused) => refused,
+            }
+        }
+        Route::Oblivious => oblivious(&shared, &path, &parts.headers, &body).await,
+    }
+}
+
+/// An answered request: the answer, its attestation, and the headers of
+/// its payment and settlement.
+struct Served {
+    answer: Answer,
+    attestation: nml_runtime::tee::Attestation,
+    headers: HeaderMap,
+}
+
+/// Runs `parsed` as `headers` ask: the payment checked before anything
+/// runs, the backend's answer signed, the payment settled, the answer's
+/// hashes posted. Whatever refuses it is the reply.
+async fn serve(
+    shared: &Shared,
+    path: &str,
+    headers: &HeaderMap,
+    parsed: &openai::GatewayRequest,
+) -> Result<Served, Reply> {
+    let settlement_type =
+        SettlementType::from_header(headers.get(data_settlement::SETTLEMENT_TYPE).and_then(|v| v.to_str().ok()))
+            .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request_error", e))?;
+    let paid_with = [payment::PAYMENT_SIGNATURE, payment::X_PAYMENT]
+        .iter()
+        .find_map(|name| headers.get(*name))
+        .map(|v| v.to_str().unwrap_or_default().to_owned());
     // The payment is checked before anything runs, and settled only once
     // the answer is ready.
     let verified = match (&shared.payments, paid_with) {
         (None, _) => None,
-        (Some(payments), None) => return payment_required(payments, &path, "Payment required"),
+        (Some(payments), None) => return Err(payment_required(payments, path, "Payment required")),
         (Some(payments), Some(header)) => {
             let checking = Arc::clone(payments);
             match tokio::task::spawn_blocking(move || checking.verify(&header)).await {
                 Ok(Ok(verified)) => Some(verified),
-                Ok(Err(e)) => return payment_required(payments, &path, &e.to_string()),
-                Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("verifying: {e}")),
+                Ok(Err(e)) => return Err(payment_required(payments, path, &e.to_string())),
+                Err(e) => {
+                    return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("verifying: {e}")));
+                }
             }
         }
     };
-    let release = |verified: &Option<Verified>| {
-        if let (Some(payments), Some(v)) = (&shared.payments, verified) {
-            payments.release(v);
-        }
-    };
-    let answered = answer(&shared, &parsed).await;
-    let (answer, attestation) = match answered {
+    let (answer, attestation) = match answer(shared, parsed).await {
         Ok(done) => done,
         Err(reply) => {
             // Nothing is charged for a request that was not answered.
-            release(&verified);
-            return reply;
+            if let (Some(payments), Some(v)) = (&shared.payments, &verified) {
+                payments.release(v);
+            }
+            return Err(reply);
         }
     };
-    let mut response = if parsed.stream {
-        reply(StatusCode::OK, "text/event-stream", openai::events(&parsed, &answer, &attestation))
-    } else {
-        reply(StatusCode::OK, "application/json", openai::body(&parsed, &answer, &attestation).to_string())
-    };
+    let mut out = HeaderMap::new();
     let payer = verified.as_ref().map(Verified::payer).unwrap_or_default();
     if let (Some(payments), Some(v)) = (&shared.payments, verified) {
         let settling = Arc::clone(payments);
-        let amount = payments.charge(openai::tokens_of(&parsed, &answer));
+        let amount = payments.charge(openai::tokens_of(parsed, &answer));
         match tokio::task::spawn_blocking(move || settling.settle(&v, amount)).await {
             Ok(Ok(settled)) => {
-                let headers = response.headers_mut();
                 if let Ok(value) = HeaderValue::from_str(&payments.payment_response(&settled)) {
-                    headers.insert(payment::PAYMENT_RESPONSE, value);
+                    out.insert(payment::PAYMENT_RESPONSE, value);
                 }
                 if let Ok(value) = HeaderValue::from_str(&settled.transaction.to_string()) {
-                    headers.insert(payment::PROCESSING_HASH, value);
+                    out.insert(payment::PROCESSING_HASH, value);
                 }
             }
-            Ok(Err(e)) => return payment_required(payments, &path, &e.to_string()),
-            Err(e) => return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}")),
+            Ok(Err(e)) => return Err(payment_required(payments, path, &e.to_string())),
+            Err(e) => {
+                return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}")));
+            }
         }
     }
     if let Some(settlement) = &shared.settlement {
         // The answer is paid for and goes out whatever happens here; a
         // posting that fails is logged.
         let posting = Arc::clone(settlement);
-        match tokio::task::spawn_blocking(move || posting.record(settlement_type, attestation, payer)).await {
+        let attested = attestation.clone();
+        match tokio::task::spawn_blocking(move || posting.record(settlement_type, attested, payer)).await {
             Ok(Ok(Some(hash))) => {
                 if let Ok(value) = HeaderValue::from_str(&hash.to_string()) {
-                    response.headers_mut().insert(data_settlement::SETTLEMENT_TX_HASH, value);
+                    out.insert(data_settlement::SETTLEMENT_TX_HASH, value);
                 }
             }
             Ok(Ok(None)) => {}
@@ -320,7 +379,75 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
             Err(e) => tracing::warn!(%e, "gateway: data settlement failed"),
         }
     }
+    Ok(Served { answer, attestation, headers: out })
+}
+
+/// The private path: the chat inside an Oblivious HTTP request, answered
+/// sealed to the client — in one piece, or as a chunked stream of its
+/// server-sent events. What the relay may see stays outside: the payment
+/// (the relay pays), its 402, and the settlement's headers. What is about
+/// the chat (a malformed one, a backend's failure) is sealed inside, as
+/// `{status, body}`.
+async fn oblivious(shared: &Shared, path: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+    let Some(key) = &shared.ohttp else {
+        return error(StatusCode::NOT_FOUND, "invalid_request_error", "this gateway has no Oblivious HTTP key");
+    };
+    let media_type = headers.get(CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if media_type.split(';').next().map(str::trim) != Some(ohttp::REQUEST_MEDIA_TYPE) {
+        return error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "invalid_request_error",
+            format!("an Oblivious HTTP request is {}, not {media_type:?}", ohttp::REQUEST_MEDIA_TYPE),
+        );
+    }
+    let (plaintext, keys) = match key.decapsulate(body) {
+        Ok(opened) => opened,
+        Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e),
+    };
+    let sealed_error = |status: StatusCode, message: String| {
+        let inner = json!({ "status": status.as_u16(), "body": { "error": message } });
+        reply_bytes(StatusCode::OK, ohttp::RESPONSE_MEDIA_TYPE, keys.seal(inner.to_string().as_bytes()))
+    };
+    let parsed = match openai::parse(Endpoint::Chat, &plaintext) {
+        Ok(parsed) => parsed,
+        Err(e) => return sealed_error(StatusCode::BAD_REQUEST, e.to_string()),
+    };
+    let served = match serve(shared, path, headers, &parsed).await {
+        Ok(served) => served,
+        Err(refused) if refused.status() == StatusCode::PAYMENT_REQUIRED => return refused,
+        Err(refused) => {
+            let status = refused.status();
+            let message = match refused.into_body().collect().await {
+                Ok(body) => serde_json::from_slice::<Value>(&body.to_bytes())
+                    .ok()
+                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                Err(never) => match never {},
+            };
+            return sealed_error(status, message);
+        }
+    };
+    let mut response = if parsed.stream {
+        let events = openai::events(&parsed, &served.answer, &served.attestation);
+        // One chunk per event, then an empty final one.
+        let chunks: Vec<&[u8]> =
+            events.split_inclusive("\n\n").map(str::as_bytes).chain(std::iter::once(&b""[..])).collect();
+        reply_bytes(StatusCode::OK, ohttp::CHUNKED_RESPONSE_MEDIA_TYPE, keys.seal_chunked(chunks))
+    } else {
+        let inner = json!({ "status": 200, "body": openai::body(&parsed, &served.answer, &served.attestation) });
+        reply_bytes(StatusCode::OK, ohttp::RESPONSE_MEDIA_TYPE, keys.seal(inner.to_string().as_bytes()))
+    };
+    response.headers_mut().extend(served.headers);
     response
+}
+
+/// This gateway's key configurations (RFC 9540), for clients that do not
+/// read them from the registry.
+fn ohttp_keys(shared: &Shared) -> Reply {
+    match &shared.ohttp {
+        Some(key) => reply_bytes(StatusCode::OK, ohttp::KEYS_MEDIA_TYPE, key.key_configs()),
+        None => error(StatusCode::NOT_FOUND, "invalid_request_error", "this gateway has no Oblivious HTTP key"),
+    }
 }
 
 /// Posts the batch in progress every ten seconds, so a quiet gateway's

@@ -5,6 +5,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use nml_gateway::ohttp::OhttpKey;
 use nml_gateway::{Gateway, GatewayConfig};
 use nml_runtime::llm::{LlmBackend, LlmError, LlmRequest, LlmResponse};
 use nml_runtime::tee::{Enclave, message_hash, verify_rsa_pss};
@@ -37,6 +38,7 @@ fn start(runtime: &tokio::runtime::Runtime, delay: Duration) -> (Gateway, String
         payments: None,
         settlement: None,
         tls: None,
+        ohttp: Some(Arc::new(OhttpKey::from_seed(0, 0))),
     };
     let gateway = runtime.block_on(Gateway::start(config)).unwrap();
     let url = format!("http://{}", gateway.local_addr);
@@ -92,5 +94,39 @@ fn a_slow_backend_holds_up_nobody_and_a_panicking_one_is_a_500() {
         base64::engine::general_purpose::STANDARD.decode(answer["tee_signature"].as_str().unwrap()).unwrap();
     assert!(verify_rsa_pss(enclave.public_key(), message, &signature), "the signature verifies");
     assert_eq!(hash("tee_output_hash"), alloy_primitives::keccak256("slow"));
+    runtime.block_on(gateway.stop());
+}
+
+/// What is not an Oblivious HTTP request of this gateway's is refused in
+/// the clear with its reason (the SDK's confidential client judges the
+/// sealed answers, in tests/devnet_clients.rs).
+#[test]
+fn the_private_path_publishes_its_key_and_refuses_what_it_cannot_open() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (gateway, url) = start(&runtime, Duration::ZERO);
+    let mut keys = agent().get(&format!("{url}/ohttp-keys")).call().unwrap();
+    assert_eq!(keys.headers()["content-type"], "application/ohttp-keys");
+    let keys = keys.body_mut().read_to_vec().unwrap();
+    assert_eq!(keys[2..], OhttpKey::from_seed(0, 0).key_config()[..]);
+    let post = |content_type: &str, body: &[u8]| {
+        let mut response =
+            agent().post(&format!("{url}/api/v1/chat/ohttp")).header("content-type", content_type).send(body).unwrap();
+        let status = response.status().as_u16();
+        let body: serde_json::Value = serde_json::from_str(&response.body_mut().read_to_string().unwrap()).unwrap();
+        (status, body["error"]["message"].as_str().unwrap_or_default().to_owned())
+    };
+    let (status, message) = post("application/json", b"{}");
+    assert_eq!(status, 415, "{message}");
+    let (status, message) = post("message/ohttp-req", b"short");
+    assert_eq!((status, message.contains("too short")), (400, true), "{message}");
+    let mut garbled = vec![1, 0, 0x20, 0, 1, 0, 3];
+    garbled.extend([7u8; 80]);
+    let (status, message) = post("message/ohttp-req", &garbled);
+    assert_eq!((status, message.contains("does not decrypt")), (400, true), "{message}");
+    garbled[0] = 2;
+    let (status, message) = post("message/ohttp-req", &garbled);
+    assert_eq!((status, message.contains("no key configuration 0x02")), (400, true), "{message}");
+    // And the gateway goes on serving.
+    assert_eq!(complete(&url, "hello").0, 200);
     runtime.block_on(gateway.stop());
 }

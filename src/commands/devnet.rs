@@ -399,6 +399,7 @@ async fn start_gateway(
     let on_chain = tokio::task::spawn_blocking(move || payment.on_chain(&url, &signer))
         .await
         .map_err(|e| miette!("starting the gateway: {e}"))??;
+    let ohttp = Arc::new(nml_gateway::ohttp::OhttpKey::from_seed(seed, GATEWAY_ENCLAVE));
     let config = nml_gateway::GatewayConfig {
         addr: SocketAddr::new(args.host, port),
         backend: shared.backend,
@@ -408,6 +409,7 @@ async fn start_gateway(
         payments: on_chain.payments,
         settlement: on_chain.settlement,
         tls: tls.clone(),
+        ohttp: Some(Arc::clone(&ohttp)),
     };
     let banner = gateway_banner(&config);
     let gateway = nml_gateway::Gateway::start(config)
@@ -422,11 +424,12 @@ async fn start_gateway(
         Some(tls) => {
             let devnet = Arc::clone(devnet);
             let (endpoint, certificate) = (endpoint.clone(), tls.certificate.into());
-            tokio::task::spawn_blocking(move || devnet.register_llm_proxy(enclave, certificate, endpoint))
+            let key_config = Some(ohttp.key_config().into());
+            tokio::task::spawn_blocking(move || devnet.register_llm_proxy(enclave, certificate, endpoint, key_config))
                 .await
                 .map_err(|e| miette!("registering the gateway: {e}"))?
                 .map_err(|e| miette!("{e}"))?;
-            "registered in the TEE registry as an LLM proxy, its TLS certificate pinned there"
+            "registered in the TEE registry as an LLM proxy, its TLS certificate and OHTTP key there"
         }
         None => "plain HTTP, not in the registry (for og.LLM.from_url)",
     };

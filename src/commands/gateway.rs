@@ -10,6 +10,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
+use nml_gateway::ohttp::OhttpKey;
+use nml_gateway::server::OHTTP_PATH;
 use nml_gateway::{Gateway, GatewayConfig};
 use nml_runtime::tee::{Enclave, Fault, Faults};
 
@@ -84,6 +86,7 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
         payments: on_chain.payments,
         settlement: on_chain.settlement,
         tls: None,
+        ohttp: Some(Arc::new(OhttpKey::from_seed(args.tee_seed, args.tee_index))),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,7 +99,7 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
         let gateway =
             Gateway::start(config).await.into_diagnostic().wrap_err_with(|| format!("cannot listen on {addr}"))?;
         println!("nml gateway v{}\n{banner}", env!("CARGO_PKG_VERSION"));
-        println!("Listening on {} (/v1/chat/completions, /v1/completions)", gateway.local_addr);
+        println!("Listening on {} (/v1/chat/completions, /v1/completions, {OHTTP_PATH})", gateway.local_addr);
         shutdown_signal().await;
         gateway.stop().await;
         Ok(ExitCode::SUCCESS)

@@ -73,6 +73,7 @@ contract TEERegistry is Roles {
     event TEEDisabled(bytes32 indexed teeId);
     event TEEEnabled(bytes32 indexed teeId);
     event HeartbeatReceived(bytes32 indexed teeId, uint256 timestamp);
+    event OhttpConfigSet(bytes32 indexed teeId, uint8 keyId);
 
     /// @notice Sets the first admin and operator and the root certificate
     ///         documents must chain to; once.
@@ -167,6 +168,36 @@ contract TEERegistry is Roles {
         require(VERIFIER.verifyRSAPSS(tee.publicKey, message, signature), "TEERegistry: bad heartbeat signature");
         tee.lastHeartbeatAt = timestamp;
         emit HeartbeatReceived(teeId, timestamp);
+    }
+
+    /// @notice Publishes the TEE's Oblivious HTTP key configuration (RFC 9458
+    ///         §3.1: key id, KEM, public key, then KDF/AEAD pairs; the first
+    ///         pair is recorded), signed by the enclave: RSA-PSS over
+    ///         `keccak256(abi.encodePacked(teeId, keyConfig))`, so no operator
+    ///         can put a key of its own in front of the enclave's. Only
+    ///         DHKEM(X25519, HKDF-SHA256) keys (32 bytes).
+    function setOhttpConfig(bytes32 teeId, bytes calldata keyConfig, bytes calldata signature) external {
+        TEEInfo storage tee = tees[teeId];
+        require(tee.registeredAt != 0, "TEERegistry: unknown TEE");
+        require(msg.sender == tee.owner || hasRole(DEFAULT_ADMIN_ROLE, msg.sender), "TEERegistry: not owner or admin");
+        require(keyConfig.length >= 41, "TEERegistry: OHTTP key config too short");
+        uint16 kemId = uint16(bytes2(keyConfig[1:3]));
+        require(kemId == 0x0020, "TEERegistry: OHTTP KEM is not X25519");
+        uint256 suites = uint16(bytes2(keyConfig[35:37]));
+        require(suites >= 4 && suites % 4 == 0 && keyConfig.length == 37 + suites, "TEERegistry: malformed OHTTP key config");
+        bytes32 message = keccak256(abi.encodePacked(teeId, keyConfig));
+        require(VERIFIER.verifyRSAPSS(tee.publicKey, message, signature), "TEERegistry: bad OHTTP config signature");
+        uint8 keyId = uint8(keyConfig[0]);
+        tee.ohttpConfig = OhttpConfig({
+            keyId: keyId,
+            kemId: kemId,
+            kdfId: uint16(bytes2(keyConfig[37:39])),
+            aeadId: uint16(bytes2(keyConfig[39:41])),
+            publicKey: keyConfig[3:35],
+            keyConfig: keyConfig,
+            registeredAt: block.timestamp
+        });
+        emit OhttpConfigSet(teeId, keyId);
     }
 
     function disableTEE(bytes32 teeId) external {

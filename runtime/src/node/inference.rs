@@ -190,13 +190,15 @@ impl Devnet {
 
     /// Registers `enclave` in the TEE registry as an LLM proxy (a gateway)
     /// served at `endpoint` with `tls_certificate`, under an attestation
-    /// document of the devnet's PKI for the gateway's image, and keeps its
+    /// document of the devnet's PKI for the gateway's image, with its
+    /// Oblivious HTTP key configuration when it has one, and keeps its
     /// heartbeats fresh from then on.
     pub fn register_llm_proxy(
         &self,
         enclave: Arc<Enclave>,
         tls_certificate: alloy_primitives::Bytes,
         endpoint: String,
+        ohttp_key_config: Option<alloy_primitives::Bytes>,
     ) -> Result<(), NodeError> {
         let inference = self.inference()?;
         let seed = inference.pipe.enclaves().seed();
@@ -211,12 +213,10 @@ impl Devnet {
                 &tls_certificate,
             )
             .map_err(failed)?;
-        self.run_system_calls(&crate::predeploys::llm_proxy_registration(
-            &enclave,
-            tls_certificate,
-            document,
-            endpoint,
-        ))?;
+        let calls =
+            crate::predeploys::llm_proxy_registration(&enclave, tls_certificate, document, endpoint, ohttp_key_config)
+                .map_err(|e| failed(e.to_string()))?;
+        self.run_system_calls(&calls)?;
         inference.operated.lock().push(enclave);
         Ok(())
     }

@@ -58,6 +58,7 @@ sol! {
         function revokePCR(bytes32 pcrHash) external;
         function registerTEEWithAttestation(bytes attestationDocument, bytes signingPublicKey, bytes tlsCertificate, address paymentAddress, string endpoint, uint8 teeType) external returns (bytes32);
         function heartbeat(bytes32 teeId, uint256 timestamp, bytes signature) external;
+        function setOhttpConfig(bytes32 teeId, bytes keyConfig, bytes signature) external;
         function disableTEE(bytes32 teeId) external;
         function enableTEE(bytes32 teeId) external;
         function getTEE(bytes32 teeId) external view returns (TEEInfo memory);
@@ -190,14 +191,17 @@ pub const TEE_TYPE_LLM_PROXY: u8 = 0;
 
 /// The system calls that register `enclave` as an LLM proxy (a gateway)
 /// served at `endpoint` with `tls_certificate`, under `document`: its image
-/// (the gateway's PCRs) approved for the type, then the registration.
+/// (the gateway's PCRs) approved for the type, then the registration, then
+/// its Oblivious HTTP key configuration (RFC 9458 §3.1) when it has one,
+/// signed by the enclave as the registry requires.
 pub fn llm_proxy_registration(
     enclave: &Enclave,
     tls_certificate: Bytes,
     document: Bytes,
     endpoint: String,
-) -> Vec<SystemCall> {
-    vec![
+    ohttp_key_config: Option<Bytes>,
+) -> Result<Vec<SystemCall>, crate::tee::TeeError> {
+    let mut calls = vec![
         approve_pcrs(&crate::tee::nitro::gateway_pcrs(), "nml-gateway", TEE_TYPE_LLM_PROXY),
         SystemCall::new(
             TEE_REGISTRY,
@@ -210,7 +214,16 @@ pub fn llm_proxy_registration(
                 teeType: TEE_TYPE_LLM_PROXY,
             },
         ),
-    ]
+    ];
+    if let Some(key_config) = ohttp_key_config {
+        let message = keccak256([enclave.id().as_slice(), &key_config].concat());
+        let signature = enclave.sign(message.as_slice())?;
+        calls.push(SystemCall::new(
+            TEE_REGISTRY,
+            ITEERegistry::setOhttpConfigCall { teeId: enclave.id(), keyConfig: key_config, signature },
+        ));
+    }
+    Ok(calls)
 }
 
 /// The system calls that set the registry up: `admin` holds the admin and
