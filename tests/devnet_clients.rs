@@ -25,6 +25,8 @@ const CRYPTOGRAPHY: &str = "cryptography==46.0.3";
 const CBOR2: &str = "cbor2==5.6.5";
 /// OpenGradient's own SDK, the reference client of the chain nml simulates.
 const OPENGRADIENT: &str = "opengradient==1.1.4";
+/// x402's reference client (Coinbase's), with its EVM schemes and requests.
+const X402: &str = "x402[evm,requests]==2.25.0";
 
 fn skip() -> bool {
     if std::env::var_os("NML_SKIP_CLIENT_TESTS").is_some() {
@@ -86,6 +88,20 @@ fn opengradient_python() -> PathBuf {
         run_checked(
             Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", OPENGRADIENT]),
             "pip install opengradient",
+        );
+    });
+    dir.join("bin/python")
+}
+
+/// A Python interpreter with x402's reference client (a venv of its own:
+/// it brings its own web3).
+fn x402_python() -> PathBuf {
+    let dir = deps_dir().join("x402");
+    provision(&dir, &format!(".installed-{X402}"), |dir| {
+        run_checked(Command::new("python3").args(["-m", "venv"]).arg(dir), "python3 -m venv");
+        run_checked(
+            Command::new(dir.join("bin/pip")).args(["install", "--quiet", "--disable-pip-version-check", X402]),
+            "pip install x402",
         );
     });
     dir.join("bin/python")
@@ -953,4 +969,38 @@ fn opengradients_confidential_client_chats_privately_through_the_gateway() {
     cmd.arg(repo().join("tests/clients/og_ohttp.py")).arg(&devnet.url).arg(relay);
     let out = run_client(cmd, "opengradient's confidential client");
     assert!(out.contains("OG OHTTP OK"), "{out}");
+}
+
+/// x402's reference client pays the gateway in both EVM schemes over
+/// Permit2 — refused before the approval, `upto` on the devnet's own
+/// gateway, `exact` on a standalone one — and reads the settlement from
+/// PAYMENT-RESPONSE (tests/clients/x402_reference.py).
+#[test]
+fn x402s_reference_client_pays_the_gateway() {
+    if skip() {
+        return;
+    }
+    let devnet = Node::start(&["--chain-id", "8453", "--gateway", "0", "--gateway-http", "--price", "0.001"]);
+    let upto = devnet
+        .banner
+        .iter()
+        .find_map(|line| line.strip_prefix("Gateway on ").and_then(|rest| rest.split_whitespace().next()))
+        .expect("the devnet's banner names its gateway")
+        .to_owned();
+    let exact = Node::spawn(&[
+        "gateway",
+        "--port",
+        "0",
+        "--rpc-url",
+        devnet.url.as_str(),
+        "--scheme",
+        "exact",
+        "--price",
+        "0.002",
+    ]);
+    let payer = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
+    let mut cmd = Command::new(x402_python());
+    cmd.arg(repo().join("tests/clients/x402_reference.py")).args([&devnet.url, &upto, &exact.url]).arg(payer);
+    let out = run_client(cmd, "x402's reference client");
+    assert!(out.contains("X402 REFERENCE OK"), "{out}");
 }

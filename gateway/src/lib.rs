@@ -15,6 +15,8 @@
 //!   anything runs, settlement after the answer;
 //! - [`data_settlement`]: the answers' hashes posted to the settlement
 //!   relay, as `X-SETTLEMENT-TYPE` asks (private, batch, individual);
+//! - [`ohttp`]: Oblivious HTTP (RFC 9458), the private path: requests
+//!   sealed to the enclave's X25519 key opened, answers sealed back;
 //! - [`server`]: HTTP/1.1 (hyper), routes, limits and errors.
 //!
 //! The answers are signed by a simulated enclave of the devnet

@@ -112,6 +112,9 @@ struct Shared {
     payments: Option<Arc<Payments>>,
     settlement: Option<Arc<DataSettlement>>,
     ohttp: Option<Arc<OhttpKey>>,
+    /// `https` or `http`, and where it listens: the URLs its 402s name.
+    scheme: &'static str,
+    local_addr: SocketAddr,
 }
 
 /// A running gateway.
@@ -138,6 +141,8 @@ impl Gateway {
             payments: config.payments,
             settlement: config.settlement,
             ohttp: config.ohttp,
+            scheme: if acceptor.is_some() { "https" } else { "http" },
+            local_addr,
         });
         let settlement = shared.settlement.clone();
         if let Some(settlement) = &settlement {
@@ -217,8 +222,8 @@ fn reply_bytes(status: StatusCode, content_type: &'static str, body: Vec<u8>) ->
 }
 
 /// A 402 offering this gateway's terms, with `error` saying what was wrong.
-fn payment_required(payments: &Payments, path: &str, error: &str) -> Reply {
-    let (body, header) = payments.payment_required(path, error);
+fn payment_required(payments: &Payments, resource: &str, error: &str) -> Reply {
+    let (body, header) = payments.payment_required(resource, error);
     let mut response = reply(StatusCode::PAYMENT_REQUIRED, "application/json", body.to_string());
     if let Ok(value) = HeaderValue::from_str(&header) {
         response.headers_mut().insert(payment::PAYMENT_REQUIRED, value);
@@ -254,6 +259,10 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
         (_, path) => return error(StatusCode::NOT_FOUND, "invalid_request_error", format!("no endpoint {path}")),
     };
     let (parts, body) = request.into_parts();
+    // What a 402 names: the URL the client asked for.
+    let host = parts.headers.get(hyper::header::HOST).and_then(|v| v.to_str().ok());
+    let local = shared.local_addr.to_string();
+    let resource = format!("{}://{}{path}", shared.scheme, host.unwrap_or(&local));
     let body = match Limited::new(body, MAX_BODY).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
@@ -271,7 +280,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
                 Ok(parsed) => parsed,
                 Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e),
             };
-            match serve(&shared, &path, &parts.headers, &parsed).await {
+            match serve(&shared, &resource, &parts.headers, &parsed).await {
                 Ok(served) => {
                     let mut response = if parsed.stream {
                         reply(
@@ -289,7 +298,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
                 Err(refused) => refused,
             }
         }
-        Route::Oblivious => oblivious(&shared, &path, &parts.headers, &body).await,
+        Route::Oblivious => oblivious(&shared, &resource, &parts.headers, &body).await,
     }
 }
 
@@ -306,7 +315,7 @@ struct Served {
 /// hashes posted. Whatever refuses it is the reply.
 async fn serve(
     shared: &Shared,
-    path: &str,
+    resource: &str,
     headers: &HeaderMap,
     parsed: &openai::GatewayRequest,
 ) -> Result<Served, Reply> {
@@ -321,12 +330,12 @@ async fn serve(
     // the answer is ready.
     let verified = match (&shared.payments, paid_with) {
         (None, _) => None,
-        (Some(payments), None) => return Err(payment_required(payments, path, "Payment required")),
+        (Some(payments), None) => return Err(payment_required(payments, resource, "Payment required")),
         (Some(payments), Some(header)) => {
             let checking = Arc::clone(payments);
             match tokio::task::spawn_blocking(move || checking.verify(&header)).await {
                 Ok(Ok(verified)) => Some(verified),
-                Ok(Err(e)) => return Err(payment_required(payments, path, &e.to_string())),
+                Ok(Err(e)) => return Err(payment_required(payments, resource, &e.to_string())),
                 Err(e) => {
                     return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("verifying: {e}")));
                 }
@@ -357,7 +366,7 @@ async fn serve(
                     out.insert(payment::PROCESSING_HASH, value);
                 }
             }
-            Ok(Err(e)) => return Err(payment_required(payments, path, &e.to_string())),
+            Ok(Err(e)) => return Err(payment_required(payments, resource, &e.to_string())),
             Err(e) => {
                 return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}")));
             }
@@ -388,7 +397,7 @@ async fn serve(
 /// (the relay pays), its 402, and the settlement's headers. What is about
 /// the chat (a malformed one, a backend's failure) is sealed inside, as
 /// `{status, body}`.
-async fn oblivious(shared: &Shared, path: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
+async fn oblivious(shared: &Shared, resource: &str, headers: &HeaderMap, body: &[u8]) -> Reply {
     let Some(key) = &shared.ohttp else {
         return error(StatusCode::NOT_FOUND, "invalid_request_error", "this gateway has no Oblivious HTTP key");
     };
@@ -412,7 +421,7 @@ async fn oblivious(shared: &Shared, path: &str, headers: &HeaderMap, body: &[u8]
         Ok(parsed) => parsed,
         Err(e) => return sealed_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let served = match serve(shared, path, headers, &parsed).await {
+    let served = match serve(shared, resource, headers, &parsed).await {
         Ok(served) => served,
         Err(refused) if refused.status() == StatusCode::PAYMENT_REQUIRED => return refused,
         Err(refused) => {
