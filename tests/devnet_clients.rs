@@ -953,17 +953,43 @@ fn opengradients_sdk_pays_the_gateway_with_x402_on_the_devnet() {
     assert!(out.contains("OG GATEWAY PAID OK"), "{out}");
 }
 
-/// OpenGradient's confidential client (`og.ConfidentialLLM`) finds the
-/// devnet's gateway and its OHTTP key in the TEE registry, chats and
-/// streams sealed to the enclave with its relay paying over x402, and
-/// verifies every answer; what the gateway cannot open is refused
-/// (tests/clients/og_ohttp.py).
+/// OpenGradient's confidential client (`og.ConfidentialLLM`) finds a
+/// standalone `nml gateway --register` and its OHTTP key in the devnet's TEE
+/// registry, chats and streams sealed to the enclave with its relay paying
+/// over x402, and verifies every answer; what the gateway cannot open is
+/// refused (tests/clients/og_ohttp.py). A gateway whose enclave is not of
+/// the devnet's PKI (another seed) is refused registration, with the
+/// registry's reason.
 #[test]
-fn opengradients_confidential_client_chats_privately_through_the_gateway() {
+fn opengradients_confidential_client_chats_privately_through_a_registered_gateway() {
     if skip() {
         return;
     }
-    let devnet = Node::start(&["--chain-id", "8453", "--gateway", "0", "--price", "0.001"]);
+    let devnet = Node::start(&["--chain-id", "8453"]);
+    let url = devnet.url.clone();
+    let gateway = |extra: &[&'static str]| -> Vec<String> {
+        let base = ["gateway", "--port", "0", "--rpc-url", url.as_str(), "--register", "--price", "0.001"];
+        base.iter().chain(extra).map(|s| s.to_string()).collect()
+    };
+    let mut stranger = Command::new(env!("CARGO_BIN_EXE_nml"))
+        .args(gateway(&["--tee-seed", "7"]))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("starting nml gateway");
+    let status = wait(&mut stranger, Duration::from_secs(60));
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut stranger.stderr.take().expect("stderr"), &mut stderr).expect("stderr");
+    assert!(status.is_some_and(|s| !s.success()), "a stranger's enclave is refused: {stderr}");
+    assert!(stderr.contains("attestation document refused"), "{stderr}");
+
+    let args = gateway(&[]);
+    let registered = Node::spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(
+        registered.banner.iter().any(|line| line.starts_with("Registered in the TEE registry")),
+        "{:?}",
+        registered.banner
+    );
     let relay = "0x5de4111afa1a4b94908f83103eb1f1706367c2e68ca870fc3fb9a804cdab365a";
     let mut cmd = Command::new(opengradient_python());
     cmd.arg(repo().join("tests/clients/og_ohttp.py")).arg(&devnet.url).arg(relay);

@@ -17,6 +17,8 @@
 //!   relay, as `X-SETTLEMENT-TYPE` asks (private, batch, individual);
 //! - [`ohttp`]: Oblivious HTTP (RFC 9458), the private path: requests
 //!   sealed to the enclave's X25519 key opened, answers sealed back;
+//! - [`registration`]: the gateway in a chain's TEE registry over JSON-RPC
+//!   (`nml gateway --register`), and its heartbeats;
 //! - [`server`]: HTTP/1.1 (hyper), routes, limits and errors.
 //!
 //! The answers are signed by a simulated enclave of the devnet
@@ -29,6 +31,7 @@ pub mod data_settlement;
 pub mod ohttp;
 pub mod openai;
 pub mod payment;
+pub mod registration;
 pub mod server;
 
 pub use data_settlement::{DataSettlement, SettlementType};

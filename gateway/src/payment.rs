@@ -25,7 +25,7 @@ use nml_runtime::predeploys::payments::{
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::chain::ChainAccount;
+use crate::chain::{ChainAccount, ChainError};
 
 /// The header a 402 carries its terms in (base64 JSON).
 pub const PAYMENT_REQUIRED: &str = "payment-required";
@@ -412,29 +412,25 @@ impl Payments {
         Ok(())
     }
 
-    fn read_uint(&self, to: Address, data: Vec<u8>) -> Result<U256, PaymentError> {
-        self.account
-            .call_uint(to, data)
-            .map_err(|e| refuse("facilitator_unavailable", format!("cannot read the chain: {e}")))
-    }
-
     /// Nonce unused, balance and allowance enough: read from the chain.
     fn check_chain(&self, v: &Verified) -> Result<(), PaymentError> {
         let word = v.permit.nonce >> 8;
         let bit = U256::from(1) << (v.permit.nonce & U256::from(0xff)).to::<usize>();
-        // Three reads, side by side.
-        let (bitmap, balance, allowance) = std::thread::scope(|scope| {
-            let bitmap = scope
-                .spawn(|| self.read_uint(PERMIT2, IPermit2::nonceBitmapCall { owner: v.payer, word }.abi_encode()));
-            let balance =
-                scope.spawn(|| self.read_uint(OPG_TOKEN, IOPGToken::balanceOfCall { owner: v.payer }.abi_encode()));
-            let allowance =
-                self.read_uint(OPG_TOKEN, IOPGToken::allowanceCall { owner: v.payer, spender: PERMIT2 }.abi_encode());
-            let joined = |h: std::thread::ScopedJoinHandle<'_, Result<U256, PaymentError>>| {
-                h.join().unwrap_or_else(|_| Err(refuse("facilitator_unavailable", "a chain read failed")))
-            };
-            (joined(bitmap), joined(balance), allowance)
-        });
+        // Three reads in one round trip.
+        let unavailable = |e: ChainError| refuse("facilitator_unavailable", format!("cannot read the chain: {e}"));
+        let reads = self
+            .account
+            .call_all(&[
+                (PERMIT2, IPermit2::nonceBitmapCall { owner: v.payer, word }.abi_encode()),
+                (OPG_TOKEN, IOPGToken::balanceOfCall { owner: v.payer }.abi_encode()),
+                (OPG_TOKEN, IOPGToken::allowanceCall { owner: v.payer, spender: PERMIT2 }.abi_encode()),
+            ])
+            .map_err(unavailable)?;
+        let mut words = reads
+            .into_iter()
+            .map(|read| read.map(|out| U256::from_be_slice(out.get(..32).unwrap_or_default())).map_err(unavailable));
+        let mut next = || words.next().unwrap_or_else(|| Err(refuse("facilitator_unavailable", "a read is missing")));
+        let (bitmap, balance, allowance) = (next(), next(), next());
         if bitmap? & bit != U256::ZERO {
             return Err(refuse("permit2_nonce_used", "this payment was already settled"));
         }

@@ -342,8 +342,8 @@ async fn serve(
             }
         }
     };
-    let (answer, attestation) = match answer(shared, parsed).await {
-        Ok(done) => done,
+    let answer = match ask(shared, parsed).await {
+        Ok(answer) => answer,
         Err(reply) => {
             // Nothing is charged for a request that was not answered.
             if let (Some(payments), Some(v)) = (&shared.payments, &verified) {
@@ -352,11 +352,15 @@ async fn serve(
             return Err(reply);
         }
     };
-    let mut out = HeaderMap::new();
+    // The answer is in: the enclave signs it while the payment settles
+    // (signing cannot fail but for a broken enclave, which is logged with
+    // the settlement to refund).
     let payer = verified.as_ref().map(Verified::payer).unwrap_or_default();
-    if let (Some(payments), Some(v)) = (&shared.payments, verified) {
+    let settling = async {
+        let (Some(payments), Some(v)) = (&shared.payments, verified) else { return Ok(HeaderMap::new()) };
         let settling = Arc::clone(payments);
         let amount = payments.charge(openai::tokens_of(parsed, &answer));
+        let mut out = HeaderMap::new();
         match tokio::task::spawn_blocking(move || settling.settle(&v, amount)).await {
             Ok(Ok(settled)) => {
                 if let Ok(value) = HeaderValue::from_str(&payments.payment_response(&settled)) {
@@ -365,13 +369,19 @@ async fn serve(
                 if let Ok(value) = HeaderValue::from_str(&settled.transaction.to_string()) {
                     out.insert(payment::PROCESSING_HASH, value);
                 }
+                Ok(out)
             }
-            Ok(Err(e)) => return Err(payment_required(payments, resource, &e.to_string())),
-            Err(e) => {
-                return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}")));
-            }
+            Ok(Err(e)) => Err(payment_required(payments, resource, &e.to_string())),
+            Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}"))),
         }
-    }
+    };
+    let (attestation, settled) = tokio::join!(attest(shared, parsed, &answer), settling);
+    let mut out = settled?;
+    let attestation = attestation.inspect_err(|_| {
+        if let Some(hash) = out.get(payment::PROCESSING_HASH) {
+            tracing::error!(?hash, "gateway: the enclave could not sign an answer that was paid for");
+        }
+    })?;
     if let Some(settlement) = &shared.settlement {
         // The answer is paid for and goes out whatever happens here; a
         // posting that fails is logged.
@@ -478,11 +488,8 @@ async fn flush_batches(settlement: Arc<DataSettlement>) {
     }
 }
 
-/// The backend's answer to `parsed`, signed by the enclave.
-async fn answer(
-    shared: &Shared,
-    parsed: &openai::GatewayRequest,
-) -> Result<(Answer, nml_runtime::tee::Attestation), Reply> {
+/// The backend's answer to `parsed`.
+async fn ask(shared: &Shared, parsed: &openai::GatewayRequest) -> Result<Answer, Reply> {
     // A backend call blocks for as long as the backend takes: on the
     // blocking pool, a bounded number at once.
     let Ok(_slot) = shared.slots.acquire().await else {
@@ -490,22 +497,29 @@ async fn answer(
     };
     let backend = Arc::clone(&shared.backend);
     let llm = parsed.llm.clone();
-    let response = match tokio::task::spawn_blocking(move || backend.answer(&llm)).await {
-        Ok(Ok(response)) => response,
-        Ok(Err(e)) => return Err(backend_error(&e)),
+    match tokio::task::spawn_blocking(move || backend.answer(&llm)).await {
+        Ok(Ok(response)) => Ok(Answer::from_response(&response)),
+        Ok(Err(e)) => Err(backend_error(&e)),
         Err(e) => {
             tracing::error!(%e, "gateway: the backend call panicked");
-            return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the backend call failed"));
+            Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the backend call failed"))
         }
-    };
-    let answer = Answer::from_response(&response);
+    }
+}
+
+/// The enclave's signature of `answer` to `parsed`.
+async fn attest(
+    shared: &Shared,
+    parsed: &openai::GatewayRequest,
+    answer: &Answer,
+) -> Result<nml_runtime::tee::Attestation, Reply> {
     let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let enclave = Arc::clone(&shared.enclave);
     // A faulty enclave signs another output, or misdates its signature.
     let (output_hash, timestamp) = shared.faults.misattest(answer.output_hash(), timestamp);
     let request_hash = parsed.request_hash;
     match tokio::task::spawn_blocking(move || enclave.attest(request_hash, output_hash, timestamp)).await {
-        Ok(Ok(attestation)) => Ok((answer, attestation)),
+        Ok(Ok(attestation)) => Ok(attestation),
         Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}"))),
         Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}"))),
     }

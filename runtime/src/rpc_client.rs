@@ -78,34 +78,71 @@ static AGENT: LazyLock<ureq::Agent> = LazyLock::new(|| {
 
 /// Calls `method` with `params` on the node at `url` and returns the result.
 pub fn call(url: &str, method: &str, params: Value) -> Result<Value, RpcError> {
+    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params });
+    answer_of(url, &post(url, &body)?)
+}
+
+/// Calls each `(method, params)` of `calls` on the node at `url` in one
+/// JSON-RPC batch (one round trip): each call's result or error, in order.
+/// The error of the whole is the transport's, or an answer that is not a
+/// batch answer.
+pub fn batch(url: &str, calls: &[(&str, Value)]) -> Result<Vec<Result<Value, RpcError>>, RpcError> {
+    let body: Vec<Value> = calls
+        .iter()
+        .enumerate()
+        .map(|(id, (method, params))| json!({ "jsonrpc": "2.0", "id": id, "method": method, "params": params }))
+        .collect();
+    let answers = post(url, &Value::Array(body))?;
+    let bad = |reason: &str| RpcError::BadAnswer { url: url.to_owned(), reason: reason.to_owned() };
+    let Value::Array(answers) = answers else {
+        // A node that refuses batches answers with one error.
+        return Err(answer_of(url, &answers).err().unwrap_or_else(|| bad("not a batch answer")));
+    };
+    let mut out: Vec<Option<Result<Value, RpcError>>> = (0..calls.len()).map(|_| None).collect();
+    for answer in answers {
+        let slot = answer.get("id").and_then(Value::as_u64).and_then(|id| out.get_mut(id as usize));
+        if let Some(slot) = slot {
+            *slot = Some(answer_of(url, &answer));
+        }
+    }
+    out.into_iter().map(|answer| answer.ok_or_else(|| bad("a call of the batch has no answer"))).collect()
+}
+
+/// Posts `body` to the node and parses its JSON answer.
+fn post(url: &str, body: &Value) -> Result<Value, RpcError> {
     if !(url.starts_with("http://") || url.starts_with("https://")) || url.len() <= "https://".len() {
         return Err(RpcError::BadUrl(url.to_owned()));
     }
-    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
     let unreachable = |reason: String| RpcError::Unreachable { url: url.to_owned(), reason };
-    let bad = |reason: String| RpcError::BadAnswer { url: url.to_owned(), reason };
     let mut response = AGENT
         .post(url)
         .header("content-type", "application/json")
-        .send(body.as_bytes())
+        .send(body.to_string().as_bytes())
         .map_err(|e| unreachable(e.to_string()))?;
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().map_err(|e| unreachable(e.to_string()))?;
-    let answer: Value = match serde_json::from_str(&text) {
-        Ok(answer) => answer,
+    match serde_json::from_str(&text) {
+        Ok(answer) => Ok(answer),
         Err(_) if status != 200 => {
             let body: String = text.trim().chars().take(200).collect();
-            return Err(RpcError::Status { url: url.to_owned(), status, body });
+            Err(RpcError::Status { url: url.to_owned(), status, body })
         }
-        Err(e) => return Err(bad(e.to_string())),
-    };
+        Err(e) => Err(RpcError::BadAnswer { url: url.to_owned(), reason: e.to_string() }),
+    }
+}
+
+/// The result of one JSON-RPC answer, or its error.
+fn answer_of(url: &str, answer: &Value) -> Result<Value, RpcError> {
     if let Some(error) = answer.get("error") {
         return Err(RpcError::Remote {
             code: error["code"].as_i64().unwrap_or_default(),
             message: error["message"].as_str().unwrap_or("unknown error").to_owned(),
         });
     }
-    answer.get("result").cloned().ok_or_else(|| bad("neither result nor error".to_owned()))
+    answer
+        .get("result")
+        .cloned()
+        .ok_or_else(|| RpcError::BadAnswer { url: url.to_owned(), reason: "neither result nor error".to_owned() })
 }
 
 /// How [`call_with_retries`] tries again.

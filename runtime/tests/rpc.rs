@@ -6,6 +6,7 @@ mod common;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
+use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::{SolCall, SolEvent};
@@ -337,4 +338,28 @@ async fn inference_methods_on_a_devnet_without_inference_are_clear_errors() {
     // An unknown transaction has no inference receipts.
     let unknown = rpc(addr, "nml_getInferenceReceipts", json!([format!("0x{}", "00".repeat(32))])).await;
     assert_eq!(unknown["result"], Value::Null);
+}
+
+/// EIP-7966: the receipt in the answer to the send; with mining off, error
+/// 4 naming the hash once the timeout passes, and the transaction stays
+/// pending.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_raw_transaction_sync_answers_with_the_receipt() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let raw = raw_hex(sign(transfer(0, address(1), 1), &signer(0)));
+    let receipt = rpc(addr, "eth_sendRawTransactionSync", json!([raw])).await;
+    assert_eq!(receipt["result"]["status"], "0x1", "{receipt}");
+    assert_eq!(receipt["result"]["blockNumber"], "0x1", "{receipt}");
+    let hash = receipt["result"]["transactionHash"].clone();
+    assert_eq!(rpc(addr, "eth_getTransactionReceipt", json!([hash])).await["result"], receipt["result"]);
+
+    let (_d, addr, _server) = start(DevnetConfig { mining: Mining::Manual, ..Default::default() }).await;
+    let started = std::time::Instant::now();
+    let response = rpc(addr, "eth_sendRawTransactionSync", json!([raw, "0x32"])).await;
+    assert!(started.elapsed() >= Duration::from_millis(50), "waited the timeout: {:?}", started.elapsed());
+    assert_eq!(error(&response).0, 4, "{response}");
+    let hash = response["error"]["data"].clone();
+    let pending = rpc(addr, "eth_getTransactionByHash", json!([hash])).await;
+    assert_eq!(pending["result"]["blockNumber"], Value::Null, "{pending}");
+    alive(addr).await;
 }

@@ -10,10 +10,13 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
+use nml_gateway::chain::ChainAccount;
 use nml_gateway::ohttp::OhttpKey;
+use nml_gateway::registration::{HEARTBEAT_EVERY, Registration};
 use nml_gateway::server::OHTTP_PATH;
-use nml_gateway::{Gateway, GatewayConfig};
-use nml_runtime::tee::{Enclave, Fault, Faults};
+use nml_gateway::{Gateway, GatewayConfig, TlsIdentity};
+use nml_runtime::chain::dev_accounts;
+use nml_runtime::tee::{Enclave, Fault, Faults, GATEWAY_ENCLAVE, nitro};
 
 use super::common::shutdown_signal;
 use super::gateway_flags::{PaymentArgs, banner};
@@ -36,9 +39,20 @@ pub struct GatewayArgs {
     /// --tee-seed`): the same seed gives the key its TEE registry holds.
     #[arg(long, value_name = "SEED", default_value_t = 0)]
     pub tee_seed: u64,
-    /// Which of that devnet's enclaves signs (0-based).
-    #[arg(long, value_name = "N", default_value_t = 0)]
-    pub tee_index: u32,
+    /// Which of that devnet's enclaves signs (0-based; with --register,
+    /// the gateway's own, 1000, by default).
+    #[arg(long, value_name = "N")]
+    pub tee_index: Option<u32>,
+    /// Serve TLS and register in the TEE registry of the chain at
+    /// --rpc-url as an LLM proxy (its certificate pinned there, its OHTTP
+    /// key published), so OpenGradient's SDK finds it (`og.LLM(...)`,
+    /// `og.ConfidentialLLM(...)`); heartbeats keep it active.
+    #[arg(long, requires = "rpc_url")]
+    pub register: bool,
+    /// The environment variable holding the key of the registry's operator
+    /// and admin (default: the devnet's dev account 0).
+    #[arg(long, value_name = "VAR", requires = "register")]
+    pub operator_key_env: Option<String>,
     /// Injects a fault into the enclave's signatures (repeatable):
     /// wrong-output, stale-timestamp, future-timestamp.
     #[arg(long = "tee-fault", value_name = "FAULT")]
@@ -67,7 +81,8 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
         None => (None, std::env::current_dir().map_err(|e| miette!("the current directory: {e}"))?),
     };
     let stack = args.llm.stack(table.as_ref(), &root, &library)?;
-    let enclave = Enclave::from_seed(args.tee_seed, args.tee_index).map_err(|e| miette!("the enclave's key: {e}"))?;
+    let index = args.tee_index.unwrap_or(if args.register { GATEWAY_ENCLAVE } else { 0 });
+    let enclave = Enclave::from_seed(args.tee_seed, index).map_err(|e| miette!("the enclave's key: {e}"))?;
     let on_chain = match (&args.rpc_url, &args.payment.price) {
         (Some(url), _) => args.payment.on_chain(url, &enclave)?,
         (None, Some(_)) => return Err(miette!("--price needs --rpc-url: the chain payments settle on")),
@@ -77,16 +92,25 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
     for fault in &args.tee_faults {
         faults.set(*fault, true);
     }
+    let tls = match args.register {
+        true => {
+            let (certificate, private_key) = nitro::self_signed_tls(args.tee_seed, index)
+                .map_err(|e| miette!("the gateway's TLS certificate: {e}"))?;
+            Some(TlsIdentity { certificate: certificate.to_vec(), private_key })
+        }
+        false => None,
+    };
+    let ohttp = Arc::new(OhttpKey::from_seed(args.tee_seed, index));
     let config = GatewayConfig {
         addr: SocketAddr::new(args.host, args.port),
         backend: stack.backend,
         concurrency: stack.concurrency,
-        enclave,
+        enclave: Arc::clone(&enclave),
         faults,
         payments: on_chain.payments,
         settlement: on_chain.settlement,
-        tls: None,
-        ohttp: Some(Arc::new(OhttpKey::from_seed(args.tee_seed, args.tee_index))),
+        tls: tls.clone(),
+        ohttp: Some(Arc::clone(&ohttp)),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -99,9 +123,70 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
         let gateway =
             Gateway::start(config).await.into_diagnostic().wrap_err_with(|| format!("cannot listen on {addr}"))?;
         println!("nml gateway v{}\n{banner}", env!("CARGO_PKG_VERSION"));
+        let registration = match (tls, &args.rpc_url, on_chain.account) {
+            (Some(tls), Some(url), Some(account)) => {
+                let served = gateway.local_addr;
+                let host = if served.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { served.ip() };
+                let endpoint = format!("https://{}", SocketAddr::new(host, served.port()));
+                let operator = operator(url, account.chain_id(), args.operator_key_env.as_deref())?;
+                let (seed, registering) = (args.tee_seed, endpoint.clone());
+                let registration = tokio::task::spawn_blocking(move || {
+                    Registration::register(
+                        &operator,
+                        account,
+                        enclave,
+                        (seed, index),
+                        &tls.certificate,
+                        &registering,
+                        &ohttp,
+                    )
+                })
+                .await
+                .into_diagnostic()?
+                .map_err(|e| miette!("registering the gateway: {e}"))?;
+                println!(
+                    "Registered in the TEE registry of {url} as an LLM proxy at {endpoint} (tee id {})",
+                    registration.tee_id()
+                );
+                let registration = Arc::new(registration);
+                tokio::spawn(heartbeats(Arc::clone(&registration)));
+                Some(registration)
+            }
+            _ => None,
+        };
         println!("Listening on {} (/v1/chat/completions, /v1/completions, {OHTTP_PATH})", gateway.local_addr);
         shutdown_signal().await;
+        drop(registration);
         gateway.stop().await;
         Ok(ExitCode::SUCCESS)
     })
+}
+
+/// The registry's operator: the key in `$VAR`, or the devnet's dev account 0.
+fn operator(rpc_url: &str, chain_id: u64, key_env: Option<&str>) -> miette::Result<ChainAccount> {
+    let signer = match key_env {
+        Some(var) => std::env::var(var)
+            .map_err(|_| miette!("--operator-key-env: ${var} is not set"))?
+            .trim()
+            .parse()
+            .map_err(|_| miette!("--operator-key-env: ${var} is not a private key"))?,
+        None => dev_accounts(1).pop().map(|a| a.signer).ok_or_else(|| miette!("no dev account"))?,
+    };
+    Ok(ChainAccount::new(rpc_url.to_owned(), chain_id, signer))
+}
+
+/// Keeps the registration active: a heartbeat every minute; one that fails
+/// is logged and the next one tries again.
+async fn heartbeats(registration: Arc<Registration>) {
+    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    every.tick().await;
+    loop {
+        every.tick().await;
+        let beating = Arc::clone(&registration);
+        match tokio::task::spawn_blocking(move || beating.beat()).await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => eprintln!("warning: the enclave's heartbeat failed (tried again in a minute): {e}"),
+            Err(e) => eprintln!("warning: the enclave's heartbeat failed (tried again in a minute): {e}"),
+        }
+    }
 }

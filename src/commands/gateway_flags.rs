@@ -69,6 +69,9 @@ pub struct OnChain {
     pub payments: Option<Arc<Payments>>,
     /// Data settlement on the relay.
     pub settlement: Option<Arc<DataSettlement>>,
+    /// The gateway's account on the chain (the facilitator's), which
+    /// settles and sends the enclave's heartbeats.
+    pub account: Option<Arc<ChainAccount>>,
 }
 
 impl PaymentArgs {
@@ -127,14 +130,14 @@ impl PaymentArgs {
             None => Arc::new(ChainAccount::new(rpc_url.to_owned(), chain_id, facilitator)),
         };
         let admin = dev_accounts(1).first().map(|a| a.address);
-        let settlement = match DataSettlement::connect(account, admin, BATCH_SIZE) {
+        let settlement = match DataSettlement::connect(Arc::clone(&account), admin, BATCH_SIZE) {
             Ok(settlement) => Some(Arc::new(settlement)),
             Err(e) => {
                 eprintln!("warning: data settlement is off: {e}");
                 None
             }
         };
-        Ok(OnChain { payments, settlement })
+        Ok(OnChain { payments, settlement, account: Some(account) })
     }
 }
 

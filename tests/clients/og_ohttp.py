@@ -1,8 +1,9 @@
 """OpenGradient's confidential client (`og.ConfidentialLLM`, the SDK's
-Oblivious HTTP path, unmodified) chats privately through `nml devnet
---gateway` on a devnet running Base's chain id:
+Oblivious HTTP path, unmodified) chats privately through `nml gateway
+--register` on a devnet running Base's chain id:
 
-- the devnet's TEE registry holds the gateway's OHTTP key configuration
+- the gateway registered itself in the devnet's TEE registry over JSON-RPC,
+  and the registry holds its TLS certificate and OHTTP key configuration
   (X25519 / HKDF-SHA256 / ChaCha20-Poly1305, the enclave's own signature
   checked by the registry), and `ConfidentialLLM` finds it there;
 - a chat and a streaming chat are sealed to the enclave with HPKE, answered

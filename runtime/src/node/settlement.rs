@@ -11,13 +11,12 @@ use std::time::Duration;
 
 use alloy_consensus::{SignableTransaction, TxEip1559};
 use alloy_eips::BlockNumberOrTag;
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, keccak256};
 use alloy_signer::SignerSync;
-use alloy_sol_types::SolCall;
 
 use super::{Devnet, NodeError};
 use crate::chain::PoolTx;
-use crate::predeploys::{ITEERegistry, SETTLEMENT_RELAY, TEE_REGISTRY};
+use crate::predeploys::{SETTLEMENT_RELAY, TEE_REGISTRY, heartbeat_call};
 use crate::settlement::{Book, Posting, calldata};
 use crate::tee::Attestation;
 use crate::tee::Fault;
@@ -110,11 +109,8 @@ impl Devnet {
             if now < last.saturating_add(HEARTBEAT_EVERY) {
                 continue;
             }
-            let message = keccak256([enclave.id().as_slice(), &U256::from(now).to_be_bytes::<32>()].concat());
-            let signature = enclave.sign(message.as_slice()).map_err(|e| NodeError::Failed(e.to_string()))?;
-            let call =
-                ITEERegistry::heartbeatCall { teeId: enclave.id(), timestamp: U256::from(now), signature }.abi_encode();
-            match self.send_from_relay(call.into(), TEE_REGISTRY) {
+            let call = heartbeat_call(enclave, now).map_err(|e| NodeError::Failed(e.to_string()))?;
+            match self.send_from_relay(call, TEE_REGISTRY) {
                 Ok(hash) => {
                     sent.push(hash);
                     inference.heartbeats.lock().insert(enclave.id(), now);

@@ -226,6 +226,21 @@ pub fn llm_proxy_registration(
     Ok(calls)
 }
 
+/// The calldata of `enclave`'s heartbeat at unix time `timestamp`: its
+/// RSA-PSS signature over `keccak256(teeId ‖ uint256 timestamp)`.
+pub fn heartbeat_call(enclave: &Enclave, timestamp: u64) -> Result<Bytes, crate::tee::TeeError> {
+    let message =
+        keccak256([enclave.id().as_slice(), &alloy_primitives::U256::from(timestamp).to_be_bytes::<32>()].concat());
+    let signature = enclave.sign(message.as_slice())?;
+    Ok(ITEERegistry::heartbeatCall {
+        teeId: enclave.id(),
+        timestamp: alloy_primitives::U256::from(timestamp),
+        signature,
+    }
+    .abi_encode()
+    .into())
+}
+
 /// The system calls that set the registry up: `admin` holds the admin and
 /// operator roles, the devnet's enclave image is approved for validators,
 /// and every enclave is registered with its attestation document.

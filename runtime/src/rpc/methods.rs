@@ -50,6 +50,11 @@ fn qty(n: u64) -> Value {
     Value::String(format!("{n:#x}"))
 }
 
+/// How long `eth_sendRawTransactionSync` waits for the receipt by default,
+/// and at most, in milliseconds.
+const SYNC_SEND_DEFAULT_MS: u64 = 2_000;
+const SYNC_SEND_MAX_MS: u64 = 60_000;
+
 /// Methods: (name, min params, max params, handler).
 const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("web3_clientVersion", 0, 0, |_, _| Ok(json!(CLIENT_VERSION))),
@@ -88,6 +93,21 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     }),
     ("eth_sendRawTransaction", 1, 1, |a, d| json(d.send_raw_transaction(&a.req::<Bytes>(0)?).rpc()?)),
     ("eth_sendTransaction", 1, 1, |a, d| json(d.send_transaction(a.req(0)?).rpc()?)),
+    ("eth_sendRawTransactionSync", 1, 2, |a, d| {
+        // EIP-7966: send, then answer with the receipt once mined, or error 4
+        // (with the hash) when it is not mined within the timeout.
+        let hash = d.send_raw_transaction(&a.req::<Bytes>(0)?).rpc()?;
+        let asked = a.quantity(1)?.filter(|ms| *ms > 0).unwrap_or(SYNC_SEND_DEFAULT_MS);
+        let timeout = Duration::from_millis(asked.min(SYNC_SEND_MAX_MS));
+        match d.wait_for_receipt(hash, timeout).and_then(|_| d.receipt(hash)) {
+            Some(receipt) => json(receipt),
+            None => Err(ErrorObjectOwned::owned(
+                4,
+                format!("the transaction was added to the pool but not mined within {} ms", timeout.as_millis()),
+                Some(hash),
+            )),
+        }
+    }),
     ("eth_sign", 2, 2, |a, d| json(d.sign(a.req(0)?, &a.req::<Bytes>(1)?).rpc()?)),
     ("personal_sign", 2, 2, |a, d| json(d.sign(a.req(1)?, &a.req::<Bytes>(0)?).rpc()?)),
     ("eth_signTypedData_v4", 2, 2, |a, d| {
@@ -339,6 +359,7 @@ pub(super) fn module(devnet: Arc<Devnet>) -> RpcModule<Devnet> {
 /// on tokio's blocking pool; the rest answer on the I/O threads directly.
 const LONG_RUNNING: &[&str] = &[
     "eth_call",
+    "eth_sendRawTransactionSync",
     "eth_estimateGas",
     "eth_getLogs",
     "eth_getFilterLogs",
