@@ -128,6 +128,7 @@ impl PaidChain {
             chain_id: 31337,
             scheme: Scheme::Exact,
             prices: Prices { per_request: U256::from(1_000u64), per_token: U256::ZERO, cap: U256::from(1_000u64) },
+            model_prices: Default::default(),
             pay_to: dev_accounts(3)[2].address,
             facilitator: dev_accounts(10)[9].signer.clone(),
             // The devnet's clock runs one second a block when blocks come
@@ -141,7 +142,7 @@ impl PaidChain {
 /// dev account 1, with nonces from `first`.
 fn headers(payments: &Payments, first: u64, count: usize) -> Vec<String> {
     let payer = dev_accounts(2)[1].signer.clone();
-    let terms = payments.requirements();
+    let terms = payments.requirements("gpt-4.1-2025-04-14");
     (0..count as u64).map(|i| payment_header(&payer, 31337, &terms, U256::from(first + i)).expect("signed")).collect()
 }
 

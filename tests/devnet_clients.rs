@@ -1013,17 +1013,16 @@ fn x402s_reference_client_pays_the_gateway() {
         .find_map(|line| line.strip_prefix("Gateway on ").and_then(|rest| rest.split_whitespace().next()))
         .expect("the devnet's banner names its gateway")
         .to_owned();
-    let exact = Node::spawn(&[
-        "gateway",
-        "--port",
-        "0",
-        "--rpc-url",
-        devnet.url.as_str(),
-        "--scheme",
-        "exact",
-        "--price",
-        "0.002",
-    ]);
+    // The exact gateway's prices come from a project's [gateway] table: one
+    // model priced apart.
+    let project = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        project.path().join("nml.toml"),
+        "[gateway]\nscheme = \"exact\"\nprice = \"0.002\"\n\n[gateway.models.\"claude-haiku-4-5\"]\nprice = \"0.003\"\n",
+    )
+    .expect("nml.toml");
+    let project_dir = project.path().to_str().expect("utf-8 path");
+    let exact = Node::spawn(&["gateway", "--port", "0", "--rpc-url", devnet.url.as_str(), "--project", project_dir]);
     let payer = "0x47e179ec197488593b187f80a00eb0da91f1b9d0b13f8733639f19c30a34926a";
     let mut cmd = Command::new(x402_python());
     cmd.arg(repo().join("tests/clients/x402_reference.py")).args([&devnet.url, &upto, &exact.url]).arg(payer);

@@ -40,6 +40,11 @@ pub struct Config {
     /// `[fork]`: the remote chain `nml test` forks when no `--fork-url` is given.
     #[serde(default)]
     pub fork: Option<ForkTable>,
+    /// `[gateway]`: the prices of `nml gateway --project` and `nml devnet
+    /// --project --gateway` (docs/gateway.md), read by the CLI, passed
+    /// through here.
+    #[serde(default)]
+    pub gateway: Option<toml::Table>,
 }
 
 /// `[fork]`.

@@ -10,7 +10,7 @@
 //! like any client (the devnet, or any chain with the contracts of
 //! `nml_runtime::predeploys::payments`).
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -98,8 +98,11 @@ pub struct PaymentConfig {
     pub chain_id: u64,
     /// The scheme offered.
     pub scheme: Scheme,
-    /// The prices.
+    /// The prices of every model not in `model_prices`.
     pub prices: Prices,
+    /// Prices of their own, by model id (as the client names it, or the
+    /// part after `provider/`).
+    pub model_prices: BTreeMap<String, Prices>,
     /// Who is paid.
     pub pay_to: Address,
     /// The account that settles (pays the gas of settlement).
@@ -261,16 +264,27 @@ impl Payments {
         format!("eip155:{}", self.config.chain_id)
     }
 
-    /// The amount a client signs for.
-    fn amount(&self) -> U256 {
+    /// The prices of `model`: its own, or the gateway's.
+    pub fn prices(&self, model: &str) -> &Prices {
+        let short = model.split_once('/').map_or(model, |(_, name)| name);
+        self.config
+            .model_prices
+            .get(model)
+            .or_else(|| self.config.model_prices.get(short))
+            .unwrap_or(&self.config.prices)
+    }
+
+    /// The amount a client signs for to call `model`.
+    fn amount(&self, model: &str) -> U256 {
+        let prices = self.prices(model);
         match self.config.scheme {
-            Scheme::Exact => self.config.prices.per_request,
-            Scheme::Upto => self.config.prices.cap,
+            Scheme::Exact => prices.per_request,
+            Scheme::Upto => prices.cap,
         }
     }
 
-    /// The terms of this gateway, as an x402 `PaymentRequirements`.
-    pub fn requirements(&self) -> Value {
+    /// The terms of a call of `model`, as an x402 `PaymentRequirements`.
+    pub fn requirements(&self, model: &str) -> Value {
         let mut extra = json!({ "name": "OpenGradient", "version": "1", "assetTransferMethod": "permit2" });
         if self.config.scheme == Scheme::Upto {
             extra["facilitatorAddress"] = json!(self.config.facilitator.address());
@@ -279,29 +293,30 @@ impl Payments {
             "scheme": self.config.scheme.name(),
             "network": self.network(),
             "asset": OPG_TOKEN,
-            "amount": self.amount().to_string(),
+            "amount": self.amount(model).to_string(),
             "payTo": self.config.pay_to,
             "maxTimeoutSeconds": self.config.max_timeout_seconds,
             "extra": extra,
         })
     }
 
-    /// The body and the `PAYMENT-REQUIRED` header of a 402 for `url`.
-    pub fn payment_required(&self, url: &str, error: &str) -> (Value, String) {
+    /// The body and the `PAYMENT-REQUIRED` header of a 402 for a call of
+    /// `model` at `url`.
+    pub fn payment_required(&self, url: &str, model: &str, error: &str) -> (Value, String) {
         let body = json!({
             "x402Version": 2,
             "error": error,
             "resource": { "url": url, "description": "an LLM call through nml's TEE gateway", "mimeType": "application/json" },
-            "accepts": [self.requirements()],
+            "accepts": [self.requirements(model)],
         });
         let header = base64::engine::general_purpose::STANDARD.encode(body.to_string());
         (body, header)
     }
 
-    /// Decodes and checks a payment header (blocking: it reads the chain).
-    /// On success the payment is held until [`Payments::settle`] or
-    /// [`Payments::release`].
-    pub fn verify(&self, header: &str) -> Result<Verified, PaymentError> {
+    /// Decodes and checks a payment header for a call of `model` (blocking:
+    /// it reads the chain). On success the payment is held until
+    /// [`Payments::settle`] or [`Payments::release`].
+    pub fn verify(&self, header: &str, model: &str) -> Result<Verified, PaymentError> {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(header.trim())
             .map_err(|_| refuse("invalid_payload", "the payment header is not base64"))?;
@@ -314,7 +329,7 @@ impl Payments {
         // Version 2 repeats the terms it accepted; version 1 names scheme and network.
         let (scheme, network) = match payment.get("accepted") {
             Some(accepted) => {
-                let ours = self.requirements();
+                let ours = self.requirements(model);
                 for key in ["asset", "payTo", "amount"] {
                     let theirs = accepted.get(key).and_then(Value::as_str).unwrap_or_default();
                     if !theirs.eq_ignore_ascii_case(ours[key].as_str().unwrap_or_default()) {
@@ -359,7 +374,7 @@ impl Payments {
             valid_after: uint_at(auth, &["witness", "validAfter"])?,
         };
         let verified = Verified { payer: address_at(auth, &["from"])?, permit, signature };
-        self.check_terms(&verified.permit)?;
+        self.check_terms(&verified.permit, model)?;
         let digest = verified.permit.digest(self.config.chain_id);
         let signer = Signature::try_from(verified.signature.as_ref())
             .ok()
@@ -377,14 +392,14 @@ impl Payments {
         Ok(verified)
     }
 
-    fn check_terms(&self, v: &Permit) -> Result<(), PaymentError> {
+    fn check_terms(&self, v: &Permit, model: &str) -> Result<(), PaymentError> {
         if v.token != OPG_TOKEN {
             return Err(refuse("invalid_permit2_token", format!("the permit is for token {}, not OPG", v.token)));
         }
-        if v.cap != self.amount() {
+        if v.cap != self.amount(model) {
             return Err(refuse(
                 "invalid_permit2_amount",
-                format!("the permit is for {} but this gateway asks for {}", v.cap, self.amount()),
+                format!("the permit is for {} but this gateway asks for {}", v.cap, self.amount(model)),
             ));
         }
         if v.spender != self.config.scheme.proxy() {
@@ -459,9 +474,9 @@ impl Payments {
         self.in_flight.lock().remove(&(v.payer, v.permit.nonce));
     }
 
-    /// What a request with `tokens` tokens costs (`upto`; capped).
-    pub fn charge(&self, tokens: u64) -> U256 {
-        let prices = self.config.prices;
+    /// What a call of `model` with `tokens` tokens costs (`upto`; capped).
+    pub fn charge(&self, model: &str, tokens: u64) -> U256 {
+        let prices = self.prices(model);
         match self.config.scheme {
             Scheme::Exact => prices.per_request,
             Scheme::Upto => (prices.per_request + prices.per_token * U256::from(tokens)).min(prices.cap),

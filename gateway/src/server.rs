@@ -95,7 +95,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("backend", &self.backend.describe())
             .field("concurrency", &self.concurrency)
             .field("tee_id", &self.enclave.id())
-            .field("payments", &self.payments.as_ref().map(|p| p.requirements()))
+            .field("payments", &self.payments.as_ref().map(|p| p.config().prices))
             .field("settlement", &self.settlement.is_some())
             .field("tls", &self.tls.is_some())
             .field("ohttp", &self.ohttp)
@@ -222,8 +222,8 @@ fn reply_bytes(status: StatusCode, content_type: &'static str, body: Vec<u8>) ->
 }
 
 /// A 402 offering this gateway's terms, with `error` saying what was wrong.
-fn payment_required(payments: &Payments, resource: &str, error: &str) -> Reply {
-    let (body, header) = payments.payment_required(resource, error);
+fn payment_required(payments: &Payments, resource: &str, model: &str, error: &str) -> Reply {
+    let (body, header) = payments.payment_required(resource, model, error);
     let mut response = reply(StatusCode::PAYMENT_REQUIRED, "application/json", body.to_string());
     if let Ok(value) = HeaderValue::from_str(&header) {
         response.headers_mut().insert(payment::PAYMENT_REQUIRED, value);
@@ -330,12 +330,13 @@ async fn serve(
     // the answer is ready.
     let verified = match (&shared.payments, paid_with) {
         (None, _) => None,
-        (Some(payments), None) => return Err(payment_required(payments, resource, "Payment required")),
+        (Some(payments), None) => return Err(payment_required(payments, resource, &parsed.model, "Payment required")),
         (Some(payments), Some(header)) => {
             let checking = Arc::clone(payments);
-            match tokio::task::spawn_blocking(move || checking.verify(&header)).await {
+            let model = parsed.model.clone();
+            match tokio::task::spawn_blocking(move || checking.verify(&header, &model)).await {
                 Ok(Ok(verified)) => Some(verified),
-                Ok(Err(e)) => return Err(payment_required(payments, resource, &e.to_string())),
+                Ok(Err(e)) => return Err(payment_required(payments, resource, &parsed.model, &e.to_string())),
                 Err(e) => {
                     return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("verifying: {e}")));
                 }
@@ -359,7 +360,7 @@ async fn serve(
     let settling = async {
         let (Some(payments), Some(v)) = (&shared.payments, verified) else { return Ok(HeaderMap::new()) };
         let settling = Arc::clone(payments);
-        let amount = payments.charge(openai::tokens_of(parsed, &answer));
+        let amount = payments.charge(&parsed.model, openai::tokens_of(parsed, &answer));
         let mut out = HeaderMap::new();
         match tokio::task::spawn_blocking(move || settling.settle(&v, amount)).await {
             Ok(Ok(settled)) => {
@@ -371,7 +372,7 @@ async fn serve(
                 }
                 Ok(out)
             }
-            Ok(Err(e)) => Err(payment_required(payments, resource, &e.to_string())),
+            Ok(Err(e)) => Err(payment_required(payments, resource, &parsed.model, &e.to_string())),
             Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}"))),
         }
     };

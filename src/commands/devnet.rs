@@ -20,7 +20,7 @@ use super::common::{
     project_remote_models, read_remote_signatures, register_project_models, shutdown_signal, with_remote_models,
 };
 use super::fork_flags::ForkArgs;
-use super::gateway_flags::{PaymentArgs, banner as gateway_banner};
+use super::gateway_flags::{GatewayTable, PaymentArgs, banner as gateway_banner};
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
@@ -395,8 +395,9 @@ async fn start_gateway(
     let url = format!("http://{}", SocketAddr::new(host, rpc.port()));
     let payment = args.gateway_payment.clone();
     let signer = Arc::clone(&enclave);
+    let prices = args.project.as_deref().map(GatewayTable::of_project).transpose()?.flatten();
     // The facilitator reads this devnet over JSON-RPC, which this runtime serves.
-    let on_chain = tokio::task::spawn_blocking(move || payment.on_chain(&url, &signer))
+    let on_chain = tokio::task::spawn_blocking(move || payment.on_chain(&url, &signer, prices.as_ref()))
         .await
         .map_err(|e| miette!("starting the gateway: {e}"))??;
     let ohttp = Arc::new(nml_gateway::ohttp::OhttpKey::from_seed(seed, GATEWAY_ENCLAVE));

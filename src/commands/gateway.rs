@@ -19,7 +19,7 @@ use nml_runtime::chain::dev_accounts;
 use nml_runtime::tee::{Enclave, Fault, Faults, GATEWAY_ENCLAVE, nitro};
 
 use super::common::shutdown_signal;
-use super::gateway_flags::{PaymentArgs, banner};
+use super::gateway_flags::{GatewayTable, PaymentArgs, banner};
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
@@ -73,20 +73,24 @@ pub struct GatewayArgs {
 /// Runs the gateway until Ctrl-C or SIGTERM.
 pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
     let library = onnxruntime::resolve(true).map_err(|e| miette!("{e}"))?.path;
-    let (table, root) = match &args.project {
+    let (table, prices, root) = match &args.project {
         Some(path) => {
             let project = nml_compiler::project::Project::open(path).map_err(|e| miette!("{e}"))?;
-            (project.config.llm.clone(), project.root.clone())
+            let prices = GatewayTable::from_toml(project.config.gateway.as_ref())?;
+            (project.config.llm.clone(), prices, project.root.clone())
         }
-        None => (None, std::env::current_dir().map_err(|e| miette!("the current directory: {e}"))?),
+        None => (None, None, std::env::current_dir().map_err(|e| miette!("the current directory: {e}"))?),
     };
     let stack = args.llm.stack(table.as_ref(), &root, &library)?;
     let index = args.tee_index.unwrap_or(if args.register { GATEWAY_ENCLAVE } else { 0 });
     let enclave = Enclave::from_seed(args.tee_seed, index).map_err(|e| miette!("the enclave's key: {e}"))?;
-    let on_chain = match (&args.rpc_url, &args.payment.price) {
-        (Some(url), _) => args.payment.on_chain(url, &enclave)?,
-        (None, Some(_)) => return Err(miette!("--price needs --rpc-url: the chain payments settle on")),
-        (None, None) => Default::default(),
+    let priced = args.payment.price.is_some() || prices.as_ref().is_some_and(|t| t.price.is_some());
+    let on_chain = match (&args.rpc_url, priced) {
+        (Some(url), _) => args.payment.on_chain(url, &enclave, prices.as_ref())?,
+        (None, true) => {
+            return Err(miette!("a price (--price, or [gateway] price) needs --rpc-url: the chain payments settle on"));
+        }
+        (None, false) => Default::default(),
     };
     let faults = Arc::new(Faults::default());
     for fault in &args.tee_faults {

@@ -1,6 +1,7 @@
 //! What `nml gateway` and `nml devnet --gateway` share: the payment flags,
 //! the facilitator they make, and the banner (docs/gateway.md).
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, U256};
@@ -14,22 +15,25 @@ use nml_runtime::rpc_client;
 use nml_runtime::tee::Enclave;
 use serde_json::json;
 
-/// x402 payments (docs/gateway.md).
+/// x402 payments (docs/gateway.md). Each flag overrides its key of the
+/// project's `[gateway]` table.
 #[derive(Debug, Clone, clap::Args)]
 pub struct PaymentArgs {
     /// Ask for x402 payments: the price of one request, in OPG (e.g. `0.01`);
     /// needs a chain (`--rpc-url`, or the devnet of `--gateway`).
     #[arg(long, value_name = "OPG")]
     pub price: Option<String>,
-    /// The price of one token of prompt and answer, in OPG (`upto` only).
-    #[arg(long, value_name = "OPG", default_value = "0")]
-    pub price_per_token: String,
-    /// The most one request may cost, in OPG: what `upto` asks to sign for.
-    #[arg(long, value_name = "OPG", default_value = "0.1")]
-    pub cap: String,
-    /// The x402 scheme offered.
-    #[arg(long, value_enum, default_value = "upto")]
-    pub scheme: SchemeArg,
+    /// The price of one token of prompt and answer, in OPG (`upto` only;
+    /// default 0).
+    #[arg(long, value_name = "OPG")]
+    pub price_per_token: Option<String>,
+    /// The most one request may cost, in OPG: what `upto` asks to sign for
+    /// (default 0.1).
+    #[arg(long, value_name = "OPG")]
+    pub cap: Option<String>,
+    /// The x402 scheme offered (default upto).
+    #[arg(long, value_enum)]
+    pub scheme: Option<SchemeArg>,
     /// Who is paid (default: the signing enclave's payment address in the registry).
     #[arg(long, value_name = "ADDRESS")]
     pub pay_to: Option<Address>,
@@ -39,11 +43,61 @@ pub struct PaymentArgs {
     pub facilitator_key_env: Option<String>,
 }
 
+/// A project's `[gateway]` table: the gateway's prices, and prices of
+/// their own for some models (`[gateway.models."<model id>"]`).
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayTable {
+    /// `price`: OPG per request.
+    pub price: Option<String>,
+    /// `price_per_token`: OPG per token (`upto`).
+    pub price_per_token: Option<String>,
+    /// `cap`: the most one request may cost (`upto`).
+    pub cap: Option<String>,
+    /// `scheme`: `upto` or `exact`.
+    pub scheme: Option<SchemeArg>,
+    /// `pay_to`: who is paid.
+    pub pay_to: Option<Address>,
+    /// `[gateway.models."<id>"]`: a model's own prices; a key left out is
+    /// the gateway's.
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelPrices>,
+}
+
+/// `[gateway.models."<id>"]`.
+#[derive(Debug, Clone, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelPrices {
+    /// OPG per request.
+    pub price: Option<String>,
+    /// OPG per token (`upto`).
+    pub price_per_token: Option<String>,
+    /// The most one request may cost (`upto`).
+    pub cap: Option<String>,
+}
+
+impl GatewayTable {
+    /// The `[gateway]` table of the project at `path` (none without one).
+    pub fn of_project(path: &std::path::Path) -> miette::Result<Option<Self>> {
+        let project = nml_compiler::project::Project::open(path).map_err(|e| miette!("{e}"))?;
+        Self::from_toml(project.config.gateway.as_ref())
+    }
+
+    /// Parses the table.
+    pub fn from_toml(table: Option<&toml::Table>) -> miette::Result<Option<Self>> {
+        table.map(|t| t.clone().try_into::<Self>().map_err(|e| miette!("nml.toml [gateway]: {e}"))).transpose()
+    }
+}
+
+/// The default cap of `upto`: 0.1 OPG, as OpenGradient's gateway asks.
+const DEFAULT_CAP: U256 = U256::from_limbs([100_000_000_000_000_000, 0, 0, 0]);
+
 /// Answers per Merkle batch of data settlement.
 const BATCH_SIZE: usize = 20;
 
 /// `--scheme`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SchemeArg {
     /// The signed amount is charged.
     Exact,
@@ -80,7 +134,8 @@ impl PaymentArgs {
     /// data settlement on the relay through the same account (granted the
     /// relay role by the devnet's dev account 0 when it lacks it; off, with
     /// a warning, where that fails).
-    pub fn on_chain(&self, rpc_url: &str, enclave: &Enclave) -> miette::Result<OnChain> {
+    pub fn on_chain(&self, rpc_url: &str, enclave: &Enclave, table: Option<&GatewayTable>) -> miette::Result<OnChain> {
+        let table = table.cloned().unwrap_or_default();
         let chain_id = rpc_client::call(rpc_url, "eth_chainId", json!([])).map_err(|e| miette!("{rpc_url}: {e}"))?;
         let chain_id = chain_id
             .as_str()
@@ -94,7 +149,7 @@ impl PaymentArgs {
                 .map_err(|_| miette!("--facilitator-key-env: ${var} is not a private key"))?,
             None => dev_accounts(10).pop().map(|a| a.signer).ok_or_else(|| miette!("no dev account"))?,
         };
-        let payments = match &self.price {
+        let payments = match self.price.as_ref().or(table.price.as_ref()) {
             Some(price) => {
                 let code = rpc_client::call(rpc_url, "eth_getCode", json!([payments::OPG_TOKEN, "latest"]))
                     .map_err(|e| miette!("{rpc_url}: {e}"))?;
@@ -105,19 +160,36 @@ impl PaymentArgs {
                         payments::OPG_TOKEN
                     ));
                 }
+                let per_token = self.price_per_token.as_ref().or(table.price_per_token.as_ref());
+                let cap = self.cap.as_ref().or(table.cap.as_ref());
+                let prices = Prices {
+                    per_request: opg("price", price)?,
+                    per_token: per_token.map_or(Ok(U256::ZERO), |p| opg("price_per_token", p))?,
+                    cap: cap.map_or(Ok(DEFAULT_CAP), |c| opg("cap", c))?,
+                };
+                let mut model_prices = BTreeMap::new();
+                for (model, own) in &table.models {
+                    let named = |key: &str| format!("[gateway.models.\"{model}\"] {key}");
+                    let own = Prices {
+                        per_request: own.price.as_ref().map_or(Ok(prices.per_request), |p| opg(&named("price"), p))?,
+                        per_token: own
+                            .price_per_token
+                            .as_ref()
+                            .map_or(Ok(prices.per_token), |p| opg(&named("price_per_token"), p))?,
+                        cap: own.cap.as_ref().map_or(Ok(prices.cap), |c| opg(&named("cap"), c))?,
+                    };
+                    model_prices.insert(model.clone(), own);
+                }
                 let config = PaymentConfig {
                     rpc_url: rpc_url.to_owned(),
                     chain_id,
-                    scheme: match self.scheme {
+                    scheme: match self.scheme.or(table.scheme).unwrap_or(SchemeArg::Upto) {
                         SchemeArg::Exact => Scheme::Exact,
                         SchemeArg::Upto => Scheme::Upto,
                     },
-                    prices: Prices {
-                        per_request: opg("--price", price)?,
-                        per_token: opg("--price-per-token", &self.price_per_token)?,
-                        cap: opg("--cap", &self.cap)?,
-                    },
-                    pay_to: self.pay_to.unwrap_or_else(|| payment_address(enclave.id())),
+                    prices,
+                    model_prices,
+                    pay_to: self.pay_to.or(table.pay_to).unwrap_or_else(|| payment_address(enclave.id())),
                     facilitator: facilitator.clone(),
                     max_timeout_seconds: 300,
                 };
@@ -147,11 +219,15 @@ pub fn payments_line(payments: Option<&Payments>) -> String {
         Some(p) => {
             let c = p.config();
             format!(
-                "Payments: x402 {} on eip155:{} in OPG, {} units a request (cap {}), paid to {}, settled by {}",
+                "Payments: x402 {} on eip155:{} in OPG, {} units a request (cap {}){}, paid to {}, settled by {}",
                 c.scheme.name(),
                 c.chain_id,
                 c.prices.per_request,
                 c.prices.cap,
+                match c.model_prices.len() {
+                    0 => String::new(),
+                    n => format!(", {n} model(s) priced apart"),
+                },
                 c.pay_to,
                 c.facilitator.address()
             )

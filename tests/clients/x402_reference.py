@@ -8,7 +8,9 @@ id, in both of x402's EVM schemes over Permit2:
   charges what the answer used, at most the cap, and answers with a
   PAYMENT-RESPONSE the client decodes, naming a settlement mined on the
   devnet;
-- `exact` (a standalone `nml gateway --scheme exact`): the price exactly.
+- `exact` (a standalone `nml gateway` whose project's `[gateway]` table
+  asks for `exact`): the price exactly — 0.002 OPG, and 0.003 for the model
+  priced apart.
 
 The client's default spend controls admit only the package's built-in
 assets (USDC and the like on known chains), so OPG on a devnet is let
@@ -73,9 +75,14 @@ def main(devnet, upto, exact, key):
     sent = web3.eth.send_raw_transaction(account.sign_transaction(approve).raw_transaction)
     check(web3.eth.wait_for_transaction_receipt(sent)["status"] == 1, "the approval is mined")
 
-    for name, url in (("upto", upto), ("exact", exact)):
+    cases = (
+        ("upto", upto, CHAT, None),
+        ("exact", exact, dict(CHAT, model="gpt-4.1-2025-04-14"), 2 * 10**15),
+        ("exact, priced apart", exact, CHAT, 3 * 10**15),
+    )
+    for name, url, chat, price in cases:
         before = balance()
-        response = session.post(url + "/v1/chat/completions", json=CHAT, timeout=60)
+        response = session.post(url + "/v1/chat/completions", json=chat, timeout=60)
         check(response.status_code == 200, f"{name}: {response.status_code} {response.text}")
         answer = response.json()
         check(answer["choices"][0]["message"]["content"] and answer.get("tee_signature"), f"{name}: {answer}")
@@ -84,7 +91,7 @@ def main(devnet, upto, exact, key):
         receipt = web3.eth.get_transaction_receipt(settled.transaction)
         check(receipt["status"] == 1, f"{name}: the settlement {settled.transaction} is mined")
         charged = before - balance()
-        check(charged > 0 and (name != "exact" or charged == 2 * 10**15), f"{name}: the payer paid {charged}")
+        check(charged > 0 and (price is None or charged == price), f"{name}: the payer paid {charged}")
         print(f"{name}: paid {charged}, settled in {settled.transaction}")
     print("X402 REFERENCE OK")
 
