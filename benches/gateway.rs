@@ -142,7 +142,7 @@ impl PaidChain {
 /// dev account 1, with nonces from `first`.
 fn headers(payments: &Payments, first: u64, count: usize) -> Vec<String> {
     let payer = dev_accounts(2)[1].signer.clone();
-    let terms = payments.requirements("gpt-4.1-2025-04-14");
+    let terms = payments.requirements(Some("gpt-4.1-2025-04-14"));
     (0..count as u64).map(|i| payment_header(&payer, 31337, &terms, U256::from(first + i)).expect("signed")).collect()
 }
 

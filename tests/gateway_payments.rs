@@ -128,7 +128,7 @@ fn balance(devnet: &Devnet, who: Address) -> U256 {
 fn bad_payments_are_refused_with_their_reason_and_nothing_is_charged_twice() {
     let s = setup();
     let payer = dev_accounts(2)[1].signer.clone();
-    let terms = s.payments.requirements(MODEL);
+    let terms = s.payments.requirements(Some(MODEL));
     let sign = |who: &PrivateKeySigner, chain: u64, terms: &Value, nonce: u64| {
         payment_header(who, chain, terms, U256::from(nonce)).unwrap()
     };

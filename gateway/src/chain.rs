@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use alloy_consensus::{SignableTransaction, TxEip1559, TxEnvelope};
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{Address, B256, Bytes, TxKind, U256};
+use alloy_primitives::{Address, B256, Bytes, TxKind, U256, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use nml_runtime::rpc_client::{self, RpcError};
@@ -49,6 +49,9 @@ pub enum ChainError {
     },
 }
 
+/// EIP-7966's error code: the transaction was taken but not mined in time.
+const SYNC_TIMEOUT: i64 = 4;
+
 /// How long a gas price read from the node is used for.
 const GAS_PRICE_FOR: Duration = Duration::from_secs(2);
 
@@ -62,8 +65,10 @@ pub struct ChainAccount {
     sending: Mutex<Sending>,
 }
 
-/// What the next transaction is sent with: forgotten when a send fails, so
-/// it is read again.
+/// What the next transaction is sent with. A transaction's nonce is taken
+/// before it goes out, so sends overlap; when the node refuses one, nonce
+/// and price are forgotten and read again (the node's pending nonce then
+/// fills any gap the refused one left).
 #[derive(Debug, Default)]
 struct Sending {
     nonce: Option<u64>,
@@ -117,7 +122,14 @@ impl ChainAccount {
                 ("eth_call", json!([request, "latest"]))
             })
             .collect();
-        let answers = rpc_client::batch(&self.rpc_url, &requests)?;
+        let answers = match rpc_client::batch(&self.rpc_url, &requests) {
+            Ok(answers) => answers,
+            // A node that takes no batches: one call at a time.
+            Err(RpcError::Remote { .. } | RpcError::Status { .. } | RpcError::BadAnswer { .. }) => {
+                return Ok(calls.iter().map(|(to, data)| self.call(*to, data.clone())).collect());
+            }
+            Err(e) => return Err(e.into()),
+        };
         Ok(answers
             .into_iter()
             .map(|answer| {
@@ -149,75 +161,90 @@ impl ChainAccount {
     }
 
     /// Signs and sends a call of `data` to `to` with at most `gas`, and
-    /// waits until it is mined: its hash, or why it failed.
+    /// waits until it is mined: its hash, or why it failed. A transaction
+    /// the node took but did not mine within a minute is
+    /// [`ChainError::NotMined`]: it may still be mined.
     pub fn send(&self, to: Address, data: Vec<u8>, gas: u64) -> Result<B256, ChainError> {
+        match self.send_once(to, data.clone(), gas) {
+            // Refused with a nonce the node had seen used (another sender of
+            // this account): once more, with the node's.
+            Err(Refused { nonce: Some(nonce), error })
+                if self.pending_nonce().is_ok_and(|pending| pending != nonce) =>
+            {
+                tracing::debug!(nonce, %error, "resending with the node's nonce");
+                self.send_once(to, data, gas).map_err(|refused| refused.error)
+            }
+            sent => sent.map_err(|refused| refused.error),
+        }
+    }
+
+    fn pending_nonce(&self) -> Result<u64, ChainError> {
+        quantity(&rpc_client::call(&self.rpc_url, "eth_getTransactionCount", json!([self.address(), "pending"]))?)
+            .ok_or(ChainError::BadAnswer("eth_getTransactionCount"))
+    }
+
+    fn send_once(&self, to: Address, data: Vec<u8>, gas: u64) -> Result<B256, Refused> {
         let url = &self.rpc_url;
-        let mut sending = self.sending.lock();
-        let nonce = match sending.nonce {
-            Some(nonce) => nonce,
-            None => quantity(&rpc_client::call(url, "eth_getTransactionCount", json!([self.address(), "pending"]))?)
-                .ok_or(ChainError::BadAnswer("eth_getTransactionCount"))?,
-        };
-        let price = match sending.gas_price {
-            Some((price, read)) if read.elapsed() < GAS_PRICE_FOR => price,
-            _ => {
-                let price = quantity(&rpc_client::call(url, "eth_gasPrice", json!([]))?).unwrap_or(1_000_000_000);
-                sending.gas_price = Some((price, Instant::now()));
-                price
-            }
-        };
-        let tx = TxEip1559 {
-            chain_id: self.chain_id,
-            nonce,
-            gas_limit: gas,
-            max_fee_per_gas: u128::from(price).saturating_mul(2),
-            max_priority_fee_per_gas: 1,
-            to: TxKind::Call(to),
-            input: data.into(),
-            ..Default::default()
-        };
-        let signature =
-            self.signer.sign_hash_sync(&tx.signature_hash()).map_err(|e| ChainError::Signing(e.to_string()))?;
-        let raw = Bytes::from(TxEnvelope::from(tx.into_signed(signature)).encoded_2718());
-        // One round trip where the node can (EIP-7966), else send and poll.
-        let sent = match sending.sync {
-            Some(false) => None,
-            _ => {
-                match rpc_client::call(url, "eth_sendRawTransactionSync", json!([raw, MINED_WITHIN.as_millis() as u64]))
-                {
-                    Err(RpcError::Remote { code: -32601, .. }) => {
-                        sending.sync = Some(false);
-                        None
-                    }
-                    answer => {
-                        sending.sync = Some(true);
-                        Some(answer)
-                    }
+        let failed = |error: ChainError| Refused { nonce: None, error };
+        let (nonce, raw, sync) = {
+            let mut sending = self.sending.lock();
+            let nonce = match sending.nonce {
+                Some(nonce) => nonce,
+                None => self.pending_nonce().map_err(failed)?,
+            };
+            let price = match sending.gas_price {
+                Some((price, read)) if read.elapsed() < GAS_PRICE_FOR => price,
+                _ => {
+                    let price = rpc_client::call(url, "eth_gasPrice", json!([])).map_err(|e| failed(e.into()))?;
+                    let price = quantity(&price).unwrap_or(1_000_000_000);
+                    sending.gas_price = Some((price, Instant::now()));
+                    price
                 }
-            }
+            };
+            let tx = TxEip1559 {
+                chain_id: self.chain_id,
+                nonce,
+                gas_limit: gas,
+                max_fee_per_gas: u128::from(price).saturating_mul(2),
+                max_priority_fee_per_gas: 1,
+                to: TxKind::Call(to),
+                input: data.into(),
+                ..Default::default()
+            };
+            let signature = self
+                .signer
+                .sign_hash_sync(&tx.signature_hash())
+                .map_err(|e| failed(ChainError::Signing(e.to_string())))?;
+            sending.nonce = Some(nonce + 1);
+            (nonce, Bytes::from(TxEnvelope::from(tx.into_signed(signature)).encoded_2718()), sending.sync)
         };
-        let sent = match sent {
-            Some(receipt) => receipt.map(Sent::Receipt),
-            None => rpc_client::call(url, "eth_sendRawTransaction", json!([raw])).map(Sent::Hash),
+        let hash = keccak256(&raw);
+        let refused = |e: RpcError| {
+            let mut sending = self.sending.lock();
+            (sending.nonce, sending.gas_price) = (None, None);
+            tracing::debug!(nonce, %e, "the node refused a transaction");
+            Refused { nonce: Some(nonce), error: ChainError::Rpc(e) }
         };
-        // A refused transaction leaves the nonce and the price unknown: read them again next time.
-        match sent {
-            Ok(_) => sending.nonce = Some(nonce + 1),
-            Err(_) => (sending.nonce, sending.gas_price) = (None, None),
-        }
-        drop(sending);
-        match sent? {
-            Sent::Receipt(receipt) => {
-                let hash: B256 = serde_json::from_value(receipt["transactionHash"].clone())
-                    .map_err(|_| ChainError::BadAnswer("eth_sendRawTransactionSync"))?;
-                outcome(hash, &receipt)
+        // One round trip where the node can (EIP-7966), else send and poll.
+        if sync != Some(false) {
+            let timeout = MINED_WITHIN.as_millis() as u64;
+            match rpc_client::call(url, "eth_sendRawTransactionSync", json!([raw, timeout])) {
+                Ok(receipt) => {
+                    self.sending.lock().sync = Some(true);
+                    return outcome(hash, &receipt).map_err(failed);
+                }
+                // Taken, not mined in time.
+                Err(RpcError::Remote { code: SYNC_TIMEOUT, .. }) => return Err(failed(ChainError::NotMined(hash))),
+                Err(e) if sync == Some(true) => return Err(refused(e)),
+                // Not known yet whether the node has the method: the plain
+                // send tells (the same bytes; a refused transaction is
+                // refused again).
+                Err(_) => {}
             }
-            Sent::Hash(hash) => {
-                let hash: B256 =
-                    serde_json::from_value(hash).map_err(|_| ChainError::BadAnswer("eth_sendRawTransaction"))?;
-                self.wait_mined(hash)
-            }
         }
+        rpc_client::call(url, "eth_sendRawTransaction", json!([raw])).map_err(refused)?;
+        self.sending.lock().sync.get_or_insert(false);
+        self.wait_mined(hash).map_err(failed)
     }
 
     /// Polls for `hash`'s receipt, at 1, 2, 4 … ms (at most 100 ms apart).
@@ -238,10 +265,11 @@ impl ChainAccount {
     }
 }
 
-/// What a send answered: the receipt (EIP-7966), or the hash to wait for.
-enum Sent {
-    Receipt(Value),
-    Hash(Value),
+/// A send that failed, with the nonce of the transaction the node refused
+/// (none when the node did not refuse one).
+struct Refused {
+    nonce: Option<u64>,
+    error: ChainError,
 }
 
 /// A mined transaction's hash, or the revert its receipt records.

@@ -14,6 +14,9 @@
 //! - response: `response_nonce(32) ‖ sealed`;
 //! - chunked response: `response_nonce(32) ‖ (varint(len) ‖ sealed)* ‖
 //!   varint(0) ‖ sealed final` (the final chunk's AAD is `"final"`).
+//!
+//! A chunked response answers a plain request here, as OpenGradient's
+//! clients expect (the chunked-OHTTP draft pairs it with a chunked request).
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{ChaCha20Poly1305, Key, Nonce};

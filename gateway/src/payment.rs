@@ -201,6 +201,10 @@ pub struct Settled {
     pub amount: U256,
     /// Who paid.
     pub payer: Address,
+    /// Whether the transaction is mined; a settlement the chain took but
+    /// did not mine within a minute may still be, and is answered as
+    /// settled (its payment stays held, so it cannot be used again).
+    pub mined: bool,
 }
 
 /// The facilitator: checks payments, then settles them, one nonce at a time.
@@ -264,18 +268,18 @@ impl Payments {
         format!("eip155:{}", self.config.chain_id)
     }
 
-    /// The prices of `model`: its own, or the gateway's.
-    pub fn prices(&self, model: &str) -> &Prices {
-        let short = model.split_once('/').map_or(model, |(_, name)| name);
-        self.config
-            .model_prices
-            .get(model)
-            .or_else(|| self.config.model_prices.get(short))
-            .unwrap_or(&self.config.prices)
+    /// The prices of `model`: its own, or the gateway's (also for `None`:
+    /// a call whose model is not to be known, the private path's).
+    pub fn prices(&self, model: Option<&str>) -> &Prices {
+        let own = |model: &str| {
+            let short = model.split_once('/').map_or(model, |(_, name)| name);
+            self.config.model_prices.get(model).or_else(|| self.config.model_prices.get(short))
+        };
+        model.and_then(own).unwrap_or(&self.config.prices)
     }
 
     /// The amount a client signs for to call `model`.
-    fn amount(&self, model: &str) -> U256 {
+    fn amount(&self, model: Option<&str>) -> U256 {
         let prices = self.prices(model);
         match self.config.scheme {
             Scheme::Exact => prices.per_request,
@@ -284,7 +288,7 @@ impl Payments {
     }
 
     /// The terms of a call of `model`, as an x402 `PaymentRequirements`.
-    pub fn requirements(&self, model: &str) -> Value {
+    pub fn requirements(&self, model: Option<&str>) -> Value {
         let mut extra = json!({ "name": "OpenGradient", "version": "1", "assetTransferMethod": "permit2" });
         if self.config.scheme == Scheme::Upto {
             extra["facilitatorAddress"] = json!(self.config.facilitator.address());
@@ -302,7 +306,7 @@ impl Payments {
 
     /// The body and the `PAYMENT-REQUIRED` header of a 402 for a call of
     /// `model` at `url`.
-    pub fn payment_required(&self, url: &str, model: &str, error: &str) -> (Value, String) {
+    pub fn payment_required(&self, url: &str, model: Option<&str>, error: &str) -> (Value, String) {
         let body = json!({
             "x402Version": 2,
             "error": error,
@@ -316,7 +320,7 @@ impl Payments {
     /// Decodes and checks a payment header for a call of `model` (blocking:
     /// it reads the chain). On success the payment is held until
     /// [`Payments::settle`] or [`Payments::release`].
-    pub fn verify(&self, header: &str, model: &str) -> Result<Verified, PaymentError> {
+    pub fn verify(&self, header: &str, model: Option<&str>) -> Result<Verified, PaymentError> {
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(header.trim())
             .map_err(|_| refuse("invalid_payload", "the payment header is not base64"))?;
@@ -392,7 +396,7 @@ impl Payments {
         Ok(verified)
     }
 
-    fn check_terms(&self, v: &Permit, model: &str) -> Result<(), PaymentError> {
+    fn check_terms(&self, v: &Permit, model: Option<&str>) -> Result<(), PaymentError> {
         if v.token != OPG_TOKEN {
             return Err(refuse("invalid_permit2_token", format!("the permit is for token {}, not OPG", v.token)));
         }
@@ -475,7 +479,7 @@ impl Payments {
     }
 
     /// What a call of `model` with `tokens` tokens costs (`upto`; capped).
-    pub fn charge(&self, model: &str, tokens: u64) -> U256 {
+    pub fn charge(&self, model: Option<&str>, tokens: u64) -> U256 {
         let prices = self.prices(model);
         match self.config.scheme {
             Scheme::Exact => prices.per_request,
@@ -484,10 +488,14 @@ impl Payments {
     }
 
     /// Settles `v` for `amount` through the scheme's proxy and waits for the
-    /// receipt (blocking).
+    /// receipt (blocking). A settlement that failed leaves the payment
+    /// unused (nothing moved); one mined spends its Permit2 nonce; one the
+    /// chain took but has not mined keeps the payment held here.
     pub fn settle(&self, v: &Verified, amount: U256) -> Result<Settled, PaymentError> {
         let result = self.send_settlement(v, amount);
-        self.release(v);
+        if !matches!(result, Ok(Settled { mined: false, .. })) {
+            self.release(v);
+        }
         result
     }
 
@@ -525,8 +533,15 @@ impl Payments {
                 .abi_encode(),
             ),
         };
-        let hash = self.account.send(to, data, SETTLE_GAS).map_err(|e| refuse("settlement_failed", e.to_string()))?;
-        Ok(Settled { transaction: hash, amount, payer: v.payer })
+        let (transaction, mined) = match self.account.send(to, data, SETTLE_GAS) {
+            Ok(hash) => (hash, true),
+            Err(ChainError::NotMined(hash)) => {
+                tracing::warn!(%hash, "gateway: a settlement was not mined within a minute; the answer goes out");
+                (hash, false)
+            }
+            Err(e) => return Err(refuse("settlement_failed", e.to_string())),
+        };
+        Ok(Settled { transaction, amount, payer: v.payer, mined })
     }
 
     /// The `PAYMENT-RESPONSE` header of a settled payment.

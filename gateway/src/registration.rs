@@ -25,9 +25,9 @@ use crate::ohttp::OhttpKey;
 const REGISTRATION_GAS: u64 = 3_000_000;
 /// Gas for a heartbeat.
 const HEARTBEAT_GAS: u64 = 200_000;
-/// How often the enclave's heartbeat is sent (the registry's timeout is
-/// 30 minutes of chain time).
-pub const HEARTBEAT_EVERY: Duration = Duration::from_secs(60);
+/// How often the enclave's heartbeat is sent, in wall-clock time (the
+/// registry's timeout is 30 minutes of chain time).
+pub const HEARTBEAT_PERIOD: Duration = Duration::from_secs(60);
 
 /// Why the gateway could not be registered, or keep its registration.
 #[derive(Debug, thiserror::Error)]
@@ -132,7 +132,7 @@ impl Registration {
     pub fn beat(&self) -> Result<(), RegistrationError> {
         let refused = |source| RegistrationError::Refused { step: "sending a heartbeat", source };
         let mut last = self.last_beat.lock();
-        let now = self.account.latest_timestamp().map_err(refused)?.max(*last + 1);
+        let now = self.account.latest_timestamp().map_err(refused)?.max(last.saturating_add(1));
         let call = heartbeat_call(&self.enclave, now).map_err(|e| RegistrationError::Attestation(e.to_string()))?;
         self.account.send(TEE_REGISTRY, call.to_vec(), HEARTBEAT_GAS).map_err(refused)?;
         *last = now;

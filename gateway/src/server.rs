@@ -222,7 +222,7 @@ fn reply_bytes(status: StatusCode, content_type: &'static str, body: Vec<u8>) ->
 }
 
 /// A 402 offering this gateway's terms, with `error` saying what was wrong.
-fn payment_required(payments: &Payments, resource: &str, model: &str, error: &str) -> Reply {
+fn payment_required(payments: &Payments, resource: &str, model: Option<&str>, error: &str) -> Reply {
     let (body, header) = payments.payment_required(resource, model, error);
     let mut response = reply(StatusCode::PAYMENT_REQUIRED, "application/json", body.to_string());
     if let Ok(value) = HeaderValue::from_str(&header) {
@@ -280,7 +280,7 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
                 Ok(parsed) => parsed,
                 Err(e) => return error(StatusCode::BAD_REQUEST, "invalid_request_error", e),
             };
-            match serve(&shared, &resource, &parts.headers, &parsed).await {
+            match serve(&shared, &resource, &parts.headers, &parsed, Some(&parsed.model)).await {
                 Ok(served) => {
                     let mut response = if parsed.stream {
                         reply(
@@ -295,10 +295,40 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
                     response.headers_mut().extend(served.headers);
                     response
                 }
-                Err(refused) => refused,
+                Err(refusal) => refusal.reply(),
             }
         }
         Route::Oblivious => oblivious(&shared, &resource, &parts.headers, &body).await,
+    }
+}
+
+/// Why [`serve`] did not answer.
+enum Refusal {
+    /// About the exchange, not the chat: a 402 with the payment's terms, a
+    /// header that does not parse. Said in the clear on every route.
+    Clear(Reply),
+    /// About the chat (the backend failed, the enclave could not sign):
+    /// sealed on the private path.
+    Failed {
+        /// The status.
+        status: StatusCode,
+        /// OpenAI's error type.
+        kind: &'static str,
+        /// What went wrong.
+        message: String,
+    },
+}
+
+impl Refusal {
+    fn failed(status: StatusCode, kind: &'static str, message: impl std::fmt::Display) -> Self {
+        Self::Failed { status, kind, message: message.to_string() }
+    }
+
+    fn reply(self) -> Reply {
+        match self {
+            Self::Clear(reply) => reply,
+            Self::Failed { status, kind, message } => error(status, kind, message),
+        }
     }
 }
 
@@ -312,16 +342,20 @@ struct Served {
 
 /// Runs `parsed` as `headers` ask: the payment checked before anything
 /// runs, the backend's answer signed, the payment settled, the answer's
-/// hashes posted. Whatever refuses it is the reply.
+/// hashes posted. It is priced as `priced_as` says: the model's own prices,
+/// or (`None`) the gateway's.
 async fn serve(
     shared: &Shared,
     resource: &str,
     headers: &HeaderMap,
     parsed: &openai::GatewayRequest,
-) -> Result<Served, Reply> {
+    priced_as: Option<&str>,
+) -> Result<Served, Refusal> {
     let settlement_type =
         SettlementType::from_header(headers.get(data_settlement::SETTLEMENT_TYPE).and_then(|v| v.to_str().ok()))
-            .map_err(|e| error(StatusCode::BAD_REQUEST, "invalid_request_error", e))?;
+            .map_err(|e| Refusal::Clear(error(StatusCode::BAD_REQUEST, "invalid_request_error", e)))?;
+    let required =
+        |payments: &Payments, why: &str| Refusal::Clear(payment_required(payments, resource, priced_as, why));
     let paid_with = [payment::PAYMENT_SIGNATURE, payment::X_PAYMENT]
         .iter()
         .find_map(|name| headers.get(*name))
@@ -330,27 +364,25 @@ async fn serve(
     // the answer is ready.
     let verified = match (&shared.payments, paid_with) {
         (None, _) => None,
-        (Some(payments), None) => return Err(payment_required(payments, resource, &parsed.model, "Payment required")),
+        (Some(payments), None) => return Err(required(payments, "Payment required")),
         (Some(payments), Some(header)) => {
             let checking = Arc::clone(payments);
-            let model = parsed.model.clone();
-            match tokio::task::spawn_blocking(move || checking.verify(&header, &model)).await {
+            let model = priced_as.map(str::to_owned);
+            match tokio::task::spawn_blocking(move || checking.verify(&header, model.as_deref())).await {
                 Ok(Ok(verified)) => Some(verified),
-                Ok(Err(e)) => return Err(payment_required(payments, resource, &parsed.model, &e.to_string())),
-                Err(e) => {
-                    return Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("verifying: {e}")));
-                }
+                Ok(Err(e)) => return Err(required(payments, &e.to_string())),
+                Err(e) => return Err(Refusal::failed(StatusCode::INTERNAL_SERVER_ERROR, "server_error", e)),
             }
         }
     };
     let answer = match ask(shared, parsed).await {
         Ok(answer) => answer,
-        Err(reply) => {
+        Err(refusal) => {
             // Nothing is charged for a request that was not answered.
             if let (Some(payments), Some(v)) = (&shared.payments, &verified) {
                 payments.release(v);
             }
-            return Err(reply);
+            return Err(refusal);
         }
     };
     // The answer is in: the enclave signs it while the payment settles
@@ -360,7 +392,7 @@ async fn serve(
     let settling = async {
         let (Some(payments), Some(v)) = (&shared.payments, verified) else { return Ok(HeaderMap::new()) };
         let settling = Arc::clone(payments);
-        let amount = payments.charge(&parsed.model, openai::tokens_of(parsed, &answer));
+        let amount = payments.charge(priced_as, openai::tokens_of(parsed, &answer));
         let mut out = HeaderMap::new();
         match tokio::task::spawn_blocking(move || settling.settle(&v, amount)).await {
             Ok(Ok(settled)) => {
@@ -372,8 +404,8 @@ async fn serve(
                 }
                 Ok(out)
             }
-            Ok(Err(e)) => Err(payment_required(payments, resource, &parsed.model, &e.to_string())),
-            Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}"))),
+            Ok(Err(e)) => Err(required(payments, &e.to_string())),
+            Err(e) => Err(Refusal::failed(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("settling: {e}"))),
         }
     };
     let (attestation, settled) = tokio::join!(attest(shared, parsed, &answer), settling);
@@ -432,20 +464,12 @@ async fn oblivious(shared: &Shared, resource: &str, headers: &HeaderMap, body: &
         Ok(parsed) => parsed,
         Err(e) => return sealed_error(StatusCode::BAD_REQUEST, e.to_string()),
     };
-    let served = match serve(shared, resource, headers, &parsed).await {
+    // Priced as the gateway, never as the model: the relay that pays cannot
+    // see the model, and a price of its own would tell it.
+    let served = match serve(shared, resource, headers, &parsed, None).await {
         Ok(served) => served,
-        Err(refused) if refused.status() == StatusCode::PAYMENT_REQUIRED => return refused,
-        Err(refused) => {
-            let status = refused.status();
-            let message = match refused.into_body().collect().await {
-                Ok(body) => serde_json::from_slice::<Value>(&body.to_bytes())
-                    .ok()
-                    .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
-                    .unwrap_or_default(),
-                Err(never) => match never {},
-            };
-            return sealed_error(status, message);
-        }
+        Err(Refusal::Clear(reply)) => return reply,
+        Err(Refusal::Failed { status, message, .. }) => return sealed_error(status, message),
     };
     let mut response = if parsed.stream {
         let events = openai::events(&parsed, &served.answer, &served.attestation);
@@ -490,11 +514,11 @@ async fn flush_batches(settlement: Arc<DataSettlement>) {
 }
 
 /// The backend's answer to `parsed`.
-async fn ask(shared: &Shared, parsed: &openai::GatewayRequest) -> Result<Answer, Reply> {
+async fn ask(shared: &Shared, parsed: &openai::GatewayRequest) -> Result<Answer, Refusal> {
     // A backend call blocks for as long as the backend takes: on the
     // blocking pool, a bounded number at once.
     let Ok(_slot) = shared.slots.acquire().await else {
-        return Err(error(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the gateway is stopping"));
+        return Err(Refusal::failed(StatusCode::SERVICE_UNAVAILABLE, "server_error", "the gateway is stopping"));
     };
     let backend = Arc::clone(&shared.backend);
     let llm = parsed.llm.clone();
@@ -503,7 +527,7 @@ async fn ask(shared: &Shared, parsed: &openai::GatewayRequest) -> Result<Answer,
         Ok(Err(e)) => Err(backend_error(&e)),
         Err(e) => {
             tracing::error!(%e, "gateway: the backend call panicked");
-            Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the backend call failed"))
+            Err(Refusal::failed(StatusCode::INTERNAL_SERVER_ERROR, "server_error", "the backend call failed"))
         }
     }
 }
@@ -513,7 +537,7 @@ async fn attest(
     shared: &Shared,
     parsed: &openai::GatewayRequest,
     answer: &Answer,
-) -> Result<nml_runtime::tee::Attestation, Reply> {
+) -> Result<nml_runtime::tee::Attestation, Refusal> {
     let timestamp = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or_default();
     let enclave = Arc::clone(&shared.enclave);
     // A faulty enclave signs another output, or misdates its signature.
@@ -521,14 +545,18 @@ async fn attest(
     let request_hash = parsed.request_hash;
     match tokio::task::spawn_blocking(move || enclave.attest(request_hash, output_hash, timestamp)).await {
         Ok(Ok(attestation)) => Ok(attestation),
-        Ok(Err(e)) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}"))),
-        Err(e) => Err(error(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}"))),
+        Ok(Err(e)) => {
+            Err(Refusal::failed(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}")))
+        }
+        Err(e) => {
+            Err(Refusal::failed(StatusCode::INTERNAL_SERVER_ERROR, "server_error", format!("signing failed: {e}")))
+        }
     }
 }
 
 /// The status of a backend failure: the client's fault (400, 404), or the
 /// backend's (502, 504).
-fn backend_error(e: &LlmError) -> Reply {
+fn backend_error(e: &LlmError) -> Refusal {
     let (status, kind) = match e {
         LlmError::InvalidMode { .. } | LlmError::Refused { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error"),
         LlmError::UnknownModel { .. } => (StatusCode::NOT_FOUND, "invalid_request_error"),
@@ -538,7 +566,7 @@ fn backend_error(e: &LlmError) -> Reply {
         | LlmError::NotRecorded { .. }
         | LlmError::Cassette { .. } => (StatusCode::BAD_GATEWAY, "server_error"),
     };
-    error(status, kind, e)
+    Refusal::failed(status, kind, e)
 }
 
 /// The enclave's signing key: its id, DER (hex) and PEM.

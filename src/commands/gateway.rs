@@ -12,7 +12,7 @@ use std::sync::Arc;
 use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_gateway::chain::ChainAccount;
 use nml_gateway::ohttp::OhttpKey;
-use nml_gateway::registration::{HEARTBEAT_EVERY, Registration};
+use nml_gateway::registration::{HEARTBEAT_PERIOD, Registration};
 use nml_gateway::server::OHTTP_PATH;
 use nml_gateway::{Gateway, GatewayConfig, TlsIdentity};
 use nml_runtime::chain::dev_accounts;
@@ -182,7 +182,7 @@ fn operator(rpc_url: &str, chain_id: u64, key_env: Option<&str>) -> miette::Resu
 /// Keeps the registration active: a heartbeat every minute; one that fails
 /// is logged and the next one tries again.
 async fn heartbeats(registration: Arc<Registration>) {
-    let mut every = tokio::time::interval(HEARTBEAT_EVERY);
+    let mut every = tokio::time::interval(HEARTBEAT_PERIOD);
     every.tick().await;
     loop {
         every.tick().await;

@@ -136,6 +136,12 @@ impl PaymentArgs {
     /// a warning, where that fails).
     pub fn on_chain(&self, rpc_url: &str, enclave: &Enclave, table: Option<&GatewayTable>) -> miette::Result<OnChain> {
         let table = table.cloned().unwrap_or_default();
+        if self.price.is_none() && table.price.is_none() && !table.models.is_empty() {
+            return Err(miette!(
+                help = "set `price` in [gateway] (or pass --price): models priced apart need a gateway that asks to be paid",
+                "nml.toml prices models in [gateway.models] but asks no price"
+            ));
+        }
         let chain_id = rpc_client::call(rpc_url, "eth_chainId", json!([])).map_err(|e| miette!("{rpc_url}: {e}"))?;
         let chain_id = chain_id
             .as_str()

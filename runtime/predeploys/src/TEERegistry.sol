@@ -57,6 +57,8 @@ contract TEERegistry is Roles {
     uint256 public constant MAX_HEARTBEAT_AGE = 1 hours;
     uint256 public constant MAX_HEARTBEAT_AHEAD = 5 minutes;
     ITEEVerifier public constant VERIFIER = TEE_VERIFIER;
+    /// What an OHTTP key configuration's signed message starts with.
+    bytes32 public constant OHTTP_CONFIG_TAG = keccak256("TEERegistry.OhttpConfig");
 
     bool private initialized;
     bytes public rootCertificate;
@@ -173,7 +175,9 @@ contract TEERegistry is Roles {
     /// @notice Publishes the TEE's Oblivious HTTP key configuration (RFC 9458
     ///         §3.1: key id, KEM, public key, then KDF/AEAD pairs; the first
     ///         pair is recorded), signed by the enclave: RSA-PSS over
-    ///         `keccak256(abi.encodePacked(teeId, keyConfig))`, so no operator
+    ///         `keccak256(abi.encodePacked(OHTTP_CONFIG_TAG, teeId, keyConfig))`
+    ///         (the tag keeps it apart from every other message the enclave
+    ///         signs), so no operator
     ///         can put a key of its own in front of the enclave's. Only
     ///         DHKEM(X25519, HKDF-SHA256) keys (32 bytes).
     function setOhttpConfig(bytes32 teeId, bytes calldata keyConfig, bytes calldata signature) external {
@@ -185,7 +189,7 @@ contract TEERegistry is Roles {
         require(kemId == 0x0020, "TEERegistry: OHTTP KEM is not X25519");
         uint256 suites = uint16(bytes2(keyConfig[35:37]));
         require(suites >= 4 && suites % 4 == 0 && keyConfig.length == 37 + suites, "TEERegistry: malformed OHTTP key config");
-        bytes32 message = keccak256(abi.encodePacked(teeId, keyConfig));
+        bytes32 message = keccak256(abi.encodePacked(OHTTP_CONFIG_TAG, teeId, keyConfig));
         require(VERIFIER.verifyRSAPSS(tee.publicKey, message, signature), "TEERegistry: bad OHTTP config signature");
         uint8 keyId = uint8(keyConfig[0]);
         tee.ohttpConfig = OhttpConfig({

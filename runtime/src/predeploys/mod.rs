@@ -216,7 +216,8 @@ pub fn llm_proxy_registration(
         ),
     ];
     if let Some(key_config) = ohttp_key_config {
-        let message = keccak256([enclave.id().as_slice(), &key_config].concat());
+        let tag = keccak256("TEERegistry.OhttpConfig");
+        let message = keccak256([tag.as_slice(), enclave.id().as_slice(), &key_config].concat());
         let signature = enclave.sign(message.as_slice())?;
         calls.push(SystemCall::new(
             TEE_REGISTRY,
