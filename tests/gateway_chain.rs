@@ -1,10 +1,16 @@
-//! The gateway's refusals of bad payments, against a real devnet (the OPG
-//! token, Permit2 and x402's proxies predeployed) served over JSON-RPC:
-//! every refusal is a 402 with x402's reason, nothing is charged for it,
-//! nothing is charged twice, and a backend that fails after the payment was
-//! verified charges nothing — the payment is released unsettled, and the
-//! same signed payment pays for the next request. The backend is a test
-//! double; the clients' side is `payment_header` (what x402 clients sign).
+//! The gateway against a real devnet (the OPG token, Permit2, x402's
+//! proxies and the TEE registry predeployed) served over JSON-RPC.
+//!
+//! Payments: every refusal is a 402 with x402's reason, nothing is charged
+//! for it, nothing is charged twice, and a backend that fails after the
+//! payment was verified charges nothing — the payment is released
+//! unsettled, and the same signed payment pays for the next request. The
+//! backend is a test double; the clients' side is `payment_header` (what
+//! x402 clients sign).
+//!
+//! Registration: the gateway registers its enclave over JSON-RPC, a second
+//! registration at the same endpoint keeps it, another endpoint is refused,
+//! and each heartbeat moves the registry's `lastHeartbeatAt`.
 
 use std::sync::Arc;
 
@@ -179,4 +185,52 @@ fn with(terms: &Value, key: &str, value: Value) -> Value {
     let mut changed = terms.clone();
     changed[key] = value;
     changed
+}
+
+#[test]
+fn the_gateway_registers_over_json_rpc_and_keeps_its_heartbeat() {
+    use nml_gateway::chain::ChainAccount;
+    use nml_gateway::ohttp::OhttpKey;
+    use nml_gateway::registration::{Registration, RegistrationError};
+    use nml_runtime::predeploys::{ITEERegistry, TEE_REGISTRY};
+    use nml_runtime::tee::{GATEWAY_ENCLAVE, nitro};
+
+    let s = setup();
+    let rpc = s.payments.config().rpc_url.clone();
+    let account = |i: usize| Arc::new(ChainAccount::new(rpc.clone(), 31337, dev_accounts(10)[i].signer.clone()));
+    let enclave = Enclave::from_seed(0, GATEWAY_ENCLAVE).unwrap();
+    let (certificate, _) = nitro::self_signed_tls(0, GATEWAY_ENCLAVE).unwrap();
+    let ohttp = OhttpKey::from_seed(0, GATEWAY_ENCLAVE);
+    let register = |endpoint: &str| {
+        Registration::register(
+            &account(0),
+            account(8),
+            Arc::clone(&enclave),
+            (0, GATEWAY_ENCLAVE),
+            &certificate,
+            endpoint,
+            &ohttp,
+        )
+    };
+    let info = || {
+        let call = ITEERegistry::getTEECall { teeId: enclave.id() }.abi_encode();
+        let out = s.devnet.call(TransactionRequest::default().to(TEE_REGISTRY).input(call.into()), None, None).unwrap();
+        ITEERegistry::getTEECall::abi_decode_returns(&out).unwrap()
+    };
+
+    let registration = register("https://127.0.0.1:9443").unwrap();
+    let registered = info();
+    assert_eq!(registered.endpoint, "https://127.0.0.1:9443");
+    assert_eq!(registered.teeType, 0, "an LLM proxy");
+    assert_eq!(registered.ohttpConfig.publicKey[..], ohttp.public_key()[..]);
+    // Registering again at the same endpoint keeps it; another is refused.
+    assert!(register("https://127.0.0.1:9443").is_ok());
+    assert!(matches!(register("https://127.0.0.1:9999"), Err(RegistrationError::RegisteredElsewhere { .. })));
+    // Each heartbeat is newer than the last.
+    registration.beat().unwrap();
+    let first = info().lastHeartbeatAt;
+    assert!(first > registered.lastHeartbeatAt, "{first} after {}", registered.lastHeartbeatAt);
+    registration.beat().unwrap();
+    assert!(info().lastHeartbeatAt > first);
+    s.runtime.block_on(s.gateway.stop());
 }
