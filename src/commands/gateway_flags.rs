@@ -256,3 +256,38 @@ pub fn banner(config: &GatewayConfig) -> String {
         }
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn table(text: &str) -> miette::Result<Option<GatewayTable>> {
+        GatewayTable::from_toml(Some(&text.parse::<toml::Table>().expect("toml")))
+    }
+
+    #[test]
+    fn the_gateway_table_reads_prices_and_models_priced_apart() {
+        let parsed = table(
+            "scheme = \"exact\"\nprice = \"0.002\"\n[models.\"claude-haiku-4-5\"]\nprice = \"0.003\"\ncap = \"1\"\n",
+        )
+        .expect("parses")
+        .expect("a table");
+        assert_eq!(parsed.scheme, Some(SchemeArg::Exact));
+        assert_eq!(parsed.price.as_deref(), Some("0.002"));
+        let own = &parsed.models["claude-haiku-4-5"];
+        assert_eq!(
+            (own.price.as_deref(), own.cap.as_deref(), own.price_per_token.as_deref()),
+            (Some("0.003"), Some("1"), None)
+        );
+        assert_eq!(opg("price", "0.003").expect("an amount"), U256::from(3_000_000_000_000_000u64));
+        assert_eq!(DEFAULT_CAP, opg("cap", "0.1").expect("an amount"));
+    }
+
+    #[test]
+    fn a_key_the_table_does_not_have_is_an_error_that_names_it() {
+        let e = table("prices = \"1\"\n").expect_err("refused").to_string();
+        assert!(e.contains("[gateway]") && e.contains("prices"), "{e}");
+        let e = table("scheme = \"later\"\n").expect_err("refused").to_string();
+        assert!(e.contains("later"), "{e}");
+    }
+}
