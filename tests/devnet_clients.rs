@@ -218,6 +218,15 @@ impl Node {
         panic!("nml {} did not report its address within 60 s", args[0]);
     }
 
+    /// The URL of the gateway a devnet started with `--gateway` serves.
+    fn gateway_url(&self) -> String {
+        self.banner
+            .iter()
+            .find_map(|line| line.strip_prefix("Gateway on ").and_then(|rest| rest.split_whitespace().next()))
+            .expect("the devnet's banner names its gateway")
+            .to_owned()
+    }
+
     /// Stops the node with SIGTERM (as Ctrl-C would) and waits for it.
     fn terminate(mut self) -> ExitStatus {
         let pid = self.child.id().to_string();
@@ -934,12 +943,7 @@ fn opengradients_sdk_pays_the_gateway_with_x402_on_the_devnet() {
     }
     // The upto gateway is the devnet's own (`nml devnet --gateway`).
     let devnet = Node::start(&["--chain-id", "8453", "--gateway", "0", "--price", "0.001"]);
-    let upto = devnet
-        .banner
-        .iter()
-        .find_map(|line| line.strip_prefix("Gateway on ").and_then(|rest| rest.split_whitespace().next()))
-        .expect("the devnet's banner names its gateway")
-        .to_owned();
+    let upto = devnet.gateway_url();
     let gateway =
         |extra: &[&str]| Node::spawn(&[&["gateway", "--port", "0", "--rpc-url", devnet.url.as_str()], extra].concat());
     let exact = gateway(&["--scheme", "exact", "--price", "0.002"]);
@@ -1007,12 +1011,7 @@ fn x402s_reference_client_pays_the_gateway() {
         return;
     }
     let devnet = Node::start(&["--chain-id", "8453", "--gateway", "0", "--gateway-http", "--price", "0.001"]);
-    let upto = devnet
-        .banner
-        .iter()
-        .find_map(|line| line.strip_prefix("Gateway on ").and_then(|rest| rest.split_whitespace().next()))
-        .expect("the devnet's banner names its gateway")
-        .to_owned();
+    let upto = devnet.gateway_url();
     // The exact gateway's prices come from a project's [gateway] table: one
     // model priced apart.
     let project = tempfile::tempdir().expect("tempdir");

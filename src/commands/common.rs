@@ -200,3 +200,39 @@ pub async fn shutdown_signal() {
         () = terminate => {}
     }
 }
+
+/// A private key (hex), as `from` names where it came from.
+pub fn parse_key(key: &str, from: &str) -> miette::Result<alloy_signer_local::PrivateKeySigner> {
+    key.trim().parse().map_err(|_| miette!("{from} is not a private key (64 hex digits)"))
+}
+
+/// The private key in the environment variable `var`, which `flag` named.
+pub fn key_from_env(flag: &str, var: &str) -> miette::Result<alloy_signer_local::PrivateKeySigner> {
+    let key = std::env::var(var).map_err(|_| miette!("{flag}: the variable {var} is not set"))?;
+    parse_key(&key, &format!("{flag}: ${var}"))
+}
+
+/// The key in `$VAR` when `flag` named one, else the devnet's dev account
+/// `index`.
+pub fn key_or_dev_account(
+    flag: &str,
+    var: Option<&str>,
+    index: usize,
+) -> miette::Result<alloy_signer_local::PrivateKeySigner> {
+    match var {
+        Some(var) => key_from_env(flag, var),
+        None => nml_runtime::chain::dev_accounts(index + 1)
+            .pop()
+            .map(|a| a.signer)
+            .ok_or_else(|| miette!("no dev account {index}")),
+    }
+}
+
+/// Where a client reaches a server listening on `addr`: 127.0.0.1 for an
+/// unspecified address (`0.0.0.0`).
+pub fn reachable(addr: std::net::SocketAddr) -> std::net::SocketAddr {
+    match addr.ip().is_unspecified() {
+        true => std::net::SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), addr.port()),
+        false => addr,
+    }
+}

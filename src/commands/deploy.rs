@@ -31,7 +31,7 @@ use nml_compiler::{Frontend, build};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use super::common::{print_diagnostics, read_remote_signatures, solc_for};
+use super::common::{key_from_env, parse_key, print_diagnostics, read_remote_signatures, solc_for};
 use nml_runtime::fork::{ForkConfig, ForkSource};
 use nml_runtime::rpc_client::{self as client, Retry};
 use nml_runtime::{Devnet, DevnetConfig};
@@ -362,15 +362,11 @@ fn init_code(contract: &Deployable, values: &[String]) -> miette::Result<Vec<u8>
 
 /// The deployer's key, from wherever the flags say.
 fn signer(args: &DeployArgs) -> miette::Result<PrivateKeySigner> {
-    let parse = |key: &str, from: &str| {
-        key.trim().parse::<PrivateKeySigner>().map_err(|_| miette!("{from} is not a private key (64 hex digits)"))
-    };
     if let Some(key) = &args.private_key {
-        return parse(key, "--private-key");
+        return parse_key(key, "--private-key");
     }
     if let Some(var) = &args.private_key_env {
-        let key = std::env::var(var).map_err(|_| miette!("--private-key-env: the variable {var} is not set"))?;
-        return parse(&key, var);
+        return key_from_env("--private-key-env", var);
     }
     let Some(keystore) = &args.keystore else {
         return Err(miette!("no key: pass --private-key, --private-key-env VAR or --keystore FILE"));

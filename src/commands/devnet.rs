@@ -17,7 +17,8 @@ use nml_runtime::tee::{Enclaves, Fault};
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
 
 use super::common::{
-    project_remote_models, read_remote_signatures, register_project_models, shutdown_signal, with_remote_models,
+    project_remote_models, reachable, read_remote_signatures, register_project_models, shutdown_signal,
+    with_remote_models,
 };
 use super::fork_flags::ForkArgs;
 use super::gateway_flags::{GatewayTable, PaymentArgs, banner as gateway_banner};
@@ -391,8 +392,7 @@ async fn start_gateway(
             Some(nml_gateway::TlsIdentity { certificate: certificate.to_vec(), private_key })
         }
     };
-    let host = if rpc.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { rpc.ip() };
-    let url = format!("http://{}", SocketAddr::new(host, rpc.port()));
+    let url = format!("http://{}", reachable(rpc));
     let payment = args.gateway_payment.clone();
     let signer = Arc::clone(&enclave);
     let prices = args.project.as_deref().map(GatewayTable::of_project).transpose()?.flatten();
@@ -417,10 +417,7 @@ async fn start_gateway(
         .await
         .into_diagnostic()
         .wrap_err_with(|| format!("the gateway cannot listen on port {port}"))?;
-    let served = gateway.local_addr;
-    let host = if served.ip().is_unspecified() { std::net::IpAddr::from([127, 0, 0, 1]) } else { served.ip() };
-    let endpoint =
-        format!("{}://{}", if tls.is_some() { "https" } else { "http" }, SocketAddr::new(host, served.port()));
+    let endpoint = format!("{}://{}", if tls.is_some() { "https" } else { "http" }, reachable(gateway.local_addr));
     let registered = match tls {
         Some(tls) => {
             let devnet = Arc::clone(devnet);

@@ -15,10 +15,9 @@ use nml_gateway::ohttp::OhttpKey;
 use nml_gateway::registration::{HEARTBEAT_PERIOD, Registration};
 use nml_gateway::server::OHTTP_PATH;
 use nml_gateway::{Gateway, GatewayConfig, TlsIdentity};
-use nml_runtime::chain::dev_accounts;
 use nml_runtime::tee::{Enclave, Fault, Faults, GATEWAY_ENCLAVE, nitro};
 
-use super::common::shutdown_signal;
+use super::common::{key_or_dev_account, reachable, shutdown_signal};
 use super::gateway_flags::{GatewayTable, PaymentArgs, banner};
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
@@ -129,9 +128,7 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
         println!("nml gateway v{}\n{banner}", env!("CARGO_PKG_VERSION"));
         let registration = match (tls, &args.rpc_url, on_chain.account) {
             (Some(tls), Some(url), Some(account)) => {
-                let served = gateway.local_addr;
-                let host = if served.ip().is_unspecified() { IpAddr::V4(Ipv4Addr::LOCALHOST) } else { served.ip() };
-                let endpoint = format!("https://{}", SocketAddr::new(host, served.port()));
+                let endpoint = format!("https://{}", reachable(gateway.local_addr));
                 let operator = operator(url, account.chain_id(), args.operator_key_env.as_deref())?;
                 let (seed, registering) = (args.tee_seed, endpoint.clone());
                 let registration = tokio::task::spawn_blocking(move || {
@@ -168,14 +165,7 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
 
 /// The registry's operator: the key in `$VAR`, or the devnet's dev account 0.
 fn operator(rpc_url: &str, chain_id: u64, key_env: Option<&str>) -> miette::Result<ChainAccount> {
-    let signer = match key_env {
-        Some(var) => std::env::var(var)
-            .map_err(|_| miette!("--operator-key-env: ${var} is not set"))?
-            .trim()
-            .parse()
-            .map_err(|_| miette!("--operator-key-env: ${var} is not a private key"))?,
-        None => dev_accounts(1).pop().map(|a| a.signer).ok_or_else(|| miette!("no dev account"))?,
-    };
+    let signer = key_or_dev_account("--operator-key-env", key_env, 0)?;
     Ok(ChainAccount::new(rpc_url.to_owned(), chain_id, signer))
 }
 

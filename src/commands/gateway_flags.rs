@@ -5,11 +5,12 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, U256};
-use alloy_signer_local::PrivateKeySigner;
 use miette::miette;
 use nml_gateway::chain::ChainAccount;
 use nml_gateway::{DataSettlement, GatewayConfig, PaymentConfig, Payments, Prices, Scheme};
 use nml_runtime::chain::dev_accounts;
+
+use super::common::key_or_dev_account;
 use nml_runtime::predeploys::{payment_address, payments};
 use nml_runtime::rpc_client;
 use nml_runtime::tee::Enclave;
@@ -147,14 +148,7 @@ impl PaymentArgs {
             .as_str()
             .and_then(|s| u64::from_str_radix(s.trim_start_matches("0x"), 16).ok())
             .ok_or_else(|| miette!("{rpc_url}: eth_chainId answered {chain_id}"))?;
-        let facilitator: PrivateKeySigner = match &self.facilitator_key_env {
-            Some(var) => std::env::var(var)
-                .map_err(|_| miette!("--facilitator-key-env: ${var} is not set"))?
-                .trim()
-                .parse()
-                .map_err(|_| miette!("--facilitator-key-env: ${var} is not a private key"))?,
-            None => dev_accounts(10).pop().map(|a| a.signer).ok_or_else(|| miette!("no dev account"))?,
-        };
+        let facilitator = key_or_dev_account("--facilitator-key-env", self.facilitator_key_env.as_deref(), 9)?;
         let payments = match self.price.as_ref().or(table.price.as_ref()) {
             Some(price) => {
                 let code = rpc_client::call(rpc_url, "eth_getCode", json!([payments::OPG_TOKEN, "latest"]))
