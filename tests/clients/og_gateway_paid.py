@@ -37,16 +37,8 @@ import opengradient as og  # noqa: E402
 from eth_account import Account  # noqa: E402
 from web3 import Web3  # noqa: E402
 from x402.http.utils import decode_payment_required_header, encode_payment_signature_header  # noqa: E402
+from opg import ERC20, OPG, PERMIT2  # noqa: E402
 
-OPG = "0xFbC2051AE2265686a469421b2C5A2D5462FbF5eB"
-PERMIT2 = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
-ERC20 = [
-    {"name": "balanceOf", "type": "function", "stateMutability": "view",
-     "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]},
-    {"name": "allowance", "type": "function", "stateMutability": "view",
-     "inputs": [{"name": "a", "type": "address"}, {"name": "b", "type": "address"}],
-     "outputs": [{"name": "", "type": "uint256"}]},
-]
 RELAY = "0x0000000000000000000000000000000000005E77"
 RELAY_ABI = [
     {"name": "isSettled", "type": "function", "stateMutability": "view",

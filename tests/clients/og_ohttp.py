@@ -33,11 +33,9 @@ from opengradient.client.tee_ohttp_client import RelayError  # noqa: E402
 from opengradient.client.tee_registry import build_ssl_context_from_der  # noqa: E402
 from web3 import Web3  # noqa: E402
 from x402.http.utils import decode_payment_required_header, encode_payment_signature_header  # noqa: E402
+from opg import ERC20, OPG  # noqa: E402
 
 REGISTRY = "0x703cB174AEadB35D611858369B4b1111dC9Abda6"
-OPG = "0xFbC2051AE2265686a469421b2C5A2D5462FbF5eB"
-BALANCE = [{"name": "balanceOf", "type": "function", "stateMutability": "view",
-            "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]}]
 MESSAGES = [{"role": "user", "content": "Tell no one: what does a devnet do?"}]
 
 
@@ -93,7 +91,7 @@ def main(devnet, key):
         return {"PAYMENT-SIGNATURE": encode_payment_signature_header(payload)}
 
     web3 = Web3(Web3.HTTPProvider(devnet))
-    token = web3.eth.contract(address=OPG, abi=BALANCE)
+    token = web3.eth.contract(address=OPG, abi=ERC20)
     payer = web3.eth.account.from_key(key).address
     before = token.functions.balanceOf(payer).call()
 

@@ -29,16 +29,8 @@ from x402.http import x402HTTPClientSync
 from x402.http.clients import wrapRequestsWithPayment
 from x402.mechanisms.evm.exact import ExactEvmScheme
 from x402.mechanisms.evm.upto import UptoEvmScheme
+from opg import ERC20, OPG, PERMIT2
 
-OPG = "0xFbC2051AE2265686a469421b2C5A2D5462FbF5eB"
-PERMIT2 = "0x000000000022D473030F116dDEE9F6B43aC78BA3"
-ERC20 = [
-    {"name": "balanceOf", "type": "function", "stateMutability": "view",
-     "inputs": [{"name": "a", "type": "address"}], "outputs": [{"name": "", "type": "uint256"}]},
-    {"name": "approve", "type": "function", "stateMutability": "nonpayable",
-     "inputs": [{"name": "s", "type": "address"}, {"name": "v", "type": "uint256"}],
-     "outputs": [{"name": "", "type": "bool"}]},
-]
 CHAT = {"model": "claude-haiku-4-5", "messages": [{"role": "user", "content": "Who pays?"}], "max_tokens": 16}
 
 
