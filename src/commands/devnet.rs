@@ -220,7 +220,7 @@ fn alloy_balance(ether: u64) -> nml_runtime::chain::U256 {
 
 /// The executor and registry of `nml devnet`: ONNX Runtime (provisioned
 /// into nml's cache on first use) with the models of every `--models` folder.
-pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
+pub fn inference_setup(args: &DevnetArgs) -> miette::Result<(InferenceSetup, Option<GatewayTable>)> {
     let library = onnxruntime::resolve(true).map_err(|e| miette!("{e}"))?.path;
     let timeout = Duration::try_from_secs_f64(args.inference_timeout)
         .ok()
@@ -242,12 +242,13 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
     for dir in &args.models {
         onnx.registry().load_dir(dir).map_err(|e| miette!("cannot register the models of {}: {e}", dir.display()))?;
     }
-    let mut llm_table = None;
+    let (mut llm_table, mut prices) = (None, None);
     let mut root = std::env::current_dir().map_err(|e| miette!("the current directory: {e}"))?;
     if let Some(path) = &args.project {
         let mut project = nml_compiler::project::Project::open(path).map_err(|e| miette!("{e}"))?;
         read_remote_signatures(&mut project)?;
         llm_table = project.config.llm.clone();
+        prices = GatewayTable::from_toml(project.config.gateway.as_ref())?;
         root.clone_from(&project.root);
         let fe = nml_compiler::Frontend::run(project);
         register_project_models(onnx.registry(), &fe)?;
@@ -280,7 +281,7 @@ pub fn inference_setup(args: &DevnetArgs) -> miette::Result<InferenceSetup> {
         batch_idle_secs: args.batch_idle,
         batch_age_secs: args.batch_age,
     };
-    Ok(InferenceSetup { executor, llm: llm.backend, registry, pipe, enclaves, settlement })
+    Ok((InferenceSetup { executor, llm: llm.backend, registry, pipe, enclaves, settlement }, prices))
 }
 
 /// Runs the devnet until Ctrl-C or SIGTERM.
@@ -293,11 +294,12 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
     let started = if args.no_inference {
         Devnet::new(config)
     } else {
-        let setup = inference_setup(&args)?;
+        let (setup, prices) = inference_setup(&args)?;
         llm = Some(SharedLlm {
             backend: Arc::clone(&setup.llm),
             concurrency: setup.pipe.llm_concurrency,
             faults: setup.enclaves.shared_faults(),
+            prices,
         });
         Devnet::with_inference(config, setup)
     };
@@ -325,11 +327,13 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
 }
 
 /// What the gateway of `--gateway` shares with the devnet: its LLM backend
-/// (and how many calls it may make at once), and its enclaves' faults.
+/// (and how many calls it may make at once), its enclaves' faults, and the
+/// project's `[gateway]` prices.
 struct SharedLlm {
     backend: Arc<dyn nml_runtime::llm::LlmBackend>,
     concurrency: usize,
     faults: Arc<nml_runtime::tee::Faults>,
+    prices: Option<GatewayTable>,
 }
 
 async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: Option<SharedLlm>) -> miette::Result<ExitCode> {
@@ -395,7 +399,7 @@ async fn start_gateway(
     let url = format!("http://{}", reachable(rpc));
     let payment = args.gateway_payment.clone();
     let signer = Arc::clone(&enclave);
-    let prices = args.project.as_deref().map(GatewayTable::of_project).transpose()?.flatten();
+    let prices = shared.prices;
     // The facilitator reads this devnet over JSON-RPC, which this runtime serves.
     let on_chain = tokio::task::spawn_blocking(move || payment.on_chain(&url, &signer, prices.as_ref()))
         .await

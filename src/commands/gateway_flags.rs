@@ -78,12 +78,6 @@ pub struct ModelPrices {
 }
 
 impl GatewayTable {
-    /// The `[gateway]` table of the project at `path` (none without one).
-    pub fn of_project(path: &std::path::Path) -> miette::Result<Option<Self>> {
-        let project = nml_compiler::project::Project::open(path).map_err(|e| miette!("{e}"))?;
-        Self::from_toml(project.config.gateway.as_ref())
-    }
-
     /// Parses the table.
     pub fn from_toml(table: Option<&toml::Table>) -> miette::Result<Option<Self>> {
         table.map(|t| t.clone().try_into::<Self>().map_err(|e| miette!("nml.toml [gateway]: {e}"))).transpose()
