@@ -27,7 +27,10 @@
 //! 6. client floor: two `eth_chainId` round trips per "transaction", 2,000:
 //!    the ceiling of this client and the node's HTTP stack;
 //! 7. memory: nml's RSS after each of 5 repeats of row 4's work between
-//!    `evm_snapshot` and `evm_revert`.
+//!    `evm_snapshot` and `evm_revert`;
+//! 8. row 4's 10,000 transfers sent in JSON-RPC batches of 100 calls (how
+//!    ethers v6 sends the transactions a program sends at once), then one
+//!    `evm_mine`.
 //!
 //! Settings: `NML_BENCH_ROWS=1,2,6` (default: all), `NML_BENCH_SCALE=0.1`
 //! (sizes × scale), `NML_BENCH_RUNS=N`, `NML_BENCH_NO_HARDHAT=1`,
@@ -58,6 +61,9 @@ const HARDHAT_VERSION: &str = "2.29.1";
 const WARM_UP: usize = 200;
 /// Senders of row 4's batch.
 const BATCH_SENDERS: usize = 10;
+/// Calls per JSON-RPC batch in row 8 (ethers v6's `batchMaxCount`: how it
+/// sends transactions a program sends at once).
+const RPC_BATCH: usize = 100;
 
 fn main() {
     if let Ok(mode) = std::env::var(CLIENT_ENV) {
@@ -87,6 +93,24 @@ struct Conn {
 /// The whole request (headers and body) of one JSON-RPC call.
 fn request(addr: &str, method: &str, params: &str) -> Vec<u8> {
     let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
+    format!(
+        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// One HTTP request carrying a JSON-RPC batch: an `eth_sendRawTransaction`
+/// per transaction.
+fn batch_request(addr: &str, txs: &[Prepared]) -> Vec<u8> {
+    let calls: Vec<String> = txs
+        .iter()
+        .enumerate()
+        .map(|(i, tx)| {
+            format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"eth_sendRawTransaction","params":["{}"]}}"#, tx.raw)
+        })
+        .collect();
+    let body = format!("[{}]", calls.join(","));
     format!(
         "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -228,6 +252,8 @@ fn quantity(text: &[u8]) -> u64 {
 /// A pre-signed transaction's requests.
 struct Prepared {
     hash: Vec<u8>,
+    /// The signed transaction, 0x-prefixed hex.
+    raw: String,
     send: Vec<u8>,
     receipt: Vec<u8>,
 }
@@ -239,6 +265,7 @@ fn load(path: &Path, addr: &str) -> Vec<Prepared> {
             let (hash, raw) = line.split_once(' ').expect("hash raw");
             Prepared {
                 hash: hash.as_bytes().to_vec(),
+                raw: raw.to_owned(),
                 send: request(addr, "eth_sendRawTransaction", &format!(r#"["{raw}"]"#)),
                 receipt: request(addr, "eth_getTransactionReceipt", &format!(r#"["{hash}"]"#)),
             }
@@ -354,13 +381,31 @@ fn client(mode: &str) {
             let (nulls, _) = wait_receipt(&mut conn, timed.last().expect("transactions"));
             out.push(("nulls".into(), nulls as f64));
         }
-        "batch" => {
+        "batch" | "rpc_batch" => {
             check(conn.call(&request(&addr, "evm_setAutomine", "[false]")));
             let (mine, count) = (request(&addr, "evm_mine", "[]"), request(&addr, "eth_blockNumber", "[]"));
             let before = quantity(result(conn.call(&count)));
+            // JSON-RPC batches of `RPC_BATCH` sends, built before timing.
+            let batches: Vec<Vec<u8>> = if mode == "rpc_batch" {
+                timed.chunks(RPC_BATCH).map(|chunk| batch_request(&addr, chunk)).collect()
+            } else {
+                Vec::new()
+            };
             let (cpu, start) = (cpu_time(), Instant::now());
-            for tx in timed {
-                send(&mut conn, tx);
+            if mode == "rpc_batch" {
+                for (request, chunk) in batches.iter().zip(timed.chunks(RPC_BATCH)) {
+                    let body = conn.call(request);
+                    let answers = body.windows(9).filter(|w| *w == b"\"result\":").count();
+                    assert!(
+                        answers == chunk.len() && find(body, b"\"error\"").is_none(),
+                        "unexpected reply: {}",
+                        String::from_utf8_lossy(body)
+                    );
+                }
+            } else {
+                for tx in timed {
+                    send(&mut conn, tx);
+                }
             }
             out.push(("send".into(), start.elapsed().as_secs_f64()));
             let mined = Instant::now();
@@ -705,7 +750,7 @@ fn orchestrate() {
     let mut settings = Settings {
         rows: var("NML_BENCH_ROWS")
             .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_else(|| (1..=7).collect()),
+            .unwrap_or_else(|| (1..=8).collect()),
         scale: var("NML_BENCH_SCALE").and_then(|s| s.parse().ok()).unwrap_or(1.0),
         runs: var("NML_BENCH_RUNS").and_then(|s| s.parse().ok()).unwrap_or(3),
         hardhat: None,
@@ -755,7 +800,7 @@ fn orchestrate() {
         }));
         write_txs(dir.path(), "calls", &sign_all(&accounts, &txs))
     });
-    let batch = (want(4) || want(7)).then(|| {
+    let batch = (want(4) || want(7) || want(8)).then(|| {
         let per = n_batch / BATCH_SENDERS;
         let txs: Vec<Unsigned> = (0..per)
             .flat_map(|nonce| {
@@ -847,6 +892,18 @@ fn orchestrate() {
             &both,
         ));
     }
+    if want(8) {
+        rows.push(row(
+            8,
+            format!("automine off: send {n_batch} in JSON-RPC batches of {RPC_BATCH}, then `evm_mine`"),
+            "rpc_batch",
+            batch.clone(),
+            0,
+            n_batch,
+            1,
+            &both,
+        ));
+    }
     if want(5) {
         let txs = Some(transfers_file(n_decay, "decay"));
         let nodes = if settings.hardhat_decay { both.clone() } else { vec![NodeKind::Nml] };
@@ -887,16 +944,16 @@ fn report(settings: &Settings, rows: &[Row], results: &HashMap<(u32, NodeKind), 
     );
     out += "| row | Hardhat | nml | nml / Hardhat | client CPU per tx (Hardhat / nml) | node CPU per tx (Hardhat / nml) | nml / floor |\n";
     out += "| --- | --- | --- | --- | --- | --- | --- |\n";
-    for row in rows.iter().filter(|r| matches!(r.id, 1..=4 | 6)) {
+    for row in rows.iter().filter(|r| matches!(r.id, 1..=4 | 6 | 8)) {
         let (hh, nml) = (NodeKind::Hardhat, NodeKind::Nml);
-        let key = if row.id == 4 { "batch_cpu" } else { "cpu" };
+        let key = if matches!(row.id, 4 | 8) { "batch_cpu" } else { "cpu" };
         let cpu = pair(per_tx(row.id, hh, key, row.n), per_tx(row.id, nml, key, row.n), " µs");
         let node_cpu = pair(per_tx(row.id, hh, "node_cpu", row.n), per_tx(row.id, nml, "node_cpu", row.n), " µs");
-        if row.id == 4 {
-            let part = |kind, key: &str| med(runs(4, kind), |r| get(r, key));
-            let total = |kind| med(runs(4, kind), |r| get(r, "send") + get(r, "mine"));
+        if matches!(row.id, 4 | 8) {
+            let part = |kind, key: &str| med(runs(row.id, kind), |r| get(r, key));
+            let total = |kind| med(runs(row.id, kind), |r| get(r, "send") + get(r, "mine"));
             let cell = |kind| {
-                if runs(4, kind).is_empty() {
+                if runs(row.id, kind).is_empty() {
                     "–".to_owned()
                 } else {
                     format!("{:.2} s + {:.3} s", part(kind, "send"), part(kind, "mine"))

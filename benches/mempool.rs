@@ -87,7 +87,12 @@ fn main() {
         // For profiling the per-transaction path (`perf record`).
         let mut sorted = overhead.clone();
         sorted.sort_by(f64::total_cmp);
-        println!("overhead median {:.0} µs", sorted[sorted.len() / 2] * 1e6);
+        let (overhead_us, pass_us) = (sorted[sorted.len() / 2] * 1e6, median(&mut evm).as_secs_f64() * 1e6);
+        println!(
+            "bare run {:.0} µs, overhead median {overhead_us:.0} µs, one EVM pass {pass_us:.0} µs, nml's share {:.0} µs",
+            median(&mut bare).as_secs_f64() * 1e6,
+            overhead_us - 2.0 * pass_us
+        );
         return;
     }
 

@@ -37,6 +37,19 @@ const MAX_BLOCKS_PER_PASS: usize = 1 << 20;
 /// How long [`Engine::settle`] spins before it sleeps.
 const SETTLE_SPIN: Duration = Duration::from_micros(50);
 
+/// How long the miner thread stays awake after a pass, watching for the next
+/// request, before it sleeps.
+///
+/// Putting a thread to sleep and waking it costs more than a one-transaction
+/// pass on a virtual machine: the futex, and a halted virtual CPU brought
+/// back by an interrupt. A client that sends in a loop (send, receipt, send)
+/// asks for its next pass 100–200 µs after the last one ended, so staying
+/// awake that long turns each wake-up into a load of an atomic: on the
+/// 2-core development VM it took sequential transfers from about 3,500 to
+/// 6,000 transactions a second (docs/benchmarks.md). An idle devnet sleeps
+/// after at most this much spinning per pass.
+const MINER_SPIN: Duration = Duration::from_micros(500);
+
 /// Which ready transactions a block is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Batch {
@@ -89,6 +102,9 @@ pub(super) struct Engine {
     /// `work.asked` and `work.done`, readable without the lock (written with it).
     asked: AtomicU64,
     done: AtomicU64,
+    /// Counts the requests made of the miner thread (written with `work`'s
+    /// lock held), so that it can watch for one without the lock.
+    signals: AtomicU64,
     /// Wakes the miner thread.
     wake: Condvar,
     /// Signalled when passes are done.
@@ -111,6 +127,7 @@ impl Engine {
             work: Mutex::new(Work::default()),
             asked: AtomicU64::new(0),
             done: AtomicU64::new(0),
+            signals: AtomicU64::new(0),
             wake: Condvar::new(),
             settled: Condvar::new(),
         }
@@ -225,25 +242,31 @@ impl Engine {
         }
     }
 
-    /// Asks the miner thread for an automine pass.
-    pub(super) fn ask_pass(&self) {
+    /// Asks the miner thread for something: `ask` edits its work list.
+    fn signal(&self, ask: impl FnOnce(&mut Work)) {
         let mut work = self.work.lock();
-        work.asked += 1;
-        self.asked.store(work.asked, Ordering::Release);
+        ask(&mut work);
+        self.signals.fetch_add(1, Ordering::Release);
         drop(work);
         self.wake.notify_one();
     }
 
+    /// Asks the miner thread for an automine pass.
+    pub(super) fn ask_pass(&self) {
+        self.signal(|work| {
+            work.asked += 1;
+            self.asked.store(work.asked, Ordering::Release);
+        });
+    }
+
     /// Asks the miner thread for one block (interval mining).
     pub(super) fn ask_interval_block(&self) {
-        self.work.lock().interval_block = true;
-        self.wake.notify_one();
+        self.signal(|work| work.interval_block = true);
     }
 
     /// Wakes the miner: a stage result arrived.
     pub(super) fn wake(&self) {
-        self.work.lock().woken = true;
-        self.wake.notify_one();
+        self.signal(|work| work.woken = true);
     }
 
     /// Waits until the passes asked for so far are done: every transaction
@@ -277,16 +300,25 @@ impl Engine {
 
     /// Ends the miner thread after the pass it is in.
     pub(super) fn stop(&self) {
-        let mut work = self.work.lock();
-        work.exit = true;
-        drop(work);
+        self.signal(|work| work.exit = true);
         self.wake.notify_all();
         self.settled.notify_all();
     }
 
+    /// Spins for up to [`MINER_SPIN`] while no request came after the
+    /// `seen`th.
+    fn spin_for_signal(&self, seen: u64) {
+        let started = Instant::now();
+        while self.signals.load(Ordering::Acquire) == seen && started.elapsed() < MINER_SPIN {
+            std::hint::spin_loop();
+        }
+    }
+
     /// The miner thread's loop.
     fn run(&self) {
+        let mut seen = self.signals.load(Ordering::Acquire);
         loop {
+            self.spin_for_signal(seen);
             let (asked, interval_block) = {
                 let mut work = self.work.lock();
                 while !work.exit && work.done == work.asked && !work.woken && !work.interval_block {
@@ -296,6 +328,7 @@ impl Engine {
                     return;
                 }
                 work.woken = false;
+                seen = self.signals.load(Ordering::Acquire);
                 (work.asked, std::mem::take(&mut work.interval_block))
             };
             let automine = self.inner.lock().automine;

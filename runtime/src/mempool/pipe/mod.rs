@@ -86,6 +86,22 @@ use precompile::{InferencePrecompiles, out_of_gas, result};
 use request::Request;
 use store::{Answer, Claim, Claims, Known, Run, Shared, unavailable};
 
+/// The precompile's answer to one call.
+struct Response {
+    result: InterpreterResult,
+    /// The request id, when the calldata was its canonical encoding (it
+    /// hashed to a known id as it is): the served event can then be spliced
+    /// from the calldata instead of decoded and encoded again.
+    canonical: Option<B256>,
+}
+
+impl Response {
+    /// An answer that decoded the calldata (or could not).
+    fn slow(result: InterpreterResult) -> Self {
+        Self { result, canonical: None }
+    }
+}
+
 /// What the block builder does with a request met at inclusion that was not
 /// pre-executed (PROTOCOL.md B4).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -319,6 +335,7 @@ impl Pipe {
 
     /// Answers one call to the precompile in `phase`, from a block whose
     /// timestamp is `now`; a simulation notes what it met in `met`.
+    #[cfg(test)]
     fn answer(
         &self,
         phase: Phase,
@@ -327,46 +344,55 @@ impl Pipe {
         met: Option<&Mutex<Met>>,
         now: u64,
     ) -> InterpreterResult {
-        if let Some(fast) = self.answer_known(phase, calldata, gas_limit, met) {
-            return fast;
+        self.respond(phase, calldata, gas_limit, met, now).result
+    }
+
+    /// [`Pipe::answer`], saying also whether the calldata was canonical.
+    fn respond(&self, phase: Phase, calldata: &[u8], gas_limit: u64, met: Option<&Mutex<Met>>, now: u64) -> Response {
+        // The hash of the arguments as they are: the request id when they
+        // are its canonical encoding (what solc and every standard encoder write).
+        let args = calldata.split_first_chunk::<4>().filter(|(selector, _)| {
+            [runModelInferenceCall::SELECTOR, runLLMCompletionCall::SELECTOR, runLLMChatCall::SELECTOR]
+                .contains(selector)
+        });
+        let hashed = args.map(|(_, args)| (args, keccak256(args)));
+        if let Some((_, id)) = hashed
+            && let Some(result) = self.answer_known(phase, id, gas_limit, met)
+        {
+            return Response { result, canonical: Some(id) };
         }
         let request = match InferenceCall::decode(calldata) {
             Ok(call) => Request::from_call(call),
-            Err(e) => return result(Answer::Revert(e.to_string()), GAS_BASE, gas_limit),
+            Err(e) => return Response::slow(result(Answer::Revert(e.to_string()), GAS_BASE, gas_limit)),
         };
         let gas = request.gas();
         if gas > gas_limit {
-            return out_of_gas(gas_limit);
+            return Response::slow(out_of_gas(gas_limit));
         }
-        let id = request.id();
+        let id = match hashed {
+            Some((args, hash)) => request.id_of_args(args, hash),
+            None => request.id(),
+        };
         let answer = match phase {
             Phase::Simulation => self.simulate(id, request, met),
             Phase::Inclusion => self.include(id, &request, now),
             Phase::Call => self.known_or_run(id, &request, now).answer(),
             Phase::Replay => self.replay(id),
         };
-        result(answer, gas, gas_limit)
+        Response::slow(result(answer, gas, gas_limit))
     }
 
-    /// The fast path for a known result: canonical calldata (what solc and
-    /// every standard encoder write) hashes to the request id as it is, so a
-    /// known request is served without decoding it. Non-canonical calldata
-    /// misses here and takes the slow path, which identifies it by its
-    /// canonical re-encoding.
+    /// The fast path for a known result: canonical calldata hashes to the
+    /// request id as it is (`id` here), so a known request is served without
+    /// decoding it. Non-canonical calldata misses here and takes the slow
+    /// path, which identifies it by its canonical re-encoding.
     fn answer_known(
         &self,
         phase: Phase,
-        calldata: &[u8],
+        id: B256,
         gas_limit: u64,
         met: Option<&Mutex<Met>>,
     ) -> Option<InterpreterResult> {
-        let (selector, args) = calldata.split_first_chunk::<4>()?;
-        if ![runModelInferenceCall::SELECTOR, runLLMCompletionCall::SELECTOR, runLLMChatCall::SELECTOR]
-            .contains(selector)
-        {
-            return None;
-        }
-        let id = keccak256(args);
         let mut s = self.shared.lock();
         let known = Arc::clone(s.known.get(&id)?);
         if phase == Phase::Replay || (phase == Phase::Call && known.transient) {

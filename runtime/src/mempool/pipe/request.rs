@@ -36,6 +36,18 @@ impl Request {
         }
     }
 
+    /// [`Request::id`] of the request decoded from `args` (a call's
+    /// arguments), whose keccak is `args_hash`: arguments in the canonical
+    /// encoding are what the id hashes, so only others are hashed again.
+    pub(super) fn id_of_args(&self, args: &[u8], args_hash: B256) -> B256 {
+        let canonical = match self {
+            Self::Model(r) => r.abi_encode(),
+            Self::Llm(LlmRequest::Completion(r)) => r.abi_encode(),
+            Self::Llm(LlmRequest::Chat(r)) => r.abi_encode(),
+        };
+        if canonical == args { args_hash } else { keccak256(canonical) }
+    }
+
     /// The model or LLM id it names.
     pub(super) fn model(&self) -> &str {
         match self {

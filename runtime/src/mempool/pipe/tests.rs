@@ -246,3 +246,39 @@ fn model_and_llm_requests_of_a_round_run_side_by_side() {
     assert!(took < Duration::from_millis(290), "{took:?}: the model and the four calls ran one after another");
     assert_eq!(llm.calls.load(Ordering::SeqCst), 4);
 }
+
+#[test]
+fn a_spliced_event_is_the_decoded_one() {
+    use crate::inference::abi::{ChatMessage, LLMChatRequest, LLMChatResponse, LLMCompletionResponse, runLLMChatCall};
+    use precompile::{served_event, spliced_event};
+
+    let mut model = request();
+    model.input.numbers[0].values = (0..64).map(|i| Number { value: i * 1_000 - 7, decimals: 18 }).collect();
+    model.input.numbers[0].shape = vec![1, 64];
+    let output = CountingExecutor::default().run(&ModelId::parse(&model.modelCID).unwrap(), &model.input).unwrap();
+    let chat = LLMChatRequest {
+        modelCID: "m".into(),
+        messages: vec![ChatMessage { role: "user".into(), content: "hi".into(), ..Default::default() }],
+        stop_sequence: vec!["\n".into()],
+        max_tokens: 100,
+        ..Default::default()
+    };
+    let reply = ChatMessage { role: "assistant".into(), content: "hello there".into(), ..Default::default() };
+    let cases = [
+        (runModelInferenceCall { request: model }.abi_encode(), runModelInferenceCall::abi_encode_returns(&output)),
+        (completion("prompt"), runLLMCompletionCall::abi_encode_returns(&LLMCompletionResponse { answer: "a".into() })),
+        (
+            runLLMChatCall { request: chat }.abi_encode(),
+            runLLMChatCall::abi_encode_returns(&LLMChatResponse { finish_reason: "stop".into(), message: reply }),
+        ),
+    ];
+    for (calldata, output) in cases {
+        let id = keccak256(&calldata[4..]);
+        let decoded = served_event(&calldata, &output).expect("an event");
+        assert_eq!(spliced_event(id, &calldata, &output), Some(decoded));
+    }
+    // Anything but the precompile's calls (or a non-canonical answer) is not spliced.
+    assert_eq!(spliced_event(B256::ZERO, &[1, 2, 3, 4, 5], &[]), None);
+    let calldata = completion("p");
+    assert_eq!(spliced_event(B256::ZERO, &calldata, &[0; 31]), None);
+}
