@@ -306,8 +306,8 @@ impl Engine {
         self.settled.notify_all();
     }
 
-    /// Spins for up to [`MINER_SPIN`] while no request came after the
-    /// `seen`th.
+    /// Waits awake, yielding the core, for up to [`MINER_SPIN`] while no
+    /// request came after the `seen`th.
     fn spin_for_signal(&self, seen: u64) {
         let started = Instant::now();
         while self.signals.load(Ordering::Acquire) == seen && started.elapsed() < MINER_SPIN {

@@ -333,8 +333,7 @@ impl Pipe {
         }
     }
 
-    /// Answers one call to the precompile in `phase`, from a block whose
-    /// timestamp is `now`; a simulation notes what it met in `met`.
+    /// [`Pipe::respond`]'s answer alone, for the tests.
     #[cfg(test)]
     fn answer(
         &self,
@@ -347,7 +346,8 @@ impl Pipe {
         self.respond(phase, calldata, gas_limit, met, now).result
     }
 
-    /// [`Pipe::answer`], saying also whether the calldata was canonical.
+    /// Answers one call to the precompile in `phase`, from a block whose
+    /// timestamp is `now`; a simulation notes what it met in `met`.
     fn respond(&self, phase: Phase, calldata: &[u8], gas_limit: u64, met: Option<&Mutex<Met>>, now: u64) -> Response {
         // The hash of the arguments as they are: the request id when they
         // are its canonical encoding (what solc and every standard encoder write).
