@@ -318,7 +318,8 @@ impl Engine {
 
     /// The miner thread's loop.
     fn run(&self) {
-        let mut seen = self.signals.load(Ordering::Acquire);
+        // Any request made before the thread started ends the first wait at once.
+        let mut seen = 0;
         loop {
             self.spin_for_signal(seen);
             let (asked, interval_block) = {
