@@ -92,7 +92,11 @@ struct Conn {
 
 /// The whole request (headers and body) of one JSON-RPC call.
 fn request(addr: &str, method: &str, params: &str) -> Vec<u8> {
-    let body = format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#);
+    post(addr, &format!(r#"{{"jsonrpc":"2.0","id":1,"method":"{method}","params":{params}}}"#))
+}
+
+/// An HTTP request posting the JSON `body`.
+fn post(addr: &str, body: &str) -> Vec<u8> {
     format!(
         "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
         body.len()
@@ -110,12 +114,7 @@ fn batch_request(addr: &str, txs: &[Prepared]) -> Vec<u8> {
             format!(r#"{{"jsonrpc":"2.0","id":{i},"method":"eth_sendRawTransaction","params":["{}"]}}"#, tx.raw)
         })
         .collect();
-    let body = format!("[{}]", calls.join(","));
-    format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
-        body.len()
-    )
-    .into_bytes()
+    post(addr, &format!("[{}]", calls.join(",")))
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
