@@ -2,8 +2,8 @@
 //! at 0x…F4 and the pre-execution stage that shares its state.
 //!
 //! The rooms, each using only the ones before it (and [`Pipe`]): `gas`, what
-//! a request costs; `store`, the results by request id and the claims on
-//! running ones; `precompile`, the precompile sets the EVMs run and what a
+//! a request costs; `memo`, the hashes of arguments met lately; `store`, the
+//! results by request id and the claims on running ones; `precompile`, the precompile sets the EVMs run and what a
 //! simulation met; `stage`, the pre-execution stage (simulation, dispatch,
 //! inclusion). This file holds [`Pipe`] and how it answers a request in each
 //! [`Phase`].
@@ -51,6 +51,7 @@
 //! rounds are counted across blocks). `evm_mine` waits for them.
 
 mod gas;
+mod memo;
 mod precompile;
 mod request;
 mod stage;
@@ -63,7 +64,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use alloy_primitives::{B256, Bytes, keccak256};
+use alloy_primitives::{B256, Bytes};
 use alloy_sol_types::SolCall;
 use parking_lot::Mutex;
 use revm::interpreter::InterpreterResult;
@@ -178,6 +179,8 @@ pub struct Pipe {
     /// files on every call (about 20 µs, a tenth of a light transaction's path).
     cores: usize,
     shared: Mutex<Shared>,
+    /// The keccak of the arguments met lately: the request ids of canonical ones.
+    hashes: memo::Hashes,
     runs: AtomicU64,
     /// The enclaves that attest TEE-mode results.
     enclaves: Arc<Enclaves>,
@@ -207,6 +210,7 @@ impl Pipe {
             config,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             shared: Mutex::new(Shared::default()),
+            hashes: memo::Hashes::default(),
             runs: AtomicU64::new(0),
             enclaves,
             price_feed: parking_lot::RwLock::new(Arc::new(PriceFeed::Synthetic)),
@@ -227,6 +231,7 @@ impl Pipe {
             config: self.config,
             cores: self.cores,
             shared: Mutex::new(shared),
+            hashes: memo::Hashes::default(),
             runs: AtomicU64::new(0),
             enclaves: Arc::new(self.enclaves.fork()),
             price_feed: parking_lot::RwLock::new(Arc::clone(&self.price_feed.read())),
@@ -355,7 +360,7 @@ impl Pipe {
             [runModelInferenceCall::SELECTOR, runLLMCompletionCall::SELECTOR, runLLMChatCall::SELECTOR]
                 .contains(selector)
         });
-        let hashed = args.map(|(_, args)| (args, keccak256(args)));
+        let hashed = args.map(|(_, args)| (args, self.hashes.keccak(args)));
         if let Some((_, id)) = hashed
             && let Some(result) = self.answer_known(phase, id, gas_limit, met)
         {

@@ -2,7 +2,7 @@
 
 use std::sync::atomic::AtomicUsize;
 
-use alloy_primitives::Bytes;
+use alloy_primitives::{Bytes, keccak256};
 use alloy_sol_types::{Revert, SolCall, SolError};
 use revm::interpreter::InstructionResult;
 
