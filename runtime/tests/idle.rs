@@ -1,6 +1,7 @@
-//! An idle devnet sleeps: after a pass the miner thread waits awake for the
-//! next request only briefly (`MINER_SPIN`), then sleeps. A test binary of
-//! its own, so that no other devnet's miner thread is counted.
+//! A devnet stays awake while requests come and sleeps once they stop: after
+//! a pass, or a client's request (`Devnet::keep_awake`), the miner thread
+//! waits awake for the next one only briefly (`MINER_SPIN`), then sleeps. A
+//! test binary of its own, so that no other devnet's miner thread is counted.
 
 #![cfg(target_os = "linux")]
 
@@ -27,13 +28,25 @@ fn miner_ticks() -> u64 {
 }
 
 #[test]
-fn the_miner_sleeps_once_no_request_comes() {
+fn the_miner_stays_awake_while_requests_come_and_sleeps_once_they_stop() {
     let d = Devnet::new(DevnetConfig::default()).expect("devnet");
+    // A request starts the miner thread, before any transaction.
+    d.keep_awake();
     for nonce in 0..20 {
         let hash = d.send_raw_transaction(&sign(transfer(nonce, address(1), 1), &signer(0))).expect("sent");
         assert!(d.receipt(hash).is_some(), "mined under automine");
     }
-    // Past the wait that follows the last pass.
+    // Requests every 200 µs for 200 ms keep it awake: about 20 ticks when
+    // it has a core to itself, none if it slept.
+    let before = miner_ticks();
+    let started = std::time::Instant::now();
+    while started.elapsed() < Duration::from_millis(200) {
+        d.keep_awake();
+        std::thread::sleep(Duration::from_micros(200));
+    }
+    let awake = miner_ticks() - before;
+    assert!(awake >= 3, "the miner spent {awake} ticks while requests came: it slept");
+    // Past the wait that follows the last request.
     std::thread::sleep(Duration::from_millis(50));
     let before = miner_ticks();
     std::thread::sleep(Duration::from_millis(600));

@@ -16,8 +16,12 @@
 //! the transaction met an inference request that is still running: it then
 //! stays pending, the read answers at once, and the miner includes the
 //! transaction when the pre-execution stage wakes it with the result.
+//!
+//! The miner thread waits for work awake while the node is busy (after a
+//! pass, and after every request a client makes: [`Engine::keep_awake`]) and
+//! asleep once it has been quiet for [`MINER_SPIN`].
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -37,8 +41,8 @@ const MAX_BLOCKS_PER_PASS: usize = 1 << 20;
 /// How long [`Engine::settle`] spins before it sleeps.
 const SETTLE_SPIN: Duration = Duration::from_micros(50);
 
-/// How long the miner thread stays awake after a pass, watching for the next
-/// request, before it sleeps.
+/// How long the miner thread stays awake after a pass or a client's
+/// request, watching for the next one, before it sleeps.
 ///
 /// Putting a thread to sleep and waking it costs more than a one-transaction
 /// pass on a virtual machine: the futex, and a halted virtual CPU brought
@@ -46,9 +50,12 @@ const SETTLE_SPIN: Duration = Duration::from_micros(50);
 /// asks for its next pass 100–200 µs after the last one ended, so staying
 /// awake that long turns each wake-up into a load of an atomic: on the
 /// 2-core development VM it took sequential transfers from about 3,700 to
-/// 5,500–7,000 transactions a second (docs/benchmarks.md). The thread yields
-/// its core while it waits, so a thread with work runs first, and an idle
-/// devnet sleeps after at most this long per pass.
+/// 5,500–7,000 transactions a second (docs/benchmarks.md). Staying awake
+/// after any request does the same for requests that ask for no pass (with
+/// mining off, reads): a core kept out of its halted state answers the
+/// next packet sooner. The thread yields its core while it waits, so a
+/// thread with work runs first, and an idle devnet sleeps after at most
+/// this long.
 const MINER_SPIN: Duration = Duration::from_micros(500);
 
 /// Which ready transactions a block is built from.
@@ -103,9 +110,12 @@ pub(super) struct Engine {
     /// `work.asked` and `work.done`, readable without the lock (written with it).
     asked: AtomicU64,
     done: AtomicU64,
-    /// Counts the requests made of the miner thread (written with `work`'s
-    /// lock held), so that it can watch for one without the lock.
+    /// Counts the requests made of the miner thread, and the node's
+    /// requests that keep it awake ([`Engine::keep_awake`]), so that it can
+    /// watch for one without the lock.
     signals: AtomicU64,
+    /// The miner thread sleeps on `wake` (set with `work`'s lock held).
+    sleeping: AtomicBool,
     /// Wakes the miner thread.
     wake: Condvar,
     /// Signalled when passes are done.
@@ -129,6 +139,7 @@ impl Engine {
             asked: AtomicU64::new(0),
             done: AtomicU64::new(0),
             signals: AtomicU64::new(0),
+            sleeping: AtomicBool::new(false),
             wake: Condvar::new(),
             settled: Condvar::new(),
         }
@@ -247,9 +258,23 @@ impl Engine {
     fn signal(&self, ask: impl FnOnce(&mut Work)) {
         let mut work = self.work.lock();
         ask(&mut work);
-        self.signals.fetch_add(1, Ordering::Release);
+        self.signals.fetch_add(1, Ordering::SeqCst);
         drop(work);
         self.wake.notify_one();
+    }
+
+    /// Keeps the miner thread awake for [`MINER_SPIN`] more: the node had a
+    /// request, and the next one (or the pass it asks for) is likely near.
+    /// A load and an increment while the thread is awake.
+    pub(super) fn keep_awake(&self) {
+        self.signals.fetch_add(1, Ordering::SeqCst);
+        // The thread sets `sleeping` before it reads `signals` for the last
+        // time, under the lock it sleeps with: either it sees this increment,
+        // or this sees it asleep and wakes it.
+        if self.sleeping.load(Ordering::SeqCst) {
+            let _work = self.work.lock();
+            self.wake.notify_one();
+        }
     }
 
     /// Asks the miner thread for an automine pass.
@@ -307,12 +332,44 @@ impl Engine {
     }
 
     /// Waits awake, yielding the core, for up to [`MINER_SPIN`] while no
-    /// request came after the `seen`th.
-    fn spin_for_signal(&self, seen: u64) {
+    /// signal came after the `seen`th; returns the signals counted then.
+    fn spin_for_signal(&self, seen: u64) -> u64 {
         let started = Instant::now();
-        while self.signals.load(Ordering::Acquire) == seen && started.elapsed() < MINER_SPIN {
+        loop {
+            let now = self.signals.load(Ordering::SeqCst);
+            if now != seen || started.elapsed() >= MINER_SPIN {
+                return now;
+            }
             // Any other thread ready on this core runs first.
             std::thread::yield_now();
+        }
+    }
+
+    /// Waits for work: awake while signals keep coming (requests of the
+    /// node, [`Engine::keep_awake`]), asleep once none came for
+    /// [`MINER_SPIN`]. Returns the passes asked for and whether an interval
+    /// block is, or `None` when the thread should end.
+    fn next_work(&self, seen: &mut u64) -> Option<(u64, bool)> {
+        loop {
+            let signals = self.spin_for_signal(*seen);
+            let mut work = self.work.lock();
+            let quiet = signals == *seen;
+            *seen = signals;
+            if work.exit {
+                return None;
+            }
+            if work.done != work.asked || work.woken || work.interval_block {
+                work.woken = false;
+                return Some((work.asked, std::mem::take(&mut work.interval_block)));
+            }
+            if quiet {
+                self.sleeping.store(true, Ordering::SeqCst);
+                // Sleeps until any signal: work, or a request to stay awake.
+                while self.signals.load(Ordering::SeqCst) == *seen {
+                    self.wake.wait(&mut work);
+                }
+                self.sleeping.store(false, Ordering::SeqCst);
+            }
         }
     }
 
@@ -321,19 +378,7 @@ impl Engine {
         // Any request made before the thread started ends the first wait at once.
         let mut seen = 0;
         loop {
-            self.spin_for_signal(seen);
-            let (asked, interval_block) = {
-                let mut work = self.work.lock();
-                while !work.exit && work.done == work.asked && !work.woken && !work.interval_block {
-                    self.wake.wait(&mut work);
-                }
-                if work.exit {
-                    return;
-                }
-                work.woken = false;
-                seen = self.signals.load(Ordering::Acquire);
-                (work.asked, std::mem::take(&mut work.interval_block))
-            };
+            let Some((asked, interval_block)) = self.next_work(&mut seen) else { return };
             let automine = self.inner.lock().automine;
             // A panic in a pass must not leave readers waiting for it.
             let pass = std::panic::AssertUnwindSafe(|| {

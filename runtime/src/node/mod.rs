@@ -216,6 +216,15 @@ impl Devnet {
         self.engine.inner.lock()
     }
 
+    /// Keeps the node awake for a while after a client's request: its miner
+    /// thread (started now if it is not running) waits for the next request,
+    /// or the pass it asks for, awake instead of asleep (see the `miner`
+    /// module). The RPC server calls it for every HTTP request.
+    pub fn keep_awake(&self) {
+        self.ensure_miner();
+        self.engine.keep_awake();
+    }
+
     /// Starts the miner thread if it is not running.
     fn ensure_miner(&self) {
         let mut miner = self.miner.lock();

@@ -1,8 +1,10 @@
 //! The JSON-RPC server: HTTP and WebSocket on one port (jsonrpsee). It only
 //! parses parameters, calls the [`Devnet`], and maps errors to geth's codes;
 //! every method is documented in `docs/rpc.md`. The same port answers the
-//! node's result API that OpenGradient's SDK falls back to ([`results`]).
+//! node's result API that OpenGradient's SDK falls back to ([`results`]),
+//! and every HTTP request keeps the node awake a little while ([`awake`]).
 
+mod awake;
 mod methods;
 mod params;
 mod records;
@@ -59,8 +61,10 @@ pub async fn serve(devnet: Arc<Devnet>, addr: SocketAddr) -> std::io::Result<Rpc
         .max_response_body_size(MAX_RESPONSE_BODY)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .build();
-    let results = tower::ServiceBuilder::new().layer(results::ResultApiLayer { devnet: Arc::clone(&devnet) });
-    let server = Server::builder().set_config(config).set_http_middleware(results).build(addr).await?;
+    let layers = tower::ServiceBuilder::new()
+        .layer(awake::KeepAwakeLayer { devnet: Arc::clone(&devnet) })
+        .layer(results::ResultApiLayer { devnet: Arc::clone(&devnet) });
+    let server = Server::builder().set_config(config).set_http_middleware(layers).build(addr).await?;
     let local_addr = server.local_addr()?;
     let module = methods::module(devnet.clone());
     let handle = server.start(module);
