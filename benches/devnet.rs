@@ -934,6 +934,7 @@ fn report(settings: &Settings, rows: &[Row], results: &HashMap<(u32, NodeKind), 
     let floor = rows.iter().find(|r| r.id == 6).map(|r| rate(6, NodeKind::Nml, r.n));
     let fmt = |x: f64, unit: &str| if x.is_nan() { "–".to_owned() } else { format!("{x:.0}{unit}") };
     let pair = |hh: f64, nml: f64, unit: &str| format!("{} / {}", fmt(hh, unit), fmt(nml, unit));
+    let times = |x: f64, digits: usize| if x.is_nan() { "–".to_owned() } else { format!("{x:.digits$}×") };
     let mut out = String::new();
     out += &format!(
         "\nnml devnet{} vs hardhat {HARDHAT_VERSION}; median of {} runs, each on a fresh node; scale {}\n\n",
@@ -958,15 +959,17 @@ fn report(settings: &Settings, rows: &[Row], results: &HashMap<(u32, NodeKind), 
                     format!("{:.2} s + {:.3} s", part(kind, "send"), part(kind, "mine"))
                 }
             };
-            let mine_ratio = part(hh, "mine") / part(nml, "mine");
+            // The floor's rate, two round trips per transaction, against
+            // this row's: send and mine.
+            let floor_ratio = floor.map(|f| format!("{:.2}", row.n as f64 / total(nml) / f)).unwrap_or_default();
             out += &format!(
-                "| {}. {} (send s + mine s) | {} | {} | {:.1}× faster (mine {:.0}×) | {cpu} | {node_cpu} | |\n",
+                "| {}. {} (send s + mine s) | {} | {} | {} faster (mine {}) | {cpu} | {node_cpu} | {floor_ratio} |\n",
                 row.id,
                 row.title,
                 cell(hh),
                 cell(nml),
-                total(hh) / total(nml),
-                mine_ratio
+                times(total(hh) / total(nml), 1),
+                times(part(hh, "mine") / part(nml, "mine"), 0),
             );
             continue;
         }
@@ -976,12 +979,12 @@ fn report(settings: &Settings, rows: &[Row], results: &HashMap<(u32, NodeKind), 
             _ => String::new(),
         };
         out += &format!(
-            "| {}. {} | {} | {} | {:.1}× | {cpu} | {node_cpu} | {floor_ratio} |\n",
+            "| {}. {} | {} | {} | {} | {cpu} | {node_cpu} | {floor_ratio} |\n",
             row.id,
             row.title,
             fmt(rh, " tx/s"),
             fmt(rn, " tx/s"),
-            rn / rh
+            times(rn / rh, 1)
         );
     }
     for row in rows.iter().filter(|r| r.id == 5) {
