@@ -324,6 +324,11 @@ impl Engine {
         self.appended.wait_for(inner, timeout);
     }
 
+    /// Whether [`Engine::stop`] was called: no miner thread runs again.
+    pub(super) fn is_stopped(&self) -> bool {
+        self.work.lock().exit
+    }
+
     /// Ends the miner thread after the pass it is in.
     pub(super) fn stop(&self) {
         self.signal(|work| work.exit = true);

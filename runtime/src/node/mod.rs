@@ -228,7 +228,7 @@ impl Devnet {
     /// Starts the miner thread if it is not running.
     fn ensure_miner(&self) {
         let mut miner = self.miner.lock();
-        if miner.is_none() {
+        if miner.is_none() && !self.engine.is_stopped() {
             match MinerThread::start(&self.engine) {
                 Ok(thread) => *miner = Some(thread),
                 Err(e) => tracing::error!(%e, "cannot start the miner thread"),
@@ -309,9 +309,11 @@ impl Devnet {
                 }
             }
         }
-        // Dropping the thread joins it after its pass.
-        drop(self.miner.lock().take());
+        // The thread ends after its pass, and none starts again; joining it
+        // does not hold the lock that a request starting the miner takes.
         self.engine.stop();
+        let thread = self.miner.lock().take();
+        drop(thread);
     }
 
     // ----- transactions -----

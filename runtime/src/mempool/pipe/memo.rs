@@ -23,42 +23,43 @@ const MEMO_BYTES: usize = 16 << 20;
 
 /// `keccak256` of recently met arguments ([module docs](self)).
 #[derive(Debug)]
-pub(super) struct Hashes {
-    memo: Mutex<Memo>,
+pub(super) struct HashMemo {
+    entries: Mutex<Entries>,
     /// [`MEMO_ENTRIES`] and [`MEMO_BYTES`], smaller in the tests.
     most_entries: usize,
     most_bytes: usize,
 }
 
-impl Default for Hashes {
+impl Default for HashMemo {
     fn default() -> Self {
-        Self { memo: Mutex::default(), most_entries: MEMO_ENTRIES, most_bytes: MEMO_BYTES }
+        Self { entries: Mutex::default(), most_entries: MEMO_ENTRIES, most_bytes: MEMO_BYTES }
     }
 }
 
+/// The remembered hashes, and the bytes of arguments they hold.
 #[derive(Debug, Default)]
-struct Memo {
+struct Entries {
     hashes: HashMap<Bytes, B256, RandomState>,
     bytes: usize,
 }
 
-impl Hashes {
+impl HashMemo {
     /// `keccak256(args)`, remembered.
     pub(super) fn keccak(&self, args: &[u8]) -> B256 {
-        if let Some(hash) = self.memo.lock().hashes.get(args) {
+        if args.len() > self.most_bytes {
+            return keccak256(args);
+        }
+        if let Some(hash) = self.entries.lock().hashes.get(args) {
             return *hash;
         }
         let hash = keccak256(args);
-        if args.len() > self.most_bytes {
-            return hash;
+        let mut entries = self.entries.lock();
+        if entries.hashes.len() >= self.most_entries || entries.bytes + args.len() > self.most_bytes {
+            entries.hashes.clear();
+            entries.bytes = 0;
         }
-        let mut memo = self.memo.lock();
-        if memo.hashes.len() >= self.most_entries || memo.bytes + args.len() > self.most_bytes {
-            memo.hashes.clear();
-            memo.bytes = 0;
-        }
-        if memo.hashes.insert(Bytes::copy_from_slice(args), hash).is_none() {
-            memo.bytes += args.len();
+        if entries.hashes.insert(Bytes::copy_from_slice(args), hash).is_none() {
+            entries.bytes += args.len();
         }
         hash
     }
@@ -68,39 +69,39 @@ impl Hashes {
 mod tests {
     use super::*;
 
-    fn small() -> Hashes {
-        Hashes { memo: Mutex::default(), most_entries: 16, most_bytes: 1_000 }
+    fn small() -> HashMemo {
+        HashMemo { entries: Mutex::default(), most_entries: 16, most_bytes: 1_000 }
     }
 
     #[test]
     fn a_remembered_hash_is_the_hash() {
-        let hashes = small();
+        let memo = small();
         for round in 0..3 {
             for n in 0..40 {
                 let args = (n as u64).to_be_bytes().repeat(1 + round);
-                assert_eq!(hashes.keccak(&args), keccak256(&args));
+                assert_eq!(memo.keccak(&args), keccak256(&args));
             }
         }
-        let memo = hashes.memo.lock();
-        assert!(!memo.hashes.is_empty() && memo.hashes.len() <= 16 && memo.bytes <= 1_000);
-        assert_eq!(memo.bytes, memo.hashes.keys().map(|k| k.len()).sum::<usize>());
+        let entries = memo.entries.lock();
+        assert!(!entries.hashes.is_empty() && entries.hashes.len() <= 16 && entries.bytes <= 1_000);
+        assert_eq!(entries.bytes, entries.hashes.keys().map(|k| k.len()).sum::<usize>());
     }
 
     #[test]
     fn arguments_alike_but_one_byte_hash_apart() {
-        let hashes = Hashes::default();
+        let memo = HashMemo::default();
         let mut args = vec![7u8; 4_608];
-        let first = hashes.keccak(&args);
+        let first = memo.keccak(&args);
         args[4_607] = 8;
-        assert_ne!(hashes.keccak(&args), first);
-        assert_eq!(hashes.keccak(&args), keccak256(&args));
+        assert_ne!(memo.keccak(&args), first);
+        assert_eq!(memo.keccak(&args), keccak256(&args));
     }
 
     #[test]
     fn arguments_too_long_to_remember_are_hashed() {
-        let hashes = small();
+        let memo = small();
         let args = vec![1u8; 1_001];
-        assert_eq!(hashes.keccak(&args), keccak256(&args));
-        assert!(hashes.memo.lock().hashes.is_empty());
+        assert_eq!(memo.keccak(&args), keccak256(&args));
+        assert!(memo.entries.lock().hashes.is_empty());
     }
 }

@@ -3,9 +3,9 @@
 //!
 //! The rooms, each using only the ones before it (and [`Pipe`]): `gas`, what
 //! a request costs; `memo`, the hashes of arguments met lately; `store`, the
-//! results by request id and the claims on running ones; `precompile`, the precompile sets the EVMs run and what a
-//! simulation met; `stage`, the pre-execution stage (simulation, dispatch,
-//! inclusion). This file holds [`Pipe`] and how it answers a request in each
+//! results by request id and the claims on running ones; `precompile`, the
+//! precompile sets the EVMs run and what a simulation met; `stage`, the
+//! pre-execution stage (simulation, dispatch, inclusion). This file holds [`Pipe`] and how it answers a request in each
 //! [`Phase`].
 //!
 //! How a block with inference is built:
@@ -180,7 +180,7 @@ pub struct Pipe {
     cores: usize,
     shared: Mutex<Shared>,
     /// The keccak of the arguments met lately: the request ids of canonical ones.
-    hashes: memo::Hashes,
+    memo: memo::HashMemo,
     runs: AtomicU64,
     /// The enclaves that attest TEE-mode results.
     enclaves: Arc<Enclaves>,
@@ -210,7 +210,7 @@ impl Pipe {
             config,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
             shared: Mutex::new(Shared::default()),
-            hashes: memo::Hashes::default(),
+            memo: memo::HashMemo::default(),
             runs: AtomicU64::new(0),
             enclaves,
             price_feed: parking_lot::RwLock::new(Arc::new(PriceFeed::Synthetic)),
@@ -231,7 +231,7 @@ impl Pipe {
             config: self.config,
             cores: self.cores,
             shared: Mutex::new(shared),
-            hashes: memo::Hashes::default(),
+            memo: memo::HashMemo::default(),
             runs: AtomicU64::new(0),
             enclaves: Arc::new(self.enclaves.fork()),
             price_feed: parking_lot::RwLock::new(Arc::clone(&self.price_feed.read())),
@@ -360,7 +360,7 @@ impl Pipe {
             [runModelInferenceCall::SELECTOR, runLLMCompletionCall::SELECTOR, runLLMChatCall::SELECTOR]
                 .contains(selector)
         });
-        let hashed = args.map(|(_, args)| (args, self.hashes.keccak(args)));
+        let hashed = args.map(|(_, args)| (args, self.memo.keccak(args)));
         if let Some((_, id)) = hashed
             && let Some(result) = self.answer_known(phase, id, gas_limit, met)
         {
