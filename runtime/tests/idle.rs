@@ -7,31 +7,51 @@
 
 mod common;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use common::*;
+use jsonrpsee::core::client::ClientT;
+use jsonrpsee::rpc_params;
+use jsonrpsee::ws_client::WsClientBuilder;
 use nml_runtime::{Devnet, DevnetConfig};
 
 /// The CPU time the thread named `nml-miner` has run, from the scheduler's
-/// own count (nanoseconds; `stat`'s clock ticks are 10 ms, too coarse).
-fn miner_cpu() -> Duration {
+/// own count (nanoseconds; `stat`'s clock ticks are 10 ms, too coarse), or
+/// `None` while there is no such thread.
+fn miner_run_time() -> Option<Duration> {
     let tasks = std::fs::read_dir("/proc/self/task").expect("/proc/self/task");
     for task in tasks.map_while(Result::ok) {
         let dir = task.path();
         if std::fs::read_to_string(dir.join("comm")).is_ok_and(|name| name.trim() == "nml-miner") {
             let stat = std::fs::read_to_string(dir.join("schedstat")).expect("the thread's schedstat");
             let ran = stat.split_whitespace().next().and_then(|ns| ns.parse().ok()).expect("run time");
-            return Duration::from_nanos(ran);
+            return Some(Duration::from_nanos(ran));
         }
     }
-    panic!("no miner thread");
+    None
+}
+
+fn miner_cpu() -> Duration {
+    miner_run_time().expect("a miner thread")
 }
 
 #[test]
 fn the_miner_stays_awake_while_requests_come_and_sleeps_once_they_stop() {
-    let d = Devnet::new(DevnetConfig::default()).expect("devnet");
-    // A request starts the miner thread, before any transaction.
-    d.keep_awake();
+    let d = Arc::new(Devnet::new(DevnetConfig::default()).expect("devnet"));
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let server = runtime.block_on(nml_runtime::rpc::serve(Arc::clone(&d), "127.0.0.1:0".parse().expect("address")));
+    let server = server.expect("server");
+    let addr = server.local_addr;
+    assert!(miner_run_time().is_none(), "no miner thread before any request");
+    // Any call, here over WebSocket, keeps the node awake: it starts the
+    // miner thread, before any transaction.
+    runtime.block_on(async {
+        let client = WsClientBuilder::default().build(format!("ws://{addr}")).await.expect("connected");
+        let chain_id: String = client.request("eth_chainId", rpc_params![]).await.expect("answered");
+        assert_eq!(chain_id, "0x7a69");
+    });
+    assert!(miner_run_time().is_some(), "a call started the miner thread");
     for nonce in 0..20 {
         let hash = d.send_raw_transaction(&sign(transfer(nonce, address(1), 1), &signer(0))).expect("sent");
         assert!(d.receipt(hash).is_some(), "mined under automine");

@@ -219,7 +219,7 @@ impl Devnet {
     /// Keeps the node awake for a while after a client's request: its miner
     /// thread (started now if it is not running) waits for the next request,
     /// or the pass it asks for, awake instead of asleep (see the `miner`
-    /// module). The RPC server calls it for every HTTP request.
+    /// module). The RPC server calls it for every call, batch and notification.
     pub fn keep_awake(&self) {
         self.ensure_miner();
         self.engine.keep_awake();

@@ -1,46 +1,41 @@
-//! The HTTP layer that keeps the node awake while a client talks to it:
-//! every request tells the devnet ([`Devnet::keep_awake`]), whose miner
-//! thread then waits for the next one awake, not asleep (see the `miner`
-//! module of `node` for why that matters on a virtual machine).
+//! The RPC middleware that keeps the node awake while a client talks to it:
+//! every call, batch and notification, over HTTP or WebSocket, tells the
+//! devnet ([`Devnet::keep_awake`]), whose miner thread then waits for the
+//! next one awake, not asleep (see the `miner` module of `node` for why that
+//! matters on a virtual machine).
 
+use std::future::Future;
 use std::sync::Arc;
-use std::task::{Context, Poll};
+
+use jsonrpsee::core::middleware::{Batch, Notification, RpcServiceT};
+use jsonrpsee::types::Request;
 
 use crate::node::Devnet;
 
-/// Wraps the JSON-RPC service in [`KeepAwake`].
+/// Tells the devnet of each call, then hands it on unchanged.
 #[derive(Debug, Clone)]
-pub(super) struct KeepAwakeLayer {
+pub(super) struct KeepAwake<S> {
+    pub(super) inner: S,
     pub(super) devnet: Arc<Devnet>,
 }
 
-impl<S> tower::Layer<S> for KeepAwakeLayer {
-    type Service = KeepAwake<S>;
+impl<S: RpcServiceT + Send + Sync> RpcServiceT for KeepAwake<S> {
+    type MethodResponse = S::MethodResponse;
+    type NotificationResponse = S::NotificationResponse;
+    type BatchResponse = S::BatchResponse;
 
-    fn layer(&self, inner: S) -> KeepAwake<S> {
-        KeepAwake { inner, devnet: Arc::clone(&self.devnet) }
-    }
-}
-
-/// [`KeepAwakeLayer`]'s service: tells the devnet of each request, then
-/// hands it on unchanged.
-#[derive(Debug, Clone)]
-pub(super) struct KeepAwake<S> {
-    inner: S,
-    devnet: Arc<Devnet>,
-}
-
-impl<S: tower::Service<R>, R> tower::Service<R> for KeepAwake<S> {
-    type Response = S::Response;
-    type Error = S::Error;
-    type Future = S::Future;
-
-    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
-        self.inner.poll_ready(cx)
-    }
-
-    fn call(&mut self, request: R) -> S::Future {
+    fn call<'a>(&self, request: Request<'a>) -> impl Future<Output = S::MethodResponse> + Send + 'a {
         self.devnet.keep_awake();
         self.inner.call(request)
+    }
+
+    fn batch<'a>(&self, requests: Batch<'a>) -> impl Future<Output = S::BatchResponse> + Send + 'a {
+        self.devnet.keep_awake();
+        self.inner.batch(requests)
+    }
+
+    fn notification<'a>(&self, n: Notification<'a>) -> impl Future<Output = S::NotificationResponse> + Send + 'a {
+        self.devnet.keep_awake();
+        self.inner.notification(n)
     }
 }

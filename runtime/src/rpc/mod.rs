@@ -2,7 +2,7 @@
 //! parses parameters, calls the [`Devnet`], and maps errors to geth's codes;
 //! every method is documented in `docs/rpc.md`. The same port answers the
 //! node's result API that OpenGradient's SDK falls back to ([`results`]),
-//! and every HTTP request keeps the node awake a little while ([`awake`]).
+//! and every call keeps the node awake a little while ([`awake`]).
 
 mod awake;
 mod methods;
@@ -16,6 +16,7 @@ pub use results::RESULT_PATH;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use jsonrpsee::core::middleware::RpcServiceBuilder;
 use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 
@@ -61,10 +62,11 @@ pub async fn serve(devnet: Arc<Devnet>, addr: SocketAddr) -> std::io::Result<Rpc
         .max_response_body_size(MAX_RESPONSE_BODY)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
         .build();
-    let layers = tower::ServiceBuilder::new()
-        .layer(awake::KeepAwakeLayer { devnet: Arc::clone(&devnet) })
-        .layer(results::ResultApiLayer { devnet: Arc::clone(&devnet) });
-    let server = Server::builder().set_config(config).set_http_middleware(layers).build(addr).await?;
+    let results = tower::ServiceBuilder::new().layer(results::ResultApiLayer { devnet: Arc::clone(&devnet) });
+    let awake = Arc::clone(&devnet);
+    let calls = RpcServiceBuilder::new().layer_fn(move |inner| awake::KeepAwake { inner, devnet: Arc::clone(&awake) });
+    let server =
+        Server::builder().set_config(config).set_http_middleware(results).set_rpc_middleware(calls).build(addr).await?;
     let local_addr = server.local_addr()?;
     let module = methods::module(devnet.clone());
     let handle = server.start(module);
