@@ -40,8 +40,8 @@ fn miner_cpu() -> Duration {
 fn the_miner_stays_awake_while_requests_come_and_sleeps_once_they_stop() {
     let d = Arc::new(Devnet::new(DevnetConfig::default()).expect("devnet"));
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
-    let server = runtime.block_on(nml_runtime::rpc::serve(Arc::clone(&d), "127.0.0.1:0".parse().expect("address")));
-    let server = server.expect("server");
+    let listen = "127.0.0.1:0".parse().expect("address");
+    let server = runtime.block_on(nml_runtime::rpc::serve(Arc::clone(&d), listen)).expect("server");
     let addr = server.local_addr;
     assert!(miner_run_time().is_none(), "no miner thread before any request");
     // Any call, here over WebSocket, keeps the node awake: it starts the

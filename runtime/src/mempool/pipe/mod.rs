@@ -5,8 +5,8 @@
 //! a request costs; `memo`, the hashes of arguments met lately; `store`, the
 //! results by request id and the claims on running ones; `precompile`, the
 //! precompile sets the EVMs run and what a simulation met; `stage`, the
-//! pre-execution stage (simulation, dispatch, inclusion). This file holds [`Pipe`] and how it answers a request in each
-//! [`Phase`].
+//! pre-execution stage (simulation, dispatch, inclusion). This file holds
+//! [`Pipe`] and how it answers a request in each [`Phase`].
 //!
 //! How a block with inference is built:
 //!
