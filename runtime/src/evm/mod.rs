@@ -147,6 +147,14 @@ impl Machine {
         }
     }
 
+    /// See [`MachineWith::into_checkpoint`].
+    pub fn into_checkpoint(self) -> Checkpoint {
+        match self {
+            Self::Plain(e) => e.into_checkpoint(),
+            Self::Inspected(e) => e.into_checkpoint(),
+        }
+    }
+
     /// See [`MachineWith::restore`].
     pub fn restore(&mut self, checkpoint: Checkpoint) {
         match self {
@@ -447,6 +455,12 @@ impl<I> MachineWith<I> {
     /// this way). Costs a copy of every account the block has touched.
     pub fn checkpoint(&self) -> Checkpoint {
         Checkpoint(self.evm.ctx.journaled_state.inner.clone())
+    }
+
+    /// [`MachineWith::checkpoint`] of a machine that is done: its state is
+    /// moved, not copied.
+    pub fn into_checkpoint(mut self) -> Checkpoint {
+        Checkpoint(std::mem::take(&mut self.evm.ctx.journaled_state.inner))
     }
 
     /// Forgets every transaction executed since `checkpoint` was taken.

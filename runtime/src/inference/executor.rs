@@ -117,7 +117,8 @@ pub trait Executor: Send + Sync {
 pub struct Timed {
     /// The outputs, or why there are none.
     pub output: Result<ModelOutput, InferenceError>,
-    /// How long the run took.
+    /// How long the model ran: the backend's own run, without the node's
+    /// conversions around it where the backend can tell them apart.
     pub took: Duration,
 }
 

@@ -169,7 +169,7 @@ impl StageContext<'_> {
         let setup = EvmSetup { precompiles, inspectors: self.evm.inspectors };
         let mut machine = Machine::new(self.view.clone(), self.next.block_env(), options, setup, Phase::Simulation);
         let outcome = machine.execute(tx.tx_env());
-        (outcome, machine.checkpoint())
+        (outcome, machine.into_checkpoint())
     }
 
     /// Whether a simulation of `tx` alone on the head state executes it

@@ -224,9 +224,7 @@ impl OnnxExecutor {
             Err(e) => return Timed { output: Err(e), took: Duration::ZERO },
         };
         let (key, deadline) = self.watchdog.watch(Arc::clone(&cancel));
-        let started = Instant::now();
-        let output = run_caught(&loaded, inputs, &cancel, &self.registry);
-        let took = started.elapsed();
+        let Timed { output, took } = run_caught(&loaded, inputs, &cancel, &self.registry);
         self.watchdog.unwatch(key);
         let output = match output {
             // Stopped by the watchdog (or past the deadline anyway).
@@ -309,16 +307,15 @@ fn work(jobs: &Mutex<Receiver<Job>>, registry: &ModelRegistry, slots: &Slots) {
         let job = jobs.lock().unwrap_or_else(PoisonError::into_inner).recv();
         let Ok(Job { model, inputs, deadline, cancel, reply }) = job else { return };
         slots.take();
-        let started = Instant::now();
-        let output = if started >= deadline {
+        let timed = if Instant::now() >= deadline {
             // The caller has given up; do not start it.
-            Err(InferenceError::Timeout { model: model.info.id.to_string(), timeout: Duration::ZERO })
+            let timeout = InferenceError::Timeout { model: model.info.id.to_string(), timeout: Duration::ZERO };
+            Timed { output: Err(timeout), took: Duration::ZERO }
         } else {
             run_caught(&model, inputs, &cancel, registry)
         };
-        let took = started.elapsed();
         slots.give();
         // The caller may have timed out and gone.
-        let _ = reply.send(Timed { output, took });
+        let _ = reply.send(timed);
     }
 }
