@@ -54,6 +54,10 @@ fn main() {
     if !std::env::args().any(|a| a == "--bench") {
         return;
     }
+    if std::env::var_os("NML_BENCH_KECCAK_ONLY").is_some() {
+        keccak_side_by_side();
+        return;
+    }
     let library = nml::toolchain::onnxruntime::resolve(true).unwrap_or_else(|e| panic!("{e}")).path;
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let workers = std::env::var("NML_BENCH_WORKERS").ok().and_then(|w| w.parse().ok()).unwrap_or(cores);
@@ -174,6 +178,38 @@ fn main() {
         light.0, light.1, light.2
     );
     tee_against_vanilla(&one, &many, &code, &id, workers);
+    keccak_side_by_side();
+}
+
+/// Keccak-256 as the node computes it (`alloy_primitives::keccak256`, with
+/// `asm-keccak`: CRYPTOGAMS' assembly) against the portable Rust one it used
+/// before (`sha3`), on what a `BenchClient` transaction hashes: its request
+/// (the id, and the input hash over about as much) and its receipt with the
+/// served event. Alternating rounds, the median of 7 round means each.
+fn keccak_side_by_side() {
+    use sha3::Digest;
+    const HASHES: u32 = 2_000;
+    let mean = |f: &dyn Fn() -> u8| {
+        let started = Instant::now();
+        let mut acc = 0u8;
+        for _ in 0..HASHES {
+            acc ^= f();
+        }
+        std::hint::black_box(acc);
+        started.elapsed() / HASHES
+    };
+    println!("| Keccak-256 of | portable (`sha3`) | `asm-keccak` | ratio |");
+    println!("| --- | --- | --- | --- |");
+    for (what, size) in [("one rate block", 136), ("a `BenchClient` request", 4_608), ("its receipt", 9_216)] {
+        let data = vec![0x5au8; size];
+        let (mut portable, mut asm) = (Vec::new(), Vec::new());
+        for _ in 0..7 {
+            portable.push(mean(&|| sha3::Keccak256::digest(std::hint::black_box(&data))[0]));
+            asm.push(mean(&|| alloy_primitives::keccak256(std::hint::black_box(&data))[0]));
+        }
+        let (portable, asm) = (median(&mut portable).as_secs_f64() * 1e6, median(&mut asm).as_secs_f64() * 1e6);
+        println!("| {what}, {size} B | {portable:.2} µs | {asm:.2} µs | {:.2}× |", portable / asm);
+    }
 }
 
 /// TEE mode against vanilla, each measured in the same run: the overhead
