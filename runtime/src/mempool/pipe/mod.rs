@@ -366,18 +366,22 @@ impl Pipe {
         {
             return Response { result, canonical: Some(id) };
         }
-        let request = match InferenceCall::decode(calldata) {
-            Ok(call) => Request::from_call(call),
+        let call = match InferenceCall::decode(calldata) {
+            Ok(call) => call,
             Err(e) => return Response::slow(result(Answer::Revert(e.to_string()), GAS_BASE, gas_limit)),
+        };
+        let (request, id) = match hashed {
+            Some((args, hash)) => Request::from_args(call, args, hash),
+            None => {
+                let request = Request::from_call(call);
+                let id = request.id();
+                (request, id)
+            }
         };
         let gas = request.gas();
         if gas > gas_limit {
             return Response::slow(out_of_gas(gas_limit));
         }
-        let id = match hashed {
-            Some((args, hash)) => request.id_of_args(args, hash),
-            None => request.id(),
-        };
         let answer = match phase {
             Phase::Simulation => self.simulate(id, request, met),
             Phase::Inclusion => self.include(id, &request, now),
@@ -508,7 +512,7 @@ impl Pipe {
         let models: Vec<&ModelInferenceRequest> = requests
             .iter()
             .filter_map(|r| match r {
-                Request::Model(m) => Some(m),
+                Request::Model(m, _) => Some(m),
                 Request::Llm(_) => None,
             })
             .collect();
@@ -516,7 +520,7 @@ impl Pipe {
             .iter()
             .filter_map(|r| match r {
                 Request::Llm(l) => Some(l),
-                Request::Model(_) => None,
+                Request::Model(..) => None,
             })
             .collect();
         let run_models = || {
@@ -546,7 +550,7 @@ impl Pipe {
             .iter()
             .map(|r| {
                 let next = match r {
-                    Request::Model(_) => model_runs.next(),
+                    Request::Model(..) => model_runs.next(),
                     Request::Llm(_) => llm_runs.next(),
                 };
                 next.unwrap_or_else(|| unavailable("the backend failed without a result"))

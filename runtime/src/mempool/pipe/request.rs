@@ -2,7 +2,7 @@
 //! model request or an LLM call, with what every phase needs of either
 //! (its id, gas, simulation answer, mode).
 
-use alloy_primitives::{B256, Bytes, keccak256};
+use alloy_primitives::{B256, Bytes, Keccak256, U256, keccak256};
 use alloy_sol_types::SolValue;
 
 use super::gas::{llm_gas, request_gas};
@@ -12,8 +12,9 @@ use crate::llm::{LLM_MODE_TEE, LlmRequest};
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Request {
-    /// `runModelInference`.
-    Model(ModelInferenceRequest),
+    /// `runModelInference`, and the input hash its record carries
+    /// (`keccak256(abi.encode(input))`, see [`Request::input_hash`]).
+    Model(ModelInferenceRequest, B256),
     /// `runLLMCompletion` or `runLLMChat`.
     Llm(LlmRequest),
 }
@@ -22,36 +23,52 @@ impl Request {
     /// The request of a precompile call, if it is one.
     pub(super) fn from_call(call: InferenceCall) -> Self {
         match call {
-            InferenceCall::Model(r) => Self::Model(r),
+            InferenceCall::Model(r) => Self::from_model(r),
             InferenceCall::LlmCompletion(r) => Self::Llm(LlmRequest::Completion(r)),
             InferenceCall::LlmChat(r) => Self::Llm(LlmRequest::Chat(r)),
         }
     }
 
+    /// A model request, its input hash taken from its input.
+    pub(super) fn from_model(request: ModelInferenceRequest) -> Self {
+        let input_hash = keccak256(request.input.abi_encode());
+        Self::Model(request, input_hash)
+    }
+
+    /// The request of a call whose arguments are `args` (their keccak
+    /// `args_hash`), and its id, from one canonical encoding of it:
+    /// arguments in the canonical encoding are what the id hashes, so only
+    /// others are hashed again, and a model request's input hash is read
+    /// from it instead of encoding the input again.
+    pub(super) fn from_args(call: InferenceCall, args: &[u8], args_hash: B256) -> (Self, B256) {
+        let canonical = match &call {
+            InferenceCall::Model(r) => r.abi_encode(),
+            InferenceCall::LlmCompletion(r) => r.abi_encode(),
+            InferenceCall::LlmChat(r) => r.abi_encode(),
+        };
+        let id = if canonical == args { args_hash } else { keccak256(&canonical) };
+        let request = match call {
+            InferenceCall::Model(r) => match input_hash_in(&canonical) {
+                Some(input_hash) => Self::Model(r, input_hash),
+                None => Self::from_model(r),
+            },
+            other => Self::from_call(other),
+        };
+        (request, id)
+    }
+
     /// `keccak256(abi.encode(request))` of either kind.
     pub(super) fn id(&self) -> B256 {
         match self {
-            Self::Model(r) => request_id(r),
+            Self::Model(r, _) => request_id(r),
             Self::Llm(r) => r.id(),
         }
-    }
-
-    /// [`Request::id`] of the request decoded from `args` (a call's
-    /// arguments), whose keccak is `args_hash`: arguments in the canonical
-    /// encoding are what the id hashes, so only others are hashed again.
-    pub(super) fn id_of_args(&self, args: &[u8], args_hash: B256) -> B256 {
-        let canonical = match self {
-            Self::Model(r) => r.abi_encode(),
-            Self::Llm(LlmRequest::Completion(r)) => r.abi_encode(),
-            Self::Llm(LlmRequest::Chat(r)) => r.abi_encode(),
-        };
-        if canonical == args { args_hash } else { keccak256(canonical) }
     }
 
     /// The model or LLM id it names.
     pub(super) fn model(&self) -> &str {
         match self {
-            Self::Model(r) => &r.modelCID,
+            Self::Model(r, _) => &r.modelCID,
             Self::Llm(r) => r.model(),
         }
     }
@@ -59,7 +76,7 @@ impl Request {
     /// The mode byte.
     pub(super) fn mode(&self) -> u8 {
         match self {
-            Self::Model(r) => r.mode,
+            Self::Model(r, _) => r.mode,
             Self::Llm(r) => r.mode(),
         }
     }
@@ -68,7 +85,7 @@ impl Request {
     /// LLM mode TEE = 1).
     pub(super) fn is_tee(&self) -> bool {
         match self {
-            Self::Model(r) => r.mode == InferenceMode::Tee as u8,
+            Self::Model(r, _) => r.mode == InferenceMode::Tee as u8,
             Self::Llm(r) => r.mode() == LLM_MODE_TEE,
         }
     }
@@ -77,7 +94,7 @@ impl Request {
     /// `keccak256(abi.encode(input))`, or an LLM call's request id.
     pub(super) fn input_hash(&self) -> B256 {
         match self {
-            Self::Model(r) => keccak256(r.input.abi_encode()),
+            Self::Model(_, input_hash) => *input_hash,
             Self::Llm(r) => r.id(),
         }
     }
@@ -85,7 +102,7 @@ impl Request {
     /// Its gas ([`request_gas`], [`llm_gas`]).
     pub(super) fn gas(&self) -> u64 {
         match self {
-            Self::Model(r) => request_gas(r),
+            Self::Model(r, _) => request_gas(r),
             Self::Llm(r) => llm_gas(r),
         }
     }
@@ -93,8 +110,23 @@ impl Request {
     /// The answer of a simulation pass.
     pub(super) fn simulation(&self) -> Bytes {
         match self {
-            Self::Model(_) => InferenceCall::encode_model_output(&ModelOutput::simulation()).into(),
+            Self::Model(..) => InferenceCall::encode_model_output(&ModelOutput::simulation()).into(),
             Self::Llm(r) => r.simulation().encode().into(),
         }
     }
+}
+
+/// `keccak256(abi.encode(input))` read from `abi.encode(request)` of a model
+/// request: that is the offset 0x20, then the struct's head (mode, the
+/// offsets of `modelCID` and of `input`) and its fields' encodings in
+/// order. `input` is the last field, so its encoding runs to the end, and
+/// `abi.encode(input)` is the same bytes after an offset 0x20 of its own.
+fn input_hash_in(canonical: &[u8]) -> Option<B256> {
+    let fields = canonical.get(32..)?;
+    let offset = usize::try_from(U256::from_be_slice(fields.get(64..96)?)).ok()?;
+    let input = fields.get(offset..)?;
+    let mut hasher = Keccak256::new();
+    hasher.update(U256::from(32).to_be_bytes::<32>());
+    hasher.update(input);
+    Some(hasher.finalize())
 }

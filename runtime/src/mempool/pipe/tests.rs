@@ -72,6 +72,34 @@ fn request() -> ModelInferenceRequest {
 }
 
 #[test]
+fn the_input_hash_read_from_the_request_encoding_is_the_input_s_own() {
+    use crate::inference::abi::StringTensor;
+    use alloy_sol_types::SolValue;
+    let mut big = request();
+    big.modelCID = "a model id long enough to take three words of its own, and then some".into();
+    big.input.numbers.push(MultiDimensionalNumberTensor {
+        name: "y".into(),
+        values: (0..64).map(|i| Number { value: i - 32, decimals: 2 }).collect(),
+        shape: vec![1, 64],
+    });
+    big.input.strings.push(StringTensor { name: "s".into(), values: vec!["one".into(), String::new()] });
+    let empty = ModelInferenceRequest { input: ModelInput { numbers: vec![], strings: vec![] }, ..request() };
+    for r in [request(), big, empty] {
+        let args = r.abi_encode();
+        let (read, id) = Request::from_args(InferenceCall::Model(r.clone()), &args, keccak256(&args));
+        assert_eq!(id, request_id(&r));
+        assert_eq!(read.input_hash(), keccak256(r.input.abi_encode()));
+        assert_eq!(read, Request::from_model(r.clone()));
+        // Arguments in another valid encoding: the same id and input hash.
+        let mut other = alloy_primitives::U256::from(0x40).to_be_bytes::<32>().to_vec();
+        other.extend_from_slice(&[0u8; 32]);
+        other.extend_from_slice(&args[32..]);
+        let (again, id) = Request::from_args(InferenceCall::Model(r.clone()), &other, keccak256(&other));
+        assert_eq!((again, id), (read, request_id(&r)));
+    }
+}
+
+#[test]
 fn non_canonical_calldata_names_the_same_request() {
     let executor = Arc::new(CountingExecutor::default());
     let pipe = Pipe::new(executor.clone(), no_llm(), PipeConfig::default(), Arc::default());
@@ -100,7 +128,7 @@ fn concurrent_calls_with_the_same_unknown_request_run_it_once() {
             (0..4).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None, 0).output)).collect();
         // A dispatch round meeting the same request while the calls run it.
         std::thread::sleep(Duration::from_millis(50));
-        pipe.dispatch(1, &[(request_id(&request()), Request::Model(request()))], 0);
+        pipe.dispatch(1, &[(request_id(&request()), Request::from_model(request()))], 0);
         calls.into_iter().map(|c| c.join().unwrap()).collect()
     });
     assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "one run for all of them");
@@ -223,7 +251,7 @@ fn model_and_llm_requests_of_a_round_run_side_by_side() {
     let executor = Arc::new(CountingExecutor { delay: Duration::from_millis(150), ..Default::default() });
     let llm = Arc::new(CountingLlm { delay: Duration::from_millis(150), ..Default::default() });
     let pipe = Pipe::new(executor.clone(), llm.clone(), PipeConfig::default(), Arc::default());
-    let model = Request::Model(request());
+    let model = Request::from_model(request());
     let asks: Vec<Request> = (0..4)
         .map(|i| {
             Request::Llm(LlmRequest::Completion(LLMCompletionRequest {
