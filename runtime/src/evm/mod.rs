@@ -372,6 +372,14 @@ fn invalid_transaction(tx: &InvalidTransaction) -> InvalidTx {
 #[derive(Debug, Clone)]
 pub struct Checkpoint(JournalInner<JournalEntry>);
 
+impl Checkpoint {
+    /// The changes a machine restored to this state would return from
+    /// [`MachineWith::finish`], without making one.
+    pub fn finish(mut self) -> EvmState {
+        self.0.finalize()
+    }
+}
+
 /// A [`Machine`] with an inspector of type `I` (`()`: none; the tracer's:
 /// revm's `TracingInspector`). Runs transactions one after another on a
 /// [`StateView`]; each sees the changes of the ones before it, and nothing

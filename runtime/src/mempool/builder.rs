@@ -253,7 +253,11 @@ impl BlockBuilder<'_> {
         };
         let mut deferred = prepared.defer;
         let mut dropped: Vec<(B256, String)> = prepared.drop.into_iter().map(|(tx, why)| (tx.hash, why)).collect();
-        let mut machine = Machine::new(head.view.clone(), next.block_env(), options, self.evm, Phase::Inclusion);
+        // The machine is made when a transaction first needs executing: the
+        // stage may have executed the first one already, and when it is the
+        // block's only one its state stands alone (one EVM fewer to make).
+        let mut machine: Option<Machine> = None;
+        let mut executed_first: Option<Checkpoint> = None;
         let mut included = Vec::with_capacity(prepared.include.len());
         let mut receipts: Vec<TxReceipt> = Vec::with_capacity(prepared.include.len());
         let mut cumulative = 0u64;
@@ -270,10 +274,18 @@ impl BlockBuilder<'_> {
             }
             let (result, inclusion, checkpoint) = match pre {
                 Some(pre) => {
-                    machine.restore(pre.state);
+                    executed_first = Some(pre.state);
                     (Ok(pre.outcome), Inclusion::Keep(pre.records), None)
                 }
                 None => {
+                    let machine = machine.get_or_insert_with(|| {
+                        let mut machine =
+                            Machine::new(head.view.clone(), next.block_env(), options, self.evm, Phase::Inclusion);
+                        if let Some(state) = executed_first.take() {
+                            machine.restore(state);
+                        }
+                        machine
+                    });
                     let checkpoint = self.stage.begin_inclusion(&tx).then(|| machine.checkpoint());
                     let result = machine.execute(tx.tx_env());
                     (result, self.stage.end_inclusion(&tx), checkpoint)
@@ -281,7 +293,7 @@ impl BlockBuilder<'_> {
             };
             match (result, inclusion) {
                 (Ok(_), Inclusion::Defer) => {
-                    if let Some(checkpoint) = checkpoint {
+                    if let (Some(checkpoint), Some(machine)) = (checkpoint, machine.as_mut()) {
                         machine.restore(checkpoint);
                     }
                     skipped_senders.push(tx.sender);
@@ -311,7 +323,11 @@ impl BlockBuilder<'_> {
                 (Err(InvalidTx { message, .. }), _) => dropped.push((tx.hash, message)),
             }
         }
-        let changes = machine.finish();
+        let changes = match (machine, executed_first) {
+            (Some(machine), _) => machine.finish(),
+            (None, Some(state)) => state.finish(),
+            (None, None) => EvmState::default(),
+        };
         Built { next: next.clone(), transactions: included, receipts, changes, deferred, dropped }
     }
 }
