@@ -12,9 +12,10 @@ use crate::llm::{LLM_MODE_TEE, LlmRequest};
 /// A decoded request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum Request {
-    /// `runModelInference`, and the input hash its record carries
-    /// (`keccak256(abi.encode(input))`, see [`Request::input_hash`]).
-    Model(ModelInferenceRequest, B256),
+    /// `runModelInference`, and its canonical encoding `abi.encode(request)`
+    /// (what its id hashes, and where its input hash is read from: see
+    /// [`Request::input_hash`]).
+    Model(ModelInferenceRequest, Bytes),
     /// `runLLMCompletion` or `runLLMChat`.
     Llm(LlmRequest),
 }
@@ -29,17 +30,17 @@ impl Request {
         }
     }
 
-    /// A model request, its input hash taken from its input.
+    /// A model request, with its canonical encoding.
     pub(super) fn from_model(request: ModelInferenceRequest) -> Self {
-        let input_hash = keccak256(request.input.abi_encode());
-        Self::Model(request, input_hash)
+        let encoding = request.abi_encode().into();
+        Self::Model(request, encoding)
     }
 
     /// The request of a call whose arguments are `args` (their keccak
     /// `args_hash`), and its id, from one canonical encoding of it:
     /// arguments in the canonical encoding are what the id hashes, so only
-    /// others are hashed again, and a model request's input hash is read
-    /// from it instead of encoding the input again.
+    /// others are hashed again; a model request keeps the encoding, which
+    /// its input hash is read from if it is ever asked for.
     pub(super) fn from_args(call: InferenceCall, args: &[u8], args_hash: B256) -> (Self, B256) {
         let canonical = match &call {
             InferenceCall::Model(r) => r.abi_encode(),
@@ -48,10 +49,7 @@ impl Request {
         };
         let id = if canonical == args { args_hash } else { keccak256(&canonical) };
         let request = match call {
-            InferenceCall::Model(r) => match input_hash_in(&canonical) {
-                Some(input_hash) => Self::Model(r, input_hash),
-                None => Self::from_model(r),
-            },
+            InferenceCall::Model(r) => Self::Model(r, canonical.into()),
             other => Self::from_call(other),
         };
         (request, id)
@@ -91,10 +89,11 @@ impl Request {
     }
 
     /// What the record calls its input hash: the model input's
-    /// `keccak256(abi.encode(input))`, or an LLM call's request id.
+    /// `keccak256(abi.encode(input))`, read from the request's encoding
+    /// (the input is its last field), or an LLM call's request id.
     pub(super) fn input_hash(&self) -> B256 {
         match self {
-            Self::Model(_, input_hash) => *input_hash,
+            Self::Model(r, encoding) => input_hash_in(encoding).unwrap_or_else(|| keccak256(r.input.abi_encode())),
             Self::Llm(r) => r.id(),
         }
     }
