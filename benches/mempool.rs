@@ -20,10 +20,13 @@
 //! - **TEE mode**: the same overhead and 256-transaction block with the
 //!   requests in TEE mode (each result attested with an RSA-2048 signature)
 //!   against vanilla, side by side, and one bare signature.
+//! - **Keccak-256**: the node's (`asm-keccak`) against the portable `sha3`,
+//!   side by side, on the sizes a `BenchClient` transaction hashes.
 //!
 //! Prints a markdown table for docs/benchmarks.md. `NML_BENCH_OVERHEAD_ONLY=1`
 //! (with `NML_BENCH_OVERHEAD_TXS=N`) runs only the overhead loop, for a
-//! profiler; `NML_BENCH_TEE_ONLY=1` only the TEE comparison.
+//! profiler; `NML_BENCH_TEE_ONLY=1` only the TEE comparison;
+//! `NML_BENCH_KECCAK_ONLY=1` only the keccak one.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
