@@ -6,7 +6,7 @@ use alloy_primitives::{B256, Bytes, Keccak256, U256, keccak256};
 use alloy_sol_types::SolValue;
 
 use super::gas::{llm_gas, request_gas};
-use crate::inference::{InferenceCall, InferenceMode, ModelInferenceRequest, ModelOutput, request_id};
+use crate::inference::{InferenceCall, InferenceMode, ModelInferenceRequest, ModelOutput};
 use crate::llm::{LLM_MODE_TEE, LlmRequest};
 
 /// A decoded request.
@@ -58,7 +58,7 @@ impl Request {
     /// `keccak256(abi.encode(request))` of either kind.
     pub(super) fn id(&self) -> B256 {
         match self {
-            Self::Model(r, _) => request_id(r),
+            Self::Model(_, encoding) => keccak256(encoding),
             Self::Llm(r) => r.id(),
         }
     }
