@@ -1,9 +1,10 @@
 //! Mined blocks and their receipts.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use alloy_consensus::{Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, TxType};
-use alloy_primitives::{Address, B256, Bloom, Bytes, Log};
+use alloy_primitives::{Address, B256, Bloom, Bytes, Keccak256, Log};
+use parking_lot::Mutex;
 use revm::context::result::OutOfGasError;
 
 use super::tx::PoolTx;
@@ -133,8 +134,8 @@ pub struct InferenceRecord {
     pub model: String,
     /// The request's mode byte.
     pub mode: u8,
-    /// `keccak256` of the ABI-encoded input tensors.
-    pub input_hash: B256,
+    /// `keccak256` of the ABI-encoded input tensors (hashed when first read).
+    pub input_hash: InputHash,
     /// Whether the precompile returned (true) or reverted (false).
     pub success: bool,
     /// The precompile's return data (the encoded `ModelOutput`) or revert data.
@@ -177,6 +178,73 @@ impl TxReceipt {
     }
 }
 
+/// A record's input hash, `keccak256(abi.encode(input))`, hashed when it is
+/// first read (a receipt asked for, a state written): few records ever
+/// are, and the hash of a 64-number input costs about as much as all the
+/// rest of a record. Until then it holds the input's encoding, shared with
+/// the request's (no copy), and lets go of it once hashed. Clones share
+/// the hash.
+#[derive(Clone)]
+pub struct InputHash(Arc<LazyHash>);
+
+struct LazyHash {
+    hash: OnceLock<B256>,
+    /// The encoding of the input tuple until it is hashed: `abi.encode(input)`
+    /// is the offset 0x20, then these bytes.
+    tuple: Mutex<Bytes>,
+}
+
+impl InputHash {
+    /// The input hash of an input whose tuple is encoded as `tuple`
+    /// (`abi.encode(input)` without its leading offset 0x20).
+    pub fn of_tuple(tuple: Bytes) -> Self {
+        Self(Arc::new(LazyHash { hash: OnceLock::new(), tuple: Mutex::new(tuple) }))
+    }
+
+    /// The hash.
+    pub fn get(&self) -> B256 {
+        *self.0.hash.get_or_init(|| {
+            let tuple = std::mem::take(&mut *self.0.tuple.lock());
+            let mut hasher = Keccak256::new();
+            hasher.update(B256::left_padding_from(&[0x20]));
+            hasher.update(&tuple);
+            hasher.finalize()
+        })
+    }
+}
+
+impl From<B256> for InputHash {
+    fn from(hash: B256) -> Self {
+        Self(Arc::new(LazyHash { hash: OnceLock::from(hash), tuple: Mutex::default() }))
+    }
+}
+
+impl PartialEq for InputHash {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.0, &other.0) || self.get() == other.get()
+    }
+}
+
+impl Eq for InputHash {}
+
+impl std::fmt::Debug for InputHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.get().fmt(f)
+    }
+}
+
+impl serde::Serialize for InputHash {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        self.get().serialize(serializer)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for InputHash {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        B256::deserialize(deserializer).map(Self::from)
+    }
+}
+
 /// A mined block: its header, hash, transactions and receipts.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedBlock {
@@ -214,6 +282,23 @@ impl SealedBlock {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_input_hash_hashed_when_read_is_the_one_made_at_once_and_survives_a_dump() {
+        let tuple = Bytes::from(vec![7u8; 96]);
+        let mut encoding = B256::left_padding_from(&[0x20]).to_vec();
+        encoding.extend_from_slice(&tuple);
+        let expected = alloy_primitives::keccak256(&encoding);
+        let lazy = InputHash::of_tuple(tuple);
+        let clone = lazy.clone();
+        assert_eq!(lazy, InputHash::from(expected));
+        assert_eq!(clone.get(), expected);
+        assert!(lazy.0.tuple.lock().is_empty(), "the input is let go of once hashed");
+        let json = serde_json::to_string(&clone).unwrap();
+        assert_eq!(json, format!("\"{expected}\""));
+        assert_eq!(serde_json::from_str::<InputHash>(&json).unwrap().get(), expected);
+        assert_ne!(InputHash::of_tuple(Bytes::from(vec![8u8; 96])), lazy);
+    }
 
     #[test]
     fn a_halt_keeps_revms_name_through_a_dump_and_reads_as_geth_words() {

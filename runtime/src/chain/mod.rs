@@ -28,7 +28,7 @@ use revm::state::EvmState;
 use self::reserved::ReservedRange;
 use crate::fork::{ForkError, ForkSource};
 pub use accounts::{DEV_MNEMONIC, DevAccount, derived_signer, dev_accounts};
-pub use block::{Halt, InferenceRecord, SealedBlock, Served, TxReceipt};
+pub use block::{Halt, InferenceRecord, InputHash, SealedBlock, Served, TxReceipt};
 pub use dump::{DumpError, StateDump};
 pub use reserved::MAX_RESERVED;
 pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, SharedMap, StateDb, StateView};

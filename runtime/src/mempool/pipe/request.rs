@@ -2,10 +2,11 @@
 //! model request or an LLM call, with what every phase needs of either
 //! (its id, gas, simulation answer, mode).
 
-use alloy_primitives::{B256, Bytes, Keccak256, U256, keccak256};
+use alloy_primitives::{B256, Bytes, U256, keccak256};
 use alloy_sol_types::SolValue;
 
 use super::gas::{llm_gas, request_gas};
+use crate::chain::InputHash;
 use crate::inference::{InferenceCall, InferenceMode, ModelInferenceRequest, ModelOutput};
 use crate::llm::{LLM_MODE_TEE, LlmRequest};
 
@@ -89,12 +90,16 @@ impl Request {
     }
 
     /// What the record calls its input hash: the model input's
-    /// `keccak256(abi.encode(input))`, read from the request's encoding
-    /// (the input is its last field), or an LLM call's request id.
-    pub(super) fn input_hash(&self) -> B256 {
+    /// `keccak256(abi.encode(input))`, hashed when first read, from the
+    /// request's encoding (the input is its last field), or an LLM call's
+    /// request id.
+    pub(super) fn input_hash(&self) -> InputHash {
         match self {
-            Self::Model(r, encoding) => input_hash_in(encoding).unwrap_or_else(|| keccak256(r.input.abi_encode())),
-            Self::Llm(r) => r.id(),
+            Self::Model(r, encoding) => match input_tuple_in(encoding) {
+                Some(tuple) => InputHash::of_tuple(tuple),
+                None => keccak256(r.input.abi_encode()).into(),
+            },
+            Self::Llm(r) => r.id().into(),
         }
     }
 
@@ -115,17 +120,14 @@ impl Request {
     }
 }
 
-/// `keccak256(abi.encode(input))` read from `abi.encode(request)` of a model
-/// request: that is the offset 0x20, then the struct's head (mode, the
-/// offsets of `modelCID` and of `input`) and its fields' encodings in
-/// order. `input` is the last field, so its encoding runs to the end, and
-/// `abi.encode(input)` is the same bytes after an offset 0x20 of its own.
-fn input_hash_in(canonical: &[u8]) -> Option<B256> {
-    let fields = canonical.get(32..)?;
-    let offset = usize::try_from(U256::from_be_slice(fields.get(64..96)?)).ok()?;
-    let input = fields.get(offset..)?;
-    let mut hasher = Keccak256::new();
-    hasher.update(U256::from(32).to_be_bytes::<32>());
-    hasher.update(input);
-    Some(hasher.finalize())
+/// The encoding of a model request's input tuple, read from
+/// `abi.encode(request)`: that is the offset 0x20, then the struct's head
+/// (mode, the offsets of `modelCID` and of `input`) and its fields'
+/// encodings in order. `input` is the last field, so its encoding runs to
+/// the end, and `abi.encode(input)` is the same bytes after an offset 0x20
+/// of its own.
+fn input_tuple_in(canonical: &Bytes) -> Option<Bytes> {
+    let offset = usize::try_from(U256::from_be_slice(canonical.get(96..128)?)).ok()?;
+    let start = offset.checked_add(32).filter(|start| *start <= canonical.len())?;
+    Some(canonical.slice(start..))
 }

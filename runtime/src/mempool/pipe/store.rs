@@ -12,7 +12,7 @@ use parking_lot::{Condvar, Mutex};
 
 use super::Pipe;
 use super::request::Request;
-use crate::chain::{InferenceRecord, Served};
+use crate::chain::{InferenceRecord, InputHash, Served};
 use crate::inference::{InferenceCall, InferenceError, Timed};
 use crate::llm::{LlmError, LlmRun};
 use crate::mempool::Waker;
@@ -27,7 +27,7 @@ pub(super) struct Known {
     pub(super) mode: u8,
     /// Whether the request asked for an enclave's attestation.
     pub(super) tee: bool,
-    pub(super) input_hash: B256,
+    pub(super) input_hash: InputHash,
     pub(super) took: Duration,
     /// The gas of the request ([`Request::gas`]); unknown for a result read
     /// back from a record (its calls then take the slow path).
@@ -82,7 +82,7 @@ impl Known {
             model: record.model.clone(),
             mode: record.mode,
             tee: record.attestation.is_some(),
-            input_hash: record.input_hash,
+            input_hash: record.input_hash.clone(),
             took: Duration::from_micros(record.duration_us),
             gas: None,
             transient: !record.success,
@@ -106,7 +106,7 @@ impl Known {
             request_id,
             model: self.model.clone(),
             mode: self.mode,
-            input_hash: self.input_hash,
+            input_hash: self.input_hash.clone(),
             success,
             output,
             round,

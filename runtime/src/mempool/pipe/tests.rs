@@ -88,7 +88,7 @@ fn the_input_hash_read_from_the_request_encoding_is_the_input_s_own() {
         let args = r.abi_encode();
         let (read, id) = Request::from_args(InferenceCall::Model(r.clone()), &args, keccak256(&args));
         assert_eq!(id, request_id(&r));
-        assert_eq!(read.input_hash(), keccak256(r.input.abi_encode()));
+        assert_eq!(read.input_hash().get(), keccak256(r.input.abi_encode()));
         assert_eq!(read, Request::from_model(r.clone()));
         // Arguments in another valid encoding: the same id and input hash.
         let mut other = alloy_primitives::U256::from(0x40).to_be_bytes::<32>().to_vec();
