@@ -21,12 +21,15 @@
 //!   requests in TEE mode (each result attested with an RSA-2048 signature)
 //!   against vanilla, side by side, and one bare signature.
 //! - **Keccak-256**: the node's (`asm-keccak`) against the portable `sha3`,
-//!   side by side, on the sizes a `BenchClient` transaction hashes.
+//!   side by side, on the sizes a `BenchClient` transaction hashes;
+//! - **reading a request**: a `BenchClient` request decoded and checked
+//!   canonical in one pass, against alloy's decoder and a fresh encoding.
 //!
 //! Prints a markdown table for docs/benchmarks.md. `NML_BENCH_OVERHEAD_ONLY=1`
 //! (with `NML_BENCH_OVERHEAD_TXS=N`) runs only the overhead loop, for a
 //! profiler; `NML_BENCH_TEE_ONLY=1` only the TEE comparison;
-//! `NML_BENCH_KECCAK_ONLY=1` only the keccak one.
+//! `NML_BENCH_KECCAK_ONLY=1` only the keccak one, `NML_BENCH_ABI_ONLY=1`
+//! only the request reading.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +62,10 @@ fn main() {
     }
     if std::env::var_os("NML_BENCH_KECCAK_ONLY").is_some() {
         keccak_side_by_side();
+        return;
+    }
+    if std::env::var_os("NML_BENCH_ABI_ONLY").is_some() {
+        abi_side_by_side();
         return;
     }
     let library = nml::toolchain::onnxruntime::resolve(true).unwrap_or_else(|e| panic!("{e}")).path;
@@ -182,6 +189,49 @@ fn main() {
     );
     tee_against_vanilla(&one, &many, &code, &id, workers);
     keccak_side_by_side();
+    abi_side_by_side();
+}
+
+/// Reading a `BenchClient` request the first time the precompile meets it,
+/// to learn the request and whether its arguments are the canonical
+/// encoding its id hashes: the general way (alloy's decoder, then the
+/// request encoded again and compared) against the node's one pass
+/// (`canonical::model_request`), side by side. Alternating rounds, the
+/// median of 7 round means each.
+fn abi_side_by_side() {
+    use nml_runtime::inference::abi::{MultiDimensionalNumberTensor, Number};
+    use nml_runtime::inference::{ModelInferenceRequest, ModelInput, canonical};
+    const READS: u32 = 2_000;
+    let values = (0..64).map(|i| Number { value: i - 31, decimals: 2 }).collect();
+    let x = MultiDimensionalNumberTensor { name: "x".into(), values, shape: vec![1, 64] };
+    let request = ModelInferenceRequest {
+        mode: 0,
+        modelCID: "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51".into(),
+        input: ModelInput { numbers: vec![x], strings: vec![] },
+    };
+    let args = request.abi_encode();
+    let mean = |f: &dyn Fn() -> bool| {
+        let started = Instant::now();
+        for _ in 0..READS {
+            assert!(f());
+        }
+        started.elapsed() / READS
+    };
+    let general = || {
+        let (decoded,) = <(ModelInferenceRequest,)>::abi_decode_params(std::hint::black_box(&args)).expect("decodes");
+        decoded.abi_encode() == args
+    };
+    let one_pass = || canonical::model_request(std::hint::black_box(&args)).is_some();
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..7 {
+        a.push(mean(&general));
+        b.push(mean(&one_pass));
+    }
+    let (a, b) = (median(&mut a).as_secs_f64() * 1e6, median(&mut b).as_secs_f64() * 1e6);
+    println!("| reading a `BenchClient` request ({} B) and checking it is canonical | µs |", args.len());
+    println!("| --- | --- |");
+    println!("| decode, encode again and compare (alloy) | {a:.2} |");
+    println!("| one pass (`canonical::model_request`) | {b:.2} ({:.1}× faster) |", a / b);
 }
 
 /// Keccak-256 as the node computes it (`alloy_primitives::keccak256`, with

@@ -16,7 +16,8 @@
 //!
 //! Model ids and element types are the vocabulary shared with the compiler
 //! (`nml-protocol`). The modules, each using only the ones before it:
-//! [`error`], [`abi`], [`tensor`] (TensorLib ↔ typed tensors), [`executor`]
+//! [`error`], [`abi`], [`canonical`] (a model request read from its
+//! canonical encoding in one pass), [`tensor`] (TensorLib ↔ typed tensors), [`executor`]
 //! (the backend-independent [`Executor`] and [`SessionFactory`] traits),
 //! [`registry`] (models by id, loaded through a `SessionFactory`) and
 //! [`onnx`], the ONNX Runtime backend: [`OnnxExecutor`], whose models live
@@ -26,6 +27,7 @@
 //! requests they stand for.
 
 pub mod abi;
+pub mod canonical;
 pub mod error;
 pub mod executor;
 pub mod history;

@@ -74,7 +74,7 @@ use crate::chain::{InferenceRecord, Served};
 use crate::evm::{Phase, PrecompileFactory};
 use crate::inference::abi::{runLLMChatCall, runLLMCompletionCall, runModelInferenceCall};
 use crate::inference::history::{self, PriceFeed, PriceHistoryCall};
-use crate::inference::{Executor, InferenceCall, ModelId, ModelInferenceRequest};
+use crate::inference::{Executor, ModelId, ModelInferenceRequest};
 use crate::llm::{LlmBackend, LlmRequest, answer_all};
 use crate::tee::{Attestation, Enclaves};
 
@@ -366,17 +366,9 @@ impl Pipe {
         {
             return Response { result, canonical: Some(id) };
         }
-        let call = match InferenceCall::decode(calldata) {
-            Ok(call) => call,
+        let (request, id) = match Request::of_call(calldata, hashed) {
+            Ok(decoded) => decoded,
             Err(e) => return Response::slow(result(Answer::Revert(e.to_string()), GAS_BASE, gas_limit)),
-        };
-        let (request, id) = match hashed {
-            Some((args, hash)) => Request::from_args(call, args, hash),
-            None => {
-                let request = Request::from_call(call);
-                let id = request.id();
-                (request, id)
-            }
         };
         let gas = request.gas();
         if gas > gas_limit {

@@ -3,11 +3,12 @@
 //! (its id, gas, simulation answer, mode).
 
 use alloy_primitives::{B256, Bytes, U256, keccak256};
-use alloy_sol_types::SolValue;
+use alloy_sol_types::{SolCall, SolValue};
 
 use super::gas::{llm_gas, request_gas};
 use crate::chain::InputHash;
-use crate::inference::{InferenceCall, InferenceMode, ModelInferenceRequest, ModelOutput};
+use crate::inference::abi::runModelInferenceCall;
+use crate::inference::{InferenceCall, InferenceError, InferenceMode, ModelInferenceRequest, ModelOutput, canonical};
 use crate::llm::{LLM_MODE_TEE, LlmRequest};
 
 /// A decoded request.
@@ -35,6 +36,29 @@ impl Request {
     pub(super) fn from_model(request: ModelInferenceRequest) -> Self {
         let encoding = request.abi_encode().into();
         Self::Model(request, encoding)
+    }
+
+    /// The request of a precompile call and its id, given the call's
+    /// arguments and their keccak when it has a known selector. Arguments
+    /// that are the canonical encoding of a model request are read in one
+    /// pass ([`canonical::model_request`]) and their hash is the id; any
+    /// others are decoded, and identified by their canonical encoding.
+    pub(super) fn of_call(calldata: &[u8], hashed: Option<(&[u8], B256)>) -> Result<(Self, B256), InferenceError> {
+        if let Some((args, hash)) = hashed
+            && calldata.starts_with(&runModelInferenceCall::SELECTOR)
+            && let Some(request) = canonical::model_request(args)
+        {
+            return Ok((Self::Model(request, Bytes::copy_from_slice(args)), hash));
+        }
+        let call = InferenceCall::decode(calldata)?;
+        Ok(match hashed {
+            Some((args, hash)) => Self::from_args(call, args, hash),
+            None => {
+                let request = Self::from_call(call);
+                let id = request.id();
+                (request, id)
+            }
+        })
     }
 
     /// The request of a call whose arguments are `args` (their keccak

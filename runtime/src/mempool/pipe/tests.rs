@@ -84,9 +84,13 @@ fn the_input_hash_read_from_the_request_encoding_is_the_input_s_own() {
     });
     big.input.strings.push(StringTensor { name: "s".into(), values: vec!["one".into(), String::new()] });
     let empty = ModelInferenceRequest { input: ModelInput { numbers: vec![], strings: vec![] }, ..request() };
+    let call = |args: &[u8]| {
+        let calldata = [&runModelInferenceCall::SELECTOR[..], args].concat();
+        Request::of_call(&calldata, Some((args, keccak256(args)))).unwrap()
+    };
     for r in [request(), big, empty] {
         let args = r.abi_encode();
-        let (read, id) = Request::from_args(InferenceCall::Model(r.clone()), &args, keccak256(&args));
+        let (read, id) = call(&args);
         assert_eq!(id, request_id(&r));
         assert_eq!(read.input_hash().get(), keccak256(r.input.abi_encode()));
         assert_eq!(read, Request::from_model(r.clone()));
@@ -94,7 +98,7 @@ fn the_input_hash_read_from_the_request_encoding_is_the_input_s_own() {
         let mut other = alloy_primitives::U256::from(0x40).to_be_bytes::<32>().to_vec();
         other.extend_from_slice(&[0u8; 32]);
         other.extend_from_slice(&args[32..]);
-        let (again, id) = Request::from_args(InferenceCall::Model(r.clone()), &other, keccak256(&other));
+        let (again, id) = call(&other);
         assert_eq!((again, id), (read, request_id(&r)));
     }
 }
