@@ -72,6 +72,13 @@ impl ModelId {
     }
 }
 
+/// A map keyed by model ids can be searched with the text of one.
+impl std::borrow::Borrow<str> for ModelId {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Display for ModelId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)

@@ -49,6 +49,22 @@ fn a_folder_registers_every_onnx_file_under_its_derived_id() {
 }
 
 #[test]
+fn the_executor_names_a_registered_model_by_its_text_and_parses_any_other() {
+    use nml_runtime::inference::Executor;
+    let executor = executor();
+    let info = executor.registry().register_file(&models_dir().join("mlp.onnx"), None).unwrap();
+    assert_eq!(executor.registry().id(info.id.as_str()), Some(info.id.clone()));
+    assert_eq!(executor.model_id(info.id.as_str()), Ok(info.id));
+    // Not registered: parsed, so a valid id still names a model (unknown
+    // when run) and any other text is refused as an id.
+    let other = "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51";
+    assert_eq!(executor.registry().id(other), None);
+    assert_eq!(executor.model_id(other), Ok(ModelId::parse(other).unwrap()));
+    let err = executor.model_id("my-model").unwrap_err();
+    assert!(matches!(err, InferenceError::InvalidModelId { .. }), "{err:?}");
+}
+
+#[test]
 fn given_ids_are_checked_and_never_rebound() {
     let executor = executor();
     let registry = executor.registry();

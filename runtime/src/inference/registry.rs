@@ -147,6 +147,12 @@ impl<F: SessionFactory> Registry<F> {
         Some(idle)
     }
 
+    /// The id of the registered model whose id is the text `id`.
+    pub fn id(&self, id: &str) -> Option<ModelId> {
+        let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
+        models.get_key_value(id).map(|(id, _)| id.clone())
+    }
+
     pub(crate) fn loaded(&self, id: &ModelId) -> Result<Arc<LoadedModel<F::Session>>, InferenceError> {
         let models = self.models.read().unwrap_or_else(PoisonError::into_inner);
         models.get(id).cloned().ok_or_else(|| InferenceError::UnknownModel { model: id.to_string() })

@@ -264,6 +264,10 @@ impl OnnxExecutor {
 }
 
 impl Executor for OnnxExecutor {
+    fn model_id(&self, text: &str) -> Result<ModelId, InferenceError> {
+        self.registry.id(text).map_or_else(|| Ok(ModelId::parse(text)?), Ok)
+    }
+
     fn signature(&self, model: &ModelId) -> Option<super::tensor::ModelSignature> {
         self.registry.get(model).map(|info| info.signature)
     }

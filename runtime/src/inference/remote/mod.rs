@@ -325,6 +325,10 @@ fn server_message(body: &str) -> String {
 }
 
 impl Executor for RemoteExecutor {
+    fn model_id(&self, text: &str) -> Result<ModelId, InferenceError> {
+        self.local.model_id(text)
+    }
+
     fn signature(&self, model: &ModelId) -> Option<ModelSignature> {
         match self.remote(model) {
             Some(_) => RemoteExecutor::signature(self, model).ok(),
