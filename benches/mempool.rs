@@ -35,6 +35,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_sol_types::{SolCall, SolValue, sol};
@@ -96,7 +97,7 @@ fn main() {
     // Overhead: one transaction per block, paired with a bare run of its input.
     let mut session = one.registry().new_session(&id.parse().unwrap()).unwrap_or_else(|e| panic!("{e}"));
     let (devnet, client) = chain(&one, &code, &id, Mining::Manual);
-    let Samples { mut bare, mut block, overhead, mut evm, mut evm_cold } =
+    let Samples { mut bare, mut block, overhead, mut evm, mut evm_cold, receipt_len } =
         overhead_samples(&devnet, client, &mut session, |seed| {
             let x: Vec<f32> = (0..64).map(|i| (i as f32 - 32.0 + seed as f32) / 100.0).collect();
             (runCall { seed }.abi_encode(), [1, 64], x)
@@ -110,10 +111,11 @@ fn main() {
         let cold_us = median(&mut evm_cold).as_secs_f64() * 1e6;
         println!(
             "bare run {:.0} µs, overhead median {overhead_us:.0} µs, one EVM pass warm / cold {pass_us:.0} / {cold_us:.0} µs, \
-             nml's share {:.0} / {:.0} µs",
+             nml's share {:.0} / {:.0} µs, of which the protocol's keccak alone {:.0} µs (receipt {receipt_len} B)",
             median(&mut bare).as_secs_f64() * 1e6,
             overhead_us - 2.0 * pass_us,
-            overhead_us - 2.0 * cold_us
+            overhead_us - 2.0 * cold_us,
+            protocol_keccak_us(receipt_len)
         );
         return;
     }
@@ -179,6 +181,11 @@ fn main() {
         2.0 * cold_us,
         overhead_median - 2.0 * cold_us
     );
+    println!(
+        "| of nml's share: the keccak the protocol asks for alone (the request id over {} B, the receipts root over a {receipt_len} B receipt) | {:.0} µs |",
+        bench_request().abi_encode().len(),
+        protocol_keccak_us(receipt_len)
+    );
     println!("| {TXS} transactions, 1 worker, median of 5 | {serial_ms:.1} ms |");
     println!("| {TXS} transactions, {workers} workers, median of 5 | {parallel_ms:.1} ms |");
     println!("| speedup ({workers} workers vs 1) | {speedup:.2}× ({:.2} × N) |", speedup / workers as f64);
@@ -199,17 +206,9 @@ fn main() {
 /// (`canonical::model_request`), side by side. Alternating rounds, the
 /// median of 7 round means each.
 fn abi_side_by_side() {
-    use nml_runtime::inference::abi::{MultiDimensionalNumberTensor, Number};
-    use nml_runtime::inference::{ModelInferenceRequest, ModelInput, canonical};
+    use nml_runtime::inference::{ModelInferenceRequest, canonical};
     const READS: u32 = 2_000;
-    let values = (0..64).map(|i| Number { value: i - 31, decimals: 2 }).collect();
-    let x = MultiDimensionalNumberTensor { name: "x".into(), values, shape: vec![1, 64] };
-    let request = ModelInferenceRequest {
-        mode: 0,
-        modelCID: "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51".into(),
-        input: ModelInput { numbers: vec![x], strings: vec![] },
-    };
-    let args = request.abi_encode();
+    let args = bench_request().abi_encode();
     let mean = |f: &dyn Fn() -> bool| {
         let started = Instant::now();
         for _ in 0..READS {
@@ -263,6 +262,42 @@ fn keccak_side_by_side() {
         let (portable, asm) = (median(&mut portable).as_secs_f64() * 1e6, median(&mut asm).as_secs_f64() * 1e6);
         println!("| {what}, {size} B | {portable:.2} µs | {asm:.2} µs | {:.2}× |", portable / asm);
     }
+}
+
+/// A request as `BenchClient` makes it (the values vary with the seed, the
+/// size does not), under a CIDv0 of the model hub's length.
+fn bench_request() -> nml_runtime::inference::ModelInferenceRequest {
+    use nml_runtime::inference::abi::{MultiDimensionalNumberTensor, Number};
+    use nml_runtime::inference::{ModelInferenceRequest, ModelInput};
+    let values = (0..64).map(|i| Number { value: i - 31, decimals: 2 }).collect();
+    let x = MultiDimensionalNumberTensor { name: "x".into(), values, shape: vec![1, 64] };
+    ModelInferenceRequest {
+        mode: 0,
+        modelCID: "QmQfHBah12d1MgqCvSR9HB4YKAyNYYcFBvca8kkcZG5J51".into(),
+        input: ModelInput { numbers: vec![x], strings: vec![] },
+    }
+}
+
+/// The keccak the protocol asks of every `BenchClient` transaction, timed
+/// alone in µs (the median of 7 means of 2,000): its request id (the
+/// request's encoding, hashed the first time the precompile meets it) and
+/// its block's receipts root (one receipt of `receipt_len` bytes, which
+/// carries the served event: the request and the answer). A floor under
+/// nml's share that no code of its own can go below on this machine.
+fn protocol_keccak_us(receipt_len: usize) -> f64 {
+    const HASHES: u32 = 2_000;
+    let (request, receipt) = (bench_request().abi_encode(), vec![0x5au8; receipt_len]);
+    let mut means: Vec<Duration> = (0..7)
+        .map(|_| {
+            let started = Instant::now();
+            for _ in 0..HASHES {
+                std::hint::black_box(alloy_primitives::keccak256(std::hint::black_box(&request)));
+                std::hint::black_box(alloy_primitives::keccak256(std::hint::black_box(&receipt)));
+            }
+            started.elapsed() / HASHES
+        })
+        .collect();
+    median(&mut means).as_secs_f64() * 1e6
 }
 
 /// TEE mode against vanilla, each measured in the same run: the overhead
@@ -420,6 +455,9 @@ struct Samples {
     /// block run: round 1 after the bare run, round 2 after the block's own
     /// run), with the caches the model's run left.
     evm_cold: Vec<Duration>,
+    /// The size of the last block's receipt (EIP-2718 encoding): what its
+    /// receipts root hashes.
+    receipt_len: usize,
 }
 
 /// One inference transaction per block, `NML_BENCH_OVERHEAD_TXS` times
@@ -433,7 +471,7 @@ fn overhead_samples(
 ) -> Samples {
     let txs: i128 = std::env::var("NML_BENCH_OVERHEAD_TXS").ok().and_then(|n| n.parse().ok()).unwrap_or(320);
     let mut samples =
-        Samples { bare: Vec::new(), block: Vec::new(), overhead: Vec::new(), evm: Vec::new(), evm_cold: Vec::new() };
+        Samples { bare: Vec::new(), block: Vec::new(), overhead: Vec::new(), evm: Vec::new(), evm_cold: Vec::new(), receipt_len: 0 };
     for seed in 1..=txs {
         let (input, shape, x) = case(seed);
         send(devnet, client, 0, input.clone());
@@ -447,6 +485,8 @@ fn overhead_samples(
         let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
         let full = started.elapsed();
         assert!(mined.receipts.iter().all(|r| r.success && r.inference.len() == 1));
+        let tx_type = mined.transactions[0].envelope.tx_type();
+        samples.receipt_len = mined.receipts[0].envelope(tx_type).encoded_2718().len();
         // One EVM execution of the same call, its result now known: what each
         // of the two passes (two simulation rounds, the second standing as the
         // inclusion of the block's first transaction) costs in revm.
