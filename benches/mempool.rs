@@ -470,8 +470,14 @@ fn overhead_samples(
     case: impl Fn(i128) -> (Vec<u8>, [usize; 2], Vec<f32>),
 ) -> Samples {
     let txs: i128 = std::env::var("NML_BENCH_OVERHEAD_TXS").ok().and_then(|n| n.parse().ok()).unwrap_or(320);
-    let mut samples =
-        Samples { bare: Vec::new(), block: Vec::new(), overhead: Vec::new(), evm: Vec::new(), evm_cold: Vec::new(), receipt_len: 0 };
+    let mut samples = Samples {
+        bare: Vec::new(),
+        block: Vec::new(),
+        overhead: Vec::new(),
+        evm: Vec::new(),
+        evm_cold: Vec::new(),
+        receipt_len: 0,
+    };
     for seed in 1..=txs {
         let (input, shape, x) = case(seed);
         send(devnet, client, 0, input.clone());

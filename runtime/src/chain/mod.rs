@@ -7,6 +7,7 @@ mod accounts;
 mod block;
 mod dump;
 mod reserved;
+mod roots;
 mod state;
 mod tx;
 
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_consensus::constants::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH};
-use alloy_consensus::proofs::{calculate_receipt_root, calculate_transaction_root};
 use alloy_consensus::{Header, Transaction};
 use alloy_eips::eip1559::BaseFeeParams;
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
@@ -538,16 +538,8 @@ impl Chain {
         let receipt_envelopes: Vec<_> =
             receipts.iter().zip(&transactions).map(|(r, t)| r.envelope(t.envelope.tx_type())).collect();
         let header = Header {
-            transactions_root: if envelopes.is_empty() {
-                EMPTY_ROOT_HASH
-            } else {
-                calculate_transaction_root(&envelopes)
-            },
-            receipts_root: if receipt_envelopes.is_empty() {
-                EMPTY_ROOT_HASH
-            } else {
-                calculate_receipt_root(&receipt_envelopes)
-            },
+            transactions_root: roots::ordered_root(&envelopes),
+            receipts_root: roots::ordered_root(&receipt_envelopes),
             logs_bloom,
             gas_used: receipts.last().map(|r| r.cumulative_gas_used).unwrap_or_default(),
             ..empty_header(next, state_root)
