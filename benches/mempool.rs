@@ -27,7 +27,8 @@
 //!
 //! Prints a markdown table for docs/benchmarks.md. `NML_BENCH_OVERHEAD_ONLY=1`
 //! (with `NML_BENCH_OVERHEAD_TXS=N`) runs only the overhead loop, for a
-//! profiler; `NML_BENCH_TEE_ONLY=1` only the TEE comparison;
+//! profiler; with `NML_BENCH_PHASES=1` as well it times the node's phases
+//! inside each block by its trace spans ([`phases`]); `NML_BENCH_TEE_ONLY=1` only the TEE comparison;
 //! `NML_BENCH_KECCAK_ONLY=1` only the keccak one, `NML_BENCH_ABI_ONLY=1`
 //! only the request reading.
 
@@ -87,6 +88,9 @@ fn main() {
         executor.registry().warm_up(&id, workers).unwrap_or_else(|e| panic!("{e}"));
         (Arc::new(executor), id.to_string())
     };
+    if std::env::var_os("NML_BENCH_PHASES").is_some() {
+        phases::install();
+    }
     let (one, id) = executor_with(1);
     let (many, _) = executor_with(workers);
     if std::env::var_os("NML_BENCH_TEE_ONLY").is_some() {
@@ -117,6 +121,7 @@ fn main() {
             overhead_us - 2.0 * cold_us,
             protocol_keccak_us(receipt_len)
         );
+        phases::print();
         return;
     }
 
@@ -488,7 +493,7 @@ fn overhead_samples(
         drop(outputs);
         let raw = started.elapsed();
         let started = Instant::now();
-        let mined = devnet.mine(None).unwrap_or_else(|e| panic!("{e}"));
+        let mined = phases::timed(|| devnet.mine(None)).unwrap_or_else(|e| panic!("{e}"));
         let full = started.elapsed();
         assert!(mined.receipts.iter().all(|r| r.success && r.inference.len() == 1));
         let tx_type = mined.transactions[0].envelope.tx_type();
@@ -560,4 +565,116 @@ fn send(devnet: &Devnet, client: Address, from: usize, input: Vec<u8>) {
 fn bench_client() -> Bytes {
     let fixtures = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/inference");
     common::build(&fixtures, false, &["BenchClient"]).1.remove(0)
+}
+
+/// The node's phases inside the overhead loop's blocks, timed by the trace
+/// spans the runtime opens (`block`, `prepare`, `simulate`, `precompile`,
+/// `dispatch`, `executor`, `session_run`, `append`, `state`, `roots`,
+/// `seal`): a subscriber that adds up each span's time by name while a
+/// block is being mined. The spans cost nothing measurable when nobody
+/// listens (the devnet never installs a subscriber); here each costs about
+/// a microsecond of bookkeeping, so compare phases within a run, not with
+/// the overhead of a run without them.
+mod phases {
+    use std::collections::HashMap;
+    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+    use std::sync::{Mutex, OnceLock};
+    use std::time::{Duration, Instant};
+
+    use tracing::span::{Attributes, Id, Record};
+    use tracing::{Event, Metadata, Subscriber};
+
+    static TIMER: OnceLock<&'static Timer> = OnceLock::new();
+
+    #[derive(Default)]
+    struct Timer {
+        on: AtomicBool,
+        next: AtomicU64,
+        blocks: AtomicU64,
+        spans: Mutex<Spans>,
+    }
+
+    #[derive(Default)]
+    struct Spans {
+        names: HashMap<u64, &'static str>,
+        entered: HashMap<u64, Instant>,
+        totals: HashMap<&'static str, (Duration, u64)>,
+    }
+
+    struct Listener(&'static Timer);
+
+    impl Subscriber for Listener {
+        fn enabled(&self, metadata: &Metadata<'_>) -> bool {
+            metadata.is_span()
+        }
+        fn new_span(&self, span: &Attributes<'_>) -> Id {
+            let id = self.0.next.fetch_add(1, Ordering::Relaxed) + 1;
+            self.0.spans.lock().unwrap().names.insert(id, span.metadata().name());
+            Id::from_u64(id)
+        }
+        fn record(&self, _: &Id, _: &Record<'_>) {}
+        fn record_follows_from(&self, _: &Id, _: &Id) {}
+        fn event(&self, _: &Event<'_>) {}
+        fn enter(&self, span: &Id) {
+            self.0.spans.lock().unwrap().entered.insert(span.into_u64(), Instant::now());
+        }
+        fn exit(&self, span: &Id) {
+            let now = Instant::now();
+            let mut spans = self.0.spans.lock().unwrap();
+            let Some(started) = spans.entered.remove(&span.into_u64()) else { return };
+            if !self.0.on.load(Ordering::Relaxed) {
+                return;
+            }
+            let Some(&name) = spans.names.get(&span.into_u64()) else { return };
+            let total = spans.totals.entry(name).or_default();
+            total.0 += now - started;
+            total.1 += 1;
+        }
+        fn try_close(&self, span: Id) -> bool {
+            self.0.spans.lock().unwrap().names.remove(&span.into_u64());
+            true
+        }
+    }
+
+    /// Listens to the node's spans from now on.
+    pub(crate) fn install() {
+        let timer: &'static Timer = Box::leak(Box::default());
+        if tracing::subscriber::set_global_default(Listener(timer)).is_ok() {
+            let _ = TIMER.set(timer);
+        }
+    }
+
+    /// `mine()`, with its spans added up when listening.
+    pub(crate) fn timed<T>(mine: impl FnOnce() -> T) -> T {
+        let Some(timer) = TIMER.get() else { return mine() };
+        timer.on.store(true, Ordering::Relaxed);
+        let mined = mine();
+        timer.on.store(false, Ordering::Relaxed);
+        timer.blocks.fetch_add(1, Ordering::Relaxed);
+        mined
+    }
+
+    /// Each phase's time per block (the mean over the blocks timed), and
+    /// what of the block is neither the model's run nor revm's: nml's share
+    /// in situ.
+    pub(crate) fn print() {
+        let Some(timer) = TIMER.get() else { return };
+        let blocks = timer.blocks.load(Ordering::Relaxed).max(1) as f64;
+        let spans = timer.spans.lock().unwrap();
+        let per_block = |name: &str| spans.totals.get(name).map_or(0.0, |t| t.0.as_secs_f64() * 1e6 / blocks);
+        let mut rows: Vec<_> = spans.totals.iter().collect();
+        rows.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+        println!("| phase (trace span) | µs per block | spans per block |");
+        println!("| --- | --- | --- |");
+        for (name, (_, count)) in rows {
+            println!("| `{name}` | {:.1} | {:.1} |", per_block(name), *count as f64 / blocks);
+        }
+        // The simulations are revm running the transaction, with the
+        // precompile's own work inside them.
+        let evm = per_block("simulate") - per_block("precompile");
+        println!(
+            "| nml's share in situ: `block` − `session_run` − (`simulate` − `precompile`) | {:.1} |  |",
+            per_block("block") - per_block("session_run") - evm
+        );
+    }
 }

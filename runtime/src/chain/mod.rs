@@ -527,9 +527,11 @@ impl Chain {
         receipts: Vec<TxReceipt>,
         changes: EvmState,
     ) -> Arc<SealedBlock> {
+        let committing = tracing::trace_span!("state").entered();
         let state = Arc::make_mut(&mut self.state);
         let undo = state.commit(changes);
         let state_root = state.digest();
+        drop(committing);
         let mut logs_bloom = Bloom::default();
         for receipt in &receipts {
             logs_bloom.accrue_bloom(&receipt.logs_bloom);
@@ -537,14 +539,19 @@ impl Chain {
         let envelopes: Vec<_> = transactions.iter().map(|t| t.envelope.clone()).collect();
         let receipt_envelopes: Vec<_> =
             receipts.iter().zip(&transactions).map(|(r, t)| r.envelope(t.envelope.tx_type())).collect();
+        let hashing = tracing::trace_span!("roots").entered();
+        let transactions_root = roots::ordered_root(&envelopes);
+        let receipts_root = roots::ordered_root(&receipt_envelopes);
+        drop(hashing);
         let header = Header {
-            transactions_root: roots::ordered_root(&envelopes),
-            receipts_root: roots::ordered_root(&receipt_envelopes),
+            transactions_root,
+            receipts_root,
             logs_bloom,
             gas_used: receipts.last().map(|r| r.cumulative_gas_used).unwrap_or_default(),
             ..empty_header(next, state_root)
         };
-        let block = Arc::new(SealedBlock::seal(header, transactions, receipts));
+        let block =
+            tracing::trace_span!("seal").in_scope(|| Arc::new(SealedBlock::seal(header, transactions, receipts)));
         self.by_hash.insert(block.hash, block.number());
         for (index, tx) in block.transactions.iter().enumerate() {
             self.txs.insert(tx.hash, TxLocation { block: block.number(), index });

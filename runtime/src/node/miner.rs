@@ -187,6 +187,7 @@ impl Engine {
         timestamp: Option<u64>,
     ) -> Result<Mined, ChainError> {
         let _building = self.building.lock();
+        let _block = tracing::trace_span!("block").entered();
         let mut timestamp = timestamp;
         loop {
             let (epoch, head, batch) = {
@@ -225,7 +226,9 @@ impl Engine {
                 return Ok(Mined::NoneIncluded);
             }
             inner.chain.clear_pinned_timestamp();
+            let append = tracing::trace_span!("append").entered();
             let block = inner.chain.append(&next, built.transactions, built.receipts, built.changes);
+            drop(append);
             for tx in &block.transactions {
                 inner.pool.remove(&tx.hash);
             }

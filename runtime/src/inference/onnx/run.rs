@@ -63,9 +63,11 @@ fn run_session(
     cancel: &RunOptions,
     took: &mut Duration,
 ) -> Result<Vec<Tensor>, InferenceError> {
+    let run = tracing::trace_span!("session_run").entered();
     let started = Instant::now();
     let outputs = session.run_with_options(inputs, cancel);
     *took = started.elapsed();
+    drop(run);
     let outputs = outputs.map_err(|e| runtime_error(id, &e))?;
     signature
         .outputs

@@ -354,6 +354,7 @@ impl Pipe {
     /// Answers one call to the precompile in `phase`, from a block whose
     /// timestamp is `now`; a simulation notes what it met in `met`.
     fn respond(&self, phase: Phase, calldata: &[u8], gas_limit: u64, met: Option<&Mutex<Met>>, now: u64) -> Response {
+        let _precompile = tracing::trace_span!("precompile").entered();
         // The hash of the arguments as they are: the request id when they
         // are its canonical encoding (what solc and every standard encoder write).
         let args = calldata.split_first_chunk::<4>().filter(|(selector, _)| {
@@ -519,6 +520,7 @@ impl Pipe {
             if models.is_empty() {
                 return Vec::new();
             }
+            let _executor = tracing::trace_span!("executor").entered();
             let run = std::panic::AssertUnwindSafe(|| self.executor.run_all_requests_timed(&models));
             let mut runs: Vec<Run> =
                 std::panic::catch_unwind(run).unwrap_or_default().into_iter().map(Run::model).collect();

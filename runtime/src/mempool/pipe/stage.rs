@@ -40,6 +40,7 @@ impl Pipe {
     /// Runs the requests of one round side by side and keeps the results;
     /// a request another caller is running already is waited for instead.
     pub(super) fn dispatch(&self, round: u32, requests: &[(B256, Request)], timestamp: u64) {
+        let _dispatch = tracing::trace_span!("dispatch").entered();
         let claimed = self.claim_round(round, requests.to_vec(), timestamp);
         self.run_round(claimed);
     }
@@ -138,6 +139,7 @@ impl Pipe {
         ctx: &StageContext<'_>,
         tx: &PoolTx,
     ) -> (Met, Result<TxOutcome, InvalidTx>, Checkpoint) {
+        let _simulate = tracing::trace_span!("simulate").entered();
         let met = Arc::new(Mutex::new(Met::default()));
         let precompiles = SimulationPrecompiles { pipe: self.me.clone(), met: Arc::clone(&met) };
         let (outcome, state) = ctx.simulate_alone_with(tx, &precompiles);
@@ -181,6 +183,7 @@ impl Pipe {
 
 impl PreExecution for Pipe {
     fn prepare(&self, ctx: &StageContext<'_>, batch: Vec<Arc<PoolTx>>) -> Prepared {
+        let _prepare = tracing::trace_span!("prepare").entered();
         let wait = ctx.wait == InferenceWait::Wait;
         let live: HashSet<B256> = batch.iter().map(|tx| tx.hash).collect();
         // What earlier blocks learnt of each pending transaction, worked on
