@@ -663,7 +663,7 @@ mod phases {
         let spans = timer.spans.lock().unwrap();
         let per_block = |name: &str| spans.totals.get(name).map_or(0.0, |t| t.0.as_secs_f64() * 1e6 / blocks);
         let mut rows: Vec<_> = spans.totals.iter().collect();
-        rows.sort_by(|a, b| b.1.0.cmp(&a.1.0));
+        rows.sort_by_key(|(_, (total, _))| std::cmp::Reverse(*total));
         println!("| phase (trace span) | µs per block | spans per block |");
         println!("| --- | --- | --- |");
         for (name, (_, count)) in rows {
