@@ -24,7 +24,7 @@ pub(super) enum Request {
 
 impl Request {
     /// The request of a precompile call, if it is one.
-    pub(super) fn from_call(call: InferenceCall) -> Self {
+    fn from_call(call: InferenceCall) -> Self {
         match call {
             InferenceCall::Model(r) => Self::from_model(r),
             InferenceCall::LlmCompletion(r) => Self::Llm(LlmRequest::Completion(r)),
@@ -66,7 +66,7 @@ impl Request {
     /// arguments in the canonical encoding are what the id hashes, so only
     /// others are hashed again; a model request keeps the encoding, which
     /// its input hash is read from if it is ever asked for.
-    pub(super) fn from_args(call: InferenceCall, args: &[u8], args_hash: B256) -> (Self, B256) {
+    fn from_args(call: InferenceCall, args: &[u8], args_hash: B256) -> (Self, B256) {
         let canonical = match &call {
             InferenceCall::Model(r) => r.abi_encode(),
             InferenceCall::LlmCompletion(r) => r.abi_encode(),
