@@ -129,11 +129,17 @@ pub struct PipeConfig {
     pub max_defers: u32,
     /// How many LLM calls a round sends to the backends at once (default 8).
     pub llm_concurrency: usize,
+    /// The most results kept by request id for reuse (default 16,384):
+    /// past it the oldest are forgotten, and a request met again runs
+    /// again. Without a bound, `eth_call`s with new inputs alone would grow
+    /// the node without end. What mined transactions were served stays for
+    /// replays whatever the bound.
+    pub known_limit: usize,
 }
 
 impl Default for PipeConfig {
     fn default() -> Self {
-        Self { round_limit: 8, on_miss: OnMiss::Inline, max_defers: 3, llm_concurrency: 8 }
+        Self { round_limit: 8, on_miss: OnMiss::Inline, max_defers: 3, llm_concurrency: 8, known_limit: 16_384 }
     }
 }
 
@@ -221,9 +227,10 @@ impl Pipe {
     /// knowing every result this one knows (a forked devnet's), with the
     /// same enclaves under faults of its own.
     pub fn fork(&self) -> Arc<Self> {
-        let known =
-            self.shared.lock().known.iter().filter(|(_, k)| !k.transient).map(|(id, k)| (*id, Arc::clone(k))).collect();
-        let shared = Shared { known, ..Shared::default() };
+        let mut shared = Shared::default();
+        for (id, known) in self.shared.lock().known.iter().filter(|(_, k)| !k.transient) {
+            shared.insert_known(*id, Arc::clone(known), self.config.known_limit);
+        }
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
             executor: Arc::clone(&self.executor),
@@ -331,8 +338,8 @@ impl Pipe {
         let mut s = self.shared.lock();
         for record in records {
             let known = Arc::new(Known::from_record(record));
-            if record.success {
-                s.known.entry(record.request_id).or_insert_with(|| Arc::clone(&known));
+            if record.success && !s.known.contains_key(&record.request_id) {
+                s.insert_known(record.request_id, Arc::clone(&known), self.config.known_limit);
             }
             s.recorded.insert(record.request_id, known);
         }
@@ -570,6 +577,6 @@ impl Pipe {
         let mut s = self.shared.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
         claims.open.clear();
-        s.finish(id, &running, known)
+        s.finish(id, &running, known, self.config.known_limit)
     }
 }

@@ -2,8 +2,8 @@
 //! on requests being run: whoever meets a running request waits for its
 //! result instead of running it again (PROTOCOL.md B3).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::{Arc, Weak};
 use std::time::Duration;
 
 use alloy_primitives::{B256, Bytes, keccak256};
@@ -152,8 +152,13 @@ pub(super) struct Current {
 
 #[derive(Default)]
 pub(super) struct Shared {
-    /// Results by request id, for simulation, inclusion and calls.
+    /// Results by request id, for simulation, inclusion and calls: a cache
+    /// of at most [`PipeConfig::known_limit`](super::PipeConfig::known_limit)
+    /// results ([`Shared::forget_oldest`]).
     pub(super) known: HashMap<B256, Arc<Known>>,
+    /// The results put in `known`, oldest first (an entry whose result has
+    /// left `known` or been replaced since is skipped when it comes up).
+    pub(super) arrivals: VecDeque<(B256, Weak<Known>)>,
     /// The ids of the transient failures in `known`, with the preparation
     /// that was current when each arrived: a failure serves that preparation
     /// and the next one, then is forgotten (a list, so that a block does not
@@ -267,7 +272,7 @@ impl Drop for Claims<'_> {
         let mut s = self.pipe.shared.lock();
         for (id, running, request) in self.open.drain(..) {
             let failed = Known::new(&request, unavailable("the node failed while running this inference"));
-            s.finish(id, &running, Arc::new(failed));
+            s.finish(id, &running, Arc::new(failed), self.pipe.config.known_limit);
         }
     }
 }
@@ -301,11 +306,11 @@ impl Shared {
 
     /// Keeps the result of a claimed run and hands it to those waiting.
     /// A lasting result already known wins (another path got there first).
-    pub(super) fn finish(&mut self, id: B256, running: &Running, known: Arc<Known>) -> Arc<Known> {
+    pub(super) fn finish(&mut self, id: B256, running: &Running, known: Arc<Known>, limit: usize) -> Arc<Known> {
         let known = match self.known.get(&id) {
             Some(existing) if !existing.transient => Arc::clone(existing),
             _ => {
-                self.insert_known(id, Arc::clone(&known));
+                self.insert_known(id, Arc::clone(&known), limit);
                 known
             }
         };
@@ -314,13 +319,52 @@ impl Shared {
         known
     }
 
-    /// Keeps `known` for `id`, noting a transient failure for forgetting.
-    pub(super) fn insert_known(&mut self, id: B256, known: Arc<Known>) {
+    /// Keeps `known` for `id`, noting a transient failure for forgetting,
+    /// and forgets the oldest results past `limit`.
+    pub(super) fn insert_known(&mut self, id: B256, known: Arc<Known>, limit: usize) {
         // Listed once, however often it fails before it is forgotten.
         if known.transient && !self.known.get(&id).is_some_and(|k| k.transient) {
             self.transient.push((id, self.generation));
         }
+        self.arrivals.push_back((id, Arc::downgrade(&known)));
         self.known.insert(id, known);
+        if self.arrivals.len() > limit.saturating_mul(2).saturating_add(64) {
+            // Replaced and forgotten results leave entries behind.
+            let known = &self.known;
+            self.arrivals.retain(|(id, arrived)| is_current(known, id, arrived));
+        }
+        self.forget_oldest(limit);
+    }
+
+    /// Forgets the oldest results while more than `limit` are kept (down to
+    /// seven eighths of it, so that this runs once per many results): a
+    /// request met again runs again. Spared: the results a pending
+    /// transaction's preparation found or awaits, which its next simulation
+    /// must find known (or it would meet them as new, round after round);
+    /// while a preparation is under way, which holds them itself, nothing
+    /// is forgotten. Replays read `recorded`, which keeps what was served.
+    pub(super) fn forget_oldest(&mut self, limit: usize) {
+        if self.known.len() <= limit || self.preparing > 0 {
+            return;
+        }
+        let spared: HashSet<B256> =
+            self.prepared.values().flat_map(|p| p.found.keys().chain(&p.awaiting)).copied().collect();
+        let target = limit - limit / 8;
+        let mut kept = Vec::new();
+        while self.known.len() > target {
+            let Some((id, arrived)) = self.arrivals.pop_front() else { break };
+            if !is_current(&self.known, &id, &arrived) {
+                continue;
+            }
+            if spared.contains(&id) {
+                kept.push((id, arrived));
+            } else {
+                self.known.remove(&id);
+            }
+        }
+        for spared in kept.into_iter().rev() {
+            self.arrivals.push_front(spared);
+        }
     }
 
     /// Forgets the transient failures older than the last preparation:
@@ -345,6 +389,11 @@ impl Shared {
     pub(super) fn prep_of_current(&self) -> Option<&TxPrep> {
         self.prepared.get(&self.current.as_ref()?.tx)
     }
+}
+
+/// Whether `arrived` is the result `known` keeps for `id` now.
+fn is_current(known: &HashMap<B256, Arc<Known>>, id: &B256, arrived: &Weak<Known>) -> bool {
+    known.get(id).is_some_and(|k| std::ptr::eq(Arc::as_ptr(k), arrived.as_ptr()))
 }
 
 impl std::fmt::Debug for Shared {

@@ -314,3 +314,58 @@ fn a_spliced_event_is_the_decoded_one() {
     let calldata = completion("p");
     assert_eq!(spliced_event(B256::ZERO, &calldata, &[0; 31]), None);
 }
+
+/// The request of `n`: `request()` with its one value set to `n`.
+fn request_of(n: i128) -> ModelInferenceRequest {
+    let mut r = request();
+    r.input.numbers[0].values[0].value = n;
+    r
+}
+
+#[test]
+fn known_results_past_the_limit_are_forgotten_oldest_first_and_run_again() {
+    let executor = Arc::new(CountingExecutor::default());
+    let config = PipeConfig { known_limit: 8, ..PipeConfig::default() };
+    let pipe = Pipe::new(executor.clone(), no_llm(), config, Arc::default());
+    let call = |n: i128| {
+        let calldata = runModelInferenceCall { request: request_of(n) }.abi_encode();
+        assert_eq!(pipe.answer(Phase::Call, &calldata, 1_000_000, None, 0).result, InstructionResult::Return);
+    };
+    for n in 0..100 {
+        call(n);
+        assert!(pipe.status().known_results <= 8, "{} after {n}", pipe.status().known_results);
+    }
+    assert_eq!(executor.runs.load(Ordering::Relaxed), 100);
+    // The newest is still known; the oldest was forgotten and runs again.
+    call(99);
+    assert_eq!(executor.runs.load(Ordering::Relaxed), 100);
+    call(0);
+    assert_eq!(executor.runs.load(Ordering::Relaxed), 101);
+}
+
+#[test]
+fn a_pending_transactions_results_outlive_the_limit() {
+    let executor = Arc::new(CountingExecutor::default());
+    let config = PipeConfig { known_limit: 8, ..PipeConfig::default() };
+    let pipe = Pipe::new(executor.clone(), no_llm(), config, Arc::default());
+    let calldata = |n: i128| runModelInferenceCall { request: request_of(n) }.abi_encode();
+    // A transaction's preparation found the result of request 0 and awaits
+    // that of request 1 (as a simulation round and a background dispatch leave it).
+    pipe.answer(Phase::Call, &calldata(0), 1_000_000, None, 0);
+    pipe.answer(Phase::Call, &calldata(1), 1_000_000, None, 0);
+    {
+        let mut s = pipe.shared.lock();
+        let prep = s.prepared.entry(B256::repeat_byte(1)).or_default();
+        prep.found.insert(request_id(&request_of(0)), 1);
+        prep.awaiting.push(request_id(&request_of(1)));
+    }
+    for n in 2..100 {
+        pipe.answer(Phase::Call, &calldata(n), 1_000_000, None, 0);
+    }
+    let s = pipe.shared.lock();
+    assert!(s.known.len() <= 8, "{}", s.known.len());
+    assert!(s.known.contains_key(&request_id(&request_of(0))));
+    assert!(s.known.contains_key(&request_id(&request_of(1))));
+    // Forgotten and replaced entries do not pile up behind the bound.
+    assert!(s.arrivals.len() <= 2 * 8 + 64, "{}", s.arrivals.len());
+}
