@@ -215,7 +215,7 @@ impl Pipe {
             llm,
             config,
             cores: std::thread::available_parallelism().map_or(1, usize::from),
-            shared: Mutex::new(Shared::default()),
+            shared: Mutex::new(Shared::new(config.known_limit)),
             memo: memo::HashMemo::default(),
             runs: AtomicU64::new(0),
             enclaves,
@@ -227,9 +227,9 @@ impl Pipe {
     /// knowing every result this one knows (a forked devnet's), with the
     /// same enclaves under faults of its own.
     pub fn fork(&self) -> Arc<Self> {
-        let mut shared = Shared::default();
+        let mut shared = Shared::new(self.config.known_limit);
         for (id, known) in self.shared.lock().known.iter().filter(|(_, k)| !k.transient) {
-            shared.insert_known(*id, Arc::clone(known), self.config.known_limit);
+            shared.insert_known(*id, Arc::clone(known));
         }
         Arc::new_cyclic(|me| Self {
             me: me.clone(),
@@ -339,7 +339,7 @@ impl Pipe {
         for record in records {
             let known = Arc::new(Known::from_record(record));
             if record.success && !s.known.contains_key(&record.request_id) {
-                s.insert_known(record.request_id, Arc::clone(&known), self.config.known_limit);
+                s.insert_known(record.request_id, Arc::clone(&known));
             }
             s.recorded.insert(record.request_id, known);
         }
@@ -577,6 +577,6 @@ impl Pipe {
         let mut s = self.shared.lock();
         s.in_flight = s.in_flight.saturating_sub(1);
         claims.open.clear();
-        s.finish(id, &running, known, self.config.known_limit)
+        s.finish(id, &running, known)
     }
 }

@@ -62,7 +62,7 @@ impl Pipe {
         let mut s = self.shared.lock();
         claims.open.clear();
         for (id, running, known) in results {
-            s.finish(id, &running, known, self.config.known_limit);
+            s.finish(id, &running, known);
         }
         s.in_flight = s.in_flight.saturating_sub(count);
         drop(s);
@@ -327,7 +327,7 @@ impl PreExecution for Pipe {
         s.prepared = prepared;
         s.preparing = 0;
         // What arrived while this preparation held the prepared transactions.
-        s.forget_oldest(self.config.known_limit);
+        s.forget_oldest();
         Prepared { include, defer, first: pre_included, ..Prepared::default() }
     }
 

@@ -153,9 +153,10 @@ pub(super) struct Current {
 #[derive(Default)]
 pub(super) struct Shared {
     /// Results by request id, for simulation, inclusion and calls: a cache
-    /// of at most [`PipeConfig::known_limit`](super::PipeConfig::known_limit)
-    /// results ([`Shared::forget_oldest`]).
+    /// of at most `known_limit` results ([`Shared::forget_oldest`]).
     pub(super) known: HashMap<B256, Arc<Known>>,
+    /// [`PipeConfig::known_limit`](super::PipeConfig::known_limit).
+    pub(super) known_limit: usize,
     /// The results put in `known`, oldest first (an entry whose result has
     /// left `known` or been replaced since is skipped when it comes up).
     pub(super) arrivals: VecDeque<(B256, Weak<Known>)>,
@@ -272,7 +273,7 @@ impl Drop for Claims<'_> {
         let mut s = self.pipe.shared.lock();
         for (id, running, request) in self.open.drain(..) {
             let failed = Known::new(&request, unavailable("the node failed while running this inference"));
-            s.finish(id, &running, Arc::new(failed), self.pipe.config.known_limit);
+            s.finish(id, &running, Arc::new(failed));
         }
     }
 }
@@ -288,6 +289,11 @@ pub(super) struct Claimed {
 }
 
 impl Shared {
+    /// Nothing known yet, keeping at most `known_limit` results.
+    pub(super) fn new(known_limit: usize) -> Self {
+        Self { known_limit, ..Self::default() }
+    }
+
     /// Claims `id` for running, unless somebody runs it already or its
     /// lasting result is known.
     pub(super) fn claim(&mut self, id: B256) -> Claim {
@@ -306,11 +312,11 @@ impl Shared {
 
     /// Keeps the result of a claimed run and hands it to those waiting.
     /// A lasting result already known wins (another path got there first).
-    pub(super) fn finish(&mut self, id: B256, running: &Running, known: Arc<Known>, limit: usize) -> Arc<Known> {
+    pub(super) fn finish(&mut self, id: B256, running: &Running, known: Arc<Known>) -> Arc<Known> {
         let known = match self.known.get(&id) {
             Some(existing) if !existing.transient => Arc::clone(existing),
             _ => {
-                self.insert_known(id, Arc::clone(&known), limit);
+                self.insert_known(id, Arc::clone(&known));
                 known
             }
         };
@@ -320,30 +326,31 @@ impl Shared {
     }
 
     /// Keeps `known` for `id`, noting a transient failure for forgetting,
-    /// and forgets the oldest results past `limit`.
-    pub(super) fn insert_known(&mut self, id: B256, known: Arc<Known>, limit: usize) {
+    /// and forgets the oldest results past the bound.
+    pub(super) fn insert_known(&mut self, id: B256, known: Arc<Known>) {
         // Listed once, however often it fails before it is forgotten.
         if known.transient && !self.known.get(&id).is_some_and(|k| k.transient) {
             self.transient.push((id, self.generation));
         }
         self.arrivals.push_back((id, Arc::downgrade(&known)));
         self.known.insert(id, known);
-        if self.arrivals.len() > limit.saturating_mul(2).saturating_add(64) {
+        if self.arrivals.len() > self.known_limit.saturating_mul(2).saturating_add(64) {
             // Replaced and forgotten results leave entries behind.
             let known = &self.known;
             self.arrivals.retain(|(id, arrived)| is_current(known, id, arrived));
         }
-        self.forget_oldest(limit);
+        self.forget_oldest();
     }
 
-    /// Forgets the oldest results while more than `limit` are kept (down to
+    /// Forgets the oldest results while more than `known_limit` are kept (down to
     /// seven eighths of it, so that this runs once per many results): a
     /// request met again runs again. Spared: the results a pending
     /// transaction's preparation found or awaits, which its next simulation
     /// must find known (or it would meet them as new, round after round);
     /// while a preparation is under way, which holds them itself, nothing
     /// is forgotten. Replays read `recorded`, which keeps what was served.
-    pub(super) fn forget_oldest(&mut self, limit: usize) {
+    pub(super) fn forget_oldest(&mut self) {
+        let limit = self.known_limit;
         if self.known.len() <= limit || self.preparing > 0 {
             return;
         }
