@@ -214,13 +214,6 @@ fn abi_side_by_side() {
     use nml_runtime::inference::{ModelInferenceRequest, canonical};
     const READS: u32 = 2_000;
     let args = bench_request().abi_encode();
-    let mean = |f: &dyn Fn() -> bool| {
-        let started = Instant::now();
-        for _ in 0..READS {
-            assert!(f());
-        }
-        started.elapsed() / READS
-    };
     let general = || {
         let (decoded,) = <(ModelInferenceRequest,)>::abi_decode_params(std::hint::black_box(&args)).expect("decodes");
         decoded.abi_encode() == args
@@ -228,8 +221,8 @@ fn abi_side_by_side() {
     let one_pass = || canonical::model_request(std::hint::black_box(&args)).is_some();
     let (mut a, mut b) = (Vec::new(), Vec::new());
     for _ in 0..7 {
-        a.push(mean(&general));
-        b.push(mean(&one_pass));
+        a.push(mean_of(READS, &|| assert!(general())));
+        b.push(mean_of(READS, &|| assert!(one_pass())));
     }
     let (a, b) = (median(&mut a).as_secs_f64() * 1e6, median(&mut b).as_secs_f64() * 1e6);
     println!("| reading a `BenchClient` request ({} B) and checking it is canonical | µs |", args.len());
@@ -247,23 +240,18 @@ fn abi_side_by_side() {
 fn keccak_side_by_side() {
     use sha3::Digest;
     const HASHES: u32 = 2_000;
-    let mean = |f: &dyn Fn() -> u8| {
-        let started = Instant::now();
-        let mut acc = 0u8;
-        for _ in 0..HASHES {
-            acc ^= f();
-        }
-        std::hint::black_box(acc);
-        started.elapsed() / HASHES
-    };
     println!("| Keccak-256 of | portable (`sha3`) | `asm-keccak` | ratio |");
     println!("| --- | --- | --- | --- |");
     for (what, size) in [("one rate block", 136), ("a `BenchClient` request", 4_768), ("its receipt", 6_348)] {
         let data = vec![0x5au8; size];
         let (mut portable, mut asm) = (Vec::new(), Vec::new());
         for _ in 0..7 {
-            portable.push(mean(&|| sha3::Keccak256::digest(std::hint::black_box(&data))[0]));
-            asm.push(mean(&|| alloy_primitives::keccak256(std::hint::black_box(&data))[0]));
+            portable.push(mean_of(HASHES, &|| {
+                std::hint::black_box(sha3::Keccak256::digest(std::hint::black_box(&data)));
+            }));
+            asm.push(mean_of(HASHES, &|| {
+                std::hint::black_box(alloy_primitives::keccak256(std::hint::black_box(&data)));
+            }));
         }
         let (portable, asm) = (median(&mut portable).as_secs_f64() * 1e6, median(&mut asm).as_secs_f64() * 1e6);
         println!("| {what}, {size} B | {portable:.2} µs | {asm:.2} µs | {:.2}× |", portable / asm);
@@ -293,16 +281,11 @@ fn bench_request() -> nml_runtime::inference::ModelInferenceRequest {
 fn protocol_keccak_us(receipt_len: usize) -> f64 {
     const HASHES: u32 = 2_000;
     let (request, receipt) = (bench_request().abi_encode(), vec![0x5au8; receipt_len]);
-    let mut means: Vec<Duration> = (0..7)
-        .map(|_| {
-            let started = Instant::now();
-            for _ in 0..HASHES {
-                std::hint::black_box(alloy_primitives::keccak256(std::hint::black_box(&request)));
-                std::hint::black_box(alloy_primitives::keccak256(std::hint::black_box(&receipt)));
-            }
-            started.elapsed() / HASHES
-        })
-        .collect();
+    let both = || {
+        std::hint::black_box(alloy_primitives::keccak256(std::hint::black_box(&request)));
+        std::hint::black_box(alloy_primitives::keccak256(std::hint::black_box(&receipt)));
+    };
+    let mut means: Vec<Duration> = (0..7).map(|_| mean_of(HASHES, &both)).collect();
     median(&mut means).as_secs_f64() * 1e6
 }
 
@@ -525,6 +508,15 @@ fn overhead_samples(
         samples.evm_cold.push(started.elapsed());
     }
     samples
+}
+
+/// The mean time of `calls` calls of `f`.
+fn mean_of(calls: u32, f: &dyn Fn()) -> Duration {
+    let started = Instant::now();
+    for _ in 0..calls {
+        f();
+    }
+    started.elapsed() / calls
 }
 
 fn median(v: &mut [Duration]) -> Duration {
