@@ -368,8 +368,8 @@ impl Pipe {
             [runModelInferenceCall::SELECTOR, runLLMCompletionCall::SELECTOR, runLLMChatCall::SELECTOR]
                 .contains(selector)
         });
-        let hashed = args.map(|(_, args)| (args, self.memo.keccak(args)));
-        if let Some((_, id)) = hashed
+        let hashed = args.map(|(_, args)| self.memo.keccak(args));
+        if let Some(id) = hashed.as_ref().map(|h| h.hash)
             && let Some(result) = self.answer_known(phase, id, gas_limit, met)
         {
             return Response { result, canonical: Some(id) };

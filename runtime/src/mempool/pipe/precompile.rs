@@ -197,17 +197,24 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
             return self.eth.run(ctx, inputs);
         }
         let now = ctx.block.timestamp.saturating_to::<u64>();
-        let mut calldata = inputs.input.bytes(ctx);
-        if inputs.bytecode_address == PRICE_HISTORY_PRECOMPILE {
+        // Read where it lies, in the caller's memory (a request is kilobytes).
+        let input = inputs.input.as_bytes(ctx);
+        let history: Vec<u8>;
+        let calldata: &[u8] = if inputs.bytecode_address == PRICE_HISTORY_PRECOMPILE {
             // A price-history query is the model request it stands for.
-            match self.pipe.price_history_calldata(&calldata, now) {
-                Ok(request) => calldata = request.into(),
+            match self.pipe.price_history_calldata(&input, now) {
+                Ok(request) => {
+                    history = request;
+                    &history
+                }
                 Err(reason) => return Ok(Some(result(Answer::Revert(reason), GAS_BASE, inputs.gas_limit))),
             }
-        }
+        } else {
+            &input
+        };
         let unknown_before = self.met.as_ref().map(|m| m.lock().unknown.len());
         let super::Response { result: answer, canonical } =
-            self.pipe.respond(self.phase, &calldata, inputs.gas_limit, self.met.as_deref(), now);
+            self.pipe.respond(self.phase, calldata, inputs.gas_limit, self.met.as_deref(), now);
         // The mined transaction (and its replays) logs what was served. A
         // simulation logs a result only when it is the real one: such a
         // simulation may stand as the transaction's inclusion (the block's
@@ -218,12 +225,15 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
             Phase::Simulation => unknown_before == self.met.as_ref().map(|m| m.lock().unknown.len()),
             Phase::Call => false,
         };
-        if served
-            && answer.result == InstructionResult::Return
-            && let Some(data) = canonical
-                .and_then(|id| spliced_event(id, &calldata, &answer.output))
-                .or_else(|| served_event(&calldata, &answer.output))
-        {
+        let event = (served && answer.result == InstructionResult::Return)
+            .then(|| {
+                canonical
+                    .and_then(|id| spliced_event(id, calldata, &answer.output))
+                    .or_else(|| served_event(calldata, &answer.output))
+            })
+            .flatten();
+        drop(input);
+        if let Some(data) = event {
             ctx.journal_mut().log(Log { address: INFERENCE_PRECOMPILE, data });
         }
         Ok(Some(answer))

@@ -6,6 +6,7 @@ use alloy_primitives::{B256, Bytes, U256, keccak256};
 use alloy_sol_types::{SolCall, SolValue};
 
 use super::gas::{llm_gas, request_gas};
+use super::memo::Hashed;
 use crate::chain::InputHash;
 use crate::inference::abi::runModelInferenceCall;
 use crate::inference::{InferenceCall, InferenceError, InferenceMode, ModelInferenceRequest, ModelOutput, canonical};
@@ -39,20 +40,22 @@ impl Request {
     }
 
     /// The request of a precompile call and its id, given the call's
-    /// arguments and their keccak when it has a known selector. Arguments
-    /// that are the canonical encoding of a model request are read in one
-    /// pass ([`canonical::model_request`]) and their hash is the id; any
-    /// others are decoded, and identified by their canonical encoding.
-    pub(super) fn of_call(calldata: &[u8], hashed: Option<(&[u8], B256)>) -> Result<(Self, B256), InferenceError> {
-        if let Some((args, hash)) = hashed
+    /// arguments and their keccak when it has a known selector (from the
+    /// [`HashMemo`](super::memo::HashMemo)). Arguments that are the
+    /// canonical encoding of a model request are read in one pass
+    /// ([`canonical::model_request`]), their hash is the id, and the request
+    /// keeps them as its encoding; any others are decoded, and identified by
+    /// their canonical encoding.
+    pub(super) fn of_call(calldata: &[u8], hashed: Option<Hashed>) -> Result<(Self, B256), InferenceError> {
+        if let Some(Hashed { args, hash }) = &hashed
             && calldata.starts_with(&runModelInferenceCall::SELECTOR)
             && let Some(request) = canonical::model_request(args)
         {
-            return Ok((Self::Model(request, Bytes::copy_from_slice(args)), hash));
+            return Ok((Self::Model(request, args.clone()), *hash));
         }
         let call = InferenceCall::decode(calldata)?;
         Ok(match hashed {
-            Some((args, hash)) => Self::from_args(call, args, hash),
+            Some(Hashed { args, hash }) => Self::from_args(call, &args, hash),
             None => {
                 let request = Self::from_call(call);
                 let id = request.id();

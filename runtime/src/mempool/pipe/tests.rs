@@ -6,6 +6,7 @@ use alloy_primitives::{Bytes, keccak256};
 use alloy_sol_types::{Revert, SolCall, SolError};
 use revm::interpreter::InstructionResult;
 
+use super::memo::Hashed;
 use super::*;
 use crate::inference::abi::{LLMCompletionRequest, ModelOutput};
 use crate::inference::abi::{MultiDimensionalNumberTensor, Number};
@@ -86,7 +87,7 @@ fn the_input_hash_read_from_the_request_encoding_is_the_input_s_own() {
     let empty = ModelInferenceRequest { input: ModelInput { numbers: vec![], strings: vec![] }, ..request() };
     let call = |args: &[u8]| {
         let calldata = [&runModelInferenceCall::SELECTOR[..], args].concat();
-        Request::of_call(&calldata, Some((args, keccak256(args)))).unwrap()
+        Request::of_call(&calldata, Some(Hashed { args: Bytes::copy_from_slice(args), hash: keccak256(args) })).unwrap()
     };
     for r in [request(), big, empty] {
         let args = r.abi_encode();
