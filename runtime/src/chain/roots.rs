@@ -3,14 +3,18 @@
 //!
 //! A block of one item is the devnet's usual block (automine, `evm_mine`
 //! after a send). Its trie is a single leaf, whose hash is the root: this
-//! writes that leaf straight into one buffer and hashes it once, where the
+//! hashes that leaf's encoding as it is written ([`Hashing`]), where the
 //! general trie builder encodes the item, copies it into the node and goes
-//! through its stack. More items take the general builder.
+//! through its stack. An inference transaction's receipt is kilobytes (its
+//! event carries the request and the answer), and right after a model's run
+//! every byte written to fresh memory is slow: the leaf is never written
+//! out whole. More items take the general builder.
 
 use alloy_consensus::proofs::ordered_trie_root_with_encoder;
 use alloy_eips::eip2718::Encodable2718;
-use alloy_primitives::{B256, keccak256};
-use alloy_rlp::Header;
+use alloy_primitives::{B256, Keccak256};
+use alloy_rlp::bytes::buf::UninitSlice;
+use alloy_rlp::{BufMut, Header};
 
 /// The root of the ordered trie of `items` (none: the empty root).
 pub(super) fn ordered_root<T: Encodable2718>(items: &[T]) -> B256 {
@@ -32,12 +36,75 @@ fn single_leaf_root(item: &impl Encodable2718) -> B256 {
     // is that short.
     debug_assert!(len > 1);
     let node = Header { list: true, payload_length: PATH.len() + value.length() + len };
-    let mut buf = Vec::with_capacity(node.length_with_payload());
-    node.encode(&mut buf);
-    buf.extend_from_slice(&PATH);
-    value.encode(&mut buf);
-    item.encode_2718(&mut buf);
-    keccak256(&buf)
+    let mut leaf = Hashing::default();
+    node.encode(&mut leaf);
+    leaf.put_slice(&PATH);
+    value.encode(&mut leaf);
+    item.encode_2718(&mut leaf);
+    leaf.finish()
+}
+
+/// Keccak-256 of what is written to it: short pieces (RLP headers, numbers)
+/// gather in a small buffer, long ones (a log's data) are hashed where they lie.
+struct Hashing {
+    hasher: Keccak256,
+    buf: [u8; Self::BUF],
+    len: usize,
+}
+
+impl Default for Hashing {
+    fn default() -> Self {
+        Self { hasher: Keccak256::new(), buf: [0; Self::BUF], len: 0 }
+    }
+}
+
+impl Hashing {
+    /// Keccak's rate: a buffer of one block.
+    const BUF: usize = 136;
+
+    fn flush(&mut self) {
+        self.hasher.update(&self.buf[..self.len]);
+        self.len = 0;
+    }
+
+    fn finish(mut self) -> B256 {
+        self.flush();
+        self.hasher.finalize()
+    }
+}
+
+// SAFETY: `chunk_mut` hands out the buffer's unwritten part, never empty
+// (a full buffer is flushed first), and `advance_mut` counts only what the
+// caller wrote in it (at most its length, as `BufMut` requires).
+unsafe impl BufMut for Hashing {
+    fn remaining_mut(&self) -> usize {
+        usize::MAX
+    }
+
+    unsafe fn advance_mut(&mut self, count: usize) {
+        self.len = (self.len + count).min(Self::BUF);
+    }
+
+    fn chunk_mut(&mut self) -> &mut UninitSlice {
+        if self.len == Self::BUF {
+            self.flush();
+        }
+        UninitSlice::new(&mut self.buf[self.len..])
+    }
+
+    fn put_slice(&mut self, src: &[u8]) {
+        if self.len + src.len() <= Self::BUF {
+            self.buf[self.len..self.len + src.len()].copy_from_slice(src);
+            self.len += src.len();
+        } else {
+            self.flush();
+            self.hasher.update(src);
+        }
+    }
+
+    fn put_u8(&mut self, byte: u8) {
+        self.put_slice(&[byte]);
+    }
 }
 
 #[cfg(test)]
@@ -105,5 +172,23 @@ mod tests {
         for n in [0, 2, 17, 130] {
             assert_eq!(ordered_root(&receipts[..n]), calculate_receipt_root(&receipts[..n]), "{n}");
         }
+    }
+
+    #[test]
+    fn hashing_as_written_is_hashing_the_whole() {
+        // Pieces of every size around the buffer's, written every way a
+        // `BufMut` is written to (`put_bytes` goes through `chunk_mut`).
+        let mut whole = Vec::new();
+        let mut leaf = Hashing::default();
+        for (n, size) in [0, 1, 5, 135, 136, 137, 300, 1, 2, 272, 7, 4_096].into_iter().enumerate() {
+            let piece: Vec<u8> = (0..size).map(|i| (i * 7 + n) as u8).collect();
+            match n % 3 {
+                0 => leaf.put_slice(&piece),
+                1 => piece.iter().for_each(|b| leaf.put_u8(*b)),
+                _ => leaf.put_bytes(n as u8, size),
+            }
+            whole.extend(if n % 3 == 2 { vec![n as u8; size] } else { piece });
+        }
+        assert_eq!(leaf.finish(), alloy_primitives::keccak256(&whole));
     }
 }

@@ -361,7 +361,6 @@ impl Pipe {
     /// Answers one call to the precompile in `phase`, from a block whose
     /// timestamp is `now`; a simulation notes what it met in `met`.
     fn respond(&self, phase: Phase, calldata: &[u8], gas_limit: u64, met: Option<&Mutex<Met>>, now: u64) -> Response {
-        let _precompile = tracing::trace_span!("precompile").entered();
         // The hash of the arguments as they are: the request id when they
         // are its canonical encoding (what solc and every standard encoder write).
         let args = calldata.split_first_chunk::<4>().filter(|(selector, _)| {

@@ -196,6 +196,8 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
         if inputs.bytecode_address != INFERENCE_PRECOMPILE && inputs.bytecode_address != PRICE_HISTORY_PRECOMPILE {
             return self.eth.run(ctx, inputs);
         }
+        // All of the precompile's own work, the event it logs included.
+        let _precompile = tracing::trace_span!("precompile").entered();
         let now = ctx.block.timestamp.saturating_to::<u64>();
         // Read where it lies, in the caller's memory (a request is kilobytes).
         let input = inputs.input.as_bytes(ctx);
