@@ -30,7 +30,11 @@
 //!    `evm_snapshot` and `evm_revert`;
 //! 8. row 4's 10,000 transfers sent in JSON-RPC batches of 100 calls (how
 //!    ethers v6 sends the transactions a program sends at once), then one
-//!    `evm_mine`.
+//!    `evm_mine`;
+//! 9. a deep pool under automine: 10,000 transfers of one sender sent with
+//!    `evm_setAutomine false`, then `evm_setAutomine true`, which mines them
+//!    one block each: the seconds until the last is mined (nml only; the
+//!    cost of a block must not grow with the transactions still pending).
 //!
 //! Settings: `NML_BENCH_ROWS=1,2,6` (default: all), `NML_BENCH_SCALE=0.1`
 //! (sizes × scale), `NML_BENCH_RUNS=N`, `NML_BENCH_NO_HARDHAT=1`,
@@ -419,6 +423,20 @@ fn client(mode: &str) {
             let (nulls, _) = wait_receipt(&mut conn, timed.last().expect("transactions"));
             assert_eq!(nulls, 0);
         }
+        "drain" => {
+            check(conn.call(&request(&addr, "evm_setAutomine", "[false]")));
+            let count = request(&addr, "eth_blockNumber", "[]");
+            let before = quantity(result(conn.call(&count)));
+            for tx in timed {
+                send(&mut conn, tx);
+            }
+            let drained = Instant::now();
+            check(conn.call(&request(&addr, "evm_setAutomine", "[true]")));
+            while quantity(result(conn.call(&count))) < before + timed.len() as u64 {}
+            out.push(("drain".into(), drained.elapsed().as_secs_f64()));
+            let (nulls, _) = wait_receipt(&mut conn, timed.last().expect("transactions"));
+            assert_eq!(nulls, 0);
+        }
         "floor" => {
             let n: usize = env("NML_BENCH_N").parse().expect("N");
             let req = request(&addr, "eth_chainId", "[]");
@@ -749,7 +767,7 @@ fn orchestrate() {
     let mut settings = Settings {
         rows: var("NML_BENCH_ROWS")
             .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_else(|| (1..=8).collect()),
+            .unwrap_or_else(|| (1..=9).collect()),
         scale: var("NML_BENCH_SCALE").and_then(|s| s.parse().ok()).unwrap_or(1.0),
         runs: var("NML_BENCH_RUNS").and_then(|s| s.parse().ok()).unwrap_or(3),
         hardhat: None,
@@ -761,17 +779,19 @@ fn orchestrate() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let accounts = dev_accounts(BATCH_SENDERS);
-    let (n_seq, n_pipe, n_call, n_batch, n_decay, n_floor) = (
+    let (n_seq, n_pipe, n_call, n_batch, n_decay, n_floor, n_drain) = (
         settings.size(2_000),
         settings.size(2_000),
         settings.size(2_000),
         settings.size(10_000) / BATCH_SENDERS * BATCH_SENDERS,
         settings.size(100_000) / 10 * 10,
         settings.size(2_000),
+        settings.size(10_000),
     );
     eprintln!("pre-signing transactions ...");
     let signing = Instant::now();
-    let n_transfers = [(1, n_seq), (2, n_pipe), (5, n_decay)].iter().filter(|(r, _)| want(*r)).map(|p| p.1).max();
+    let n_transfers =
+        [(1, n_seq), (2, n_pipe), (5, n_decay), (9, n_drain)].iter().filter(|(r, _)| want(*r)).map(|p| p.1).max();
     let transfers = n_transfers.map(|n| {
         let txs: Vec<Unsigned> = (0..n)
             .map(|i| Unsigned {
@@ -908,6 +928,12 @@ fn orchestrate() {
         let nodes = if settings.hardhat_decay { both.clone() } else { vec![NodeKind::Nml] };
         rows.push(row(5, format!("decay: {n_decay} sequential transfers"), "sequential", txs, 0, n_decay, 10, &nodes));
     }
+    if want(9) {
+        let txs = Some(transfers_file(n_drain, "drain"));
+        let title =
+            format!("a deep pool under automine: {n_drain} transfers of one sender, then `evm_setAutomine true`");
+        rows.push(row(9, title, "drain", txs, 0, n_drain, 1, &[NodeKind::Nml]));
+    }
     if want(7) {
         let title = format!("memory: 5 × ({n_batch} txs + `evm_revert`)");
         rows.push(row(7, title, "memory", batch, 0, n_batch, 1, &[NodeKind::Nml]));
@@ -1014,6 +1040,10 @@ fn report(settings: &Settings, rows: &[Row], results: &HashMap<(u32, NodeKind), 
         let r = runs(7, NodeKind::Nml);
         let rss: Vec<String> = (0..=5).map(|i| format!("{:.0}", med(r, |r| get(r, &format!("rss{i}"))))).collect();
         out += &format!("\n7. {}: nml RSS at start, then after each repeat: {} MiB\n", row.title, rss.join(", "));
+    }
+    for row in rows.iter().filter(|r| r.id == 9) {
+        let drain = med(runs(9, NodeKind::Nml), |r| get(r, "drain"));
+        out += &format!("\n9. {}: mined in {drain:.3} s, {:.0} µs a block\n", row.title, drain / row.n as f64 * 1e6);
     }
     if rows.iter().any(|r| r.id == 3) {
         let gas = med(runs(3, NodeKind::Nml), |r| get(r, "gas"));

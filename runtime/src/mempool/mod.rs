@@ -10,4 +10,4 @@ pub use builder::{
     StageContext, Waker,
 };
 pub use pipe::{INFERENCE_PRECOMPILE, OnMiss, Pipe, PipeConfig, PipeStatus};
-pub use pool::{Added, Pool, PoolContent, REPLACEMENT_BUMP_PERCENT};
+pub use pool::{Added, Pool, PoolContent, REPLACEMENT_BUMP_PERCENT, Ready};

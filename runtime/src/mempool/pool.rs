@@ -158,40 +158,19 @@ impl Pool {
     /// order from its on-chain nonce, without gaps, and across senders the
     /// highest tip at `base_fee` first (arrival order on ties). A sender's
     /// run stops at a transaction whose max fee is below `base_fee`.
-    pub fn ready(&self, nonce_of: impl Fn(&Address) -> u64, base_fee: u64) -> Vec<Arc<PoolTx>> {
-        #[derive(PartialEq, Eq, PartialOrd, Ord)]
-        struct Head {
-            tip: u128,
-            earlier: std::cmp::Reverse<u64>,
-            sender: Address,
-            nonce: u64,
-        }
-        let head = |tx: &Arc<PoolTx>| -> Option<Head> {
-            let tip = tx.effective_tip(base_fee)?;
-            let seq = self.by_hash.get(&tx.hash).map(|(_, s)| *s).unwrap_or_default();
-            Some(Head { tip, earlier: std::cmp::Reverse(seq), sender: tx.sender, nonce: tx.nonce() })
-        };
-        let mut heap = BinaryHeap::new();
+    ///
+    /// Ordered as it is read ([`Ready`]): the first costs a look at each
+    /// sender, and each next one a step of a heap of senders, so a miner
+    /// that takes one transaction per block (automine) does not order the
+    /// whole pool for each.
+    pub fn ready(&self, nonce_of: impl Fn(&Address) -> u64, base_fee: u64) -> Ready<'_> {
+        let mut ready = Ready { pool: self, base_fee, heads: BinaryHeap::new() };
         for (sender, queue) in &self.senders {
-            if let Some(tx) = queue.txs.get(&nonce_of(sender))
-                && let Some(h) = head(tx)
-            {
-                heap.push(h);
+            if let Some(tx) = queue.txs.get(&nonce_of(sender)) {
+                ready.push(tx);
             }
         }
-        let mut out = Vec::new();
-        while let Some(Head { sender, nonce, .. }) = heap.pop() {
-            let Some(queue) = self.senders.get(&sender) else { continue };
-            if let Some(tx) = queue.txs.get(&nonce) {
-                out.push(tx.clone());
-            }
-            if let Some(next) = queue.txs.get(&(nonce + 1))
-                && let Some(h) = head(next)
-            {
-                heap.push(h);
-            }
-        }
-        out
+        ready
     }
 
     /// Removes a transaction.
@@ -244,6 +223,50 @@ impl Pool {
     }
 }
 
+/// The pool's executable transactions in block order ([`Pool::ready`]).
+#[derive(Debug)]
+pub struct Ready<'a> {
+    pool: &'a Pool,
+    base_fee: u64,
+    /// The next transaction of each sender, best first.
+    heads: BinaryHeap<Head>,
+}
+
+/// A sender's next transaction as [`Ready`] orders them.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Head {
+    tip: u128,
+    earlier: std::cmp::Reverse<u64>,
+    sender: Address,
+    nonce: u64,
+}
+
+impl Ready<'_> {
+    /// Queues `tx` as its sender's next, unless its max fee is below the base fee.
+    fn push(&mut self, tx: &PoolTx) {
+        let Some(tip) = tx.effective_tip(self.base_fee) else { return };
+        let seq = self.pool.by_hash.get(&tx.hash).map(|(_, s)| *s).unwrap_or_default();
+        self.heads.push(Head { tip, earlier: std::cmp::Reverse(seq), sender: tx.sender, nonce: tx.nonce() });
+    }
+}
+
+impl Iterator for Ready<'_> {
+    type Item = Arc<PoolTx>;
+
+    fn next(&mut self) -> Option<Arc<PoolTx>> {
+        loop {
+            let Head { sender, nonce, .. } = self.heads.pop()?;
+            let Some(queue) = self.pool.senders.get(&sender) else { continue };
+            if let Some(next) = queue.txs.get(&(nonce + 1)) {
+                self.push(next);
+            }
+            if let Some(tx) = queue.txs.get(&nonce) {
+                return Some(Arc::clone(tx));
+            }
+        }
+    }
+}
+
 /// The pool split by executability (`txpool_content`).
 #[derive(Debug, Clone, Default)]
 pub struct PoolContent {
@@ -262,9 +285,15 @@ mod tests {
 
     const ALICE: Address = address!("0x00000000000000000000000000000000000a11ce");
 
+    const BOB: Address = address!("0x0000000000000000000000000000000000000b0b");
+
     fn tx(nonce: u64, gas_price: u128) -> Arc<PoolTx> {
+        tx_from(ALICE, nonce, gas_price)
+    }
+
+    fn tx_from(sender: Address, nonce: u64, gas_price: u128) -> Arc<PoolTx> {
         let legacy = TxLegacy { nonce, gas_price, gas_limit: 21_000, ..Default::default() };
-        Arc::new(PoolTx::impersonated(TypedTransaction::Legacy(legacy), ALICE))
+        Arc::new(PoolTx::impersonated(TypedTransaction::Legacy(legacy), sender))
     }
 
     #[test]
@@ -276,7 +305,27 @@ mod tests {
         assert_eq!(pool.add(tx(1, 1), 0).unwrap(), Added::Pending);
         assert_eq!(pool.pending_nonce(&ALICE, 0), 3);
         assert_eq!(pool.add(tx(3, 1), 0).unwrap(), Added::Pending);
-        assert_eq!(pool.ready(|_| 0, 0).len(), 4);
+        assert_eq!(pool.ready(|_| 0, 0).count(), 4);
+    }
+
+    #[test]
+    fn ready_is_each_senders_run_in_nonce_order_best_tip_first() {
+        let mut pool = Pool::default();
+        let alice: Vec<_> = [(0, 12), (1, 30), (2, 40), (3, 5)].map(|(n, p)| tx_from(ALICE, n, p)).into();
+        let bob: Vec<_> = [(0, 20), (1, 20), (3, 90)].map(|(n, p)| tx_from(BOB, n, p)).into();
+        for t in alice.iter().chain(&bob) {
+            pool.add(t.clone(), 0).unwrap();
+        }
+        let order = |base_fee| pool.ready(|_| 0, base_fee).map(|t| t.hash).collect::<Vec<_>>();
+        // Bob's two 20s before Alice's 12, and her 30 and 40 behind her 12
+        // (nonce order first); Bob's nonce 3 waits behind a gap.
+        let hashes = |txs: &[&Arc<PoolTx>]| txs.iter().map(|t| t.hash).collect::<Vec<_>>();
+        assert_eq!(order(0), hashes(&[&bob[0], &bob[1], &alice[0], &alice[1], &alice[2], &alice[3]]));
+        // A fee below the base fee ends its sender's run there.
+        assert_eq!(order(10), hashes(&[&bob[0], &bob[1], &alice[0], &alice[1], &alice[2]]));
+        assert_eq!(order(15), hashes(&[&bob[0], &bob[1]]));
+        // Read one at a time, it starts the same.
+        assert_eq!(pool.ready(|_| 0, 0).next().map(|t| t.hash), Some(bob[0].hash));
     }
 
     #[test]

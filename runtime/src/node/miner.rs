@@ -149,27 +149,31 @@ impl Engine {
         EvmSetup { precompiles: &*self.precompiles, inspectors: self.inspectors.get().map(|i| &**i) }
     }
 
-    /// The executable transactions, in block order.
-    pub(super) fn ready(inner: &Inner) -> Vec<Arc<PoolTx>> {
+    /// Whether any transaction is executable.
+    pub(super) fn any_ready(inner: &Inner) -> bool {
         let view = inner.chain.latest();
-        let base_fee = inner.chain.next_base_fee();
-        inner.pool.ready(|a| view.pool_nonce(*a), base_fee)
+        inner.pool.ready(|a| view.pool_nonce(*a), inner.chain.next_base_fee()).next().is_some()
     }
 
+    /// The executable transactions, in block order (the first of them, for
+    /// [`Batch::First`]: the first one not held back by the stage).
     fn batch(&self, inner: &Inner, batch: Batch) -> Vec<Arc<PoolTx>> {
-        let ready = Self::ready(inner);
+        let view = inner.chain.latest();
+        let mut ready = inner.pool.ready(|a| view.pool_nonce(*a), inner.chain.next_base_fee());
         match batch {
-            Batch::All => ready,
+            Batch::All => ready.collect(),
             Batch::First => {
                 let mut held = Vec::new();
-                for tx in ready {
-                    if held.contains(&tx.sender) || self.stage.holds(&tx.hash) {
-                        held.push(tx.sender);
-                    } else {
-                        return vec![tx];
-                    }
-                }
-                Vec::new()
+                ready
+                    .find(|tx| {
+                        let go = !held.contains(&tx.sender) && !self.stage.holds(&tx.hash);
+                        if !go {
+                            held.push(tx.sender);
+                        }
+                        go
+                    })
+                    .into_iter()
+                    .collect()
             }
         }
     }

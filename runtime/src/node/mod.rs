@@ -461,7 +461,7 @@ impl Devnet {
     pub fn set_automine(&self, on: bool) {
         let mut inner = self.lock();
         inner.automine = on;
-        let ready = on && !Engine::ready(&inner).is_empty();
+        let ready = on && Engine::any_ready(&inner);
         drop(inner);
         if ready {
             self.ensure_miner();
