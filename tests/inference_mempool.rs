@@ -979,3 +979,23 @@ fn scheduled_tasks_run_when_due_and_survive_a_reload() {
     let reloaded = Devnet::with_inference(config, InferenceSetup::new(onnx)).unwrap();
     assert_eq!(reloaded.tasks().unwrap(), tasks);
 }
+
+#[test]
+fn a_devnet_of_two_thousand_accounts_mints_opg_to_each() {
+    // Minting to 2,000 holders takes more gas than a 30M-gas block: the
+    // genesis system calls are not bound by the block gas limit.
+    let chain = nml_runtime::chain::ChainConfig { accounts: 2_000, ..Default::default() };
+    let config = DevnetConfig { chain, ..DevnetConfig::default() };
+    let (executor, _) = executor(Duration::from_secs(30));
+    let devnet = Devnet::with_inference(config, InferenceSetup::new(executor)).expect("devnet");
+    let accounts = devnet.accounts();
+    assert_eq!(accounts.len(), 2_000);
+    sol! { function balanceOf(address holder) external view returns (uint256); }
+    for holder in [accounts[0], accounts[1_999]] {
+        let call = balanceOfCall { holder }.abi_encode();
+        let request = TransactionRequest::default().to(nml_runtime::predeploys::payments::OPG_TOKEN).input(call.into());
+        let out = devnet.call(request, None, None).expect("balanceOf");
+        let balance = balanceOfCall::abi_decode_returns(&out).expect("a uint256");
+        assert_eq!(balance, nml_runtime::predeploys::payments::genesis_opg());
+    }
+}

@@ -26,15 +26,15 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{Notify, broadcast};
 
 use crate::chain::{
-    Chain, ChainConfig, ChainError, DevAccount, DumpError, PoolTx, SealedBlock, StateDump, TxError, TxReceipt,
-    dev_accounts,
+    Chain, ChainConfig, ChainError, DevAccount, DumpError, NextBlock, PoolTx, SealedBlock, StateDump, TxError,
+    TxReceipt, dev_accounts,
 };
 use crate::evm::{
     EthereumPrecompiles, EvmSetup, ExecOptions, InspectorFactory, Machine, Phase, PrecompileFactory, TraceError,
 };
 use crate::fork::{ForkError, ForkSource};
 use crate::mempool::{Added, InferenceWait, NoPreExecution, Pool, PreExecution};
-use crate::predeploys::{SYSTEM_ADDRESS, SystemCall};
+use crate::predeploys::{SYSTEM_ADDRESS, SYSTEM_CALL_GAS, SystemCall};
 use miner::{Batch, Engine, Mined, MinerThread};
 use revm::context::TxEnv;
 
@@ -534,11 +534,13 @@ impl Devnet {
 
     /// Executes `calls` from the system address on the head state, outside
     /// any block, and keeps what they changed (see [`crate::predeploys`]).
-    /// Any failing call fails them all, with its reason.
+    /// Any failing call fails them all, with its reason. They are set-up,
+    /// not transactions: the block gas limit does not bound them (minting
+    /// OPG to 2,000 dev accounts takes more than a block of 30M gas).
     pub fn run_system_calls(&self, calls: &[SystemCall]) -> Result<(), NodeError> {
         let setup = self.evm_setup();
         self.edit(|chain| {
-            let env = chain.pending_block();
+            let env = NextBlock { gas_limit: SYSTEM_CALL_GAS, ..chain.pending_block() };
             let options = ExecOptions::for_chain(chain.config(), true);
             let mut machine = Machine::new(chain.latest(), env.block_env(), options, setup, Phase::Call);
             machine.set_call_price(options, 0);
@@ -547,7 +549,7 @@ impl Devnet {
                     caller: SYSTEM_ADDRESS,
                     kind: TxKind::Call(call.to),
                     data: call.data.clone(),
-                    gas_limit: env.gas_limit,
+                    gas_limit: SYSTEM_CALL_GAS,
                     chain_id: Some(options.chain_id),
                     ..Default::default()
                 };

@@ -39,6 +39,10 @@ pub const WORKFLOW_SCHEDULER: Address = address!("7179724De4e7FF9271FA40C0337c7f
 /// The caller of the devnet's system calls (EIP-4788's system address).
 pub const SYSTEM_ADDRESS: Address = address!("fffffffffffffffffffffffffffffffffffffffe");
 
+/// The gas each [`SystemCall`] may use: set-up is not bound by the block gas
+/// limit (about 2.5 million OPG holders at genesis).
+pub const SYSTEM_CALL_GAS: u64 = 1 << 36;
+
 /// The TEE type of the devnet's enclaves: validators (they attest on-chain
 /// inference; type 0 is the LLM proxy of the gateway).
 pub const TEE_TYPE_VALIDATOR: u8 = 1;
