@@ -159,21 +159,19 @@ impl Engine {
     /// [`Batch::First`]: the first one not held back by the stage).
     fn batch(&self, inner: &Inner, batch: Batch) -> Vec<Arc<PoolTx>> {
         let view = inner.chain.latest();
-        let mut ready = inner.pool.ready(|a| view.pool_nonce(*a), inner.chain.next_base_fee());
+        let ready = inner.pool.ready(|a| view.pool_nonce(*a), inner.chain.next_base_fee());
         match batch {
             Batch::All => ready.collect(),
             Batch::First => {
                 let mut held = Vec::new();
-                ready
-                    .find(|tx| {
-                        let go = !held.contains(&tx.sender) && !self.stage.holds(&tx.hash);
-                        if !go {
-                            held.push(tx.sender);
-                        }
-                        go
-                    })
-                    .into_iter()
-                    .collect()
+                for tx in ready {
+                    if held.contains(&tx.sender) || self.stage.holds(&tx.hash) {
+                        held.push(tx.sender);
+                    } else {
+                        return vec![tx];
+                    }
+                }
+                Vec::new()
             }
         }
     }
