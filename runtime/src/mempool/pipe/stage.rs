@@ -39,9 +39,9 @@ impl Pipe {
 
     /// Runs the requests of one round side by side and keeps the results;
     /// a request another caller is running already is waited for instead.
-    pub(super) fn dispatch(&self, round: u32, requests: &[(B256, Request)], timestamp: u64) {
+    pub(super) fn dispatch(&self, round: u32, requests: Vec<(B256, Request)>, timestamp: u64) {
         let _dispatch = tracing::trace_span!("dispatch").entered();
-        let claimed = self.claim_round(round, requests.to_vec(), timestamp);
+        let claimed = self.claim_round(round, requests, timestamp);
         self.run_round(claimed);
     }
 
@@ -293,8 +293,8 @@ impl PreExecution for Pipe {
                 }
                 break;
             }
-            self.dispatch(round, &unknown, ctx.next.timestamp);
             found_in.extend(unknown.iter().map(|(id, _)| (*id, round)));
+            self.dispatch(round, unknown, ctx.next.timestamp);
             todo = again;
         }
         let mut include = Vec::with_capacity(batch.len());

@@ -133,7 +133,7 @@ fn concurrent_calls_with_the_same_unknown_request_run_it_once() {
             (0..4).map(|_| scope.spawn(|| pipe.answer(Phase::Call, &calldata, 1_000_000, None, 0).output)).collect();
         // A dispatch round meeting the same request while the calls run it.
         std::thread::sleep(Duration::from_millis(50));
-        pipe.dispatch(1, &[(request_id(&request()), Request::from_model(request()))], 0);
+        pipe.dispatch(1, vec![(request_id(&request()), Request::from_model(request()))], 0);
         calls.into_iter().map(|c| c.join().unwrap()).collect()
     });
     assert_eq!(executor.runs.load(Ordering::Relaxed), 1, "one run for all of them");
