@@ -34,7 +34,11 @@
 //! 9. a deep pool under automine: 10,000 transfers of one sender sent with
 //!    `evm_setAutomine false`, then `evm_setAutomine true`, which mines them
 //!    one block each: the seconds until the last is mined (nml only; the
-//!    cost of a block must not grow with the transactions still pending).
+//!    cost of a block must not grow with the transactions still pending);
+//! 10. the same with 5,000 senders of one transaction each (impersonated
+//!     accounts funded with `anvil_setBalance`, sending with
+//!     `eth_sendTransaction`, all untimed): the cost of a block must not
+//!     grow with the senders pending either.
 //!
 //! Settings: `NML_BENCH_ROWS=1,2,6` (default: all), `NML_BENCH_SCALE=0.1`
 //! (sizes × scale), `NML_BENCH_RUNS=N`, `NML_BENCH_NO_HARDHAT=1`,
@@ -437,6 +441,24 @@ fn client(mode: &str) {
             let (nulls, _) = wait_receipt(&mut conn, timed.last().expect("transactions"));
             assert_eq!(nulls, 0);
         }
+        "drain_senders" => {
+            let n: usize = env("NML_BENCH_N").parse().expect("N");
+            check(conn.call(&request(&addr, "evm_setAutomine", "[false]")));
+            let count = request(&addr, "eth_blockNumber", "[]");
+            let before = quantity(result(conn.call(&count)));
+            for i in 0..n {
+                let sender = format!("{}", fresh(2_000_000 + i));
+                let call = |method: &str, params: String| request(&addr, method, &params);
+                check(conn.call(&call("anvil_setBalance", format!(r#"["{sender}","0xde0b6b3a7640000"]"#))));
+                check(conn.call(&call("anvil_impersonateAccount", format!(r#"["{sender}"]"#))));
+                let tx = format!(r#"[{{"from":"{sender}","to":"{sender}","value":"0x1","gas":"0x5208"}}]"#);
+                check(conn.call(&call("eth_sendTransaction", tx)));
+            }
+            let drained = Instant::now();
+            check(conn.call(&request(&addr, "evm_setAutomine", "[true]")));
+            while quantity(result(conn.call(&count))) < before + n as u64 {}
+            out.push(("drain".into(), drained.elapsed().as_secs_f64()));
+        }
         "floor" => {
             let n: usize = env("NML_BENCH_N").parse().expect("N");
             let req = request(&addr, "eth_chainId", "[]");
@@ -767,7 +789,7 @@ fn orchestrate() {
     let mut settings = Settings {
         rows: var("NML_BENCH_ROWS")
             .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_else(|| (1..=9).collect()),
+            .unwrap_or_else(|| (1..=10).collect()),
         scale: var("NML_BENCH_SCALE").and_then(|s| s.parse().ok()).unwrap_or(1.0),
         runs: var("NML_BENCH_RUNS").and_then(|s| s.parse().ok()).unwrap_or(3),
         hardhat: None,
@@ -779,7 +801,7 @@ fn orchestrate() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let accounts = dev_accounts(BATCH_SENDERS);
-    let (n_seq, n_pipe, n_call, n_batch, n_decay, n_floor, n_drain) = (
+    let (n_seq, n_pipe, n_call, n_batch, n_decay, n_floor, n_drain, n_senders) = (
         settings.size(2_000),
         settings.size(2_000),
         settings.size(2_000),
@@ -787,6 +809,7 @@ fn orchestrate() {
         settings.size(100_000) / 10 * 10,
         settings.size(2_000),
         settings.size(10_000),
+        settings.size(5_000),
     );
     eprintln!("pre-signing transactions ...");
     let signing = Instant::now();
@@ -934,6 +957,10 @@ fn orchestrate() {
             format!("a deep pool under automine: {n_drain} transfers of one sender, then `evm_setAutomine true`");
         rows.push(row(9, title, "drain", txs, 0, n_drain, 1, &[NodeKind::Nml]));
     }
+    if want(10) {
+        let title = format!("a deep pool of {n_senders} senders under automine, one transaction each");
+        rows.push(row(10, title, "drain_senders", None, 0, n_senders, 1, &[NodeKind::Nml]));
+    }
     if want(7) {
         let title = format!("memory: 5 × ({n_batch} txs + `evm_revert`)");
         rows.push(row(7, title, "memory", batch, 0, n_batch, 1, &[NodeKind::Nml]));
@@ -1041,9 +1068,10 @@ fn report(settings: &Settings, rows: &[Row], results: &HashMap<(u32, NodeKind), 
         let rss: Vec<String> = (0..=5).map(|i| format!("{:.0}", med(r, |r| get(r, &format!("rss{i}"))))).collect();
         out += &format!("\n7. {}: nml RSS at start, then after each repeat: {} MiB\n", row.title, rss.join(", "));
     }
-    for row in rows.iter().filter(|r| r.id == 9) {
-        let drain = med(runs(9, NodeKind::Nml), |r| get(r, "drain"));
-        out += &format!("\n9. {}: mined in {drain:.3} s, {:.0} µs a block\n", row.title, drain / row.n as f64 * 1e6);
+    for row in rows.iter().filter(|r| matches!(r.id, 9 | 10)) {
+        let drain = med(runs(row.id, NodeKind::Nml), |r| get(r, "drain"));
+        let per_block = drain / row.n as f64 * 1e6;
+        out += &format!("\n{}. {}: mined in {drain:.3} s, {per_block:.0} µs a block\n", row.id, row.title);
     }
     if rows.iter().any(|r| r.id == 3) {
         let gas = med(runs(3, NodeKind::Nml), |r| get(r, "gas"));

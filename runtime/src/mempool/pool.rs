@@ -1,7 +1,14 @@
 //! The pending pool: transactions waiting for a block, per sender in nonce
 //! order, with a queue for future nonces and fee-bumped replacement.
+//!
+//! Two ways to read what is executable: [`Pool::ready`], all of it in block
+//! order, read as it is ordered (a heap of senders); and [`Pool::best`], the
+//! first of that order alone (automine's one transaction a block), found
+//! from an index of senders by the highest tip each could pay, so that a
+//! pool of many senders is not walked for every block.
 
-use std::collections::{BTreeMap, BinaryHeap};
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
 use alloy_primitives::map::HashMap;
@@ -32,6 +39,23 @@ struct SenderTxs {
     /// The nonce after the run that starts at the lowest nonce held; `None`
     /// after a change that breaks the run, until it is next asked for.
     run_end: Option<u64>,
+    /// Its transactions' max tips (each with how many have it) and arrival
+    /// numbers: what its key in [`Pool::senders_by_tip`] is made of.
+    tips: BTreeMap<u128, usize>,
+    arrivals: BTreeSet<u64>,
+    /// Its key there, as filed.
+    filed: Option<SenderKey>,
+}
+
+/// A sender as [`Pool::best`] looks for it: the highest max tip of its
+/// transactions first, then the earliest arrival of any of them. Whichever
+/// of its transactions is executable pays at most that tip and arrived no
+/// earlier, at any base fee.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct SenderKey {
+    tip: Reverse<u128>,
+    arrival: u64,
+    sender: Address,
 }
 
 impl SenderTxs {
@@ -50,22 +74,39 @@ impl SenderTxs {
         Some((first, end))
     }
 
-    fn insert(&mut self, nonce: u64, tx: Arc<PoolTx>) {
+    /// Adds `tx` (the `arrival`-th the pool took) at a free nonce.
+    fn insert(&mut self, nonce: u64, tx: Arc<PoolTx>, arrival: u64) {
         if self.first().is_some_and(|first| nonce < first) {
             self.run_end = None;
         }
+        *self.tips.entry(tx.max_tip()).or_default() += 1;
+        self.arrivals.insert(arrival);
         // A nonce at the run's end extends it (`run` walks on from there).
         self.txs.insert(nonce, tx);
     }
 
-    fn remove(&mut self, nonce: u64) {
+    /// Removes the transaction at `nonce`, which arrived `arrival`-th.
+    fn remove(&mut self, nonce: u64, arrival: u64) {
         let first = self.first();
-        self.txs.remove(&nonce);
+        if let Some(tx) = self.txs.remove(&nonce)
+            && let Some(count) = self.tips.get_mut(&tx.max_tip())
+        {
+            *count -= 1;
+            if *count == 0 {
+                self.tips.remove(&tx.max_tip());
+            }
+        }
+        self.arrivals.remove(&arrival);
         // Taking the lowest (a block mined it) keeps the rest of the run;
         // anything else may break it.
         if first != Some(nonce) || self.run_end.is_some_and(|end| end <= nonce) {
             self.run_end = None;
         }
+    }
+
+    fn key(&self, sender: Address) -> Option<SenderKey> {
+        let (tip, _) = self.tips.last_key_value()?;
+        Some(SenderKey { tip: Reverse(*tip), arrival: *self.arrivals.first()?, sender })
     }
 
     /// The nonce after the executable run, starting at `state_nonce`.
@@ -92,6 +133,8 @@ pub struct Pool {
     senders: HashMap<Address, SenderTxs>,
     by_hash: HashMap<B256, (Arc<PoolTx>, u64)>,
     next_seq: u64,
+    /// Every sender, by its [`SenderKey`] (for [`Pool::best`]).
+    senders_by_tip: BTreeSet<SenderKey>,
 }
 
 impl Pool {
@@ -113,14 +156,19 @@ impl Pool {
             }
             replaced = Some(existing.hash);
         }
-        queue.insert(nonce, tx.clone());
+        if let Some(old) = replaced
+            && let Some((_, arrival)) = self.by_hash.remove(&old)
+        {
+            queue.remove(nonce, arrival);
+        }
+        let arrival = self.next_seq;
+        self.next_seq += 1;
+        queue.insert(nonce, tx.clone(), arrival);
         // Executable when every nonce from the sender's on chain up to this one is here.
         let pending = nonce < queue.pending_end(state_nonce);
-        if let Some(old) = replaced {
-            self.by_hash.remove(&old);
-        }
-        self.by_hash.insert(tx.hash, (tx, self.next_seq));
-        self.next_seq += 1;
+        let sender = tx.sender;
+        self.by_hash.insert(tx.hash, (tx, arrival));
+        self.refile(sender);
         Ok(match (replaced, pending) {
             (Some(old), _) => Added::Replaced(old),
             (None, true) => Added::Pending,
@@ -173,24 +221,83 @@ impl Pool {
         ready
     }
 
+    /// The first transaction of [`Pool::ready`]'s order whose sender `skip`
+    /// does not rule out (a sender ruled out by its executable transaction
+    /// is passed over whole).
+    ///
+    /// Senders are visited by their [`SenderKey`], and the walk stops once no
+    /// sender left could pay more than the best found, or as much having
+    /// arrived earlier: with the same tip everywhere (the usual case) that is
+    /// after the first sender with an executable transaction.
+    pub fn best(
+        &self,
+        nonce_of: impl Fn(&Address) -> u64,
+        base_fee: u64,
+        mut skip: impl FnMut(&PoolTx) -> bool,
+    ) -> Option<Arc<PoolTx>> {
+        let mut best: Option<(u128, u64, &Arc<PoolTx>)> = None;
+        for key in &self.senders_by_tip {
+            if let Some((tip, arrival, _)) = best
+                && (key.tip.0, Reverse(key.arrival)) < (tip, Reverse(arrival))
+            {
+                break;
+            }
+            let Some(tx) = self.senders.get(&key.sender).and_then(|q| q.txs.get(&nonce_of(&key.sender))) else {
+                continue;
+            };
+            let Some(tip) = tx.effective_tip(base_fee) else { continue };
+            let arrival = self.by_hash.get(&tx.hash).map_or(0, |(_, a)| *a);
+            if best.is_some_and(|(t, a, _)| (t, Reverse(a)) > (tip, Reverse(arrival))) || skip(tx) {
+                continue;
+            }
+            best = Some((tip, arrival, tx));
+        }
+        best.map(|(_, _, tx)| Arc::clone(tx))
+    }
+
+    /// Files `sender` again under its current key (none once it has no
+    /// transaction left, and then it goes).
+    fn refile(&mut self, sender: Address) {
+        let Some(queue) = self.senders.get_mut(&sender) else { return };
+        let key = queue.key(sender);
+        if key != queue.filed {
+            if let Some(old) = queue.filed.take() {
+                self.senders_by_tip.remove(&old);
+            }
+            if let Some(new) = key {
+                self.senders_by_tip.insert(new);
+            }
+            queue.filed = key;
+        }
+        if queue.txs.is_empty() {
+            self.senders.remove(&sender);
+        }
+    }
+
     /// Removes a transaction.
     pub fn remove(&mut self, hash: &B256) -> Option<Arc<PoolTx>> {
-        let (tx, _) = self.by_hash.remove(hash)?;
+        let (tx, arrival) = self.by_hash.remove(hash)?;
         if let Some(queue) = self.senders.get_mut(&tx.sender) {
-            queue.remove(tx.nonce());
-            if queue.txs.is_empty() {
-                self.senders.remove(&tx.sender);
-            }
+            queue.remove(tx.nonce(), arrival);
+            self.refile(tx.sender);
         }
         Some(tx)
     }
 
     /// Drops every transaction whose nonce is below its sender's on-chain nonce.
     pub fn prune(&mut self, nonce_of: impl Fn(&Address) -> u64) {
+        let senders: Vec<Address> = self.senders.keys().copied().collect();
+        self.prune_senders(&senders, nonce_of);
+    }
+
+    /// [`Pool::prune`] for `senders` alone (after a block: those whose
+    /// nonces it moved).
+    pub fn prune_senders(&mut self, senders: &[Address], nonce_of: impl Fn(&Address) -> u64) {
         let mut stale = Vec::new();
-        for (sender, queue) in &self.senders {
-            let next = nonce_of(sender);
-            stale.extend(queue.txs.range(..next).map(|(_, tx)| tx.hash));
+        for sender in senders {
+            if let Some(queue) = self.senders.get(sender) {
+                stale.extend(queue.txs.range(..nonce_of(sender)).map(|(_, tx)| tx.hash));
+            }
         }
         for hash in stale {
             self.remove(&hash);
@@ -362,5 +469,68 @@ mod tests {
         assert!(matches!(pool.add(tx(0, 105), 0), Err(TxError::ReplacementUnderpriced)));
         assert_eq!(pool.add(tx(0, 110), 0).unwrap(), Added::Replaced(first.hash));
         assert_eq!(pool.pending_nonce(&ALICE, 0), 1);
+    }
+
+    #[test]
+    fn best_is_the_first_of_the_ready_order_not_skipped() {
+        use alloy_consensus::TxEip1559;
+        use rand_chacha::ChaCha8Rng;
+        use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+        let mut rng = ChaCha8Rng::seed_from_u64(8);
+        let mut pick = |n: u64| rng.next_u64() % n;
+        let senders: Vec<Address> = (1..=6u8).map(Address::repeat_byte).collect();
+        for _ in 0..400 {
+            let mut pool = Pool::default();
+            let mut state: HashMap<Address, u64> = senders.iter().map(|s| (*s, pick(3))).collect();
+            for _ in 0..pick(40) {
+                let sender = senders[pick(6) as usize];
+                let nonce = pick(7);
+                let tx = if pick(2) == 0 {
+                    tx_from(sender, nonce, 1 + u128::from(pick(40)))
+                } else {
+                    let max_fee = 1 + u128::from(pick(60));
+                    let tip = TxEip1559 {
+                        nonce,
+                        max_fee_per_gas: max_fee,
+                        max_priority_fee_per_gas: (1 + u128::from(pick(20))).min(max_fee),
+                        gas_limit: 21_000,
+                        ..Default::default()
+                    };
+                    Arc::new(PoolTx::impersonated(TypedTransaction::Eip1559(tip), sender))
+                };
+                let _ = pool.add(tx, state[&sender]);
+                if pick(6) == 0 {
+                    let all = pool.all();
+                    if !all.is_empty() {
+                        pool.remove(&all[pick(all.len() as u64) as usize].hash);
+                    }
+                }
+            }
+            // Nonces moved on chain since (stale transactions below them).
+            for nonce in state.values_mut() {
+                *nonce += pick(2);
+            }
+            for (sender, queue) in &pool.senders {
+                assert_eq!(queue.filed, queue.key(*sender), "filed under its current key");
+            }
+            assert_eq!(pool.senders_by_tip.len(), pool.senders.len());
+            let nonce_of = |a: &Address| state[a];
+            for base_fee in [0, 5, 15, 30] {
+                let skipped: Vec<Address> = senders.iter().copied().filter(|_| pick(4) == 0).collect();
+                // The miner's reading before `best`: the ready order, a
+                // sender passed over once its transaction is.
+                let mut held = Vec::new();
+                let expected = pool.ready(nonce_of, base_fee).find(|tx| {
+                    let go = !held.contains(&tx.sender) && !skipped.contains(&tx.sender);
+                    if !go {
+                        held.push(tx.sender);
+                    }
+                    go
+                });
+                let best = pool.best(nonce_of, base_fee, |tx| skipped.contains(&tx.sender));
+                assert_eq!(best.map(|t| t.hash), expected.map(|t| t.hash));
+            }
+        }
     }
 }

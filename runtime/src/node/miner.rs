@@ -25,7 +25,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
-use alloy_primitives::B256;
+use alloy_primitives::{Address, B256};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
@@ -152,27 +152,20 @@ impl Engine {
     /// Whether any transaction is executable.
     pub(super) fn any_ready(inner: &Inner) -> bool {
         let view = inner.chain.latest();
-        inner.pool.ready(|a| view.pool_nonce(*a), inner.chain.next_base_fee()).next().is_some()
+        inner.pool.best(|a| view.pool_nonce(*a), inner.chain.next_base_fee(), |_| false).is_some()
     }
 
     /// The executable transactions, in block order (the first of them, for
     /// [`Batch::First`]: the first one not held back by the stage).
     fn batch(&self, inner: &Inner, batch: Batch) -> Vec<Arc<PoolTx>> {
         let view = inner.chain.latest();
-        let ready = inner.pool.ready(|a| view.pool_nonce(*a), inner.chain.next_base_fee());
         match batch {
-            Batch::All => ready.collect(),
-            Batch::First => {
-                let mut held = Vec::new();
-                for tx in ready {
-                    if held.contains(&tx.sender) || self.stage.holds(&tx.hash) {
-                        held.push(tx.sender);
-                    } else {
-                        return vec![tx];
-                    }
-                }
-                Vec::new()
-            }
+            Batch::All => inner.pool.ready(|a| view.pool_nonce(*a), inner.chain.next_base_fee()).collect(),
+            Batch::First => inner
+                .pool
+                .best(|a| view.pool_nonce(*a), inner.chain.next_base_fee(), |tx| self.stage.holds(&tx.hash))
+                .into_iter()
+                .collect(),
         }
     }
 
@@ -228,6 +221,8 @@ impl Engine {
                 return Ok(Mined::NoneIncluded);
             }
             inner.chain.clear_pinned_timestamp();
+            // Whose nonces the block can have moved: the accounts it touched.
+            let touched: Vec<Address> = built.changes.keys().copied().collect();
             let append = tracing::trace_span!("append").entered();
             let block = inner.chain.append(&next, built.transactions, built.receipts, built.changes);
             drop(append);
@@ -235,7 +230,7 @@ impl Engine {
                 inner.pool.remove(&tx.hash);
             }
             let view = inner.chain.latest();
-            inner.pool.prune(|a| view.pool_nonce(*a));
+            inner.pool.prune_senders(&touched, |a| view.pool_nonce(*a));
             drop(view);
             drop(inner);
             self.appended.notify_all();

@@ -572,7 +572,13 @@ impl Devnet {
     fn edit<T>(&self, edit: impl FnOnce(&mut Chain) -> T) -> T {
         let mut inner = self.lock();
         inner.epoch += 1;
-        edit(&mut inner.chain)
+        let edited = edit(&mut inner.chain);
+        // An edit may move nonces (`anvil_setNonce`): what it made stale
+        // goes now, as what a block makes stale goes after it.
+        let Inner { chain, pool, .. } = &mut *inner;
+        let view = chain.latest();
+        pool.prune(|a| view.pool_nonce(*a));
+        edited
     }
 
     /// Lets `eth_sendTransaction` send for `address` without its key.
