@@ -490,14 +490,14 @@ mod tests {
                     tx_from(sender, nonce, 1 + u128::from(pick(40)))
                 } else {
                     let max_fee = 1 + u128::from(pick(60));
-                    let tip = TxEip1559 {
+                    let eip1559 = TxEip1559 {
                         nonce,
                         max_fee_per_gas: max_fee,
                         max_priority_fee_per_gas: (1 + u128::from(pick(20))).min(max_fee),
                         gas_limit: 21_000,
                         ..Default::default()
                     };
-                    Arc::new(PoolTx::impersonated(TypedTransaction::Eip1559(tip), sender))
+                    Arc::new(PoolTx::impersonated(TypedTransaction::Eip1559(eip1559), sender))
                 };
                 let _ = pool.add(tx, state[&sender]);
                 if pick(6) == 0 {
