@@ -12,7 +12,7 @@ use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, address};
 use alloy_rpc_types_eth::{Filter, TransactionRequest};
 use alloy_sol_types::{SolCall, SolEvent};
 use common::*;
-use nml_runtime::chain::ChainConfig;
+use nml_runtime::chain::{ChainConfig, ChainError};
 use nml_runtime::evm::{EthereumPrecompiles, EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
 use nml_runtime::mempool::{PreExecution, Prepared, StageContext};
 use nml_runtime::{Devnet, DevnetConfig, Mining, NodeError};
@@ -350,6 +350,11 @@ fn time_controls_set_block_timestamps() {
     let b = d.mine(None).unwrap();
     assert!(b.header.timestamp >= t0 + 4_600);
     assert!(d.set_next_block_timestamp(t0).is_err());
+    // Past 2^53 - 1 (and at 2^64 - 1, where the next block's would wrap).
+    for past in [(1 << 53), u64::MAX] {
+        let refused = d.set_next_block_timestamp(past);
+        assert!(matches!(refused, Err(NodeError::Chain(ChainError::TimestampTooHigh(t))) if t == past), "{refused:?}");
+    }
     d.mine_many(3, Some(60)).unwrap();
     let last = d.block(BlockNumberOrTag::Latest.into(), false).unwrap().header.inner.timestamp;
     let prev = d.block(BlockNumberOrTag::Number(d.block_number() - 1).into(), false).unwrap().header.inner.timestamp;

@@ -113,6 +113,10 @@ pub enum ChainError {
         /// The head's timestamp.
         parent: u64,
     },
+    /// A timestamp past [`MAX_RESERVED`]: JavaScript clients would misread
+    /// it, and the blocks after it would overflow the clock.
+    #[error("timestamp {0} is past {max} (2^53 - 1, the largest integer JavaScript clients read exactly)", max = MAX_RESERVED)]
+    TimestampTooHigh(u64),
 }
 
 /// The environment of the block about to be built.
@@ -650,6 +654,9 @@ impl Chain {
         let parent = self.head().header.timestamp;
         if timestamp <= parent {
             return Err(ChainError::TimestampTooLow { requested: timestamp, parent });
+        }
+        if timestamp > MAX_RESERVED {
+            return Err(ChainError::TimestampTooHigh(timestamp));
         }
         self.clock.next = Some(timestamp);
         // Later blocks keep counting from the pinned time.

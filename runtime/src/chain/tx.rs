@@ -178,9 +178,10 @@ impl PoolTx {
         self.envelope.effective_gas_price(Some(base_fee))
     }
 
-    /// gas limit × max fee + value: what the sender must hold.
+    /// gas limit × max fee + value: what the sender must hold. A sum past
+    /// 2^256 - 1 is that (no balance covers it); it never wraps round.
     pub fn max_cost(&self) -> U256 {
-        U256::from(self.gas_limit()) * U256::from(self.max_fee()) + self.envelope.value()
+        (U256::from(self.gas_limit()) * U256::from(self.max_fee())).saturating_add(self.envelope.value())
     }
 
     /// The smallest gas limit this transaction may carry under `spec`.

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 use std::sync::Arc;
 
 use alloy_primitives::map::HashMap;
-use alloy_primitives::{Address, B256};
+use alloy_primitives::{Address, B256, U256};
 
 use crate::chain::{PoolTx, TxError};
 
@@ -150,7 +150,11 @@ impl Pool {
         let queue = self.senders.entry(tx.sender).or_default();
         let mut replaced = None;
         if let Some(existing) = queue.txs.get(&nonce) {
-            let bumped = |old: u128, new: u128| new * 100 >= old * (100 + REPLACEMENT_BUMP_PERCENT) && new > old;
+            // In 256 bits: a fee near 2^128 times 110 would overflow a u128.
+            let bumped = |old: u128, new: u128| {
+                U256::from(new) * U256::from(100) >= U256::from(old) * U256::from(100 + REPLACEMENT_BUMP_PERCENT)
+                    && new > old
+            };
             if !bumped(existing.max_fee(), tx.max_fee()) || !bumped(existing.max_tip(), tx.max_tip()) {
                 return Err(TxError::ReplacementUnderpriced);
             }
@@ -469,6 +473,27 @@ mod tests {
         assert!(matches!(pool.add(tx(0, 105), 0), Err(TxError::ReplacementUnderpriced)));
         assert_eq!(pool.add(tx(0, 110), 0).unwrap(), Added::Replaced(first.hash));
         assert_eq!(pool.pending_nonce(&ALICE, 0), 1);
+    }
+
+    #[test]
+    fn a_replacement_of_fees_near_the_top_of_a_u128_is_weighed_without_overflow() {
+        let mut pool = Pool::default();
+        let first = tx(0, u128::MAX / 100);
+        pool.add(first.clone(), 0).unwrap();
+        // 1% more: times 100 and times 110 are both past 2^128.
+        assert!(matches!(
+            pool.add(tx(0, u128::MAX / 100 + u128::MAX / 10_000), 0),
+            Err(TxError::ReplacementUnderpriced)
+        ));
+        let bumped = tx(0, u128::MAX / 100 + u128::MAX / 500);
+        assert_eq!(pool.add(bumped, 0).unwrap(), Added::Replaced(first.hash));
+    }
+
+    #[test]
+    fn the_cost_of_a_value_near_2_256_is_that_not_a_wrapped_sum() {
+        let legacy = TxLegacy { gas_price: 1, gas_limit: 21_000, value: U256::MAX, ..Default::default() };
+        let tx = PoolTx::impersonated(TypedTransaction::Legacy(legacy), ALICE);
+        assert_eq!(tx.max_cost(), U256::MAX);
     }
 
     #[test]

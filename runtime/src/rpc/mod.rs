@@ -86,7 +86,9 @@ pub fn error_object(error: &NodeError) -> ErrorObjectOwned {
         NodeError::Reverted { message, data } => ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(data)),
         NodeError::InvalidParams(message) => params::invalid(message.clone()),
         NodeError::Tx(TxError::Decode(_)) => ErrorObjectOwned::owned(SERVER_ERROR, error.to_string(), None::<()>),
-        NodeError::Chain(ChainError::ReservationTooLarge { .. }) => params::invalid(error.to_string()),
+        NodeError::Chain(ChainError::ReservationTooLarge { .. } | ChainError::TimestampTooHigh(_)) => {
+            params::invalid(error.to_string())
+        }
         NodeError::Chain(ChainError::UnknownBlock(_)) => {
             ErrorObjectOwned::owned(SERVER_ERROR, "header not found", None::<()>)
         }

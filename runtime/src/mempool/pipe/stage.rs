@@ -23,7 +23,7 @@ impl Pipe {
     /// Claims the requests of round `round`, preparing a block at chain
     /// time `timestamp`: those nobody runs are this round's to run.
     pub(super) fn claim_round(&self, round: u32, requests: Vec<(B256, Request)>, timestamp: u64) -> Claimed {
-        let mut claimed = Claimed { run: Vec::new(), others: Vec::new(), timestamp };
+        let mut claimed = Claimed { pipe: self.me.clone(), run: Vec::new(), others: Vec::new(), timestamp };
         let mut s = self.shared.lock();
         s.round = Some(round);
         for (id, request) in requests {
@@ -46,9 +46,9 @@ impl Pipe {
     }
 
     /// Runs what [`Pipe::claim_round`] claimed, then waits for the others.
-    pub(super) fn run_round(&self, claimed: Claimed) {
-        let Claimed { run, others, timestamp } = claimed;
-        let mut claims = Claims { pipe: self, open: run };
+    pub(super) fn run_round(&self, mut claimed: Claimed) {
+        let (others, timestamp) = (std::mem::take(&mut claimed.others), claimed.timestamp);
+        let mut claims = Claims { pipe: self, open: std::mem::take(&mut claimed.run) };
         let count = claims.open.len();
         let refs: Vec<&Request> = claims.open.iter().map(|(_, _, r)| r).collect();
         let runs = self.run_claimed(&refs);
@@ -118,16 +118,29 @@ impl Pipe {
         let claimed = self.claim_round(round, requests, timestamp);
         let Some(pipe) = self.me.upgrade() else { return };
         let spawned = std::thread::Builder::new().name("nml-dispatch".into()).spawn(move || {
-            pipe.run_round(claimed);
-            let waker = pipe.shared.lock().waker.clone();
-            if let Some(wake) = waker {
-                wake();
+            /// Wakes the miner however the round ends, a panic included:
+            /// the transactions it held are then prepared again.
+            struct Wake(Arc<Pipe>);
+            impl Drop for Wake {
+                fn drop(&mut self) {
+                    let waker = self.0.shared.lock().waker.clone();
+                    if let Some(wake) = waker {
+                        wake();
+                    }
+                }
             }
+            let wake = Wake(pipe);
+            wake.0.run_round(claimed);
         });
         if let Err(e) = spawned {
             // The claims were moved into the closure that failed to start
-            // and dropped with it: they finished as transient failures.
+            // and dropped with it: they finished as transient failures
+            // (`Claimed`'s drop); the next block prepares them again.
             tracing::error!(%e, "cannot start an inference dispatch thread");
+            let waker = self.shared.lock().waker.clone();
+            if let Some(wake) = waker {
+                wake();
+            }
         }
     }
 

@@ -279,13 +279,27 @@ impl Drop for Claims<'_> {
 }
 
 /// The requests of one dispatch round, claimed: those this round runs, and
-/// those another caller runs already (waited for).
+/// those another caller runs already (waited for). Claims it is dropped
+/// with, never run (a dispatch thread that could not start), are finished
+/// as transient failures, as [`Claims`] finishes its own.
 pub(super) struct Claimed {
+    pub(super) pipe: Weak<Pipe>,
     pub(super) run: Vec<(B256, Arc<Running>, Request)>,
     pub(super) others: Vec<Arc<Running>>,
     /// The chain's time of the block the round prepares (what an enclave
     /// puts in its attestations).
     pub(super) timestamp: u64,
+}
+
+impl Drop for Claimed {
+    fn drop(&mut self) {
+        if self.run.is_empty() {
+            return;
+        }
+        if let Some(pipe) = self.pipe.upgrade() {
+            drop(Claims { pipe: &pipe, open: std::mem::take(&mut self.run) });
+        }
+    }
 }
 
 impl Shared {

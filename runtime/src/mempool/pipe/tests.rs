@@ -370,3 +370,21 @@ fn a_pending_transactions_results_outlive_the_limit() {
     // Forgotten and replaced entries do not pile up behind the bound.
     assert!(s.arrivals.len() <= 2 * 8 + 64, "{}", s.arrivals.len());
 }
+
+#[test]
+fn claims_of_a_round_that_never_ran_are_finished_as_transient_failures() {
+    // A background dispatch whose thread could not start drops its
+    // `Claimed` unrun: whoever waits for those requests must be answered.
+    let pipe = Pipe::new(Arc::new(CountingExecutor::default()), no_llm(), PipeConfig::default(), Arc::default());
+    let request = Request::from_model(request());
+    let id = B256::repeat_byte(7);
+    let claimed = pipe.claim_round(1, vec![(id, request)], 0);
+    let running = Arc::clone(&claimed.run[0].1);
+    assert!(pipe.shared.lock().running.contains_key(&id));
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(running.wait().transient));
+    drop(claimed);
+    let transient = rx.recv_timeout(Duration::from_secs(10)).expect("the claim was left open: its waiter hangs");
+    assert!(transient);
+    assert!(pipe.shared.lock().running.is_empty());
+}
