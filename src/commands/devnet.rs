@@ -352,6 +352,10 @@ async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: Option<SharedLlm>) -
     if let Some(gateway) = gateway {
         gateway.stop().await;
     }
+    // No request may change the chain once its state is written: the
+    // server stops first, and waits for the calls in flight (an `evm_mine`
+    // whose model runs, an `anvil_setBalance`) to answer.
+    server.stop().await;
     // The block being built is finished, and transactions whose inference
     // runs are mined once it is done, before the state is written.
     let stopping = Arc::clone(&devnet);
@@ -363,11 +367,9 @@ async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: Option<SharedLlm>) -
         Ok(None) => {}
         Err(e) => {
             eprintln!("error: could not write the state: {e}");
-            server.stop().await;
             return Ok(ExitCode::FAILURE);
         }
     }
-    server.stop().await;
     Ok(ExitCode::SUCCESS)
 }
 
