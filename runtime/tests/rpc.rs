@@ -238,6 +238,11 @@ async fn websocket_subscriptions_deliver_heads_and_logs() {
     // An unknown subscription kind is refused with invalid params.
     let refused = client.subscribe::<Value, _>("eth_subscribe", rpc_params!["nonsense"], "eth_unsubscribe").await;
     assert!(refused.is_err());
+    // So is a log subscription past the filter's bounds.
+    let addresses: Vec<Address> = (0..1_001u64).map(|i| Address::left_padding_from(&i.to_be_bytes())).collect();
+    let too_wide = json!({ "address": addresses });
+    let refused = client.subscribe::<Value, _>("eth_subscribe", rpc_params!["logs", too_wide], "eth_unsubscribe").await;
+    assert!(matches!(&refused, Err(jsonrpsee::core::ClientError::Call(e)) if e.code() == -32602), "{refused:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -362,4 +367,125 @@ async fn send_raw_transaction_sync_answers_with_the_receipt() {
     let pending = rpc(addr, "eth_getTransactionByHash", json!([hash])).await;
     assert_eq!(pending["result"]["blockNumber"], Value::Null, "{pending}");
     alive(addr).await;
+}
+
+/// Runtime code that emits as many empty `LOG0`s as its calldata's first word says.
+const LOGGER: &str = "5f355b80156012575f5fa0600190036002565b00";
+
+/// Installs [`LOGGER`] and returns its address.
+fn install_logger(d: &Devnet) -> Address {
+    let logger = Address::repeat_byte(0x10);
+    let code = alloy_primitives::hex::decode(LOGGER).unwrap();
+    d.set_code(logger, code.into());
+    logger
+}
+
+/// Mines a transaction (nonce `nonce` of dev account 0) that emits `count` logs.
+fn emit_logs(d: &Devnet, logger: Address, nonce: u64, count: u64) {
+    let mut tx = call_tx(nonce, logger, U256::from(count).to_be_bytes::<32>().to_vec().into());
+    tx.gas_limit = 10_000_000;
+    let hash = d.send_raw_transaction(&sign(tx, &signer(0))).unwrap();
+    assert!(d.wait_for_receipt(hash, Duration::from_secs(10)).is_some_and(|r| r.success), "the logger ran");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fee_history_bounds_its_reward_percentiles() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let hundred: Vec<f64> = (0..100).map(f64::from).collect();
+    let fee = rpc(addr, "eth_feeHistory", json!(["0x1", "latest", hundred])).await;
+    assert_eq!(fee["result"]["reward"][0].as_array().map(Vec::len), Some(100), "{fee}");
+    let too_many: Vec<f64> = (0..101).map(|p| f64::from(p) / 2.0).collect();
+    let (code, message) = error(&rpc(addr, "eth_feeHistory", json!(["0x1", "latest", too_many])).await);
+    assert_eq!(code, -32602);
+    assert!(message.contains("at most 100"), "{message}");
+    for bad in [json!([50, 25]), json!([101]), json!([-1])] {
+        assert_eq!(error(&rpc(addr, "eth_feeHistory", json!(["0x1", "latest", bad])).await).0, -32602, "{bad}");
+    }
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_logs_bounds_addresses_topics_and_results() {
+    let (d, addr, _server) = start(DevnetConfig::default()).await;
+    let addresses = |n: u64| (0..n).map(|i| Address::left_padding_from(&i.to_be_bytes())).collect::<Vec<_>>();
+    let logs = rpc(addr, "eth_getLogs", json!([{ "address": addresses(1_000) }])).await;
+    assert_eq!(logs["result"], json!([]), "{logs}");
+    let (code, message) = error(&rpc(addr, "eth_getLogs", json!([{ "address": addresses(1_001) }])).await);
+    assert_eq!(code, -32602);
+    assert!(message.contains("at most 1000"), "{message}");
+    let topics: Vec<_> = (0..1_001u64).map(|i| alloy_primitives::B256::from(U256::from(i))).collect();
+    let (code, message) = error(&rpc(addr, "eth_getLogs", json!([{ "topics": [null, topics] }])).await);
+    assert_eq!(code, -32602);
+    assert!(message.contains("at most 1000"), "{message}");
+    let (code, message) = error(&rpc(addr, "eth_newFilter", json!([{ "topics": [null, topics] }])).await);
+    assert_eq!(code, -32602, "{message}");
+    let five = json!([{ "topics": [null, null, null, null, null] }]);
+    assert_eq!(error(&rpc(addr, "eth_getLogs", five).await).0, -32602);
+
+    let logger = install_logger(&d);
+    emit_logs(&d, logger, 0, 10_000);
+    let block = json!([{ "blockHash": d.block(1.into(), false).unwrap().header.hash }]);
+    let logs = rpc(addr, "eth_getLogs", block).await;
+    assert_eq!(logs["result"].as_array().map(Vec::len), Some(10_000));
+    emit_logs(&d, logger, 1, 1);
+    let (code, message) = error(&rpc(addr, "eth_getLogs", json!([{ "fromBlock": "0x0" }])).await);
+    assert_eq!(
+        (code, message.as_str()),
+        (
+            -32005,
+            "query returned more results than an answer holds (at most 10000): narrow the block range or the filter"
+        )
+    );
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_filter_reports_every_block_since_its_last_poll() {
+    let (d, addr, _server) = start(DevnetConfig::default()).await;
+    let logger = install_logger(&d);
+    let filter = rpc(addr, "eth_newFilter", json!([{ "address": logger }])).await["result"].clone();
+    let to_block_3 = rpc(addr, "eth_newFilter", json!([{ "toBlock": "0x3" }])).await["result"].clone();
+    emit_logs(&d, logger, 0, 1);
+    emit_logs(&d, logger, 1, 1);
+    let changes = rpc(addr, "eth_getFilterChanges", json!([filter])).await["result"].clone();
+    let blocks: Vec<&Value> = changes.as_array().unwrap().iter().map(|log| &log["blockNumber"]).collect();
+    assert_eq!(blocks, ["0x1", "0x2"]);
+    assert_eq!(rpc(addr, "eth_getFilterChanges", json!([filter])).await["result"], json!([]));
+    // A filter's own range bounds what it reports.
+    emit_logs(&d, logger, 2, 1);
+    emit_logs(&d, logger, 3, 1);
+    let changes = rpc(addr, "eth_getFilterChanges", json!([to_block_3])).await["result"].clone();
+    let blocks: Vec<&Value> = changes.as_array().unwrap().iter().map(|log| &log["blockNumber"]).collect();
+    assert_eq!(blocks, ["0x1", "0x2", "0x3"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_poll_answers_whole_blocks_up_to_10000_logs_and_the_next_goes_on() {
+    let (d, addr, _server) = start(DevnetConfig::default()).await;
+    let logger = install_logger(&d);
+    let filter = rpc(addr, "eth_newFilter", json!([{}])).await["result"].clone();
+    emit_logs(&d, logger, 0, 6_000);
+    emit_logs(&d, logger, 1, 6_000);
+    for block in ["0x1", "0x2"] {
+        let changes = rpc(addr, "eth_getFilterChanges", json!([filter])).await["result"].clone();
+        let changes = changes.as_array().unwrap();
+        assert_eq!(changes.len(), 6_000);
+        assert!(changes.iter().all(|log| log["blockNumber"] == block), "{block}");
+    }
+    assert_eq!(rpc(addr, "eth_getFilterChanges", json!([filter])).await["result"], json!([]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn installed_filters_are_capped_at_10000() {
+    let (d, addr, _server) = start(DevnetConfig::default()).await;
+    let first = d.new_pending_transaction_filter().unwrap();
+    for _ in 1..10_000 {
+        d.new_block_filter().unwrap();
+    }
+    let (code, message) = error(&rpc(addr, "eth_newBlockFilter", json!([])).await);
+    assert_eq!(code, -32005);
+    assert!(message.starts_with("too many filters installed (at most 10000)"), "{message}");
+    assert_eq!(error(&rpc(addr, "eth_newFilter", json!([{}])).await).0, -32005);
+    assert!(d.uninstall_filter(first));
+    assert!(rpc(addr, "eth_newBlockFilter", json!([])).await["result"].is_string());
 }

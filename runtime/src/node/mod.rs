@@ -41,6 +41,7 @@ use revm::context::TxEnv;
 pub use convert::{rpc_block, rpc_header, rpc_logs, rpc_receipt, rpc_transaction, transaction_json};
 pub use filters::FilterChanges;
 pub use inference::{AttestedCall, InferenceSetup, MempoolStatus, TeeInfo};
+pub use query::check_filter;
 pub use scheduler::{TaskInfo, scheduler_signer};
 pub use settlement::HEARTBEAT_EVERY;
 
@@ -103,6 +104,17 @@ pub enum NodeError {
     /// A parameter is invalid (-32602).
     #[error("{0}")]
     InvalidParams(String),
+    /// The request would go past one of the node's bounds (-32005, EIP-1474's
+    /// "limit exceeded"): too many results, too many filters installed.
+    #[error("{what} (at most {limit}){hint}")]
+    LimitExceeded {
+        /// What went past it.
+        what: &'static str,
+        /// The bound.
+        limit: usize,
+        /// How to stay within it, after a colon, or nothing.
+        hint: &'static str,
+    },
     /// Reading or writing a state dump failed.
     #[error(transparent)]
     Dump(#[from] DumpError),

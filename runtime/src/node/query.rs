@@ -15,12 +15,25 @@ use revm::context::TxEnv;
 
 use super::convert::{rpc_block, rpc_logs, rpc_receipt, rpc_transaction};
 use super::{DEFAULT_PRIORITY_FEE, Devnet, NodeError};
-use crate::chain::{Chain, ChainError, NextBlock, Overlay, PoolTx, StateView};
+use crate::chain::{Chain, ChainError, NextBlock, Overlay, PoolTx, SealedBlock, StateView};
 use crate::evm::{ExecOptions, Machine, Phase, TxOutcome, trace_transaction};
 use crate::mempool::PoolContent;
 
 /// The most built blocks one `eth_getLogs` may scan.
-const MAX_LOG_RANGE: u64 = 100_000;
+pub(super) const MAX_LOG_RANGE: u64 = 100_000;
+
+/// The most logs one answer holds (the limit of Infura and Alchemy).
+const MAX_LOGS: usize = 10_000;
+
+/// The most addresses a log filter may name (geth's limit).
+const MAX_ADDRESSES: usize = 1_000;
+
+/// The most topics one position of a log filter may hold (geth's limit;
+/// the type itself holds at most 4 positions).
+const MAX_TOPIC_ALTERNATIVES: usize = 1_000;
+
+/// The most reward percentiles one `eth_feeHistory` may ask for (geth's limit).
+const MAX_PERCENTILES: usize = 100;
 
 impl Devnet {
     /// In fork mode, the remote state the chain was forked from.
@@ -113,47 +126,24 @@ impl Devnet {
         self.with_chain(|c| c.transaction(&hash).map(|(block, index)| block.receipts[index].clone()))
     }
 
-    /// Logs matching `filter` (`eth_getLogs`).
+    /// Logs matching `filter` (`eth_getLogs`): at most [`MAX_LOGS`] of them.
     pub fn logs(&self, filter: &Filter) -> Result<Vec<Log>, NodeError> {
-        self.with_chain(|c| {
-            let (from, to) = self.filter_range(c, filter)?;
-            Ok(self.logs_in(c, filter, from, to))
-        })
-    }
-
-    pub(super) fn filter_range(&self, chain: &Chain, filter: &Filter) -> Result<(u64, u64), NodeError> {
-        let (from, to) = match filter.block_option {
-            FilterBlockOption::AtBlockHash(hash) => {
-                let n = chain.block_by_hash(&hash).map(|b| b.number()).ok_or_else(|| unknown_hash(hash))?;
-                (n, n)
-            }
-            FilterBlockOption::Range { from_block, to_block } => (
-                resolve(chain, from_block.unwrap_or_default().into())?,
-                resolve(chain, to_block.unwrap_or_default().into())?,
-            ),
-        };
-        if from > to {
-            return Err(NodeError::InvalidParams("invalid block range params".into()));
+        check_filter(filter)?;
+        // The blocks are taken under the lock and read after it: a long scan
+        // does not hold up the node.
+        let blocks = self.with_chain(|c| -> Result<Vec<_>, NodeError> {
+            let (from, to) = filter_range(c, filter)?;
+            Ok(c.built_blocks(from, to).cloned().collect())
+        })?;
+        let (logs, read) = matching_logs(filter, &blocks);
+        if read < blocks.len() || logs.len() > MAX_LOGS {
+            return Err(NodeError::LimitExceeded {
+                what: "query returned more results than an answer holds",
+                limit: MAX_LOGS,
+                hint: ": narrow the block range or the filter",
+            });
         }
-        // Reserved blocks are empty and cost nothing to skip: only built ones count.
-        if chain.built_count(from, to) > MAX_LOG_RANGE {
-            return Err(NodeError::Failed(format!("query exceeds max block range {MAX_LOG_RANGE}")));
-        }
-        Ok((from, to))
-    }
-
-    pub(super) fn logs_in(&self, chain: &Chain, filter: &Filter, from: u64, to: u64) -> Vec<Log> {
-        let mut logs = Vec::new();
-        // Reserved blocks are empty: only built ones are read.
-        for block in chain.built_blocks(from, to) {
-            if !filter.matches_bloom(block.header.logs_bloom) {
-                continue;
-            }
-            for index in 0..block.transactions.len() {
-                logs.extend(rpc_logs(block, index).into_iter().filter(|log| filter.matches(&log.inner)));
-            }
-        }
-        logs
+        Ok(logs)
     }
 
     /// Executes a call without a transaction (`eth_call`).
@@ -250,10 +240,8 @@ impl Devnet {
         newest: BlockNumberOrTag,
         percentiles: Option<&[f64]>,
     ) -> Result<FeeHistory, NodeError> {
-        if let Some(p) = percentiles
-            && (p.iter().any(|x| !(0.0..=100.0).contains(x)) || p.windows(2).any(|w| w[0] > w[1]))
-        {
-            return Err(NodeError::InvalidParams("invalid reward percentiles".into()));
+        if let Some(p) = percentiles {
+            check_percentiles(p)?;
         }
         self.with_chain(|c| {
             let newest = resolve(c, newest.into())?;
@@ -304,16 +292,98 @@ impl Devnet {
     }
 }
 
-fn unknown_hash(hash: B256) -> NodeError {
-    NodeError::Failed(format!("block {hash} not found"))
+/// The number of the block with hash `hash`.
+pub(super) fn block_of_hash(chain: &Chain, hash: B256) -> Result<u64, NodeError> {
+    chain.block_by_hash(&hash).map(|b| b.number()).ok_or_else(|| NodeError::Failed(format!("block {hash} not found")))
+}
+
+/// The blocks `filter` names, at most [`MAX_LOG_RANGE`] built ones.
+fn filter_range(chain: &Chain, filter: &Filter) -> Result<(u64, u64), NodeError> {
+    let (from, to) = match filter.block_option {
+        FilterBlockOption::AtBlockHash(hash) => {
+            let n = block_of_hash(chain, hash)?;
+            (n, n)
+        }
+        FilterBlockOption::Range { from_block, to_block } => (
+            resolve(chain, from_block.unwrap_or_default().into())?,
+            resolve(chain, to_block.unwrap_or_default().into())?,
+        ),
+    };
+    if from > to {
+        return Err(NodeError::InvalidParams("invalid block range params".into()));
+    }
+    // Reserved blocks are empty and cost nothing to skip: only built ones count.
+    if chain.built_count(from, to) > MAX_LOG_RANGE {
+        return Err(NodeError::Failed(format!("query exceeds max block range {MAX_LOG_RANGE}")));
+    }
+    Ok((from, to))
+}
+
+/// Refuses a log filter that names more addresses or topics than a query,
+/// a filter or a log subscription may hold (geth's limits).
+pub fn check_filter(filter: &Filter) -> Result<(), NodeError> {
+    if filter.address.len() > MAX_ADDRESSES {
+        return Err(NodeError::InvalidParams(format!(
+            "exceed max addresses: {} given, at most {MAX_ADDRESSES}",
+            filter.address.len()
+        )));
+    }
+    if let Some((position, topics)) = filter.topics.iter().enumerate().find(|(_, t)| t.len() > MAX_TOPIC_ALTERNATIVES) {
+        return Err(NodeError::InvalidParams(format!(
+            "exceed max topics per position: {} given at position {position}, at most {MAX_TOPIC_ALTERNATIVES}",
+            topics.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The logs of `blocks` that `filter` matches, whole blocks, until the next
+/// block's would take them past [`MAX_LOGS`] (the first block with logs is
+/// always read: one block holds a bounded number). Returns them and how many
+/// blocks were read.
+pub(super) fn matching_logs(filter: &Filter, blocks: &[Arc<SealedBlock>]) -> (Vec<Log>, usize) {
+    let mut logs = Vec::new();
+    for (read, block) in blocks.iter().enumerate() {
+        if !filter.matches_bloom(block.header.logs_bloom) {
+            continue;
+        }
+        let found: Vec<Log> = (0..block.transactions.len())
+            .flat_map(|index| rpc_logs(block, index))
+            .filter(|log| filter.matches(&log.inner))
+            .collect();
+        if !logs.is_empty() && logs.len() + found.len() > MAX_LOGS {
+            return (logs, read);
+        }
+        logs.extend(found);
+    }
+    (logs, blocks.len())
+}
+
+/// Refuses reward percentiles that are too many, outside [0, 100], or not
+/// in increasing order (geth's rules, but equal neighbours are allowed).
+fn check_percentiles(percentiles: &[f64]) -> Result<(), NodeError> {
+    if percentiles.len() > MAX_PERCENTILES {
+        return Err(NodeError::InvalidParams(format!(
+            "invalid reward percentiles: {} given, at most {MAX_PERCENTILES}",
+            percentiles.len()
+        )));
+    }
+    if let Some(p) = percentiles.iter().find(|p| !(0.0..=100.0).contains(*p)) {
+        return Err(NodeError::InvalidParams(format!("invalid reward percentile {p}: not within [0, 100]")));
+    }
+    if let Some(w) = percentiles.windows(2).find(|w| w[0] > w[1]) {
+        return Err(NodeError::InvalidParams(format!(
+            "invalid reward percentiles: {} after {} (they must be in increasing order)",
+            w[1], w[0]
+        )));
+    }
+    Ok(())
 }
 
 /// The block number `id` names.
 fn resolve(chain: &Chain, id: BlockId) -> Result<u64, NodeError> {
     match id {
-        BlockId::Hash(hash) => {
-            chain.block_by_hash(&hash.block_hash).map(|b| b.number()).ok_or_else(|| unknown_hash(hash.block_hash))
-        }
+        BlockId::Hash(hash) => block_of_hash(chain, hash.block_hash),
         BlockId::Number(tag) => match tag {
             BlockNumberOrTag::Earliest => Ok(0),
             BlockNumberOrTag::Number(n) if n > chain.head_number() => Err(ChainError::UnknownBlock(n).into()),

@@ -140,9 +140,9 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         Ok(d.block_transaction_count(hash.into()).map(qty).unwrap_or(Value::Null))
     }),
     ("eth_getLogs", 1, 1, |a, d| json(d.logs(&a.req::<Filter>(0)?).rpc()?)),
-    ("eth_newFilter", 1, 1, |a, d| json(d.new_filter(a.req(0)?))),
-    ("eth_newBlockFilter", 0, 0, |_, d| json(d.new_block_filter())),
-    ("eth_newPendingTransactionFilter", 0, 0, |_, d| json(d.new_pending_transaction_filter())),
+    ("eth_newFilter", 1, 1, |a, d| json(d.new_filter(a.req(0)?).rpc()?)),
+    ("eth_newBlockFilter", 0, 0, |_, d| json(d.new_block_filter().rpc()?)),
+    ("eth_newPendingTransactionFilter", 0, 0, |_, d| json(d.new_pending_transaction_filter().rpc()?)),
     ("eth_getFilterChanges", 1, 1, |a, d| json(d.filter_changes(a.req(0)?).rpc()?)),
     ("eth_getFilterLogs", 1, 1, |a, d| json(d.filter_logs(a.req(0)?).rpc()?)),
     ("eth_uninstallFilter", 1, 1, |a, d| json(d.uninstall_filter(a.req(0)?))),
@@ -433,7 +433,11 @@ async fn subscribe(
 ) -> SubscriptionResult {
     let parsed = Args::new(&params, 1, 2).and_then(|args| match args.req::<String>(0)?.as_str() {
         "newHeads" => Ok(Subscription::NewHeads),
-        "logs" => Ok(Subscription::Logs(Box::new(args.opt::<Filter>(1)?.unwrap_or_default()))),
+        "logs" => {
+            let filter = args.opt::<Filter>(1)?.unwrap_or_default();
+            crate::node::check_filter(&filter).map_err(|e| super::error_object(&e))?;
+            Ok(Subscription::Logs(Box::new(filter)))
+        }
         "newPendingTransactions" => Ok(Subscription::PendingTransactions),
         other => Err(invalid(format!(
             "unsupported subscription: {other} (supported: newHeads, logs, newPendingTransactions)"

@@ -80,11 +80,15 @@ pub const SERVER_ERROR: i32 = -32000;
 /// The code of a reverted `eth_call` / `eth_estimateGas` (geth's).
 pub const EXECUTION_REVERTED: i32 = 3;
 
+/// EIP-1474's "limit exceeded": a request past one of the node's bounds.
+pub const LIMIT_EXCEEDED: i32 = -32005;
+
 /// The JSON-RPC error for a devnet error.
 pub fn error_object(error: &NodeError) -> ErrorObjectOwned {
     match error {
         NodeError::Reverted { message, data } => ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(data)),
         NodeError::InvalidParams(message) => params::invalid(message.clone()),
+        NodeError::LimitExceeded { .. } => ErrorObjectOwned::owned(LIMIT_EXCEEDED, error.to_string(), None::<()>),
         NodeError::Tx(TxError::Decode(_)) => ErrorObjectOwned::owned(SERVER_ERROR, error.to_string(), None::<()>),
         NodeError::Chain(ChainError::ReservationTooLarge { .. } | ChainError::TimestampTooHigh(_)) => {
             params::invalid(error.to_string())
