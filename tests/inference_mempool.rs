@@ -555,6 +555,40 @@ fn a_slow_inference_never_stalls_the_chain() {
 }
 
 #[test]
+fn reads_and_sends_answer_while_evm_mine_waits_for_a_slow_model() {
+    let (net, hash, started) = slow_transaction(DevnetConfig::default());
+    let d = &net.devnet;
+    let head = d.block_number();
+    std::thread::scope(|scope| {
+        // `evm_mine` waits for the model (until its 2 s timeout) to include
+        // the transaction, holding the builder meanwhile.
+        let mining = scope.spawn(|| d.mine(None).expect("mined"));
+        std::thread::sleep(Duration::from_millis(200));
+        // A second account's transfer is queued behind that block: sending
+        // it and reading the chain answer at once all the same.
+        let bound = Duration::from_millis(500);
+        let t = std::time::Instant::now();
+        let request = TransactionRequest::default().from(d.accounts()[1]).to(d.accounts()[2]).value(U256::from(7));
+        let transfer = d.send_transaction(request).expect("sent");
+        d.block_number();
+        d.balance(d.accounts()[3], Default::default()).unwrap();
+        let receipt = d.receipt(transfer);
+        assert!(t.elapsed() < bound, "a send and three reads took {:?} while evm_mine waited", t.elapsed());
+        assert!(receipt.is_none(), "queued behind the block being built");
+        assert!(started.elapsed() < Duration::from_secs(2), "all of it while the model ran");
+        let block = mining.join().unwrap();
+        assert!(block.transactions.iter().any(|tx| tx.hash == hash), "evm_mine's block holds the slow transaction");
+        assert_eq!(block.number(), head + 1);
+        // The transfer is mined right after.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while d.receipt(transfer).is_none() {
+            assert!(std::time::Instant::now() < deadline, "the transfer was never mined");
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    });
+}
+
+#[test]
 fn shutdown_during_a_slow_inference_loses_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let state = dir.path().join("state.json");

@@ -15,13 +15,16 @@
 //! so a client that sends and then reads sees its transaction mined — unless
 //! the transaction met an inference request that is still running: it then
 //! stays pending, the read answers at once, and the miner includes the
-//! transaction when the pre-execution stage wakes it with the result.
+//! transaction when the pre-execution stage wakes it with the result. The
+//! same holds for transactions queued behind a block that waits for its
+//! models (`evm_mine` of a transaction whose inference runs): reads do not
+//! wait for that block either.
 //!
 //! The miner thread waits for work awake while the node is busy (after a
 //! pass, and after every request a client makes: [`Engine::keep_awake`]) and
 //! asleep once it has been quiet for [`MINER_SPIN`].
 
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -116,6 +119,10 @@ pub(super) struct Engine {
     signals: AtomicU64,
     /// The miner thread sleeps on `wake` (set with `work`'s lock held).
     sleeping: AtomicBool,
+    /// Builds in progress that wait for their models (`evm_mine`,
+    /// `anvil_mine`, shutdown): an automine pass asked meanwhile waits
+    /// behind them, and a read does not wait for it ([`Engine::settle`]).
+    waiting_builds: AtomicUsize,
     /// Wakes the miner thread.
     wake: Condvar,
     /// Signalled when passes are done.
@@ -140,6 +147,7 @@ impl Engine {
             done: AtomicU64::new(0),
             signals: AtomicU64::new(0),
             sleeping: AtomicBool::new(false),
+            waiting_builds: AtomicUsize::new(0),
             wake: Condvar::new(),
             settled: Condvar::new(),
         }
@@ -181,6 +189,7 @@ impl Engine {
         seal_empty: bool,
         timestamp: Option<u64>,
     ) -> Result<Mined, ChainError> {
+        let _waiting = (wait == InferenceWait::Wait).then(|| WaitingBuild::start(self));
         let _building = self.building.lock();
         let _block = tracing::trace_span!("block").entered();
         let mut timestamp = timestamp;
@@ -300,7 +309,11 @@ impl Engine {
     ///
     /// A pass for one transaction takes tens of microseconds, about what it
     /// costs to put a thread to sleep and wake it again, so the wait spins
-    /// for up to [`SETTLE_SPIN`] before it sleeps.
+    /// for up to [`SETTLE_SPIN`] before it sleeps. While a build waits for
+    /// its models (an `evm_mine` of a transaction whose inference runs), the
+    /// passes queued behind it wait as long: a read then answers at once,
+    /// with their transactions still pending, as it does for a transaction
+    /// whose own inference runs.
     pub(super) fn settle(&self) {
         let asked = self.asked.load(Ordering::Acquire);
         if self.done.load(Ordering::Acquire) >= asked {
@@ -314,7 +327,7 @@ impl Engine {
             }
         }
         let mut work = self.work.lock();
-        while work.done < asked && !work.exit {
+        while work.done < asked && !work.exit && self.waiting_builds.load(Ordering::SeqCst) == 0 {
             self.settled.wait(&mut work);
         }
     }
@@ -403,6 +416,27 @@ impl Engine {
             drop(work);
             self.settled.notify_all();
         }
+    }
+}
+
+/// A build that waits for its models, counted in [`Engine::waiting_builds`]
+/// from its start to its end (a failure or a panic included).
+struct WaitingBuild<'a>(&'a Engine);
+
+impl<'a> WaitingBuild<'a> {
+    fn start(engine: &'a Engine) -> Self {
+        engine.waiting_builds.fetch_add(1, Ordering::SeqCst);
+        // Under `work`'s lock: a read that saw no such build before it
+        // slept is woken, and looks again.
+        let _work = engine.work.lock();
+        engine.settled.notify_all();
+        Self(engine)
+    }
+}
+
+impl Drop for WaitingBuild<'_> {
+    fn drop(&mut self) {
+        self.0.waiting_builds.fetch_sub(1, Ordering::SeqCst);
     }
 }
 
