@@ -516,6 +516,8 @@ fn a_slow_inference_never_stalls_the_chain() {
     let (net, hash, started) = slow_transaction(DevnetConfig::default());
     let sent = started.elapsed();
     let d = &net.devnet;
+    // Its round is running: it counts once done.
+    let rounds_at_send = d.mempool_status().unwrap().pipe.rounds_run;
     // Far above normal latency (microseconds to milliseconds), far below the model's 2 s.
     let bound = Duration::from_millis(500);
     assert!(sent < bound, "the send answered at once: {sent:?}");
@@ -546,11 +548,18 @@ fn a_slow_inference_never_stalls_the_chain() {
         assert!(receipt.status());
     });
     assert_eq!(d.block_number(), head + 1);
+    // The other block did not make the node forget what it learnt of the
+    // slow transaction (it is not simulated and dispatched again below).
+    assert!(d.mempool_status().unwrap().pipe.awaiting_inference.contains(&hash));
     assert!(started.elapsed() < Duration::from_secs(2), "all of it while the model ran");
-    // Once the model is done (here: stopped by the timeout), it is mined.
+    // Once the model is done (here: stopped by the timeout), it is mined,
+    // its request found by pre-execution.
     let receipt = net.receipt(hash);
     assert!(receipt.success, "the contract caught the failure");
     assert!(!receipt.inference[0].success);
+    assert_eq!(receipt.inference[0].served, Served::PreExecuted);
+    // One dispatch round ran for it, across both blocks.
+    assert_eq!(d.mempool_status().unwrap().pipe.rounds_run - rounds_at_send, 1);
     assert!(started.elapsed() >= Duration::from_secs(2));
 }
 

@@ -13,11 +13,15 @@ use super::OnMiss;
 use super::Pipe;
 use super::precompile::{Met, SimulationPrecompiles};
 use super::request::Request;
-use super::store::{Claim, Claimed, Claims, Current, Known, Run, Running, unavailable};
+use super::store::{Claim, Claimed, Claims, Current, Known, Run, Running, TxPrep, unavailable};
 use crate::chain::{InferenceRecord, PoolTx, Served};
 use crate::evm::{Checkpoint, InvalidTx, TxOutcome};
 
 use crate::mempool::{Inclusion, InferenceWait, PreExecution, PreIncluded, Prepared, StageContext, Waker};
+
+/// The most pending transactions whose preparation is kept while they are
+/// not in the block being prepared; past it, only those in the block are.
+const PREPARED_LIMIT: usize = 4096;
 
 impl Pipe {
     /// Claims the requests of round `round`, preparing a block at chain
@@ -208,7 +212,14 @@ impl PreExecution for Pipe {
             // Failures that may not repeat are retried by later blocks.
             s.forget_transient();
             let mut prepared = std::mem::take(&mut s.prepared);
-            prepared.retain(|hash, _| live.contains(hash));
+            // Automine's batch is one transaction: what the others learnt
+            // (their rounds, where their requests were found) is kept while
+            // they may be pending, within a bound.
+            if prepared.len() > PREPARED_LIMIT {
+                prepared.retain(|hash, _| live.contains(hash));
+            } else {
+                prepared.retain(|hash, prep| live.contains(hash) || prep.may_be_pending(ctx.view));
+            }
             prepared
         };
         // Senders held back: a transaction waiting for its inference, and
@@ -235,7 +246,7 @@ impl PreExecution for Pipe {
         };
         let mut todo: Vec<&Arc<PoolTx>> = batch.iter().filter(|tx| ctx.runs_code(tx)).collect();
         for tx in &todo {
-            prepared.entry(tx.hash).or_default();
+            prepared.entry(tx.hash).or_insert_with(|| TxPrep::of(tx));
         }
         let mut found_in: HashMap<B256, u32> = HashMap::new();
         // The block's first transaction starts from the head state: its last
@@ -260,7 +271,7 @@ impl PreExecution for Pipe {
             }
             let order: Vec<&Arc<PoolTx>> = lead.into_iter().chain(rest).collect();
             for (tx, Met { ids: met, unknown: misses }) in order.into_iter().zip(simulations) {
-                let prep = prepared.entry(tx.hash).or_default();
+                let prep = prepared.entry(tx.hash).or_insert_with(|| TxPrep::of(tx));
                 let found = if wait { round } else { prep.rounds + 1 };
                 for (id, _) in &misses {
                     prep.found.entry(*id).or_insert(found);

@@ -6,13 +6,13 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
-use alloy_primitives::{B256, Bytes, keccak256};
+use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_sol_types::{Revert, SolError};
 use parking_lot::{Condvar, Mutex};
 
 use super::Pipe;
 use super::request::Request;
-use crate::chain::{InferenceRecord, InputHash, Served};
+use crate::chain::{InferenceRecord, InputHash, PoolTx, Served, StateView};
 use crate::inference::{InferenceCall, InferenceError, Timed};
 use crate::llm::{LlmError, LlmRun};
 use crate::mempool::Waker;
@@ -139,6 +139,23 @@ pub(super) struct TxPrep {
     pub(super) exhausted: bool,
     /// The requests it waits for (running in the background).
     pub(super) awaiting: Vec<B256>,
+    /// Its sender and nonce: it is kept while the sender's nonce on chain
+    /// has not passed it ([`TxPrep::may_be_pending`]).
+    pub(super) sender: Address,
+    pub(super) nonce: u64,
+}
+
+impl TxPrep {
+    /// What nothing was learnt of yet for `tx`.
+    pub(super) fn of(tx: &PoolTx) -> Self {
+        Self { sender: tx.sender, nonce: tx.nonce(), ..Self::default() }
+    }
+
+    /// Whether its transaction may still be pending at `view`: not mined,
+    /// nor replaced by a mined one.
+    pub(super) fn may_be_pending(&self, view: &StateView) -> bool {
+        self.nonce >= view.pool_nonce(self.sender)
+    }
 }
 
 /// The transaction being included.
