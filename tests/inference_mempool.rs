@@ -967,7 +967,7 @@ fn the_relay_follows_the_chain_back_after_evm_revert() {
         net.devnet.settle_due().unwrap();
         net.devnet.attestations(hash).unwrap()[0].settlement.clone().expect("tracked").status
     };
-    let snapshot = net.devnet.snapshot();
+    let snapshot = net.devnet.snapshot().unwrap();
     let first = net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, 5) });
     assert_eq!(settle(first), SettlementStatus::Settled);
     assert!(net.devnet.revert(snapshot));

@@ -327,7 +327,7 @@ fn call_state_overrides_apply_only_to_the_call() {
 fn snapshots_revert_blocks_state_and_pool() {
     let d = devnet();
     let before = d.balance(address(1), latest()).unwrap();
-    let id = d.snapshot();
+    let id = d.snapshot().unwrap();
     d.send_raw_transaction(&sign(transfer(0, address(1), 1000), &signer(0))).unwrap();
     assert_eq!(d.block_number(), 1);
     assert!(d.revert(id));
@@ -337,6 +337,19 @@ fn snapshots_revert_blocks_state_and_pool() {
     // The same transaction is accepted again after the revert.
     d.send_raw_transaction(&sign(transfer(0, address(1), 1000), &signer(0))).unwrap();
     assert_eq!(d.block_number(), 1);
+}
+
+#[test]
+fn snapshots_kept_at_once_are_bounded_and_a_revert_frees_them() {
+    let d = devnet();
+    let first = d.snapshot().unwrap();
+    for _ in 1..nml_runtime::node::MAX_SNAPSHOTS {
+        d.snapshot().unwrap();
+    }
+    let refused = d.snapshot().unwrap_err();
+    assert!(matches!(refused, NodeError::LimitExceeded { limit: 1_000, .. }), "{refused}");
+    assert!(d.revert(first + 1), "the second and every later one are consumed");
+    d.snapshot().unwrap();
 }
 
 #[test]
@@ -418,7 +431,7 @@ fn huge_mines_answer_at_once_with_consistent_blocks() {
 #[test]
 fn reserved_blocks_cost_no_memory_and_survive_dumps_and_snapshots() {
     let d = devnet();
-    let id = d.snapshot();
+    let id = d.snapshot().unwrap();
     d.mine_many(1_000_000, Some(12)).unwrap();
     let dump = d.dump().unwrap().to_json();
     // A range is one entry, however many blocks it holds.
@@ -481,6 +494,12 @@ fn mines_past_2_pow_53_are_refused_and_change_nothing() {
     let err = d.mine_many(3, Some(u64::MAX / 2)).unwrap_err();
     assert!(err.to_string().contains("timestamp"), "{err}");
     assert_eq!(d.block_number(), 0);
+    // `evm_mine {timestamp, blocks}` refused for its count pins no timestamp.
+    let pinned = d.block(BlockNumberOrTag::Latest.into(), false).unwrap().header.inner.timestamp + 1_000_000;
+    let err = d.mine_many_from(1 << 53, None, Some(pinned)).unwrap_err();
+    assert!(matches!(err, NodeError::Chain(ChainError::ReservationTooLarge { .. })), "{err}");
+    assert_eq!(d.block_number(), 0);
+    assert_ne!(d.mine(None).unwrap().header.timestamp, pinned);
 }
 
 #[test]
@@ -592,6 +611,62 @@ fn a_trace_longer_than_the_bound_is_refused_clearly() {
     let opts: alloy_rpc_types_trace::geth::GethDebugTracingOptions =
         serde_json::from_value(serde_json::json!({ "tracer": "callTracer" })).unwrap();
     assert!(d.trace_transaction(hash, opts).is_ok());
+}
+
+#[test]
+fn a_trace_past_the_byte_bound_is_refused_under_the_step_bound() {
+    let d = devnet();
+    let opts = |json: serde_json::Value| -> alloy_rpc_types_trace::geth::GethDebugTracingOptions {
+        serde_json::from_value(json).unwrap()
+    };
+    let steps = |hash: B256, json: serde_json::Value| -> Result<usize, String> {
+        let trace = d.trace_transaction(hash, opts(json)).map_err(|e| e.to_string())?;
+        let json = serde_json::to_value(trace).unwrap();
+        Ok(json["structLogs"].as_array().map_or(0, Vec::len))
+    };
+    let bytes_refused = |message: String| message.contains("trace too large") && message.contains("268435456 bytes");
+    // Initcode run until its gas runs out, far under a million steps.
+    let spin = |nonce: u64, gas_limit: u64, code: &[u8]| {
+        let tx = alloy_consensus::TxEip1559 { gas_limit, input: Bytes::copy_from_slice(code), ..deploy_tx(nonce, 0) };
+        let hash = d.send_raw_transaction(&sign(tx, &signer(0))).unwrap();
+        assert!(!d.receipt(hash).unwrap().status());
+        hash
+    };
+
+    // A stack of 1,000 words (PUSH0s), then a loop (JUMPDEST, PUSH2 1000,
+    // JUMP): 32 KB a step, past 256 MiB after about 8,400 of its 30,000 steps.
+    let mut deep = vec![0x5f; 1000];
+    deep.extend([0x5b, 0x61, 0x03, 0xe8, 0x56]);
+    let deep = spin(0, 200_000, &deep);
+    let message = steps(deep, serde_json::json!({})).unwrap_err();
+    assert!(bytes_refused(message.clone()), "{message}");
+    let without_stack = steps(deep, serde_json::json!({ "disableStack": true })).unwrap();
+    assert!((20_000..1_000_000).contains(&without_stack), "{without_stack}");
+
+    // 64 KiB of memory (PUSH2 0xffe0, MLOAD, POP), then a loop: with
+    // `enableMemory`, 64 KiB a step, past the bound after about 4,100 steps.
+    let wide = spin(1, 200_000, &[0x61, 0xff, 0xe0, 0x51, 0x50, 0x5b, 0x60, 0x05, 0x56]);
+    let message = steps(wide, serde_json::json!({ "enableMemory": true })).unwrap_err();
+    assert!(bytes_refused(message.clone()), "{message}");
+    // geth's `limit` keeps the first steps, which fit; so does the trace without memory.
+    assert_eq!(steps(wide, serde_json::json!({ "enableMemory": true, "limit": 50 })), Ok(50));
+    let without_memory = steps(wide, serde_json::json!({})).unwrap();
+    assert!((20_000..1_000_000).contains(&without_memory), "{without_memory}");
+
+    // 1,000 storage slots loaded, then slot 0 loaded again and again: the
+    // struct logger shows all 1,000 slots at each load, 64 KB a step.
+    let slots = [
+        0x61, 0x03, 0xe8, // PUSH2 1000: the slots left
+        0x5b, 0x60, 0x01, 0x90, 0x03, // JUMPDEST; PUSH1 1, SWAP1, SUB
+        0x80, 0x54, 0x50, // DUP1, SLOAD, POP
+        0x80, 0x60, 0x03, 0x57, // DUP1, PUSH1 3, JUMPI: until none is left
+        0x5b, 0x5f, 0x54, 0x50, 0x60, 0x0f, 0x56, // JUMPDEST; PUSH0, SLOAD, POP; PUSH1 15, JUMP
+    ];
+    let loads = spin(2, 3_000_000, &slots);
+    let message = steps(loads, serde_json::json!({})).unwrap_err();
+    assert!(bytes_refused(message.clone()), "{message}");
+    let without_storage = steps(loads, serde_json::json!({ "disableStorage": true })).unwrap();
+    assert!((20_000..1_000_000).contains(&without_storage), "{without_storage}");
 }
 
 #[test]

@@ -569,10 +569,21 @@ impl Chain {
     /// Checks that the pending block, once mined, could be followed by a
     /// reservation of `count` blocks (see [`Chain::reserve`]): `anvil_mine`
     /// asks before it mines anything, so that a refused request changes nothing.
-    pub fn check_reserve_after_pending(&self, count: u64, interval: Option<u64>) -> Result<(), ChainError> {
+    /// With `timestamp`, the pending block would be pinned to it first
+    /// (checked as [`Chain::set_next_timestamp`] checks it).
+    pub fn check_reserve_after_pending(
+        &self,
+        count: u64,
+        interval: Option<u64>,
+        timestamp: Option<u64>,
+    ) -> Result<(), ChainError> {
+        if let Some(timestamp) = timestamp {
+            self.check_next_timestamp(timestamp)?;
+        }
         let pending = self.pending_block();
         let step = reserve_step(interval);
-        reserved::check_reservation(pending.number, pending.timestamp.checked_add(step), count, step)
+        let first = timestamp.unwrap_or(pending.timestamp);
+        reserved::check_reservation(pending.number, first.checked_add(step), count, step)
     }
 
     /// Appends `count` empty blocks after the head in constant time and
@@ -651,6 +662,16 @@ impl Chain {
 
     /// Pins the timestamp of the next block.
     pub fn set_next_timestamp(&mut self, timestamp: u64) -> Result<(), ChainError> {
+        self.check_next_timestamp(timestamp)?;
+        self.clock.next = Some(timestamp);
+        // Later blocks keep counting from the pinned time.
+        self.clock.offset = i64::try_from(timestamp).unwrap_or(i64::MAX) - i64::try_from(now()).unwrap_or(i64::MAX);
+        Ok(())
+    }
+
+    /// Refuses a next block's timestamp at or before the head's, or past
+    /// [`MAX_RESERVED`].
+    fn check_next_timestamp(&self, timestamp: u64) -> Result<(), ChainError> {
         let parent = self.head().header.timestamp;
         if timestamp <= parent {
             return Err(ChainError::TimestampTooLow { requested: timestamp, parent });
@@ -658,9 +679,6 @@ impl Chain {
         if timestamp > MAX_RESERVED {
             return Err(ChainError::TimestampTooHigh(timestamp));
         }
-        self.clock.next = Some(timestamp);
-        // Later blocks keep counting from the pinned time.
-        self.clock.offset = i64::try_from(timestamp).unwrap_or(i64::MAX) - i64::try_from(now()).unwrap_or(i64::MAX);
         Ok(())
     }
 

@@ -84,6 +84,29 @@ pub enum TxError {
     /// The transaction is in the pool already.
     #[error("already known")]
     AlreadyKnown,
+    /// The pool holds as many transactions as it takes.
+    #[error("txpool is full: it holds at most {limit} transactions")]
+    PoolFull {
+        /// The most transactions the pool holds.
+        limit: usize,
+    },
+    /// The pool holds as many queued transactions (behind a nonce gap) as it takes.
+    #[error("txpool is full: it holds at most {limit} queued transactions (behind a nonce gap)")]
+    QueueFull {
+        /// The most queued transactions the pool holds.
+        limit: usize,
+    },
+    /// The sender has as many queued transactions (behind a nonce gap) as
+    /// the pool takes from one sender.
+    #[error(
+        "account limit exceeded: at most {limit} queued transactions (behind a nonce gap) per sender; the next nonce to send is {next}"
+    )]
+    AccountQueueFull {
+        /// The most queued transactions of one sender.
+        limit: usize,
+        /// The nonce that would make the sender's queued transactions pending.
+        next: u64,
+    },
     /// The sender is not a dev account nor impersonated (`eth_sendTransaction`).
     #[error("unknown account {0}")]
     UnknownAccount(Address),

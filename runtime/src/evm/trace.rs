@@ -1,12 +1,15 @@
 //! `debug_traceTransaction`: re-executes a mined transaction with revm's
 //! tracing inspector (geth's struct logger, or `callTracer`).
 
+use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{Address, Log, U256};
 use alloy_rpc_types_trace::geth::{
-    GethDebugBuiltInTracerType, GethDebugTracerType, GethDebugTracingOptions, GethTrace,
+    GethDebugBuiltInTracerType, GethDebugTracerType, GethDebugTracingOptions, GethDefaultTracingOptions, GethTrace,
 };
 use revm::Inspector;
+use revm::bytecode::opcode;
 use revm::context::{BlockEnv, TxEnv};
+use revm::interpreter::interpreter_types::{InputsTr, Jumps, MemoryTr, ReturnData};
 use revm::interpreter::{CallInputs, CallOutcome, CreateInputs, CreateOutcome, Interpreter};
 use revm_inspectors::tracing::{TracingInspector, TracingInspectorConfig};
 
@@ -29,24 +32,70 @@ pub enum TraceError {
     #[error(
         "trace too large: the transaction runs more than {MAX_TRACE_STEPS} steps; pass a smaller \"limit\" or use callTracer"
     )]
-    TooLarge,
+    TooManySteps,
+    /// The steps the struct logger would record hold more than
+    /// [`MAX_TRACE_BYTES`] bytes of stack, memory, return data and storage.
+    #[error(
+        "trace too large: its steps would record more than {MAX_TRACE_BYTES} bytes of stack, memory, return data and storage; pass a smaller \"limit\", \"disableStack\" or \"disableStorage\", leave \"enableMemory\" off, or use callTracer"
+    )]
+    TooManyBytes,
 }
 
-/// The most steps the struct logger records for one trace (each holds the
-/// stack and, if asked, memory and storage: a million steps are hundreds of
-/// megabytes). A trace with a `limit` option up to this keeps that many
-/// steps, as geth truncates; past it, and without one, a longer transaction
-/// is refused with [`TraceError::TooLarge`].
+/// The most steps the struct logger records for one trace. A trace with a
+/// `limit` option up to this keeps that many steps, as geth truncates; past
+/// it, and without one, a longer transaction is refused with
+/// [`TraceError::TooManySteps`].
 pub const MAX_TRACE_STEPS: u64 = 1_000_000;
 
-/// The tracing inspector with a bound on the steps it records.
+/// The most bytes the struct logger records for one trace (the RPC's
+/// response limit, 256 MiB), summed over the steps it keeps: each step holds
+/// a copy of the whole stack (32 bytes a word), and as asked the whole memory,
+/// the return data, and at `SLOAD`/`SSTORE` every storage slot of the
+/// contract touched so far (64 bytes a slot). A step is at most a few hundred
+/// bytes otherwise, but a deep stack is 32 KiB a step, so the step bound
+/// alone lets a trace reach tens of gigabytes. A trace past this is refused
+/// with [`TraceError::TooManyBytes`], `limit` or not.
+pub(crate) const MAX_TRACE_BYTES: u64 = 256 * 1024 * 1024;
+
+/// What a recorded step costs in bytes, as the options ask for each part.
+#[derive(Debug, Clone, Copy)]
+struct StepCost {
+    stack: bool,
+    memory: bool,
+    return_data: bool,
+    storage: bool,
+}
+
+impl StepCost {
+    /// The struct logger's parts as `opts` asks for them.
+    fn of(opts: &GethDefaultTracingOptions) -> Self {
+        Self {
+            stack: opts.is_stack_enabled(),
+            memory: opts.is_memory_enabled(),
+            return_data: opts.is_return_data_enabled(),
+            storage: opts.is_storage_enabled(),
+        }
+    }
+
+    /// A tracer that records no steps (the call tracer).
+    const NONE: Self = Self { stack: false, memory: false, return_data: false, storage: false };
+}
+
+/// The tracing inspector with a bound on the steps it records and on the
+/// bytes they hold.
 struct Bounded {
     inner: TracingInspector,
     /// Steps recorded so far, and the most to record.
     steps: u64,
     keep: u64,
-    /// Whether a step past [`MAX_TRACE_STEPS`] was met.
-    over: bool,
+    /// Bytes the recorded steps hold, counted as [`StepCost`] says.
+    bytes: u64,
+    cost: StepCost,
+    /// The storage slots each contract touched so far, as the struct logger
+    /// shows them at every `SLOAD` and `SSTORE` of that contract.
+    slots: HashMap<Address, HashSet<U256>>,
+    /// Why recording stopped short of the trace, if it did.
+    over: Option<TraceError>,
     /// For each step begun and not yet ended (a `CALL` ends after the steps
     /// of the frame it opens), whether it was recorded: its end is recorded
     /// the same way.
@@ -54,8 +103,55 @@ struct Bounded {
 }
 
 impl Bounded {
-    fn new(inner: TracingInspector, keep: u64) -> Self {
-        Self { inner, steps: 0, keep, over: false, open: Vec::new() }
+    fn new(inner: TracingInspector, keep: u64, cost: StepCost) -> Self {
+        Self { inner, steps: 0, keep, bytes: 0, cost, slots: HashMap::default(), over: None, open: Vec::new() }
+    }
+
+    /// Whether the step about to run is recorded: it is while the bounds
+    /// hold, and the first step past one ends the recording.
+    fn admit(&mut self, interp: &Interpreter) -> bool {
+        if self.over.is_some() {
+            return false;
+        }
+        if self.steps >= self.keep {
+            // Past a `limit` below the bound, geth truncates.
+            if self.keep == MAX_TRACE_STEPS {
+                self.over = Some(TraceError::TooManySteps);
+            }
+            return false;
+        }
+        let bytes = self.bytes.saturating_add(self.step_bytes(interp));
+        if bytes > MAX_TRACE_BYTES {
+            self.over = Some(TraceError::TooManyBytes);
+            return false;
+        }
+        self.bytes = bytes;
+        self.steps += 1;
+        true
+    }
+
+    /// The bytes the struct logger holds for the step about to run.
+    fn step_bytes(&mut self, interp: &Interpreter) -> u64 {
+        let cost = self.cost;
+        let mut bytes = 0u64;
+        if cost.stack {
+            bytes += 32 * interp.stack.len() as u64;
+        }
+        if cost.memory {
+            bytes += interp.memory.size() as u64;
+        }
+        if cost.return_data {
+            bytes += interp.return_data.buffer().len() as u64;
+        }
+        if cost.storage
+            && matches!(interp.bytecode.opcode(), opcode::SLOAD | opcode::SSTORE)
+            && let Ok(key) = interp.stack.peek(0)
+        {
+            let slots = self.slots.entry(interp.input.target_address()).or_default();
+            slots.insert(key);
+            bytes += 64 * slots.len() as u64;
+        }
+        bytes
     }
 }
 
@@ -68,12 +164,9 @@ where
     }
 
     fn step(&mut self, interp: &mut Interpreter, context: &mut CTX) {
-        let record = self.steps < self.keep;
+        let record = self.admit(interp);
         if record {
-            self.steps += 1;
             self.inner.step(interp, context);
-        } else if self.keep == MAX_TRACE_STEPS {
-            self.over = true;
         }
         self.open.push(record);
     }
@@ -134,21 +227,21 @@ pub fn trace_transaction(
         Some(call) => TracingInspectorConfig::from_geth_call_config(call),
         None => TracingInspectorConfig::from_geth_config(&opts.config),
     };
-    let keep = match opts.config.limit {
+    let (keep, cost) = match opts.config.limit {
         // The call tracer records calls, not steps.
-        _ if !config.record_steps => u64::MAX,
-        Some(limit) if limit > 0 => limit.min(MAX_TRACE_STEPS),
-        _ => MAX_TRACE_STEPS,
+        _ if !config.record_steps => (u64::MAX, StepCost::NONE),
+        Some(limit) if limit > 0 => (limit.min(MAX_TRACE_STEPS), StepCost::of(&opts.config)),
+        _ => (MAX_TRACE_STEPS, StepCost::of(&opts.config)),
     };
-    let inspector = Bounded::new(TracingInspector::new(config), keep);
+    let inspector = Bounded::new(TracingInspector::new(config), keep, cost);
     let mut machine = MachineWith::with_inspector(view, block, options, precompiles, Phase::Replay, inspector);
     for tx in before {
         machine.execute(tx)?;
     }
     let outcome = machine.inspect(target)?;
     let bounded = machine.inspector();
-    if bounded.over {
-        return Err(TraceError::TooLarge);
+    if let Some(over) = bounded.over.take() {
+        return Err(over);
     }
     let builder = std::mem::replace(&mut bounded.inner, TracingInspector::new(config)).into_geth_builder();
     Ok(match call_config {

@@ -6,6 +6,12 @@
 //! first of that order alone (automine's one transaction a block), found
 //! from an index of senders by the highest tip each could pay, so that a
 //! pool of many senders is not walked for every block.
+//!
+//! The pool is bounded as geth's is, with room for a devnet bench that sends
+//! tens of thousands of transactions with automine off: at most
+//! [`MAX_QUEUED_PER_SENDER`] queued transactions (behind a nonce gap) per
+//! sender, [`MAX_QUEUED`] queued in all, and [`MAX_TXS`] in all. A
+//! transaction past one is refused; a replacement takes no room.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -18,6 +24,17 @@ use crate::chain::{PoolTx, TxError};
 
 /// The fee increase, in percent, a replacement must offer (geth's default).
 pub const REPLACEMENT_BUMP_PERCENT: u128 = 10;
+
+/// The most queued transactions (behind a nonce gap) one sender may have
+/// (geth's `AccountQueue`).
+const MAX_QUEUED_PER_SENDER: usize = 64;
+
+/// The most queued transactions the pool holds (geth's `GlobalQueue` is 1,024).
+const MAX_QUEUED: usize = 10_000;
+
+/// The most transactions the pool holds: with the queued ones at their
+/// bound, room for 50,000 pending (geth's `GlobalSlots` is 5,120).
+const MAX_TXS: usize = 60_000;
 
 /// Where an added transaction went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +62,12 @@ struct SenderTxs {
     arrivals: BTreeSet<u64>,
     /// Its key there, as filed.
     filed: Option<SenderKey>,
+    /// Its nonce on chain, as the pool was last told (by [`Pool::add`] and
+    /// [`Pool::prune_senders`]), and how many of its transactions are not
+    /// executable from it (queued, or stale below it): its part of
+    /// [`Pool::queued`].
+    base: u64,
+    queued: usize,
 }
 
 /// A sender as [`Pool::best`] looks for it: the highest max tip of its
@@ -109,6 +132,12 @@ impl SenderTxs {
         Some(SenderKey { tip: Reverse(*tip), arrival: *self.arrivals.first()?, sender })
     }
 
+    /// How many of its transactions are not executable from `state_nonce`.
+    fn count_queued(&mut self, state_nonce: u64) -> usize {
+        let pending = self.pending_end(state_nonce) - state_nonce;
+        self.txs.len().saturating_sub(usize::try_from(pending).unwrap_or(usize::MAX))
+    }
+
     /// The nonce after the executable run, starting at `state_nonce`.
     fn pending_end(&mut self, state_nonce: u64) -> u64 {
         match self.run() {
@@ -135,6 +164,9 @@ pub struct Pool {
     next_seq: u64,
     /// Every sender, by its [`SenderKey`] (for [`Pool::best`]).
     senders_by_tip: BTreeSet<SenderKey>,
+    /// The transactions not executable from their senders' nonces, as last
+    /// counted (the sum of [`SenderTxs::queued`]).
+    queued: usize,
 }
 
 impl Pool {
@@ -147,7 +179,11 @@ impl Pool {
         if nonce < state_nonce {
             return Err(TxError::NonceTooLow { next: state_nonce, tx: nonce });
         }
+        if !self.senders.get(&tx.sender).is_some_and(|queue| queue.txs.contains_key(&nonce)) {
+            self.check_room(tx.sender, nonce, state_nonce)?;
+        }
         let queue = self.senders.entry(tx.sender).or_default();
+        queue.base = state_nonce;
         let mut replaced = None;
         if let Some(existing) = queue.txs.get(&nonce) {
             // In 256 bits: a fee near 2^128 times 110 would overflow a u128.
@@ -178,6 +214,29 @@ impl Pool {
             (None, true) => Added::Pending,
             (None, false) => Added::Queued,
         })
+    }
+
+    /// Refuses a transaction at a nonce `sender` does not hold yet (its
+    /// nonce on chain is `state_nonce`) when the pool has no room for it.
+    fn check_room(&mut self, sender: Address, nonce: u64, state_nonce: u64) -> Result<(), TxError> {
+        let (end, queued, counted) = match self.senders.get_mut(&sender) {
+            Some(queue) => (queue.pending_end(state_nonce), queue.count_queued(state_nonce), queue.queued),
+            None => (state_nonce, 0, 0),
+        };
+        // Queued unless it extends the executable run (a transaction that
+        // fills a gap turns queued ones pending: it takes no queued room).
+        if nonce != end {
+            if queued >= MAX_QUEUED_PER_SENDER {
+                return Err(TxError::AccountQueueFull { limit: MAX_QUEUED_PER_SENDER, next: end });
+            }
+            if self.queued - counted + queued >= MAX_QUEUED {
+                return Err(TxError::QueueFull { limit: MAX_QUEUED });
+            }
+        }
+        if self.by_hash.len() >= MAX_TXS {
+            return Err(TxError::PoolFull { limit: MAX_TXS });
+        }
+        Ok(())
     }
 
     /// The transaction with that hash.
@@ -260,9 +319,13 @@ impl Pool {
     }
 
     /// Files `sender` again under its current key (none once it has no
-    /// transaction left, and then it goes).
+    /// transaction left, and then it goes), and counts its queued
+    /// transactions again.
     fn refile(&mut self, sender: Address) {
         let Some(queue) = self.senders.get_mut(&sender) else { return };
+        let queued = queue.count_queued(queue.base);
+        self.queued = self.queued - queue.queued + queued;
+        queue.queued = queued;
         let key = queue.key(sender);
         if key != queue.filed {
             if let Some(old) = queue.filed.take() {
@@ -280,10 +343,16 @@ impl Pool {
 
     /// Removes a transaction.
     pub fn remove(&mut self, hash: &B256) -> Option<Arc<PoolTx>> {
+        let tx = self.take(hash)?;
+        self.refile(tx.sender);
+        Some(tx)
+    }
+
+    /// Removes a transaction, leaving its sender to be filed again.
+    fn take(&mut self, hash: &B256) -> Option<Arc<PoolTx>> {
         let (tx, arrival) = self.by_hash.remove(hash)?;
         if let Some(queue) = self.senders.get_mut(&tx.sender) {
             queue.remove(tx.nonce(), arrival);
-            self.refile(tx.sender);
         }
         Some(tx)
     }
@@ -299,12 +368,18 @@ impl Pool {
     pub fn prune_senders(&mut self, senders: &[Address], nonce_of: impl Fn(&Address) -> u64) {
         let mut stale = Vec::new();
         for sender in senders {
-            if let Some(queue) = self.senders.get(sender) {
-                stale.extend(queue.txs.range(..nonce_of(sender)).map(|(_, tx)| tx.hash));
+            if let Some(queue) = self.senders.get_mut(sender) {
+                queue.base = nonce_of(sender);
+                stale.extend(queue.txs.range(..queue.base).map(|(_, tx)| tx.hash));
             }
         }
         for hash in stale {
-            self.remove(&hash);
+            self.take(&hash);
+        }
+        // Once, after the stale ones went: moved nonces make queued
+        // transactions pending.
+        for sender in senders {
+            self.refile(*sender);
         }
     }
 
@@ -496,6 +571,65 @@ mod tests {
         assert_eq!(tx.max_cost(), U256::MAX);
     }
 
+    /// The `n`-th of many senders.
+    fn sender(n: usize) -> Address {
+        Address::left_padding_from(&n.to_be_bytes())
+    }
+
+    #[test]
+    fn a_sender_queues_at_most_64_behind_a_gap() {
+        let mut pool = Pool::default();
+        for nonce in 1..=64 {
+            assert_eq!(pool.add(tx(nonce, 100), 0).unwrap(), Added::Queued);
+        }
+        assert_eq!(pool.add(tx(65, 100), 0), Err(TxError::AccountQueueFull { limit: 64, next: 0 }));
+        let message = TxError::AccountQueueFull { limit: 64, next: 0 }.to_string();
+        assert!(message.starts_with("account limit exceeded: at most 64 queued"), "{message}");
+        // A replacement takes no room, other senders have their own, and
+        // the missing nonce makes the queue pending.
+        assert!(matches!(pool.add(tx(5, 110), 0), Ok(Added::Replaced(_))));
+        assert_eq!(pool.add(tx_from(BOB, 1, 100), 0).unwrap(), Added::Queued);
+        assert_eq!(pool.add(tx(0, 100), 0).unwrap(), Added::Pending);
+        assert_eq!(pool.add(tx(66, 100), 0).unwrap(), Added::Queued);
+        assert_eq!(pool.pending_nonce(&ALICE, 0), 65);
+    }
+
+    #[test]
+    fn the_pool_queues_at_most_10000_in_all() {
+        let mut pool = Pool::default();
+        for n in 0..MAX_QUEUED {
+            let queued = tx_from(sender(n / 64), 1 + (n % 64) as u64, 1);
+            assert_eq!(pool.add(queued, 0).unwrap(), Added::Queued);
+        }
+        let late = sender(MAX_QUEUED);
+        assert_eq!(pool.add(tx_from(late, 1, 1), 0), Err(TxError::QueueFull { limit: 10_000 }));
+        assert_eq!(TxError::QueueFull { limit: 10_000 }.to_string().split(':').next(), Some("txpool is full"));
+        // Pending transactions still have room, and one that fills a gap
+        // turns queued ones pending, which makes room in the queue.
+        assert_eq!(pool.add(tx_from(late, 0, 1), 0).unwrap(), Added::Pending);
+        assert_eq!(pool.add(tx_from(sender(0), 0, 1), 0).unwrap(), Added::Pending);
+        assert_eq!(pool.add(tx_from(late, 2, 1), 0).unwrap(), Added::Queued);
+    }
+
+    #[test]
+    fn the_pool_holds_at_most_60000_and_one_sender_may_send_them_all() {
+        let mut pool = Pool::default();
+        let txs: Vec<_> = (0..MAX_TXS as u64).map(|nonce| tx(nonce, 1)).collect();
+        for t in &txs {
+            assert_eq!(pool.add(t.clone(), 0).unwrap(), Added::Pending);
+        }
+        let full = Err(TxError::PoolFull { limit: 60_000 });
+        assert_eq!(pool.add(tx(MAX_TXS as u64, 1), 0), full);
+        assert_eq!(pool.add(tx_from(BOB, 0, 1), 0), full);
+        assert_eq!(pool.add(tx_from(BOB, 1, 1), 0), full);
+        assert!(TxError::PoolFull { limit: 60_000 }.to_string().starts_with("txpool is full"));
+        // A replacement takes no room; a mined transaction leaves some.
+        assert!(matches!(pool.add(tx(7, 2), 0), Ok(Added::Replaced(_))));
+        pool.remove(&txs[0].hash);
+        pool.prune_senders(&[ALICE], |_| 1);
+        assert_eq!(pool.add(tx_from(BOB, 0, 1), 0).unwrap(), Added::Pending);
+    }
+
     #[test]
     fn best_is_the_first_of_the_ready_order_not_skipped() {
         use alloy_consensus::TxEip1559;
@@ -532,6 +666,8 @@ mod tests {
                     }
                 }
             }
+            let queued = pool.content(|a| state[a]).queued.values().map(Vec::len).sum::<usize>();
+            assert_eq!(pool.queued, queued, "queued transactions counted as they come and go");
             // Nonces moved on chain since (stale transactions below them).
             for nonce in state.values_mut() {
                 *nonce += pick(2);
@@ -556,6 +692,9 @@ mod tests {
                 let best = pool.best(nonce_of, base_fee, |tx| skipped.contains(&tx.sender));
                 assert_eq!(best.map(|t| t.hash), expected.map(|t| t.hash));
             }
+            pool.prune(nonce_of);
+            let queued = pool.content(nonce_of).queued.values().map(Vec::len).sum::<usize>();
+            assert_eq!(pool.queued, queued, "queued transactions counted again as nonces move");
         }
     }
 }

@@ -48,6 +48,10 @@ pub use settlement::HEARTBEAT_EVERY;
 /// The priority fee the devnet suggests and fills in, in wei (1 gwei).
 pub const DEFAULT_PRIORITY_FEE: u128 = 1_000_000_000;
 
+/// The most snapshots kept at once: each copies the chain's indexes (its
+/// blocks, hashes and transaction locations), so their count bounds memory.
+pub const MAX_SNAPSHOTS: usize = 1_000;
+
 /// When blocks are mined.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mining {
@@ -456,10 +460,17 @@ impl Devnet {
     /// first with the pending transactions, the rest as one reserved range
     /// of empty blocks (constant time and space, see `Chain::reserve`).
     pub fn mine_many(&self, blocks: u64, interval: Option<u64>) -> Result<(), NodeError> {
+        self.mine_many_from(blocks, interval, None)
+    }
+
+    /// [`Devnet::mine_many`], the first block at `timestamp` (`evm_mine`'s
+    /// `{timestamp, blocks}`). A refused request changes nothing: the
+    /// timestamp is checked with the count before anything is pinned.
+    pub fn mine_many_from(&self, blocks: u64, interval: Option<u64>, timestamp: Option<u64>) -> Result<(), NodeError> {
         let Some(rest) = blocks.checked_sub(1) else { return Ok(()) };
         self.engine.settle();
-        self.engine.inner.lock().chain.check_reserve_after_pending(rest, interval)?;
-        self.engine.build_block(InferenceWait::Wait, Batch::All, true, None)?;
+        self.engine.inner.lock().chain.check_reserve_after_pending(rest, interval, timestamp)?;
+        self.engine.build_block(InferenceWait::Wait, Batch::All, true, timestamp)?;
         if rest > 0 {
             let head = self.edit(|chain| chain.reserve(rest, interval).map(|()| chain.head().clone()))?;
             // Subscribers hear of the new head, not of every reserved block.
@@ -618,13 +629,21 @@ impl Devnet {
     // ----- snapshots -----
 
     /// Saves the chain and pool (`evm_snapshot`); returns the snapshot id.
-    pub fn snapshot(&self) -> u64 {
+    /// Refused past [`MAX_SNAPSHOTS`] kept at once.
+    pub fn snapshot(&self) -> Result<u64, NodeError> {
         let mut inner = self.lock();
+        if inner.snapshots.len() >= MAX_SNAPSHOTS {
+            return Err(NodeError::LimitExceeded {
+                what: "too many snapshots",
+                limit: MAX_SNAPSHOTS,
+                hint: ": revert to one (evm_revert), which frees it and every later one",
+            });
+        }
         let id = inner.next_snapshot;
         inner.next_snapshot += 1;
         let saved = (inner.chain.clone(), inner.pool.clone());
         inner.snapshots.insert(id, saved);
-        id
+        Ok(id)
     }
 
     /// Restores a snapshot (`evm_revert`); it and every later one are

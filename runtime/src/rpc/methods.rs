@@ -151,10 +151,8 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         match a.raw(0) {
             Some(Value::Object(options)) => {
                 let blocks = options.get("blocks").map(|v| quantity(0, v)).transpose()?.unwrap_or(1);
-                if let Some(ts) = options.get("timestamp").map(|v| quantity(0, v)).transpose()? {
-                    d.set_next_block_timestamp(ts).rpc()?;
-                }
-                d.mine_many(blocks, None).rpc()?;
+                let timestamp = options.get("timestamp").map(|v| quantity(0, v)).transpose()?;
+                d.mine_many_from(blocks, None, timestamp).rpc()?;
             }
             _ => {
                 d.mine(a.quantity(0)?).rpc()?;
@@ -162,7 +160,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         }
         Ok(json!("0x0"))
     }),
-    ("evm_snapshot", 0, 0, |_, d| Ok(qty(d.snapshot()))),
+    ("evm_snapshot", 0, 0, |_, d| Ok(qty(d.snapshot().rpc()?))),
     ("evm_revert", 1, 1, |a, d| Ok(json!(a.quantity(0)?.is_some_and(|id| d.revert(id))))),
     ("evm_increaseTime", 1, 1, |a, d| {
         let seconds = a.quantity(0)?.unwrap_or_default();
