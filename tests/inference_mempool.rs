@@ -584,6 +584,8 @@ fn reads_and_sends_answer_while_evm_mine_waits_for_a_slow_model() {
         let receipt = d.receipt(transfer);
         assert!(t.elapsed() < bound, "a send and three reads took {:?} while evm_mine waited", t.elapsed());
         assert!(receipt.is_none(), "queued behind the block being built");
+        // The slow transaction is shown waiting for its model meanwhile.
+        assert!(d.mempool_status().unwrap().pipe.awaiting_inference.contains(&hash));
         assert!(started.elapsed() < Duration::from_secs(2), "all of it while the model ran");
         let block = mining.join().unwrap();
         assert!(block.transactions.iter().any(|tx| tx.hash == hash), "evm_mine's block holds the slow transaction");

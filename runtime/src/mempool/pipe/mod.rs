@@ -326,7 +326,10 @@ impl Pipe {
                 OnMiss::Inline => "inline",
                 OnMiss::Defer => "defer",
             },
-            awaiting_inference: s.prepared.keys().filter(|tx| s.is_awaiting(tx)).copied().collect(),
+            awaiting_inference: (s.prepared.keys().filter(|tx| s.is_awaiting(tx)))
+                .chain(&s.awaiting_in_build)
+                .copied()
+                .collect(),
             llm: self.llm.describe(),
             llm_concurrency: self.config.llm_concurrency,
         }

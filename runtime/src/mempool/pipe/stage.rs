@@ -198,6 +198,16 @@ impl Pipe {
     }
 }
 
+/// Takes a waiting build's transactions out of `nml_mempoolStatus` once
+/// their round is done, however it ends.
+struct ClearOnDrop<'a>(&'a Pipe);
+
+impl Drop for ClearOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.shared.lock().awaiting_in_build.clear();
+    }
+}
+
 impl PreExecution for Pipe {
     fn prepare(&self, ctx: &StageContext<'_>, batch: Vec<Arc<PoolTx>>) -> Prepared {
         let _prepare = tracing::trace_span!("prepare").entered();
@@ -318,7 +328,10 @@ impl PreExecution for Pipe {
                 break;
             }
             found_in.extend(unknown.iter().map(|(id, _)| (*id, round)));
+            self.shared.lock().awaiting_in_build = again.iter().map(|tx| tx.hash).collect();
+            let shown = ClearOnDrop(self);
             self.dispatch(round, unknown, ctx.next.timestamp);
+            drop(shown);
             todo = again;
         }
         let mut include = Vec::with_capacity(batch.len());

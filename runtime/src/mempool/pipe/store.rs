@@ -195,6 +195,9 @@ pub(super) struct Shared {
     pub(super) recorded: HashMap<B256, Arc<Known>>,
     /// The pending transactions prepared so far, by hash.
     pub(super) prepared: HashMap<B256, TxPrep>,
+    /// Transactions of a block being built that waits for their requests
+    /// (`evm_mine`), while they run: `prepared` is out of the lock then.
+    pub(super) awaiting_in_build: Vec<B256>,
     /// How often each pending transaction was deferred.
     pub(super) defers: HashMap<B256, u32>,
     pub(super) current: Option<Current>,
