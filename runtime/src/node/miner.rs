@@ -123,6 +123,10 @@ pub(super) struct Engine {
     /// `anvil_mine`, shutdown): an automine pass asked meanwhile waits
     /// behind them, and a read does not wait for it ([`Engine::settle`]).
     waiting_builds: AtomicUsize,
+    /// A test double: [`MinerThread::start`] fails, as when the system
+    /// refuses a thread.
+    #[cfg(test)]
+    pub(super) refuse_thread: AtomicBool,
     /// Wakes the miner thread.
     wake: Condvar,
     /// Signalled when passes are done.
@@ -148,6 +152,8 @@ impl Engine {
             signals: AtomicU64::new(0),
             sleeping: AtomicBool::new(false),
             waiting_builds: AtomicUsize::new(0),
+            #[cfg(test)]
+            refuse_thread: AtomicBool::new(false),
             wake: Condvar::new(),
             settled: Condvar::new(),
         }
@@ -391,25 +397,31 @@ impl Engine {
         }
     }
 
+    /// One pass: automine's blocks (when it is on), then an interval block
+    /// if one is asked for. A panic is caught: the node goes on.
+    pub(super) fn pass(&self, interval_block: bool) {
+        let automine = self.inner.lock().automine;
+        let pass = std::panic::AssertUnwindSafe(|| {
+            if automine {
+                self.mine_ready();
+            }
+            if interval_block && let Err(e) = self.build_block(InferenceWait::Defer, Batch::All, true, None) {
+                tracing::error!(%e, "the interval miner could not build a block");
+            }
+        });
+        if std::panic::catch_unwind(pass).is_err() {
+            tracing::error!("the miner panicked while building a block; it goes on with the next pass");
+        }
+    }
+
     /// The miner thread's loop.
     fn run(&self) {
         // Any request made before the thread started ends the first wait at once.
         let mut seen = 0;
         loop {
             let Some((asked, interval_block)) = self.next_work(&mut seen) else { return };
-            let automine = self.inner.lock().automine;
             // A panic in a pass must not leave readers waiting for it.
-            let pass = std::panic::AssertUnwindSafe(|| {
-                if automine {
-                    self.mine_ready();
-                }
-                if interval_block && let Err(e) = self.build_block(InferenceWait::Defer, Batch::All, true, None) {
-                    tracing::error!(%e, "the interval miner could not build a block");
-                }
-            });
-            if std::panic::catch_unwind(pass).is_err() {
-                tracing::error!("the miner panicked while building a block; it goes on with the next pass");
-            }
+            self.pass(interval_block);
             let mut work = self.work.lock();
             work.done = work.done.max(asked);
             self.done.store(work.done, Ordering::Release);
@@ -457,6 +469,10 @@ impl MinerThread {
                 engine.wake();
             }
         }));
+        #[cfg(test)]
+        if engine.refuse_thread.load(Ordering::SeqCst) {
+            return Err(std::io::Error::other("a test double refused the thread"));
+        }
         let runner = Arc::clone(engine);
         let handle = std::thread::Builder::new().name("nml-miner".into()).spawn(move || runner.run())?;
         Ok(Self { engine: Arc::clone(engine), handle: Some(handle) })

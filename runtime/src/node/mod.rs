@@ -237,18 +237,31 @@ impl Devnet {
     /// or the pass it asks for, awake instead of asleep (see the `miner`
     /// module). The RPC server calls it for every call, batch and notification.
     pub fn keep_awake(&self) {
-        self.ensure_miner();
-        self.engine.keep_awake();
+        if self.ensure_miner() {
+            self.engine.keep_awake();
+        }
     }
 
-    /// Starts the miner thread if it is not running.
-    fn ensure_miner(&self) {
+    /// Starts the miner thread if it is not running; whether it runs.
+    fn ensure_miner(&self) -> bool {
         let mut miner = self.miner.lock();
         if miner.is_none() && !self.engine.is_stopped() {
             match MinerThread::start(&self.engine) {
                 Ok(thread) => *miner = Some(thread),
-                Err(e) => tracing::error!(%e, "cannot start the miner thread"),
+                Err(e) => tracing::error!(%e, "cannot start the miner thread; blocks are built on the caller's thread"),
             }
+        }
+        miner.is_some()
+    }
+
+    /// Asks for an automine pass: on the miner thread, or, when that thread
+    /// cannot start, here before this returns (so that nobody waits for a
+    /// pass that never runs).
+    fn ask_pass(&self) {
+        if self.ensure_miner() {
+            self.engine.ask_pass();
+        } else if !self.engine.is_stopped() {
+            self.engine.pass(false);
         }
     }
 
@@ -438,8 +451,7 @@ impl Devnet {
         // Nobody listening is fine.
         let _ = self.engine.pending_txs.send(hash);
         if automine && added != Added::Queued {
-            self.ensure_miner();
-            self.engine.ask_pass();
+            self.ask_pass();
         }
         Ok(hash)
     }
@@ -487,8 +499,7 @@ impl Devnet {
         let ready = on && Engine::any_ready(&inner);
         drop(inner);
         if ready {
-            self.ensure_miner();
-            self.engine.ask_pass();
+            self.ask_pass();
             self.engine.settle();
         }
     }
@@ -518,8 +529,12 @@ impl Devnet {
                     tokio::select! {
                         () = tokio::time::sleep(every) => {
                             if self.engine.inner.lock().interval.is_some() {
-                                self.ensure_miner();
-                                self.engine.ask_interval_block();
+                                if self.ensure_miner() {
+                                    self.engine.ask_interval_block();
+                                } else {
+                                    let engine = Arc::clone(&self.engine);
+                                    let _ = tokio::task::spawn_blocking(move || engine.pass(true)).await;
+                                }
                             }
                         }
                         () = notified => {}
@@ -720,5 +735,27 @@ impl Devnet {
             .sign_dynamic_typed_data_sync(data)
             .map_err(|e| NodeError::InvalidParams(e.to_string()))?;
         Ok(signature.as_bytes().to_vec().into())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::U256;
+    use alloy_rpc_types_eth::TransactionRequest;
+
+    use super::*;
+
+    #[test]
+    fn without_a_miner_thread_automine_builds_on_the_callers_thread() {
+        let devnet = Devnet::new(DevnetConfig::default()).unwrap();
+        devnet.engine.refuse_thread.store(true, std::sync::atomic::Ordering::SeqCst);
+        let [from, to] = [devnet.accounts()[0], devnet.accounts()[1]];
+        let request = TransactionRequest::default().from(from).to(to).value(U256::from(7));
+        let hash = devnet.send_transaction(request).unwrap();
+        assert!(devnet.miner.lock().is_none(), "the test double refused the thread");
+        // Before the fix, this read waited for a pass nobody ran, for ever.
+        let receipt = devnet.receipt(hash).expect("mined before the send returned");
+        assert!(receipt.status());
+        assert_eq!(devnet.block_number(), 1);
     }
 }
