@@ -232,6 +232,14 @@ impl Devnet {
         self.engine.inner.lock()
     }
 
+    /// Whether a request that reads the chain would answer without waiting
+    /// for the miner (every automine pass asked for so far is done). The RPC
+    /// server runs such a request where it arrives, and one that would wait
+    /// on the blocking pool, so that its I/O threads never wait.
+    pub fn is_settled(&self) -> bool {
+        self.engine.is_settled()
+    }
+
     /// Keeps the node awake for a while after a client's request: its miner
     /// thread (started now if it is not running) waits for the next request,
     /// or the pass it asks for, awake instead of asleep (see the `miner`
