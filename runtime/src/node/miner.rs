@@ -310,6 +310,12 @@ impl Engine {
         self.signal(|work| work.woken = true);
     }
 
+    /// Whether [`Engine::settle`] would return at once.
+    pub(super) fn is_settled(&self) -> bool {
+        self.done.load(Ordering::Acquire) >= self.asked.load(Ordering::Acquire)
+            || self.waiting_builds.load(Ordering::SeqCst) > 0
+    }
+
     /// Waits until the passes asked for so far are done: every transaction
     /// sent before is mined, or pending on inference.
     ///
@@ -320,12 +326,6 @@ impl Engine {
     /// passes queued behind it wait as long: a read then answers at once,
     /// with their transactions still pending, as it does for a transaction
     /// whose own inference runs.
-    /// Whether [`Engine::settle`] would return at once.
-    pub(super) fn is_settled(&self) -> bool {
-        self.done.load(Ordering::Acquire) >= self.asked.load(Ordering::Acquire)
-            || self.waiting_builds.load(Ordering::SeqCst) > 0
-    }
-
     pub(super) fn settle(&self) {
         let asked = self.asked.load(Ordering::Acquire);
         if self.done.load(Ordering::Acquire) >= asked {
