@@ -711,7 +711,7 @@ fn tee_mode_results_carry_attestations_that_the_verifier_precompile_accepts() {
         AttestedPredictor::settledCall { teeId: attestation.tee_id, timestamp: U256::from(attestation.timestamp) };
     let settled = AttestedPredictor::settledCall::abi_decode_returns(&view(settled.abi_encode())).unwrap();
     assert!(!settled, "nothing settles without the relay: the trust gap");
-    net.devnet.increase_time(2 * 3600);
+    net.devnet.increase_time(2 * 3600).unwrap();
     net.devnet.mine(None).expect("mine");
     assert!(!check(attestation.signature.clone()), "two hours later the attestation is stale");
 
@@ -782,7 +782,7 @@ fn the_tee_registry_holds_the_enclaves_and_follows_revocation_and_heartbeats() {
     assert_eq!(net.devnet.transaction_count(net.devnet.accounts()[0], Default::default()).unwrap(), 1);
 
     // No heartbeat for more than 30 minutes: inactive; a signed heartbeat: active.
-    net.devnet.increase_time(1801);
+    net.devnet.increase_time(1801).unwrap();
     net.devnet.mine(None).expect("mine");
     assert!(!active(tee.tee_id));
     let now = net.devnet.block(net.devnet.block_number().into(), false).unwrap().header.timestamp;
@@ -908,10 +908,10 @@ fn the_operator_keeps_the_enclaves_heartbeats_fresh_as_the_chain_time_moves() {
         ITEERegistry::isTEEActiveCall::abi_decode_returns(&net.devnet.call(request, None, None).unwrap()).unwrap()
     };
     assert!(net.devnet.settle_due().unwrap().is_empty(), "nothing due at start");
-    net.devnet.increase_time(HEARTBEAT_EVERY as i64 - 10);
+    net.devnet.increase_time(HEARTBEAT_EVERY as i64 - 10).unwrap();
     net.devnet.mine(None).unwrap();
     assert!(net.devnet.settle_due().unwrap().is_empty(), "not yet");
-    net.devnet.increase_time(2_000);
+    net.devnet.increase_time(2_000).unwrap();
     net.devnet.mine(None).unwrap();
     assert!(!active(), "over 30 minutes without a heartbeat");
     let [beat] = net.devnet.settle_due().unwrap().try_into().expect("one heartbeat");
@@ -946,7 +946,7 @@ fn a_relay_that_posts_a_wrong_root_and_an_operator_that_stops_beating_are_caught
     let answer = net.devnet.call(request, None, None).unwrap();
     assert!(!ISettlementRelay::isSettledInBatchCall::abi_decode_returns(&answer).unwrap(), "the posted root is wrong");
 
-    net.devnet.increase_time(2_000);
+    net.devnet.increase_time(2_000).unwrap();
     net.devnet.mine(None).unwrap();
     assert!(net.devnet.settle_due().unwrap().is_empty(), "no heartbeat is sent");
     let active = ITEERegistry::isTEEActiveCall { teeId: call.attestation.tee_id }.abi_encode();
@@ -1005,7 +1005,7 @@ fn scheduled_tasks_run_when_due_and_survive_a_reload() {
         assert!(mined(&devnet, hash).success);
     }
     assert!(devnet.run_due_tasks().unwrap().is_empty(), "nothing is due yet");
-    devnet.increase_time(61);
+    devnet.increase_time(61).unwrap();
     devnet.mine(None).unwrap();
     let sent = devnet.run_due_tasks().unwrap();
     assert_eq!(sent.len(), 2);

@@ -359,7 +359,7 @@ fn time_controls_set_block_timestamps() {
     d.set_next_block_timestamp(t0 + 1_000).unwrap();
     let b = d.mine(None).unwrap();
     assert_eq!(b.header.timestamp, t0 + 1_000);
-    d.increase_time(3_600);
+    d.increase_time(3_600).unwrap();
     let b = d.mine(None).unwrap();
     assert!(b.header.timestamp >= t0 + 4_600);
     assert!(d.set_next_block_timestamp(t0).is_err());

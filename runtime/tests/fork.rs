@@ -176,3 +176,101 @@ fn a_wrong_chain_or_a_remote_that_stops_answering_is_a_clear_error() {
     let dead = ForkSource::connect(&fork_config(&a.url, None)).unwrap_err();
     assert!(matches!(&dead, ForkError::Rpc { source: RpcError::Unreachable { .. }, .. }), "{dead}");
 }
+
+/// A TCP relay to `target` whose requests wait `delay` (set to zero to stop
+/// waiting): a remote that turned slow.
+struct SlowRelay {
+    url: String,
+    delay_ms: Arc<std::sync::atomic::AtomicU64>,
+}
+
+impl SlowRelay {
+    fn start(target: &str) -> Self {
+        use std::io::{Read, Write};
+        use std::net::{TcpListener, TcpStream};
+        use std::sync::atomic::Ordering;
+        let target = target.trim_start_matches("http://").to_owned();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let delay_ms = Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let delay = Arc::clone(&delay_ms);
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(mut client) = client else { return };
+                let Ok(mut server) = TcpStream::connect(&target) else { return };
+                let (mut client_back, mut server_back) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                let delay = Arc::clone(&delay);
+                std::thread::spawn(move || {
+                    let mut buf = [0u8; 65536];
+                    while let Ok(n @ 1..) = client.read(&mut buf) {
+                        std::thread::sleep(Duration::from_millis(delay.load(Ordering::SeqCst)));
+                        if server.write_all(&buf[..n]).is_err() {
+                            return;
+                        }
+                    }
+                });
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut server_back, &mut client_back);
+                });
+            }
+        });
+        Self { url, delay_ms }
+    }
+
+    fn set_delay(&self, delay: Duration) {
+        self.delay_ms.store(delay.as_millis() as u64, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// While a send, a state edit or a call with an override waits on a slow
+/// remote for an account nobody read yet, the forked devnet answers reads
+/// of what it holds at once: the remote is read outside the lock that every
+/// request takes.
+#[test]
+fn a_slow_remote_delays_only_the_request_that_reads_it() {
+    let a = Served::start(Devnet::new(DevnetConfig::default()).unwrap());
+    let relay = SlowRelay::start(&a.url);
+    let b = forked(ForkSource::connect(&fork_config(&relay.url, None)).unwrap());
+    // The dev accounts are read now, while the remote is quick.
+    for i in 0..3 {
+        b.balance(address(i), BlockId::latest()).unwrap();
+    }
+    relay.set_delay(Duration::from_millis(400));
+    // Each fresh account costs three reads of the remote: 1.2 s.
+    let bound = Duration::from_millis(300);
+    let fresh = |i: u8| Address::repeat_byte(0xf0 + i);
+    type Request = Box<dyn Fn(&Devnet) + Send + Sync>;
+    let slow: [(&str, Request); 3] = [
+        (
+            "a send to a fresh account",
+            Box::new(move |b: &Devnet| {
+                b.send_raw_transaction(&sign(transfer(0, fresh(1), 1), &signer(1))).unwrap();
+            }),
+        ),
+        ("anvil_setStorageAt", Box::new(move |b: &Devnet| b.set_storage_at(fresh(2), U256::from(1), U256::from(2)))),
+        (
+            "eth_call with a state override",
+            Box::new(move |b: &Devnet| {
+                let mut overrides = alloy_rpc_types_eth::state::StateOverride::default();
+                overrides.insert(
+                    fresh(3),
+                    alloy_rpc_types_eth::state::AccountOverride::default().with_balance(U256::from(1)),
+                );
+                b.call(TransactionRequest::default().to(fresh(3)), None, Some(overrides)).unwrap();
+            }),
+        ),
+    ];
+    for (what, request) in &slow {
+        std::thread::scope(|scope| {
+            let started = std::time::Instant::now();
+            let waiting = scope.spawn(|| request(&b));
+            std::thread::sleep(Duration::from_millis(100));
+            let t = std::time::Instant::now();
+            b.block_number();
+            b.balance(address(2), BlockId::latest()).unwrap();
+            assert!(t.elapsed() < bound, "two reads took {:?} while {what} waited on the remote", t.elapsed());
+            waiting.join().unwrap();
+            assert!(started.elapsed() >= Duration::from_millis(400), "{what} read the remote");
+        });
+    }
+}

@@ -38,8 +38,8 @@ pub struct DevnetArgs {
     /// must then equal this one if given).
     #[arg(long)]
     pub chain_id: Option<u64>,
-    /// How many dev accounts to fund.
-    #[arg(long, default_value_t = 10)]
+    /// How many dev accounts to fund (at most 10,000).
+    #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
     pub accounts: usize,
     /// The balance of each dev account, in ether.
     #[arg(long, default_value_t = 10_000)]
@@ -60,8 +60,9 @@ pub struct DevnetArgs {
     /// The block gas limit.
     #[arg(long, default_value_t = 30_000_000)]
     pub gas_limit: u64,
-    /// The base fee of the genesis block, in wei.
-    #[arg(long, default_value_t = 1_000_000_000)]
+    /// The base fee of the genesis block, in wei (at most 2^60, the base
+    /// fee's ceiling).
+    #[arg(long, default_value_t = 1_000_000_000, value_parser = clap::value_parser!(u64).range(0..=1 << 60))]
     pub base_fee: u64,
     /// Register every `.onnx` file in DIR with the inference precompile
     /// (repeatable); each gets the id derived from its bytes.

@@ -273,8 +273,7 @@ impl SealedBlock {
     /// Size of the RLP encoding of the block, as `eth_getBlockBy*` reports it.
     pub fn size(&self) -> u64 {
         let header = alloy_rlp::Encodable::length(&self.header);
-        let txs: usize =
-            self.transactions.iter().map(|t| alloy_eips::eip2718::Encodable2718::encode_2718_len(&t.envelope)).sum();
+        let txs: usize = self.transactions.iter().map(|t| t.encoded_len()).sum();
         (header + txs + 8) as u64
     }
 }

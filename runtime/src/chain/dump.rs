@@ -5,6 +5,14 @@
 //! count and interval), however many blocks it holds. A dump without one is
 //! written as format version 1, which older builds read; a dump with one is
 //! version 2.
+//!
+//! A dump is input: one written by hand (or damaged) is refused with a
+//! typed error unless the chain it rebuilds is one this devnet could have
+//! made, as far as later requests depend on it: blocks numbered from genesis
+//! on, none holding transactions at genesis, timestamps rising and at most
+//! 2^53 − 1, gas limits within [`MAX_LOADED_GAS_LIMIT`] (or the devnet's own),
+//! base fees within [`MAX_BASE_FEE`], gas used within the gas limit and equal
+//! to the receipts' sum, and a clock offset within ±(2^53 − 1) seconds.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -19,7 +27,16 @@ use revm::primitives::KECCAK_EMPTY;
 use serde::{Deserialize, Serialize};
 
 use super::reserved::{ReservedRange, check_reservation};
-use super::{BlockUndo, Chain, ChainConfig, Clock, Halt, InferenceRecord, PoolTx, SealedBlock, StateDb, TxReceipt};
+use super::{
+    BlockUndo, Chain, ChainConfig, Clock, Halt, InferenceRecord, MAX_BASE_FEE, MAX_RESERVED, PoolTx, SealedBlock,
+    StateDb, TxReceipt,
+};
+
+/// The gas limit a loaded block may have beyond this devnet's own: a
+/// billion gas (a bench's block), so that a dump written under a larger
+/// `--gas-limit` still loads, and a call at an old block, which may burn
+/// that block's whole gas limit, still ends (in about a second).
+pub const MAX_LOADED_GAS_LIMIT: u64 = 1_000_000_000;
 
 /// The format version of a dump without reserved ranges (older builds read it).
 const DUMP_VERSION: u32 = 1;
@@ -52,11 +69,81 @@ pub enum DumpError {
         /// The devnet's chain id.
         devnet: u64,
     },
+    /// A block (or the first of a reserved range) holds a value this devnet
+    /// cannot run on from.
+    #[error("block {block} of the state dump {problem}")]
+    Block {
+        /// The block's number.
+        block: u64,
+        /// What is wrong with it.
+        problem: DumpBlockError,
+    },
+    /// The genesis block holds transactions (a block's transactions are
+    /// read against its parent's state, and genesis has no parent).
+    #[error("block 0 of the state dump holds {count} transactions: a genesis block holds none")]
+    GenesisTransactions {
+        /// How many it holds.
+        count: usize,
+    },
+    /// The clock offset would take timestamps past [`MAX_RESERVED`] (or before 1970).
+    #[error(
+        "the state dump's clock offset of {offset} seconds is past ±{max} (2^53 - 1): the next timestamps would pass that bound",
+        max = MAX_RESERVED
+    )]
+    ClockOffsetTooLarge {
+        /// The dump's clock offset, in seconds.
+        offset: i64,
+    },
     /// A forked chain's state lies partly on the remote, which a dump cannot hold.
     #[error(
         "a forked devnet's state cannot be dumped or loaded: most of it stays on the remote chain (fork it again instead)"
     )]
     Forked,
+}
+
+/// What is wrong with a block of a dump ([`DumpError::Block`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DumpBlockError {
+    /// The timestamp is past [`MAX_RESERVED`]: JavaScript clients would
+    /// misread it, and the blocks after it would overflow the clock.
+    #[error("has timestamp {0}, past {max} (2^53 - 1, the largest the devnet's clock reaches)", max = MAX_RESERVED)]
+    TimestampTooHigh(u64),
+    /// The timestamp is not after the parent's.
+    #[error("has timestamp {timestamp}, not after its parent's {parent}")]
+    TimestampNotIncreasing {
+        /// The block's timestamp.
+        timestamp: u64,
+        /// Its parent's.
+        parent: u64,
+    },
+    /// The gas limit is over this devnet's and [`MAX_LOADED_GAS_LIMIT`].
+    #[error(
+        "has gas limit {gas_limit}, over {max} (the larger of this devnet's block gas limit and {MAX_LOADED_GAS_LIMIT})"
+    )]
+    GasLimitTooHigh {
+        /// The block's gas limit.
+        gas_limit: u64,
+        /// The largest taken.
+        max: u64,
+    },
+    /// The gas used is over the gas limit.
+    #[error("used {gas_used} gas, over its gas limit {gas_limit}")]
+    GasUsedOverLimit {
+        /// The block's gas used.
+        gas_used: u64,
+        /// Its gas limit.
+        gas_limit: u64,
+    },
+    /// The gas used is not the sum of its receipts' (each receipt's
+    /// cumulative gas being the sum of those up to it).
+    #[error("used {gas_used} gas, but its receipts do not add up to that")]
+    ReceiptGasMismatch {
+        /// The block's gas used.
+        gas_used: u64,
+    },
+    /// The base fee is over [`MAX_BASE_FEE`].
+    #[error("has base fee {0} wei, over {max} (2^60, where the devnet's base fee stops rising)", max = MAX_BASE_FEE)]
+    BaseFeeTooHigh(u64),
 }
 
 /// A serialisable copy of a chain.
@@ -280,13 +367,19 @@ impl StateDump {
                 entry.set_slot(slot, value);
             }
         }
+        if self.clock_offset.unsigned_abs() > MAX_RESERVED {
+            return Err(DumpError::ClockOffsetTooLarge { offset: self.clock_offset });
+        }
         let reserved = reserved_ranges(self.reserved)?;
-        // Built blocks and reserved ranges together number every block once.
+        // Built blocks and reserved ranges together number every block once,
+        // their headers checked in number order.
+        let mut headers = HeaderWalk { max_gas_limit: config.gas_limit.max(MAX_LOADED_GAS_LIMIT), parent: None };
         let mut ranges = reserved.iter().peekable();
         let mut next = 0u64;
         let mut blocks = Vec::with_capacity(self.blocks.len());
         for (i, block) in self.blocks.into_iter().enumerate() {
             while let Some(range) = ranges.next_if(|r| r.first_number() == next) {
+                headers.range(range)?;
                 next = range.last_number() + 1;
             }
             if block.header.number != next {
@@ -301,6 +394,10 @@ impl StateDump {
                     "block {i} has a different number of transactions and receipts"
                 )));
             }
+            if block.header.number == 0 && !block.transactions.is_empty() {
+                return Err(DumpError::GenesisTransactions { count: block.transactions.len() });
+            }
+            headers.block(&block.header, &block.receipts)?;
             let transactions = block
                 .transactions
                 .into_iter()
@@ -335,6 +432,7 @@ impl StateDump {
             blocks.push(SealedBlock::seal(block.header, transactions, receipts));
         }
         while let Some(range) = ranges.next_if(|r| r.first_number() == next) {
+            headers.range(range)?;
             next = range.last_number() + 1;
         }
         if let Some(range) = ranges.next() {
@@ -345,13 +443,79 @@ impl StateDump {
         }
         let clock = Clock { offset: self.clock_offset, next: None };
         let history = self.history.map(|h| {
+            // Up to `u64::MAX` and no further: an open range would overflow
+            // past it (a damaged `base`).
             let numbers: Vec<u64> =
-                if h.blocks.is_empty() { (h.base..).take(h.undos.len()).collect() } else { h.blocks };
+                if h.blocks.is_empty() { (h.base..=u64::MAX).take(h.undos.len()).collect() } else { h.blocks };
             // Records that do not match the blocks are dropped by `from_parts`.
             (h.base, numbers.into_iter().zip(h.undos).collect())
         });
         Ok(Chain::from_parts(config, state, blocks, reserved, clock, history))
     }
+}
+
+/// The headers of a dump in number order, each checked against the bounds
+/// later requests rely on and against its parent's timestamp.
+struct HeaderWalk {
+    /// The largest gas limit taken.
+    max_gas_limit: u64,
+    /// The timestamp of the block before the next header.
+    parent: Option<u64>,
+}
+
+impl HeaderWalk {
+    /// Checks a built block's header and its receipts' gas.
+    fn block(&mut self, header: &Header, receipts: &[DumpReceipt]) -> Result<(), DumpError> {
+        self.header(header)?;
+        let mut cumulative = 0u64;
+        for receipt in receipts {
+            match cumulative.checked_add(receipt.gas_used) {
+                Some(sum) if sum == receipt.cumulative_gas_used => cumulative = sum,
+                _ => return Err(block_error(header, DumpBlockError::ReceiptGasMismatch { gas_used: header.gas_used })),
+            }
+        }
+        if cumulative != header.gas_used {
+            return Err(block_error(header, DumpBlockError::ReceiptGasMismatch { gas_used: header.gas_used }));
+        }
+        Ok(())
+    }
+
+    /// Checks a reserved range: its first block's header, and timestamps
+    /// that rise through it.
+    fn range(&mut self, range: &ReservedRange) -> Result<(), DumpError> {
+        let first = range.template();
+        self.header(first)?;
+        if range.count() > 1 && range.interval() == 0 {
+            let problem =
+                DumpBlockError::TimestampNotIncreasing { timestamp: first.timestamp, parent: first.timestamp };
+            return Err(DumpError::Block { block: first.number + 1, problem });
+        }
+        self.parent = Some(range.last().header.timestamp);
+        Ok(())
+    }
+
+    fn header(&mut self, header: &Header) -> Result<(), DumpError> {
+        let problem = if header.timestamp > MAX_RESERVED {
+            Some(DumpBlockError::TimestampTooHigh(header.timestamp))
+        } else if let Some(parent) = self.parent.filter(|parent| header.timestamp <= *parent) {
+            Some(DumpBlockError::TimestampNotIncreasing { timestamp: header.timestamp, parent })
+        } else if header.gas_limit > self.max_gas_limit {
+            Some(DumpBlockError::GasLimitTooHigh { gas_limit: header.gas_limit, max: self.max_gas_limit })
+        } else if header.gas_used > header.gas_limit {
+            Some(DumpBlockError::GasUsedOverLimit { gas_used: header.gas_used, gas_limit: header.gas_limit })
+        } else {
+            header.base_fee_per_gas.filter(|fee| *fee > MAX_BASE_FEE).map(DumpBlockError::BaseFeeTooHigh)
+        };
+        if let Some(problem) = problem {
+            return Err(block_error(header, problem));
+        }
+        self.parent = Some(header.timestamp);
+        Ok(())
+    }
+}
+
+fn block_error(header: &Header, problem: DumpBlockError) -> DumpError {
+    DumpError::Block { block: header.number, problem }
 }
 
 /// The reserved ranges of a dump, checked as a reservation would be.
@@ -368,4 +532,128 @@ fn reserved_ranges(ranges: Vec<DumpRange>) -> Result<Vec<ReservedRange>, DumpErr
         checked.push(ReservedRange::new(range.first, range.count, range.interval));
     }
     Ok(checked)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_consensus::{TxLegacy, TypedTransaction};
+    use revm::state::EvmState;
+
+    use super::*;
+
+    /// A dump of a chain with a transaction in block 1, blocks 2 to 4
+    /// reserved 12 seconds apart, and an empty block 5.
+    fn dump() -> StateDump {
+        let mut chain = Chain::genesis(ChainConfig { genesis_timestamp: Some(1_000), ..ChainConfig::default() });
+        let legacy = TxLegacy { gas_price: 2_000_000_000, gas_limit: 21_000, ..Default::default() };
+        let tx = Arc::new(PoolTx::impersonated(TypedTransaction::Legacy(legacy), Address::repeat_byte(1)));
+        let receipt = TxReceipt {
+            success: true,
+            gas_used: 21_000,
+            cumulative_gas_used: 21_000,
+            logs: Vec::new(),
+            logs_bloom: Bloom::default(),
+            contract_address: None,
+            effective_gas_price: 2_000_000_000,
+            output: Bytes::new(),
+            halt_reason: None,
+            inference: Vec::new(),
+        };
+        let next = chain.pending_block();
+        chain.append(&next, vec![tx], vec![receipt], EvmState::default());
+        chain.reserve(3, Some(12)).unwrap();
+        let next = chain.pending_block();
+        chain.append(&next, Vec::new(), Vec::new(), EvmState::default());
+        StateDump::of(&chain)
+    }
+
+    fn load(dump: StateDump) -> Result<Chain, DumpError> {
+        StateDump::from_json(&dump.to_json())?.into_chain(ChainConfig::default())
+    }
+
+    /// The error loading the dump edited by `edit` gives.
+    fn refused(edit: impl FnOnce(&mut StateDump)) -> DumpError {
+        let mut dump = dump();
+        edit(&mut dump);
+        load(dump).map(|chain| chain.head_number()).expect_err("a damaged dump is refused")
+    }
+
+    fn block_error(error: DumpError) -> (u64, DumpBlockError) {
+        match error {
+            DumpError::Block { block, problem } => (block, problem),
+            other => panic!("not a block's error: {other}"),
+        }
+    }
+
+    #[test]
+    fn a_dump_the_devnet_writes_loads() {
+        let chain = load(dump()).unwrap();
+        assert_eq!(chain.head_number(), 5);
+        assert_eq!(chain.pending_block().number, 6);
+    }
+
+    #[test]
+    fn timestamps_past_2_53_or_not_rising_are_refused() {
+        let error = refused(|d| d.blocks[2].header.timestamp = u64::MAX);
+        assert_eq!(block_error(error), (5, DumpBlockError::TimestampTooHigh(u64::MAX)));
+        let error = refused(|d| d.blocks[1].header.timestamp = 1_000);
+        assert_eq!(block_error(error), (1, DumpBlockError::TimestampNotIncreasing { timestamp: 1_000, parent: 1_000 }));
+        let message = refused(|d| d.blocks[1].header.timestamp = 999).to_string();
+        assert_eq!(message, "block 1 of the state dump has timestamp 999, not after its parent's 1000");
+        // A reserved range is as a reservation makes it: its blocks at least a second apart.
+        let (block, problem) = block_error(refused(|d| d.reserved[0].interval = 0));
+        assert_eq!(block, 3);
+        assert!(matches!(problem, DumpBlockError::TimestampNotIncreasing { .. }));
+        let (block, _) = block_error(refused(|d| d.reserved[0].first.timestamp = 1_000));
+        assert_eq!(block, 2);
+    }
+
+    #[test]
+    fn gas_limits_base_fees_and_gas_used_past_their_bounds_are_refused() {
+        let error = refused(|d| d.blocks[0].header.gas_limit = u64::MAX);
+        let too_high = DumpBlockError::GasLimitTooHigh { gas_limit: u64::MAX, max: MAX_LOADED_GAS_LIMIT };
+        assert_eq!(block_error(error), (0, too_high));
+        let error = refused(|d| d.reserved[0].first.gas_limit = MAX_LOADED_GAS_LIMIT + 1);
+        assert!(matches!(block_error(error), (2, DumpBlockError::GasLimitTooHigh { .. })));
+        let error = refused(|d| {
+            let head = &mut d.blocks[2].header;
+            head.base_fee_per_gas = Some(u64::MAX);
+        });
+        assert_eq!(block_error(error), (5, DumpBlockError::BaseFeeTooHigh(u64::MAX)));
+        let error = refused(|d| d.blocks[2].header.gas_used = 30_000_001);
+        let over = DumpBlockError::GasUsedOverLimit { gas_used: 30_000_001, gas_limit: 30_000_000 };
+        assert_eq!(block_error(error), (5, over));
+        let error = refused(|d| d.blocks[1].receipts[0].gas_used = u64::MAX);
+        assert_eq!(block_error(error), (1, DumpBlockError::ReceiptGasMismatch { gas_used: 21_000 }));
+        let error = refused(|d| d.blocks[1].header.gas_used = 42_000);
+        assert_eq!(block_error(error), (1, DumpBlockError::ReceiptGasMismatch { gas_used: 42_000 }));
+        // A devnet started with a larger gas limit takes its own blocks.
+        let mut dump = dump();
+        dump.blocks[2].header.gas_limit = 2_000_000_000;
+        let config = ChainConfig { gas_limit: 2_000_000_000, ..ChainConfig::default() };
+        assert!(dump.into_chain(config).is_ok());
+    }
+
+    #[test]
+    fn a_clock_offset_past_2_53_and_transactions_at_genesis_are_refused() {
+        let error = refused(|d| d.clock_offset = i64::MAX);
+        assert!(matches!(error, DumpError::ClockOffsetTooLarge { offset: i64::MAX }), "{error}");
+        let error = refused(|d| d.clock_offset = -(1 << 53));
+        assert!(matches!(error, DumpError::ClockOffsetTooLarge { .. }), "{error}");
+        let error = refused(|d| {
+            d.blocks[0].transactions = d.blocks[1].transactions.clone();
+            d.blocks[0].receipts = d.blocks[1].receipts.clone();
+        });
+        assert!(matches!(error, DumpError::GenesisTransactions { count: 1 }), "{error}");
+    }
+
+    #[test]
+    fn a_history_based_at_the_last_block_number_loads_without_it() {
+        let mut dump = dump();
+        let history = dump.history.as_mut().unwrap();
+        history.base = u64::MAX;
+        history.blocks.clear();
+        // The records name no block of the chain: dropped, the head's state alone is kept.
+        assert_eq!(load(dump).unwrap().undo_base, 5);
+    }
 }

@@ -6,9 +6,12 @@
 mod accounts;
 mod block;
 mod dump;
+mod fee;
 mod reserved;
 mod roots;
 mod state;
+#[cfg(test)]
+mod tests;
 mod tx;
 
 use std::sync::Arc;
@@ -16,7 +19,6 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_consensus::constants::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH};
 use alloy_consensus::{Header, Transaction};
-use alloy_eips::eip1559::BaseFeeParams;
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{B64, Bloom};
@@ -29,10 +31,11 @@ use self::reserved::ReservedRange;
 use crate::fork::{ForkError, ForkSource};
 pub use accounts::{DEV_MNEMONIC, DevAccount, derived_signer, dev_accounts};
 pub use block::{Halt, InferenceRecord, InputHash, SealedBlock, Served, TxReceipt};
-pub use dump::{DumpError, StateDump};
+pub use dump::{DumpBlockError, DumpError, MAX_LOADED_GAS_LIMIT, StateDump};
+pub use fee::MAX_BASE_FEE;
 pub use reserved::MAX_RESERVED;
 pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, SharedMap, StateDb, StateView};
-pub use tx::{PoolTx, TxError};
+pub use tx::{MAX_TX_SIZE, PoolTx, TxError};
 
 /// One ether in wei.
 pub const ETHER: u128 = 1_000_000_000_000_000_000;
@@ -46,7 +49,8 @@ pub struct ChainConfig {
     pub chain_id: u64,
     /// Gas limit of every block.
     pub gas_limit: u64,
-    /// Base fee of the genesis block, in wei.
+    /// Base fee of the genesis block, in wei; one over [`MAX_BASE_FEE`] is
+    /// taken as that.
     pub base_fee: u64,
     /// The hard fork the EVM runs.
     pub spec: SpecId,
@@ -244,7 +248,7 @@ impl Chain {
         let genesis = NextBlock {
             number: 0,
             timestamp: config.genesis_timestamp.unwrap_or_else(now),
-            base_fee: config.base_fee,
+            base_fee: config.base_fee.min(MAX_BASE_FEE),
             gas_limit: config.gas_limit,
             coinbase: config.coinbase,
             parent_hash: B256::ZERO,
@@ -416,14 +420,16 @@ impl Chain {
         &self.state
     }
 
-    /// A view of the state after block `number`.
-    pub fn view_at(&self, number: u64) -> Result<StateView, ChainError> {
+    /// A view of the state after block `number`, to build with
+    /// [`ViewAt::into_view`] (after releasing whatever lock guards this chain:
+    /// an earlier block's view applies the undo records of every block since).
+    pub fn view_at(&self, number: u64) -> Result<ViewAt, ChainError> {
         let head = self.head_number();
         if number > head {
             return Err(ChainError::UnknownBlock(number));
         }
         if number == head {
-            return Ok(self.latest());
+            return Ok(ViewAt { state: self.state.clone(), undos: None, recent: self.recent.clone() });
         }
         let first = self.blocks[0].number();
         if number < first {
@@ -432,13 +438,10 @@ impl Chain {
         if number < self.undo_base {
             return Err(ChainError::HistoryUnavailable(number));
         }
-        let mut overlay = Overlay::default();
         let newer = self.undos.partition_point(|(n, _)| *n <= number);
-        for (_, undo) in self.undos[newer..].iter().rev() {
-            overlay.apply_undo(undo);
-        }
-        let recent = self.recent_hashes_before(number + 1);
-        Ok(StateView::new(self.state.clone(), Some(Arc::new(overlay)), Arc::new(recent)))
+        let undos = self.undos[newer..].iter().map(|(_, undo)| Arc::clone(undo)).collect();
+        let recent = Arc::new(self.recent_hashes_before(number + 1));
+        Ok(ViewAt { state: self.state.clone(), undos: Some(undos), recent })
     }
 
     /// A view of the state at the head.
@@ -473,20 +476,29 @@ impl Chain {
         self.recent = Arc::new(RecentHashes { first: recent.first + drop_first as u64, hashes });
     }
 
-    /// The base fee of the block after the head (EIP-1559).
+    /// The base fee of the block after the head (EIP-1559), at most
+    /// [`MAX_BASE_FEE`] whatever the head's header holds.
     pub fn next_base_fee(&self) -> u64 {
-        self.head().header.next_block_base_fee(BaseFeeParams::ethereum()).unwrap_or(self.config.base_fee)
+        let header = &self.head().header;
+        match header.base_fee_per_gas {
+            Some(base_fee) => fee::next_base_fee(base_fee, header.gas_used, header.gas_limit),
+            None => self.config.base_fee.min(MAX_BASE_FEE),
+        }
     }
 
     /// The environment of the next block, as it stands now (`pending`).
+    ///
+    /// The clock (wall time plus the offset) reads at most [`MAX_RESERVED`];
+    /// the next block is still a second after its parent, and no head, even
+    /// one at `u64::MAX`, makes the sums overflow (they saturate).
     pub fn pending_block(&self) -> NextBlock {
         let parent = self.head();
         let timestamp = self.clock.next.unwrap_or_else(|| {
-            let wall = now().saturating_add_signed(self.clock.offset);
-            wall.max(parent.header.timestamp + 1)
+            let wall = now().saturating_add_signed(self.clock.offset).min(MAX_RESERVED);
+            wall.max(parent.header.timestamp.saturating_add(1))
         });
         NextBlock {
-            number: parent.number() + 1,
+            number: parent.number().saturating_add(1),
             timestamp,
             base_fee: self.next_base_fee(),
             gas_limit: self.config.gas_limit,
@@ -654,10 +666,21 @@ impl Chain {
         self.edit(address, &[], |state| state.set_code(address, Bytecode::new_raw(code)));
     }
 
-    /// Adds `seconds` to the clock; returns the total offset.
-    pub fn increase_time(&mut self, seconds: i64) -> i64 {
-        self.clock.offset = self.clock.offset.saturating_add(seconds);
-        self.clock.offset
+    /// Adds `seconds` to the clock (`evm_increaseTime`); returns the total
+    /// offset. A step forward that would take the clock (now plus the
+    /// offset), and so the next block's timestamp, past [`MAX_RESERVED`] is
+    /// refused and changes nothing. A step back stops at an offset of
+    /// −[`MAX_RESERVED`]: the clock reads no earlier than 1970 anyway.
+    pub fn increase_time(&mut self, seconds: i64) -> Result<i64, ChainError> {
+        let offset = i128::from(self.clock.offset) + i128::from(seconds);
+        let clock = i128::from(now()) + offset;
+        if seconds > 0 && clock > i128::from(MAX_RESERVED) {
+            return Err(ChainError::TimestampTooHigh(u64::try_from(clock).unwrap_or(u64::MAX)));
+        }
+        let offset = offset.max(-i128::from(MAX_RESERVED));
+        // Within ±2^53 now: the previous offset was, and this step is back or short.
+        self.clock.offset = i64::try_from(offset).unwrap_or(i64::MAX);
+        Ok(self.clock.offset)
     }
 
     /// Pins the timestamp of the next block.
@@ -699,5 +722,27 @@ impl Chain {
             .collect();
         tips.sort_unstable();
         tips
+    }
+}
+
+/// The state after one block, as [`Chain::view_at`] takes it: shared parts
+/// and, for an earlier block, the undo records of the blocks since.
+#[derive(Debug, Clone)]
+pub struct ViewAt {
+    state: Arc<StateDb>,
+    /// For an earlier block than the head: newest last.
+    undos: Option<Vec<Arc<BlockUndo>>>,
+    recent: Arc<RecentHashes>,
+}
+
+impl ViewAt {
+    /// The view: an earlier block's applies the undo records (O(blocks since)).
+    pub fn into_view(self) -> StateView {
+        let Some(undos) = self.undos else { return StateView::new(self.state, None, self.recent) };
+        let mut overlay = Overlay::default();
+        for undo in undos.iter().rev() {
+            overlay.apply_undo(undo);
+        }
+        StateView::new(self.state, Some(Arc::new(overlay)), self.recent)
     }
 }

@@ -23,9 +23,9 @@
 use std::sync::Arc;
 
 use alloy_consensus::Header;
-use alloy_eips::eip1559::{BaseFeeParams, calc_next_block_base_fee};
 use alloy_primitives::{B256, Keccak256, keccak256};
 
+use super::fee::next_base_fee;
 use super::{ChainError, SealedBlock};
 
 /// The domain tag of reserved block hashes.
@@ -170,7 +170,7 @@ fn build(template: &Header, seed: &B256, interval: u64, number: u64) -> SealedBl
 /// The base fee `fee` falls to after `empty` empty blocks of `gas_limit`.
 fn base_fee_after(mut fee: u64, gas_limit: u64, empty: u64) -> u64 {
     for _ in 0..empty {
-        let next = calc_next_block_base_fee(0, gas_limit, fee, BaseFeeParams::ethereum());
+        let next = next_base_fee(fee, 0, gas_limit);
         // A fixed point (7 wei, or a gas limit without a target) stays.
         if next == fee {
             break;
@@ -182,6 +182,8 @@ fn base_fee_after(mut fee: u64, gas_limit: u64, empty: u64) -> u64 {
 
 #[cfg(test)]
 mod tests {
+    use alloy_eips::eip1559::{BaseFeeParams, calc_next_block_base_fee};
+
     use super::*;
 
     fn range(count: u64, interval: u64) -> ReservedRange {

@@ -9,6 +9,12 @@ use revm::context::TxEnv;
 use revm::context_interface::cfg::gas::calculate_initial_tx_gas;
 use revm::primitives::hardfork::SpecId;
 
+/// The largest EIP-2718 encoding of a transaction the devnet takes: 128 KiB,
+/// geth's `txMaxSize`. A contract deployment with EIP-3860's largest init
+/// code (49,152 bytes) fits with room to spare; without a bound one request
+/// could park megabytes in the pool.
+pub const MAX_TX_SIZE: usize = 128 * 1024;
+
 /// Why a transaction was refused. The messages are geth's, so that clients
 /// which match on them (ethers, web3.py, viem) recognise each case.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +38,23 @@ pub enum TxError {
         have: u64,
         /// The devnet's chain id.
         want: u64,
+    },
+    /// The nonce is 2^64 - 1: the sender's nonce could not be incremented
+    /// past it (EIP-2681; geth's `ErrNonceMax`).
+    #[error("nonce has max value: address {sender}, nonce: {nonce}")]
+    NonceMax {
+        /// The transaction's sender.
+        sender: Address,
+        /// The transaction's nonce.
+        nonce: u64,
+    },
+    /// The encoding is over [`MAX_TX_SIZE`] (geth's `ErrOversizedData`).
+    #[error("oversized data: transaction size {size}, limit {limit}")]
+    Oversized {
+        /// The size of the transaction's EIP-2718 encoding, in bytes.
+        size: usize,
+        /// The largest size taken.
+        limit: usize,
     },
     /// The nonce was used already.
     #[error("nonce too low: next nonce {next}, tx nonce {tx}")]
@@ -88,6 +111,13 @@ pub enum TxError {
     #[error("txpool is full: it holds at most {limit} transactions")]
     PoolFull {
         /// The most transactions the pool holds.
+        limit: usize,
+    },
+    /// The pool's transactions take as many bytes (of their encodings) as
+    /// it holds in all.
+    #[error("txpool is full: its transactions take at most {limit} bytes in all")]
+    PoolBytesFull {
+        /// The most bytes the pool's transactions take.
         limit: usize,
     },
     /// The pool holds as many queued transactions (behind a nonce gap) as it takes.
@@ -170,6 +200,11 @@ impl PoolTx {
         self.envelope.encoded_2718().into()
     }
 
+    /// The length of the EIP-2718 encoding, in bytes (computed without encoding).
+    pub fn encoded_len(&self) -> usize {
+        self.envelope.encode_2718_len()
+    }
+
     /// The nonce.
     pub fn nonce(&self) -> u64 {
         self.envelope.nonce()
@@ -219,9 +254,18 @@ impl PoolTx {
         (gas.initial_regular_gas + gas.initial_state_gas).max(gas.floor_gas)
     }
 
-    /// The checks that need no state: chain id, fee fields, intrinsic gas and
-    /// the block gas limit.
-    pub fn check_stateless(&self, chain_id: u64, spec: SpecId, block_gas_limit: u64) -> Result<(), TxError> {
+    /// The checks that need no state: size (unless the chain lifts the
+    /// code size limit, as `nml test` does), nonce, chain id, fee fields,
+    /// intrinsic gas and the block gas limit.
+    pub fn check_stateless(&self, config: &super::ChainConfig) -> Result<(), TxError> {
+        let (chain_id, spec, block_gas_limit) = (config.chain_id, config.spec, config.gas_limit);
+        let size = self.encoded_len();
+        if size > MAX_TX_SIZE && !config.unlimited_code_size {
+            return Err(TxError::Oversized { size, limit: MAX_TX_SIZE });
+        }
+        if self.nonce() == u64::MAX {
+            return Err(TxError::NonceMax { sender: self.sender, nonce: self.nonce() });
+        }
         if let Some(have) = self.envelope.chain_id()
             && have != chain_id
         {
@@ -265,5 +309,69 @@ impl PoolTx {
             TxKind::Call(to) => Some(to),
             TxKind::Create => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_consensus::{TxEip1559, TypedTransaction};
+    use alloy_primitives::address;
+
+    use super::*;
+
+    const ALICE: Address = address!("0x00000000000000000000000000000000000a11ce");
+
+    /// A transaction carrying `input`, a deployment when `create`.
+    fn tx(nonce: u64, input: Vec<u8>, create: bool) -> PoolTx {
+        let eip1559 = TxEip1559 {
+            chain_id: 31337,
+            nonce,
+            gas_limit: 30_000_000,
+            max_fee_per_gas: 1_000_000_000,
+            to: if create { TxKind::Create } else { TxKind::Call(ALICE) },
+            input: input.into(),
+            ..Default::default()
+        };
+        PoolTx::impersonated(TypedTransaction::Eip1559(eip1559), ALICE)
+    }
+
+    fn check(tx: &PoolTx) -> Result<(), TxError> {
+        let config = crate::chain::ChainConfig { gas_limit: 30_000_000, ..Default::default() };
+        tx.check_stateless(&config)
+    }
+
+    #[test]
+    fn a_nonce_of_2_64_minus_1_is_refused_before_the_pool() {
+        let refused = check(&tx(u64::MAX, Vec::new(), false));
+        assert_eq!(refused, Err(TxError::NonceMax { sender: ALICE, nonce: u64::MAX }));
+        assert_eq!(
+            refused.unwrap_err().to_string(),
+            format!("nonce has max value: address {ALICE}, nonce: 18446744073709551615")
+        );
+        assert_eq!(check(&tx(u64::MAX - 1, Vec::new(), false)), Ok(()));
+    }
+
+    #[test]
+    fn a_transaction_over_128_kib_is_refused_and_the_largest_init_code_is_not() {
+        // EIP-3860's largest init code, and a few KB of calldata (an inference request).
+        assert_eq!(check(&tx(0, vec![0x60; 49_152], true)), Ok(()));
+        assert_eq!(check(&tx(0, vec![1; 8_192], false)), Ok(()));
+        let oversized = tx(0, vec![0; MAX_TX_SIZE], false);
+        let size = oversized.encoded_len();
+        assert_eq!(size, oversized.encoded().len());
+        assert_eq!(check(&oversized), Err(TxError::Oversized { size, limit: 131_072 }));
+        assert_eq!(
+            TxError::Oversized { size, limit: MAX_TX_SIZE }.to_string(),
+            format!("oversized data: transaction size {size}, limit 131072")
+        );
+        // The bound is on the whole encoding (the calldata's and the list's
+        // length prefixes grow by 3 bytes each), and takes it at its limit.
+        let overhead = tx(0, Vec::new(), false).encoded_len() + 6;
+        let at_limit = tx(0, vec![0; MAX_TX_SIZE - overhead], false);
+        assert_eq!(at_limit.encoded_len(), MAX_TX_SIZE);
+        assert_eq!(check(&at_limit), Ok(()));
+        // A chain without the code size limit (`nml test`) takes it.
+        let unlimited = crate::chain::ChainConfig { unlimited_code_size: true, ..Default::default() };
+        assert_eq!(oversized.check_stateless(&unlimited), Ok(()));
     }
 }

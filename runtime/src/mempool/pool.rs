@@ -10,8 +10,15 @@
 //! The pool is bounded as geth's is, with room for a devnet bench that sends
 //! tens of thousands of transactions with automine off: at most
 //! [`MAX_QUEUED_PER_SENDER`] queued transactions (behind a nonce gap) per
-//! sender, [`MAX_QUEUED`] queued in all, and [`MAX_TXS`] in all. A
-//! transaction past one is refused; a replacement takes no room.
+//! sender, [`MAX_QUEUED`] queued in all, [`MAX_TXS`] in all, and
+//! [`MAX_BYTES`] of their encodings in all (a transaction is at most
+//! [`MAX_TX_SIZE`](crate::chain::MAX_TX_SIZE), but 60,000 of those would be
+//! 7.5 GiB). A transaction past one is refused; a replacement takes no room
+//! but the bytes it adds.
+//!
+//! A nonce of 2^64 − 1 is refused ([`TxError::NonceMax`]): no transaction
+//! could follow it, and the runs of consecutive nonces the pool keeps end
+//! before it, so every step from one nonce to the next stays in range.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
@@ -35,6 +42,10 @@ const MAX_QUEUED: usize = 10_000;
 /// The most transactions the pool holds: with the queued ones at their
 /// bound, room for 50,000 pending (geth's `GlobalSlots` is 5,120).
 const MAX_TXS: usize = 60_000;
+
+/// The most bytes the pool's transactions take, by their EIP-2718
+/// encodings: 256 MiB (2,048 transactions of the largest size).
+const MAX_BYTES: usize = 256 << 20;
 
 /// Where an added transaction went.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,7 +102,9 @@ impl SenderTxs {
         let first = self.first()?;
         let mut end = self.run_end.map_or(first, |end| end.max(first));
         while self.txs.contains_key(&end) {
-            end += 1;
+            // `add` takes no nonce of 2^64 - 1, so the run ends before it.
+            let Some(next) = end.checked_add(1) else { break };
+            end = next;
         }
         self.run_end = Some(end);
         Some((first, end))
@@ -147,7 +160,8 @@ impl SenderTxs {
             Some((first, _)) if first < state_nonce => {
                 let mut next = state_nonce;
                 while self.txs.contains_key(&next) {
-                    next += 1;
+                    let Some(after) = next.checked_add(1) else { break };
+                    next = after;
                 }
                 next
             }
@@ -167,42 +181,56 @@ pub struct Pool {
     /// The transactions not executable from their senders' nonces, as last
     /// counted (the sum of [`SenderTxs::queued`]).
     queued: usize,
+    /// The bytes of the transactions' encodings, in all.
+    bytes: usize,
 }
 
 impl Pool {
     /// Adds `tx`, whose sender's next nonce on chain is `state_nonce`.
+    /// Every check comes before any change: a refused transaction leaves
+    /// the pool as it was.
     pub fn add(&mut self, tx: Arc<PoolTx>, state_nonce: u64) -> Result<Added, TxError> {
         if self.by_hash.contains_key(&tx.hash) {
             return Err(TxError::AlreadyKnown);
         }
         let nonce = tx.nonce();
+        if nonce == u64::MAX {
+            return Err(TxError::NonceMax { sender: tx.sender, nonce });
+        }
         if nonce < state_nonce {
             return Err(TxError::NonceTooLow { next: state_nonce, tx: nonce });
         }
-        if !self.senders.get(&tx.sender).is_some_and(|queue| queue.txs.contains_key(&nonce)) {
-            self.check_room(tx.sender, nonce, state_nonce)?;
+        let existing = self.senders.get(&tx.sender).and_then(|queue| queue.txs.get(&nonce)).cloned();
+        match &existing {
+            Some(existing) => {
+                // In 256 bits: a fee near 2^128 times 110 would overflow a u128.
+                let bumped = |old: u128, new: u128| {
+                    U256::from(new) * U256::from(100) >= U256::from(old) * U256::from(100 + REPLACEMENT_BUMP_PERCENT)
+                        && new > old
+                };
+                if !bumped(existing.max_fee(), tx.max_fee()) || !bumped(existing.max_tip(), tx.max_tip()) {
+                    return Err(TxError::ReplacementUnderpriced);
+                }
+            }
+            None => self.check_room(tx.sender, nonce, state_nonce)?,
+        }
+        let size = tx.encoded_len();
+        let freed = existing.as_ref().map_or(0, |old| old.encoded_len());
+        if (self.bytes - freed).saturating_add(size) > MAX_BYTES {
+            return Err(TxError::PoolBytesFull { limit: MAX_BYTES });
         }
         let queue = self.senders.entry(tx.sender).or_default();
         queue.base = state_nonce;
-        let mut replaced = None;
-        if let Some(existing) = queue.txs.get(&nonce) {
-            // In 256 bits: a fee near 2^128 times 110 would overflow a u128.
-            let bumped = |old: u128, new: u128| {
-                U256::from(new) * U256::from(100) >= U256::from(old) * U256::from(100 + REPLACEMENT_BUMP_PERCENT)
-                    && new > old
-            };
-            if !bumped(existing.max_fee(), tx.max_fee()) || !bumped(existing.max_tip(), tx.max_tip()) {
-                return Err(TxError::ReplacementUnderpriced);
-            }
-            replaced = Some(existing.hash);
-        }
+        let replaced = existing.map(|old| old.hash);
         if let Some(old) = replaced
             && let Some((_, arrival)) = self.by_hash.remove(&old)
         {
             queue.remove(nonce, arrival);
+            self.bytes -= freed;
         }
         let arrival = self.next_seq;
         self.next_seq += 1;
+        self.bytes += size;
         queue.insert(nonce, tx.clone(), arrival);
         // Executable when every nonce from the sender's on chain up to this one is here.
         let pending = nonce < queue.pending_end(state_nonce);
@@ -351,6 +379,7 @@ impl Pool {
     /// Removes a transaction, leaving its sender to be filed again.
     fn take(&mut self, hash: &B256) -> Option<Arc<PoolTx>> {
         let (tx, arrival) = self.by_hash.remove(hash)?;
+        self.bytes -= tx.encoded_len();
         if let Some(queue) = self.senders.get_mut(&tx.sender) {
             queue.remove(tx.nonce(), arrival);
         }
@@ -392,7 +421,7 @@ impl Pool {
             for (nonce, tx) in &queue.txs {
                 if *nonce == expected {
                     content.pending.entry(*sender).or_default().push(tx.clone());
-                    expected += 1;
+                    expected = expected.saturating_add(1);
                 } else {
                     content.queued.entry(*sender).or_default().push(tx.clone());
                 }
@@ -443,7 +472,7 @@ impl Iterator for Ready<'_> {
         loop {
             let Head { sender, nonce, .. } = self.heads.pop()?;
             let Some(queue) = self.pool.senders.get(&sender) else { continue };
-            if let Some(next) = queue.txs.get(&(nonce + 1)) {
+            if let Some(next) = nonce.checked_add(1).and_then(|next| queue.txs.get(&next)) {
                 self.push(next);
             }
             if let Some(tx) = queue.txs.get(&nonce) {
@@ -465,7 +494,7 @@ pub struct PoolContent {
 #[cfg(test)]
 mod tests {
     use alloy_consensus::{TxLegacy, TypedTransaction};
-    use alloy_primitives::{Address, address};
+    use alloy_primitives::{Address, Bytes, address};
 
     use super::*;
 
@@ -631,6 +660,68 @@ mod tests {
     }
 
     #[test]
+    fn a_nonce_of_2_64_minus_1_is_refused_and_leaves_the_pool_whole() {
+        // `anvil_setNonce(a, u64::MAX)`, then a send at that nonce.
+        let mut pool = Pool::default();
+        let max = Err(TxError::NonceMax { sender: ALICE, nonce: u64::MAX });
+        assert_eq!(pool.add(tx(u64::MAX, 1), u64::MAX), max);
+        assert!(pool.is_empty());
+        assert_eq!(pool.pending_nonce(&ALICE, u64::MAX), u64::MAX);
+        // A run up to the last nonce that can be used.
+        assert_eq!(pool.add(tx(u64::MAX - 2, 1), u64::MAX - 2).unwrap(), Added::Pending);
+        assert_eq!(pool.add(tx(u64::MAX - 1, 1), u64::MAX - 2).unwrap(), Added::Pending);
+        assert_eq!(pool.add(tx(u64::MAX, 1), u64::MAX - 2), max);
+        assert_eq!(pool.pending_nonce(&ALICE, u64::MAX - 2), u64::MAX);
+        assert_eq!(pool.ready(|_| u64::MAX - 2, 0).count(), 2);
+        assert_eq!(pool.content(|_| u64::MAX - 2).pending[&ALICE].len(), 2);
+        assert_eq!(pool.add(tx_from(BOB, 0, 1), 0).unwrap(), Added::Pending);
+        pool.prune(|a| if *a == ALICE { u64::MAX } else { 0 });
+        assert_eq!(pool.len(), 1);
+        assert_eq!(pool.pending_nonce(&ALICE, u64::MAX), u64::MAX);
+    }
+
+    /// A legacy transaction carrying `data` (which all of them share), with
+    /// a hash made up from sender, nonce and price: hashing thousands of
+    /// 128 KiB encodings would be most of a test's time.
+    fn carrying(sender: Address, nonce: u64, gas_price: u128, data: &Bytes) -> Arc<PoolTx> {
+        use alloy_consensus::Signed;
+        use alloy_primitives::{Signature, keccak256};
+
+        let legacy = TxLegacy { nonce, gas_price, gas_limit: 21_000, input: data.clone(), ..Default::default() };
+        let hash = keccak256([sender.as_slice(), &nonce.to_be_bytes(), &gas_price.to_be_bytes()].concat());
+        let signature = Signature::new(U256::from(1), U256::from(1), false);
+        let envelope = Signed::new_unchecked(legacy, signature, hash).into();
+        Arc::new(PoolTx { envelope, sender, hash, impersonated: true })
+    }
+
+    #[test]
+    fn the_pools_transactions_take_at_most_256_mib() {
+        // Data that makes each encoding the largest taken, 128 KiB: 2,048 fill the pool.
+        let max = crate::chain::MAX_TX_SIZE;
+        let probe = Bytes::from(vec![1; max - 100]);
+        let data = Bytes::from(vec![1; 2 * max - 100 - carrying(ALICE, 0, 1, &probe).encoded_len()]);
+        assert_eq!(carrying(ALICE, 0, 1, &data).encoded_len(), max);
+        let mut pool = Pool::default();
+        let txs: Vec<_> = (0..2_048).map(|n| carrying(sender(n), 0, 1, &data)).collect();
+        for t in &txs {
+            assert_eq!(pool.add(t.clone(), 0).unwrap(), Added::Pending);
+        }
+        let full = Err(TxError::PoolBytesFull { limit: 268_435_456 });
+        assert_eq!(pool.add(tx_from(BOB, 0, 1), 0), full);
+        assert!(TxError::PoolBytesFull { limit: MAX_BYTES }.to_string().starts_with("txpool is full"));
+        // A replacement counts the bytes it adds, no more.
+        let first = sender(0);
+        assert!(matches!(pool.add(carrying(first, 0, 2, &data), 0), Ok(Added::Replaced(_))));
+        let larger = Bytes::from(vec![1; data.len() + 1]);
+        assert_eq!(pool.add(carrying(first, 0, 4, &larger), 0), full);
+        // A mined transaction leaves room.
+        pool.remove(&txs[1].hash);
+        assert_eq!(pool.add(carrying(BOB, 0, 1, &data), 0).unwrap(), Added::Pending);
+        let held: usize = pool.all().iter().map(|t| t.encoded_len()).sum();
+        assert_eq!((pool.bytes, pool.len()), (held, 2_048));
+    }
+
+    #[test]
     fn best_is_the_first_of_the_ready_order_not_skipped() {
         use alloy_consensus::TxEip1559;
         use rand_chacha::ChaCha8Rng;
@@ -668,6 +759,8 @@ mod tests {
             }
             let queued = pool.content(|a| state[a]).queued.values().map(Vec::len).sum::<usize>();
             assert_eq!(pool.queued, queued, "queued transactions counted as they come and go");
+            let bytes = pool.all().iter().map(|t| t.encoded_len()).sum::<usize>();
+            assert_eq!(pool.bytes, bytes, "bytes counted as transactions come and go");
             // Nonces moved on chain since (stale transactions below them).
             for nonce in state.values_mut() {
                 *nonce += pick(2);

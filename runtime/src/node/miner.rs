@@ -100,8 +100,9 @@ struct Work {
 #[derive(Debug)]
 pub(super) struct Engine {
     pub(super) inner: Mutex<Inner>,
-    /// Held while a block is built and appended: one block at a time.
-    building: Mutex<()>,
+    /// Held while a block is built and appended: one block at a time (and
+    /// while system calls run: [`super::Devnet::run_system_calls`]).
+    pub(super) building: Mutex<()>,
     /// Signalled (with `inner`) whenever a block is appended.
     pub(super) appended: Condvar,
     pub(super) blocks: broadcast::Sender<Arc<SealedBlock>>,

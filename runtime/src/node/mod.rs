@@ -26,8 +26,8 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{Notify, broadcast};
 
 use crate::chain::{
-    Chain, ChainConfig, ChainError, DevAccount, DumpError, NextBlock, PoolTx, SealedBlock, StateDump, TxError,
-    TxReceipt, dev_accounts,
+    Chain, ChainConfig, ChainError, DevAccount, DumpError, NextBlock, PoolTx, SealedBlock, StateDump, StateView,
+    TxError, TxReceipt, dev_accounts,
 };
 use crate::evm::{
     EthereumPrecompiles, EvmSetup, ExecOptions, InspectorFactory, Machine, Phase, PrecompileFactory, TraceError,
@@ -159,6 +159,11 @@ pub struct Devnet {
     accounts: Vec<DevAccount>,
     state_file: Option<PathBuf>,
     inference: Option<inference::Inference>,
+    /// In fork mode, the remote state (fixed for the devnet's life).
+    fork: Option<Arc<ForkSource>>,
+    /// Held by `eth_sendTransaction` from reading an account's next nonce
+    /// to adding the transaction that takes it.
+    nonces: Mutex<()>,
 }
 
 impl Devnet {
@@ -193,6 +198,7 @@ impl Devnet {
             Mining::Interval(every) => (false, Some(every)),
             Mining::Manual => (false, None),
         };
+        let fork = chain.state().fork().cloned();
         let inner = Inner {
             epoch: 0,
             chain,
@@ -211,6 +217,8 @@ impl Devnet {
             accounts: dev_accounts(config.chain.accounts),
             state_file: config.state_file,
             inference: None,
+            fork,
+            nonces: Mutex::new(()),
         }
     }
 
@@ -371,7 +379,20 @@ impl Devnet {
         if signer.is_none() && !impersonated {
             return Err(TxError::UnknownAccount(from).into());
         }
-        let typed = self.fill_transaction(request, from)?;
+        // Gas first: estimating it runs the EVM, and the nonce's lock below
+        // should be brief.
+        let gas = match request.gas {
+            Some(g) => g,
+            None => self.estimate_gas(request.clone(), None, None)?,
+        };
+        // The nonce is read and taken under one lock: two sends for one
+        // account at once get two nonces, not the same one twice.
+        let _nonces = request.nonce.is_none().then(|| self.nonces.lock());
+        let nonce = match request.nonce {
+            Some(n) => n,
+            None => self.transaction_count(from, alloy_eips::BlockNumberOrTag::Pending.into())?,
+        };
+        let typed = self.fill_transaction(request, nonce, gas)?;
         let tx = match signer {
             Some(signer) if !impersonated => {
                 let signature =
@@ -383,17 +404,15 @@ impl Devnet {
         self.submit(tx)
     }
 
-    /// Fills nonce, gas and fees of a request from `from`.
-    fn fill_transaction(&self, request: TransactionRequest, from: Address) -> Result<TypedTransaction, NodeError> {
+    /// The transaction `request` asks for, with `nonce`, gas limit `gas_limit`
+    /// and the fees it leaves out filled in.
+    fn fill_transaction(
+        &self,
+        request: TransactionRequest,
+        nonce: u64,
+        gas_limit: u64,
+    ) -> Result<TypedTransaction, NodeError> {
         let chain_id = self.chain_id();
-        let nonce = match request.nonce {
-            Some(n) => n,
-            None => self.transaction_count(from, alloy_eips::BlockNumberOrTag::Pending.into())?,
-        };
-        let gas_limit = match request.gas {
-            Some(g) => g,
-            None => self.estimate_gas(request.clone(), None, None)?,
-        };
         let to = request.to.unwrap_or(TxKind::Create);
         let value = request.value.unwrap_or_default();
         let input = request.input.input().cloned().unwrap_or_default();
@@ -408,7 +427,7 @@ impl Devnet {
             }
             None => {
                 let tip = request.max_priority_fee_per_gas.unwrap_or(DEFAULT_PRIORITY_FEE);
-                let max_fee = request.max_fee_per_gas.unwrap_or(u128::from(base_fee) * 2 + tip);
+                let max_fee = request.max_fee_per_gas.unwrap_or((u128::from(base_fee) * 2).saturating_add(tip));
                 TxEip1559 {
                     chain_id,
                     nonce,
@@ -429,21 +448,26 @@ impl Devnet {
     /// under automine, asks the miner for a block and returns at once.
     pub fn submit(&self, tx: PoolTx) -> Result<B256, NodeError> {
         let hash = tx.hash;
+        // In fork mode, the accounts are read from the remote now (once;
+        // later reads are cached), outside the lock every request takes, so
+        // that a remote that is down fails the send with its reason instead
+        // of the transaction at inclusion, and a slow one delays only this send.
+        if self.fork.is_some() {
+            let view = self.with_chain(|c| c.latest());
+            view.header(tx.sender)?;
+            if let Some(to) = tx.to() {
+                view.header(to)?;
+            }
+        }
         // Validated against the chain after the transactions sent before.
         let mut inner = self.lock();
         let config = inner.chain.config();
-        tx.check_stateless(config.chain_id, config.spec, config.gas_limit)?;
+        tx.check_stateless(config)?;
         let base_fee = inner.chain.next_base_fee();
         if tx.max_fee() < u128::from(base_fee) {
             return Err(TxError::FeeCapTooLow { max_fee: tx.max_fee(), base_fee }.into());
         }
         let account = inner.chain.latest_header(tx.sender)?;
-        // In fork mode, the account called is read now (once; later reads
-        // are cached), so that a remote that is down fails the send with its
-        // reason instead of the transaction at inclusion.
-        if let Some(to) = tx.to() {
-            inner.chain.latest_header(to)?;
-        }
         let (balance, nonce) = account.map(|a| (a.balance, a.nonce)).unwrap_or_default();
         if tx.nonce() < nonce {
             return Err(TxError::NonceTooLow { next: nonce, tx: tx.nonce() }.into());
@@ -560,22 +584,41 @@ impl Devnet {
 
     /// Sets a balance (`anvil_setBalance`).
     pub fn set_balance(&self, address: Address, balance: U256) {
+        self.warm(address, None);
         self.edit(|chain| chain.edit(address, &[], |s| s.account_mut(address).balance = balance));
     }
 
     /// Sets a nonce (`anvil_setNonce`).
     pub fn set_nonce(&self, address: Address, nonce: u64) {
+        self.warm(address, None);
         self.edit(|chain| chain.edit(address, &[], |s| s.account_mut(address).nonce = nonce));
     }
 
     /// Sets code (`anvil_setCode`).
     pub fn set_code(&self, address: Address, code: Bytes) {
+        self.warm(address, None);
         self.edit(|chain| chain.set_code(address, code));
     }
 
     /// Sets a storage slot (`anvil_setStorageAt`).
     pub fn set_storage_at(&self, address: Address, slot: U256, value: U256) {
+        self.warm(address, Some(slot));
         self.edit(|chain| chain.edit(address, &[slot], |s| s.set_storage(address, slot, value)));
+    }
+
+    /// In fork mode, reads `address` (and `slot`) from the remote now,
+    /// outside the lock, so that the edit's record of the earlier values
+    /// finds them cached. A remote that fails is read again, and fails
+    /// again, under the edit: the earlier value is then taken as empty.
+    fn warm(&self, address: Address, slot: Option<U256>) {
+        if self.fork.is_none() {
+            return;
+        }
+        let view = self.with_chain(|c| c.latest());
+        let _ = view.header(address);
+        if let Some(slot) = slot {
+            let _ = view.storage_at(address, slot);
+        }
     }
 
     /// Executes `calls` from the system address on the head state, outside
@@ -583,34 +626,65 @@ impl Devnet {
     /// Any failing call fails them all, with its reason. They are set-up,
     /// not transactions: the block gas limit does not bound them (minting
     /// OPG to 2,000 dev accounts takes more than a block of 30M gas).
+    ///
+    /// They run outside the lock that requests take (on a devnet that
+    /// serves already, the LLM proxy's registration), holding the builder's
+    /// so that no block lands meanwhile; an edit made meanwhile (the epoch
+    /// moved) runs them again on the edited head.
     pub fn run_system_calls(&self, calls: &[SystemCall]) -> Result<(), NodeError> {
-        let setup = self.evm_setup();
-        self.edit(|chain| {
-            let env = NextBlock { gas_limit: SYSTEM_CALL_GAS, ..chain.pending_block() };
-            let options = ExecOptions::for_chain(chain.config(), true);
-            let mut machine = Machine::new(chain.latest(), env.block_env(), options, setup, Phase::Call);
-            machine.set_call_price(options, 0);
-            for call in calls {
-                let tx = TxEnv {
-                    caller: SYSTEM_ADDRESS,
-                    kind: TxKind::Call(call.to),
-                    data: call.data.clone(),
-                    gas_limit: SYSTEM_CALL_GAS,
-                    chain_id: Some(options.chain_id),
-                    ..Default::default()
-                };
-                let outcome = machine.execute(tx).map_err(|e| NodeError::Failed(e.message))?;
-                if !outcome.success {
-                    return Err(NodeError::Failed(format!(
-                        "a system call to {} failed: {}",
-                        call.to,
-                        outcome.error_message()
-                    )));
-                }
+        // What was sent before is mined first, as for any edit.
+        self.engine.settle();
+        let _building = self.engine.building.lock();
+        loop {
+            let (epoch, view, env, options) = {
+                let inner = self.engine.inner.lock();
+                let chain = &inner.chain;
+                let env = NextBlock { gas_limit: SYSTEM_CALL_GAS, ..chain.pending_block() };
+                (inner.epoch, chain.latest(), env, ExecOptions::for_chain(chain.config(), true))
+            };
+            let changes = self.execute_system_calls(calls, view, &env, options)?;
+            let mut inner = self.engine.inner.lock();
+            if inner.epoch != epoch {
+                continue;
             }
-            chain.apply(machine.finish());
-            Ok(())
-        })
+            inner.epoch += 1;
+            let Inner { chain, pool, .. } = &mut *inner;
+            chain.apply(changes);
+            let view = chain.latest();
+            pool.prune(|a| view.pool_nonce(*a));
+            return Ok(());
+        }
+    }
+
+    /// Executes `calls` on `view`; what they changed, or the first failure.
+    fn execute_system_calls(
+        &self,
+        calls: &[SystemCall],
+        view: StateView,
+        env: &NextBlock,
+        options: ExecOptions,
+    ) -> Result<revm::state::EvmState, NodeError> {
+        let mut machine = Machine::new(view, env.block_env(), options, self.evm_setup(), Phase::Call);
+        machine.set_call_price(options, 0);
+        for call in calls {
+            let tx = TxEnv {
+                caller: SYSTEM_ADDRESS,
+                kind: TxKind::Call(call.to),
+                data: call.data.clone(),
+                gas_limit: SYSTEM_CALL_GAS,
+                chain_id: Some(options.chain_id),
+                ..Default::default()
+            };
+            let outcome = machine.execute(tx).map_err(|e| NodeError::Failed(e.message))?;
+            if !outcome.success {
+                return Err(NodeError::Failed(format!(
+                    "a system call to {} failed: {}",
+                    call.to,
+                    outcome.error_message()
+                )));
+            }
+        }
+        Ok(machine.finish())
     }
 
     /// Edits the chain outside a block: a block being built meanwhile is
@@ -640,8 +714,9 @@ impl Devnet {
     // ----- time -----
 
     /// Moves the clock forward (`evm_increaseTime`); returns the total offset in seconds.
-    pub fn increase_time(&self, seconds: i64) -> i64 {
-        self.edit(|chain| chain.increase_time(seconds))
+    /// Refused when the next block's timestamp would pass 2^53 − 1.
+    pub fn increase_time(&self, seconds: i64) -> Result<i64, NodeError> {
+        Ok(self.edit(|chain| chain.increase_time(seconds))?)
     }
 
     /// Pins the next block's timestamp (`evm_setNextBlockTimestamp`).
@@ -675,10 +750,11 @@ impl Devnet {
         let mut inner = self.lock();
         let Some((chain, pool)) = inner.snapshots.remove(&id) else { return false };
         inner.epoch += 1;
-        inner.snapshots.retain(|k, _| *k < id);
-        inner.chain = chain;
-        inner.pool = pool;
+        let later = inner.snapshots.split_off(&id);
+        let replaced = (std::mem::replace(&mut inner.chain, chain), std::mem::replace(&mut inner.pool, pool));
         drop(inner);
+        // Freed outside the lock.
+        drop((later, replaced));
         self.rewind_settlement();
         true
     }
@@ -687,35 +763,47 @@ impl Devnet {
 
     /// The whole chain as a dump (refused in fork mode).
     pub fn dump(&self) -> Result<StateDump, NodeError> {
-        let inner = self.lock();
-        if inner.chain.state().fork().is_some() {
+        if self.fork.is_some() {
             return Err(DumpError::Forked.into());
         }
-        Ok(StateDump::of(&inner.chain))
+        // Encoded outside the lock: a copy of the chain is a copy of its
+        // indexes (blocks and states are shared).
+        let chain = self.lock().chain.clone();
+        Ok(StateDump::of(&chain))
     }
 
     /// Replaces the chain with a dump's; the pool and snapshots are cleared
-    /// (refused in fork mode).
+    /// (refused in fork mode). The dump is decoded and checked outside the
+    /// lock that requests take.
     pub fn load(&self, dump: StateDump) -> Result<(), NodeError> {
-        let mut inner = self.lock();
-        if inner.chain.state().fork().is_some() {
+        if self.fork.is_some() {
             return Err(DumpError::Forked.into());
         }
-        let chain = dump.into_chain(inner.chain.config().clone())?;
+        let chain = dump.into_chain(self.chain_config())?;
         self.learn_records(&chain);
+        let mut inner = self.lock();
         inner.epoch += 1;
         inner.chain = chain;
         inner.pool = Pool::default();
-        inner.snapshots.clear();
+        let snapshots = std::mem::take(&mut inner.snapshots);
         drop(inner);
+        drop(snapshots);
         self.rewind_settlement();
         Ok(())
     }
 
     /// Writes the chain to the `--state` file, when one was given.
     pub fn save_state(&self) -> Result<Option<PathBuf>, NodeError> {
+        if self.state_file.is_none() {
+            return Ok(None);
+        }
+        self.save(&self.dump()?)
+    }
+
+    /// Writes `dump` to the `--state` file, when one was given; its path.
+    pub fn save(&self, dump: &StateDump) -> Result<Option<PathBuf>, NodeError> {
         let Some(path) = &self.state_file else { return Ok(None) };
-        self.dump()?.write(path)?;
+        dump.write(path)?;
         Ok(Some(path.clone()))
     }
 
@@ -765,5 +853,27 @@ mod tests {
         let receipt = devnet.receipt(hash).expect("mined before the send returned");
         assert!(receipt.status());
         assert_eq!(devnet.block_number(), 1);
+    }
+
+    #[test]
+    fn concurrent_sends_for_one_account_take_distinct_nonces() {
+        let devnet = Devnet::new(DevnetConfig { mining: crate::Mining::Manual, ..DevnetConfig::default() }).unwrap();
+        let [from, to] = [devnet.accounts()[0], devnet.accounts()[1]];
+        std::thread::scope(|scope| {
+            let senders: Vec<_> = (0..4)
+                .map(|_| {
+                    scope.spawn(|| {
+                        for _ in 0..25 {
+                            let request = TransactionRequest::default().from(from).to(to).value(U256::from(1));
+                            devnet.send_transaction(request).expect("a nonce of its own");
+                        }
+                    })
+                })
+                .collect();
+            for sender in senders {
+                sender.join().unwrap();
+            }
+        });
+        assert_eq!(devnet.pool_content().pending[&from].len(), 100);
     }
 }

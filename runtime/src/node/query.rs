@@ -38,7 +38,7 @@ const MAX_PERCENTILES: usize = 100;
 impl Devnet {
     /// In fork mode, the remote state the chain was forked from.
     pub fn fork_source(&self) -> Option<Arc<crate::fork::ForkSource>> {
-        self.with_chain(|c| c.state().fork().cloned())
+        self.fork.clone()
     }
 
     /// The head's number.
@@ -51,22 +51,26 @@ impl Devnet {
         self.with_chain(|c| resolve(c, id))
     }
 
-    fn view(&self, chain: &Chain, id: Option<BlockId>) -> Result<StateView, NodeError> {
-        let number = resolve(chain, id.unwrap_or_default())?;
-        Ok(chain.view_at(number)?)
+    /// The state at block `id`: taken under the lock, built after it.
+    fn view(&self, id: Option<BlockId>) -> Result<StateView, NodeError> {
+        let at = self.with_chain(|c| -> Result<_, NodeError> {
+            let number = resolve(c, id.unwrap_or_default())?;
+            Ok(c.view_at(number)?)
+        })?;
+        Ok(at.into_view())
     }
 
     /// Balance of `address` at block `id`. The view is taken under the lock
     /// and read after it (in fork mode, a read may wait on the remote).
     pub fn balance(&self, address: Address, id: BlockId) -> Result<U256, NodeError> {
-        let view = self.with_chain(|c| self.view(c, Some(id)))?;
+        let view = self.view(Some(id))?;
         Ok(view.header(address)?.map(|a| a.balance).unwrap_or_default())
     }
 
     /// Nonce of `address` at block `id`; for `pending`, counting its
     /// executable pool transactions.
     pub fn transaction_count(&self, address: Address, id: BlockId) -> Result<u64, NodeError> {
-        let view = self.with_chain(|c| self.view(c, Some(id)))?;
+        let view = self.view(Some(id))?;
         let nonce = view.nonce(address)?;
         if id == BlockId::Number(BlockNumberOrTag::Pending) {
             return Ok(self.lock().pool.pending_nonce(&address, nonce));
@@ -76,13 +80,13 @@ impl Devnet {
 
     /// Code of `address` at block `id`.
     pub fn code(&self, address: Address, id: BlockId) -> Result<Bytes, NodeError> {
-        let view = self.with_chain(|c| self.view(c, Some(id)))?;
+        let view = self.view(Some(id))?;
         Ok(view.code_of(address)?.original_bytes())
     }
 
     /// A storage slot of `address` at block `id`.
     pub fn storage_at(&self, address: Address, slot: U256, id: BlockId) -> Result<B256, NodeError> {
-        let view = self.with_chain(|c| self.view(c, Some(id)))?;
+        let view = self.view(Some(id))?;
         Ok(view.storage_at(address, slot)?.into())
     }
 
@@ -165,21 +169,24 @@ impl Devnet {
         overrides: Option<&StateOverride>,
         gas: Option<u64>,
     ) -> Result<TxOutcome, NodeError> {
-        let (view, env, options) = self.with_chain(|c| -> Result<_, NodeError> {
+        let (at, env, options) = self.with_chain(|c| -> Result<_, NodeError> {
             let id = block.unwrap_or_default();
             let number = resolve(c, id)?;
-            let mut view = c.view_at(number)?;
-            if let Some(overrides) = overrides {
-                view = apply_overrides(view, overrides)?;
-            }
+            let at = c.view_at(number)?;
             let env = if number == c.head_number() {
                 c.pending_block()
             } else {
                 c.block_env_of(number).ok_or(ChainError::UnknownBlock(number))?
             };
             let options = ExecOptions::for_chain(c.config(), true);
-            Ok((view, env, options))
+            Ok((at, env, options))
         })?;
+        // Built and overridden outside the lock (in fork mode, an override
+        // reads the account it edits from the remote).
+        let mut view = at.into_view();
+        if let Some(overrides) = overrides {
+            view = apply_overrides(view, overrides)?;
+        }
         let tx = call_env(request, &env, gas, &view, options.chain_id);
         let mut machine = Machine::new(view, env.block_env(), options, self.evm_setup(), Phase::Call);
         machine.set_call_price(options, tx.gas_price);
@@ -282,13 +289,21 @@ impl Devnet {
         let (view, env, options, before, target) = self.with_chain(|c| -> Result<_, NodeError> {
             let (block, index) =
                 c.transaction(&hash).ok_or_else(|| NodeError::Failed(format!("transaction {hash} not found")))?;
-            let view = c.view_at(block.number() - 1)?;
+            let view = c.view_at(block.number().saturating_sub(1))?;
             let env = c.block_env_of(block.number()).ok_or(ChainError::UnknownBlock(block.number()))?;
             let options = ExecOptions::for_chain(c.config(), false);
             let before: Vec<TxEnv> = block.transactions[..index].iter().map(|t| t.tx_env()).collect();
             Ok((view, env, options, before, block.transactions[index].tx_env()))
         })?;
-        Ok(trace_transaction(view, env.block_env(), options, &*self.engine.precompiles, before, target, opts)?)
+        Ok(trace_transaction(
+            view.into_view(),
+            env.block_env(),
+            options,
+            &*self.engine.precompiles,
+            before,
+            target,
+            opts,
+        )?)
     }
 }
 
@@ -471,7 +486,7 @@ fn tip_percentiles(tips: &[(u128, u64)], gas_used: u64, percentiles: &[f64]) -> 
             let threshold = (gas_used as f64 * p / 100.0) as u64;
             let mut sum = 0u64;
             for (tip, gas) in tips {
-                sum += gas;
+                sum = sum.saturating_add(*gas);
                 if sum >= threshold {
                     return *tip;
                 }
