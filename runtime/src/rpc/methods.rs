@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use alloy_dyn_abi::TypedData;
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, Bytes, U256, hex};
 use alloy_rpc_types_eth::Filter;
@@ -17,17 +16,16 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
+use super::dispatch::{Handler, Method, Out, register};
 use super::error_object;
 use super::params::{Args, invalid, quantity, quantity_u256};
 use super::records::record_json;
+use super::typed_data;
 use crate::chain::{PoolTx, StateDump};
 use crate::inference::{ModelInfo, TensorSpec};
 use crate::node::{Devnet, NodeError, rpc_header, rpc_logs, transaction_json};
 use crate::tee::Fault;
 use crate::tee::faults::UnknownFault;
-
-type Out = Result<Value, ErrorObjectOwned>;
-type Handler = fn(&Args, &Devnet) -> Out;
 
 /// The version string `web3_clientVersion` reports.
 const CLIENT_VERSION: &str = concat!("nml-devnet/v", env!("CARGO_PKG_VERSION"));
@@ -111,12 +109,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("eth_sign", 2, 2, |a, d| json(d.sign(a.req(0)?, &a.req::<Bytes>(1)?).rpc()?)),
     ("personal_sign", 2, 2, |a, d| json(d.sign(a.req(1)?, &a.req::<Bytes>(0)?).rpc()?)),
     ("eth_signTypedData_v4", 2, 2, |a, d| {
-        let data: TypedData = match a.raw(1) {
-            Some(Value::String(s)) => {
-                serde_json::from_str(s).map_err(|e| invalid(format!("invalid argument 1: {e}")))?
-            }
-            _ => a.req(1)?,
-        };
+        let data = typed_data::read(1, &a.req::<Value>(1)?)?;
         json(d.sign_typed_data(a.req(0)?, &data).rpc()?)
     }),
     ("eth_getTransactionByHash", 1, 1, |a, d| {
@@ -165,7 +158,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("evm_increaseTime", 1, 1, |a, d| {
         let seconds = a.quantity(0)?.unwrap_or_default();
         let seconds = i64::try_from(seconds).map_err(|_| invalid("invalid argument 0: too large"))?;
-        Ok(json!(d.increase_time(seconds)))
+        Ok(json!(d.increase_time(seconds).rpc()?))
     }),
     ("evm_setNextBlockTimestamp", 1, 1, |a, d| {
         d.set_next_block_timestamp(a.quantity(0)?.unwrap_or_default()).rpc()?;
@@ -341,79 +334,16 @@ pub(super) fn module(devnet: Arc<Devnet>) -> RpcModule<Devnet> {
     let forked = devnet.fork_source().is_some();
     let mut module = RpcModule::from_arc(devnet);
     for &(name, min, max, handler) in METHODS {
-        register(&mut module, name, min, max, handler, forked);
+        register(&mut module, Method { name, target: name, min, max, handler }, forked);
     }
-    for &(alias, target) in HARDHAT_ALIASES {
+    for &(name, target) in HARDHAT_ALIASES {
         if let Some(&(_, min, max, handler)) = METHODS.iter().find(|(n, ..)| *n == target) {
-            register(&mut module, alias, min, max, handler, forked);
+            register(&mut module, Method { name, target, min, max, handler }, forked);
         }
     }
     // Registering a name twice is a programming error caught by the tests.
     let _ = module.register_subscription("eth_subscribe", "eth_subscription", "eth_unsubscribe", subscribe);
     module
-}
-
-/// Methods that may run long (many transactions, whole-chain scans): they run
-/// on tokio's blocking pool; the rest answer on the I/O threads directly.
-const LONG_RUNNING: &[&str] = &[
-    "eth_call",
-    "eth_sendRawTransactionSync",
-    "eth_estimateGas",
-    "eth_getLogs",
-    "eth_getFilterLogs",
-    "eth_getFilterChanges",
-    "eth_feeHistory",
-    "evm_mine",
-    "evm_setAutomine",
-    "anvil_mine",
-    "anvil_dumpState",
-    "anvil_loadState",
-    "debug_traceTransaction",
-    "nml_registerModel",
-    // Makes the enclaves' RSA keys on first use.
-    "nml_getTees",
-];
-
-/// Methods that read state, which in fork mode may wait on the remote: a
-/// forked devnet runs them on the blocking pool too.
-const READS_STATE: &[&str] = &[
-    "eth_getBalance",
-    "eth_getTransactionCount",
-    "eth_getCode",
-    "eth_getStorageAt",
-    "eth_sendRawTransaction",
-    "eth_sendTransaction",
-    "eth_createAccessList",
-];
-
-fn register(
-    module: &mut RpcModule<Devnet>,
-    name: &'static str,
-    min: usize,
-    max: usize,
-    handler: Handler,
-    forked: bool,
-) {
-    let target = HARDHAT_ALIASES.iter().find(|(a, _)| *a == name).map_or(name, |(_, t)| *t);
-    let long = LONG_RUNNING.contains(&target) || (forked && READS_STATE.contains(&target));
-    let result = if long {
-        module
-            .register_blocking_method(name, move |params, devnet, _| {
-                let args = Args::new(&params, min, max)?;
-                handler(&args, &devnet)
-            })
-            .map(|_| ())
-    } else {
-        module
-            .register_method(name, move |params, devnet, _| {
-                let args = Args::new(&params, min, max)?;
-                handler(&args, devnet)
-            })
-            .map(|_| ())
-    };
-    if let Err(e) = result {
-        tracing::error!(name, %e, "method registered twice");
-    }
 }
 
 /// What an `eth_subscribe` asked for.
@@ -493,5 +423,45 @@ async fn pending_transactions(pending: PendingSubscriptionSink, devnet: &Devnet)
             Err(RecvError::Lagged(_)) => continue,
             Err(RecvError::Closed) => return Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::node::DevnetConfig;
+    use crate::rpc::dispatch::{LONG_RUNNING, Placement, READS_STATE};
+
+    #[test]
+    fn listed_methods_are_registered_and_slow_ones_run_on_the_blocking_pool() {
+        let module = module(Arc::new(Devnet::new(DevnetConfig::default()).expect("devnet")));
+        let names: HashSet<&str> = module.method_names().collect();
+        for name in LONG_RUNNING.iter().chain(READS_STATE) {
+            assert!(names.contains(name), "{name} is listed but not registered");
+        }
+        // Estimating gas, editing state, taking and restoring snapshots: also
+        // through their aliases.
+        for name in [
+            "eth_sendTransaction",
+            "anvil_setBalance",
+            "hardhat_setBalance",
+            "anvil_setNonce",
+            "hardhat_setNonce",
+            "anvil_setCode",
+            "hardhat_setCode",
+            "anvil_setStorageAt",
+            "hardhat_setStorageAt",
+            "evm_snapshot",
+            "anvil_snapshot",
+            "evm_revert",
+            "anvil_revert",
+        ] {
+            assert!(names.contains(name), "{name} is registered");
+            let target = HARDHAT_ALIASES.iter().find(|(alias, _)| *alias == name).map_or(name, |(_, target)| *target);
+            assert_eq!(Placement::of(target, false), Placement::Blocking, "{name}");
+        }
+        assert_eq!(Placement::of("eth_getTransactionReceipt", false), Placement::WhenSettled);
     }
 }

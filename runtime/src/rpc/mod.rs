@@ -3,21 +3,33 @@
 //! every method is documented in `docs/rpc.md`. The same port answers the
 //! node's result API that OpenGradient's SDK falls back to ([`results`]),
 //! and every call keeps the node awake a little while ([`awake`]).
+//!
+//! The server never lets one client's requests stall another's: a method
+//! that would wait for the node runs on tokio's blocking pool, not on an I/O
+//! thread ([`dispatch`]); connections, idle WebSockets, batches and the calls
+//! one connection runs at once are bounded ([`ServerLimits`], [`batch`],
+//! [`in_flight`]); and typed data is bounded before alloy reads it
+//! ([`typed_data`]).
 
 mod awake;
+mod batch;
+mod dispatch;
+mod in_flight;
 mod methods;
 mod params;
 mod records;
 mod results;
+mod typed_data;
 
 pub use records::record_json;
 pub use results::RESULT_PATH;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use jsonrpsee::core::middleware::RpcServiceBuilder;
-use jsonrpsee::server::{BatchRequestConfig, Server, ServerConfig, ServerHandle};
+use jsonrpsee::server::{BatchRequestConfig, PingConfig, Server, ServerConfig, ServerHandle};
 use jsonrpsee::types::ErrorObjectOwned;
 
 use crate::chain::{ChainError, DumpError, TxError};
@@ -31,6 +43,54 @@ pub const MAX_REQUEST_BODY: u32 = 5 * 1024 * 1024;
 
 /// The largest response body, in bytes.
 pub const MAX_RESPONSE_BODY: u32 = 256 * 1024 * 1024;
+
+/// The most subscriptions one WebSocket connection may hold (jsonrpsee's
+/// default, set here so that docs/rpc.md can rely on it).
+pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 1_024;
+
+/// The most messages (answers and notifications) queued for one WebSocket
+/// client that does not read them; past it the server reads no more of its
+/// requests until it does (jsonrpsee's default, set here for the same reason).
+pub const MESSAGE_BUFFER: u32 = 1_024;
+
+/// The server's bounds on connections, batches and calls in flight.
+/// [`ServerLimits::default`] is what [`serve`] uses and docs/rpc.md
+/// ("Limits and errors") describes; the fields are public so that tests can
+/// shorten the times.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerLimits {
+    /// The most connections served at once: WebSocket connections, and HTTP
+    /// requests being answered (an idle HTTP keep-alive connection does not
+    /// count). Past it a new one is answered HTTP 429.
+    pub max_connections: u32,
+    /// How often the server pings each WebSocket client.
+    pub ping_interval: Duration,
+    /// How long a WebSocket client may go without answering a ping (or
+    /// sending anything) before its connection is closed.
+    pub ping_timeout: Duration,
+    /// How long after its arrival a batch may still start calls; a later
+    /// call is answered `-32005` without running (see [`batch`]).
+    pub batch_time: Duration,
+    /// The most calls (a batch counts as one) of one connection that run at
+    /// once; later ones wait their turn (see [`in_flight`]).
+    pub calls_in_flight: usize,
+}
+
+impl Default for ServerLimits {
+    fn default() -> Self {
+        Self {
+            // jsonrpsee's default, 100, let 100 idle WebSockets lock every
+            // other client out.
+            max_connections: 1_000,
+            // jsonrpsee's suggested times: a dead peer goes within about a minute.
+            ping_interval: Duration::from_secs(30),
+            ping_timeout: Duration::from_secs(40),
+            // The longest `eth_sendRawTransactionSync` wait.
+            batch_time: Duration::from_secs(60),
+            calls_in_flight: 32,
+        }
+    }
+}
 
 /// A running server.
 #[derive(Debug)]
@@ -54,17 +114,33 @@ impl RpcServer {
     }
 }
 
-/// Serves `devnet` on `addr` (HTTP and WebSocket on the same port), and
-/// starts its interval miner. Call from a tokio runtime.
+/// Serves `devnet` on `addr` (HTTP and WebSocket on the same port) within
+/// the default [`ServerLimits`], and starts its interval miner. Call from a
+/// tokio runtime.
 pub async fn serve(devnet: Arc<Devnet>, addr: SocketAddr) -> std::io::Result<RpcServer> {
+    serve_with(devnet, addr, &ServerLimits::default()).await
+}
+
+/// [`serve`] within `limits`.
+pub async fn serve_with(devnet: Arc<Devnet>, addr: SocketAddr, limits: &ServerLimits) -> std::io::Result<RpcServer> {
+    let ping = PingConfig::new().ping_interval(limits.ping_interval).inactive_limit(limits.ping_timeout);
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BODY)
         .max_response_body_size(MAX_RESPONSE_BODY)
         .set_batch_request_config(BatchRequestConfig::Limit(MAX_BATCH))
+        .max_connections(limits.max_connections)
+        .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
+        .set_message_buffer_capacity(MESSAGE_BUFFER)
+        .enable_ws_ping(ping)
         .build();
     let results = tower::ServiceBuilder::new().layer(results::ResultApiLayer { devnet: Arc::clone(&devnet) });
     let awake = Arc::clone(&devnet);
-    let calls = RpcServiceBuilder::new().layer_fn(move |inner| awake::KeepAwake { inner, devnet: Arc::clone(&awake) });
+    let (batch_time, calls_in_flight) = (limits.batch_time, limits.calls_in_flight);
+    // Built once per WebSocket connection and once per HTTP request.
+    let calls = RpcServiceBuilder::new()
+        .layer_fn(move |inner| awake::KeepAwake { inner, devnet: Arc::clone(&awake) })
+        .layer_fn(move |inner| in_flight::BoundInFlight::new(inner, calls_in_flight))
+        .layer_fn(move |inner| batch::StampDeadline { inner, time: batch_time });
     let server =
         Server::builder().set_config(config).set_http_middleware(results).set_rpc_middleware(calls).build(addr).await?;
     let local_addr = server.local_addr()?;
