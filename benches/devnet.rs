@@ -44,7 +44,8 @@
 //! (sizes × scale), `NML_BENCH_RUNS=N`, `NML_BENCH_NO_HARDHAT=1`,
 //! `NML_BENCH_NO_INFERENCE=1` (start `nml devnet --no-inference`; by default
 //! the devnet starts as a user starts it, with the inference precompile and
-//! its mempool). Hardhat is installed on first use into
+//! its mempool), `NML_BENCH_NML_BIN=path` (another `nml` binary, to compare
+//! two builds run after run). Hardhat is installed on first use into
 //! `<target dir>/bench-deps/hardhat`, under a file lock.
 
 use std::collections::HashMap;
@@ -661,7 +662,8 @@ impl Settings {
     fn start(&self, kind: NodeKind) -> Node {
         match kind {
             NodeKind::Nml => {
-                let mut command = Command::new(env!("CARGO_BIN_EXE_nml"));
+                let bin = std::env::var_os("NML_BENCH_NML_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_nml").into());
+                let mut command = Command::new(bin);
                 command.args(["devnet", "--port", "0", "--gas-limit", &GAS_LIMIT.to_string()]);
                 if !self.inference {
                     command.arg("--no-inference");

@@ -39,6 +39,12 @@ pub enum InferenceError {
         /// The id.
         model: String,
     },
+    /// The node serves as many models as it takes.
+    #[error("too many models: a node serves at most {limit}")]
+    TooManyModels {
+        /// The most models a node serves.
+        limit: usize,
+    },
     /// A model file could not be read.
     #[error("cannot read model file {}: {reason}", path.display())]
     ReadModel {

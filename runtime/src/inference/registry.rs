@@ -58,6 +58,10 @@ impl<S> LoadedModel<S> {
     }
 }
 
+/// The most models one node serves (each holds its bytes and at least one
+/// session): a registration past it is refused.
+pub const MAX_MODELS: usize = 1_024;
+
 /// The models a node serves, by id, loaded by `F`. Thread-safe: models can
 /// be added while others run.
 pub struct Registry<F: SessionFactory> {
@@ -174,6 +178,10 @@ impl<F: SessionFactory> Registry<F> {
                 Err(InferenceError::IdTaken { model: id.to_string() })
             };
         }
+        let full = || InferenceError::TooManyModels { limit: MAX_MODELS };
+        if self.models.read().unwrap_or_else(PoisonError::into_inner).len() >= MAX_MODELS {
+            return Err(full());
+        }
         // Loading the model checks it and yields its signature; the session
         // becomes the first of the pool.
         let session = self.factory.create(&id, &bytes)?;
@@ -189,7 +197,44 @@ impl<F: SessionFactory> Registry<F> {
                 Err(InferenceError::IdTaken { model: id.to_string() })
             };
         }
+        if models.len() >= MAX_MODELS {
+            return Err(full());
+        }
         models.insert(id, model);
         Ok(info)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::inference::tensor::ModelSignature;
+
+    /// A test double: loads any bytes, as a model with no tensors.
+    struct AnyBytes;
+
+    impl SessionFactory for AnyBytes {
+        type Session = ();
+
+        fn create(&self, _: &ModelId, _: &[u8]) -> Result<(), InferenceError> {
+            Ok(())
+        }
+
+        fn signature(&self, _: &ModelId, _: &()) -> Result<ModelSignature, InferenceError> {
+            Ok(ModelSignature::default())
+        }
+    }
+
+    #[test]
+    fn a_node_serves_at_most_max_models() {
+        let registry = Registry::new(Arc::new(AnyBytes));
+        for i in 0..MAX_MODELS {
+            registry.register(i.to_le_bytes().to_vec(), None).unwrap();
+        }
+        let refused = registry.register(b"one more".to_vec(), None).unwrap_err();
+        assert!(matches!(refused, InferenceError::TooManyModels { limit: MAX_MODELS }), "{refused}");
+        // A model already served registers again as before.
+        assert!(registry.register(0usize.to_le_bytes().to_vec(), None).is_ok());
+        assert_eq!(registry.list().len(), MAX_MODELS);
     }
 }
