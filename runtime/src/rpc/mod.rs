@@ -4,7 +4,7 @@
 //! node's result API that OpenGradient's SDK falls back to ([`results`]),
 //! and every call keeps the node awake a little while ([`awake`]).
 //!
-//! The server never lets one client's requests stall another's: a method
+//! The server keeps one client's requests from stalling another's: a method
 //! that would wait for the node runs on tokio's blocking pool, not on an I/O
 //! thread ([`dispatch`]); connections, idle WebSockets, batches and the calls
 //! one connection runs at once are bounded ([`ServerLimits`], [`batch`],
@@ -25,6 +25,7 @@ pub use records::record_json;
 pub use results::RESULT_PATH;
 
 use std::net::SocketAddr;
+use std::num::NonZeroUsize;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,9 @@ pub const MAX_SUBSCRIPTIONS_PER_CONNECTION: u32 = 1_024;
 /// requests until it does (jsonrpsee's default, set here for the same reason).
 pub const MESSAGE_BUFFER: u32 = 1_024;
 
+/// The most calls of one connection that run at once, by default.
+const CALLS_IN_FLIGHT: NonZeroUsize = NonZeroUsize::new(32).unwrap();
+
 /// The server's bounds on connections, batches and calls in flight.
 /// [`ServerLimits::default`] is what [`serve`] uses and docs/rpc.md
 /// ("Limits and errors") describes; the fields are public so that tests can
@@ -63,17 +67,18 @@ pub struct ServerLimits {
     /// requests being answered (an idle HTTP keep-alive connection does not
     /// count). Past it a new one is answered HTTP 429.
     pub max_connections: u32,
-    /// How often the server pings each WebSocket client.
+    /// How often the server pings each WebSocket client (at least every
+    /// millisecond: a shorter interval is taken as one millisecond).
     pub ping_interval: Duration,
     /// How long a WebSocket client may go without answering a ping (or
     /// sending anything) before its connection is closed.
     pub ping_timeout: Duration,
     /// How long after its arrival a batch may still start calls; a later
-    /// call is answered `-32005` without running (see [`batch`]).
+    /// call is answered `-32005` without running.
     pub batch_time: Duration,
     /// The most calls (a batch counts as one) of one connection that run at
-    /// once; later ones wait their turn (see [`in_flight`]).
-    pub calls_in_flight: usize,
+    /// once; later ones wait their turn.
+    pub calls_in_flight: NonZeroUsize,
 }
 
 impl Default for ServerLimits {
@@ -82,12 +87,13 @@ impl Default for ServerLimits {
             // jsonrpsee's default, 100, let 100 idle WebSockets lock every
             // other client out.
             max_connections: 1_000,
-            // jsonrpsee's suggested times: a dead peer goes within about a minute.
+            // A dead peer goes within a minute and a half; a live one has
+            // half a minute to answer a ping.
             ping_interval: Duration::from_secs(30),
-            ping_timeout: Duration::from_secs(40),
+            ping_timeout: Duration::from_secs(60),
             // The longest `eth_sendRawTransactionSync` wait.
             batch_time: Duration::from_secs(60),
-            calls_in_flight: 32,
+            calls_in_flight: CALLS_IN_FLIGHT,
         }
     }
 }
@@ -123,7 +129,9 @@ pub async fn serve(devnet: Arc<Devnet>, addr: SocketAddr) -> std::io::Result<Rpc
 
 /// [`serve`] within `limits`.
 pub async fn serve_with(devnet: Arc<Devnet>, addr: SocketAddr, limits: &ServerLimits) -> std::io::Result<RpcServer> {
-    let ping = PingConfig::new().ping_interval(limits.ping_interval).inactive_limit(limits.ping_timeout);
+    // tokio's intervals panic on a zero period.
+    let interval = limits.ping_interval.max(Duration::from_millis(1));
+    let ping = PingConfig::new().ping_interval(interval).inactive_limit(limits.ping_timeout);
     let config = ServerConfig::builder()
         .max_request_body_size(MAX_REQUEST_BODY)
         .max_response_body_size(MAX_RESPONSE_BODY)
@@ -172,9 +180,13 @@ pub fn error_object(error: &NodeError) -> ErrorObjectOwned {
         NodeError::Chain(ChainError::UnknownBlock(_)) => {
             ErrorObjectOwned::owned(SERVER_ERROR, "header not found", None::<()>)
         }
-        NodeError::Dump(DumpError::Corrupt(_) | DumpError::ChainIdMismatch { .. }) => {
-            params::invalid(error.to_string())
-        }
+        NodeError::Dump(
+            DumpError::Corrupt(_)
+            | DumpError::ChainIdMismatch { .. }
+            | DumpError::Block { .. }
+            | DumpError::GenesisTransactions { .. }
+            | DumpError::ClockOffsetTooLarge { .. },
+        ) => params::invalid(error.to_string()),
         _ => ErrorObjectOwned::owned(SERVER_ERROR, error.to_string(), None::<()>),
     }
 }
