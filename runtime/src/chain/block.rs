@@ -10,6 +10,40 @@ use revm::context::result::OutOfGasError;
 use super::tx::PoolTx;
 use crate::tee::Attestation;
 
+/// A block's transactions and receipts with their roots and bloom, made
+/// before the chain is locked to append them: hashing every transaction and
+/// receipt is the part of sealing that depends on the block alone.
+#[derive(Debug)]
+pub struct BlockBody {
+    pub(super) transactions: Vec<Arc<PoolTx>>,
+    pub(super) receipts: Vec<TxReceipt>,
+    pub(super) transactions_root: B256,
+    pub(super) receipts_root: B256,
+    pub(super) logs_bloom: Bloom,
+}
+
+impl BlockBody {
+    /// Hashes `transactions` and their `receipts` (in block order).
+    pub fn new(transactions: Vec<Arc<PoolTx>>, receipts: Vec<TxReceipt>) -> Self {
+        let _roots = tracing::trace_span!("roots").entered();
+        let mut logs_bloom = Bloom::default();
+        for receipt in &receipts {
+            logs_bloom.accrue_bloom(&receipt.logs_bloom);
+        }
+        let envelopes: Vec<_> = transactions.iter().map(|t| t.envelope.clone()).collect();
+        let receipt_envelopes: Vec<_> =
+            receipts.iter().zip(&transactions).map(|(r, t)| r.envelope(t.envelope.tx_type())).collect();
+        let transactions_root = super::roots::ordered_root(&envelopes);
+        let receipts_root = super::roots::ordered_root(&receipt_envelopes);
+        Self { transactions, receipts, transactions_root, receipts_root, logs_bloom }
+    }
+
+    /// Whether it holds no transaction.
+    pub fn is_empty(&self) -> bool {
+        self.transactions.is_empty()
+    }
+}
+
 /// The outcome of one included transaction.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TxReceipt {

@@ -560,10 +560,10 @@ mod tests {
             inference: Vec::new(),
         };
         let next = chain.pending_block();
-        chain.append(&next, vec![tx], vec![receipt], EvmState::default());
+        chain.append(&next, crate::chain::BlockBody::new(vec![tx], vec![receipt]), EvmState::default());
         chain.reserve(3, Some(12)).unwrap();
         let next = chain.pending_block();
-        chain.append(&next, Vec::new(), Vec::new(), EvmState::default());
+        chain.append(&next, crate::chain::BlockBody::new(Vec::new(), Vec::new()), EvmState::default());
         StateDump::of(&chain)
     }
 

@@ -30,7 +30,7 @@ use revm::state::EvmState;
 use self::reserved::ReservedRange;
 use crate::fork::{ForkError, ForkSource};
 pub use accounts::{DEV_MNEMONIC, DevAccount, derived_signer, dev_accounts};
-pub use block::{Halt, InferenceRecord, InputHash, SealedBlock, Served, TxReceipt};
+pub use block::{BlockBody, Halt, InferenceRecord, InputHash, SealedBlock, Served, TxReceipt};
 pub use dump::{DumpBlockError, DumpError, MAX_LOADED_GAS_LIMIT, StateDump};
 pub use fee::MAX_BASE_FEE;
 pub use reserved::MAX_RESERVED;
@@ -534,31 +534,15 @@ impl Chain {
         })
     }
 
-    /// Appends a block built by executing `transactions` on the head state:
-    /// commits `changes`, computes the roots and seals the header.
-    pub fn append(
-        &mut self,
-        next: &NextBlock,
-        transactions: Vec<Arc<PoolTx>>,
-        receipts: Vec<TxReceipt>,
-        changes: EvmState,
-    ) -> Arc<SealedBlock> {
+    /// Appends a block built by executing `body`'s transactions on the head
+    /// state: commits `changes`, digests the state and seals the header.
+    pub fn append(&mut self, next: &NextBlock, body: BlockBody, changes: EvmState) -> Arc<SealedBlock> {
         let committing = tracing::trace_span!("state").entered();
         let state = Arc::make_mut(&mut self.state);
         let undo = state.commit(changes);
         let state_root = state.digest();
         drop(committing);
-        let mut logs_bloom = Bloom::default();
-        for receipt in &receipts {
-            logs_bloom.accrue_bloom(&receipt.logs_bloom);
-        }
-        let envelopes: Vec<_> = transactions.iter().map(|t| t.envelope.clone()).collect();
-        let receipt_envelopes: Vec<_> =
-            receipts.iter().zip(&transactions).map(|(r, t)| r.envelope(t.envelope.tx_type())).collect();
-        let hashing = tracing::trace_span!("roots").entered();
-        let transactions_root = roots::ordered_root(&envelopes);
-        let receipts_root = roots::ordered_root(&receipt_envelopes);
-        drop(hashing);
+        let BlockBody { transactions, receipts, transactions_root, receipts_root, logs_bloom } = body;
         let header = Header {
             transactions_root,
             receipts_root,

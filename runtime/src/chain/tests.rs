@@ -22,7 +22,7 @@ fn append_using(chain: &mut Chain, gas_used: u64) {
         halt_reason: None,
         inference: Vec::new(),
     };
-    chain.append(&next, Vec::new(), vec![receipt], EvmState::default());
+    chain.append(&next, BlockBody::new(Vec::new(), vec![receipt]), EvmState::default());
 }
 
 #[test]

@@ -33,7 +33,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 use super::Inner;
-use crate::chain::{ChainError, PoolTx, SealedBlock};
+use crate::chain::{BlockBody, ChainError, PoolTx, SealedBlock};
 use crate::evm::{EvmSetup, ExecOptions, InspectorFactory, PrecompileFactory};
 use crate::mempool::{BlockBuilder, Head, InferenceWait, PreExecution};
 
@@ -224,6 +224,8 @@ impl Engine {
             // The view must go before the append, or committing copies the state.
             let crate::mempool::Head { next, view, .. } = head;
             drop(view);
+            // Hashed before the lock: reads wait only for the state's commit.
+            let body = BlockBody::new(built.transactions, built.receipts);
             let mut inner = self.inner.lock();
             if inner.epoch != epoch {
                 // Edited meanwhile: what was built stands on an old head.
@@ -233,14 +235,14 @@ impl Engine {
                 tracing::debug!(%hash, why, "transaction dropped at inclusion");
                 inner.pool.remove(hash);
             }
-            if built.transactions.is_empty() && !seal_empty {
+            if body.is_empty() && !seal_empty {
                 return Ok(Mined::NoneIncluded);
             }
             inner.chain.clear_pinned_timestamp();
             // Whose nonces the block can have moved: the accounts it touched.
             let touched: Vec<Address> = built.changes.keys().copied().collect();
             let append = tracing::trace_span!("append").entered();
-            let block = inner.chain.append(&next, built.transactions, built.receipts, built.changes);
+            let block = inner.chain.append(&next, body, built.changes);
             drop(append);
             for tx in &block.transactions {
                 inner.pool.remove(&tx.hash);
