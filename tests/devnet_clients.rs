@@ -7,15 +7,14 @@
 //! `NML_SKIP_CLIENT_TESTS=1` to skip them where Node or Python is missing.
 
 use std::fs;
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 mod common;
 
+use common::node::{Node, rpc, rpc_answer, wait};
 use common::{deps_dir, provision, run_checked};
 
 const ETHERS: &str = "ethers@6.13.5";
@@ -107,20 +106,6 @@ fn x402_python() -> PathBuf {
     dir.join("bin/python")
 }
 
-/// Waits for `child` at most `limit`, killing it past that.
-fn wait(child: &mut Child, limit: Duration) -> Option<ExitStatus> {
-    let start = Instant::now();
-    while start.elapsed() < limit {
-        if let Ok(Some(status)) = child.try_wait() {
-            return Some(status);
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let _ = child.kill();
-    let _ = child.wait();
-    None
-}
-
 fn run_client(mut cmd: Command, what: &str) -> String {
     let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap_or_else(|e| panic!("{what}: {e}"));
     let status = wait(&mut child, Duration::from_secs(180));
@@ -164,82 +149,6 @@ fn web3py(url: &str, mode: &str, extra: &[&str]) -> String {
     let mut cmd = Command::new(python());
     cmd.arg(repo().join("tests/clients/web3py_acceptance.py")).args([url, mode]).arg(fixture()).args(extra);
     run_client(cmd, &format!("web3.py {mode}"))
-}
-
-/// A running `nml devnet` (or `nml gateway`), killed when dropped.
-struct Node {
-    child: Child,
-    url: String,
-    /// What it printed before its address.
-    banner: Vec<String>,
-}
-
-impl Node {
-    /// Starts `nml devnet --port 0` with `args`.
-    fn start(args: &[&str]) -> Self {
-        Self::spawn(&[&["devnet", "--port", "0"], args].concat())
-    }
-
-    /// Starts `nml <args>` and waits for its `Listening on ADDR` line.
-    fn spawn(args: &[&str]) -> Self {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_nml"))
-            .args(args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .expect("starting nml devnet");
-        let stdout = child.stdout.take().expect("stdout");
-        let (tx, rx) = mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let deadline = Instant::now() + Duration::from_secs(60);
-        let mut node = Node { child, url: String::new(), banner: Vec::new() };
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match rx.recv_timeout(left) {
-                Ok(line) => {
-                    node.banner.push(line.clone());
-                    if let Some(rest) = line.strip_prefix("Listening on ") {
-                        let addr = rest.split_whitespace().next().unwrap_or_default();
-                        assert!(addr.starts_with("127.0.0.1:"), "binds 127.0.0.1 by default: {line}");
-                        node.url = format!("http://{addr}");
-                        // Keep draining stdout so the node never blocks on a full pipe.
-                        std::thread::spawn(move || while rx.recv().is_ok() {});
-                        return node;
-                    }
-                }
-                Err(_) => break,
-            }
-        }
-        panic!("nml {} did not report its address within 60 s", args[0]);
-    }
-
-    /// The URL of the gateway a devnet started with `--gateway` serves.
-    fn gateway_url(&self) -> String {
-        self.banner
-            .iter()
-            .find_map(|line| line.strip_prefix("Gateway on ").and_then(|rest| rest.split_whitespace().next()))
-            .expect("the devnet's banner names its gateway")
-            .to_owned()
-    }
-
-    /// Stops the node with SIGTERM (as Ctrl-C would) and waits for it.
-    fn terminate(mut self) -> ExitStatus {
-        let pid = self.child.id().to_string();
-        run_checked(Command::new("kill").args(["-TERM", &pid]), "kill -TERM");
-        wait(&mut self.child, Duration::from_secs(30)).expect("nml devnet exits on SIGTERM")
-    }
-}
-
-impl Drop for Node {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 #[test]
@@ -382,28 +291,6 @@ fn opengradients_sdk_finds_the_devnets_enclaves_in_its_tee_registry() {
     let mut cmd = Command::new(opengradient_python());
     cmd.arg(repo().join("tests/clients/og_tee_registry.py")).arg(&node.url).arg(tees.to_string());
     run_client(cmd, "opengradient TEERegistry");
-}
-
-/// One JSON-RPC call over a plain HTTP/1.1 connection: its result.
-fn rpc(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
-    rpc_answer(url, method, params)["result"].clone()
-}
-
-/// One JSON-RPC call over a plain HTTP/1.1 connection: the whole answer.
-fn rpc_answer(url: &str, method: &str, params: serde_json::Value) -> serde_json::Value {
-    use std::io::{Read, Write};
-    let body = serde_json::json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
-    let addr = url.trim_start_matches("http://");
-    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
-    let request = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    );
-    stream.write_all(request.as_bytes()).expect("send");
-    let mut response = String::new();
-    stream.read_to_string(&mut response).expect("read");
-    let json = response.split_once("\r\n\r\n").map(|(_, b)| b).unwrap_or_default();
-    serde_json::from_str(json).expect("a JSON answer")
 }
 
 #[test]

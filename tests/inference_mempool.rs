@@ -619,6 +619,44 @@ fn shutdown_during_a_slow_inference_loses_nothing() {
     assert!(receipt.success);
 }
 
+/// `nml devnet --state` stopped by SIGTERM while a transaction's model runs:
+/// the server stops, the transaction is mined once its model is done (here:
+/// stopped by the 2 s timeout), and the state written holds it.
+#[test]
+fn sigterm_during_a_slow_inference_loses_nothing() {
+    use common::node::{Node, rpc};
+    use serde_json::json;
+
+    let dir = tempfile::tempdir().unwrap();
+    let (state, models) = (dir.path().join("state.json"), dir.path().join("models"));
+    std::fs::create_dir(&models).unwrap();
+    std::fs::copy(model_file("slow"), models.join("slow.onnx")).unwrap();
+    let args = ["--state", state.to_str().unwrap(), "--models", models.to_str().unwrap(), "--inference-timeout", "2"];
+    let node = Node::start(&args);
+    let url = node.url.as_str();
+    let slow = rpc(url, "nml_listModels", json!([]))[0]["id"].as_str().expect("the slow model").to_owned();
+    let from = rpc(url, "eth_accounts", json!([]))[0].clone();
+    let mut code = fixtures().predictor.to_vec();
+    code.extend_from_slice(&alloy_sol_types::SolValue::abi_encode_params(&(slow.clone(),)));
+    let send = |to: Option<&str>, data: Vec<u8>| {
+        let data = alloy_primitives::hex::encode_prefixed(data);
+        // With gas given: estimating it would run the model.
+        let tx = json!({ "from": from, "to": to, "data": data, "gas": "0x4c4b40" });
+        rpc(url, "eth_sendTransaction", json!([tx])).as_str().expect("a hash").to_owned()
+    };
+    let deploy = send(None, code);
+    let predictor = rpc(url, "eth_getTransactionReceipt", json!([deploy]))["contractAddress"].clone();
+    let predictor = predictor.as_str().expect("deployed").to_owned();
+    let r = request(&slow, vec![tensor("n", &[i64::MAX as i128], &[])], vec![]);
+    let hash = send(Some(&predictor), Predictor::tryRequestCall { r }.abi_encode());
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(rpc(url, "eth_getTransactionReceipt", json!([hash])).is_null(), "pending while its model runs");
+    assert!(node.terminate().success());
+    let node = Node::start(&args);
+    let receipt = rpc(&node.url, "eth_getTransactionReceipt", json!([hash]));
+    assert_eq!(receipt["status"], "0x1", "mined before the node stopped, and saved: {receipt}");
+}
+
 /// The mlp request for x = [1, 2, 3, 4] in `mode`, as `Predictor.tryRequest` sends it.
 fn mlp_request(model: &str, mode: u8) -> ModelInferenceRequest {
     let values = [1, 2, 3, 4].map(|v| Number { value: v, decimals: 0 }).to_vec();

@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod kserve;
+pub mod node;
 pub mod openai_double;
 
 use std::fs::{self, File};
