@@ -2,7 +2,7 @@
 
 use std::sync::{Arc, OnceLock};
 
-use alloy_consensus::{Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, TxType};
+use alloy_consensus::{Eip658Value, Header, Receipt, ReceiptEnvelope, ReceiptWithBloom, Transaction, TxType};
 use alloy_primitives::{Address, B256, Bloom, Bytes, Keccak256, Log};
 use parking_lot::Mutex;
 use revm::context::result::OutOfGasError;
@@ -302,6 +302,20 @@ impl SealedBlock {
     /// The block number.
     pub fn number(&self) -> u64 {
         self.header.number
+    }
+
+    /// Its transactions' priority fees per gas, each with the gas it used,
+    /// sorted (`eth_feeHistory`'s rewards).
+    pub fn tips(&self) -> Vec<(u128, u64)> {
+        let base_fee = self.header.base_fee_per_gas.unwrap_or_default();
+        let mut tips: Vec<(u128, u64)> = self
+            .transactions
+            .iter()
+            .zip(&self.receipts)
+            .map(|(tx, r)| (tx.envelope.effective_tip_per_gas(base_fee).unwrap_or_default(), r.gas_used))
+            .collect();
+        tips.sort_unstable();
+        tips
     }
 
     /// Size of the RLP encoding of the block, as `eth_getBlockBy*` reports it.

@@ -17,8 +17,8 @@ mod tx;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+use alloy_consensus::Header;
 use alloy_consensus::constants::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH};
-use alloy_consensus::{Header, Transaction};
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{B64, Bloom};
@@ -692,20 +692,6 @@ impl Chain {
     /// The gas price a transaction must at least pay in the next block.
     pub fn min_gas_price(&self) -> u128 {
         u128::from(self.next_base_fee())
-    }
-
-    /// Sum of the priority fees of a block's transactions, per gas, sorted,
-    /// for `eth_feeHistory`.
-    pub fn block_tips(&self, block: &SealedBlock) -> Vec<(u128, u64)> {
-        let base_fee = block.header.base_fee_per_gas.unwrap_or_default();
-        let mut tips: Vec<(u128, u64)> = block
-            .transactions
-            .iter()
-            .zip(&block.receipts)
-            .map(|(tx, r)| (tx.envelope.effective_tip_per_gas(base_fee).unwrap_or_default(), r.gas_used))
-            .collect();
-        tips.sort_unstable();
-        tips
     }
 }
 

@@ -250,31 +250,34 @@ impl Devnet {
         if let Some(p) = percentiles {
             check_percentiles(p)?;
         }
-        self.with_chain(|c| {
+        // The blocks are taken under the lock; their rewards are worked out after it.
+        let (blocks, next) = self.with_chain(|c| -> Result<_, NodeError> {
             let newest = resolve(c, newest.into())?;
             let count = block_count.clamp(1, 1024).min(newest + 1);
-            let oldest = newest + 1 - count;
-            let mut history = FeeHistory { oldest_block: oldest, ..Default::default() };
-            let mut rewards = Vec::new();
-            for block in c.blocks(oldest, newest) {
-                history.base_fee_per_gas.push(u128::from(block.header.base_fee_per_gas.unwrap_or_default()));
-                history.gas_used_ratio.push(block.header.gas_used as f64 / block.header.gas_limit.max(1) as f64);
-                history.base_fee_per_blob_gas.push(0);
-                history.blob_gas_used_ratio.push(0.0);
-                if let Some(percentiles) = percentiles {
-                    rewards.push(tip_percentiles(&c.block_tips(&block), block.header.gas_used, percentiles));
-                }
-            }
+            let blocks: Vec<Arc<SealedBlock>> = c.blocks(newest + 1 - count, newest).collect();
             let next = if newest == c.head_number() {
                 c.next_base_fee()
             } else {
                 c.block(newest + 1).and_then(|b| b.header.base_fee_per_gas).unwrap_or_default()
             };
-            history.base_fee_per_gas.push(u128::from(next));
+            Ok((blocks, next))
+        })?;
+        let oldest = blocks.first().map(|b| b.number()).unwrap_or_default();
+        let mut history = FeeHistory { oldest_block: oldest, ..Default::default() };
+        let mut rewards = Vec::new();
+        for block in &blocks {
+            history.base_fee_per_gas.push(u128::from(block.header.base_fee_per_gas.unwrap_or_default()));
+            history.gas_used_ratio.push(block.header.gas_used as f64 / block.header.gas_limit.max(1) as f64);
             history.base_fee_per_blob_gas.push(0);
-            history.reward = percentiles.map(|_| rewards);
-            Ok(history)
-        })
+            history.blob_gas_used_ratio.push(0.0);
+            if let Some(percentiles) = percentiles {
+                rewards.push(tip_percentiles(&block.tips(), block.header.gas_used, percentiles));
+            }
+        }
+        history.base_fee_per_gas.push(u128::from(next));
+        history.base_fee_per_blob_gas.push(0);
+        history.reward = percentiles.map(|_| rewards);
+        Ok(history)
     }
 
     /// Pending (executable) and queued transactions.
