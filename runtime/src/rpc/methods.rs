@@ -206,7 +206,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     }),
     ("anvil_dumpState", 0, 0, |_, d| {
         let dump = d.dump().rpc()?;
-        if let Some(path) = d.save_state().rpc()? {
+        if let Some(path) = d.save(&dump).rpc()? {
             tracing::info!(path = %path.display(), "state written");
         }
         Ok(json!(hex::encode_prefixed(dump.to_json())))
