@@ -39,7 +39,7 @@ pub struct DevnetArgs {
     #[arg(long)]
     pub chain_id: Option<u64>,
     /// How many dev accounts to fund (at most 10,000).
-    #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=10_000))]
+    #[arg(long, default_value_t = 10, value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=10_000))]
     pub accounts: usize,
     /// The balance of each dev account, in ether.
     #[arg(long, default_value_t = 10_000)]

@@ -33,7 +33,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
 use super::Inner;
-use crate::chain::{BlockBody, ChainError, PoolTx, SealedBlock};
+use crate::chain::{BlockBody, ChainError, MAX_RESERVED, PoolTx, SealedBlock};
 use crate::evm::{EvmSetup, ExecOptions, InspectorFactory, PrecompileFactory};
 use crate::mempool::{BlockBuilder, Head, InferenceWait, PreExecution};
 
@@ -212,11 +212,13 @@ impl Engine {
                     return Ok(Mined::NothingReady);
                 }
                 let chain = &inner.chain;
-                let head = Head {
-                    view: chain.latest(),
-                    next: chain.pending_block(),
-                    options: ExecOptions::for_chain(chain.config(), false),
-                };
+                let next = chain.pending_block();
+                // After a block at the bound, no next one: a timestamp past
+                // it would make a chain that no dump of it loads.
+                if next.timestamp > MAX_RESERVED {
+                    return Err(ChainError::TimestampTooHigh(next.timestamp));
+                }
+                let head = Head { view: chain.latest(), next, options: ExecOptions::for_chain(chain.config(), false) };
                 (inner.epoch, head, batch)
             };
             let builder = BlockBuilder { evm: self.evm_setup(), stage: &*self.stage };
@@ -420,6 +422,13 @@ impl Engine {
         });
         if std::panic::catch_unwind(pass).is_err() {
             tracing::error!("the miner panicked while building a block; it goes on with the next pass");
+        }
+    }
+
+    /// [`Engine::pass`], unless a block is being built now.
+    pub(super) fn pass_if_idle(&self) {
+        if self.building.try_lock().is_some() {
+            self.pass(false);
         }
     }
 

@@ -264,7 +264,18 @@ impl Devnet {
         if miner.is_none() && !self.engine.is_stopped() {
             match MinerThread::start(&self.engine) {
                 Ok(thread) => *miner = Some(thread),
-                Err(e) => tracing::error!(%e, "cannot start the miner thread; blocks are built on the caller's thread"),
+                Err(e) => {
+                    tracing::error!(%e, "cannot start the miner thread; blocks are built on the caller's thread");
+                    // A model's result then runs the pass on the thread that
+                    // brings it, unless a block is being built (which may be
+                    // the caller of the waker itself).
+                    let weak = Arc::downgrade(&self.engine);
+                    self.engine.stage.set_waker(Arc::new(move || {
+                        if let Some(engine) = weak.upgrade() {
+                            engine.pass_if_idle();
+                        }
+                    }));
+                }
             }
         }
         miner.is_some()
@@ -853,6 +864,17 @@ mod tests {
         let receipt = devnet.receipt(hash).expect("mined before the send returned");
         assert!(receipt.status());
         assert_eq!(devnet.block_number(), 1);
+    }
+
+    #[test]
+    fn no_block_is_built_past_the_timestamp_bound_and_the_dump_loads() {
+        let devnet = Devnet::new(DevnetConfig { mining: crate::Mining::Manual, ..DevnetConfig::default() }).unwrap();
+        devnet.set_next_block_timestamp(crate::chain::MAX_RESERVED).unwrap();
+        devnet.mine(None).unwrap();
+        let refused = devnet.mine(None).unwrap_err();
+        assert!(matches!(refused, NodeError::Chain(ChainError::TimestampTooHigh(_))), "{refused}");
+        let dump = devnet.dump().unwrap();
+        Devnet::new(DevnetConfig::default()).unwrap().load(dump).expect("the devnet's own dump loads");
     }
 
     #[test]

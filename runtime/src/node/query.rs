@@ -73,7 +73,13 @@ impl Devnet {
         let view = self.view(Some(id))?;
         let nonce = view.nonce(address)?;
         if id == BlockId::Number(BlockNumberOrTag::Pending) {
-            return Ok(self.lock().pool.pending_nonce(&address, nonce));
+            // The account's nonce and the pool's run read under one lock: a
+            // block landing between two reads would leave the pool's run
+            // behind a nonce already taken. (In fork mode the read above
+            // cached the account, so this one is quick.)
+            let mut inner = self.lock();
+            let nonce = inner.chain.latest().nonce(address)?;
+            return Ok(inner.pool.pending_nonce(&address, nonce));
         }
         Ok(nonce)
     }

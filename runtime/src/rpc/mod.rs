@@ -147,8 +147,9 @@ pub async fn serve_with(devnet: Arc<Devnet>, addr: SocketAddr, limits: &ServerLi
     // Built once per WebSocket connection and once per HTTP request.
     let calls = RpcServiceBuilder::new()
         .layer_fn(move |inner| awake::KeepAwake { inner, devnet: Arc::clone(&awake) })
-        .layer_fn(move |inner| in_flight::BoundInFlight::new(inner, calls_in_flight))
-        .layer_fn(move |inner| batch::StampDeadline { inner, time: batch_time });
+        // The deadline is stamped when a batch arrives, before it waits its turn.
+        .layer_fn(move |inner| batch::StampDeadline { inner, time: batch_time })
+        .layer_fn(move |inner| in_flight::BoundInFlight::new(inner, calls_in_flight));
     let server =
         Server::builder().set_config(config).set_http_middleware(results).set_rpc_middleware(calls).build(addr).await?;
     let local_addr = server.local_addr()?;

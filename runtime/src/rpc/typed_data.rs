@@ -118,9 +118,13 @@ fn check(value: &Value) -> Result<(), TypedDataError> {
             return Err(TypedDataError::TooNested(quoted(name)));
         }
     }
+    // Only what alloy resolves: the primary type and the domain's, and the
+    // structs they reach (an unused type may refer to itself, as alloy allows).
     let mut depths = Depths { types: &types, known: BTreeMap::new() };
-    for name in types.keys() {
-        depths.depth(name, 1)?;
+    for root in [primary_type.as_str(), "EIP712Domain"] {
+        if let Some((name, _)) = types.get_key_value(root) {
+            depths.depth(name, 1)?;
+        }
     }
     Ok(())
 }
@@ -246,6 +250,14 @@ mod tests {
             json!({}),
         );
         assert!(matches!(refused(&mutual), TypedDataError::Cycle(_)));
+        // A type nobody reaches from the primary type or the domain is never
+        // resolved (alloy signs such data): its cycle is no matter.
+        let unused = typed(
+            json!({ "EIP712Domain": [], "Mail": [{ "name": "v", "type": "uint256" }], "Node": [{ "name": "kids", "type": "Node[]" }] }),
+            "Mail",
+            json!({ "v": 1 }),
+        );
+        assert_eq!(check(&unused), Ok(()));
         // A diamond is no cycle: each type is visited once.
         let diamond = typed(
             json!({
