@@ -3,13 +3,13 @@
 
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use alloy_primitives::{Address, U256};
 use alloy_sol_types::{SolCall, SolEvent};
+use common::http::{error, post, rpc};
 use common::*;
 use jsonrpsee::core::client::{ClientT, SubscriptionClientT};
 use jsonrpsee::rpc_params;
@@ -21,47 +21,6 @@ async fn start(config: DevnetConfig) -> (Arc<Devnet>, SocketAddr, nml_runtime::r
     let devnet = Arc::new(Devnet::new(config).unwrap());
     let server = nml_runtime::rpc::serve(devnet.clone(), "127.0.0.1:0".parse().unwrap()).await.unwrap();
     (devnet, server.local_addr, server)
-}
-
-/// POSTs `body` and returns the HTTP status and the body.
-fn post(addr: SocketAddr, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    // The server may answer (413) before reading a large body.
-    let _ = stream.write_all(body);
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    // Chunked bodies: keep the JSON part.
-    let body = match (body.find(['{', '[']), body.rfind(['}', ']'])) {
-        (Some(start), Some(end)) if start <= end => body[start..=end].to_owned(),
-        _ => body,
-    };
-    (status, body)
-}
-
-async fn rpc(addr: SocketAddr, method: &str, params: Value) -> Value {
-    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
-    tokio::task::spawn_blocking(move || {
-        let (_, body) = post(addr, body.as_bytes());
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"))
-    })
-    .await
-    .unwrap()
-}
-
-fn error(response: &Value) -> (i64, String) {
-    let e = &response["error"];
-    (
-        e["code"].as_i64().unwrap_or_else(|| panic!("no error in {response}")),
-        e["message"].as_str().unwrap_or_default().to_owned(),
-    )
 }
 
 fn raw_hex(bytes: Vec<u8>) -> Value {

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use alloy_primitives::{Address, U256};
+use common::http::{error, post, rpc};
 use common::*;
 use jsonrpsee::core::client::ClientT;
 use jsonrpsee::rpc_params;
@@ -32,39 +33,6 @@ fn manual() -> DevnetConfig {
     DevnetConfig { mining: Mining::Manual, ..Default::default() }
 }
 
-/// POSTs `body` on a new connection and returns the HTTP status and the body.
-fn post(addr: SocketAddr, body: &[u8]) -> (u16, String) {
-    let mut stream = TcpStream::connect(addr).unwrap();
-    let head = format!(
-        "POST / HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    let _ = stream.read_to_end(&mut response);
-    let text = String::from_utf8_lossy(&response).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
-    let body = text.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
-    // Chunked bodies: keep the JSON part.
-    let body = match (body.find(['{', '[']), body.rfind(['}', ']'])) {
-        (Some(start), Some(end)) if start <= end => body[start..=end].to_owned(),
-        _ => body,
-    };
-    (status, body)
-}
-
-/// One call over HTTP, on a thread of its own (the test's runtime is the server's).
-async fn rpc(addr: SocketAddr, method: &str, params: Value) -> Value {
-    let body = json!({ "jsonrpc": "2.0", "id": 1, "method": method, "params": params }).to_string();
-    tokio::task::spawn_blocking(move || {
-        let (status, body) = post(addr, body.as_bytes());
-        serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: HTTP {status} {body}"))
-    })
-    .await
-    .unwrap()
-}
-
 /// How long `eth_chainId` takes to answer, and that it answers.
 async fn chain_id_time(addr: SocketAddr) -> Duration {
     let started = Instant::now();
@@ -77,14 +45,6 @@ async fn chain_id_time(addr: SocketAddr) -> Duration {
 /// threads as the server, which the first tests try to block.
 fn pause(millis: u64) {
     std::thread::sleep(Duration::from_millis(millis));
-}
-
-fn error(response: &Value) -> (i64, String) {
-    let e = &response["error"];
-    (
-        e["code"].as_i64().unwrap_or_else(|| panic!("no error in {response}")),
-        e["message"].as_str().unwrap_or_default().to_owned(),
-    )
 }
 
 fn raw_hex(bytes: Vec<u8>) -> Value {

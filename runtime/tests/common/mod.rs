@@ -2,6 +2,8 @@
 //! the Counter fixture.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod http;
+
 use alloy_consensus::{SignableTransaction, TxEip1559, TxLegacy, TypedTransaction};
 use alloy_eips::eip2718::Encodable2718;
 use alloy_primitives::{Address, Bytes, TxKind, U256};
