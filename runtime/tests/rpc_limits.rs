@@ -261,3 +261,42 @@ async fn one_connection_runs_a_bounded_number_of_calls_at_once() {
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(600), "all four ran at once ({elapsed:?})");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_piles_up_at_most_max_waiting_calls() {
+    let limits = ServerLimits { calls_in_flight: NonZeroUsize::new(1).unwrap(), ..Default::default() };
+    let (_d, addr, _server) = start(manual(), &limits).await;
+    let client = Arc::new(
+        WsClientBuilder::default().max_concurrent_requests(4_096).build(format!("ws://{addr}")).await.unwrap(),
+    );
+    // One call waits 1 s for a block that never comes; 1,100 more are sent
+    // behind it at once: 1,024 wait their turn, the rest are refused at once.
+    let raw = transfers(1).remove(0);
+    let running = {
+        let client = Arc::clone(&client);
+        tokio::spawn(
+            async move { client.request::<Value, _>("eth_sendRawTransactionSync", rpc_params![raw, 1000]).await },
+        )
+    };
+    pause(100);
+    let behind: Vec<_> = (0..1_100)
+        .map(|_| {
+            let client = Arc::clone(&client);
+            tokio::spawn(async move { client.request::<Value, _>("eth_chainId", rpc_params![]).await })
+        })
+        .collect();
+    let mut refused = 0;
+    for call in behind {
+        match call.await.unwrap() {
+            Ok(_) => {}
+            Err(jsonrpsee::core::ClientError::Call(e)) => {
+                assert_eq!(e.code(), -32005, "{e:?}");
+                assert!(e.message().starts_with("too many calls waiting on this connection"), "{e:?}");
+                refused += 1;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    assert!(running.await.unwrap().is_err(), "nothing is mined");
+    assert!(refused >= 1_100 - 1_024, "{refused} refused");
+}

@@ -25,8 +25,8 @@ use jsonrpsee::RpcModule;
 use jsonrpsee::types::{ErrorObjectOwned, Params};
 use serde_json::Value;
 
-use super::batch;
 use super::params::Args;
+use super::{batch, in_flight};
 use crate::node::Devnet;
 
 /// What a method answers: its result, or a JSON-RPC error.
@@ -119,6 +119,7 @@ impl Placement {
 pub(super) fn register(module: &mut RpcModule<Devnet>, method: Method, forked: bool) {
     let placement = Placement::of(method.target, forked);
     let result = module.register_async_method(method.name, move |params, devnet, extensions| async move {
+        in_flight::check_waiting(&extensions)?;
         batch::check_deadline(&extensions)?;
         if placement == Placement::WhenSettled && settles_soon(&devnet) {
             return run(method, &params, &devnet);
