@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use jsonrpsee::Extensions;
 use jsonrpsee::core::middleware::{Batch, BatchEntry, Notification, RpcServiceT};
 use jsonrpsee::types::{ErrorObjectOwned, Request};
-use tokio::sync::Semaphore;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
 use super::LIMIT_EXCEEDED;
 
@@ -47,6 +47,22 @@ impl<S> BoundInFlight<S> {
     /// At most `calls` calls of the connection that `inner` serves at once.
     pub(super) fn new(inner: S, calls: NonZeroUsize) -> Self {
         Self { inner, permits: Arc::new(Semaphore::new(calls.get())), waiting: Arc::default() }
+    }
+}
+
+impl<S> BoundInFlight<S> {
+    /// A call's turn, counted as waiting from now (its arrival) until it has
+    /// it: the permit to hold while it runs, or `None` when [`MAX_WAITING`]
+    /// calls wait already (it is then refused).
+    fn turn(&self) -> impl Future<Output = Option<OwnedSemaphorePermit>> + Send + 'static {
+        let (waiting, permits) = (Waiting::start(&self.waiting), Arc::clone(&self.permits));
+        async move {
+            let waiting = waiting?;
+            // The semaphore is never closed, so the wait always ends with a permit.
+            let permit = permits.acquire_owned().await.ok();
+            drop(waiting);
+            permit
+        }
     }
 }
 
@@ -91,34 +107,27 @@ impl<S: RpcServiceT + Clone + Send + Sync + 'static> RpcServiceT for BoundInFlig
     type BatchResponse = S::BatchResponse;
 
     fn call<'a>(&self, mut request: Request<'a>) -> impl Future<Output = S::MethodResponse> + Send + 'a {
-        let (inner, permits) = (self.inner.clone(), Arc::clone(&self.permits));
-        let waiting = Waiting::start(&self.waiting);
+        let (inner, turn) = (self.inner.clone(), self.turn());
         async move {
-            let Some(waiting) = waiting else {
+            let permit = turn.await;
+            if permit.is_none() {
                 request.extensions_mut().insert(TooManyWaiting);
-                return inner.call(request).await;
-            };
-            // The semaphore is never closed, so the wait always ends with a permit.
-            let _permit = permits.acquire_owned().await;
-            drop(waiting);
+            }
             inner.call(request).await
         }
     }
 
     fn batch<'a>(&self, mut requests: Batch<'a>) -> impl Future<Output = S::BatchResponse> + Send + 'a {
-        let (inner, permits) = (self.inner.clone(), Arc::clone(&self.permits));
-        let waiting = Waiting::start(&self.waiting);
+        let (inner, turn) = (self.inner.clone(), self.turn());
         async move {
-            let Some(waiting) = waiting else {
+            let permit = turn.await;
+            if permit.is_none() {
                 for entry in requests.iter_mut().flatten() {
                     if let BatchEntry::Call(request) = entry {
                         request.extensions_mut().insert(TooManyWaiting);
                     }
                 }
-                return inner.batch(requests).await;
-            };
-            let _permit = permits.acquire_owned().await;
-            drop(waiting);
+            }
             inner.batch(requests).await
         }
     }
