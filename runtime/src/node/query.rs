@@ -70,18 +70,20 @@ impl Devnet {
     /// Nonce of `address` at block `id`; for `pending`, counting its
     /// executable pool transactions.
     pub fn transaction_count(&self, address: Address, id: BlockId) -> Result<u64, NodeError> {
-        let view = self.view(Some(id))?;
-        let nonce = view.nonce(address)?;
-        if id == BlockId::Number(BlockNumberOrTag::Pending) {
-            // The account's nonce and the pool's run read under one lock: a
-            // block landing between two reads would leave the pool's run
-            // behind a nonce already taken. (In fork mode the read above
-            // cached the account, so this one is quick.)
-            let mut inner = self.lock();
-            let nonce = inner.chain.latest().nonce(address)?;
-            return Ok(inner.pool.pending_nonce(&address, nonce));
+        if id != BlockId::Number(BlockNumberOrTag::Pending) {
+            return Ok(self.view(Some(id))?.nonce(address)?);
         }
-        Ok(nonce)
+        // In fork mode the account is read from the remote first, outside
+        // the lock (later reads are cached).
+        if self.fork.is_some() {
+            self.view(None)?.nonce(address)?;
+        }
+        // The account's nonce and the pool's run read under one lock: a
+        // block landing between two reads would leave the pool's run behind
+        // a nonce already taken.
+        let mut inner = self.lock();
+        let nonce = inner.chain.latest().nonce(address)?;
+        Ok(inner.pool.pending_nonce(&address, nonce))
     }
 
     /// Code of `address` at block `id`.
