@@ -38,7 +38,12 @@
 //! 10. the same with 5,000 senders of one transaction each (impersonated
 //!     accounts funded with `anvil_setBalance`, sending with
 //!     `eth_sendTransaction`, all untimed): the cost of a block must not
-//!     grow with the senders pending either.
+//!     grow with the senders pending either;
+//! 11. snapshots on a long chain: `evm_snapshot` then `evm_revert`, 100
+//!     pairs, on the fresh chain and again after it grew by 50,000 transfers
+//!     (sent in JSON-RPC batches, mined 1,000 a block) and 10,000 empty
+//!     blocks (`evm_mine` each): the median of each call. Both answer while
+//!     every other request waits, so neither may grow with the chain.
 //!
 //! Settings: `NML_BENCH_ROWS=1,2,6` (default: all), `NML_BENCH_SCALE=0.1`
 //! (sizes × scale), `NML_BENCH_RUNS=N`, `NML_BENCH_NO_HARDHAT=1`,
@@ -478,6 +483,24 @@ fn client(mode: &str) {
                 out.push((format!("rss{round}"), rss_mib(pid)));
             }
         }
+        "snapshots" => {
+            let blocks: usize = env("NML_BENCH_N").parse().expect("N");
+            snapshot_times(&mut conn, &addr, "fresh", &mut out);
+            check(conn.call(&request(&addr, "evm_setAutomine", "[false]")));
+            let mine = request(&addr, "evm_mine", "[]");
+            for block in timed.chunks(1_000) {
+                for chunk in block.chunks(RPC_BATCH) {
+                    check(conn.call(&batch_request(&addr, chunk)));
+                }
+                check(conn.call(&mine));
+            }
+            for _ in 0..blocks {
+                check(conn.call(&mine));
+            }
+            let (nulls, _) = wait_receipt(&mut conn, timed.last().expect("transactions"));
+            assert_eq!(nulls, 0);
+            snapshot_times(&mut conn, &addr, "grown", &mut out);
+        }
         other => panic!("unknown client mode {other}"),
     }
     let wall = start.elapsed().as_secs_f64();
@@ -493,6 +516,26 @@ fn client(mode: &str) {
     out.push(("reconnects".into(), f64::from(conn.reconnects)));
     let fields: Vec<String> = out.iter().map(|(k, v)| format!("{k}={v}")).collect();
     println!("RESULT {}", fields.join(" "));
+}
+
+/// Times 100 pairs of `evm_snapshot` and `evm_revert` (row 11); pushes the
+/// median of each, µs, as `{label}_snapshot` and `{label}_revert`.
+fn snapshot_times(conn: &mut Conn, addr: &str, label: &str, out: &mut Vec<(String, f64)>) {
+    let snapshot = request(addr, "evm_snapshot", "[]");
+    let (mut taken, mut reverted) = (Vec::new(), Vec::new());
+    for _ in 0..100 {
+        let started = Instant::now();
+        let body = conn.call(&snapshot);
+        taken.push(started.elapsed().as_secs_f64() * 1e6);
+        let id = String::from_utf8_lossy(result(body)).split('"').nth(1).expect("snapshot id").to_owned();
+        let revert = request(addr, "evm_revert", &format!(r#"["{id}"]"#));
+        let started = Instant::now();
+        let body = conn.call(&revert);
+        reverted.push(started.elapsed().as_secs_f64() * 1e6);
+        assert!(result(body).starts_with(b"true"), "evm_revert");
+    }
+    out.push((format!("{label}_snapshot"), median(taken)));
+    out.push((format!("{label}_revert"), median(reverted)));
 }
 
 /// Turns automine on and waits for block `last`: the seconds it took to
@@ -795,7 +838,7 @@ fn orchestrate() {
     let mut settings = Settings {
         rows: var("NML_BENCH_ROWS")
             .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_else(|| (1..=10).collect()),
+            .unwrap_or_else(|| (1..=11).collect()),
         scale: var("NML_BENCH_SCALE").and_then(|s| s.parse().ok()).unwrap_or(1.0),
         runs: var("NML_BENCH_RUNS").and_then(|s| s.parse().ok()).unwrap_or(3),
         hardhat: None,
@@ -807,6 +850,7 @@ fn orchestrate() {
 
     let dir = tempfile::tempdir().expect("temp dir");
     let accounts = dev_accounts(BATCH_SENDERS);
+    let (n_snapshot_txs, n_snapshot_blocks) = (settings.size(50_000) / 1_000 * 1_000, settings.size(10_000));
     let (n_seq, n_pipe, n_call, n_batch, n_decay, n_floor, n_drain, n_senders) = (
         settings.size(2_000),
         settings.size(2_000),
@@ -819,8 +863,11 @@ fn orchestrate() {
     );
     eprintln!("pre-signing transactions ...");
     let signing = Instant::now();
-    let n_transfers =
-        [(1, n_seq), (2, n_pipe), (5, n_decay), (9, n_drain)].iter().filter(|(r, _)| want(*r)).map(|p| p.1).max();
+    let n_transfers = [(1, n_seq), (2, n_pipe), (5, n_decay), (9, n_drain), (11, n_snapshot_txs)]
+        .iter()
+        .filter(|(r, _)| want(*r))
+        .map(|p| p.1)
+        .max();
     let transfers = n_transfers.map(|n| {
         let txs: Vec<Unsigned> = (0..n)
             .map(|i| Unsigned {
@@ -967,6 +1014,14 @@ fn orchestrate() {
         let title = format!("a deep pool of {n_senders} senders under automine, one transaction each");
         rows.push(row(10, title, "drain_senders", None, 0, n_senders, 1, &[NodeKind::Nml]));
     }
+    if want(11) {
+        let txs = Some(transfers_file(n_snapshot_txs, "snapshots"));
+        let title = format!(
+            "`evm_snapshot` + `evm_revert` on a fresh chain, then after {n_snapshot_txs} transfers and \
+             {n_snapshot_blocks} empty blocks"
+        );
+        rows.push(row(11, title, "snapshots", txs, 0, n_snapshot_blocks, 1, &both));
+    }
     if want(7) {
         let title = format!("memory: 5 × ({n_batch} txs + `evm_revert`)");
         rows.push(row(7, title, "memory", batch, 0, n_batch, 1, &[NodeKind::Nml]));
@@ -1078,6 +1133,22 @@ fn report(settings: &Settings, rows: &[Row], results: &HashMap<(u32, NodeKind), 
         let drain = med(runs(row.id, NodeKind::Nml), |r| get(r, "drain"));
         let per_block = drain / row.n as f64 * 1e6;
         out += &format!("\n{}. {}: mined in {drain:.3} s, {per_block:.0} µs a block\n", row.id, row.title);
+    }
+    for row in rows.iter().filter(|r| r.id == 11) {
+        out += &format!("\n11. {}, medians of 100 pairs (µs):\n\n", row.title);
+        out += "| node | snapshot, fresh | revert, fresh | snapshot, grown | revert, grown |\n| --- | --- | --- | --- | --- |\n";
+        for &kind in &row.nodes {
+            let r = runs(11, kind);
+            let cell = |key: &str| fmt(med(r, |r| get(r, key)), "");
+            out += &format!(
+                "| {} | {} | {} | {} | {} |\n",
+                kind.name(),
+                cell("fresh_snapshot"),
+                cell("fresh_revert"),
+                cell("grown_snapshot"),
+                cell("grown_revert")
+            );
+        }
     }
     if rows.iter().any(|r| r.id == 3) {
         let gas = med(runs(3, NodeKind::Nml), |r| get(r, "gas"));

@@ -14,14 +14,15 @@ mod state;
 mod tests;
 mod tx;
 
+use std::cmp::Ordering;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use alloy_consensus::Header;
 use alloy_consensus::constants::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH};
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
-use alloy_primitives::map::HashMap;
 use alloy_primitives::{B64, Bloom};
+use imbl::Vector;
 use revm::bytecode::Bytecode;
 use revm::context::BlockEnv;
 use revm::primitives::hardfork::SpecId;
@@ -168,8 +169,10 @@ pub struct TxLocation {
 }
 
 /// The chain: state at the head, every block, undo records for older states,
-/// and the clock. Cloning is the snapshot (`evm_snapshot`): the state is
-/// copied on the next write, blocks are shared.
+/// and the clock. Cloning is the snapshot (`evm_snapshot`), in time
+/// independent of the chain's length: the state and every index are
+/// persistent structures, shared until the next write copies the path it
+/// changes.
 ///
 /// Blocks are either built (mined with their transactions) or reserved: a
 /// [`reserved`] range of empty blocks stands for any number of them in
@@ -179,19 +182,26 @@ pub struct Chain {
     config: ChainConfig,
     state: Arc<StateDb>,
     /// The built blocks, in number order; the gaps are reserved ranges.
-    blocks: Vec<Arc<SealedBlock>>,
+    blocks: Vector<Arc<SealedBlock>>,
     /// The reserved ranges, in number order.
-    reserved: Vec<Arc<ReservedRange>>,
+    reserved: Vector<Arc<ReservedRange>>,
     /// `(n, undo)`: `undo` turns the state after block `n` into the state
     /// before it, for every built block and the last block of every range
     /// from `undo_base` on, in number order (the other blocks of a range
     /// change nothing). The last entry is the head's.
-    undos: Vec<(u64, Arc<BlockUndo>)>,
+    undos: Vector<(u64, Arc<BlockUndo>)>,
     undo_base: u64,
-    by_hash: HashMap<B256, u64>,
-    txs: HashMap<B256, TxLocation>,
+    by_hash: SharedMap<B256, u64>,
+    txs: SharedMap<B256, TxLocation>,
     recent: Arc<RecentHashes>,
     clock: Clock,
+}
+
+/// The index of the first item of `items` for which `before` is false
+/// (`items` holds those for which it is true first), as
+/// [`slice::partition_point`].
+fn partition_point<T: Clone>(items: &Vector<T>, before: impl Fn(&T) -> bool) -> usize {
+    items.binary_search_by(|item| if before(item) { Ordering::Less } else { Ordering::Greater }).unwrap_or_else(|i| i)
 }
 
 /// The devnet's clock: an offset from wall time and a pinned next timestamp.
@@ -289,10 +299,10 @@ impl Chain {
         clock: Clock,
         history: Option<(u64, Vec<(u64, BlockUndo)>)>,
     ) -> Self {
-        let blocks: Vec<Arc<SealedBlock>> = blocks.into_iter().map(Arc::new).collect();
-        let reserved: Vec<Arc<ReservedRange>> = reserved.into_iter().map(Arc::new).collect();
-        let mut by_hash = HashMap::default();
-        let mut txs = HashMap::default();
+        let blocks: Vector<Arc<SealedBlock>> = blocks.into_iter().map(Arc::new).collect();
+        let reserved: Vector<Arc<ReservedRange>> = reserved.into_iter().map(Arc::new).collect();
+        let mut by_hash = SharedMap::default();
+        let mut txs = SharedMap::default();
         for block in &blocks {
             by_hash.insert(block.hash, block.number());
             for (index, tx) in block.transactions.iter().enumerate() {
@@ -311,7 +321,7 @@ impl Chain {
             {
                 (base, undos.into_iter().map(|(n, undo)| (n, Arc::new(undo))).collect())
             }
-            _ => (head, vec![(head, Arc::new(BlockUndo::default()))]),
+            _ => (head, Vector::unit((head, Arc::new(BlockUndo::default())))),
         };
         let mut chain = Self {
             config,
@@ -338,7 +348,7 @@ impl Chain {
     pub fn head(&self) -> &Arc<SealedBlock> {
         // A chain always holds its genesis block.
         let built = &self.blocks[self.blocks.len() - 1];
-        match self.reserved.last() {
+        match self.reserved.back() {
             Some(range) if range.last_number() > built.number() => range.last(),
             _ => built,
         }
@@ -384,14 +394,14 @@ impl Chain {
     /// The built blocks among `from..=to`: the only ones that can hold
     /// transactions and logs (reserved blocks are empty).
     pub fn built_blocks(&self, from: u64, to: u64) -> impl Iterator<Item = &Arc<SealedBlock>> {
-        let start = self.blocks.partition_point(|b| b.number() < from);
-        self.blocks[start..].iter().take_while(move |b| b.number() <= to)
+        let start = partition_point(&self.blocks, |b| b.number() < from);
+        (start..self.blocks.len()).map(|i| &self.blocks[i]).take_while(move |b| b.number() <= to)
     }
 
     /// How many of `from..=to` are built blocks.
     pub fn built_count(&self, from: u64, to: u64) -> u64 {
-        let start = self.blocks.partition_point(|b| b.number() < from);
-        let end = self.blocks.partition_point(|b| b.number() <= to);
+        let start = partition_point(&self.blocks, |b| b.number() < from);
+        let end = partition_point(&self.blocks, |b| b.number() <= to);
         end.saturating_sub(start) as u64
     }
 
@@ -400,7 +410,7 @@ impl Chain {
     }
 
     fn range_of(&self, number: u64) -> Option<&ReservedRange> {
-        let i = self.reserved.partition_point(|r| r.last_number() < number);
+        let i = partition_point(&self.reserved, |r| r.last_number() < number);
         self.reserved.get(i).map(|r| &**r).filter(|r| r.contains(number))
     }
 
@@ -438,8 +448,8 @@ impl Chain {
         if number < self.undo_base {
             return Err(ChainError::HistoryUnavailable(number));
         }
-        let newer = self.undos.partition_point(|(n, _)| *n <= number);
-        let undos = self.undos[newer..].iter().map(|(_, undo)| Arc::clone(undo)).collect();
+        let newer = partition_point(&self.undos, |(n, _)| *n <= number);
+        let undos = self.undos.skip(newer).into_iter().map(|(_, undo)| undo).collect();
         let recent = Arc::new(self.recent_hashes_before(number + 1));
         Ok(ViewAt { state: self.state.clone(), undos: Some(undos), recent })
     }
@@ -556,8 +566,8 @@ impl Chain {
         for (index, tx) in block.transactions.iter().enumerate() {
             self.txs.insert(tx.hash, TxLocation { block: block.number(), index });
         }
-        self.blocks.push(block.clone());
-        self.undos.push((block.number(), Arc::new(undo)));
+        self.blocks.push_back(block.clone());
+        self.undos.push_back((block.number(), Arc::new(undo)));
         self.push_recent(block.number(), block.hash);
         block
     }
@@ -615,8 +625,8 @@ impl Chain {
                 - i64::try_from(now()).unwrap_or(i64::MAX);
         }
         self.clock.next = None;
-        self.undos.push((range.last_number(), Arc::default()));
-        self.reserved.push(Arc::new(range));
+        self.undos.push_back((range.last_number(), Arc::default()));
+        self.reserved.push_back(Arc::new(range));
         self.refresh_recent();
         Ok(())
     }
@@ -631,7 +641,7 @@ impl Chain {
     pub fn edit(&mut self, address: Address, slots: &[U256], edit: impl FnOnce(&mut StateDb)) {
         let undo = self.state.undo_of(address, slots);
         edit(Arc::make_mut(&mut self.state));
-        if let Some((_, last)) = self.undos.last_mut() {
+        if let Some((_, last)) = self.undos.back_mut() {
             Arc::make_mut(last).extend_newer(undo);
         }
     }
@@ -640,7 +650,7 @@ impl Chain {
     /// calls), recording the previous values like [`Chain::edit`].
     pub fn apply(&mut self, changes: revm::state::EvmState) {
         let undo = Arc::make_mut(&mut self.state).commit(changes);
-        if let Some((_, last)) = self.undos.last_mut() {
+        if let Some((_, last)) = self.undos.back_mut() {
             Arc::make_mut(last).extend_newer(undo);
         }
     }

@@ -82,3 +82,32 @@ fn a_genesis_base_fee_over_the_ceiling_is_the_ceiling() {
     assert_eq!(chain.head().header.base_fee_per_gas, Some(MAX_BASE_FEE));
     assert_eq!(chain.next_base_fee(), MAX_BASE_FEE - MAX_BASE_FEE / 8);
 }
+
+#[test]
+fn partition_point_over_a_persistent_vector_matches_the_slices() {
+    for len in 0..70u64 {
+        let items: Vec<u64> = (0..len).map(|i| i * 3).collect();
+        let vector: Vector<u64> = items.iter().copied().collect();
+        for bound in 0..=len * 3 + 1 {
+            assert_eq!(partition_point(&vector, |x| *x < bound), items.partition_point(|x| *x < bound));
+            assert_eq!(partition_point(&vector, |x| *x <= bound), items.partition_point(|x| *x <= bound));
+        }
+    }
+}
+
+#[test]
+fn a_copy_of_the_chain_keeps_its_blocks_while_the_original_grows() {
+    let mut chain = chain();
+    let copy = chain.clone();
+    for _ in 0..100 {
+        append_using(&mut chain, 0);
+    }
+    chain.reserve(1_000, None).expect("a reservation");
+    assert_eq!((copy.head_number(), chain.head_number()), (0, 1_100));
+    assert!(copy.block(1).is_none() && copy.view_at(1).is_err());
+    // Older states stay readable on the original through its undo records.
+    assert_eq!(chain.built_count(0, 1_100), 101);
+    assert!(chain.view_at(50).is_ok() && chain.block(1_050).is_some());
+    let hash = chain.block(100).expect("block 100").hash;
+    assert!(copy.block_by_hash(&hash).is_none() && chain.block_by_hash(&hash).is_some());
+}
