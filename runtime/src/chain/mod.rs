@@ -22,7 +22,7 @@ use alloy_consensus::Header;
 use alloy_consensus::constants::{EMPTY_OMMER_ROOT_HASH, EMPTY_ROOT_HASH};
 use alloy_eips::eip7685::EMPTY_REQUESTS_HASH;
 use alloy_primitives::{B64, Bloom};
-use imbl::Vector;
+use imbl::{OrdMap, Vector};
 use revm::bytecode::Bytecode;
 use revm::context::BlockEnv;
 use revm::primitives::hardfork::SpecId;
@@ -191,8 +191,8 @@ pub struct Chain {
     /// change nothing). The last entry is the head's.
     undos: Vector<(u64, Arc<BlockUndo>)>,
     undo_base: u64,
-    by_hash: SharedMap<B256, u64>,
-    txs: SharedMap<B256, TxLocation>,
+    by_hash: OrdMap<B256, u64>,
+    txs: OrdMap<B256, TxLocation>,
     recent: Arc<RecentHashes>,
     clock: Clock,
 }
@@ -301,8 +301,8 @@ impl Chain {
     ) -> Self {
         let blocks: Vector<Arc<SealedBlock>> = blocks.into_iter().map(Arc::new).collect();
         let reserved: Vector<Arc<ReservedRange>> = reserved.into_iter().map(Arc::new).collect();
-        let mut by_hash = SharedMap::default();
-        let mut txs = SharedMap::default();
+        let mut by_hash = OrdMap::new();
+        let mut txs = OrdMap::new();
         for block in &blocks {
             by_hash.insert(block.hash, block.number());
             for (index, tx) in block.transactions.iter().enumerate() {
