@@ -473,17 +473,18 @@ impl Chain {
 
     /// Adds the hash of the block just appended to the recent hashes, in
     /// time independent of the chain's length (a full refresh when they do
-    /// not end right before it).
+    /// not end right before it). In place when no view holds them, which is
+    /// the miner's case: the head's view goes before the append.
     fn push_recent(&mut self, number: u64, hash: B256) {
-        let recent = &*self.recent;
-        if recent.first + recent.hashes.len() as u64 != number {
+        if self.recent.first + self.recent.hashes.len() as u64 != number {
             return self.refresh_recent();
         }
-        let drop_first = usize::from(recent.hashes.len() >= 256);
-        let mut hashes = Vec::with_capacity(256);
-        hashes.extend_from_slice(&recent.hashes[drop_first..]);
-        hashes.push(hash);
-        self.recent = Arc::new(RecentHashes { first: recent.first + drop_first as u64, hashes });
+        let recent = Arc::make_mut(&mut self.recent);
+        if recent.hashes.len() >= 256 {
+            recent.hashes.pop_front();
+            recent.first += 1;
+        }
+        recent.hashes.push_back(hash);
     }
 
     /// The base fee of the block after the head (EIP-1559), at most

@@ -8,6 +8,7 @@
 //! Reads can then fail (the remote is down), hence [`ForkError`] in the
 //! signatures; without a fork they never do.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use alloy_primitives::map::{DefaultHashBuilder, HashMap, HashSet};
@@ -444,8 +445,8 @@ impl Overlay {
 pub struct RecentHashes {
     /// Number of the first hash.
     pub first: u64,
-    /// Consecutive hashes from `first` on.
-    pub hashes: Vec<B256>,
+    /// Consecutive hashes from `first` on (at most 256).
+    pub hashes: VecDeque<B256>,
 }
 
 /// A read-only world state for revm: the head state, optionally with an

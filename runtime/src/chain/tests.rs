@@ -111,3 +111,28 @@ fn a_copy_of_the_chain_keeps_its_blocks_while_the_original_grows() {
     let hash = chain.block(100).expect("block 100").hash;
     assert!(copy.block_by_hash(&hash).is_none() && chain.block_by_hash(&hash).is_some());
 }
+
+#[test]
+fn blockhash_reads_the_256_blocks_before_the_next_one_while_the_chain_grows() {
+    use revm::DatabaseRef;
+    let mut chain = chain();
+    let mut held = chain.latest();
+    for n in 1..=300u64 {
+        append_using(&mut chain, 0);
+        if n == 100 {
+            // A view taken now keeps block 100's window, however the chain grows.
+            held = chain.latest();
+        }
+        let view = chain.latest();
+        let oldest = (n + 1).saturating_sub(256);
+        for m in [oldest, oldest + 1, n - 1, n] {
+            assert_eq!(view.block_hash_ref(m).unwrap(), chain.block_hash(m).unwrap(), "block {m} after {n}");
+        }
+        if oldest > 0 {
+            assert_eq!(view.block_hash_ref(oldest - 1).unwrap(), B256::ZERO);
+        }
+        assert_eq!(view.block_hash_ref(n + 1).unwrap(), B256::ZERO);
+    }
+    assert_eq!(held.block_hash_ref(100).unwrap(), chain.block_hash(100).unwrap());
+    assert_eq!(held.block_hash_ref(101).unwrap(), B256::ZERO);
+}
