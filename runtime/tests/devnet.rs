@@ -706,6 +706,40 @@ fn state_edits_are_visible_and_history_keeps_old_values() {
     assert_eq!(d.balance(a, BlockNumberOrTag::Number(0).into()).unwrap(), U256::ZERO);
 }
 
+#[test]
+fn a_nonce_edit_settles_that_senders_pending_transactions_only() {
+    let d = manual();
+    let (zero, one) = (signer(0).address(), signer(1).address());
+    let to = address!("00000000000000000000000000000000000000cc");
+    let hashes: Vec<_> = [(0, 0), (0, 1), (1, 5)]
+        .into_iter()
+        .map(|(who, nonce)| d.send_raw_transaction(&sign(transfer(nonce, to, 1), &signer(who))).unwrap())
+        .collect();
+    let listed = |d: &Devnet| {
+        let content = d.pool_content();
+        let hashes = |txs: &std::collections::BTreeMap<Address, Vec<_>>| {
+            let mut hashes: Vec<_> =
+                txs.values().flatten().map(|tx: &std::sync::Arc<nml_runtime::chain::PoolTx>| tx.hash).collect();
+            hashes.sort();
+            hashes
+        };
+        (hashes(&content.pending), hashes(&content.queued))
+    };
+    let sorted = |mut v: Vec<_>| {
+        v.sort();
+        v
+    };
+    assert_eq!(listed(&d), (sorted(vec![hashes[0], hashes[1]]), vec![hashes[2]]));
+    // A balance edit moves no nonce; a nonce edit drops what it made stale
+    // and makes what waited behind the gap pending.
+    d.set_balance(one, U256::from(10u64.pow(18)));
+    d.set_nonce(zero, 1);
+    assert_eq!(listed(&d), (vec![hashes[1]], vec![hashes[2]]));
+    d.set_nonce(one, 5);
+    assert_eq!(listed(&d), (sorted(vec![hashes[1], hashes[2]]), vec![]));
+    assert_eq!(d.mine(None).unwrap().transactions.len(), 2);
+}
+
 /// A precompile at 0x…F4 that returns its input reversed, and a stage that
 /// records the batches it sees and drops transactions to one address.
 #[derive(Debug, Default)]

@@ -399,6 +399,34 @@ async fn get_logs_bounds_addresses_topics_and_results() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn log_positions_count_through_the_block_in_every_view() {
+    let (d, addr, _server) = start(DevnetConfig { mining: Mining::Manual, ..Default::default() }).await;
+    let logger = install_logger(&d);
+    let counts = [2u64, 0, 3, 1];
+    let mut hashes = Vec::new();
+    for (nonce, count) in counts.iter().enumerate() {
+        let mut tx = call_tx(nonce as u64, logger, U256::from(*count).to_be_bytes::<32>().to_vec().into());
+        tx.gas_limit = 1_000_000;
+        hashes.push(d.send_raw_transaction(&sign(tx, &signer(0))).unwrap());
+    }
+    let block = d.mine(None).unwrap();
+    assert_eq!(block.transactions.len(), counts.len());
+    let logs = rpc(addr, "eth_getLogs", json!([{ "blockHash": block.hash }])).await["result"].clone();
+    let positions: Vec<Value> =
+        logs.as_array().unwrap().iter().map(|log| json!([log["transactionIndex"], log["logIndex"]])).collect();
+    let expected = [["0x0", "0x0"], ["0x0", "0x1"], ["0x2", "0x2"], ["0x2", "0x3"], ["0x2", "0x4"], ["0x3", "0x5"]];
+    assert_eq!(positions, expected.map(|p| json!(p)));
+    // Each receipt's logs sit where the block's list has them.
+    for hash in hashes {
+        let receipt = rpc(addr, "eth_getTransactionReceipt", json!([hash])).await["result"].clone();
+        for log in receipt["logs"].as_array().unwrap() {
+            let index = usize::from_str_radix(log["logIndex"].as_str().unwrap().trim_start_matches("0x"), 16).unwrap();
+            assert_eq!(log, &logs[index], "{hash}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_log_filter_reports_every_block_since_its_last_poll() {
     let (d, addr, _server) = start(DevnetConfig::default()).await;
     let logger = install_logger(&d);

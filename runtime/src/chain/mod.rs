@@ -448,8 +448,9 @@ impl Chain {
         if number < self.undo_base {
             return Err(ChainError::HistoryUnavailable(number));
         }
-        let newer = partition_point(&self.undos, |(n, _)| *n <= number);
-        let undos = self.undos.skip(newer).into_iter().map(|(_, undo)| undo).collect();
+        // A shared tail of the records (O(log n)): they are read after the
+        // caller's lock is released.
+        let undos = self.undos.skip(partition_point(&self.undos, |(n, _)| *n <= number));
         let recent = Arc::new(self.recent_hashes_before(number + 1));
         Ok(ViewAt { state: self.state.clone(), undos: Some(undos), recent })
     }
@@ -711,8 +712,9 @@ impl Chain {
 #[derive(Debug, Clone)]
 pub struct ViewAt {
     state: Arc<StateDb>,
-    /// For an earlier block than the head: newest last.
-    undos: Option<Vec<Arc<BlockUndo>>>,
+    /// For an earlier block than the head: the undo records of every block
+    /// since, newest last.
+    undos: Option<Vector<(u64, Arc<BlockUndo>)>>,
     recent: Arc<RecentHashes>,
 }
 
@@ -721,7 +723,7 @@ impl ViewAt {
     pub fn into_view(self) -> StateView {
         let Some(undos) = self.undos else { return StateView::new(self.state, None, self.recent) };
         let mut overlay = Overlay::default();
-        for undo in undos.iter().rev() {
+        for (_, undo) in undos.iter().rev() {
             overlay.apply_undo(undo);
         }
         StateView::new(self.state, Some(Arc::new(overlay)), self.recent)

@@ -25,10 +25,13 @@ use crate::fork::{ForkAccount, ForkError, ForkSource};
 /// until either side writes, which copies only the path it writes. The head
 /// state's accounts are one: a read-only view (an `eth_call`, a
 /// simulation), a snapshot or a test's fork shares the state, and the next
-/// block then writes beside it instead of copying every account (an account
-/// it writes is copied with its storage, once while it is shared). Storage
-/// stays a plain map: a persistent one per account cost memory and time on
-/// every block for a case that copies one account.
+/// block then writes beside it instead of copying every account. A write
+/// copies the map's node that holds the account, with its neighbours; their
+/// storage is behind an `Arc`, so a neighbour costs a reference count, and
+/// only the account whose slots are written has its storage copied (once
+/// while it is shared). Storage stays a plain map: a persistent one per
+/// account cost memory and time on every block for a case that copies one
+/// account.
 pub type SharedMap<K, V> = imbl::GenericHashMap<K, V, DefaultHashBuilder, imbl::shared_ptr::DefaultSharedPtr>;
 
 /// One account of the world state.
@@ -40,8 +43,9 @@ pub struct DbAccount {
     pub nonce: u64,
     /// keccak256 of the code; [`KECCAK_EMPTY`] for an account without code.
     pub code_hash: B256,
-    /// Storage slots that are not zero.
-    storage: HashMap<U256, U256>,
+    /// Storage slots that are not zero; shared with the copies of this
+    /// account until one of them writes a slot.
+    storage: Arc<HashMap<U256, U256>>,
     /// The sum (mod 2^256) of `keccak256(slot ‖ value)` over `storage`, kept
     /// as slots change so that digesting the account never walks its storage.
     storage_sum: U256,
@@ -73,11 +77,9 @@ impl DbAccount {
     /// value under it).
     pub fn set_slot(&mut self, slot: U256, value: U256) {
         let key = slot.to_be_bytes::<32>();
-        let previous = if value.is_zero() && !self.remote_storage {
-            self.storage.remove(&slot)
-        } else {
-            self.storage.insert(slot, value)
-        };
+        let storage = Arc::make_mut(&mut self.storage);
+        let previous =
+            if value.is_zero() && !self.remote_storage { storage.remove(&slot) } else { storage.insert(slot, value) };
         if let Some(old) = previous.filter(|old| !old.is_zero()) {
             self.storage_sum = self.storage_sum.wrapping_sub(pair_hash(&key, &old.to_be_bytes::<32>()));
         }
@@ -88,7 +90,7 @@ impl DbAccount {
 
     /// Removes every storage slot (the remote's too, in fork mode).
     pub fn clear_storage(&mut self) {
-        self.storage.clear();
+        self.storage = Arc::default();
         self.storage_sum = U256::ZERO;
         self.remote_storage = false;
     }
@@ -593,5 +595,20 @@ mod tests {
         assert_eq!((*view).clone().digest(), before);
         assert_ne!(Arc::make_mut(&mut head).digest(), before);
         assert_eq!(view.accounts().count(), 1_000);
+    }
+
+    #[test]
+    fn writing_a_shared_account_copies_only_its_own_storage() {
+        let mut head = Arc::new(state_with(10));
+        let view = Arc::clone(&head);
+        let one = Address::left_padding_from(&1u64.to_be_bytes());
+        Arc::make_mut(&mut head).set_storage(one, U256::from(1), U256::from(9));
+        // The ten accounts share a node of the map, copied whole by the
+        // write: the other nine still share their storage with the view.
+        for i in 0..10u64 {
+            let address = Address::left_padding_from(&i.to_be_bytes());
+            let (now, then) = (head.account(&address).unwrap().storage(), view.account(&address).unwrap().storage());
+            assert_eq!(std::ptr::eq(now, then), address != one, "account {i}");
+        }
     }
 }

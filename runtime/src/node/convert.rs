@@ -32,6 +32,22 @@ pub fn rpc_transaction(tx: &PoolTx, location: Option<(&SealedBlock, usize)>) -> 
 /// The logs of transaction `index` of `block`, with their positions.
 pub fn rpc_logs(block: &SealedBlock, index: usize) -> Vec<Log> {
     let first: usize = block.receipts[..index].iter().map(|r| r.logs.len()).sum();
+    logs_from(block, index, first)
+}
+
+/// Every log of `block`, with its positions, in order: one pass over the
+/// block, not a count of the earlier logs per transaction.
+pub fn rpc_block_logs(block: &SealedBlock) -> impl Iterator<Item = Log> + '_ {
+    let mut first = 0;
+    (0..block.transactions.len()).flat_map(move |index| {
+        let logs = logs_from(block, index, first);
+        first += logs.len();
+        logs
+    })
+}
+
+/// The logs of transaction `index` of `block`, the first at `first` in it.
+fn logs_from(block: &SealedBlock, index: usize, first: usize) -> Vec<Log> {
     let tx = &block.transactions[index];
     block.receipts[index]
         .logs

@@ -38,7 +38,7 @@ use crate::predeploys::{SYSTEM_ADDRESS, SYSTEM_CALL_GAS, SystemCall};
 use miner::{Batch, Engine, Mined, MinerThread};
 use revm::context::TxEnv;
 
-pub use convert::{rpc_block, rpc_header, rpc_logs, rpc_receipt, rpc_transaction, transaction_json};
+pub use convert::{rpc_block, rpc_block_logs, rpc_header, rpc_logs, rpc_receipt, rpc_transaction, transaction_json};
 pub use filters::FilterChanges;
 pub use inference::{AttestedCall, InferenceSetup, MempoolStatus, TeeInfo};
 pub use query::check_filter;
@@ -527,7 +527,7 @@ impl Devnet {
         self.engine.inner.lock().chain.check_reserve_after_pending(rest, interval, timestamp)?;
         self.engine.build_block(InferenceWait::Wait, Batch::All, true, timestamp)?;
         if rest > 0 {
-            let head = self.edit(|chain| chain.reserve(rest, interval).map(|()| chain.head().clone()))?;
+            let head = self.edit(None, |chain| chain.reserve(rest, interval).map(|()| chain.head().clone()))?;
             // Subscribers hear of the new head, not of every reserved block.
             let _ = self.engine.blocks.send(head);
         }
@@ -596,25 +596,25 @@ impl Devnet {
     /// Sets a balance (`anvil_setBalance`).
     pub fn set_balance(&self, address: Address, balance: U256) {
         self.warm(address, None);
-        self.edit(|chain| chain.edit(address, &[], |s| s.account_mut(address).balance = balance));
+        self.edit(Some(address), |chain| chain.edit(address, &[], |s| s.account_mut(address).balance = balance));
     }
 
     /// Sets a nonce (`anvil_setNonce`).
     pub fn set_nonce(&self, address: Address, nonce: u64) {
         self.warm(address, None);
-        self.edit(|chain| chain.edit(address, &[], |s| s.account_mut(address).nonce = nonce));
+        self.edit(Some(address), |chain| chain.edit(address, &[], |s| s.account_mut(address).nonce = nonce));
     }
 
     /// Sets code (`anvil_setCode`).
     pub fn set_code(&self, address: Address, code: Bytes) {
         self.warm(address, None);
-        self.edit(|chain| chain.set_code(address, code));
+        self.edit(Some(address), |chain| chain.set_code(address, code));
     }
 
     /// Sets a storage slot (`anvil_setStorageAt`).
     pub fn set_storage_at(&self, address: Address, slot: U256, value: U256) {
         self.warm(address, Some(slot));
-        self.edit(|chain| chain.edit(address, &[slot], |s| s.set_storage(address, slot, value)));
+        self.edit(Some(address), |chain| chain.edit(address, &[slot], |s| s.set_storage(address, slot, value)));
     }
 
     /// In fork mode, reads `address` (and `slot`) from the remote now,
@@ -659,10 +659,12 @@ impl Devnet {
                 continue;
             }
             inner.epoch += 1;
+            // Only the accounts the calls wrote can have moved nonces.
+            let touched: Vec<Address> = changes.keys().copied().collect();
             let Inner { chain, pool, .. } = &mut *inner;
             chain.apply(changes);
             let view = chain.latest();
-            pool.prune(|a| view.pool_nonce(*a));
+            pool.prune_senders(&touched, |a| view.pool_nonce(*a));
             return Ok(());
         }
     }
@@ -699,16 +701,19 @@ impl Devnet {
     }
 
     /// Edits the chain outside a block: a block being built meanwhile is
-    /// built again on the edited head.
-    fn edit<T>(&self, edit: impl FnOnce(&mut Chain) -> T) -> T {
+    /// built again on the edited head. `account` is the account the edit
+    /// writes, if any: its nonce may have moved (`anvil_setNonce`), so what
+    /// that made stale in the pool goes now, as what a block makes stale
+    /// goes after it. No other sender's can have moved.
+    fn edit<T>(&self, account: Option<Address>, edit: impl FnOnce(&mut Chain) -> T) -> T {
         let mut inner = self.lock();
         inner.epoch += 1;
         let edited = edit(&mut inner.chain);
-        // An edit may move nonces (`anvil_setNonce`): what it made stale
-        // goes now, as what a block makes stale goes after it.
-        let Inner { chain, pool, .. } = &mut *inner;
-        let view = chain.latest();
-        pool.prune(|a| view.pool_nonce(*a));
+        if let Some(account) = account {
+            let Inner { chain, pool, .. } = &mut *inner;
+            let view = chain.latest();
+            pool.prune_senders(&[account], |a| view.pool_nonce(*a));
+        }
         edited
     }
 
@@ -727,12 +732,12 @@ impl Devnet {
     /// Moves the clock forward (`evm_increaseTime`); returns the total offset in seconds.
     /// Refused when the next block's timestamp would pass 2^53 − 1.
     pub fn increase_time(&self, seconds: i64) -> Result<i64, NodeError> {
-        Ok(self.edit(|chain| chain.increase_time(seconds))?)
+        Ok(self.edit(None, |chain| chain.increase_time(seconds))?)
     }
 
     /// Pins the next block's timestamp (`evm_setNextBlockTimestamp`).
     pub fn set_next_block_timestamp(&self, timestamp: u64) -> Result<(), NodeError> {
-        Ok(self.edit(|chain| chain.set_next_timestamp(timestamp))?)
+        Ok(self.edit(None, |chain| chain.set_next_timestamp(timestamp))?)
     }
 
     // ----- snapshots -----
@@ -794,11 +799,14 @@ impl Devnet {
         self.learn_records(&chain);
         let mut inner = self.lock();
         inner.epoch += 1;
-        inner.chain = chain;
-        inner.pool = Pool::default();
-        let snapshots = std::mem::take(&mut inner.snapshots);
+        let replaced = (
+            std::mem::replace(&mut inner.chain, chain),
+            std::mem::take(&mut inner.pool),
+            std::mem::take(&mut inner.snapshots),
+        );
         drop(inner);
-        drop(snapshots);
+        // Freed outside the lock: a long chain is many allocations.
+        drop(replaced);
         self.rewind_settlement();
         Ok(())
     }

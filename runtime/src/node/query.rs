@@ -13,7 +13,7 @@ use alloy_rpc_types_trace::geth::{GethDebugTracingOptions, GethTrace};
 use revm::bytecode::Bytecode;
 use revm::context::TxEnv;
 
-use super::convert::{rpc_block, rpc_logs, rpc_receipt, rpc_transaction};
+use super::convert::{rpc_block, rpc_block_logs, rpc_receipt, rpc_transaction};
 use super::{DEFAULT_PRIORITY_FEE, Devnet, NodeError};
 use crate::chain::{Chain, ChainError, NextBlock, Overlay, PoolTx, SealedBlock, StateView};
 use crate::evm::{ExecOptions, Machine, Phase, TxOutcome, trace_transaction};
@@ -373,10 +373,7 @@ pub(super) fn matching_logs(filter: &Filter, blocks: &[Arc<SealedBlock>]) -> (Ve
         if !filter.matches_bloom(block.header.logs_bloom) {
             continue;
         }
-        let found: Vec<Log> = (0..block.transactions.len())
-            .flat_map(|index| rpc_logs(block, index))
-            .filter(|log| filter.matches(&log.inner))
-            .collect();
+        let found: Vec<Log> = rpc_block_logs(block).filter(|log| filter.matches(&log.inner)).collect();
         if !logs.is_empty() && logs.len() + found.len() > MAX_LOGS {
             return (logs, read);
         }
