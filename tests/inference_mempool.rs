@@ -889,6 +889,27 @@ fn individual_settlement_comes_after_the_delay_and_a_contract_can_see_it() {
 }
 
 #[test]
+fn a_loaded_chains_results_are_not_settled_again() {
+    use nml_runtime::settlement::SettlementMode;
+
+    let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 1, ..Default::default() };
+    let settling = || Net::settling(DevnetConfig::default(), PipeConfig::default(), Duration::from_secs(30), config);
+    let (first, second) = (settling(), settling());
+    let hash = first.send(0, Predictor::tryRequestCall { r: tee_request(&first.models.mlp, 1) });
+    first.receipt(hash);
+    first.devnet.mine(None).unwrap();
+    // The second devnet's relay knows its own (shorter) chain, then takes
+    // the first one's, as `--state` would at start.
+    assert!(second.devnet.settle_due().unwrap().is_empty());
+    assert!(second.devnet.block_number() < first.devnet.block_number());
+    second.devnet.load(first.devnet.dump().unwrap()).unwrap();
+    for _ in 0..3 {
+        second.devnet.mine(None).unwrap();
+        assert_eq!(second.devnet.settle_due().unwrap(), Vec::<B256>::new(), "nothing of the loaded chain is posted");
+    }
+}
+
+#[test]
 fn batch_settlement_posts_a_root_whose_proofs_verify_on_the_relay() {
     use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
     use nml_runtime::settlement::{SettlementStatus, batch_leaf};

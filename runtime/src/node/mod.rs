@@ -807,7 +807,7 @@ impl Devnet {
         drop(inner);
         // Freed outside the lock: a long chain is many allocations.
         drop(replaced);
-        self.rewind_settlement();
+        self.restart_settlement();
         Ok(())
     }
 

@@ -181,15 +181,27 @@ impl Devnet {
         })
     }
 
-    /// Follows the chain back after `evm_revert` or a loaded state: the
-    /// relay forgets what the lost blocks used and posts again what they
-    /// mined, and the operator's heartbeat times start over.
+    /// Follows the chain back after `evm_revert`: the relay forgets what the
+    /// lost blocks used and posts again what they mined, and the operator's
+    /// heartbeat times start over.
     pub(super) fn rewind_settlement(&self) {
         let Some(inference) = &self.inference else { return };
         // The book before the chain, as in `settle_due`.
         let mut book = inference.book.lock();
         let head = self.with_chain(|c| c.head_number());
         book.rewind(head, |tx| self.with_chain(|c| c.tx_location(&tx).is_some()));
+        inference.heartbeats.lock().clear();
+    }
+
+    /// Starts the relay's book over after a loaded state (`anvil_loadState`),
+    /// as a devnet started on that state (`--state`) starts it: what the
+    /// loaded chain used is not settled again, whatever its length, and
+    /// nothing learnt of the chain it replaced applies to it.
+    pub(super) fn restart_settlement(&self) {
+        let Some(inference) = &self.inference else { return };
+        let mut book = inference.book.lock();
+        let head = self.with_chain(|c| c.head_number());
+        *book = Book::new(book.config(), head);
         inference.heartbeats.lock().clear();
     }
 
