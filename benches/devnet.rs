@@ -43,7 +43,11 @@
 //!     pairs, on the fresh chain and again after it grew by 50,000 transfers
 //!     (sent in JSON-RPC batches, mined 1,000 a block) and 10,000 empty
 //!     blocks (`evm_mine` each): the median of each call. Both answer while
-//!     every other request waits, so neither may grow with the chain.
+//!     every other request waits, so neither may grow with the chain;
+//! 12. row 10 with legacy transactions (a `gasPrice`, as a client sends
+//!     when its code sets one): a legacy transaction pays its
+//!     price less the base fee, below the tip it offers, so an index by the
+//!     offered tip alone cannot stop early for it.
 //!
 //! Settings: `NML_BENCH_ROWS=1,2,6` (default: all), `NML_BENCH_SCALE=0.1`
 //! (sizes × scale), `NML_BENCH_RUNS=N`, `NML_BENCH_NO_HARDHAT=1`,
@@ -444,7 +448,7 @@ fn client(mode: &str) {
             let (nulls, _) = wait_receipt(&mut conn, timed.last().expect("transactions"));
             assert_eq!(nulls, 0);
         }
-        "drain_senders" => {
+        "drain_senders" | "drain_senders_legacy" => {
             let n: usize = env("NML_BENCH_N").parse().expect("N");
             check(conn.call(&request(&addr, "evm_setAutomine", "[false]")));
             let count = request(&addr, "eth_blockNumber", "[]");
@@ -454,7 +458,8 @@ fn client(mode: &str) {
                 let call = |method: &str, params: String| request(&addr, method, &params);
                 check(conn.call(&call("anvil_setBalance", format!(r#"["{sender}","0xde0b6b3a7640000"]"#))));
                 check(conn.call(&call("anvil_impersonateAccount", format!(r#"["{sender}"]"#))));
-                let tx = format!(r#"[{{"from":"{sender}","to":"{sender}","value":"0x1","gas":"0x5208"}}]"#);
+                let price = if mode == "drain_senders_legacy" { r#","gasPrice":"0xba43b7400""# } else { "" };
+                let tx = format!(r#"[{{"from":"{sender}","to":"{sender}","value":"0x1","gas":"0x5208"{price}}}]"#);
                 check(conn.call(&call("eth_sendTransaction", tx)));
             }
             out.push(("drain".into(), drain(&mut conn, &addr, before + n as u64)));
@@ -838,7 +843,7 @@ fn orchestrate() {
     let mut settings = Settings {
         rows: var("NML_BENCH_ROWS")
             .map(|r| r.split(',').filter_map(|x| x.trim().parse().ok()).collect())
-            .unwrap_or_else(|| (1..=11).collect()),
+            .unwrap_or_else(|| (1..=12).collect()),
         scale: var("NML_BENCH_SCALE").and_then(|s| s.parse().ok()).unwrap_or(1.0),
         runs: var("NML_BENCH_RUNS").and_then(|s| s.parse().ok()).unwrap_or(3),
         hardhat: None,
@@ -1014,6 +1019,10 @@ fn orchestrate() {
         let title = format!("a deep pool of {n_senders} senders under automine, one transaction each");
         rows.push(row(10, title, "drain_senders", None, 0, n_senders, 1, &[NodeKind::Nml]));
     }
+    if want(12) {
+        let title = format!("a deep pool of {n_senders} senders under automine, one legacy transaction each");
+        rows.push(row(12, title, "drain_senders_legacy", None, 0, n_senders, 1, &[NodeKind::Nml]));
+    }
     if want(11) {
         let txs = Some(transfers_file(n_snapshot_txs, "snapshots"));
         let title = format!(
@@ -1129,7 +1138,7 @@ fn report(settings: &Settings, rows: &[Row], results: &HashMap<(u32, NodeKind), 
         let rss: Vec<String> = (0..=5).map(|i| format!("{:.0}", med(r, |r| get(r, &format!("rss{i}"))))).collect();
         out += &format!("\n7. {}: nml RSS at start, then after each repeat: {} MiB\n", row.title, rss.join(", "));
     }
-    for row in rows.iter().filter(|r| matches!(r.id, 9 | 10)) {
+    for row in rows.iter().filter(|r| matches!(r.id, 9 | 10 | 12)) {
         let drain = med(runs(row.id, NodeKind::Nml), |r| get(r, "drain"));
         let per_block = drain / row.n as f64 * 1e6;
         out += &format!("\n{}. {}: mined in {drain:.3} s, {per_block:.0} µs a block\n", row.id, row.title);

@@ -3,9 +3,18 @@
 //!
 //! Two ways to read what is executable: [`Pool::ready`], all of it in block
 //! order, read as it is ordered (a heap of senders); and [`Pool::best`], the
-//! first of that order alone (automine's one transaction a block), found
-//! from an index of senders by the highest tip each could pay, so that a
-//! pool of many senders is not walked for every block.
+//! first of that order alone (automine's one transaction a block). Both take
+//! each sender's nonce as the pool was last told it ([`Pool::add`],
+//! [`Pool::prune_senders`]), and both find the senders to look at from two
+//! indexes of the senders that have an executable transaction: by its max
+//! tip, and by its max fee. A transaction's effective tip is the lower of
+//! its max tip and its max fee less the base fee, so either index bounds
+//! what the senders it has not reached yet could pay, one closely for an
+//! EIP-1559 transaction that pays its whole tip and the other for a legacy
+//! one (or one capped by its max fee); reading stops once either bound is
+//! below the best found. A block of a pool of many senders looks at those
+//! that could come first, not at every sender, and a sender with only
+//! queued transactions is in neither index.
 //!
 //! The pool is bounded as geth's is, with room for a devnet bench that sends
 //! tens of thousands of transactions with automine off: at most
@@ -21,10 +30,11 @@
 //! before it, so every step from one nonce to the next stays in range.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, btree_set};
+use std::iter::Peekable;
 use std::sync::Arc;
 
-use alloy_primitives::map::HashMap;
+use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{Address, B256, U256};
 
 use crate::chain::{PoolTx, TxError};
@@ -67,29 +77,39 @@ struct SenderTxs {
     /// The nonce after the run that starts at the lowest nonce held; `None`
     /// after a change that breaks the run, until it is next asked for.
     run_end: Option<u64>,
-    /// Its transactions' max tips (each with how many have it) and arrival
-    /// numbers: what its key in [`Pool::senders_by_tip`] is made of.
-    tips: BTreeMap<u128, usize>,
-    arrivals: BTreeSet<u64>,
-    /// Its key there, as filed.
-    filed: Option<SenderKey>,
     /// Its nonce on chain, as the pool was last told (by [`Pool::add`] and
-    /// [`Pool::prune_senders`]), and how many of its transactions are not
-    /// executable from it (queued, or stale below it): its part of
-    /// [`Pool::queued`].
+    /// [`Pool::prune_senders`]): its executable transaction is the one at
+    /// this nonce. And how many of its transactions are not executable from
+    /// it (queued, or stale below it): its part of [`Pool::queued`].
     base: u64,
     queued: usize,
+    /// Its executable transaction as [`Pool::by_tip`] and [`Pool::by_fee`]
+    /// have it filed; `None` while it has none (it is in neither).
+    filed: Option<Filed>,
 }
 
-/// A sender as [`Pool::best`] looks for it: the highest max tip of its
-/// transactions first, then the earliest arrival of any of them. Whichever
-/// of its transactions is executable pays at most that tip and arrived no
-/// earlier, at any base fee.
+/// A sender's executable transaction as the pool's indexes file it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Filed {
+    tip: u128,
+    fee: u128,
+    arrival: u64,
+}
+
+/// A sender in one of the pool's indexes: a price of its executable
+/// transaction (its max tip, or its max fee), highest first, then that
+/// transaction's arrival, earliest first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct SenderKey {
-    tip: Reverse<u128>,
+struct Entry {
+    price: Reverse<u128>,
     arrival: u64,
     sender: Address,
+}
+
+impl Entry {
+    fn new(price: u128, arrival: u64, sender: Address) -> Self {
+        Self { price: Reverse(price), arrival, sender }
+    }
 }
 
 impl SenderTxs {
@@ -110,29 +130,19 @@ impl SenderTxs {
         Some((first, end))
     }
 
-    /// Adds `tx` (the `arrival`-th the pool took) at a free nonce.
-    fn insert(&mut self, nonce: u64, tx: Arc<PoolTx>, arrival: u64) {
+    /// Adds `tx` at a free nonce.
+    fn insert(&mut self, nonce: u64, tx: Arc<PoolTx>) {
         if self.first().is_some_and(|first| nonce < first) {
             self.run_end = None;
         }
-        *self.tips.entry(tx.max_tip()).or_default() += 1;
-        self.arrivals.insert(arrival);
         // A nonce at the run's end extends it (`run` walks on from there).
         self.txs.insert(nonce, tx);
     }
 
-    /// Removes the transaction at `nonce`, which arrived `arrival`-th.
-    fn remove(&mut self, nonce: u64, arrival: u64) {
+    /// Removes the transaction at `nonce`.
+    fn remove(&mut self, nonce: u64) {
         let first = self.first();
-        if let Some(tx) = self.txs.remove(&nonce)
-            && let Some(count) = self.tips.get_mut(&tx.max_tip())
-        {
-            *count -= 1;
-            if *count == 0 {
-                self.tips.remove(&tx.max_tip());
-            }
-        }
-        self.arrivals.remove(&arrival);
+        self.txs.remove(&nonce);
         // Taking the lowest (a block mined it) keeps the rest of the run;
         // anything else may break it.
         if first != Some(nonce) || self.run_end.is_some_and(|end| end <= nonce) {
@@ -140,9 +150,9 @@ impl SenderTxs {
         }
     }
 
-    fn key(&self, sender: Address) -> Option<SenderKey> {
-        let (tip, _) = self.tips.last_key_value()?;
-        Some(SenderKey { tip: Reverse(*tip), arrival: *self.arrivals.first()?, sender })
+    /// Its executable transaction: the one at its nonce on chain.
+    fn executable(&self) -> Option<&Arc<PoolTx>> {
+        self.txs.get(&self.base)
     }
 
     /// How many of its transactions are not executable from `state_nonce`.
@@ -176,8 +186,10 @@ pub struct Pool {
     senders: HashMap<Address, SenderTxs>,
     by_hash: HashMap<B256, (Arc<PoolTx>, u64)>,
     next_seq: u64,
-    /// Every sender, by its [`SenderKey`] (for [`Pool::best`]).
-    senders_by_tip: BTreeSet<SenderKey>,
+    /// The senders with an executable transaction, by its max tip and by
+    /// its max fee (see the module's doc).
+    by_tip: BTreeSet<Entry>,
+    by_fee: BTreeSet<Entry>,
     /// The transactions not executable from their senders' nonces, as last
     /// counted (the sum of [`SenderTxs::queued`]).
     queued: usize,
@@ -223,15 +235,15 @@ impl Pool {
         queue.base = state_nonce;
         let replaced = existing.map(|old| old.hash);
         if let Some(old) = replaced
-            && let Some((_, arrival)) = self.by_hash.remove(&old)
+            && self.by_hash.remove(&old).is_some()
         {
-            queue.remove(nonce, arrival);
+            queue.remove(nonce);
             self.bytes -= freed;
         }
         let arrival = self.next_seq;
         self.next_seq += 1;
         self.bytes += size;
-        queue.insert(nonce, tx.clone(), arrival);
+        queue.insert(nonce, tx.clone());
         // Executable when every nonce from the sender's on chain up to this one is here.
         let pending = nonce < queue.pending_end(state_nonce);
         let sender = tx.sender;
@@ -277,6 +289,19 @@ impl Pool {
         self.by_hash.len()
     }
 
+    /// Number of transactions executable from their senders' nonces, as the
+    /// pool was last told them: [`PoolContent::pending`]'s, counted as
+    /// transactions come and go rather than listed.
+    pub fn pending_count(&self) -> usize {
+        self.by_hash.len() - self.queued
+    }
+
+    /// Number of transactions not executable from their senders' nonces
+    /// (behind a gap, or stale below them): [`PoolContent::queued`]'s.
+    pub fn queued_count(&self) -> usize {
+        self.queued
+    }
+
     /// Whether the pool is empty.
     pub fn is_empty(&self) -> bool {
         self.by_hash.is_empty()
@@ -294,75 +319,56 @@ impl Pool {
     }
 
     /// The executable transactions in block order: each sender's in nonce
-    /// order from its on-chain nonce, without gaps, and across senders the
-    /// highest tip at `base_fee` first (arrival order on ties). A sender's
-    /// run stops at a transaction whose max fee is below `base_fee`.
+    /// order from its nonce on chain (as the pool was last told it), without
+    /// gaps, and across senders the highest tip at `base_fee` first (arrival
+    /// order on ties). A sender's run stops at a transaction whose max fee
+    /// is below `base_fee`, and at the first one `skip` rules out: the
+    /// sender's later nonces cannot go before it.
     ///
-    /// Ordered as it is read ([`Ready`]): the first costs a look at each
-    /// sender, and each next one a step of a heap of senders, so a miner
-    /// that takes one transaction per block (automine) does not order the
-    /// whole pool for each.
-    pub fn ready(&self, nonce_of: impl Fn(&Address) -> u64, base_fee: u64) -> Ready<'_> {
-        let mut ready = Ready { pool: self, base_fee, heads: BinaryHeap::new() };
-        for (sender, queue) in &self.senders {
-            if let Some(tx) = queue.txs.get(&nonce_of(sender)) {
-                ready.push(tx);
-            }
+    /// Ordered as it is read ([`Ready`]): each transaction costs a step of a
+    /// heap of senders and a look at the senders that could pay more (see
+    /// the module's doc), so a miner that takes one transaction, or one
+    /// block's worth, does not look at the whole pool.
+    pub fn ready<S: FnMut(&PoolTx) -> bool>(&self, base_fee: u64, skip: S) -> Ready<'_, S> {
+        Ready {
+            pool: self,
+            base_fee,
+            skip,
+            heads: BinaryHeap::new(),
+            by_tip: self.by_tip.iter().peekable(),
+            by_fee: self.by_fee.iter().peekable(),
+            pulled: HashSet::default(),
         }
-        ready
     }
 
-    /// The first transaction of [`Pool::ready`]'s order whose sender `skip`
-    /// does not rule out (a sender ruled out by its executable transaction
-    /// is passed over whole).
-    ///
-    /// Senders are visited by their [`SenderKey`], and the walk stops once no
-    /// sender left could pay more than the best found, or as much having
-    /// arrived earlier: with the same tip everywhere (the usual case) that is
-    /// after the first sender with an executable transaction.
-    pub fn best(
-        &self,
-        nonce_of: impl Fn(&Address) -> u64,
-        base_fee: u64,
-        mut skip: impl FnMut(&PoolTx) -> bool,
-    ) -> Option<Arc<PoolTx>> {
-        let mut best: Option<(u128, u64, &Arc<PoolTx>)> = None;
-        for key in &self.senders_by_tip {
-            if let Some((tip, arrival, _)) = best
-                && (key.tip.0, Reverse(key.arrival)) < (tip, Reverse(arrival))
-            {
-                break;
-            }
-            let Some(tx) = self.senders.get(&key.sender).and_then(|q| q.txs.get(&nonce_of(&key.sender))) else {
-                continue;
-            };
-            let Some(tip) = tx.effective_tip(base_fee) else { continue };
-            let arrival = self.by_hash.get(&tx.hash).map_or(0, |(_, a)| *a);
-            if best.is_some_and(|(t, a, _)| (t, Reverse(a)) > (tip, Reverse(arrival))) || skip(tx) {
-                continue;
-            }
-            best = Some((tip, arrival, tx));
-        }
-        best.map(|(_, _, tx)| Arc::clone(tx))
+    /// The first transaction of [`Pool::ready`]'s order that `skip` does not
+    /// rule out.
+    pub fn best(&self, base_fee: u64, skip: impl FnMut(&PoolTx) -> bool) -> Option<Arc<PoolTx>> {
+        self.ready(base_fee, skip).next()
     }
 
-    /// Files `sender` again under its current key (none once it has no
-    /// transaction left, and then it goes), and counts its queued
-    /// transactions again.
+    /// Files `sender` again by its executable transaction (in no index
+    /// while it has none; and once it has no transaction left, it goes),
+    /// and counts its queued transactions again.
     fn refile(&mut self, sender: Address) {
         let Some(queue) = self.senders.get_mut(&sender) else { return };
         let queued = queue.count_queued(queue.base);
         self.queued = self.queued - queue.queued + queued;
         queue.queued = queued;
-        let key = queue.key(sender);
-        if key != queue.filed {
+        let filed = queue.executable().and_then(|tx| {
+            let (_, arrival) = self.by_hash.get(&tx.hash)?;
+            Some(Filed { tip: tx.max_tip(), fee: tx.max_fee(), arrival: *arrival })
+        });
+        if filed != queue.filed {
             if let Some(old) = queue.filed.take() {
-                self.senders_by_tip.remove(&old);
+                self.by_tip.remove(&Entry::new(old.tip, old.arrival, sender));
+                self.by_fee.remove(&Entry::new(old.fee, old.arrival, sender));
             }
-            if let Some(new) = key {
-                self.senders_by_tip.insert(new);
+            if let Some(new) = filed {
+                self.by_tip.insert(Entry::new(new.tip, new.arrival, sender));
+                self.by_fee.insert(Entry::new(new.fee, new.arrival, sender));
             }
-            queue.filed = key;
+            queue.filed = filed;
         }
         if queue.txs.is_empty() {
             self.senders.remove(&sender);
@@ -378,10 +384,10 @@ impl Pool {
 
     /// Removes a transaction, leaving its sender to be filed again.
     fn take(&mut self, hash: &B256) -> Option<Arc<PoolTx>> {
-        let (tx, arrival) = self.by_hash.remove(hash)?;
+        let (tx, _) = self.by_hash.remove(hash)?;
         self.bytes -= tx.encoded_len();
         if let Some(queue) = self.senders.get_mut(&tx.sender) {
-            queue.remove(tx.nonce(), arrival);
+            queue.remove(tx.nonce());
         }
         Some(tx)
     }
@@ -440,44 +446,81 @@ impl Pool {
 
 /// The pool's executable transactions in block order ([`Pool::ready`]).
 #[derive(Debug)]
-pub struct Ready<'a> {
+pub struct Ready<'a, S> {
     pool: &'a Pool,
     base_fee: u64,
-    /// The next transaction of each sender, best first.
+    skip: S,
+    /// The next transaction of each sender taken from the indexes, best first.
     heads: BinaryHeap<Head>,
+    /// Where the walks of the two indexes are, and the senders they took.
+    by_tip: Peekable<btree_set::Iter<'a, Entry>>,
+    by_fee: Peekable<btree_set::Iter<'a, Entry>>,
+    pulled: HashSet<Address>,
 }
 
 /// A sender's next transaction as [`Ready`] orders them.
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 struct Head {
     tip: u128,
-    earlier: std::cmp::Reverse<u64>,
+    earlier: Reverse<u64>,
     sender: Address,
     nonce: u64,
 }
 
-impl Ready<'_> {
+impl<S> Ready<'_, S> {
     /// Queues `tx` as its sender's next, unless its max fee is below the base fee.
     fn push(&mut self, tx: &PoolTx) {
         let Some(tip) = tx.effective_tip(self.base_fee) else { return };
         let seq = self.pool.by_hash.get(&tx.hash).map(|(_, s)| *s).unwrap_or_default();
-        self.heads.push(Head { tip, earlier: std::cmp::Reverse(seq), sender: tx.sender, nonce: tx.nonce() });
+        self.heads.push(Head { tip, earlier: Reverse(seq), sender: tx.sender, nonce: tx.nonce() });
+    }
+
+    /// Takes senders from the indexes until none left in them could come
+    /// before the best queued: a sender the walk of an index has not
+    /// reached pays at most that index's next price (less the base fee, in
+    /// the fees' index), and arrived later if it pays as much. The walk
+    /// steps the index whose bound is lower, the closer one.
+    fn pull(&mut self) {
+        loop {
+            let best = self.heads.peek().map(|head| (head.tip, head.earlier));
+            let tip = self.by_tip.peek().map(|e| (e.price.0, Reverse(e.arrival)));
+            // A sender whose max fee is below the base fee pays nothing.
+            let fee = self
+                .by_fee
+                .peek()
+                .and_then(|e| Some((e.price.0.checked_sub(u128::from(self.base_fee))?, Reverse(e.arrival))));
+            let (Some(tip), Some(fee)) = (tip, fee) else { return };
+            if best.is_some_and(|best| tip < best || fee < best) {
+                return;
+            }
+            let entry = if fee <= tip { self.by_fee.next() } else { self.by_tip.next() };
+            let Some(entry) = entry else { return };
+            if self.pulled.insert(entry.sender)
+                && let Some(tx) = self.pool.senders.get(&entry.sender).and_then(SenderTxs::executable)
+            {
+                self.push(tx);
+            }
+        }
     }
 }
 
-impl Iterator for Ready<'_> {
+impl<S: FnMut(&PoolTx) -> bool> Iterator for Ready<'_, S> {
     type Item = Arc<PoolTx>;
 
     fn next(&mut self) -> Option<Arc<PoolTx>> {
         loop {
+            self.pull();
             let Head { sender, nonce, .. } = self.heads.pop()?;
             let Some(queue) = self.pool.senders.get(&sender) else { continue };
+            let Some(tx) = queue.txs.get(&nonce) else { continue };
+            if (self.skip)(tx) {
+                // Passed over with its later nonces: none of them is queued.
+                continue;
+            }
             if let Some(next) = nonce.checked_add(1).and_then(|next| queue.txs.get(&next)) {
                 self.push(next);
             }
-            if let Some(tx) = queue.txs.get(&nonce) {
-                return Some(Arc::clone(tx));
-            }
+            return Some(Arc::clone(tx));
         }
     }
 }
@@ -493,6 +536,8 @@ pub struct PoolContent {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+
     use alloy_consensus::{TxLegacy, TypedTransaction};
     use alloy_primitives::{Address, Bytes, address};
 
@@ -520,7 +565,7 @@ mod tests {
         assert_eq!(pool.add(tx(1, 1), 0).unwrap(), Added::Pending);
         assert_eq!(pool.pending_nonce(&ALICE, 0), 3);
         assert_eq!(pool.add(tx(3, 1), 0).unwrap(), Added::Pending);
-        assert_eq!(pool.ready(|_| 0, 0).count(), 4);
+        assert_eq!(pool.ready(0, |_| false).count(), 4);
     }
 
     #[test]
@@ -531,7 +576,7 @@ mod tests {
         for t in alice.iter().chain(&bob) {
             pool.add(t.clone(), 0).unwrap();
         }
-        let order = |base_fee| pool.ready(|_| 0, base_fee).map(|t| t.hash).collect::<Vec<_>>();
+        let order = |base_fee| pool.ready(base_fee, |_| false).map(|t| t.hash).collect::<Vec<_>>();
         // Bob's two 20s before Alice's 12, and her 30 and 40 behind her 12
         // (nonce order first); Bob's nonce 3 waits behind a gap.
         let hashes = |txs: &[&Arc<PoolTx>]| txs.iter().map(|t| t.hash).collect::<Vec<_>>();
@@ -540,7 +585,7 @@ mod tests {
         assert_eq!(order(10), hashes(&[&bob[0], &bob[1], &alice[0], &alice[1], &alice[2]]));
         assert_eq!(order(15), hashes(&[&bob[0], &bob[1]]));
         // Read one at a time, it starts the same.
-        assert_eq!(pool.ready(|_| 0, 0).next().map(|t| t.hash), Some(bob[0].hash));
+        assert_eq!(pool.ready(0, |_| false).next().map(|t| t.hash), Some(bob[0].hash));
     }
 
     #[test]
@@ -567,6 +612,10 @@ mod tests {
         assert_eq!(pool.add(tx(5, 1), 5).unwrap(), Added::Pending);
         assert_eq!(pool.pending_nonce(&ALICE, 5), 6);
         assert_eq!(pool.pending_nonce(&ALICE, 3), 3);
+        // Only the one at the sender's nonce is executable.
+        assert_eq!(pool.best(0, |_| false).map(|t| t.nonce()), Some(5));
+        assert_eq!(pool.ready(0, |_| false).count(), 1);
+        assert_eq!(counts(&pool), (1, 2));
     }
 
     #[test]
@@ -672,7 +721,7 @@ mod tests {
         assert_eq!(pool.add(tx(u64::MAX - 1, 1), u64::MAX - 2).unwrap(), Added::Pending);
         assert_eq!(pool.add(tx(u64::MAX, 1), u64::MAX - 2), max);
         assert_eq!(pool.pending_nonce(&ALICE, u64::MAX - 2), u64::MAX);
-        assert_eq!(pool.ready(|_| u64::MAX - 2, 0).count(), 2);
+        assert_eq!(pool.ready(0, |_| false).count(), 2);
         assert_eq!(pool.content(|_| u64::MAX - 2).pending[&ALICE].len(), 2);
         assert_eq!(pool.add(tx_from(BOB, 0, 1), 0).unwrap(), Added::Pending);
         pool.prune(|a| if *a == ALICE { u64::MAX } else { 0 });
@@ -721,6 +770,45 @@ mod tests {
         assert_eq!((pool.bytes, pool.len()), (held, 2_048));
     }
 
+    /// An EIP-1559 transfer of `sender` at nonce 0.
+    fn eip1559(sender: Address, max_fee_per_gas: u128, max_priority_fee_per_gas: u128) -> Arc<PoolTx> {
+        use alloy_consensus::TxEip1559;
+
+        let tx = TxEip1559 { max_fee_per_gas, max_priority_fee_per_gas, gas_limit: 21_000, ..Default::default() };
+        Arc::new(PoolTx::impersonated(TypedTransaction::Eip1559(tx), sender))
+    }
+
+    #[test]
+    fn a_block_looks_only_at_the_senders_that_could_come_first() {
+        // 10,000 senders at one price, as a bench sends, at a base fee of 10:
+        // legacy transactions (which pay their price less the base fee, below
+        // the tip they offer), EIP-1559 ones that pay their whole tip, and ones
+        // capped by their max fee.
+        type Make = fn(Address) -> Arc<PoolTx>;
+        let kinds: [(&str, Make); 3] = [
+            ("legacy", |s| tx_from(s, 0, 20)),
+            ("paying their tip", |s| eip1559(s, 100, 1)),
+            ("capped by their max fee", |s| eip1559(s, 15, 10)),
+        ];
+        for (kind, make) in kinds {
+            let mut pool = Pool::default();
+            // Arrived first: 1,000 senders with only queued transactions.
+            for n in 0..1_000 {
+                assert_eq!(pool.add(tx_from(sender(n), 1, 20), 0).unwrap(), Added::Queued);
+            }
+            for n in 1_000..11_000 {
+                pool.add(make(sender(n)), 0).unwrap();
+            }
+            let mut ready = pool.ready(10, |_| false);
+            assert_eq!(ready.next().map(|t| t.sender), Some(sender(1_000)), "{kind}");
+            assert!(ready.pulled.len() <= 2, "{kind}: the first looked at {} senders", ready.pulled.len());
+            // A block's worth looks at about as many senders.
+            assert_eq!(ready.by_ref().take(99).count(), 99);
+            assert!(ready.pulled.len() <= 101, "{kind}: 100 looked at {} senders", ready.pulled.len());
+            assert_eq!(pool.best(10, |_| false).map(|t| t.sender), Some(sender(1_000)), "{kind}");
+        }
+    }
+
     #[test]
     fn best_is_the_first_of_the_ready_order_not_skipped() {
         use alloy_consensus::TxEip1559;
@@ -757,37 +845,71 @@ mod tests {
                     }
                 }
             }
-            let queued = pool.content(|a| state[a]).queued.values().map(Vec::len).sum::<usize>();
-            assert_eq!(pool.queued, queued, "queued transactions counted as they come and go");
+            let content = pool.content(|a| state[a]);
+            assert_eq!(counts(&pool), counts_of(&content), "counted as transactions come and go");
             let bytes = pool.all().iter().map(|t| t.encoded_len()).sum::<usize>();
             assert_eq!(pool.bytes, bytes, "bytes counted as transactions come and go");
-            // Nonces moved on chain since (stale transactions below them).
+            // Nonces moved on chain since, and the pool is told, as it is
+            // after a block or an edit.
             for nonce in state.values_mut() {
                 *nonce += pick(2);
             }
-            for (sender, queue) in &pool.senders {
-                assert_eq!(queue.filed, queue.key(*sender), "filed under its current key");
-            }
-            assert_eq!(pool.senders_by_tip.len(), pool.senders.len());
             let nonce_of = |a: &Address| state[a];
+            pool.prune(nonce_of);
+            let content = pool.content(nonce_of);
+            assert_eq!(counts(&pool), counts_of(&content), "counted again as nonces move");
+            for queue in pool.senders.values() {
+                let filed = queue.filed.map(|f| (f.tip, f.fee));
+                let executable = queue.executable().map(|tx| (tx.max_tip(), tx.max_fee()));
+                assert_eq!(filed, executable, "filed by its executable transaction");
+            }
+            // Only senders with an executable transaction are indexed.
+            assert_eq!((pool.by_tip.len(), pool.by_fee.len()), (content.pending.len(), content.pending.len()));
             for base_fee in [0, 5, 15, 30] {
                 let skipped: Vec<Address> = senders.iter().copied().filter(|_| pick(4) == 0).collect();
-                // The miner's reading before `best`: the ready order, a
-                // sender passed over once its transaction is.
-                let mut held = Vec::new();
-                let expected = pool.ready(nonce_of, base_fee).find(|tx| {
-                    let go = !held.contains(&tx.sender) && !skipped.contains(&tx.sender);
-                    if !go {
-                        held.push(tx.sender);
-                    }
-                    go
-                });
-                let best = pool.best(nonce_of, base_fee, |tx| skipped.contains(&tx.sender));
-                assert_eq!(best.map(|t| t.hash), expected.map(|t| t.hash));
+                let skip = |tx: &PoolTx| skipped.contains(&tx.sender);
+                let expected = block_order(&pool, &content, base_fee, skip);
+                let ready: Vec<B256> = pool.ready(base_fee, skip).map(|t| t.hash).collect();
+                assert_eq!(ready, expected, "base fee {base_fee}");
+                assert_eq!(pool.best(base_fee, skip).map(|t| t.hash), expected.first().copied());
             }
-            pool.prune(nonce_of);
-            let queued = pool.content(nonce_of).queued.values().map(Vec::len).sum::<usize>();
-            assert_eq!(pool.queued, queued, "queued transactions counted again as nonces move");
         }
+    }
+
+    /// The pool's pending and queued transactions, as it counts them.
+    fn counts(pool: &Pool) -> (usize, usize) {
+        (pool.pending_count(), pool.queued_count())
+    }
+
+    /// The same, as [`Pool::content`] lists them.
+    fn counts_of(content: &PoolContent) -> (usize, usize) {
+        let count = |m: &BTreeMap<Address, Vec<Arc<PoolTx>>>| m.values().map(Vec::len).sum::<usize>();
+        (count(&content.pending), count(&content.queued))
+    }
+
+    /// [`Pool::ready`]'s order worked out the long way from `content`: of
+    /// the senders' next pending transactions (a run cut at a max fee below
+    /// the base fee), the highest tip, then the earliest, again and again; a
+    /// sender whose transaction `skip` rules out is passed over whole.
+    fn block_order(
+        pool: &Pool,
+        content: &PoolContent,
+        base_fee: u64,
+        mut skip: impl FnMut(&PoolTx) -> bool,
+    ) -> Vec<B256> {
+        let executable = |tx: &&Arc<PoolTx>| tx.effective_tip(base_fee).is_some();
+        let mut runs: Vec<VecDeque<&Arc<PoolTx>>> =
+            content.pending.values().map(|run| run.iter().take_while(executable).collect()).collect();
+        let rank = |tx: &PoolTx| (tx.effective_tip(base_fee), Reverse(pool.by_hash[&tx.hash].1));
+        let mut order = Vec::new();
+        while let Some(run) = runs.iter_mut().filter(|run| !run.is_empty()).max_by_key(|run| rank(run[0])) {
+            let Some(tx) = run.pop_front() else { break };
+            if skip(tx) {
+                run.clear();
+            } else {
+                order.push(tx.hash);
+            }
+        }
+        order
     }
 }

@@ -16,7 +16,7 @@ use crate::chain::ETHER;
 use crate::chain::{Chain, InferenceRecord};
 use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
 use crate::llm::{LlmBackend, LlmRouter};
-use crate::mempool::{Pipe, PipeConfig, PipeStatus};
+use crate::mempool::{Pipe, PipeConfig, PipeStatus, Pool};
 use crate::predeploys::{
     INFERENCE_HUB, SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, WORKFLOW_SCHEDULER, inference_hub_code, payments,
     settlement_relay_code, settlement_relay_setup, tee_registry_code, tee_registry_setup, workflow_scheduler_code,
@@ -125,6 +125,23 @@ pub struct MempoolStatus {
     /// The inference mempool.
     #[serde(flatten)]
     pub pipe: PipeStatus,
+}
+
+/// The pool's transactions, counted: from the counts the pool keeps, not
+/// from a listing of it, so that asking (under the devnet's lock) costs the
+/// same whatever the pool holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct PoolCounts {
+    /// Executable transactions.
+    pub(crate) pending: usize,
+    /// Transactions waiting for an earlier nonce.
+    pub(crate) queued: usize,
+}
+
+impl PoolCounts {
+    fn of(pool: &Pool) -> Self {
+        Self { pending: pool.pending_count(), queued: pool.queued_count() }
+    }
 }
 
 impl Devnet {
@@ -351,14 +368,14 @@ impl Devnet {
     /// a block is being built: the pool counts then are those at its start.
     pub fn mempool_status(&self) -> Result<MempoolStatus, NodeError> {
         let pipe = self.inference()?.pipe.status();
-        let (pending, queued) = {
-            let inner = self.engine.inner.lock();
-            let view = inner.chain.latest();
-            let content = inner.pool.content(|a| view.pool_nonce(*a));
-            let count = |m: &std::collections::BTreeMap<_, Vec<_>>| m.values().map(Vec::len).sum::<usize>();
-            (count(&content.pending), count(&content.queued))
-        };
+        let PoolCounts { pending, queued } = PoolCounts::of(&self.engine.inner.lock().pool);
         Ok(MempoolStatus { pending, queued, pipe })
+    }
+
+    /// The pool's transactions, counted (`txpool_status`), once the
+    /// transactions sent before are mined (or pending on inference).
+    pub(crate) fn pool_counts(&self) -> PoolCounts {
+        PoolCounts::of(&self.lock().pool)
     }
 
     /// Makes the inference mempool learn the records of a chain just loaded.
@@ -375,4 +392,40 @@ fn records(chain: &Chain) -> impl Iterator<Item = &InferenceRecord> {
 
 fn model_error(e: InferenceError) -> NodeError {
     NodeError::InvalidParams(e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_rpc_types_eth::TransactionRequest;
+    use nml_protocol::ModelId;
+
+    use super::*;
+    use crate::inference::{ModelInput, ModelOutput};
+
+    /// Test double: knows no model.
+    struct NoModels;
+
+    impl Executor for NoModels {
+        fn run(&self, model: &ModelId, _input: &ModelInput) -> Result<ModelOutput, InferenceError> {
+            Err(InferenceError::Unavailable { reason: format!("no model {model}") })
+        }
+    }
+
+    #[test]
+    fn the_mempool_status_counts_pending_and_queued_transactions() {
+        let config = DevnetConfig { mining: crate::Mining::Manual, ..DevnetConfig::default() };
+        let devnet = Devnet::with_inference(config, InferenceSetup::new(Arc::new(NoModels))).unwrap();
+        let from = devnet.accounts()[0];
+        // Two executable, and one behind the gap at nonce 2.
+        for nonce in [0, 1, 3] {
+            let request = TransactionRequest::default().from(from).to(from).nonce(nonce).gas_limit(21_000);
+            devnet.send_transaction(request).unwrap();
+        }
+        let status = devnet.mempool_status().unwrap();
+        assert_eq!((status.pending, status.queued), (2, 1));
+        assert_eq!(devnet.pool_counts(), PoolCounts { pending: 2, queued: 1 });
+        devnet.mine(None).unwrap();
+        let status = devnet.mempool_status().unwrap();
+        assert_eq!((status.pending, status.queued), (0, 1));
+    }
 }

@@ -41,6 +41,24 @@ use crate::mempool::{BlockBuilder, Head, InferenceWait, PreExecution};
 /// nothing ready left; this only bounds a stage that keeps deferring).
 const MAX_BLOCKS_PER_PASS: usize = 1 << 20;
 
+/// The least gas a transaction uses: the intrinsic cost of a transfer.
+const MIN_TX_GAS: u64 = 21_000;
+
+/// How many blocks' worth [`Batch::All`] takes from the pool.
+///
+/// A block of gas limit `g` holds at most `g / MIN_TX_GAS` transactions.
+/// Twice as many are taken, for those a block is handed and does not
+/// include: deferred (a sender whose transaction did not fit, a stage that
+/// undoes one) or dropped (invalid at inclusion). What is not taken stays
+/// in the pool for the next block.
+///
+/// A bound on the sum of the gas limits (twice the block's, say) would take
+/// fewer, but the builder charges what a transaction used, not its limit,
+/// and clients send fixed limits of millions for calls that use tens of
+/// thousands: 100 transfers with limits of 5,000,000 fit one block of
+/// 30,000,000, and such a bound would take 12.
+const BATCH_SLACK: u64 = 2;
+
 /// How long [`Engine::settle`] spins before it sleeps.
 const SETTLE_SPIN: Duration = Duration::from_micros(50);
 
@@ -64,7 +82,9 @@ const MINER_SPIN: Duration = Duration::from_micros(500);
 /// Which ready transactions a block is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Batch {
-    /// Every ready transaction (`evm_mine`, interval mining).
+    /// The ready transactions in block order, up to twice as many as a
+    /// block can hold ([`BATCH_SLACK`]): `evm_mine`, interval mining,
+    /// shutdown.
     All,
     /// The first ready transaction the stage does not hold back (automine:
     /// a block per transaction, as Hardhat and anvil mine).
@@ -166,21 +186,27 @@ impl Engine {
 
     /// Whether any transaction is executable.
     pub(super) fn any_ready(inner: &Inner) -> bool {
-        let view = inner.chain.latest();
-        inner.pool.best(|a| view.pool_nonce(*a), inner.chain.next_base_fee(), |_| false).is_some()
+        inner.pool.best(inner.chain.next_base_fee(), |_| false).is_some()
     }
 
-    /// The executable transactions, in block order (the first of them, for
-    /// [`Batch::First`]: the first one not held back by the stage).
-    fn batch(&self, inner: &Inner, batch: Batch) -> Vec<Arc<PoolTx>> {
-        let view = inner.chain.latest();
+    /// The executable transactions, in block order: as many as [`Batch::All`]
+    /// takes, or the first of them ([`Batch::First`]). Read under the
+    /// devnet's lock, so what they cost is bounded by the block, not by the
+    /// pool.
+    ///
+    /// A transaction the stage holds back (its inference runs) is passed
+    /// over with its sender's later ones, and takes no room, unless the
+    /// block waits for inference: then the stage waits for it.
+    fn batch(&self, inner: &Inner, batch: Batch, wait: InferenceWait) -> Vec<Arc<PoolTx>> {
+        let base_fee = inner.chain.next_base_fee();
+        let held = |tx: &PoolTx| wait == InferenceWait::Defer && self.stage.holds(&tx.hash);
         match batch {
-            Batch::All => inner.pool.ready(|a| view.pool_nonce(*a), inner.chain.next_base_fee()).collect(),
-            Batch::First => inner
-                .pool
-                .best(|a| view.pool_nonce(*a), inner.chain.next_base_fee(), |tx| self.stage.holds(&tx.hash))
-                .into_iter()
-                .collect(),
+            Batch::All => {
+                let fits = inner.chain.config().gas_limit / MIN_TX_GAS;
+                let take = usize::try_from(fits.saturating_mul(BATCH_SLACK).max(1)).unwrap_or(usize::MAX);
+                inner.pool.ready(base_fee, held).take(take).collect()
+            }
+            Batch::First => inner.pool.best(base_fee, held).into_iter().collect(),
         }
     }
 
@@ -207,7 +233,7 @@ impl Engine {
                     inner.chain.set_next_timestamp(ts)?;
                     inner.epoch += 1;
                 }
-                let batch = self.batch(&inner, batch);
+                let batch = self.batch(&inner, batch, wait);
                 if batch.is_empty() && !seal_empty {
                     return Ok(Mined::NothingReady);
                 }
@@ -503,5 +529,112 @@ impl Drop for MinerThread {
         if let Some(handle) = self.handle.take() {
             let _ = handle.join();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_primitives::U256;
+    use alloy_primitives::map::HashSet;
+    use alloy_rpc_types_eth::TransactionRequest;
+
+    use super::*;
+    use crate::Mining;
+    use crate::chain::ChainConfig;
+    use crate::evm::EthereumPrecompiles;
+    use crate::mempool::{NoPreExecution, Prepared, StageContext};
+    use crate::node::{Devnet, DevnetConfig};
+
+    /// A devnet that mines on request, with blocks of `gas_limit` and `stage`.
+    fn devnet(gas_limit: u64, stage: Arc<dyn PreExecution>) -> Devnet {
+        let config = DevnetConfig {
+            chain: ChainConfig { gas_limit, ..ChainConfig::default() },
+            mining: Mining::Manual,
+            ..DevnetConfig::default()
+        };
+        Devnet::with_extensions(config, Arc::new(EthereumPrecompiles), stage).unwrap()
+    }
+
+    /// Sends `per_account` transfers with gas limit `gas` from each dev
+    /// account, a nonce of each account after another; their hashes in order.
+    fn send_transfers(devnet: &Devnet, per_account: usize, gas: u64) -> Vec<B256> {
+        let accounts = devnet.accounts();
+        let mut hashes = Vec::new();
+        for _ in 0..per_account {
+            for from in &accounts {
+                let request = TransactionRequest::default()
+                    .from(*from)
+                    .to(Address::repeat_byte(0xee))
+                    .value(U256::from(1))
+                    .gas_limit(gas)
+                    .max_fee_per_gas(100_000_000_000)
+                    .max_priority_fee_per_gas(1_000_000_000);
+                hashes.push(devnet.send_transaction(request).unwrap());
+            }
+        }
+        hashes
+    }
+
+    fn batch(devnet: &Devnet, wait: InferenceWait) -> Vec<Arc<PoolTx>> {
+        let inner = devnet.engine.inner.lock();
+        devnet.engine.batch(&inner, Batch::All, wait)
+    }
+
+    #[test]
+    fn a_block_of_the_whole_pool_takes_twice_what_fits_and_leaves_the_rest() {
+        // Blocks of 10 transfers, and 50 in the pool.
+        let devnet = devnet(210_000, Arc::new(NoPreExecution));
+        let sent = send_transfers(&devnet, 5, 21_000);
+        assert_eq!(batch(&devnet, InferenceWait::Wait).len(), 20);
+        let mut mined = Vec::new();
+        for _ in 0..5 {
+            let block = devnet.mine(None).unwrap();
+            assert_eq!(block.transactions.len(), 10);
+            mined.extend(block.transactions.iter().map(|tx| tx.hash));
+        }
+        // Every transaction, each sender's in nonce order (as sent).
+        assert_eq!(mined, sent);
+        assert!(devnet.pool_content().pending.is_empty());
+    }
+
+    #[test]
+    fn a_block_of_the_whole_pool_takes_every_transaction_that_fits_whatever_its_gas_limit() {
+        // 100 transfers with limits of 5,000,000 fit a block of 30,000,000:
+        // the builder charges what each used.
+        let devnet = devnet(30_000_000, Arc::new(NoPreExecution));
+        send_transfers(&devnet, 10, 5_000_000);
+        assert_eq!(devnet.mine(None).unwrap().transactions.len(), 100);
+    }
+
+    /// A stage that includes its batch whole and holds back `held`.
+    #[derive(Debug, Default)]
+    struct Holding {
+        held: parking_lot::Mutex<HashSet<B256>>,
+    }
+
+    impl PreExecution for Holding {
+        fn prepare(&self, _ctx: &StageContext<'_>, batch: Vec<Arc<PoolTx>>) -> Prepared {
+            Prepared { include: batch, ..Prepared::default() }
+        }
+
+        fn holds(&self, tx: &B256) -> bool {
+            self.held.lock().contains(tx)
+        }
+    }
+
+    #[test]
+    fn transactions_held_back_take_no_room_unless_the_block_waits_for_them() {
+        // Room for 20; 30 sent, and the first nonces of five senders held
+        // back (their inference runs): what those senders sent waits.
+        let stage = Arc::new(Holding::default());
+        let devnet = devnet(210_000, stage.clone());
+        let sent = send_transfers(&devnet, 3, 21_000);
+        stage.held.lock().extend(&sent[..5]);
+        let taken: Vec<B256> = batch(&devnet, InferenceWait::Defer).iter().map(|tx| tx.hash).collect();
+        let others: Vec<B256> = sent.chunks(10).flat_map(|round| round[5..].to_vec()).collect();
+        assert_eq!(taken, others);
+        // A block that waits for inference (`evm_mine`) takes them in order.
+        let waiting: Vec<B256> = batch(&devnet, InferenceWait::Wait).iter().map(|tx| tx.hash).collect();
+        assert_eq!(waiting, sent[..20]);
     }
 }

@@ -23,7 +23,7 @@ use super::records::record_json;
 use super::typed_data;
 use crate::chain::{PoolTx, StateDump};
 use crate::inference::{ModelInfo, TensorSpec};
-use crate::node::{Devnet, NodeError, rpc_header, rpc_logs, transaction_json};
+use crate::node::{Devnet, NodeError, rpc_block_logs, rpc_header, transaction_json};
 use crate::tee::Fault;
 use crate::tee::faults::UnknownFault;
 
@@ -217,9 +217,9 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         Ok(json!(true))
     }),
     ("txpool_status", 0, 0, |_, d| {
-        let content = d.pool_content();
-        let count = |m: &BTreeMap<Address, Vec<Arc<PoolTx>>>| m.values().map(Vec::len).sum::<usize>() as u64;
-        Ok(json!({ "pending": qty(count(&content.pending)), "queued": qty(count(&content.queued)) }))
+        // Counted by the pool: listing its content would cost as much as it holds.
+        let counts = d.pool_counts();
+        Ok(json!({ "pending": qty(counts.pending as u64), "queued": qty(counts.queued as u64) }))
     }),
     ("txpool_content", 0, 0, |_, d| {
         let content = d.pool_content();
@@ -396,8 +396,7 @@ async fn subscribe(
         let items: Vec<Value> = match &kind {
             Subscription::NewHeads => vec![serde_json::to_value(rpc_header(&block))?],
             Subscription::PendingTransactions => Vec::new(),
-            Subscription::Logs(filter) => (0..block.transactions.len())
-                .flat_map(|i| rpc_logs(&block, i))
+            Subscription::Logs(filter) => rpc_block_logs(&block)
                 .filter(|log| filter.matches(&log.inner))
                 .map(serde_json::to_value)
                 .collect::<Result<_, _>>()?,
@@ -429,6 +428,8 @@ async fn pending_transactions(pending: PendingSubscriptionSink, devnet: &Devnet)
 #[cfg(test)]
 mod tests {
     use std::collections::HashSet;
+
+    use alloy_rpc_types_eth::TransactionRequest;
 
     use super::*;
     use crate::node::DevnetConfig;
@@ -463,5 +464,35 @@ mod tests {
             assert_eq!(Placement::of(target, false), Placement::Blocking, "{name}");
         }
         assert_eq!(Placement::of("eth_getTransactionReceipt", false), Placement::WhenSettled);
+    }
+
+    /// How many transactions one sender's group of `txpool_content` lists.
+    fn count(by_nonce: &Value) -> usize {
+        by_nonce.as_object().map_or(0, serde_json::Map::len)
+    }
+
+    /// What `name` answers without parameters.
+    fn call(devnet: &Devnet, name: &str) -> Value {
+        let (_, _, _, handler) = METHODS.iter().find(|(n, ..)| *n == name).expect("registered");
+        let args = Args::new(&jsonrpsee::types::Params::new(None), 0, 0).expect("no parameters");
+        handler(&args, devnet).expect("answered")
+    }
+
+    #[test]
+    fn txpool_status_counts_what_txpool_content_lists() {
+        let devnet = Devnet::new(DevnetConfig { mining: crate::Mining::Manual, ..DevnetConfig::default() }).unwrap();
+        let from = devnet.accounts()[0];
+        // Two executable, and one behind the gap at nonce 2.
+        for nonce in [0, 1, 3] {
+            let request = TransactionRequest::default().from(from).to(from).nonce(nonce).gas_limit(21_000);
+            devnet.send_transaction(request).unwrap();
+        }
+        assert_eq!(call(&devnet, "txpool_status"), json!({ "pending": "0x2", "queued": "0x1" }));
+        let content = call(&devnet, "txpool_content");
+        let listed =
+            |group: &str| content[group].as_object().map_or(0, |by_sender| by_sender.values().map(count).sum());
+        assert_eq!((listed("pending"), listed("queued")), (2, 1));
+        devnet.mine(None).unwrap();
+        assert_eq!(call(&devnet, "txpool_status"), json!({ "pending": "0x0", "queued": "0x1" }));
     }
 }

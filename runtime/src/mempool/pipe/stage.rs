@@ -254,6 +254,9 @@ impl PreExecution for Pipe {
             }
             go
         };
+        // Each transaction of the batch that runs code is simulated: a batch
+        // is at most what a block could include (the miner bounds it by the
+        // block's gas limit), not the pool, however deep that is.
         let mut todo: Vec<&Arc<PoolTx>> = batch.iter().filter(|tx| ctx.runs_code(tx)).collect();
         for tx in &todo {
             prepared.entry(tx.hash).or_insert_with(|| TxPrep::of(tx));
