@@ -43,6 +43,7 @@ pub use filters::FilterChanges;
 pub use inference::{AttestedCall, InferenceSetup, MempoolStatus, TeeInfo};
 pub use query::check_filter;
 pub use scheduler::{TaskInfo, scheduler_signer};
+use settlement::ChainReplaced;
 pub use settlement::HEARTBEAT_EVERY;
 
 /// The priority fee the devnet suggests and fills in, in wei (1 gwei).
@@ -763,16 +764,14 @@ impl Devnet {
     /// Restores a snapshot (`evm_revert`); it and every later one are
     /// consumed. Returns false for an unknown id.
     pub fn revert(&self, id: u64) -> bool {
-        let mut inner = self.lock();
-        let Some((chain, pool)) = inner.snapshots.remove(&id) else { return false };
-        inner.epoch += 1;
-        let later = inner.snapshots.split_off(&id);
-        let replaced = (std::mem::replace(&mut inner.chain, chain), std::mem::replace(&mut inner.pool, pool));
-        drop(inner);
-        // Freed outside the lock.
-        drop((later, replaced));
-        self.rewind_settlement();
-        true
+        let replaced = self.replace_chain(ChainReplaced::Reverted, |inner| {
+            let (chain, pool) = inner.snapshots.remove(&id)?;
+            inner.epoch += 1;
+            let later = inner.snapshots.split_off(&id);
+            Some((later, std::mem::replace(&mut inner.chain, chain), std::mem::replace(&mut inner.pool, pool)))
+        });
+        // Freed outside the locks.
+        replaced.is_some()
     }
 
     // ----- state dumps -----
@@ -782,8 +781,8 @@ impl Devnet {
         if self.fork.is_some() {
             return Err(DumpError::Forked.into());
         }
-        // Encoded outside the lock: a copy of the chain is a copy of its
-        // indexes (blocks and states are shared).
+        // Encoded outside the lock: a copy of the chain takes constant time
+        // (its parts are persistent structures).
         let chain = self.lock().chain.clone();
         Ok(StateDump::of(&chain))
     }
@@ -797,17 +796,16 @@ impl Devnet {
         }
         let chain = dump.into_chain(self.chain_config())?;
         self.learn_records(&chain);
-        let mut inner = self.lock();
-        inner.epoch += 1;
-        let replaced = (
-            std::mem::replace(&mut inner.chain, chain),
-            std::mem::take(&mut inner.pool),
-            std::mem::take(&mut inner.snapshots),
-        );
-        drop(inner);
-        // Freed outside the lock: a long chain is many allocations.
+        let replaced = self.replace_chain(ChainReplaced::Loaded, |inner| {
+            inner.epoch += 1;
+            Some((
+                std::mem::replace(&mut inner.chain, chain),
+                std::mem::take(&mut inner.pool),
+                std::mem::take(&mut inner.snapshots),
+            ))
+        });
+        // Freed outside the locks: a long chain is many allocations.
         drop(replaced);
-        self.restart_settlement();
         Ok(())
     }
 

@@ -14,7 +14,7 @@ use alloy_eips::BlockNumberOrTag;
 use alloy_primitives::{Address, B256, Bytes, TxKind, keccak256};
 use alloy_signer::SignerSync;
 
-use super::{Devnet, NodeError};
+use super::{Devnet, Inner, NodeError};
 use crate::chain::PoolTx;
 use crate::predeploys::{SETTLEMENT_RELAY, TEE_REGISTRY, heartbeat_call};
 use crate::settlement::{Book, Posting, calldata};
@@ -34,6 +34,15 @@ pub const HEARTBEAT_EVERY: u64 = 600;
 const POSTING_GAS: u64 = 500_000;
 /// The relay's priority fee.
 const RELAY_TIP: u128 = 1_000_000_000;
+
+/// How a chain was replaced under the relay ([`Devnet::replace_chain`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum ChainReplaced {
+    /// By a snapshot of it (`evm_revert`).
+    Reverted,
+    /// By a state dump (`anvil_loadState`).
+    Loaded,
+}
 
 impl Devnet {
     /// Learns the blocks mined since the last step and posts what is due;
@@ -181,28 +190,38 @@ impl Devnet {
         })
     }
 
-    /// Follows the chain back after `evm_revert`: the relay forgets what the
-    /// lost blocks used and posts again what they mined, and the operator's
-    /// heartbeat times start over.
-    pub(super) fn rewind_settlement(&self) {
-        let Some(inference) = &self.inference else { return };
-        // The book before the chain, as in `settle_due`.
-        let mut book = inference.book.lock();
-        let head = self.with_chain(|c| c.head_number());
-        book.rewind(head, |tx| self.with_chain(|c| c.tx_location(&tx).is_some()));
-        inference.heartbeats.lock().clear();
-    }
-
-    /// Starts the relay's book over after a loaded state (`anvil_loadState`),
-    /// as a devnet started on that state (`--state`) starts it: what the
-    /// loaded chain used is not settled again, whatever its length, and
-    /// nothing learnt of the chain it replaced applies to it.
-    pub(super) fn restart_settlement(&self) {
-        let Some(inference) = &self.inference else { return };
-        let mut book = inference.book.lock();
-        let head = self.with_chain(|c| c.head_number());
-        *book = Book::new(book.config(), head);
-        inference.heartbeats.lock().clear();
+    /// Replaces the chain by `replace`, run under the devnet's lock, with
+    /// the relay's book following it in the same step: the book is locked
+    /// first, the order `settle_due` takes them in, so the relay never reads
+    /// the new chain with the old book. `None` when `replace` replaces
+    /// nothing; else what it took out, for the caller to free outside both
+    /// locks. The operator's heartbeat times start over.
+    pub(super) fn replace_chain<T>(
+        &self,
+        how: ChainReplaced,
+        replace: impl FnOnce(&mut Inner) -> Option<T>,
+    ) -> Option<T> {
+        let mut book = self.inference.as_ref().map(|inference| inference.book.lock());
+        let mut inner = self.lock();
+        let replaced = replace(&mut inner)?;
+        if let Some(book) = book.as_deref_mut() {
+            let chain = &inner.chain;
+            match how {
+                // The relay forgets what the lost blocks used and posts
+                // again what they mined.
+                ChainReplaced::Reverted => book.rewind(chain.head_number(), |tx| chain.tx_location(&tx).is_some()),
+                // As a devnet started on that state (`--state`) starts it:
+                // what the loaded chain used is not settled again, and
+                // nothing learnt of the chain it replaced applies to it.
+                ChainReplaced::Loaded => *book = Book::new(book.config(), chain.head_number()),
+            }
+        }
+        drop(inner);
+        drop(book);
+        if let Some(inference) = &self.inference {
+            inference.heartbeats.lock().clear();
+        }
+        Some(replaced)
     }
 
     /// The book of the relay (statuses), read-only.

@@ -224,9 +224,14 @@ impl PreExecution for Pipe {
             let mut prepared = std::mem::take(&mut s.prepared);
             // Automine's batch is one transaction: what the others learnt
             // (their rounds, where their requests were found) is kept while
-            // they may be pending, within a bound.
+            // they may be pending, within a bound. Past it, those whose
+            // inference runs are kept too: the miner leaves them out of the
+            // batch, and this is what holds them back.
             if prepared.len() > PREPARED_LIMIT {
-                prepared.retain(|hash, _| live.contains(hash));
+                let running = &s.running;
+                prepared.retain(|hash, prep| {
+                    live.contains(hash) || prep.awaiting.iter().any(|id| running.contains_key(id))
+                });
             } else {
                 prepared.retain(|hash, prep| live.contains(hash) || prep.may_be_pending(ctx.view));
             }
