@@ -14,7 +14,7 @@
 
 pub mod merkle;
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
@@ -142,8 +142,9 @@ pub struct Book {
     batch_opened: u64,
     batch_touched: u64,
     status: HashMap<B256, Settlement>,
-    /// The block that used each result, by key.
-    used_in: HashMap<B256, u64>,
+    /// The results each block used first, by key: a rewind splits off the
+    /// blocks that are gone instead of walking every result ever learnt.
+    used_in: BTreeMap<u64, Vec<B256>>,
     /// Postings submitted and not mined yet: their results.
     submitted: HashMap<B256, Vec<Attestation>>,
 }
@@ -184,7 +185,7 @@ impl Book {
                 key,
                 Settlement { status, mode: self.config.mode, tx_hash: None, merkle_root: None, proof: vec![] },
             );
-            self.used_in.insert(key, number);
+            self.used_in.entry(number).or_default().push(key);
         }
         for (hash, success) in mined {
             let Some(results) = self.submitted.remove(hash) else { continue };
@@ -232,9 +233,8 @@ impl Book {
             return;
         }
         self.scanned = head;
-        let gone: Vec<B256> = self.used_in.iter().filter(|(_, n)| **n > head).map(|(k, _)| *k).collect();
-        for key in &gone {
-            self.used_in.remove(key);
+        let gone = head.checked_add(1).map(|after| self.used_in.split_off(&after)).unwrap_or_default();
+        for key in gone.values().flatten() {
             self.status.remove(key);
         }
         self.waiting.retain(|w| w.used_in <= head);
@@ -463,6 +463,23 @@ mod tests {
         // A block that uses att(2) again is learnt anew.
         book.learn_block(3, &[att(2)], &[]);
         assert_eq!(book.due(4, 0, 0, false), vec![Posting::Individual(att(2))]);
+    }
+
+    #[test]
+    fn a_rewind_forgets_exactly_the_blocks_after_the_head() {
+        let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 10, ..Default::default() };
+        let mut book = Book::new(config, 0);
+        for n in 1..=5u8 {
+            book.learn_block(u64::from(n), &[att(n)], &[]);
+        }
+        book.rewind(3, |_| true);
+        let tracked: Vec<bool> = (1..=5u8).map(|n| book.status.contains_key(&result_key(&att(n)))).collect();
+        assert_eq!(tracked, [true, true, true, false, false]);
+        // Learnt again in a new block 4, a forgotten result is tracked anew.
+        book.learn_block(4, &[att(5)], &[]);
+        assert!(book.status.contains_key(&result_key(&att(5))));
+        book.rewind(3, |_| true);
+        assert!(!book.status.contains_key(&result_key(&att(5))));
     }
 
     #[test]
