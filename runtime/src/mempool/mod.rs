@@ -10,4 +10,4 @@ pub use builder::{
     StageContext, Waker,
 };
 pub use pipe::{INFERENCE_PRECOMPILE, OnMiss, Pipe, PipeConfig, PipeStatus};
-pub use pool::{Added, Pool, PoolContent, REPLACEMENT_BUMP_PERCENT, Ready};
+pub use pool::{Added, Pool, PoolContent, PoolCounts, REPLACEMENT_BUMP_PERCENT, Ready};

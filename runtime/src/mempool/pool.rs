@@ -289,17 +289,11 @@ impl Pool {
         self.by_hash.len()
     }
 
-    /// Number of transactions executable from their senders' nonces, as the
-    /// pool was last told them: [`PoolContent::pending`]'s, counted as
-    /// transactions come and go rather than listed.
-    pub fn pending_count(&self) -> usize {
-        self.by_hash.len() - self.queued
-    }
-
-    /// Number of transactions not executable from their senders' nonces
-    /// (behind a gap, or stale below them): [`PoolContent::queued`]'s.
-    pub fn queued_count(&self) -> usize {
-        self.queued
+    /// How many transactions are pending and queued, as
+    /// [`PoolContent`] would list them: counted as transactions come and go,
+    /// so asking costs the same whatever the pool holds.
+    pub fn counts(&self) -> PoolCounts {
+        PoolCounts { pending: self.by_hash.len() - self.queued, queued: self.queued }
     }
 
     /// Whether the pool is empty.
@@ -392,14 +386,9 @@ impl Pool {
         Some(tx)
     }
 
-    /// Drops every transaction whose nonce is below its sender's on-chain nonce.
-    pub fn prune(&mut self, nonce_of: impl Fn(&Address) -> u64) {
-        let senders: Vec<Address> = self.senders.keys().copied().collect();
-        self.prune_senders(&senders, nonce_of);
-    }
-
-    /// [`Pool::prune`] for `senders` alone (after a block: those whose
-    /// nonces it moved).
+    /// Drops every transaction of `senders` whose nonce is below the
+    /// sender's on-chain nonce, and takes that nonce as the sender's (after
+    /// a block: those whose nonces it moved; after an edit: the edited one).
     pub fn prune_senders(&mut self, senders: &[Address], nonce_of: impl Fn(&Address) -> u64) {
         let mut stale = Vec::new();
         for sender in senders {
@@ -532,6 +521,15 @@ pub struct PoolContent {
     pub pending: BTreeMap<Address, Vec<Arc<PoolTx>>>,
     /// Transactions behind a nonce gap.
     pub queued: BTreeMap<Address, Vec<Arc<PoolTx>>>,
+}
+
+/// The pool's transactions, counted ([`Pool::counts`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolCounts {
+    /// Executable from their senders' nonces, as the pool was last told them.
+    pub pending: usize,
+    /// Not executable from them: behind a gap, or stale below them.
+    pub queued: usize,
 }
 
 #[cfg(test)]
@@ -724,7 +722,7 @@ mod tests {
         assert_eq!(pool.ready(0, |_| false).count(), 2);
         assert_eq!(pool.content(|_| u64::MAX - 2).pending[&ALICE].len(), 2);
         assert_eq!(pool.add(tx_from(BOB, 0, 1), 0).unwrap(), Added::Pending);
-        pool.prune(|a| if *a == ALICE { u64::MAX } else { 0 });
+        prune(&mut pool, |a| if *a == ALICE { u64::MAX } else { 0 });
         assert_eq!(pool.len(), 1);
         assert_eq!(pool.pending_nonce(&ALICE, u64::MAX), u64::MAX);
     }
@@ -855,7 +853,7 @@ mod tests {
                 *nonce += pick(2);
             }
             let nonce_of = |a: &Address| state[a];
-            pool.prune(nonce_of);
+            prune(&mut pool, nonce_of);
             let content = pool.content(nonce_of);
             assert_eq!(counts(&pool), counts_of(&content), "counted again as nonces move");
             for queue in pool.senders.values() {
@@ -878,7 +876,14 @@ mod tests {
 
     /// The pool's pending and queued transactions, as it counts them.
     fn counts(pool: &Pool) -> (usize, usize) {
-        (pool.pending_count(), pool.queued_count())
+        let PoolCounts { pending, queued } = pool.counts();
+        (pending, queued)
+    }
+
+    /// [`Pool::prune_senders`] for every sender.
+    fn prune(pool: &mut Pool, nonce_of: impl Fn(&Address) -> u64) {
+        let senders: Vec<Address> = pool.senders.keys().copied().collect();
+        pool.prune_senders(&senders, nonce_of);
     }
 
     /// The same, as [`Pool::content`] lists them.

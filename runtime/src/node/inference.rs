@@ -16,7 +16,7 @@ use crate::chain::ETHER;
 use crate::chain::{Chain, InferenceRecord};
 use crate::inference::{Executor, InferenceError, ModelInfo, ModelRegistry};
 use crate::llm::{LlmBackend, LlmRouter};
-use crate::mempool::{Pipe, PipeConfig, PipeStatus, Pool};
+use crate::mempool::{Pipe, PipeConfig, PipeStatus, PoolCounts};
 use crate::predeploys::{
     INFERENCE_HUB, SETTLEMENT_RELAY, SYSTEM_ADDRESS, TEE_REGISTRY, WORKFLOW_SCHEDULER, inference_hub_code, payments,
     settlement_relay_code, settlement_relay_setup, tee_registry_code, tee_registry_setup, workflow_scheduler_code,
@@ -125,23 +125,6 @@ pub struct MempoolStatus {
     /// The inference mempool.
     #[serde(flatten)]
     pub pipe: PipeStatus,
-}
-
-/// The pool's transactions, counted: from the counts the pool keeps, not
-/// from a listing of it, so that asking (under the devnet's lock) costs the
-/// same whatever the pool holds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct PoolCounts {
-    /// Executable transactions.
-    pub(crate) pending: usize,
-    /// Transactions waiting for an earlier nonce.
-    pub(crate) queued: usize,
-}
-
-impl PoolCounts {
-    fn of(pool: &Pool) -> Self {
-        Self { pending: pool.pending_count(), queued: pool.queued_count() }
-    }
 }
 
 impl Devnet {
@@ -368,14 +351,8 @@ impl Devnet {
     /// a block is being built: the pool counts then are those at its start.
     pub fn mempool_status(&self) -> Result<MempoolStatus, NodeError> {
         let pipe = self.inference()?.pipe.status();
-        let PoolCounts { pending, queued } = PoolCounts::of(&self.engine.inner.lock().pool);
+        let PoolCounts { pending, queued } = self.engine.inner.lock().pool.counts();
         Ok(MempoolStatus { pending, queued, pipe })
-    }
-
-    /// The pool's transactions, counted (`txpool_status`), once the
-    /// transactions sent before are mined (or pending on inference).
-    pub(crate) fn pool_counts(&self) -> PoolCounts {
-        PoolCounts::of(&self.lock().pool)
     }
 
     /// Makes the inference mempool learn the records of a chain just loaded.

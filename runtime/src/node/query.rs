@@ -17,7 +17,7 @@ use super::convert::{rpc_block, rpc_block_logs, rpc_receipt, rpc_transaction};
 use super::{DEFAULT_PRIORITY_FEE, Devnet, NodeError};
 use crate::chain::{Chain, ChainError, NextBlock, Overlay, PoolTx, SealedBlock, StateView};
 use crate::evm::{ExecOptions, Machine, Phase, TxOutcome, trace_transaction};
-use crate::mempool::PoolContent;
+use crate::mempool::{PoolContent, PoolCounts};
 
 /// The most built blocks one `eth_getLogs` may scan.
 pub(super) const MAX_LOG_RANGE: u64 = 100_000;
@@ -286,6 +286,12 @@ impl Devnet {
         history.base_fee_per_blob_gas.push(0);
         history.reward = percentiles.map(|_| rewards);
         Ok(history)
+    }
+
+    /// The pool's transactions, counted (`txpool_status`): as
+    /// [`Devnet::pool_content`] would list them, at the cost of a count.
+    pub fn pool_counts(&self) -> PoolCounts {
+        self.lock().pool.counts()
     }
 
     /// Pending (executable) and queued transactions.
