@@ -408,11 +408,12 @@ impl Pool {
     }
 
     /// Splits the pool into pending (executable) and queued (behind a nonce gap)
-    /// transactions, per sender in nonce order.
-    pub fn content(&self, nonce_of: impl Fn(&Address) -> u64) -> PoolContent {
+    /// transactions, per sender in nonce order, from each sender's nonce as
+    /// the pool was last told it (as [`Pool::ready`] and [`Pool::counts`]).
+    pub fn content(&self) -> PoolContent {
         let mut content = PoolContent::default();
         for (sender, queue) in &self.senders {
-            let mut expected = nonce_of(sender);
+            let mut expected = queue.base;
             for (nonce, tx) in &queue.txs {
                 if *nonce == expected {
                     content.pending.entry(*sender).or_default().push(tx.clone());
@@ -720,7 +721,7 @@ mod tests {
         assert_eq!(pool.add(tx(u64::MAX, 1), u64::MAX - 2), max);
         assert_eq!(pool.pending_nonce(&ALICE, u64::MAX - 2), u64::MAX);
         assert_eq!(pool.ready(0, |_| false).count(), 2);
-        assert_eq!(pool.content(|_| u64::MAX - 2).pending[&ALICE].len(), 2);
+        assert_eq!(pool.content().pending[&ALICE].len(), 2);
         assert_eq!(pool.add(tx_from(BOB, 0, 1), 0).unwrap(), Added::Pending);
         prune(&mut pool, |a| if *a == ALICE { u64::MAX } else { 0 });
         assert_eq!(pool.len(), 1);
@@ -843,7 +844,8 @@ mod tests {
                     }
                 }
             }
-            let content = pool.content(|a| state[a]);
+            let content = listed(&pool, |a| state[a]);
+            assert_eq!(hashes(&pool.content()), hashes(&content), "listed from the nonces the pool was told");
             assert_eq!(counts(&pool), counts_of(&content), "counted as transactions come and go");
             let bytes = pool.all().iter().map(|t| t.encoded_len()).sum::<usize>();
             assert_eq!(pool.bytes, bytes, "bytes counted as transactions come and go");
@@ -854,7 +856,8 @@ mod tests {
             }
             let nonce_of = |a: &Address| state[a];
             prune(&mut pool, nonce_of);
-            let content = pool.content(nonce_of);
+            let content = listed(&pool, nonce_of);
+            assert_eq!(hashes(&pool.content()), hashes(&content), "listed again as nonces move");
             assert_eq!(counts(&pool), counts_of(&content), "counted again as nonces move");
             for queue in pool.senders.values() {
                 let filed = queue.filed.map(|f| (f.tip, f.fee));
@@ -878,6 +881,32 @@ mod tests {
     fn counts(pool: &Pool) -> (usize, usize) {
         let PoolCounts { pending, queued } = pool.counts();
         (pending, queued)
+    }
+
+    /// The pool's content worked out the long way, from the test's own
+    /// record of the senders' nonces rather than the pool's.
+    fn listed(pool: &Pool, nonce_of: impl Fn(&Address) -> u64) -> PoolContent {
+        let mut content = PoolContent::default();
+        for (sender, queue) in &pool.senders {
+            let mut expected = nonce_of(sender);
+            for (nonce, tx) in &queue.txs {
+                if *nonce == expected {
+                    content.pending.entry(*sender).or_default().push(tx.clone());
+                    expected = expected.saturating_add(1);
+                } else {
+                    content.queued.entry(*sender).or_default().push(tx.clone());
+                }
+            }
+        }
+        content
+    }
+
+    /// A content's transactions by hash, pending and queued.
+    fn hashes(content: &PoolContent) -> [BTreeMap<Address, Vec<B256>>; 2] {
+        let of = |m: &BTreeMap<Address, Vec<Arc<PoolTx>>>| {
+            m.iter().map(|(sender, txs)| (*sender, txs.iter().map(|tx| tx.hash).collect())).collect()
+        };
+        [of(&content.pending), of(&content.queued)]
     }
 
     /// [`Pool::prune_senders`] for every sender.

@@ -296,9 +296,7 @@ impl Devnet {
 
     /// Pending (executable) and queued transactions.
     pub fn pool_content(&self) -> PoolContent {
-        let inner = self.lock();
-        let view = inner.chain.latest();
-        inner.pool.content(|a| view.pool_nonce(*a))
+        self.lock().pool.content()
     }
 
     /// Traces a mined transaction (`debug_traceTransaction`).
