@@ -1084,6 +1084,47 @@ fn scheduled_tasks_run_when_due_and_survive_a_reload() {
     assert_eq!(reloaded.tasks().unwrap(), tasks);
 }
 
+/// One call over every task ran out of the call's gas (the block gas limit)
+/// past a few thousand tasks at 30M, and then no task ran at all: the devnet
+/// asks the scheduler a page at a time, for the due tasks and for the list.
+/// Under a 3M-gas limit, 1,000 tasks are past that point.
+#[test]
+fn a_thousand_scheduled_tasks_under_a_small_gas_limit_are_all_found_due_and_listed() {
+    use nml_runtime::predeploys::{IWorkflowScheduler, WORKFLOW_SCHEDULER};
+    const TASKS: usize = 1_000;
+    let chain = nml_runtime::chain::ChainConfig { gas_limit: 3_000_000, ..Default::default() };
+    let config = DevnetConfig { chain, ..DevnetConfig::default() };
+    let (onnx, _) = executor(Duration::from_secs(30));
+    let devnet = Devnet::with_inference(config, InferenceSetup::new(onnx)).unwrap();
+    let target = Address::repeat_byte(0x61);
+    devnet.set_code(target, Bytes::from_static(&[0x00]));
+    let now = devnet.with_chain(|c| c.head().header.timestamp);
+    let register = IWorkflowScheduler::registerTaskCall {
+        contractAddress: target,
+        // Each block is at least a second later: the registrations' 1,000 blocks
+        // run ahead of the clock, and pass before the first task is due.
+        endTime: U256::from(now + 100_000),
+        frequency: U256::from(10_000),
+    };
+    let request = TransactionRequest::default()
+        .from(devnet.accounts()[1])
+        .to(WORKFLOW_SCHEDULER)
+        .input(Bytes::from(register.abi_encode()).into())
+        .gas_limit(300_000);
+    let sent: Vec<B256> = (0..TASKS).map(|_| devnet.send_transaction(request.clone()).expect("sent")).collect();
+    assert!(mined(&devnet, *sent.last().unwrap()).success);
+    // The runs are counted, not mined.
+    devnet.set_automine(false);
+    assert!(devnet.run_due_tasks().unwrap().is_empty(), "nothing is due yet");
+    devnet.increase_time(20_000).unwrap();
+    devnet.mine(None).unwrap();
+    assert_eq!(devnet.run_due_tasks().unwrap().len(), TASKS, "every task is due once");
+    assert!(devnet.run_due_tasks().unwrap().is_empty(), "each run is on its way");
+    let tasks = devnet.tasks().unwrap();
+    assert_eq!(tasks.len(), TASKS);
+    assert!(tasks.iter().enumerate().all(|(i, t)| t.id == i as u64 && t.contract_address == target));
+}
+
 #[test]
 fn a_devnet_of_two_thousand_accounts_mints_opg_to_each() {
     // Minting to 2,000 holders takes more gas than a 30M-gas block: the

@@ -55,16 +55,31 @@ contract WorkflowScheduler {
         emit TaskRegistered(tasks.length - 1, contractAddress, endTime, frequency);
     }
 
+    /// @notice How many tasks there are: their ids are 0 to `taskCount() - 1`.
+    function taskCount() external view returns (uint256) {
+        return tasks.length;
+    }
+
     /// @notice The ids of the tasks due at this block's time.
     function dueTasks() external view returns (uint256[] memory ids) {
+        return dueTasksIn(0, tasks.length);
+    }
+
+    /// @notice The ids in [`from`, `to`) of the tasks due at this block's
+    ///         time (`to` past the last task stops there). The devnet asks a
+    ///         page at a time, so that no call's gas grows with the number of
+    ///         tasks.
+    function dueTasksIn(uint256 from, uint256 to) public view returns (uint256[] memory ids) {
+        if (to > tasks.length) to = tasks.length;
+        if (from >= to) return new uint256[](0);
+        ids = new uint256[](to - from);
         uint256 count;
-        for (uint256 i = 0; i < tasks.length; i++) {
-            if (_due(tasks[i])) count++;
+        for (uint256 i = from; i < to; i++) {
+            if (_due(tasks[i])) ids[count++] = i;
         }
-        ids = new uint256[](count);
-        uint256 j;
-        for (uint256 i = 0; i < tasks.length; i++) {
-            if (_due(tasks[i])) ids[j++] = i;
+        // Shrinks the array to the ids found.
+        assembly {
+            mstore(ids, count)
         }
     }
 
@@ -90,6 +105,17 @@ contract WorkflowScheduler {
     /// @notice Every task, by id.
     function getTasks() external view returns (Task[] memory) {
         return tasks;
+    }
+
+    /// @notice The tasks with ids in [`from`, `to`) (`to` past the last
+    ///         task stops there).
+    function getTasksIn(uint256 from, uint256 to) external view returns (Task[] memory page) {
+        if (to > tasks.length) to = tasks.length;
+        if (from >= to) return new Task[](0);
+        page = new Task[](to - from);
+        for (uint256 i = from; i < to; i++) {
+            page[i - from] = tasks[i];
+        }
     }
 
     function _due(Task storage task) private view returns (bool) {

@@ -4,7 +4,9 @@
 //! any other (through the inference mempool: a workflow's `run()` calls a
 //! model). One run per due task per block, however far the time jumped; the
 //! next is due `frequency` seconds after it. Tasks, their last runs and
-//! failures live in the scheduler's storage, so dumps keep them.
+//! failures live in the scheduler's storage, so dumps keep them. The
+//! scheduler is asked a page of tasks at a time (what a call of the block gas
+//! limit covers), so no call's gas grows with the number of tasks.
 //! `Devnet::start_scheduler` runs it on a thread of its own;
 //! `Devnet::run_due_tasks` is one step of it.
 
@@ -21,10 +23,18 @@ use super::{Devnet, NodeError};
 use crate::mempool::pipe::revert_reason;
 use crate::predeploys::{IWorkflowScheduler, WORKFLOW_SCHEDULER};
 
-/// Gas of an `execute` (the scheduler gives each `run()` 20,000,000).
+/// Gas of an `execute` (the scheduler gives each `run()` 20,000,000), or
+/// the block gas limit when that is lower.
 const EXECUTE_GAS: u64 = 25_000_000;
 /// The scheduler's priority fee.
 const SCHEDULER_TIP: u128 = 1_000_000_000;
+/// Gas a call spends per task when looking for due ones, with room to
+/// spare (two cold storage reads: about 4,500): a page is the call's gas
+/// (the block gas limit) over this.
+const DUE_GAS_PER_TASK: u64 = 10_000;
+/// Gas a call spends per task when listing them, with room to spare (nine
+/// cold storage slots and the copy: about 25,000).
+const LIST_GAS_PER_TASK: u64 = 50_000;
 
 /// The scheduler account's key, made from the enclaves' seed.
 pub fn scheduler_signer(seed: u64) -> PrivateKeySigner {
@@ -58,28 +68,55 @@ pub struct TaskInfo {
 }
 
 impl Devnet {
-    fn call_scheduler<C: SolCall>(&self, call: C) -> Result<C::Return, NodeError> {
+    /// Calls the scheduler at block `at`.
+    fn call_scheduler<C: SolCall>(&self, call: C, at: u64) -> Result<C::Return, NodeError> {
         let request = TransactionRequest::default().to(WORKFLOW_SCHEDULER).input(call.abi_encode().into());
-        let out = self.call(request, None, None)?;
+        let out = self.call(request, Some(at.into()), None)?;
         C::abi_decode_returns(&out).map_err(|e| NodeError::Failed(format!("the workflow scheduler answered: {e}")))
+    }
+
+    /// Asks the scheduler about every task a page at a time, all at the
+    /// head block (so that the pages agree), each page what a call's gas
+    /// (the block gas limit) covers at `gas_per_task`: one call over all of
+    /// them ran out of gas past a few thousand tasks. `page` asks about the
+    /// ids in a range at a block.
+    fn scheduler_pages<T>(
+        &self,
+        gas_per_task: u64,
+        mut page: impl FnMut(u64, u64, u64) -> Result<Vec<T>, NodeError>,
+    ) -> Result<Vec<T>, NodeError> {
+        let size = (self.with_chain(|c| c.config().gas_limit) / gas_per_task).max(1);
+        let at = self.block_number();
+        let count = self.call_scheduler(IWorkflowScheduler::taskCountCall {}, at)?;
+        let count = u64::try_from(count).unwrap_or(u64::MAX);
+        let mut all = Vec::new();
+        let mut from = 0;
+        while from < count {
+            let to = from.saturating_add(size).min(count);
+            all.extend(page(from, to, at)?);
+            from = to;
+        }
+        Ok(all)
     }
 
     /// Sends `execute(id)` for every task due at the head's time that is not
     /// already on its way; the hashes sent.
     pub fn run_due_tasks(&self) -> Result<Vec<B256>, NodeError> {
         let inference = self.inference()?;
-        let due = self.call_scheduler(IWorkflowScheduler::dueTasksCall {})?;
+        let due = self.scheduler_pages(DUE_GAS_PER_TASK, |from, to, at| {
+            self.call_scheduler(IWorkflowScheduler::dueTasksInCall { from: U256::from(from), to: U256::from(to) }, at)
+        })?;
         let mut sending = inference.scheduled.lock();
         // A run is on its way until it is mined or leaves the pool.
         sending.retain(|_, hash| self.receipt_record(*hash).is_none() && self.transaction(*hash).is_some());
+        let gas = EXECUTE_GAS.min(self.with_chain(|c| c.config().gas_limit));
         let mut sent = Vec::new();
         for id in due {
             if sending.contains_key(&id) {
                 continue;
             }
             let input: Bytes = IWorkflowScheduler::executeCall { id }.abi_encode().into();
-            let hash =
-                self.send_signed_call(&inference.scheduler, WORKFLOW_SCHEDULER, input, EXECUTE_GAS, SCHEDULER_TIP)?;
+            let hash = self.send_signed_call(&inference.scheduler, WORKFLOW_SCHEDULER, input, gas, SCHEDULER_TIP)?;
             sending.insert(id, hash);
             sent.push(hash);
         }
@@ -89,7 +126,9 @@ impl Devnet {
     /// The scheduler's tasks.
     pub fn tasks(&self) -> Result<Vec<TaskInfo>, NodeError> {
         self.inference()?;
-        let tasks = self.call_scheduler(IWorkflowScheduler::getTasksCall {})?;
+        let tasks = self.scheduler_pages(LIST_GAS_PER_TASK, |from, to, at| {
+            self.call_scheduler(IWorkflowScheduler::getTasksInCall { from: U256::from(from), to: U256::from(to) }, at)
+        })?;
         Ok(tasks
             .into_iter()
             .enumerate()

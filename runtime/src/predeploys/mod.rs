@@ -107,9 +107,12 @@ sol! {
 
         function initialize(address executor) external;
         function registerTask(address contractAddress, uint256 endTime, uint256 frequency) external;
+        function taskCount() external view returns (uint256);
         function dueTasks() external view returns (uint256[] memory ids);
+        function dueTasksIn(uint256 from, uint256 to) external view returns (uint256[] memory ids);
         function execute(uint256 id) external;
         function getTasks() external view returns (Task[] memory);
+        function getTasksIn(uint256 from, uint256 to) external view returns (Task[] memory page);
     }
 }
 
