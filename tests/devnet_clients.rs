@@ -692,6 +692,53 @@ fn nml_deploy_deploys_records_and_refuses_what_it_should() {
     assert_eq!(nonce(), "0x1", "nothing deployed twice");
 }
 
+/// The README's tour: `nml deploy --all` deploys each template's contracts
+/// right after `nml new`, as its nml.toml names them (two tokens, then the
+/// pool that takes their addresses through `@TokenA`, `@TokenB`); a second
+/// run deploys nothing.
+#[test]
+fn nml_deploy_all_deploys_every_template_right_after_nml_new() {
+    let node = Node::start(&[]);
+    let dir = tempfile::tempdir().unwrap();
+    let key0 = "0xac0974bec39a17e36ba4a6b4d238ff944bacb478cbed5efcae784d7bf4f2ff80";
+    let text = |o: &Output| format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
+    let nml = |at: &Path, args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_nml")).args(args).current_dir(at).output().expect("nml")
+    };
+    for (template, deployments) in [
+        ("dynamic-fee", &["TokenA", "TokenB", "DynamicFeePool"][..]),
+        ("credit-risk", &["WETH", "USD", "LendingPool"]),
+        ("trading-agent", &["USD", "WETH", "Market", "TradingVault"]),
+        ("verified-payout", &["USD", "PayoutVault"]),
+    ] {
+        let created = nml(dir.path(), &["new", template, "--template", template]);
+        assert!(created.status.success(), "{}", text(&created));
+        let project = dir.path().join(template);
+        let deploy = ["deploy", "--all", "--rpc-url", &node.url, "--private-key", key0];
+        let deployed = nml(&project, &deploy);
+        assert!(deployed.status.success(), "{template}: {}", text(&deployed));
+        let file: serde_json::Value =
+            serde_json::from_slice(&fs::read(project.join("deployments/31337.json")).unwrap()).unwrap();
+        let recorded: Vec<&String> = file["contracts"].as_object().unwrap().keys().collect();
+        let mut expected: Vec<&str> = deployments.to_vec();
+        expected.sort_unstable();
+        assert_eq!(recorded, expected, "{template}: {file}");
+        let again = nml(&project, &deploy);
+        assert!(again.status.success(), "{}", text(&again));
+        for name in deployments {
+            assert!(text(&again).contains(&format!("{name}: already deployed at")), "{}", text(&again));
+        }
+        if template == "dynamic-fee" {
+            // token0() of the pool is the deployment TokenA.
+            let pool = file["contracts"]["DynamicFeePool"]["address"].as_str().unwrap();
+            let token0 =
+                rpc(&node.url, "eth_call", serde_json::json!([{ "to": pool, "data": "0x0dfe1681" }, "latest"]));
+            let token_a = file["contracts"]["TokenA"]["address"].as_str().unwrap().to_lowercase();
+            assert!(token0.as_str().unwrap().ends_with(token_a.trim_start_matches("0x")), "{token0} {token_a}");
+        }
+    }
+}
+
 alloy_sol_types::sol! {
     function update(int256[30] r) external;
     function fee() external view returns (uint24);

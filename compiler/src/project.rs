@@ -70,6 +70,23 @@ pub struct DeployConfig {
     /// Constructor arguments by contract name, as `--arg` takes them.
     #[serde(default)]
     pub args: BTreeMap<String, Vec<String>>,
+    /// `[deploy.contracts.<Name>]`: named deployments, so that one contract
+    /// can be deployed more than once (two tokens of a pool) and an argument
+    /// `@Name` can stand for another deployment's address.
+    #[serde(default)]
+    pub contracts: BTreeMap<String, DeploymentConfig>,
+}
+
+/// `[deploy.contracts.<Name>]`: one named deployment.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeploymentConfig {
+    /// The contract it deploys (default: the deployment's name).
+    pub contract: Option<String>,
+    /// Its constructor arguments, as `--arg` takes them; `@Name` is the
+    /// address of the deployment `Name`.
+    #[serde(default)]
+    pub args: Vec<String>,
 }
 
 /// `[models.<Name>]`.

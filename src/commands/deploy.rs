@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::common::{key_from_env, parse_key, print_diagnostics, read_remote_signatures, solc_for};
+use super::deploy_plan::{plan, reference};
 use nml_runtime::fork::{ForkConfig, ForkSource};
 use nml_runtime::rpc_client::{self as client, Retry};
 use nml_runtime::{Devnet, DevnetConfig};
@@ -123,29 +124,8 @@ pub fn run(args: DeployArgs) -> miette::Result<ExitCode> {
     }
     let config = fe.project.config.deploy.clone().unwrap_or_default();
     let deployable = deployable(&fe, &out.contracts)?;
-    let chosen: Vec<&Deployable> = if args.all {
-        deployable.iter().collect()
-    } else if args.contracts.is_empty() {
-        return Err(miette!(
-            "name the contracts to deploy, or pass --all (deployable: {})",
-            deployable.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
-        ));
-    } else {
-        args.contracts
-            .iter()
-            .map(|name| {
-                deployable.iter().find(|d| &d.name == name).ok_or_else(|| {
-                    miette!(
-                        "no deployable contract `{name}` in the project (deployable: {})",
-                        deployable.iter().map(|d| d.name.as_str()).collect::<Vec<_>>().join(", ")
-                    )
-                })
-            })
-            .collect::<miette::Result<_>>()?
-    };
-    if !args.args.is_empty() && chosen.len() != 1 {
-        return Err(miette!("--arg gives the constructor arguments of one contract; {} are chosen", chosen.len()));
-    }
+    let contracts: Vec<String> = deployable.iter().map(|d| d.name.clone()).collect();
+    let chosen = plan(&contracts, &config, &args.contracts, args.all, &args.args).map_err(|e| miette!("{e}"))?;
     let url = args
         .rpc_url
         .clone()
@@ -172,54 +152,55 @@ pub fn run(args: DeployArgs) -> miette::Result<ExitCode> {
     let file = fe.project.root.join("deployments").join(format!("{chain_id}.json"));
     let mut deployments = read_deployments(&file, chain_id)?;
 
-    for contract in chosen {
-        let values = if args.args.is_empty() {
-            config.args.get(&contract.name).cloned().unwrap_or_default()
-        } else {
-            args.args.clone()
-        };
-        let init = init_code(contract, &values)?;
+    // Where this run's deployments are, for the `@Name` arguments of later ones.
+    let mut here: BTreeMap<String, Address> = BTreeMap::new();
+    for planned in chosen {
+        let Some(contract) = deployable.iter().find(|d| d.name == planned.contract) else { continue };
+        let values = planned
+            .args
+            .iter()
+            .map(|arg| resolve(arg, &planned.name, &here, &deployments, &node))
+            .collect::<miette::Result<Vec<String>>>()?;
+        let name = &planned.name;
+        let init = init_code(contract, name, &values)?;
         let init_hash = keccak256(&init);
-        if let Some(existing) = deployments.contracts.get(&contract.name)
+        if let Some(existing) = deployments.contracts.get(name)
             && existing.init_code_hash == init_hash
+            && has_code(&node, existing.address)?
         {
-            let code = node.call("eth_getCode", json!([existing.address, "latest"]))?;
-            if code.as_str().is_some_and(|c| c.len() > 2) {
-                println!(
-                    "{}: already deployed at {} (tx {})",
-                    contract.name, existing.address, existing.transaction_hash
-                );
-                continue;
-            }
+            println!("{name}: already deployed at {} (tx {})", existing.address, existing.transaction_hash);
+            here.insert(name.clone(), existing.address);
+            continue;
         }
         let call = json!({ "from": deployer, "data": Bytes::from(init.clone()) });
         let estimate = hex_u64(
             &node
                 .call("eth_estimateGas", json!([call]))
-                .map_err(|e| miette!("{}: the deployment would fail: {e}", contract.name))?,
+                .map_err(|e| miette!("{name}: the deployment would fail: {e}"))?,
         )?;
         let gas = estimate.saturating_mul(6) / 5;
         let nonce = hex_u64(&node.call("eth_getTransactionCount", json!([deployer, "pending"]))?)?;
         let raw = sign(&node, &signer, chain_id, nonce, gas, init.into(), args.legacy)?;
         let hash: B256 =
             serde_json::from_value(node.call("eth_sendRawTransaction", json!([raw]))?).into_diagnostic()?;
-        let receipt = wait_for_receipt(&node, &contract.name, hash)?;
+        let receipt = wait_for_receipt(&node, name, hash)?;
         if receipt["status"] != "0x1" {
-            return Err(miette!("{}: the deployment reverted (tx {hash})", contract.name));
+            return Err(miette!("{name}: the deployment reverted (tx {hash})"));
         }
         let address: Address = serde_json::from_value(receipt["contractAddress"].clone()).into_diagnostic()?;
         let block_number = hex_u64(&receipt["blockNumber"])?;
+        here.insert(name.clone(), address);
         if let Some(fork) = &fork {
             let gas = hex_u64(&receipt["gasUsed"])?;
             println!(
-                "{}: dry run: deployed at {address} on a fork of {} at block {} ({gas} gas); nothing sent",
-                contract.name, fork.remote, fork.block
+                "{name}: dry run: deployed at {address} on a fork of {} at block {} ({gas} gas); nothing sent",
+                fork.remote, fork.block
             );
             continue;
         }
-        println!("{}: deployed at {address} (tx {hash}, block {block_number})", contract.name);
+        println!("{name}: deployed at {address} (tx {hash}, block {block_number})");
         deployments.contracts.insert(
-            contract.name.clone(),
+            name.clone(),
             Deployment {
                 address,
                 transaction_hash: hash,
@@ -333,15 +314,18 @@ fn abi_type(param: &Value) -> String {
 }
 
 /// The creation code with its constructor arguments ABI-encoded.
-fn init_code(contract: &Deployable, values: &[String]) -> miette::Result<Vec<u8>> {
+fn init_code(contract: &Deployable, name: &str, values: &[String]) -> miette::Result<Vec<u8>> {
     if values.len() != contract.constructor.len() {
+        let (constructor, config) = if name == contract.name {
+            ("the constructor".to_owned(), format!("`[deploy.args] {name} = [...]`"))
+        } else {
+            (format!("the constructor of {}", contract.name), format!("`args = [...]` in [deploy.contracts.{name}]"))
+        };
         return Err(miette!(
-            "{}: the constructor takes {} argument(s) ({}), {} given (--arg, or `[deploy.args] {} = [...]` in nml.toml)",
-            contract.name,
+            "{name}: {constructor} takes {} argument(s) ({}), {} given (--arg, or {config} in nml.toml)",
             contract.constructor.len(),
             contract.constructor.join(", "),
             values.len(),
-            contract.name
         ));
     }
     let encoded: Vec<DynSolValue> = contract
@@ -349,15 +333,48 @@ fn init_code(contract: &Deployable, values: &[String]) -> miette::Result<Vec<u8>
         .iter()
         .zip(values)
         .map(|(ty, value)| {
-            let parsed = DynSolType::parse(ty).map_err(|e| miette!("{}: constructor type {ty}: {e}", contract.name))?;
-            parsed
-                .coerce_str(value.trim_matches('"'))
-                .map_err(|e| miette!("{}: `{value}` is not a {ty}: {e}", contract.name))
+            let parsed = DynSolType::parse(ty).map_err(|e| miette!("{name}: constructor type {ty}: {e}"))?;
+            parsed.coerce_str(value.trim_matches('"')).map_err(|e| miette!("{name}: `{value}` is not a {ty}: {e}"))
         })
         .collect::<miette::Result<_>>()?;
     let mut init = contract.bytecode.to_vec();
     init.extend(DynSolValue::Tuple(encoded).abi_encode_params());
     Ok(init)
+}
+
+/// A constructor argument as `init_code` parses it: `@Name` becomes the
+/// address of the deployment `Name`, made earlier in this run or recorded in
+/// the deployments file, which must hold code on the chain.
+fn resolve(
+    arg: &str,
+    deploying: &str,
+    here: &BTreeMap<String, Address>,
+    recorded: &Deployments,
+    node: &Node,
+) -> miette::Result<String> {
+    let Some(target) = reference(arg) else { return Ok(arg.to_owned()) };
+    if let Some(address) = here.get(target) {
+        return Ok(address.to_string());
+    }
+    let Some(deployment) = recorded.contracts.get(target) else {
+        return Err(miette!(
+            "{deploying}: `{arg}` names no deployment on chain {}: deploy {target} first, or deploy both in one run",
+            recorded.chain_id
+        ));
+    };
+    if !has_code(node, deployment.address)? {
+        return Err(miette!(
+            "{deploying}: `{arg}` is recorded at {}, which holds no code on the chain now: deploy {target} again",
+            deployment.address
+        ));
+    }
+    Ok(deployment.address.to_string())
+}
+
+/// Whether `address` holds code at the chain's latest block.
+fn has_code(node: &Node, address: Address) -> miette::Result<bool> {
+    let code = node.call("eth_getCode", json!([address, "latest"]))?;
+    Ok(code.as_str().is_some_and(|c| c.len() > 2))
 }
 
 /// The deployer's key, from wherever the flags say.

@@ -1,11 +1,13 @@
 //! One module per `nml` subcommand. Each exposes an `Args` struct (clap) and a
 //! `run` function returning a miette result; `main.rs` only dispatches. What
 //! several commands share lives in [`common`] (their LLM flags in
-//! [`llm_flags`], their fork flags in [`fork_flags`]); no command imports another.
+//! [`llm_flags`], their fork flags in [`fork_flags`]; what one `nml deploy` run deploys
+//! in `deploy_plan`); no command imports another.
 
 pub mod build;
 pub mod common;
 pub mod deploy;
+mod deploy_plan;
 pub mod devnet;
 pub mod fork_flags;
 pub mod gateway;
