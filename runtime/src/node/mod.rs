@@ -473,6 +473,12 @@ impl Devnet {
         }
         // Validated against the chain after the transactions sent before.
         let mut inner = self.lock();
+        // After a block at the timestamp bound no block can follow: a
+        // transaction accepted now would wait for ever.
+        let next = inner.chain.pending_block().timestamp;
+        if next > crate::chain::MAX_RESERVED {
+            return Err(ChainError::TimestampTooHigh(next).into());
+        }
         let config = inner.chain.config();
         tx.check_stateless(config)?;
         let base_fee = inner.chain.next_base_fee();
@@ -879,6 +885,11 @@ mod tests {
         devnet.mine(None).unwrap();
         let refused = devnet.mine(None).unwrap_err();
         assert!(matches!(refused, NodeError::Chain(ChainError::TimestampTooHigh(_))), "{refused}");
+        // Nor is a transaction accepted that no block could include.
+        let [from, to] = [devnet.accounts()[0], devnet.accounts()[1]];
+        let send = devnet.send_transaction(TransactionRequest::default().from(from).to(to).value(U256::from(1)));
+        assert!(matches!(send, Err(NodeError::Chain(ChainError::TimestampTooHigh(_)))), "{send:?}");
+        assert_eq!(devnet.pool_counts().pending, 0);
         let dump = devnet.dump().unwrap();
         Devnet::new(DevnetConfig::default()).unwrap().load(dump).expect("the devnet's own dump loads");
     }

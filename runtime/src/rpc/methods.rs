@@ -94,8 +94,11 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("eth_sendRawTransactionSync", 1, 2, |a, d| {
         // EIP-7966: send, then answer with the receipt once mined, or error 4
         // (with the hash) when it is not mined within the timeout.
-        let hash = d.send_raw_transaction(&a.req::<Bytes>(0)?).rpc()?;
+        // Every argument is read before the transaction is sent: a refused
+        // call must not have sent it.
+        let raw: Bytes = a.req(0)?;
         let asked = a.quantity(1)?.filter(|ms| *ms > 0).unwrap_or(SYNC_SEND_DEFAULT_MS);
+        let hash = d.send_raw_transaction(&raw).rpc()?;
         let timeout = Duration::from_millis(asked.min(SYNC_SEND_MAX_MS));
         match d.wait_for_receipt(hash, timeout).and_then(|_| d.receipt(hash)) {
             Some(receipt) => json(receipt),

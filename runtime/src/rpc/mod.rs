@@ -8,12 +8,14 @@
 //! that would wait for the node runs on tokio's blocking pool, not on an I/O
 //! thread ([`dispatch`]); connections, idle WebSockets, batches and the calls
 //! one connection runs at once are bounded ([`ServerLimits`], [`batch`],
-//! [`in_flight`]); and typed data is bounded before alloy reads it
+//! [`in_flight`]); a request body that stops arriving is given up
+//! ([`edge`]); and typed data is bounded before alloy reads it
 //! ([`typed_data`]).
 
 mod awake;
 mod batch;
 mod dispatch;
+mod edge;
 mod in_flight;
 mod methods;
 mod params;
@@ -79,6 +81,9 @@ pub struct ServerLimits {
     /// The most calls (a batch counts as one) of one connection that run at
     /// once; later ones wait their turn.
     pub calls_in_flight: NonZeroUsize,
+    /// How long a request's body may stop arriving before the request is
+    /// closed (and its connection freed for others).
+    pub body_idle: Duration,
 }
 
 impl Default for ServerLimits {
@@ -94,6 +99,9 @@ impl Default for ServerLimits {
             // The longest `eth_sendRawTransactionSync` wait.
             batch_time: Duration::from_secs(60),
             calls_in_flight: CALLS_IN_FLIGHT,
+            // A client sends its request at once; one that stops for this
+            // long is not coming back.
+            body_idle: Duration::from_secs(10),
         }
     }
 }
@@ -140,8 +148,11 @@ pub async fn serve_with(devnet: Arc<Devnet>, addr: SocketAddr, limits: &ServerLi
         .max_subscriptions_per_connection(MAX_SUBSCRIPTIONS_PER_CONNECTION)
         .set_message_buffer_capacity(MESSAGE_BUFFER)
         .enable_ws_ping(ping)
+        .set_id_provider(edge::HexIds::new())
         .build();
-    let results = tower::ServiceBuilder::new().layer(results::ResultApiLayer { devnet: Arc::clone(&devnet) });
+    let http = tower::ServiceBuilder::new()
+        .layer(edge::EdgeLayer { body_idle: limits.body_idle })
+        .layer(results::ResultApiLayer { devnet: Arc::clone(&devnet) });
     let awake = Arc::clone(&devnet);
     let (batch_time, calls_in_flight) = (limits.batch_time, limits.calls_in_flight);
     // Built once per WebSocket connection and once per HTTP request.
@@ -151,7 +162,7 @@ pub async fn serve_with(devnet: Arc<Devnet>, addr: SocketAddr, limits: &ServerLi
         .layer_fn(move |inner| batch::StampDeadline { inner, time: batch_time })
         .layer_fn(move |inner| in_flight::BoundInFlight::new(inner, calls_in_flight));
     let server =
-        Server::builder().set_config(config).set_http_middleware(results).set_rpc_middleware(calls).build(addr).await?;
+        Server::builder().set_config(config).set_http_middleware(http).set_rpc_middleware(calls).build(addr).await?;
     let local_addr = server.local_addr()?;
     let module = methods::module(devnet.clone());
     let handle = server.start(module);
