@@ -380,3 +380,202 @@ contract Counter {
     assert!(run.status.success(), "{}", text(&run));
     assert!(text(&run).contains("[PASS] testDueTasksRun()"), "{}", text(&run));
 }
+
+/// A project made by `nml new --template dynamic-fee` whose test contract
+/// has `extra` added at its end.
+fn dynamic_fee_with(extra: &str) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    let created = nml(dir.path(), &["new", "x", "--template", "dynamic-fee"]);
+    assert!(created.status.success(), "{}", text(&created));
+    let project = dir.path().join("x");
+    let file = project.join("test/DynamicFeePool.t.sol");
+    let source = std::fs::read_to_string(&file).unwrap();
+    let end = source.rfind('}').expect("the test contract's end");
+    std::fs::write(&file, format!("{}{extra}\n{}", &source[..end], &source[end..])).unwrap();
+    (dir, project)
+}
+
+/// The `reason` of every test of a `--json` run, by test name.
+fn json_reasons(run: &Output) -> std::collections::BTreeMap<String, String> {
+    String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: a JSON line: {l}")))
+        .map(|v| (v["test"].as_str().unwrap().to_owned(), v["outcome"]["reason"].as_str().unwrap_or("").to_owned()))
+        .collect()
+}
+
+/// The `message` of every `<failure>` of a JUnit file, read by a real XML
+/// parser (Python's), by test name.
+fn junit_failures(file: &Path) -> std::collections::BTreeMap<String, String> {
+    let script = "import json, sys, xml.dom.minidom as m\n\
+                  cases = m.parse(sys.argv[1]).getElementsByTagName('testcase')\n\
+                  print(json.dumps({c.getAttribute('name'): f.getAttribute('message') \
+                  for c in cases for f in c.getElementsByTagName('failure')}))";
+    let parsed = Command::new("python3").args(["-c", script]).arg(file).output().expect("runs python3");
+    let xml = std::fs::read_to_string(file).unwrap();
+    assert!(parsed.status.success(), "not valid XML: {}\n{xml}", String::from_utf8_lossy(&parsed.stderr));
+    serde_json::from_slice(&parsed.stdout).expect("the parsed failures")
+}
+
+/// A revert with a custom error of a contract the test calls (not of the
+/// test contract) is named, in every report and in `vm.expectRevert`'s
+/// mismatch; its selector's bytes are never shown as text.
+#[test]
+fn reverts_are_named_by_the_errors_of_every_compiled_contract() {
+    let (_dir, project) = dynamic_fee_with(
+        r#"
+    function testPoolError() public { pool.swap(true, 0, 0); }
+    function testExpectRevertMismatch() public { vm.expectRevert(bytes("other")); pool.swap(true, 0, 0); }"#,
+    );
+    let junit = project.join("junit.xml");
+    let run =
+        nml(&project, &["test", "--match-test", "PoolError|Mismatch", "--json", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let reasons = json_reasons(&run);
+    assert_eq!(reasons["testPoolError"], "ZeroAmount()", "{reasons:?}");
+    let mismatch = "call reverted with `ZeroAmount()`, which is not the expected revert";
+    assert_eq!(reasons["testExpectRevertMismatch"], mismatch, "{reasons:?}");
+    let failures = junit_failures(&junit);
+    assert_eq!(failures["testPoolError"], "ZeroAmount()", "{failures:?}");
+    assert_eq!(failures["testExpectRevertMismatch"], mismatch, "{failures:?}");
+    let human = nml(&project, &["test", "--match-test", "PoolError"]);
+    let out = text(&human);
+    assert!(out.contains("[FAIL] testPoolError()") && out.contains("       ZeroAmount()\n"), "{out}");
+}
+
+/// Revert data no ABI names is the raw data in hex, though its bytes are
+/// valid UTF-8; a message with control characters still makes valid XML.
+#[test]
+fn undecodable_revert_data_is_hex_and_the_junit_report_is_always_xml() {
+    let body = r#"
+    function testRawRevert() public { new Raw().fail(); }
+    function testRawInExpectRevert() public { Raw raw = new Raw(); vm.expectRevert(bytes("other")); raw.fail(); }
+    function testControlCharacters() public { revert(string(hex"1f2a20050b0c7f")); }
+}
+
+contract Raw {
+    /// The selector of `ZeroAmount()`, which nothing here declares.
+    function fail() external pure { assembly { mstore(0, shl(224, 0x1f2a2005)) revert(0, 4) } }"#;
+    let dir = project_with_test(&test_contract(body));
+    let junit = dir.path().join("junit.xml");
+    let run = nml(dir.path(), &["test", "--json", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let reasons = json_reasons(&run);
+    assert_eq!(reasons["testRawRevert"], "reverted with 0x1f2a2005", "{reasons:?}");
+    let mismatch = "call reverted with `0x1f2a2005`, which is not the expected revert";
+    assert_eq!(reasons["testRawInExpectRevert"], mismatch, "{reasons:?}");
+    assert_eq!(reasons["testControlCharacters"], "\u{1f}* \u{5}\u{b}\u{c}\u{7f}", "an Error(string) is its text");
+    let failures = junit_failures(&junit);
+    assert_eq!(failures["testRawRevert"], "reverted with 0x1f2a2005", "{failures:?}");
+    assert_eq!(failures["testRawInExpectRevert"], mismatch, "{failures:?}");
+    assert_eq!(failures["testControlCharacters"], "\\u{1f}* \\u{5}\\u{b}\\u{c}\u{7f}", "{failures:?}");
+}
+
+/// `--json --gas-report`: stdout stays JSON lines, one per test, and the gas
+/// report is one more line of its own shape (`gasReport`).
+#[test]
+fn the_gas_report_of_a_json_run_is_a_json_line() {
+    let body = r#"
+    function testPing() public { Emitter e = new Emitter(); e.ping(1); e.ping(2); }
+    function testNothing() public {}
+}
+
+contract Emitter {
+    event Ping(uint256 n);
+    function ping(uint256 n) external { emit Ping(n); }"#;
+    let dir = project_with_test(&test_contract(body));
+    let run = nml(dir.path(), &["test", "--json", "--gas-report"]);
+    assert!(run.status.success(), "{}", text(&run));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: stdout is JSON lines: {l}")))
+        .collect();
+    assert_eq!(lines.iter().filter(|l| l.get("test").is_some()).count(), 2, "{lines:?}");
+    let report: Vec<&serde_json::Value> = lines.iter().filter_map(|l| l.get("gasReport")).collect();
+    assert_eq!(report.len(), 1, "{lines:?}");
+    let ping = report[0]
+        .as_array()
+        .expect("an array of functions")
+        .iter()
+        .find(|f| f["contract"] == "Emitter" && f["function"] == "ping(uint256)")
+        .unwrap_or_else(|| panic!("Emitter.ping in {}", report[0]));
+    assert_eq!(ping["calls"], 2, "{ping}");
+    let (min, median, max) = (ping["min"].as_u64(), ping["median"].as_u64(), ping["max"].as_u64());
+    assert!(min.is_some_and(|min| min > 0 && Some(min) <= median && median <= max), "{ping}");
+}
+
+/// nml's runtime errors (stdlib/nml/Tensors.sol) are named with their
+/// arguments: from a contract that uses a model, and from revert data that
+/// no compiled ABI declares.
+#[test]
+fn nmls_own_errors_are_named_with_their_arguments() {
+    let (_dir, project) = dynamic_fee_with(
+        r#"
+    function testMissingOutput() public {
+        ModelOutput memory none;
+        vm.mockInference(pool.modelId(), none);
+        pool.updateFee(returnsOf(1e16));
+    }
+
+    function testShapeMismatch() public view {
+        uint32[] memory expected = new uint32[](1);
+        expected[0] = 1;
+        uint32[] memory actual = new uint32[](2);
+        bytes memory data = abi.encodeWithSignature(
+            "NmlShapeMismatch(string,string,uint32[],uint32[])", pool.modelId(), "vol", expected, actual
+        );
+        assembly { revert(add(data, 32), mload(data)) }
+    }"#,
+    );
+    let run = nml(&project, &["test", "--match-test", "MissingOutput|ShapeMismatch", "--json"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let reasons = json_reasons(&run);
+    assert_eq!(reasons["testMissingOutput"], r#"NmlMissingOutput("Volatility", "vol")"#, "{reasons:?}");
+    let id = reasons["testShapeMismatch"].split('"').nth(1).unwrap_or_default().to_owned();
+    assert!(!id.is_empty(), "{reasons:?}");
+    assert_eq!(reasons["testShapeMismatch"], format!(r#"NmlShapeMismatch("{id}", "vol", [1], [0, 0])"#));
+}
+
+/// Exit status as docs/testing.md gives it: a regular expression that does
+/// not parse is a usage error (2); a `--list` that finds nothing exits 3, as
+/// a run would, except for an empty shard (0).
+#[test]
+fn bad_filters_and_empty_lists_have_the_documented_exit_status() {
+    let dir = project_with_test(&test_contract("    function testOnly() public {}"));
+    for flag in ["--match-test", "--match-contract"] {
+        let bad = nml(dir.path(), &["test", flag, "("]);
+        assert_eq!(bad.status.code(), Some(2), "{}", text(&bad));
+        assert!(text(&bad).contains(flag), "{}", text(&bad));
+    }
+    let none = nml(dir.path(), &["test", "--list", "--match-test", "NoSuch"]);
+    assert_eq!(none.status.code(), Some(3), "{}", text(&none));
+    assert!(none.stdout.is_empty() && text(&none).contains("no tests found"), "{}", text(&none));
+    let all = nml(dir.path(), &["test", "--list", "--json"]);
+    assert!(all.status.success(), "{}", text(&all));
+    assert_eq!(String::from_utf8_lossy(&all.stdout).lines().count(), 1, "{}", text(&all));
+    let shards: Vec<Output> =
+        (1..=2).map(|i| nml(dir.path(), &["test", "--list", "--shard", &format!("{i}/2")])).collect();
+    assert!(shards.iter().all(|s| s.status.success()), "an empty shard is no failure");
+    let listed: Vec<usize> = shards.iter().map(|s| String::from_utf8_lossy(&s.stdout).lines().count()).collect();
+    assert_eq!(listed.iter().sum::<usize>(), 1, "{listed:?}");
+}
+
+/// A `models/*.onnx` that does not load stops `nml test` and `nml devnet
+/// --models` with an error that names the file as well as its id.
+#[test]
+fn an_unloadable_model_file_is_named_by_its_path() {
+    let dir = project_with_test(&test_contract("    function testNothing() public {}"));
+    std::fs::create_dir_all(dir.path().join("models")).unwrap();
+    std::fs::write(dir.path().join("models/empty.onnx"), b"").unwrap();
+    let id = nml_runtime::inference::ModelId::derive(b"").to_string();
+    let file = Path::new("models").join("empty.onnx");
+    // The words of the report, which miette wraps at its width.
+    let words = |s: &str| s.split_whitespace().filter(|w| *w != "│").collect::<Vec<_>>().join(" ");
+    for args in [&["test"][..], &["devnet", "--models", "models"][..]] {
+        let run = nml(dir.path(), args);
+        let out = words(&text(&run));
+        assert_eq!(run.status.code(), Some(1), "{args:?}: {out}");
+        let named = format!("{}: model `{id}` cannot be loaded", file.display());
+        assert!(out.contains(&named), "{args:?} names the file and the id: {out}");
+    }
+}

@@ -20,7 +20,7 @@ use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
-use nml_runtime::testing::{self, Outcome, RunConfig, TestContract, TestResult};
+use nml_runtime::testing::{self, Outcome, RevertDecoder, RunConfig, TestContract, TestResult};
 use nml_runtime::{Devnet, DevnetConfig, Mining};
 use regex::Regex;
 use serde_json::json;
@@ -43,10 +43,10 @@ pub struct TestArgs {
     pub path: Option<PathBuf>,
     /// Only tests whose name matches this regular expression.
     #[arg(long, value_name = "RE")]
-    pub match_test: Option<String>,
+    pub match_test: Option<Regex>,
     /// Only test contracts whose name matches this regular expression.
     #[arg(long, value_name = "RE")]
-    pub match_contract: Option<String>,
+    pub match_contract: Option<Regex>,
     /// Tests that run at once [default: the cores].
     #[arg(short = 'j', long, value_name = "N")]
     pub jobs: Option<usize>,
@@ -82,8 +82,6 @@ pub struct TestArgs {
 /// Runs `nml test`.
 pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     let started = Instant::now();
-    let match_test = regex(args.match_test.as_deref(), "--match-test")?;
-    let match_contract = regex(args.match_contract.as_deref(), "--match-contract")?;
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut project = Project::open_with_tests(&path).map_err(|e| miette!("{e}"))?;
     read_remote_signatures(&mut project)?;
@@ -107,6 +105,9 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     let test_dir = format!("{}/", fe.project.config.project.test.trim_end_matches('/'));
     let mut contracts = Vec::new();
     let mut artifacts: Vec<(String, serde_json::Value)> = Vec::new();
+    // A test's revert may come from any contract it calls: every compiled
+    // contract's errors are named in its report.
+    let mut errors = RevertDecoder::default();
     for (unit, name) in &out.contracts {
         let path = nml_compiler::solc::artifact_path(&out_dir, unit, name);
         let artifact: serde_json::Value = std::fs::read(&path)
@@ -121,13 +122,38 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
                 contracts.push(contract);
             }
         }
+        errors.add_abi(&artifact["abi"]);
         artifacts.push((name.clone(), artifact));
     }
+    let errors = Arc::new(errors);
+    for contract in &mut contracts {
+        contract.errors = Arc::clone(&errors);
+    }
     let select = |contract: &str, test: &str| {
-        match_contract.as_ref().is_none_or(|re| re.is_match(contract))
-            && match_test.as_ref().is_none_or(|re| re.is_match(test))
+        args.match_contract.as_ref().is_none_or(|re| re.is_match(contract))
+            && args.match_test.as_ref().is_none_or(|re| re.is_match(test))
             && args.shard.is_none_or(|shard| shard.contains(contract, test))
     };
+    let selected =
+        contracts.iter().filter(|c| c.tests().iter().any(|t| select(&c.name, t.trim_end_matches("()")))).count();
+    if selected == 0
+        && let Some(shard) = args.shard
+        && contracts.iter().any(|c| !c.tests().is_empty())
+    {
+        // A small suite split many ways leaves some shards empty: that is
+        // not a failure of the CI job that runs one.
+        eprintln!("no tests in shard {shard}");
+        return Ok(ExitCode::SUCCESS);
+    }
+    if selected == 0 {
+        // (A shard of a suite that has tests returned above.)
+        let filtered = args.match_test.is_some() || args.match_contract.is_some();
+        eprintln!(
+            "error: no tests found in {test_dir} (a test is a `test…()` function of a contract in {test_dir}*.t.sol{})",
+            if filtered { " that matches the filters" } else { "" }
+        );
+        return Ok(ExitCode::from(NO_TESTS));
+    }
     if args.list {
         let mut stdout = std::io::stdout().lock();
         for contract in &contracts {
@@ -145,25 +171,6 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
             }
         }
         return Ok(ExitCode::SUCCESS);
-    }
-    let selected =
-        contracts.iter().filter(|c| c.tests().iter().any(|t| select(&c.name, t.trim_end_matches("()")))).count();
-    if selected == 0
-        && let Some(shard) = args.shard
-        && contracts.iter().any(|c| !c.tests().is_empty())
-    {
-        // A small suite split many ways leaves some shards empty: that is
-        // not a failure of the CI job that runs one.
-        eprintln!("no tests in shard {shard}");
-        return Ok(ExitCode::SUCCESS);
-    }
-    if selected == 0 {
-        let filtered = args.match_test.is_some() || args.match_contract.is_some() || args.shard.is_some();
-        eprintln!(
-            "error: no tests found in {test_dir} (a test is a `test…()` function of a contract in {test_dir}*.t.sol{})",
-            if filtered { " that matches the filters and the shard" } else { "" }
-        );
-        return Ok(ExitCode::from(NO_TESTS));
     }
 
     let setup = inference_setup(&fe, &args.llm)?;
@@ -204,13 +211,11 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
             .wrap_err_with(|| format!("writing {}", file.display()))?;
     }
     if args.gas_report {
-        print_gas_report(&results, &artifacts);
+        let report = gas_report(&results, &artifacts);
+        let out = if args.json { gas_report_json(&report) } else { gas_report_table(&report) };
+        let _ = std::io::stdout().lock().write_all(out.as_bytes());
     }
     Ok(if results.iter().all(TestResult::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
-}
-
-fn regex(pattern: Option<&str>, flag: &str) -> miette::Result<Option<Regex>> {
-    pattern.map(|p| Regex::new(p).map_err(|e| miette!("{flag}: not a valid regular expression: {e}"))).transpose()
 }
 
 /// ONNX Runtime with the project's models (see [`register_project_models`]).
@@ -279,6 +284,10 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
 }
 
+/// `s` as XML 1.0 text or attribute value. Characters XML 1.0 does not
+/// allow at all, not even as a reference (control characters other than tab,
+/// LF and CR, U+FFFE and U+FFFF), are written as `\u{…}`; tab, LF and CR
+/// are references, so attribute values keep them.
 fn xml_escape(s: &str) -> String {
     s.chars()
         .map(|c| match c {
@@ -287,7 +296,8 @@ fn xml_escape(s: &str) -> String {
             '>' => "&gt;".to_owned(),
             '"' => "&quot;".to_owned(),
             '\'' => "&apos;".to_owned(),
-            c if (c as u32) < 0x20 && c != '\n' && c != '\t' => format!("&#{};", c as u32),
+            '\t' | '\n' | '\r' => format!("&#{};", c as u32),
+            c if c < ' ' || c == '\u{fffe}' || c == '\u{ffff}' => c.escape_unicode().to_string(),
             c => c.to_string(),
         })
         .collect()
@@ -335,10 +345,33 @@ fn junit(results: &[TestResult], elapsed: Duration) -> String {
     xml
 }
 
-/// Gas per called function. A callee is named by its runtime code: the
-/// artifact with the same code hash, else the only artifact with that
-/// function and code size (immutables change the hash, not the size).
-fn print_gas_report(results: &[TestResult], artifacts: &[(String, serde_json::Value)]) {
+/// The gas of one called function over a run's tests.
+struct GasRow {
+    contract: String,
+    function: String,
+    /// The gas of every call, in ascending order (never empty).
+    gas: Vec<u64>,
+}
+
+impl GasRow {
+    fn min(&self) -> u64 {
+        self.gas[0]
+    }
+
+    fn median(&self) -> u64 {
+        self.gas[self.gas.len() / 2]
+    }
+
+    fn max(&self) -> u64 {
+        self.gas[self.gas.len() - 1]
+    }
+}
+
+/// Gas per called function, by contract and function. A callee is named by
+/// its runtime code: the artifact with the same code hash, else the only
+/// artifact with that function and code size (immutables change the hash,
+/// not the size).
+fn gas_report(results: &[TestResult], artifacts: &[(String, serde_json::Value)]) -> Vec<GasRow> {
     struct Known<'a> {
         name: &'a str,
         hash: B256,
@@ -391,18 +424,45 @@ fn print_gas_report(results: &[TestResult], artifacts: &[(String, serde_json::Va
             gas.entry((contract, function)).or_default().push(call.gas);
         }
     }
+    gas.into_iter()
+        .map(|((contract, function), mut gas)| {
+            gas.sort_unstable();
+            GasRow { contract, function, gas }
+        })
+        .collect()
+}
+
+/// The gas report as a Markdown table.
+fn gas_report_table(report: &[GasRow]) -> String {
     let mut out = String::from("\n| contract | function | calls | min | median | max |\n|---|---|---|---|---|---|\n");
-    for ((contract, function), mut values) in gas {
-        values.sort_unstable();
+    for row in report {
         out.push_str(&format!(
-            "| {contract} | {function} | {} | {} | {} | {} |\n",
-            values.len(),
-            values[0],
-            values[values.len() / 2],
-            values[values.len() - 1]
+            "| {} | {} | {} | {} | {} | {} |\n",
+            row.contract,
+            row.function,
+            row.gas.len(),
+            row.min(),
+            row.median(),
+            row.max()
         ));
     }
-    let _ = std::io::stdout().lock().write_all(out.as_bytes());
+    out
+}
+
+/// The gas report as one JSON line, `{"gasReport": [{contract, function,
+/// calls, min, median, max}, …]}`: `--json`'s stdout stays JSON lines, and
+/// the report's shape tells it from the tests' (which have `test`).
+fn gas_report_json(report: &[GasRow]) -> String {
+    let rows: Vec<serde_json::Value> = report
+        .iter()
+        .map(|row| {
+            json!({
+                "contract": row.contract, "function": row.function, "calls": row.gas.len(),
+                "min": row.min(), "median": row.median(), "max": row.max(),
+            })
+        })
+        .collect();
+    format!("{}\n", json!({ "gasReport": rows }))
 }
 
 fn hex_selector(selector: [u8; 4]) -> String {

@@ -58,6 +58,37 @@ impl<S> LoadedModel<S> {
     }
 }
 
+/// Why [`Registry::load_dir`] stopped: every variant names the folder or
+/// the file at fault (a model's own error names only its id).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LoadDirError {
+    /// The folder could not be listed.
+    #[error("cannot list {}: {reason}", dir.display())]
+    List {
+        /// The folder.
+        dir: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A model file could not be read.
+    #[error("cannot read model file {}: {reason}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The I/O error.
+        reason: String,
+    },
+    /// A model file was read but could not be registered (it does not load,
+    /// its id is taken, the node is full).
+    #[error("{}: {error}", path.display())]
+    Register {
+        /// The file.
+        path: PathBuf,
+        /// Why, as for [`Registry::register`] (boxed: the error is large).
+        error: Box<InferenceError>,
+    },
+}
+
 /// The most models one node serves (each holds its bytes and at least one
 /// session): a registration past it is refused.
 pub const MAX_MODELS: usize = 1_024;
@@ -97,18 +128,28 @@ impl<F: SessionFactory> Registry<F> {
     }
 
     /// Registers every `*.onnx` file directly in `dir` (not in subfolders), in
-    /// file-name order, each under the id derived from its bytes.
-    pub fn load_dir(&self, dir: &Path) -> Result<Vec<ModelInfo>, InferenceError> {
-        let read_error =
-            |e: std::io::Error| InferenceError::ReadModel { path: dir.to_path_buf(), reason: e.to_string() };
+    /// file-name order, each under the id derived from its bytes. The first
+    /// file that fails stops it, and the error names that file.
+    pub fn load_dir(&self, dir: &Path) -> Result<Vec<ModelInfo>, LoadDirError> {
+        let list_error = |e: std::io::Error| LoadDirError::List { dir: dir.to_path_buf(), reason: e.to_string() };
         let mut files = std::fs::read_dir(dir)
-            .map_err(read_error)?
+            .map_err(list_error)?
             .map(|entry| entry.map(|e| e.path()))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(read_error)?;
+            .map_err(list_error)?;
         files.retain(|p| p.extension().is_some_and(|e| e == "onnx") && p.is_file());
         files.sort();
-        files.iter().map(|path| self.register_file(path, None)).collect()
+        files
+            .into_iter()
+            .map(|path| {
+                let bytes = match std::fs::read(&path) {
+                    Ok(bytes) => bytes,
+                    Err(e) => return Err(LoadDirError::Read { path, reason: e.to_string() }),
+                };
+                self.insert(bytes, None, Some(path.clone()))
+                    .map_err(|error| LoadDirError::Register { path, error: Box::new(error) })
+            })
+            .collect()
     }
 
     /// The model registered under `id`.
@@ -223,6 +264,52 @@ mod tests {
         fn signature(&self, _: &ModelId, _: &()) -> Result<ModelSignature, InferenceError> {
             Ok(ModelSignature::default())
         }
+    }
+
+    /// A test double: loads any bytes but empty ones.
+    struct NotEmpty;
+
+    impl SessionFactory for NotEmpty {
+        type Session = ();
+
+        fn create(&self, id: &ModelId, bytes: &[u8]) -> Result<(), InferenceError> {
+            match bytes {
+                [] => Err(InferenceError::LoadModel { model: id.to_string(), reason: "no graph".into() }),
+                _ => Ok(()),
+            }
+        }
+
+        fn signature(&self, _: &ModelId, _: &()) -> Result<ModelSignature, InferenceError> {
+            Ok(ModelSignature::default())
+        }
+    }
+
+    #[test]
+    fn a_folder_with_a_model_that_does_not_load_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("a.onnx"), b"a model").unwrap();
+        std::fs::write(dir.path().join("empty.onnx"), b"").unwrap();
+        std::fs::write(dir.path().join("notes.txt"), b"").unwrap();
+        let registry = Registry::new(Arc::new(NotEmpty));
+        let err = registry.load_dir(dir.path()).unwrap_err();
+        let empty = dir.path().join("empty.onnx");
+        let id = ModelId::derive(b"");
+        assert_eq!(
+            err,
+            LoadDirError::Register {
+                path: empty.clone(),
+                error: Box::new(InferenceError::LoadModel { model: id.to_string(), reason: "no graph".into() }),
+            }
+        );
+        assert_eq!(err.to_string(), format!("{}: model `{id}` cannot be loaded: no graph", empty.display()));
+
+        std::fs::remove_file(&empty).unwrap();
+        let infos = registry.load_dir(dir.path()).unwrap();
+        assert_eq!(infos.len(), 1);
+        assert_eq!(infos[0].file.as_deref(), Some(dir.path().join("a.onnx").as_path()));
+        let missing = dir.path().join("missing");
+        let err = registry.load_dir(&missing).unwrap_err();
+        assert!(matches!(&err, LoadDirError::List { dir, .. } if *dir == missing), "{err:?}");
     }
 
     #[test]

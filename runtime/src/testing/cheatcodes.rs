@@ -35,6 +35,7 @@ use crate::mempool::pipe::{llm_gas, request_gas};
 use crate::predeploys::SETTLEMENT_RELAY;
 use crate::settlement::{SettlementConfig, result_key};
 use crate::tee::Fault;
+use crate::testing::revert::RevertDecoder;
 
 /// The address of the `Vm` contract, as in Foundry.
 pub const VM_ADDRESS: Address = address!("7109709ECfa91a80626fF3989D68f67F5b1DD12D");
@@ -159,6 +160,8 @@ pub struct CheatcodesFactory {
     /// The devnet's inference mempool: its enclaves (`teeAttest`,
     /// `teeFault`) and their attestations (`teeAttestation`).
     pipe: Option<Arc<Pipe>>,
+    /// Names the reverts a `vm.expectRevert` did not expect.
+    errors: Arc<RevertDecoder>,
 }
 
 /// A call the test contract made at inclusion, for the gas report.
@@ -175,7 +178,14 @@ pub struct GasCall {
 impl CheatcodesFactory {
     /// A factory whose inspectors share `state`.
     pub fn new(state: CheatState) -> Self {
-        Self { state: Arc::new(Mutex::new(state)), calls: Arc::default(), pipe: None }
+        Self { state: Arc::new(Mutex::new(state)), calls: Arc::default(), pipe: None, errors: Arc::default() }
+    }
+
+    /// Decodes the reverts a `vm.expectRevert` did not expect with `errors`
+    /// (the default knows the stdlib's errors only).
+    pub fn with_errors(mut self, errors: Arc<RevertDecoder>) -> Self {
+        self.errors = errors;
+        self
     }
 
     /// Gives the TEE cheatcodes the devnet's inference mempool.
@@ -206,6 +216,7 @@ impl InspectorFactory for CheatcodesFactory {
             publish: inclusion,
             calls,
             pipe: self.pipe.clone(),
+            errors: Arc::clone(&self.errors),
             ..Cheatcodes::default()
         })
     }
@@ -263,6 +274,7 @@ pub struct Cheatcodes {
     /// Results (relay keys) that must be settled when the test ends.
     expected_settlements: Vec<alloy_primitives::B256>,
     pipe: Option<Arc<Pipe>>,
+    errors: Arc<RevertDecoder>,
 }
 
 fn outcome(inputs: &CallInputs, result: InstructionResult, output: Bytes, gas_used: u64) -> CallOutcome {
@@ -552,7 +564,8 @@ impl Cheatcodes {
             result.output = Bytes::from(vec![0u8; 32 * 32]);
         } else {
             let reason = if reverted {
-                format!("call reverted with `{}`, which is not the expected revert", describe(&result.output))
+                let data = self.errors.decode(&result.output).data();
+                format!("call reverted with `{data}`, which is not the expected revert")
             } else {
                 "call did not revert as expected".to_owned()
             };
@@ -572,10 +585,6 @@ fn revert_matches(matcher: &RevertMatch, data: &[u8]) -> bool {
         }
         RevertMatch::Selector(selector) => data.get(..4) == Some(selector.as_slice()),
     }
-}
-
-fn describe(data: &[u8]) -> String {
-    alloy_sol_types::decode_revert_reason(data).unwrap_or_else(|| format!("0x{}", alloy_primitives::hex::encode(data)))
 }
 
 impl Inspector<EvmContext> for Cheatcodes {

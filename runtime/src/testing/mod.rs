@@ -6,21 +6,23 @@
 //! in parallel.
 //!
 //! A test passes when its transaction succeeds; a `testFail*` test passes
-//! when it reverts. [`shard`] splits a suite across CI machines.
+//! when it reverts. [`revert`] puts revert data in words; [`shard`] splits a
+//! suite across CI machines.
 
 pub mod cheatcodes;
+pub mod revert;
 pub mod shard;
 
+pub use revert::{RevertDecoder, RevertReason};
 pub use shard::Shard;
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use alloy_dyn_abi::{DynSolType, DynSolValue};
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_rpc_types_eth::TransactionRequest;
-use alloy_sol_types::{ContractError, GenericContractError, SolInterface};
 use serde::Serialize;
 
 use crate::chain::{Halt, InferenceRecord, TxReceipt};
@@ -41,8 +43,10 @@ pub struct TestContract {
     pub bytecode: Bytes,
     /// Its functions: signature → selector.
     pub functions: BTreeMap<String, [u8; 4]>,
-    /// Its custom errors (and those it can see): selector → (name, argument types).
-    pub errors: BTreeMap<[u8; 4], (String, Vec<DynSolType>)>,
+    /// The errors its reverts are decoded with: its own ABI's and the
+    /// stdlib's; `nml test` gives every test contract one decoder that knows
+    /// every compiled contract's errors.
+    pub errors: Arc<RevertDecoder>,
 }
 
 impl TestContract {
@@ -62,22 +66,9 @@ impl TestContract {
                 functions.insert(signature.clone(), bytes);
             }
         }
-        let mut errors = BTreeMap::new();
-        for item in artifact["abi"].as_array().map(Vec::as_slice).unwrap_or_default() {
-            if item["type"] != "error" {
-                continue;
-            }
-            let name = item["name"].as_str().unwrap_or_default().to_owned();
-            let types: Vec<String> =
-                item["inputs"].as_array().map(Vec::as_slice).unwrap_or_default().iter().map(param_type).collect();
-            let signature = format!("{name}({})", types.join(","));
-            let parsed: Result<Vec<DynSolType>, _> = types.iter().map(|t| DynSolType::parse(t)).collect();
-            if let Ok(parsed) = parsed {
-                let selector: [u8; 4] = keccak256(signature.as_bytes())[..4].try_into().unwrap_or_default();
-                errors.insert(selector, (name, parsed));
-            }
-        }
-        Ok(Self { name: name.to_owned(), source: source.to_owned(), bytecode, functions, errors })
+        let mut errors = RevertDecoder::default();
+        errors.add_abi(&artifact["abi"]);
+        Ok(Self { name: name.to_owned(), source: source.to_owned(), bytecode, functions, errors: Arc::new(errors) })
     }
 
     /// The test functions: `test*` without parameters, in name order.
@@ -87,63 +78,6 @@ impl TestContract {
 
     fn selector(&self, signature: &str) -> Option<[u8; 4]> {
         self.functions.get(signature).copied()
-    }
-
-    /// A revert's data in words: `Error(string)`, `Panic(uint256)`, one of
-    /// the contract's custom errors, or the raw bytes.
-    pub fn describe_revert(&self, data: &[u8]) -> String {
-        if data.is_empty() {
-            return "reverted without a reason".to_owned();
-        }
-        match GenericContractError::abi_decode(data) {
-            Ok(ContractError::Revert(revert)) => return revert.reason().to_owned(),
-            Ok(ContractError::Panic(panic)) => return panic.to_string(),
-            Ok(ContractError::CustomError(never)) => match never {},
-            Err(_) => {}
-        }
-        if let Some(selector) = data.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok())
-            && let Some((name, types)) = self.errors.get(&selector)
-        {
-            let tuple = DynSolType::Tuple(types.clone());
-            if let Ok(DynSolValue::Tuple(values)) = tuple.abi_decode_params(&data[4..]) {
-                let args: Vec<String> = values.iter().map(format_value).collect();
-                return format!("{name}({})", args.join(", "));
-            }
-        }
-        // A bare string (Vyper's reverts).
-        if let Ok(reason) = std::str::from_utf8(data) {
-            return reason.to_owned();
-        }
-        format!("reverted with 0x{}", alloy_primitives::hex::encode(data))
-    }
-}
-
-fn param_type(param: &serde_json::Value) -> String {
-    let ty = param["type"].as_str().unwrap_or_default();
-    match ty.strip_prefix("tuple") {
-        Some(suffix) => {
-            let inner: Vec<String> =
-                param["components"].as_array().map(Vec::as_slice).unwrap_or_default().iter().map(param_type).collect();
-            format!("({}){suffix}", inner.join(","))
-        }
-        None => ty.to_owned(),
-    }
-}
-
-fn format_value(value: &DynSolValue) -> String {
-    match value {
-        DynSolValue::Bool(b) => b.to_string(),
-        DynSolValue::Int(i, _) => i.to_string(),
-        DynSolValue::Uint(u, _) => u.to_string(),
-        DynSolValue::Address(a) => a.to_string(),
-        DynSolValue::String(s) => format!("{s:?}"),
-        DynSolValue::FixedBytes(b, size) => format!("0x{}", alloy_primitives::hex::encode(&b[..*size])),
-        DynSolValue::Bytes(b) => format!("0x{}", alloy_primitives::hex::encode(b)),
-        DynSolValue::Array(v) | DynSolValue::FixedArray(v) => {
-            format!("[{}]", v.iter().map(format_value).collect::<Vec<_>>().join(", "))
-        }
-        DynSolValue::Tuple(v) => format!("({})", v.iter().map(format_value).collect::<Vec<_>>().join(", ")),
-        other => format!("{other:?}"),
     }
 }
 
@@ -312,7 +246,7 @@ fn deploy(
     devnet: &dyn Fn() -> Result<Devnet, NodeError>,
 ) -> Result<(Devnet, Address, CheatState), String> {
     let mut devnet = devnet().map_err(|e| format!("cannot start the test devnet: {e}"))?;
-    let cheats = CheatcodesFactory::default();
+    let cheats = CheatcodesFactory::default().with_errors(Arc::clone(&contract.errors));
     install(&mut devnet, &cheats)?;
     // Solidity checks that a callee has code before calling a function that
     // returns nothing; the inspector answers before the code would run.
@@ -348,7 +282,7 @@ fn run_one(deployed: &Deployed<'_>, signature: &str) -> TestResult {
         }
     };
     let mut devnet = base.fork();
-    let cheats = CheatcodesFactory::new(cheat_state.clone());
+    let cheats = CheatcodesFactory::new(cheat_state.clone()).with_errors(Arc::clone(&contract.errors));
     let selector = contract.selector(signature).unwrap_or_default();
     let expect_failure = name.starts_with("testFail");
     let outcome = install(&mut devnet, &cheats)
@@ -389,16 +323,14 @@ fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {
             format!("ran out of gas (the test gas limit is {TEST_GAS_LIMIT}): does it end?")
         }
         Some(halt) => format!("the EVM halted: {}", halt.name()),
-        None => contract.describe_revert(&receipt.output),
+        None => contract.errors.decode(&receipt.output).to_string(),
     }
 }
 
 /// Installs the cheatcodes into a fresh devnet.
 fn install(devnet: &mut Devnet, cheats: &CheatcodesFactory) -> Result<(), String> {
     let cheats = cheats.clone().with_pipe(devnet.pipe());
-    devnet
-        .set_inspectors(std::sync::Arc::new(cheats))
-        .map_err(|_| "the test devnet already has an inspector".to_owned())
+    devnet.set_inspectors(Arc::new(cheats)).map_err(|_| "the test devnet already has an inspector".to_owned())
 }
 
 /// The receipt of a sent transaction, once mined (its inference may run for
@@ -413,29 +345,4 @@ fn send(devnet: &Devnet, from: Address, to: Option<Address>, input: Bytes) -> Re
         request = request.to(to);
     }
     devnet.send_transaction(request).map_err(|e| e.to_string())
-}
-
-#[cfg(test)]
-mod tests {
-    use alloy_sol_types::{Panic, Revert, SolError};
-
-    use super::*;
-
-    #[test]
-    fn a_revert_reads_as_its_reason_its_panic_its_custom_error_or_its_bytes() {
-        let abi = serde_json::json!({
-            "abi": [{"type": "error", "name": "Unauthorized", "inputs": [{"name": "who", "type": "address"}]}],
-            "bytecode": {"object": "00"},
-        });
-        let contract = TestContract::from_artifact("T", "test/T.t.sol", &abi).expect("an artifact");
-        assert_eq!(contract.describe_revert(&Revert::from("no").abi_encode()), "no");
-        let panic = Panic { code: alloy_primitives::U256::from(0x11) }.abi_encode();
-        assert_eq!(contract.describe_revert(&panic), "panic: arithmetic underflow or overflow (0x11)");
-        let mut custom = keccak256("Unauthorized(address)")[..4].to_vec();
-        custom.extend_from_slice(&[0; 32]);
-        assert_eq!(contract.describe_revert(&custom), format!("Unauthorized({})", Address::ZERO));
-        assert_eq!(contract.describe_revert(b"bare"), "bare");
-        assert_eq!(contract.describe_revert(&[0xff, 0xfe]), "reverted with 0xfffe");
-        assert_eq!(contract.describe_revert(&[]), "reverted without a reason");
-    }
 }
