@@ -20,7 +20,6 @@ use alloy_sol_types::SolCall;
 use serde::Serialize;
 
 use super::{Devnet, NodeError};
-use crate::mempool::pipe::revert_reason;
 use crate::predeploys::{IWorkflowScheduler, WORKFLOW_SCHEDULER};
 
 /// Gas of an `execute` (the scheduler gives each `run()` 20,000,000), or
@@ -142,7 +141,7 @@ impl Devnet {
                 last_run: t.lastRun,
                 runs: t.runs,
                 failures: t.failures,
-                last_error: (!t.lastError.is_empty()).then(|| revert_reason(&t.lastError)),
+                last_error: (!t.lastError.is_empty()).then(|| run_error(&t.lastError)),
             })
             .collect())
     }
@@ -164,5 +163,34 @@ impl Devnet {
                 std::thread::sleep(Duration::from_millis(10));
             }
         })
+    }
+}
+
+/// What a task's failed `run()` reverted with: its reason (`Error(string)`,
+/// `Panic(uint256)`), or the revert data in hex (a custom error).
+/// (alloy's `decode_revert_reason` would show any UTF-8 data as text.)
+fn run_error(data: &[u8]) -> String {
+    use alloy_sol_types::{Panic, Revert, SolError};
+    if let Ok(revert) = Revert::abi_decode(data) {
+        return revert.reason;
+    }
+    if let Ok(panic) = Panic::abi_decode(data) {
+        return panic.to_string();
+    }
+    alloy_primitives::hex::encode_prefixed(data)
+}
+
+#[cfg(test)]
+mod tests {
+    use alloy_sol_types::{Revert, SolError};
+
+    use super::run_error;
+
+    #[test]
+    fn a_failed_runs_error_is_its_reason_or_its_data() {
+        let reason = Revert::from("price feed stale").abi_encode();
+        assert_eq!(run_error(&reason), "price feed stale");
+        // A custom error's selector alone (it was "inference failed").
+        assert_eq!(run_error(&[0x1f, 0x2a, 0x20, 0x05]), "0x1f2a2005");
     }
 }
