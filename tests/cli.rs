@@ -164,6 +164,47 @@ fn bad_paths_are_clear_errors() {
     assert!(text(&o).contains("unknown field `srcc`"), "{}", text(&o));
 }
 
+/// Every line `nml check --message-format json` printed, parsed.
+fn json_lines(o: &Output) -> Vec<serde_json::Value> {
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    stdout.lines().map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"))).collect()
+}
+
+#[test]
+fn project_errors_and_warnings_are_json_lines_too() {
+    let bad = project(&[("nml.toml", "[project]\nsrcc = \"src\"\n")]);
+    for command in ["check", "build"] {
+        let o = nml(&[command, "--message-format", "json"], bad.path());
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let lines = json_lines(&o);
+        assert_eq!(lines.len(), 1, "{}", text(&o));
+        assert_eq!(lines[0]["code"], "nml::E0061");
+        assert_eq!(lines[0]["file"], "nml.toml");
+        assert_eq!((lines[0]["line"].as_u64(), lines[0]["column"].as_u64()), (Some(2), Some(1)));
+        assert!(!String::from_utf8_lossy(&o.stderr).contains("srcc"), "{}", text(&o));
+    }
+
+    let empty = project(&[("nml.toml", "[project]\nname = \"x\"\n"), ("src/A.nml", "// nothing yet\n")]);
+    let o = nml(&["check", "--message-format", "json"], empty.path());
+    let lines = json_lines(&o);
+    assert_eq!(lines.len(), 1, "{}", text(&o));
+    assert_eq!(lines[0]["code"], "nml::W0001");
+    assert_eq!(lines[0]["file"], "src/A.nml");
+    assert_eq!(lines[0]["line"], 1);
+}
+
+#[test]
+fn a_source_folder_that_does_not_exist_is_an_error() {
+    let dir = project(&[("nml.toml", "[project]\nsrc = \"nope\"\n")]);
+    for command in ["check", "build"] {
+        let o = nml(&[command], dir.path());
+        assert_eq!(o.status.code(), Some(1), "{}", text(&o));
+        let t = text(&o);
+        assert!(t.contains("nml::E0062") && t.contains("the src folder `nope` does not exist"), "{t}");
+        assert!(t.contains("nml.toml:2:7"), "{t}");
+    }
+}
+
 #[test]
 fn a_single_file_builds_without_a_project() {
     let dir = project(&[("Counter.nml", "pragma solidity ^0.8.24;\ncontract Counter { uint256 public n; }\n")]);

@@ -65,6 +65,7 @@ impl Frontend {
             if f.ast.as_ref().is_some_and(|a| a.items.is_empty()) {
                 diagnostics.push(
                     Diagnostic::warning("W0001", format!("{} is empty: nothing to compile", f.unit_name))
+                        .at(f.id, 0..0, "no items in this file")
                         .help("an .nml file holds Solidity items and model/llm declarations"),
                 );
             }

@@ -5,6 +5,7 @@
 //! so that solc resolves the same imports to the same files as nml does.
 
 use std::collections::{BTreeMap, HashMap};
+use std::ops::Range;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -238,8 +239,12 @@ pub enum OpenError {
     BadManifest {
         /// The manifest.
         path: PathBuf,
+        /// Its text, which `span` points into.
+        text: String,
         /// What is wrong.
         message: String,
+        /// Where, when the TOML parser says.
+        span: Option<Range<usize>>,
     },
     /// Reading failed.
     #[error("cannot read {path}: {source}")]
@@ -249,6 +254,37 @@ pub enum OpenError {
         /// The I/O error.
         source: std::io::Error,
     },
+}
+
+impl OpenError {
+    /// The error as a diagnostic, so that it is printed like the front
+    /// end's in either message format: `nml::E0061` located in nml.toml
+    /// (added to `db`) for a malformed manifest, `nml::E0060` otherwise.
+    pub fn diagnostic(&self, db: &mut SourceDb) -> Diagnostic {
+        match self {
+            Self::NotFound(_) | Self::NotAProject(_) => Diagnostic::error("E0060", self.to_string())
+                .help("give a project directory (with nml.toml) or an .nml or .sol file"),
+            Self::Io { .. } => Diagnostic::error("E0060", self.to_string()),
+            Self::BadManifest { path, text, message, span } => {
+                // toml's messages read `what is wrong, expected what is right`.
+                let message = message.trim().replace('\n', "; ");
+                let (what, expected) = match message.split_once(", expected ") {
+                    Some((what, expected)) => (what.to_owned(), Some(expected)),
+                    None => (message.clone(), None),
+                };
+                let mut d =
+                    Diagnostic::error("E0061", format!("invalid {MANIFEST}: {what}")).help(expected.map_or_else(
+                        || format!("see docs/cli.md for the keys {MANIFEST} takes"),
+                        |e| format!("expected {e}"),
+                    ));
+                if let Some(span) = span {
+                    let id = db.add(path.clone(), MANIFEST.to_owned(), Arc::from(text.as_str()));
+                    d = d.at(id, span.clone(), what);
+                }
+                d
+            }
+        }
+    }
 }
 
 impl Project {
@@ -268,12 +304,31 @@ impl Project {
         if !path.exists() {
             return Err(OpenError::NotFound(path.to_owned()));
         }
+        let mut db = SourceDb::default();
+        let mut diagnostics = Vec::new();
         let (root, config, entries) = if path.is_dir() {
             let root = path.to_owned();
-            let config = read_config(&root)?;
-            let mut entries = source_files(&root.join(&config.project.src))?;
+            let (config, manifest) = read_config(&root)?;
+            let folders = manifest.as_deref().map(FolderKeys::read).unwrap_or_default();
+            let mut wanted = vec![("src", &config.project.src, folders.src)];
             if tests {
-                entries.extend(source_files(&root.join(&config.project.test))?);
+                wanted.push(("test", &config.project.test, folders.test));
+            }
+            let mut entries = Vec::new();
+            for (key, folder, set_at) in wanted {
+                let dir = root.join(folder);
+                // A folder nml.toml names must exist; the default ones may
+                // be absent (a project of tests only has no `src/`).
+                match (set_at, manifest.as_deref()) {
+                    (Some(span), Some(text)) if !dir.is_dir() => {
+                        let id = match db.find(&root.join(MANIFEST)) {
+                            Some(id) => id,
+                            None => db.add(root.join(MANIFEST), MANIFEST.to_owned(), Arc::from(text)),
+                        };
+                        diagnostics.push(missing_folder(id, key, folder, &dir, span));
+                    }
+                    _ => entries.extend(source_files(&dir)?),
+                }
             }
             (root, config, entries)
         } else if matches!(path.extension().and_then(|e| e.to_str()), Some("nml" | "sol")) {
@@ -286,9 +341,9 @@ impl Project {
         let mut project = Self {
             root,
             config,
-            db: SourceDb::default(),
+            db,
             files: Vec::new(),
-            diagnostics: Vec::new(),
+            diagnostics,
             remote_signatures: BTreeMap::new(),
             model_cache: None,
         };
@@ -527,14 +582,53 @@ impl Project {
     }
 }
 
-fn read_config(root: &Path) -> Result<Config, OpenError> {
+/// nml.toml's configuration and text; the defaults and `None` without one.
+fn read_config(root: &Path) -> Result<(Config, Option<String>), OpenError> {
     let path = root.join(MANIFEST);
     let text = match std::fs::read_to_string(&path) {
         Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Config::default()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((Config::default(), None)),
         Err(source) => return Err(OpenError::Io { path, source }),
     };
-    toml::from_str(&text).map_err(|e| OpenError::BadManifest { path, message: e.to_string() })
+    match toml::from_str(&text) {
+        Ok(config) => Ok((config, Some(text))),
+        Err(e) => Err(OpenError::BadManifest { path, message: e.message().to_owned(), span: e.span(), text }),
+    }
+}
+
+/// Where nml.toml sets the source and test folders, if it does.
+#[derive(Debug, Default)]
+struct FolderKeys {
+    src: Option<Range<usize>>,
+    test: Option<Range<usize>>,
+}
+
+impl FolderKeys {
+    /// Reads them from an nml.toml that [`Config`] already accepted.
+    fn read(text: &str) -> Self {
+        #[derive(Deserialize)]
+        struct Manifest {
+            project: Option<Folders>,
+        }
+        #[derive(Deserialize)]
+        struct Folders {
+            src: Option<toml::Spanned<String>>,
+            test: Option<toml::Spanned<String>>,
+        }
+        let folders = toml::from_str::<Manifest>(text).ok().and_then(|m| m.project);
+        folders.map_or_else(Self::default, |f| Self { src: f.src.map(|s| s.span()), test: f.test.map(|s| s.span()) })
+    }
+}
+
+/// `nml::E0062`: the folder `key` names in nml.toml (at `span`) is missing.
+fn missing_folder(manifest: FileId, key: &str, folder: &str, dir: &Path, span: Range<usize>) -> Diagnostic {
+    let (message, label) = match dir.exists() {
+        true => (format!("the {key} folder `{folder}` is not a folder"), "not a folder"),
+        false => (format!("the {key} folder `{folder}` does not exist"), "no such folder"),
+    };
+    Diagnostic::error("E0062", message)
+        .at(manifest, span, label)
+        .help(format!("`{key}` is relative to the project root: create the folder or correct the path"))
 }
 
 /// `.nml` and `.sol` files under `dir`, sorted, recursively.
@@ -580,6 +674,53 @@ pub fn normalize(path: &Path) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn project_dir(manifest: &str, folders: &[&str]) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join(MANIFEST), manifest).expect("write");
+        for folder in folders {
+            std::fs::create_dir_all(dir.path().join(folder)).expect("mkdir");
+        }
+        dir
+    }
+
+    #[test]
+    fn a_malformed_manifest_is_a_diagnostic_at_the_key() {
+        let dir = project_dir("[project]\nsrcc = \"src\"\n", &[]);
+        let err = Project::open(dir.path()).expect_err("unknown key");
+        let mut db = SourceDb::default();
+        let d = err.diagnostic(&mut db);
+        assert_eq!(d.code, "nml::E0061");
+        assert!(d.message.contains("unknown field `srcc`"), "{}", d.message);
+        let (file, span) = d.location.expect("located in nml.toml");
+        assert_eq!(db.get(file).display, MANIFEST);
+        assert_eq!(&db.get(file).text[span], "srcc");
+    }
+
+    #[test]
+    fn a_source_folder_named_in_the_manifest_must_exist() {
+        let dir = project_dir("[project]\nsrc = \"nope\"\n", &[]);
+        let project = Project::open(dir.path()).expect("opens");
+        let [d] = project.diagnostics.as_slice() else { panic!("{:?}", project.diagnostics) };
+        assert_eq!(d.code, "nml::E0062");
+        assert!(d.message.contains("`nope`"), "{}", d.message);
+        let (file, span) = d.location.clone().expect("located in nml.toml");
+        assert_eq!(&project.db.get(file).text[span], "\"nope\"");
+
+        // The test folder too, when the tests are opened.
+        let dir = project_dir("[project]\ntest = \"tests\"\n", &["src"]);
+        assert!(Project::open(dir.path()).expect("opens").diagnostics.is_empty());
+        let project = Project::open_with_tests(dir.path()).expect("opens");
+        assert_eq!(project.diagnostics.iter().map(|d| d.code.as_str()).collect::<Vec<_>>(), ["nml::E0062"]);
+    }
+
+    #[test]
+    fn default_folders_may_be_missing() {
+        // A project of tests only has no `src/`.
+        let dir = project_dir("[project]\nname = \"x\"\n", &["test"]);
+        let project = Project::open_with_tests(dir.path()).expect("opens");
+        assert!(project.diagnostics.is_empty(), "{:?}", project.diagnostics);
+    }
 
     #[test]
     fn normalize_resolves_dots() {

@@ -3,7 +3,9 @@
 
 use std::path::PathBuf;
 
-use nml_compiler::sema::onnx::{GraphElem, OnnxError, OnnxSignature, Opset, TensorInfo, read_signature};
+use nml_compiler::sema::onnx::{
+    GraphElem, MAX_FILE_BYTES, OnnxError, OnnxSignature, Opset, ReadFileError, TensorInfo, read_file, read_signature,
+};
 use nml_protocol::{Dim, ElementType};
 
 fn model_path(name: &str) -> PathBuf {
@@ -209,4 +211,33 @@ fn onnx_random_bytes_are_rejected() {
         let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
         assert!(read_signature(&bytes).is_err(), "{bytes:02x?} decoded as a model");
     }
+}
+
+#[test]
+fn onnx_file_reads_a_regular_file() {
+    assert_eq!(read_file(&model_path("vol.onnx")).expect("readable"), model_bytes("vol.onnx"));
+    assert!(matches!(read_file(&model_path("nope.onnx")), Err(ReadFileError::NotFound)));
+    assert!(matches!(read_file(&model_path("")), Err(ReadFileError::Directory)));
+}
+
+#[test]
+fn onnx_file_larger_than_protobuf_allows_is_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = dir.path().join("huge.onnx");
+    // Sparse: no disk space is used and, with the size checked first, no
+    // byte is read.
+    std::fs::File::create(&path).and_then(|f| f.set_len(MAX_FILE_BYTES + 1)).expect("sparse file");
+    assert!(matches!(read_file(&path), Err(ReadFileError::TooLarge)));
+}
+
+/// A socket, like a FIFO or a device, is not read: a FIFO without a writer
+/// would block forever and `/dev/zero` never ends.
+#[cfg(unix)]
+#[test]
+fn onnx_file_that_is_not_regular_is_not_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let socket = dir.path().join("model.onnx");
+    let _listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    assert!(matches!(read_file(&socket), Err(ReadFileError::NotRegular)));
+    assert!(matches!(read_file(std::path::Path::new("/dev/zero")), Err(ReadFileError::NotRegular)));
 }

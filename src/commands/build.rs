@@ -7,7 +7,7 @@ use miette::{IntoDiagnostic, miette};
 use nml_compiler::build;
 use nml_compiler::diagnostics::{Diagnostic, MessageFormat, Severity};
 
-use super::common::{frontend, ms, print_diagnostics, solc_for};
+use super::common::{frontend_or_report, ms, print_diagnostics, solc_for};
 
 /// How diagnostics are printed.
 #[derive(Debug, Clone, Copy, Default, clap::ValueEnum)]
@@ -53,7 +53,10 @@ pub struct CheckArgs {
 
 /// Runs `nml build`.
 pub fn run_build(args: BuildArgs) -> miette::Result<ExitCode> {
-    let fe = frontend(args.path.as_deref())?;
+    let Some(fe) = frontend_or_report(args.path.as_deref(), args.message_format.into())? else {
+        eprintln!("error: build failed with 1 error");
+        return Ok(ExitCode::FAILURE);
+    };
     if args.force {
         let _ = std::fs::remove_file(fe.project.root.join(build::CACHE_FILE));
     }
@@ -86,7 +89,9 @@ pub fn run_build(args: BuildArgs) -> miette::Result<ExitCode> {
 /// Runs `nml check`: the front end, plus solc's parser when solang-parser
 /// rejects something (solc is the authority on Solidity).
 pub fn run_check(args: CheckArgs) -> miette::Result<ExitCode> {
-    let fe = frontend(args.path.as_deref())?;
+    let Some(fe) = frontend_or_report(args.path.as_deref(), args.message_format.into())? else {
+        return Ok(ExitCode::FAILURE);
+    };
     let mut diags = fe.diagnostics.clone();
     if !fe.solang_rejections.is_empty() {
         match solc_for(&fe) {

@@ -21,8 +21,26 @@ use crate::toolchain::solc::{self, ToolchainError};
 
 /// Opens a project and runs the front end.
 pub fn frontend(path: Option<&Path>) -> miette::Result<Frontend> {
-    let path = path.unwrap_or(Path::new("."));
-    let mut project = Project::open(path).map_err(|e| miette!("{e}"))?;
+    let project = Project::open(path.unwrap_or(Path::new("."))).map_err(|e| miette!("{e}"))?;
+    run_frontend(project)
+}
+
+/// [`frontend`] for the commands that print diagnostics (`build`, `check`):
+/// a project that cannot be opened (no such path, a malformed nml.toml) is
+/// printed as a diagnostic in `format`, like every other, and gives `None`.
+pub fn frontend_or_report(path: Option<&Path>, format: MessageFormat) -> miette::Result<Option<Frontend>> {
+    match Project::open(path.unwrap_or(Path::new("."))) {
+        Ok(project) => run_frontend(project).map(Some),
+        Err(e) => {
+            let mut db = SourceDb::default();
+            let diagnostic = e.diagnostic(&mut db);
+            print_diagnostics(&db, &[diagnostic], format);
+            Ok(None)
+        }
+    }
+}
+
+fn run_frontend(mut project: Project) -> miette::Result<Frontend> {
     read_remote_signatures(&mut project)?;
     Ok(Frontend::run(project))
 }

@@ -91,6 +91,9 @@ pub fn model_library(model: &Model, source: &str) -> String {
         n_numbers: usize,
         n_strings: usize,
     }
+    // The template writes the id and the names between quotes as they are:
+    // names are identifiers (ASCII by the grammar), and an id is ASCII once
+    // sema has parsed or derived it. User strings go through `sol_string`.
     let (mut numbers, mut strings) = (0, 0);
     let inputs = model
         .inputs
@@ -127,7 +130,7 @@ pub fn llm_library(llm: &Llm, source: &str) -> String {
         mode: &'static str,
         max_tokens: u32,
         temperature: u32,
-        stop: &'a [String],
+        stop: Vec<String>,
     }
     render(
         "llm",
@@ -138,7 +141,7 @@ pub fn llm_library(llm: &Llm, source: &str) -> String {
             mode: llm.mode.solidity(),
             max_tokens: llm.max_tokens,
             temperature: llm.temperature,
-            stop: &llm.stop,
+            stop: llm.stop.iter().map(|s| sol_string(s)).collect(),
         },
     )
 }

@@ -122,9 +122,10 @@ pub fn lower_file<'a>(
         cursor = span.end;
         match item {
             Item::PragmaNml { version, span } => {
+                // Sema rejects a `pragma nml` without a version before lowering.
+                let version = version.as_ref().map_or("", |v| v.value.as_str());
                 let text = format!(
-                    "// pragma nml {}; (lowered by nml {})\n{STDLIB_IMPORTS}",
-                    version.value,
+                    "// pragma nml {version}; (lowered by nml {})\n{STDLIB_IMPORTS}",
                     env!("CARGO_PKG_VERSION")
                 );
                 b.generate(text.trim_end(), *span);

@@ -82,7 +82,7 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
                     .help("declare each input and output once"),
                 );
             }
-            check_tensor_type(fid, t, diags);
+            check_tensor_type(fid, &project.db.get(fid).text, t, diags);
         }
     }
     for t in &outputs {
@@ -100,7 +100,7 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
     let mut onnx_bytes = None;
     if let Some(path) = onnx_field {
         let full = crate::project::normalize(&base.join(&path.value));
-        match read_onnx(&full) {
+        match onnx::read_file(&full) {
             Ok(bytes) => match onnx::read_signature(&bytes) {
                 Ok(sig) => {
                     check_against_graph(fid, decl, mode, &inputs, &outputs, &sig, diags);
@@ -115,13 +115,13 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
             },
             Err(why) => diags.push(
                 Diagnostic::error("E0030", format!("cannot read ONNX file `{}`: {why}", path.value))
-                    .at(fid, path.span.range(), why)
+                    .at(fid, path.span.range(), why.to_string())
                     .help(format!("the path is relative to the folder of {}", project.files[file].unit_name)),
             ),
         }
     } else if let Some(cached) =
         cid_field.and_then(|c| project.model_cache.as_ref().map(|d| d.join(format!("{}.onnx", c.value))))
-        && let Ok(bytes) = std::fs::read(&cached)
+        && let Ok(bytes) = onnx::read_file(&cached)
         && let Ok(sig) = onnx::read_signature(&bytes)
     {
         // Pulled by id (`nml models pull`): the cached file stands for `onnx`.
@@ -242,16 +242,6 @@ fn count_errors(diags: &[Diagnostic]) -> usize {
     diags.iter().filter(|d| d.is_error()).count()
 }
 
-fn read_onnx(path: &Path) -> Result<Vec<u8>, String> {
-    match std::fs::metadata(path) {
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Err("no such file".into()),
-        Err(e) => return Err(e.to_string()),
-        Ok(m) if m.is_dir() => return Err("this is a directory, not a file".into()),
-        Ok(_) => {}
-    }
-    std::fs::read(path).map_err(|e| e.to_string())
-}
-
 fn duplicate_field(fid: FileId, keyword: &str, first: Span, again: Span) -> Diagnostic {
     let _ = first;
     Diagnostic::error("E0020", format!("`{keyword}` is given twice"))
@@ -259,12 +249,22 @@ fn duplicate_field(fid: FileId, keyword: &str, first: Span, again: Span) -> Diag
         .help(format!("keep one `{keyword}`"))
 }
 
-fn check_tensor_type(fid: FileId, t: &TensorDecl, diags: &mut Vec<Diagnostic>) {
+/// Whether a declared dimension is one the precompile can take (a `uint32`
+/// other than zero); the graph is compared only with those.
+fn dim_in_range(n: u64) -> bool {
+    (1..=u64::from(u32::MAX)).contains(&n)
+}
+
+/// Checks a declared type on its own. Numbers too large for the tree's
+/// integers were saturated by the parser, so messages quote them from
+/// `src`, as written.
+fn check_tensor_type(fid: FileId, src: &str, t: &TensorDecl, diags: &mut Vec<Diagnostic>) {
+    let written = |span: Span| src.get(span.range()).unwrap_or_default();
     if let Elem::Fixed(d) = t.ty.elem
         && d > MAX_DECIMALS
     {
         diags.push(
-            Diagnostic::error("E0025", format!("`fixed<{d}>` has too many decimals"))
+            Diagnostic::error("E0025", format!("`{}` has too many decimals", written(t.ty.elem_span)))
                 .at(fid, t.ty.elem_span.range(), format!("at most {MAX_DECIMALS}"))
                 .help("the precompile's numbers are int128, which hold 38 decimal digits"),
         );
@@ -290,10 +290,10 @@ fn check_tensor_type(fid: FileId, t: &TensorDecl, diags: &mut Vec<Diagnostic>) {
                     .at(fid, d.span.range(), "dimensions are positive")
                     .help("use a positive size or `_` for any size"),
             ),
-            Dim::Fixed(n) if n > u64::from(u32::MAX) => diags.push(
-                Diagnostic::error("E0026", format!("dimension {n} is too large"))
+            Dim::Fixed(n) if !dim_in_range(n) => diags.push(
+                Diagnostic::error("E0026", format!("dimension {} is too large", written(d.span)))
                     .at(fid, d.span.range(), "the precompile's shapes are uint32")
-                    .help("dimensions must fit uint32"),
+                    .help(format!("dimensions must fit uint32 (at most {})", u32::MAX)),
             ),
             Dim::Fixed(_) => {}
         }
@@ -402,8 +402,10 @@ fn check_tensor_against(fid: FileId, model: &str, t: &TensorDecl, g: &TensorInfo
         return;
     }
     for (d, gd) in t.ty.dims.iter().zip(gdims) {
+        // A dimension out of range is already reported (E0026).
         if let (Dim::Fixed(n), GraphDim::Fixed(m)) = (d.value, gd)
             && n != *m
+            && dim_in_range(n)
         {
             diags.push(
                 Diagnostic::error(
@@ -494,7 +496,7 @@ pub(super) fn check_llm(project: &Project, file: usize, decl: &ast::LlmDecl, out
                         .help("temperature is in hundredths: 0 is deterministic, 100 is 1.0"),
                 ),
             },
-            LlmField::Stop(list, _) => llm.stop = list.iter().map(|s| s.raw.clone()).collect(),
+            LlmField::Stop(list, _) => llm.stop = list.iter().map(|s| s.value.clone()).collect(),
         }
     }
     if !has_model {

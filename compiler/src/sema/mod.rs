@@ -96,7 +96,7 @@ pub struct Llm {
     pub max_tokens: u32,
     /// Temperature in hundredths.
     pub temperature: u32,
-    /// Stop sequences as Solidity string literals.
+    /// Stop sequences.
     pub stop: Vec<String>,
 }
 
@@ -162,7 +162,9 @@ pub fn analyze(project: &Project) -> Analysis {
             match item {
                 ast::Item::Model(m) => decls::check_model(project, i, m, &mut analysis),
                 ast::Item::Llm(l) => decls::check_llm(project, i, l, &mut analysis),
-                ast::Item::PragmaNml { version, .. } => check_pragma(file.id, version, &mut analysis.diagnostics),
+                ast::Item::PragmaNml { version, span } => {
+                    check_pragma(file.id, version.as_ref(), *span, &mut analysis.diagnostics)
+                }
                 _ => {}
             }
         }
@@ -181,7 +183,17 @@ pub fn analyze(project: &Project) -> Analysis {
 /// The version of the language this compiler implements.
 pub const LANGUAGE_VERSION: semver::Version = semver::Version::new(0, 1, 0);
 
-fn check_pragma(file: FileId, version: &ast::Spanned<String>, diags: &mut Vec<Diagnostic>) {
+fn check_pragma(file: FileId, version: Option<&ast::Spanned<String>>, pragma: Span, diags: &mut Vec<Diagnostic>) {
+    let Some(version) = version else {
+        // The pragma ends with `;` where the version should be.
+        let semi = pragma.end.saturating_sub(1)..pragma.end;
+        diags.push(
+            Diagnostic::error("E0006", "`pragma nml` needs a version")
+                .at(file, semi, "expected a version such as `0.1` before `;`")
+                .help("write `pragma nml 0.1;`"),
+        );
+        return;
+    };
     match semver::VersionReq::parse(&version.value) {
         Ok(req) if req.matches(&LANGUAGE_VERSION) => {}
         Ok(_) => diags.push(

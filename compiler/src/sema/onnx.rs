@@ -7,9 +7,12 @@
 //! prefix. The decoder never recurses (the messages it enters nest a fixed
 //! five levels deep), never allocates from a length it has not checked
 //! against the bytes left, and answers every input with a signature or an
-//! [`OnnxError`].
+//! [`OnnxError`]. [`read_file`] reads the bytes from disk, bounded the same
+//! way: regular files only, at most [`MAX_FILE_BYTES`].
 
 use std::fmt;
+use std::io::Read as _;
+use std::path::Path;
 
 use nml_protocol::{Dim, ElementType};
 use thiserror::Error;
@@ -183,6 +186,58 @@ fn ir_version_text(found: Option<i64>) -> String {
             format!("ir_version {v} is not an ONNX IR version (expected 1 to {MAX_IR_VERSION})")
         }
     }
+}
+
+/// The largest ONNX file read: 2 GiB, protobuf's limit on one message, so a
+/// larger file cannot be an ONNX model (bigger models keep their weights in
+/// external data files, which nml does not read).
+pub const MAX_FILE_BYTES: u64 = 2 << 30;
+
+/// Why an ONNX file's bytes could not be read.
+#[derive(Debug, Error)]
+pub enum ReadFileError {
+    /// Nothing at the path.
+    #[error("no such file")]
+    NotFound,
+    /// A directory.
+    #[error("this is a directory, not a file")]
+    Directory,
+    /// A device, FIFO or socket: reading one may never end (`/dev/zero`) or
+    /// never start (a FIFO without a writer).
+    #[error("this is not a regular file (a device, a FIFO or a socket)")]
+    NotRegular,
+    /// Larger than [`MAX_FILE_BYTES`].
+    #[error("the file is larger than 2 GiB ({MAX_FILE_BYTES} bytes), protobuf's limit for an ONNX model")]
+    TooLarge,
+    /// Any other I/O failure.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Reads an ONNX file: a regular file (symlinks followed) of at most
+/// [`MAX_FILE_BYTES`], through a reader that stops there even if the file
+/// grows after its size was checked.
+pub fn read_file(path: &Path) -> Result<Vec<u8>, ReadFileError> {
+    // Checked before opening: opening a FIFO blocks until a writer comes.
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => ReadFileError::NotFound,
+        _ => ReadFileError::Io(e),
+    })?;
+    if meta.is_dir() {
+        return Err(ReadFileError::Directory);
+    }
+    if !meta.is_file() {
+        return Err(ReadFileError::NotRegular);
+    }
+    if meta.len() > MAX_FILE_BYTES {
+        return Err(ReadFileError::TooLarge);
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    std::fs::File::open(path)?.take(MAX_FILE_BYTES + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > MAX_FILE_BYTES {
+        return Err(ReadFileError::TooLarge);
+    }
+    Ok(bytes)
 }
 
 /// Reads the signature of the ONNX model in `bytes`.

@@ -38,14 +38,12 @@ pub struct Spanned<T> {
 /// An identifier.
 pub type Ident = Spanned<String>;
 
-/// A string literal: its decoded value and its raw text (quotes included),
-/// which is valid Solidity and is re-emitted as is.
+/// A string literal, decoded; nml writes it back with
+/// [`sol_string`](crate::emit::sol_string).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StrLit {
     /// The decoded value.
     pub value: String,
-    /// The literal as written, quotes included.
-    pub raw: String,
     /// Where it is.
     pub span: Span,
 }
@@ -62,8 +60,8 @@ pub struct SourceUnit {
 pub enum Item {
     /// `pragma nml <version>;`
     PragmaNml {
-        /// The version requirement as written.
-        version: Spanned<String>,
+        /// The version requirement as written; `None` for `pragma nml;`.
+        version: Option<Spanned<String>>,
         /// The whole pragma.
         span: Span,
     },

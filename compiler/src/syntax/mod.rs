@@ -1,6 +1,7 @@
 //! Parsing: `.nml` text to the typed tree of [`ast`].
 
 pub mod ast;
+mod malformed;
 
 use pest::Parser as _;
 use pest::iterators::Pair;
@@ -74,6 +75,9 @@ pub fn parse(file: FileId, src: &str) -> Result<SourceUnit, Box<Diagnostic>> {
     let Some(root) = pairs.next() else {
         return Ok(SourceUnit::default());
     };
+    if let Some(keyword) = root.clone().into_inner().flatten().find(|p| p.as_rule() == Rule::nml_malformed) {
+        return Err(Box::new(malformed::diagnose(file, src, span(&keyword))));
+    }
     let items = root.into_inner().filter(|p| p.as_rule() != Rule::EOI).map(item).collect();
     Ok(SourceUnit { items })
 }
@@ -226,39 +230,64 @@ fn ident(p: Pair<'_, Rule>) -> Ident {
 
 fn string(p: Pair<'_, Rule>) -> StrLit {
     let raw = p.as_str();
-    StrLit { value: unescape(raw), raw: raw.to_owned(), span: span(&p) }
+    StrLit { value: unescape(raw), span: span(&p) }
 }
 
-/// Decodes a Solidity string literal's common escapes; the raw text is kept
-/// for re-emission, so this only needs to be right for ids, paths and names.
+/// Decodes a Solidity string literal (`"…"`, `'…'`, `unicode"…"` or
+/// `hex"…"`) as solc does, then reads its bytes as UTF-8 (lossily: the
+/// values nml reads are ids, paths, names and stop sequences, all text).
 fn unescape(raw: &str) -> String {
-    let body = raw.trim_start_matches("unicode").trim_start_matches("hex");
-    let body = body.get(1..body.len().saturating_sub(1)).unwrap_or("");
-    let mut out = String::with_capacity(body.len());
+    if let Some(body) = raw.strip_prefix("hex") {
+        let digits: Vec<u8> = quoted(body).bytes().filter(|b| *b != b'_').collect();
+        let bytes: Vec<u8> = digits
+            .chunks(2)
+            .filter_map(|pair| std::str::from_utf8(pair).ok().and_then(|h| u8::from_str_radix(h, 16).ok()))
+            .collect();
+        return String::from_utf8_lossy(&bytes).into_owned();
+    }
+    let body = quoted(raw.strip_prefix("unicode").unwrap_or(raw));
+    let mut out = Vec::with_capacity(body.len());
     let mut chars = body.chars();
+    let push = |out: &mut Vec<u8>, c: char| out.extend_from_slice(c.encode_utf8(&mut [0; 4]).as_bytes());
     while let Some(c) = chars.next() {
         if c != '\\' {
-            out.push(c);
+            push(&mut out, c);
             continue;
         }
         match chars.next() {
-            Some('n') => out.push('\n'),
-            Some('t') => out.push('\t'),
-            Some('r') => out.push('\r'),
-            Some('0') => out.push('\0'),
-            Some(other) => out.push(other),
-            None => {}
+            Some('n') => out.push(b'\n'),
+            Some('t') => out.push(b'\t'),
+            Some('r') => out.push(b'\r'),
+            Some('0') => out.push(0),
+            Some('x') => {
+                let digits: String = chars.by_ref().take(2).collect();
+                out.extend(u8::from_str_radix(&digits, 16).ok());
+            }
+            Some('u') => {
+                let digits: String = chars.by_ref().take(4).collect();
+                let c = u32::from_str_radix(&digits, 16).ok().map(|u| char::from_u32(u).unwrap_or('\u{FFFD}'));
+                c.into_iter().for_each(|c| push(&mut out, c));
+            }
+            // A backslash before a line break continues the line.
+            Some('\n') | None => {}
+            Some(other) => push(&mut out, other),
         }
     }
-    out
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// A literal's text between its quotes.
+fn quoted(literal: &str) -> &str {
+    literal.get(1..literal.len().saturating_sub(1)).unwrap_or("")
 }
 
 fn item(p: Pair<'_, Rule>) -> Item {
     let sp = span(&p);
     match p.as_rule() {
         Rule::pragma_nml => {
-            let v = p.into_inner().next().map(|v| Spanned { span: span(&v), value: v.as_str().trim().to_owned() });
-            Item::PragmaNml { version: v.unwrap_or(Spanned { value: String::new(), span: sp }), span: sp }
+            let version =
+                p.into_inner().next().map(|v| Spanned { span: span(&v), value: v.as_str().trim().to_owned() });
+            Item::PragmaNml { version, span: sp }
         }
         Rule::pragma => {
             let mut inner = p.into_inner();
@@ -267,11 +296,11 @@ fn item(p: Pair<'_, Rule>) -> Item {
             Item::Pragma { name, value, span: sp }
         }
         Rule::import => {
-            let path = p.into_inner().find(|q| q.as_rule() == Rule::string_lit).map(string).unwrap_or(StrLit {
-                value: String::new(),
-                raw: String::new(),
-                span: sp,
-            });
+            let path = p
+                .into_inner()
+                .find(|q| q.as_rule() == Rule::string_lit)
+                .map(string)
+                .unwrap_or(StrLit { value: String::new(), span: sp });
             Item::Import { path, span: sp }
         }
         Rule::model_decl => Item::Model(model_decl(p)),
@@ -314,7 +343,8 @@ fn tensor_type(p: Pair<'_, Rule>) -> TensorType {
             let elem = match e.as_rule() {
                 Rule::fixed_type => {
                     let d = e.into_inner().next().map_or("", |d| d.as_str());
-                    // Out-of-range decimals are reported by sema; saturate here.
+                    // Out-of-range decimals are reported by sema, quoting the
+                    // source; saturate here.
                     Elem::Fixed(d.parse().unwrap_or(u32::MAX))
                 }
                 Rule::string_type => Elem::String,
@@ -329,6 +359,7 @@ fn tensor_type(p: Pair<'_, Rule>) -> TensorType {
             span: span(&d),
             value: match d.as_rule() {
                 Rule::dynamic_dim => Dim::Dynamic,
+                // Likewise for sizes past u64.
                 _ => Dim::Fixed(d.as_str().parse().unwrap_or(u64::MAX)),
             },
         })
@@ -460,5 +491,9 @@ contract C { function f(int256[30] calldata r) external { V.Output memory o = in
     fn unescape_handles_escapes() {
         assert_eq!(unescape(r#""a\nb\"c""#), "a\nb\"c");
         assert_eq!(unescape("'x'"), "x");
+        assert_eq!(unescape(r#""\u00e9\x41""#), "éA");
+        assert_eq!(unescape(r#""\xc3\xa9""#), "é");
+        assert_eq!(unescape(r#"unicode"é""#), "é");
+        assert_eq!(unescape(r#"hex"41_42""#), "AB");
     }
 }
