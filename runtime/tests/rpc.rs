@@ -141,6 +141,35 @@ async fn transaction_errors_use_geths_code_and_messages() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn send_transaction_refuses_another_chain_and_types_it_cannot_send() {
+    let (_d, addr, _server) = start(DevnetConfig { mining: Mining::Manual, ..Default::default() }).await;
+    let send = |fields: Value| {
+        // With a gas limit: no estimate runs before the send.
+        let mut request = json!({ "from": address(0), "to": address(1), "value": "0x1", "gas": "0x5208" });
+        request.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+        rpc(addr, "eth_sendTransaction", json!([request]))
+    };
+    assert_eq!(
+        error(&send(json!({ "chainId": "0x1" })).await),
+        (-32000, "invalid chain id for signer: have 1 want 31337".into())
+    );
+    // The raw path's errors for blob and set-code transactions.
+    let blob = "transaction type not supported: EIP-4844 blob transactions are not supported by the nml devnet";
+    let set_code = "transaction type not supported: EIP-7702 set-code transactions are not supported by the nml devnet";
+    assert_eq!(error(&send(json!({ "type": "0x3" })).await), (-32000, blob.into()));
+    assert_eq!(error(&send(json!({ "blobVersionedHashes": [] })).await), (-32000, blob.into()));
+    assert_eq!(error(&send(json!({ "type": "0x4" })).await), (-32000, set_code.into()));
+    assert_eq!(error(&send(json!({ "authorizationList": [] })).await), (-32000, set_code.into()));
+    let (code, message) = error(&send(json!({ "type": "0x7f" })).await);
+    assert_eq!(code, -32000);
+    assert!(message.starts_with("transaction type not supported: type 0x7f"), "{message}");
+    // Nothing was sent; the node's own chain id and a type it builds are fine.
+    assert_eq!(rpc(addr, "txpool_status", json!([])).await["result"], json!({ "pending": "0x0", "queued": "0x0" }));
+    assert!(send(json!({ "chainId": "0x7a69", "type": "0x2" })).await["result"].is_string());
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reverts_answer_code_3_with_data() {
     let (_d, addr, _server) = start(DevnetConfig::default()).await;
     let hash = rpc(addr, "eth_sendRawTransaction", json!([raw_hex(sign(deploy_tx(0, 1), &signer(0)))])).await;
@@ -163,6 +192,145 @@ async fn reverts_answer_code_3_with_data() {
     // debug_traceTransaction with the call tracer.
     let trace = rpc(addr, "debug_traceTransaction", json!([hash["result"], { "tracer": "callTracer" }])).await;
     assert_eq!(trace["result"]["type"], "CREATE");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn halts_answer_server_errors_with_their_reason() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let at = "0x00000000000000000000000000000000000000cc";
+    // Code at `at`: the invalid instruction, and a loop that runs out of gas.
+    let invalid = json!({ at: { "code": "0xfe" } });
+    let endless = json!({ at: { "code": "0x5b600056" } });
+    let call = json!({ "from": address(0), "to": at, "gas": "0x10000" });
+    for method in ["eth_call", "eth_estimateGas"] {
+        let response = rpc(addr, method, json!([call, "latest", invalid])).await;
+        assert_eq!(error(&response), (-32000, "invalid opcode".into()), "{method}");
+        assert_eq!(response["error"]["data"], Value::Null, "{method}");
+    }
+    assert_eq!(error(&rpc(addr, "eth_call", json!([call, "latest", endless])).await), (-32000, "out of gas".into()));
+    // Only running out of gas at the cap is "gas required exceeds allowance".
+    assert_eq!(
+        error(&rpc(addr, "eth_estimateGas", json!([call, "latest", endless])).await),
+        (-32000, "gas required exceeds allowance (65536)".into())
+    );
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn state_queries_at_an_unknown_block_answer_header_not_found() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let who = address(0);
+    let unknown_hash = json!({ "blockHash": format!("0x{}", "11".repeat(32)) });
+    for block in [unknown_hash, json!("0x99")] {
+        for (method, params) in [
+            ("eth_getBalance", json!([who, block])),
+            ("eth_getTransactionCount", json!([who, block])),
+            ("eth_getCode", json!([who, block])),
+            ("eth_getStorageAt", json!([who, "0x0", block])),
+            ("eth_call", json!([{ "to": who }, block])),
+            ("eth_estimateGas", json!([{ "to": who }, block])),
+        ] {
+            assert_eq!(
+                error(&rpc(addr, method, params).await),
+                (-32000, "header not found".into()),
+                "{method} {block}"
+            );
+        }
+    }
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_contradicting_fields_are_refused_in_geths_words() {
+    let (_d, addr, _server) = start(DevnetConfig { mining: Mining::Manual, ..Default::default() }).await;
+    // A gas limit, so that eth_sendTransaction runs no estimate first.
+    let request = |fields: Value| {
+        let mut request = json!({ "from": address(0), "to": address(1), "gas": "0x7530" });
+        request.as_object_mut().unwrap().extend(fields.as_object().unwrap().clone());
+        request
+    };
+    let both_inputs = request(json!({ "input": "0x01", "data": "0x02" }));
+    let both_fees = request(json!({ "gasPrice": "0x77359400", "maxFeePerGas": "0x77359400" }));
+    for method in ["eth_call", "eth_estimateGas", "eth_sendTransaction"] {
+        assert_eq!(
+            error(&rpc(addr, method, json!([both_inputs])).await),
+            (
+                -32602,
+                r#"both "data" and "input" are set and not equal. Please use "input" to pass transaction call data"#
+                    .into()
+            ),
+            "{method}"
+        );
+        assert_eq!(
+            error(&rpc(addr, method, json!([both_fees])).await),
+            (-32602, "both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified".into()),
+            "{method}"
+        );
+    }
+    // The same bytes under both names are one input.
+    let same = request(json!({ "input": "0x01", "data": "0x01" }));
+    assert!(rpc(addr, "eth_call", json!([same])).await["result"].is_string());
+    assert_eq!(rpc(addr, "txpool_status", json!([])).await["result"], json!({ "pending": "0x0", "queued": "0x0" }));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unsubscribe_without_a_subscription_id_is_refused() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let client = WsClientBuilder::default().build(format!("ws://{addr}")).await.unwrap();
+    let refused = |answer: Result<Value, jsonrpsee::core::ClientError>| match answer {
+        Err(jsonrpsee::core::ClientError::Call(e)) => (e.code(), e.message().to_owned()),
+        other => panic!("{other:?}"),
+    };
+    let missing = client.request::<Value, _>("eth_unsubscribe", rpc_params![]).await;
+    assert_eq!(refused(missing), (-32602, "missing value for required argument 0".into()));
+    let malformed = client.request::<Value, _>("eth_unsubscribe", rpc_params![json!({ "id": 1 })]).await;
+    assert_eq!(refused(malformed).0, -32602);
+    let extra = client.request::<Value, _>("eth_unsubscribe", rpc_params!["0x1", "0x2"]).await;
+    assert_eq!(refused(extra), (-32602, "too many arguments, want at most 1".into()));
+    // A subscription still ends, once.
+    let heads =
+        client.subscribe::<Value, _>("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe").await.unwrap();
+    let id = match heads.kind() {
+        jsonrpsee::core::client::SubscriptionKind::Subscription(id) => id.clone(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(client.request::<Value, _>("eth_unsubscribe", rpc_params![id.clone()]).await.unwrap(), true);
+    assert_eq!(client.request::<Value, _>("eth_unsubscribe", rpc_params![id]).await.unwrap(), false);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_trace_options_are_refused_naming_the_field() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let hash =
+        rpc(addr, "eth_sendRawTransaction", json!([raw_hex(sign(transfer(0, address(1), 1), &signer(0)))])).await;
+    let trace = |options: Value| rpc(addr, "debug_traceTransaction", json!([hash["result"], options]));
+    for (options, field) in [
+        (json!({ "timeout": "bogus" }), "invalid timeout \"bogus\""),
+        (json!({ "tracer": "callTracer", "tracerConfig": [] }), "invalid tracerConfig: expected an object"),
+        (
+            json!({ "tracer": "callTracer", "tracerConfig": { "bogus": 1 } }),
+            "invalid tracerConfig: unknown field `bogus`",
+        ),
+        (
+            json!({ "tracer": "callTracer", "tracerConfig": { "onlyTopCall": "yes" } }),
+            "invalid tracerConfig: invalid type",
+        ),
+        (json!({ "tracerConfig": { "onlyTopCall": true } }), "invalid tracerConfig: unknown field `onlyTopCall`"),
+    ] {
+        let (code, message) = error(&trace(options.clone()).await);
+        assert_eq!(code, -32602, "{options}: {message}");
+        assert!(message.starts_with(&format!("invalid argument 1: {field}")), "{options}: {message}");
+    }
+    // An unsupported tracer is still the node's error.
+    let (code, message) = error(&trace(json!({ "tracer": "prestateTracer" })).await);
+    assert_eq!((code, message.starts_with("tracer prestateTracer is not supported")), (-32000, true), "{message}");
+    // Well-formed options trace; an empty tracer is the struct logger.
+    let calls =
+        trace(json!({ "tracer": "callTracer", "tracerConfig": { "onlyTopCall": true }, "timeout": "1m30s" })).await;
+    assert_eq!(calls["result"]["type"], "CALL", "{calls}");
+    assert_eq!(trace(json!({ "tracer": "callTracer", "tracerConfig": null })).await["result"]["type"], "CALL");
+    let steps = trace(json!({ "tracer": "", "tracerConfig": {} })).await;
+    assert!(steps["result"]["structLogs"].is_array(), "{steps}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -202,6 +370,27 @@ async fn websocket_subscriptions_deliver_heads_and_logs() {
     let too_wide = json!({ "address": addresses });
     let refused = client.subscribe::<Value, _>("eth_subscribe", rpc_params!["logs", too_wide], "eth_unsubscribe").await;
     assert!(matches!(&refused, Err(jsonrpsee::core::ClientError::Call(e)) if e.code() == -32602), "{refused:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_log_range_that_ends_before_it_starts_is_refused_everywhere() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    rpc(addr, "anvil_mine", json!(["0x6"])).await;
+    let backwards = json!({ "fromBlock": "0x5", "toBlock": "0x3" });
+    let refused = (-32602, "invalid block range params".to_owned());
+    assert_eq!(error(&rpc(addr, "eth_getLogs", json!([backwards])).await), refused);
+    assert_eq!(error(&rpc(addr, "eth_newFilter", json!([backwards])).await), refused);
+    let client = WsClientBuilder::default().build(format!("ws://{addr}")).await.unwrap();
+    let subscribed =
+        client.subscribe::<Value, _>("eth_subscribe", rpc_params!["logs", backwards], "eth_unsubscribe").await;
+    assert!(
+        matches!(&subscribed, Err(jsonrpsee::core::ClientError::Call(e)) if (e.code(), e.message()) == (refused.0 as i32, refused.1.as_str())),
+        "{subscribed:?}"
+    );
+    // Forwards, or with a bound that follows the head, a filter installs.
+    for range in [json!({ "fromBlock": "0x3", "toBlock": "0x5" }), json!({ "fromBlock": "0x5", "toBlock": "latest" })] {
+        assert!(rpc(addr, "eth_newFilter", json!([range])).await["result"].is_string(), "{range}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -260,6 +449,61 @@ async fn dev_methods_work_over_rpc() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mines_past_the_bounds_name_the_count_asked_for_and_options_are_checked() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let too_many = "0x20000000000000";
+    for (method, params) in [
+        ("anvil_mine", json!([too_many])),
+        ("hardhat_mine", json!([too_many])),
+        ("evm_mine", json!([{ "blocks": too_many }])),
+    ] {
+        let (code, message) = error(&rpc(addr, method, params).await);
+        assert_eq!(code, -32602, "{method}");
+        assert!(message.starts_with("mining 9007199254740992 blocks would take the block number past"), "{message}");
+    }
+    // Two blocks an interval apart that would take the second past the bound.
+    let (code, message) = error(&rpc(addr, "anvil_mine", json!(["0x2", "0x1fffffffffffff"])).await);
+    assert_eq!(code, -32602);
+    assert!(message.starts_with("mining 2 blocks would take the timestamp past"), "{message}");
+    // One block: the interval spaces no later block, whatever it is.
+    let one = rpc(addr, "anvil_mine", json!(["0x1", "0x1fffffffffffff"])).await;
+    assert!(one.get("error").is_none(), "{one}");
+    assert_eq!(rpc(addr, "eth_blockNumber", json!([])).await["result"], "0x1");
+    // evm_mine's options object takes `timestamp` and `blocks` only.
+    let (code, message) = error(&rpc(addr, "evm_mine", json!([{ "foo": 1 }])).await);
+    assert_eq!(code, -32602);
+    assert!(message.starts_with("invalid argument 0: unknown field `foo`"), "{message}");
+    assert_eq!(rpc(addr, "eth_blockNumber", json!([])).await["result"], "0x1");
+    assert_eq!(rpc(addr, "evm_mine", json!([{ "timestamp": null, "blocks": null }])).await["result"], "0x0");
+    assert_eq!(rpc(addr, "eth_blockNumber", json!([])).await["result"], "0x2");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mining_zero_blocks_mines_nothing() {
+    let (_d, addr, _server) = start(DevnetConfig { mining: Mining::Manual, ..Default::default() }).await;
+    rpc(addr, "eth_sendRawTransaction", json!([raw_hex(sign(transfer(0, address(1), 1), &signer(0)))])).await;
+    let head = rpc(addr, "eth_getBlockByNumber", json!(["latest", false])).await["result"].clone();
+    let far = "0x1fffffffffffff";
+    for (method, params) in [
+        ("anvil_mine", json!(["0x0"])),
+        ("anvil_mine", json!([0, far])),
+        ("hardhat_mine", json!(["0x0"])),
+        ("evm_mine", json!([{ "blocks": 0 }])),
+        ("evm_mine", json!([{ "blocks": "0x0", "timestamp": far }])),
+    ] {
+        let answer = rpc(addr, method, params.clone()).await;
+        assert!(answer.get("error").is_none(), "{method} {params}: {answer}");
+        let now = rpc(addr, "eth_getBlockByNumber", json!(["latest", false])).await["result"].clone();
+        assert_eq!(now["hash"], head["hash"], "{method} {params}");
+    }
+    // The transfer is still pending, and the next block is mined as before.
+    assert_eq!(rpc(addr, "txpool_status", json!([])).await["result"]["pending"], "0x1");
+    rpc(addr, "anvil_mine", json!([])).await;
+    let mined = rpc(addr, "eth_getBlockByNumber", json!(["latest", false])).await["result"].clone();
+    assert_eq!((mined["number"].clone(), mined["transactions"].as_array().map(Vec::len)), (json!("0x1"), Some(1)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn huge_mines_answer_at_once_over_rpc() {
     let (_d, addr, _server) = start(DevnetConfig::default()).await;
     let filter = rpc(addr, "eth_newBlockFilter", json!([])).await["result"].clone();
@@ -311,6 +555,13 @@ async fn inference_methods_on_a_devnet_without_inference_are_clear_errors() {
 async fn send_raw_transaction_sync_answers_with_the_receipt() {
     let (_d, addr, _server) = start(DevnetConfig::default()).await;
     let raw = raw_hex(sign(transfer(0, address(1), 1), &signer(0)));
+    // A refused timeout refuses the call before anything is sent.
+    for timeout in [json!("abc"), json!(-1), json!(1.5)] {
+        let (code, message) = error(&rpc(addr, "eth_sendRawTransactionSync", json!([raw, timeout])).await);
+        assert_eq!(code, -32602, "{message}");
+    }
+    let nonce = rpc(addr, "eth_getTransactionCount", json!([signer(0).address(), "pending"])).await;
+    assert_eq!(nonce["result"], "0x0", "nothing was sent: {nonce}");
     let receipt = rpc(addr, "eth_sendRawTransactionSync", json!([raw])).await;
     assert_eq!(receipt["result"]["status"], "0x1", "{receipt}");
     assert_eq!(receipt["result"]["blockNumber"], "0x1", "{receipt}");
@@ -360,6 +611,43 @@ async fn fee_history_bounds_its_reward_percentiles() {
     for bad in [json!([50, 25]), json!([101]), json!([-1])] {
         assert_eq!(error(&rpc(addr, "eth_feeHistory", json!(["0x1", "latest", bad])).await).0, -32602, "{bad}");
     }
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fee_history_of_no_blocks_is_empty() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    rpc(addr, "anvil_mine", json!(["0x3"])).await;
+    // geth's answer: oldest block 0 and nothing else, whatever the newest block.
+    for newest in ["latest", "0x2"] {
+        let fee = rpc(addr, "eth_feeHistory", json!(["0x0", newest, [50]])).await;
+        assert_eq!(fee["result"], json!({ "oldestBlock": "0x0", "gasUsedRatio": [] }), "{newest}");
+    }
+    alive(addr).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn call_overrides_that_would_move_or_replace_a_precompile_are_refused() {
+    let (_d, addr, _server) = start(DevnetConfig::default()).await;
+    let ecrecover = "0x0000000000000000000000000000000000000001";
+    let sha256 = "0x0000000000000000000000000000000000000002";
+    let plain = "0x00000000000000000000000000000000000000cc";
+    // Code that returns 32 bytes of 0x2a: PUSH1 42 PUSH1 0 MSTORE PUSH1 32 PUSH1 0 RETURN.
+    let code = "0x602a60005260206000f3";
+    let call = json!({ "to": sha256, "input": "0x" });
+    for method in ["eth_call", "eth_estimateGas"] {
+        let moved = json!({ ecrecover: { "movePrecompileToAddress": plain } });
+        let (error_code, message) = error(&rpc(addr, method, json!([call, "latest", moved])).await);
+        assert_eq!(error_code, -32602, "{method}: {message}");
+        assert!(message.contains("movePrecompileToAddress"), "{method}: {message}");
+        let replaced = json!({ sha256: { "code": code } });
+        let (error_code, message) = error(&rpc(addr, method, json!([call, "latest", replaced])).await);
+        assert_eq!(error_code, -32602, "{method}: {message}");
+        assert!(message.contains("precompile") && message.contains("'code'"), "{method}: {message}");
+    }
+    // Code on an address that holds no precompile still applies.
+    let out = rpc(addr, "eth_call", json!([{ "to": plain }, "latest", { plain: { "code": code } }])).await;
+    assert_eq!(out["result"], format!("0x{}", "00".repeat(31) + "2a"));
     alive(addr).await;
 }
 

@@ -90,6 +90,9 @@ pub enum ChainError {
     /// The block does not exist.
     #[error("block {0} not found")]
     UnknownBlock(u64),
+    /// No block has this hash.
+    #[error("block {0} not found")]
+    UnknownBlockHash(B256),
     /// The state of that block cannot be rebuilt (it predates a state load).
     #[error("historical state for block {0} is not available (the state was loaded from a dump at a later block)")]
     HistoryUnavailable(u64),

@@ -32,7 +32,7 @@ use revm::{ExecuteEvm, InspectEvm, Inspector};
 use crate::chain::{ChainConfig, Halt, StateView};
 use crate::fork::ForkError;
 
-pub use trace::{MAX_TRACE_STEPS, TraceError, trace_transaction};
+pub use trace::{MAX_TRACE_STEPS, TraceError, check_trace_options, trace_transaction};
 
 /// The database revm reads: a [`StateView`].
 pub type EvmDb = WrapDatabaseRef<StateView>;

@@ -4,7 +4,8 @@
 use alloy_primitives::map::{HashMap, HashSet};
 use alloy_primitives::{Address, Log, U256};
 use alloy_rpc_types_trace::geth::{
-    GethDebugBuiltInTracerType, GethDebugTracerType, GethDebugTracingOptions, GethDefaultTracingOptions, GethTrace,
+    CallConfig, GethDebugBuiltInTracerType, GethDebugTracerType, GethDebugTracingOptions, GethDefaultTracingOptions,
+    GethTrace,
 };
 use revm::Inspector;
 use revm::bytecode::opcode;
@@ -12,6 +13,8 @@ use revm::context::{BlockEnv, TxEnv};
 use revm::interpreter::interpreter_types::{InputsTr, Jumps, MemoryTr, ReturnData};
 use revm::interpreter::{CallInputs, CallOutcome, CreateInputs, CreateOutcome, Interpreter};
 use revm_inspectors::tracing::{TracingInspector, TracingInspectorConfig};
+use serde::Deserialize;
+use serde_json::Value;
 
 use super::{ExecOptions, InvalidTx, MachineWith, Phase, PrecompileFactory};
 use crate::chain::StateView;
@@ -22,9 +25,13 @@ pub enum TraceError {
     /// The tracer is not one the devnet implements.
     #[error("tracer {0} is not supported (supported: the default struct logger and callTracer)")]
     UnsupportedTracer(String),
-    /// The tracer configuration is malformed.
-    #[error("invalid tracer config: {0}")]
+    /// The `tracerConfig` option is malformed, or holds a field the tracer
+    /// does not take.
+    #[error("invalid tracerConfig: {0}")]
     BadConfig(String),
+    /// The `timeout` option is not a Go duration.
+    #[error("invalid timeout {0:?}: expected a duration such as \"5s\" or \"1m30s\"")]
+    BadTimeout(String),
     /// Re-execution refused a transaction (the chain's history is inconsistent).
     #[error("re-executing the block failed: {0}")]
     Replay(#[from] InvalidTx),
@@ -202,8 +209,16 @@ where
     }
 }
 
+/// Checks the options of a trace (see [`trace_transaction`]) without
+/// tracing: an unsupported tracer is [`TraceError::UnsupportedTracer`], a
+/// malformed option [`TraceError::BadConfig`] or [`TraceError::BadTimeout`].
+pub fn check_trace_options(opts: &GethDebugTracingOptions) -> Result<(), TraceError> {
+    tracer_of(opts).map(drop)
+}
+
 /// Traces `target`, executed after `before` on the state `view` (the state
-/// before the block), in block `block`.
+/// before the block), in block `block`, with the tracer `opts` asks for
+/// (its options checked as [`check_trace_options`] checks them).
 pub fn trace_transaction(
     view: StateView,
     block: BlockEnv,
@@ -213,15 +228,9 @@ pub fn trace_transaction(
     target: TxEnv,
     opts: GethDebugTracingOptions,
 ) -> Result<GethTrace, TraceError> {
-    let call_config = match &opts.tracer {
-        None => None,
-        Some(GethDebugTracerType::BuiltInTracer(GethDebugBuiltInTracerType::CallTracer)) => {
-            Some(opts.tracer_config.clone().into_call_config().map_err(|e| TraceError::BadConfig(e.to_string()))?)
-        }
-        Some(GethDebugTracerType::BuiltInTracer(other)) => {
-            return Err(TraceError::UnsupportedTracer(format!("{other:?}")));
-        }
-        Some(GethDebugTracerType::JsTracer(_)) => return Err(TraceError::UnsupportedTracer("(JavaScript)".into())),
+    let call_config = match tracer_of(&opts)? {
+        Tracer::StructLogger => None,
+        Tracer::Call(config) => Some(config),
     };
     let config = match &call_config {
         Some(call) => TracingInspectorConfig::from_geth_call_config(call),
@@ -248,4 +257,109 @@ pub fn trace_transaction(
         Some(call) => GethTrace::CallTracer(builder.geth_call_traces(call, outcome.gas_used)),
         None => GethTrace::Default(builder.geth_traces(outcome.gas_used, outcome.output, opts.config)),
     })
+}
+
+/// The tracer a trace's options ask for.
+enum Tracer {
+    /// geth's struct logger, the default.
+    StructLogger,
+    /// `callTracer`.
+    Call(CallConfig),
+}
+
+/// `callTracer`'s `tracerConfig`: geth's fields, and no others.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+struct CallTracerConfig {
+    only_top_call: Option<bool>,
+    with_log: Option<bool>,
+}
+
+/// The tracer `opts` asks for, its options checked: `timeout` is a Go
+/// duration (taken as geth takes it, and not enforced: a trace is bounded
+/// by its steps and bytes instead); `tracerConfig` is absent or an object
+/// of the fields its tracer takes (the struct logger takes none: its
+/// options sit beside `tracer`). A `tracer` of `""` is none, as clients that
+/// always write the field send it.
+fn tracer_of(opts: &GethDebugTracingOptions) -> Result<Tracer, TraceError> {
+    if let Some(timeout) = &opts.timeout
+        && !is_go_duration(timeout)
+    {
+        return Err(TraceError::BadTimeout(timeout.clone()));
+    }
+    let config = match &opts.tracer_config.0 {
+        Value::Null => None,
+        Value::Object(fields) => Some(fields),
+        other => return Err(TraceError::BadConfig(format!("expected an object, got {other}"))),
+    };
+    match &opts.tracer {
+        None => struct_logger(config),
+        Some(GethDebugTracerType::JsTracer(name)) if name.is_empty() => struct_logger(config),
+        Some(GethDebugTracerType::BuiltInTracer(GethDebugBuiltInTracerType::CallTracer)) => {
+            let config = match config {
+                None => CallTracerConfig::default(),
+                Some(fields) => serde_json::from_value(Value::Object(fields.clone()))
+                    .map_err(|e| TraceError::BadConfig(format!("{e} (callTracer takes onlyTopCall and withLog)")))?,
+            };
+            Ok(Tracer::Call(CallConfig { only_top_call: config.only_top_call, with_log: config.with_log }))
+        }
+        Some(other @ GethDebugTracerType::BuiltInTracer(_)) => {
+            Err(TraceError::UnsupportedTracer(other.as_str().into()))
+        }
+        Some(GethDebugTracerType::JsTracer(_)) => Err(TraceError::UnsupportedTracer("(JavaScript)".into())),
+    }
+}
+
+/// The struct logger, which takes no `tracerConfig` fields.
+fn struct_logger(config: Option<&serde_json::Map<String, Value>>) -> Result<Tracer, TraceError> {
+    match config.and_then(|fields| fields.keys().next()) {
+        Some(field) => Err(TraceError::BadConfig(format!(
+            "unknown field `{field}`: the struct logger takes none (its options, such as disableStack and limit, go beside \"tracer\")"
+        ))),
+        None => Ok(Tracer::StructLogger),
+    }
+}
+
+/// Whether `text` is a duration as Go's `time.ParseDuration` reads it: an
+/// optional sign, then `0` or numbers (digits with an optional fraction),
+/// each with a unit (`ns`, `us`, `µs`, `ms`, `s`, `m`, `h`).
+fn is_go_duration(text: &str) -> bool {
+    let unsigned = text.strip_prefix(['-', '+']).unwrap_or(text);
+    if unsigned == "0" {
+        return true;
+    }
+    let mut rest = unsigned;
+    if rest.is_empty() {
+        return false;
+    }
+    while !rest.is_empty() {
+        let number_end = rest.find(|c: char| !c.is_ascii_digit() && c != '.').unwrap_or(rest.len());
+        let (number, tail) = rest.split_at(number_end);
+        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
+        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
+            return false;
+        }
+        let unit_end = tail.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(tail.len());
+        let (unit, next) = tail.split_at(unit_end);
+        if !matches!(unit, "ns" | "us" | "µs" | "μs" | "ms" | "s" | "m" | "h") {
+            return false;
+        }
+        rest = next;
+    }
+    true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_are_read_as_go_durations() {
+        for good in ["0", "5s", "1m30s", "1.5h", "-2ms", "+.5us", "300ms", "1h2m3.5s", "10µs", "7ns"] {
+            assert!(is_go_duration(good), "{good}");
+        }
+        for bad in ["", "bogus", "5", "s", "1.2.3s", ".s", "5 s", "5sec", "1m30", "-", "0x10s", "5S"] {
+            assert!(!is_go_duration(bad), "{bad}");
+        }
+    }
 }

@@ -385,6 +385,7 @@ impl Devnet {
     /// Signs and sends a transaction for a dev account, or sends one for an
     /// impersonated account (`eth_sendTransaction`).
     pub fn send_transaction(&self, request: TransactionRequest) -> Result<B256, NodeError> {
+        self.check_request(&request)?;
         let from = request.from.ok_or_else(|| NodeError::InvalidParams("missing \"from\" field".into()))?;
         let signer = self.accounts.iter().find(|a| a.address == from).map(|a| a.signer.clone());
         let impersonated = self.lock().impersonated.contains(&from);
@@ -531,7 +532,11 @@ impl Devnet {
     pub fn mine_many_from(&self, blocks: u64, interval: Option<u64>, timestamp: Option<u64>) -> Result<(), NodeError> {
         let Some(rest) = blocks.checked_sub(1) else { return Ok(()) };
         self.engine.settle();
-        self.engine.inner.lock().chain.check_reserve_after_pending(rest, interval, timestamp)?;
+        // Checked for the blocks after the first; refused naming all of them.
+        self.engine.inner.lock().chain.check_reserve_after_pending(rest, interval, timestamp).map_err(|e| match e {
+            ChainError::ReservationTooLarge { what, .. } => ChainError::ReservationTooLarge { count: blocks, what },
+            other => other,
+        })?;
         self.engine.build_block(InferenceWait::Wait, Batch::All, true, timestamp)?;
         if rest > 0 {
             let head = self.edit(None, |chain| chain.reserve(rest, interval).map(|()| chain.head().clone()))?;

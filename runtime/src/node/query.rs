@@ -15,7 +15,7 @@ use revm::context::TxEnv;
 
 use super::convert::{rpc_block, rpc_block_logs, rpc_receipt, rpc_transaction};
 use super::{DEFAULT_PRIORITY_FEE, Devnet, NodeError};
-use crate::chain::{Chain, ChainError, NextBlock, Overlay, PoolTx, SealedBlock, StateView};
+use crate::chain::{Chain, ChainError, Halt, NextBlock, Overlay, PoolTx, SealedBlock, StateView, TxError};
 use crate::evm::{ExecOptions, Machine, Phase, TxOutcome, trace_transaction};
 use crate::mempool::{PoolContent, PoolCounts};
 
@@ -158,6 +158,16 @@ impl Devnet {
         Ok(logs)
     }
 
+    /// Refuses a transaction request (`eth_call`, `eth_estimateGas`,
+    /// `eth_sendTransaction`) whose fields contradict each other, or that
+    /// names another chain or a transaction type the devnet does not build,
+    /// as the raw path refuses a signed one (see [`check_request`]).
+    /// [`Devnet::call`] and [`Devnet::estimate_gas`] check their requests
+    /// themselves.
+    pub fn check_request(&self, request: &TransactionRequest) -> Result<(), NodeError> {
+        check_request(request, self.chain_id())
+    }
+
     /// Executes a call without a transaction (`eth_call`).
     pub fn call(
         &self,
@@ -166,7 +176,7 @@ impl Devnet {
         overrides: Option<StateOverride>,
     ) -> Result<Bytes, NodeError> {
         let outcome = self.run_call(&request, block, overrides.as_ref(), None)?;
-        if outcome.success { Ok(outcome.output) } else { Err(reverted(&outcome)) }
+        if outcome.success { Ok(outcome.output) } else { Err(failed(&outcome)) }
     }
 
     /// Executes `request` once with gas limit `gas` (or the request's, or the block's).
@@ -189,11 +199,13 @@ impl Devnet {
             let options = ExecOptions::for_chain(c.config(), true);
             Ok((at, env, options))
         })?;
+        check_request(request, options.chain_id)?;
         // Built and overridden outside the lock (in fork mode, an override
         // reads the account it edits from the remote).
         let mut view = at.into_view();
         if let Some(overrides) = overrides {
-            view = apply_overrides(view, overrides)?;
+            let precompiles = self.evm_setup().precompiles.precompiles(options.spec, Phase::Call);
+            view = apply_overrides(view, overrides, |address| precompiles.contains(address))?;
         }
         let tx = call_env(request, &env, gas, &view, options.chain_id);
         let mut machine = Machine::new(view, env.block_env(), options, self.evm_setup(), Phase::Call);
@@ -214,8 +226,8 @@ impl Devnet {
         let first = self.run_call(&request, block, overrides.as_ref(), Some(cap))?;
         if !first.success {
             return Err(match first.halt {
-                Some(_) => NodeError::Failed(format!("gas required exceeds allowance ({cap})")),
-                None => reverted(&first),
+                Some(Halt::OutOfGas(_)) => NodeError::Failed(format!("gas required exceeds allowance ({cap})")),
+                _ => failed(&first),
             });
         }
         let (mut lo, mut hi) = (first.gas_used.saturating_sub(1), cap);
@@ -258,10 +270,15 @@ impl Devnet {
         if let Some(p) = percentiles {
             check_percentiles(p)?;
         }
+        // No blocks asked for: geth answers nothing (oldest block 0, no
+        // base fees, no rewards) without reading the newest block.
+        if block_count == 0 {
+            return Ok(FeeHistory::default());
+        }
         // The blocks are taken under the lock; their rewards are worked out after it.
         let (blocks, next) = self.with_chain(|c| -> Result<_, NodeError> {
             let newest = resolve(c, newest.into())?;
-            let count = block_count.clamp(1, 1024).min(newest + 1);
+            let count = block_count.min(1024).min(newest + 1);
             let blocks: Vec<Arc<SealedBlock>> = c.blocks(newest + 1 - count, newest).collect();
             let next = if newest == c.head_number() {
                 c.next_base_fee()
@@ -340,7 +357,7 @@ fn filter_range(chain: &Chain, filter: &Filter) -> Result<(u64, u64), NodeError>
         ),
     };
     if from > to {
-        return Err(NodeError::InvalidParams("invalid block range params".into()));
+        return Err(invalid_range());
     }
     // Reserved blocks are empty and cost nothing to skip: only built ones count.
     if chain.built_count(from, to) > MAX_LOG_RANGE {
@@ -350,8 +367,16 @@ fn filter_range(chain: &Chain, filter: &Filter) -> Result<(u64, u64), NodeError>
 }
 
 /// Refuses a log filter that names more addresses or topics than a query,
-/// a filter or a log subscription may hold (geth's limits).
+/// a filter or a log subscription may hold (geth's limits), or a range whose
+/// numbered `fromBlock` is past its numbered `toBlock` (as geth does for all
+/// three; a query also checks the range its tags resolve to).
 pub fn check_filter(filter: &Filter) -> Result<(), NodeError> {
+    if let FilterBlockOption::Range { from_block: Some(from), to_block: Some(to) } = filter.block_option
+        && let (Some(from), Some(to)) = (numbered(from), numbered(to))
+        && from > to
+    {
+        return Err(invalid_range());
+    }
     if filter.address.len() > MAX_ADDRESSES {
         return Err(NodeError::InvalidParams(format!(
             "exceed max addresses: {} given, at most {MAX_ADDRESSES}",
@@ -365,6 +390,20 @@ pub fn check_filter(filter: &Filter) -> Result<(), NodeError> {
         )));
     }
     Ok(())
+}
+
+/// The number a filter bound names whatever the head: `earliest` or a number.
+fn numbered(bound: BlockNumberOrTag) -> Option<u64> {
+    match bound {
+        BlockNumberOrTag::Earliest => Some(0),
+        BlockNumberOrTag::Number(n) => Some(n),
+        _ => None,
+    }
+}
+
+/// geth's answer to a log range that ends before it starts.
+fn invalid_range() -> NodeError {
+    NodeError::InvalidParams("invalid block range params".into())
 }
 
 /// The logs of `blocks` that `filter` matches, whole blocks, until the next
@@ -410,7 +449,12 @@ fn check_percentiles(percentiles: &[f64]) -> Result<(), NodeError> {
 /// The block number `id` names.
 fn resolve(chain: &Chain, id: BlockId) -> Result<u64, NodeError> {
     match id {
-        BlockId::Hash(hash) => block_of_hash(chain, hash.block_hash),
+        // geth's words for a state query at a hash no block has, as for a
+        // number past the head (`ChainError::UnknownBlock`).
+        BlockId::Hash(hash) => chain
+            .block_by_hash(&hash.block_hash)
+            .map(|b| b.number())
+            .ok_or_else(|| ChainError::UnknownBlockHash(hash.block_hash).into()),
         BlockId::Number(tag) => match tag {
             BlockNumberOrTag::Earliest => Ok(0),
             BlockNumberOrTag::Number(n) if n > chain.head_number() => Err(ChainError::UnknownBlock(n).into()),
@@ -420,8 +464,50 @@ fn resolve(chain: &Chain, id: BlockId) -> Result<u64, NodeError> {
     }
 }
 
-fn reverted(outcome: &TxOutcome) -> NodeError {
-    NodeError::Reverted { message: outcome.error_message(), data: outcome.output.clone() }
+/// Refuses a request that sets both fee styles, or both `data` and `input`
+/// with different bytes (geth's checks, in its words); whose chain id is not
+/// `chain_id`; or whose type (its `type`, or the fields only EIP-4844 and
+/// EIP-7702 transactions have) is one the devnet does not build: blob and
+/// set-code transactions with the errors the raw path gives them, any other
+/// type as geth's "transaction type not supported".
+fn check_request(request: &TransactionRequest, chain_id: u64) -> Result<(), NodeError> {
+    if request.gas_price.is_some() && (request.max_fee_per_gas.is_some() || request.max_priority_fee_per_gas.is_some())
+    {
+        return Err(NodeError::InvalidParams(
+            "both gasPrice and (maxFeePerGas or maxPriorityFeePerGas) specified".into(),
+        ));
+    }
+    // A copy of the input is two reference counts.
+    if let Err(e) = request.input.clone().try_into_unique_input() {
+        return Err(NodeError::InvalidParams(e.to_string()));
+    }
+    if let Some(have) = request.chain_id
+        && have != chain_id
+    {
+        return Err(TxError::ChainId { have, want: chain_id }.into());
+    }
+    let blob =
+        request.blob_versioned_hashes.is_some() || request.sidecar.is_some() || request.max_fee_per_blob_gas.is_some();
+    match request.transaction_type {
+        Some(3) => Err(TxError::BlobUnsupported.into()),
+        Some(4) => Err(TxError::SetCodeUnsupported.into()),
+        Some(other) if other > 2 => Err(NodeError::Failed(format!(
+            "transaction type not supported: type {other:#x} (the nml devnet builds types 0x0, 0x1 and 0x2)"
+        ))),
+        _ if blob => Err(TxError::BlobUnsupported.into()),
+        _ if request.authorization_list.is_some() => Err(TxError::SetCodeUnsupported.into()),
+        _ => Ok(()),
+    }
+}
+
+/// Why a call failed, as geth answers it: a revert is `Reverted` (code 3,
+/// with its data), a halt (invalid opcode, out of gas…) fails with its
+/// reason (-32000, no data).
+fn failed(outcome: &TxOutcome) -> NodeError {
+    match &outcome.halt {
+        Some(halt) => NodeError::Failed(halt.to_string()),
+        None => NodeError::Reverted { message: outcome.error_message(), data: outcome.output.clone() },
+    }
 }
 
 /// The transaction environment of a call.
@@ -456,12 +542,29 @@ fn call_env(request: &TransactionRequest, env: &NextBlock, gas: Option<u64>, vie
     }
 }
 
-/// Lays `eth_call` state overrides over `view`.
-fn apply_overrides(view: StateView, overrides: &StateOverride) -> Result<StateView, NodeError> {
+/// Lays `eth_call` state overrides over `view`. Precompiles stay where they
+/// are: geth's `movePrecompileToAddress`, and a `code` override on an address
+/// that `is_precompile` (which geth takes as replacing the precompile), are
+/// refused rather than ignored.
+fn apply_overrides(
+    view: StateView,
+    overrides: &StateOverride,
+    is_precompile: impl Fn(&Address) -> bool,
+) -> Result<StateView, NodeError> {
     let mut overlay = Overlay::default();
     for (address, o) in overrides {
         if o.state.is_some() && o.state_diff.is_some() {
             return Err(NodeError::InvalidParams(format!("account {address} has both 'state' and 'stateDiff'")));
+        }
+        if o.move_precompile_to.is_some() {
+            return Err(NodeError::InvalidParams(format!(
+                "account {address}: 'movePrecompileToAddress' is not supported (the nml devnet does not move precompiles)"
+            )));
+        }
+        if o.code.is_some() && is_precompile(address) {
+            return Err(NodeError::InvalidParams(format!(
+                "account {address} is a precompile: its 'code' cannot be overridden (the nml devnet does not replace precompiles)"
+            )));
         }
         if let Some(balance) = o.balance {
             overlay.set_account(&view, *address, |a| a.balance = balance);

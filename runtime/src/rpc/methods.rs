@@ -10,9 +10,11 @@ use alloy_rpc_types_eth::Filter;
 use alloy_rpc_types_eth::state::StateOverride;
 use alloy_rpc_types_trace::geth::GethDebugTracingOptions;
 use jsonrpsee::core::SubscriptionResult;
-use jsonrpsee::types::ErrorObjectOwned;
-use jsonrpsee::{PendingSubscriptionSink, RpcModule, SubscriptionMessage};
-use serde::Serialize;
+use jsonrpsee::types::{ErrorObjectOwned, Id, Params};
+use jsonrpsee::{
+    ConnectionId, MethodCallback, MethodResponse, PendingSubscriptionSink, RpcModule, SubscriptionMessage,
+};
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::broadcast::error::RecvError;
 
@@ -22,6 +24,7 @@ use super::params::{Args, invalid, quantity, quantity_u256};
 use super::records::record_json;
 use super::typed_data;
 use crate::chain::{PoolTx, StateDump};
+use crate::evm::{TraceError, check_trace_options};
 use crate::inference::{ModelInfo, TensorSpec};
 use crate::node::{Devnet, NodeError, rpc_block_logs, rpc_header, transaction_json};
 use crate::tee::Fault;
@@ -144,15 +147,13 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("eth_uninstallFilter", 1, 1, |a, d| json(d.uninstall_filter(a.req(0)?))),
     ("evm_mine", 0, 1, |a, d| {
         // Either a timestamp, or `{ timestamp, blocks }` (ganache's form).
-        match a.raw(0) {
-            Some(Value::Object(options)) => {
-                let blocks = options.get("blocks").map(|v| quantity(0, v)).transpose()?.unwrap_or(1);
-                let timestamp = options.get("timestamp").map(|v| quantity(0, v)).transpose()?;
-                d.mine_many_from(blocks, None, timestamp).rpc()?;
-            }
-            _ => {
-                d.mine(a.quantity(0)?).rpc()?;
-            }
+        if let Some(Value::Object(_)) = a.raw(0) {
+            let options: MineOptions = a.req(0)?;
+            let blocks = options.blocks.map(|v| quantity(0, &v)).transpose()?.unwrap_or(1);
+            let timestamp = options.timestamp.map(|v| quantity(0, &v)).transpose()?;
+            d.mine_many_from(blocks, None, timestamp).rpc()?;
+        } else {
+            d.mine(a.quantity(0)?).rpc()?;
         }
         Ok(json!("0x0"))
     }),
@@ -204,7 +205,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         Ok(Value::Null)
     }),
     ("anvil_mine", 0, 2, |a, d| {
-        d.mine_many(a.quantity(0)?.unwrap_or(1), a.quantity(1)?).rpc()?;
+        d.mine_many_from(a.quantity(0)?.unwrap_or(1), a.quantity(1)?, None).rpc()?;
         Ok(Value::Null)
     }),
     ("anvil_dumpState", 0, 0, |_, d| {
@@ -243,8 +244,13 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         Ok(json!({ "pending": group(&content.pending), "queued": group(&content.queued) }))
     }),
     ("debug_traceTransaction", 1, 2, |a, d| {
-        let opts: Option<GethDebugTracingOptions> = a.opt(1)?;
-        json(d.trace_transaction(a.req(0)?, opts.unwrap_or_default()).rpc()?)
+        let opts: GethDebugTracingOptions = a.opt(1)?.unwrap_or_default();
+        // A malformed option is a parameter error; an unsupported tracer is
+        // the node's (-32000, from the trace).
+        if let Err(e @ (TraceError::BadConfig(_) | TraceError::BadTimeout(_))) = check_trace_options(&opts) {
+            return Err(invalid(format!("invalid argument 1: {e}")));
+        }
+        json(d.trace_transaction(a.req(0)?, opts).rpc()?)
     }),
     // Inference (docs/rpc.md, "nml").
     ("nml_registerModel", 1, 2, |a, d| {
@@ -327,6 +333,17 @@ fn model_json(info: &ModelInfo) -> Value {
     })
 }
 
+/// `evm_mine`'s options object (ganache's form); `null` is absent, and any
+/// other field is refused.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MineOptions {
+    /// The first block's timestamp, a quantity.
+    timestamp: Option<Value>,
+    /// How many blocks to mine, a quantity (1 when absent).
+    blocks: Option<Value>,
+}
+
 /// Argument `i` as a block id (number, tag, or EIP-1898 object); latest when absent.
 fn block_id(args: &Args, i: usize) -> Result<BlockId, ErrorObjectOwned> {
     Ok(args.opt::<BlockId>(i)?.unwrap_or_default())
@@ -346,7 +363,34 @@ pub(super) fn module(devnet: Arc<Devnet>) -> RpcModule<Devnet> {
     }
     // Registering a name twice is a programming error caught by the tests.
     let _ = module.register_subscription("eth_subscribe", "eth_subscription", "eth_unsubscribe", subscribe);
+    check_unsubscribe_params(&mut module);
     module
+}
+
+/// Puts a check of its parameters before jsonrpsee's `eth_unsubscribe`,
+/// which answers `false` to parameters it cannot read: geth refuses a
+/// missing or malformed subscription id as it refuses any method's (-32602).
+fn check_unsubscribe_params(module: &mut RpcModule<Devnet>) {
+    let Some(MethodCallback::Unsubscription(unsubscribe)) = module.remove_method("eth_unsubscribe") else {
+        tracing::error!("eth_unsubscribe is not registered");
+        return;
+    };
+    let checked = move |id: Id<'_>, params: Params<'_>, connection: ConnectionId, max_size: usize, extensions| {
+        let read = Args::new(&params, 1, 1).and_then(|args| match args.raw(0) {
+            Some(Value::String(_) | Value::Number(_)) => Ok(()),
+            other => Err(invalid(format!(
+                "invalid argument 0: expected a subscription id, got {}",
+                other.unwrap_or(&Value::Null)
+            ))),
+        });
+        match read {
+            Ok(()) => unsubscribe(id, params, connection, max_size, extensions),
+            Err(e) => MethodResponse::error(id, e).with_extensions(extensions),
+        }
+    };
+    if let Err(e) = module.verify_and_insert("eth_unsubscribe", MethodCallback::Unsubscription(Arc::new(checked))) {
+        tracing::error!(%e, "eth_unsubscribe registered twice");
+    }
 }
 
 /// What an `eth_subscribe` asked for.
@@ -357,7 +401,7 @@ enum Subscription {
 }
 
 async fn subscribe(
-    params: jsonrpsee::types::Params<'static>,
+    params: Params<'static>,
     pending: PendingSubscriptionSink,
     devnet: Arc<Devnet>,
     _: jsonrpsee::Extensions,

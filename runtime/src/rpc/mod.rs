@@ -189,7 +189,7 @@ pub fn error_object(error: &NodeError) -> ErrorObjectOwned {
         NodeError::Chain(ChainError::ReservationTooLarge { .. } | ChainError::TimestampTooHigh(_)) => {
             params::invalid(error.to_string())
         }
-        NodeError::Chain(ChainError::UnknownBlock(_)) => {
+        NodeError::Chain(ChainError::UnknownBlock(_) | ChainError::UnknownBlockHash(_)) => {
             ErrorObjectOwned::owned(SERVER_ERROR, "header not found", None::<()>)
         }
         NodeError::Dump(
