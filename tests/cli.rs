@@ -44,6 +44,63 @@ fn example(name: &str) -> tempfile::TempDir {
 }
 
 #[test]
+fn manifests_list_models_reached_through_bases_libraries_and_free_functions() {
+    let models = r#"pragma nml 0.1;
+pragma solidity ^0.8.24;
+
+model V {
+    onnx "../models/vol.onnx";
+    input  returns: fixed<18>[1, 30];
+    output vol: fixed<18>[1];
+}
+
+abstract contract Base {
+    function b(int256[30] memory r) internal returns (int256) { return (infer V(r)).vol[0]; }
+}
+
+library Lib {
+    function f(int256[30] memory r) internal returns (int256) { return (infer V(r)).vol[0]; }
+}
+
+function free(int256[30] memory r) returns (int256) { return (infer V(r)).vol[0]; }
+"#;
+    let pool = r#"pragma nml 0.1;
+pragma solidity ^0.8.24;
+
+import "./Models.nml";
+
+contract Pool2 is Base {
+    function d(int256[30] memory r) external returns (int256) { return b(r); }
+}
+
+contract Pool3 {
+    function d(int256[30] memory r) external returns (int256) { return Lib.f(r) + free(r); }
+}
+"#;
+    let extra = "pragma solidity ^0.8.24;\nimport \"./Models.nml\";\ncontract SolChild is Base {}\n";
+    let dir = project(&[
+        ("nml.toml", "[project]\nname = \"reach\"\n"),
+        ("src/Models.nml", models),
+        ("src/Pool.nml", pool),
+        ("src/Extra.sol", extra),
+    ]);
+    let vol = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compiler/tests/ui/models/vol.onnx");
+    std::fs::create_dir_all(dir.path().join("models")).expect("mkdir");
+    std::fs::copy(vol, dir.path().join("models/vol.onnx")).expect("copy vol.onnx");
+    let built = nml(&["build"], dir.path());
+    assert!(built.status.success(), "{}", text(&built));
+    let out = dir.path().join("out");
+    for manifest in ["Pool.sol/Pool2", "Pool.sol/Pool3", "Models.sol/Base", "Models.sol/Lib", "Extra.sol/SolChild"] {
+        let path = out.join(format!("{manifest}.manifest.json"));
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+                .expect("json");
+        assert_eq!(json["models"][0]["name"], "V", "{manifest}: {json}");
+    }
+    assert!(!out.join("Models.sol/free.manifest.json").exists(), "a free function has no artifact and no manifest");
+}
+
+#[test]
 fn build_writes_artifacts_and_a_rebuild_skips_solc() {
     let dir = example("quickstart");
     let first = nml(&["build"], dir.path());

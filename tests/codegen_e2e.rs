@@ -36,6 +36,7 @@ sol! {
     function update(int256[30] r);
     function fee() returns (uint24);
     function mood() returns (string);
+    function named(int256[30] r) returns (int256);
     event FeeUpdated(uint24 fee, int256 vol);
     error NmlMissingOutput(string model, string tensor);
 }
@@ -120,16 +121,22 @@ fn output_of(result: &ExecutionResult) -> Bytes {
 }
 
 fn model_output(vol: Option<(i128, i128)>) -> Bytes {
-    let numbers = vol
+    tensor_output("vol", vol)
+}
+
+/// A precompile reply with one number tensor `name` of shape `[1]`, or the
+/// simulation pass's empty reply.
+fn tensor_output(name: &str, value: Option<(i128, i128)>) -> Bytes {
+    let numbers = value
         .map(|(value, decimals)| {
             vec![MultiDimensionalNumberTensor {
-                name: "vol".into(),
+                name: name.into(),
                 values: vec![Number { value, decimals }],
                 shape: vec![1],
             }]
         })
         .unwrap_or_default();
-    let out = ModelOutput { numbers, strings: vec![], jsons: vec![], is_simulation_result: vol.is_none() };
+    let out = ModelOutput { numbers, strings: vec![], jsons: vec![], is_simulation_result: value.is_none() };
     runModelInferenceCall::abi_encode_returns(&out).into()
 }
 
@@ -189,6 +196,63 @@ fn infer_round_trips_through_the_precompile_abi() {
         ExecutionResult::Revert { output, .. } => {
             let err = NmlMissingOutput::abi_decode(&output).expect("NmlMissingOutput");
             assert_eq!((err.model.as_str(), err.tensor.as_str()), ("Volatility", "vol"));
+        }
+        other => panic!("expected a revert, got {other:?}"),
+    }
+}
+
+/// A model whose graph tensors are named `input:0` and `output.1`, as
+/// TensorFlow and PyTorch name them, called from a one-file project.
+const GRAPH_NAMES_POOL: &str = r#"pragma nml 0.1;
+pragma solidity ^0.8.24;
+
+model Vol {
+    onnx "../models/graph_names.onnx";
+    input  returns "input:0": fixed<18>[1, 30];
+    output vol "output.1": fixed<18>[1];
+}
+
+contract Pool {
+    function named(int256[30] memory r) external returns (int256) {
+        Vol.Output memory o = infer Vol { returns: r };
+        return o.vol[0];
+    }
+}
+"#;
+
+#[test]
+fn graph_names_that_are_not_identifiers_go_on_the_wire() {
+    let project = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(project.path().join("src")).expect("mkdir src");
+    std::fs::create_dir_all(project.path().join("models")).expect("mkdir models");
+    std::fs::write(project.path().join("nml.toml"), "[project]\nname = \"graph-names\"\n").expect("nml.toml");
+    std::fs::write(project.path().join("src/Pool.nml"), GRAPH_NAMES_POOL).expect("Pool.nml");
+    let model = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("compiler/tests/ui/models/graph_names.onnx");
+    std::fs::copy(model, project.path().join("models/graph_names.onnx")).expect("copy the model");
+    let (_dir, mut codes) = common::build(project.path(), false, &["Pool"]);
+    let mut chain = Chain::new();
+    let pool = chain.deploy(codes.remove(0));
+    let returns: [I256; 30] = std::array::from_fn(|i| I256::try_from(i as i64).expect("fits"));
+    let call = namedCall { r: returns }.abi_encode();
+
+    // The request names the input tensor by its graph name.
+    let (result, calls) = chain.call(pool, call.clone(), tensor_output("output.1", None));
+    assert!(result.is_success(), "{result:?}");
+    let request = runModelInferenceCall::abi_decode(&calls[0]).expect("calldata decodes as runModelInference");
+    let names: Vec<&str> = request.request.input.numbers.iter().map(|t| t.name.as_str()).collect();
+    assert_eq!(names, ["input:0"]);
+
+    // The output is looked up by its graph name and read through the identifier.
+    let (result, _) = chain.call(pool, call.clone(), tensor_output("output.1", Some((6, 2))));
+    let vol = namedCall::abi_decode_returns(&output_of(&result)).expect("named");
+    assert_eq!(vol, I256::try_from(60_000_000_000_000_000i128).expect("fits"));
+
+    // A tensor under the identifier is not the graph's output.
+    let (result, _) = chain.call(pool, call, tensor_output("vol", Some((6, 2))));
+    match result {
+        ExecutionResult::Revert { output, .. } => {
+            let err = NmlMissingOutput::abi_decode(&output).expect("NmlMissingOutput");
+            assert_eq!((err.model.as_str(), err.tensor.as_str()), ("Vol", "output.1"));
         }
         other => panic!("expected a revert, got {other:?}"),
     }

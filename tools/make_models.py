@@ -62,6 +62,21 @@ def volatility(opset=17, ir_version=8):
     return model(graph, opset, ir_version)
 
 
+def graph_names():
+    """input:0 float32[1, 30] -> output.1 float32[1]: the volatility model under
+    tensor names that are not identifiers (TensorFlow's `input:0`, PyTorch's
+    `output.1`)."""
+    graph = volatility().graph
+    renames = {"returns": "input:0", "vol": "output.1"}
+    for node in graph.node:
+        node.input[:] = [renames.get(n, n) for n in node.input]
+        node.output[:] = [renames.get(n, n) for n in node.output]
+    for value in list(graph.input) + list(graph.output):
+        value.name = renames.get(value.name, value.name)
+    graph.name = "graph_names"
+    return model(graph, 17, 8)
+
+
 def multi():
     """a float32[1, 4], b int64[1, 2] -> y = a * 2 + 1, z = b + 1."""
     graph = helper.make_graph(
@@ -510,6 +525,7 @@ def main():
         "strings": strings(),
         "opset20": volatility(opset=20, ir_version=9),
         "with_initializer_input": with_initializer_input(),
+        "graph_names": graph_names(),
     }
     runtime = runtime_models()
     if args.verify:

@@ -68,11 +68,12 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
         },
     };
 
+    let src = &project.db.get(fid).text;
     for group in [&inputs, &outputs] {
         let mut names: HashMap<&str, Span> = HashMap::new();
+        let mut graph_names: HashMap<&str, Span> = HashMap::new();
         for t in group.iter() {
-            if let Some(first) = names.insert(&t.name.value, t.name.span) {
-                let _ = first;
+            if names.insert(&t.name.value, t.name.span).is_some() {
                 diags.push(
                     Diagnostic::error(
                         "E0027",
@@ -81,16 +82,42 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
                     .at(fid, t.name.span.range(), "declared again here")
                     .help("declare each input and output once"),
                 );
+            } else if graph_names.insert(t.graph_name(), t.graph_name_span()).is_some() {
+                diags.push(
+                    Diagnostic::error(
+                        "E0027",
+                        format!("graph tensor `{}` is declared twice in model `{name}`", t.graph_name()),
+                    )
+                    .at(fid, t.graph_name_span().range(), "declared again here")
+                    .help("declare each input and output of the graph once"),
+                );
             }
-            check_tensor_type(fid, &project.db.get(fid).text, t, diags);
+            if let Some(g) = &t.graph_name
+                && g.value.is_empty()
+            {
+                diags.push(
+                    Diagnostic::error("E0045", format!("tensor `{}` has an empty graph name", t.name.value))
+                        .at(fid, g.span.range(), "empty")
+                        .help(format!(
+                            "write the graph tensor's name (e.g. `\"input:0\"`), or leave the string out when it is `{}`",
+                            t.name.value
+                        )),
+                );
+            }
+            check_tensor_type(fid, src, t, diags);
         }
     }
     for t in &outputs {
-        if super::calls::is_reserved(&t.name.value) || t.name.value == "simulated" {
+        if !is_field_name(&t.name.value) {
+            let ty = src.get(t.ty.span.range()).unwrap_or_default();
             diags.push(
                 Diagnostic::error("E0043", format!("output `{}` cannot be a field of `{name}.Output`", t.name.value))
                     .at(fid, t.name.span.range(), "reserved in Solidity or by nml")
-                    .help("outputs become struct fields of the same name; rename the graph output (e.g. with onnx.compose) or leave it undeclared"),
+                    .help(format!(
+                        "outputs become struct fields of this name; give the field another name and the graph's name as a string: `output {}_ {}: {ty};`",
+                        t.name.value,
+                        emit_graph_name(t.graph_name())
+                    )),
             );
         }
     }
@@ -210,8 +237,8 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
             id_derived,
             mode,
             onnx: onnx_path,
-            inputs: inputs.iter().map(|t| Tensor { name: t.name.value.clone(), ty: t.ty.clone() }).collect(),
-            outputs: outputs.iter().map(|t| Tensor { name: t.name.value.clone(), ty: t.ty.clone() }).collect(),
+            inputs: inputs.iter().map(|t| tensor(t)).collect(),
+            outputs: outputs.iter().map(|t| tensor(t)).collect(),
         };
         out.decls.push(Decl { file, name_span: decl.name.span, span: decl.span, kind: DeclKind::Model(model) });
     } else {
@@ -222,6 +249,10 @@ pub(super) fn check_model(project: &Project, file: usize, decl: &ast::ModelDecl,
             kind: DeclKind::Model(poisoned(name)),
         });
     }
+}
+
+fn tensor(t: &TensorDecl) -> Tensor {
+    Tensor { name: t.name.value.clone(), graph_name: t.graph_name().to_owned(), ty: t.ty.clone() }
 }
 
 /// A placeholder for a declaration that failed its checks, so call sites
@@ -313,14 +344,15 @@ fn check_against_graph(
     for (declared, graph, what, code) in
         [(inputs, &sig.inputs, "input", "E0032"), (outputs, &sig.outputs, "output", "E0033")]
     {
-        for t in declared {
-            match graph.iter().find(|g| g.name == t.name.value) {
+        // An empty graph name is already reported (E0045).
+        for t in declared.iter().filter(|t| !t.graph_name().is_empty()) {
+            match graph.iter().find(|g| g.name == t.graph_name()) {
                 Some(g) => check_tensor_against(fid, name, t, g, diags),
                 None => {
                     let names: Vec<String> = graph.iter().map(|g| format!("`{}`", g.name)).collect();
                     diags.push(
-                        Diagnostic::error(code, format!("model `{name}` has no {what} `{}`", t.name.value))
-                            .at(fid, t.name.span.range(), format!("not an {what} of the ONNX graph"))
+                        Diagnostic::error(code, format!("model `{name}` has no {what} `{}`", t.graph_name()))
+                            .at(fid, t.graph_name_span().range(), format!("not an {what} of the ONNX graph"))
                             .help(if names.is_empty() {
                                 format!("the graph has no {what}s")
                             } else {
@@ -332,11 +364,15 @@ fn check_against_graph(
         }
     }
     for g in &sig.inputs {
-        if !inputs.iter().any(|t| t.name.value == g.name) {
+        if !inputs.iter().any(|t| t.graph_name() == g.name) {
             diags.push(
                 Diagnostic::error("E0037", format!("model `{name}` does not declare graph input `{}`", g.name))
                     .at(fid, decl.name.span.range(), format!("`{}` is missing", g.name))
-                    .help(format!("every graph input must be declared: add `input {}: {};`", g.name, suggest_type(g))),
+                    .help(format!(
+                        "every graph input must be declared: add `input {}: {};`",
+                        suggest_names(&g.name, is_identifier),
+                        suggest_type(g)
+                    )),
             );
         }
     }
@@ -417,6 +453,48 @@ fn check_tensor_against(fid: FileId, model: &str, t: &TensorDecl, g: &TensorInfo
             );
         }
     }
+}
+
+/// Whether `word` can name an output: a field of the generated `Output`
+/// struct beside `simulated`.
+fn is_field_name(word: &str) -> bool {
+    is_identifier(word) && !super::calls::is_reserved(word) && word != "simulated"
+}
+
+/// Whether `word` is an identifier of the grammar (and of Solidity).
+fn is_identifier(word: &str) -> bool {
+    let mut chars = word.chars();
+    chars.next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '$')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '$')
+}
+
+/// The names part of a suggested declaration of graph tensor `graph`: the
+/// graph's name itself when `usable` accepts it, else an identifier made
+/// from it and the graph's name as a string (`input_0 "input:0"`).
+fn suggest_names(graph: &str, usable: impl Fn(&str) -> bool) -> String {
+    if usable(graph) {
+        return graph.to_owned();
+    }
+    let mut ident = String::new();
+    for c in graph.chars() {
+        if c.is_ascii_alphanumeric() || c == '_' || c == '$' {
+            ident.push(c);
+        } else if !ident.ends_with('_') {
+            ident.push('_');
+        }
+    }
+    if !ident.starts_with(|c: char| c.is_ascii_alphabetic() || c == '_' || c == '$') {
+        ident.insert_str(0, "t_");
+    }
+    while !usable(&ident) {
+        ident.push('_');
+    }
+    format!("{ident} {}", emit_graph_name(graph))
+}
+
+/// A graph name as a string literal of the grammar.
+fn emit_graph_name(graph: &str) -> String {
+    crate::syntax::sol_string(graph)
 }
 
 fn suggest_type(g: &TensorInfo) -> String {
@@ -572,4 +650,31 @@ fn is_float(e: GraphElem) -> bool {
 /// every one TensorLib carries but strings.
 fn is_numeric(e: GraphElem) -> bool {
     matches!(e, GraphElem::Known(ty) if ty != ElementType::String)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn suggested_declarations_are_valid_syntax() {
+        for (graph, expected) in [
+            ("returns", "returns"),
+            ("input:0", r#"input_0 "input:0""#),
+            ("input.1", r#"input_1 "input.1""#),
+            ("onnx::Gemm_0", r#"onnx_Gemm_0 "onnx::Gemm_0""#),
+            ("0", r#"t_0 "0""#),
+            ("é\"x", r#"_x unicode"é\"x""#),
+        ] {
+            let names = suggest_names(graph, is_identifier);
+            assert_eq!(names, expected);
+            let src = format!("model M {{ input {names}: fixed<18>[1]; output {names}: fixed<18>[1]; }}");
+            let unit = crate::syntax::parse(FileId(0), &src).expect("the suggestion parses");
+            let Some(ast::Item::Model(m)) = unit.items.first() else { panic!("a model") };
+            let ModelField::Input(t) = &m.fields[0] else { panic!("an input") };
+            assert_eq!(t.graph_name(), graph);
+        }
+        assert_eq!(suggest_names("string", is_field_name), r#"string_ "string""#);
+        assert_eq!(suggest_names("simulated", is_field_name), r#"simulated_ "simulated""#);
+    }
 }

@@ -58,8 +58,10 @@ impl LlmMode {
 /// A declared input or output.
 #[derive(Debug, Clone)]
 pub struct Tensor {
-    /// The graph tensor's name.
+    /// The name Solidity sees (`infer` argument, `Output` field).
     pub name: String,
+    /// The graph tensor's name: what goes on the wire and in the manifest.
+    pub graph_name: String,
     /// Its declared type.
     pub ty: TensorType,
 }

@@ -39,7 +39,7 @@ pub struct Spanned<T> {
 pub type Ident = Spanned<String>;
 
 /// A string literal, decoded; nml writes it back with
-/// [`sol_string`](crate::emit::sol_string).
+/// [`sol_string`](crate::syntax::sol_string).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StrLit {
     /// The decoded value.
@@ -109,9 +109,9 @@ pub enum ModelField {
     Onnx(StrLit),
     /// `mode vanilla|tee|zk;`
     Mode(Ident),
-    /// `input NAME: TYPE;`
+    /// `input NAME ["graph name"]: TYPE;`
     Input(TensorDecl),
-    /// `output NAME: TYPE;`
+    /// `output NAME ["graph name"]: TYPE;`
     Output(TensorDecl),
 }
 
@@ -128,11 +128,15 @@ impl ModelField {
     }
 }
 
-/// `NAME: TYPE` of a model input or output.
+/// `NAME ["graph name"]: TYPE` of a model input or output.
 #[derive(Debug, Clone)]
 pub struct TensorDecl {
-    /// The graph tensor's name.
+    /// The name Solidity sees: the `infer` argument's name, the
+    /// `Output` field's name.
     pub name: Ident,
+    /// The graph tensor's name when it is written apart from `name`
+    /// (graph names need not be identifiers: `input:0`, `output.1`).
+    pub graph_name: Option<StrLit>,
     /// Its declared type.
     pub ty: TensorType,
     /// The whole field.
@@ -150,6 +154,18 @@ pub struct TensorType {
     pub dims: Vec<Spanned<Dim>>,
     /// The whole type.
     pub span: Span,
+}
+
+impl TensorDecl {
+    /// The graph tensor's name: the string when one is given, else `name`.
+    pub fn graph_name(&self) -> &str {
+        self.graph_name.as_ref().map_or(&self.name.value, |s| &s.value)
+    }
+
+    /// Where the graph tensor's name is written.
+    pub fn graph_name_span(&self) -> Span {
+        self.graph_name.as_ref().map_or(self.name.span, |s| s.span)
+    }
 }
 
 impl TensorType {

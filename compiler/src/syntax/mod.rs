@@ -276,6 +276,26 @@ fn unescape(raw: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
+/// `s` as a string literal that Solidity and this grammar read back as `s`
+/// (`unicode"..."` when it is not ASCII): the inverse of [`unescape`].
+pub fn sol_string(s: &str) -> String {
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    if s.is_ascii() { out } else { format!("unicode{out}") }
+}
+
 /// A literal's text between its quotes.
 fn quoted(literal: &str) -> &str {
     literal.get(1..literal.len().saturating_sub(1)).unwrap_or("")
@@ -324,7 +344,15 @@ fn model_decl(p: Pair<'_, Rule>) -> ModelDecl {
                 Rule::onnx_field => ModelField::Onnx(string(first)),
                 Rule::mode_field => ModelField::Mode(ident(first)),
                 Rule::input_field | Rule::output_field => {
-                    let decl = TensorDecl { name: ident(first), ty: tensor_type(parts.next()?), span: fsp };
+                    let mut next = parts.next()?;
+                    let graph_name = if next.as_rule() == Rule::string_lit {
+                        let s = string(next);
+                        next = parts.next()?;
+                        Some(s)
+                    } else {
+                        None
+                    };
+                    let decl = TensorDecl { name: ident(first), graph_name, ty: tensor_type(next), span: fsp };
                     if rule == Rule::input_field { ModelField::Input(decl) } else { ModelField::Output(decl) }
                 }
                 _ => return None,
@@ -485,6 +513,13 @@ contract C { function f(int256[30] calldata r) external { V.Output memory o = in
         let src = "{".repeat(100_000);
         let err = parse(FileId(0), &src).unwrap_err();
         assert_eq!(err.code, "nml::E0003");
+    }
+
+    #[test]
+    fn sol_string_escapes() {
+        assert_eq!(sol_string("a\"b\\c\n"), r#""a\"b\\c\n""#);
+        assert_eq!(sol_string("é"), "unicode\"é\"");
+        assert_eq!(unescape(&sol_string("input:0\u{7f}é")), "input:0\u{7f}é");
     }
 
     #[test]
