@@ -1,7 +1,9 @@
 //! Parsing: `.nml` text to the typed tree of [`ast`].
 
 pub mod ast;
+mod declaration;
 mod malformed;
+mod tokens;
 
 use pest::Parser as _;
 use pest::iterators::Pair;
@@ -69,7 +71,12 @@ pub fn parse(file: FileId, src: &str) -> Result<SourceUnit, Box<Diagnostic>> {
                     .at(file, open..open + 1, format!("this `{c}` is never closed"))
                     .help(format!("add the matching `{}`", closing(c)))
             }
-            _ => syntax_error(file, src, e),
+            _ => {
+                let at = match e.location {
+                    pest::error::InputLocation::Pos(p) | pest::error::InputLocation::Span((p, _)) => p,
+                };
+                declaration::diagnose(file, src, at).unwrap_or_else(|| syntax_error(file, src, e))
+            }
         })
     })?;
     let Some(root) = pairs.next() else {
