@@ -478,6 +478,28 @@ mod tests {
         }
     }
 
+    /// Every one-character deletion and every truncation of declarations
+    /// parses to a result or a diagnostic with a span inside the file, and
+    /// never panics (the declaration and expression diagnoses read the
+    /// broken text again token by token).
+    #[test]
+    fn broken_declarations_are_diagnosed_without_panicking() {
+        let src = "pragma nml 0.1;\nmodel V { cid \"Qm\"; onnx 'm.onnx'; mode tee; input r \"in:0\": fixed<18>[1, _]; \
+                   output y: int[2]; }\nllm L { model unicode\"é\"; max_tokens 8; temperature 5; stop [\"a\", \"b\",]; }\n\
+                   contract C { function f() external { infer V { r: x }; ask L(\"p\"); } }\n";
+        assert!(parse(FileId(0), src).is_ok());
+        let cuts = src.char_indices().map(|(i, c)| format!("{}{}", &src[..i], &src[i + c.len_utf8()..]));
+        let prefixes = src.char_indices().map(|(i, _)| src[..i].to_owned());
+        for broken in cuts.chain(prefixes) {
+            if let Err(d) = parse(FileId(0), &broken)
+                && let Some((_, span)) = &d.location
+            {
+                assert!(span.start <= span.end && span.end <= broken.len(), "{broken:?}: {d:?}");
+                assert!(broken.is_char_boundary(span.start) && broken.is_char_boundary(span.end), "{broken:?}");
+            }
+        }
+    }
+
     #[test]
     fn parses_model_and_infer() {
         let src = r#"pragma nml 0.1;
