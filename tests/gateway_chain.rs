@@ -13,6 +13,7 @@
 //! and each heartbeat moves the registry's `lastHeartbeatAt`.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use alloy_primitives::{Address, U256};
 use alloy_rpc_types_eth::TransactionRequest;
@@ -32,12 +33,21 @@ use serde_json::{Value, json};
 const PRICE: u64 = 1_000;
 const MODEL: &str = "gpt-4.1-2025-04-14";
 
-/// Test double: fails on the prompt "fail", answers anything else.
+/// Test double: fails on the prompt "fail", moves the devnet's clock 400 s
+/// on (past a payment's deadline) while answering "late", answers anything
+/// else; counts the calls.
 #[derive(Debug)]
-struct Double;
+struct Double {
+    devnet: Arc<Devnet>,
+    calls: AtomicUsize,
+}
 
 impl LlmBackend for Double {
     fn answer(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if request.prompt().contains("late") {
+            self.devnet.increase_time(400).unwrap();
+        }
         if request.prompt().contains("fail") {
             return Err(LlmError::Unavailable {
                 model: request.model().to_owned(),
@@ -59,6 +69,7 @@ struct Setup {
     _server: nml_runtime::rpc::RpcServer,
     gateway: Gateway,
     payments: Arc<Payments>,
+    backend: Arc<Double>,
     url: String,
 }
 
@@ -85,9 +96,10 @@ fn setup() -> Setup {
         facilitator: dev_accounts(10)[9].signer.clone(),
         max_timeout_seconds: 300,
     }));
+    let backend = Arc::new(Double { devnet: Arc::clone(&devnet), calls: AtomicUsize::new(0) });
     let config = GatewayConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        backend: Arc::new(Double),
+        backend: Arc::clone(&backend) as Arc<dyn LlmBackend>,
         concurrency: 4,
         enclave: Enclave::from_seed(0, 0).unwrap(),
         faults: Arc::default(),
@@ -98,7 +110,7 @@ fn setup() -> Setup {
     };
     let gateway = runtime.block_on(Gateway::start(config)).unwrap();
     let url = format!("http://{}/v1/chat/completions", gateway.local_addr);
-    Setup { runtime, devnet, _server: server, gateway, payments, url }
+    Setup { runtime, devnet, _server: server, gateway, payments, backend, url }
 }
 
 fn chat(prompt: &str) -> String {
@@ -177,6 +189,69 @@ fn bad_payments_are_refused_with_their_reason_and_nothing_is_charged_twice() {
     assert_eq!(post(&s.url, &huge, Some(&sign(&payer, 31337, &terms, 8))).0, 413);
     // And the gateway goes on serving.
     assert_eq!(post(&s.url, &chat("hello"), Some(&sign(&payer, 31337, &terms, 9))).0, 200);
+    s.runtime.block_on(s.gateway.stop());
+}
+
+/// Permit2 checks a payment's deadline and `validAfter` against the block's
+/// timestamp, so the gateway does too: the chain's clock, not its own. A
+/// payment whose deadline the chain has passed (`evm_increaseTime`) is
+/// refused before the backend runs; one with too little time left is "too
+/// close"; and a settlement that reverts all the same says why.
+#[test]
+fn payments_are_checked_against_the_chains_clock_and_a_reverted_settlement_says_why() {
+    let s = setup();
+    let payer = dev_accounts(2)[1].signer.clone();
+    let terms = s.payments.requirements(Some(MODEL));
+    let sign = |terms: &Value, nonce: u64| payment_header(&payer, 31337, terms, U256::from(nonce)).unwrap();
+    let before = balance(&s.devnet, payer.address());
+    let calls = || s.backend.calls.load(Ordering::SeqCst);
+
+    let (status, said) = post(&s.url, &chat("hello"), Some(&sign(&with(&terms, "maxTimeoutSeconds", json!(3)), 1)));
+    assert_eq!(status, 402, "{said}");
+    assert!(said.starts_with("permit2_deadline_expired") && said.contains("too close"), "{said}");
+
+    // The chain's clock passes the deadline while the backend answers: the
+    // settlement reverts in Permit2, and the 402 names its error.
+    let (status, said) = post(&s.url, &chat("late"), Some(&sign(&terms, 2)));
+    assert_eq!(status, 402, "{said}");
+    assert!(said.starts_with("settlement_failed") && said.contains("SignatureExpired("), "{said}");
+    assert_eq!(balance(&s.devnet, payer.address()), before, "a reverted settlement moves nothing");
+
+    // The chain is now 400 s ahead of this machine's clock, past a payment
+    // signed by it for 300 s: refused before anything runs.
+    let ran = calls();
+    let (status, said) = post(&s.url, &chat("hello"), Some(&sign(&terms, 3)));
+    assert_eq!(status, 402, "{said}");
+    assert!(said.starts_with("permit2_deadline_expired") && said.contains("before the chain's time"), "{said}");
+    assert_eq!(calls(), ran, "the backend never ran for an expired payment");
+    assert_eq!(balance(&s.devnet, payer.address()), before);
+    s.runtime.block_on(s.gateway.stop());
+}
+
+/// The relay holds one individual record per `(teeId, inputHash,
+/// outputHash, timestamp)`: two identical answers in the same second are
+/// one record, and both name its transaction — the gateway that posted it
+/// remembers it, another poster finds it in the relay's log.
+#[test]
+fn identical_individual_settlements_in_one_second_name_the_same_transaction() {
+    use alloy_primitives::B256;
+    use nml_gateway::chain::ChainAccount;
+    use nml_gateway::{DataSettlement, SettlementType};
+
+    let s = setup();
+    let rpc = s.payments.config().rpc_url.clone();
+    let account = || Arc::new(ChainAccount::new(rpc.clone(), 31337, dev_accounts(10)[9].signer.clone()));
+    let admin = Some(dev_accounts(1)[0].address);
+    let (first, second) = (
+        DataSettlement::connect(account(), admin, 20).unwrap(),
+        DataSettlement::connect(account(), admin, 20).unwrap(),
+    );
+    let attestation =
+        Enclave::from_seed(0, 0).unwrap().attest(B256::repeat_byte(1), B256::repeat_byte(2), 1_700_000_000).unwrap();
+    let payer = dev_accounts(2)[1].address;
+    let posted = first.record(SettlementType::Individual, attestation.clone(), payer).unwrap().unwrap();
+    assert_eq!(first.record(SettlementType::Individual, attestation.clone(), payer).unwrap(), Some(posted));
+    assert_eq!(second.record(SettlementType::Individual, attestation, payer).unwrap(), Some(posted));
     s.runtime.block_on(s.gateway.stop());
 }
 

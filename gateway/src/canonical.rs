@@ -30,11 +30,16 @@ fn write_value(out: &mut String, value: &Value) {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
-        Value::Number(n) => match (n.as_i64(), n.as_u64(), n.as_f64()) {
-            (Some(i), _, _) => out.push_str(&i.to_string()),
-            (None, Some(u), _) => out.push_str(&u.to_string()),
-            (None, None, Some(f)) => out.push_str(&python_float(f)),
-            (None, None, None) => out.push_str(&n.to_string()),
+        Value::Number(n) => match (n.as_i64(), n.as_u64()) {
+            (Some(i), _) => out.push_str(&i.to_string()),
+            (None, Some(u)) => out.push_str(&u.to_string()),
+            // Python reads an integer literal of any size as an exact int:
+            // its digits, kept as written (serde_json's `arbitrary_precision`).
+            (None, None) => match n.to_string() {
+                text if is_integer_literal(&text) => out.push_str(&text),
+                // A float as Python reads it: past f64's range, infinite.
+                text => out.push_str(&text.parse::<f64>().map_or(text, python_float)),
+            },
         },
         Value::String(s) => write_string(out, s),
         Value::Array(items) => {
@@ -63,6 +68,13 @@ fn write_value(out: &mut String, value: &Value) {
             out.push('}');
         }
     }
+}
+
+/// Whether a JSON number is written as an integer (no fraction, no
+/// exponent): Python's `json` reads it as an `int`, of any size.
+fn is_integer_literal(text: &str) -> bool {
+    let digits = text.strip_prefix('-').unwrap_or(text);
+    !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
 }
 
 fn write_string(out: &mut String, s: &str) {
@@ -265,11 +277,14 @@ pub fn chat_request(body: &Map<String, Value>) -> Result<Value, CanonicalError> 
         .collect::<Result<Vec<_>, _>>()?;
     let mut canonical = common_fields(body, model)?;
     canonical.insert("messages".into(), Value::Array(messages));
-    if let Some(tools) = body.get("tools").filter(|t| truthy(t)) {
+    // Refused whatever its truth value (`{}` too); hashed only when not empty.
+    if let Some(tools) = body.get("tools").filter(|t| !t.is_null()) {
         if !tools.is_array() {
             return Err(refuse("'tools' must be a list"));
         }
-        canonical.insert("tools".into(), tools.clone());
+        if truthy(tools) {
+            canonical.insert("tools".into(), tools.clone());
+        }
     }
     if let Some(format) = body.get("response_format").filter(|f| truthy(f)) {
         canonical.insert("response_format".into(), format.clone());
@@ -344,6 +359,12 @@ mod tests {
             ),
             (r#"{"Z": {}, "a": [], "B": ""}"#, r#"{"B": "", "Z": {}, "a": []}"#),
             (r#"[1, -7, 18446744073709551615]"#, r#"[1, -7, 18446744073709551615]"#),
+            // Integers past 64 bits stay exact, as Python's ints do; -0 is 0.
+            (
+                r#"[18446744073709551616, 1000000000000000000000000000000, -9223372036854775809, -0]"#,
+                r#"[18446744073709551616, 1000000000000000000000000000000, -9223372036854775809, 0]"#,
+            ),
+            (r#"[1E5, 1e400, 2.50]"#, r#"[100000.0, Infinity, 2.5]"#),
         ];
         for (input, python) in cases {
             let value: Value = serde_json::from_str(input).unwrap();
@@ -369,9 +390,19 @@ mod tests {
             python_json(&canonical),
             r#"{"max_tokens": 50, "messages": [{"content": "be brief", "role": "system"}, {"content": [{"text": "hi", "type": "text"}, {"filename": "a.pdf", "type": "file"}], "role": "user"}, {"content": "", "role": "assistant", "tool_calls": [{"function": {"arguments": "{}", "name": "f"}, "id": "c1", "type": "function"}]}, {"content": "42", "role": "tool", "tool_call_id": "c1"}], "model": "gpt-4.1", "temperature": 1.0}"#
         );
+        // Integers past 64 bits in a hashed field: the bytes the SDK's
+        // build_inner_request and json.dumps(sort_keys=True) give.
+        let big = r#"{"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":{"type":"x","v":18446744073709551616,"w":1000000000000000000000000000000,"n":-9223372036854775809}}"#;
+        let big: Value = serde_json::from_str(big).unwrap();
+        assert_eq!(
+            python_json(&chat_request(big.as_object().unwrap()).unwrap()),
+            r#"{"messages": [{"content": "hi", "role": "user"}], "model": "m", "response_format": {"n": -9223372036854775809, "type": "x", "v": 18446744073709551616, "w": 1000000000000000000000000000000}, "temperature": 0.0}"#
+        );
         let unknown = json!({"model": "m", "messages": [{"role": "robot", "content": "x"}]});
         assert_eq!(chat_request(unknown.as_object().unwrap()).unwrap_err().0, "unknown message role: 'robot'");
-        let bad_tools = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": {"a": 1}});
-        assert!(chat_request(bad_tools.as_object().unwrap()).is_err());
+        for tools in [json!({"a": 1}), json!({}), json!("")] {
+            let bad_tools = json!({"model": "m", "messages": [{"role": "user", "content": "x"}], "tools": tools});
+            assert!(chat_request(bad_tools.as_object().unwrap()).is_err(), "{tools}");
+        }
     }
 }

@@ -16,6 +16,8 @@ use nml_runtime::rpc_client::{self, RpcError};
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
+use crate::revert::Revert;
+
 /// How long a transaction may take to be mined.
 const MINED_WITHIN: Duration = Duration::from_secs(60);
 
@@ -28,9 +30,15 @@ pub enum ChainError {
     /// The node answered something else than the method returns.
     #[error("the node answered {0} with something else")]
     BadAnswer(&'static str),
-    /// The transaction was mined and reverted.
-    #[error("transaction {0} reverted")]
-    Reverted(B256),
+    /// The transaction was mined and reverted: why, as the same call run
+    /// again at its block says.
+    #[error("transaction {hash} reverted: {reason}")]
+    Reverted {
+        /// The transaction.
+        hash: B256,
+        /// Its revert, decoded.
+        reason: Box<Revert>,
+    },
     /// The transaction was not mined in time.
     #[error("transaction {0} was not mined within {MINED_WITHIN:?}")]
     NotMined(B256),
@@ -112,34 +120,35 @@ impl ChainAccount {
         answer.as_str().and_then(|s| alloy_primitives::hex::decode(s).ok()).ok_or(ChainError::BadAnswer("eth_call"))
     }
 
-    /// `eth_call`s of each `(to, data)` of `calls`, in one round trip:
-    /// each one's answer, in order.
-    pub fn call_all(&self, calls: &[(Address, Vec<u8>)]) -> Result<Vec<Result<Vec<u8>, ChainError>>, ChainError> {
-        let requests: Vec<(&str, Value)> = calls
-            .iter()
-            .map(|(to, data)| {
-                let request = json!({ "from": self.address(), "to": to, "data": Bytes::from(data.clone()) });
-                ("eth_call", json!([request, "latest"]))
-            })
-            .collect();
+    /// `eth_call`s of each `(to, data)` of `calls` at the `pending` block —
+    /// the state and the block (its timestamp) the next transaction will
+    /// see — in one round trip: each one's answer, in order. A
+    /// `TxKind::Create` runs `data` as init code and answers what it
+    /// returns ([`BLOCK_TIMESTAMP`] reads the pending block's time).
+    pub fn call_all(&self, calls: &[(TxKind, Vec<u8>)]) -> Result<Vec<Result<Vec<u8>, ChainError>>, ChainError> {
+        let request = |to: &TxKind, data: &[u8]| {
+            let mut request = json!({ "from": self.address(), "data": Bytes::copy_from_slice(data) });
+            if let TxKind::Call(to) = to {
+                request["to"] = json!(to);
+            }
+            json!([request, "pending"])
+        };
+        let requests: Vec<(&str, Value)> = calls.iter().map(|(to, data)| ("eth_call", request(to, data))).collect();
+        let decode = |answer: Value| {
+            answer.as_str().and_then(|s| alloy_primitives::hex::decode(s).ok()).ok_or(ChainError::BadAnswer("eth_call"))
+        };
         let answers = match rpc_client::batch(&self.rpc_url, &requests) {
             Ok(answers) => answers,
             // A node that takes no batches: one call at a time.
             Err(RpcError::Remote { .. } | RpcError::Status { .. } | RpcError::BadAnswer { .. }) => {
-                return Ok(calls.iter().map(|(to, data)| self.call(*to, data.clone())).collect());
+                return Ok(requests
+                    .into_iter()
+                    .map(|(method, params)| decode(rpc_client::call(&self.rpc_url, method, params)?))
+                    .collect());
             }
             Err(e) => return Err(e.into()),
         };
-        Ok(answers
-            .into_iter()
-            .map(|answer| {
-                let answer = answer?;
-                answer
-                    .as_str()
-                    .and_then(|s| alloy_primitives::hex::decode(s).ok())
-                    .ok_or(ChainError::BadAnswer("eth_call"))
-            })
-            .collect())
+        Ok(answers.into_iter().map(|answer| decode(answer?)).collect())
     }
 
     /// The code at `address` (empty for an account without).
@@ -208,7 +217,7 @@ impl ChainAccount {
                 max_fee_per_gas: u128::from(price).saturating_mul(2),
                 max_priority_fee_per_gas: 1,
                 to: TxKind::Call(to),
-                input: data.into(),
+                input: data.clone().into(),
                 ..Default::default()
             };
             let signature = self
@@ -231,7 +240,7 @@ impl ChainAccount {
             match rpc_client::call(url, "eth_sendRawTransactionSync", json!([raw, timeout])) {
                 Ok(receipt) => {
                     self.sending.lock().sync = Some(true);
-                    return outcome(hash, &receipt).map_err(failed);
+                    return self.outcome(hash, &receipt, to, &data).map_err(failed);
                 }
                 // Taken, not mined in time.
                 Err(RpcError::Remote { code: SYNC_TIMEOUT, .. }) => return Err(failed(ChainError::NotMined(hash))),
@@ -244,17 +253,35 @@ impl ChainAccount {
         }
         rpc_client::call(url, "eth_sendRawTransaction", json!([raw])).map_err(refused)?;
         self.sending.lock().sync.get_or_insert(false);
-        self.wait_mined(hash).map_err(failed)
+        self.wait_mined(hash, to, &data).map_err(failed)
+    }
+
+    /// A mined transaction's hash, or why it reverted: the receipt says
+    /// only that it did, so the same call (`to`, `data`) runs again as an
+    /// `eth_call` at its block, whose error carries the revert data.
+    fn outcome(&self, hash: B256, receipt: &Value, to: Address, data: &[u8]) -> Result<B256, ChainError> {
+        if receipt["status"] == "0x1" {
+            return Ok(hash);
+        }
+        let request = json!({ "from": self.address(), "to": to, "data": Bytes::copy_from_slice(data) });
+        let block = receipt.get("blockNumber").cloned().unwrap_or_else(|| json!("latest"));
+        let reason = match rpc_client::call(&self.rpc_url, "eth_call", json!([request, block])) {
+            Err(RpcError::Remote { data: Some(data), .. }) => Revert::decode(&data),
+            Err(RpcError::Remote { message, .. }) => Revert::Message(message),
+            // The call passes now (the state moved on since): the receipt is all there is.
+            _ => Revert::Empty,
+        };
+        Err(ChainError::Reverted { hash, reason: Box::new(reason) })
     }
 
     /// Polls for `hash`'s receipt, at 1, 2, 4 … ms (at most 100 ms apart).
-    fn wait_mined(&self, hash: B256) -> Result<B256, ChainError> {
+    fn wait_mined(&self, hash: B256, to: Address, data: &[u8]) -> Result<B256, ChainError> {
         let started = Instant::now();
         let mut wait = Duration::from_millis(1);
         loop {
             let receipt = rpc_client::call(&self.rpc_url, "eth_getTransactionReceipt", json!([hash]))?;
             if !receipt.is_null() {
-                return outcome(hash, &receipt);
+                return self.outcome(hash, &receipt, to, data);
             }
             if started.elapsed() > MINED_WITHIN {
                 return Err(ChainError::NotMined(hash));
@@ -272,7 +299,7 @@ struct Refused {
     error: ChainError,
 }
 
-/// A mined transaction's hash, or the revert its receipt records.
-fn outcome(hash: B256, receipt: &Value) -> Result<B256, ChainError> {
-    if receipt["status"] == "0x1" { Ok(hash) } else { Err(ChainError::Reverted(hash)) }
-}
+/// Init code that returns the block's timestamp (`TIMESTAMP PUSH1 0 MSTORE
+/// PUSH1 32 PUSH1 0 RETURN`): run by `eth_call` as a creation, it reads the
+/// time of the block the call runs in on any EVM node, no contract needed.
+pub const BLOCK_TIMESTAMP: [u8; 9] = [0x42, 0x60, 0x00, 0x52, 0x60, 0x20, 0x60, 0x00, 0xf3];

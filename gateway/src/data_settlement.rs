@@ -8,10 +8,11 @@
 //! `x-settlement-tx-hash`: at once for `individual`, on the answer that
 //! fills a batch for `batch`.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, keccak256};
-use alloy_sol_types::SolCall;
+use alloy_sol_types::{SolCall, SolEvent, sol};
 use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
 use nml_runtime::rpc_client;
 use nml_runtime::settlement::merkle::MerkleTree;
@@ -21,6 +22,19 @@ use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::chain::{ChainAccount, ChainError};
+
+sol! {
+    /// The relay's record of an individual settlement (its `settleIndividual`).
+    event IndividualSettlement(
+        bytes32 indexed teeId,
+        bytes32 indexed inputHash,
+        bytes32 outputHash,
+        uint256 timestamp,
+        address ethAddress,
+        bytes blobId,
+        bytes signature
+    );
+}
 
 /// The request header that picks the mode.
 pub const SETTLEMENT_TYPE: &str = "x-settlement-type";
@@ -57,12 +71,24 @@ impl SettlementType {
     }
 }
 
+/// What identifies an individual settlement on the relay (which refuses a
+/// second one): `(teeId, inputHash, outputHash, timestamp)`.
+type IndividualKey = (B256, B256, B256, u64);
+
+/// How far back (in the answers' seconds) the individual settlements this
+/// gateway posted are remembered: a repeat must share the timestamp.
+const REMEMBERED_SECS: u64 = 60;
+
 /// The poster of an account holding the relay's `SETTLEMENT_RELAY_ROLE`.
 #[derive(Debug)]
 pub struct DataSettlement {
     account: Arc<ChainAccount>,
     batch_size: usize,
     batch: Mutex<Vec<Attestation>>,
+    /// The individual settlements posted lately, and their transactions:
+    /// an identical answer in the same second is the same record, which
+    /// the relay holds already.
+    individual: Mutex<HashMap<IndividualKey, B256>>,
 }
 
 fn relay_role() -> B256 {
@@ -101,7 +127,7 @@ impl DataSettlement {
                 });
             }
         }
-        Ok(Self { account, batch_size: batch_size.max(1), batch: Mutex::default() })
+        Ok(Self { account, batch_size: batch_size.max(1), batch: Mutex::default(), individual: Mutex::default() })
     }
 
     /// Settles `attestation` as `kind` asks: the transaction that carries
@@ -114,10 +140,7 @@ impl DataSettlement {
     ) -> Result<Option<B256>, ChainError> {
         match kind {
             SettlementType::Private => Ok(None),
-            SettlementType::Individual => {
-                let data = calldata(&Posting::Individual(attestation), payer);
-                self.account.send(SETTLEMENT_RELAY, data.to_vec(), POST_GAS).map(Some)
-            }
+            SettlementType::Individual => self.post_individual(attestation, payer).map(Some),
             SettlementType::Batch => {
                 let full = {
                     let mut batch = self.batch.lock();
@@ -130,6 +153,52 @@ impl DataSettlement {
                 }
             }
         }
+    }
+
+    /// Posts `attestation` individually: the transaction that carries it.
+    /// The relay holds one record per `(teeId, inputHash, outputHash,
+    /// timestamp)`, so an identical answer in the same second is already
+    /// settled: its transaction is the one this gateway remembers, or, when
+    /// the relay refuses the posting as a repeat (another poster's, or one
+    /// sent at the same time), the one the relay's log names.
+    fn post_individual(&self, attestation: Attestation, payer: Address) -> Result<B256, ChainError> {
+        let key = (attestation.tee_id, attestation.input_hash, attestation.output_hash, attestation.timestamp);
+        if let Some(hash) = self.individual.lock().get(&key) {
+            return Ok(*hash);
+        }
+        let data = calldata(&Posting::Individual(attestation), payer);
+        let hash = match self.account.send(SETTLEMENT_RELAY, data.to_vec(), POST_GAS) {
+            Ok(hash) => hash,
+            Err(refused @ ChainError::Reverted { .. }) => self.settled_by(key)?.ok_or(refused)?,
+            Err(e) => return Err(e),
+        };
+        let mut individual = self.individual.lock();
+        individual.retain(|(.., timestamp), _| timestamp.saturating_add(REMEMBERED_SECS) >= key.3);
+        individual.insert(key, hash);
+        Ok(hash)
+    }
+
+    /// The transaction of the relay's record of `key`, from its
+    /// `IndividualSettlement` log (none when the relay has none).
+    fn settled_by(
+        &self,
+        (tee_id, input_hash, output_hash, timestamp): IndividualKey,
+    ) -> Result<Option<B256>, ChainError> {
+        let filter = json!({
+            "address": SETTLEMENT_RELAY,
+            "fromBlock": "earliest",
+            "toBlock": "latest",
+            "topics": [IndividualSettlement::SIGNATURE_HASH, tee_id, input_hash],
+        });
+        let logs = rpc_client::call(self.account.rpc_url(), "eth_getLogs", json!([filter]))?;
+        let logs = logs.as_array().ok_or(ChainError::BadAnswer("eth_getLogs"))?;
+        let timestamp = B256::from(alloy_primitives::U256::from(timestamp));
+        Ok(logs.iter().find_map(|log| {
+            // The data's first words: outputHash, timestamp.
+            let data: alloy_primitives::Bytes = serde_json::from_value(log["data"].clone()).ok()?;
+            let ours = data.get(..32)? == output_hash.as_slice() && data.get(32..64)? == timestamp.as_slice();
+            ours.then(|| serde_json::from_value(log["transactionHash"].clone()).ok()).flatten()
+        }))
     }
 
     /// Posts the batch in progress, if any (on a timer, and when stopping).

@@ -6,6 +6,8 @@
 //! - [`canonical`]: what a signature covers — the canonical request and
 //!   Python-compatible JSON, byte for byte as the SDK's `tee_verify`
 //!   recomputes them;
+//! - [`revert`]: why a transaction reverted, its revert data decoded
+//!   (Permit2's, the proxies' and the token's errors);
 //! - [`chain`]: the gateway's account on a chain over JSON-RPC (reads, and
 //!   transactions sent one at a time);
 //! - [`openai`]: OpenAI-style bodies in, [`nml_runtime::llm::LlmRequest`]s
@@ -32,6 +34,7 @@ pub mod ohttp;
 pub mod openai;
 pub mod payment;
 pub mod registration;
+pub mod revert;
 pub mod server;
 
 pub use data_settlement::{DataSettlement, SettlementType};

@@ -99,7 +99,11 @@ pub fn parse(endpoint: Endpoint, body: &[u8]) -> Result<GatewayRequest, Canonica
             temperature,
         }),
     };
-    let stream = body.get("stream").is_some_and(|s| s == &Value::Bool(true));
+    let stream = match body.get("stream") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(stream)) => *stream,
+        Some(other) => return Err(CanonicalError(format!("'stream' must be true or false, not {other}"))),
+    };
     Ok(GatewayRequest { endpoint, model, llm, request_hash: canonical::request_hash(&canonical), stream })
 }
 

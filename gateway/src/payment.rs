@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use alloy_primitives::{Address, B256, Bytes, Signature, U256, keccak256};
+use alloy_primitives::{Address, B256, Bytes, Signature, TxKind, U256, keccak256};
 use alloy_signer::SignerSync;
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::{SolCall, SolValue};
@@ -25,7 +25,7 @@ use nml_runtime::predeploys::payments::{
 use parking_lot::Mutex;
 use serde_json::{Value, json};
 
-use crate::chain::{ChainAccount, ChainError};
+use crate::chain::{BLOCK_TIMESTAMP, ChainAccount, ChainError};
 
 /// The header a 402 carries its terms in (base64 JSON).
 pub const PAYMENT_REQUIRED: &str = "payment-required";
@@ -38,7 +38,8 @@ pub const PAYMENT_RESPONSE: &str = "payment-response";
 /// The header of the payment's settlement transaction.
 pub const PROCESSING_HASH: &str = "x-processing-hash";
 
-/// Seconds a signed payment must stay valid past now (as x402's facilitators ask).
+/// Seconds a signed payment must stay valid past the chain's time (as
+/// x402's facilitators ask): the settlement's block may come that much later.
 const DEADLINE_BUFFER: u64 = 6;
 
 /// The gas a settlement may use (a proxy's `settle` uses about 90,000; a
@@ -326,16 +327,28 @@ impl Payments {
             .map_err(|_| refuse("invalid_payload", "the payment header is not base64"))?;
         let payment: Value = serde_json::from_slice(&decoded)
             .map_err(|_| refuse("invalid_payload", "the payment header is not base64 JSON"))?;
-        let version = payment.get("x402Version").and_then(Value::as_u64);
-        if version != Some(2) && version != Some(1) {
-            return Err(refuse("invalid_x402_version", format!("x402Version {version:?} is not 1 or 2")));
+        if !payment.is_object() {
+            return Err(refuse("invalid_payload", "the payment is not a JSON object"));
         }
+        let version = match payment.get("x402Version") {
+            None => return Err(refuse("invalid_payload", "the payment has no `x402Version`")),
+            Some(v) => v
+                .as_u64()
+                .filter(|v| *v == 1 || *v == 2)
+                .ok_or_else(|| refuse("invalid_x402_version", format!("x402Version {v} is not 1 or 2")))?,
+        };
         // Version 2 repeats the terms it accepted; version 1 names scheme and network.
-        let (scheme, network) = match payment.get("accepted") {
-            Some(accepted) => {
+        let (scheme, network) = match version {
+            2 => {
+                let accepted = field(&payment, &["accepted"])?;
+                if !accepted.is_object() {
+                    return Err(refuse("invalid_payload", "the payment's `accepted` is not an object"));
+                }
                 let ours = self.requirements(model);
                 for key in ["asset", "payTo", "amount"] {
-                    let theirs = accepted.get(key).and_then(Value::as_str).unwrap_or_default();
+                    let Some(theirs) = accepted.get(key).and_then(Value::as_str) else {
+                        return Err(refuse("invalid_payload", format!("the payment has no `accepted.{key}`")));
+                    };
                     if !theirs.eq_ignore_ascii_case(ours[key].as_str().unwrap_or_default()) {
                         return Err(refuse(
                             "payment_requirements_mismatch",
@@ -343,10 +356,12 @@ impl Payments {
                         ));
                     }
                 }
-                (accepted.get("scheme").cloned(), accepted.get("network").cloned())
+                (field(accepted, &["scheme"])?.clone(), field(accepted, &["network"])?.clone())
             }
-            None => (payment.get("scheme").cloned(), payment.get("network").cloned()),
+            _ => (field(&payment, &["scheme"])?.clone(), field(&payment, &["network"])?.clone()),
         };
+        let scheme = Some(scheme);
+        let network = Some(network);
         if scheme.as_ref().and_then(Value::as_str) != Some(self.config.scheme.name()) {
             return Err(refuse(
                 "unsupported_scheme",
@@ -421,35 +436,76 @@ impl Payments {
         if v.scheme == Scheme::Upto && v.facilitator != self.config.facilitator.address() {
             return Err(refuse("invalid_permit2_facilitator", "the witness names another facilitator"));
         }
-        let now = U256::from(now());
-        if v.deadline < now + U256::from(DEADLINE_BUFFER) {
-            return Err(refuse("permit2_deadline_expired", format!("the payment expired (deadline {})", v.deadline)));
+        Ok(())
+    }
+
+    /// The permit's time window against `chain_time`, the timestamp the
+    /// settlement's block will have at the earliest (Permit2 and the proxy
+    /// check `block.timestamp`, never a clock of ours): the deadline at
+    /// least [`DEADLINE_BUFFER`] seconds after it, `validAfter` not after it.
+    fn check_time(v: &Permit, chain_time: u64) -> Result<(), PaymentError> {
+        let chain = U256::from(chain_time);
+        if v.deadline < chain {
+            return Err(refuse(
+                "permit2_deadline_expired",
+                format!(
+                    "the payment expired: its deadline {} is {} s before the chain's time {chain_time}",
+                    v.deadline,
+                    chain - v.deadline
+                ),
+            ));
         }
-        if v.valid_after > now {
-            return Err(refuse("permit2_not_yet_valid", format!("the payment is valid only after {}", v.valid_after)));
+        if v.deadline < chain + U256::from(DEADLINE_BUFFER) {
+            return Err(refuse(
+                "permit2_deadline_expired",
+                format!(
+                    "the payment's deadline {} is too close: {} s after the chain's time {chain_time}, and settlement needs at least {DEADLINE_BUFFER} s",
+                    v.deadline,
+                    v.deadline - chain
+                ),
+            ));
+        }
+        if v.valid_after > chain {
+            return Err(refuse(
+                "permit2_not_yet_valid",
+                format!(
+                    "the payment is valid only after {}, {} s after the chain's time {chain_time}",
+                    v.valid_after,
+                    v.valid_after - chain
+                ),
+            ));
         }
         Ok(())
     }
 
-    /// Nonce unused, balance and allowance enough: read from the chain.
+    /// The permit's time window against the chain's, nonce unused, balance
+    /// and allowance enough: read from the chain's pending block, the one
+    /// the settlement joins at the earliest. (The latest block's timestamp
+    /// would lag: after `evm_increaseTime`, or simply seconds after the
+    /// last block, the settlement's block is later than it.)
     fn check_chain(&self, v: &Verified) -> Result<(), PaymentError> {
         let word = v.permit.nonce >> 8;
         let bit = U256::from(1) << (v.permit.nonce & U256::from(0xff)).to::<usize>();
-        // Three reads in one round trip.
+        // Four reads in one round trip.
         let unavailable = |e: ChainError| refuse("facilitator_unavailable", format!("cannot read the chain: {e}"));
         let reads = self
             .account
             .call_all(&[
-                (PERMIT2, IPermit2::nonceBitmapCall { owner: v.payer, word }.abi_encode()),
-                (OPG_TOKEN, IOPGToken::balanceOfCall { owner: v.payer }.abi_encode()),
-                (OPG_TOKEN, IOPGToken::allowanceCall { owner: v.payer, spender: PERMIT2 }.abi_encode()),
+                (TxKind::Create, BLOCK_TIMESTAMP.to_vec()),
+                (PERMIT2.into(), IPermit2::nonceBitmapCall { owner: v.payer, word }.abi_encode()),
+                (OPG_TOKEN.into(), IOPGToken::balanceOfCall { owner: v.payer }.abi_encode()),
+                (OPG_TOKEN.into(), IOPGToken::allowanceCall { owner: v.payer, spender: PERMIT2 }.abi_encode()),
             ])
             .map_err(unavailable)?;
         let mut words = reads
             .into_iter()
             .map(|read| read.map(|out| U256::from_be_slice(out.get(..32).unwrap_or_default())).map_err(unavailable));
         let mut next = || words.next().unwrap_or_else(|| Err(refuse("facilitator_unavailable", "a read is missing")));
-        let (bitmap, balance, allowance) = (next(), next(), next());
+        let (time, bitmap, balance, allowance) = (next(), next(), next(), next());
+        let time = time?;
+        let time = u64::try_from(time)
+            .map_err(|_| refuse("facilitator_unavailable", format!("the chain's time {time} is not a timestamp")))?;
+        Self::check_time(&v.permit, time)?;
         if bitmap? & bit != U256::ZERO {
             return Err(refuse("permit2_nonce_used", "this payment was already settled"));
         }
@@ -610,4 +666,47 @@ pub fn payment_header(
         },
     });
     Ok(base64::engine::general_purpose::STANDARD.encode(payment.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A facilitator whose chain is never reached: what these payments
+    /// are refused for is found before any read.
+    fn payments() -> Payments {
+        let price = U256::from(1_000);
+        Payments::new(PaymentConfig {
+            rpc_url: "http://127.0.0.1:1".into(),
+            chain_id: 31337,
+            scheme: Scheme::Exact,
+            prices: Prices { per_request: price, per_token: U256::ZERO, cap: price },
+            model_prices: BTreeMap::new(),
+            pay_to: Address::repeat_byte(2),
+            facilitator: PrivateKeySigner::random(),
+            max_timeout_seconds: 300,
+        })
+    }
+
+    #[test]
+    fn a_malformed_payment_is_refused_with_x402s_code_and_plain_words() {
+        let payments = payments();
+        let refused = |payment: Value| {
+            let header = base64::engine::general_purpose::STANDARD.encode(payment.to_string());
+            payments.verify(&header, None).unwrap_err().to_string()
+        };
+        assert_eq!(refused(json!({"x402Version": 2})), "invalid_payload: the payment has no `accepted`");
+        assert_eq!(
+            refused(json!({"x402Version": 2, "accepted": null})),
+            "invalid_payload: the payment's `accepted` is not an object"
+        );
+        assert_eq!(
+            refused(json!({"x402Version": 2, "accepted": {"payTo": "0x"}})),
+            "invalid_payload: the payment has no `accepted.asset`"
+        );
+        assert_eq!(refused(json!([1])), "invalid_payload: the payment is not a JSON object");
+        assert_eq!(refused(json!({"accepted": {}})), "invalid_payload: the payment has no `x402Version`");
+        assert_eq!(refused(json!({"x402Version": 3})), "invalid_x402_version: x402Version 3 is not 1 or 2");
+        assert_eq!(refused(json!({"x402Version": "2"})), r#"invalid_x402_version: x402Version "2" is not 1 or 2"#);
+    }
 }

@@ -197,7 +197,7 @@ impl Gateway {
         if let Some(settlement) = self.settlement
             && let Ok(Err(e)) = tokio::task::spawn_blocking(move || settlement.flush()).await
         {
-            tracing::warn!(%e, "gateway: posting the last batch failed");
+            log_posting_failed(SettlementType::Batch, &e);
         }
     }
 }
@@ -427,8 +427,8 @@ async fn serve(
                 }
             }
             Ok(Ok(None)) => {}
-            Ok(Err(e)) => tracing::warn!(%e, "gateway: data settlement failed"),
-            Err(e) => tracing::warn!(%e, "gateway: data settlement failed"),
+            Ok(Err(e)) => log_posting_failed(settlement_type, &e),
+            Err(e) => log_posting_failed(settlement_type, &e),
         }
     }
     Ok(Served { answer, attestation, headers: out })
@@ -494,6 +494,13 @@ fn ohttp_keys(shared: &Shared) -> Reply {
     }
 }
 
+/// A posting of data settlement that failed: on stderr, the gateway's log
+/// (the answer, already paid for, goes out all the same).
+fn log_posting_failed(kind: SettlementType, e: &dyn std::fmt::Display) {
+    tracing::warn!(%e, ?kind, "gateway: data settlement failed");
+    eprintln!("warning: the gateway's {kind:?} data settlement failed: {e}");
+}
+
 /// Posts the batch in progress every ten seconds, so a quiet gateway's
 /// answers settle too.
 async fn flush_batches(settlement: Arc<DataSettlement>) {
@@ -506,8 +513,8 @@ async fn flush_batches(settlement: Arc<DataSettlement>) {
         }
         let flushing = Arc::clone(&settlement);
         match tokio::task::spawn_blocking(move || flushing.flush()).await {
-            Ok(Err(e)) => tracing::warn!(%e, "gateway: posting a batch failed"),
-            Err(e) => tracing::warn!(%e, "gateway: posting a batch failed"),
+            Ok(Err(e)) => log_posting_failed(SettlementType::Batch, &e),
+            Err(e) => log_posting_failed(SettlementType::Batch, &e),
             Ok(Ok(_)) => {}
         }
     }
@@ -558,6 +565,12 @@ async fn attest(
 /// backend's (502, 504).
 fn backend_error(e: &LlmError) -> Refusal {
     let (status, kind) = match e {
+        LlmError::TooLong { bytes, limit, .. } => {
+            let message = format!(
+                "the request's text is {bytes} bytes, over this gateway's limit of {limit} (`[llm] max_prompt_bytes`)"
+            );
+            return Refusal::failed(StatusCode::BAD_REQUEST, "invalid_request_error", message);
+        }
         LlmError::InvalidMode { .. } | LlmError::Refused { .. } => (StatusCode::BAD_REQUEST, "invalid_request_error"),
         LlmError::UnknownModel { .. } => (StatusCode::NOT_FOUND, "invalid_request_error"),
         LlmError::Timeout { .. } => (StatusCode::GATEWAY_TIMEOUT, "server_error"),

@@ -7,7 +7,9 @@ use std::time::{Duration, Instant};
 
 use nml_gateway::ohttp::OhttpKey;
 use nml_gateway::{Gateway, GatewayConfig};
-use nml_runtime::llm::{LlmBackend, LlmError, LlmRequest, LlmResponse};
+use nml_runtime::llm::router::DEFAULT_MAX_PROMPT_BYTES;
+use nml_runtime::llm::{LlmBackend, LlmError, LlmRequest, LlmResponse, LlmRouter};
+use nml_runtime::rpc_client::{self, RpcError};
 use nml_runtime::tee::{Enclave, message_hash, verify_rsa_pss};
 
 /// Test double: answers "slow" after a delay, panics on the prompt "panic".
@@ -29,9 +31,13 @@ impl LlmBackend for Double {
 }
 
 fn start(runtime: &tokio::runtime::Runtime, delay: Duration) -> (Gateway, String) {
+    start_with(runtime, Arc::new(Double(delay)))
+}
+
+fn start_with(runtime: &tokio::runtime::Runtime, backend: Arc<dyn LlmBackend>) -> (Gateway, String) {
     let config = GatewayConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
-        backend: Arc::new(Double(delay)),
+        backend,
         concurrency: 4,
         enclave: Enclave::from_seed(0, 0).unwrap(),
         faults: Arc::default(),
@@ -128,5 +134,58 @@ fn the_private_path_publishes_its_key_and_refuses_what_it_cannot_open() {
     assert_eq!((status, message.contains("no key configuration 0x02")), (400, true), "{message}");
     // And the gateway goes on serving.
     assert_eq!(complete(&url, "hello").0, 200);
+    runtime.block_on(gateway.stop());
+}
+
+/// POSTs `body` to `path`: the status and the error message, if any.
+fn post_json(url: &str, path: &str, body: &str) -> (u16, String) {
+    let mut response =
+        agent().post(&format!("{url}{path}")).header("content-type", "application/json").send(body).unwrap();
+    let status = response.status().as_u16();
+    let text = response.body_mut().read_to_string().unwrap();
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    (status, body["error"]["message"].as_str().map_or(text, str::to_owned))
+}
+
+/// What the gateway documents passes the checks every backend call passes
+/// (the router's, as `nml gateway` builds its backends): a temperature up
+/// to 2, and a refusal of a text over the prompt limit worded as the
+/// gateway's, not a devnet's.
+#[test]
+fn the_documented_temperatures_pass_and_the_prompt_limit_is_the_gateways() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let router = LlmRouter::new(Some(Arc::new(Double(Duration::ZERO))));
+    let (gateway, url) = start_with(&runtime, Arc::new(router));
+    let chat = |temperature: f64, content: &str| {
+        serde_json::json!({ "model": "m", "messages": [{"role": "user", "content": content}], "temperature": temperature })
+            .to_string()
+    };
+    for temperature in [0.0, 1.0, 1.5, 2.0] {
+        let (status, said) = post_json(&url, "/v1/chat/completions", &chat(temperature, "hi"));
+        assert_eq!(status, 200, "temperature {temperature}: {said}");
+    }
+    let streaming = r#"{"model": "m", "messages": [{"role": "user", "content": "hi"}], "stream": "yes"}"#;
+    let (status, said) = post_json(&url, "/v1/chat/completions", streaming);
+    assert_eq!(status, 400, "{said}");
+    assert!(said.contains("'stream' must be true or false"), "{said}");
+    let (status, said) = post_json(&url, "/v1/chat/completions", &chat(2.5, "hi"));
+    assert_eq!(status, 400, "{said}");
+    assert!(said.contains("between 0 and 2") && said.contains("2.5"), "{said}");
+    let (status, said) = post_json(&url, "/v1/chat/completions", &chat(0.0, &"x".repeat(DEFAULT_MAX_PROMPT_BYTES + 1)));
+    assert_eq!(status, 400, "{said}");
+    assert!(said.contains("over this gateway's limit of 65536") && !said.contains("devnet"), "{said}");
+    runtime.block_on(gateway.stop());
+}
+
+/// A JSON-RPC client pointed at an HTTP endpoint that is no JSON-RPC node
+/// (the gateway answers a POST to `/health` with 405 and a JSON error of
+/// its own) reports the HTTP status, not a JSON-RPC error.
+#[test]
+fn an_http_error_with_a_json_body_is_an_http_error_to_the_rpc_client() {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let (gateway, url) = start(&runtime, Duration::ZERO);
+    let err = rpc_client::call(&format!("{url}/health"), "eth_chainId", serde_json::json!([])).unwrap_err();
+    assert!(matches!(err, RpcError::Status { status: 405, .. }), "{err}");
+    assert!(err.to_string().contains("HTTP 405"), "{err}");
     runtime.block_on(gateway.stop());
 }

@@ -6,6 +6,7 @@
 use std::sync::LazyLock;
 use std::time::Duration;
 
+use alloy_primitives::Bytes;
 use serde_json::{Value, json};
 
 /// Why a call failed.
@@ -47,6 +48,8 @@ pub enum RpcError {
         code: i64,
         /// The message.
         message: String,
+        /// The error's `data` when it is bytes (an `eth_call`'s revert data).
+        data: Option<Bytes>,
     },
 }
 
@@ -121,7 +124,13 @@ fn post(url: &str, body: &Value) -> Result<Value, RpcError> {
         .map_err(|e| unreachable(e.to_string()))?;
     let status = response.status().as_u16();
     let text = response.body_mut().read_to_string().map_err(|e| unreachable(e.to_string()))?;
-    match serde_json::from_str(&text) {
+    match serde_json::from_str::<Value>(&text) {
+        // An HTTP error with a JSON body that is no JSON-RPC answer (a web
+        // server's own error object) is an HTTP error, not a JSON-RPC one.
+        Ok(answer) if !(200..300).contains(&status) && !is_json_rpc(&answer) => {
+            let body: String = text.trim().chars().take(200).collect();
+            Err(RpcError::Status { url: url.to_owned(), status, body })
+        }
         Ok(answer) => Ok(answer),
         Err(_) if status != 200 => {
             let body: String = text.trim().chars().take(200).collect();
@@ -131,12 +140,18 @@ fn post(url: &str, body: &Value) -> Result<Value, RpcError> {
     }
 }
 
+/// Whether `answer` is a JSON-RPC answer (or a batch of them).
+fn is_json_rpc(answer: &Value) -> bool {
+    answer.is_array() || answer.get("jsonrpc").is_some()
+}
+
 /// The result of one JSON-RPC answer, or its error.
 fn answer_of(url: &str, answer: &Value) -> Result<Value, RpcError> {
     if let Some(error) = answer.get("error") {
         return Err(RpcError::Remote {
             code: error["code"].as_i64().unwrap_or_default(),
             message: error["message"].as_str().unwrap_or("unknown error").to_owned(),
+            data: error["data"].as_str().and_then(|hex| hex.parse().ok()),
         });
     }
     answer
@@ -208,7 +223,7 @@ mod tests {
         let err = call_with_retries("ftp://x", "m", &json!([]), retry, |_, _| heard += 1).unwrap_err();
         assert!(matches!(err, RpcError::BadUrl(_)));
         assert_eq!(heard, 0);
-        let limited = RpcError::Remote { code: -32005, message: "limit exceeded".into() };
+        let limited = RpcError::Remote { code: -32005, message: "limit exceeded".into(), data: None };
         assert!(limited.is_transient());
         let status = |status| RpcError::Status { url: String::new(), status, body: String::new() };
         assert!(status(429).is_transient() && status(503).is_transient() && !status(404).is_transient());

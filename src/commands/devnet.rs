@@ -141,7 +141,8 @@ pub struct DevnetArgs {
     #[command(flatten)]
     pub llm: LlmArgs,
     /// Also serve the TEE gateway (as `nml gateway`) on PORT, answered by
-    /// this devnet's LLM backends, signed by its enclave 0, and paid (with
+    /// this devnet's LLM backends, signed by the gateway's enclave (index
+    /// 1000 of --tee-seed), and paid (with
     /// --price) on this devnet.
     #[arg(long, value_name = "PORT", conflicts_with = "no_inference")]
     pub gateway: Option<u16>,

@@ -93,12 +93,27 @@ impl LlmRequest {
         }
     }
 
-    /// The sampling temperature in hundredths (0..=100).
+    /// The sampling temperature in hundredths: 0..=100 through the
+    /// precompile, 0..=200 (0 to 2.0) through the gateway.
     pub fn temperature(&self) -> u32 {
         match self {
             Self::Completion(r) => r.temperature,
             Self::Chat(r) => r.temperature,
         }
+    }
+
+    /// Refuses what the inference precompile's ABI does not allow
+    /// (PROTOCOL.md): a temperature over 100 hundredths.
+    pub fn check_precompile_bounds(&self) -> Result<(), LlmError> {
+        let max = router::PRECOMPILE_MAX_TEMPERATURE;
+        if self.temperature() > max {
+            let reason = format!(
+                "temperature {} is out of range: the precompile takes hundredths, 0..={max}",
+                self.temperature()
+            );
+            return Err(LlmError::Refused { model: self.model().to_owned(), reason });
+        }
+        Ok(())
     }
 
     /// The precompile function it came through.
@@ -241,14 +256,25 @@ pub enum LlmError {
         hint: String,
     },
     /// The request asks for what the backend cannot do (tools of the
-    /// embedded model, a temperature out of range, a prompt over the
-    /// limit), or the backend refused it (HTTP 4xx).
+    /// embedded model, a temperature out of range), or the backend refused
+    /// it (HTTP 4xx).
     #[error("LLM `{model}`: {reason}")]
     Refused {
         /// The LLM's id.
         model: String,
         /// Why, in the backend's words where it gave some.
         reason: String,
+    },
+    /// The request's text ([`LlmRequest::text_len`]) is over the limit
+    /// (`[llm] max_prompt_bytes`).
+    #[error("LLM `{model}`: the request's text is {bytes} bytes, over the limit of {limit} (`[llm] max_prompt_bytes`)")]
+    TooLong {
+        /// The LLM's id.
+        model: String,
+        /// The text's size.
+        bytes: usize,
+        /// The limit.
+        limit: usize,
     },
     /// The backend cannot be reached or failed on its side (HTTP 5xx, 429).
     #[error("LLM `{model}`: the backend at {backend} is unavailable: {reason}")]
@@ -343,13 +369,19 @@ pub struct LlmRun {
     pub took: Duration,
 }
 
-/// Answers `requests` on `backend` with at most `concurrency` calls at
-/// once; results in request order. A backend that panics answers that
-/// request with an [`LlmError::Unavailable`].
+/// Answers the precompile's `requests` on `backend` with at most
+/// `concurrency` calls at once; results in request order. Each is held to
+/// the precompile's bounds first ([`LlmRequest::check_precompile_bounds`]),
+/// which are narrower than what the backends take from the gateway. A
+/// backend that panics answers that request with an
+/// [`LlmError::Unavailable`].
 pub fn answer_all(backend: &dyn LlmBackend, requests: &[&LlmRequest], concurrency: usize) -> Vec<LlmRun> {
     let one = |request: &LlmRequest| {
         let start = Instant::now();
-        let run = std::panic::AssertUnwindSafe(|| backend.answer(request));
+        let run = std::panic::AssertUnwindSafe(|| {
+            request.check_precompile_bounds()?;
+            backend.answer(request)
+        });
         let output = std::panic::catch_unwind(run).unwrap_or_else(|_| {
             Err(LlmError::Unavailable {
                 model: request.model().to_owned(),
@@ -456,6 +488,20 @@ mod tests {
         let requests = [ask("panic"), ask("ok")];
         let runs = answer_all(&echo, &requests.iter().collect::<Vec<_>>(), 2);
         assert!(matches!(&runs[0].output, Err(e @ LlmError::Unavailable { .. }) if e.is_transient()));
+        assert_eq!(runs[1].output.as_ref().unwrap().text(), "ko");
+    }
+
+    #[test]
+    fn the_precompile_takes_hundredths_up_to_100_and_never_reaches_the_backend_past_them() {
+        let echo = Echo { delay: Duration::ZERO, now: AtomicUsize::new(0), most: AtomicUsize::new(0) };
+        let at = |temperature| {
+            LlmRequest::Completion(LLMCompletionRequest { prompt: "ok".into(), temperature, ..Default::default() })
+        };
+        let (hot, warm) = (at(150), at(100));
+        let runs = answer_all(&echo, &[&hot, &warm], 1);
+        let refused = runs[0].output.as_ref().unwrap_err();
+        assert!(matches!(refused, LlmError::Refused { .. }), "{refused}");
+        assert!(refused.to_string().contains("temperature 150 is out of range"), "{refused}");
         assert_eq!(runs[1].output.as_ref().unwrap().text(), "ko");
     }
 

@@ -208,6 +208,10 @@ impl LlmBackend for OpenAiBackend {
             Err(ureq::Error::Timeout(_)) => {
                 return Err(LlmError::Timeout { model, backend: self.base.clone(), timeout: self.timeout });
             }
+            Err(ureq::Error::BodyExceedsLimit(limit)) => {
+                let reason = format!("the answer is larger than {limit} bytes, the most an answer may be");
+                return Err(LlmError::Malformed { model, backend: self.base.clone(), reason });
+            }
             Err(e) => return Err(unavailable(format!("reading the answer: {e}"))),
         };
         if status == 408 || status == 409 || status == 429 || status >= 500 {

@@ -7,6 +7,16 @@ use std::sync::Arc;
 
 use super::{LLM_MODE_TEE, LlmBackend, LlmError, LlmRequest, LlmResponse};
 
+/// The highest temperature any request may ask for, in hundredths: 2.0,
+/// OpenAI's bound, which the gateway's OpenAI-style endpoints accept. The
+/// precompile's own bound is lower ([`PRECOMPILE_MAX_TEMPERATURE`]).
+pub const MAX_TEMPERATURE: u32 = 200;
+
+/// The highest temperature the inference precompile takes, in hundredths
+/// (PROTOCOL.md: 0..=100), checked by [`super::answer_all`], the
+/// precompile's way to the backends.
+pub const PRECOMPILE_MAX_TEMPERATURE: u32 = 100;
+
 /// The default limit on a request's text ([`LlmRequest::text_len`]): 64 KiB.
 pub const DEFAULT_MAX_PROMPT_BYTES: usize = 64 * 1024;
 
@@ -48,18 +58,17 @@ impl LlmRouter {
         if request.mode() > LLM_MODE_TEE {
             return Err(LlmError::InvalidMode { model, mode: request.mode() });
         }
-        if request.temperature() > 100 {
-            let reason =
-                format!("temperature {} is out of range: it is given in hundredths, 0..=100", request.temperature());
+        if request.temperature() > MAX_TEMPERATURE {
+            let reason = format!(
+                "temperature {} is out of range: at most {}",
+                f64::from(request.temperature()) / 100.0,
+                f64::from(MAX_TEMPERATURE) / 100.0
+            );
             return Err(LlmError::Refused { model, reason });
         }
         let len = request.text_len();
         if len > self.max_prompt_bytes {
-            let reason = format!(
-                "the request's text is {len} bytes, over this devnet's limit of {} (`[llm] max_prompt_bytes`)",
-                self.max_prompt_bytes
-            );
-            return Err(LlmError::Refused { model, reason });
+            return Err(LlmError::TooLong { model, bytes: len, limit: self.max_prompt_bytes });
         }
         Ok(())
     }
@@ -144,10 +153,12 @@ mod tests {
     fn bad_modes_temperatures_and_sizes_are_refused_before_any_backend() {
         let router = LlmRouter::new(Some(Arc::new(Named("d")))).max_prompt_bytes(4);
         assert!(matches!(router.answer(&ask("m", 2, 0, "")), Err(LlmError::InvalidMode { mode: 2, .. })));
-        let hot = router.answer(&ask("m", 0, 101, "")).unwrap_err();
-        assert!(hot.to_string().contains("temperature 101 is out of range"), "{hot}");
+        let hot = router.answer(&ask("m", 0, 201, "")).unwrap_err();
+        assert!(hot.to_string().contains("temperature 2.01 is out of range: at most 2"), "{hot}");
         let long = router.answer(&ask("m", 0, 0, "12345")).unwrap_err();
-        assert!(long.to_string().contains("5 bytes, over this devnet's limit of 4"), "{long}");
-        assert!(router.answer(&ask("m", 0, 100, "1234")).is_ok());
+        assert!(matches!(long, LlmError::TooLong { bytes: 5, limit: 4, .. }), "{long}");
+        // The router takes what the gateway does, up to 2.0; the precompile's
+        // bound (1.0) is answer_all's.
+        assert!(router.answer(&ask("m", 0, 200, "1234")).is_ok());
     }
 }
