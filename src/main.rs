@@ -35,6 +35,7 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
+    log_to_stderr();
     let result = match cli.command {
         Command::New(args) => commands::new::run(args),
         Command::Build(args) => commands::build::run_build(args),
@@ -53,4 +54,13 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// What the runtime reports as it works (a block the miner could not build,
+/// a settlement that failed) goes to stderr: warnings and errors, or the
+/// level `NML_LOG` names (`error`, `warn`, `info`, `debug`, `trace`, `off`).
+fn log_to_stderr() {
+    use tracing_subscriber::filter::LevelFilter;
+    let level = std::env::var("NML_LOG").ok().and_then(|l| l.parse::<LevelFilter>().ok()).unwrap_or(LevelFilter::WARN);
+    tracing_subscriber::fmt().with_max_level(level).with_writer(std::io::stderr).with_target(false).init();
 }
