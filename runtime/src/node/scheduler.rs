@@ -2,7 +2,8 @@
 //! for every task of the workflow scheduler (at 0x7179…8eF6) that the chain's
 //! time has made due, sends `execute(id)`, a signed transaction mined like
 //! any other (through the inference mempool: a workflow's `run()` calls a
-//! model). One run per due task per block, however far the time jumped; the
+//! model), after each block someone else mined (its own blocks start no
+//! round: see `Round`). One run per due task per block, however far the time jumped; the
 //! next is due `frequency` seconds after it. Tasks, their last runs and
 //! failures live in the scheduler's storage, so dumps keep them. The
 //! scheduler is asked a page of tasks at a time (what a call of the block gas
@@ -10,6 +11,7 @@
 //! `Devnet::start_scheduler` runs it on a thread of its own;
 //! `Devnet::run_due_tasks` is one step of it.
 
+use std::collections::HashSet;
 use std::sync::{Arc, Weak};
 use std::time::Duration;
 
@@ -147,22 +149,60 @@ impl Devnet {
     }
 
     /// Runs the scheduler on a thread of its own until the devnet is
-    /// dropped: a step whenever a block is mined.
+    /// dropped: a step whenever a block is mined by someone else than the
+    /// scheduler itself (see [`Round`]).
     pub fn start_scheduler(self: &Arc<Self>) -> std::io::Result<std::thread::JoinHandle<()>> {
         let devnet: Weak<Self> = Arc::downgrade(self);
         let mut blocks = self.subscribe_blocks();
         std::thread::Builder::new().name("nml-scheduler".into()).spawn(move || {
+            let mut last: Option<Round> = None;
             loop {
                 let Some(node) = devnet.upgrade() else { return };
                 let mined =
                     matches!(blocks.try_recv(), Ok(_) | Err(tokio::sync::broadcast::error::TryRecvError::Lagged(_)));
-                if mined && let Err(e) = node.run_due_tasks() {
-                    tracing::warn!(%e, "the workflow scheduler could not run its tasks");
+                if mined && last.as_ref().is_none_or(|round| round.others_mined_since(&node)) {
+                    let head = node.block_number();
+                    match node.run_due_tasks() {
+                        Ok(sent) => last = Some(Round { head, sent }),
+                        Err(e) => tracing::warn!(%e, "the workflow scheduler could not run its tasks"),
+                    }
                 }
                 drop(node);
                 std::thread::sleep(Duration::from_millis(10));
             }
         })
+    }
+}
+
+/// The scheduler's last step: the head it was taken at, and the `execute`
+/// transactions it sent. Under automine each of those is a block of its own,
+/// a second after the one before; were the scheduler to step after its own
+/// blocks too, tasks due more often than the seconds a round of them takes
+/// would keep the chain mining by itself, its clock racing ahead, until
+/// their end time. It steps after blocks that someone else mined: a
+/// transaction, `evm_mine`, interval mining.
+struct Round {
+    head: u64,
+    sent: Vec<B256>,
+}
+
+impl Round {
+    /// Whether a block past `head` holds anything but this round's
+    /// transactions (an empty block counts; a chain that went back too).
+    fn others_mined_since(&self, devnet: &Devnet) -> bool {
+        let now = devnet.block_number();
+        if now < self.head {
+            return true;
+        }
+        let own: HashSet<u64> = devnet.with_chain(|c| {
+            self.sent
+                .iter()
+                .filter_map(|hash| c.tx_location(hash))
+                .map(|at| at.block)
+                .filter(|b| *b > self.head)
+                .collect()
+        });
+        now - self.head > own.len() as u64
     }
 }
 

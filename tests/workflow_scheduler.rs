@@ -1,0 +1,67 @@
+//! The devnet's workflow scheduler thread (`Devnet::start_scheduler`), as
+//! `nml devnet` runs it: due tasks run after blocks others mine, and its
+//! own blocks never keep the chain mining by themselves.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use alloy_primitives::{Address, Bytes, U256};
+use alloy_rpc_types_eth::TransactionRequest;
+use alloy_sol_types::SolCall;
+use nml_runtime::inference::{Executor, OnnxConfig, OnnxExecutor};
+use nml_runtime::node::InferenceSetup;
+use nml_runtime::predeploys::{IWorkflowScheduler, WORKFLOW_SCHEDULER};
+use nml_runtime::{Devnet, DevnetConfig};
+
+/// Twelve tasks due every 10 s: under automine a round of their `execute`
+/// transactions is twelve blocks a second apart, so each task was due again
+/// before the round ended, and the scheduler kept mining rounds on its own
+/// (thousands of blocks in seconds) until the tasks' end time.
+#[test]
+fn a_round_of_tasks_does_not_keep_the_chain_mining() {
+    const TASKS: usize = 12;
+    let library = nml::toolchain::onnxruntime::resolve(false).unwrap_or_else(|e| panic!("{e}")).path;
+    let onnx = OnnxExecutor::new(OnnxConfig::new(library)).expect("ONNX Runtime");
+    let devnet = Arc::new(
+        Devnet::with_inference(DevnetConfig::default(), InferenceSetup::new(Arc::new(onnx) as Arc<dyn Executor>))
+            .unwrap(),
+    );
+    let target = Address::repeat_byte(0x61);
+    devnet.set_code(target, Bytes::from_static(&[0x00]));
+    let now = devnet.with_chain(|c| c.head().header.timestamp);
+    let register = IWorkflowScheduler::registerTaskCall {
+        contractAddress: target,
+        endTime: U256::from(now + 3_600),
+        frequency: U256::from(10),
+    };
+    let request = TransactionRequest::default()
+        .from(devnet.accounts()[0])
+        .to(WORKFLOW_SCHEDULER)
+        .input(Bytes::from(register.abi_encode()).into())
+        .gas_limit(300_000);
+    let sent: Vec<_> = (0..TASKS).map(|_| devnet.send_transaction(request.clone()).expect("sent")).collect();
+    devnet.wait_for_receipt(*sent.last().unwrap(), Duration::from_secs(60)).expect("registered");
+    let _scheduler = devnet.start_scheduler().unwrap();
+    // The registrations' blocks ran ahead of the clock: past every first run.
+    devnet.increase_time(30).unwrap();
+    devnet.mine(None).unwrap();
+    let runs = || devnet.tasks().unwrap().iter().map(|t| t.runs.to::<u64>()).collect::<Vec<_>>();
+    let started = Instant::now();
+    while runs().iter().any(|r| *r == 0) {
+        assert!(started.elapsed() < Duration::from_secs(60), "not every task ran: {:?}", runs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // Quiet from here: a runaway mined hundreds of blocks in this time.
+    let head = devnet.block_number();
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(devnet.block_number(), head, "the scheduler mined on by itself");
+    assert_eq!(runs(), vec![1; TASKS], "each task ran once");
+    // A block someone else mines runs the tasks due by then.
+    devnet.increase_time(30).unwrap();
+    devnet.mine(None).unwrap();
+    let started = Instant::now();
+    while runs().iter().any(|r| *r < 2) {
+        assert!(started.elapsed() < Duration::from_secs(60), "the next round did not run: {:?}", runs());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
