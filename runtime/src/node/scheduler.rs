@@ -3,8 +3,8 @@
 //! time has made due, sends `execute(id)`, a signed transaction mined like
 //! any other (through the inference mempool: a workflow's `run()` calls a
 //! model), after each block someone else mined (its own blocks start no
-//! round: see `Round`). One run per due task per block, however far the time jumped; the
-//! next is due `frequency` seconds after it. Tasks, their last runs and
+//! round: see `Round`). One run per due task per block, however far the
+//! time jumped; the next is due `frequency` seconds after it. Tasks, their last runs and
 //! failures live in the scheduler's storage, so dumps keep them. The
 //! scheduler is asked a page of tasks at a time (what a call of the block gas
 //! limit covers), so no call's gas grows with the number of tasks.
@@ -46,7 +46,9 @@ pub fn scheduler_signer(seed: u64) -> PrivateKeySigner {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskInfo {
-    /// Its id (its index in the scheduler).
+    /// Its id (its index in the scheduler), a hex quantity as every other
+    /// number of the answer.
+    #[serde(serialize_with = "hex_quantity")]
     pub id: u64,
     /// The contract whose `run()` it calls.
     pub contract_address: Address,
@@ -206,6 +208,10 @@ impl Round {
     }
 }
 
+fn hex_quantity<S: serde::Serializer>(value: &u64, serializer: S) -> Result<S::Ok, S::Error> {
+    serializer.serialize_str(&format!("{value:#x}"))
+}
+
 /// What a task's failed `run()` reverted with: its reason (`Error(string)`,
 /// `Panic(uint256)`), or the revert data in hex (a custom error).
 /// (alloy's `decode_revert_reason` would show any UTF-8 data as text.)
@@ -225,6 +231,25 @@ mod tests {
     use alloy_sol_types::{Revert, SolError};
 
     use super::run_error;
+
+    #[test]
+    fn a_tasks_id_is_a_hex_quantity_like_its_other_numbers() {
+        use alloy_primitives::{Address, U256};
+        let task = super::TaskInfo {
+            id: 26,
+            contract_address: Address::ZERO,
+            owner: Address::ZERO,
+            end_time: U256::from(5),
+            frequency: U256::from(60),
+            next_run: U256::ZERO,
+            last_run: U256::ZERO,
+            runs: U256::ZERO,
+            failures: U256::ZERO,
+            last_error: None,
+        };
+        let json = serde_json::to_value(&task).unwrap();
+        assert_eq!((json["id"].as_str(), json["frequency"].as_str()), (Some("0x1a"), Some("0x3c")));
+    }
 
     #[test]
     fn a_failed_runs_error_is_its_reason_or_its_data() {
