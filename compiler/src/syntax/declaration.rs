@@ -5,7 +5,7 @@
 //! by field instead, so that the error points at the offending token and says
 //! what belongs there.
 
-use super::tokens::{Cursor, Token};
+use super::tokens::{Cursor, Token, expected};
 use crate::diagnostics::{Diagnostic, FileId};
 
 /// The syntax error in the `model` or `llm` declaration that holds byte
@@ -225,14 +225,4 @@ fn string_list<'a>(cursor: &mut Cursor<'a>) -> Option<(Token<'a>, String)> {
 
 fn is_integer(token: &Token<'_>) -> bool {
     !token.text.is_empty() && token.text.bytes().all(|b| b.is_ascii_digit())
-}
-
-fn expected(file: FileId, found: Token<'_>, what: &str, form: &str) -> Diagnostic {
-    let shown = match found.text {
-        "" => "end of file".to_owned(),
-        t => format!("`{t}`"),
-    };
-    Diagnostic::error("E0001", format!("syntax error: expected {what}, found {shown}"))
-        .at(file, found.span, format!("expected {what}"))
-        .help(format!("write {form}"))
 }

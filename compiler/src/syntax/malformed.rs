@@ -5,7 +5,7 @@
 //! keyword a misused identifier.
 
 use super::ast::Span;
-use super::tokens::{Cursor, Token};
+use super::tokens::{Cursor, Token, expected};
 use crate::diagnostics::{Diagnostic, FileId};
 
 /// The syntax error of the malformed expression whose keyword is at `keyword`.
@@ -63,15 +63,5 @@ pub(super) fn diagnose(file: FileId, src: &str, keyword: Span) -> Diagnostic {
     // Every part is in place, so what is wrong is around the expression.
     Diagnostic::error("E0001", format!("syntax error: malformed `{kw}` expression"))
         .at(file, keyword.range(), format!("this `{kw}` expression"))
-        .help(format!("write {form}"))
-}
-
-fn expected(file: FileId, found: Token<'_>, what: &str, form: &str) -> Diagnostic {
-    let shown = match found.text {
-        "" => "end of file".to_owned(),
-        t => format!("`{t}`"),
-    };
-    Diagnostic::error("E0001", format!("syntax error: expected {what}, found {shown}"))
-        .at(file, found.span, format!("expected {what}"))
         .help(format!("write {form}"))
 }

@@ -5,6 +5,8 @@
 
 use std::ops::Range;
 
+use crate::diagnostics::{Diagnostic, FileId};
+
 /// A word, a string literal or one other character.
 #[derive(Debug)]
 pub(super) struct Token<'a> {
@@ -114,4 +116,16 @@ impl<'a> Cursor<'a> {
             }
         }
     }
+}
+
+/// The syntax error for `found` where `what` belongs, with the `form` to
+/// write as help.
+pub(super) fn expected(file: FileId, found: Token<'_>, what: &str, form: &str) -> Diagnostic {
+    let shown = match found.text {
+        "" => "end of file".to_owned(),
+        t => format!("`{t}`"),
+    };
+    Diagnostic::error("E0001", format!("syntax error: expected {what}, found {shown}"))
+        .at(file, found.span, format!("expected {what}"))
+        .help(format!("write {form}"))
 }
