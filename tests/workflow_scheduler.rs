@@ -47,7 +47,7 @@ fn a_round_of_tasks_does_not_keep_the_chain_mining() {
     devnet.mine(None).unwrap();
     let runs = || devnet.tasks().unwrap().iter().map(|t| t.runs.to::<u64>()).collect::<Vec<_>>();
     let started = Instant::now();
-    while runs().iter().any(|r| *r == 0) {
+    while runs().contains(&0) {
         assert!(started.elapsed() < Duration::from_secs(60), "not every task ran: {:?}", runs());
         std::thread::sleep(Duration::from_millis(20));
     }

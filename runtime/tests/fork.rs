@@ -1,12 +1,12 @@
 //! Fork mode: a devnet (B) forked from another one (A) served over JSON-RPC
 //! reads A's state lazily at the fork block, runs everything locally, never
 //! writes A, caches what it read on disk, and says clearly when A is not the
-//! chain expected or stops answering.
+//! chain expected, stops answering or never answers.
 
 mod common;
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use alloy_eips::BlockId;
 use alloy_primitives::{Address, B256, Bytes, U256, address};
@@ -15,7 +15,7 @@ use alloy_sol_types::SolCall;
 use common::*;
 use nml_runtime::fork::{ForkConfig, ForkError, ForkSource};
 use nml_runtime::rpc::RpcServer;
-use nml_runtime::rpc_client::{Retry, RpcError};
+use nml_runtime::rpc_client::{self as client, Retry, RpcError};
 use nml_runtime::{Devnet, DevnetConfig, Mining};
 
 /// A devnet served over HTTP on a free port, on its own tokio runtime.
@@ -51,7 +51,7 @@ impl Drop for Served {
 fn fork_config(url: &str, cache: Option<&std::path::Path>) -> ForkConfig {
     ForkConfig {
         cache_dir: cache.map(|c| c.to_path_buf()),
-        retry: Retry { attempts: 2, first_wait: Duration::from_millis(10) },
+        retry: Retry { attempts: 2, first_wait: Duration::from_millis(10), within: Some(Duration::from_secs(30)) },
         ..ForkConfig::new(url)
     }
 }
@@ -145,6 +145,10 @@ fn a_fork_runs_on_the_remote_state_and_never_writes_it() {
     assert_eq!(c.balance(whale, BlockId::latest()).unwrap(), U256::from(5));
     assert_eq!(again.requests(), connecting, "nothing read twice");
     assert!(source.requests() > connecting);
+    // A cold account is read in one round trip: balance, nonce and code in a batch.
+    let before = source.requests();
+    assert_eq!(b.balance(Address::repeat_byte(0xab), BlockId::latest()).unwrap(), U256::ZERO);
+    assert_eq!(source.requests(), before + 1);
 }
 
 #[test]
@@ -156,17 +160,23 @@ fn a_wrong_chain_or_a_remote_that_stops_answering_is_a_clear_error() {
     assert!(refused.to_string().contains("reports chain id 31337, but chain id 8453 was expected"), "{refused}");
     let future = ForkSource::connect(&ForkConfig { block: Some(99), ..fork_config(&a.url, None) }).unwrap_err();
     assert!(future.to_string().contains("has no block 99 yet"), "{future}");
+    assert!(matches!(future, ForkError::NoSuchBlock { block: 99, latest: 0, .. }), "{future}");
 
     let b = forked(ForkSource::connect(&fork_config(&a.url, None)).unwrap());
     a.stop();
-    // Reads of what was never read fail with the remote's reason, after retries.
+    // Reads of what was never read fail with the remote's reason, after
+    // retries, naming what was read: the account, whichever of its fields
+    // was asked for.
     let unknown = address!("00000000000000000000000000000000000000cc");
+    let reading = format!("fork: reading account {unknown} from http://");
     let err = b.balance(unknown, BlockId::latest()).unwrap_err();
     let said = err.to_string();
-    assert!(said.contains("fork: eth_getBalance on http://") && said.contains("cannot reach the node"), "{said}");
+    assert!(said.contains(&reading) && said.contains("cannot reach the node"), "{said}");
+    let said = b.code(unknown, BlockId::latest()).unwrap_err().to_string();
+    assert!(said.contains(&reading) && !said.contains("eth_getBalance"), "{said}");
     // A transaction to such an account is refused when sent, not lost.
     let sent = b.send_raw_transaction(&sign(transfer(0, unknown, 1), &signer(0))).unwrap_err();
-    assert!(sent.to_string().contains("fork: eth_getBalance"), "{sent}");
+    assert!(sent.to_string().contains(&reading), "{sent}");
     // What was read (the dev accounts) still works, and the chain goes on.
     let known = address(2);
     let hash = b.send_raw_transaction(&sign(transfer(0, known, 1), &signer(1))).unwrap();
@@ -236,7 +246,7 @@ fn a_slow_remote_delays_only_the_request_that_reads_it() {
         b.balance(address(i), BlockId::latest()).unwrap();
     }
     relay.set_delay(Duration::from_millis(400));
-    // Each fresh account costs three reads of the remote: 1.2 s.
+    // Each fresh account costs a read of the remote (a batch): 0.4 s.
     let bound = Duration::from_millis(300);
     let fresh = |i: u8| Address::repeat_byte(0xf0 + i);
     type Request = Box<dyn Fn(&Devnet) + Send + Sync>;
@@ -273,4 +283,46 @@ fn a_slow_remote_delays_only_the_request_that_reads_it() {
             assert!(started.elapsed() >= Duration::from_millis(400), "{what} read the remote");
         });
     }
+}
+
+/// A remote that takes the connection and never answers: a read fails
+/// when its time is spent (not after the 120 s per attempt of old), and a
+/// devnet that stops does not wait on a read that waits on it.
+#[test]
+fn a_remote_that_never_answers_costs_a_read_its_time_limit_and_never_holds_the_shutdown() {
+    let a = Served::start(Devnet::new(DevnetConfig::default()).unwrap());
+    let within = |relay: &SlowRelay, limit: Duration| ForkConfig {
+        retry: Retry { attempts: 5, first_wait: Duration::from_millis(10), within: Some(limit) },
+        ..fork_config(&relay.url, None)
+    };
+    let hang = Duration::from_secs(3600);
+
+    let relay = SlowRelay::start(&a.url);
+    let b = forked(ForkSource::connect(&within(&relay, Duration::from_millis(500))).unwrap());
+    relay.set_delay(hang);
+    let fresh = Address::repeat_byte(0xee);
+    let started = Instant::now();
+    let said = b.balance(fresh, BlockId::latest()).unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(said.contains(&format!("fork: reading account {fresh} from {}", relay.url)), "{said}");
+    assert!(said.contains("did not answer within 0.5 s"), "{said}");
+
+    // The read's limit is long; closing the source ends its wait.
+    let relay = SlowRelay::start(&a.url);
+    let source = ForkSource::connect(&within(&relay, Duration::from_secs(600))).unwrap();
+    let mut b = Served::start(forked(source.clone()));
+    relay.set_delay(hang);
+    let url = b.url.clone();
+    let waiting =
+        std::thread::spawn(move || client::call(&url, "eth_getBalance", serde_json::json!([fresh, "latest"])));
+    std::thread::sleep(Duration::from_millis(300));
+    let started = Instant::now();
+    source.close();
+    b.stop();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    let said = waiting.join().unwrap().unwrap_err().to_string();
+    assert!(said.contains(&format!("the read of account {fresh} on {} was abandoned", relay.url)), "{said}");
+    assert!(said.contains("the devnet is stopping"), "{said}");
+    // What was read stays readable.
+    assert!(!b.devnet.balance(address(0), BlockId::latest()).unwrap().is_zero());
 }

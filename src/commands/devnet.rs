@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_runtime::chain::{ChainConfig, DEV_MNEMONIC, ETHER};
+use nml_runtime::fork::ForkSource;
 use nml_runtime::inference::history::PriceFeed;
 use nml_runtime::inference::{Device, OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::{OnMiss, PipeConfig};
@@ -292,6 +293,7 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
         return Err(miette!("--price is the gateway's: pass --gateway PORT too"));
     }
     let config = args.config()?;
+    let fork = config.fork.clone();
     let mut llm = None;
     let started = if args.no_inference {
         Devnet::new(config)
@@ -325,7 +327,7 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
         .build()
         .into_diagnostic()
         .wrap_err("starting the async runtime")?;
-    runtime.block_on(serve(devnet, &args, llm))
+    runtime.block_on(serve(devnet, &args, llm, fork))
 }
 
 /// What the gateway of `--gateway` shares with the devnet: its LLM backend
@@ -338,7 +340,12 @@ struct SharedLlm {
     prices: Option<GatewayTable>,
 }
 
-async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: Option<SharedLlm>) -> miette::Result<ExitCode> {
+async fn serve(
+    devnet: Arc<Devnet>,
+    args: &DevnetArgs,
+    llm: Option<SharedLlm>,
+    fork: Option<Arc<ForkSource>>,
+) -> miette::Result<ExitCode> {
     let addr = SocketAddr::new(args.host, args.port);
     let server = nml_runtime::rpc::serve(devnet.clone(), addr)
         .await
@@ -351,6 +358,11 @@ async fn serve(devnet: Arc<Devnet>, args: &DevnetArgs, llm: Option<SharedLlm>) -
     print_banner(&devnet, args, server.local_addr);
 
     shutdown_signal().await;
+    // A read of the remote may wait on it for up to its time limit: the
+    // requests that wait fail at once instead, so that stopping waits on none.
+    if let Some(fork) = fork {
+        fork.close();
+    }
     if let Some(gateway) = gateway {
         gateway.stop().await;
     }

@@ -77,6 +77,10 @@ pub struct TestArgs {
     /// in nml.toml).
     #[command(flatten)]
     pub fork: ForkArgs,
+    /// The chain id the remote of fork mode must report (`[fork] chain_id`
+    /// in nml.toml otherwise).
+    #[arg(long, value_name = "ID")]
+    pub fork_chain_id: Option<u64>,
 }
 
 /// Runs `nml test`.
@@ -174,7 +178,13 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     }
 
     let setup = inference_setup(&fe, &args.llm)?;
-    let fork = args.fork.connect(fe.project.config.fork.as_ref(), None)?;
+    let fork = args.fork.connect(fe.project.config.fork.as_ref(), args.fork_chain_id)?;
+    if fork.is_none() && args.fork_chain_id.is_some() {
+        return Err(miette!(
+            help = "pass --fork-url URL, or set [fork] url in nml.toml",
+            "--fork-chain-id needs a chain to fork"
+        ));
+    }
     let devnet = || {
         let config = DevnetConfig {
             chain: ChainConfig {

@@ -4,18 +4,24 @@
 //! and block ([`cache`]), and never written. The chain lays its own state
 //! over this one (`chain::StateDb`), so everything the devnet executes runs
 //! locally: the remote only answers reads.
+//!
+//! Every read of the remote ends within [`READ_TIMEOUT`], its retries
+//! included, and runs on a thread of its own that the caller waits on: a
+//! remote that takes the connection and never answers costs a read its
+//! time limit, and a devnet that stops ([`ForkSource::close`]) waits on no
+//! read at all.
 
 mod cache;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use alloy_consensus::Header;
 use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
-use parking_lot::Mutex;
+use parking_lot::{Condvar, Mutex};
 use revm::bytecode::Bytecode;
 use revm::primitives::KECCAK_EMPTY;
 use serde::{Deserialize, Serialize};
@@ -23,6 +29,11 @@ use serde_json::{Value, json};
 
 use self::cache::DiskCache;
 use crate::rpc_client::{self as client, Retry, RpcError};
+
+/// The time one read of the remote may take in all, its retries and the
+/// waits between them included (5 attempts, waiting 0.25, 0.5, 1 and 2 s
+/// between them while time is left); then it fails.
+pub const READ_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// What to fork.
 #[derive(Debug, Clone)]
@@ -37,7 +48,8 @@ pub struct ForkConfig {
     /// no disk cache when `None`.
     pub cache_dir: Option<PathBuf>,
     /// How reads are tried again after a transient failure (an unreachable
-    /// remote, a rate limit, a server error).
+    /// or slow remote, a rate limit, a server error), and the time each
+    /// read may take in all ([`Retry::within`]).
     pub retry: Retry,
 }
 
@@ -49,7 +61,7 @@ impl ForkConfig {
             block: None,
             expected_chain_id: None,
             cache_dir: None,
-            retry: Retry { attempts: 5, first_wait: Duration::from_millis(250) },
+            retry: Retry { attempts: 5, first_wait: Duration::from_millis(250), within: Some(READ_TIMEOUT) },
         }
     }
 }
@@ -66,6 +78,26 @@ pub enum ForkError {
         method: &'static str,
         /// Why.
         source: RpcError,
+    },
+    /// Reading an account (its balance, nonce and code, in one batch) failed
+    /// as a whole (after its retries).
+    #[error("fork: reading account {address} from {url} failed: {source}")]
+    Account {
+        /// The remote's URL.
+        url: String,
+        /// The account.
+        address: Address,
+        /// Why (boxed: it would make every fork error larger).
+        source: Box<RpcError>,
+    },
+    /// The source was closed (the devnet is stopping) while a read waited
+    /// on the remote, or before it began.
+    #[error("fork: {what} on {url} was abandoned: the devnet is stopping")]
+    Closed {
+        /// The remote's URL.
+        url: String,
+        /// What was being read: a method, or an account.
+        what: String,
     },
     /// The remote answered something that is not what the method returns.
     #[error("fork: {method} on {url} answered {answer}, which is not {expected}")]
@@ -124,6 +156,14 @@ struct Known {
     hashes: HashMap<u64, B256>,
 }
 
+/// What reads wait on: their answer, or the source being closed.
+#[derive(Debug, Default)]
+struct Waiting {
+    closed: Mutex<bool>,
+    /// Notified when a read's answer arrives and when the source closes.
+    wake: Condvar,
+}
+
 /// The remote state at the fork block: read on first use, then served from
 /// memory (and, across runs, from the disk cache). Shared by every state
 /// laid over it; reads may come from any thread and block on the network.
@@ -137,6 +177,9 @@ pub struct ForkSource {
     known: Mutex<Known>,
     disk: Option<DiskCache>,
     requests: AtomicU64,
+    /// Whether account reads go in one batch (until the remote refuses one).
+    batches: AtomicBool,
+    waiting: Arc<Waiting>,
 }
 
 impl ForkSource {
@@ -153,14 +196,16 @@ impl ForkSource {
             known: Mutex::default(),
             disk: None,
             requests: AtomicU64::new(0),
+            batches: AtomicBool::new(true),
+            waiting: Arc::default(),
         };
-        source.chain_id = source.quantity("eth_chainId", json!([]))?;
+        source.chain_id = source.quantity("eth_chainId", source.request("eth_chainId", json!([]))?)?;
         if let Some(expected) = config.expected_chain_id
             && expected != source.chain_id
         {
             return Err(ForkError::WrongChain { url: config.url.clone(), expected, actual: source.chain_id });
         }
-        let latest = source.quantity("eth_blockNumber", json!([]))?;
+        let latest = source.quantity("eth_blockNumber", source.request("eth_blockNumber", json!([]))?)?;
         let number = config.block.unwrap_or(latest);
         if number > latest {
             return Err(ForkError::NoSuchBlock { url: config.url.clone(), block: number, latest });
@@ -215,7 +260,7 @@ impl ForkSource {
         self.header.number
     }
 
-    /// How many JSON-RPC requests this source has sent to the remote.
+    /// How many requests this source has sent to the remote (a batch is one).
     pub fn requests(&self) -> u64 {
         self.requests.load(Ordering::Relaxed)
     }
@@ -226,9 +271,17 @@ impl ForkSource {
             return Ok(*known);
         }
         let at = self.block_tag();
-        let balance = self.u256("eth_getBalance", json!([address, at]))?;
-        let nonce = self.quantity("eth_getTransactionCount", json!([address, at]))?;
-        let code = self.bytes("eth_getCode", json!([address, at]))?;
+        let [balance, nonce, code] = self.read_account(
+            address,
+            [
+                ("eth_getBalance", json!([address, at])),
+                ("eth_getTransactionCount", json!([address, at])),
+                ("eth_getCode", json!([address, at])),
+            ],
+        )?;
+        let balance = self.u256("eth_getBalance", balance)?;
+        let nonce = self.quantity("eth_getTransactionCount", nonce)?;
+        let code = self.bytes("eth_getCode", code)?;
         let code_hash = if code.is_empty() { KECCAK_EMPTY } else { keccak256(&code) };
         let exists = !balance.is_zero() || nonce != 0 || !code.is_empty();
         let account = exists.then_some(ForkAccount { balance, nonce, code_hash });
@@ -249,7 +302,8 @@ impl ForkSource {
         if let Some(value) = self.known.lock().slots.get(&(address, slot)) {
             return Ok(*value);
         }
-        let value = self.u256("eth_getStorageAt", json!([address, slot, self.block_tag()]))?;
+        let value =
+            self.u256("eth_getStorageAt", self.request("eth_getStorageAt", json!([address, slot, self.block_tag()]))?)?;
         self.remember(cache::Entry::Slot { address, slot, value });
         Ok(value)
     }
@@ -274,6 +328,14 @@ impl ForkSource {
         Ok(hash)
     }
 
+    /// Closes the source for the devnet's shutdown: every read that waits
+    /// on the remote, and every later one, fails at once with
+    /// [`ForkError::Closed`]; what was read stays readable.
+    pub fn close(&self) {
+        *self.waiting.closed.lock() = true;
+        self.waiting.wake.notify_all();
+    }
+
     fn block_tag(&self) -> String {
         format!("{:#x}", self.number())
     }
@@ -288,13 +350,84 @@ impl ForkSource {
 
     fn request(&self, method: &'static str, params: Value) -> Result<Value, ForkError> {
         self.requests.fetch_add(1, Ordering::Relaxed);
-        client::call_with_retries(&self.url, method, &params, self.retry, |e, wait| {
-            tracing::warn!(url = %self.url, method, %e, "fork: trying again in {:.1} s", wait.as_secs_f64());
-        })
-        .map_err(|source| {
+        let (url, retry) = (self.url.clone(), self.retry);
+        let answer = self.on_own_thread(method, move || {
+            client::call_with_retries(&url, method, &params, retry, |e, wait| {
+                tracing::warn!(%url, method, %e, "fork: trying again in {:.1} s", wait.as_secs_f64());
+            })
+        })?;
+        answer.map_err(|source| {
             tracing::warn!(url = %self.url, method, %source, "fork: remote read failed");
             ForkError::Rpc { url: self.url.clone(), method, source }
         })
+    }
+
+    /// The answers of the three calls that read an account: in one batch,
+    /// or one by one from a remote that refuses batches.
+    fn read_account(&self, address: Address, calls: [(&'static str, Value); 3]) -> Result<[Value; 3], ForkError> {
+        if self.batches.load(Ordering::Relaxed) {
+            self.requests.fetch_add(1, Ordering::Relaxed);
+            let (url, retry, batch) = (self.url.clone(), self.retry, calls.clone());
+            let answers = self.on_own_thread(&format!("the read of account {address}"), move || {
+                client::batch_with_retries(&url, &batch, retry, |e, wait| {
+                    tracing::warn!(%url, %e, "fork: account read: trying again in {:.1} s", wait.as_secs_f64());
+                })
+            })?;
+            match answers {
+                Ok(answers) => {
+                    let mut out = [Value::Null, Value::Null, Value::Null];
+                    for ((slot, answer), (method, _)) in out.iter_mut().zip(answers).zip(&calls) {
+                        *slot = answer.map_err(|source| ForkError::Rpc { url: self.url.clone(), method, source })?;
+                    }
+                    return Ok(out);
+                }
+                // A node that answers a batch with an error, an HTTP error
+                // that will not pass, or no batch answer does not do batches.
+                Err(e) if !e.is_transient() => {
+                    tracing::info!(url = %self.url, %e, "fork: the remote refuses batches; reading accounts call by call");
+                    self.batches.store(false, Ordering::Relaxed);
+                }
+                Err(source) => {
+                    tracing::warn!(url = %self.url, %address, %source, "fork: remote read failed");
+                    return Err(ForkError::Account { url: self.url.clone(), address, source: Box::new(source) });
+                }
+            }
+        }
+        let [(m0, p0), (m1, p1), (m2, p2)] = calls;
+        Ok([self.request(m0, p0)?, self.request(m1, p1)?, self.request(m2, p2)?])
+    }
+
+    /// Runs `read` on a thread of its own and waits for its answer, or for
+    /// the source to close: a read stuck on the remote then holds only its
+    /// thread (until its time is spent), never the caller.
+    fn on_own_thread<T: Send + 'static>(
+        &self,
+        what: &str,
+        read: impl FnOnce() -> T + Send + 'static,
+    ) -> Result<T, ForkError> {
+        let closed = || ForkError::Closed { url: self.url.clone(), what: what.to_owned() };
+        if *self.waiting.closed.lock() {
+            return Err(closed());
+        }
+        let answer = Arc::new(Mutex::new(None));
+        let (slot, waiting) = (Arc::clone(&answer), Arc::clone(&self.waiting));
+        std::thread::spawn(move || {
+            *slot.lock() = Some(read());
+            // Taken after the answer is in, so that a waiter who found no
+            // answer is already waiting when this wakes it.
+            let _closed = waiting.closed.lock();
+            waiting.wake.notify_all();
+        });
+        let mut closed_now = self.waiting.closed.lock();
+        loop {
+            if let Some(answer) = answer.lock().take() {
+                return Ok(answer);
+            }
+            if *closed_now {
+                return Err(closed());
+            }
+            self.waiting.wake.wait(&mut closed_now);
+        }
     }
 
     fn bad_answer(&self, method: &'static str, answer: &Value, expected: &'static str) -> ForkError {
@@ -302,13 +435,11 @@ impl ForkSource {
         ForkError::BadAnswer { url: self.url.clone(), method, answer, expected }
     }
 
-    fn u256(&self, method: &'static str, params: Value) -> Result<U256, ForkError> {
-        let answer = self.request(method, params)?;
+    fn u256(&self, method: &'static str, answer: Value) -> Result<U256, ForkError> {
         serde_json::from_value(answer.clone()).map_err(|_| self.bad_answer(method, &answer, "a 256-bit quantity"))
     }
 
-    fn quantity(&self, method: &'static str, params: Value) -> Result<u64, ForkError> {
-        let answer = self.request(method, params)?;
+    fn quantity(&self, method: &'static str, answer: Value) -> Result<u64, ForkError> {
         answer
             .as_str()
             .and_then(|s| s.strip_prefix("0x"))
@@ -316,8 +447,7 @@ impl ForkSource {
             .ok_or_else(|| self.bad_answer(method, &answer, "a 64-bit quantity"))
     }
 
-    fn bytes(&self, method: &'static str, params: Value) -> Result<Bytes, ForkError> {
-        let answer = self.request(method, params)?;
+    fn bytes(&self, method: &'static str, answer: Value) -> Result<Bytes, ForkError> {
         serde_json::from_value(answer.clone()).map_err(|_| self.bad_answer(method, &answer, "hex bytes"))
     }
 }
