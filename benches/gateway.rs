@@ -73,6 +73,7 @@ fn start_paid(
         payments,
         settlement: None,
         tls: None,
+        body_time: nml_gateway::BODY_TIME,
         ohttp: None,
     };
     runtime.block_on(Gateway::start(config)).expect("gateway")

@@ -107,6 +107,7 @@ fn setup() -> Setup {
         settlement: None,
         tls: None,
         ohttp: None,
+        body_time: nml_gateway::BODY_TIME,
     };
     let gateway = runtime.block_on(Gateway::start(config)).unwrap();
     let url = format!("http://{}/v1/chat/completions", gateway.local_addr);

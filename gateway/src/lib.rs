@@ -39,4 +39,4 @@ pub mod server;
 
 pub use data_settlement::{DataSettlement, SettlementType};
 pub use payment::{PaymentConfig, Payments, Prices, Scheme};
-pub use server::{Gateway, GatewayConfig, MAX_BODY, TlsIdentity};
+pub use server::{BODY_TIME, Gateway, GatewayConfig, MAX_BODY, TlsIdentity};

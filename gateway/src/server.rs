@@ -6,7 +6,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
@@ -29,6 +29,9 @@ use crate::payment::{self, Payments, Verified};
 
 /// The largest request body accepted, in bytes.
 pub const MAX_BODY: usize = 1024 * 1024;
+
+/// How long a request's body may take to arrive by default ([`GatewayConfig::body_time`]).
+pub const BODY_TIME: Duration = Duration::from_secs(30);
 
 /// What the gateway serves with.
 #[derive(Clone)]
@@ -53,6 +56,9 @@ pub struct GatewayConfig {
     /// The enclave's Oblivious HTTP key: the private path
     /// (`/api/v1/chat/ohttp`) is served with it; not at all without.
     pub ohttp: Option<Arc<OhttpKey>>,
+    /// How long a request's body may take to arrive ([`BODY_TIME`]); a
+    /// client that stops sending it is answered 408 and its connection freed.
+    pub body_time: Duration,
 }
 
 /// A TLS server identity: a certificate (DER; the chain is this one
@@ -112,6 +118,7 @@ struct Shared {
     payments: Option<Arc<Payments>>,
     settlement: Option<Arc<DataSettlement>>,
     ohttp: Option<Arc<OhttpKey>>,
+    body_time: Duration,
     /// `https` or `http`, and where it listens: the URLs its 402s name.
     scheme: &'static str,
     local_addr: SocketAddr,
@@ -141,6 +148,7 @@ impl Gateway {
             payments: config.payments,
             settlement: config.settlement,
             ohttp: config.ohttp,
+            body_time: config.body_time,
             scheme: if acceptor.is_some() { "https" } else { "http" },
             local_addr,
         });
@@ -263,7 +271,23 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
     let host = parts.headers.get(hyper::header::HOST).and_then(|v| v.to_str().ok());
     let local = shared.local_addr.to_string();
     let resource = format!("{}://{}{path}", shared.scheme, host.unwrap_or(&local));
-    let body = match Limited::new(body, MAX_BODY).collect().await {
+    // A body declared too large is refused before it is read.
+    let declared = parts.headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if declared.is_some_and(|length| length > MAX_BODY as u64) {
+        return error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "invalid_request_error",
+            format!("the body is over the gateway's limit of {MAX_BODY} bytes"),
+        );
+    }
+    let Ok(read) = tokio::time::timeout(shared.body_time, Limited::new(body, MAX_BODY).collect()).await else {
+        return error(
+            StatusCode::REQUEST_TIMEOUT,
+            "invalid_request_error",
+            format!("the body did not arrive within {:?}", shared.body_time),
+        );
+    };
+    let body = match read {
         Ok(body) => body.to_bytes(),
         Err(e) if e.is::<http_body_util::LengthLimitError>() => {
             return error(

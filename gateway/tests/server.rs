@@ -35,7 +35,11 @@ fn start(runtime: &tokio::runtime::Runtime, delay: Duration) -> (Gateway, String
 }
 
 fn start_with(runtime: &tokio::runtime::Runtime, backend: Arc<dyn LlmBackend>) -> (Gateway, String) {
-    let config = GatewayConfig {
+    start_config(runtime, config(backend))
+}
+
+fn config(backend: Arc<dyn LlmBackend>) -> GatewayConfig {
+    GatewayConfig {
         addr: "127.0.0.1:0".parse().unwrap(),
         backend,
         concurrency: 4,
@@ -45,7 +49,11 @@ fn start_with(runtime: &tokio::runtime::Runtime, backend: Arc<dyn LlmBackend>) -
         settlement: None,
         tls: None,
         ohttp: Some(Arc::new(OhttpKey::from_seed(0, 0))),
-    };
+        body_time: nml_gateway::BODY_TIME,
+    }
+}
+
+fn start_config(runtime: &tokio::runtime::Runtime, config: GatewayConfig) -> (Gateway, String) {
     let gateway = runtime.block_on(Gateway::start(config)).unwrap();
     let url = format!("http://{}", gateway.local_addr);
     (gateway, url)
@@ -188,4 +196,38 @@ fn an_http_error_with_a_json_body_is_an_http_error_to_the_rpc_client() {
     assert!(matches!(err, RpcError::Status { status: 405, .. }), "{err}");
     assert!(err.to_string().contains("HTTP 405"), "{err}");
     runtime.block_on(gateway.stop());
+}
+
+/// Sends `head` (and no more) and returns the answer's status line, or
+/// what the read got when the gateway closed without one.
+fn status_after_head(url: &str, head: &str) -> String {
+    use std::io::{Read, Write};
+    let addr = url.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    stream.write_all(head.as_bytes()).unwrap();
+    let mut answer = [0u8; 64];
+    let n = stream.read(&mut answer).unwrap_or(0);
+    String::from_utf8_lossy(&answer[..n]).lines().next().unwrap_or_default().to_owned()
+}
+
+/// A body declared over the limit is refused before it is sent, and one that
+/// stops arriving is answered 408: neither holds its connection.
+#[test]
+fn bodies_too_large_or_too_slow_are_refused_without_waiting_for_them() {
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let body_time = Duration::from_millis(300);
+    let (_gateway, url) =
+        start_config(&runtime, GatewayConfig { body_time, ..config(Arc::new(Double(Duration::ZERO))) });
+    let head = |length: usize| {
+        format!(
+            "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
+        )
+    };
+    let too_large = status_after_head(&url, &head(nml_gateway::MAX_BODY + 1));
+    assert!(too_large.contains(" 413 "), "{too_large}");
+    let started = Instant::now();
+    let stalled = status_after_head(&url, &format!("{}{{\"model\"", head(100)));
+    assert!(stalled.contains(" 408 "), "{stalled}");
+    assert!(started.elapsed() < Duration::from_secs(15), "waited {:?}", started.elapsed());
 }

@@ -431,6 +431,7 @@ async fn start_gateway(
         settlement: on_chain.settlement,
         tls: tls.clone(),
         ohttp: Some(Arc::clone(&ohttp)),
+        body_time: nml_gateway::BODY_TIME,
     };
     let banner = gateway_banner(&config);
     let gateway = nml_gateway::Gateway::start(config)

@@ -114,6 +114,7 @@ pub fn run(args: GatewayArgs) -> miette::Result<ExitCode> {
         settlement: on_chain.settlement,
         tls: tls.clone(),
         ohttp: Some(Arc::clone(&ohttp)),
+        body_time: nml_gateway::BODY_TIME,
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
