@@ -909,6 +909,93 @@ fn a_loaded_chains_results_are_not_settled_again() {
     }
 }
 
+/// The relay's book is rebuilt from a chain loaded at start (`--state`):
+/// a settled batch keeps its transaction, root and proof, and nothing of it
+/// is posted again.
+#[test]
+fn settlement_status_survives_a_restart_from_the_state_file() {
+    use nml_runtime::settlement::SettlementStatus;
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = DevnetConfig { state_file: Some(dir.path().join("state.json")), ..DevnetConfig::default() };
+    let settlement = SettlementConfig { after_blocks: 1, batch_size: 2, ..Default::default() };
+    let net = Net::settling(config.clone(), PipeConfig::default(), Duration::from_secs(30), settlement);
+    let hashes: Vec<B256> =
+        (1..=2).map(|seed| net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, seed) })).collect();
+    for hash in &hashes {
+        net.receipt(*hash);
+    }
+    net.devnet.mine(None).unwrap();
+    let [posted] = net.devnet.settle_due().unwrap().try_into().expect("one batch of two");
+    assert!(mined(&net.devnet, posted).success);
+    net.devnet.settle_due().unwrap();
+    let settled: Vec<_> = hashes.iter().map(|h| net.devnet.attestations(*h).unwrap().remove(0)).collect();
+    for call in &settled {
+        let s = call.settlement.as_ref().expect("tracked");
+        assert_eq!((s.status, s.tx_hash), (SettlementStatus::Settled, Some(posted)));
+    }
+    net.devnet.save_state().expect("save").expect("a state file");
+    drop(net);
+
+    let (executor, _) = executor(Duration::from_secs(30));
+    let devnet =
+        Devnet::with_inference(config, InferenceSetup { settlement, ..InferenceSetup::new(executor) }).unwrap();
+    for (hash, before) in hashes.iter().zip(&settled) {
+        let after = devnet.attestations(*hash).unwrap().remove(0);
+        assert_eq!(after.settlement, before.settlement, "the same transaction, root and proof");
+    }
+    for _ in 0..3 {
+        devnet.mine(None).unwrap();
+        assert_eq!(devnet.settle_due().unwrap(), Vec::<B256>::new(), "nothing is posted again");
+    }
+}
+
+/// A result still inside the settlement delay when its chain is dumped
+/// settles after the chain is loaded into a fresh devnet, exactly once; and
+/// its settlement survives the next load.
+#[test]
+fn a_pending_settlement_is_posted_once_after_its_chain_is_loaded_into_a_fresh_devnet() {
+    use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
+    use nml_runtime::settlement::{SettlementMode, SettlementStatus};
+
+    let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 2, ..Default::default() };
+    let settling = || Net::settling(DevnetConfig::default(), PipeConfig::default(), Duration::from_secs(30), config);
+    let (first, second) = (settling(), settling());
+    let hash = first.send(0, Predictor::tryRequestCall { r: tee_request(&first.models.mlp, 4) });
+    first.receipt(hash);
+    assert!(first.devnet.settle_due().unwrap().is_empty(), "inside the gap");
+    second.devnet.load(first.devnet.dump().unwrap()).unwrap();
+    let status = |devnet: &Devnet| devnet.attestations(hash).unwrap()[0].settlement.clone().expect("tracked");
+    assert_eq!(status(&second.devnet).status, SettlementStatus::Pending);
+    second.devnet.mine(None).unwrap();
+    assert!(second.devnet.settle_due().unwrap().is_empty(), "one block later: still in the gap");
+    second.devnet.mine(None).unwrap();
+    let [posted] = second.devnet.settle_due().unwrap().try_into().expect("posted once the delay has passed");
+    assert!(mined(&second.devnet, posted).success);
+    for _ in 0..3 {
+        second.devnet.mine(None).unwrap();
+        assert_eq!(second.devnet.settle_due().unwrap(), Vec::<B256>::new(), "posted once");
+    }
+    let settled = status(&second.devnet);
+    assert_eq!((settled.status, settled.tx_hash), (SettlementStatus::Settled, Some(posted)));
+    let a = second.devnet.attestations(hash).unwrap().remove(0).attestation;
+    let query = ISettlementRelay::isSettledCall {
+        teeId: a.tee_id,
+        inputHash: a.input_hash,
+        outputHash: a.output_hash,
+        timestamp: U256::from(a.timestamp),
+    };
+    let request = TransactionRequest::default().to(SETTLEMENT_RELAY).input(query.abi_encode().into());
+    let answer = second.devnet.call(request, None, None).unwrap();
+    assert!(ISettlementRelay::isSettledCall::abi_decode_returns(&answer).unwrap());
+
+    // Loaded again (into the first devnet): settled, with the same transaction.
+    first.devnet.load(second.devnet.dump().unwrap()).unwrap();
+    assert_eq!(status(&first.devnet), settled);
+    first.devnet.mine(None).unwrap();
+    assert_eq!(first.devnet.settle_due().unwrap(), Vec::<B256>::new());
+}
+
 #[test]
 fn batch_settlement_posts_a_root_whose_proofs_verify_on_the_relay() {
     use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};

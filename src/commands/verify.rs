@@ -248,6 +248,10 @@ fn settlement_check(call: &Attested, view: View<'_>) -> miette::Result<Check> {
             };
             (on_chain, detail)
         }
+        ("missed", _) => (
+            false,
+            "missed: due before the loaded chain's head, never settled on it; this relay will not post it".into(),
+        ),
         (status, _) => (false, format!("{status}: not settled yet (the trust gap is open)")),
     };
     Ok(Check { name: "settlement", ok, detail })

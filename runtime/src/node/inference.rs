@@ -11,6 +11,7 @@ use parking_lot::Mutex;
 use serde::Serialize;
 
 use super::scheduler::scheduler_signer;
+use super::settlement::reloaded_book;
 use super::{Devnet, DevnetConfig, NodeError};
 use crate::chain::ETHER;
 use crate::chain::{Chain, InferenceRecord};
@@ -137,7 +138,8 @@ impl Devnet {
         let relay = relay_signer(pipe.enclaves().seed());
         let scheduler = scheduler_signer(pipe.enclaves().seed());
         devnet.install_predeploys(pipe.enclaves(), relay.address(), scheduler.address())?;
-        let book = Mutex::new(Book::new(setup.settlement, devnet.block_number()));
+        // The chain of a `--state` file: its settlements are read back.
+        let book = Mutex::new(devnet.with_chain(|chain| reloaded_book(chain, setup.settlement)));
         let heartbeats = Mutex::default();
         let scheduled = Mutex::default();
         devnet.inference = Some(Inference {
@@ -386,6 +388,36 @@ mod tests {
         fn run(&self, model: &ModelId, _input: &ModelInput) -> Result<ModelOutput, InferenceError> {
             Err(InferenceError::Unavailable { reason: format!("no model {model}") })
         }
+    }
+
+    /// A batch's blob carries its leaves: the relay's gas grows with them.
+    /// 1,024 is the most `nml devnet --batch-size` allows.
+    #[test]
+    fn the_largest_batch_fits_the_gas_the_relay_gives_it() {
+        use crate::settlement::{Posting, batch_leaf, calldata, merkle::MerkleTree};
+
+        let devnet = Devnet::with_inference(DevnetConfig::default(), InferenceSetup::new(Arc::new(NoModels))).unwrap();
+        let relay = devnet.inference().unwrap().relay.address();
+        let results: Vec<Attestation> = (0..1024u32)
+            .map(|i| {
+                let hash = alloy_primitives::keccak256(i.to_be_bytes());
+                Attestation {
+                    tee_id: hash,
+                    input_hash: hash,
+                    output_hash: hash,
+                    timestamp: 1,
+                    signature: vec![7; 256].into(),
+                }
+            })
+            .collect();
+        let leaves: Vec<B256> = results.iter().map(batch_leaf).collect();
+        let posting = Posting::Batch { root: MerkleTree::new(&leaves).unwrap().root(), results };
+        let request = TransactionRequest::default()
+            .from(relay)
+            .to(crate::predeploys::SETTLEMENT_RELAY)
+            .input(calldata(&posting, relay).into());
+        let needed = devnet.estimate_gas(request, None, None).unwrap();
+        assert!(needed <= super::super::settlement::posting_gas(&posting), "{needed} gas");
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! when the chain's time has moved [`HEARTBEAT_EVERY`] past an enclave's last
 //! heartbeat, it sends one, signed by the enclave. `Devnet::start_settlement`
 //! runs it on a thread of its own; `Devnet::settle_due` is one step of it.
+//! A loaded chain's book is rebuilt from the chain ([`reloaded_book`]).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -15,9 +16,9 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, keccak256};
 use alloy_signer::SignerSync;
 
 use super::{Devnet, Inner, NodeError};
-use crate::chain::PoolTx;
+use crate::chain::{Chain, PoolTx, SealedBlock};
 use crate::predeploys::{SETTLEMENT_RELAY, TEE_REGISTRY, heartbeat_call};
-use crate::settlement::{Book, Posting, calldata};
+use crate::settlement::{Book, LoadedBlock, Posting, SettlementConfig, calldata, recorded};
 use crate::tee::Attestation;
 use crate::tee::Fault;
 use crate::tee::faults::LATE_BY_BLOCKS;
@@ -30,8 +31,11 @@ type LearntBlock = (u64, Vec<Attestation>, Vec<(B256, bool)>);
 /// heartbeat (the registry deems a TEE inactive after 1,800 s).
 pub const HEARTBEAT_EVERY: u64 = 600;
 
-/// Gas of the relay's postings (a record, or a root).
+/// Gas of the relay's postings (a record, or a root)…
 const POSTING_GAS: u64 = 500_000;
+/// …and of each leaf a batch's blob carries (calldata, the event's data,
+/// memory), with room to spare.
+const LEAF_GAS: u64 = 1_200;
 /// The relay's priority fee.
 const RELAY_TIP: u128 = 1_000_000_000;
 
@@ -56,11 +60,7 @@ impl Devnet {
             let blocks: Vec<LearntBlock> = c
                 .built_blocks(from, c.head_number())
                 .map(|b| {
-                    let used = b
-                        .receipts
-                        .iter()
-                        .flat_map(|r| r.inference.iter().filter_map(|i| i.attestation.clone()))
-                        .collect();
+                    let used = used(b);
                     let mined = b
                         .transactions
                         .iter()
@@ -87,7 +87,8 @@ impl Devnet {
                 }
                 _ => posting.clone(),
             };
-            match self.send_from_relay(calldata(&posted, relay), SETTLEMENT_RELAY) {
+            let input = calldata(&posted, relay);
+            match self.send_signed_call(&inference.relay, SETTLEMENT_RELAY, input, posting_gas(&posted), RELAY_TIP) {
                 Ok(hash) => {
                     book.submitted(&posting, hash);
                     sent.push(hash);
@@ -119,7 +120,7 @@ impl Devnet {
                 continue;
             }
             let call = heartbeat_call(enclave, now).map_err(|e| NodeError::Failed(e.to_string()))?;
-            match self.send_from_relay(call, TEE_REGISTRY) {
+            match self.send_signed_call(&inference.relay, TEE_REGISTRY, call, POSTING_GAS, RELAY_TIP) {
                 Ok(hash) => {
                     sent.push(hash);
                     inference.heartbeats.lock().insert(enclave.id(), now);
@@ -129,12 +130,6 @@ impl Devnet {
             }
         }
         Ok(sent)
-    }
-
-    /// Signs and submits a call from the relay account.
-    fn send_from_relay(&self, input: Bytes, to: Address) -> Result<B256, NodeError> {
-        let inference = self.inference()?;
-        self.send_signed_call(&inference.relay, to, input, POSTING_GAS, RELAY_TIP)
     }
 
     /// Signs and submits a call from `signer` (an account of the devnet's
@@ -195,7 +190,9 @@ impl Devnet {
     /// first, the order `settle_due` takes them in, so the relay never reads
     /// the new chain with the old book. `None` when `replace` replaces
     /// nothing; else what it took out, for the caller to free outside both
-    /// locks. The operator's heartbeat times start over.
+    /// locks. The operator's heartbeat times start over. A loaded chain's
+    /// book is rebuilt from it after the devnet's lock is let go (the chain
+    /// is copied in constant time), with the book still locked.
     pub(super) fn replace_chain<T>(
         &self,
         how: ChainReplaced,
@@ -204,6 +201,7 @@ impl Devnet {
         let mut book = self.inference.as_ref().map(|inference| inference.book.lock());
         let mut inner = self.lock();
         let replaced = replace(&mut inner)?;
+        let mut loaded = None;
         if let Some(book) = book.as_deref_mut() {
             let chain = &inner.chain;
             match how {
@@ -211,12 +209,14 @@ impl Devnet {
                 // again what they mined.
                 ChainReplaced::Reverted => book.rewind(chain.head_number(), |tx| chain.tx_location(&tx).is_some()),
                 // As a devnet started on that state (`--state`) starts it:
-                // what the loaded chain used is not settled again, and
                 // nothing learnt of the chain it replaced applies to it.
-                ChainReplaced::Loaded => *book = Book::new(book.config(), chain.head_number()),
+                ChainReplaced::Loaded => loaded = Some(chain.clone()),
             }
         }
         drop(inner);
+        if let (Some(book), Some(chain)) = (book.as_deref_mut(), loaded) {
+            *book = reloaded_book(&chain, book.config());
+        }
         drop(book);
         if let Some(inference) = &self.inference {
             inference.heartbeats.lock().clear();
@@ -228,4 +228,44 @@ impl Devnet {
     pub(super) fn with_book<T>(&self, f: impl FnOnce(&Book) -> T) -> Result<T, NodeError> {
         Ok(f(&self.inference()?.book.lock()))
     }
+}
+
+/// The gas the relay gives `posting`.
+pub(super) fn posting_gas(posting: &Posting) -> u64 {
+    match posting {
+        Posting::Individual(_) => POSTING_GAS,
+        Posting::Batch { results, .. } => {
+            let leaves = u64::try_from(results.len()).unwrap_or(u64::MAX);
+            POSTING_GAS.saturating_add(LEAF_GAS.saturating_mul(leaves))
+        }
+    }
+}
+
+/// The relay's book of a loaded chain (`--state`, `anvil_loadState`),
+/// rebuilt in one pass over its built blocks' receipts: the results they
+/// used and the settlements the relay contract recorded (`Book::reloaded`).
+pub(super) fn reloaded_book(chain: &Chain, config: SettlementConfig) -> Book {
+    let blocks = chain.built_blocks(0, chain.head_number()).map(|b| {
+        let settled = b
+            .transactions
+            .iter()
+            .zip(&b.receipts)
+            .filter(|(_, r)| r.success)
+            .flat_map(|(tx, r)| r.logs.iter().map(move |log| (tx.hash, log)))
+            .filter_map(|(tx, log)| match recorded(log) {
+                Ok(found) => found.map(|settlement| (tx, settlement)),
+                Err(e) => {
+                    tracing::warn!(%e, %tx, "a settlement on the loaded chain is not attributed to its results");
+                    None
+                }
+            })
+            .collect();
+        LoadedBlock { number: b.number(), used: used(b), settled }
+    });
+    Book::reloaded(config, chain.head_number(), blocks)
+}
+
+/// The results `block` used: the attestations of its inference records.
+fn used(block: &SealedBlock) -> Vec<Attestation> {
+    block.receipts.iter().flat_map(|r| r.inference.iter().filter_map(|i| i.attestation.clone())).collect()
 }

@@ -47,6 +47,12 @@ impl MerkleTree {
         self.nodes[0]
     }
 
+    /// The leaves, ascending.
+    pub fn leaves(&self) -> impl Iterator<Item = &B256> {
+        let leaves = self.nodes.len().div_ceil(2);
+        self.nodes[self.nodes.len() - leaves..].iter().rev()
+    }
+
     /// The proof of `leaf`, if it is in the tree.
     pub fn proof(&self, leaf: B256) -> Option<Vec<B256>> {
         let leaves = self.nodes.len().div_ceil(2);
@@ -80,6 +86,9 @@ mod tests {
                 assert!(verify(&proof, tree.root(), *l), "{n} leaves");
             }
             assert!(tree.proof(leaf(b"absent")).is_none());
+            let mut sorted = leaves.clone();
+            sorted.sort();
+            assert_eq!(tree.leaves().copied().collect::<Vec<_>>(), sorted);
             assert!(!verify(&[], tree.root(), leaf(b"absent")) || n == 0);
         }
         let one = MerkleTree::new(&[leaf(b"x")]).unwrap();

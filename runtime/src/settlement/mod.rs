@@ -8,21 +8,27 @@
 //! This module is the relay's bookkeeping, without the chain: [`Book`] learns
 //! the attested results of mined blocks, says what is due
 //! ([`Book::due`]), and tracks each result's [`Settlement`] as its posting is
-//! submitted and mined. `node` drives it (`Devnet::start_settlement`).
+//! submitted and mined. `node` drives it (`Devnet::start_settlement`). A
+//! loaded chain's book is rebuilt from the chain ([`Book::reloaded`]), from
+//! what the relay contract recorded ([`recorded`]).
 //! Everything is timed by the chain: blocks for the delay, block timestamps
 //! for the batch flush, so `anvil_mine` and `evm_increaseTime` move it.
 
 pub mod merkle;
+mod posting;
+mod reload;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
-use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
+use alloy_primitives::{B256, U256, keccak256};
 use alloy_signer_local::PrivateKeySigner;
 use alloy_sol_types::SolValue;
 use serde::Serialize;
 
 use crate::tee::Attestation;
 use merkle::MerkleTree;
+pub use posting::{BatchSettlement, IndividualSettlement, Posting, RecordError, Recorded, calldata, recorded};
+pub use reload::LoadedBlock;
 
 /// How results settle (`--settlement`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -66,7 +72,12 @@ pub fn relay_signer(seed: u64) -> PrivateKeySigner {
 /// The relay's key of a result: `keccak256(abi.encode(teeId, inputHash,
 /// outputHash, timestamp))`, as the relay contract indexes individual records.
 pub fn result_key(a: &Attestation) -> B256 {
-    keccak256((a.tee_id, a.input_hash, a.output_hash, U256::from(a.timestamp)).abi_encode_params())
+    record_key(a.tee_id, a.input_hash, a.output_hash, U256::from(a.timestamp))
+}
+
+/// The relay's key of the record of `(teeId, inputHash, outputHash, timestamp)`.
+fn record_key(tee_id: B256, input_hash: B256, output_hash: B256, timestamp: U256) -> B256 {
+    keccak256((tee_id, input_hash, output_hash, timestamp).abi_encode_params())
 }
 
 /// A result's batch leaf (OpenZeppelin `StandardMerkleTree` of
@@ -90,6 +101,12 @@ pub enum SettlementStatus {
     Private,
     /// Never posted: the relay withholds it (an injected fault).
     Withheld,
+    /// Never posted: it came due before the head of a loaded chain, which
+    /// holds no settlement of it (the relay that made the chain withheld
+    /// it, or its posting was not mined when the state was saved). The
+    /// relay leaves it to the one that made the chain: a loaded chain's due
+    /// results are never posted twice.
+    Missed,
 }
 
 /// A result's settlement (`nml_getAttestations`).
@@ -106,20 +123,6 @@ pub struct Settlement {
     pub merkle_root: Option<B256>,
     /// The leaf's proof against the root (batch mode, once posted).
     pub proof: Vec<B256>,
-}
-
-/// What the relay posts.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Posting {
-    /// One result's record.
-    Individual(Attestation),
-    /// A batch: its root and its results.
-    Batch {
-        /// The root of the batch's tree.
-        root: B256,
-        /// The results in it.
-        results: Vec<Attestation>,
-    },
 }
 
 #[derive(Debug, Clone)]
@@ -150,8 +153,9 @@ pub struct Book {
 }
 
 impl Book {
-    /// A book for `config`, starting after block `head` (results of earlier
-    /// blocks, e.g. of a loaded state, are not settled again).
+    /// A book for `config`, starting after block `head`: results of earlier
+    /// blocks are not settled (a fork's, whose parent settles them). A
+    /// loaded chain's book is [`Book::reloaded`] from the chain instead.
     pub fn new(config: SettlementConfig, head: u64) -> Self {
         Self { config, start: head, scanned: head, ..Self::default() }
     }
@@ -216,11 +220,7 @@ impl Book {
 
     /// Puts the results of a posting that could not be sent back in the queue.
     pub fn unsent(&mut self, posting: Posting, head: u64) {
-        let results = match posting {
-            Posting::Individual(a) => vec![a],
-            Posting::Batch { results, .. } => results,
-        };
-        self.requeue(results, head);
+        self.requeue(posting.results().to_vec(), head);
     }
 
     /// Follows the chain back to block `head` (`evm_revert`, a loaded
@@ -305,10 +305,7 @@ impl Book {
 
     /// Notes that `posting` was submitted in transaction `tx`.
     pub fn submitted(&mut self, posting: &Posting, tx: B256) {
-        let results: Vec<Attestation> = match posting {
-            Posting::Individual(a) => vec![a.clone()],
-            Posting::Batch { results, .. } => results.clone(),
-        };
+        let results = posting.results().to_vec();
         for result in &results {
             if let Some(s) = self.status.get_mut(&result_key(result)) {
                 s.status = SettlementStatus::Submitted;
@@ -320,7 +317,7 @@ impl Book {
 
     /// The settlement of a result used in block `used_in`: as tracked, or
     /// not posted yet when the block is not learnt yet; `None` for a result
-    /// used before the book started (a loaded state).
+    /// used before a [`Book::new`] started (a fork's parent's).
     pub fn settlement(&self, attestation: &Attestation, used_in: u64) -> Option<Settlement> {
         if let Some(known) = self.status.get(&result_key(attestation)) {
             return Some(known.clone());
@@ -336,32 +333,6 @@ impl Book {
             merkle_root: None,
             proof: Vec::new(),
         })
-    }
-}
-
-/// The calldata of a posting to the relay contract.
-pub fn calldata(posting: &Posting, eth_address: Address) -> Bytes {
-    use crate::predeploys::ISettlementRelay;
-    use alloy_sol_types::SolCall;
-    match posting {
-        Posting::Individual(a) => ISettlementRelay::settleIndividualCall {
-            teeId: a.tee_id,
-            inputHash: a.input_hash,
-            outputHash: a.output_hash,
-            timestamp: U256::from(a.timestamp),
-            ethAddress: eth_address,
-            blobId: Bytes::new(),
-            signature: a.signature.clone(),
-        }
-        .abi_encode()
-        .into(),
-        Posting::Batch { root, results } => ISettlementRelay::batchSettleCall {
-            merkleRoot: *root,
-            batchSize: U256::from(results.len()),
-            blobId: Bytes::new(),
-        }
-        .abi_encode()
-        .into(),
     }
 }
 
