@@ -271,15 +271,6 @@ async fn handle(shared: Arc<Shared>, request: Request<Incoming>) -> Reply {
     let host = parts.headers.get(hyper::header::HOST).and_then(|v| v.to_str().ok());
     let local = shared.local_addr.to_string();
     let resource = format!("{}://{}{path}", shared.scheme, host.unwrap_or(&local));
-    // A body declared too large is refused before it is read.
-    let declared = parts.headers.get(hyper::header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
-    if declared.is_some_and(|length| length > MAX_BODY as u64) {
-        return error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
-            format!("the body is over the gateway's limit of {MAX_BODY} bytes"),
-        );
-    }
     let Ok(read) = tokio::time::timeout(shared.body_time, Limited::new(body, MAX_BODY).collect()).await else {
         return error(
             StatusCode::REQUEST_TIMEOUT,

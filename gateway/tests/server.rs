@@ -211,10 +211,9 @@ fn status_after_head(url: &str, head: &str) -> String {
     String::from_utf8_lossy(&answer[..n]).lines().next().unwrap_or_default().to_owned()
 }
 
-/// A body declared over the limit is refused before it is sent, and one that
-/// stops arriving is answered 408: neither holds its connection.
+/// A body that stops arriving is answered 408 and does not hold its connection.
 #[test]
-fn bodies_too_large_or_too_slow_are_refused_without_waiting_for_them() {
+fn a_body_that_stops_arriving_is_answered_408() {
     let runtime = tokio::runtime::Runtime::new().unwrap();
     let body_time = Duration::from_millis(300);
     let (_gateway, url) =
@@ -224,8 +223,6 @@ fn bodies_too_large_or_too_slow_are_refused_without_waiting_for_them() {
             "POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: {length}\r\n\r\n"
         )
     };
-    let too_large = status_after_head(&url, &head(nml_gateway::MAX_BODY + 1));
-    assert!(too_large.contains(" 413 "), "{too_large}");
     let started = Instant::now();
     let stalled = status_after_head(&url, &format!("{}{{\"model\"", head(100)));
     assert!(stalled.contains(" 408 "), "{stalled}");
