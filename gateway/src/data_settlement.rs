@@ -12,29 +12,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, keccak256};
-use alloy_sol_types::{SolCall, SolEvent, sol};
+use alloy_sol_types::{SolCall, SolEvent};
 use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
 use nml_runtime::rpc_client;
 use nml_runtime::settlement::merkle::MerkleTree;
-use nml_runtime::settlement::{Posting, batch_leaf, calldata};
+use nml_runtime::settlement::{IndividualSettlement, Posting, batch_leaf, calldata};
 use nml_runtime::tee::Attestation;
 use parking_lot::Mutex;
 use serde_json::json;
 
 use crate::chain::{ChainAccount, ChainError};
-
-sol! {
-    /// The relay's record of an individual settlement (its `settleIndividual`).
-    event IndividualSettlement(
-        bytes32 indexed teeId,
-        bytes32 indexed inputHash,
-        bytes32 outputHash,
-        uint256 timestamp,
-        address ethAddress,
-        bytes blobId,
-        bytes signature
-    );
-}
 
 /// The request header that picks the mode.
 pub const SETTLEMENT_TYPE: &str = "x-settlement-type";

@@ -340,7 +340,8 @@ impl Book {
 mod tests {
     use super::*;
 
-    fn att(i: u8) -> Attestation {
+    /// A result of the tests: distinct per `i`, all from one enclave.
+    pub(super) fn att(i: u8) -> Attestation {
         Attestation {
             tee_id: keccak256([1]),
             input_hash: keccak256([i]),

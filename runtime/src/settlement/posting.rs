@@ -143,21 +143,12 @@ pub fn recorded(log: &Log) -> Result<Option<Recorded>, RecordError> {
 
 #[cfg(test)]
 mod tests {
-    use alloy_primitives::{LogData, keccak256};
+    use alloy_primitives::LogData;
     use alloy_sol_types::SolInterface;
 
     use super::*;
+    use crate::settlement::tests::att;
     use crate::settlement::{merkle, result_key};
-
-    fn att(i: u8) -> Attestation {
-        Attestation {
-            tee_id: keccak256([1]),
-            input_hash: keccak256([i]),
-            output_hash: keccak256([i, i]),
-            timestamp: 1_000 + u64::from(i),
-            signature: vec![i; 256].into(),
-        }
-    }
 
     /// The log the relay contract emits for `posting`, as its Solidity does.
     fn emitted(posting: &Posting) -> Log {

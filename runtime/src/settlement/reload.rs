@@ -113,20 +113,9 @@ impl Book {
 
 #[cfg(test)]
 mod tests {
-    use alloy_primitives::keccak256;
-
     use super::*;
+    use crate::settlement::tests::att;
     use crate::settlement::{Posting, merkle};
-
-    fn att(i: u8) -> Attestation {
-        Attestation {
-            tee_id: keccak256([1]),
-            input_hash: keccak256([i]),
-            output_hash: keccak256([i, i]),
-            timestamp: 1_000 + u64::from(i),
-            signature: vec![i; 256].into(),
-        }
-    }
 
     fn block(number: u64, used: &[Attestation], settled: Vec<(B256, Recorded)>) -> LoadedBlock {
         LoadedBlock { number, used: used.to_vec(), settled }
