@@ -64,4 +64,52 @@ fn a_round_of_tasks_does_not_keep_the_chain_mining() {
         assert!(started.elapsed() < Duration::from_secs(60), "the next round did not run: {:?}", runs());
         std::thread::sleep(Duration::from_millis(20));
     }
+    // With automine off every block is someone else's: each `evm_mine`
+    // that includes a round's transactions steps the scheduler too.
+    devnet.set_automine(false);
+    for round in 3..=4 {
+        devnet.increase_time(30).unwrap();
+        devnet.mine(None).unwrap();
+        let started = Instant::now();
+        while runs().iter().any(|r| *r < round) {
+            assert!(started.elapsed() < Duration::from_secs(60), "round {round} did not run: {:?}", runs());
+            devnet.mine(None).unwrap();
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// A failed run's revert data is kept to 256 bytes: every listing of the
+/// tasks copies it, and kilobytes of it made the listing run out of gas.
+#[test]
+fn a_failed_runs_long_revert_data_is_kept_short() {
+    let library = nml::toolchain::onnxruntime::resolve(false).unwrap_or_else(|e| panic!("{e}")).path;
+    let onnx = OnnxExecutor::new(OnnxConfig::new(library)).expect("ONNX Runtime");
+    let devnet =
+        Devnet::with_inference(DevnetConfig::default(), InferenceSetup::new(Arc::new(onnx) as Arc<dyn Executor>))
+            .unwrap();
+    // PUSH2 1000 PUSH1 0 REVERT: 1,000 zero bytes of revert data.
+    let target = Address::repeat_byte(0x62);
+    devnet.set_code(target, Bytes::from_static(&[0x61, 0x03, 0xe8, 0x60, 0x00, 0xfd]));
+    let now = devnet.with_chain(|c| c.head().header.timestamp);
+    let register = IWorkflowScheduler::registerTaskCall {
+        contractAddress: target,
+        endTime: U256::from(now + 3_600),
+        frequency: U256::from(60),
+    };
+    let request = TransactionRequest::default()
+        .from(devnet.accounts()[0])
+        .to(WORKFLOW_SCHEDULER)
+        .input(Bytes::from(register.abi_encode()).into())
+        .gas_limit(300_000);
+    let sent = devnet.send_transaction(request).expect("sent");
+    devnet.wait_for_receipt(sent, Duration::from_secs(60)).expect("registered");
+    devnet.increase_time(61).unwrap();
+    devnet.mine(None).unwrap();
+    for hash in devnet.run_due_tasks().unwrap() {
+        devnet.wait_for_receipt(hash, Duration::from_secs(60)).expect("ran");
+    }
+    let tasks = devnet.tasks().unwrap();
+    assert_eq!(tasks[0].failures, U256::from(1));
+    assert_eq!(tasks[0].last_error.as_deref(), Some(format!("0x{}", "00".repeat(256)).as_str()));
 }

@@ -99,6 +99,10 @@ struct Deployment {
     /// not deployed twice.
     init_code_hash: B256,
     source: String,
+    /// The contract deployed (a named deployment's may differ from its
+    /// name); absent in files written before named deployments.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    contract: String,
 }
 
 /// A contract that can be deployed: its name, source unit, creation code
@@ -208,6 +212,7 @@ pub fn run(args: DeployArgs) -> miette::Result<ExitCode> {
                 deployer,
                 init_code_hash: init_hash,
                 source: contract.unit.clone(),
+                contract: contract.name.clone(),
             },
         );
         write_deployments(&file, &deployments)?;

@@ -52,6 +52,8 @@ pub(super) enum PlanError {
     ArgsForMany(usize),
     #[error("the deployments {0} refer to each other (`@Name` arguments) in a cycle")]
     Cycle(String),
+    #[error("`{0}` refers to itself (`@{0}`): a deployment cannot take its own address")]
+    SelfReference(String),
 }
 
 /// The deployments of the project: `[deploy.contracts]` and every other
@@ -124,6 +126,9 @@ pub(super) fn plan(
             many => return Err(PlanError::ArgsForMany(many.len())),
         }
     }
+    if let Some(selfish) = chosen.iter().find(|p| p.references().any(|r| r == p.name)) {
+        return Err(PlanError::SelfReference(selfish.name.clone()));
+    }
     in_dependency_order(chosen)
 }
 
@@ -135,9 +140,7 @@ fn in_dependency_order(chosen: Vec<Planned>) -> Result<Vec<Planned>, PlanError> 
     let mut waiting = chosen;
     let mut ordered = Vec::with_capacity(waiting.len());
     while !waiting.is_empty() {
-        let ready = waiting
-            .iter()
-            .position(|p| p.references().all(|r| r == p.name || !names.contains(r) || placed.contains(r)));
+        let ready = waiting.iter().position(|p| p.references().all(|r| !names.contains(r) || placed.contains(r)));
         let Some(at) = ready else {
             let cycle: Vec<&str> = waiting.iter().map(|p| p.name.as_str()).collect();
             return Err(PlanError::Cycle(cycle.join(", ")));
@@ -214,6 +217,8 @@ mod tests {
         let mut twice = config(&[("Pool", None, &[])]);
         twice.args.insert("Pool".into(), vec![]);
         assert_eq!(plan(&deployable(), &twice, &[], true, &[]), Err(PlanError::Twice("Pool".into())));
+        let selfish = config(&[("Pool", None, &["@Pool"])]);
+        assert_eq!(plan(&deployable(), &selfish, &[], true, &[]), Err(PlanError::SelfReference("Pool".into())));
         let none = DeployConfig::default();
         assert!(matches!(plan(&deployable(), &none, &["Nope".into()], false, &[]), Err(PlanError::Unknown { .. })));
         assert!(matches!(plan(&deployable(), &none, &[], false, &[]), Err(PlanError::NothingChosen(_))));

@@ -32,6 +32,8 @@ contract WorkflowScheduler {
 
     /// The gas each run gets.
     uint256 public constant RUN_GAS = 20_000_000;
+    /// The most bytes of a failed run's revert data kept (and logged).
+    uint256 public constant MAX_ERROR_BYTES = 256;
 
     address public executor;
     Task[] private tasks;
@@ -97,6 +99,12 @@ contract WorkflowScheduler {
             emit TaskRun(id, task.contractAddress, true, "");
         } catch (bytes memory error) {
             task.failures++;
+            // Kept short: every listing of the tasks copies it.
+            if (error.length > MAX_ERROR_BYTES) {
+                assembly {
+                    mstore(error, 256)
+                }
+            }
             task.lastError = error;
             emit TaskRun(id, task.contractAddress, false, error);
         }

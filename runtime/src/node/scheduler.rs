@@ -189,22 +189,28 @@ struct Round {
 }
 
 impl Round {
-    /// Whether a block past `head` holds anything but this round's
-    /// transactions (an empty block counts; a chain that went back too).
+    /// Whether a block past `head` is someone else's: without automine
+    /// every block is (interval mining, `evm_mine`: the scheduler's sends
+    /// make none); under automine, a block that holds anything but this
+    /// round's transactions (an empty block counts; a chain that went back
+    /// too).
     fn others_mined_since(&self, devnet: &Devnet) -> bool {
         let now = devnet.block_number();
-        if now < self.head {
+        if now < self.head || (now > self.head && !devnet.automine()) {
             return true;
         }
-        let own: HashSet<u64> = devnet.with_chain(|c| {
-            self.sent
-                .iter()
-                .filter_map(|hash| c.tx_location(hash))
-                .map(|at| at.block)
-                .filter(|b| *b > self.head)
-                .collect()
-        });
-        now - self.head > own.len() as u64
+        // Each block of the round's own holds one of its transactions at least.
+        if now - self.head > self.sent.len() as u64 {
+            return true;
+        }
+        let own: HashSet<&B256> = self.sent.iter().collect();
+        devnet.with_chain(|c| {
+            (self.head + 1..=now).any(|number| {
+                c.block(number).is_none_or(|block| {
+                    block.transactions.is_empty() || block.transactions.iter().any(|tx| !own.contains(&tx.hash))
+                })
+            })
+        })
     }
 }
 

@@ -1,7 +1,10 @@
 //! What the devnet's HTTP port does before JSON-RPC sees a request: it lets
 //! browsers call it (CORS, as anvil and Hardhat do: any origin), and it
-//! closes a request whose body stops arriving, so that clients that start a
-//! body and never finish it cannot hold every connection the server allows.
+//! closes a request whose body stops arriving for a while (no part of it in
+//! [`EdgeLayer::body_idle`]), so that clients that start a body and stop
+//! cannot hold every connection the server allows. (A client that trickles
+//! a byte just inside the idle time is bounded only by the body size limit
+//! and the connection limit.)
 //! It also names the server's subscriptions as geth does ([`HexIds`]).
 
 use std::future::Future;
