@@ -13,6 +13,33 @@ use nml_runtime::node::InferenceSetup;
 use nml_runtime::predeploys::{IWorkflowScheduler, WORKFLOW_SCHEDULER};
 use nml_runtime::{Devnet, DevnetConfig};
 
+/// A devnet with inference, so with the workflow scheduler predeployed.
+fn devnet() -> Arc<Devnet> {
+    let library = nml::toolchain::onnxruntime::resolve(false).unwrap_or_else(|e| panic!("{e}")).path;
+    let onnx = OnnxExecutor::new(OnnxConfig::new(library)).expect("ONNX Runtime");
+    let setup = InferenceSetup::new(Arc::new(onnx) as Arc<dyn Executor>);
+    Arc::new(Devnet::with_inference(DevnetConfig::default(), setup).unwrap())
+}
+
+/// Registers `count` tasks that run `code` (installed at `target`) every
+/// `frequency` seconds for an hour, and waits until they are.
+fn register(devnet: &Devnet, target: Address, code: &'static [u8], count: usize, frequency: u64) {
+    devnet.set_code(target, Bytes::from_static(code));
+    let now = devnet.with_chain(|c| c.head().header.timestamp);
+    let register = IWorkflowScheduler::registerTaskCall {
+        contractAddress: target,
+        endTime: U256::from(now + 3_600),
+        frequency: U256::from(frequency),
+    };
+    let request = TransactionRequest::default()
+        .from(devnet.accounts()[0])
+        .to(WORKFLOW_SCHEDULER)
+        .input(Bytes::from(register.abi_encode()).into())
+        .gas_limit(300_000);
+    let sent: Vec<_> = (0..count).map(|_| devnet.send_transaction(request.clone()).expect("sent")).collect();
+    devnet.wait_for_receipt(*sent.last().expect("one at least"), Duration::from_secs(60)).expect("registered");
+}
+
 /// Twelve tasks due every 10 s: under automine a round of their `execute`
 /// transactions is twelve blocks a second apart, so each task was due again
 /// before the round ended, and the scheduler kept mining rounds on its own
@@ -20,27 +47,8 @@ use nml_runtime::{Devnet, DevnetConfig};
 #[test]
 fn a_round_of_tasks_does_not_keep_the_chain_mining() {
     const TASKS: usize = 12;
-    let library = nml::toolchain::onnxruntime::resolve(false).unwrap_or_else(|e| panic!("{e}")).path;
-    let onnx = OnnxExecutor::new(OnnxConfig::new(library)).expect("ONNX Runtime");
-    let devnet = Arc::new(
-        Devnet::with_inference(DevnetConfig::default(), InferenceSetup::new(Arc::new(onnx) as Arc<dyn Executor>))
-            .unwrap(),
-    );
-    let target = Address::repeat_byte(0x61);
-    devnet.set_code(target, Bytes::from_static(&[0x00]));
-    let now = devnet.with_chain(|c| c.head().header.timestamp);
-    let register = IWorkflowScheduler::registerTaskCall {
-        contractAddress: target,
-        endTime: U256::from(now + 3_600),
-        frequency: U256::from(10),
-    };
-    let request = TransactionRequest::default()
-        .from(devnet.accounts()[0])
-        .to(WORKFLOW_SCHEDULER)
-        .input(Bytes::from(register.abi_encode()).into())
-        .gas_limit(300_000);
-    let sent: Vec<_> = (0..TASKS).map(|_| devnet.send_transaction(request.clone()).expect("sent")).collect();
-    devnet.wait_for_receipt(*sent.last().unwrap(), Duration::from_secs(60)).expect("registered");
+    let devnet = devnet();
+    register(&devnet, Address::repeat_byte(0x61), &[0x00], TASKS, 10);
     let _scheduler = devnet.start_scheduler().unwrap();
     // The registrations' blocks ran ahead of the clock: past every first run.
     devnet.increase_time(30).unwrap();
@@ -83,27 +91,9 @@ fn a_round_of_tasks_does_not_keep_the_chain_mining() {
 /// tasks copies it, and kilobytes of it made the listing run out of gas.
 #[test]
 fn a_failed_runs_long_revert_data_is_kept_short() {
-    let library = nml::toolchain::onnxruntime::resolve(false).unwrap_or_else(|e| panic!("{e}")).path;
-    let onnx = OnnxExecutor::new(OnnxConfig::new(library)).expect("ONNX Runtime");
-    let devnet =
-        Devnet::with_inference(DevnetConfig::default(), InferenceSetup::new(Arc::new(onnx) as Arc<dyn Executor>))
-            .unwrap();
+    let devnet = devnet();
     // PUSH2 1000 PUSH1 0 REVERT: 1,000 zero bytes of revert data.
-    let target = Address::repeat_byte(0x62);
-    devnet.set_code(target, Bytes::from_static(&[0x61, 0x03, 0xe8, 0x60, 0x00, 0xfd]));
-    let now = devnet.with_chain(|c| c.head().header.timestamp);
-    let register = IWorkflowScheduler::registerTaskCall {
-        contractAddress: target,
-        endTime: U256::from(now + 3_600),
-        frequency: U256::from(60),
-    };
-    let request = TransactionRequest::default()
-        .from(devnet.accounts()[0])
-        .to(WORKFLOW_SCHEDULER)
-        .input(Bytes::from(register.abi_encode()).into())
-        .gas_limit(300_000);
-    let sent = devnet.send_transaction(request).expect("sent");
-    devnet.wait_for_receipt(sent, Duration::from_secs(60)).expect("registered");
+    register(&devnet, Address::repeat_byte(0x62), &[0x61, 0x03, 0xe8, 0x60, 0x00, 0xfd], 1, 60);
     devnet.increase_time(61).unwrap();
     devnet.mine(None).unwrap();
     for hash in devnet.run_due_tasks().unwrap() {
