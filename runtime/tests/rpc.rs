@@ -288,8 +288,13 @@ async fn unsubscribe_without_a_subscription_id_is_refused() {
     let extra = client.request::<Value, _>("eth_unsubscribe", rpc_params!["0x1", "0x2"]).await;
     assert_eq!(refused(extra), (-32602, "too many arguments, want at most 1".into()));
     // A subscription still ends, once.
-    let heads =
+    let mut heads =
         client.subscribe::<Value, _>("eth_subscribe", rpc_params!["newHeads"], "eth_unsubscribe").await.unwrap();
+    // jsonrpsee answers a subscribe before it records the subscription, so
+    // an unsubscribe sent at once can race it: the first head proves it is
+    // recorded.
+    let _: Value = client.request("evm_mine", rpc_params![]).await.unwrap();
+    assert!(heads.next().await.unwrap().is_ok());
     let id = match heads.kind() {
         jsonrpsee::core::client::SubscriptionKind::Subscription(id) => id.clone(),
         other => panic!("{other:?}"),
