@@ -69,7 +69,12 @@ fn main() {
         let mut walls = Vec::new();
         for _ in 0..3 {
             let started = Instant::now();
-            let results = testing::run(std::slice::from_ref(&contract), &|_, _| true, &devnet, &RunConfig { jobs });
+            let results = testing::run(
+                std::slice::from_ref(&contract),
+                &|_, _| true,
+                &devnet,
+                &RunConfig { jobs, ..RunConfig::default() },
+            );
             walls.push(started.elapsed());
             assert_eq!(results.len(), EMPTY_TESTS);
             assert!(results.iter().all(|r| r.passed()));

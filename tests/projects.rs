@@ -193,6 +193,150 @@ abstract contract Inherited is Test {
     assert!(text(&filtered).contains("2 passed; 0 failed"));
 }
 
+/// Foundry's everyday cheatcodes and fuzz tests: keys and signatures,
+/// storage, code and nonces, mocked and expected calls, recorded logs,
+/// `expectEmit` with checks, forge-std's helpers; a fuzz test runs its
+/// runs, `vm.assume` rejects draws, and a failing one is shrunk to the
+/// smallest counterexample, the same on every run with the same seed.
+#[test]
+fn foundry_cheatcodes_and_fuzz_tests() {
+    let body = r#"
+    event Moved(address indexed from, address indexed to, uint256 amount);
+    Token token;
+    function setUp() public { token = new Token(); vm.mockCall(address(token), abi.encodeWithSelector(Token.price.selector), abi.encode(uint256(42))); }
+    function testKeysAndSignatures() public {
+        assertEq(vm.addr(1), 0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf);
+        (address alice, uint256 key) = makeAddrAndKey("alice");
+        bytes32 digest = keccak256("nml");
+        (uint8 v, bytes32 r, bytes32 s) = vm.sign(key, digest);
+        assertEq(ecrecover(digest, v, r, s), alice);
+    }
+    function testStorageCodeAndNonces() public {
+        vm.store(address(token), bytes32(uint256(0)), bytes32(uint256(77)));
+        assertEq(token.supply(), 77);
+        assertEq(vm.load(address(token), bytes32(uint256(0))), bytes32(uint256(77)));
+        vm.etch(address(0xC0DE), hex"602a60005260206000f3");
+        (bool ok, bytes memory out) = address(0xC0DE).call("");
+        assertTrue(ok);
+        assertEq(abi.decode(out, (uint256)), 42);
+        vm.setNonce(address(0xB0B), 9);
+        assertEq(uint256(vm.getNonce(address(0xB0B))), 9);
+    }
+    function testMockedCallsFromSetUp() public {
+        assertEq(token.price(), 42);
+        vm.mockCallRevert(address(token), abi.encodeWithSelector(Token.price.selector), abi.encodeWithSignature("Error(string)", "closed"));
+        vm.expectRevert(bytes("closed"));
+        token.price();
+        vm.clearMockedCalls();
+        assertEq(token.price(), 1);
+    }
+    function testExpectCall() public { vm.expectCall(address(token), abi.encodeWithSelector(Token.move.selector)); token.move(address(1), 5); }
+    function testExpectCallUnmet() public { vm.expectCall(address(token), abi.encodeWithSelector(Token.move.selector, address(2))); token.move(address(1), 5); }
+    function testExpectEmitChecksOnlyWhatItIsTold() public {
+        vm.expectEmit(true, false, false, true, address(token));
+        emit Moved(address(this), address(999), 5);
+        token.move(address(1), 5);
+    }
+    function testExpectEmitWrongEmitter() public {
+        vm.expectEmit(address(0xDEAD));
+        emit Moved(address(this), address(1), 5);
+        token.move(address(1), 5);
+    }
+    function testRecordedLogs() public {
+        vm.recordLogs();
+        token.move(address(1), 5);
+        Vm.Log[] memory logs = vm.getRecordedLogs();
+        assertEq(logs.length, 1);
+        assertEq(logs[0].emitter, address(token));
+        assertEq(logs[0].topics[0], keccak256("Moved(address,address,uint256)"));
+        assertEq(abi.decode(logs[0].data, (uint256)), 5);
+    }
+    function testHelpers() public {
+        address bob = makeAddr("bob");
+        hoax(bob, 3 ether);
+        token.move(address(1), 1);
+        assertEq(token.lastSender(), bob);
+        assertEq(bob.balance, 3 ether);
+        uint256 t = block.timestamp;
+        skip(100);
+        assertEq(block.timestamp, t + 100);
+        assertEq(bound(uint256(5), 10, 20), 15);
+        int256 b = bound(int256(-3), -1, 1);
+        assertTrue(b >= -1 && b <= 1);
+        assertEq(bound(int256(-3), -5, 5), -3);
+    }
+    function testFuzzSumsCommute(uint128 a, uint128 b, address who, bytes calldata data) public {
+        assertEq(uint256(a) + uint256(b), uint256(b) + uint256(a));
+        token.move(who, data.length);
+    }
+    function testFuzzAssume(uint8 x) public { vm.assume(x % 2 == 0); assertEq(uint256(x % 2), 0); }
+    function testFuzzThreshold(uint256 x, bool flag) public { flag; assertLt(x, 1000); }
+    function testFuzzRejectsEverything(uint256 x) public { vm.assume(x == 7 && x == 8); }
+    function testAssumeWithoutParameters() public { vm.assume(false); }
+}
+
+contract Token {
+    uint256 public supply;
+    address public lastSender;
+    event Moved(address indexed from, address indexed to, uint256 amount);
+    function price() external pure returns (uint256) { return 1; }
+    function move(address to, uint256 amount) external { lastSender = msg.sender; emit Moved(msg.sender, to, amount); }
+"#;
+    let dir = project_with_test(&test_contract(body));
+    let run = |extra: &[&str]| {
+        let mut args = vec!["test", "--json", "--fuzz-runs", "64"];
+        args.extend_from_slice(extra);
+        let run = nml(dir.path(), &args);
+        assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+        let lines: std::collections::BTreeMap<String, serde_json::Value> = String::from_utf8_lossy(&run.stdout)
+            .lines()
+            .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+            .map(|v| (v["test"].as_str().unwrap().to_owned(), v))
+            .collect();
+        lines
+    };
+    let results = run(&[]);
+    let passed = |test: &str| results[test]["outcome"]["status"] == "pass";
+    let reason = |test: &str| results[test]["outcome"]["reason"].as_str().unwrap_or_default().to_owned();
+    for test in [
+        "testKeysAndSignatures",
+        "testStorageCodeAndNonces",
+        "testMockedCallsFromSetUp",
+        "testExpectCall",
+        "testExpectEmitChecksOnlyWhatItIsTold",
+        "testRecordedLogs",
+        "testHelpers",
+        "testFuzzSumsCommute",
+        "testFuzzAssume",
+    ] {
+        assert!(passed(test), "{test}: {}", results[test]);
+    }
+    assert!(reason("testExpectCallUnmet").contains("vm.expectCall: no call to"), "{}", reason("testExpectCallUnmet"));
+    assert!(reason("testExpectEmitWrongEmitter").contains("expected event was not emitted"));
+    assert_eq!(results["testFuzzSumsCommute"]["fuzz"]["runs"], 64);
+    assert!(results["testFuzzAssume"]["fuzz"]["rejected"].as_u64().unwrap() > 0, "{}", results["testFuzzAssume"]);
+    let threshold = &results["testFuzzThreshold"];
+    assert_eq!(threshold["fuzz"]["counterexample"]["args"], "(1000, false)", "{threshold}");
+    assert!(
+        reason("testFuzzThreshold").contains("1000 >= 1000")
+            || reason("testFuzzThreshold").contains("counterexample: (1000, false)"),
+        "{threshold}"
+    );
+    assert!(
+        reason("testFuzzRejectsEverything").contains("vm.assume rejected"),
+        "{}",
+        reason("testFuzzRejectsEverything")
+    );
+    assert!(reason("testAssumeWithoutParameters").contains("no other arguments"));
+    // The same seed draws the same arguments; the counterexample is the
+    // smallest whatever the seed.
+    let again = run(&[]);
+    assert_eq!(again["testFuzzThreshold"]["fuzz"], threshold["fuzz"]);
+    let other = run(&["--fuzz-seed", "7", "--match-test", "Threshold"]);
+    assert_eq!(other["testFuzzThreshold"]["fuzz"]["counterexample"]["args"], "(1000, false)");
+    assert_eq!(other["testFuzzThreshold"]["fuzz"]["seed"], 7);
+}
+
 #[test]
 fn a_reverting_set_up_fails_every_test_with_its_reason() {
     let body = r#"

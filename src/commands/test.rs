@@ -20,7 +20,7 @@ use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
-use nml_runtime::testing::{self, Outcome, RevertDecoder, RunConfig, TestContract, TestResult};
+use nml_runtime::testing::{self, FuzzConfig, Outcome, RevertDecoder, RunConfig, TestContract, TestResult};
 use nml_runtime::{Devnet, DevnetConfig, Mining};
 use regex::Regex;
 use serde_json::json;
@@ -70,6 +70,13 @@ pub struct TestArgs {
     /// per line as `source:Contract.test` (`--json`: objects), and exit.
     #[arg(long)]
     pub list: bool,
+    /// Passing runs each fuzz test (a test with parameters) must make.
+    #[arg(long, value_name = "N", default_value_t = FuzzConfig::default().runs)]
+    pub fuzz_runs: u32,
+    /// Seeds the fuzz tests' draws (with each test's name): the same seed
+    /// draws the same arguments on every machine.
+    #[arg(long, value_name = "S", default_value_t = FuzzConfig::default().seed)]
+    pub fuzz_seed: u64,
     /// LLM backends.
     #[command(flatten)]
     pub llm: LlmArgs,
@@ -139,7 +146,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
             && args.shard.is_none_or(|shard| shard.contains(contract, test))
     };
     let selected =
-        contracts.iter().filter(|c| c.tests().iter().any(|t| select(&c.name, t.trim_end_matches("()")))).count();
+        contracts.iter().filter(|c| c.tests().iter().any(|t| select(&c.name, testing::test_name(t)))).count();
     if selected == 0
         && let Some(shard) = args.shard
         && contracts.iter().any(|c| !c.tests().is_empty())
@@ -162,7 +169,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         let mut stdout = std::io::stdout().lock();
         for contract in &contracts {
             for test in contract.tests() {
-                let test = test.trim_end_matches("()");
+                let test = testing::test_name(test);
                 if !select(&contract.name, test) {
                     continue;
                 }
@@ -198,7 +205,10 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         };
         Devnet::with_inference(config, setup.clone())
     };
-    let config = RunConfig { jobs: args.jobs.unwrap_or_else(|| RunConfig::default().jobs) };
+    let config = RunConfig {
+        jobs: args.jobs.unwrap_or_else(|| RunConfig::default().jobs),
+        fuzz: FuzzConfig { runs: args.fuzz_runs, seed: args.fuzz_seed },
+    };
     let results = testing::run(&contracts, &select, &devnet, &config);
     let elapsed = started.elapsed();
 
@@ -210,6 +220,14 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
                 "gas": r.gas, "inferences": r.inferences, "durationUs": r.duration.as_micros() as u64,
                 "inferenceReceipts": r.records.iter().map(nml_runtime::rpc::record_json).collect::<Vec<_>>(),
             });
+            let line = match &r.fuzz {
+                Some(fuzz) => {
+                    let mut line = line;
+                    line["fuzz"] = json!(fuzz);
+                    line
+                }
+                None => line,
+            };
             let _ = writeln!(stdout, "{line}");
         }
     } else {
@@ -258,9 +276,16 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
         out.push_str(&format!("\nRunning {n} test{} for {source}:{contract}\n", if n == 1 { "" } else { "s" }));
         for r in tests {
             let status = if r.passed() { "PASS" } else { "FAIL" };
+            let runs = match &r.fuzz {
+                Some(fuzz) if fuzz.rejected > 0 => format!("runs: {}, rejected: {}, ", fuzz.runs, fuzz.rejected),
+                Some(fuzz) => format!("runs: {}, ", fuzz.runs),
+                None => String::new(),
+            };
+            // A fuzz test's gas is the median of its passing runs.
+            let gas = if r.fuzz.is_some() && r.passed() { "~" } else { "" };
             out.push_str(&format!(
-                "[{status}] {}() (gas: {}, inferences: {}, {:.1} ms)\n",
-                r.test,
+                "[{status}] {} ({runs}gas: {gas}{}, inferences: {}, {:.1} ms)\n",
+                r.signature,
                 r.gas,
                 r.inferences,
                 ms(r.duration)

@@ -6,9 +6,16 @@ import {TensorLib} from "../og/TensorLib.sol";
 import {Answers} from "./Answers.sol";
 
 /// The cheatcodes of `nml test`, at Foundry's conventional address; served by
-/// the test runner's inspector (runtime/src/testing/cheatcodes.rs). An
+/// the test runner's inspector (runtime/src/testing/cheatcodes/). An
 /// unknown cheatcode reverts with a reason naming it.
 interface Vm {
+    /// An event, as `getRecordedLogs` returns it.
+    struct Log {
+        bytes32[] topics;
+        bytes data;
+        address emitter;
+    }
+
     /// The next call from this contract is made by `sender`.
     function prank(address sender) external;
     /// Every call from this contract is made by `sender` until `stopPrank`.
@@ -29,6 +36,46 @@ interface Vm {
     function expectRevert(bytes4 revertData) external;
     /// The next event this contract emits is expected from the call after it.
     function expectEmit() external;
+    /// As `expectEmit()`, checking only the chosen topics (topic 0, the
+    /// event's signature, always) and data.
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData) external;
+    /// As above, and the event must come from `emitter`.
+    function expectEmit(bool checkTopic1, bool checkTopic2, bool checkTopic3, bool checkData, address emitter)
+        external;
+    /// As `expectEmit()`, and the event must come from `emitter`.
+    function expectEmit(address emitter) external;
+    /// The test fails unless a call to `callee` whose calldata starts with
+    /// `data` is made before it ends.
+    function expectCall(address callee, bytes calldata data) external;
+    /// Rejects a fuzz test's arguments when `condition` is false: the runner
+    /// draws others (a test without parameters fails).
+    function assume(bool condition) external pure;
+    /// The address of a private key.
+    function addr(uint256 privateKey) external pure returns (address keyAddr);
+    /// Signs `digest` itself (no prefix) with a private key; `v` is 27 or 28.
+    function sign(uint256 privateKey, bytes32 digest) external pure returns (uint8 v, bytes32 r, bytes32 s);
+    /// Writes a storage slot of any account.
+    function store(address target, bytes32 slot, bytes32 value) external;
+    /// Reads a storage slot of any account.
+    function load(address target, bytes32 slot) external view returns (bytes32 data);
+    /// Replaces an account's runtime code.
+    function etch(address target, bytes calldata newRuntimeBytecode) external;
+    /// An account's nonce.
+    function getNonce(address account) external view returns (uint64 nonce);
+    /// Sets an account's nonce.
+    function setNonce(address account, uint64 newNonce) external;
+    /// Calls to `callee` whose calldata starts with `data` return
+    /// `returnData` without running its code (the longest matching `data`
+    /// wins); for the rest of the test, or of every test when made in `setUp`.
+    function mockCall(address callee, bytes calldata data, bytes calldata returnData) external;
+    /// As `mockCall`, reverting with `revertData`.
+    function mockCallRevert(address callee, bytes calldata data, bytes calldata revertData) external;
+    /// Removes every `mockCall`.
+    function clearMockedCalls() external;
+    /// Records the events emitted from now on, for `getRecordedLogs`.
+    function recordLogs() external;
+    /// The events recorded since `recordLogs` (or the last `getRecordedLogs`).
+    function getRecordedLogs() external returns (Log[] memory logs);
     /// Names an address in reports.
     function label(address account, string calldata newLabel) external;
     /// The environment variable `name` as a number, or `defaultValue`.
@@ -161,6 +208,66 @@ abstract contract Test {
             scheduler.execute(due[i]);
         }
         return due.length;
+    }
+
+    /// A fresh address named `name` in reports: the address of the key
+    /// `keccak256(name)`.
+    function makeAddr(string memory name) internal returns (address account) {
+        (account,) = makeAddrAndKey(name);
+    }
+
+    /// `makeAddr`, and the address's private key (for `vm.sign`).
+    function makeAddrAndKey(string memory name) internal returns (address account, uint256 privateKey) {
+        privateKey = uint256(keccak256(bytes(name)));
+        account = vm.addr(privateKey);
+        vm.label(account, name);
+    }
+
+    /// `x` moved into `[min, max]`: unchanged when inside, otherwise wrapped
+    /// around the range (for fuzz arguments).
+    function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
+        require(min <= max, "bound: min is above max");
+        if (x >= min && x <= max) return x;
+        uint256 size = max - min;
+        if (size == type(uint256).max) return x;
+        return min + (x % (size + 1));
+    }
+
+    /// `bound` for signed numbers.
+    function bound(int256 x, int256 min, int256 max) internal pure returns (int256) {
+        require(min <= max, "bound: min is above max");
+        if (x >= min && x <= max) return x;
+        // Shift to unsigned order (flip the sign bit), bound, shift back.
+        uint256 flip = uint256(1) << 255;
+        uint256 bounded = bound(uint256(x) ^ flip, uint256(min) ^ flip, uint256(max) ^ flip);
+        return int256(bounded ^ flip);
+    }
+
+    /// The next call is made by `who`, which gets 2^128 wei first.
+    function hoax(address who) internal {
+        hoax(who, 1 << 128);
+    }
+
+    /// The next call is made by `who`, which gets `give` wei first.
+    function hoax(address who, uint256 give) internal {
+        vm.deal(who, give);
+        vm.prank(who);
+    }
+
+    /// Every call is made by `who` until `vm.stopPrank()`; `who` gets 2^128 wei first.
+    function startHoax(address who) internal {
+        vm.deal(who, 1 << 128);
+        vm.startPrank(who);
+    }
+
+    /// Moves `block.timestamp` forward by `time` seconds.
+    function skip(uint256 time) internal {
+        vm.warp(block.timestamp + time);
+    }
+
+    /// Moves `block.timestamp` back by `time` seconds.
+    function rewind(uint256 time) internal {
+        vm.warp(block.timestamp - time);
     }
 
     function fail(string memory message) internal pure {
@@ -408,5 +515,37 @@ abstract contract Test {
 
     function assertLe(int256 left, int256 right) internal pure {
         if (left > right) _fail("", _differ("assertLe", left.toString(), ">", right.toString()));
+    }
+
+    function assertGt(uint256 left, uint256 right, string memory message) internal pure {
+        if (left <= right) _fail(message, _differ("assertGt", left.toString(), "<=", right.toString()));
+    }
+
+    function assertGt(int256 left, int256 right, string memory message) internal pure {
+        if (left <= right) _fail(message, _differ("assertGt", left.toString(), "<=", right.toString()));
+    }
+
+    function assertGe(uint256 left, uint256 right, string memory message) internal pure {
+        if (left < right) _fail(message, _differ("assertGe", left.toString(), "<", right.toString()));
+    }
+
+    function assertGe(int256 left, int256 right, string memory message) internal pure {
+        if (left < right) _fail(message, _differ("assertGe", left.toString(), "<", right.toString()));
+    }
+
+    function assertLt(uint256 left, uint256 right, string memory message) internal pure {
+        if (left >= right) _fail(message, _differ("assertLt", left.toString(), ">=", right.toString()));
+    }
+
+    function assertLt(int256 left, int256 right, string memory message) internal pure {
+        if (left >= right) _fail(message, _differ("assertLt", left.toString(), ">=", right.toString()));
+    }
+
+    function assertLe(uint256 left, uint256 right, string memory message) internal pure {
+        if (left > right) _fail(message, _differ("assertLe", left.toString(), ">", right.toString()));
+    }
+
+    function assertLe(int256 left, int256 right, string memory message) internal pure {
+        if (left > right) _fail(message, _differ("assertLe", left.toString(), ">", right.toString()));
     }
 }

@@ -6,13 +6,16 @@
 //! in parallel.
 //!
 //! A test passes when its transaction succeeds; a `testFail*` test passes
-//! when it reverts. [`revert`] puts revert data in words; [`shard`] splits a
-//! suite across CI machines.
+//! when it reverts. A test with parameters is a fuzz test ([`fuzz`]): it
+//! runs many times with drawn arguments. [`revert`] puts revert data in
+//! words; [`shard`] splits a suite across CI machines.
 
 pub mod cheatcodes;
+pub mod fuzz;
 pub mod revert;
 pub mod shard;
 
+pub use fuzz::FuzzConfig;
 pub use revert::{RevertDecoder, RevertReason};
 pub use shard::Shard;
 
@@ -21,13 +24,15 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
+use alloy_dyn_abi::{DynSolType, DynSolValue};
 use alloy_primitives::{Address, B256, Bytes, keccak256};
 use alloy_rpc_types_eth::TransactionRequest;
+use alloy_sol_types::{Revert, SolError};
 use serde::Serialize;
 
 use crate::chain::{Halt, InferenceRecord, TxReceipt};
 use crate::node::{Devnet, NodeError};
-use cheatcodes::{CheatState, CheatcodesFactory, GasCall};
+use cheatcodes::{ASSUME_REJECTED, CheatState, CheatcodesFactory, GasCall};
 
 /// The gas limit of every test transaction (and of the test chain's blocks).
 pub const TEST_GAS_LIMIT: u64 = 100_000_000;
@@ -71,9 +76,10 @@ impl TestContract {
         Ok(Self { name: name.to_owned(), source: source.to_owned(), bytecode, functions, errors: Arc::new(errors) })
     }
 
-    /// The test functions: `test*` without parameters, in name order.
+    /// The test functions' signatures (`testSwap()`, and fuzz tests with
+    /// their parameters: `testSwap(uint256)`), in name order.
     pub fn tests(&self) -> Vec<&str> {
-        self.functions.keys().filter(|s| s.starts_with("test") && s.ends_with("()")).map(String::as_str).collect()
+        self.functions.keys().filter(|s| s.starts_with("test")).map(String::as_str).collect()
     }
 
     fn selector(&self, signature: &str) -> Option<[u8; 4]> {
@@ -104,6 +110,10 @@ pub struct TestResult {
     pub source: String,
     /// The test function's name (`testFeeRises`).
     pub test: String,
+    /// Its signature (`testFeeRises()`, a fuzz test's with its parameter
+    /// types: `testSwap(uint256,address)`).
+    #[serde(skip)]
+    pub signature: String,
     /// How it ended.
     #[serde(flatten)]
     pub outcome: Outcome,
@@ -127,6 +137,33 @@ pub struct TestResult {
     /// The names `vm.label` gave to addresses (setUp's included).
     #[serde(skip)]
     pub labels: BTreeMap<Address, String>,
+    /// A fuzz test's runs (`None` for a test without parameters).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub fuzz: Option<FuzzReport>,
+}
+
+/// How a fuzz test's runs went.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct FuzzReport {
+    /// Runs that passed.
+    pub runs: u32,
+    /// Draws `vm.assume` rejected.
+    pub rejected: u32,
+    /// The seed of the draws ([`FuzzConfig::seed`]).
+    pub seed: u64,
+    /// The shrunk arguments of the failing run, if one failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub counterexample: Option<Counterexample>,
+}
+
+/// The arguments a fuzz test failed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Counterexample {
+    /// In words: `(1000, 0x…)`.
+    pub args: String,
+    /// The test transaction's calldata.
+    pub calldata: Bytes,
 }
 
 fn micros<S: serde::Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -145,11 +182,13 @@ impl TestResult {
 pub struct RunConfig {
     /// Tests that run at once (default: the cores).
     pub jobs: usize,
+    /// How fuzz tests run.
+    pub fuzz: FuzzConfig,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        Self { jobs: std::thread::available_parallelism().map_or(1, usize::from) }
+        Self { jobs: std::thread::available_parallelism().map_or(1, usize::from), fuzz: FuzzConfig::default() }
     }
 }
 
@@ -186,7 +225,7 @@ pub fn run(
             p.contract.tests().into_iter().filter(|t| select(&p.contract.name, test_name(t))).map(move |t| (p, t))
         })
         .collect();
-    parallel(&work, jobs, |(p, signature)| run_one(p, signature))
+    parallel(&work, jobs, |(p, signature)| run_one(p, signature, &config.fuzz))
         .into_iter()
         .zip(&work)
         .map(|(r, (p, signature))| r.unwrap_or_else(|| failed(p.contract, signature, PANICKED)))
@@ -226,6 +265,7 @@ fn failed(contract: &TestContract, signature: &str, reason: &str) -> TestResult 
         contract: contract.name.clone(),
         source: contract.source.clone(),
         test: test_name(signature).to_owned(),
+        signature: signature.to_owned(),
         outcome: Outcome::Fail { reason: reason.to_owned() },
         gas: 0,
         inferences: 0,
@@ -234,11 +274,13 @@ fn failed(contract: &TestContract, signature: &str, reason: &str) -> TestResult 
         tx_hash: B256::ZERO,
         calls: Vec::new(),
         labels: BTreeMap::new(),
+        fuzz: None,
     }
 }
 
-fn test_name(signature: &str) -> &str {
-    signature.strip_suffix("()").unwrap_or(signature)
+/// A test's name: its signature without the parameters.
+pub fn test_name(signature: &str) -> &str {
+    signature.split_once('(').map_or(signature, |(name, _)| name)
 }
 
 fn deploy(
@@ -268,53 +310,209 @@ fn deploy(
     Ok((devnet, address, cheats.state()))
 }
 
-fn run_one(deployed: &Deployed<'_>, signature: &str) -> TestResult {
+fn run_one(deployed: &Deployed<'_>, signature: &str, fuzz: &FuzzConfig) -> TestResult {
     let started = Instant::now();
     let contract = deployed.contract;
-    let name = test_name(signature).to_owned();
-    let mut result = TestResult { outcome: Outcome::Pass, ..failed(contract, signature, "") };
-    let (base, address, cheat_state) = match &deployed.base {
-        Ok(base) => base,
-        Err(reason) => {
-            result.outcome = Outcome::Fail { reason: reason.clone() };
-            result.duration = started.elapsed();
-            return result;
+    let mut result = failed(contract, signature, "");
+    let outcome = match (&deployed.base, &fuzz::parameters(signature)) {
+        (Err(reason), _) | (_, Err(reason)) => Outcome::Fail { reason: reason.clone() },
+        (Ok(base), Ok(types)) => {
+            let run = Run { contract, base, selector: contract.selector(signature).unwrap_or_default(), signature };
+            if types.is_empty() { run.unit(&mut result) } else { run.fuzz(types, fuzz, &mut result) }
         }
     };
-    let mut devnet = base.fork();
-    let cheats = CheatcodesFactory::new(cheat_state.clone()).with_errors(Arc::clone(&contract.errors));
-    let selector = contract.selector(signature).unwrap_or_default();
-    let expect_failure = name.starts_with("testFail");
-    let outcome = install(&mut devnet, &cheats)
-        .and_then(|()| send(&devnet, devnet.accounts()[0], Some(*address), selector.to_vec().into()))
-        .and_then(|hash| {
-            mined(&devnet, hash).map(|r| (hash, r)).ok_or_else(|| "the test transaction was not mined".to_owned())
-        });
-    result.outcome = match outcome {
-        Err(reason) => Outcome::Fail { reason },
-        Ok((hash, receipt)) => {
-            result.tx_hash = hash;
-            result.gas = receipt.gas_used;
-            result.inferences = receipt.inference.len();
-            result.records = receipt.inference.clone();
-            match (receipt.success, expect_failure) {
-                (true, false) | (false, true) => Outcome::Pass,
-                (true, true) => Outcome::Fail { reason: "the test was expected to fail (testFail*) but passed".into() },
-                (false, false) => Outcome::Fail { reason: failure(contract, &receipt) },
-            }
-        }
-    };
-    result.calls = cheats
-        .calls()
-        .into_iter()
-        .map(|call| {
-            let code = devnet.code(call.address, Default::default()).unwrap_or_default();
-            (call, keccak256(&code), code.len())
-        })
-        .collect();
-    result.labels = cheats.state().labels().clone();
+    result.outcome = outcome;
     result.duration = started.elapsed();
     result
+}
+
+/// How one run of a test ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Verdict {
+    Pass,
+    Fail(String),
+    /// `vm.assume` rejected its arguments.
+    Rejected,
+}
+
+/// What one run of a test did: its transaction on a fresh fork of the
+/// post-`setUp` chain.
+struct Case {
+    verdict: Verdict,
+    gas: u64,
+    records: Vec<InferenceRecord>,
+    tx_hash: B256,
+    calls: Vec<(GasCall, B256, usize)>,
+    labels: BTreeMap<Address, String>,
+}
+
+impl Case {
+    /// Puts what the run did into `result` (its outcome aside).
+    fn report(self, result: &mut TestResult) {
+        result.gas = self.gas;
+        result.inferences = self.records.len();
+        result.records = self.records;
+        result.tx_hash = self.tx_hash;
+        result.labels = self.labels;
+        result.calls = self.calls;
+    }
+}
+
+/// The runs of one test.
+struct Run<'a> {
+    contract: &'a TestContract,
+    base: &'a (Devnet, Address, CheatState),
+    selector: [u8; 4],
+    signature: &'a str,
+}
+
+impl Run<'_> {
+    fn expects_failure(&self) -> bool {
+        test_name(self.signature).starts_with("testFail")
+    }
+
+    /// A test without parameters: one run.
+    fn unit(&self, result: &mut TestResult) -> Outcome {
+        let case = self.case(self.selector.to_vec().into());
+        let outcome = match &case.verdict {
+            Verdict::Pass => Outcome::Pass,
+            Verdict::Fail(reason) => Outcome::Fail { reason: reason.clone() },
+            Verdict::Rejected => Outcome::Fail {
+                reason: format!("{ASSUME_REJECTED}, and a test without parameters has no other arguments to draw"),
+            },
+        };
+        case.report(result);
+        outcome
+    }
+
+    /// A test with parameters: [`FuzzConfig::runs`] passing runs, or the
+    /// first failing one, shrunk.
+    fn fuzz(&self, types: &[DynSolType], config: &FuzzConfig, result: &mut TestResult) -> Outcome {
+        let mut draw = fuzz::Draw::new(config.seed, &self.contract.name, self.signature);
+        let mut report = FuzzReport { runs: 0, rejected: 0, seed: config.seed, counterexample: None };
+        let (mut gas, mut calls) = (Vec::new(), Vec::new());
+        let mut last = None;
+        let outcome = loop {
+            if report.runs >= config.runs {
+                break Outcome::Pass;
+            }
+            let args = draw.args(types);
+            let mut case = self.case(fuzz::calldata(self.selector, &args));
+            match &case.verdict {
+                Verdict::Pass => {
+                    report.runs += 1;
+                    gas.push(case.gas);
+                    calls.append(&mut case.calls);
+                    last = Some(case);
+                }
+                Verdict::Rejected => {
+                    report.rejected += 1;
+                    if report.rejected > config.max_rejects() {
+                        break Outcome::Fail {
+                            reason: format!(
+                                "vm.assume rejected {} draws ({} runs passed): loosen the assumption, or bound the arguments",
+                                report.rejected, report.runs
+                            ),
+                        };
+                    }
+                }
+                Verdict::Fail(_) => {
+                    let (args, failing) = self.shrink(args, case);
+                    let reason = match &failing.verdict {
+                        Verdict::Fail(reason) => reason.clone(),
+                        _ => String::new(),
+                    };
+                    let calldata = fuzz::calldata(self.selector, &args);
+                    let args = fuzz::describe(&args);
+                    let reason = format!("{reason}; counterexample: {args} after {} passing runs", report.runs);
+                    report.counterexample = Some(Counterexample { args, calldata });
+                    last = Some(failing);
+                    break Outcome::Fail { reason };
+                }
+            }
+        };
+        if let Some(case) = last {
+            case.report(result);
+        }
+        // The gas report counts the calls of every passing run too.
+        result.calls.splice(0..0, calls);
+        if !gas.is_empty() && matches!(outcome, Outcome::Pass) {
+            gas.sort_unstable();
+            result.gas = gas[gas.len() / 2];
+        }
+        result.fuzz = Some(report);
+        outcome
+    }
+
+    /// The simplest arguments found that still fail, and their run.
+    fn shrink(&self, args: Vec<DynSolValue>, failing: Case) -> (Vec<DynSolValue>, Case) {
+        let mut last = failing;
+        let mut fails = |args: &[DynSolValue]| {
+            let case = self.case(fuzz::calldata(self.selector, args));
+            let failed = matches!(case.verdict, Verdict::Fail(_));
+            if failed {
+                last = case;
+            }
+            failed
+        };
+        let args = fuzz::Shrink::new(&mut fails).shrink(args);
+        (args, last)
+    }
+
+    /// One run: the test's transaction with `calldata` on a fresh fork.
+    fn case(&self, calldata: Bytes) -> Case {
+        let (base, address, cheat_state) = self.base;
+        let mut devnet = base.fork();
+        let cheats = CheatcodesFactory::new(cheat_state.clone()).with_errors(Arc::clone(&self.contract.errors));
+        let sent = install(&mut devnet, &cheats)
+            .and_then(|()| send(&devnet, devnet.accounts()[0], Some(*address), calldata))
+            .and_then(|hash| {
+                mined(&devnet, hash).map(|r| (hash, r)).ok_or_else(|| "the test transaction was not mined".to_owned())
+            });
+        let mut case = Case {
+            verdict: Verdict::Pass,
+            gas: 0,
+            records: Vec::new(),
+            tx_hash: B256::ZERO,
+            calls: Vec::new(),
+            labels: cheats.state().labels().clone(),
+        };
+        case.verdict = match sent {
+            Err(reason) => Verdict::Fail(reason),
+            Ok((hash, receipt)) => {
+                case.tx_hash = hash;
+                case.gas = receipt.gas_used;
+                case.records = receipt.inference.clone();
+                self.verdict(&receipt)
+            }
+        };
+        case.calls = cheats
+            .calls()
+            .into_iter()
+            .map(|call| {
+                let code = devnet.code(call.address, Default::default()).unwrap_or_default();
+                (call, keccak256(&code), code.len())
+            })
+            .collect();
+        case
+    }
+
+    fn verdict(&self, receipt: &TxReceipt) -> Verdict {
+        if !receipt.success && receipt.halt_reason.is_none() && receipt.output.as_ref() == assume_rejected().as_slice()
+        {
+            return Verdict::Rejected;
+        }
+        match (receipt.success, self.expects_failure()) {
+            (true, false) | (false, true) => Verdict::Pass,
+            (true, true) => Verdict::Fail("the test was expected to fail (testFail*) but passed".into()),
+            (false, false) => Verdict::Fail(failure(self.contract, receipt)),
+        }
+    }
+}
+
+/// The revert data of `vm.assume(false)`.
+fn assume_rejected() -> Vec<u8> {
+    Revert::from(ASSUME_REJECTED).abi_encode()
 }
 
 fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {

@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, Bytes, Log, U256, address, keccak256};
-use alloy_sol_types::{Revert, SolError, SolInterface, SolValue, sol};
+use alloy_sol_types::{Revert, SolError, SolInterface, SolValue};
 use parking_lot::Mutex;
 use revm::Inspector;
 use revm::context::ContextTr;
@@ -37,56 +37,20 @@ use crate::settlement::{SettlementConfig, result_key};
 use crate::tee::Fault;
 use crate::testing::revert::RevertDecoder;
 
+mod accounts;
+mod calls;
+mod vm;
+
+pub use vm::Vm;
+
+use calls::{CallMock, ExpectedCall};
+
+/// The revert reason of `vm.assume(false)`: a fuzz test's runner draws
+/// other arguments instead of failing the test.
+pub const ASSUME_REJECTED: &str = "vm.assume: these arguments are rejected";
+
 /// The address of the `Vm` contract, as in Foundry.
 pub const VM_ADDRESS: Address = address!("7109709ECfa91a80626fF3989D68f67F5b1DD12D");
-
-sol! {
-    /// The cheatcodes `stdlib/nml/Test.sol` declares.
-    #[derive(Debug)]
-    interface Vm {
-        struct Number { int128 value; int128 decimals; }
-        struct MultiDimensionalNumberTensor { string name; Number[] values; uint32[] shape; }
-        struct StringTensor { string name; string[] values; }
-        struct JsonScalar { string name; string value; }
-        struct ModelInput { MultiDimensionalNumberTensor[] numbers; StringTensor[] strings; }
-        struct ModelOutput {
-            MultiDimensionalNumberTensor[] numbers;
-            StringTensor[] strings;
-            JsonScalar[] jsons;
-            bool is_simulation_result;
-        }
-
-        function prank(address sender) external;
-        function startPrank(address sender) external;
-        function stopPrank() external;
-        function deal(address account, uint256 newBalance) external;
-        function warp(uint256 newTimestamp) external;
-        function roll(uint256 newHeight) external;
-        function expectRevert() external;
-        function expectRevert(bytes calldata revertData) external;
-        function expectRevert(bytes4 revertData) external;
-        function expectEmit() external;
-        function label(address account, string calldata newLabel) external;
-        function envOr(string calldata name, uint256 defaultValue) external view returns (uint256 value);
-        function envOr(string calldata name, bool defaultValue) external view returns (bool value);
-        function envOr(string calldata name, string calldata defaultValue) external view returns (string memory value);
-        function mockInference(string calldata modelId, ModelOutput calldata output) external;
-        function mockInference(string calldata modelId, ModelInput calldata input, ModelOutput calldata output) external;
-        function failInference(string calldata modelId, string calldata reason) external;
-        function clearInferenceMocks() external;
-        function mockLlm(string calldata modelId, string calldata answer) external;
-        function mockLlm(string calldata modelId, string calldata prompt, string calldata answer) external;
-        function failLlm(string calldata modelId, string calldata reason) external;
-        function clearLlmMocks() external;
-        function teeAttest(bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external returns (bytes32 teeId, bytes memory signature);
-        function teeSettle(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
-        function teeSettleBatch(bytes32 merkleRoot) external;
-        function teeFault(string calldata fault, bool on) external;
-        function teeAttestation(bytes32 requestId) external returns (bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp, bytes memory signature);
-        function teeAdvanceToSettlement() external;
-        function expectSettlement(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
-    }
-}
 
 /// What a mocked model answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -122,6 +86,8 @@ pub struct CheatState {
     mocks: Vec<Mock>,
     llm_mocks: Vec<LlmMock>,
     labels: BTreeMap<Address, String>,
+    /// `mockCall` and `mockCallRevert`.
+    call_mocks: Vec<CallMock>,
     /// `warp` and `roll`: the block's timestamp and number from then on.
     timestamp: Option<U256>,
     number: Option<U256>,
@@ -249,11 +215,28 @@ struct ExpectedEmit {
     /// The test contract and its depth.
     emitter: Address,
     depth: usize,
+    /// Which of topics 1–3 and the data must match (topic 0, the event's
+    /// signature, always does).
+    checks: [bool; 4],
+    /// The contract that must emit it, if any.
+    address: Option<Address>,
     /// The event the test emitted after `expectEmit()`.
     expected: Option<Log>,
     /// Whether the checked call is running, and whether it emitted it.
     in_call: bool,
     found: bool,
+}
+
+impl ExpectedEmit {
+    /// Whether `log` is the `expected` event, on the parts this expectation checks.
+    fn matches(&self, expected: &Log, log: &Log) -> bool {
+        let (want, got) = (expected.topics(), log.topics());
+        want.len() == got.len()
+            && want.first() == got.first()
+            && (1..want.len()).all(|i| !self.checks[i - 1] || want[i] == got[i])
+            && (!self.checks[3] || expected.data.data == log.data.data)
+            && self.address.is_none_or(|a| a == log.address)
+    }
 }
 
 /// The cheatcode inspector of one EVM.
@@ -271,6 +254,10 @@ pub struct Cheatcodes {
     prank: Option<Prank>,
     expected_revert: Option<ExpectedRevert>,
     expected_emit: Option<ExpectedEmit>,
+    /// `expectCall`s of this transaction.
+    expected_calls: Vec<ExpectedCall>,
+    /// The logs emitted since `recordLogs`, if it was called.
+    recording: Option<Vec<Log>>,
     /// Results (relay keys) that must be settled when the test ends.
     expected_settlements: Vec<alloy_primitives::B256>,
     pipe: Option<Arc<Pipe>>,
@@ -358,9 +345,81 @@ impl Cheatcodes {
             Vm::VmCalls::expectRevert_2(c) => {
                 self.expected_revert = Some(ExpectedRevert { matcher: RevertMatch::Selector(c.revertData.0), depth });
             }
-            Vm::VmCalls::expectEmit(_) => {
-                self.expected_emit =
-                    Some(ExpectedEmit { emitter: caller, depth, expected: None, in_call: false, found: false });
+            Vm::VmCalls::expectEmit_0(_) => self.expect_emit(caller, depth, [true; 4], None),
+            Vm::VmCalls::expectEmit_1(c) => {
+                self.expect_emit(caller, depth, [c.checkTopic1, c.checkTopic2, c.checkTopic3, c.checkData], None);
+            }
+            Vm::VmCalls::expectEmit_2(c) => {
+                let checks = [c.checkTopic1, c.checkTopic2, c.checkTopic3, c.checkData];
+                self.expect_emit(caller, depth, checks, Some(c.emitter));
+            }
+            Vm::VmCalls::expectEmit_3(c) => self.expect_emit(caller, depth, [true; 4], Some(c.emitter)),
+            Vm::VmCalls::expectCall(c) => {
+                self.expected_calls.push(ExpectedCall { callee: c.callee, data: c.data, seen: false });
+            }
+            Vm::VmCalls::assume(c) => {
+                if !c.condition {
+                    return revert(inputs, ASSUME_REJECTED);
+                }
+            }
+            Vm::VmCalls::addr(c) => {
+                return match accounts::address_of(c.privateKey) {
+                    Ok(address) => ok(inputs, address.abi_encode()),
+                    Err(e) => revert(inputs, &e.to_string()),
+                };
+            }
+            Vm::VmCalls::sign(c) => {
+                return match accounts::sign(c.privateKey, c.digest) {
+                    // uint8 is encoded as any uint.
+                    Ok((v, r, s)) => ok(inputs, (U256::from(v), r, s).abi_encode_params()),
+                    Err(e) => revert(inputs, &e.to_string()),
+                };
+            }
+            Vm::VmCalls::store(c) => {
+                if let Err(e) = accounts::store(ctx, c.target, c.slot, c.value) {
+                    return revert(inputs, &e.to_string());
+                }
+            }
+            Vm::VmCalls::load(c) => {
+                return match accounts::load(ctx, c.target, c.slot) {
+                    Ok(value) => ok(inputs, value.abi_encode()),
+                    Err(e) => revert(inputs, &e.to_string()),
+                };
+            }
+            Vm::VmCalls::etch(c) => {
+                if let Err(e) = accounts::etch(ctx, c.target, c.newRuntimeBytecode) {
+                    return revert(inputs, &e.to_string());
+                }
+            }
+            Vm::VmCalls::getNonce(c) => {
+                return match accounts::nonce(ctx, c.account) {
+                    Ok(nonce) => ok(inputs, nonce.abi_encode()),
+                    Err(e) => revert(inputs, &e.to_string()),
+                };
+            }
+            Vm::VmCalls::setNonce(c) => {
+                if let Err(e) = accounts::set_nonce(ctx, c.account, c.newNonce) {
+                    return revert(inputs, &e.to_string());
+                }
+            }
+            Vm::VmCalls::mockCall(c) => {
+                self.local.call_mocks.push(CallMock { callee: c.callee, data: c.data, answer: Ok(c.returnData) });
+            }
+            Vm::VmCalls::mockCallRevert(c) => {
+                self.local.call_mocks.push(CallMock { callee: c.callee, data: c.data, answer: Err(c.revertData) });
+            }
+            Vm::VmCalls::clearMockedCalls(_) => self.local.call_mocks.clear(),
+            Vm::VmCalls::recordLogs(_) => self.recording = Some(Vec::new()),
+            Vm::VmCalls::getRecordedLogs(_) => {
+                let logs: Vec<Vm::Log> = self
+                    .recording
+                    .as_mut()
+                    .map(std::mem::take)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(calls::recorded)
+                    .collect();
+                return ok(inputs, (logs,).abi_encode_params());
             }
             Vm::VmCalls::label(c) => {
                 self.local.labels.insert(c.account, c.newLabel);
@@ -457,6 +516,30 @@ impl Cheatcodes {
         ok(inputs, Vec::new())
     }
 
+    fn expect_emit(&mut self, caller: Address, depth: usize, checks: [bool; 4], address: Option<Address>) {
+        self.expected_emit = Some(ExpectedEmit {
+            emitter: caller,
+            depth,
+            checks,
+            address,
+            expected: None,
+            in_call: false,
+            found: false,
+        });
+    }
+
+    /// The answer of a `mockCall` that applies to this call, if any.
+    fn mocked_call(&self, ctx: &mut EvmContext, inputs: &CallInputs) -> Option<CallOutcome> {
+        if self.local.call_mocks.is_empty() {
+            return None;
+        }
+        let input = inputs.input.bytes(ctx);
+        Some(match calls::mocked_call(&self.local.call_mocks, inputs.target_address, &input)? {
+            Ok(data) => outcome(inputs, InstructionResult::Return, data.clone(), 0),
+            Err(data) => outcome(inputs, InstructionResult::Revert, data.clone(), 0),
+        })
+    }
+
     /// A mocked answer for a call to the inference precompile, if one applies.
     fn mocked_inference(&self, ctx: &mut EvmContext, inputs: &CallInputs) -> Option<CallOutcome> {
         if self.local.mocks.is_empty() && self.local.llm_mocks.is_empty() {
@@ -515,7 +598,8 @@ impl Cheatcodes {
             (None, Some(_)) => Some("vm.expectEmit() was not followed by a call"),
             (None, None) => None,
         };
-        if let Some(reason) = pending
+        let unmet_call = self.expected_calls.iter().find(|c| !c.seen).map(ExpectedCall::unmet);
+        if let Some(reason) = pending.map(str::to_owned).or(unmet_call)
             && result.result.is_ok()
         {
             result.result = InstructionResult::Revert;
@@ -523,6 +607,8 @@ impl Cheatcodes {
         }
         self.expected_revert = None;
         self.expected_emit = None;
+        self.expected_calls.clear();
+        self.recording = None;
         self.prank = None;
         self.block_applied = false;
         if self.publish {
@@ -610,10 +696,16 @@ impl Inspector<EvmContext> for Cheatcodes {
         {
             emit.in_call = true;
         }
+        if !self.expected_calls.is_empty() {
+            let input = inputs.input.bytes(ctx);
+            for expected in &mut self.expected_calls {
+                expected.observe(inputs.target_address, &input);
+            }
+        }
         if inputs.bytecode_address == INFERENCE_PRECOMPILE {
             return self.mocked_inference(ctx, inputs);
         }
-        None
+        self.mocked_call(ctx, inputs)
     }
 
     fn call_end(&mut self, ctx: &mut EvmContext, inputs: &CallInputs, outcome: &mut CallOutcome) {
@@ -668,14 +760,13 @@ impl Inspector<EvmContext> for Cheatcodes {
     }
 
     fn log(&mut self, _ctx: &mut EvmContext, log: Log) {
+        if let Some(recording) = &mut self.recording {
+            recording.push(log.clone());
+        }
         let Some(emit) = &mut self.expected_emit else { return };
         match &emit.expected {
             None if log.address == emit.emitter => emit.expected = Some(log),
-            Some(expected)
-                if emit.in_call && expected.topics() == log.topics() && expected.data.data == log.data.data =>
-            {
-                emit.found = true;
-            }
+            Some(expected) if emit.in_call && emit.matches(expected, &log) => emit.found = true,
             _ => {}
         }
     }
@@ -705,5 +796,16 @@ mod tests {
         assert_eq!(Vm::expectRevert_0Call::SELECTOR, [0xf4, 0x84, 0x48, 0x14]);
         assert_eq!(Vm::dealCall::SELECTOR, [0xc8, 0x8a, 0x5e, 0x6d]);
         assert_eq!(Vm::warpCall::SELECTOR, [0xe5, 0xd6, 0xbf, 0x02]);
+        assert_eq!(Vm::addrCall::SELECTOR, [0xff, 0xa1, 0x86, 0x49]);
+        assert_eq!(Vm::signCall::SELECTOR, [0xe3, 0x41, 0xea, 0xa4]);
+        assert_eq!(Vm::storeCall::SELECTOR, [0x70, 0xca, 0x10, 0xbb]);
+        assert_eq!(Vm::loadCall::SELECTOR, [0x66, 0x7f, 0x9d, 0x70]);
+        assert_eq!(Vm::etchCall::SELECTOR, [0xb4, 0xd6, 0xc7, 0x82]);
+        assert_eq!(Vm::assumeCall::SELECTOR, [0x4c, 0x63, 0xe5, 0x62]);
+        assert_eq!(Vm::expectEmit_1Call::SELECTOR, [0x49, 0x1c, 0xc7, 0xc2]);
+        assert_eq!(Vm::expectCallCall::SELECTOR, [0xbd, 0x6a, 0xf4, 0x34]);
+        assert_eq!(Vm::mockCallCall::SELECTOR, [0xb9, 0x62, 0x13, 0xe4]);
+        assert_eq!(Vm::recordLogsCall::SELECTOR, [0x41, 0xaf, 0x2f, 0x52]);
+        assert_eq!(Vm::getRecordedLogsCall::SELECTOR, [0x19, 0x15, 0x53, 0xa4]);
     }
 }

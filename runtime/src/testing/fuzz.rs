@@ -1,0 +1,385 @@
+//! Fuzz tests: a `test…` function with parameters runs [`FuzzConfig::runs`]
+//! times, each time with arguments drawn for its parameter types, each run a
+//! transaction on its own fork of the post-`setUp` chain. Arguments that
+//! `vm.assume` rejects are drawn again; a failing run is shrunk to simpler
+//! arguments that still fail ([`Shrink`]) and reported as the counterexample.
+//!
+//! Draws are deterministic: the generator is seeded from
+//! [`FuzzConfig::seed`], the contract's name and the test's signature, so a
+//! failure seen in CI is seen again on a laptop; another seed explores
+//! other arguments.
+//!
+//! Numbers are drawn with a uniformly random bit length (small and large
+//! values are equally likely), with edges (0, 1, the type's extremes, powers
+//! of two and their neighbours) one draw in eight; addresses, fixed bytes,
+//! `bytes`, `string`, arrays and tuples are drawn part by part.
+
+use alloy_dyn_abi::{DynSolType, DynSolValue};
+use alloy_primitives::{Address, B256, Bytes, I256, U256, keccak256};
+use rand_chacha::ChaCha8Rng;
+use rand_chacha::rand_core::{RngCore, SeedableRng};
+
+/// How fuzz tests run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FuzzConfig {
+    /// Runs that must pass (rejected draws do not count).
+    pub runs: u32,
+    /// Seeds the draws, with the test's name.
+    pub seed: u64,
+}
+
+impl Default for FuzzConfig {
+    fn default() -> Self {
+        Self { runs: 256, seed: 0 }
+    }
+}
+
+impl FuzzConfig {
+    /// Draws `vm.assume` may reject before the test fails: ten per run.
+    pub fn max_rejects(&self) -> u32 {
+        self.runs.saturating_mul(10).max(100)
+    }
+}
+
+/// The longest `bytes`, `string` or dynamic array a draw makes.
+const MAX_DYNAMIC_LEN: u64 = 64;
+/// The most elements a drawn dynamic array has.
+const MAX_ARRAY_LEN: u64 = 8;
+/// The most runs shrinking a counterexample may take.
+pub const SHRINK_BUDGET: u32 = 512;
+
+/// The parameter types of a function signature (`testSwap(uint256,address)`).
+pub fn parameters(signature: &str) -> Result<Vec<DynSolType>, String> {
+    let open = signature.find('(').ok_or_else(|| format!("`{signature}` is not a function signature"))?;
+    let types = match DynSolType::parse(&signature[open..]) {
+        Ok(DynSolType::Tuple(types)) => types,
+        Ok(other) => vec![other],
+        Err(e) => return Err(format!("cannot read the parameters of `{signature}`: {e}")),
+    };
+    match types.iter().find(|t| !drawable(t)) {
+        Some(t) => Err(format!("cannot draw arguments of type `{t}` (function types are not fuzzed)")),
+        None => Ok(types),
+    }
+}
+
+fn drawable(ty: &DynSolType) -> bool {
+    match ty {
+        DynSolType::Function => false,
+        DynSolType::Array(t) | DynSolType::FixedArray(t, _) => drawable(t),
+        DynSolType::Tuple(ts) => ts.iter().all(drawable),
+        _ => true,
+    }
+}
+
+/// The calldata of a run: the selector, then the arguments.
+pub fn calldata(selector: [u8; 4], args: &[DynSolValue]) -> Bytes {
+    let mut data = selector.to_vec();
+    data.extend(DynSolValue::Tuple(args.to_vec()).abi_encode_params());
+    data.into()
+}
+
+/// Arguments in words, as Solidity would write them: `(5, 0x…, "text")`.
+pub fn describe(args: &[DynSolValue]) -> String {
+    let parts: Vec<String> = args.iter().map(describe_one).collect();
+    format!("({})", parts.join(", "))
+}
+
+fn describe_one(value: &DynSolValue) -> String {
+    match value {
+        DynSolValue::Bool(b) => b.to_string(),
+        DynSolValue::Int(i, _) => i.to_string(),
+        DynSolValue::Uint(u, _) => u.to_string(),
+        DynSolValue::Address(a) => a.to_checksum(None),
+        DynSolValue::FixedBytes(word, size) => format!("0x{}", alloy_primitives::hex::encode(&word[..*size])),
+        DynSolValue::Bytes(b) => format!("0x{}", alloy_primitives::hex::encode(b)),
+        DynSolValue::String(s) => serde_json::Value::String(s.clone()).to_string(),
+        DynSolValue::Array(items) | DynSolValue::FixedArray(items) => {
+            format!("[{}]", items.iter().map(describe_one).collect::<Vec<_>>().join(", "))
+        }
+        DynSolValue::Tuple(items) => describe(items),
+        other => format!("{other:?}"),
+    }
+}
+
+/// The generator of one fuzz test's arguments.
+pub struct Draw {
+    rng: ChaCha8Rng,
+}
+
+impl Draw {
+    /// The draws of `signature` in `contract` under `seed`.
+    pub fn new(seed: u64, contract: &str, signature: &str) -> Self {
+        let key = keccak256([&seed.to_be_bytes()[..], contract.as_bytes(), b".", signature.as_bytes()].concat());
+        Self { rng: ChaCha8Rng::from_seed(key.0) }
+    }
+
+    /// One set of arguments for `types`.
+    pub fn args(&mut self, types: &[DynSolType]) -> Vec<DynSolValue> {
+        types.iter().map(|t| self.value(t)).collect()
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        if n == 0 { 0 } else { self.rng.next_u64() % n }
+    }
+
+    fn one_in(&mut self, n: u64) -> bool {
+        self.below(n) == 0
+    }
+
+    fn word(&mut self) -> U256 {
+        let mut bytes = [0u8; 32];
+        self.rng.fill_bytes(&mut bytes);
+        U256::from_be_bytes(bytes)
+    }
+
+    /// A number of at most `bits` bits: a random bit length, then a random
+    /// value of that length; an edge one time in eight.
+    fn unsigned(&mut self, bits: usize) -> U256 {
+        let max = if bits >= 256 { U256::MAX } else { (U256::from(1) << bits) - U256::from(1) };
+        if self.one_in(8) {
+            let k = self.below(bits as u64) as usize;
+            let power = U256::from(1) << k;
+            let edges =
+                [U256::ZERO, U256::from(1), U256::from(2), max, max - U256::from(1), power, power - U256::from(1)];
+            return edges[self.below(edges.len() as u64) as usize].min(max);
+        }
+        let length = self.below(bits as u64 + 1) as usize;
+        if length == 0 {
+            return U256::ZERO;
+        }
+        let mask = if length >= 256 { U256::MAX } else { (U256::from(1) << length) - U256::from(1) };
+        self.word() & mask
+    }
+
+    fn signed(&mut self, bits: usize) -> I256 {
+        let max = I256::MAX >> (256 - bits);
+        let min = -max - I256::ONE;
+        if self.one_in(8) {
+            let edges = [I256::ZERO, I256::ONE, I256::MINUS_ONE, max, min, max - I256::ONE, min + I256::ONE];
+            return edges[self.below(edges.len() as u64) as usize];
+        }
+        let magnitude = I256::from_raw(self.unsigned(bits - 1));
+        if self.one_in(2) { -magnitude - I256::ONE } else { magnitude }
+    }
+
+    fn bytes(&mut self) -> Vec<u8> {
+        let len = if self.one_in(4) { 0 } else { 1 + self.below(MAX_DYNAMIC_LEN) };
+        let mut bytes = vec![0u8; len as usize];
+        self.rng.fill_bytes(&mut bytes);
+        bytes
+    }
+
+    fn text(&mut self) -> String {
+        const WIDE: [char; 5] = ['é', '€', '漢', '🦀', '\u{0}'];
+        let len = if self.one_in(4) { 0 } else { 1 + self.below(MAX_DYNAMIC_LEN / 2) };
+        (0..len)
+            .map(|_| {
+                if self.one_in(8) {
+                    WIDE[self.below(WIDE.len() as u64) as usize]
+                } else {
+                    char::from(b' ' + self.below(95) as u8)
+                }
+            })
+            .collect()
+    }
+
+    fn value(&mut self, ty: &DynSolType) -> DynSolValue {
+        match ty {
+            DynSolType::Bool => DynSolValue::Bool(self.one_in(2)),
+            DynSolType::Uint(bits) => DynSolValue::Uint(self.unsigned(*bits), *bits),
+            DynSolType::Int(bits) => DynSolValue::Int(self.signed(*bits), *bits),
+            DynSolType::Address => {
+                let address = match self.below(8) {
+                    0 => Address::ZERO,
+                    1 => Address::with_last_byte(1 + self.below(10) as u8),
+                    _ => Address::from_word(B256::from(self.word())),
+                };
+                DynSolValue::Address(address)
+            }
+            DynSolType::FixedBytes(size) => {
+                let mut word = B256::ZERO;
+                if !self.one_in(8) {
+                    self.rng.fill_bytes(&mut word[..*size]);
+                }
+                DynSolValue::FixedBytes(word, *size)
+            }
+            DynSolType::Bytes => DynSolValue::Bytes(self.bytes()),
+            DynSolType::String => DynSolValue::String(self.text()),
+            DynSolType::Array(item) => {
+                let len = if self.one_in(4) { 0 } else { 1 + self.below(MAX_ARRAY_LEN) };
+                DynSolValue::Array((0..len).map(|_| self.value(item)).collect())
+            }
+            DynSolType::FixedArray(item, len) => DynSolValue::FixedArray((0..*len).map(|_| self.value(item)).collect()),
+            DynSolType::Tuple(items) => DynSolValue::Tuple(items.iter().map(|t| self.value(t)).collect()),
+            // `parameters` refuses the rest.
+            _ => DynSolValue::Bool(false),
+        }
+    }
+}
+
+/// Shrinks a failing run's arguments: each argument in turn becomes the
+/// simplest value that still fails, the others held: numbers by a binary
+/// search of their magnitude (the smallest that fails, when failing grows
+/// with it), the rest by trying simpler forms (false, the zero address,
+/// zero bytes, empty or halved `bytes`, strings and arrays). `fails` runs
+/// the test; every run counts against [`SHRINK_BUDGET`].
+pub struct Shrink<'a> {
+    fails: &'a mut dyn FnMut(&[DynSolValue]) -> bool,
+    budget: u32,
+}
+
+impl<'a> Shrink<'a> {
+    /// A shrinker that runs the test with `fails`.
+    pub fn new(fails: &'a mut dyn FnMut(&[DynSolValue]) -> bool) -> Self {
+        Self { fails, budget: SHRINK_BUDGET }
+    }
+
+    fn try_args(&mut self, args: &[DynSolValue]) -> bool {
+        if self.budget == 0 {
+            return false;
+        }
+        self.budget -= 1;
+        (self.fails)(args)
+    }
+
+    /// `args`, shrunk.
+    pub fn shrink(mut self, mut args: Vec<DynSolValue>) -> Vec<DynSolValue> {
+        for i in 0..args.len() {
+            match args[i].clone() {
+                DynSolValue::Uint(v, bits) => {
+                    let smallest = self.smallest(&mut args, i, v, |m| DynSolValue::Uint(m, bits));
+                    args[i] = DynSolValue::Uint(smallest, bits);
+                }
+                DynSolValue::Int(v, bits) => {
+                    let negative = v.is_negative();
+                    let make = move |m: U256| {
+                        let m = I256::from_raw(m);
+                        DynSolValue::Int(if negative { -m } else { m }, bits)
+                    };
+                    let smallest = self.smallest(&mut args, i, v.unsigned_abs(), make);
+                    args[i] = make(smallest);
+                }
+                other => {
+                    for candidate in simpler(&other) {
+                        let mut trial = args.clone();
+                        trial[i] = candidate;
+                        if self.try_args(&trial) {
+                            args = trial;
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        args
+    }
+
+    /// The smallest magnitude in `0..=failing` that fails at position `i`
+    /// (by bisection: `failing` is known to fail).
+    fn smallest(
+        &mut self,
+        args: &mut [DynSolValue],
+        i: usize,
+        failing: U256,
+        make: impl Fn(U256) -> DynSolValue,
+    ) -> U256 {
+        let mut trial = args.to_vec();
+        let mut fails_at = |shrink: &mut Self, m: U256| {
+            trial[i] = make(m);
+            shrink.try_args(&trial)
+        };
+        if failing.is_zero() || fails_at(self, U256::ZERO) {
+            return U256::ZERO;
+        }
+        let (mut passing, mut failing) = (U256::ZERO, failing);
+        while failing - passing > U256::from(1) && self.budget > 0 {
+            let mid = passing + (failing - passing) / U256::from(2);
+            if fails_at(self, mid) { failing = mid } else { passing = mid }
+        }
+        failing
+    }
+}
+
+/// Simpler forms of a value that is not a number, simplest first.
+fn simpler(value: &DynSolValue) -> Vec<DynSolValue> {
+    match value {
+        DynSolValue::Bool(true) => vec![DynSolValue::Bool(false)],
+        DynSolValue::Address(a) if !a.is_zero() => vec![DynSolValue::Address(Address::ZERO)],
+        DynSolValue::FixedBytes(word, size) if !word.is_zero() => vec![DynSolValue::FixedBytes(B256::ZERO, *size)],
+        DynSolValue::Bytes(b) if !b.is_empty() => {
+            vec![DynSolValue::Bytes(Vec::new()), DynSolValue::Bytes(b[..b.len() / 2].to_vec())]
+        }
+        DynSolValue::String(s) if !s.is_empty() => {
+            let half: String = s.chars().take(s.chars().count() / 2).collect();
+            vec![DynSolValue::String(String::new()), DynSolValue::String(half)]
+        }
+        DynSolValue::Array(items) if !items.is_empty() => {
+            vec![DynSolValue::Array(Vec::new()), DynSolValue::Array(items[..items.len() / 2].to_vec())]
+        }
+        _ => Vec::new(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parameters_are_read_from_the_signature_and_function_types_refused() {
+        let types = parameters("testSwap(uint256,address,(bool,bytes32)[],string)").unwrap();
+        assert_eq!(types.len(), 4);
+        assert_eq!(types[2].to_string(), "(bool,bytes32)[]");
+        assert_eq!(parameters("testX()").unwrap(), Vec::<DynSolType>::new());
+        assert!(parameters("testF(function)").unwrap_err().contains("function"));
+    }
+
+    #[test]
+    fn draws_are_deterministic_per_seed_and_test_and_fit_their_types() {
+        let types = parameters("t(uint8,int16,bytes4,address,bytes,string,uint256[],bool[2])").unwrap();
+        let draw = |seed, name| {
+            let mut d = Draw::new(seed, "C", name);
+            (0..50).map(|_| d.args(&types)).collect::<Vec<_>>()
+        };
+        assert_eq!(draw(0, "t"), draw(0, "t"));
+        assert_ne!(draw(0, "t"), draw(1, "t"));
+        assert_ne!(draw(0, "t"), draw(0, "u"));
+        for args in draw(3, "t") {
+            for (value, ty) in args.iter().zip(&types) {
+                assert!(value.matches(ty), "{value:?} is not a {ty}");
+            }
+            let DynSolValue::Uint(small, _) = args[0] else { unreachable!() };
+            assert!(small <= U256::from(255));
+            let DynSolValue::Int(i, _) = args[1] else { unreachable!() };
+            assert!(i >= I256::try_from(-32768).unwrap() && i <= I256::try_from(32767).unwrap(), "{i}");
+            // Encodable as calldata.
+            assert!(calldata([0; 4], &args).len() > 4);
+        }
+    }
+
+    #[test]
+    fn draws_reach_small_large_and_edge_numbers() {
+        let mut d = Draw::new(0, "C", "t");
+        let values: Vec<U256> = (0..2000).map(|_| d.unsigned(256)).collect();
+        assert!(values.iter().any(|v| *v < U256::from(1000)));
+        assert!(values.iter().any(|v| *v > U256::MAX >> 8));
+        assert!(values.contains(&U256::MAX) && values.contains(&U256::ZERO));
+    }
+
+    #[test]
+    fn shrinking_finds_the_threshold_of_a_monotone_failure() {
+        let mut runs = 0;
+        let mut fails = |args: &[DynSolValue]| {
+            runs += 1;
+            matches!(args[0], DynSolValue::Uint(v, _) if v >= U256::from(1000))
+                && matches!(args[1], DynSolValue::Int(i, _) if i <= I256::try_from(-5).unwrap())
+        };
+        let args = vec![
+            DynSolValue::Uint(U256::from(1) << 200, 256),
+            DynSolValue::Int(-(I256::ONE << 100usize), 256),
+            DynSolValue::String("abc".into()),
+        ];
+        let shrunk = Shrink::new(&mut fails).shrink(args);
+        assert_eq!(describe(&shrunk), "(1000, -5, \"\")");
+        assert!(runs <= SHRINK_BUDGET as usize);
+    }
+}
