@@ -159,8 +159,23 @@ impl ChainAccount {
 
     /// The latest block's timestamp.
     pub fn latest_timestamp(&self) -> Result<u64, ChainError> {
-        let block = rpc_client::call(&self.rpc_url, "eth_getBlockByNumber", json!(["latest", false]))?;
+        self.timestamp_of(json!("latest"))
+    }
+
+    /// The timestamp of block `number`.
+    pub fn block_timestamp(&self, number: u64) -> Result<u64, ChainError> {
+        self.timestamp_of(json!(format!("{number:#x}")))
+    }
+
+    fn timestamp_of(&self, block: Value) -> Result<u64, ChainError> {
+        let block = rpc_client::call(&self.rpc_url, "eth_getBlockByNumber", json!([block, false]))?;
         quantity(&block["timestamp"]).ok_or(ChainError::BadAnswer("eth_getBlockByNumber"))
+    }
+
+    /// The latest block's number.
+    pub fn block_number(&self) -> Result<u64, ChainError> {
+        quantity(&rpc_client::call(&self.rpc_url, "eth_blockNumber", json!([]))?)
+            .ok_or(ChainError::BadAnswer("eth_blockNumber"))
     }
 
     /// The first word `to` answers `data` with, as a number.
@@ -228,6 +243,7 @@ impl ChainAccount {
             (nonce, Bytes::from(TxEnvelope::from(tx.into_signed(signature)).encoded_2718()), sending.sync)
         };
         let hash = keccak256(&raw);
+        let sent = Sent { hash, to, data: &data, gas };
         let refused = |e: RpcError| {
             let mut sending = self.sending.lock();
             (sending.nonce, sending.gas_price) = (None, None);
@@ -240,7 +256,7 @@ impl ChainAccount {
             match rpc_client::call(url, "eth_sendRawTransactionSync", json!([raw, timeout])) {
                 Ok(receipt) => {
                     self.sending.lock().sync = Some(true);
-                    return self.outcome(hash, &receipt, to, &data).map_err(failed);
+                    return self.outcome(&sent, &receipt).map_err(failed);
                 }
                 // Taken, not mined in time.
                 Err(RpcError::Remote { code: SYNC_TIMEOUT, .. }) => return Err(failed(ChainError::NotMined(hash))),
@@ -253,43 +269,67 @@ impl ChainAccount {
         }
         rpc_client::call(url, "eth_sendRawTransaction", json!([raw])).map_err(refused)?;
         self.sending.lock().sync.get_or_insert(false);
-        self.wait_mined(hash, to, &data).map_err(failed)
+        self.wait_mined(&sent).map_err(failed)
     }
 
-    /// A mined transaction's hash, or why it reverted: the receipt says
-    /// only that it did, so the same call (`to`, `data`) runs again as an
-    /// `eth_call` at its block, whose error carries the revert data.
-    fn outcome(&self, hash: B256, receipt: &Value, to: Address, data: &[u8]) -> Result<B256, ChainError> {
+    /// A mined transaction's hash, or why it failed: the receipt says only
+    /// that it did, so the transaction runs again as an `eth_call` whose
+    /// error carries the revert data — with the fields it was sent with
+    /// (from, to, no value, data, and its gas limit: a call short of gas
+    /// fails again as it did, where the node's default gas would let it
+    /// pass), in the block that mined it. That block, not the one before:
+    /// an `eth_call` runs in the header of the block it names, and the
+    /// mined block's timestamp is what Permit2's deadline and the proxies'
+    /// `validAfter` were checked against. A transaction that used its
+    /// whole gas limit and left no revert data ran out of gas.
+    fn outcome(&self, sent: &Sent<'_>, receipt: &Value) -> Result<B256, ChainError> {
         if receipt["status"] == "0x1" {
-            return Ok(hash);
+            return Ok(sent.hash);
         }
-        let request = json!({ "from": self.address(), "to": to, "data": Bytes::copy_from_slice(data) });
+        let request = json!({
+            "from": self.address(),
+            "to": sent.to,
+            "value": U256::ZERO,
+            "gas": format!("{:#x}", sent.gas),
+            "data": Bytes::copy_from_slice(sent.data),
+        });
         let block = receipt.get("blockNumber").cloned().unwrap_or_else(|| json!("latest"));
+        let used_all = quantity(&receipt["gasUsed"]).is_some_and(|used| used >= sent.gas);
         let reason = match rpc_client::call(&self.rpc_url, "eth_call", json!([request, block])) {
-            Err(RpcError::Remote { data: Some(data), .. }) => Revert::decode(&data),
+            Err(RpcError::Remote { data: Some(data), .. }) if !data.is_empty() => Revert::decode(&data),
+            _ if used_all => Revert::OutOfGas { gas_limit: sent.gas },
+            Err(RpcError::Remote { data: Some(_), .. }) => Revert::Empty,
             Err(RpcError::Remote { message, .. }) => Revert::Message(message),
             // The call passes now (the state moved on since): the receipt is all there is.
             _ => Revert::Empty,
         };
-        Err(ChainError::Reverted { hash, reason: Box::new(reason) })
+        Err(ChainError::Reverted { hash: sent.hash, reason: Box::new(reason) })
     }
 
     /// Polls for `hash`'s receipt, at 1, 2, 4 … ms (at most 100 ms apart).
-    fn wait_mined(&self, hash: B256, to: Address, data: &[u8]) -> Result<B256, ChainError> {
+    fn wait_mined(&self, sent: &Sent<'_>) -> Result<B256, ChainError> {
         let started = Instant::now();
         let mut wait = Duration::from_millis(1);
         loop {
-            let receipt = rpc_client::call(&self.rpc_url, "eth_getTransactionReceipt", json!([hash]))?;
+            let receipt = rpc_client::call(&self.rpc_url, "eth_getTransactionReceipt", json!([sent.hash]))?;
             if !receipt.is_null() {
-                return self.outcome(hash, &receipt, to, data);
+                return self.outcome(sent, &receipt);
             }
             if started.elapsed() > MINED_WITHIN {
-                return Err(ChainError::NotMined(hash));
+                return Err(ChainError::NotMined(sent.hash));
             }
             std::thread::sleep(wait);
             wait = (wait * 2).min(Duration::from_millis(100));
         }
     }
+}
+
+/// A transaction as it was sent: what its failure runs again with.
+struct Sent<'a> {
+    hash: B256,
+    to: Address,
+    data: &'a [u8],
+    gas: u64,
 }
 
 /// A send that failed, with the nonce of the transaction the node refused

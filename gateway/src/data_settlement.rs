@@ -7,16 +7,22 @@
 //! per answer). The transaction that carries an answer's hashes is named by
 //! `x-settlement-tx-hash`: at once for `individual`, on the answer that
 //! fills a batch for `batch`.
+//!
+//! An individual posting the relay refuses as a repeat names the
+//! transaction of the record it repeats, found in the relay's log by
+//! `eth_getLogs` over at most [`LOG_WINDOW`] blocks at a time (hosted nodes
+//! refuse wider ranges), walking back from the latest block no further than
+//! the record's own block, whose timestamp the relay keeps.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use alloy_primitives::{Address, B256, keccak256};
-use alloy_sol_types::{SolCall, SolEvent};
+use alloy_primitives::{Address, B256, U256, keccak256};
+use alloy_sol_types::{SolCall, SolEvent, sol};
 use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
 use nml_runtime::rpc_client;
 use nml_runtime::settlement::merkle::MerkleTree;
-use nml_runtime::settlement::{IndividualSettlement, Posting, batch_leaf, calldata};
+use nml_runtime::settlement::{IndividualSettlement, Posting, batch_leaf, calldata, result_key};
 use nml_runtime::tee::Attestation;
 use parking_lot::Mutex;
 use serde_json::json;
@@ -30,6 +36,16 @@ pub const SETTLEMENT_TX_HASH: &str = "x-settlement-tx-hash";
 
 /// The gas of one posting.
 const POST_GAS: u64 = 300_000;
+
+/// The most blocks one `eth_getLogs` of the relay's log asks about: hosted
+/// nodes refuse wider ranges (many past 10,000 blocks, some far fewer).
+pub const LOG_WINDOW: u64 = 500;
+
+sol! {
+    /// The relay's record of when each individual result settled: the
+    /// timestamp of the block that recorded it, by the result's key (0: never).
+    function individualSettledAt(bytes32 key) external view returns (uint256);
+}
 
 /// How an answer's hashes settle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -153,10 +169,11 @@ impl DataSettlement {
         if let Some(hash) = self.individual.lock().get(&key) {
             return Ok(*hash);
         }
+        let record = result_key(&attestation);
         let data = calldata(&Posting::Individual(attestation), payer);
         let hash = match self.account.send(SETTLEMENT_RELAY, data.to_vec(), POST_GAS) {
             Ok(hash) => hash,
-            Err(refused @ ChainError::Reverted { .. }) => self.settled_by(key)?.ok_or(refused)?,
+            Err(refused @ ChainError::Reverted { .. }) => self.settled_by(key, record)?.ok_or(refused)?,
             Err(e) => return Err(e),
         };
         let mut individual = self.individual.lock();
@@ -165,27 +182,42 @@ impl DataSettlement {
         Ok(hash)
     }
 
-    /// The transaction of the relay's record of `key`, from its
-    /// `IndividualSettlement` log (none when the relay has none).
-    fn settled_by(
-        &self,
-        (tee_id, input_hash, output_hash, timestamp): IndividualKey,
-    ) -> Result<Option<B256>, ChainError> {
-        let filter = json!({
-            "address": SETTLEMENT_RELAY,
-            "fromBlock": "earliest",
-            "toBlock": "latest",
-            "topics": [IndividualSettlement::SIGNATURE_HASH, tee_id, input_hash],
-        });
-        let logs = rpc_client::call(self.account.rpc_url(), "eth_getLogs", json!([filter]))?;
-        let logs = logs.as_array().ok_or(ChainError::BadAnswer("eth_getLogs"))?;
-        let timestamp = B256::from(alloy_primitives::U256::from(timestamp));
-        Ok(logs.iter().find_map(|log| {
-            // The data's first words: outputHash, timestamp.
-            let data: alloy_primitives::Bytes = serde_json::from_value(log["data"].clone()).ok()?;
-            let ours = data.get(..32)? == output_hash.as_slice() && data.get(32..64)? == timestamp.as_slice();
-            ours.then(|| serde_json::from_value(log["transactionHash"].clone()).ok()).flatten()
-        }))
+    /// The transaction of the relay's record of `key` (whose relay key is
+    /// `record`), from its `IndividualSettlement` log: none when the relay
+    /// has no such record. The log is read [`LOG_WINDOW`] blocks at a time
+    /// from the latest block back, down to the first window that starts
+    /// before the record's timestamp (blocks are in time order, so the
+    /// record is not further back).
+    fn settled_by(&self, key: IndividualKey, record: B256) -> Result<Option<B256>, ChainError> {
+        let (tee_id, input_hash, output_hash, timestamp) = key;
+        let settled_at =
+            self.account.call_uint(SETTLEMENT_RELAY, individualSettledAtCall { key: record }.abi_encode())?;
+        if settled_at.is_zero() {
+            return Ok(None);
+        }
+        let timestamp = B256::from(U256::from(timestamp));
+        let mut to = self.account.block_number()?;
+        loop {
+            let from = to.saturating_sub(LOG_WINDOW - 1);
+            let filter = json!({
+                "address": SETTLEMENT_RELAY,
+                "fromBlock": format!("{from:#x}"),
+                "toBlock": format!("{to:#x}"),
+                "topics": [IndividualSettlement::SIGNATURE_HASH, tee_id, input_hash],
+            });
+            let logs = rpc_client::call(self.account.rpc_url(), "eth_getLogs", json!([filter]))?;
+            let logs = logs.as_array().ok_or(ChainError::BadAnswer("eth_getLogs"))?;
+            let found = logs.iter().find_map(|log| {
+                // The data's first words: outputHash, timestamp.
+                let data: alloy_primitives::Bytes = serde_json::from_value(log["data"].clone()).ok()?;
+                let ours = data.get(..32)? == output_hash.as_slice() && data.get(32..64)? == timestamp.as_slice();
+                ours.then(|| serde_json::from_value(log["transactionHash"].clone()).ok()).flatten()
+            });
+            if found.is_some() || from == 0 || U256::from(self.account.block_timestamp(from)?) < settled_at {
+                return Ok(found);
+            }
+            to = from - 1;
+        }
     }
 
     /// Posts the batch in progress, if any (on a timer, and when stopping).

@@ -6,7 +6,7 @@
 use alloy_primitives::B256;
 use nml_runtime::inference::abi::{ChatMessage, LLMChatRequest, LLMCompletionRequest, ToolDefinition};
 use nml_runtime::llm::openai::tool_calls_from_json;
-use nml_runtime::llm::{LLM_MODE_TEE, LlmRequest, LlmResponse};
+use nml_runtime::llm::{LLM_MODE_TEE, LlmAnswer, LlmRequest, LlmResponse};
 use nml_runtime::tee::Attestation;
 use serde_json::{Map, Value, json};
 
@@ -171,12 +171,15 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// The backend's response in the gateway's terms.
-    pub fn from_response(response: &LlmResponse) -> Self {
-        match response {
-            LlmResponse::Completion(c) => {
-                Self { text: c.answer.clone(), tool_calls: None, finish_reason: "stop".into() }
-            }
+    /// The backend's answer in the gateway's terms.
+    pub fn from_answer(answer: &LlmAnswer) -> Self {
+        // A backend that names no reason stopped on its own.
+        let finish_reason = match answer.finish_reason() {
+            "" => "stop".to_owned(),
+            reason => reason.to_owned(),
+        };
+        match answer.response() {
+            LlmResponse::Completion(c) => Self { text: c.answer.clone(), tool_calls: None, finish_reason },
             LlmResponse::Chat(chat) => {
                 let calls = &chat.message.tool_calls;
                 let tool_calls = (!calls.is_empty()).then(|| {
@@ -193,11 +196,7 @@ impl Answer {
                             .collect(),
                     )
                 });
-                let finish_reason = match (&tool_calls, chat.finish_reason.as_str()) {
-                    (Some(_), _) => "tool_calls".to_owned(),
-                    (None, "") => "stop".to_owned(),
-                    (None, reason) => reason.to_owned(),
-                };
+                let finish_reason = if tool_calls.is_some() { "tool_calls".to_owned() } else { finish_reason };
                 Self { text: chat.message.content.clone(), tool_calls, finish_reason }
             }
         }

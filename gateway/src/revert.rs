@@ -2,8 +2,10 @@
 //! transfer through x402's proxies decoded — Permit2's custom errors, the
 //! proxies', the token's (OpenZeppelin's and the devnet's OPG), Solidity's
 //! `Error(string)` and `Panic(uint256)`. Anything else is named by its
-//! selector. Decoding reads only the fixed-size words each error declares:
-//! short or malformed data is [`Revert::Unknown`], never a panic.
+//! selector; a transaction that used all its gas is [`Revert::OutOfGas`]
+//! (its receipt tells, not revert data). Decoding reads only the
+//! fixed-size words each error declares: short or malformed data is
+//! [`Revert::Unknown`], never a panic.
 
 use alloy_primitives::{Address, Bytes, U256};
 use alloy_sol_types::{SolError, sol};
@@ -97,6 +99,13 @@ pub enum Revert {
     /// `Panic(uint256)`: an assertion, an overflow…
     #[error("Panic(0x{0:x})")]
     Panic(U256),
+    /// The transaction used all the gas it was sent with and failed: it ran
+    /// out of gas (or halted as badly, which also takes all of it).
+    #[error("ran out of gas: it used all of its gas limit of {gas_limit}")]
+    OutOfGas {
+        /// The transaction's gas limit.
+        gas_limit: u64,
+    },
     /// A revert without data.
     #[error("reverted without a reason")]
     Empty,

@@ -544,8 +544,8 @@ async fn ask(shared: &Shared, parsed: &openai::GatewayRequest) -> Result<Answer,
     };
     let backend = Arc::clone(&shared.backend);
     let llm = parsed.llm.clone();
-    match tokio::task::spawn_blocking(move || backend.answer(&llm)).await {
-        Ok(Ok(response)) => Ok(Answer::from_response(&response)),
+    match tokio::task::spawn_blocking(move || backend.answer_with_finish_reason(&llm)).await {
+        Ok(Ok(answer)) => Ok(Answer::from_answer(&answer)),
         Ok(Err(e)) => Err(backend_error(&e)),
         Err(e) => {
             tracing::error!(%e, "gateway: the backend call panicked");

@@ -228,3 +228,199 @@ fn a_body_that_stops_arriving_is_answered_408() {
     assert!(stalled.contains(" 408 "), "{stalled}");
     assert!(started.elapsed() < Duration::from_secs(15), "waited {:?}", started.elapsed());
 }
+
+/// A test double of an HTTP server (named as one: it stands for an
+/// OpenAI-compatible LLM server or a JSON-RPC node): each request's path
+/// and body go to `answer`, whose JSON is the 200 answer. One connection
+/// per request. Its URL.
+fn http_double(answer: impl Fn(&str, &str) -> String + Send + Sync + 'static) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let answer = Arc::new(answer);
+    std::thread::spawn(move || {
+        for stream in listener.incoming().flatten() {
+            let answer = Arc::clone(&answer);
+            std::thread::spawn(move || {
+                let mut reader = BufReader::new(&stream);
+                let (mut line, mut path, mut length) = (String::new(), String::new(), 0);
+                while reader.read_line(&mut line).is_ok_and(|n| n > 0) && line != "\r\n" {
+                    if path.is_empty() {
+                        path = line.split(' ').nth(1).unwrap_or_default().to_owned();
+                    }
+                    if let Some((name, value)) = line.split_once(':')
+                        && name.eq_ignore_ascii_case("content-length")
+                    {
+                        length = value.trim().parse().unwrap();
+                    }
+                    line.clear();
+                }
+                let mut body = vec![0; length];
+                reader.read_exact(&mut body).unwrap();
+                let out = answer(&path, &String::from_utf8(body).unwrap());
+                let head = format!(
+                    "HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                    out.len()
+                );
+                (&stream).write_all(format!("{head}{out}").as_bytes()).unwrap();
+            });
+        }
+    });
+    url
+}
+
+/// A completion the backend cut at `max_tokens` says so: `finish_reason`
+/// is the backend's `length`, not `stop`, in a whole answer and in a
+/// stream's last chunk; the signed output is the text alone.
+#[test]
+fn a_completion_cut_at_max_tokens_finishes_with_length() {
+    use nml_runtime::llm::OpenAiBackend;
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let llm = http_double(|path, _| {
+        assert_eq!(path, "/v1/completions");
+        serde_json::json!({ "choices": [{ "index": 0, "text": "cut sho", "finish_reason": "length" }] }).to_string()
+    });
+    let backend = OpenAiBackend::new(&llm, None, Duration::from_secs(10));
+    let (gateway, url) = start_with(&runtime, Arc::new(LlmRouter::new(Some(Arc::new(backend)))));
+    let (status, answer) = complete(&url, "tell me everything");
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(answer["choices"][0]["text"], "cut sho");
+    assert_eq!(answer["choices"][0]["finish_reason"], "length", "{answer}");
+    let output_hash: alloy_primitives::B256 = answer["tee_output_hash"].as_str().unwrap().parse().unwrap();
+    assert_eq!(output_hash, alloy_primitives::keccak256("cut sho"), "the signed output is the text alone");
+    let body = serde_json::json!({ "model": "m", "prompt": "tell me everything", "max_tokens": 5, "stream": true });
+    let mut streamed = agent().post(&format!("{url}/v1/completions")).send(body.to_string()).unwrap();
+    let events = streamed.body_mut().read_to_string().unwrap();
+    let last = events
+        .lines()
+        .filter_map(|line| line.strip_prefix("data: "))
+        .rfind(|data| *data != "[DONE]")
+        .map(|data| serde_json::from_str::<serde_json::Value>(data).unwrap())
+        .unwrap();
+    assert_eq!(last["choices"][0]["finish_reason"], "length", "{events}");
+    runtime.block_on(gateway.stop());
+}
+
+/// A devnet with the relay, the OPG token and the TEE registry
+/// predeployed, served over JSON-RPC: its URL.
+struct Chain {
+    _runtime: tokio::runtime::Runtime,
+    _server: nml_runtime::rpc::RpcServer,
+    url: String,
+}
+
+fn devnet() -> Chain {
+    use nml_runtime::inference::{Executor, InferenceError, ModelId, ModelInput, ModelOutput};
+    use nml_runtime::node::InferenceSetup;
+
+    /// Test double: knows no model (these tests run none).
+    struct NoModels;
+    impl Executor for NoModels {
+        fn run(&self, model: &ModelId, _: &ModelInput) -> Result<ModelOutput, InferenceError> {
+            Err(InferenceError::Unavailable { reason: format!("no model {model}") })
+        }
+    }
+
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let setup = InferenceSetup::new(Arc::new(NoModels));
+    let devnet = Arc::new(nml_runtime::Devnet::with_inference(nml_runtime::DevnetConfig::default(), setup).unwrap());
+    let server = runtime.block_on(nml_runtime::rpc::serve(devnet, "127.0.0.1:0".parse().unwrap())).unwrap();
+    let url = format!("http://{}", server.local_addr);
+    Chain { _runtime: runtime, _server: server, url }
+}
+
+/// The facilitator's account (dev account 9) on `url`.
+fn facilitator(url: &str) -> Arc<nml_gateway::chain::ChainAccount> {
+    let signer = nml_runtime::chain::dev_accounts(10)[9].signer.clone();
+    Arc::new(nml_gateway::chain::ChainAccount::new(url.to_owned(), 31337, signer))
+}
+
+/// The relay refuses an individual record it holds already; the gateway
+/// then names the transaction of that record, found in the relay's log by
+/// `eth_getLogs` over bounded ranges — here through a test-double node that
+/// refuses, as hosted nodes do, a range that is open (`earliest`) or wider
+/// than the gateway's window, while the record lies more than one window
+/// back.
+#[test]
+fn an_individual_record_already_settled_is_found_in_bounded_log_ranges() {
+    use std::sync::Mutex;
+
+    use alloy_primitives::B256;
+    use nml_gateway::data_settlement::LOG_WINDOW;
+    use nml_gateway::{DataSettlement, SettlementType};
+
+    let chain = devnet();
+    let ranges = Arc::new(Mutex::new(Vec::new()));
+    let node = {
+        let (devnet, ranges) = (chain.url.clone(), Arc::clone(&ranges));
+        http_double(move |_, body| {
+            let request: serde_json::Value = serde_json::from_str(body).unwrap();
+            if request["method"] == "eth_getLogs" {
+                let number = |key: &str| {
+                    let value = request["params"][0][key].as_str().unwrap_or_default();
+                    u64::from_str_radix(value.strip_prefix("0x")?, 16).ok()
+                };
+                let range = number("fromBlock").zip(number("toBlock"));
+                ranges.lock().unwrap().push(range);
+                if !range.is_some_and(|(from, to)| from <= to && to - from < LOG_WINDOW) {
+                    let refusal = serde_json::json!({ "code": -32005, "message": "block range too wide" });
+                    return serde_json::json!({ "jsonrpc": "2.0", "id": request["id"], "error": refusal }).to_string();
+                }
+            }
+            let mut forwarded = agent().post(&devnet).header("content-type", "application/json").send(body).unwrap();
+            forwarded.body_mut().read_to_string().unwrap()
+        })
+    };
+    let admin = Some(nml_runtime::chain::dev_accounts(1)[0].address);
+    let first = DataSettlement::connect(facilitator(&chain.url), admin, 20).unwrap();
+    let second = DataSettlement::connect(facilitator(&node), admin, 20).unwrap();
+    let attestation = Enclave::from_seed(0, 0).unwrap().attest(B256::repeat_byte(1), B256::repeat_byte(2), 7).unwrap();
+    let payer = nml_runtime::chain::dev_accounts(2)[1].address;
+    let posted = first.record(SettlementType::Individual, attestation.clone(), payer).unwrap().unwrap();
+    // The record lies more than a window behind the latest block.
+    rpc_client::call(&chain.url, "anvil_mine", serde_json::json!([format!("{:#x}", LOG_WINDOW + 20)])).unwrap();
+    // The gateway that posted it remembers it; another finds it in the log.
+    assert_eq!(first.record(SettlementType::Individual, attestation.clone(), payer).unwrap(), Some(posted));
+    assert_eq!(second.record(SettlementType::Individual, attestation, payer).unwrap(), Some(posted));
+    let ranges = ranges.lock().unwrap().clone();
+    assert!(ranges.len() >= 2, "walked back more than one window: {ranges:?}");
+    assert!(
+        ranges.iter().all(|r| r.is_some_and(|(from, to)| to - from < LOG_WINDOW)),
+        "every range is bounded: {ranges:?}"
+    );
+}
+
+/// A transaction that fails for want of gas is reported as out of gas:
+/// its failure is run again with its own gas limit, under which it fails
+/// again (with the node's default gas it would pass, and be taken for a
+/// revert without a reason).
+#[test]
+fn a_transaction_short_of_gas_is_reported_as_out_of_gas() {
+    use alloy_primitives::U256;
+    use alloy_sol_types::SolCall;
+    use nml_gateway::chain::ChainError;
+    use nml_gateway::revert::Revert;
+    use nml_runtime::predeploys::payments::{IOPGToken, OPG_TOKEN, PERMIT2};
+
+    let chain = devnet();
+    let account = facilitator(&chain.url);
+    let approve = IOPGToken::approveCall { spender: PERMIT2, value: U256::from(1) }.abi_encode();
+    // Past the intrinsic gas, short of the allowance's new storage slot.
+    let refused = account.send(OPG_TOKEN, approve.clone(), 30_000).unwrap_err();
+    match refused {
+        ChainError::Reverted { reason, .. } => {
+            assert_eq!(*reason, Revert::OutOfGas { gas_limit: 30_000 }, "{reason}")
+        }
+        other => panic!("expected a revert, got {other}"),
+    }
+    // With its gas, the same call passes; a revert with data is decoded as before.
+    account.send(OPG_TOKEN, approve, 100_000).unwrap();
+    let too_much = IOPGToken::transferCall { to: PERMIT2, value: U256::MAX }.abi_encode();
+    match account.send(OPG_TOKEN, too_much, 100_000).unwrap_err() {
+        ChainError::Reverted { reason, .. } => {
+            assert!(matches!(*reason, Revert::InsufficientBalance { .. }), "{reason}")
+        }
+        other => panic!("expected a revert, got {other}"),
+    }
+}

@@ -23,7 +23,7 @@ use alloy_primitives::B256;
 use parking_lot::Mutex;
 use serde::{Deserialize, Serialize};
 
-use super::{LlmBackend, LlmError, LlmRequest, LlmResponse};
+use super::{LlmAnswer, LlmBackend, LlmError, LlmRequest, LlmResponse};
 use crate::inference::abi::{LLMChatRequest, LLMCompletionRequest};
 
 /// The version of the file format.
@@ -184,11 +184,17 @@ impl Cassette {
 
 impl LlmBackend for Cassette {
     fn answer(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        self.answer_with_finish_reason(request).map(LlmAnswer::into_response)
+    }
+
+    /// A live answer keeps its backend's reason; a replayed completion
+    /// says `stop` (a cassette holds the protocol's responses only).
+    fn answer_with_finish_reason(&self, request: &LlmRequest) -> Result<LlmAnswer, LlmError> {
         let id = request.id();
         if self.mode != CassetteMode::Record
             && let Some(response) = self.recorded(request, id)
         {
-            return Ok(response);
+            return Ok(LlmAnswer::from(response));
         }
         let inner = match (&self.inner, self.mode) {
             (Some(inner), CassetteMode::Record | CassetteMode::Auto) => inner,
@@ -201,9 +207,9 @@ impl LlmBackend for Cassette {
                 });
             }
         };
-        let response = inner.answer(request)?;
-        self.record(request, id, &response)?;
-        Ok(response)
+        let answer = inner.answer_with_finish_reason(request)?;
+        self.record(request, id, answer.response())?;
+        Ok(answer)
     }
 
     fn describe(&self) -> String {

@@ -32,7 +32,7 @@ use parking_lot::Mutex;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
 
-use super::{LlmBackend, LlmError, LlmRequest, LlmResponse};
+use super::{LlmAnswer, LlmBackend, LlmError, LlmRequest, LlmResponse};
 use crate::inference::InferenceError;
 use crate::inference::onnx::environment;
 
@@ -219,13 +219,17 @@ fn render_chat(messages: &[crate::inference::abi::ChatMessage]) -> String {
 
 impl LlmBackend for EmbeddedLlm {
     fn answer(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        self.answer_with_finish_reason(request).map(LlmAnswer::into_response)
+    }
+
+    fn answer_with_finish_reason(&self, request: &LlmRequest) -> Result<LlmAnswer, LlmError> {
         let refused = |reason: String| LlmError::Refused { model: request.model().to_owned(), reason };
         let seed = request.id();
         match request {
             LlmRequest::Completion(r) => {
                 let g =
                     self.generate(&r.prompt, r.max_tokens, r.temperature, &r.stop_sequence, seed).map_err(refused)?;
-                Ok(LlmResponse::text_for(request, &g.text))
+                Ok(LlmAnswer::completion(&g.text, g.finish_reason))
             }
             LlmRequest::Chat(r) => {
                 // `tool_choice: "none"` asks for no tool call, which it never makes.
@@ -240,7 +244,7 @@ impl LlmBackend for EmbeddedLlm {
                 let g = self
                     .generate(&render_chat(&r.messages), r.max_tokens, r.temperature, &stop, seed)
                     .map_err(refused)?;
-                Ok(LlmResponse::chat_text(g.text.trim(), g.finish_reason))
+                Ok(LlmAnswer::from(LlmResponse::chat_text(g.text.trim(), g.finish_reason)))
             }
         }
     }

@@ -234,6 +234,54 @@ impl LlmResponse {
     }
 }
 
+/// A backend's answer and why its generation stopped (`stop`, `length`,
+/// `tool_calls`…, OpenAI's words). A chat response carries its reason; a
+/// completion's is kept beside the response, outside the protocol's
+/// structs: it is reported (by the gateway), never hashed or signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LlmAnswer {
+    response: LlmResponse,
+    /// A completion's finish reason (a chat's is its response's).
+    completion_finish_reason: String,
+}
+
+impl LlmAnswer {
+    /// `text` as a completion that stopped for `finish_reason`.
+    pub fn completion(text: &str, finish_reason: &str) -> Self {
+        Self {
+            response: LlmResponse::Completion(LLMCompletionResponse { answer: text.to_owned() }),
+            completion_finish_reason: finish_reason.to_owned(),
+        }
+    }
+
+    /// The answer, as the precompile returns it.
+    pub fn response(&self) -> &LlmResponse {
+        &self.response
+    }
+
+    /// The answer, as the precompile returns it, without the reason.
+    pub fn into_response(self) -> LlmResponse {
+        self.response
+    }
+
+    /// Why generation stopped: a chat's reason as its response says it
+    /// (empty when the backend gave none), a completion's as its backend
+    /// said.
+    pub fn finish_reason(&self) -> &str {
+        match &self.response {
+            LlmResponse::Chat(chat) => &chat.finish_reason,
+            LlmResponse::Completion(_) => &self.completion_finish_reason,
+        }
+    }
+}
+
+impl From<LlmResponse> for LlmAnswer {
+    /// `response` with its own reason, or `stop` for a completion.
+    fn from(response: LlmResponse) -> Self {
+        Self { response, completion_finish_reason: "stop".to_owned() }
+    }
+}
+
 /// Why an LLM call was not answered. [`LlmError::is_transient`] tells a
 /// failure that may pass (retried by a later block) from one that will not
 /// (the precompile reverts with it).
@@ -348,6 +396,15 @@ impl LlmError {
 pub trait LlmBackend: Send + Sync {
     /// Answers `request`, or says why not.
     fn answer(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError>;
+
+    /// Answers `request` with why its generation stopped. The protocol's
+    /// completion response holds no finish reason, so a backend that knows
+    /// one (a completion cut at `max_tokens` is `length`) overrides this and
+    /// answers [`LlmBackend::answer`] with its response; by default a
+    /// completion says `stop`.
+    fn answer_with_finish_reason(&self, request: &LlmRequest) -> Result<LlmAnswer, LlmError> {
+        self.answer(request).map(LlmAnswer::from)
+    }
 
     /// Where the answers come from, for status lines and errors (never a
     /// secret).

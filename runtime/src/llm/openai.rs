@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 
-use super::{LlmBackend, LlmError, LlmRequest, LlmResponse};
-use crate::inference::abi::{ChatMessage, LLMChatResponse, LLMCompletionResponse, ToolCall};
+use super::{LlmAnswer, LlmBackend, LlmError, LlmRequest, LlmResponse};
+use crate::inference::abi::{ChatMessage, LLMChatResponse, ToolCall};
 
 /// The default per-request timeout.
 pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
@@ -185,6 +185,10 @@ fn error_message(body: &str) -> String {
 
 impl LlmBackend for OpenAiBackend {
     fn answer(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        self.answer_with_finish_reason(request).map(LlmAnswer::into_response)
+    }
+
+    fn answer_with_finish_reason(&self, request: &LlmRequest) -> Result<LlmAnswer, LlmError> {
         let model = request.model().to_owned();
         let (path, body) = self.body(request)?;
         let url = format!("{}{path}", self.base);
@@ -237,14 +241,14 @@ impl LlmBackend for OpenAiBackend {
                     .get("text")
                     .and_then(Value::as_str)
                     .ok_or_else(|| malformed("a choice without `text`".into()))?;
-                Ok(LlmResponse::Completion(LLMCompletionResponse { answer: answer.to_owned() }))
+                Ok(LlmAnswer::completion(answer, &finish_reason))
             }
             LlmRequest::Chat(_) => {
                 let message = choice.get("message").ok_or_else(|| malformed("a choice without `message`".into()))?;
                 let text = |key: &str| message.get(key).and_then(Value::as_str).unwrap_or_default().to_owned();
                 let tool_calls = tool_calls_from_json(message.get("tool_calls"));
                 let role = Some(text("role")).filter(|r| !r.is_empty()).unwrap_or_else(|| "assistant".to_owned());
-                Ok(LlmResponse::Chat(LLMChatResponse {
+                Ok(LlmAnswer::from(LlmResponse::Chat(LLMChatResponse {
                     finish_reason,
                     message: ChatMessage {
                         role,
@@ -253,7 +257,7 @@ impl LlmBackend for OpenAiBackend {
                         tool_call_id: String::new(),
                         tool_calls,
                     },
-                }))
+                })))
             }
         }
     }

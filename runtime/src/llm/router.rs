@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use super::{LLM_MODE_TEE, LlmBackend, LlmError, LlmRequest, LlmResponse};
+use super::{LLM_MODE_TEE, LlmAnswer, LlmBackend, LlmError, LlmRequest, LlmResponse};
 
 /// The highest temperature any request may ask for, in hundredths: 2.0,
 /// OpenAI's bound, which the gateway's OpenAI-style endpoints accept. The
@@ -76,6 +76,10 @@ impl LlmRouter {
 
 impl LlmBackend for LlmRouter {
     fn answer(&self, request: &LlmRequest) -> Result<LlmResponse, LlmError> {
+        self.answer_with_finish_reason(request).map(LlmAnswer::into_response)
+    }
+
+    fn answer_with_finish_reason(&self, request: &LlmRequest) -> Result<LlmAnswer, LlmError> {
         self.check(request)?;
         let Some(backend) = self.backend_for(request.model()) else {
             let hint = if self.routes.is_empty() {
@@ -85,15 +89,15 @@ impl LlmBackend for LlmRouter {
             };
             return Err(LlmError::UnknownModel { model: request.model().to_owned(), hint });
         };
-        let response = backend.answer(request)?;
-        if !response.fits(request) {
+        let answer = backend.answer_with_finish_reason(request)?;
+        if !answer.response().fits(request) {
             return Err(LlmError::Malformed {
                 model: request.model().to_owned(),
                 backend: backend.describe(),
                 reason: format!("it answered {} with the other kind of response", request.function()),
             });
         }
-        Ok(response)
+        Ok(answer)
     }
 
     fn describe(&self) -> String {
