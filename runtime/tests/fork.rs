@@ -17,6 +17,7 @@ use nml_runtime::fork::{ForkConfig, ForkError, ForkSource};
 use nml_runtime::rpc::RpcServer;
 use nml_runtime::rpc_client::{self as client, Retry, RpcError};
 use nml_runtime::{Devnet, DevnetConfig, Mining};
+use serde_json::{Value, json};
 
 /// A devnet served over HTTP on a free port, on its own tokio runtime.
 struct Served {
@@ -313,8 +314,7 @@ fn a_remote_that_never_answers_costs_a_read_its_time_limit_and_never_holds_the_s
     let mut b = Served::start(forked(source.clone()));
     relay.set_delay(hang);
     let url = b.url.clone();
-    let waiting =
-        std::thread::spawn(move || client::call(&url, "eth_getBalance", serde_json::json!([fresh, "latest"])));
+    let waiting = std::thread::spawn(move || client::call(&url, "eth_getBalance", json!([fresh, "latest"])));
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     source.close();
@@ -325,4 +325,204 @@ fn a_remote_that_never_answers_costs_a_read_its_time_limit_and_never_holds_the_s
     assert!(said.contains("the devnet is stopping"), "{said}");
     // What was read stays readable.
     assert!(!b.devnet.balance(address(0), BlockId::latest()).unwrap().is_zero());
+}
+
+/// A remote with a history: block 1 deploys a Counter (at 0), block 2
+/// sends 1,000 wei to a fresh account, blocks 3 and 4 increment the counter
+/// by 1 and 2 (each logging `Incremented`). The fork is at block 4.
+struct History {
+    remote: Served,
+    counter: Address,
+    fresh: Address,
+    transfer: B256,
+}
+
+const FORK_BLOCK: u64 = 4;
+
+impl History {
+    fn start() -> Self {
+        let remote = Served::start(Devnet::new(DevnetConfig::default()).unwrap());
+        let a = &remote.devnet;
+        let hash = a.send_raw_transaction(&sign(deploy_tx(0, 0), &signer(0))).unwrap();
+        let counter = a.receipt(hash).unwrap().contract_address.unwrap();
+        let fresh = address!("00000000000000000000000000000000000000f2");
+        let transfer = a.send_raw_transaction(&sign(transfer(0, fresh, 1_000), &signer(1))).unwrap();
+        increment(a, 1, counter, 1);
+        increment(a, 2, counter, 2);
+        assert_eq!(a.block_number(), FORK_BLOCK);
+        Self { remote, counter, fresh, transfer }
+    }
+
+    /// A devnet forked at [`FORK_BLOCK`], served.
+    fn fork(&self) -> Served {
+        let config = ForkConfig { block: Some(FORK_BLOCK), ..fork_config(&self.remote.url, None) };
+        Served::start(forked(ForkSource::connect(&config).unwrap()))
+    }
+}
+
+/// `method` with `params` on the devnet at `url`, which must answer.
+fn ask(url: &str, method: &str, params: Value) -> Value {
+    client::call(url, method, params).unwrap_or_else(|e| panic!("{method} on {url}: {e}"))
+}
+
+fn remote_requests(url: &str) -> u64 {
+    ask(url, "nml_forkInfo", json!([]))["remoteRequests"].as_u64().unwrap()
+}
+
+fn get_call(counter: Address) -> Value {
+    json!({ "to": counter, "data": Bytes::from(Counter::getCall {}.abi_encode()) })
+}
+
+/// What `Incremented`'s data holds when the count is `n`.
+fn new_count(n: u64) -> Value {
+    json!(B256::from(U256::from(n)))
+}
+
+#[test]
+fn blocks_transactions_logs_and_state_before_the_fork_block_are_the_remotes() {
+    let mut history = History::start();
+    let (a, counter, fresh) = (history.remote.url.clone(), history.counter, history.fresh);
+    let a = a.as_str();
+    let b = history.fork();
+    let b_url = b.url.as_str();
+    // B moves on with a block of its own that logs (the count goes 3 -> 8).
+    increment(&b.devnet, 3, counter, 5);
+    assert_eq!(b.devnet.block_number(), FORK_BLOCK + 1);
+
+    // An earlier block, by number and by hash, with hashes or whole transactions.
+    let before = remote_requests(b_url);
+    for full in [false, true] {
+        let remote = ask(a, "eth_getBlockByNumber", json!(["0x2", full]));
+        assert_eq!(remote["transactions"].as_array().unwrap().len(), 1);
+        assert_eq!(ask(b_url, "eth_getBlockByNumber", json!(["0x2", full])), remote);
+        assert_eq!(ask(b_url, "eth_getBlockByHash", json!([remote["hash"], full])), remote);
+    }
+    assert_eq!(remote_requests(b_url), before + 4, "each forwarded read is counted");
+    assert_eq!(
+        ask(b_url, "eth_getBlockByNumber", json!(["earliest", false])),
+        ask(a, "eth_getBlockByNumber", json!(["0x0", false]))
+    );
+    assert_eq!(ask(b_url, "eth_getBlockTransactionCountByNumber", json!(["0x2"])), json!("0x1"));
+    // Its transaction and receipt.
+    for method in ["eth_getTransactionByHash", "eth_getTransactionReceipt"] {
+        let remote = ask(a, method, json!([history.transfer]));
+        assert_eq!(remote["blockNumber"], json!("0x2"), "{method}");
+        assert_eq!(ask(b_url, method, json!([history.transfer])), remote, "{method}");
+    }
+
+    // Logs over a range across the fork block: the remote's (blocks 3 and
+    // 4), then B's own (block 5), in order.
+    let remote_logs = ask(a, "eth_getLogs", json!([{ "fromBlock": "0x1", "toBlock": "0x4", "address": counter }]));
+    let remote_logs = remote_logs.as_array().unwrap();
+    assert_eq!(remote_logs.len(), 2);
+    let logs = ask(b_url, "eth_getLogs", json!([{ "fromBlock": "0x1", "toBlock": "latest", "address": counter }]));
+    let logs = logs.as_array().unwrap();
+    assert_eq!(logs.len(), 3, "{logs:?}");
+    assert_eq!(&logs[..2], remote_logs.as_slice());
+    let b_head = b.devnet.block(BlockId::latest(), false).unwrap();
+    assert_eq!((&logs[2]["blockNumber"], &logs[2]["blockHash"]), (&json!("0x5"), &json!(b_head.header.hash)));
+    let counts: Vec<_> = logs.iter().map(|log| log["data"].clone()).collect();
+    assert_eq!(counts, [new_count(1), new_count(3), new_count(8)]);
+    // An installed filter's logs are the same.
+    let id = ask(b_url, "eth_newFilter", json!([{ "fromBlock": "0x1", "address": counter }]));
+    assert_eq!(ask(b_url, "eth_getFilterLogs", json!([id])).as_array().unwrap(), logs);
+    // A block hash filter of a remote block.
+    let at_hash = ask(b_url, "eth_getLogs", json!([{ "blockHash": remote_logs[0]["blockHash"] }]));
+    assert_eq!(at_hash, json!([remote_logs[0]]));
+
+    // State at an earlier block is the remote's at that block.
+    for (method, params) in [
+        ("eth_getBalance", json!([fresh, "0x1"])),
+        ("eth_getBalance", json!([fresh, "0x2"])),
+        ("eth_getCode", json!([counter, "earliest"])),
+        ("eth_getCode", json!([counter, "0x1"])),
+        ("eth_getStorageAt", json!([counter, "0x0", "0x3"])),
+        ("eth_getTransactionCount", json!([address(0), "0x2"])),
+        ("eth_call", json!([get_call(counter), "0x3"])),
+    ] {
+        assert_eq!(ask(b_url, method, params.clone()), ask(a, method, params.clone()), "{method} {params}");
+    }
+    assert_eq!(ask(b_url, "eth_getBalance", json!([fresh, "0x1"])), json!("0x0"));
+    assert_eq!(ask(b_url, "eth_getBalance", json!([fresh, "latest"])), json!("0x3e8"));
+    assert_eq!(ask(b_url, "eth_call", json!([get_call(counter), "0x3"])), new_count(1));
+    assert_eq!(ask(b_url, "eth_call", json!([get_call(counter), "latest"])), new_count(8));
+
+    // A revert on the remote stays a revert, naming the fork; a remote that
+    // is gone is a clear error too.
+    let call = json!({ "to": counter, "data": "0xdeadbeef" });
+    let said = client::call(b_url, "eth_call", json!([call, "0x3"])).unwrap_err();
+    let fork = format!("fork: eth_call on {a} failed");
+    assert!(matches!(&said, RpcError::Remote { code: 3, message, .. } if message.contains(&fork)), "{said}");
+    history.remote.stop();
+    let said = client::call(b_url, "eth_getBlockByNumber", json!(["0x1", false])).unwrap_err();
+    let fork = format!("fork: eth_getBlockByNumber on {a} failed: cannot reach the node");
+    assert!(matches!(&said, RpcError::Remote { code: -32000, message, .. } if message.contains(&fork)), "{said}");
+    // What B holds needs no remote.
+    assert_eq!(ask(b_url, "eth_getBlockByNumber", json!(["latest", false]))["hash"], json!(b_head.header.hash));
+}
+
+/// The fork block is the remote's block (its transactions are there) and
+/// the devnet's state (its first); blocks, transactions and logs the remote
+/// made after it are not on the devnet's chain.
+#[test]
+fn the_fork_block_is_the_remotes_block_and_what_the_remote_made_after_it_is_not_the_forks() {
+    let history = History::start();
+    let (a, counter, fresh) = (&history.remote.url, history.counter, history.fresh);
+    let b = history.fork();
+    let b_url = b.url.as_str();
+    let at_fork = format!("{FORK_BLOCK:#x}");
+    let next = format!("{:#x}", FORK_BLOCK + 1);
+    // Before B mines, its head is the fork block: the remote's, whole.
+    let remote_block = ask(a, "eth_getBlockByNumber", json!([at_fork, true]));
+    assert_eq!(ask(b_url, "eth_getBlockByNumber", json!(["latest", true])), remote_block);
+    // A and B each make a block 5 of their own, each logging.
+    increment(&history.remote.devnet, 3, counter, 100);
+    let after = history.remote.devnet.send_raw_transaction(&sign(transfer(1, fresh, 1), &signer(1))).unwrap();
+    increment(&b.devnet, 3, counter, 5);
+
+    // The fork block: the remote's, by number and by hash, with its transaction.
+    assert_eq!(remote_block["transactions"].as_array().unwrap().len(), 1);
+    assert_eq!(ask(b_url, "eth_getBlockByNumber", json!([at_fork, true])), remote_block);
+    assert_eq!(ask(b_url, "eth_getBlockByHash", json!([remote_block["hash"], true])), remote_block);
+    assert_eq!(ask(b_url, "eth_getBlockTransactionCountByHash", json!([remote_block["hash"]])), json!("0x1"));
+    let tx = &remote_block["transactions"][0];
+    assert_eq!(&ask(b_url, "eth_getTransactionByHash", json!([tx["hash"]])), tx);
+    assert_eq!(ask(b_url, "eth_getTransactionReceipt", json!([tx["hash"]]))["blockNumber"], json!(at_fork));
+    let logs = |url: &str, from: &str, to: &str| ask(url, "eth_getLogs", json!([{ "fromBlock": from, "toBlock": to }]));
+    assert_eq!(logs(b_url, &at_fork, &at_fork), logs(a, &at_fork, &at_fork));
+    assert_eq!(logs(b_url, &at_fork, &at_fork).as_array().unwrap().len(), 1);
+    // Its state is B's own, which starts as the remote's there: the balance
+    // at the fork block, then A's later transfer not seen.
+    assert_eq!(
+        ask(b_url, "eth_getBalance", json!([fresh, at_fork])),
+        ask(a, "eth_getBalance", json!([fresh, at_fork]))
+    );
+    assert_eq!(ask(a, "eth_getBalance", json!([fresh, "latest"])), json!("0x3e9"));
+    assert_eq!(ask(b_url, "eth_getBalance", json!([fresh, "latest"])), json!("0x3e8"));
+    assert_eq!(ask(b_url, "eth_call", json!([get_call(counter), at_fork])), new_count(3));
+    // B funded its dev accounts over the remote's balances there: a state
+    // read at the fork block is B's, one block earlier the remote's.
+    let dev = |url: &str, at: &str| ask(url, "eth_getBalance", json!([address(0), at]));
+    assert_ne!(dev(b_url, &at_fork), dev(a, &at_fork));
+    assert_eq!(dev(b_url, &at_fork), json!(DevnetConfig::default().chain.balance));
+    let before_fork = format!("{:#x}", FORK_BLOCK - 1);
+    assert_eq!(dev(b_url, &before_fork), dev(a, &before_fork));
+
+    // Block 5 is B's own; A's block 5, its transaction and its logs are not B's.
+    let b_next = ask(b_url, "eth_getBlockByNumber", json!([next, false]));
+    let a_next = ask(a, "eth_getBlockByNumber", json!([next, false]));
+    assert_eq!(b_next["hash"], json!(b.devnet.block(BlockId::number(FORK_BLOCK + 1), false).unwrap().header.hash));
+    assert_ne!(b_next["hash"], a_next["hash"]);
+    assert_eq!(ask(b_url, "eth_getBlockByHash", json!([a_next["hash"], false])), Value::Null);
+    assert_eq!(ask(b_url, "eth_getTransactionByHash", json!([after])), Value::Null);
+    assert_eq!(ask(b_url, "eth_getTransactionReceipt", json!([after])), Value::Null);
+    assert_eq!(ask(b_url, "eth_getLogs", json!([{ "blockHash": a_next["hash"] }])), json!([]));
+    let mine = logs(b_url, &next, &next);
+    assert_eq!(mine.as_array().unwrap().len(), 1);
+    assert_eq!((&mine[0]["blockHash"], &mine[0]["data"]), (&b_next["hash"], &new_count(8)));
+    // B's own transaction and its pending ones are B's, with no remote read.
+    let before = remote_requests(b_url);
+    let own = b.devnet.block(BlockId::latest(), false).unwrap().transactions.hashes().next().unwrap();
+    assert_eq!(ask(b_url, "eth_getTransactionReceipt", json!([own]))["blockHash"], b_next["hash"]);
+    assert_eq!(remote_requests(b_url), before);
 }

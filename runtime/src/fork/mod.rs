@@ -3,7 +3,10 @@
 //! time the devnet needs them, kept in memory and in a disk cache per chain
 //! and block ([`cache`]), and never written. The chain lays its own state
 //! over this one (`chain::StateDb`), so everything the devnet executes runs
-//! locally: the remote only answers reads.
+//! locally: the remote only answers reads. What the remote chain holds
+//! whole and the devnet does not (its blocks, transactions, receipts and
+//! logs up to the fork block, its state before it) is read by forwarding
+//! the request ([`ForkSource::forward`]); `rpc::remote` decides which.
 //!
 //! Every read of the remote ends within [`READ_TIMEOUT`], its retries
 //! included, and runs on a thread of its own that the caller waits on: a
@@ -328,6 +331,16 @@ impl ForkSource {
         Ok(hash)
     }
 
+    /// Sends `method` with `params` to the remote and answers its result
+    /// as it is: a read the remote answers whole, not state laid under the
+    /// devnet's (a block, a transaction, logs, state at an earlier block).
+    /// Nothing is cached; the read is counted in [`ForkSource::requests`],
+    /// tried again, bounded and abandoned at [`ForkSource::close`] as every
+    /// other read.
+    pub fn forward(&self, method: &'static str, params: Value) -> Result<Value, ForkError> {
+        self.request(method, params)
+    }
+
     /// Closes the source for the devnet's shutdown: every read that waits
     /// on the remote, and every later one, fails at once with
     /// [`ForkError::Closed`]; what was read stays readable.
@@ -430,7 +443,8 @@ impl ForkSource {
         }
     }
 
-    fn bad_answer(&self, method: &'static str, answer: &Value, expected: &'static str) -> ForkError {
+    /// The error for an `answer` of `method` that is not what was `expected`.
+    pub(crate) fn bad_answer(&self, method: &'static str, answer: &Value, expected: &'static str) -> ForkError {
         let answer: String = answer.to_string().chars().take(120).collect();
         ForkError::BadAnswer { url: self.url.clone(), method, answer, expected }
     }

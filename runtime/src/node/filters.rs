@@ -265,14 +265,17 @@ impl Devnet {
 
     /// Every log a log filter matches (`eth_getFilterLogs`).
     pub fn filter_logs(&self, id: U256) -> Result<Vec<Log>, NodeError> {
-        let filter = {
-            let mut inner = self.lock();
-            match &touch(&mut inner.filters.installed, id, Instant::now())?.kind {
-                Kind::Logs { filter, .. } => filter.clone(),
-                _ => return Err(NodeError::Failed("filter is not a log filter".into())),
-            }
-        };
-        self.logs(&filter)
+        self.logs(&self.log_filter(id)?)
+    }
+
+    /// What the log filter `id` matches, as installed (polling it: it does
+    /// not expire now).
+    pub fn log_filter(&self, id: U256) -> Result<Filter, NodeError> {
+        let mut inner = self.lock();
+        match &touch(&mut inner.filters.installed, id, Instant::now())?.kind {
+            Kind::Logs { filter, .. } => Ok((**filter).clone()),
+            _ => Err(NodeError::Failed("filter is not a log filter".into())),
+        }
     }
 }
 

@@ -42,6 +42,7 @@ pub use convert::{rpc_block, rpc_block_logs, rpc_header, rpc_logs, rpc_receipt, 
 pub use filters::FilterChanges;
 pub use inference::{AttestedCall, InferenceSetup, MempoolStatus, TeeInfo};
 pub use query::check_filter;
+pub(crate) use query::check_log_count;
 pub use scheduler::{TaskInfo, scheduler_signer};
 use settlement::ChainReplaced;
 pub use settlement::HEARTBEAT_EVERY;

@@ -148,13 +148,10 @@ impl Devnet {
             Ok(c.built_blocks(from, to).cloned().collect())
         })?;
         let (logs, read) = matching_logs(filter, &blocks);
-        if read < blocks.len() || logs.len() > MAX_LOGS {
-            return Err(NodeError::LimitExceeded {
-                what: "query returned more results than an answer holds",
-                limit: MAX_LOGS,
-                hint: ": narrow the block range or the filter",
-            });
+        if read < blocks.len() {
+            return Err(too_many_logs());
         }
+        check_log_count(logs.len())?;
         Ok(logs)
     }
 
@@ -364,6 +361,21 @@ fn filter_range(chain: &Chain, filter: &Filter) -> Result<(u64, u64), NodeError>
         return Err(NodeError::Failed(format!("query exceeds max block range {MAX_LOG_RANGE}")));
     }
     Ok((from, to))
+}
+
+/// Refuses an answer of `count` logs, more than one answer holds
+/// ([`MAX_LOGS`]): `eth_getLogs` here, or a forked devnet's logs of the
+/// remote and its own together.
+pub(crate) fn check_log_count(count: usize) -> Result<(), NodeError> {
+    if count > MAX_LOGS { Err(too_many_logs()) } else { Ok(()) }
+}
+
+fn too_many_logs() -> NodeError {
+    NodeError::LimitExceeded {
+        what: "query returned more results than an answer holds",
+        limit: MAX_LOGS,
+        hint: ": narrow the block range or the filter",
+    }
 }
 
 /// Refuses a log filter that names more addresses or topics than a query,

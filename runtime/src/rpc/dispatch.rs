@@ -82,10 +82,22 @@ pub(super) const LONG_RUNNING: &[&str] = &[
     "nml_getTees",
 ];
 
-/// Methods that read state, which in fork mode may wait on the remote: a
+/// Methods that read state, or blocks and transactions the remote chain may
+/// answer ([`super::remote`]), which in fork mode may wait on the remote: a
 /// forked devnet runs them on the blocking pool too.
-pub(super) const READS_STATE: &[&str] =
-    &["eth_getBalance", "eth_getTransactionCount", "eth_getCode", "eth_getStorageAt", "eth_sendRawTransaction"];
+pub(super) const READS_STATE: &[&str] = &[
+    "eth_getBalance",
+    "eth_getTransactionCount",
+    "eth_getCode",
+    "eth_getStorageAt",
+    "eth_sendRawTransaction",
+    "eth_getBlockByNumber",
+    "eth_getBlockByHash",
+    "eth_getBlockTransactionCountByNumber",
+    "eth_getBlockTransactionCountByHash",
+    "eth_getTransactionByHash",
+    "eth_getTransactionReceipt",
+];
 
 /// How long a quick method spins on the I/O thread, watching for the node to
 /// settle, before it moves to the blocking pool: as long as the node's own

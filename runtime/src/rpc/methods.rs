@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use alloy_eips::{BlockId, BlockNumberOrTag};
 use alloy_primitives::{Address, B256, Bytes, U256, hex};
-use alloy_rpc_types_eth::Filter;
 use alloy_rpc_types_eth::state::StateOverride;
+use alloy_rpc_types_eth::{Filter, TransactionRequest};
 use alloy_rpc_types_trace::geth::GethDebugTracingOptions;
 use jsonrpsee::core::SubscriptionResult;
 use jsonrpsee::types::{ErrorObjectOwned, Id, Params};
@@ -22,6 +22,7 @@ use super::dispatch::{Handler, Method, Out, register};
 use super::error_object;
 use super::params::{Args, invalid, quantity, quantity_u256};
 use super::records::record_json;
+use super::remote;
 use super::typed_data;
 use crate::chain::{PoolTx, StateDump};
 use crate::evm::{TraceError, check_trace_options};
@@ -69,20 +70,54 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("eth_coinbase", 0, 0, |_, d| json(d.chain_config().coinbase)),
     ("eth_blockNumber", 0, 0, |_, d| Ok(qty(d.block_number()))),
     ("eth_accounts", 0, 0, |_, d| json(d.accounts())),
-    ("eth_getBalance", 1, 2, |a, d| json(d.balance(a.req(0)?, block_id(a, 1)?).rpc()?)),
-    ("eth_getTransactionCount", 1, 2, |a, d| Ok(qty(d.transaction_count(a.req(0)?, block_id(a, 1)?).rpc()?))),
-    ("eth_getCode", 1, 2, |a, d| json(d.code(a.req(0)?, block_id(a, 1)?).rpc()?)),
+    // In fork mode, a state read at a block before the fork block is the
+    // remote's (`remote`), as are blocks, transactions and logs up to it.
+    ("eth_getBalance", 1, 2, |a, d| {
+        let (address, id): (Address, _) = (a.req(0)?, block_id(a, 1)?);
+        if let Some(answer) = remote::at_block(d, "eth_getBalance", id, |at| json!([address, at]))? {
+            return Ok(answer);
+        }
+        json(d.balance(address, id).rpc()?)
+    }),
+    ("eth_getTransactionCount", 1, 2, |a, d| {
+        let (address, id): (Address, _) = (a.req(0)?, block_id(a, 1)?);
+        if let Some(answer) = remote::at_block(d, "eth_getTransactionCount", id, |at| json!([address, at]))? {
+            return Ok(answer);
+        }
+        Ok(qty(d.transaction_count(address, id).rpc()?))
+    }),
+    ("eth_getCode", 1, 2, |a, d| {
+        let (address, id): (Address, _) = (a.req(0)?, block_id(a, 1)?);
+        if let Some(answer) = remote::at_block(d, "eth_getCode", id, |at| json!([address, at]))? {
+            return Ok(answer);
+        }
+        json(d.code(address, id).rpc()?)
+    }),
     ("eth_getStorageAt", 2, 3, |a, d| {
+        let address: Address = a.req(0)?;
         let slot = a.raw(1).map(|v| quantity_u256(1, v)).transpose()?.unwrap_or_default();
-        json(d.storage_at(a.req(0)?, slot, block_id(a, 2)?).rpc()?)
+        let id = block_id(a, 2)?;
+        let params = |at| json!([address, B256::from(slot), at]);
+        if let Some(answer) = remote::at_block(d, "eth_getStorageAt", id, params)? {
+            return Ok(answer);
+        }
+        json(d.storage_at(address, slot, id).rpc()?)
     }),
     ("eth_call", 1, 3, |a, d| {
+        let (request, id): (TransactionRequest, _) = (a.req(0)?, block_id(a, 1)?);
         let overrides: Option<StateOverride> = a.opt(2)?;
-        json(d.call(a.req(0)?, Some(block_id(a, 1)?), overrides).rpc()?)
+        if let Some(answer) = remote::at_block(d, "eth_call", id, |at| json!([request, at, overrides]))? {
+            return Ok(answer);
+        }
+        json(d.call(request, Some(id), overrides).rpc()?)
     }),
     ("eth_estimateGas", 1, 3, |a, d| {
+        let (request, id): (TransactionRequest, _) = (a.req(0)?, block_id(a, 1)?);
         let overrides: Option<StateOverride> = a.opt(2)?;
-        Ok(qty(d.estimate_gas(a.req(0)?, Some(block_id(a, 1)?), overrides).rpc()?))
+        if let Some(answer) = remote::at_block(d, "eth_estimateGas", id, |at| json!([request, at, overrides]))? {
+            return Ok(answer);
+        }
+        Ok(qty(d.estimate_gas(request, Some(id), overrides).rpc()?))
     }),
     ("eth_gasPrice", 0, 0, |_, d| json(U256::from(d.gas_price()))),
     ("eth_maxPriorityFeePerGas", 0, 0, |_, d| json(U256::from(d.max_priority_fee()))),
@@ -119,31 +154,65 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         json(d.sign_typed_data(a.req(0)?, &data).rpc()?)
     }),
     ("eth_getTransactionByHash", 1, 1, |a, d| {
-        Ok(d.transaction(a.req(0)?).map(|(tx, rpc)| transaction_json(&tx, &rpc)).unwrap_or(Value::Null))
+        let hash: B256 = a.req(0)?;
+        if let Some(answer) = remote::transaction(d, hash)? {
+            return Ok(answer);
+        }
+        Ok(d.transaction(hash).map(|(tx, rpc)| transaction_json(&tx, &rpc)).unwrap_or(Value::Null))
     }),
-    ("eth_getTransactionReceipt", 1, 1, |a, d| json(d.receipt(a.req(0)?))),
+    ("eth_getTransactionReceipt", 1, 1, |a, d| {
+        let hash: B256 = a.req(0)?;
+        if let Some(answer) = remote::receipt(d, hash)? {
+            return Ok(answer);
+        }
+        json(d.receipt(hash))
+    }),
     ("eth_getBlockByNumber", 1, 2, |a, d| {
-        let tag: BlockNumberOrTag = a.req(0)?;
-        json(d.block(tag.into(), a.opt(1)?.unwrap_or(false)))
+        let (tag, full): (BlockNumberOrTag, bool) = (a.req(0)?, a.opt(1)?.unwrap_or(false));
+        if let Some(answer) = remote::block(d, tag.into(), full)? {
+            return Ok(answer);
+        }
+        json(d.block(tag.into(), full))
     }),
     ("eth_getBlockByHash", 1, 2, |a, d| {
-        let hash: B256 = a.req(0)?;
-        json(d.block(hash.into(), a.opt(1)?.unwrap_or(false)))
+        let (hash, full): (B256, bool) = (a.req(0)?, a.opt(1)?.unwrap_or(false));
+        if let Some(answer) = remote::block(d, hash.into(), full)? {
+            return Ok(answer);
+        }
+        json(d.block(hash.into(), full))
     }),
     ("eth_getBlockTransactionCountByNumber", 1, 1, |a, d| {
         let tag: BlockNumberOrTag = a.req(0)?;
+        if let Some(answer) = remote::block_transaction_count(d, tag.into())? {
+            return Ok(answer);
+        }
         Ok(d.block_transaction_count(tag.into()).map(qty).unwrap_or(Value::Null))
     }),
     ("eth_getBlockTransactionCountByHash", 1, 1, |a, d| {
         let hash: B256 = a.req(0)?;
+        if let Some(answer) = remote::block_transaction_count(d, hash.into())? {
+            return Ok(answer);
+        }
         Ok(d.block_transaction_count(hash.into()).map(qty).unwrap_or(Value::Null))
     }),
-    ("eth_getLogs", 1, 1, |a, d| json(d.logs(&a.req::<Filter>(0)?).rpc()?)),
+    ("eth_getLogs", 1, 1, |a, d| {
+        let filter: Filter = a.req(0)?;
+        if let Some(answer) = remote::logs(d, &filter)? {
+            return Ok(answer);
+        }
+        json(d.logs(&filter).rpc()?)
+    }),
     ("eth_newFilter", 1, 1, |a, d| json(d.new_filter(a.req(0)?).rpc()?)),
     ("eth_newBlockFilter", 0, 0, |_, d| json(d.new_block_filter().rpc()?)),
     ("eth_newPendingTransactionFilter", 0, 0, |_, d| json(d.new_pending_transaction_filter().rpc()?)),
     ("eth_getFilterChanges", 1, 1, |a, d| json(d.filter_changes(a.req(0)?).rpc()?)),
-    ("eth_getFilterLogs", 1, 1, |a, d| json(d.filter_logs(a.req(0)?).rpc()?)),
+    ("eth_getFilterLogs", 1, 1, |a, d| {
+        let filter = d.log_filter(a.req(0)?).rpc()?;
+        if let Some(answer) = remote::logs(d, &filter)? {
+            return Ok(answer);
+        }
+        json(d.logs(&filter).rpc()?)
+    }),
     ("eth_uninstallFilter", 1, 1, |a, d| json(d.uninstall_filter(a.req(0)?))),
     ("evm_mine", 0, 1, |a, d| {
         // Either a timestamp, or `{ timestamp, blocks }` (ganache's form).
@@ -476,8 +545,6 @@ async fn pending_transactions(pending: PendingSubscriptionSink, devnet: &Devnet)
 mod tests {
     use std::collections::HashSet;
 
-    use alloy_rpc_types_eth::TransactionRequest;
-
     use super::*;
     use crate::node::DevnetConfig;
     use crate::rpc::dispatch::{LONG_RUNNING, Placement, READS_STATE};
@@ -511,6 +578,10 @@ mod tests {
             assert_eq!(Placement::of(target, false), Placement::Blocking, "{name}");
         }
         assert_eq!(Placement::of("eth_getTransactionReceipt", false), Placement::WhenSettled);
+        // In fork mode, the reads the remote may answer leave the I/O threads.
+        for name in ["eth_getBlockByNumber", "eth_getBlockByHash", "eth_getTransactionReceipt", "eth_getBalance"] {
+            assert_eq!(Placement::of(name, true), Placement::Blocking, "{name}");
+        }
     }
 
     /// How many transactions one sender's group of `txpool_content` lists.

@@ -10,7 +10,8 @@
 //! one connection runs at once are bounded ([`ServerLimits`], [`batch`],
 //! [`in_flight`]); a request body that stops arriving is given up
 //! ([`edge`]); and typed data is bounded before alloy reads it
-//! ([`typed_data`]).
+//! ([`typed_data`]). In fork mode, what the remote chain holds and the
+//! devnet does not is forwarded to it ([`remote`]).
 
 mod awake;
 mod batch;
@@ -20,6 +21,7 @@ mod in_flight;
 mod methods;
 mod params;
 mod records;
+mod remote;
 mod results;
 mod typed_data;
 
