@@ -996,6 +996,129 @@ fn a_pending_settlement_is_posted_once_after_its_chain_is_loaded_into_a_fresh_de
     assert_eq!(first.devnet.settle_due().unwrap(), Vec::<B256>::new());
 }
 
+/// Results in the relay's open batch when the devnet saves its state are
+/// still owed after a restart from it: the batch goes on, is posted once it
+/// has been idle for 5 minutes, and its proofs verify on the relay.
+#[test]
+fn the_open_batch_is_posted_after_a_restart_from_the_state_file() {
+    use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
+    use nml_runtime::settlement::{SettlementStatus, batch_leaf};
+
+    let dir = tempfile::tempdir().unwrap();
+    let config = DevnetConfig { state_file: Some(dir.path().join("state.json")), ..DevnetConfig::default() };
+    let settlement = SettlementConfig { after_blocks: 1, ..Default::default() };
+    let net = Net::settling(config.clone(), PipeConfig::default(), Duration::from_secs(30), settlement);
+    let hashes: Vec<B256> =
+        (1..=2).map(|seed| net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, seed) })).collect();
+    for hash in &hashes {
+        net.receipt(*hash);
+    }
+    net.devnet.mine(None).unwrap();
+    assert!(net.devnet.settle_due().unwrap().is_empty(), "due, and in the open batch");
+    net.devnet.save_state().expect("save").expect("a state file");
+    drop(net);
+
+    let (executor, _) = executor(Duration::from_secs(30));
+    let devnet =
+        Devnet::with_inference(config, InferenceSetup { settlement, ..InferenceSetup::new(executor) }).unwrap();
+    let call = |hash: &B256| devnet.attestations(*hash).unwrap().remove(0);
+    for hash in &hashes {
+        assert_eq!(call(hash).settlement.expect("tracked").status, SettlementStatus::Pending, "owed, not missed");
+    }
+    assert!(devnet.settle_due().unwrap().is_empty(), "the batch is not idle yet");
+    // The batch got its results at the loaded head's time.
+    let loaded_at = devnet.with_chain(|c| c.head().header.timestamp);
+    devnet.mine(Some(loaded_at + 299)).unwrap();
+    assert!(devnet.settle_due().unwrap().is_empty(), "idle for 299 s");
+    devnet.mine(Some(loaded_at + 300)).unwrap();
+    let [posted] = devnet.settle_due().unwrap().try_into().expect("the batch, idle for 5 minutes");
+    assert!(mined(&devnet, posted).success);
+    devnet.settle_due().unwrap();
+    for hash in &hashes {
+        let call = call(hash);
+        let s = call.settlement.expect("tracked");
+        assert_eq!((s.status, s.tx_hash), (SettlementStatus::Settled, Some(posted)));
+        let root = s.merkle_root.expect("a root");
+        let query =
+            ISettlementRelay::isSettledInBatchCall { proof: s.proof, root, leaf: batch_leaf(&call.attestation) };
+        let request = TransactionRequest::default().to(SETTLEMENT_RELAY).input(query.abi_encode().into());
+        let answer = devnet.call(request, None, None).unwrap();
+        assert!(ISettlementRelay::isSettledInBatchCall::abi_decode_returns(&answer).unwrap());
+    }
+    for _ in 0..3 {
+        devnet.mine(None).unwrap();
+        assert_eq!(devnet.settle_due().unwrap(), Vec::<B256>::new(), "posted once");
+    }
+}
+
+/// A posting still in the pool when the chain is dumped (mining is off) is
+/// lost with the pool: after the chain is loaded into a fresh devnet, the
+/// same batch is posted again at once, and settles once.
+#[test]
+fn a_posting_in_the_pool_when_the_chain_is_dumped_is_posted_again_after_it_is_loaded() {
+    use nml_runtime::settlement::SettlementStatus;
+
+    let config = SettlementConfig { after_blocks: 1, batch_size: 2, ..Default::default() };
+    let settling = || Net::settling(DevnetConfig::default(), PipeConfig::default(), Duration::from_secs(30), config);
+    let (first, second) = (settling(), settling());
+    let hashes: Vec<B256> = (1..=2)
+        .map(|seed| first.send(0, Predictor::tryRequestCall { r: tee_request(&first.models.mlp, seed) }))
+        .collect();
+    for hash in &hashes {
+        first.receipt(*hash);
+    }
+    first.devnet.mine(None).unwrap();
+    first.devnet.set_automine(false);
+    let [posted] = first.devnet.settle_due().unwrap().try_into().expect("one batch of two");
+    let status = |devnet: &Devnet, hash: &B256| devnet.attestations(*hash).unwrap()[0].settlement.clone().unwrap();
+    let submitted = status(&first.devnet, &hashes[0]);
+    assert_eq!((submitted.status, submitted.tx_hash), (SettlementStatus::Submitted, Some(posted)));
+    second.devnet.load(first.devnet.dump().unwrap()).unwrap();
+    for hash in &hashes {
+        let s = status(&second.devnet, hash);
+        assert_eq!((s.status, s.tx_hash), (SettlementStatus::Pending, None), "owed again, not missed");
+    }
+    let [again] = second.devnet.settle_due().unwrap().try_into().expect("posted again at the next step");
+    assert!(mined(&second.devnet, again).success);
+    second.devnet.settle_due().unwrap();
+    for hash in &hashes {
+        let s = status(&second.devnet, hash);
+        assert_eq!((s.status, s.tx_hash), (SettlementStatus::Settled, Some(again)));
+        assert_eq!(s.merkle_root, submitted.merkle_root, "the same batch");
+    }
+    for _ in 0..3 {
+        second.devnet.mine(None).unwrap();
+        assert_eq!(second.devnet.settle_due().unwrap(), Vec::<B256>::new(), "settled once");
+    }
+}
+
+/// A result the relay withheld (an injected fault) is not owed: after its
+/// chain is loaded into a fresh devnet, without the fault, it stays
+/// withheld and is never posted.
+#[test]
+fn a_withheld_result_is_still_not_posted_after_its_chain_is_loaded_into_a_fresh_devnet() {
+    use nml_runtime::settlement::{SettlementMode, SettlementStatus};
+    use nml_runtime::tee::Fault;
+
+    let config = SettlementConfig { mode: SettlementMode::Individual, after_blocks: 1, ..Default::default() };
+    let settling = || Net::settling(DevnetConfig::default(), PipeConfig::default(), Duration::from_secs(30), config);
+    let (first, second) = (settling(), settling());
+    first.devnet.set_tee_fault(Fault::WithholdSettlement, true).unwrap();
+    let hash = first.send(0, Predictor::tryRequestCall { r: tee_request(&first.models.mlp, 6) });
+    first.receipt(hash);
+    first.devnet.mine(None).unwrap();
+    assert!(first.devnet.settle_due().unwrap().is_empty(), "withheld");
+    let status = |devnet: &Devnet| devnet.attestations(hash).unwrap()[0].settlement.clone().expect("tracked").status;
+    assert_eq!(status(&first.devnet), SettlementStatus::Withheld);
+    second.devnet.load(first.devnet.dump().unwrap()).unwrap();
+    assert_eq!(second.devnet.tee_faults().unwrap(), Vec::new(), "the fresh devnet withholds nothing");
+    assert_eq!(status(&second.devnet), SettlementStatus::Withheld);
+    for _ in 0..3 {
+        second.devnet.mine(None).unwrap();
+        assert_eq!(second.devnet.settle_due().unwrap(), Vec::<B256>::new(), "never posted");
+    }
+}
+
 #[test]
 fn batch_settlement_posts_a_root_whose_proofs_verify_on_the_relay() {
     use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};

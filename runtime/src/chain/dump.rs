@@ -13,6 +13,12 @@
 //! 2^53 − 1, gas limits within [`MAX_LOADED_GAS_LIMIT`] (or the devnet's own),
 //! base fees within [`MAX_BASE_FEE`], gas used within the gas limit and equal
 //! to the receipts' sum, and a clock offset within ±(2^53 − 1) seconds.
+//!
+//! A devnet with a settlement relay also writes what its relay still owed
+//! ([`RelayDuties`], the `relay` section), which the pool, lost with the
+//! dump, may have held. The section is optional: older dumps and other
+//! tools' have none (and older builds ignore it), so it leaves the format
+//! version as it is.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -162,6 +168,46 @@ pub struct StateDump {
     /// still rebuild (and trace) the states of those blocks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     history: Option<DumpHistory>,
+    /// What the devnet's settlement relay still owed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    relay: Option<RelayDuties>,
+}
+
+/// What a devnet's settlement relay still owed when its state was dumped:
+/// the results it had yet to post, each named by its relay key
+/// (`settlement::result_key`), so that a devnet that loads the dump posts
+/// them again instead of taking them for missed. Only results the dumped
+/// chain used count: a key that names none of them is ignored, so the
+/// section can never make the relay post a result the chain did not use.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RelayDuties {
+    /// Results waiting for the delay (or already due), in posting order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<B256>,
+    /// The open batch: due, not posted yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<OpenBatch>,
+    /// The postings submitted and not mined (their transactions were in
+    /// the pool): each one's results.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub submitted: Vec<Vec<B256>>,
+    /// Results the relay withheld (an injected fault): not owed, and not
+    /// posted after a reload either.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub withheld: Vec<B256>,
+}
+
+/// The relay's open batch ([`RelayDuties::batch`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct OpenBatch {
+    /// The chain time its first result joined it.
+    pub opened: u64,
+    /// The chain time its last result joined it.
+    pub touched: u64,
+    /// Its results, in order.
+    pub results: Vec<B256>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -293,7 +339,19 @@ impl StateDump {
                 undos: chain.undos.iter().map(|(_, u)| BlockUndo::clone(u)).collect(),
                 blocks: chain.undos.iter().map(|(n, _)| *n).collect(),
             }),
+            relay: None,
         }
+    }
+
+    /// The dump with `relay` as what the devnet's relay still owed.
+    pub fn with_relay(self, relay: Option<RelayDuties>) -> Self {
+        Self { relay, ..self }
+    }
+
+    /// Takes out what the dumping devnet's relay still owed (`None` for a
+    /// dump without the section).
+    pub fn take_relay(&mut self) -> Option<RelayDuties> {
+        self.relay.take()
     }
 
     /// Parses a dump.
@@ -645,6 +703,23 @@ mod tests {
             d.blocks[0].receipts = d.blocks[1].receipts.clone();
         });
         assert!(matches!(error, DumpError::GenesisTransactions { count: 1 }), "{error}");
+    }
+
+    #[test]
+    fn the_relay_section_round_trips_and_a_dump_without_it_has_none() {
+        let duties = RelayDuties {
+            pending: vec![B256::repeat_byte(1)],
+            batch: Some(OpenBatch { opened: 10, touched: 20, results: vec![B256::repeat_byte(2)] }),
+            submitted: vec![vec![B256::repeat_byte(3), B256::repeat_byte(4)]],
+            withheld: vec![B256::repeat_byte(5)],
+        };
+        let mut read = StateDump::from_json(&dump().with_relay(Some(duties.clone())).to_json()).unwrap();
+        assert_eq!(read.take_relay(), Some(duties));
+        // An older dump (or another tool's) has no section, and one without
+        // duties writes none.
+        let json = dump().to_json();
+        assert!(!String::from_utf8_lossy(&json).contains("\"relay\""));
+        assert_eq!(StateDump::from_json(&json).unwrap().take_relay(), None);
     }
 
     #[test]

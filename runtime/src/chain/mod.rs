@@ -32,7 +32,7 @@ use self::reserved::ReservedRange;
 use crate::fork::{ForkError, ForkSource};
 pub use accounts::{DEV_MNEMONIC, DevAccount, derived_signer, dev_accounts};
 pub use block::{BlockBody, Halt, InferenceRecord, InputHash, SealedBlock, Served, TxReceipt};
-pub use dump::{DumpBlockError, DumpError, MAX_LOADED_GAS_LIMIT, StateDump};
+pub use dump::{DumpBlockError, DumpError, MAX_LOADED_GAS_LIMIT, OpenBatch, RelayDuties, StateDump};
 pub use fee::MAX_BASE_FEE;
 pub use reserved::MAX_RESERVED;
 pub use state::{AccountHeader, BlockUndo, DbAccount, Overlay, RecentHashes, SharedMap, StateDb, StateView};

@@ -138,8 +138,10 @@ impl Devnet {
         let relay = relay_signer(pipe.enclaves().seed());
         let scheduler = scheduler_signer(pipe.enclaves().seed());
         devnet.install_predeploys(pipe.enclaves(), relay.address(), scheduler.address())?;
-        // The chain of a `--state` file: its settlements are read back.
-        let book = Mutex::new(devnet.with_chain(|chain| reloaded_book(chain, setup.settlement)));
+        // The chain of a `--state` file: its settlements, and what its
+        // relay still owed, are read back.
+        let duties = devnet.loaded_duties.take();
+        let book = Mutex::new(devnet.with_chain(|chain| reloaded_book(chain, setup.settlement, duties)));
         let heartbeats = Mutex::default();
         let scheduled = Mutex::default();
         devnet.inference = Some(Inference {

@@ -26,8 +26,8 @@ use parking_lot::{Mutex, MutexGuard};
 use tokio::sync::{Notify, broadcast};
 
 use crate::chain::{
-    Chain, ChainConfig, ChainError, DevAccount, DumpError, NextBlock, PoolTx, SealedBlock, StateDump, StateView,
-    TxError, TxReceipt, dev_accounts,
+    Chain, ChainConfig, ChainError, DevAccount, DumpError, NextBlock, PoolTx, RelayDuties, SealedBlock, StateDump,
+    StateView, TxError, TxReceipt, dev_accounts,
 };
 use crate::evm::{
     EthereumPrecompiles, EvmSetup, ExecOptions, InspectorFactory, Machine, Phase, PrecompileFactory, TraceError,
@@ -166,6 +166,9 @@ pub struct Devnet {
     /// Held by `eth_sendTransaction` from reading an account's next nonce
     /// to adding the transaction that takes it.
     nonces: Mutex<()>,
+    /// What the relay of the `--state` file's devnet still owed, until the
+    /// relay's book is made (`with_inference`).
+    loaded_duties: Option<RelayDuties>,
 }
 
 impl Devnet {
@@ -181,12 +184,16 @@ impl Devnet {
         precompiles: Arc<dyn PrecompileFactory>,
         stage: Arc<dyn PreExecution>,
     ) -> Result<Self, NodeError> {
-        let chain = match (&config.fork, &config.state_file) {
-            (Some(fork), _) => Chain::fork(config.chain.clone(), fork.clone())?,
-            (None, Some(path)) if path.exists() => StateDump::read(path)?.into_chain(config.chain.clone())?,
-            (None, _) => Chain::genesis(config.chain.clone()),
+        let (chain, loaded_duties) = match (&config.fork, &config.state_file) {
+            (Some(fork), _) => (Chain::fork(config.chain.clone(), fork.clone())?, None),
+            (None, Some(path)) if path.exists() => {
+                let mut dump = StateDump::read(path)?;
+                let duties = dump.take_relay();
+                (dump.into_chain(config.chain.clone())?, duties)
+            }
+            (None, _) => (Chain::genesis(config.chain.clone()), None),
         };
-        Ok(Self::assemble(config, chain, precompiles, stage))
+        Ok(Self { loaded_duties, ..Self::assemble(config, chain, precompiles, stage) })
     }
 
     fn assemble(
@@ -221,6 +228,7 @@ impl Devnet {
             inference: None,
             fork,
             nonces: Mutex::new(()),
+            loaded_duties: None,
         }
     }
 
@@ -793,22 +801,23 @@ impl Devnet {
         if self.fork.is_some() {
             return Err(DumpError::Forked.into());
         }
-        // Encoded outside the lock: a copy of the chain takes constant time
-        // (its parts are persistent structures).
-        let chain = self.lock().chain.clone();
-        Ok(StateDump::of(&chain))
+        // Encoded outside the lock, with what the relay still owes: the
+        // pool, which may hold its postings, is not dumped.
+        let (chain, duties) = self.chain_and_duties();
+        Ok(StateDump::of(&chain).with_relay(duties))
     }
 
     /// Replaces the chain with a dump's; the pool and snapshots are cleared
     /// (refused in fork mode). The dump is decoded and checked outside the
     /// lock that requests take.
-    pub fn load(&self, dump: StateDump) -> Result<(), NodeError> {
+    pub fn load(&self, mut dump: StateDump) -> Result<(), NodeError> {
         if self.fork.is_some() {
             return Err(DumpError::Forked.into());
         }
+        let duties = dump.take_relay();
         let chain = dump.into_chain(self.chain_config())?;
         self.learn_records(&chain);
-        let replaced = self.replace_chain(ChainReplaced::Loaded, |inner| {
+        let replaced = self.replace_chain(ChainReplaced::Loaded(duties), |inner| {
             inner.epoch += 1;
             Some((
                 std::mem::replace(&mut inner.chain, chain),

@@ -5,7 +5,8 @@
 //! when the chain's time has moved [`HEARTBEAT_EVERY`] past an enclave's last
 //! heartbeat, it sends one, signed by the enclave. `Devnet::start_settlement`
 //! runs it on a thread of its own; `Devnet::settle_due` is one step of it.
-//! A loaded chain's book is rebuilt from the chain ([`reloaded_book`]).
+//! A loaded chain's book is rebuilt from the chain ([`reloaded_book`]) and
+//! what the dump says the relay still owed ([`Devnet::chain_and_duties`]).
 
 use std::sync::{Arc, Weak};
 use std::time::Duration;
@@ -16,7 +17,7 @@ use alloy_primitives::{Address, B256, Bytes, TxKind, keccak256};
 use alloy_signer::SignerSync;
 
 use super::{Devnet, Inner, NodeError};
-use crate::chain::{Chain, PoolTx, SealedBlock};
+use crate::chain::{Chain, PoolTx, RelayDuties, SealedBlock};
 use crate::predeploys::{SETTLEMENT_RELAY, TEE_REGISTRY, heartbeat_call};
 use crate::settlement::{Book, LoadedBlock, Posting, SettlementConfig, calldata, recorded};
 use crate::tee::Attestation;
@@ -40,12 +41,13 @@ const LEAF_GAS: u64 = 1_200;
 const RELAY_TIP: u128 = 1_000_000_000;
 
 /// How a chain was replaced under the relay ([`Devnet::replace_chain`]).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) enum ChainReplaced {
     /// By a snapshot of it (`evm_revert`).
     Reverted,
-    /// By a state dump (`anvil_loadState`).
-    Loaded,
+    /// By a state dump (`anvil_loadState`), with what the relay that wrote
+    /// it still owed, if it says.
+    Loaded(Option<RelayDuties>),
 }
 
 impl Devnet {
@@ -210,18 +212,31 @@ impl Devnet {
                 ChainReplaced::Reverted => book.rewind(chain.head_number(), |tx| chain.tx_location(&tx).is_some()),
                 // As a devnet started on that state (`--state`) starts it:
                 // nothing learnt of the chain it replaced applies to it.
-                ChainReplaced::Loaded => loaded = Some(chain.clone()),
+                ChainReplaced::Loaded(duties) => loaded = Some((chain.clone(), duties)),
             }
         }
         drop(inner);
-        if let (Some(book), Some(chain)) = (book.as_deref_mut(), loaded) {
-            *book = reloaded_book(&chain, book.config());
+        if let (Some(book), Some((chain, duties))) = (book.as_deref_mut(), loaded) {
+            *book = reloaded_book(&chain, book.config(), duties);
         }
         drop(book);
         if let Some(inference) = &self.inference {
             inference.heartbeats.lock().clear();
         }
         Some(replaced)
+    }
+
+    /// A copy of the chain, and what the relay still owes of it (`None`
+    /// without a relay, or when it owes nothing), for a dump. Both are read
+    /// with the book locked, so that the relay neither posts nor learns a
+    /// block between the two reads: each posting the duties name is either
+    /// mined in the copy (which then settles its results, whatever the
+    /// duties say) or lost with the pool.
+    pub(super) fn chain_and_duties(&self) -> (Chain, Option<RelayDuties>) {
+        let book = self.inference.as_ref().map(|inference| inference.book.lock());
+        // A copy of the chain takes constant time (persistent structures).
+        let chain = self.lock().chain.clone();
+        (chain, book.and_then(|book| book.duties()))
     }
 
     /// The book of the relay (statuses), read-only.
@@ -243,8 +258,9 @@ pub(super) fn posting_gas(posting: &Posting) -> u64 {
 
 /// The relay's book of a loaded chain (`--state`, `anvil_loadState`),
 /// rebuilt in one pass over its built blocks' receipts: the results they
-/// used and the settlements the relay contract recorded (`Book::reloaded`).
-pub(super) fn reloaded_book(chain: &Chain, config: SettlementConfig) -> Book {
+/// used and the settlements the relay contract recorded, and what the
+/// dump's relay still owed (`Book::reloaded`).
+pub(super) fn reloaded_book(chain: &Chain, config: SettlementConfig, duties: Option<RelayDuties>) -> Book {
     let blocks = chain.built_blocks(0, chain.head_number()).map(|b| {
         let settled = b
             .transactions
@@ -262,7 +278,7 @@ pub(super) fn reloaded_book(chain: &Chain, config: SettlementConfig) -> Book {
             .collect();
         LoadedBlock { number: b.number(), used: used(b), settled }
     });
-    Book::reloaded(config, chain.head_number(), blocks)
+    Book::reloaded(config, chain.head_number(), blocks, duties)
 }
 
 /// The results `block` used: the attestations of its inference records.

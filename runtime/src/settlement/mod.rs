@@ -10,7 +10,8 @@
 //! ([`Book::due`]), and tracks each result's [`Settlement`] as its posting is
 //! submitted and mined. `node` drives it (`Devnet::start_settlement`). A
 //! loaded chain's book is rebuilt from the chain ([`Book::reloaded`]), from
-//! what the relay contract recorded ([`recorded`]).
+//! what the relay contract recorded ([`recorded`]) and, for a devnet's own
+//! dump, from what its relay still owed ([`Book::duties`]).
 //! Everything is timed by the chain: blocks for the delay, block timestamps
 //! for the batch flush, so `anvil_mine` and `evm_increaseTime` move it.
 
@@ -102,10 +103,10 @@ pub enum SettlementStatus {
     /// Never posted: the relay withholds it (an injected fault).
     Withheld,
     /// Never posted: it came due before the head of a loaded chain, which
-    /// holds no settlement of it (the relay that made the chain withheld
-    /// it, or its posting was not mined when the state was saved). The
-    /// relay leaves it to the one that made the chain: a loaded chain's due
-    /// results are never posted twice.
+    /// holds no settlement of it, and the dump does not say the relay that
+    /// made the chain still owed it (that relay withheld it, or was not a
+    /// devnet's). The relay leaves it to the one that made the chain: a
+    /// loaded chain's due results are never posted twice.
     Missed,
 }
 
@@ -150,6 +151,9 @@ pub struct Book {
     used_in: BTreeMap<u64, Vec<B256>>,
     /// Postings submitted and not mined yet: their results.
     submitted: HashMap<B256, Vec<Attestation>>,
+    /// Postings to make at the next step: those a loaded dump's relay had
+    /// submitted, whose transactions were lost with the pool.
+    again: Vec<Posting>,
 }
 
 impl Book {
@@ -240,6 +244,9 @@ impl Book {
         self.waiting.retain(|w| w.used_in <= head);
         let status = &self.status;
         self.batch.retain(|a| status.contains_key(&result_key(a)));
+        // The postings to make again are left: their results are a loaded
+        // chain's, used at or before its head, and a revert never goes back
+        // past a load (the snapshots are cleared).
         let lost: Vec<B256> = self.submitted.keys().filter(|tx| !mined(**tx)).copied().collect();
         for tx in lost {
             let results: Vec<Attestation> = self
@@ -255,16 +262,22 @@ impl Book {
 
     /// What the relay must post now, the chain's head being block `head` at
     /// time `now`: due results `late_by` blocks later than configured, and
-    /// none at all when it `withholds` them (injected faults).
+    /// none at all when it `withholds` them (injected faults). Postings to
+    /// make again after a reload come first: they were due already.
     pub fn due(&mut self, head: u64, now: u64, late_by: u64, withhold: bool) -> Vec<Posting> {
         let mut postings = Vec::new();
+        for posting in std::mem::take(&mut self.again) {
+            if withhold {
+                self.withhold(posting.results());
+            } else {
+                postings.push(posting);
+            }
+        }
         let after = self.config.after_blocks.saturating_add(late_by);
         while self.waiting.front().is_some_and(|w| w.used_in.saturating_add(after) <= head) {
             let Some(Waiting { attestation, .. }) = self.waiting.pop_front() else { break };
             if withhold {
-                if let Some(s) = self.status.get_mut(&result_key(&attestation)) {
-                    s.status = SettlementStatus::Withheld;
-                }
+                self.withhold(std::slice::from_ref(&attestation));
                 continue;
             }
             match self.config.mode {
@@ -284,14 +297,31 @@ impl Book {
         }
         let idle = now.saturating_sub(self.batch_touched) >= self.config.batch_idle_secs;
         let old = now.saturating_sub(self.batch_opened) >= self.config.batch_age_secs;
-        if !self.batch.is_empty() && (idle || old) {
+        // Full already: a reloaded batch, under a smaller `--batch-size`.
+        let full = self.batch.len() >= self.config.batch_size;
+        if !self.batch.is_empty() && (idle || old || full) {
             postings.extend(self.close_batch());
         }
         postings
     }
 
+    /// Marks `results` withheld: never posted.
+    fn withhold(&mut self, results: &[Attestation]) {
+        for result in results {
+            if let Some(s) = self.status.get_mut(&result_key(result)) {
+                s.status = SettlementStatus::Withheld;
+            }
+        }
+    }
+
     fn close_batch(&mut self) -> Option<Posting> {
         let results = std::mem::take(&mut self.batch);
+        self.seal(results)
+    }
+
+    /// The batch posting of `results`: each result's settlement gets the
+    /// batch's root and its leaf's proof. `None` for no results.
+    fn seal(&mut self, results: Vec<Attestation>) -> Option<Posting> {
         let leaves: Vec<B256> = results.iter().map(batch_leaf).collect();
         let tree = MerkleTree::new(&leaves)?;
         for (result, leaf) in results.iter().zip(&leaves) {
