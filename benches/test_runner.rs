@@ -6,7 +6,10 @@
 //! - the runner's own overhead per test: 200 empty tests (no inference, a
 //!   few hundred gas of EVM), each forked from the post-`setUp` chain,
 //!   signed, pooled, simulated, mined and read back; median and p90 of the
-//!   per-test times, with 1 job and with the cores.
+//!   per-test times, with 1 job and with the cores;
+//! - a fuzz test's runs: one test with three parameters run 256 times (each
+//!   run a fork, a transaction, a receipt, as a unit test), per run against
+//!   the empty unit tests' per test, in the same run.
 //!
 //! Prints markdown tables for docs/benchmarks.md.
 
@@ -28,6 +31,7 @@ use nml_runtime::{Devnet, DevnetConfig, Mining};
 mod common;
 
 const EMPTY_TESTS: usize = 200;
+const FUZZ_RUNS: u32 = 256;
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -61,6 +65,7 @@ fn main() {
             setup.clone(),
         )
     };
+    let mut unit_medians = Vec::new();
     println!();
     println!("| {EMPTY_TESTS} empty tests | jobs | wall | per test, median (p90) |");
     println!("| --- | --- | --- | --- |");
@@ -82,6 +87,7 @@ fn main() {
         }
         walls.sort();
         per_test.sort();
+        unit_medians.push(per_test[per_test.len() / 2]);
         println!(
             "| {EMPTY_TESTS} | {jobs} | {:.0} ms | {:.0} µs ({:.0} µs) |",
             walls[1].as_secs_f64() * 1e3,
@@ -89,6 +95,33 @@ fn main() {
             per_test[per_test.len() * 9 / 10].as_secs_f64() * 1e6
         );
     }
+
+    let fuzzed = contract_with(
+        "FuzzTest",
+        "    function testFuzz(uint256 a, address b, bytes calldata c) public { x = a % 1000 + uint160(b) % 7 + c.length; }\n",
+    );
+    let mut per_run = Vec::new();
+    for _ in 0..3 {
+        let config =
+            RunConfig { jobs: 1, fuzz: testing::FuzzConfig { runs: FUZZ_RUNS, ..testing::FuzzConfig::default() } };
+        let started = Instant::now();
+        let results = testing::run(std::slice::from_ref(&fuzzed), &|_, _| true, &devnet, &config);
+        let wall = started.elapsed();
+        assert!(results.len() == 1 && results[0].passed(), "{results:?}");
+        assert_eq!(results[0].fuzz.as_ref().map(|f| f.runs), Some(FUZZ_RUNS));
+        per_run.push(wall / FUZZ_RUNS);
+    }
+    per_run.sort();
+    let run_us = per_run[1].as_secs_f64() * 1e6;
+    let unit_us = unit_medians[0].as_secs_f64() * 1e6;
+    println!();
+    println!("| fuzz test, {FUZZ_RUNS} runs, 1 job (median of 3) | per run | an empty unit test, 1 job | ratio |");
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| {:.0} ms | {run_us:.0} µs | {unit_us:.0} µs | {:.2}× |",
+        per_run[1].as_secs_f64() * 1e3 * f64::from(FUZZ_RUNS),
+        run_us / unit_us
+    );
 }
 
 /// Runs the release `nml test` on a fresh copy of `project`, then three
@@ -113,18 +146,24 @@ fn nml_test_wall(project: &Path) -> (usize, Duration, Duration) {
 
 /// A test contract with `EMPTY_TESTS` empty tests, built by solc.
 fn empty_tests() -> TestContract {
+    let tests: String = (0..EMPTY_TESTS).map(|i| format!("    function test{i:03}() public {{}}\n")).collect();
+    contract_with("EmptyTest", &tests)
+}
+
+/// A test contract `name` (with a state variable `x` that `setUp` sets)
+/// whose functions are `tests`, built by solc.
+fn contract_with(name: &str, tests: &str) -> TestContract {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"bench\"\n").expect("toml");
     std::fs::create_dir_all(dir.path().join("test")).expect("mkdir");
-    let tests: String = (0..EMPTY_TESTS).map(|i| format!("    function test{i:03}() public {{}}\n")).collect();
     let source = format!(
-        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\nimport \"@nml/nml/Test.sol\";\ncontract EmptyTest is Test {{\n    uint256 x;\n    function setUp() public {{ x = 1; }}\n{tests}}}\n"
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\nimport \"@nml/nml/Test.sol\";\ncontract {name} is Test {{\n    uint256 x;\n    function setUp() public {{ x = 1; }}\n{tests}}}\n"
     );
-    std::fs::write(dir.path().join("test/Empty.t.sol"), source).expect("write");
+    std::fs::write(dir.path().join("test/Case.t.sol"), source).expect("write");
     let fe = Frontend::run(Project::open_with_tests(dir.path()).expect("project"));
     let out = nml_compiler::build::build(&fe, &|| solc_for(&fe)).expect("build");
     assert!(!out.has_errors(), "{:#?}", out.diagnostics);
-    let path = nml_compiler::solc::artifact_path(&fe.project.out_dir(), "test/Empty.t.sol", "EmptyTest");
+    let path = nml_compiler::solc::artifact_path(&fe.project.out_dir(), "test/Case.t.sol", name);
     let artifact: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("artifact")).expect("json");
-    TestContract::from_artifact("EmptyTest", "test/Empty.t.sol", &artifact).expect("contract")
+    TestContract::from_artifact(name, "test/Case.t.sol", &artifact).expect("contract")
 }

@@ -36,6 +36,10 @@ enum Command {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     log_to_stderr();
+    // Enclave keys made from seeds are kept in the cache for later runs.
+    if let Some(dir) = nml::toolchain::cache_dir() {
+        nml_runtime::tee::keep_keys_in(dir.join("enclave-keys"));
+    }
     let result = match cli.command {
         Command::New(args) => commands::new::run(args),
         Command::Build(args) => commands::build::run_build(args),

@@ -1,8 +1,15 @@
 //! The devnet's enclaves: RSA-2048 signing keys made deterministically from
 //! a seed, each enclave's id (`keccak256` of its DER public key), and the
 //! attestation of one inference result.
+//!
+//! Making a 2048-bit key takes about 0.1 s, which every devnet start would
+//! pay (its TEE registry holds the first enclave's key): where the CLI says
+//! so ([`keep_keys_in`]), a key made once is kept on disk and read back by
+//! later processes (the file holds its own checksum; a damaged one is made
+//! again).
 
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, OnceLock};
 
 use alloy_primitives::{B256, Bytes, keccak256};
@@ -12,7 +19,8 @@ use parking_lot::Mutex;
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rsa::RsaPrivateKey;
-use rsa::pkcs8::{EncodePrivateKey, EncodePublicKey};
+use rsa::pkcs8::{DecodePrivateKey, EncodePrivateKey, EncodePublicKey};
+use rsa::traits::PublicKeyParts;
 use serde::{Deserialize, Serialize};
 
 use super::faults::Faults;
@@ -98,6 +106,58 @@ static MADE: LazyLock<Mutex<Made>> = LazyLock::new(Default::default);
 /// Enclaves by (seed, index).
 type Made = HashMap<(u64, u32), Arc<Enclave>>;
 
+/// Where keys made from seeds are kept between processes (see the module's
+/// doc); unset, each process makes its own.
+static KEY_DIR: OnceLock<PathBuf> = OnceLock::new();
+
+/// Keeps the keys enclaves make from seeds in `dir`, for later processes
+/// (the CLI's cache). The first call wins.
+pub fn keep_keys_in(dir: PathBuf) {
+    let _ = KEY_DIR.set(dir);
+}
+
+/// The private key the ChaCha20 stream seeded with `material` makes: read
+/// from `dir` when it was kept there, else made (and kept there, at best:
+/// a cache that cannot be written costs the next process the time, nothing
+/// else).
+fn private_key(material: B256, dir: Option<&Path>) -> Result<RsaPrivateKey, TeeError> {
+    let path = dir.map(|d| d.join(format!("{material:x}.der")));
+    if let Some(key) = path.as_deref().and_then(read_kept) {
+        return Ok(key);
+    }
+    let mut rng = ChaCha20Rng::from_seed(material.0);
+    let key = RsaPrivateKey::new(&mut rng, KEY_BITS).map_err(|e| TeeError::KeyGeneration(e.to_string()))?;
+    if let Some(path) = path
+        && let Err(e) = keep(&path, &key)
+    {
+        tracing::warn!(path = %path.display(), %e, "could not keep the enclave key for later runs");
+    }
+    Ok(key)
+}
+
+/// A kept key: `keccak256` of its PKCS#8 DER, then the DER.
+fn read_kept(path: &Path) -> Option<RsaPrivateKey> {
+    let bytes = std::fs::read(path).ok()?;
+    let (sum, der) = bytes.split_at_checked(32)?;
+    if keccak256(der).as_slice() != sum {
+        return None;
+    }
+    RsaPrivateKey::from_pkcs8_der(der).ok().filter(|k| k.size() * 8 == KEY_BITS)
+}
+
+fn keep(path: &Path, key: &RsaPrivateKey) -> std::io::Result<()> {
+    let der = key.to_pkcs8_der().map_err(std::io::Error::other)?;
+    let mut bytes = keccak256(der.as_bytes()).to_vec();
+    bytes.extend_from_slice(der.as_bytes());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir)?;
+    }
+    // Written aside, then renamed: a reader never sees half a key.
+    let partial = path.with_extension(format!("{}.partial", std::process::id()));
+    std::fs::write(&partial, bytes)?;
+    std::fs::rename(&partial, path)
+}
+
 impl Enclave {
     /// Enclave `index` of the devnet seeded with `seed`: the same key on
     /// every run and machine for the same pair.
@@ -108,8 +168,7 @@ impl Enclave {
         let mut material = b"nml devnet enclave key".to_vec();
         material.extend_from_slice(&seed.to_be_bytes());
         material.extend_from_slice(&index.to_be_bytes());
-        let mut rng = ChaCha20Rng::from_seed(keccak256(material).0);
-        let private = RsaPrivateKey::new(&mut rng, KEY_BITS).map_err(|e| TeeError::KeyGeneration(e.to_string()))?;
+        let private = private_key(keccak256(material), KEY_DIR.get().map(PathBuf::as_path))?;
         let pkcs8 = private.to_pkcs8_der().map_err(|e| TeeError::KeyGeneration(e.to_string()))?;
         let public_key: Bytes = private
             .to_public_key()
@@ -271,6 +330,31 @@ mod tests {
         // A fresh derivation (not the process cache) gives the same key.
         MADE.lock().remove(&(7, 0));
         assert_eq!(Enclave::from_seed(7, 0).unwrap().public_key(), a.public_key());
+    }
+
+    #[test]
+    fn a_kept_key_is_the_key_made_and_a_damaged_one_is_made_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let material = keccak256(b"a test key");
+        let made = private_key(material, None).unwrap();
+        assert_eq!(private_key(material, Some(dir.path())).unwrap(), made);
+        let file = dir.path().join(format!("{material:x}.der"));
+        assert!(read_kept(&file).is_some_and(|k| k == made), "kept");
+        // Read back, not made: a key kept under this name is what is used.
+        let other = private_key(keccak256(b"another"), None).unwrap();
+        keep(&file, &other).unwrap();
+        assert_eq!(private_key(material, Some(dir.path())).unwrap(), other);
+        // A damaged file is made again, and kept again.
+        let mut bytes = std::fs::read(&file).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 1;
+        std::fs::write(&file, bytes).unwrap();
+        assert_eq!(private_key(material, Some(dir.path())).unwrap(), made);
+        assert!(read_kept(&file).is_some_and(|k| k == made));
+        // A directory that cannot be written costs nothing but the time.
+        let blocked = dir.path().join("file");
+        std::fs::write(&blocked, b"").unwrap();
+        assert_eq!(private_key(material, Some(&blocked.join("keys"))).unwrap(), made);
     }
 
     #[test]

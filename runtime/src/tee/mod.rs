@@ -12,7 +12,7 @@ pub mod faults;
 pub mod nitro;
 pub mod verifier;
 
-pub use enclave::{Attestation, Enclave, Enclaves, TeeError, message_hash};
+pub use enclave::{Attestation, Enclave, Enclaves, TeeError, keep_keys_in, message_hash};
 
 /// The index of the gateway's enclave among a seed's enclaves: apart from
 /// the devnet's own (`--tees` counts from 0), so its key and id are its own.
