@@ -337,6 +337,28 @@ contract Token {
     assert_eq!(other["testFuzzThreshold"]["fuzz"]["seed"], 7);
 }
 
+/// Fuzz draws pick the constants of the test contract's code: a value the
+/// code compares its input with is found, where a uniform draw would never
+/// hit it.
+#[test]
+fn fuzz_draws_find_the_codes_magic_values() {
+    let body = r#"
+    function testFuzzMagic(uint256 x) public pure { require(x != 0x5eed5eed5eed, "found the magic number"); }
+    function testFuzzMagicAddress(address a) public pure { require(a != 0x00000000000000000000000000000000DeaDBeef, "found the magic address"); }
+"#;
+    let dir = project_with_test(&test_contract(body));
+    let run = nml(dir.path(), &["test", "--json"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let lines: Vec<serde_json::Value> =
+        String::from_utf8_lossy(&run.stdout).lines().map(|l| serde_json::from_str(l).expect("JSON line")).collect();
+    let found = |test: &str| {
+        let line = lines.iter().find(|l| l["test"] == test).expect("the test ran");
+        line["fuzz"]["counterexample"]["args"].as_str().unwrap_or_default().to_owned()
+    };
+    assert_eq!(found("testFuzzMagic"), format!("({})", 0x5eed_5eed_5eed_u64));
+    assert_eq!(found("testFuzzMagicAddress"), "(0x00000000000000000000000000000000DeaDBeef)");
+}
+
 #[test]
 fn a_reverting_set_up_fails_every_test_with_its_reason() {
     let body = r#"

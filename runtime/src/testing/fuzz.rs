@@ -11,8 +11,10 @@
 //!
 //! Numbers are drawn with a uniformly random bit length (small and large
 //! values are equally likely), with edges (0, 1, the type's extremes, powers
-//! of two and their neighbours) one draw in eight; addresses, fixed bytes,
-//! `bytes`, `string`, arrays and tuples are drawn part by part.
+//! of two and their neighbours) one draw in eight, and a constant of the
+//! test contract's code ([`Dictionary`]) one draw in three of the rest;
+//! addresses, fixed bytes, `bytes`, `string`, arrays and tuples are drawn
+//! part by part.
 
 use alloy_dyn_abi::{DynSolType, DynSolValue};
 use alloy_primitives::{Address, B256, Bytes, I256, U256, keccak256};
@@ -101,16 +103,79 @@ fn describe_one(value: &DynSolValue) -> String {
     }
 }
 
+/// The constants a contract's code pushes, for draws to pick from (a value
+/// a contract compares its input with is one it pushes): the operands of
+/// its `PUSH3`…`PUSH32` instructions, at most [`Dictionary::MAX`] of them.
+/// One- and two-byte operands are left out: they are mostly jump targets and
+/// memory offsets, and small numbers are drawn often anyway.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Dictionary(Vec<U256>);
+
+impl Dictionary {
+    /// The most constants kept.
+    pub const MAX: usize = 4096;
+
+    /// The constants of `code` (creation code holds the runtime code, and
+    /// the code of the contracts it creates).
+    pub fn from_code(code: &[u8]) -> Self {
+        let mut seen = std::collections::BTreeSet::new();
+        let mut words = Vec::new();
+        let mut at = 0;
+        while at < code.len() && words.len() < Self::MAX {
+            let op = code[at];
+            at += 1;
+            // PUSH1 (0x60) … PUSH32 (0x7f).
+            if (0x60..=0x7f).contains(&op) {
+                let len = usize::from(op - 0x5f);
+                let available = &code[at..(at + len).min(code.len())];
+                at += len;
+                if len >= 3 {
+                    // An operand cut short by the end of the code is read
+                    // as the EVM reads it: padded with zeros on the right.
+                    let mut operand = [0u8; 32];
+                    operand[..available.len()].copy_from_slice(available);
+                    let word = U256::from_be_slice(&operand[..len]);
+                    if seen.insert(word) {
+                        words.push(word);
+                    }
+                }
+            }
+        }
+        Self(words)
+    }
+
+    /// How many constants it holds.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 /// The generator of one fuzz test's arguments.
 pub struct Draw {
     rng: ChaCha8Rng,
+    dictionary: Dictionary,
 }
 
 impl Draw {
-    /// The draws of `signature` in `contract` under `seed`.
-    pub fn new(seed: u64, contract: &str, signature: &str) -> Self {
+    /// The draws of `signature` in `contract` under `seed`, picking
+    /// constants from `dictionary` too.
+    pub fn new(seed: u64, contract: &str, signature: &str, dictionary: Dictionary) -> Self {
         let key = keccak256([&seed.to_be_bytes()[..], contract.as_bytes(), b".", signature.as_bytes()].concat());
-        Self { rng: ChaCha8Rng::from_seed(key.0) }
+        Self { rng: ChaCha8Rng::from_seed(key.0), dictionary }
+    }
+
+    /// A constant of the dictionary, one draw in three (none when it is empty).
+    fn constant(&mut self) -> Option<U256> {
+        if self.dictionary.is_empty() || !self.one_in(3) {
+            return None;
+        }
+        let i = self.below(self.dictionary.len() as u64) as usize;
+        Some(self.dictionary.0[i])
     }
 
     /// One set of arguments for `types`.
@@ -143,6 +208,9 @@ impl Draw {
                 [U256::ZERO, U256::from(1), U256::from(2), max, max - U256::from(1), power, power - U256::from(1)];
             return edges[self.below(edges.len() as u64) as usize].min(max);
         }
+        if let Some(word) = self.constant() {
+            return word & max;
+        }
         let length = self.below(bits as u64 + 1) as usize;
         if length == 0 {
             return U256::ZERO;
@@ -157,6 +225,12 @@ impl Draw {
         if self.one_in(8) {
             let edges = [I256::ZERO, I256::ONE, I256::MINUS_ONE, max, min, max - I256::ONE, min + I256::ONE];
             return edges[self.below(edges.len() as u64) as usize];
+        }
+        if let Some(word) = self.constant() {
+            // A constant as it was pushed (two's complement when it is
+            // negative), when it fits the type; else its low bits, positive.
+            let value = I256::from_raw(word);
+            return if value >= min && value <= max { value } else { I256::from_raw(word & max.into_raw()) };
         }
         let magnitude = I256::from_raw(self.unsigned(bits - 1));
         if self.one_in(2) { -magnitude - I256::ONE } else { magnitude }
@@ -189,16 +263,20 @@ impl Draw {
             DynSolType::Uint(bits) => DynSolValue::Uint(self.unsigned(*bits), *bits),
             DynSolType::Int(bits) => DynSolValue::Int(self.signed(*bits), *bits),
             DynSolType::Address => {
-                let address = match self.below(8) {
-                    0 => Address::ZERO,
-                    1 => Address::with_last_byte(1 + self.below(10) as u8),
-                    _ => Address::from_word(B256::from(self.word())),
+                let address = match (self.below(8), self.constant()) {
+                    (0, _) => Address::ZERO,
+                    (1, _) => Address::with_last_byte(1 + self.below(10) as u8),
+                    (_, Some(word)) => Address::from_word(B256::from(word)),
+                    (_, None) => Address::from_word(B256::from(self.word())),
                 };
                 DynSolValue::Address(address)
             }
             DynSolType::FixedBytes(size) => {
                 let mut word = B256::ZERO;
-                if !self.one_in(8) {
+                if let Some(constant) = self.constant().filter(|c| c.byte_len() <= *size) {
+                    // `bytesN` constants are pushed as their N bytes.
+                    word[..*size].copy_from_slice(&constant.to_be_bytes::<32>()[32 - *size..]);
+                } else if !self.one_in(8) {
                     self.rng.fill_bytes(&mut word[..*size]);
                 }
                 DynSolValue::FixedBytes(word, *size)
@@ -337,7 +415,7 @@ mod tests {
     fn draws_are_deterministic_per_seed_and_test_and_fit_their_types() {
         let types = parameters("t(uint8,int16,bytes4,address,bytes,string,uint256[],bool[2])").unwrap();
         let draw = |seed, name| {
-            let mut d = Draw::new(seed, "C", name);
+            let mut d = Draw::new(seed, "C", name, Dictionary::default());
             (0..50).map(|_| d.args(&types)).collect::<Vec<_>>()
         };
         assert_eq!(draw(0, "t"), draw(0, "t"));
@@ -345,7 +423,7 @@ mod tests {
         assert_ne!(draw(0, "t"), draw(0, "u"));
         for args in draw(3, "t") {
             for (value, ty) in args.iter().zip(&types) {
-                assert!(value.matches(ty), "{value:?} is not a {ty}");
+                assert!(ty.matches(value), "{value:?} is not a {ty}");
             }
             let DynSolValue::Uint(small, _) = args[0] else { unreachable!() };
             assert!(small <= U256::from(255));
@@ -358,11 +436,37 @@ mod tests {
 
     #[test]
     fn draws_reach_small_large_and_edge_numbers() {
-        let mut d = Draw::new(0, "C", "t");
+        let mut d = Draw::new(0, "C", "t", Dictionary::default());
         let values: Vec<U256> = (0..2000).map(|_| d.unsigned(256)).collect();
         assert!(values.iter().any(|v| *v < U256::from(1000)));
         assert!(values.iter().any(|v| *v > U256::MAX >> 8));
         assert!(values.contains(&U256::MAX) && values.contains(&U256::ZERO));
+    }
+
+    #[test]
+    fn the_dictionary_holds_the_codes_wider_constants_and_draws_pick_them() {
+        // PUSH4 0xdeadbeef, PUSH1 0x40, PUSH32 (1 << 255), PUSH2 (a jump
+        // target), PUSH3 0x123456 cut short by the end of the code.
+        let mut code = vec![0x63, 0xde, 0xad, 0xbe, 0xef, 0x60, 0x40, 0x7f, 0x80];
+        code.extend([0u8; 31]);
+        code.extend([0x61, 0x01, 0x02, 0x62, 0x12]);
+        let dictionary = Dictionary::from_code(&code);
+        assert_eq!(dictionary.0, vec![U256::from(0xdeadbeef_u64), U256::from(1) << 255, U256::from(0x12_0000)]);
+        let mut d = Draw::new(0, "C", "t", dictionary);
+        let types = parameters("t(uint256,uint32,bytes4,int256)").unwrap();
+        let draws: Vec<Vec<DynSolValue>> = (0..200).map(|_| d.args(&types)).collect();
+        let magic = U256::from(0xdeadbeef_u64);
+        assert!(draws.iter().any(|a| a[0] == DynSolValue::Uint(magic, 256)));
+        assert!(draws.iter().any(|a| a[1] == DynSolValue::Uint(magic, 32)));
+        let mut want = B256::ZERO;
+        want[..4].copy_from_slice(&[0xde, 0xad, 0xbe, 0xef]);
+        assert!(draws.iter().any(|a| a[2] == DynSolValue::FixedBytes(want, 4)));
+        assert!(draws.iter().any(|a| a[3] == DynSolValue::Int(I256::MIN, 256)), "1 << 255 is int256's minimum");
+        for args in &draws {
+            for (value, ty) in args.iter().zip(&types) {
+                assert!(ty.matches(value), "{value:?} is not a {ty}");
+            }
+        }
     }
 
     #[test]

@@ -388,7 +388,8 @@ impl Run<'_> {
     /// A test with parameters: [`FuzzConfig::runs`] passing runs, or the
     /// first failing one, shrunk.
     fn fuzz(&self, types: &[DynSolType], config: &FuzzConfig, result: &mut TestResult) -> Outcome {
-        let mut draw = fuzz::Draw::new(config.seed, &self.contract.name, self.signature);
+        let dictionary = fuzz::Dictionary::from_code(&self.contract.bytecode);
+        let mut draw = fuzz::Draw::new(config.seed, &self.contract.name, self.signature, dictionary);
         let mut report = FuzzReport { runs: 0, rejected: 0, seed: config.seed, counterexample: None };
         let (mut gas, mut calls) = (Vec::new(), Vec::new());
         let mut last = None;
