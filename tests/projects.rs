@@ -283,8 +283,10 @@ contract Token {
     function move(address to, uint256 amount) external { lastSender = msg.sender; emit Moved(msg.sender, to, amount); }
 "#;
     let dir = project_with_test(&test_contract(body));
+    // The runs from nml.toml; the seed from the flag, below.
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"case\"\n\n[fuzz]\nruns = 64\n").unwrap();
     let run = |extra: &[&str]| {
-        let mut args = vec!["test", "--json", "--fuzz-runs", "64"];
+        let mut args = vec!["test", "--json"];
         args.extend_from_slice(extra);
         let run = nml(dir.path(), &args);
         assert_eq!(run.status.code(), Some(1), "{}", text(&run));

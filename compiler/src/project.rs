@@ -41,11 +41,24 @@ pub struct Config {
     /// `[fork]`: the remote chain `nml test` forks when no `--fork-url` is given.
     #[serde(default)]
     pub fork: Option<ForkTable>,
+    /// `[fuzz]`: how `nml test` runs fuzz tests (its flags win).
+    #[serde(default)]
+    pub fuzz: FuzzTable,
     /// `[gateway]`: the prices of `nml gateway --project` and `nml devnet
     /// --project --gateway` (docs/gateway.md), read by the CLI, passed
     /// through here.
     #[serde(default)]
     pub gateway: Option<toml::Table>,
+}
+
+/// `[fuzz]`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FuzzTable {
+    /// Passing runs each fuzz test must make (`--fuzz-runs`).
+    pub runs: Option<u32>,
+    /// The seed of the draws (`--fuzz-seed`).
+    pub seed: Option<u64>,
 }
 
 /// `[fork]`.

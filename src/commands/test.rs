@@ -70,13 +70,15 @@ pub struct TestArgs {
     /// per line as `source:Contract.test` (`--json`: objects), and exit.
     #[arg(long)]
     pub list: bool,
-    /// Passing runs each fuzz test (a test with parameters) must make.
-    #[arg(long, value_name = "N", default_value_t = FuzzConfig::default().runs)]
-    pub fuzz_runs: u32,
+    /// Passing runs each fuzz test (a test with parameters) must make
+    /// [default: `[fuzz] runs`, else 256].
+    #[arg(long, value_name = "N")]
+    pub fuzz_runs: Option<u32>,
     /// Seeds the fuzz tests' draws (with each test's name): the same seed
-    /// draws the same arguments on every machine.
-    #[arg(long, value_name = "S", default_value_t = FuzzConfig::default().seed)]
-    pub fuzz_seed: u64,
+    /// draws the same arguments on every machine [default: `[fuzz] seed`,
+    /// else 0].
+    #[arg(long, value_name = "S")]
+    pub fuzz_seed: Option<u64>,
     /// LLM backends.
     #[command(flatten)]
     pub llm: LlmArgs,
@@ -207,7 +209,13 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     };
     let config = RunConfig {
         jobs: args.jobs.unwrap_or_else(|| RunConfig::default().jobs),
-        fuzz: FuzzConfig { runs: args.fuzz_runs, seed: args.fuzz_seed },
+        fuzz: {
+            let (table, default) = (fe.project.config.fuzz, FuzzConfig::default());
+            FuzzConfig {
+                runs: args.fuzz_runs.or(table.runs).unwrap_or(default.runs),
+                seed: args.fuzz_seed.or(table.seed).unwrap_or(default.seed),
+            }
+        },
     };
     let results = testing::run(&contracts, &select, &devnet, &config);
     let elapsed = started.elapsed();
