@@ -273,6 +273,7 @@ fn foundry_cheatcodes_and_fuzz_tests() {
     function testFuzzThreshold(uint256 x, bool flag) public { flag; assertLt(x, 1000); }
     function testFuzzRejectsEverything(uint256 x) public { vm.assume(x == 7 && x == 8); }
     function testAssumeWithoutParameters() public { vm.assume(false); }
+    function testSkipsItself() public { vm.skip(false); vm.skip(true); revert("never reached"); }
 }
 
 contract Token {
@@ -330,6 +331,7 @@ contract Token {
         reason("testFuzzRejectsEverything")
     );
     assert!(reason("testAssumeWithoutParameters").contains("no other arguments"));
+    assert_eq!(results["testSkipsItself"]["outcome"]["status"], "skip", "{}", results["testSkipsItself"]);
     // The same seed draws the same arguments; the counterexample is the
     // smallest whatever the seed.
     let again = run(&[]);

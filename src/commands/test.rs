@@ -251,7 +251,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         let out = if args.json { gas_report_json(&report) } else { gas_report_table(&report) };
         let _ = std::io::stdout().lock().write_all(out.as_bytes());
     }
-    Ok(if results.iter().all(TestResult::passed) { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+    Ok(if results.iter().any(TestResult::failed) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
 }
 
 /// ONNX Runtime with the project's models (see [`register_project_models`]).
@@ -283,7 +283,11 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
         let n = tests.len();
         out.push_str(&format!("\nRunning {n} test{} for {source}:{contract}\n", if n == 1 { "" } else { "s" }));
         for r in tests {
-            let status = if r.passed() { "PASS" } else { "FAIL" };
+            let status = match r.outcome {
+                Outcome::Pass => "PASS",
+                Outcome::Fail { .. } => "FAIL",
+                Outcome::Skip => "SKIP",
+            };
             let runs = match &r.fuzz {
                 Some(fuzz) if fuzz.rejected > 0 => format!("runs: {}, rejected: {}, ", fuzz.runs, fuzz.rejected),
                 Some(fuzz) => format!("runs: {}, ", fuzz.runs),
@@ -301,7 +305,7 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
             if let Outcome::Fail { reason } = &r.outcome {
                 out.push_str(&format!("       {reason}\n"));
             }
-            if !r.passed() || verbose {
+            if r.failed() || verbose {
                 for record in &r.records {
                     let what = if record.success {
                         "ok".to_owned()
@@ -318,10 +322,11 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
         }
     }
     let passed = results.iter().filter(|r| r.passed()).count();
-    let failed = results.len() - passed;
+    let skipped = results.iter().filter(|r| r.outcome == Outcome::Skip).count();
+    let failed = results.len() - passed - skipped;
     let verdict = if failed == 0 { "ok" } else { "FAILED" };
     out.push_str(&format!(
-        "\ntest result: {verdict}. {passed} passed; {failed} failed; finished in {:.2}s\n",
+        "\ntest result: {verdict}. {passed} passed; {failed} failed; {skipped} skipped; finished in {:.2}s\n",
         elapsed.as_secs_f64()
     ));
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
@@ -352,17 +357,18 @@ fn junit(results: &[TestResult], elapsed: Duration) -> String {
     for r in results {
         suites.entry((&r.source, &r.contract)).or_default().push(r);
     }
-    let failures = results.iter().filter(|r| !r.passed()).count();
+    let failures = results.iter().filter(|r| r.failed()).count();
     let mut xml = format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuites name=\"nml test\" tests=\"{}\" failures=\"{failures}\" time=\"{:.3}\">\n",
         results.len(),
         elapsed.as_secs_f64()
     );
     for ((source, contract), tests) in suites {
-        let failed = tests.iter().filter(|r| !r.passed()).count();
+        let failed = tests.iter().filter(|r| r.failed()).count();
+        let skipped = tests.iter().filter(|r| r.outcome == Outcome::Skip).count();
         let time: f64 = tests.iter().map(|r| r.duration.as_secs_f64()).sum();
         xml.push_str(&format!(
-            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" time=\"{time:.3}\">\n",
+            "  <testsuite name=\"{}\" tests=\"{}\" failures=\"{failed}\" errors=\"0\" skipped=\"{skipped}\" time=\"{time:.3}\">\n",
             xml_escape(&format!("{source}:{contract}")),
             tests.len()
         ));
@@ -375,6 +381,7 @@ fn junit(results: &[TestResult], elapsed: Duration) -> String {
             ));
             match &r.outcome {
                 Outcome::Pass => xml.push_str("/>\n"),
+                Outcome::Skip => xml.push_str(">\n      <skipped/>\n    </testcase>\n"),
                 Outcome::Fail { reason } => xml.push_str(&format!(
                     ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
                     xml_escape(reason),

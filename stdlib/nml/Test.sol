@@ -50,6 +50,8 @@ interface Vm {
     /// Rejects a fuzz test's arguments when `condition` is false: the runner
     /// draws others (a test without parameters fails).
     function assume(bool condition) external pure;
+    /// With `true`, ends the test here and reports it skipped.
+    function skip(bool skipTest) external;
     /// The address of a private key.
     function addr(uint256 privateKey) external pure returns (address keyAddr);
     /// Signs `digest` itself (no prefix) with a private key; `v` is 27 or 28.

@@ -32,7 +32,7 @@ use serde::Serialize;
 
 use crate::chain::{Halt, InferenceRecord, TxReceipt};
 use crate::node::{Devnet, NodeError};
-use cheatcodes::{ASSUME_REJECTED, CheatState, CheatcodesFactory, GasCall};
+use cheatcodes::{ASSUME_REJECTED, CheatState, CheatcodesFactory, GasCall, SKIPPED};
 
 /// The gas limit of every test transaction (and of the test chain's blocks).
 pub const TEST_GAS_LIMIT: u64 = 100_000_000;
@@ -98,6 +98,8 @@ pub enum Outcome {
         /// Why, in words.
         reason: String,
     },
+    /// It skipped itself (`vm.skip(true)`).
+    Skip,
 }
 
 /// The result of one test.
@@ -174,6 +176,11 @@ impl TestResult {
     /// Whether it passed.
     pub fn passed(&self) -> bool {
         self.outcome == Outcome::Pass
+    }
+
+    /// Whether it failed (a skipped test neither passed nor failed).
+    pub fn failed(&self) -> bool {
+        matches!(self.outcome, Outcome::Fail { .. })
     }
 }
 
@@ -333,6 +340,8 @@ enum Verdict {
     Fail(String),
     /// `vm.assume` rejected its arguments.
     Rejected,
+    /// `vm.skip(true)`.
+    Skipped,
 }
 
 /// What one run of a test did: its transaction on a fresh fork of the
@@ -380,6 +389,7 @@ impl Run<'_> {
             Verdict::Rejected => Outcome::Fail {
                 reason: format!("{ASSUME_REJECTED}, and a test without parameters has no other arguments to draw"),
             },
+            Verdict::Skipped => Outcome::Skip,
         };
         case.report(result);
         outcome
@@ -406,6 +416,7 @@ impl Run<'_> {
                     calls.append(&mut case.calls);
                     last = Some(case);
                 }
+                Verdict::Skipped => break Outcome::Skip,
                 Verdict::Rejected => {
                     report.rejected += 1;
                     if report.rejected > config.max_rejects() {
@@ -499,9 +510,13 @@ impl Run<'_> {
     }
 
     fn verdict(&self, receipt: &TxReceipt) -> Verdict {
-        if !receipt.success && receipt.halt_reason.is_none() && receipt.output.as_ref() == assume_rejected().as_slice()
-        {
-            return Verdict::Rejected;
+        if !receipt.success && receipt.halt_reason.is_none() {
+            if receipt.output.as_ref() == reverted_with(ASSUME_REJECTED).as_slice() {
+                return Verdict::Rejected;
+            }
+            if receipt.output.as_ref() == reverted_with(SKIPPED).as_slice() {
+                return Verdict::Skipped;
+            }
         }
         match (receipt.success, self.expects_failure()) {
             (true, false) | (false, true) => Verdict::Pass,
@@ -511,9 +526,9 @@ impl Run<'_> {
     }
 }
 
-/// The revert data of `vm.assume(false)`.
-fn assume_rejected() -> Vec<u8> {
-    Revert::from(ASSUME_REJECTED).abi_encode()
+/// The revert data of a cheatcode that reverts with `reason`.
+fn reverted_with(reason: &str) -> Vec<u8> {
+    Revert::from(reason).abi_encode()
 }
 
 fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {

@@ -49,6 +49,10 @@ use calls::{CallMock, ExpectedCall};
 /// other arguments instead of failing the test.
 pub const ASSUME_REJECTED: &str = "vm.assume: these arguments are rejected";
 
+/// The revert reason of `vm.skip(true)`: the runner reports the test as
+/// skipped.
+pub const SKIPPED: &str = "vm.skip: the test skips itself";
+
 /// The address of the `Vm` contract, as in Foundry.
 pub const VM_ADDRESS: Address = address!("7109709ECfa91a80626fF3989D68f67F5b1DD12D");
 
@@ -360,6 +364,11 @@ impl Cheatcodes {
             Vm::VmCalls::assume(c) => {
                 if !c.condition {
                     return revert(inputs, ASSUME_REJECTED);
+                }
+            }
+            Vm::VmCalls::skip(c) => {
+                if c.skipTest {
+                    return revert(inputs, SKIPPED);
                 }
             }
             Vm::VmCalls::addr(c) => {
@@ -802,6 +811,7 @@ mod tests {
         assert_eq!(Vm::loadCall::SELECTOR, [0x66, 0x7f, 0x9d, 0x70]);
         assert_eq!(Vm::etchCall::SELECTOR, [0xb4, 0xd6, 0xc7, 0x82]);
         assert_eq!(Vm::assumeCall::SELECTOR, [0x4c, 0x63, 0xe5, 0x62]);
+        assert_eq!(Vm::skipCall::SELECTOR, [0xdd, 0x82, 0xd1, 0x3e]);
         assert_eq!(Vm::expectEmit_1Call::SELECTOR, [0x49, 0x1c, 0xc7, 0xc2]);
         assert_eq!(Vm::expectCallCall::SELECTOR, [0xbd, 0x6a, 0xf4, 0x34]);
         assert_eq!(Vm::mockCallCall::SELECTOR, [0xb9, 0x62, 0x13, 0xe4]);

@@ -43,6 +43,7 @@ sol! {
         function expectEmit(address emitter) external;
         function expectCall(address callee, bytes calldata data) external;
         function assume(bool condition) external pure;
+        function skip(bool skipTest) external;
         function mockCall(address callee, bytes calldata data, bytes calldata returnData) external;
         function mockCallRevert(address callee, bytes calldata data, bytes calldata revertData) external;
         function clearMockedCalls() external;
