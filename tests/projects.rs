@@ -274,6 +274,17 @@ fn foundry_cheatcodes_and_fuzz_tests() {
     function testFuzzRejectsEverything(uint256 x) public { vm.assume(x == 7 && x == 8); }
     function testAssumeWithoutParameters() public { vm.assume(false); }
     function testSkipsItself() public { vm.skip(false); vm.skip(true); revert("never reached"); }
+    event A(uint256 v);
+    event B(uint256 v);
+    function testExpectEmitInOrder() public { Pair p = new Pair(); vm.expectEmit(); emit A(1); vm.expectEmit(); emit B(2); p.ab(); }
+    function testExpectEmitOutOfOrder() public { Pair p = new Pair(); vm.expectEmit(); emit B(2); vm.expectEmit(); emit A(1); p.ab(); }
+    function testExpectEmitOneEventTwice() public { Pair p = new Pair(); vm.expectEmit(); emit A(1); vm.expectEmit(); emit A(1); p.ab(); }
+}
+
+contract Pair {
+    event A(uint256 v);
+    event B(uint256 v);
+    function ab() external { emit A(1); emit B(2); }
 }
 
 contract Token {
@@ -332,6 +343,10 @@ contract Token {
     );
     assert!(reason("testAssumeWithoutParameters").contains("no other arguments"));
     assert_eq!(results["testSkipsItself"]["outcome"]["status"], "skip", "{}", results["testSkipsItself"]);
+    assert!(passed("testExpectEmitInOrder"), "{}", results["testExpectEmitInOrder"]);
+    for test in ["testExpectEmitOutOfOrder", "testExpectEmitOneEventTwice"] {
+        assert!(reason(test).contains("1 of 2 expected, in order, were not"), "{test}: {}", results[test]);
+    }
     // The same seed draws the same arguments; the counterexample is the
     // smallest whatever the seed.
     let again = run(&[]);

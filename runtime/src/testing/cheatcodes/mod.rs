@@ -257,7 +257,8 @@ pub struct Cheatcodes {
     calls: Option<Arc<Mutex<Vec<GasCall>>>>,
     prank: Option<Prank>,
     expected_revert: Option<ExpectedRevert>,
-    expected_emit: Option<ExpectedEmit>,
+    /// `expectEmit`s of this transaction, in the order the events must come.
+    expected_emits: Vec<ExpectedEmit>,
     /// `expectCall`s of this transaction.
     expected_calls: Vec<ExpectedCall>,
     /// The logs emitted since `recordLogs`, if it was called.
@@ -526,7 +527,7 @@ impl Cheatcodes {
     }
 
     fn expect_emit(&mut self, caller: Address, depth: usize, checks: [bool; 4], address: Option<Address>) {
-        self.expected_emit = Some(ExpectedEmit {
+        self.expected_emits.push(ExpectedEmit {
             emitter: caller,
             depth,
             checks,
@@ -601,9 +602,11 @@ impl Cheatcodes {
     /// When the transaction's top-level call ends: an expectation nothing
     /// met fails the test, and the inclusion pass publishes its state.
     fn end_transaction(&mut self, result: &mut InterpreterResult) {
-        let pending = match (&self.expected_revert, &self.expected_emit) {
+        let pending = match (&self.expected_revert, self.expected_emits.first()) {
             (Some(_), _) => Some("vm.expectRevert() was not followed by a call"),
-            (None, Some(e)) if e.expected.is_none() => Some("vm.expectEmit() was not followed by an event"),
+            (None, _) if self.expected_emits.iter().any(|e| e.expected.is_none()) => {
+                Some("vm.expectEmit() was not followed by an event")
+            }
             (None, Some(_)) => Some("vm.expectEmit() was not followed by a call"),
             (None, None) => None,
         };
@@ -615,7 +618,7 @@ impl Cheatcodes {
             result.output = Revert::from(reason).abi_encode().into();
         }
         self.expected_revert = None;
-        self.expected_emit = None;
+        self.expected_emits.clear();
         self.expected_calls.clear();
         self.recording = None;
         self.prank = None;
@@ -698,12 +701,11 @@ impl Inspector<EvmContext> for Cheatcodes {
                 self.prank = None;
             }
         }
-        if let Some(emit) = &mut self.expected_emit
-            && emit.expected.is_some()
-            && emit.depth == depth
-            && !emit.in_call
-        {
-            emit.in_call = true;
+        // The call after the expected events: each must come out of it.
+        for emit in &mut self.expected_emits {
+            if emit.expected.is_some() && emit.depth == depth && !emit.in_call {
+                emit.in_call = true;
+            }
         }
         if !self.expected_calls.is_empty() {
             let input = inputs.input.bytes(ctx);
@@ -731,12 +733,19 @@ impl Inspector<EvmContext> for Cheatcodes {
             calls.lock().push(GasCall { address: inputs.target_address, selector, gas });
         }
         self.check_expected_revert(depth, &mut outcome.result);
-        if let Some(emit) = self.expected_emit.take_if(|e| e.in_call && e.depth == depth)
-            && !emit.found
-            && outcome.result.result.is_ok()
-        {
-            outcome.result.result = InstructionResult::Revert;
-            outcome.result.output = Revert::from("expected event was not emitted").abi_encode().into();
+        let checked = self.expected_emits.iter().filter(|e| e.in_call && e.depth == depth).count();
+        if checked > 0 {
+            let missed = self.expected_emits.iter().filter(|e| e.in_call && e.depth == depth && !e.found).count();
+            self.expected_emits.retain(|e| !(e.in_call && e.depth == depth));
+            if missed > 0 && outcome.result.result.is_ok() {
+                outcome.result.result = InstructionResult::Revert;
+                let reason = if checked == 1 {
+                    "expected event was not emitted".to_owned()
+                } else {
+                    format!("expected event was not emitted ({missed} of {checked} expected, in order, were not)")
+                };
+                outcome.result.output = Revert::from(reason).abi_encode().into();
+            }
         }
         if depth == 0 {
             self.check_expected_settlements(ctx, &mut outcome.result);
@@ -772,11 +781,20 @@ impl Inspector<EvmContext> for Cheatcodes {
         if let Some(recording) = &mut self.recording {
             recording.push(log.clone());
         }
-        let Some(emit) = &mut self.expected_emit else { return };
-        match &emit.expected {
-            None if log.address == emit.emitter => emit.expected = Some(log),
-            Some(expected) if emit.in_call && emit.matches(expected, &log) => emit.found = true,
-            _ => {}
+        // An expectation without its event takes the test's next one…
+        if let Some(emit) = self.expected_emits.iter_mut().find(|e| e.expected.is_none()) {
+            if log.address == emit.emitter {
+                emit.expected = Some(log);
+            }
+            return;
+        }
+        // …and during the checked call, each log meets only the first
+        // expectation not met yet: events come in order, each once.
+        if let Some(emit) = self.expected_emits.iter_mut().find(|e| e.in_call && !e.found)
+            && let Some(expected) = &emit.expected
+            && emit.matches(expected, &log)
+        {
+            emit.found = true;
         }
     }
 }
