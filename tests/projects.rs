@@ -260,7 +260,16 @@ fn foundry_cheatcodes_and_fuzz_tests() {
         uint256 t = block.timestamp;
         skip(100);
         assertEq(block.timestamp, t + 100);
-        assertEq(bound(uint256(5), 10, 20), 15);
+        assertEq(bound(uint256(5), 10, 20), 16);
+        assertEq(bound(uint256(11), 1, 10), 1);
+        assertEq(bound(uint256(0), 10, 20), 10);
+        assertEq(bound(uint256(3), 10, 20), 13);
+        assertEq(bound(type(uint256).max, 1, 1e24), 1e24);
+        assertEq(bound(type(uint256).max - 2, 1, 1e24), 1e24 - 2);
+        assertEq(bound(uint256(7), 7, 7), 7);
+        assertEq(bound(uint256(8), 7, 7), 7);
+        assertEq(bound(type(int256).max, -5, 5), 5);
+        assertEq(bound(type(int256).min, -5, 5), -5);
         int256 b = bound(int256(-3), -1, 1);
         assertTrue(b >= -1 && b <= 1);
         assertEq(bound(int256(-3), -5, 5), -3);

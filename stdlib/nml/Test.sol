@@ -225,14 +225,20 @@ abstract contract Test {
         vm.label(account, name);
     }
 
-    /// `x` moved into `[min, max]`: unchanged when inside, otherwise wrapped
-    /// around the range (for fuzz arguments).
+    /// `x` moved into `[min, max]` (for fuzz arguments): unchanged when
+    /// inside; the smallest numbers (0–3) to the range's smallest and the
+    /// largest (`type(uint256).max` and the three below) to its largest, so
+    /// the fuzzer's edge draws reach the range's edges; the rest wrapped
+    /// around the range (`max + 1` is `min`, `min - 1` is `max`).
     function bound(uint256 x, uint256 min, uint256 max) internal pure returns (uint256) {
         require(min <= max, "bound: min is above max");
         if (x >= min && x <= max) return x;
-        uint256 size = max - min;
-        if (size == type(uint256).max) return x;
-        return min + (x % (size + 1));
+        uint256 span = max - min; // the range's size less one
+        if (x < 4 && x <= span) return min + x;
+        uint256 fromTop = type(uint256).max - x;
+        if (fromTop < 4 && fromTop <= span) return max - fromTop;
+        if (x > max) return min + (x - max - 1) % (span + 1);
+        return max - (min - x - 1) % (span + 1);
     }
 
     /// `bound` for signed numbers.

@@ -295,12 +295,15 @@ impl Draw {
     }
 }
 
-/// Shrinks a failing run's arguments: each argument in turn becomes the
-/// simplest value that still fails, the others held: numbers by a binary
-/// search of their magnitude (the smallest that fails, when failing grows
-/// with it), the rest by trying simpler forms (false, the zero address,
-/// zero bytes, empty or halved `bytes`, strings and arrays). `fails` runs
-/// the test; every run counts against [`SHRINK_BUDGET`].
+/// Shrinks a failing run's arguments to simpler ones that still fail. First
+/// each number among the arguments is bisected on its magnitude (the
+/// smallest that fails, when failing grows with it: a threshold is found
+/// exactly). Then passes over every argument try simpler forms, simplest
+/// first, keeping the first that fails, until a pass changes nothing:
+/// numbers nearer zero, `false`, the zero address and zero bytes; `bytes`,
+/// strings and arrays emptied, halved or one shorter; and the elements of
+/// arrays and tuples, each shrunk the same way. `fails` runs the test;
+/// every run counts against [`SHRINK_BUDGET`].
 pub struct Shrink<'a> {
     fails: &'a mut dyn FnMut(&[DynSolValue]) -> bool,
     budget: u32,
@@ -329,27 +332,40 @@ impl<'a> Shrink<'a> {
                     args[i] = DynSolValue::Uint(smallest, bits);
                 }
                 DynSolValue::Int(v, bits) => {
-                    let negative = v.is_negative();
-                    let make = move |m: U256| {
-                        let m = I256::from_raw(m);
-                        DynSolValue::Int(if negative { -m } else { m }, bits)
-                    };
+                    let make = move |m: U256| DynSolValue::Int(signed_like(v, m), bits);
                     let smallest = self.smallest(&mut args, i, v.unsigned_abs(), make);
                     args[i] = make(smallest);
                 }
-                other => {
-                    for candidate in simpler(&other) {
-                        let mut trial = args.clone();
-                        trial[i] = candidate;
-                        if self.try_args(&trial) {
-                            args = trial;
-                            break;
-                        }
-                    }
-                }
+                _ => {}
             }
         }
-        args
+        loop {
+            let mut changed = false;
+            for i in 0..args.len() {
+                while let Some(simpler) = self.first_failing(&args, i) {
+                    args[i] = simpler;
+                    changed = true;
+                }
+            }
+            if !changed || self.budget == 0 {
+                return args;
+            }
+        }
+    }
+
+    /// The simplest form of argument `i` that still fails, if any.
+    fn first_failing(&mut self, args: &[DynSolValue], i: usize) -> Option<DynSolValue> {
+        let mut trial = args.to_vec();
+        for candidate in simpler(&args[i]) {
+            trial[i] = candidate;
+            if self.try_args(&trial) {
+                return Some(trial.swap_remove(i));
+            }
+            if self.budget == 0 {
+                break;
+            }
+        }
+        None
     }
 
     /// The smallest magnitude in `0..=failing` that fails at position `i`
@@ -378,24 +394,90 @@ impl<'a> Shrink<'a> {
     }
 }
 
-/// Simpler forms of a value that is not a number, simplest first.
+/// The number of `v`'s sign with magnitude `m` (at most `v`'s own, so it
+/// fits: `type(int256).min`'s magnitude is its own).
+fn signed_like(v: I256, m: U256) -> I256 {
+    if v.is_negative() { I256::from_raw(m).wrapping_neg() } else { I256::from_raw(m) }
+}
+
+/// Magnitudes nearer zero than `m`, nearest zero first: 0, then `m`
+/// less a half, a quarter, … of it (so repeated passes close in on a
+/// threshold), down to `m - 1`.
+fn nearer_zero(m: U256) -> Vec<U256> {
+    let mut out = Vec::new();
+    if m.is_zero() {
+        return out;
+    }
+    out.push(U256::ZERO);
+    let mut step: U256 = m >> 1usize;
+    while !step.is_zero() {
+        let candidate = m - step;
+        if out.last() != Some(&candidate) {
+            out.push(candidate);
+        }
+        step >>= 1usize;
+    }
+    if out.last() != Some(&(m - U256::from(1))) {
+        out.push(m - U256::from(1));
+    }
+    out
+}
+
+/// Simpler forms of `value`, simplest first (see [`Shrink`]).
 fn simpler(value: &DynSolValue) -> Vec<DynSolValue> {
     match value {
+        DynSolValue::Uint(v, bits) => nearer_zero(*v).into_iter().map(|m| DynSolValue::Uint(m, *bits)).collect(),
+        DynSolValue::Int(v, bits) => {
+            nearer_zero(v.unsigned_abs()).into_iter().map(|m| DynSolValue::Int(signed_like(*v, m), *bits)).collect()
+        }
         DynSolValue::Bool(true) => vec![DynSolValue::Bool(false)],
         DynSolValue::Address(a) if !a.is_zero() => vec![DynSolValue::Address(Address::ZERO)],
         DynSolValue::FixedBytes(word, size) if !word.is_zero() => vec![DynSolValue::FixedBytes(B256::ZERO, *size)],
         DynSolValue::Bytes(b) if !b.is_empty() => {
-            vec![DynSolValue::Bytes(Vec::new()), DynSolValue::Bytes(b[..b.len() / 2].to_vec())]
+            let mut out: Vec<Vec<u8>> = shorter(b);
+            if b.iter().any(|x| *x != 0) {
+                out.push(vec![0; b.len()]);
+            }
+            out.into_iter().map(DynSolValue::Bytes).collect()
         }
         DynSolValue::String(s) if !s.is_empty() => {
-            let half: String = s.chars().take(s.chars().count() / 2).collect();
-            vec![DynSolValue::String(String::new()), DynSolValue::String(half)]
+            let chars: Vec<char> = s.chars().collect();
+            shorter(&chars).into_iter().map(|c| DynSolValue::String(c.into_iter().collect())).collect()
         }
-        DynSolValue::Array(items) if !items.is_empty() => {
-            vec![DynSolValue::Array(Vec::new()), DynSolValue::Array(items[..items.len() / 2].to_vec())]
+        DynSolValue::Array(items) => {
+            let mut out: Vec<DynSolValue> = shorter(items).into_iter().map(DynSolValue::Array).collect();
+            out.extend(each_simpler(items).into_iter().map(DynSolValue::Array));
+            out
         }
+        DynSolValue::FixedArray(items) => each_simpler(items).into_iter().map(DynSolValue::FixedArray).collect(),
+        DynSolValue::Tuple(items) => each_simpler(items).into_iter().map(DynSolValue::Tuple).collect(),
         _ => Vec::new(),
     }
+}
+
+/// `items` emptied, halved and one shorter (for a non-empty one).
+fn shorter<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
+    let mut out = vec![Vec::new()];
+    if items.len() > 2 {
+        out.push(items[..items.len() / 2].to_vec());
+    }
+    if items.len() > 1 {
+        out.push(items[..items.len() - 1].to_vec());
+    }
+    out
+}
+
+/// `items` with one of them simpler, for each item and each of its simpler forms.
+fn each_simpler(items: &[DynSolValue]) -> Vec<Vec<DynSolValue>> {
+    let mut out = Vec::new();
+    for (i, item) in items.iter().enumerate() {
+        for candidate in simpler(item) {
+            let mut changed = items.to_vec();
+            changed[i] = candidate;
+            out.push(changed);
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -485,5 +567,37 @@ mod tests {
         let shrunk = Shrink::new(&mut fails).shrink(args);
         assert_eq!(describe(&shrunk), "(1000, -5, \"\")");
         assert!(runs <= SHRINK_BUDGET as usize);
+    }
+
+    #[test]
+    fn shrinking_reaches_inside_arrays_tuples_and_bytes() {
+        // Fails when some element is at least 500, the tuple's number at
+        // least 300, and the bytes hold at least 3 of them.
+        let mut fails = |args: &[DynSolValue]| {
+            let big = |v: &DynSolValue, at: u64| matches!(v, DynSolValue::Uint(n, _) if *n >= U256::from(at));
+            let DynSolValue::Array(items) = &args[0] else { return false };
+            let DynSolValue::Tuple(parts) = &args[1] else { return false };
+            let DynSolValue::Bytes(bytes) = &args[2] else { return false };
+            items.iter().any(|v| big(v, 500)) && big(&parts[0], 300) && bytes.len() >= 3
+        };
+        let word = |v: u64| DynSolValue::Uint(U256::from(v) << 100, 256);
+        let args = vec![
+            DynSolValue::Array(vec![word(7), word(9), word(1), word(3)]),
+            DynSolValue::Tuple(vec![DynSolValue::Uint(U256::from(65_000), 16), DynSolValue::Bool(true)]),
+            DynSolValue::Bytes(vec![0xff; 40]),
+        ];
+        let shrunk = Shrink::new(&mut fails).shrink(args);
+        assert_eq!(describe(&shrunk), "([500], (300, false), 0x000000)");
+    }
+
+    #[test]
+    fn the_most_negative_number_shrinks_without_overflow() {
+        let mut fails = |args: &[DynSolValue]| matches!(args[0], DynSolValue::Int(i, _) if i == I256::MIN);
+        let shrunk = Shrink::new(&mut fails).shrink(vec![DynSolValue::Int(I256::MIN, 256)]);
+        assert_eq!(shrunk, vec![DynSolValue::Int(I256::MIN, 256)]);
+        let mut fails =
+            |args: &[DynSolValue]| matches!(args[0], DynSolValue::Int(i, _) if i <= I256::try_from(-7).unwrap());
+        let shrunk = Shrink::new(&mut fails).shrink(vec![DynSolValue::Int(I256::MIN, 256)]);
+        assert_eq!(describe(&shrunk), "(-7)");
     }
 }
