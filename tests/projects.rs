@@ -387,6 +387,55 @@ fn fuzz_draws_find_the_codes_magic_values() {
     assert_eq!(found("testFuzzMagicAddress"), "(0x00000000000000000000000000000000DeaDBeef)");
 }
 
+/// Overloaded tests stay apart in every report; an enum parameter's
+/// out-of-range draw is explained; a known cheatcode with arguments that
+/// cannot be decoded says so; zero fuzz runs are refused.
+#[test]
+fn fuzz_reports_keep_overloads_apart_and_explain_what_fails_before_the_test() {
+    let body = r#"
+    enum Color { Red, Green, Blue }
+    function testOver() public pure {}
+    function testOver(uint256 a) public pure { assertLt(a, 10); }
+    function testEnum(Color c) public pure { c; }
+    function testMalformedCheatcodeReason() public { vm.expectRevert(bytes("vm.addr(uint256): the arguments cannot be decoded")); (bool ok,) = address(this).call(abi.encodeWithSignature("callMalformed()")); ok; }
+    function callMalformed() external { (bool ok, bytes memory out) = address(vm).call(abi.encodePacked(Vm.addr.selector, uint8(1))); if (!ok) assembly { revert(add(out, 32), mload(out)) } }
+"#;
+    let dir = project_with_test(&test_contract(body));
+    let junit = dir.path().join("junit.xml");
+    let run = nml(dir.path(), &["test", "--json", "--fuzz-runs", "16", "--junit", junit.to_str().unwrap()]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let lines: std::collections::BTreeMap<String, serde_json::Value> = String::from_utf8_lossy(&run.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .map(|v| (v["signature"].as_str().expect("a signature").to_owned(), v))
+        .collect();
+    assert_eq!(lines["testOver()"]["outcome"]["status"], "pass");
+    assert_eq!(lines["testOver(uint256)"]["outcome"]["status"], "fail");
+    assert_eq!(lines["testOver(uint256)"]["test"], "testOver");
+    let reason = |signature: &str| lines[signature]["outcome"]["reason"].as_str().unwrap_or_default().to_owned();
+    assert!(
+        reason("testEnum(uint8)").contains("an enum argument past the enum's last variant"),
+        "{}",
+        reason("testEnum(uint8)")
+    );
+    assert_eq!(
+        lines["testMalformedCheatcodeReason()"]["outcome"]["status"], "pass",
+        "{}",
+        lines["testMalformedCheatcodeReason()"]
+    );
+    let xml = std::fs::read_to_string(&junit).unwrap();
+    assert!(xml.contains("name=\"testOver\"") && xml.contains("name=\"testOver(uint256)\""), "{xml}");
+    let list = nml(dir.path(), &["test", "--list"]);
+    let listed = String::from_utf8_lossy(&list.stdout).into_owned();
+    assert!(listed.contains("CaseTest.testOver\n") && listed.contains("CaseTest.testOver(uint256)\n"), "{listed}");
+
+    let none = nml(dir.path(), &["test", "--fuzz-runs", "0"]);
+    assert_eq!(none.status.code(), Some(2), "{}", text(&none));
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"case\"\n[fuzz]\nruns = 0\n").unwrap();
+    let none = nml(dir.path(), &["test"]);
+    assert!(!none.status.success() && text(&none).contains("[fuzz] runs must be at least 1"), "{}", text(&none));
+}
+
 #[test]
 fn a_reverting_set_up_fails_every_test_with_its_reason() {
     let body = r#"

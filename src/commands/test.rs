@@ -72,7 +72,7 @@ pub struct TestArgs {
     pub list: bool,
     /// Passing runs each fuzz test (a test with parameters) must make
     /// [default: `[fuzz] runs`, else 256].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub fuzz_runs: Option<u32>,
     /// Seeds the fuzz tests' draws (with each test's name): the same seed
     /// draws the same arguments on every machine [default: `[fuzz] seed`,
@@ -171,14 +171,16 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         let mut stdout = std::io::stdout().lock();
         for contract in &contracts {
             for test in contract.tests() {
+                let signature = test;
                 let test = testing::test_name(test);
                 if !select(&contract.name, test) {
                     continue;
                 }
                 let line = if args.json {
-                    json!({ "contract": contract.name, "source": contract.source, "test": test }).to_string()
+                    json!({ "contract": contract.name, "source": contract.source, "test": test, "signature": signature })
+                        .to_string()
                 } else {
-                    format!("{}:{}.{test}", contract.source, contract.name)
+                    format!("{}:{}.{}", contract.source, contract.name, listed_name(signature))
                 };
                 writeln!(stdout, "{line}").into_diagnostic()?;
             }
@@ -207,6 +209,9 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         };
         Devnet::with_inference(config, setup.clone())
     };
+    if fe.project.config.fuzz.runs == Some(0) {
+        return Err(miette!(help = "runs = 1 or more", "nml.toml: [fuzz] runs must be at least 1"));
+    }
     let config = RunConfig {
         jobs: args.jobs.unwrap_or_else(|| RunConfig::default().jobs),
         fuzz: {
@@ -224,7 +229,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         let mut stdout = std::io::stdout().lock();
         for r in &results {
             let line = json!({
-                "contract": r.contract, "source": r.source, "test": r.test, "outcome": r.outcome,
+                "contract": r.contract, "source": r.source, "test": r.test, "signature": r.signature, "outcome": r.outcome,
                 "gas": r.gas, "inferences": r.inferences, "durationUs": r.duration.as_micros() as u64,
                 "inferenceReceipts": r.records.iter().map(nml_runtime::rpc::record_json).collect::<Vec<_>>(),
             });
@@ -303,7 +308,7 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
                 ms(r.duration)
             ));
             if let Outcome::Fail { reason } = &r.outcome {
-                out.push_str(&format!("       {reason}\n"));
+                out.push_str(&format!("       {}\n", printable(reason)));
             }
             if r.failed() || verbose {
                 for record in &r.records {
@@ -330,6 +335,18 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
         elapsed.as_secs_f64()
     ));
     let _ = std::io::stdout().lock().write_all(out.as_bytes());
+}
+
+/// A test as lists and reports name it: its name, or a fuzz test's
+/// signature (`testSwap(uint256)`), so that overloads stay apart.
+fn listed_name(signature: &str) -> &str {
+    signature.strip_suffix("()").unwrap_or(signature)
+}
+
+/// `reason` for a terminal: control characters (a revert reason may hold
+/// any) written as escapes.
+fn printable(reason: &str) -> String {
+    reason.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// `s` as XML 1.0 text or attribute value. Characters XML 1.0 does not
@@ -375,7 +392,7 @@ fn junit(results: &[TestResult], elapsed: Duration) -> String {
         for r in tests {
             xml.push_str(&format!(
                 "    <testcase name=\"{}\" classname=\"{}\" time=\"{:.3}\"",
-                xml_escape(&r.test),
+                xml_escape(listed_name(&r.signature)),
                 xml_escape(contract),
                 r.duration.as_secs_f64()
             ));

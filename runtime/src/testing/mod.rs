@@ -19,7 +19,7 @@ pub use fuzz::FuzzConfig;
 pub use revert::{RevertDecoder, RevertReason};
 pub use shard::Shard;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -52,6 +52,10 @@ pub struct TestContract {
     /// stdlib's; `nml test` gives every test contract one decoder that knows
     /// every compiled contract's errors.
     pub errors: Arc<RevertDecoder>,
+    /// The signatures of its functions that take an enum (the ABI says
+    /// `uint8`; a value past the last variant reverts without data before
+    /// the function runs).
+    pub takes_enum: BTreeSet<String>,
 }
 
 impl TestContract {
@@ -73,7 +77,15 @@ impl TestContract {
         }
         let mut errors = RevertDecoder::default();
         errors.add_abi(&artifact["abi"]);
-        Ok(Self { name: name.to_owned(), source: source.to_owned(), bytecode, functions, errors: Arc::new(errors) })
+        let takes_enum = enum_functions(&artifact["abi"], &functions);
+        Ok(Self {
+            name: name.to_owned(),
+            source: source.to_owned(),
+            bytecode,
+            functions,
+            errors: Arc::new(errors),
+            takes_enum,
+        })
     }
 
     /// The test functions' signatures (`testSwap()`, and fuzz tests with
@@ -85,6 +97,38 @@ impl TestContract {
     fn selector(&self, signature: &str) -> Option<[u8; 4]> {
         self.functions.get(signature).copied()
     }
+}
+
+/// The signatures (of `functions`) of the ABI's functions with an enum
+/// among their inputs, at any depth.
+fn enum_functions(abi: &serde_json::Value, functions: &BTreeMap<String, [u8; 4]>) -> BTreeSet<String> {
+    fn has_enum(params: &serde_json::Value) -> bool {
+        params
+            .as_array()
+            .into_iter()
+            .flatten()
+            .any(|p| p["internalType"].as_str().is_some_and(|t| t.starts_with("enum ")) || has_enum(&p["components"]))
+    }
+    fn canonical(param: &serde_json::Value) -> String {
+        let ty = param["type"].as_str().unwrap_or_default();
+        match ty.strip_prefix("tuple") {
+            Some(dims) => {
+                let parts: Vec<String> = param["components"].as_array().into_iter().flatten().map(canonical).collect();
+                format!("({}){dims}", parts.join(","))
+            }
+            None => ty.to_owned(),
+        }
+    }
+    abi.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["type"] == "function" && has_enum(&f["inputs"]))
+        .map(|f| {
+            let inputs: Vec<String> = f["inputs"].as_array().into_iter().flatten().map(canonical).collect();
+            format!("{}({})", f["name"].as_str().unwrap_or_default(), inputs.join(","))
+        })
+        .filter(|signature| functions.contains_key(signature))
+        .collect()
 }
 
 /// How a test ended.
@@ -436,7 +480,8 @@ impl Run<'_> {
                     };
                     let calldata = fuzz::calldata(self.selector, &args);
                     let args = fuzz::describe(&args);
-                    let reason = format!("{reason}; counterexample: {args} after {} passing runs", report.runs);
+                    let example = format!("counterexample: {args} after {} passing runs", report.runs);
+                    let reason = if reason.is_empty() { example } else { format!("{reason}; {example}") };
                     report.counterexample = Some(Counterexample { args, calldata });
                     last = Some(failing);
                     break Outcome::Fail { reason };
@@ -521,6 +566,13 @@ impl Run<'_> {
         match (receipt.success, self.expects_failure()) {
             (true, false) | (false, true) => Verdict::Pass,
             (true, true) => Verdict::Fail("the test was expected to fail (testFail*) but passed".into()),
+            (false, false) if receipt.output.is_empty() && self.contract.takes_enum.contains(self.signature) => {
+                Verdict::Fail(format!(
+                    "{} (an enum argument past the enum's last variant reverts so, before the test runs: \
+                     take a uint8 and convert it with `Color(x % count)`)",
+                    failure(self.contract, receipt)
+                ))
+            }
             (false, false) => Verdict::Fail(failure(self.contract, receipt)),
         }
     }

@@ -317,7 +317,11 @@ impl Cheatcodes {
         let call = match Vm::VmCalls::abi_decode(&data) {
             Ok(call) => call,
             Err(_) => {
-                let selector = data.get(..4).map(alloy_primitives::hex::encode).unwrap_or_default();
+                let selector = data.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok());
+                if let Some(signature) = selector.and_then(Vm::VmCalls::signature_by_selector) {
+                    return revert(inputs, &format!("vm.{signature}: the arguments cannot be decoded"));
+                }
+                let selector = selector.map(alloy_primitives::hex::encode).unwrap_or_default();
                 return revert(
                     inputs,
                     &format!("unknown cheatcode 0x{selector}: nml's Vm does not implement it (see docs/testing.md)"),
