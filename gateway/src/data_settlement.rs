@@ -18,7 +18,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use alloy_primitives::{Address, B256, U256, keccak256};
-use alloy_sol_types::{SolCall, SolEvent, sol};
+use alloy_sol_types::{SolCall, SolEvent};
 use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
 use nml_runtime::rpc_client;
 use nml_runtime::settlement::merkle::MerkleTree;
@@ -40,12 +40,6 @@ const POST_GAS: u64 = 300_000;
 /// The most blocks one `eth_getLogs` of the relay's log asks about: hosted
 /// nodes refuse wider ranges (many past 10,000 blocks, some far fewer).
 pub const LOG_WINDOW: u64 = 500;
-
-sol! {
-    /// The relay's record of when each individual result settled: the
-    /// timestamp of the block that recorded it, by the result's key (0: never).
-    function individualSettledAt(bytes32 key) external view returns (uint256);
-}
 
 /// How an answer's hashes settle.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -190,8 +184,9 @@ impl DataSettlement {
     /// record is not further back).
     fn settled_by(&self, key: IndividualKey, record: B256) -> Result<Option<B256>, ChainError> {
         let (tee_id, input_hash, output_hash, timestamp) = key;
-        let settled_at =
-            self.account.call_uint(SETTLEMENT_RELAY, individualSettledAtCall { key: record }.abi_encode())?;
+        let settled_at = self
+            .account
+            .call_uint(SETTLEMENT_RELAY, ISettlementRelay::individualSettledAtCall { key: record }.abi_encode())?;
         if settled_at.is_zero() {
             return Ok(None);
         }

@@ -88,6 +88,7 @@ sol! {
         function verifyProof(bytes32[] proof, bytes32 root, bytes32 leaf) external pure returns (bool);
         function isSettledInBatch(bytes32[] proof, bytes32 root, bytes32 leaf) external view returns (bool);
         function batchSettledAt(bytes32 root) external view returns (uint256);
+        function individualSettledAt(bytes32 key) external view returns (uint256);
     }
 }
 

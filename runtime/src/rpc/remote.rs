@@ -154,10 +154,13 @@ fn remote_transaction(devnet: &Devnet, hash: B256, method: &'static str) -> Forw
 
 /// The remote's logs for `filter`, those up to the fork block.
 fn remote_logs(fork: &ForkSource, filter: &Filter) -> Result<Vec<Value>, ErrorObjectOwned> {
-    match forward(fork, "eth_getLogs", json!([filter]))? {
-        Value::Array(logs) => Ok(logs.into_iter().filter(|log| up_to_fork(fork, log)).collect()),
-        other => Err(fork_error(&fork.bad_answer("eth_getLogs", &other, "a list of logs"))),
-    }
+    let logs: Vec<Value> = match forward(fork, "eth_getLogs", json!([filter]))? {
+        Value::Array(logs) => logs.into_iter().filter(|log| up_to_fork(fork, log)).collect(),
+        other => return Err(fork_error(&fork.bad_answer("eth_getLogs", &other, "a list of logs"))),
+    };
+    // The remote's own limit may be wider than an answer of the devnet's.
+    check_log_count(logs.len()).map_err(|e| error_object(&e))?;
+    Ok(logs)
 }
 
 /// Whether the devnet's chain holds the block with hash `hash` after the

@@ -121,7 +121,8 @@ pub fn keep_keys_in(dir: PathBuf) {
 /// a cache that cannot be written costs the next process the time, nothing
 /// else).
 fn private_key(material: B256, dir: Option<&Path>) -> Result<RsaPrivateKey, TeeError> {
-    let path = dir.map(|d| d.join(format!("{material:x}.der")));
+    // The name says how the key was made: another derivation, another file.
+    let path = dir.map(|d| d.join(format!("v1-rsa{KEY_BITS}-{material:x}.der")));
     if let Some(key) = path.as_deref().and_then(read_kept) {
         return Ok(key);
     }
@@ -152,10 +153,23 @@ fn keep(path: &Path, key: &RsaPrivateKey) -> std::io::Result<()> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir)?;
     }
-    // Written aside, then renamed: a reader never sees half a key.
+    // Written aside (readable by its owner only: a private key), then
+    // renamed: a reader never sees half a key.
     let partial = path.with_extension(format!("{}.partial", std::process::id()));
-    std::fs::write(&partial, bytes)?;
-    std::fs::rename(&partial, path)
+    let written = write_private(&partial, &bytes).and_then(|()| std::fs::rename(&partial, path));
+    if written.is_err() {
+        let _ = std::fs::remove_file(&partial);
+    }
+    written
+}
+
+fn write_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)?.write_all(bytes)
 }
 
 impl Enclave {
@@ -338,7 +352,12 @@ mod tests {
         let material = keccak256(b"a test key");
         let made = private_key(material, None).unwrap();
         assert_eq!(private_key(material, Some(dir.path())).unwrap(), made);
-        let file = dir.path().join(format!("{material:x}.der"));
+        let file = dir.path().join(format!("v1-rsa{KEY_BITS}-{material:x}.der"));
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600, "a private key");
+        }
         assert!(read_kept(&file).is_some_and(|k| k == made), "kept");
         // Read back, not made: a key kept under this name is what is used.
         let other = private_key(keccak256(b"another"), None).unwrap();

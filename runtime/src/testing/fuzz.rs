@@ -50,16 +50,35 @@ const MAX_ARRAY_LEN: u64 = 8;
 /// The most runs shrinking a counterexample may take.
 pub const SHRINK_BUDGET: u32 = 512;
 
+/// Why a test's parameters cannot be fuzzed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum FuzzError {
+    /// The signature has no parameter list.
+    #[error("`{0}` is not a function signature")]
+    NotASignature(String),
+    /// The parameter list is not made of ABI types.
+    #[error("cannot read the parameters of `{signature}`: {reason}")]
+    Unreadable {
+        /// The signature.
+        signature: String,
+        /// Why, as the ABI parser says.
+        reason: String,
+    },
+    /// A parameter's type cannot be drawn.
+    #[error("cannot draw arguments of type `{0}` (function types are not fuzzed)")]
+    Undrawable(String),
+}
+
 /// The parameter types of a function signature (`testSwap(uint256,address)`).
-pub fn parameters(signature: &str) -> Result<Vec<DynSolType>, String> {
-    let open = signature.find('(').ok_or_else(|| format!("`{signature}` is not a function signature"))?;
+pub fn parameters(signature: &str) -> Result<Vec<DynSolType>, FuzzError> {
+    let open = signature.find('(').ok_or_else(|| FuzzError::NotASignature(signature.to_owned()))?;
     let types = match DynSolType::parse(&signature[open..]) {
         Ok(DynSolType::Tuple(types)) => types,
         Ok(other) => vec![other],
-        Err(e) => return Err(format!("cannot read the parameters of `{signature}`: {e}")),
+        Err(e) => return Err(FuzzError::Unreadable { signature: signature.to_owned(), reason: e.to_string() }),
     };
     match types.iter().find(|t| !drawable(t)) {
-        Some(t) => Err(format!("cannot draw arguments of type `{t}` (function types are not fuzzed)")),
+        Some(t) => Err(FuzzError::Undrawable(t.to_string())),
         None => Ok(types),
     }
 }
@@ -490,7 +509,8 @@ mod tests {
         assert_eq!(types.len(), 4);
         assert_eq!(types[2].to_string(), "(bool,bytes32)[]");
         assert_eq!(parameters("testX()").unwrap(), Vec::<DynSolType>::new());
-        assert!(parameters("testF(function)").unwrap_err().contains("function"));
+        assert_eq!(parameters("testF(function)"), Err(FuzzError::Undrawable("function".into())));
+        assert_eq!(parameters("testF"), Err(FuzzError::NotASignature("testF".into())));
     }
 
     #[test]

@@ -366,7 +366,8 @@ fn run_one(deployed: &Deployed<'_>, signature: &str, fuzz: &FuzzConfig) -> TestR
     let contract = deployed.contract;
     let mut result = failed(contract, signature, "");
     let outcome = match (&deployed.base, &fuzz::parameters(signature)) {
-        (Err(reason), _) | (_, Err(reason)) => Outcome::Fail { reason: reason.clone() },
+        (Err(reason), _) => Outcome::Fail { reason: reason.clone() },
+        (_, Err(e)) => Outcome::Fail { reason: e.to_string() },
         (Ok(base), Ok(types)) => {
             let run = Run { contract, base, selector: contract.selector(signature).unwrap_or_default(), signature };
             if types.is_empty() { run.unit(&mut result) } else { run.fuzz(types, fuzz, &mut result) }
