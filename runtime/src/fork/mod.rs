@@ -6,7 +6,7 @@
 //! locally: the remote only answers reads. What the remote chain holds
 //! whole and the devnet does not (its blocks, transactions, receipts and
 //! logs up to the fork block, its state before it) is read by forwarding
-//! the request ([`ForkSource::forward`]); `rpc::remote` decides which.
+//! the request ([`ForkSource::forward`]); `node::remote` decides which.
 //!
 //! Every read of the remote ends within [`READ_TIMEOUT`], its retries
 //! included, and runs on a thread of its own that the caller waits on: a

@@ -8,6 +8,7 @@ mod filters;
 mod inference;
 mod miner;
 mod query;
+mod remote;
 mod scheduler;
 mod settlement;
 
@@ -43,6 +44,7 @@ pub use filters::FilterChanges;
 pub use inference::{AttestedCall, InferenceSetup, MempoolStatus, TeeInfo};
 pub use query::check_filter;
 pub(crate) use query::check_log_count;
+pub use remote::Forwarded;
 pub use scheduler::{TaskInfo, scheduler_signer};
 use settlement::ChainReplaced;
 pub use settlement::HEARTBEAT_EVERY;

@@ -83,7 +83,7 @@ pub(super) const LONG_RUNNING: &[&str] = &[
 ];
 
 /// Methods that read state, or blocks and transactions the remote chain may
-/// answer ([`super::remote`]), which in fork mode may wait on the remote: a
+/// answer (`Devnet::forwarded_*`), which in fork mode may wait on the remote: a
 /// forked devnet runs them on the blocking pool too.
 pub(super) const READS_STATE: &[&str] = &[
     "eth_getBalance",

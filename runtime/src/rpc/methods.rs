@@ -22,7 +22,6 @@ use super::dispatch::{Handler, Method, Out, register};
 use super::error_object;
 use super::params::{Args, invalid, quantity, quantity_u256};
 use super::records::record_json;
-use super::remote;
 use super::typed_data;
 use crate::chain::{PoolTx, StateDump};
 use crate::evm::{TraceError, check_trace_options};
@@ -71,24 +70,24 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("eth_blockNumber", 0, 0, |_, d| Ok(qty(d.block_number()))),
     ("eth_accounts", 0, 0, |_, d| json(d.accounts())),
     // In fork mode, a state read at a block before the fork block is the
-    // remote's (`remote`), as are blocks, transactions and logs up to it.
+    // remote's (`Devnet::forwarded_*`), as are blocks, transactions and logs up to it.
     ("eth_getBalance", 1, 2, |a, d| {
         let (address, id): (Address, _) = (a.req(0)?, block_id(a, 1)?);
-        if let Some(answer) = remote::at_block(d, "eth_getBalance", id, |at| json!([address, at]))? {
+        if let Some(answer) = d.forwarded_at("eth_getBalance", id, |at| json!([address, at])).rpc()? {
             return Ok(answer);
         }
         json(d.balance(address, id).rpc()?)
     }),
     ("eth_getTransactionCount", 1, 2, |a, d| {
         let (address, id): (Address, _) = (a.req(0)?, block_id(a, 1)?);
-        if let Some(answer) = remote::at_block(d, "eth_getTransactionCount", id, |at| json!([address, at]))? {
+        if let Some(answer) = d.forwarded_at("eth_getTransactionCount", id, |at| json!([address, at])).rpc()? {
             return Ok(answer);
         }
         Ok(qty(d.transaction_count(address, id).rpc()?))
     }),
     ("eth_getCode", 1, 2, |a, d| {
         let (address, id): (Address, _) = (a.req(0)?, block_id(a, 1)?);
-        if let Some(answer) = remote::at_block(d, "eth_getCode", id, |at| json!([address, at]))? {
+        if let Some(answer) = d.forwarded_at("eth_getCode", id, |at| json!([address, at])).rpc()? {
             return Ok(answer);
         }
         json(d.code(address, id).rpc()?)
@@ -98,7 +97,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
         let slot = a.raw(1).map(|v| quantity_u256(1, v)).transpose()?.unwrap_or_default();
         let id = block_id(a, 2)?;
         let params = |at| json!([address, B256::from(slot), at]);
-        if let Some(answer) = remote::at_block(d, "eth_getStorageAt", id, params)? {
+        if let Some(answer) = d.forwarded_at("eth_getStorageAt", id, params).rpc()? {
             return Ok(answer);
         }
         json(d.storage_at(address, slot, id).rpc()?)
@@ -106,7 +105,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("eth_call", 1, 3, |a, d| {
         let (request, id): (TransactionRequest, _) = (a.req(0)?, block_id(a, 1)?);
         let overrides: Option<StateOverride> = a.opt(2)?;
-        if let Some(answer) = remote::at_block(d, "eth_call", id, |at| json!([request, at, overrides]))? {
+        if let Some(answer) = d.forwarded_at("eth_call", id, |at| json!([request, at, overrides])).rpc()? {
             return Ok(answer);
         }
         json(d.call(request, Some(id), overrides).rpc()?)
@@ -114,7 +113,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("eth_estimateGas", 1, 3, |a, d| {
         let (request, id): (TransactionRequest, _) = (a.req(0)?, block_id(a, 1)?);
         let overrides: Option<StateOverride> = a.opt(2)?;
-        if let Some(answer) = remote::at_block(d, "eth_estimateGas", id, |at| json!([request, at, overrides]))? {
+        if let Some(answer) = d.forwarded_at("eth_estimateGas", id, |at| json!([request, at, overrides])).rpc()? {
             return Ok(answer);
         }
         Ok(qty(d.estimate_gas(request, Some(id), overrides).rpc()?))
@@ -155,49 +154,49 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     }),
     ("eth_getTransactionByHash", 1, 1, |a, d| {
         let hash: B256 = a.req(0)?;
-        if let Some(answer) = remote::transaction(d, hash)? {
+        if let Some(answer) = d.forwarded_transaction(hash).rpc()? {
             return Ok(answer);
         }
         Ok(d.transaction(hash).map(|(tx, rpc)| transaction_json(&tx, &rpc)).unwrap_or(Value::Null))
     }),
     ("eth_getTransactionReceipt", 1, 1, |a, d| {
         let hash: B256 = a.req(0)?;
-        if let Some(answer) = remote::receipt(d, hash)? {
+        if let Some(answer) = d.forwarded_receipt(hash).rpc()? {
             return Ok(answer);
         }
         json(d.receipt(hash))
     }),
     ("eth_getBlockByNumber", 1, 2, |a, d| {
         let (tag, full): (BlockNumberOrTag, bool) = (a.req(0)?, a.opt(1)?.unwrap_or(false));
-        if let Some(answer) = remote::block(d, tag.into(), full)? {
+        if let Some(answer) = d.forwarded_block(tag.into(), full).rpc()? {
             return Ok(answer);
         }
         json(d.block(tag.into(), full))
     }),
     ("eth_getBlockByHash", 1, 2, |a, d| {
         let (hash, full): (B256, bool) = (a.req(0)?, a.opt(1)?.unwrap_or(false));
-        if let Some(answer) = remote::block(d, hash.into(), full)? {
+        if let Some(answer) = d.forwarded_block(hash.into(), full).rpc()? {
             return Ok(answer);
         }
         json(d.block(hash.into(), full))
     }),
     ("eth_getBlockTransactionCountByNumber", 1, 1, |a, d| {
         let tag: BlockNumberOrTag = a.req(0)?;
-        if let Some(answer) = remote::block_transaction_count(d, tag.into())? {
+        if let Some(answer) = d.forwarded_block_transaction_count(tag.into()).rpc()? {
             return Ok(answer);
         }
         Ok(d.block_transaction_count(tag.into()).map(qty).unwrap_or(Value::Null))
     }),
     ("eth_getBlockTransactionCountByHash", 1, 1, |a, d| {
         let hash: B256 = a.req(0)?;
-        if let Some(answer) = remote::block_transaction_count(d, hash.into())? {
+        if let Some(answer) = d.forwarded_block_transaction_count(hash.into()).rpc()? {
             return Ok(answer);
         }
         Ok(d.block_transaction_count(hash.into()).map(qty).unwrap_or(Value::Null))
     }),
     ("eth_getLogs", 1, 1, |a, d| {
         let filter: Filter = a.req(0)?;
-        if let Some(answer) = remote::logs(d, &filter)? {
+        if let Some(answer) = d.forwarded_logs(&filter).rpc()? {
             return Ok(answer);
         }
         json(d.logs(&filter).rpc()?)
@@ -208,7 +207,7 @@ const METHODS: &[(&str, usize, usize, Handler)] = &[
     ("eth_getFilterChanges", 1, 1, |a, d| json(d.filter_changes(a.req(0)?).rpc()?)),
     ("eth_getFilterLogs", 1, 1, |a, d| {
         let filter = d.log_filter(a.req(0)?).rpc()?;
-        if let Some(answer) = remote::logs(d, &filter)? {
+        if let Some(answer) = d.forwarded_logs(&filter).rpc()? {
             return Ok(answer);
         }
         json(d.logs(&filter).rpc()?)

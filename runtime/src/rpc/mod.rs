@@ -11,7 +11,8 @@
 //! [`in_flight`]); a request body that stops arriving is given up
 //! ([`edge`]); and typed data is bounded before alloy reads it
 //! ([`typed_data`]). In fork mode, what the remote chain holds and the
-//! devnet does not is forwarded to it ([`remote`]).
+//! devnet does not is forwarded to it (`node`'s `forwarded_*` methods), and
+//! a remote's error keeps its JSON-RPC code.
 
 mod awake;
 mod batch;
@@ -21,7 +22,6 @@ mod in_flight;
 mod methods;
 mod params;
 mod records;
-mod remote;
 mod results;
 mod typed_data;
 
@@ -38,7 +38,9 @@ use jsonrpsee::server::{BatchRequestConfig, PingConfig, Server, ServerConfig, Se
 use jsonrpsee::types::ErrorObjectOwned;
 
 use crate::chain::{ChainError, DumpError, TxError};
+use crate::fork::ForkError;
 use crate::node::{Devnet, NodeError};
+use crate::rpc_client::RpcError;
 
 /// The most requests one batch may hold (geth's limit).
 pub const MAX_BATCH: u32 = 1_000;
@@ -185,6 +187,11 @@ pub const LIMIT_EXCEEDED: i32 = -32005;
 pub fn error_object(error: &NodeError) -> ErrorObjectOwned {
     match error {
         NodeError::Reverted { message, data } => ErrorObjectOwned::owned(EXECUTION_REVERTED, message, Some(data)),
+        // The remote answered an error (a forwarded read): its code and
+        // data (a revert stays code 3 with its data), the fork named.
+        NodeError::Fork(ForkError::Rpc { source: RpcError::Remote { code, data, .. }, .. }) => {
+            ErrorObjectOwned::owned(i32::try_from(*code).unwrap_or(SERVER_ERROR), error.to_string(), data.clone())
+        }
         NodeError::InvalidParams(message) => params::invalid(message.clone()),
         NodeError::LimitExceeded { .. } => ErrorObjectOwned::owned(LIMIT_EXCEEDED, error.to_string(), None::<()>),
         NodeError::Tx(TxError::Decode(_)) => ErrorObjectOwned::owned(SERVER_ERROR, error.to_string(), None::<()>),
