@@ -4,13 +4,18 @@
 //!
 //! Per-transaction state (pranks, expected reverts and events) lives in the
 //! inspector and ends with the transaction. What outlives a transaction —
-//! inference mocks, labels, `warp` and `roll` — is a [`CheatState`]: each
+//! inference and call mocks, labels, `warp` and `roll` — is a [`CheatState`]: each
 //! inspector starts from the shared copy and works on its own, and only the
 //! inclusion pass publishes its copy when the transaction ends. So mocks and
 //! warps made in `setUp` hold in every test, and a mock made halfway through a
 //! test does not leak from the mempool's simulation pass into the calls
-//! before it at inclusion. A mocked request never reaches the precompile: it
-//! is answered like a known result, in both passes alike.
+//! before it at inclusion.
+//!
+//! This file holds the inspector, the dispatch of every cheatcode and the
+//! expectations (reverts, events, calls); the rest have rooms of their own:
+//! [`vm`] the interface, `accounts` keys, storage, code and nonces, `calls`
+//! mocked, expected and recorded calls and logs, `mocks` mocked inference
+//! and LLM calls, `tee` the enclave and settlement cheatcodes.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -27,23 +32,20 @@ use revm::interpreter::{
 };
 
 use crate::evm::{DynInspector, EvmContext, InspectorFactory, Phase};
-use crate::inference::InferenceCall;
-use crate::llm::{LlmRequest, LlmResponse};
 use crate::mempool::INFERENCE_PRECOMPILE;
 use crate::mempool::Pipe;
-use crate::mempool::pipe::{llm_gas, request_gas};
-use crate::predeploys::SETTLEMENT_RELAY;
-use crate::settlement::{SettlementConfig, result_key};
-use crate::tee::Fault;
 use crate::testing::revert::RevertDecoder;
 
 mod accounts;
 mod calls;
+mod mocks;
+mod tee;
 mod vm;
 
 pub use vm::Vm;
 
 use calls::{CallMock, ExpectedCall};
+use mocks::{LlmMock, Mock, MockAnswer};
 
 /// The revert reason of `vm.assume(false)`: a fuzz test's runner draws
 /// other arguments instead of failing the test.
@@ -55,34 +57,6 @@ pub const SKIPPED: &str = "vm.skip: the test skips itself";
 
 /// The address of the `Vm` contract, as in Foundry.
 pub const VM_ADDRESS: Address = address!("7109709ECfa91a80626fF3989D68f67F5b1DD12D");
-
-/// What a mocked model answers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum MockAnswer {
-    /// The encoded `ModelOutput`.
-    Output(Bytes),
-    /// A revert with this reason.
-    Fail(String),
-}
-
-/// One inference mock: for `model`, and for one input (its ABI encoding's
-/// hash) or any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Mock {
-    model: String,
-    input: Option<alloy_primitives::B256>,
-    answer: MockAnswer,
-}
-
-/// One LLM mock: for `model`, and for one prompt (a completion's prompt,
-/// a chat's last message) or any.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct LlmMock {
-    model: String,
-    prompt: Option<String>,
-    /// The answer's text, or the revert reason.
-    answer: Result<String, String>,
-}
 
 /// Cheatcode state that outlives one transaction: inference and LLM mocks, and labels.
 #[derive(Debug, Clone, Default)]
@@ -101,23 +75,6 @@ impl CheatState {
     /// The names `vm.label` gave to addresses.
     pub fn labels(&self) -> &BTreeMap<Address, String> {
         &self.labels
-    }
-
-    /// The answer for a request of `model` with `input_hash`: an input mock
-    /// wins over a model-wide one; the latest of each wins.
-    fn mocked(&self, model: &str, input_hash: alloy_primitives::B256) -> Option<&MockAnswer> {
-        let exact = self.mocks.iter().rev().find(|m| m.model == model && m.input == Some(input_hash));
-        exact.or_else(|| self.mocks.iter().rev().find(|m| m.model == model && m.input.is_none())).map(|m| &m.answer)
-    }
-
-    /// The mocked answer of an LLM call: a prompt mock wins over a
-    /// model-wide one; the latest of each wins.
-    fn mocked_llm(&self, request: &LlmRequest) -> Option<&Result<String, String>> {
-        let model = request.model();
-        let prompt = request.prompt();
-        let mocks = || self.llm_mocks.iter().rev().filter(|m| m.model == model);
-        let exact = mocks().find(|m| m.prompt.as_deref() == Some(prompt));
-        exact.or_else(|| mocks().find(|m| m.prompt.is_none())).map(|m| &m.answer)
     }
 }
 
@@ -279,21 +236,6 @@ fn revert(inputs: &CallInputs, reason: &str) -> CallOutcome {
     outcome(inputs, InstructionResult::Revert, Revert::from(reason).abi_encode().into(), 0)
 }
 
-/// The storage slots of the settlement relay's `individualSettledAt` and
-/// `batchSettledAt` mappings (runtime/predeploys/src/InferenceSettlementRelay.sol).
-const RELAY_INDIVIDUAL_SLOT: u64 = 2;
-const RELAY_BATCH_SLOT: u64 = 3;
-
-/// Marks `key` settled at `now` in the relay's mapping at `slot`, as the
-/// relay's own posting would.
-fn settle(ctx: &mut EvmContext, key: alloy_primitives::B256, slot: u64, now: U256) -> Result<(), String> {
-    let entry = keccak256((key, U256::from(slot)).abi_encode_params());
-    let journal = ctx.journal_mut();
-    journal.load_account(SETTLEMENT_RELAY).map_err(|e| format!("{e:?}"))?;
-    journal.sstore(SETTLEMENT_RELAY, entry.into(), now.max(U256::from(1))).map_err(|e| format!("{e:?}"))?;
-    Ok(())
-}
-
 fn ok(inputs: &CallInputs, output: Vec<u8>) -> CallOutcome {
     outcome(inputs, InstructionResult::Return, output.into(), 0)
 }
@@ -438,62 +380,30 @@ impl Cheatcodes {
             Vm::VmCalls::label(c) => {
                 self.local.labels.insert(c.account, c.newLabel);
             }
-            Vm::VmCalls::teeAttest(c) => {
-                let enclaves = self.pipe.as_ref().map(|p| p.enclaves());
-                let Some(enclave) = enclaves.and_then(|e| e.all().ok()).and_then(|all| all.first().cloned()) else {
-                    return revert(inputs, "teeAttest: this devnet has no enclaves (it runs without inference)");
-                };
-                let Ok(timestamp) = u64::try_from(c.timestamp) else {
-                    return revert(inputs, "teeAttest: the timestamp does not fit in 64 bits");
-                };
-                return match enclave.attest(c.inputHash, c.outputHash, timestamp) {
-                    Ok(a) => ok(inputs, (a.tee_id, a.signature).abi_encode_params()),
-                    Err(e) => revert(inputs, &format!("teeAttest: {e}")),
-                };
-            }
-            Vm::VmCalls::teeAttestation(c) => {
-                // Unknown in the mempool's simulation pass: zeros, so the test runs on.
-                let a = self.pipe.as_ref().and_then(|p| p.attestation(c.requestId)).unwrap_or_default();
-                let values = (a.tee_id, a.input_hash, a.output_hash, U256::from(a.timestamp), a.signature);
-                return ok(inputs, values.abi_encode_params());
-            }
+            Vm::VmCalls::teeAttest(c) => return self.tee_attest(inputs, &c),
+            Vm::VmCalls::teeAttestation(c) => return self.tee_attestation(inputs, &c),
             Vm::VmCalls::teeAdvanceToSettlement(_) => {
-                // As the relay would after `--settle-after` blocks: each
-                // result this test's chain has attested, by its own record.
-                let after = SettlementConfig::default().after_blocks;
-                ctx.block.number = ctx.block.number.saturating_add(U256::from(after));
-                self.local.number = Some(ctx.block.number);
-                let now = ctx.block.timestamp;
-                for a in self.pipe.as_ref().map(|p| p.attestations()).unwrap_or_default() {
-                    if let Err(e) = settle(ctx, result_key(&a), RELAY_INDIVIDUAL_SLOT, now) {
-                        return revert(inputs, &format!("teeAdvanceToSettlement: {e}"));
-                    }
+                if let Err(reason) = self.tee_advance_to_settlement(ctx) {
+                    return revert(inputs, &format!("teeAdvanceToSettlement: {reason}"));
                 }
             }
             Vm::VmCalls::expectSettlement(c) => {
-                let key = keccak256((c.teeId, c.inputHash, c.outputHash, c.timestamp).abi_encode_params());
-                self.expected_settlements.push(key);
+                self.expected_settlements.push(tee::individual_key(c.teeId, c.inputHash, c.outputHash, c.timestamp));
             }
             Vm::VmCalls::teeSettle(c) => {
-                let key = keccak256((c.teeId, c.inputHash, c.outputHash, c.timestamp).abi_encode_params());
-                let now = ctx.block.timestamp;
-                if let Err(e) = settle(ctx, key, RELAY_INDIVIDUAL_SLOT, now) {
-                    return revert(inputs, &format!("teeSettle: {e}"));
+                let key = tee::individual_key(c.teeId, c.inputHash, c.outputHash, c.timestamp);
+                if let Err(reason) = tee::settle_individual(ctx, key) {
+                    return revert(inputs, &format!("teeSettle: {reason}"));
                 }
             }
             Vm::VmCalls::teeSettleBatch(c) => {
-                let now = ctx.block.timestamp;
-                if let Err(e) = settle(ctx, c.merkleRoot, RELAY_BATCH_SLOT, now) {
-                    return revert(inputs, &format!("teeSettleBatch: {e}"));
+                if let Err(reason) = tee::settle_batch(ctx, c.merkleRoot) {
+                    return revert(inputs, &format!("teeSettleBatch: {reason}"));
                 }
             }
             Vm::VmCalls::teeFault(c) => {
-                let Some(enclaves) = self.pipe.as_ref().map(|p| p.enclaves()) else {
-                    return revert(inputs, "teeFault: this devnet has no enclaves (it runs without inference)");
-                };
-                match c.fault.parse::<Fault>() {
-                    Ok(fault) => enclaves.faults().set(fault, c.on),
-                    Err(e) => return revert(inputs, &format!("teeFault: {e}")),
+                if let Err(reason) = self.tee_fault(&c) {
+                    return revert(inputs, &format!("teeFault: {reason}"));
                 }
             }
             Vm::VmCalls::envOr_0(c) => return ok(inputs, env_or(&c.name, c.defaultValue).abi_encode()),
@@ -554,42 +464,6 @@ impl Cheatcodes {
         })
     }
 
-    /// A mocked answer for a call to the inference precompile, if one applies.
-    fn mocked_inference(&self, ctx: &mut EvmContext, inputs: &CallInputs) -> Option<CallOutcome> {
-        if self.local.mocks.is_empty() && self.local.llm_mocks.is_empty() {
-            return None;
-        }
-        let request = match InferenceCall::decode(&inputs.input.bytes(ctx)).ok()? {
-            InferenceCall::Model(request) => request,
-            InferenceCall::LlmCompletion(r) => return self.mocked_llm(inputs, &LlmRequest::Completion(r)),
-            InferenceCall::LlmChat(r) => return self.mocked_llm(inputs, &LlmRequest::Chat(r)),
-        };
-        let answer = self.local.mocked(&request.modelCID, keccak256(request.input.abi_encode()))?;
-        // The gas the real precompile would charge.
-        let gas = request_gas(&request);
-        Some(match answer {
-            MockAnswer::Output(output) => outcome(inputs, InstructionResult::Return, output.clone(), gas),
-            MockAnswer::Fail(reason) => {
-                outcome(inputs, InstructionResult::Revert, Revert::from(reason.as_str()).abi_encode().into(), gas)
-            }
-        })
-    }
-
-    /// A mocked answer for an LLM call, if one applies: a completion of the
-    /// mocked text, or an assistant message with it that finished with `stop`.
-    fn mocked_llm(&self, inputs: &CallInputs, request: &LlmRequest) -> Option<CallOutcome> {
-        let answer = self.local.mocked_llm(request)?;
-        let gas = llm_gas(request);
-        Some(match answer {
-            Ok(text) => {
-                outcome(inputs, InstructionResult::Return, LlmResponse::text_for(request, text).encode().into(), gas)
-            }
-            Err(reason) => {
-                outcome(inputs, InstructionResult::Revert, Revert::from(reason.as_str()).abi_encode().into(), gas)
-            }
-        })
-    }
-
     /// At the transaction's first call: the block overrides of `warp`/`roll`.
     fn begin_transaction(&mut self, ctx: &mut EvmContext) {
         if !self.block_applied {
@@ -629,29 +503,6 @@ impl Cheatcodes {
         self.block_applied = false;
         if self.publish {
             *self.shared.lock() = self.local.clone();
-        }
-    }
-
-    /// Fails a test that ends before the results it expects are settled on
-    /// the relay (`vm.expectSettlement`).
-    fn check_expected_settlements(&mut self, ctx: &mut EvmContext, result: &mut InterpreterResult) {
-        let expected = std::mem::take(&mut self.expected_settlements);
-        if expected.is_empty() || !result.result.is_ok() {
-            return;
-        }
-        let journal = ctx.journal_mut();
-        if journal.load_account(SETTLEMENT_RELAY).is_err() {
-            return;
-        }
-        for key in expected {
-            let slot = keccak256((key, U256::from(RELAY_INDIVIDUAL_SLOT)).abi_encode_params());
-            let settled = journal.sload(SETTLEMENT_RELAY, slot.into()).map(|v| !v.data.is_zero()).unwrap_or(false);
-            if !settled {
-                result.result = InstructionResult::Revert;
-                let reason = format!("vm.expectSettlement: result {key} was not settled on the relay");
-                result.output = Revert::from(reason).abi_encode().into();
-                return;
-            }
         }
     }
 
@@ -806,19 +657,6 @@ impl Inspector<EvmContext> for Cheatcodes {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn input_mocks_win_over_model_mocks_and_the_latest_wins() {
-        let input = keccak256(b"input");
-        let mut state = CheatState::default();
-        let output = |b: u8| MockAnswer::Output(Bytes::from(vec![b]));
-        state.mocks.push(Mock { model: "m".into(), input: None, answer: output(1) });
-        state.mocks.push(Mock { model: "m".into(), input: Some(input), answer: output(2) });
-        state.mocks.push(Mock { model: "m".into(), input: None, answer: output(3) });
-        assert_eq!(state.mocked("m", input), Some(&output(2)));
-        assert_eq!(state.mocked("m", keccak256(b"other")), Some(&output(3)));
-        assert_eq!(state.mocked("n", input), None);
-    }
 
     #[test]
     fn overloaded_cheatcodes_have_foundrys_selectors() {
