@@ -436,6 +436,29 @@ fn fuzz_reports_keep_overloads_apart_and_explain_what_fails_before_the_test() {
     assert!(!none.status.success() && text(&none).contains("[fuzz] runs must be at least 1"), "{}", text(&none));
 }
 
+/// A fuzz test with more parameters than the stack holds compiles with
+/// `via_ir = true` (solc's IR pipeline moves them to memory), and not
+/// without it.
+#[test]
+fn many_parameters_compile_through_the_ir_pipeline() {
+    let params: Vec<String> = (0..14).map(|i| format!("uint8 a{i}")).collect();
+    let sum: Vec<String> = (0..14).map(|i| format!("uint256(a{i})")).collect();
+    let body = format!(
+        "    function testMany({}) public pure {{ assertLt({}, 14 * 256); }}\n",
+        params.join(", "),
+        sum.join(" + ")
+    );
+    let dir = project_with_test(&test_contract(&body));
+    let legacy = nml(dir.path(), &["test", "--fuzz-runs", "4"]);
+    assert_eq!(legacy.status.code(), Some(1), "{}", text(&legacy));
+    assert!(text(&legacy).contains("Stack too deep"), "{}", text(&legacy));
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"case\"\nvia_ir = true\noptimizer_runs = 200\n")
+        .unwrap();
+    let ir = nml(dir.path(), &["test", "--fuzz-runs", "4"]);
+    assert!(ir.status.success(), "{}", text(&ir));
+    assert!(text(&ir).contains("runs: 4"), "{}", text(&ir));
+}
+
 #[test]
 fn a_reverting_set_up_fails_every_test_with_its_reason() {
     let body = r#"

@@ -84,6 +84,7 @@ fn compiles_a_contract_with_imports_from_memory_and_disk() {
         ]),
         optimizer_runs: Some(200),
         evm_version: Some("cancun".to_owned()),
+        via_ir: false,
         remappings: Vec::new(),
         base_path: Some(project.path().to_owned()),
     };

@@ -85,6 +85,7 @@ pub fn build<E: std::error::Error + 'static>(
         sources: fe.solc_sources(),
         optimizer_runs: fe.project.config.project.optimizer_runs,
         evm_version: fe.project.config.project.evm_version.clone(),
+        via_ir: fe.project.config.project.via_ir,
         remappings: fe.project.config.project.remappings.clone(),
         base_path: Some(root.clone()),
     };

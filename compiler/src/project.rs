@@ -130,6 +130,10 @@ pub struct ProjectConfig {
     /// The EVM version solc targets (solc's default when absent).
     #[serde(default)]
     pub evm_version: Option<String>,
+    /// Compile through solc's IR pipeline (`viaIR`), which moves what does
+    /// not fit on the stack to memory ("Stack too deep").
+    #[serde(default)]
+    pub via_ir: bool,
     /// Source folder.
     #[serde(default = "default_src")]
     pub src: String,
@@ -151,6 +155,7 @@ impl Default for ProjectConfig {
             solc: None,
             optimizer_runs: None,
             evm_version: None,
+            via_ir: false,
             src: default_src(),
             test: default_test(),
             out: default_out(),

@@ -56,6 +56,8 @@ pub struct SolcJob {
     pub optimizer_runs: Option<u32>,
     /// The EVM version to target, e.g. `cancun`; solc's default when `None`.
     pub evm_version: Option<String>,
+    /// Whether solc compiles through its IR pipeline (`viaIR`).
+    pub via_ir: bool,
     /// Import remappings, `prefix=target`, as solc takes them.
     pub remappings: Vec<String>,
     /// The project root: solc's `--base-path` and working directory, from
@@ -167,6 +169,7 @@ pub fn compile(solc: &SolcBinary, job: &SolcJob) -> Result<SolcOutput, SolcError
             details: None,
         },
         evm_version: job.evm_version.as_deref().map(parse_evm_version).transpose()?,
+        via_ir: job.via_ir.then_some(true),
         remappings: job.remappings.iter().map(|r| parse_remapping(r)).collect::<Result<_, _>>()?,
         output_selection: OutputSelection::default(),
         ..Settings::default()
@@ -210,7 +213,7 @@ pub fn parse_only(solc: &SolcBinary, sources: &BTreeMap<String, String>) -> Resu
 /// choice: its version, or the pragmas and pin it will be chosen from).
 /// Equal fingerprints mean a rebuild may reuse the previous artifacts.
 pub fn fingerprint(job: &SolcJob, solc_key: &str) -> String {
-    let SolcJob { sources, optimizer_runs, evm_version, remappings, base_path } = job;
+    let SolcJob { sources, optimizer_runs, evm_version, via_ir, remappings, base_path } = job;
     let mut hasher = Sha256::new();
     let mut field = |bytes: &[u8]| {
         // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
@@ -220,7 +223,7 @@ pub fn fingerprint(job: &SolcJob, solc_key: &str) -> String {
     field(b"nml-solc-fingerprint-v1");
     field(env!("CARGO_PKG_VERSION").as_bytes());
     field(solc_key.as_bytes());
-    field(format!("{optimizer_runs:?}|{evm_version:?}|{base_path:?}").as_bytes());
+    field(format!("{optimizer_runs:?}|{evm_version:?}|{via_ir}|{base_path:?}").as_bytes());
     for remapping in remappings {
         field(remapping.as_bytes());
     }
@@ -337,6 +340,7 @@ mod tests {
         for tweak in [
             |j: &mut SolcJob| j.optimizer_runs = Some(200),
             |j: &mut SolcJob| j.evm_version = Some("cancun".to_owned()),
+            |j: &mut SolcJob| j.via_ir = true,
             |j: &mut SolcJob| j.remappings.push("a/=b/".to_owned()),
             |j: &mut SolcJob| j.base_path = Some(PathBuf::from("/p")),
         ] {
