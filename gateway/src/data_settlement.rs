@@ -11,8 +11,8 @@
 //! An individual posting the relay refuses as a repeat names the
 //! transaction of the record it repeats, found in the relay's log by
 //! `eth_getLogs` over at most [`LOG_WINDOW`] blocks at a time (hosted nodes
-//! refuse wider ranges), walking back from the latest block no further than
-//! the record's own block, whose timestamp the relay keeps.
+//! refuse wider ranges), from the record's own block: the relay keeps its
+//! timestamp, and bisecting block timestamps finds it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -178,10 +178,11 @@ impl DataSettlement {
 
     /// The transaction of the relay's record of `key` (whose relay key is
     /// `record`), from its `IndividualSettlement` log: none when the relay
-    /// has no such record. The log is read [`LOG_WINDOW`] blocks at a time
-    /// from the latest block back, down to the first window that starts
-    /// before the record's timestamp (blocks are in time order, so the
-    /// record is not further back).
+    /// has no such record. The relay keeps the timestamp of the block that
+    /// recorded it, so that block is found by bisecting block timestamps
+    /// (blocks are in time order), and the log is read from it forward,
+    /// [`LOG_WINDOW`] blocks at a time, while blocks still have that
+    /// timestamp: a few calls however old the record.
     fn settled_by(&self, key: IndividualKey, record: B256) -> Result<Option<B256>, ChainError> {
         let (tee_id, input_hash, output_hash, timestamp) = key;
         let settled_at = self
@@ -190,10 +191,11 @@ impl DataSettlement {
         if settled_at.is_zero() {
             return Ok(None);
         }
+        let latest = self.account.block_number()?;
+        let mut from = self.first_block_at(settled_at, latest)?;
         let timestamp = B256::from(U256::from(timestamp));
-        let mut to = self.account.block_number()?;
         loop {
-            let from = to.saturating_sub(LOG_WINDOW - 1);
+            let to = from.saturating_add(LOG_WINDOW - 1).min(latest);
             let filter = json!({
                 "address": SETTLEMENT_RELAY,
                 "fromBlock": format!("{from:#x}"),
@@ -208,11 +210,22 @@ impl DataSettlement {
                 let ours = data.get(..32)? == output_hash.as_slice() && data.get(32..64)? == timestamp.as_slice();
                 ours.then(|| serde_json::from_value(log["transactionHash"].clone()).ok()).flatten()
             });
-            if found.is_some() || from == 0 || U256::from(self.account.block_timestamp(from)?) < settled_at {
+            if found.is_some() || to == latest || U256::from(self.account.block_timestamp(to)?) > settled_at {
                 return Ok(found);
             }
-            to = from - 1;
+            from = to + 1;
         }
+    }
+
+    /// The first block up to `latest` whose timestamp is at least `at`
+    /// (`latest` when none is), by bisection.
+    fn first_block_at(&self, at: U256, latest: u64) -> Result<u64, ChainError> {
+        let (mut low, mut high) = (0, latest);
+        while low < high {
+            let mid = low + (high - low) / 2;
+            if U256::from(self.account.block_timestamp(mid)?) >= at { high = mid } else { low = mid + 1 }
+        }
+        Ok(low)
     }
 
     /// Posts the batch in progress, if any (on a timer, and when stopping).
