@@ -912,13 +912,15 @@ fn a_loaded_chains_results_are_not_settled_again() {
 /// The relay's book is rebuilt from a chain loaded at start (`--state`):
 /// a settled batch keeps its transaction, root and proof, and nothing of it
 /// is posted again.
-#[test]
-fn settlement_status_survives_a_restart_from_the_state_file() {
-    use nml_runtime::settlement::SettlementStatus;
-
+/// A settling devnet that saves its state to a file, with two TEE-mode
+/// results mined and one more block after them: the directory (keep it),
+/// the devnet's config (to start another from the file), the devnet and the
+/// two transactions.
+fn two_tee_results_with_a_state_file(
+    settlement: SettlementConfig,
+) -> (tempfile::TempDir, DevnetConfig, Net, Vec<B256>) {
     let dir = tempfile::tempdir().unwrap();
     let config = DevnetConfig { state_file: Some(dir.path().join("state.json")), ..DevnetConfig::default() };
-    let settlement = SettlementConfig { after_blocks: 1, batch_size: 2, ..Default::default() };
     let net = Net::settling(config.clone(), PipeConfig::default(), Duration::from_secs(30), settlement);
     let hashes: Vec<B256> =
         (1..=2).map(|seed| net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, seed) })).collect();
@@ -926,6 +928,15 @@ fn settlement_status_survives_a_restart_from_the_state_file() {
         net.receipt(*hash);
     }
     net.devnet.mine(None).unwrap();
+    (dir, config, net, hashes)
+}
+
+#[test]
+fn settlement_status_survives_a_restart_from_the_state_file() {
+    use nml_runtime::settlement::SettlementStatus;
+
+    let settlement = SettlementConfig { after_blocks: 1, batch_size: 2, ..Default::default() };
+    let (_dir, config, net, hashes) = two_tee_results_with_a_state_file(settlement);
     let [posted] = net.devnet.settle_due().unwrap().try_into().expect("one batch of two");
     assert!(mined(&net.devnet, posted).success);
     net.devnet.settle_due().unwrap();
@@ -1004,16 +1015,8 @@ fn the_open_batch_is_posted_after_a_restart_from_the_state_file() {
     use nml_runtime::predeploys::{ISettlementRelay, SETTLEMENT_RELAY};
     use nml_runtime::settlement::{SettlementStatus, batch_leaf};
 
-    let dir = tempfile::tempdir().unwrap();
-    let config = DevnetConfig { state_file: Some(dir.path().join("state.json")), ..DevnetConfig::default() };
     let settlement = SettlementConfig { after_blocks: 1, ..Default::default() };
-    let net = Net::settling(config.clone(), PipeConfig::default(), Duration::from_secs(30), settlement);
-    let hashes: Vec<B256> =
-        (1..=2).map(|seed| net.send(0, Predictor::tryRequestCall { r: tee_request(&net.models.mlp, seed) })).collect();
-    for hash in &hashes {
-        net.receipt(*hash);
-    }
-    net.devnet.mine(None).unwrap();
+    let (_dir, config, net, hashes) = two_tee_results_with_a_state_file(settlement);
     assert!(net.devnet.settle_due().unwrap().is_empty(), "due, and in the open batch");
     net.devnet.save_state().expect("save").expect("a state file");
     drop(net);

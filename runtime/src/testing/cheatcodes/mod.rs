@@ -236,6 +236,15 @@ fn revert(inputs: &CallInputs, reason: &str) -> CallOutcome {
     outcome(inputs, InstructionResult::Revert, Revert::from(reason).abi_encode().into(), 0)
 }
 
+/// A cheatcode's answer: `value` encoded (nothing for `()`), or a revert
+/// with the reason it failed.
+fn answer<T: SolValue, E: std::fmt::Display>(inputs: &CallInputs, result: Result<T, E>) -> CallOutcome {
+    match result {
+        Ok(value) => ok(inputs, value.abi_encode()),
+        Err(e) => revert(inputs, &e.to_string()),
+    }
+}
+
 fn ok(inputs: &CallInputs, output: Vec<u8>) -> CallOutcome {
     outcome(inputs, InstructionResult::Return, output.into(), 0)
 }
@@ -318,12 +327,7 @@ impl Cheatcodes {
                     return revert(inputs, SKIPPED);
                 }
             }
-            Vm::VmCalls::addr(c) => {
-                return match accounts::address_of(c.privateKey) {
-                    Ok(address) => ok(inputs, address.abi_encode()),
-                    Err(e) => revert(inputs, &e.to_string()),
-                };
-            }
+            Vm::VmCalls::addr(c) => return answer(inputs, accounts::address_of(c.privateKey)),
             Vm::VmCalls::sign(c) => {
                 return match accounts::sign(c.privateKey, c.digest) {
                     // uint8 is encoded as any uint.
@@ -331,33 +335,11 @@ impl Cheatcodes {
                     Err(e) => revert(inputs, &e.to_string()),
                 };
             }
-            Vm::VmCalls::store(c) => {
-                if let Err(e) = accounts::store(ctx, c.target, c.slot, c.value) {
-                    return revert(inputs, &e.to_string());
-                }
-            }
-            Vm::VmCalls::load(c) => {
-                return match accounts::load(ctx, c.target, c.slot) {
-                    Ok(value) => ok(inputs, value.abi_encode()),
-                    Err(e) => revert(inputs, &e.to_string()),
-                };
-            }
-            Vm::VmCalls::etch(c) => {
-                if let Err(e) = accounts::etch(ctx, c.target, c.newRuntimeBytecode) {
-                    return revert(inputs, &e.to_string());
-                }
-            }
-            Vm::VmCalls::getNonce(c) => {
-                return match accounts::nonce(ctx, c.account) {
-                    Ok(nonce) => ok(inputs, nonce.abi_encode()),
-                    Err(e) => revert(inputs, &e.to_string()),
-                };
-            }
-            Vm::VmCalls::setNonce(c) => {
-                if let Err(e) = accounts::set_nonce(ctx, c.account, c.newNonce) {
-                    return revert(inputs, &e.to_string());
-                }
-            }
+            Vm::VmCalls::store(c) => return answer(inputs, accounts::store(ctx, c.target, c.slot, c.value)),
+            Vm::VmCalls::load(c) => return answer(inputs, accounts::load(ctx, c.target, c.slot)),
+            Vm::VmCalls::etch(c) => return answer(inputs, accounts::etch(ctx, c.target, c.newRuntimeBytecode)),
+            Vm::VmCalls::getNonce(c) => return answer(inputs, accounts::nonce(ctx, c.account)),
+            Vm::VmCalls::setNonce(c) => return answer(inputs, accounts::set_nonce(ctx, c.account, c.newNonce)),
             Vm::VmCalls::mockCall(c) => {
                 self.local.call_mocks.push(CallMock { callee: c.callee, data: c.data, answer: Ok(c.returnData) });
             }
