@@ -342,40 +342,37 @@ impl<'a> Shrink<'a> {
         (self.fails)(args)
     }
 
-    /// `args`, shrunk.
+    /// `args`, shrunk: cheap passes first (containers shorter, numbers to
+    /// zero), then every number left, at any depth, bisected, then passes
+    /// with every simpler form while the budget lasts.
     pub fn shrink(mut self, mut args: Vec<DynSolValue>) -> Vec<DynSolValue> {
-        for i in 0..args.len() {
-            match args[i].clone() {
-                DynSolValue::Uint(v, bits) => {
-                    let smallest = self.smallest(&mut args, i, v, |m| DynSolValue::Uint(m, bits));
-                    args[i] = DynSolValue::Uint(smallest, bits);
-                }
-                DynSolValue::Int(v, bits) => {
-                    let make = move |m: U256| DynSolValue::Int(signed_like(v, m), bits);
-                    let smallest = self.smallest(&mut args, i, v.unsigned_abs(), make);
-                    args[i] = make(smallest);
-                }
-                _ => {}
-            }
-        }
+        self.passes(&mut args, Numbers::ZeroOnly);
+        self.bisect_numbers(&mut args);
+        self.passes(&mut args, Numbers::Nearer);
+        args
+    }
+
+    /// Passes over every argument, each taking the simplest form that still
+    /// fails, until a pass changes nothing.
+    fn passes(&mut self, args: &mut [DynSolValue], numbers: Numbers) {
         loop {
             let mut changed = false;
             for i in 0..args.len() {
-                while let Some(simpler) = self.first_failing(&args, i) {
+                while let Some(simpler) = self.first_failing(args, i, numbers) {
                     args[i] = simpler;
                     changed = true;
                 }
             }
             if !changed || self.budget == 0 {
-                return args;
+                return;
             }
         }
     }
 
     /// The simplest form of argument `i` that still fails, if any.
-    fn first_failing(&mut self, args: &[DynSolValue], i: usize) -> Option<DynSolValue> {
+    fn first_failing(&mut self, args: &[DynSolValue], i: usize, numbers: Numbers) -> Option<DynSolValue> {
         let mut trial = args.to_vec();
-        for candidate in simpler(&args[i]) {
+        for candidate in simpler(&args[i], numbers) {
             trial[i] = candidate;
             if self.try_args(&trial) {
                 return Some(trial.swap_remove(i));
@@ -387,30 +384,97 @@ impl<'a> Shrink<'a> {
         None
     }
 
-    /// The smallest magnitude in `0..=failing` that fails at position `i`
-    /// (by bisection: `failing` is known to fail).
-    fn smallest(
-        &mut self,
-        args: &mut [DynSolValue],
-        i: usize,
-        failing: U256,
-        make: impl Fn(U256) -> DynSolValue,
-    ) -> U256 {
-        let mut trial = args.to_vec();
-        let mut fails_at = |shrink: &mut Self, m: U256| {
-            trial[i] = make(m);
-            shrink.try_args(&trial)
-        };
-        if failing.is_zero() || fails_at(self, U256::ZERO) {
+    /// Bisects every number among `args`, at any depth, on its magnitude.
+    fn bisect_numbers(&mut self, args: &mut [DynSolValue]) {
+        let mut paths = Vec::new();
+        for (i, arg) in args.iter().enumerate() {
+            number_paths(arg, &mut vec![i], &mut paths);
+        }
+        for path in paths {
+            let make: Box<dyn Fn(U256) -> DynSolValue> = match at(args, &path) {
+                Some(DynSolValue::Uint(_, bits)) => {
+                    let bits = *bits;
+                    Box::new(move |m| DynSolValue::Uint(m, bits))
+                }
+                Some(DynSolValue::Int(v, bits)) => {
+                    let (v, bits) = (*v, *bits);
+                    Box::new(move |m| DynSolValue::Int(signed_like(v, m), bits))
+                }
+                _ => continue,
+            };
+            let magnitude = match at(args, &path) {
+                Some(DynSolValue::Uint(v, _)) => *v,
+                Some(DynSolValue::Int(v, _)) => v.unsigned_abs(),
+                _ => continue,
+            };
+            let with = |m: U256| {
+                let mut trial = args.to_vec();
+                if let Some(leaf) = at_mut(&mut trial, &path) {
+                    *leaf = make(m);
+                }
+                trial
+            };
+            let smallest = self.smallest(magnitude, with);
+            if let Some(leaf) = at_mut(args, &path) {
+                *leaf = make(smallest);
+            }
+        }
+    }
+
+    /// The smallest magnitude in `0..=failing` whose arguments (`with`
+    /// makes them) fail, by bisection: `failing` is known to fail.
+    fn smallest(&mut self, failing: U256, with: impl Fn(U256) -> Vec<DynSolValue>) -> U256 {
+        if failing.is_zero() || self.try_args(&with(U256::ZERO)) {
             return U256::ZERO;
         }
         let (mut passing, mut failing) = (U256::ZERO, failing);
         while failing - passing > U256::from(1) && self.budget > 0 {
             let mid = passing + (failing - passing) / U256::from(2);
-            if fails_at(self, mid) { failing = mid } else { passing = mid }
+            if self.try_args(&with(mid)) { failing = mid } else { passing = mid }
         }
         failing
     }
+}
+
+/// Which simpler forms of a number a pass tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Numbers {
+    /// Zero only: cheap passes, before bisection.
+    ZeroOnly,
+    /// Zero, then nearer and nearer to the number ([`nearer_zero`]).
+    Nearer,
+}
+
+/// The paths (argument index, then element indices) of every number in
+/// `value`, which is at `path`.
+fn number_paths(value: &DynSolValue, path: &mut Vec<usize>, out: &mut Vec<Vec<usize>>) {
+    match value {
+        DynSolValue::Uint(..) | DynSolValue::Int(..) => out.push(path.clone()),
+        DynSolValue::Array(items) | DynSolValue::FixedArray(items) | DynSolValue::Tuple(items) => {
+            for (i, item) in items.iter().enumerate() {
+                path.push(i);
+                number_paths(item, path, out);
+                path.pop();
+            }
+        }
+        _ => {}
+    }
+}
+
+fn at<'v>(args: &'v [DynSolValue], path: &[usize]) -> Option<&'v DynSolValue> {
+    let (first, rest) = path.split_first()?;
+    rest.iter().try_fold(args.get(*first)?, |value, i| match value {
+        DynSolValue::Array(items) | DynSolValue::FixedArray(items) | DynSolValue::Tuple(items) => items.get(*i),
+        _ => None,
+    })
+}
+
+fn at_mut<'v>(args: &'v mut [DynSolValue], path: &[usize]) -> Option<&'v mut DynSolValue> {
+    let (first, rest) = path.split_first()?;
+    rest.iter().try_fold(args.get_mut(*first)?, |value, i| match value {
+        DynSolValue::Array(items) | DynSolValue::FixedArray(items) | DynSolValue::Tuple(items) => items.get_mut(*i),
+        _ => None,
+    })
 }
 
 /// The number of `v`'s sign with magnitude `m` (at most `v`'s own, so it
@@ -443,11 +507,16 @@ fn nearer_zero(m: U256) -> Vec<U256> {
 }
 
 /// Simpler forms of `value`, simplest first (see [`Shrink`]).
-fn simpler(value: &DynSolValue) -> Vec<DynSolValue> {
+fn simpler(value: &DynSolValue, numbers: Numbers) -> Vec<DynSolValue> {
+    let magnitudes = |m: U256| match numbers {
+        Numbers::ZeroOnly if m.is_zero() => Vec::new(),
+        Numbers::ZeroOnly => vec![U256::ZERO],
+        Numbers::Nearer => nearer_zero(m),
+    };
     match value {
-        DynSolValue::Uint(v, bits) => nearer_zero(*v).into_iter().map(|m| DynSolValue::Uint(m, *bits)).collect(),
+        DynSolValue::Uint(v, bits) => magnitudes(*v).into_iter().map(|m| DynSolValue::Uint(m, *bits)).collect(),
         DynSolValue::Int(v, bits) => {
-            nearer_zero(v.unsigned_abs()).into_iter().map(|m| DynSolValue::Int(signed_like(*v, m), *bits)).collect()
+            magnitudes(v.unsigned_abs()).into_iter().map(|m| DynSolValue::Int(signed_like(*v, m), *bits)).collect()
         }
         DynSolValue::Bool(true) => vec![DynSolValue::Bool(false)],
         DynSolValue::Address(a) if !a.is_zero() => vec![DynSolValue::Address(Address::ZERO)],
@@ -465,32 +534,43 @@ fn simpler(value: &DynSolValue) -> Vec<DynSolValue> {
         }
         DynSolValue::Array(items) => {
             let mut out: Vec<DynSolValue> = shorter(items).into_iter().map(DynSolValue::Array).collect();
-            out.extend(each_simpler(items).into_iter().map(DynSolValue::Array));
+            out.extend(each_simpler(items, numbers).into_iter().map(DynSolValue::Array));
             out
         }
-        DynSolValue::FixedArray(items) => each_simpler(items).into_iter().map(DynSolValue::FixedArray).collect(),
-        DynSolValue::Tuple(items) => each_simpler(items).into_iter().map(DynSolValue::Tuple).collect(),
+        DynSolValue::FixedArray(items) => {
+            each_simpler(items, numbers).into_iter().map(DynSolValue::FixedArray).collect()
+        }
+        DynSolValue::Tuple(items) => each_simpler(items, numbers).into_iter().map(DynSolValue::Tuple).collect(),
         _ => Vec::new(),
     }
 }
 
-/// `items` emptied, halved and one shorter (for a non-empty one).
+/// `items` (not empty) shorter: emptied, each half, and, for a few items,
+/// each without one of them (else without the first or the last).
 fn shorter<T: Clone>(items: &[T]) -> Vec<Vec<T>> {
     let mut out = vec![Vec::new()];
-    if items.len() > 2 {
-        out.push(items[..items.len() / 2].to_vec());
+    let n = items.len();
+    if n > 2 {
+        out.push(items[..n / 2].to_vec());
+        out.push(items[n / 2..].to_vec());
     }
-    if items.len() > 1 {
-        out.push(items[..items.len() - 1].to_vec());
+    if n > 1 {
+        let without = |i: usize| [&items[..i], &items[i + 1..]].concat();
+        if n <= MAX_ARRAY_LEN as usize {
+            out.extend((0..n).map(without));
+        } else {
+            out.push(without(0));
+            out.push(without(n - 1));
+        }
     }
     out
 }
 
 /// `items` with one of them simpler, for each item and each of its simpler forms.
-fn each_simpler(items: &[DynSolValue]) -> Vec<Vec<DynSolValue>> {
+fn each_simpler(items: &[DynSolValue], numbers: Numbers) -> Vec<Vec<DynSolValue>> {
     let mut out = Vec::new();
     for (i, item) in items.iter().enumerate() {
-        for candidate in simpler(item) {
+        for candidate in simpler(item, numbers) {
             let mut changed = items.to_vec();
             changed[i] = candidate;
             out.push(changed);
@@ -608,6 +688,43 @@ mod tests {
         ];
         let shrunk = Shrink::new(&mut fails).shrink(args);
         assert_eq!(describe(&shrunk), "([500], (300, false), 0x000000)");
+    }
+
+    #[test]
+    fn shrinking_bisects_numbers_inside_containers_and_drops_any_element() {
+        let uint = |v: U256| DynSolValue::Uint(v, 256);
+        let small = |v: u64| DynSolValue::Uint(U256::from(v), 8);
+        // Any element at least 500: one huge element, as an edge draws it.
+        let mut fails = |args: &[DynSolValue]| {
+            let DynSolValue::Array(items) = &args[0] else { return false };
+            items.iter().any(|v| matches!(v, DynSolValue::Uint(n, _) if *n >= U256::from(500)))
+        };
+        let shrunk = Shrink::new(&mut fails).shrink(vec![DynSolValue::Array(vec![uint(U256::MAX - U256::from(3))])]);
+        assert_eq!(describe(&shrunk), "([500])");
+        // Nested arrays: leading empty ones and other elements go.
+        let mut fails = |args: &[DynSolValue]| {
+            let DynSolValue::Array(rows) = &args[0] else { return false };
+            rows.iter().any(|row| match row {
+                DynSolValue::Array(items) => {
+                    items.iter().any(|v| matches!(v, DynSolValue::Uint(n, _) if *n >= U256::from(100)))
+                }
+                _ => false,
+            })
+        };
+        let row = |v: &[u64]| DynSolValue::Array(v.iter().map(|x| small(*x)).collect());
+        let nested = DynSolValue::Array(vec![row(&[]), row(&[]), row(&[0, 32, 0, 99, 255, 1, 0])]);
+        assert_eq!(describe(&Shrink::new(&mut fails).shrink(vec![nested])), "([[100]])");
+        // A struct's other fields go to their simplest.
+        let mut fails = |args: &[DynSolValue]| matches!(&args[0], DynSolValue::Tuple(parts) if matches!(parts[0], DynSolValue::Uint(n, _) if n >= U256::from(1000)));
+        let record = DynSolValue::Tuple(vec![
+            uint(U256::from(1) << 200),
+            DynSolValue::Address(Address::repeat_byte(7)),
+            DynSolValue::Bytes(vec![1, 2, 3]),
+        ]);
+        assert_eq!(
+            describe(&Shrink::new(&mut fails).shrink(vec![record])),
+            "((1000, 0x0000000000000000000000000000000000000000, 0x))"
+        );
     }
 
     #[test]

@@ -265,7 +265,7 @@ impl Cheatcodes {
     fn cheatcode(&mut self, ctx: &mut EvmContext, inputs: &CallInputs) -> CallOutcome {
         let data = inputs.input.bytes(ctx);
         let depth = ctx.journal().depth();
-        let call = match Vm::VmCalls::abi_decode(&data) {
+        let call = match Vm::VmCalls::abi_decode_validate(&data) {
             Ok(call) => call,
             Err(_) => {
                 let selector = data.get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok());
