@@ -439,6 +439,10 @@ fn blocks_transactions_logs_and_state_before_the_fork_block_are_the_remotes() {
         ("eth_getStorageAt", json!([counter, "0x0", "0x3"])),
         ("eth_getTransactionCount", json!([address(0), "0x2"])),
         ("eth_call", json!([get_call(counter), "0x3"])),
+        (
+            "eth_getBalance",
+            json!([fresh, { "blockHash": ask(a, "eth_getBlockByNumber", json!(["0x1", false]))["hash"] }]),
+        ),
     ] {
         assert_eq!(ask(b_url, method, params.clone()), ask(a, method, params.clone()), "{method} {params}");
     }
@@ -517,6 +521,12 @@ fn the_fork_block_is_the_remotes_block_and_what_the_remote_made_after_it_is_not_
     assert_eq!(ask(b_url, "eth_getTransactionByHash", json!([after])), Value::Null);
     assert_eq!(ask(b_url, "eth_getTransactionReceipt", json!([after])), Value::Null);
     assert_eq!(ask(b_url, "eth_getLogs", json!([{ "blockHash": a_next["hash"] }])), json!([]));
+    // State at A's block 5 by its hash is not B's to read: no such block here.
+    let said = client::call(b_url, "eth_getBalance", json!([fresh, { "blockHash": a_next["hash"] }])).unwrap_err();
+    assert!(matches!(&said, RpcError::Remote { code: -32000, message, .. } if message == "header not found"), "{said}");
+    // The fork block by its hash: B's state, as by its number.
+    let by_hash = json!([address(0), { "blockHash": remote_block["hash"] }]);
+    assert_eq!(ask(b_url, "eth_getBalance", by_hash), dev(b_url, &at_fork));
     let mine = logs(b_url, &next, &next);
     assert_eq!(mine.as_array().unwrap().len(), 1);
     assert_eq!((&mine[0]["blockHash"], &mine[0]["data"]), (&b_next["hash"], &new_count(8)));

@@ -11,8 +11,9 @@
 //!   spans it is answered by the remote up to it and by the devnet after
 //!   it, in block order (`eth_getLogs`, `eth_getFilterLogs`; a filter's
 //!   changes are of blocks mined since it was installed, the devnet's);
-//! - state at a block numbered before the fork block is the remote's (at
-//!   the fork block and after, the devnet's, laid over the remote's).
+//! - state at a block before the fork block, by number or by the hash of
+//!   a remote block, is the remote's (at the fork block and after, the
+//!   devnet's, laid over the remote's).
 //!
 //! The remote answers for its chain up to the fork block only: a block,
 //! transaction, receipt or log it made later is not on this chain, and
@@ -131,6 +132,16 @@ impl Devnet {
         let number = match id {
             BlockId::Number(BlockNumberOrTag::Number(number)) => number,
             BlockId::Number(BlockNumberOrTag::Earliest) => 0,
+            // A block the devnet holds is its own; another's number is the
+            // remote's to say (a block it made after the fork block is not
+            // on this chain, and the devnet answers for it).
+            BlockId::Hash(hash) if self.resolve_block(id).is_err() => {
+                let block = forward(&fork, "eth_getBlockByHash", json!([hash.block_hash, false]))?;
+                match block_number(&block) {
+                    Some(number) => number,
+                    None => return Ok(None),
+                }
+            }
             _ => return Ok(None),
         };
         if number >= fork.number() {
@@ -176,9 +187,14 @@ fn on_chain(fork: &ForkSource, answer: Value) -> Value {
 /// Whether a remote object's `number` (a block's) or `blockNumber` (a
 /// transaction's, a receipt's, a log's) is at most the fork block's.
 fn up_to_fork(fork: &ForkSource, answer: &Value) -> bool {
-    let number = answer.get("blockNumber").or_else(|| answer.get("number")).and_then(Value::as_str);
-    let number = number.and_then(|n| n.strip_prefix("0x")).and_then(|n| u64::from_str_radix(n, 16).ok());
-    number.is_some_and(|number| number <= fork.number())
+    block_number(answer).is_some_and(|number| number <= fork.number())
+}
+
+/// A remote object's `blockNumber` (a transaction's, a receipt's, a log's)
+/// or `number` (a block's).
+fn block_number(answer: &Value) -> Option<u64> {
+    let number = answer.get("blockNumber").or_else(|| answer.get("number")).and_then(Value::as_str)?;
+    u64::from_str_radix(number.strip_prefix("0x")?, 16).ok()
 }
 
 /// Sends `params` (trailing `null`s left out) to the remote.
