@@ -102,8 +102,11 @@ fn main() {
     );
     let mut per_run = Vec::new();
     for _ in 0..3 {
-        let config =
-            RunConfig { jobs: 1, fuzz: testing::FuzzConfig { runs: FUZZ_RUNS, ..testing::FuzzConfig::default() } };
+        let config = RunConfig {
+            jobs: 1,
+            fuzz: testing::FuzzConfig { runs: FUZZ_RUNS, ..testing::FuzzConfig::default() },
+            ..RunConfig::default()
+        };
         let started = Instant::now();
         let results = testing::run(std::slice::from_ref(&fuzzed), &|_, _| true, &devnet, &config);
         let wall = started.elapsed();

@@ -436,6 +436,199 @@ fn fuzz_reports_keep_overloads_apart_and_explain_what_fails_before_the_test() {
     assert!(!none.status.success() && text(&none).contains("[fuzz] runs must be at least 1"), "{}", text(&none));
 }
 
+fn json_lines(output: &Output) -> std::collections::BTreeMap<String, serde_json::Value> {
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).expect("JSON line"))
+        .map(|v| {
+            (format!("{}.{}", v["contract"].as_str().unwrap_or_default(), v["test"].as_str().unwrap_or_default()), v)
+        })
+        .collect()
+}
+
+/// An invariant test calls the contracts setUp deployed with random
+/// senders and arguments, finds the call that breaks the invariant, and
+/// shrinks the sequence to it (the other calls keep the invariant).
+#[test]
+fn invariant_tests_find_a_breaking_call_and_shrink_the_sequence_to_it() {
+    let test = r#"// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+import "@nml/nml/Test.sol";
+
+contract Vault {
+    mapping(address => uint256) public balanceOf;
+    uint256 public total;
+    uint256 public deposited;
+    uint256 public withdrawn;
+
+    function deposit(uint256 amount) external {
+        amount %= 1e6;
+        balanceOf[msg.sender] += amount;
+        total += amount;
+        deposited += amount;
+    }
+
+    function withdraw(uint256 amount) external {
+        require(balanceOf[msg.sender] >= amount, "insufficient");
+        balanceOf[msg.sender] -= amount;
+        total -= amount;
+        withdrawn += amount;
+    }
+
+    function skim(uint256 x) external {
+        if (x % 7 == 3) total += 1;
+    }
+}
+
+contract CaseTest is Test {
+    Vault vault;
+
+    function setUp() public {
+        vault = new Vault();
+    }
+
+    function invariant_accounted() public view {
+        assertEq(vault.total(), vault.deposited() - vault.withdrawn(), "total drifted");
+    }
+}
+"#;
+    let dir = project_with_test(test);
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"case\"\n[invariant]\nruns = 32\ndepth = 10\n")
+        .unwrap();
+    let run = nml(dir.path(), &["test", "--json"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let lines = json_lines(&run);
+    let line = &lines["CaseTest.invariant_accounted"];
+    assert_eq!(line["outcome"]["status"], "fail", "{line}");
+    let reason = line["outcome"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("total drifted") && reason.contains("after 1 call (shrunk)"), "{reason}");
+    let sequence = line["invariant"]["sequence"].as_array().expect("a sequence");
+    assert_eq!(sequence.len(), 1, "{line}");
+    assert_eq!(sequence[0]["contract"], "Vault");
+    let call = sequence[0]["call"].as_str().unwrap_or_default();
+    let x: alloy_primitives::U256 =
+        call.strip_prefix("skim(").and_then(|c| c.strip_suffix(')')).and_then(|c| c.parse().ok()).expect(call);
+    assert_eq!(x % alloy_primitives::U256::from(7), alloy_primitives::U256::from(3), "{call}");
+    assert!(line["invariant"]["calls"].as_u64().unwrap_or_default() >= 1, "{line}");
+
+    // The human report lists the calls; the same seed finds the same sequence.
+    let human = nml(dir.path(), &["test"]);
+    let out = text(&human);
+    assert!(out.contains("[FAIL] invariant_accounted() (runs: ") && out.contains("  1. 0x"), "{out}");
+    assert!(out.contains(&format!("→ Vault.{call}")), "{out}");
+}
+
+/// The test contract's `targetSelector`, `targetSender` and
+/// `excludeContract` choose what is called and by whom; `afterInvariant`
+/// runs after every run; a reverting call is skipped and counted, or fails
+/// the test with `fail_on_revert`; `[invariant]` sets runs and depth.
+#[test]
+fn invariant_targets_senders_and_hooks_follow_the_test_contract() {
+    let test = r#"// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+import "@nml/nml/Test.sol";
+
+contract Counter {
+    uint256 public adds;
+    uint256 public subs;
+    address public lastSender;
+
+    function add(uint256) external {
+        adds++;
+        lastSender = msg.sender;
+    }
+
+    function sub(uint256) external {
+        subs++;
+        lastSender = msg.sender;
+    }
+
+    function fail(bool) external pure {
+        revert("always");
+    }
+}
+
+contract Ignored {
+    uint256 public touched;
+
+    function touch() external {
+        touched++;
+    }
+}
+
+contract ChosenTest is Test {
+    Counter counter;
+    Ignored ignored;
+    address alice = address(0xA11CE);
+
+    function setUp() public {
+        counter = new Counter();
+        ignored = new Ignored();
+        excludeContract(address(ignored));
+        bytes4[] memory selectors = new bytes4[](1);
+        selectors[0] = Counter.add.selector;
+        targetSelector(FuzzSelector({addr: address(counter), selectors: selectors}));
+        targetSender(alice);
+    }
+
+    function invariant_onlyAliceAdds() public view {
+        assertEq(counter.subs(), 0, "sub was called");
+        assertEq(ignored.touched(), 0, "an excluded contract was called");
+        require(counter.adds() == 0 || counter.lastSender() == alice, "a sender other than alice");
+    }
+
+    function afterInvariant() public view {
+        require(counter.adds() == 5, "each run makes its five calls");
+    }
+}
+
+contract RevertsTest is Test {
+    Counter counter;
+
+    function setUp() public {
+        counter = new Counter();
+        bytes4[] memory selectors = new bytes4[](1);
+        selectors[0] = Counter.fail.selector;
+        targetSelector(FuzzSelector({addr: address(counter), selectors: selectors}));
+    }
+
+    function invariant_nothing() public pure {}
+}
+"#;
+    let dir = project_with_test(test);
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"case\"\n[invariant]\nruns = 8\ndepth = 5\n")
+        .unwrap();
+    let run = nml(dir.path(), &["test", "--json"]);
+    assert!(run.status.success(), "{}", text(&run));
+    let lines = json_lines(&run);
+    let chosen = &lines["ChosenTest.invariant_onlyAliceAdds"];
+    assert_eq!(chosen["outcome"]["status"], "pass", "{chosen}");
+    assert_eq!(chosen["invariant"]["runs"], 8, "{chosen}");
+    assert_eq!(chosen["invariant"]["calls"], 40, "{chosen}");
+    assert_eq!(chosen["invariant"]["reverts"], 0, "{chosen}");
+    let reverts = &lines["RevertsTest.invariant_nothing"];
+    assert_eq!(reverts["outcome"]["status"], "pass", "{reverts}");
+    assert_eq!(reverts["invariant"]["reverts"], 40, "{reverts}");
+
+    std::fs::write(
+        dir.path().join("nml.toml"),
+        "[project]\nname = \"case\"\n[invariant]\nruns = 8\ndepth = 5\nfail_on_revert = true\n",
+    )
+    .unwrap();
+    let run = nml(dir.path(), &["test", "--json"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let lines = json_lines(&run);
+    assert_eq!(lines["ChosenTest.invariant_onlyAliceAdds"]["outcome"]["status"], "pass");
+    let failed = &lines["RevertsTest.invariant_nothing"];
+    let reason = failed["outcome"]["reason"].as_str().unwrap_or_default();
+    assert!(reason.contains("Counter.fail(bool) reverted: always (fail_on_revert is on)"), "{reason}");
+    assert_eq!(failed["invariant"]["sequence"].as_array().map(Vec::len), Some(1), "{failed}");
+
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"case\"\n[invariant]\ndepth = 0\n").unwrap();
+    let none = nml(dir.path(), &["test"]);
+    assert!(!none.status.success() && text(&none).contains("[invariant] runs and depth must be at least 1"));
+}
+
 /// A fuzz test with more parameters than the stack holds compiles with
 /// `via_ir = true` (solc's IR pipeline moves them to memory), and not
 /// without it.

@@ -44,6 +44,9 @@ pub struct Config {
     /// `[fuzz]`: how `nml test` runs fuzz tests (its flags win).
     #[serde(default)]
     pub fuzz: FuzzTable,
+    /// `[invariant]`: how `nml test` runs invariant tests.
+    #[serde(default)]
+    pub invariant: InvariantTable,
     /// `[gateway]`: the prices of `nml gateway --project` and `nml devnet
     /// --project --gateway` (docs/gateway.md), read by the CLI, passed
     /// through here.
@@ -59,6 +62,18 @@ pub struct FuzzTable {
     pub runs: Option<u32>,
     /// The seed of the draws (`--fuzz-seed`).
     pub seed: Option<u64>,
+}
+
+/// `[invariant]`.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InvariantTable {
+    /// Runs each invariant test must make.
+    pub runs: Option<u32>,
+    /// Calls in each run.
+    pub depth: Option<u32>,
+    /// Whether a call that reverts fails the test.
+    pub fail_on_revert: Option<bool>,
 }
 
 /// `[fork]`.

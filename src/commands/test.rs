@@ -20,7 +20,9 @@ use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
-use nml_runtime::testing::{self, FuzzConfig, Outcome, RevertDecoder, RunConfig, TestContract, TestResult};
+use nml_runtime::testing::{
+    self, Artifacts, FuzzConfig, InvariantConfig, Outcome, RevertDecoder, RunConfig, TestContract, TestResult,
+};
 use nml_runtime::{Devnet, DevnetConfig, Mining};
 use regex::Regex;
 use serde_json::json;
@@ -121,6 +123,8 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     // A test's revert may come from any contract it calls: every compiled
     // contract's errors are named in its report.
     let mut errors = RevertDecoder::default();
+    // An invariant test knows the contracts setUp deploys by their code.
+    let mut known = Artifacts::default();
     for (unit, name) in &out.contracts {
         let path = nml_compiler::solc::artifact_path(&out_dir, unit, name);
         let artifact: serde_json::Value = std::fs::read(&path)
@@ -136,11 +140,13 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
             }
         }
         errors.add_abi(&artifact["abi"]);
+        known.add(name, &artifact);
         artifacts.push((name.clone(), artifact));
     }
-    let errors = Arc::new(errors);
+    let (errors, known) = (Arc::new(errors), Arc::new(known));
     for contract in &mut contracts {
         contract.errors = Arc::clone(&errors);
+        contract.artifacts = Arc::clone(&known);
     }
     let select = |contract: &str, test: &str| {
         args.match_contract.as_ref().is_none_or(|re| re.is_match(contract))
@@ -200,6 +206,9 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         let config = DevnetConfig {
             chain: ChainConfig {
                 gas_limit: testing::TEST_GAS_LIMIT,
+                // As Foundry's tests: gas costs no ether (invariant tests'
+                // senders hold none), and `block.basefee` is zero.
+                base_fee: 0,
                 unlimited_code_size: true,
                 ..ChainConfig::default()
             },
@@ -212,6 +221,13 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     if fe.project.config.fuzz.runs == Some(0) {
         return Err(miette!(help = "runs = 1 or more", "nml.toml: [fuzz] runs must be at least 1"));
     }
+    let invariant = fe.project.config.invariant;
+    if invariant.runs == Some(0) || invariant.depth == Some(0) {
+        return Err(miette!(
+            help = "runs and depth = 1 or more",
+            "nml.toml: [invariant] runs and depth must be at least 1"
+        ));
+    }
     let config = RunConfig {
         jobs: args.jobs.unwrap_or_else(|| RunConfig::default().jobs),
         fuzz: {
@@ -219,6 +235,14 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
             FuzzConfig {
                 runs: args.fuzz_runs.or(table.runs).unwrap_or(default.runs),
                 seed: args.fuzz_seed.or(table.seed).unwrap_or(default.seed),
+            }
+        },
+        invariant: {
+            let default = InvariantConfig::default();
+            InvariantConfig {
+                runs: invariant.runs.unwrap_or(default.runs),
+                depth: invariant.depth.unwrap_or(default.depth),
+                fail_on_revert: invariant.fail_on_revert.unwrap_or(default.fail_on_revert),
             }
         },
     };
@@ -233,14 +257,13 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
                 "gas": r.gas, "inferences": r.inferences, "durationUs": r.duration.as_micros() as u64,
                 "inferenceReceipts": r.records.iter().map(nml_runtime::rpc::record_json).collect::<Vec<_>>(),
             });
-            let line = match &r.fuzz {
-                Some(fuzz) => {
-                    let mut line = line;
-                    line["fuzz"] = json!(fuzz);
-                    line
-                }
-                None => line,
-            };
+            let mut line = line;
+            if let Some(fuzz) = &r.fuzz {
+                line["fuzz"] = json!(fuzz);
+            }
+            if let Some(invariant) = &r.invariant {
+                line["invariant"] = json!(invariant);
+            }
             let _ = writeln!(stdout, "{line}");
         }
     } else {
@@ -300,15 +323,22 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
             };
             // A fuzz test's gas is the median of its passing runs.
             let gas = if r.fuzz.is_some() && r.passed() { "~" } else { "" };
-            out.push_str(&format!(
-                "[{status}] {} ({runs}gas: {gas}{}, inferences: {}, {:.1} ms)\n",
-                r.signature,
-                r.gas,
-                r.inferences,
-                ms(r.duration)
-            ));
+            let figures = match &r.invariant {
+                Some(i) => format!("runs: {}, calls: {}, reverts: {}", i.runs, i.calls, i.reverts),
+                None => format!("{runs}gas: {gas}{}, inferences: {}", r.gas, r.inferences),
+            };
+            out.push_str(&format!("[{status}] {} ({figures}, {:.1} ms)\n", r.signature, ms(r.duration)));
             if let Outcome::Fail { reason } = &r.outcome {
                 out.push_str(&format!("       {}\n", printable(reason)));
+            }
+            for (i, call) in r.invariant.iter().flat_map(|i| i.sequence.iter().flatten()).enumerate() {
+                out.push_str(&format!(
+                    "       {:>3}. {} → {}.{}\n",
+                    i + 1,
+                    call.sender,
+                    call.contract,
+                    printable(&call.call)
+                ));
             }
             if r.failed() || verbose {
                 for record in &r.records {

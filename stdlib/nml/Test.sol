@@ -4,6 +4,7 @@ pragma solidity ^0.8.20;
 import {ModelInput, ModelOutput} from "../og/OGInference.sol";
 import {TensorLib} from "../og/TensorLib.sol";
 import {Answers} from "./Answers.sol";
+import {StdInvariant} from "./Invariant.sol";
 
 /// The cheatcodes of `nml test`, at Foundry's conventional address; served by
 /// the test runner's inspector (runtime/src/testing/cheatcodes/). An
@@ -185,7 +186,7 @@ library NmlStrings {
 
 /// The base of a test contract: `contract PoolTest is Test { function setUp() public {...} function testX() public {...} }`.
 /// Every assertion reverts with a message that says what differed.
-abstract contract Test {
+abstract contract Test is StdInvariant {
     using NmlStrings for uint256;
     using NmlStrings for int256;
     using NmlStrings for bool;

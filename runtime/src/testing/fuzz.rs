@@ -122,25 +122,35 @@ fn describe_one(value: &DynSolValue) -> String {
     }
 }
 
-/// The constants a contract's code pushes, for draws to pick from (a value
-/// a contract compares its input with is one it pushes): the operands of
-/// its `PUSH3`…`PUSH32` instructions, at most [`Dictionary::MAX`] of them.
-/// One- and two-byte operands are left out: they are mostly jump targets and
-/// memory offsets, and small numbers are drawn often anyway.
+/// Values for draws to pick from (a value a contract compares its input
+/// with is one it pushes, or one it stored or logged): the operands of a
+/// contract's `PUSH3`…`PUSH32` instructions, and for invariant tests the
+/// words of the events the calls emit ([`Dictionary::learn`]), at most
+/// [`Dictionary::MAX`] of them. One- and two-byte operands are left out:
+/// they are mostly jump targets and memory offsets, and small numbers are
+/// drawn often anyway.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Dictionary(Vec<U256>);
+pub struct Dictionary {
+    words: Vec<U256>,
+    seen: std::collections::HashSet<U256>,
+}
 
 impl Dictionary {
-    /// The most constants kept.
+    /// The most values kept.
     pub const MAX: usize = 4096;
 
     /// The constants of `code` (creation code holds the runtime code, and
     /// the code of the contracts it creates).
     pub fn from_code(code: &[u8]) -> Self {
-        let mut seen = std::collections::BTreeSet::new();
-        let mut words = Vec::new();
+        let mut dictionary = Self::default();
+        dictionary.add_code(code);
+        dictionary
+    }
+
+    /// Adds the constants of `code`.
+    pub fn add_code(&mut self, code: &[u8]) {
         let mut at = 0;
-        while at < code.len() && words.len() < Self::MAX {
+        while at < code.len() && self.words.len() < Self::MAX {
             let op = code[at];
             at += 1;
             // PUSH1 (0x60) … PUSH32 (0x7f).
@@ -153,24 +163,27 @@ impl Dictionary {
                     // as the EVM reads it: padded with zeros on the right.
                     let mut operand = [0u8; 32];
                     operand[..available.len()].copy_from_slice(available);
-                    let word = U256::from_be_slice(&operand[..len]);
-                    if seen.insert(word) {
-                        words.push(word);
-                    }
+                    self.learn(U256::from_be_slice(&operand[..len]));
                 }
             }
         }
-        Self(words)
     }
 
-    /// How many constants it holds.
+    /// Adds `word`, unless it is already known or the dictionary is full.
+    pub fn learn(&mut self, word: U256) {
+        if self.words.len() < Self::MAX && self.seen.insert(word) {
+            self.words.push(word);
+        }
+    }
+
+    /// How many values it holds.
     pub fn len(&self) -> usize {
-        self.0.len()
+        self.words.len()
     }
 
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
+        self.words.is_empty()
     }
 }
 
@@ -194,7 +207,17 @@ impl Draw {
             return None;
         }
         let i = self.below(self.dictionary.len() as u64) as usize;
-        Some(self.dictionary.0[i])
+        Some(self.dictionary.words[i])
+    }
+
+    /// Adds `word` to the values draws pick from.
+    pub fn learn(&mut self, word: U256) {
+        self.dictionary.learn(word);
+    }
+
+    /// An index below `n` (zero when `n` is zero).
+    pub fn pick(&mut self, n: usize) -> usize {
+        self.below(n as u64) as usize
     }
 
     /// One set of arguments for `types`.
@@ -633,7 +656,7 @@ mod tests {
         code.extend([0u8; 31]);
         code.extend([0x61, 0x01, 0x02, 0x62, 0x12]);
         let dictionary = Dictionary::from_code(&code);
-        assert_eq!(dictionary.0, vec![U256::from(0xdeadbeef_u64), U256::from(1) << 255, U256::from(0x12_0000)]);
+        assert_eq!(dictionary.words, vec![U256::from(0xdeadbeef_u64), U256::from(1) << 255, U256::from(0x12_0000)]);
         let mut d = Draw::new(0, "C", "t", dictionary);
         let types = parameters("t(uint256,uint32,bytes4,int256)").unwrap();
         let draws: Vec<Vec<DynSolValue>> = (0..200).map(|_| d.args(&types)).collect();

@@ -7,15 +7,19 @@
 //!
 //! A test passes when its transaction succeeds; a `testFail*` test passes
 //! when it reverts. A test with parameters is a fuzz test ([`fuzz`]): it
-//! runs many times with drawn arguments. [`revert`] puts revert data in
-//! words; [`shard`] splits a suite across CI machines.
+//! runs many times with drawn arguments. An `invariant…()` function is an
+//! invariant test ([`invariant`]): random sequences of calls to the
+//! contracts `setUp` deployed, the invariant checked after each. [`revert`]
+//! puts revert data in words; [`shard`] splits a suite across CI machines.
 
 pub mod cheatcodes;
 pub mod fuzz;
+pub mod invariant;
 pub mod revert;
 pub mod shard;
 
 pub use fuzz::FuzzConfig;
+pub use invariant::{Artifacts, InvariantConfig, InvariantReport};
 pub use revert::{RevertDecoder, RevertReason};
 pub use shard::Shard;
 
@@ -56,6 +60,9 @@ pub struct TestContract {
     /// `uint8`; a value past the last variant reverts without data before
     /// the function runs).
     pub takes_enum: BTreeSet<String>,
+    /// The project's compiled contracts, by which an invariant test knows
+    /// what `setUp` deployed; `nml test` gives every test contract the same.
+    pub artifacts: Arc<Artifacts>,
 }
 
 impl TestContract {
@@ -85,18 +92,26 @@ impl TestContract {
             functions,
             errors: Arc::new(errors),
             takes_enum,
+            artifacts: Arc::default(),
         })
     }
 
-    /// The test functions' signatures (`testSwap()`, and fuzz tests with
-    /// their parameters: `testSwap(uint256)`), in name order.
+    /// The test functions' signatures (`testSwap()`, fuzz tests with their
+    /// parameters: `testSwap(uint256)`, and invariants: `invariant_supply()`),
+    /// in name order.
     pub fn tests(&self) -> Vec<&str> {
-        self.functions.keys().filter(|s| s.starts_with("test")).map(String::as_str).collect()
+        self.functions.keys().filter(|s| s.starts_with("test") || is_invariant(s)).map(String::as_str).collect()
     }
 
     fn selector(&self, signature: &str) -> Option<[u8; 4]> {
         self.functions.get(signature).copied()
     }
+}
+
+/// Whether `signature` is an invariant test's: `invariant…()`, without
+/// parameters.
+pub fn is_invariant(signature: &str) -> bool {
+    signature.starts_with("invariant") && signature.ends_with("()")
 }
 
 /// The signatures (of `functions`) of the ABI's functions with an enum
@@ -109,6 +124,17 @@ fn enum_functions(abi: &serde_json::Value, functions: &BTreeMap<String, [u8; 4]>
             .flatten()
             .any(|p| p["internalType"].as_str().is_some_and(|t| t.starts_with("enum ")) || has_enum(&p["components"]))
     }
+    abi.as_array()
+        .into_iter()
+        .flatten()
+        .filter(|f| f["type"] == "function" && has_enum(&f["inputs"]))
+        .map(signature_of)
+        .filter(|signature| functions.contains_key(signature))
+        .collect()
+}
+
+/// The canonical signature of an ABI function entry (`swap(uint256,(address,bytes)[])`).
+fn signature_of(function: &serde_json::Value) -> String {
     fn canonical(param: &serde_json::Value) -> String {
         let ty = param["type"].as_str().unwrap_or_default();
         match ty.strip_prefix("tuple") {
@@ -119,16 +145,8 @@ fn enum_functions(abi: &serde_json::Value, functions: &BTreeMap<String, [u8; 4]>
             None => ty.to_owned(),
         }
     }
-    abi.as_array()
-        .into_iter()
-        .flatten()
-        .filter(|f| f["type"] == "function" && has_enum(&f["inputs"]))
-        .map(|f| {
-            let inputs: Vec<String> = f["inputs"].as_array().into_iter().flatten().map(canonical).collect();
-            format!("{}({})", f["name"].as_str().unwrap_or_default(), inputs.join(","))
-        })
-        .filter(|signature| functions.contains_key(signature))
-        .collect()
+    let inputs: Vec<String> = function["inputs"].as_array().into_iter().flatten().map(canonical).collect();
+    format!("{}({})", function["name"].as_str().unwrap_or_default(), inputs.join(","))
 }
 
 /// How a test ended.
@@ -186,6 +204,9 @@ pub struct TestResult {
     /// A fuzz test's runs (`None` for a test without parameters).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub fuzz: Option<FuzzReport>,
+    /// An invariant test's runs (`None` for other tests).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub invariant: Option<InvariantReport>,
 }
 
 /// How a fuzz test's runs went.
@@ -233,20 +254,37 @@ impl TestResult {
 pub struct RunConfig {
     /// Tests that run at once (default: the cores).
     pub jobs: usize,
-    /// How fuzz tests run.
+    /// How fuzz tests run (their seed seeds invariant tests too).
     pub fuzz: FuzzConfig,
+    /// How invariant tests run.
+    pub invariant: InvariantConfig,
 }
 
 impl Default for RunConfig {
     fn default() -> Self {
-        Self { jobs: std::thread::available_parallelism().map_or(1, usize::from), fuzz: FuzzConfig::default() }
+        Self {
+            jobs: std::thread::available_parallelism().map_or(1, usize::from),
+            fuzz: FuzzConfig::default(),
+            invariant: InvariantConfig::default(),
+        }
     }
 }
 
 /// A test contract deployed and set up, ready to fork for each test.
 struct Deployed<'a> {
     contract: &'a TestContract,
-    base: Result<(Devnet, Address, CheatState), String>,
+    base: Result<Base, String>,
+}
+
+/// The chain after a test contract's `setUp`.
+struct Base {
+    devnet: Devnet,
+    /// The test contract.
+    address: Address,
+    /// The cheatcodes' state after `setUp` (mocks, labels, warps).
+    cheats: CheatState,
+    /// The contracts the deployment and `setUp` created, in address order.
+    created: Vec<Address>,
 }
 
 /// Runs the tests of `contracts` that `select(contract, test)` accepts.
@@ -276,7 +314,7 @@ pub fn run(
             p.contract.tests().into_iter().filter(|t| select(&p.contract.name, test_name(t))).map(move |t| (p, t))
         })
         .collect();
-    parallel(&work, jobs, |(p, signature)| run_one(p, signature, &config.fuzz))
+    parallel(&work, jobs, |(p, signature)| run_one(p, signature, config))
         .into_iter()
         .zip(&work)
         .map(|(r, (p, signature))| r.unwrap_or_else(|| failed(p.contract, signature, PANICKED)))
@@ -326,6 +364,7 @@ fn failed(contract: &TestContract, signature: &str, reason: &str) -> TestResult 
         calls: Vec::new(),
         labels: BTreeMap::new(),
         fuzz: None,
+        invariant: None,
     }
 }
 
@@ -334,16 +373,14 @@ pub fn test_name(signature: &str) -> &str {
     signature.split_once('(').map_or(signature, |(name, _)| name)
 }
 
-fn deploy(
-    contract: &TestContract,
-    devnet: &dyn Fn() -> Result<Devnet, NodeError>,
-) -> Result<(Devnet, Address, CheatState), String> {
+fn deploy(contract: &TestContract, devnet: &dyn Fn() -> Result<Devnet, NodeError>) -> Result<Base, String> {
     let mut devnet = devnet().map_err(|e| format!("cannot start the test devnet: {e}"))?;
     let cheats = CheatcodesFactory::default().with_errors(Arc::clone(&contract.errors));
     install(&mut devnet, &cheats)?;
     // Solidity checks that a callee has code before calling a function that
     // returns nothing; the inspector answers before the code would run.
     devnet.set_code(cheatcodes::VM_ADDRESS, Bytes::from_static(&[0xfe]));
+    let before = with_code(&devnet);
     let deployer = devnet.accounts()[0];
     let hash = send(&devnet, deployer, None, contract.bytecode.clone())?;
     let receipt = mined(&devnet, hash).ok_or("the deployment was not mined")?;
@@ -358,10 +395,24 @@ fn deploy(
             return Err(format!("setUp() failed: {}", failure(contract, &receipt)));
         }
     }
-    Ok((devnet, address, cheats.state()))
+    let created = with_code(&devnet).difference(&before).copied().filter(|a| *a != address).collect();
+    Ok(Base { devnet, address, cheats: cheats.state(), created })
 }
 
-fn run_one(deployed: &Deployed<'_>, signature: &str, fuzz: &FuzzConfig) -> TestResult {
+/// The accounts with code in the devnet's own state (in fork mode, the
+/// remote's are not among them unless the devnet touched them).
+fn with_code(devnet: &Devnet) -> BTreeSet<Address> {
+    devnet.with_chain(|chain| {
+        chain
+            .state()
+            .accounts()
+            .filter(|(_, account)| account.code_hash != revm::primitives::KECCAK_EMPTY)
+            .map(|(address, _)| *address)
+            .collect()
+    })
+}
+
+fn run_one(deployed: &Deployed<'_>, signature: &str, config: &RunConfig) -> TestResult {
     let started = Instant::now();
     let contract = deployed.contract;
     let mut result = failed(contract, signature, "");
@@ -370,7 +421,13 @@ fn run_one(deployed: &Deployed<'_>, signature: &str, fuzz: &FuzzConfig) -> TestR
         (_, Err(e)) => Outcome::Fail { reason: e.to_string() },
         (Ok(base), Ok(types)) => {
             let run = Run { contract, base, selector: contract.selector(signature).unwrap_or_default(), signature };
-            if types.is_empty() { run.unit(&mut result) } else { run.fuzz(types, fuzz, &mut result) }
+            if is_invariant(signature) {
+                run.invariant(&config.invariant, config.fuzz.seed, &mut result)
+            } else if types.is_empty() {
+                run.unit(&mut result)
+            } else {
+                run.fuzz(types, &config.fuzz, &mut result)
+            }
         }
     };
     result.outcome = outcome;
@@ -415,7 +472,7 @@ impl Case {
 /// The runs of one test.
 struct Run<'a> {
     contract: &'a TestContract,
-    base: &'a (Devnet, Address, CheatState),
+    base: &'a Base,
     selector: [u8; 4],
     signature: &'a str,
 }
@@ -517,24 +574,35 @@ impl Run<'_> {
         (args, last)
     }
 
+    /// A fresh fork of the post-`setUp` chain, its cheatcodes installed.
+    fn fork(&self) -> Result<(Devnet, CheatcodesFactory), String> {
+        let mut devnet = self.base.devnet.fork();
+        let cheats = CheatcodesFactory::new(self.base.cheats.clone()).with_errors(Arc::clone(&self.contract.errors));
+        install(&mut devnet, &cheats)?;
+        Ok((devnet, cheats))
+    }
+
     /// One run: the test's transaction with `calldata` on a fresh fork.
     fn case(&self, calldata: Bytes) -> Case {
-        let (base, address, cheat_state) = self.base;
-        let mut devnet = base.fork();
-        let cheats = CheatcodesFactory::new(cheat_state.clone()).with_errors(Arc::clone(&self.contract.errors));
-        let sent = install(&mut devnet, &cheats)
-            .and_then(|()| send(&devnet, devnet.accounts()[0], Some(*address), calldata))
-            .and_then(|hash| {
-                mined(&devnet, hash).map(|r| (hash, r)).ok_or_else(|| "the test transaction was not mined".to_owned())
-            });
         let mut case = Case {
             verdict: Verdict::Pass,
             gas: 0,
             records: Vec::new(),
             tx_hash: B256::ZERO,
             calls: Vec::new(),
-            labels: cheats.state().labels().clone(),
+            labels: self.base.cheats.labels().clone(),
         };
+        let (devnet, cheats) = match self.fork() {
+            Ok(fork) => fork,
+            Err(reason) => {
+                case.verdict = Verdict::Fail(reason);
+                return case;
+            }
+        };
+        let sent = send(&devnet, devnet.accounts()[0], Some(self.base.address), calldata).and_then(|hash| {
+            mined(&devnet, hash).map(|r| (hash, r)).ok_or_else(|| "the test transaction was not mined".to_owned())
+        });
+        case.labels = cheats.state().labels().clone();
         case.verdict = match sent {
             Err(reason) => Verdict::Fail(reason),
             Ok((hash, receipt)) => {
