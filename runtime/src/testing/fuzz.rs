@@ -354,7 +354,12 @@ pub struct Shrink<'a> {
 impl<'a> Shrink<'a> {
     /// A shrinker that runs the test with `fails`.
     pub fn new(fails: &'a mut dyn FnMut(&[DynSolValue]) -> bool) -> Self {
-        Self { fails, budget: SHRINK_BUDGET }
+        Self::with_budget(fails, SHRINK_BUDGET)
+    }
+
+    /// A shrinker that runs the test with `fails` at most `budget` times.
+    pub fn with_budget(fails: &'a mut dyn FnMut(&[DynSolValue]) -> bool, budget: u32) -> Self {
+        Self { fails, budget }
     }
 
     fn try_args(&mut self, args: &[DynSolValue]) -> bool {
@@ -506,19 +511,20 @@ fn signed_like(v: I256, m: U256) -> I256 {
     if v.is_negative() { I256::from_raw(m).wrapping_neg() } else { I256::from_raw(m) }
 }
 
-/// Magnitudes nearer zero than `m`, nearest zero first: 0, then `m`
-/// less a half, a quarter, … of it (so repeated passes close in on a
-/// threshold), down to `m - 1`.
+/// Magnitudes nearer zero than `m`, nearest zero first: 0 to 9 (a failure
+/// that does not grow with the number, `x % 7 == 3`, is often met by a
+/// small one), then `m` less a half, a quarter, … of it (so repeated
+/// passes close in on a threshold), down to `m - 1`.
 fn nearer_zero(m: U256) -> Vec<U256> {
     let mut out = Vec::new();
     if m.is_zero() {
         return out;
     }
-    out.push(U256::ZERO);
+    out.extend((0..10u64).map(U256::from).take_while(|small| *small < m));
     let mut step: U256 = m >> 1usize;
     while !step.is_zero() {
         let candidate = m - step;
-        if out.last() != Some(&candidate) {
+        if out.last().is_none_or(|last| *last < candidate) {
             out.push(candidate);
         }
         step >>= 1usize;
@@ -690,6 +696,15 @@ mod tests {
         let shrunk = Shrink::new(&mut fails).shrink(args);
         assert_eq!(describe(&shrunk), "(1000, -5, \"\")");
         assert!(runs <= SHRINK_BUDGET as usize);
+    }
+
+    #[test]
+    fn shrinking_finds_a_small_number_for_a_failure_that_does_not_grow_with_it() {
+        let mut fails =
+            |args: &[DynSolValue]| matches!(args[0], DynSolValue::Uint(v, _) if v % U256::from(7) == U256::from(3));
+        let shrunk =
+            Shrink::with_budget(&mut fails, 64).shrink(vec![DynSolValue::Uint(U256::from(3_221_225_472_u64), 256)]);
+        assert_eq!(describe(&shrunk), "(3)");
     }
 
     #[test]

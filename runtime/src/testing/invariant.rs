@@ -52,8 +52,9 @@ impl Default for InvariantConfig {
     }
 }
 
-/// The most replays shrinking a failing sequence of calls may take.
-pub const SHRINK_BUDGET: u32 = 128;
+/// The most replays shrinking a failing sequence of calls may take: half
+/// to drop calls, half to simplify the arguments of those left.
+pub const SHRINK_BUDGET: u32 = 256;
 
 /// How an invariant test's runs went.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -122,12 +123,20 @@ impl Artifacts {
         let deployed = &artifact["deployedBytecode"];
         let hex = deployed["object"].as_str().unwrap_or_default();
         let hex = hex.strip_prefix("0x").unwrap_or(hex).as_bytes();
-        // A pair that is not hex is part of an unlinked library's
-        // placeholder (`__$…$__`): whatever address is linked there.
-        let mut code: Vec<Option<u8>> = hex
-            .chunks(2)
-            .map(|pair| std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok()))
-            .collect();
+        // An unlinked library's placeholder (`__$` and 34 hex digits and
+        // `$__`) stands for whatever address is linked there.
+        let mut code: Vec<Option<u8>> = Vec::with_capacity(hex.len() / 2);
+        let mut at = 0;
+        while at + 2 <= hex.len() {
+            if hex[at..].starts_with(b"__") {
+                code.extend([None; 20]);
+                at += 40;
+            } else {
+                let pair = std::str::from_utf8(&hex[at..at + 2]).ok();
+                code.push(pair.and_then(|p| u8::from_str_radix(p, 16).ok()));
+                at += 2;
+            }
+        }
         if code.is_empty() {
             return;
         }
@@ -448,12 +457,13 @@ impl<'r, 'a> Campaign<'r, 'a> {
         self.after(&devnet).err().map(|reason| Broken { at: calls.len(), reason })
     }
 
-    /// The fewest of `calls` found that still fail, and why they fail:
-    /// passes that drop one call at a time, while the budget lasts.
+    /// The fewest and simplest of `calls` found that still fail, and why
+    /// they fail: passes that drop one call at a time, then each call's
+    /// arguments shrunk as a fuzz test's are, while the budget lasts.
     fn shrink(&self, mut calls: Vec<Call>, broken: Broken, config: &InvariantConfig) -> (Vec<Call>, String) {
         calls.truncate(broken.at + 1);
         let mut reason = broken.reason;
-        let mut budget = SHRINK_BUDGET;
+        let mut budget = SHRINK_BUDGET / 2;
         loop {
             let mut changed = false;
             let mut i = 0;
@@ -472,9 +482,26 @@ impl<'r, 'a> Campaign<'r, 'a> {
                 }
             }
             if !changed || budget == 0 {
-                return (calls, reason);
+                break;
             }
         }
+        let each = (SHRINK_BUDGET / 2 / calls.len().max(1) as u32).max(8);
+        for i in 0..calls.len() {
+            let mut fails = |args: &[DynSolValue]| {
+                let mut trial = calls.clone();
+                trial[i].args = args.to_vec();
+                self.replay(&trial, config).is_some()
+            };
+            let args = fuzz::Shrink::with_budget(&mut fails, each).shrink(calls[i].args.clone());
+            calls[i].args = args;
+        }
+        // The reason of the sequence as it is now (a smaller argument may
+        // break the invariant sooner, or differently).
+        if let Some(broken) = self.replay(&calls, config) {
+            calls.truncate(broken.at + 1);
+            reason = broken.reason;
+        }
+        (calls, reason)
     }
 
     fn describe(&self, call: &Call) -> SequenceCall {
@@ -591,9 +618,9 @@ mod tests {
     #[test]
     fn a_deployed_contract_is_known_by_its_code_with_immutables_and_libraries_left_open() {
         let mut artifacts = Artifacts::default();
-        // Bytes 2–3 an immutable, bytes 5–6 a library's placeholder.
-        artifacts
-            .add("Vault", &artifact("0x6001aaaa60__$0123$__00", serde_json::json!({"7": [{"start": 2, "length": 2}]})));
+        // Bytes 2–3 an immutable, bytes 5–24 a library's placeholder.
+        let immutables = serde_json::json!({"7": [{"start": 2, "length": 2}]});
+        artifacts.add("Vault", &artifact(&format!("0x6001aaaa60__${}$__00", "ab".repeat(17)), immutables));
         artifacts.add("Other", &artifact("0x6001aaaa60", serde_json::json!({})));
         artifacts.add("Interface", &artifact("0x", serde_json::json!({})));
         let deployed = alloy_primitives::hex::decode("6001bbbb60").unwrap();
@@ -602,7 +629,7 @@ mod tests {
             None,
             "an immutable differs from Other's code"
         );
-        let vault = alloy_primitives::hex::decode("6001123460ffffffffff00").unwrap();
+        let vault = alloy_primitives::hex::decode(format!("6001123460{}00", "ff".repeat(20))).unwrap();
         let found = artifacts.identify(&vault).expect("Vault");
         assert_eq!(found.name, "Vault");
         // The tuple's signature is canonical; the view function is called
@@ -613,7 +640,7 @@ mod tests {
         let exact = alloy_primitives::hex::decode("6001aaaa60").unwrap();
         assert_eq!(artifacts.identify(&exact).map(|a| a.name.as_str()), Some("Other"));
         // A byte that is not left open must match.
-        let wrong = alloy_primitives::hex::decode("6002123460ffffffffff00").unwrap();
+        let wrong = alloy_primitives::hex::decode(format!("6002123460{}00", "ff".repeat(20))).unwrap();
         assert!(artifacts.identify(&wrong).is_none());
     }
 
