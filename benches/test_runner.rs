@@ -9,7 +9,10 @@
 //!   per-test times, with 1 job and with the cores;
 //! - a fuzz test's runs: one test with three parameters run 256 times (each
 //!   run a fork, a transaction, a receipt, as a unit test), per run against
-//!   the empty unit tests' per test, in the same run.
+//!   the empty unit tests' per test, in the same run;
+//! - an invariant test's calls: 64 runs of 16 calls to a counter (each call a
+//!   transaction and a receipt, each followed by the invariant's `eth_call`),
+//!   per call against the empty unit tests' per test, in the same run.
 //!
 //! Prints markdown tables for docs/benchmarks.md.
 
@@ -21,7 +24,6 @@ use std::time::{Duration, Instant};
 use nml::commands::common::solc_for;
 use nml_compiler::Frontend;
 use nml_compiler::project::Project;
-use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::testing::{self, RunConfig, TestContract};
@@ -32,6 +34,8 @@ mod common;
 
 const EMPTY_TESTS: usize = 200;
 const FUZZ_RUNS: u32 = 256;
+const INVARIANT_RUNS: u32 = 64;
+const INVARIANT_DEPTH: u32 = 16;
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {
@@ -58,10 +62,8 @@ fn main() {
     let executor = Arc::new(OnnxExecutor::new(OnnxConfig::new(library)).unwrap_or_else(|e| panic!("{e}")));
     let setup = InferenceSetup::new(executor);
     let devnet = || {
-        let chain =
-            ChainConfig { gas_limit: testing::TEST_GAS_LIMIT, unlimited_code_size: true, ..ChainConfig::default() };
         Devnet::with_inference(
-            DevnetConfig { chain, mining: Mining::Auto, state_file: None, fork: None },
+            DevnetConfig { chain: testing::test_chain(), mining: Mining::Auto, state_file: None, fork: None },
             setup.clone(),
         )
     };
@@ -125,6 +127,45 @@ fn main() {
         per_run[1].as_secs_f64() * 1e3 * f64::from(FUZZ_RUNS),
         run_us / unit_us
     );
+
+    let counter =
+        "contract Counter {\n    uint256 public count;\n    function add(uint256 a) external { count += a % 10; }\n}\n";
+    let invariant = contract_in(
+        counter,
+        "InvariantTest",
+        "    Counter counter = new Counter();\n    function invariant_small() public view { require(counter.count() < 1e9); }\n",
+    );
+    let calls = u64::from(INVARIANT_RUNS * INVARIANT_DEPTH);
+    let mut per_call = Vec::new();
+    for _ in 0..3 {
+        let config = RunConfig {
+            jobs: 1,
+            invariant: testing::InvariantConfig {
+                runs: INVARIANT_RUNS,
+                depth: INVARIANT_DEPTH,
+                ..testing::InvariantConfig::default()
+            },
+            ..RunConfig::default()
+        };
+        let started = Instant::now();
+        let results = testing::run(std::slice::from_ref(&invariant), &|_, _| true, &devnet, &config);
+        let wall = started.elapsed();
+        assert!(results.len() == 1 && results[0].passed(), "{results:?}");
+        assert_eq!(results[0].invariant.as_ref().map(|i| i.calls), Some(calls));
+        per_call.push(wall / calls as u32);
+    }
+    per_call.sort();
+    let call_us = per_call[1].as_secs_f64() * 1e6;
+    println!();
+    println!(
+        "| invariant test, {INVARIANT_RUNS} runs × {INVARIANT_DEPTH} calls, 1 job (median of 3) | per call (and its check) | an empty unit test, 1 job | ratio |"
+    );
+    println!("| --- | --- | --- | --- |");
+    println!(
+        "| {:.0} ms | {call_us:.0} µs | {unit_us:.0} µs | {:.2}× |",
+        per_call[1].as_secs_f64() * 1e3 * calls as f64,
+        call_us / unit_us
+    );
 }
 
 /// Runs the release `nml test` on a fresh copy of `project`, then three
@@ -156,17 +197,31 @@ fn empty_tests() -> TestContract {
 /// A test contract `name` (with a state variable `x` that `setUp` sets)
 /// whose functions are `tests`, built by solc.
 fn contract_with(name: &str, tests: &str) -> TestContract {
+    contract_in("", name, tests)
+}
+
+/// As [`contract_with`], after the contracts of `before` in the same file
+/// (known to invariant tests by their code).
+fn contract_in(before: &str, name: &str, tests: &str) -> TestContract {
     let dir = tempfile::tempdir().expect("tempdir");
     std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"bench\"\n").expect("toml");
     std::fs::create_dir_all(dir.path().join("test")).expect("mkdir");
     let source = format!(
-        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\nimport \"@nml/nml/Test.sol\";\ncontract {name} is Test {{\n    uint256 x;\n    function setUp() public {{ x = 1; }}\n{tests}}}\n"
+        "// SPDX-License-Identifier: MIT\npragma solidity ^0.8.24;\nimport \"@nml/nml/Test.sol\";\n{before}contract {name} is Test {{\n    uint256 x;\n    function setUp() public {{ x = 1; }}\n{tests}}}\n"
     );
     std::fs::write(dir.path().join("test/Case.t.sol"), source).expect("write");
     let fe = Frontend::run(Project::open_with_tests(dir.path()).expect("project"));
     let out = nml_compiler::build::build(&fe, &|| solc_for(&fe)).expect("build");
     assert!(!out.has_errors(), "{:#?}", out.diagnostics);
     let path = nml_compiler::solc::artifact_path(&fe.project.out_dir(), "test/Case.t.sol", name);
-    let artifact: serde_json::Value = serde_json::from_slice(&std::fs::read(path).expect("artifact")).expect("json");
-    TestContract::from_artifact(name, "test/Case.t.sol", &artifact).expect("contract")
+    let read = |path: std::path::PathBuf| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(path).expect("artifact")).expect("json")
+    };
+    let mut contract = TestContract::from_artifact(name, "test/Case.t.sol", &read(path)).expect("contract");
+    let mut known = testing::Artifacts::default();
+    for (unit, other) in &out.contracts {
+        known.add(other, &read(nml_compiler::solc::artifact_path(&fe.project.out_dir(), unit, other)));
+    }
+    contract.artifacts = Arc::new(known);
+    contract
 }

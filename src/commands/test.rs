@@ -16,7 +16,6 @@ use nml_compiler::diagnostics::Severity;
 use nml_compiler::project::Project;
 use nml_compiler::solc::CODE_SIZE_WARNING;
 use nml_compiler::{Frontend, build};
-use nml_runtime::chain::ChainConfig;
 use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
@@ -203,19 +202,8 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         ));
     }
     let devnet = || {
-        let config = DevnetConfig {
-            chain: ChainConfig {
-                gas_limit: testing::TEST_GAS_LIMIT,
-                // As Foundry's tests: gas costs no ether (invariant tests'
-                // senders hold none), and `block.basefee` is zero.
-                base_fee: 0,
-                unlimited_code_size: true,
-                ..ChainConfig::default()
-            },
-            mining: Mining::Auto,
-            state_file: None,
-            fork: fork.clone(),
-        };
+        let config =
+            DevnetConfig { chain: testing::test_chain(), mining: Mining::Auto, state_file: None, fork: fork.clone() };
         Devnet::with_inference(config, setup.clone())
     };
     if fe.project.config.fuzz.runs == Some(0) {

@@ -34,12 +34,20 @@ use alloy_rpc_types_eth::TransactionRequest;
 use alloy_sol_types::{Revert, SolError};
 use serde::Serialize;
 
-use crate::chain::{Halt, InferenceRecord, TxReceipt};
+use crate::chain::{ChainConfig, Halt, InferenceRecord, TxReceipt};
 use crate::node::{Devnet, NodeError};
 use cheatcodes::{ASSUME_REJECTED, CheatState, CheatcodesFactory, GasCall, SKIPPED};
 
 /// The gas limit of every test transaction (and of the test chain's blocks).
 pub const TEST_GAS_LIMIT: u64 = 100_000_000;
+
+/// The chain tests run on: blocks of [`TEST_GAS_LIMIT`], no code size
+/// limit (test contracts that deploy what they test are often larger), and,
+/// as in Foundry, a base fee of zero: gas costs no ether (invariant tests'
+/// senders hold none) and `block.basefee` is zero.
+pub fn test_chain() -> ChainConfig {
+    ChainConfig { gas_limit: TEST_GAS_LIMIT, base_fee: 0, unlimited_code_size: true, ..ChainConfig::default() }
+}
 
 /// A compiled test contract.
 #[derive(Debug, Clone)]
@@ -289,7 +297,7 @@ struct Base {
 
 /// Runs the tests of `contracts` that `select(contract, test)` accepts.
 /// `devnet` makes a fresh devnet (with the project's models registered) for
-/// each contract; its blocks should allow [`TEST_GAS_LIMIT`].
+/// each contract, on a [`test_chain`].
 pub fn run(
     contracts: &[TestContract],
     select: &(dyn Fn(&str, &str) -> bool + Sync),
