@@ -63,7 +63,7 @@ const TEMPLATES: &[Template] = &[
         name: "trading-agent",
         about: "a vault that rebalances between two tokens on a price-direction model, with position limits",
         files: files!("trading-agent": "nml.toml", "README.md", "src/TradingVault.nml", "src/Market.sol",
-            "src/Token.sol", "models/direction.onnx", "test/TradingVault.t.sol"),
+            "src/Token.sol", "models/direction.onnx", "test/TradingVault.t.sol", "test/VaultInvariants.t.sol"),
     },
     Template {
         name: "verified-payout",
