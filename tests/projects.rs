@@ -770,7 +770,7 @@ fn shards_split_a_suite_and_list_prints_it() {
         String::from_utf8_lossy(&run.stdout).lines().map(str::to_owned).collect::<Vec<_>>()
     };
     let all = list(&[]);
-    assert_eq!(all.len(), 12, "{all:?}");
+    assert_eq!(all.len(), 14, "{all:?}");
     assert!(all.contains(&"test/TradingVault.t.sol:TradingVaultTest.testDowntrendSells".to_owned()), "{all:?}");
     let shards: Vec<Vec<String>> = (1..=3).map(|i| list(&["--shard", &format!("{i}/3")])).collect();
     let mut union: Vec<String> = shards.concat();
