@@ -631,6 +631,72 @@ contract RevertsTest is Test {
     assert!(!none.status.success() && text(&none).contains("[invariant] runs and depth must be at least 1"));
 }
 
+/// `-vvv` prints the call tree of every failing test (names from the
+/// project's contracts and `vm.label`, arguments, events, returns and the
+/// revert), `-vvvv` of passing tests too; `--json` carries it as `trace`.
+#[test]
+fn traces_show_the_call_tree_of_failing_tests() {
+    let test = r#"// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+import "@nml/nml/Test.sol";
+
+contract Bank {
+    event Paid(address indexed who, uint256 amount);
+
+    function pay(uint256 amount) external returns (uint256) {
+        emit Paid(msg.sender, amount);
+        require(amount < 10, "too much");
+        return amount * 2;
+    }
+}
+
+contract CaseTest is Test {
+    Bank bank;
+
+    function setUp() public {
+        bank = new Bank();
+    }
+
+    function testPays() public {
+        assertEq(bank.pay(4), 8);
+    }
+
+    function testOverpays() public {
+        vm.label(address(bank), "TheBank");
+        bank.pay(3);
+        bank.pay(20);
+    }
+}
+"#;
+    let dir = project_with_test(test);
+    let run = nml(dir.path(), &["test", "-vvv"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let out = text(&run);
+    let traces: Vec<&str> = out.split("Traces:").collect();
+    assert_eq!(traces.len(), 2, "one test failed, one trace: {out}");
+    let trace = traces[1].split("[PASS]").next().unwrap_or_default();
+    for part in [
+        "CaseTest::testOverpays()",
+        "VM::label(",
+        "TheBank::pay(3)",
+        "emit Paid(who: 0x",
+        "amount: 3)",
+        "← [Return] 6",
+        "TheBank::pay(20)",
+        "← [Revert] too much",
+    ] {
+        assert!(trace.contains(part), "{part:?} missing from {trace}");
+    }
+    assert!(!trace.contains("testPays"), "{trace}");
+
+    let all = nml(dir.path(), &["test", "-vvvv", "--json"]);
+    let lines = json_lines(&all);
+    let passing = lines["CaseTest.testPays"]["trace"].as_str().unwrap_or_default();
+    assert!(passing.contains("Bank::pay(4)") && passing.contains("← [Return] 8"), "{passing}");
+    let quiet = nml(dir.path(), &["test", "--json"]);
+    assert!(json_lines(&quiet)["CaseTest.testOverpays"].get("trace").is_none());
+}
+
 /// A fuzz test with more parameters than the stack holds compiles with
 /// `via_ir = true` (solc's IR pipeline moves them to memory), and not
 /// without it.

@@ -20,7 +20,7 @@ use nml_runtime::inference::{OnnxConfig, OnnxExecutor};
 use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::testing::{
-    self, Artifacts, FuzzConfig, InvariantConfig, Outcome, RevertDecoder, RunConfig, TestContract, TestResult,
+    self, Artifacts, FuzzConfig, InvariantConfig, Outcome, RevertDecoder, RunConfig, TestContract, TestResult, Traces,
 };
 use nml_runtime::{Devnet, DevnetConfig, Mining};
 use regex::Regex;
@@ -60,9 +60,10 @@ pub struct TestArgs {
     /// Print the gas of every function the tests called (min, median, max).
     #[arg(long)]
     pub gas_report: bool,
-    /// Show the inference receipts of passing tests too.
-    #[arg(short, long)]
-    pub verbose: bool,
+    /// `-v`: show the inference receipts of passing tests too; `-vvv`: the
+    /// call traces of failing tests; `-vvvv`: of every test.
+    #[arg(short, long, action = clap::ArgAction::Count)]
+    pub verbose: u8,
     /// Run only shard I of N (1-based): each test belongs to the shard its
     /// name hashes to, the same on every machine (docs/testing.md).
     #[arg(long, value_name = "I/N")]
@@ -106,7 +107,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     let shown: Vec<_> = out
         .diagnostics
         .iter()
-        .filter(|d| d.severity != Severity::Note || args.verbose)
+        .filter(|d| d.severity != Severity::Note || args.verbose > 0)
         .filter(|d| d.code != CODE_SIZE_WARNING)
         .cloned()
         .collect();
@@ -225,6 +226,11 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
                 seed: args.fuzz_seed.or(table.seed).unwrap_or(default.seed),
             }
         },
+        traces: match args.verbose {
+            0..=2 => Traces::None,
+            3 => Traces::Failing,
+            _ => Traces::All,
+        },
         invariant: {
             let default = InvariantConfig::default();
             InvariantConfig {
@@ -252,10 +258,13 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
             if let Some(invariant) = &r.invariant {
                 line["invariant"] = json!(invariant);
             }
+            if let Some(trace) = &r.trace {
+                line["trace"] = json!(trace);
+            }
             let _ = writeln!(stdout, "{line}");
         }
     } else {
-        print_human(&results, args.verbose, elapsed);
+        print_human(&results, args.verbose > 0, elapsed);
     }
     if let Some(file) = &args.junit {
         nml_compiler::solc::write_atomic(file, junit(&results, elapsed).as_bytes())
@@ -340,6 +349,12 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
                         "       inference {} mode {} round {round} {:?} {} µs: {what}\n",
                         record.model, record.mode, record.served, record.duration_us
                     ));
+                }
+            }
+            if let Some(trace) = &r.trace {
+                out.push_str("       Traces:\n");
+                for line in trace.lines() {
+                    out.push_str(&format!("         {line}\n"));
                 }
             }
         }

@@ -101,11 +101,12 @@ pub fn calldata(selector: [u8; 4], args: &[DynSolValue]) -> Bytes {
 
 /// Arguments in words, as Solidity would write them: `(5, 0x…, "text")`.
 pub fn describe(args: &[DynSolValue]) -> String {
-    let parts: Vec<String> = args.iter().map(describe_one).collect();
+    let parts: Vec<String> = args.iter().map(describe_value).collect();
     format!("({})", parts.join(", "))
 }
 
-fn describe_one(value: &DynSolValue) -> String {
+/// One value in words, as [`describe`] writes each.
+pub fn describe_value(value: &DynSolValue) -> String {
     match value {
         DynSolValue::Bool(b) => b.to_string(),
         DynSolValue::Int(i, _) => i.to_string(),
@@ -115,9 +116,17 @@ fn describe_one(value: &DynSolValue) -> String {
         DynSolValue::Bytes(b) => format!("0x{}", alloy_primitives::hex::encode(b)),
         DynSolValue::String(s) => serde_json::Value::String(s.clone()).to_string(),
         DynSolValue::Array(items) | DynSolValue::FixedArray(items) => {
-            format!("[{}]", items.iter().map(describe_one).collect::<Vec<_>>().join(", "))
+            format!("[{}]", items.iter().map(describe_value).collect::<Vec<_>>().join(", "))
         }
         DynSolValue::Tuple(items) => describe(items),
+        DynSolValue::CustomStruct { name, prop_names, tuple } => {
+            let fields: Vec<String> = prop_names
+                .iter()
+                .zip(tuple)
+                .map(|(field, value)| format!("{field}: {}", describe_value(value)))
+                .collect();
+            format!("{name}({{{}}})", fields.join(", "))
+        }
         other => format!("{other:?}"),
     }
 }

@@ -26,9 +26,11 @@
 use std::collections::BTreeSet;
 
 use alloy_dyn_abi::{DynSolType, DynSolValue};
-use alloy_primitives::{Address, Bytes, U256, keccak256};
+use alloy_json_abi::{Event, JsonAbi};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rpc_types_eth::TransactionRequest;
 use serde::Serialize;
+use std::collections::HashMap;
 
 use super::{Outcome, Run, TEST_GAS_LIMIT, TestResult, fuzz, mined, signature_of, test_name};
 use crate::chain::TxReceipt;
@@ -89,18 +91,24 @@ pub struct SequenceCall {
     pub calldata: Bytes,
 }
 
-/// The project's compiled contracts, by which an invariant test knows what
-/// a deployed contract is: its runtime code equals one's, but for the bytes
-/// an artifact leaves open (immutables, library addresses).
+/// The project's compiled contracts, by which invariant tests and traces
+/// know what a deployed contract is: its runtime code equals one's, but for
+/// the bytes an artifact leaves open (immutables, library addresses).
 #[derive(Debug, Default)]
-pub struct Artifacts(Vec<Artifact>);
+pub struct Artifacts {
+    artifacts: Vec<Artifact>,
+    /// Every event of every ABI, by its topic (the first one seen).
+    events: HashMap<B256, Event>,
+}
 
 #[derive(Debug)]
-struct Artifact {
-    name: String,
-    /// The runtime code; `None` where a deployed contract's bytes differ
-    /// from the artifact's (immutables, unlinked library addresses).
+pub(super) struct Artifact {
+    pub(super) name: String,
+    /// The runtime code (empty for an interface or an abstract contract);
+    /// `None` where a deployed contract's bytes differ from the artifact's
+    /// (immutables, unlinked library addresses).
     code: Vec<Option<u8>>,
+    pub(super) abi: JsonAbi,
     /// Its functions whose parameters can be drawn.
     functions: Vec<Function>,
 }
@@ -117,8 +125,7 @@ struct Function {
 
 impl Artifacts {
     /// Adds a Foundry-layout artifact (`abi`, `deployedBytecode.object` and
-    /// its `immutableReferences`); one without runtime code (an interface,
-    /// an abstract contract) is left out.
+    /// its `immutableReferences`).
     pub fn add(&mut self, name: &str, artifact: &serde_json::Value) {
         let deployed = &artifact["deployedBytecode"];
         let hex = deployed["object"].as_str().unwrap_or_default();
@@ -136,9 +143,6 @@ impl Artifacts {
                 code.push(pair.and_then(|p| u8::from_str_radix(p, 16).ok()));
                 at += 2;
             }
-        }
-        if code.is_empty() {
-            return;
         }
         let references = deployed["immutableReferences"].as_object().into_iter().flat_map(|m| m.values());
         for reference in references.filter_map(|r| r.as_array()).flatten() {
@@ -161,14 +165,30 @@ impl Artifacts {
                 Some(Function { signature, selector, types, mutates })
             })
             .collect();
-        self.0.push(Artifact { name: name.to_owned(), code, functions });
+        let abi: JsonAbi = serde_json::from_value(artifact["abi"].clone()).unwrap_or_default();
+        for event in abi.events().filter(|e| !e.anonymous) {
+            self.events.entry(event.selector()).or_insert_with(|| event.clone());
+        }
+        self.artifacts.push(Artifact { name: name.to_owned(), code, abi, functions });
     }
 
     /// The artifact whose runtime code `code` is.
-    fn identify(&self, code: &[u8]) -> Option<&Artifact> {
-        self.0.iter().find(|a| {
-            a.code.len() == code.len() && a.code.iter().zip(code).all(|(want, got)| want.is_none_or(|w| w == *got))
+    pub(super) fn identify(&self, code: &[u8]) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| {
+            !a.code.is_empty()
+                && a.code.len() == code.len()
+                && a.code.iter().zip(code).all(|(want, got)| want.is_none_or(|w| w == *got))
         })
+    }
+
+    /// The artifact named `name` (an interface too).
+    pub(super) fn named(&self, name: &str) -> Option<&Artifact> {
+        self.artifacts.iter().find(|a| a.name == name)
+    }
+
+    /// The event whose topic is `topic`.
+    pub(super) fn event(&self, topic: &B256) -> Option<&Event> {
+        self.events.get(topic)
     }
 }
 
@@ -583,7 +603,7 @@ fn check(run: &Run<'_>, devnet: &Devnet) -> Result<(), String> {
 
 /// Sends a call from `sender` (impersonated; it pays no gas price) and
 /// waits for its receipt.
-fn send_as(devnet: &Devnet, sender: Address, to: Address, calldata: Bytes) -> Result<TxReceipt, String> {
+pub(super) fn send_as(devnet: &Devnet, sender: Address, to: Address, calldata: Bytes) -> Result<TxReceipt, String> {
     devnet.impersonate(sender);
     let price = devnet.with_chain(|c| c.min_gas_price());
     let request = TransactionRequest::default()

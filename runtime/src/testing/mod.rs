@@ -17,11 +17,13 @@ pub mod fuzz;
 pub mod invariant;
 pub mod revert;
 pub mod shard;
+pub mod trace;
 
 pub use fuzz::FuzzConfig;
 pub use invariant::{Artifacts, InvariantConfig, InvariantReport};
 pub use revert::{RevertDecoder, RevertReason};
 pub use shard::Shard;
+pub use trace::Traces;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -215,6 +217,9 @@ pub struct TestResult {
     /// An invariant test's runs (`None` for other tests).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub invariant: Option<InvariantReport>,
+    /// Its call trees, written out ([`RunConfig::traces`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub trace: Option<String>,
 }
 
 /// How a fuzz test's runs went.
@@ -266,6 +271,8 @@ pub struct RunConfig {
     pub fuzz: FuzzConfig,
     /// How invariant tests run.
     pub invariant: InvariantConfig,
+    /// Which tests are traced.
+    pub traces: Traces,
 }
 
 impl Default for RunConfig {
@@ -274,6 +281,7 @@ impl Default for RunConfig {
             jobs: std::thread::available_parallelism().map_or(1, usize::from),
             fuzz: FuzzConfig::default(),
             invariant: InvariantConfig::default(),
+            traces: Traces::None,
         }
     }
 }
@@ -373,6 +381,7 @@ fn failed(contract: &TestContract, signature: &str, reason: &str) -> TestResult 
         labels: BTreeMap::new(),
         fuzz: None,
         invariant: None,
+        trace: None,
     }
 }
 
@@ -429,13 +438,22 @@ fn run_one(deployed: &Deployed<'_>, signature: &str, config: &RunConfig) -> Test
         (_, Err(e)) => Outcome::Fail { reason: e.to_string() },
         (Ok(base), Ok(types)) => {
             let run = Run { contract, base, selector: contract.selector(signature).unwrap_or_default(), signature };
-            if is_invariant(signature) {
+            let outcome = if is_invariant(signature) {
                 run.invariant(&config.invariant, config.fuzz.seed, &mut result)
             } else if types.is_empty() {
                 run.unit(&mut result)
             } else {
                 run.fuzz(types, &config.fuzz, &mut result)
+            };
+            let wanted = match config.traces {
+                Traces::None => false,
+                Traces::Failing => matches!(outcome, Outcome::Fail { .. }),
+                Traces::All => outcome != Outcome::Skip,
+            };
+            if wanted {
+                result.trace = run.traced(&result);
             }
+            outcome
         }
     };
     result.outcome = outcome;
