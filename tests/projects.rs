@@ -697,6 +697,48 @@ contract CaseTest is Test {
     assert!(json_lines(&quiet)["CaseTest.testOverpays"].get("trace").is_none());
 }
 
+/// `--snapshot` writes each passing test's gas to `.gas-snapshot`;
+/// `--snapshot-check` fails on a change beyond the tolerance, or a test
+/// the snapshot does not have, and keeps passing on an unchanged run.
+#[test]
+fn gas_snapshots_are_written_and_checked() {
+    let body = r#"
+    uint256 stored;
+    function testStore() public { stored = 7; }
+    function testFuzzStore(uint8 x) public { stored = x; }
+"#;
+    let dir = project_with_test(&test_contract(body));
+    let snapshot = dir.path().join(".gas-snapshot");
+    let missing = nml(dir.path(), &["test", "--snapshot-check"]);
+    assert!(!missing.status.success() && text(&missing).contains("write one with `nml test --snapshot`"));
+    let write = nml(dir.path(), &["test", "--snapshot", "--fuzz-runs", "8"]);
+    assert!(write.status.success(), "{}", text(&write));
+    let written = std::fs::read_to_string(&snapshot).unwrap();
+    let lines: Vec<&str> = written.lines().collect();
+    assert_eq!(lines.len(), 2, "{written}");
+    assert!(lines[0].starts_with("CaseTest:testFuzzStore(uint8) (runs: 8, ~: "), "{written}");
+    assert!(lines[1].starts_with("CaseTest:testStore() (gas: "), "{written}");
+    let same = nml(dir.path(), &["test", "--snapshot-check", "--fuzz-runs", "8"]);
+    assert!(same.status.success() && text(&same).contains(".gas-snapshot: 2 tests match"), "{}", text(&same));
+
+    let gas: u64 = lines[1].trim_end_matches(')').rsplit(' ').next().unwrap().parse().unwrap();
+    std::fs::write(&snapshot, format!("{}\nCaseTest:testStore() (gas: {})\n", lines[0], gas - 100)).unwrap();
+    let changed = nml(dir.path(), &["test", "--snapshot-check", "--fuzz-runs", "8"]);
+    assert_eq!(changed.status.code(), Some(1), "{}", text(&changed));
+    assert!(text(&changed).contains(&format!("CaseTest:testStore(): gas {} → {gas}", gas - 100)), "{}", text(&changed));
+    let tolerated = nml(dir.path(), &["test", "--snapshot-check", "--snapshot-tolerance", "5", "--fuzz-runs", "8"]);
+    assert!(tolerated.status.success(), "{}", text(&tolerated));
+
+    std::fs::write(&snapshot, format!("{}\n", lines[0])).unwrap();
+    let new = nml(dir.path(), &["test", "--snapshot-check", "--fuzz-runs", "8"]);
+    assert_eq!(new.status.code(), Some(1));
+    assert!(text(&new).contains("CaseTest:testStore(): not in .gas-snapshot"), "{}", text(&new));
+    // A filtered run rewrites its own line and keeps the others.
+    let partial = nml(dir.path(), &["test", "--snapshot", "--match-test", "testStore"]);
+    assert!(partial.status.success());
+    assert_eq!(std::fs::read_to_string(&snapshot).unwrap(), written);
+}
+
 /// A fuzz test with more parameters than the stack holds compiles with
 /// `via_ir = true` (solc's IR pipeline moves them to memory), and not
 /// without it.

@@ -2,7 +2,8 @@
 //! `run` function returning a miette result; `main.rs` only dispatches. What
 //! several commands share lives in [`common`] (their LLM flags in
 //! [`llm_flags`], their fork flags in [`fork_flags`]; what one `nml deploy` run deploys
-//! in `deploy_plan`); no command imports another.
+//! in `deploy_plan`; `nml test`'s gas snapshots in `gas_snapshot`); no
+//! command imports another.
 
 pub mod build;
 pub mod common;
@@ -10,6 +11,7 @@ pub mod deploy;
 mod deploy_plan;
 pub mod devnet;
 pub mod fork_flags;
+mod gas_snapshot;
 pub mod gateway;
 pub mod gateway_flags;
 pub mod llm_flags;

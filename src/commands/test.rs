@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -31,6 +31,7 @@ use super::common::{
     with_remote_models,
 };
 use super::fork_flags::ForkArgs;
+use super::gas_snapshot;
 use super::llm_flags::LlmArgs;
 use crate::toolchain::onnxruntime;
 
@@ -60,6 +61,17 @@ pub struct TestArgs {
     /// Print the gas of every function the tests called (min, median, max).
     #[arg(long)]
     pub gas_report: bool,
+    /// Write each passing test's gas to `.gas-snapshot` in the project
+    /// (the lines of tests not run are kept).
+    #[arg(long, conflicts_with = "snapshot_check")]
+    pub snapshot: bool,
+    /// Compare each passing test's gas with `.gas-snapshot`: a change beyond
+    /// --snapshot-tolerance, or a test not in it, fails the run.
+    #[arg(long)]
+    pub snapshot_check: bool,
+    /// The change in percent --snapshot-check lets pass [default: 0].
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, requires = "snapshot_check")]
+    pub snapshot_tolerance: f64,
     /// `-v`: show the inference receipts of passing tests too; `-vvv`: the
     /// call traces of failing tests; `-vvvv`: of every test.
     #[arg(short, long, action = clap::ArgAction::Count)]
@@ -276,7 +288,42 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         let out = if args.json { gas_report_json(&report) } else { gas_report_table(&report) };
         let _ = std::io::stdout().lock().write_all(out.as_bytes());
     }
-    Ok(if results.iter().any(TestResult::failed) { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+    let snapshot_failed =
+        if args.snapshot || args.snapshot_check { !snapshot(&fe.project.root, &results, &args)? } else { false };
+    let failed = results.iter().any(TestResult::failed) || snapshot_failed;
+    Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Writes or checks the gas snapshot (`--snapshot`, `--snapshot-check`):
+/// whether the run matches it (always, when writing).
+fn snapshot(root: &Path, results: &[TestResult], args: &TestArgs) -> miette::Result<bool> {
+    let path = root.join(gas_snapshot::FILE);
+    let old = match std::fs::read_to_string(&path) {
+        Ok(text) => gas_snapshot::parse(&text).map_err(|e| miette!("{e}"))?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.snapshot => BTreeMap::new(),
+        Err(e) => {
+            return Err(miette!(help = "write one with `nml test --snapshot`", "cannot read {}: {e}", path.display()));
+        }
+    };
+    let new = gas_snapshot::entries(results);
+    if args.snapshot {
+        let text = gas_snapshot::merged(old, new);
+        nml_compiler::solc::write_atomic(&path, text.as_bytes())
+            .into_diagnostic()
+            .wrap_err_with(|| format!("writing {}", path.display()))?;
+        return Ok(true);
+    }
+    let differences = gas_snapshot::differences(&old, &new, args.snapshot_tolerance);
+    for difference in &differences {
+        eprintln!("{difference}");
+    }
+    if differences.is_empty() {
+        let plural = if new.len() == 1 { "" } else { "s" };
+        eprintln!("{}: {} test{plural} match", gas_snapshot::FILE, new.len());
+    } else {
+        eprintln!("error: {} of {} tests differ from {}", differences.len(), new.len(), gas_snapshot::FILE);
+    }
+    Ok(differences.is_empty())
 }
 
 /// ONNX Runtime with the project's models (see [`register_project_models`]).
