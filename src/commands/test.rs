@@ -368,7 +368,12 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
             // A fuzz test's gas is the median of its passing runs.
             let gas = if r.fuzz.is_some() && r.passed() { "~" } else { "" };
             let figures = match &r.invariant {
-                Some(i) => format!("runs: {}, calls: {}, reverts: {}", i.runs, i.calls, i.reverts),
+                Some(i) => {
+                    format!(
+                        "runs: {}, calls: {}, reverts: {}, inferences: {}",
+                        i.runs, i.calls, i.reverts, i.inferences
+                    )
+                }
                 None => format!("{runs}gas: {gas}{}, inferences: {}", r.gas, r.inferences),
             };
             out.push_str(&format!("[{status}] {} ({figures}, {:.1} ms)\n", r.signature, ms(r.duration)));

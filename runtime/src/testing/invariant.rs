@@ -68,6 +68,8 @@ pub struct InvariantReport {
     pub calls: u64,
     /// Calls that reverted.
     pub reverts: u64,
+    /// Model and LLM calls the calls made (mocked ones excluded).
+    pub inferences: u64,
     /// The seed of the draws ([`fuzz::FuzzConfig::seed`]).
     pub seed: u64,
     /// The shrunk calls that broke the invariant, if a run broke it.
@@ -209,11 +211,12 @@ struct Call {
     args: Vec<DynSolValue>,
 }
 
-/// Calls made and reverted.
+/// Calls made and reverted, and the inferences they made.
 #[derive(Debug, Default)]
 struct Tally {
     calls: u64,
     reverts: u64,
+    inferences: u64,
 }
 
 /// Where and why a sequence of calls failed: after call `at` (the
@@ -245,7 +248,7 @@ impl Run<'_> {
     /// An invariant test: [`InvariantConfig::runs`] runs that keep the
     /// invariant, or the first that breaks it, its calls shrunk.
     pub(super) fn invariant(&self, config: &InvariantConfig, seed: u64, result: &mut TestResult) -> Outcome {
-        let mut report = InvariantReport { runs: 0, calls: 0, reverts: 0, seed, sequence: None };
+        let mut report = InvariantReport { runs: 0, calls: 0, reverts: 0, inferences: 0, seed, sequence: None };
         let outcome = match Campaign::new(self) {
             Err(reason) => Outcome::Fail { reason },
             Ok(campaign) => campaign.go(config, &mut report),
@@ -375,6 +378,7 @@ impl<'r, 'a> Campaign<'r, 'a> {
         };
         report.calls = tally.calls;
         report.reverts = tally.reverts;
+        report.inferences = tally.inferences;
         outcome
     }
 
@@ -429,6 +433,7 @@ impl<'r, 'a> Campaign<'r, 'a> {
         let calldata = fuzz::calldata(function.selector, &call.args);
         let receipt = send_as(devnet, call.sender, target.address, calldata)?;
         tally.calls += 1;
+        tally.inferences += receipt.inference.len() as u64;
         if !receipt.success {
             tally.reverts += 1;
             if config.fail_on_revert {
