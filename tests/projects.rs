@@ -1148,3 +1148,316 @@ fn an_unloadable_model_file_is_named_by_its_path() {
         assert!(out.contains(&named), "{args:?} names the file and the id: {out}");
     }
 }
+
+/// Asserts which tests pass, and that each of the others fails with a
+/// reason that contains its expected words.
+fn assert_outcomes(
+    results: &std::collections::BTreeMap<String, serde_json::Value>,
+    pass: &[&str],
+    fail: &[(&str, &str)],
+) {
+    for test in pass {
+        let result = results.get(*test).unwrap_or_else(|| panic!("{test} ran: {results:?}"));
+        assert_eq!(result["outcome"]["status"], "pass", "{test}: {result}");
+    }
+    for (test, words) in fail {
+        let result = results.get(*test).unwrap_or_else(|| panic!("{test} ran: {results:?}"));
+        let reason = result["outcome"]["reason"].as_str().unwrap_or_default();
+        assert!(result["outcome"]["status"] == "fail" && reason.contains(words), "{test}: {result}");
+    }
+    assert_eq!(results.len(), pass.len() + fail.len(), "{results:?}");
+}
+
+/// `snapshotState` and `revertToState` within a test: storage, balances,
+/// code and the block (`warp`, `roll`, `fee`, `chainId`) come back; a
+/// snapshot stays until deleted and a deleted one cannot be reverted to;
+/// a caller's revert after a revert to a snapshot still undoes everything
+/// since the caller began; a snapshot of `setUp`, and a revert from a call
+/// that began after the snapshot, are refused with a reason.
+#[test]
+fn state_snapshots_bring_back_storage_balances_and_the_block() {
+    let body = r#"
+    Counter counter;
+    uint256 setUpSnapshot;
+    function setUp() public { counter = new Counter(); setUpSnapshot = vm.snapshotState(); }
+    function testRevertBringsBackStorageBalancesCodeAndTheBlock() public {
+        counter.bump();
+        vm.deal(address(0xA11CE), 1 ether);
+        vm.warp(1_000);
+        vm.roll(50);
+        vm.fee(3 gwei);
+        vm.chainId(7);
+        uint256 snap = vm.snapshotState();
+        counter.bump();
+        counter.bump();
+        vm.deal(address(0xA11CE), 5 ether);
+        vm.warp(9_000);
+        vm.roll(90);
+        vm.fee(8 gwei);
+        vm.chainId(8);
+        vm.store(address(counter), bytes32(uint256(7)), bytes32(uint256(1)));
+        Counter later = new Counter();
+        assertEq(counter.count(), 3);
+        assertTrue(vm.revertToState(snap));
+        assertEq(counter.count(), 1);
+        assertEq(address(0xA11CE).balance, 1 ether);
+        assertEq(vm.getBlockTimestamp(), 1_000);
+        assertEq(vm.getBlockNumber(), 50);
+        assertEq(block.basefee, 3 gwei);
+        assertEq(block.chainid, 7);
+        assertEq(vm.load(address(counter), bytes32(uint256(7))), bytes32(0));
+        assertEq(address(later).code.length, 0);
+        // It stays for another revert…
+        counter.bump();
+        vm.warp(9_999);
+        assertTrue(vm.revertToState(snap));
+        assertEq(counter.count(), 1);
+        assertEq(vm.getBlockTimestamp(), 1_000);
+        // …until a revert deletes it.
+        counter.bump();
+        assertTrue(vm.revertToStateAndDelete(snap));
+        assertEq(counter.count(), 1);
+        counter.bump();
+        assertFalse(vm.revertToState(snap));
+        assertEq(counter.count(), 2);
+    }
+    function testDeletedSnapshotsCannotBeRevertedTo() public {
+        uint256 a = vm.snapshotState();
+        uint256 b = vm.snapshot();
+        assertEq(b, a + 1);
+        counter.bump();
+        assertTrue(vm.deleteStateSnapshot(a));
+        assertFalse(vm.deleteStateSnapshot(a));
+        assertFalse(vm.revertToState(a));
+        assertEq(counter.count(), 1);
+        assertTrue(vm.revertTo(b));
+        assertEq(counter.count(), 0);
+        counter.bump();
+        vm.deleteStateSnapshots();
+        assertFalse(vm.revertTo(b));
+        assertEq(counter.count(), 1);
+        uint256 c = vm.snapshot();
+        vm.deleteSnapshots();
+        assertFalse(vm.revertToAndDelete(c));
+        uint256 d = vm.snapshot();
+        assertTrue(vm.deleteSnapshot(d));
+        assertFalse(vm.revertToStateAndDelete(d));
+        assertFalse(vm.revertToState(d + 100));
+        assertEq(counter.count(), 1);
+    }
+    function testACallerRevertStillUndoesEverythingAfterARevertToASnapshot() public {
+        try this.bumpRevertToAndFail() {} catch {}
+        assertEq(counter.count(), 0);
+        assertEq(address(0xD0D0).balance, 0);
+        counter.bump();
+        assertEq(counter.count(), 1);
+    }
+    function bumpRevertToAndFail() external {
+        counter.bump();
+        vm.deal(address(0xD0D0), 1 ether);
+        uint256 snap = vm.snapshotState();
+        counter.bump();
+        // Accounts first touched after the snapshot: their journal entries
+        // must not outlive the revert to it.
+        new Counter();
+        vm.deal(address(0xE0E0), 1 ether);
+        assertTrue(vm.revertToState(snap));
+        assertEq(counter.count(), 1);
+        assertEq(address(0xD0D0).balance, 1 ether);
+        counter.bump();
+        revert("undo it all");
+    }
+    function testRevertToASnapshotACalleeTook() public {
+        Snapshotter s = new Snapshotter();
+        counter.bump();
+        uint256 snap = s.take();
+        counter.bump();
+        assertTrue(vm.revertToState(snap));
+        assertEq(counter.count(), 1);
+    }
+    function testSnapshotIdsCountOnFromSetUp() public { assertEq(vm.snapshotState(), setUpSnapshot + 1); }
+    function testASnapshotOfSetUpIsRefused() public { vm.revertToState(setUpSnapshot); }
+    function testARevertFromACallBegunSinceIsRefused() public {
+        Snapshotter s = new Snapshotter();
+        uint256 snap = vm.snapshotState();
+        s.revertTo(snap);
+    }
+}
+
+contract Counter {
+    uint256 public count;
+    function bump() external { count += 1; }
+}
+
+contract Snapshotter {
+    Vm constant vm = Vm(0x7109709ECfa91a80626fF3989D68f67F5b1DD12D);
+    function take() external returns (uint256) { return vm.snapshotState(); }
+    function revertTo(uint256 snap) external { vm.revertToState(snap); }
+"#;
+    let dir = project_with_test(&test_contract(body));
+    let run = nml(dir.path(), &["test", "--json"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert_outcomes(
+        &json_lines(&run),
+        &[
+            "CaseTest.testRevertBringsBackStorageBalancesCodeAndTheBlock",
+            "CaseTest.testDeletedSnapshotsCannotBeRevertedTo",
+            "CaseTest.testACallerRevertStillUndoesEverythingAfterARevertToASnapshot",
+            "CaseTest.testRevertToASnapshotACalleeTook",
+            "CaseTest.testSnapshotIdsCountOnFromSetUp",
+        ],
+        &[
+            (
+                "CaseTest.testASnapshotOfSetUpIsRefused",
+                "vm.revertToState: snapshot 0 was taken in an earlier transaction",
+            ),
+            ("CaseTest.testARevertFromACallBegunSinceIsRefused", "vm.revertToState: this call began after snapshot 1"),
+        ],
+    );
+}
+
+/// `prank`/`startPrank` with an origin, the block and transaction
+/// cheatcodes (also from `setUp`), `toString`, `computeCreateAddress` and
+/// the environment variables, as Foundry answers them.
+#[test]
+fn pranked_origins_block_overrides_strings_and_environment_variables() {
+    let body = r#"
+    function testPrankSetsTheOriginForOneCall() public {
+        Probe p = new Probe();
+        address origin = tx.origin;
+        vm.prank(address(0xB0B), address(0xCAFE));
+        p.probe();
+        assertEq(p.lastSender(), address(0xB0B));
+        assertEq(p.lastOrigin(), address(0xCAFE));
+        assertEq(tx.origin, origin);
+        p.probe();
+        assertEq(p.lastSender(), address(this));
+        assertEq(p.lastOrigin(), origin);
+    }
+    function testStartPrankSetsTheOriginUntilStopPrank() public {
+        Probe p = new Probe();
+        address origin = tx.origin;
+        vm.startPrank(address(0xB0B), address(0xCAFE));
+        p.probe();
+        assertEq(tx.origin, origin);
+        assertEq(p.lastOrigin(), address(0xCAFE));
+        new Probe();
+        p.probe();
+        assertEq(p.lastSender(), address(0xB0B));
+        vm.stopPrank();
+        p.probe();
+        assertEq(p.lastSender(), address(this));
+        assertEq(p.lastOrigin(), origin);
+    }
+    function testBlockAndTransactionCheatcodes() public {
+        vm.chainId(4242);
+        assertEq(block.chainid, 4242);
+        vm.fee(7 gwei);
+        assertEq(block.basefee, 7 gwei);
+        vm.coinbase(address(0xC0FFEE));
+        assertEq(block.coinbase, address(0xC0FFEE));
+        vm.prevrandao(bytes32(uint256(123)));
+        assertEq(block.prevrandao, 123);
+        vm.prevrandao(uint256(456));
+        assertEq(block.prevrandao, 456);
+        vm.txGasPrice(3 gwei);
+        assertEq(tx.gasprice, 3 gwei);
+        vm.warp(777);
+        vm.roll(888);
+        assertEq(vm.getBlockTimestamp(), 777);
+        assertEq(vm.getBlockNumber(), 888);
+    }
+    function testTooLargeAChainIdIsRefused() public { vm.chainId(uint256(type(uint64).max) + 1); }
+    function testToString() public {
+        assertEq(vm.toString(address(0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf)), "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf");
+        bytes memory data = hex"DEADbeef";
+        assertEq(vm.toString(data), "0xdeadbeef");
+        assertEq(vm.toString(bytes32(uint256(0xAB))), "0x00000000000000000000000000000000000000000000000000000000000000ab");
+        assertEq(vm.toString(true), "true");
+        assertEq(vm.toString(false), "false");
+        assertEq(vm.toString(uint256(1234567890)), "1234567890");
+        assertEq(vm.toString(int256(-42)), "-42");
+        assertEq(vm.toString(type(int256).min), "-57896044618658097711785492504343953926634992332820282019728792003956564819968");
+    }
+    function testComputeCreateAddress() public {
+        address predicted = vm.computeCreateAddress(address(this), vm.getNonce(address(this)));
+        Probe p = new Probe();
+        assertEq(address(p), predicted);
+        assertTrue(vm.computeCreateAddress(address(this), 1) != vm.computeCreateAddress(address(this), 2));
+    }
+    function testEnvironmentVariables() public {
+        assertEq(vm.envUint("NML_CASE_UINT"), 42);
+        assertEq(vm.envInt("NML_CASE_INT"), -17);
+        assertEq(vm.envAddress("NML_CASE_ADDRESS"), 0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf);
+        assertTrue(vm.envBool("NML_CASE_BOOL"));
+        assertEq(vm.envString("NML_CASE_STRING"), "hello world");
+        assertEq(vm.envBytes32("NML_CASE_BYTES32"), bytes32(uint256(1)));
+        assertEq(vm.envOr("NML_CASE_ADDRESS", address(0)), 0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf);
+        assertEq(vm.envOr("NML_CASE_UNSET", address(0xBEEF)), address(0xBEEF));
+        assertEq(vm.envOr("NML_CASE_INT", int256(5)), -17);
+        assertEq(vm.envOr("NML_CASE_NOT_A_NUMBER", int256(5)), 5);
+        assertEq(vm.envOr("NML_CASE_BYTES32", bytes32(0)), bytes32(uint256(1)));
+        assertEq(vm.envOr("NML_CASE_UNSET", bytes32(uint256(9))), bytes32(uint256(9)));
+    }
+    function testAnUnsetVariableReverts() public { vm.envUint("NML_CASE_UNSET"); }
+    function testAnUnparsableVariableReverts() public { vm.envAddress("NML_CASE_NOT_A_NUMBER"); }
+}
+
+contract EnvironmentFromSetUpTest is Test {
+    function setUp() public {
+        vm.chainId(4242);
+        vm.fee(7 gwei);
+        vm.coinbase(address(0xC0FFEE));
+        vm.prevrandao(bytes32(uint256(123)));
+        vm.txGasPrice(3 gwei);
+    }
+    function testSetUpsBlockAndTransactionHold() public {
+        assertEq(block.chainid, 4242);
+        assertEq(block.basefee, 7 gwei);
+        assertEq(block.coinbase, address(0xC0FFEE));
+        assertEq(block.prevrandao, 123);
+        assertEq(tx.gasprice, 3 gwei);
+    }
+}
+
+contract Probe {
+    address public lastSender;
+    address public lastOrigin;
+    function probe() external { lastSender = msg.sender; lastOrigin = tx.origin; }
+"#;
+    let dir = project_with_test(&test_contract(body));
+    let run = Command::new(NML)
+        .args(["test", "--json"])
+        .current_dir(dir.path())
+        .env("NML_CASE_UINT", " 42 ")
+        .env("NML_CASE_INT", "-17")
+        .env("NML_CASE_ADDRESS", "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf")
+        .env("NML_CASE_BOOL", "TRUE")
+        .env("NML_CASE_STRING", "hello world")
+        .env("NML_CASE_BYTES32", format!("0x{:064x}", 1))
+        .env("NML_CASE_NOT_A_NUMBER", "forty-two")
+        .env_remove("NML_CASE_UNSET")
+        .output()
+        .expect("runs nml");
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert_outcomes(
+        &json_lines(&run),
+        &[
+            "CaseTest.testPrankSetsTheOriginForOneCall",
+            "CaseTest.testStartPrankSetsTheOriginUntilStopPrank",
+            "CaseTest.testBlockAndTransactionCheatcodes",
+            "CaseTest.testToString",
+            "CaseTest.testComputeCreateAddress",
+            "CaseTest.testEnvironmentVariables",
+            "EnvironmentFromSetUpTest.testSetUpsBlockAndTransactionHold",
+        ],
+        &[
+            ("CaseTest.testTooLargeAChainIdIsRefused", "vm.chainId: a chain id must be below 2^64"),
+            ("CaseTest.testAnUnsetVariableReverts", "vm.envUint: environment variable `NML_CASE_UNSET` is not set"),
+            (
+                "CaseTest.testAnUnparsableVariableReverts",
+                "vm.envAddress: environment variable `NML_CASE_NOT_A_NUMBER` is not a valid address",
+            ),
+        ],
+    );
+}

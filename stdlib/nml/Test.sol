@@ -132,6 +132,78 @@ interface Vm {
     /// The test fails unless this result is settled on the relay (by its own
     /// record) when it ends.
     function expectSettlement(bytes32 teeId, bytes32 inputHash, bytes32 outputHash, uint256 timestamp) external;
+    /// As `prank(msgSender)`, and `tx.origin` is `txOrigin` during that call.
+    function prank(address msgSender, address txOrigin) external;
+    /// As `startPrank(msgSender)`, and `tx.origin` is `txOrigin` during those calls.
+    function startPrank(address msgSender, address txOrigin) external;
+    /// Snapshots the state and the block (within this test's transaction); returns its id.
+    function snapshotState() external returns (uint256 snapshotId);
+    /// Back to snapshot `snapshotId`, which stays; false if there is none.
+    function revertToState(uint256 snapshotId) external returns (bool success);
+    /// Back to snapshot `snapshotId`, and deletes it; false if there is none.
+    function revertToStateAndDelete(uint256 snapshotId) external returns (bool success);
+    /// Deletes snapshot `snapshotId`; false if there is none.
+    function deleteStateSnapshot(uint256 snapshotId) external returns (bool success);
+    /// Deletes every snapshot.
+    function deleteStateSnapshots() external;
+    /// The older name of `snapshotState`.
+    function snapshot() external returns (uint256 snapshotId);
+    /// The older name of `revertToState`.
+    function revertTo(uint256 snapshotId) external returns (bool success);
+    /// The older name of `revertToStateAndDelete`.
+    function revertToAndDelete(uint256 snapshotId) external returns (bool success);
+    /// The older name of `deleteStateSnapshot`.
+    function deleteSnapshot(uint256 snapshotId) external returns (bool success);
+    /// The older name of `deleteStateSnapshots`.
+    function deleteSnapshots() external;
+    /// Sets `block.chainid`.
+    function chainId(uint256 newChainId) external;
+    /// Sets `block.basefee`.
+    function fee(uint256 newBasefee) external;
+    /// Sets `block.coinbase`.
+    function coinbase(address newCoinbase) external;
+    /// Sets `block.prevrandao`.
+    function prevrandao(bytes32 newPrevrandao) external;
+    /// Sets `block.prevrandao`.
+    function prevrandao(uint256 newPrevrandao) external;
+    /// Sets `tx.gasprice`.
+    function txGasPrice(uint256 newGasPrice) external;
+    /// `block.number`, as the chain has it (the optimizer may cache `block.number`).
+    function getBlockNumber() external view returns (uint256 height);
+    /// `block.timestamp`, as the chain has it (the optimizer may cache `block.timestamp`).
+    function getBlockTimestamp() external view returns (uint256 timestamp);
+    /// The address, checksummed.
+    function toString(address value) external pure returns (string memory stringifiedValue);
+    /// The bytes as `0x` and lowercase hex.
+    function toString(bytes calldata value) external pure returns (string memory stringifiedValue);
+    /// The word as `0x` and lowercase hex.
+    function toString(bytes32 value) external pure returns (string memory stringifiedValue);
+    /// "true" or "false".
+    function toString(bool value) external pure returns (string memory stringifiedValue);
+    /// The number in decimal.
+    function toString(uint256 value) external pure returns (string memory stringifiedValue);
+    /// The number in decimal, with a "-" when negative.
+    function toString(int256 value) external pure returns (string memory stringifiedValue);
+    /// The address of the contract `deployer` creates with `CREATE` at `nonce`.
+    function computeCreateAddress(address deployer, uint256 nonce) external pure returns (address);
+    /// The environment variable `name` as a number; reverts if it is not set or not one.
+    function envUint(string calldata name) external view returns (uint256 value);
+    /// The environment variable `name` as a signed number; reverts if it is not set or not one.
+    function envInt(string calldata name) external view returns (int256 value);
+    /// The environment variable `name` as an address; reverts if it is not set or not one.
+    function envAddress(string calldata name) external view returns (address value);
+    /// The environment variable `name` as a bool; reverts if it is not set or not one.
+    function envBool(string calldata name) external view returns (bool value);
+    /// The environment variable `name`; reverts if it is not set.
+    function envString(string calldata name) external view returns (string memory value);
+    /// The environment variable `name` as a 32-byte word; reverts if it is not set or not one.
+    function envBytes32(string calldata name) external view returns (bytes32 value);
+    /// The environment variable `name` as an address, or `defaultValue`.
+    function envOr(string calldata name, address defaultValue) external view returns (address value);
+    /// The environment variable `name` as a signed number, or `defaultValue`.
+    function envOr(string calldata name, int256 defaultValue) external view returns (int256 value);
+    /// The environment variable `name` as a 32-byte word, or `defaultValue`.
+    function envOr(string calldata name, bytes32 defaultValue) external view returns (bytes32 value);
 }
 
 /// The devnet's workflow scheduler, as tests drive it (see `Test.runDueTasks`).

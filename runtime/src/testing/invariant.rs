@@ -194,6 +194,9 @@ impl Artifacts {
     }
 }
 
+/// Functions of a contract, by selector (`StdInvariant.FuzzSelector`).
+type Selection = (Address, Vec<[u8; 4]>);
+
 /// A contract the calls go to.
 struct Target {
     address: Address,
@@ -555,7 +558,7 @@ impl Run<'_> {
 
     /// A list of `(address, selectors)` the test contract names
     /// (`targetSelectors()`), empty when it has no such function.
-    fn selections(&self, signature: &str) -> Result<Vec<(Address, Vec<[u8; 4]>)>, String> {
+    fn selections(&self, signature: &str) -> Result<Vec<Selection>, String> {
         let Some(answer) = self.ask(signature)? else { return Ok(Vec::new()) };
         let ty = DynSolType::Array(Box::new(DynSolType::Tuple(vec![
             DynSolType::Address,

@@ -1,6 +1,7 @@
 //! The cheatcodes that read and write accounts directly, as Foundry's do:
 //! keys and signatures (`addr`, `sign`), storage (`store`, `load`), code
-//! (`etch`) and nonces (`getNonce`, `setNonce`). Writes go through the
+//! (`etch`) and nonces (`getNonce`, `setNonce`), and the address a `CREATE`
+//! makes (`computeCreateAddress`). Writes go through the
 //! transaction's journal, so a reverted call undoes them like any other
 //! change.
 
@@ -26,6 +27,9 @@ pub(super) enum AccountCheatError {
     /// The state behind the journal could not be read (fork mode's remote).
     #[error("{0}: {1}")]
     State(&'static str, String),
+    /// A nonce past what an account can hold.
+    #[error("computeCreateAddress: a nonce must be below 2^64")]
+    NonceTooLarge,
 }
 
 fn signer(cheatcode: &'static str, private_key: U256) -> Result<PrivateKeySigner, AccountCheatError> {
@@ -43,6 +47,13 @@ pub(super) fn sign(private_key: U256, digest: B256) -> Result<(u8, B256, B256), 
     let signature =
         signer("sign", private_key)?.sign_hash_sync(&digest).map_err(|e| AccountCheatError::Signing(e.to_string()))?;
     Ok((27 + u8::from(signature.v()), signature.r().into(), signature.s().into()))
+}
+
+/// `computeCreateAddress(deployer, nonce)`: the address of the contract
+/// `deployer` creates with `CREATE` at that nonce.
+pub(super) fn create_address(deployer: Address, nonce: U256) -> Result<Address, AccountCheatError> {
+    let nonce = u64::try_from(nonce).map_err(|_| AccountCheatError::NonceTooLarge)?;
+    Ok(deployer.create(nonce))
 }
 
 fn state(cheatcode: &'static str, e: impl std::fmt::Debug) -> AccountCheatError {
@@ -101,5 +112,18 @@ mod tests {
         assert_eq!(signature.recover_address_from_prehash(&digest).unwrap(), one);
         assert_eq!(address_of(U256::ZERO), Err(AccountCheatError::BadKey("addr")));
         assert_eq!(sign(U256::MAX, digest).map(|_| ()), Err(AccountCheatError::BadKey("sign")));
+    }
+
+    #[test]
+    fn create_addresses_are_the_ones_create_makes() {
+        // The first contract key 1's account creates: the RLP of (address, 0) hashed.
+        let deployer = alloy_primitives::address!("7E5F4552091A69125d5DfCb7b8C2659029395Bdf");
+        let expected =
+            alloy_primitives::keccak256(alloy_primitives::hex!("d6947e5f4552091a69125d5dfcb7b8c2659029395bdf80"));
+        assert_eq!(create_address(deployer, U256::ZERO).unwrap(), Address::from_slice(&expected[12..]));
+        assert_eq!(
+            create_address(deployer, U256::from(u64::MAX) + U256::from(1)),
+            Err(AccountCheatError::NonceTooLarge)
+        );
     }
 }

@@ -2,9 +2,11 @@
 //! conventional `Vm` address (0x7109709ECfa91a80626fF3989D68f67F5b1DD12D)
 //! as `stdlib/nml/Test.sol` declares them, and serves mocked inference.
 //!
-//! Per-transaction state (pranks, expected reverts and events) lives in the
-//! inspector and ends with the transaction. What outlives a transaction —
-//! inference and call mocks, labels, `warp` and `roll` — is a [`CheatState`]: each
+//! Per-transaction state (pranks, expected reverts and events, state
+//! snapshots) lives in the inspector and ends with the transaction. What
+//! outlives a transaction — inference and call mocks, labels, the block and
+//! transaction overrides (`warp`, `roll`, `fee`, `chainId`, …), the next
+//! snapshot id — is a [`CheatState`]: each
 //! inspector starts from the shared copy and works on its own, and only the
 //! inclusion pass publishes its copy when the transaction ends. So mocks and
 //! warps made in `setUp` hold in every test, and a mock made halfway through a
@@ -13,14 +15,18 @@
 //!
 //! This file holds the inspector, the dispatch of every cheatcode and the
 //! expectations (reverts, events, calls); the rest have rooms of their own:
-//! [`vm`] the interface, `accounts` keys, storage, code and nonces, `calls`
-//! mocked, expected and recorded calls and logs, `mocks` mocked inference
-//! and LLM calls, `tee` the enclave and settlement cheatcodes.
+//! [`vm`] the interface, `accounts` keys, storage, code and nonces, `block`
+//! the block and transaction environment, `calls` mocked, expected and
+//! recorded calls and logs, `mocks` mocked inference and LLM calls,
+//! `snapshots` state snapshots (and why a revert to one keeps revm's
+//! journal consistent), `tee` the enclave and settlement cheatcodes, `text`
+//! `toString` and environment variables.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use alloy_primitives::{Address, Bytes, Log, U256, address, keccak256};
+use alloy_dyn_abi::{DynSolType, DynSolValue};
+use alloy_primitives::{Address, B256, Bytes, Log, U256, address, keccak256};
 use alloy_sol_types::{Revert, SolError, SolInterface, SolValue};
 use parking_lot::Mutex;
 use revm::Inspector;
@@ -37,15 +43,20 @@ use crate::mempool::Pipe;
 use crate::testing::revert::RevertDecoder;
 
 mod accounts;
+mod block;
 mod calls;
 mod mocks;
+mod snapshots;
 mod tee;
+mod text;
 mod vm;
 
 pub use vm::Vm;
 
+use block::{EnvOverrides, TxEnvAtStart};
 use calls::{CallMock, ExpectedCall};
 use mocks::{LlmMock, Mock, MockAnswer};
+use snapshots::{AfterRevert, Frames, Snapshots};
 
 /// The revert reason of `vm.assume(false)`: a fuzz test's runner draws
 /// other arguments instead of failing the test.
@@ -58,7 +69,8 @@ pub const SKIPPED: &str = "vm.skip: the test skips itself";
 /// The address of the `Vm` contract, as in Foundry.
 pub const VM_ADDRESS: Address = address!("7109709ECfa91a80626fF3989D68f67F5b1DD12D");
 
-/// Cheatcode state that outlives one transaction: inference and LLM mocks, and labels.
+/// Cheatcode state that outlives one transaction: inference, LLM and call
+/// mocks, labels, block and transaction overrides, the next snapshot id.
 #[derive(Debug, Clone, Default)]
 pub struct CheatState {
     mocks: Vec<Mock>,
@@ -66,9 +78,11 @@ pub struct CheatState {
     labels: BTreeMap<Address, String>,
     /// `mockCall` and `mockCallRevert`.
     call_mocks: Vec<CallMock>,
-    /// `warp` and `roll`: the block's timestamp and number from then on.
-    timestamp: Option<U256>,
-    number: Option<U256>,
+    /// `warp`, `roll`, `fee`, `coinbase`, `prevrandao`, `chainId`,
+    /// `txGasPrice`: what transactions see from then on.
+    env: EnvOverrides,
+    /// The id of the next `snapshotState` (they count on from `setUp`, as in Foundry).
+    next_snapshot_id: U256,
 }
 
 impl CheatState {
@@ -152,6 +166,8 @@ impl InspectorFactory for CheatcodesFactory {
 #[derive(Debug, Clone, Copy)]
 struct Prank {
     sender: Address,
+    /// `tx.origin` during the pranked calls, if the prank sets it.
+    origin: Option<Address>,
     /// The pranking contract and the depth it calls from.
     caller: Address,
     depth: usize,
@@ -208,11 +224,19 @@ pub struct Cheatcodes {
     local: CheatState,
     /// Whether to publish `local` when a transaction ends (inclusion only).
     publish: bool,
-    /// Whether `local`'s block overrides are applied to this transaction.
-    block_applied: bool,
+    /// The running transaction's own environment, from when `local`'s
+    /// overrides were applied to it (at its first call) until it ends.
+    tx_start: Option<TxEnvAtStart>,
+    /// The call frames running, for snapshots.
+    frames: Frames,
+    /// This transaction's state snapshots.
+    snapshots: Snapshots,
     /// Where to record the test contract's calls (inclusion only).
     calls: Option<Arc<Mutex<Vec<GasCall>>>>,
     prank: Option<Prank>,
+    /// The depth a prank that set `tx.origin` called from, and the origin
+    /// to put back when that call ends.
+    pranked_origin: Option<(usize, Address)>,
     expected_revert: Option<ExpectedRevert>,
     /// `expectEmit`s of this transaction, in the order the events must come.
     expected_emits: Vec<ExpectedEmit>,
@@ -249,16 +273,22 @@ fn ok(inputs: &CallInputs, output: Vec<u8>) -> CallOutcome {
     outcome(inputs, InstructionResult::Return, output.into(), 0)
 }
 
-fn env_or<T: std::str::FromStr>(name: &str, default: T) -> T {
-    std::env::var(name).ok().and_then(|v| v.trim().parse().ok()).unwrap_or(default)
+/// A `string` a cheatcode returns.
+fn text_answer(inputs: &CallInputs, text: String) -> CallOutcome {
+    ok(inputs, (text,).abi_encode_params())
 }
 
-fn bool_env(name: &str, default: bool) -> bool {
-    match std::env::var(name).map(|v| v.trim().to_ascii_lowercase()) {
-        Ok(v) if v == "true" || v == "1" => true,
-        Ok(v) if v == "false" || v == "0" => false,
-        _ => default,
+/// `envUint` and the like: the variable `name` as a `ty`, or a revert that names it.
+fn env_answer(inputs: &CallInputs, cheatcode: &str, name: &str, ty: DynSolType) -> CallOutcome {
+    match text::env_var(name, &ty) {
+        Ok(value) => ok(inputs, value.abi_encode()),
+        Err(e) => revert(inputs, &format!("vm.{cheatcode}: {e}")),
     }
+}
+
+/// `envOr(name, default)`.
+fn env_or_answer(inputs: &CallInputs, name: &str, default: DynSolValue) -> CallOutcome {
+    ok(inputs, text::env_or(name, default).abi_encode())
 }
 
 impl Cheatcodes {
@@ -280,22 +310,54 @@ impl Cheatcodes {
             }
         };
         let caller = inputs.caller;
+        let prank = |sender, origin, once| Some(Prank { sender, origin, caller, depth, once });
         match call {
-            Vm::VmCalls::prank(c) => self.prank = Some(Prank { sender: c.sender, caller, depth, once: true }),
-            Vm::VmCalls::startPrank(c) => self.prank = Some(Prank { sender: c.sender, caller, depth, once: false }),
+            Vm::VmCalls::prank_0(c) => self.prank = prank(c.sender, None, true),
+            Vm::VmCalls::prank_1(c) => self.prank = prank(c.msgSender, Some(c.txOrigin), true),
+            Vm::VmCalls::startPrank_0(c) => self.prank = prank(c.sender, None, false),
+            Vm::VmCalls::startPrank_1(c) => self.prank = prank(c.msgSender, Some(c.txOrigin), false),
             Vm::VmCalls::stopPrank(_) => self.prank = None,
             Vm::VmCalls::deal(c) => match ctx.journal_mut().load_account_mut(c.account) {
                 Ok(mut account) => account.data.set_balance(c.newBalance),
                 Err(e) => return revert(inputs, &format!("deal: {e:?}")),
             },
-            Vm::VmCalls::warp(c) => {
-                ctx.block.timestamp = c.newTimestamp;
-                self.local.timestamp = Some(c.newTimestamp);
+            Vm::VmCalls::warp(c) => self.local.env.warp(ctx, c.newTimestamp),
+            Vm::VmCalls::roll(c) => self.local.env.roll(ctx, c.newHeight),
+            Vm::VmCalls::fee(c) => return answer(inputs, self.local.env.set_basefee(ctx, c.newBasefee)),
+            Vm::VmCalls::chainId(c) => return answer(inputs, self.local.env.set_chain_id(ctx, c.newChainId)),
+            Vm::VmCalls::txGasPrice(c) => return answer(inputs, self.local.env.set_gas_price(ctx, c.newGasPrice)),
+            Vm::VmCalls::coinbase(c) => self.local.env.set_coinbase(ctx, c.newCoinbase),
+            Vm::VmCalls::prevrandao_0(c) => return answer(inputs, self.local.env.set_prevrandao(ctx, c.newPrevrandao)),
+            Vm::VmCalls::prevrandao_1(c) => {
+                return answer(inputs, self.local.env.set_prevrandao(ctx, B256::from(c.newPrevrandao)));
             }
-            Vm::VmCalls::roll(c) => {
-                ctx.block.number = c.newHeight;
-                self.local.number = Some(c.newHeight);
+            Vm::VmCalls::getBlockNumber(_) => return ok(inputs, ctx.block.number.abi_encode()),
+            Vm::VmCalls::getBlockTimestamp(_) => return ok(inputs, ctx.block.timestamp.abi_encode()),
+            Vm::VmCalls::snapshotState(_) | Vm::VmCalls::snapshot(_) => {
+                let running = self.frames.at(depth);
+                let id = self.snapshots.take(ctx, &self.local.env, running, &mut self.local.next_snapshot_id);
+                return ok(inputs, id.abi_encode());
             }
+            Vm::VmCalls::revertToState(c) => {
+                return self.revert_to_snapshot(ctx, inputs, "revertToState", c.snapshotId, AfterRevert::Keep);
+            }
+            Vm::VmCalls::revertTo(c) => {
+                return self.revert_to_snapshot(ctx, inputs, "revertTo", c.snapshotId, AfterRevert::Keep);
+            }
+            Vm::VmCalls::revertToStateAndDelete(c) => {
+                let id = c.snapshotId;
+                return self.revert_to_snapshot(ctx, inputs, "revertToStateAndDelete", id, AfterRevert::Delete);
+            }
+            Vm::VmCalls::revertToAndDelete(c) => {
+                return self.revert_to_snapshot(ctx, inputs, "revertToAndDelete", c.snapshotId, AfterRevert::Delete);
+            }
+            Vm::VmCalls::deleteStateSnapshot(c) => {
+                return answer(inputs, self.snapshots.delete("deleteStateSnapshot", c.snapshotId));
+            }
+            Vm::VmCalls::deleteSnapshot(c) => {
+                return answer(inputs, self.snapshots.delete("deleteSnapshot", c.snapshotId));
+            }
+            Vm::VmCalls::deleteStateSnapshots(_) | Vm::VmCalls::deleteSnapshots(_) => self.snapshots.delete_all(),
             Vm::VmCalls::expectRevert_0(_) => {
                 self.expected_revert = Some(ExpectedRevert { matcher: RevertMatch::Any, depth });
             }
@@ -340,6 +402,9 @@ impl Cheatcodes {
             Vm::VmCalls::etch(c) => return answer(inputs, accounts::etch(ctx, c.target, c.newRuntimeBytecode)),
             Vm::VmCalls::getNonce(c) => return answer(inputs, accounts::nonce(ctx, c.account)),
             Vm::VmCalls::setNonce(c) => return answer(inputs, accounts::set_nonce(ctx, c.account, c.newNonce)),
+            Vm::VmCalls::computeCreateAddress(c) => {
+                return answer(inputs, accounts::create_address(c.deployer, c.nonce));
+            }
             Vm::VmCalls::mockCall(c) => {
                 self.local.call_mocks.push(CallMock { callee: c.callee, data: c.data, answer: Ok(c.returnData) });
             }
@@ -388,12 +453,28 @@ impl Cheatcodes {
                     return revert(inputs, &format!("teeFault: {reason}"));
                 }
             }
-            Vm::VmCalls::envOr_0(c) => return ok(inputs, env_or(&c.name, c.defaultValue).abi_encode()),
-            Vm::VmCalls::envOr_1(c) => return ok(inputs, bool_env(&c.name, c.defaultValue).abi_encode()),
-            Vm::VmCalls::envOr_2(c) => {
-                let value = std::env::var(&c.name).unwrap_or(c.defaultValue);
-                return ok(inputs, (value,).abi_encode_params());
+            Vm::VmCalls::envOr_0(c) => return env_or_answer(inputs, &c.name, DynSolValue::Uint(c.defaultValue, 256)),
+            Vm::VmCalls::envOr_1(c) => return env_or_answer(inputs, &c.name, DynSolValue::Bool(c.defaultValue)),
+            Vm::VmCalls::envOr_2(c) => return env_or_answer(inputs, &c.name, DynSolValue::String(c.defaultValue)),
+            Vm::VmCalls::envOr_3(c) => return env_or_answer(inputs, &c.name, DynSolValue::Address(c.defaultValue)),
+            Vm::VmCalls::envOr_4(c) => return env_or_answer(inputs, &c.name, DynSolValue::Int(c.defaultValue, 256)),
+            Vm::VmCalls::envOr_5(c) => {
+                return env_or_answer(inputs, &c.name, DynSolValue::FixedBytes(c.defaultValue, 32));
             }
+            Vm::VmCalls::envUint(c) => return env_answer(inputs, "envUint", &c.name, DynSolType::Uint(256)),
+            Vm::VmCalls::envInt(c) => return env_answer(inputs, "envInt", &c.name, DynSolType::Int(256)),
+            Vm::VmCalls::envAddress(c) => return env_answer(inputs, "envAddress", &c.name, DynSolType::Address),
+            Vm::VmCalls::envBool(c) => return env_answer(inputs, "envBool", &c.name, DynSolType::Bool),
+            Vm::VmCalls::envString(c) => return env_answer(inputs, "envString", &c.name, DynSolType::String),
+            Vm::VmCalls::envBytes32(c) => {
+                return env_answer(inputs, "envBytes32", &c.name, DynSolType::FixedBytes(32));
+            }
+            Vm::VmCalls::toString_0(c) => return text_answer(inputs, text::address(c.value)),
+            Vm::VmCalls::toString_1(c) => return text_answer(inputs, text::hex_string(&c.value)),
+            Vm::VmCalls::toString_2(c) => return text_answer(inputs, text::hex_string(c.value.as_slice())),
+            Vm::VmCalls::toString_3(c) => return text_answer(inputs, c.value.to_string()),
+            Vm::VmCalls::toString_4(c) => return text_answer(inputs, c.value.to_string()),
+            Vm::VmCalls::toString_5(c) => return text_answer(inputs, c.value.to_string()),
             Vm::VmCalls::mockInference_0(c) => {
                 let answer = MockAnswer::Output((c.output,).abi_encode_params().into());
                 self.local.mocks.push(Mock { model: c.modelId, input: None, answer });
@@ -422,6 +503,40 @@ impl Cheatcodes {
         ok(inputs, Vec::new())
     }
 
+    /// `revertToState` and the like (`cheatcode`), from the code running now.
+    fn revert_to_snapshot(
+        &mut self,
+        ctx: &mut EvmContext,
+        inputs: &CallInputs,
+        cheatcode: &'static str,
+        id: U256,
+        after: AfterRevert,
+    ) -> CallOutcome {
+        let running = self.frames.at(ctx.journal().depth());
+        answer(inputs, self.snapshots.revert(cheatcode, id, after, ctx, &mut self.local.env, running))
+    }
+
+    /// The sender of a call that `caller` makes from `depth`, if a prank
+    /// applies to it; a prank that sets `tx.origin` sets it for the call.
+    fn pranked_sender(&mut self, ctx: &mut EvmContext, depth: usize, caller: Address) -> Option<Address> {
+        let prank = self.prank.filter(|p| p.depth == depth && p.caller == caller)?;
+        if prank.once {
+            self.prank = None;
+        }
+        if let Some(origin) = prank.origin {
+            self.pranked_origin = Some((depth, ctx.tx.caller));
+            ctx.tx.caller = origin;
+        }
+        Some(prank.sender)
+    }
+
+    /// A call (or create) from `depth` ended: the `tx.origin` a prank set for it ends with it.
+    fn end_pranked_origin(&mut self, ctx: &mut EvmContext, depth: usize) {
+        if let Some((_, origin)) = self.pranked_origin.take_if(|(at, _)| *at == depth) {
+            ctx.tx.caller = origin;
+        }
+    }
+
     fn expect_emit(&mut self, caller: Address, depth: usize, checks: [bool; 4], address: Option<Address>) {
         self.expected_emits.push(ExpectedEmit {
             emitter: caller,
@@ -446,22 +561,20 @@ impl Cheatcodes {
         })
     }
 
-    /// At the transaction's first call: the block overrides of `warp`/`roll`.
+    /// At the transaction's first call: the block and transaction
+    /// overrides, over the transaction's own environment (kept to put back).
     fn begin_transaction(&mut self, ctx: &mut EvmContext) {
-        if !self.block_applied {
-            self.block_applied = true;
-            if let Some(timestamp) = self.local.timestamp {
-                ctx.block.timestamp = timestamp;
-            }
-            if let Some(number) = self.local.number {
-                ctx.block.number = number;
-            }
+        if self.tx_start.is_none() {
+            self.tx_start = Some(TxEnvAtStart::capture(ctx));
+            self.local.env.apply(ctx);
+            self.snapshots.begin(self.local.next_snapshot_id);
         }
     }
 
     /// When the transaction's top-level call ends: an expectation nothing
-    /// met fails the test, and the inclusion pass publishes its state.
-    fn end_transaction(&mut self, result: &mut InterpreterResult) {
+    /// met fails the test, the transaction's own environment is back for
+    /// revm to settle it with, and the inclusion pass publishes its state.
+    fn end_transaction(&mut self, ctx: &mut EvmContext, result: &mut InterpreterResult) {
         let pending = match (&self.expected_revert, self.expected_emits.first()) {
             (Some(_), _) => Some("vm.expectRevert() was not followed by a call"),
             (None, _) if self.expected_emits.iter().any(|e| e.expected.is_none()) => {
@@ -482,7 +595,11 @@ impl Cheatcodes {
         self.expected_calls.clear();
         self.recording = None;
         self.prank = None;
-        self.block_applied = false;
+        self.pranked_origin = None;
+        self.snapshots.end();
+        if let Some(start) = self.tx_start.take() {
+            start.restore(ctx);
+        }
         if self.publish {
             *self.shared.lock() = self.local.clone();
         }
@@ -525,18 +642,13 @@ fn revert_matches(matcher: &RevertMatch, data: &[u8]) -> bool {
 impl Inspector<EvmContext> for Cheatcodes {
     fn call(&mut self, ctx: &mut EvmContext, inputs: &mut CallInputs) -> Option<CallOutcome> {
         self.begin_transaction(ctx);
+        let depth = ctx.journal().depth();
+        self.frames.enter(depth);
         if inputs.target_address == VM_ADDRESS {
             return Some(self.cheatcode(ctx, inputs));
         }
-        let depth = ctx.journal().depth();
-        if let Some(prank) = self.prank
-            && prank.depth == depth
-            && prank.caller == inputs.caller
-        {
-            inputs.caller = prank.sender;
-            if prank.once {
-                self.prank = None;
-            }
+        if let Some(sender) = self.pranked_sender(ctx, depth, inputs.caller) {
+            inputs.caller = sender;
         }
         // The call after the expected events: each must come out of it.
         for emit in &mut self.expected_emits {
@@ -561,6 +673,7 @@ impl Inspector<EvmContext> for Cheatcodes {
             return;
         }
         let depth = ctx.journal().depth();
+        self.end_pranked_origin(ctx, depth);
         if let Some(calls) = &self.calls
             && depth == 1
             && inputs.bytecode_address != INFERENCE_PRECOMPILE
@@ -586,31 +699,27 @@ impl Inspector<EvmContext> for Cheatcodes {
         }
         if depth == 0 {
             self.check_expected_settlements(ctx, &mut outcome.result);
-            self.end_transaction(&mut outcome.result);
+            self.end_transaction(ctx, &mut outcome.result);
         }
     }
 
     fn create(&mut self, ctx: &mut EvmContext, inputs: &mut CreateInputs) -> Option<CreateOutcome> {
         self.begin_transaction(ctx);
         let depth = ctx.journal().depth();
-        if let Some(prank) = self.prank
-            && prank.depth == depth
-            && prank.caller == inputs.caller()
-        {
-            inputs.set_call(prank.sender);
-            if prank.once {
-                self.prank = None;
-            }
+        self.frames.enter(depth);
+        if let Some(sender) = self.pranked_sender(ctx, depth, inputs.caller()) {
+            inputs.set_call(sender);
         }
         None
     }
 
     fn create_end(&mut self, ctx: &mut EvmContext, _inputs: &CreateInputs, outcome: &mut CreateOutcome) {
         let depth = ctx.journal().depth();
+        self.end_pranked_origin(ctx, depth);
         self.check_expected_revert(depth, &mut outcome.result);
         if depth == 0 {
             self.check_expected_settlements(ctx, &mut outcome.result);
-            self.end_transaction(&mut outcome.result);
+            self.end_transaction(ctx, &mut outcome.result);
         }
     }
 
@@ -643,7 +752,7 @@ mod tests {
     #[test]
     fn overloaded_cheatcodes_have_foundrys_selectors() {
         use alloy_sol_types::SolCall;
-        assert_eq!(Vm::prankCall::SELECTOR, [0xca, 0x66, 0x9f, 0xa7]);
+        assert_eq!(Vm::prank_0Call::SELECTOR, [0xca, 0x66, 0x9f, 0xa7]);
         assert_eq!(Vm::expectRevert_0Call::SELECTOR, [0xf4, 0x84, 0x48, 0x14]);
         assert_eq!(Vm::dealCall::SELECTOR, [0xc8, 0x8a, 0x5e, 0x6d]);
         assert_eq!(Vm::warpCall::SELECTOR, [0xe5, 0xd6, 0xbf, 0x02]);
@@ -659,5 +768,42 @@ mod tests {
         assert_eq!(Vm::mockCallCall::SELECTOR, [0xb9, 0x62, 0x13, 0xe4]);
         assert_eq!(Vm::recordLogsCall::SELECTOR, [0x41, 0xaf, 0x2f, 0x52]);
         assert_eq!(Vm::getRecordedLogsCall::SELECTOR, [0x19, 0x15, 0x53, 0xa4]);
+        // forge-std's Vm.sol, compiled: its `methodIdentifiers`.
+        assert_eq!(Vm::prank_1Call::SELECTOR, [0x47, 0xe5, 0x0c, 0xce]);
+        assert_eq!(Vm::startPrank_1Call::SELECTOR, [0x45, 0xb5, 0x60, 0x78]);
+        assert_eq!(Vm::snapshotStateCall::SELECTOR, [0x9c, 0xd2, 0x38, 0x35]);
+        assert_eq!(Vm::revertToStateCall::SELECTOR, [0xc2, 0x52, 0x74, 0x05]);
+        assert_eq!(Vm::revertToStateAndDeleteCall::SELECTOR, [0x3a, 0x19, 0x85, 0xdc]);
+        assert_eq!(Vm::deleteStateSnapshotCall::SELECTOR, [0x08, 0xd6, 0xb3, 0x7a]);
+        assert_eq!(Vm::deleteStateSnapshotsCall::SELECTOR, [0xe0, 0x93, 0x3c, 0x74]);
+        assert_eq!(Vm::snapshotCall::SELECTOR, [0x97, 0x11, 0x71, 0x5a]);
+        assert_eq!(Vm::revertToCall::SELECTOR, [0x44, 0xd7, 0xf0, 0xa4]);
+        assert_eq!(Vm::revertToAndDeleteCall::SELECTOR, [0x03, 0xe0, 0xac, 0xa9]);
+        assert_eq!(Vm::deleteSnapshotCall::SELECTOR, [0xa6, 0x36, 0x85, 0x57]);
+        assert_eq!(Vm::deleteSnapshotsCall::SELECTOR, [0x42, 0x1a, 0xe4, 0x69]);
+        assert_eq!(Vm::chainIdCall::SELECTOR, [0x40, 0x49, 0xdd, 0xd2]);
+        assert_eq!(Vm::feeCall::SELECTOR, [0x39, 0xb3, 0x7a, 0xb0]);
+        assert_eq!(Vm::coinbaseCall::SELECTOR, [0xff, 0x48, 0x3c, 0x54]);
+        assert_eq!(Vm::prevrandao_0Call::SELECTOR, [0x3b, 0x92, 0x55, 0x49]);
+        assert_eq!(Vm::prevrandao_1Call::SELECTOR, [0x9c, 0xb1, 0xc0, 0xd4]);
+        assert_eq!(Vm::txGasPriceCall::SELECTOR, [0x48, 0xf5, 0x0c, 0x0f]);
+        assert_eq!(Vm::getBlockNumberCall::SELECTOR, [0x42, 0xcb, 0xb1, 0x5c]);
+        assert_eq!(Vm::getBlockTimestampCall::SELECTOR, [0x79, 0x6b, 0x89, 0xb9]);
+        assert_eq!(Vm::toString_0Call::SELECTOR, [0x56, 0xca, 0x62, 0x3e]);
+        assert_eq!(Vm::toString_1Call::SELECTOR, [0x71, 0xaa, 0xd1, 0x0d]);
+        assert_eq!(Vm::toString_2Call::SELECTOR, [0xb1, 0x1a, 0x19, 0xe8]);
+        assert_eq!(Vm::toString_3Call::SELECTOR, [0x71, 0xdc, 0xe7, 0xda]);
+        assert_eq!(Vm::toString_4Call::SELECTOR, [0x69, 0x00, 0xa3, 0xae]);
+        assert_eq!(Vm::toString_5Call::SELECTOR, [0xa3, 0x22, 0xc4, 0x0e]);
+        assert_eq!(Vm::computeCreateAddressCall::SELECTOR, [0x74, 0x63, 0x7a, 0x7a]);
+        assert_eq!(Vm::envUintCall::SELECTOR, [0xc1, 0x97, 0x8d, 0x1f]);
+        assert_eq!(Vm::envIntCall::SELECTOR, [0x89, 0x2a, 0x0c, 0x61]);
+        assert_eq!(Vm::envAddressCall::SELECTOR, [0x35, 0x0d, 0x56, 0xbf]);
+        assert_eq!(Vm::envBoolCall::SELECTOR, [0x7e, 0xd1, 0xec, 0x7d]);
+        assert_eq!(Vm::envStringCall::SELECTOR, [0xf8, 0x77, 0xcb, 0x19]);
+        assert_eq!(Vm::envBytes32Call::SELECTOR, [0x97, 0x94, 0x90, 0x42]);
+        assert_eq!(Vm::envOr_3Call::SELECTOR, [0x56, 0x1f, 0xe5, 0x40]);
+        assert_eq!(Vm::envOr_4Call::SELECTOR, [0xbb, 0xcb, 0x71, 0x3e]);
+        assert_eq!(Vm::envOr_5Call::SELECTOR, [0xb4, 0xa8, 0x58, 0x92]);
     }
 }

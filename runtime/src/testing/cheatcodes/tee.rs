@@ -77,8 +77,8 @@ impl Cheatcodes {
     /// blocks, each result this test's chain has attested, by its own record.
     pub(super) fn tee_advance_to_settlement(&mut self, ctx: &mut EvmContext) -> Result<(), String> {
         let after = SettlementConfig::default().after_blocks;
-        ctx.block.number = ctx.block.number.saturating_add(U256::from(after));
-        self.local.number = Some(ctx.block.number);
+        let number = ctx.block.number.saturating_add(U256::from(after));
+        self.local.env.roll(ctx, number);
         for a in self.pipe.as_ref().map(|p| p.attestations()).unwrap_or_default() {
             settle_individual(ctx, result_key(&a))?;
         }
