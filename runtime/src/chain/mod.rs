@@ -66,6 +66,10 @@ pub struct ChainConfig {
     /// Lift EIP-170's 24 KiB code size limit (and EIP-3860's initcode limit):
     /// test contracts that deploy what they test are often larger.
     pub unlimited_code_size: bool,
+    /// Keep the base fee at `base_fee` whatever the blocks use, instead of
+    /// EIP-1559's adjustment (`nml test`'s chains: a zero base fee that a
+    /// full block does not raise).
+    pub fixed_base_fee: bool,
 }
 
 impl Default for ChainConfig {
@@ -80,6 +84,7 @@ impl Default for ChainConfig {
             genesis_timestamp: None,
             coinbase: Address::ZERO,
             unlimited_code_size: false,
+            fixed_base_fee: false,
         }
     }
 }
@@ -491,13 +496,16 @@ impl Chain {
         recent.hashes.push_back(hash);
     }
 
-    /// The base fee of the block after the head (EIP-1559), at most
-    /// [`MAX_BASE_FEE`] whatever the head's header holds.
+    /// The base fee of the block after the head (EIP-1559; the configured
+    /// one with [`ChainConfig::fixed_base_fee`]), at most [`MAX_BASE_FEE`]
+    /// whatever the head's header holds.
     pub fn next_base_fee(&self) -> u64 {
         let header = &self.head().header;
         match header.base_fee_per_gas {
-            Some(base_fee) => fee::next_base_fee(base_fee, header.gas_used, header.gas_limit),
-            None => self.config.base_fee.min(MAX_BASE_FEE),
+            Some(base_fee) if !self.config.fixed_base_fee => {
+                fee::next_base_fee(base_fee, header.gas_used, header.gas_limit)
+            }
+            _ => self.config.base_fee.min(MAX_BASE_FEE),
         }
     }
 

@@ -77,6 +77,21 @@ fn full_blocks_raise_the_base_fee_to_its_ceiling_without_overflow() {
 }
 
 #[test]
+fn a_fixed_base_fee_stays_whatever_the_blocks_use() {
+    let mut chain = Chain::genesis(ChainConfig { base_fee: 0, fixed_base_fee: true, ..ChainConfig::default() });
+    let gas_limit = chain.config().gas_limit;
+    for _ in 0..3 {
+        append_using(&mut chain, gas_limit);
+        assert_eq!(chain.next_base_fee(), 0);
+        assert_eq!(chain.head().header.base_fee_per_gas, Some(0));
+    }
+    // Without it, one full block raises a zero base fee.
+    let mut chain = Chain::genesis(ChainConfig { base_fee: 0, ..ChainConfig::default() });
+    append_using(&mut chain, gas_limit);
+    assert_eq!(chain.next_base_fee(), 1);
+}
+
+#[test]
 fn a_genesis_base_fee_over_the_ceiling_is_the_ceiling() {
     let chain = Chain::genesis(ChainConfig { base_fee: u64::MAX, ..ChainConfig::default() });
     assert_eq!(chain.head().header.base_fee_per_gas, Some(MAX_BASE_FEE));

@@ -133,11 +133,11 @@ pub fn describe_value(value: &DynSolValue) -> String {
 
 /// Values for draws to pick from (a value a contract compares its input
 /// with is one it pushes, or one it stored or logged): the operands of a
-/// contract's `PUSH3`…`PUSH32` instructions, and for invariant tests the
-/// words of the events the calls emit ([`Dictionary::learn`]), at most
-/// [`Dictionary::MAX`] of them. One- and two-byte operands are left out:
-/// they are mostly jump targets and memory offsets, and small numbers are
-/// drawn often anyway.
+/// contract's `PUSH` instructions but those that are jump targets, and for
+/// invariant tests the words of the events the calls emit
+/// ([`Dictionary::learn`]), at most [`Dictionary::MAX`] of them. The
+/// metadata solc appends to code (its hash changes with a comment) is not
+/// read, so the draws do not either.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Dictionary {
     words: Vec<U256>,
@@ -148,32 +148,35 @@ impl Dictionary {
     /// The most values kept.
     pub const MAX: usize = 4096;
 
-    /// The constants of `code` (creation code holds the runtime code, and
-    /// the code of the contracts it creates).
+    /// The constants of runtime code `code` (which holds the creation code
+    /// of the contracts it creates).
     pub fn from_code(code: &[u8]) -> Self {
         let mut dictionary = Self::default();
         dictionary.add_code(code);
         dictionary
     }
 
-    /// Adds the constants of `code`.
+    /// Adds the constants of runtime code `code`.
     pub fn add_code(&mut self, code: &[u8]) {
-        let mut at = 0;
-        while at < code.len() && self.words.len() < Self::MAX {
-            let op = code[at];
-            at += 1;
-            // PUSH1 (0x60) … PUSH32 (0x7f).
-            if (0x60..=0x7f).contains(&op) {
-                let len = usize::from(op - 0x5f);
-                let available = &code[at..(at + len).min(code.len())];
-                at += len;
-                if len >= 3 {
-                    // An operand cut short by the end of the code is read
-                    // as the EVM reads it: padded with zeros on the right.
-                    let mut operand = [0u8; 32];
-                    operand[..available.len()].copy_from_slice(available);
-                    self.learn(U256::from_be_slice(&operand[..len]));
-                }
+        let instructions = || Instructions { code, at: 0 };
+        let jumpdests: std::collections::HashSet<usize> =
+            instructions().filter(|(_, op, _)| *op == JUMPDEST).map(|(at, _, _)| at).collect();
+        for (_, op, operand) in instructions() {
+            if self.words.len() >= Self::MAX {
+                return;
+            }
+            if !(PUSH1..=PUSH32).contains(&op) {
+                continue;
+            }
+            // An operand cut short by the end of the code is read as the EVM
+            // reads it: padded with zeros on the right.
+            let len = usize::from(op - PUSH1 + 1);
+            let mut padded = [0u8; 32];
+            padded[..operand.len()].copy_from_slice(operand);
+            let word = U256::from_be_slice(&padded[..len]);
+            let target = len <= 2 && usize::try_from(word).is_ok_and(|at| jumpdests.contains(&at));
+            if !target {
+                self.learn(word);
             }
         }
     }
@@ -193,6 +196,37 @@ impl Dictionary {
     /// Whether it holds none.
     pub fn is_empty(&self) -> bool {
         self.words.is_empty()
+    }
+}
+
+const PUSH1: u8 = 0x60;
+const PUSH32: u8 = 0x7f;
+const JUMPDEST: u8 = 0x5b;
+/// The start of the metadata solc appends (CBOR: `{"ipfs": <34 bytes>,
+/// "solc": <3 bytes>}`), and its length with the two length bytes after it.
+const METADATA: [u8; 8] = [0xa2, 0x64, b'i', b'p', b'f', b's', 0x58, 0x22];
+const METADATA_LEN: usize = 53;
+
+/// The instructions of code, `(offset, opcode, operand)`, without solc's
+/// metadata.
+struct Instructions<'c> {
+    code: &'c [u8],
+    at: usize,
+}
+
+impl<'c> Iterator for Instructions<'c> {
+    type Item = (usize, u8, &'c [u8]);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        while self.code[self.at.min(self.code.len())..].starts_with(&METADATA) {
+            self.at += METADATA_LEN;
+        }
+        let at = self.at;
+        let op = *self.code.get(at)?;
+        let len = if (PUSH1..=PUSH32).contains(&op) { usize::from(op - PUSH1 + 1) } else { 0 };
+        let operand = &self.code[(at + 1).min(self.code.len())..(at + 1 + len).min(self.code.len())];
+        self.at = at + 1 + len;
+        Some((at, op, operand))
     }
 }
 
@@ -380,10 +414,10 @@ impl<'a> Shrink<'a> {
     }
 
     /// `args`, shrunk: cheap passes first (containers shorter, numbers to
-    /// zero), then every number left, at any depth, bisected, then passes
+    /// 0–9), then every number left, at any depth, bisected, then passes
     /// with every simpler form while the budget lasts.
     pub fn shrink(mut self, mut args: Vec<DynSolValue>) -> Vec<DynSolValue> {
-        self.passes(&mut args, Numbers::ZeroOnly);
+        self.passes(&mut args, Numbers::Small);
         self.bisect_numbers(&mut args);
         self.passes(&mut args, Numbers::Nearer);
         args
@@ -476,8 +510,9 @@ impl<'a> Shrink<'a> {
 /// Which simpler forms of a number a pass tries.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Numbers {
-    /// Zero only: cheap passes, before bisection.
-    ZeroOnly,
+    /// 0 to 9 only: cheap passes, before bisection (which a failure that
+    /// does not grow with the number would lead astray).
+    Small,
     /// Zero, then nearer and nearer to the number ([`nearer_zero`]).
     Nearer,
 }
@@ -547,8 +582,7 @@ fn nearer_zero(m: U256) -> Vec<U256> {
 /// Simpler forms of `value`, simplest first (see [`Shrink`]).
 fn simpler(value: &DynSolValue, numbers: Numbers) -> Vec<DynSolValue> {
     let magnitudes = |m: U256| match numbers {
-        Numbers::ZeroOnly if m.is_zero() => Vec::new(),
-        Numbers::ZeroOnly => vec![U256::ZERO],
+        Numbers::Small => (0..10u64).map(U256::from).take_while(|small| *small < m).collect(),
         Numbers::Nearer => nearer_zero(m),
     };
     match value {
@@ -664,14 +698,29 @@ mod tests {
     }
 
     #[test]
-    fn the_dictionary_holds_the_codes_wider_constants_and_draws_pick_them() {
-        // PUSH4 0xdeadbeef, PUSH1 0x40, PUSH32 (1 << 255), PUSH2 (a jump
-        // target), PUSH3 0x123456 cut short by the end of the code.
+    fn the_dictionary_holds_the_codes_constants_and_draws_pick_them() {
+        // PUSH4 0xdeadbeef, PUSH1 0x40, PUSH32 (1 << 255), PUSH2 0x03e8,
+        // PUSH1 0x2d (a jump target: the JUMPDEST at 45), JUMPDEST, solc's
+        // metadata (whose PUSHes are not read), PUSH3 0x123456 cut short by
+        // the end of the code.
         let mut code = vec![0x63, 0xde, 0xad, 0xbe, 0xef, 0x60, 0x40, 0x7f, 0x80];
         code.extend([0u8; 31]);
-        code.extend([0x61, 0x01, 0x02, 0x62, 0x12]);
+        code.extend([0x61, 0x03, 0xe8, 0x60, 0x2d, 0x5b]);
+        assert_eq!(code[45], JUMPDEST);
+        code.extend(METADATA);
+        code.extend([0x7f; METADATA_LEN - METADATA.len()]);
+        code.extend([0x62, 0x12]);
         let dictionary = Dictionary::from_code(&code);
-        assert_eq!(dictionary.words, vec![U256::from(0xdeadbeef_u64), U256::from(1) << 255, U256::from(0x12_0000)]);
+        assert_eq!(
+            dictionary.words,
+            vec![
+                U256::from(0xdeadbeef_u64),
+                U256::from(0x40),
+                U256::from(1) << 255,
+                U256::from(1000),
+                U256::from(0x12_0000)
+            ]
+        );
         let mut d = Draw::new(0, "C", "t", dictionary);
         let types = parameters("t(uint256,uint32,bytes4,int256)").unwrap();
         let draws: Vec<Vec<DynSolValue>> = (0..200).map(|_| d.args(&types)).collect();

@@ -85,7 +85,8 @@ pub struct SequenceCall {
     pub sender: Address,
     /// The contract called.
     pub target: Address,
-    /// Its name (the contract whose code it runs).
+    /// Its `vm.label`; else the contract whose code it runs (`Token`, or
+    /// `Token@0x…` when several targets run that code).
     pub contract: String,
     /// The call in words: `deposit(5, 0x…)`.
     pub call: String,
@@ -191,6 +192,11 @@ impl Artifacts {
     /// The event whose topic is `topic`.
     pub(super) fn event(&self, topic: &B256) -> Option<&Event> {
         self.events.get(topic)
+    }
+
+    /// A function of any ABI with `selector` (the first one seen).
+    pub(super) fn function(&self, selector: [u8; 4]) -> Option<&alloy_json_abi::Function> {
+        self.artifacts.iter().flat_map(|a| a.abi.functions()).find(|f| f.selector() == selector)
     }
 }
 
@@ -339,7 +345,7 @@ impl<'r, 'a> Campaign<'r, 'a> {
     /// The runs, until one breaks the invariant.
     fn go(&self, config: &InvariantConfig, report: &mut InvariantReport) -> Outcome {
         let run = self.run;
-        let mut dictionary = fuzz::Dictionary::from_code(&run.contract.bytecode);
+        let mut dictionary = fuzz::Dictionary::from_code(&run.runtime_code());
         for target in &self.targets {
             if let Ok(code) = run.base.devnet.code(target.address, Default::default()) {
                 dictionary.add_code(&code);
@@ -437,6 +443,11 @@ impl<'r, 'a> Campaign<'r, 'a> {
         let receipt = send_as(devnet, call.sender, target.address, calldata)?;
         tally.calls += 1;
         tally.inferences += receipt.inference.len() as u64;
+        if !receipt.success && receipt.output.as_ref() == super::reverted_with(super::cheatcodes::ASSUME_REJECTED) {
+            // A handler's `vm.assume` discards the call: neither a revert
+            // nor a failure.
+            return Ok(());
+        }
         if !receipt.success {
             tally.reverts += 1;
             if config.fail_on_revert {
@@ -535,10 +546,18 @@ impl<'r, 'a> Campaign<'r, 'a> {
     fn describe(&self, call: &Call) -> SequenceCall {
         let target = &self.targets[call.target];
         let function = &target.functions[call.function];
+        // Its label; else its name, with its address when another target
+        // has the same.
+        let shared = self.targets.iter().filter(|t| t.name == target.name).count() > 1;
+        let contract = match self.run.base.cheats.labels().get(&target.address) {
+            Some(label) => label.clone(),
+            None if shared => format!("{}@{}", target.name, target.address),
+            None => target.name.clone(),
+        };
         SequenceCall {
             sender: call.sender,
             target: target.address,
-            contract: target.name.clone(),
+            contract,
             call: format!("{}{}", test_name(&function.signature), fuzz::describe(&call.args)),
             calldata: fuzz::calldata(function.selector, &call.args),
         }
@@ -546,6 +565,11 @@ impl<'r, 'a> Campaign<'r, 'a> {
 }
 
 impl Run<'_> {
+    /// The test contract's runtime code, as deployed.
+    pub(super) fn runtime_code(&self) -> Bytes {
+        self.base.devnet.code(self.base.address, Default::default()).unwrap_or_default()
+    }
+
     /// A list of addresses the test contract names (`targetContracts()`),
     /// empty when it has no such function.
     fn addresses(&self, signature: &str) -> Result<Vec<Address>, String> {

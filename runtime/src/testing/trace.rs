@@ -69,9 +69,11 @@ impl InspectorFactory for Traced {
     }
 }
 
-/// The cheatcodes first (a prank changes the caller the tracer records; a
-/// cheatcode's answer is the call's), then the tracer; its tree goes to the
-/// sink when the EVM is done with it.
+/// The cheatcodes and the tracer: a call starts in the cheatcodes first (a
+/// prank changes the caller the tracer records; a cheatcode's answer is the
+/// call's) and ends in the tracer first (it records what the call did, before
+/// `expectRevert` turns a revert into a success for the caller). The tree
+/// goes to the sink when the EVM is done with it.
 struct Tracing {
     both: (DynInspector, TracingInspector),
     sink: Sink,
@@ -114,7 +116,8 @@ impl Inspector<EvmContext, EthInterpreter> for Tracing {
     }
 
     fn call_end(&mut self, context: &mut EvmContext, inputs: &CallInputs, outcome: &mut CallOutcome) {
-        self.both.call_end(context, inputs, outcome);
+        self.both.1.call_end(context, inputs, outcome);
+        self.both.0.call_end(context, inputs, outcome);
     }
 
     fn create(&mut self, context: &mut EvmContext, inputs: &mut CreateInputs) -> Option<CreateOutcome> {
@@ -122,7 +125,8 @@ impl Inspector<EvmContext, EthInterpreter> for Tracing {
     }
 
     fn create_end(&mut self, context: &mut EvmContext, inputs: &CreateInputs, outcome: &mut CreateOutcome) {
-        self.both.create_end(context, inputs, outcome);
+        self.both.1.create_end(context, inputs, outcome);
+        self.both.0.create_end(context, inputs, outcome);
     }
 
     fn selfdestruct(&mut self, contract: Address, target: Address, value: U256) {
@@ -214,43 +218,51 @@ struct Names<'r, 'a> {
 impl Names<'_, '_> {
     fn decode(&self, arena: &mut CallTraceArena) {
         let artifacts: &Artifacts = &self.run.contract.artifacts;
+        // The code of what the traced transaction created, as it was created
+        // (a reverted test leaves none of it in the state).
+        let created: BTreeMap<Address, Bytes> = arena
+            .nodes()
+            .iter()
+            .filter(|n| n.trace.kind.is_any_create() && n.trace.success)
+            .map(|n| (n.trace.address, n.trace.output.clone()))
+            .collect();
         for node in arena.nodes_mut() {
             let trace = &mut node.trace;
-            let code = if trace.kind.is_any_create() {
-                trace.output.clone()
-            } else {
-                self.devnet.code(trace.address, Default::default()).unwrap_or_default()
+            let code = match created.get(&trace.address) {
+                Some(code) => code.clone(),
+                None => self.devnet.code(trace.address, Default::default()).unwrap_or_default(),
             };
             let artifact = match trace.address {
                 VM_ADDRESS => artifacts.named("Vm"),
                 INFERENCE_PRECOMPILE => artifacts.named("OGInference"),
                 _ => artifacts.identify(&code),
             };
-            let label = self.labels.get(&trace.address).cloned().or_else(|| match trace.address {
+            let label = self.labels.get(&trace.address).map(|l| printable(l)).or_else(|| match trace.address {
                 VM_ADDRESS => Some("VM".to_owned()),
                 INFERENCE_PRECOMPILE => Some("InferencePrecompile".to_owned()),
                 _ => artifact.map(|a| a.name.clone()),
             });
-            let function = artifact.filter(|_| !trace.kind.is_any_create()).and_then(|a| {
-                let selector: [u8; 4] = trace.data.get(..4)?.try_into().ok()?;
-                a.abi.functions().find(|f| f.selector() == selector)
+            // The contract's own function, else any function of the
+            // project with the selector (a proxy's, an unknown contract's).
+            let selector: Option<[u8; 4]> = trace.data.get(..4).and_then(|s| s.try_into().ok());
+            let function = selector.filter(|_| !trace.kind.is_any_create()).and_then(|selector| {
+                artifact
+                    .and_then(|a| a.abi.functions().find(|f| f.selector() == selector))
+                    .or_else(|| artifacts.function(selector))
             });
             let call_data = function.and_then(|f| {
                 let args = f.abi_decode_input(&trace.data[4..]).ok()?;
-                Some(DecodedCallData {
-                    signature: f.signature(),
-                    args: args.iter().map(fuzz::describe_value).collect(),
-                })
+                Some(DecodedCallData { signature: f.signature(), args: args.iter().map(described).collect() })
             });
             let return_data = if !trace.success {
-                Some(self.run.contract.errors.decode(&trace.output).to_string())
+                Some(printable(&self.run.contract.errors.decode(&trace.output).to_string()))
             } else if trace.kind.is_any_create() {
                 Some(format!("{} bytes of code", trace.output.len()))
             } else {
                 function
                     .and_then(|f| f.abi_decode_output(&trace.output).ok())
                     .filter(|v| !v.is_empty())
-                    .map(|values| values.iter().map(fuzz::describe_value).collect::<Vec<_>>().join(", "))
+                    .map(|values| values.iter().map(described).collect::<Vec<_>>().join(", "))
             };
             trace.decoded = Some(Box::new(DecodedCallTrace { label, return_data, call_data }));
             for log in &mut node.logs {
@@ -269,7 +281,7 @@ impl Names<'_, '_> {
                     .map(|input| {
                         let value = if input.indexed { indexed.next() } else { body.next() };
                         let value: Option<DynSolValue> = value;
-                        (input.name.clone(), value.as_ref().map(fuzz::describe_value).unwrap_or_default())
+                        (input.name.clone(), value.as_ref().map(described).unwrap_or_default())
                     })
                     .collect();
                 log.decoded = Some(Box::new(DecodedCallLog { name: Some(event.name.clone()), params: Some(params) }));
@@ -298,4 +310,15 @@ fn served_event(log: &LogData) -> Option<DecodedCallLog> {
         ("response".to_owned(), "…".to_owned()),
     ];
     Some(DecodedCallLog { name: Some(name.to_owned()), params: Some(params) })
+}
+
+/// A value in words, with control characters escaped (a string argument or
+/// revert reason must not break the tree's lines or color the terminal).
+fn described(value: &DynSolValue) -> String {
+    printable(&fuzz::describe_value(value))
+}
+
+/// `text` with control characters escaped as `\u{1b}`.
+fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
