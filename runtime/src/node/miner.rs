@@ -23,19 +23,29 @@
 //! The miner thread waits for work awake while the node is busy (after a
 //! pass, and after every request a client makes: [`Engine::keep_awake`]) and
 //! asleep once it has been quiet for [`MINER_SPIN`].
+//!
+//! A build that panics (a bug of nml's: in an inspector, a precompile, the
+//! stage) is caught where the block is built ([`Engine::build_block`]): the
+//! transaction that causes it is found and dropped from the pool with the
+//! panic's message, whoever waits for its receipt stops waiting, and the
+//! block is built from the others (see [`culprit`] for the rule).
 
+use std::any::Any;
+use std::collections::VecDeque;
+use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::{Duration, Instant};
 
+use alloy_primitives::map::HashMap;
 use alloy_primitives::{Address, B256};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 use tokio::sync::broadcast;
 
-use super::Inner;
+use super::{Inner, NodeError};
 use crate::chain::{BlockBody, ChainError, MAX_RESERVED, PoolTx, SealedBlock};
 use crate::evm::{EvmSetup, ExecOptions, InspectorFactory, PrecompileFactory};
-use crate::mempool::{BlockBuilder, Head, InferenceWait, PreExecution};
+use crate::mempool::{BlockBuilder, Built, Head, InferenceWait, PreExecution};
 
 /// The most blocks one automine pass builds (a pass ends when the pool has
 /// nothing ready left; this only bounds a stage that keeps deferring).
@@ -79,6 +89,9 @@ const SETTLE_SPIN: Duration = Duration::from_micros(50);
 /// this long.
 const MINER_SPIN: Duration = Duration::from_micros(500);
 
+/// How many dropped transactions [`Dropped`] keeps the reason of.
+pub(super) const MAX_DROPPED: usize = 4096;
+
 /// Which ready transactions a block is built from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Batch {
@@ -101,6 +114,35 @@ pub(super) enum Mined {
     /// Transactions were ready, but none was included (deferred or dropped).
     NoneIncluded,
 }
+/// Why transactions left the pool without being mined (refused at
+/// inclusion, or nml hit an internal error executing them): the latest
+/// [`MAX_DROPPED`], so that whoever waited for one can say why it never came.
+#[derive(Debug, Default)]
+pub(super) struct Dropped {
+    reasons: HashMap<B256, String>,
+    /// The hashes of `reasons`, oldest first.
+    order: VecDeque<B256>,
+}
+
+impl Dropped {
+    /// Keeps why `hash` was dropped, forgetting the oldest past the bound.
+    fn record(&mut self, hash: B256, why: String) {
+        if self.reasons.insert(hash, why).is_none() {
+            self.order.push_back(hash);
+        }
+        while self.order.len() > MAX_DROPPED {
+            if let Some(oldest) = self.order.pop_front() {
+                self.reasons.remove(&oldest);
+            }
+        }
+    }
+
+    /// Why `hash` was dropped, if it was lately.
+    pub(super) fn reason(&self, hash: &B256) -> Option<&str> {
+        self.reasons.get(hash).map(String::as_str)
+    }
+}
+
 /// What the miner thread is asked to do.
 #[derive(Debug, Default)]
 struct Work {
@@ -123,7 +165,8 @@ pub(super) struct Engine {
     /// Held while a block is built and appended: one block at a time (and
     /// while system calls run: [`super::Devnet::run_system_calls`]).
     pub(super) building: Mutex<()>,
-    /// Signalled (with `inner`) whenever a block is appended.
+    /// Signalled (with `inner`) whenever a block is appended or a
+    /// transaction dropped: what a receipt's waiter waits for.
     pub(super) appended: Condvar,
     pub(super) blocks: broadcast::Sender<Arc<SealedBlock>>,
     pub(super) pending_txs: broadcast::Sender<B256>,
@@ -215,26 +258,31 @@ impl Engine {
     /// With `seal_empty` false, nothing is appended when no transaction could
     /// be included (all deferred or dropped); `timestamp` pins the block's
     /// time. The devnet's lock is held only to take the head and to append.
+    ///
+    /// A build that panics appends nothing: the transaction that makes it
+    /// panic ([`culprit`]) is dropped with the panic's message, and the block
+    /// is built again from what is ready then. Only a panic with no
+    /// transaction to blame (an empty block's) fails the call.
     pub(super) fn build_block(
         &self,
         wait: InferenceWait,
         batch: Batch,
         seal_empty: bool,
         timestamp: Option<u64>,
-    ) -> Result<Mined, ChainError> {
+    ) -> Result<Mined, NodeError> {
         let _waiting = (wait == InferenceWait::Wait).then(|| WaitingBuild::start(self));
         let _building = self.building.lock();
         let _block = tracing::trace_span!("block").entered();
         let mut timestamp = timestamp;
         loop {
-            let (epoch, head, batch) = {
+            let (epoch, head, txs) = {
                 let mut inner = self.inner.lock();
                 if let Some(ts) = timestamp.take() {
                     inner.chain.set_next_timestamp(ts)?;
                     inner.epoch += 1;
                 }
-                let batch = self.batch(&inner, batch, wait);
-                if batch.is_empty() && !seal_empty {
+                let txs = self.batch(&inner, batch, wait);
+                if txs.is_empty() && !seal_empty {
                     return Ok(Mined::NothingReady);
                 }
                 let chain = &inner.chain;
@@ -242,13 +290,34 @@ impl Engine {
                 // After a block at the bound, no next one: a timestamp past
                 // it would make a chain that no dump of it loads.
                 if next.timestamp > MAX_RESERVED {
-                    return Err(ChainError::TimestampTooHigh(next.timestamp));
+                    return Err(ChainError::TimestampTooHigh(next.timestamp).into());
                 }
                 let head = Head { view: chain.latest(), next, options: ExecOptions::for_chain(chain.config(), false) };
-                (inner.epoch, head, batch)
+                (inner.epoch, head, txs)
             };
             let builder = BlockBuilder { evm: self.evm_setup(), stage: &*self.stage };
-            let built = builder.build(&head, batch, wait);
+            let built = match attempt(&builder, &head, txs.clone(), wait) {
+                Ok(built) => built,
+                Err(panic) if txs.is_empty() => {
+                    tracing::error!(panic, "nml hit an internal error building an empty block");
+                    return Err(NodeError::Failed(format!("nml hit an internal error building a block: {panic}")));
+                }
+                Err(panic) => {
+                    let (tx, panic) = culprit(&builder, &head, &txs, wait, panic);
+                    drop(head);
+                    tracing::error!(
+                        hash = %tx.hash,
+                        panic,
+                        "nml hit an internal error executing a transaction; it is dropped from the pool"
+                    );
+                    let mut inner = self.inner.lock();
+                    inner.pool.remove(&tx.hash);
+                    inner.dropped.record(tx.hash, format!("nml hit an internal error executing it: {panic}"));
+                    drop(inner);
+                    self.appended.notify_all();
+                    continue;
+                }
+            };
             // The view must go before the append, or committing copies the state.
             let crate::mempool::Head { next, view, .. } = head;
             drop(view);
@@ -259,11 +328,18 @@ impl Engine {
                 // Edited meanwhile: what was built stands on an old head.
                 continue;
             }
-            for (hash, why) in &built.dropped {
+            let dropped_any = !built.dropped.is_empty();
+            for (hash, why) in built.dropped {
                 tracing::debug!(%hash, why, "transaction dropped at inclusion");
-                inner.pool.remove(hash);
+                inner.pool.remove(&hash);
+                inner.dropped.record(hash, why);
             }
             if body.is_empty() && !seal_empty {
+                drop(inner);
+                if dropped_any {
+                    // Their receipts' waiters stop waiting.
+                    self.appended.notify_all();
+                }
                 return Ok(Mined::NoneIncluded);
             }
             inner.chain.clear_pinned_timestamp();
@@ -438,7 +514,7 @@ impl Engine {
     /// if one is asked for. A panic is caught: the node goes on.
     pub(super) fn pass(&self, interval_block: bool) {
         let automine = self.inner.lock().automine;
-        let pass = std::panic::AssertUnwindSafe(|| {
+        let pass = AssertUnwindSafe(|| {
             if automine {
                 self.mine_ready();
             }
@@ -446,8 +522,9 @@ impl Engine {
                 tracing::error!(%e, "the interval miner could not build a block");
             }
         });
-        if std::panic::catch_unwind(pass).is_err() {
-            tracing::error!("the miner panicked while building a block; it goes on with the next pass");
+        if let Err(payload) = catch_unwind(pass) {
+            let panic = panic_message(&*payload);
+            tracing::error!(panic, "the miner panicked; it goes on with the next pass");
         }
     }
 
@@ -472,6 +549,59 @@ impl Engine {
             drop(work);
             self.settled.notify_all();
         }
+    }
+}
+
+/// Builds `txs` on `head`, catching a panic: its message.
+fn attempt(
+    builder: &BlockBuilder<'_>,
+    head: &Head,
+    txs: Vec<Arc<PoolTx>>,
+    wait: InferenceWait,
+) -> Result<Built, String> {
+    catch_unwind(AssertUnwindSafe(|| builder.build(head, txs, wait))).map_err(|payload| panic_message(&*payload))
+}
+
+/// The transaction of `txs` (not empty) that makes a build on `head` panic,
+/// and the message of the panic it causes; `panic` is the message of the
+/// build of all of them, which panicked.
+///
+/// The rule: the culprit is the last transaction of the shortest prefix of
+/// the batch whose build panics, found by bisection (the prefix without it
+/// built, the prefix with it panicked). Each try builds a prefix on the same
+/// head and throws the block away, as a build across an edit of the chain
+/// is thrown away; a batch of one (automine's) needs no try, and one of `n`
+/// about log2(n). The rule blames the transaction that turns a good build
+/// into a panic whether the panic comes from it alone or from it after the
+/// ones before it, which then stay in the pool and are mined. A panic that
+/// does not come again the same way may blame the wrong transaction, but
+/// costs one at most: each panic drops one transaction, so a batch that
+/// panics is never retried for ever.
+fn culprit(
+    builder: &BlockBuilder<'_>,
+    head: &Head,
+    txs: &[Arc<PoolTx>],
+    wait: InferenceWait,
+    panic: String,
+) -> (Arc<PoolTx>, String) {
+    // The prefix of `built` transactions built; that of `panicked` panicked.
+    let (mut built, mut panicked, mut panic) = (0, txs.len(), panic);
+    while panicked - built > 1 {
+        let mid = built + (panicked - built) / 2;
+        match attempt(builder, head, txs[..mid].to_vec(), wait) {
+            Ok(_) => built = mid,
+            Err(message) => (panicked, panic) = (mid, message),
+        }
+    }
+    (Arc::clone(&txs[panicked - 1]), panic)
+}
+
+/// What a panic said: its message, when it has one.
+fn panic_message(payload: &(dyn Any + Send)) -> String {
+    match (payload.downcast_ref::<&str>(), payload.downcast_ref::<String>()) {
+        (Some(message), _) => (*message).to_owned(),
+        (None, Some(message)) => message.clone(),
+        (None, None) => "a panic without a message".to_owned(),
     }
 }
 
@@ -595,6 +725,21 @@ mod tests {
         // Every transaction, each sender's in nonce order (as sent).
         assert_eq!(mined, sent);
         assert!(devnet.pool_content().pending.is_empty());
+    }
+
+    #[test]
+    fn the_reasons_of_drops_are_kept_for_the_latest_only() {
+        let mut dropped = Dropped::default();
+        let hash = |n: usize| B256::left_padding_from(&n.to_be_bytes());
+        for n in 0..=MAX_DROPPED {
+            dropped.record(hash(n), format!("reason {n}"));
+        }
+        // Dropped again, the first does not count twice.
+        dropped.record(hash(1), "again".into());
+        assert_eq!((dropped.reasons.len(), dropped.order.len()), (MAX_DROPPED, MAX_DROPPED));
+        assert_eq!(dropped.reason(&hash(0)), None);
+        assert_eq!(dropped.reason(&hash(1)), Some("again"));
+        assert_eq!(dropped.reason(&hash(MAX_DROPPED)), Some(format!("reason {MAX_DROPPED}").as_str()));
     }
 
     #[test]

@@ -148,6 +148,8 @@ struct Inner {
     snapshots: BTreeMap<u64, (Chain, Pool)>,
     next_snapshot: u64,
     filters: filters::Filters,
+    /// Why transactions left the pool unmined, lately.
+    dropped: miner::Dropped,
 }
 
 /// A local chain: accepts transactions, mines blocks, answers queries.
@@ -220,6 +222,7 @@ impl Devnet {
             snapshots: BTreeMap::new(),
             next_snapshot: 1,
             filters: filters::Filters::default(),
+            dropped: miner::Dropped::default(),
         };
         Self {
             engine: Arc::new(Engine::new(inner, precompiles, stage)),
@@ -342,7 +345,9 @@ impl Devnet {
 
     /// The receipt of `hash` once it is mined: waits while the transaction
     /// is pending (its inference running), up to `timeout`. `None` for a
-    /// transaction that is neither mined nor pending, or still pending then.
+    /// transaction that is neither mined nor pending, or still pending then:
+    /// one dropped meanwhile ends the wait when it is
+    /// ([`Devnet::dropped_reason`] says why).
     pub fn wait_for_receipt(&self, hash: B256, timeout: Duration) -> Option<TxReceipt> {
         let deadline = std::time::Instant::now() + timeout;
         let mut inner = self.lock();
@@ -356,6 +361,18 @@ impl Devnet {
             }
             self.engine.wait_appended(&mut inner, deadline - now);
         }
+    }
+
+    /// Why `hash` left the pool without being mined: refused at inclusion,
+    /// or nml hit an internal error executing it (the message says which).
+    /// `None` for a transaction mined, pending, never seen, or dropped long
+    /// ago (the reasons of the latest 4,096 drops are kept).
+    pub fn dropped_reason(&self, hash: B256) -> Option<String> {
+        let inner = self.lock();
+        if inner.pool.get(&hash).is_some() || inner.chain.transaction(&hash).is_some() {
+            return None;
+        }
+        inner.dropped.reason(&hash).map(str::to_owned)
     }
 
     /// Stops mining for good, for a clean shutdown: transactions whose
