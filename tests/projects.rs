@@ -584,6 +584,27 @@ contract ChosenTest is Test {
     }
 }
 
+/// A handler whose `vm.assume` discards calls (not reverts, even with fail_on_revert).
+contract Picky is Test {
+    uint256 public kept;
+
+    function pick(uint256 x) external {
+        vm.assume(x % 2 == 0);
+        kept++;
+    }
+}
+
+contract PickyTest is Test {
+    Picky picky;
+
+    function setUp() public {
+        picky = new Picky();
+        targetContract(address(picky));
+    }
+
+    function invariant_picky() public view {}
+}
+
 contract RevertsTest is Test {
     Counter counter;
 
@@ -621,6 +642,9 @@ contract RevertsTest is Test {
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     let lines = json_lines(&run);
     assert_eq!(lines["ChosenTest.invariant_onlyAliceAdds"]["outcome"]["status"], "pass");
+    let picky = &lines["PickyTest.invariant_picky"];
+    assert_eq!(picky["outcome"]["status"], "pass", "{picky}");
+    assert_eq!(picky["invariant"]["reverts"], 0, "{picky}");
     let failed = &lines["RevertsTest.invariant_nothing"];
     let reason = failed["outcome"]["reason"].as_str().unwrap_or_default();
     assert!(reason.contains("Counter.fail(bool) reverted: always (fail_on_revert is on)"), "{reason}");
@@ -663,6 +687,10 @@ contract CaseTest is Test {
 
     function testOverpays() public {
         vm.label(address(bank), "TheBank");
+        Bank fresh = new Bank();
+        fresh.pay(1);
+        vm.expectRevert(bytes("too much"));
+        bank.pay(11);
         bank.pay(3);
         bank.pay(20);
     }
@@ -679,6 +707,8 @@ contract CaseTest is Test {
         "CaseTest::testOverpays()",
         "VM::label(",
         "TheBank::pay(3)",
+        // Created in the test (whose revert leaves no code behind): still named.
+        "Bank::pay(1)",
         "emit Paid(who: 0x",
         "amount: 3)",
         "← [Return] 6",
@@ -688,6 +718,8 @@ contract CaseTest is Test {
         assert!(trace.contains(part), "{part:?} missing from {trace}");
     }
     assert!(!trace.contains("testPays"), "{trace}");
+    // The call vm.expectRevert expected shows its revert (the root's, pay(20)'s, and pay(11)'s).
+    assert_eq!(trace.matches("← [Revert] too much").count(), 3, "{trace}");
 
     let all = nml(dir.path(), &["test", "-vvvv", "--json"]);
     let lines = json_lines(&all);
@@ -737,6 +769,19 @@ fn gas_snapshots_are_written_and_checked() {
     let partial = nml(dir.path(), &["test", "--snapshot", "--match-test", "testStore"]);
     assert!(partial.status.success());
     assert_eq!(std::fs::read_to_string(&snapshot).unwrap(), written);
+    // A run of every test writes the file anew: stale and malformed lines go.
+    std::fs::write(
+        &snapshot,
+        "CaseTest:testGone() (gas: 1)
+not a line
+",
+    )
+    .unwrap();
+    let full = nml(dir.path(), &["test", "--snapshot", "--fuzz-runs", "8"]);
+    assert!(full.status.success(), "{}", text(&full));
+    assert_eq!(std::fs::read_to_string(&snapshot).unwrap(), written);
+    let nan = nml(dir.path(), &["test", "--snapshot-check", "--snapshot-tolerance", "NaN"]);
+    assert_eq!(nan.status.code(), Some(2), "{}", text(&nan));
 }
 
 /// A fuzz test with more parameters than the stack holds compiles with
@@ -1460,4 +1505,112 @@ contract Probe {
             ),
         ],
     );
+}
+
+/// Libraries with `public` functions, and the libraries those call, are
+/// deployed at the same addresses on every run and linked into the test
+/// contract and into what it deploys (which an invariant test still knows
+/// by its code); the test contract holds 2^96 − 1 wei. A library without
+/// an artifact, or a test contract whose artifact is bad, fails only its
+/// own contract's tests.
+#[test]
+fn libraries_are_deployed_and_linked_and_a_missing_one_fails_only_its_contract() {
+    let dir = project_with_test(
+        r#"// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+import "@nml/nml/Test.sol";
+import "../src/Libs.sol";
+
+contract LibTest is Test {
+    UsesLib u;
+
+    function setUp() public {
+        u = new UsesLib();
+    }
+
+    function testCallsGoThroughTheLinkedLibraries() public {
+        u.bump(3);
+        assertEq(u.v(), 12);
+        assertEq(MathLib.twice(5), 10);
+    }
+
+    function testLibrariesComeFirstInNameOrder() public view {
+        assertEq(address(MathLib), vm.computeCreateAddress(tx.origin, 0));
+        assertEq(address(QuadLib), vm.computeCreateAddress(tx.origin, 1));
+        assertEq(address(this), vm.computeCreateAddress(tx.origin, 2));
+    }
+
+    function testTheTestContractHoldsEther() public {
+        assertEq(address(this).balance, 2 ** 96 - 1);
+        payable(address(0xBEEF)).transfer(1);
+        assertEq(address(0xBEEF).balance, 1);
+    }
+
+    function invariant_untouched() public view {
+        assertEq(u.v(), 0, "v moved");
+    }
+}
+
+contract Unrelated is Test {
+    function testA() public pure {}
+}
+"#,
+    );
+    std::fs::create_dir_all(dir.path().join("src")).unwrap();
+    std::fs::write(
+        dir.path().join("src/Libs.sol"),
+        r#"// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+library MathLib {
+    function twice(uint256 x) public pure returns (uint256) { return x * 2; }
+}
+library QuadLib {
+    function quad(uint256 x) public pure returns (uint256) { return MathLib.twice(MathLib.twice(x)); }
+}
+contract UsesLib {
+    uint256 public v;
+    function bump(uint256 x) public { v = QuadLib.quad(x % 1000); }
+}
+"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"case\"\n[invariant]\nruns = 8\ndepth = 4\n")
+        .unwrap();
+    let run = nml(dir.path(), &["test", "--json"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let lines = json_lines(&run);
+    assert_outcomes(
+        &lines,
+        &[
+            "LibTest.testCallsGoThroughTheLinkedLibraries",
+            "LibTest.testLibrariesComeFirstInNameOrder",
+            "LibTest.testTheTestContractHoldsEther",
+            "Unrelated.testA",
+        ],
+        &[("LibTest.invariant_untouched", "v moved")],
+    );
+    // The contract that links a library is a target, by its code; the
+    // libraries are not.
+    let sequence = lines["LibTest.invariant_untouched"]["invariant"]["sequence"].as_array().expect("a sequence");
+    assert!(sequence.iter().all(|call| call["contract"] == "UsesLib"), "{sequence:?}");
+
+    // The build is up to date: bad artifacts stay as they are written.
+    let out = dir.path().join("out");
+    std::fs::write(out.join("Libs.sol/MathLib.json"), "not json").unwrap();
+    let run = nml(dir.path(), &["test", "--json", "--match-test", "^test"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    let missing = "cannot link the library src/Libs.sol:MathLib: it is not among the build's artifacts";
+    assert_outcomes(
+        &json_lines(&run),
+        &["Unrelated.testA"],
+        &[
+            ("LibTest.testCallsGoThroughTheLinkedLibraries", missing),
+            ("LibTest.testLibrariesComeFirstInNameOrder", missing),
+            ("LibTest.testTheTestContractHoldsEther", missing),
+        ],
+    );
+    std::fs::write(out.join("Case.t.sol/Unrelated.json"), "not json").unwrap();
+    let run = nml(dir.path(), &["test", "--json", "--match-contract", "Unrelated"]);
+    assert_eq!(run.status.code(), Some(1), "{}", text(&run));
+    assert_outcomes(&json_lines(&run), &[], &[("Unrelated.setUp", "cannot read the artifact")]);
 }

@@ -70,7 +70,7 @@ pub struct TestArgs {
     #[arg(long)]
     pub snapshot_check: bool,
     /// The change in percent --snapshot-check lets pass [default: 0].
-    #[arg(long, value_name = "PCT", default_value_t = 0.0, requires = "snapshot_check")]
+    #[arg(long, value_name = "PCT", default_value_t = 0.0, requires = "snapshot_check", value_parser = percent)]
     pub snapshot_tolerance: f64,
     /// `-v`: show the inference receipts of passing tests too; `-vvv`: the
     /// call traces of failing tests; `-vvvv`: of every test.
@@ -106,6 +106,14 @@ pub struct TestArgs {
     pub fork_chain_id: Option<u64>,
 }
 
+/// A percentage: a finite number, 0 or more.
+fn percent(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(p) if p.is_finite() && p >= 0.0 => Ok(p),
+        _ => Err(format!("`{text}` is not a percentage (a number, 0 or more)")),
+    }
+}
+
 /// Runs `nml test`.
 pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     let started = Instant::now();
@@ -137,28 +145,43 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     let mut errors = RevertDecoder::default();
     // An invariant test knows the contracts setUp deploys by their code.
     let mut known = Artifacts::default();
+    // A test contract's deployment links the libraries it calls.
+    let mut libraries = testing::Libraries::default();
+    // A contract whose artifact is bad fails its own tests, not the run.
     for (unit, name) in &out.contracts {
         let path = nml_compiler::solc::artifact_path(&out_dir, unit, name);
-        let artifact: serde_json::Value = std::fs::read(&path)
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .ok_or_else(|| miette!("cannot read the artifact {}", path.display()))?;
+        let artifact: serde_json::Value = match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok())
+        {
+            Some(artifact) => artifact,
+            None if unit.starts_with(&test_dir) => {
+                let reason = format!("cannot read the artifact {}", path.display());
+                contracts.push(TestContract::broken(name, unit, reason));
+                continue;
+            }
+            None => {
+                eprintln!("warning: cannot read the artifact {}: the tests do not know {name}", path.display());
+                continue;
+            }
+        };
         if unit.starts_with(&test_dir) {
-            let contract = TestContract::from_artifact(name, unit, &artifact).map_err(|e| miette!("{name}: {e}"))?;
-            // Abstract contracts and interfaces have no code: their tests run
-            // in the contracts that inherit them.
-            if !contract.bytecode.is_empty() && !contract.tests().is_empty() {
-                contracts.push(contract);
+            match TestContract::from_artifact(name, unit, &artifact) {
+                // Abstract contracts and interfaces have no code: their tests
+                // run in the contracts that inherit them.
+                Ok(contract) if contract.bytecode.is_empty() || contract.tests().is_empty() => {}
+                Ok(contract) => contracts.push(contract),
+                Err(e) => contracts.push(TestContract::broken(name, unit, format!("{}: {e}", path.display()))),
             }
         }
         errors.add_abi(&artifact["abi"]);
         known.add(name, &artifact);
+        libraries.add(unit, name, &artifact);
         artifacts.push((name.clone(), artifact));
     }
-    let (errors, known) = (Arc::new(errors), Arc::new(known));
+    let (errors, known, libraries) = (Arc::new(errors), Arc::new(known), Arc::new(libraries));
     for contract in &mut contracts {
         contract.errors = Arc::clone(&errors);
         contract.artifacts = Arc::clone(&known);
+        contract.libraries = Arc::clone(&libraries);
     }
     let select = |contract: &str, test: &str| {
         args.match_contract.as_ref().is_none_or(|re| re.is_match(contract))
@@ -180,7 +203,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         // (A shard of a suite that has tests returned above.)
         let filtered = args.match_test.is_some() || args.match_contract.is_some();
         eprintln!(
-            "error: no tests found in {test_dir} (a test is a `test…()` function of a contract in {test_dir}*.t.sol{})",
+            "error: no tests found in {test_dir} (a test is a `test…` or `invariant…()` function of a contract in {test_dir}*.t.sol{})",
             if filtered { " that matches the filters" } else { "" }
         );
         return Ok(ExitCode::from(NO_TESTS));
@@ -298,7 +321,11 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
 /// whether the run matches it (always, when writing).
 fn snapshot(root: &Path, results: &[TestResult], args: &TestArgs) -> miette::Result<bool> {
     let path = root.join(gas_snapshot::FILE);
+    // A run of every test writes the file anew; one with filters or a shard
+    // rewrites its own lines and keeps the others.
+    let whole = args.match_test.is_none() && args.match_contract.is_none() && args.shard.is_none();
     let old = match std::fs::read_to_string(&path) {
+        _ if args.snapshot && whole => BTreeMap::new(),
         Ok(text) => gas_snapshot::parse(&text).map_err(|e| miette!("{e}"))?,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound && args.snapshot => BTreeMap::new(),
         Err(e) => {

@@ -473,7 +473,7 @@ impl<'r, 'a> Campaign<'r, 'a> {
     fn after(&self, devnet: &Devnet) -> Result<(), String> {
         let Some(selector) = self.after else { return Ok(()) };
         let receipt = super::send(devnet, devnet.accounts()[0], Some(self.run.base.address), selector.to_vec().into())
-            .and_then(|hash| mined(devnet, hash).ok_or_else(|| "afterInvariant() was not mined".to_owned()))?;
+            .and_then(|hash| mined(devnet, hash, "afterInvariant()"))?;
         if receipt.success {
             Ok(())
         } else {
@@ -646,7 +646,7 @@ pub(super) fn send_as(devnet: &Devnet, sender: Address, to: Address, calldata: B
         .gas_price(price);
     let hash =
         devnet.send_transaction(request).map_err(|e| format!("the call from {sender} could not be sent: {e}"))?;
-    mined(devnet, hash).ok_or_else(|| format!("the call from {sender} was not mined"))
+    mined(devnet, hash, &format!("the call from {sender}"))
 }
 
 #[cfg(test)]

@@ -11,16 +11,22 @@
 //! invariant test ([`invariant`]): random sequences of calls to the
 //! contracts `setUp` deployed, the invariant checked after each. [`revert`]
 //! puts revert data in words; [`shard`] splits a suite across CI machines.
+//!
+//! As in Foundry, the libraries a test contract's code calls are deployed
+//! before it and linked into its code ([`link`]); the test contract starts
+//! with [`TEST_CONTRACT_BALANCE`].
 
 pub mod cheatcodes;
 pub mod fuzz;
 pub mod invariant;
+pub mod link;
 pub mod revert;
 pub mod shard;
 pub mod trace;
 
 pub use fuzz::FuzzConfig;
 pub use invariant::{Artifacts, InvariantConfig, InvariantReport};
+pub use link::{Libraries, Links};
 pub use revert::{RevertDecoder, RevertReason};
 pub use shard::Shard;
 pub use trace::Traces;
@@ -31,7 +37,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use alloy_dyn_abi::{DynSolType, DynSolValue};
-use alloy_primitives::{Address, B256, Bytes, keccak256};
+use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_sol_types::{Revert, SolError};
 use serde::Serialize;
@@ -45,11 +51,22 @@ pub const TEST_GAS_LIMIT: u64 = 100_000_000;
 
 /// The chain tests run on: blocks of [`TEST_GAS_LIMIT`], no code size
 /// limit (test contracts that deploy what they test are often larger), and,
-/// as in Foundry, a base fee of zero: gas costs no ether (invariant tests'
-/// senders hold none) and `block.basefee` is zero.
+/// as in Foundry, a base fee of zero that full blocks do not raise: gas
+/// costs no ether (invariant tests' senders hold none) and `block.basefee`
+/// is zero.
 pub fn test_chain() -> ChainConfig {
-    ChainConfig { gas_limit: TEST_GAS_LIMIT, base_fee: 0, unlimited_code_size: true, ..ChainConfig::default() }
+    ChainConfig {
+        gas_limit: TEST_GAS_LIMIT,
+        base_fee: 0,
+        fixed_base_fee: true,
+        unlimited_code_size: true,
+        ..ChainConfig::default()
+    }
 }
+
+/// The balance a test contract gets right after its deployment, as in
+/// Foundry: 2^96 − 1 wei (so that a test can send ether).
+pub const TEST_CONTRACT_BALANCE: U256 = U256::from_limbs([u64::MAX, u32::MAX as u64, 0, 0]);
 
 /// A compiled test contract.
 #[derive(Debug, Clone)]
@@ -58,8 +75,17 @@ pub struct TestContract {
     pub name: String,
     /// Its source file, as the build names it (`test/Pool.t.sol`).
     pub source: String,
-    /// Its creation bytecode.
+    /// Its creation bytecode, with zeros where [`TestContract::links`] puts
+    /// library addresses.
     pub bytecode: Bytes,
+    /// The libraries its code calls, linked at deployment.
+    pub links: Links,
+    /// The project's libraries, by which its deployment finds those it
+    /// links; `nml test` gives every test contract the same.
+    pub libraries: Arc<Libraries>,
+    /// Why it cannot run (its artifact is unreadable or malformed): its
+    /// one test, `setUp()`, fails with this, and no other contract's do.
+    pub broken: Option<String>,
     /// Its functions: signature → selector.
     pub functions: BTreeMap<String, [u8; 4]>,
     /// The errors its reverts are decoded with: its own ABI's and the
@@ -76,12 +102,11 @@ pub struct TestContract {
 }
 
 impl TestContract {
-    /// Reads a Foundry-layout artifact (`abi`, `bytecode.object`,
-    /// `methodIdentifiers`).
+    /// Reads a Foundry-layout artifact (`abi`, `bytecode.object` and the
+    /// `linkReferences` of its code, `methodIdentifiers`).
     pub fn from_artifact(name: &str, source: &str, artifact: &serde_json::Value) -> Result<Self, String> {
         // Abstract contracts and interfaces have no bytecode.
-        let hex = artifact["bytecode"]["object"].as_str().unwrap_or_default();
-        let bytecode = alloy_primitives::hex::decode(hex).map_err(|e| format!("bad bytecode: {e}"))?.into();
+        let (bytecode, links) = Links::of(artifact)?;
         let mut functions = BTreeMap::new();
         if let Some(ids) = artifact["methodIdentifiers"].as_object() {
             for (signature, selector) in ids {
@@ -99,6 +124,9 @@ impl TestContract {
             name: name.to_owned(),
             source: source.to_owned(),
             bytecode,
+            links,
+            libraries: Arc::default(),
+            broken: None,
             functions,
             errors: Arc::new(errors),
             takes_enum,
@@ -106,10 +134,31 @@ impl TestContract {
         })
     }
 
+    /// A test contract that cannot run, for `reason`: its tests are
+    /// unknown, and `setUp()` stands for them in the report.
+    pub fn broken(name: &str, source: &str, reason: String) -> Self {
+        Self {
+            name: name.to_owned(),
+            source: source.to_owned(),
+            bytecode: Bytes::new(),
+            links: Links::default(),
+            libraries: Arc::default(),
+            broken: Some(reason),
+            functions: BTreeMap::new(),
+            errors: Arc::default(),
+            takes_enum: BTreeSet::new(),
+            artifacts: Arc::default(),
+        }
+    }
+
     /// The test functions' signatures (`testSwap()`, fuzz tests with their
     /// parameters: `testSwap(uint256)`, and invariants: `invariant_supply()`),
-    /// in name order.
+    /// in name order; a [broken](TestContract::broken) contract's is
+    /// `setUp()`.
     pub fn tests(&self) -> Vec<&str> {
+        if self.broken.is_some() {
+            return vec!["setUp()"];
+        }
         self.functions.keys().filter(|s| s.starts_with("test") || is_invariant(s)).map(String::as_str).collect()
     }
 
@@ -314,7 +363,9 @@ pub fn run(
 ) -> Vec<TestResult> {
     let contracts: Vec<&TestContract> = contracts
         .iter()
-        .filter(|c| !c.bytecode.is_empty() && c.tests().iter().any(|t| select(&c.name, test_name(t))))
+        .filter(|c| {
+            (c.broken.is_some() || !c.bytecode.is_empty()) && c.tests().iter().any(|t| select(&c.name, test_name(t)))
+        })
         .collect();
     let jobs = config.jobs.max(1);
     // Deploy and set up every contract, in parallel.
@@ -391,23 +442,30 @@ pub fn test_name(signature: &str) -> &str {
 }
 
 fn deploy(contract: &TestContract, devnet: &dyn Fn() -> Result<Devnet, NodeError>) -> Result<Base, String> {
+    if let Some(reason) = &contract.broken {
+        return Err(reason.clone());
+    }
     let mut devnet = devnet().map_err(|e| format!("cannot start the test devnet: {e}"))?;
     let cheats = CheatcodesFactory::default().with_errors(Arc::clone(&contract.errors));
     install(&mut devnet, &cheats)?;
     // Solidity checks that a callee has code before calling a function that
     // returns nothing; the inspector answers before the code would run.
     devnet.set_code(cheatcodes::VM_ADDRESS, Bytes::from_static(&[0xfe]));
-    let before = with_code(&devnet);
     let deployer = devnet.accounts()[0];
-    let hash = send(&devnet, deployer, None, contract.bytecode.clone())?;
-    let receipt = mined(&devnet, hash).ok_or("the deployment was not mined")?;
+    let bytecode = link::link(&devnet, deployer, contract)?;
+    // The libraries are not among the contracts the test deployed (an
+    // invariant test's targets).
+    let before = with_code(&devnet);
+    let hash = send(&devnet, deployer, None, bytecode)?;
+    let receipt = mined(&devnet, hash, "the deployment")?;
     let address = match (receipt.success, receipt.contract_address) {
         (true, Some(address)) => address,
         _ => return Err(format!("deployment failed: {}", failure(contract, &receipt))),
     };
+    devnet.set_balance(address, TEST_CONTRACT_BALANCE);
     if let Some(selector) = contract.selector("setUp()") {
         let hash = send(&devnet, deployer, Some(address), selector.to_vec().into())?;
-        let receipt = mined(&devnet, hash).ok_or("setUp was not mined")?;
+        let receipt = mined(&devnet, hash, "setUp")?;
         if !receipt.success {
             return Err(format!("setUp() failed: {}", failure(contract, &receipt)));
         }
@@ -526,7 +584,7 @@ impl Run<'_> {
     /// A test with parameters: [`FuzzConfig::runs`] passing runs, or the
     /// first failing one, shrunk.
     fn fuzz(&self, types: &[DynSolType], config: &FuzzConfig, result: &mut TestResult) -> Outcome {
-        let dictionary = fuzz::Dictionary::from_code(&self.contract.bytecode);
+        let dictionary = fuzz::Dictionary::from_code(&self.runtime_code());
         let mut draw = fuzz::Draw::new(config.seed, &self.contract.name, self.signature, dictionary);
         let mut report = FuzzReport { runs: 0, rejected: 0, seed: config.seed, counterexample: None };
         let (mut gas, mut calls) = (Vec::new(), Vec::new());
@@ -625,9 +683,8 @@ impl Run<'_> {
                 return case;
             }
         };
-        let sent = send(&devnet, devnet.accounts()[0], Some(self.base.address), calldata).and_then(|hash| {
-            mined(&devnet, hash).map(|r| (hash, r)).ok_or_else(|| "the test transaction was not mined".to_owned())
-        });
+        let sent = send(&devnet, devnet.accounts()[0], Some(self.base.address), calldata)
+            .and_then(|hash| mined(&devnet, hash, "the test transaction").map(|r| (hash, r)));
         case.labels = cheats.state().labels().clone();
         case.verdict = match sent {
             Err(reason) => Verdict::Fail(reason),
@@ -696,8 +753,13 @@ fn install(devnet: &mut Devnet, cheats: &CheatcodesFactory) -> Result<(), String
 
 /// The receipt of a sent transaction, once mined (its inference may run for
 /// up to the executor's timeout, which this wait outlasts).
-fn mined(devnet: &Devnet, hash: B256) -> Option<TxReceipt> {
-    devnet.wait_for_receipt(hash, Duration::from_secs(600))
+/// `what` names the transaction in the error: why the devnet dropped it,
+/// if it did.
+fn mined(devnet: &Devnet, hash: B256, what: &str) -> Result<TxReceipt, String> {
+    devnet.wait_for_receipt(hash, Duration::from_secs(600)).ok_or_else(|| match devnet.dropped_reason(hash) {
+        Some(why) => format!("{what} was dropped: {why}"),
+        None => format!("{what} was not mined"),
+    })
 }
 
 fn send(devnet: &Devnet, from: Address, to: Option<Address>, input: Bytes) -> Result<B256, String> {
@@ -706,4 +768,14 @@ fn send(devnet: &Devnet, from: Address, to: Option<Address>, input: Bytes) -> Re
         request = request.to(to);
     }
     devnet.send_transaction(request).map_err(|e| e.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_test_contracts_balance_is_two_to_the_96_minus_one() {
+        assert_eq!(TEST_CONTRACT_BALANCE, (U256::from(1) << 96) - U256::from(1));
+    }
 }

@@ -172,7 +172,7 @@ impl Run<'_> {
         let traced = self.traced_fork().and_then(|(devnet, cheats, sink)| {
             let from = devnet.accounts()[0];
             let hash = send(&devnet, from, Some(self.base.address), calldata)?;
-            mined(&devnet, hash).ok_or("the traced transaction was not mined")?;
+            mined(&devnet, hash, "the traced transaction")?;
             Ok(self.written(&devnet, &cheats, &sink, 1))
         });
         traced.unwrap_or_else(|reason| format!("(no trace: {reason})\n"))
