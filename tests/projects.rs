@@ -1593,6 +1593,9 @@ contract UsesLib {
     // libraries are not.
     let sequence = lines["LibTest.invariant_untouched"]["invariant"]["sequence"].as_array().expect("a sequence");
     assert!(sequence.iter().all(|call| call["contract"] == "UsesLib"), "{sequence:?}");
+    // The gas report names the contract that links a library.
+    let report = nml(dir.path(), &["test", "--gas-report", "--match-test", "testCallsGoThroughTheLinkedLibraries"]);
+    assert!(text(&report).contains("| UsesLib |"), "{}", text(&report));
 
     // The build is up to date: bad artifacts stay as they are written.
     let out = dir.path().join("out");
