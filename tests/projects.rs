@@ -605,6 +605,12 @@ contract PickyTest is Test {
     function invariant_picky() public view {}
 }
 
+contract ParamsTest is Test {
+    function invariant_withParameters(uint256 x) public pure {
+        x;
+    }
+}
+
 contract RevertsTest is Test {
     Counter counter;
 
@@ -621,7 +627,7 @@ contract RevertsTest is Test {
     let dir = project_with_test(test);
     std::fs::write(dir.path().join("nml.toml"), "[project]\nname = \"case\"\n[invariant]\nruns = 8\ndepth = 5\n")
         .unwrap();
-    let run = nml(dir.path(), &["test", "--json"]);
+    let run = nml(dir.path(), &["test", "--json", "--match-contract", "^(Chosen|Reverts|Picky)Test$"]);
     assert!(run.status.success(), "{}", text(&run));
     let lines = json_lines(&run);
     let chosen = &lines["ChosenTest.invariant_onlyAliceAdds"];
@@ -642,6 +648,8 @@ contract RevertsTest is Test {
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     let lines = json_lines(&run);
     assert_eq!(lines["ChosenTest.invariant_onlyAliceAdds"]["outcome"]["status"], "pass");
+    let params = &lines["ParamsTest.invariant_withParameters"];
+    assert!(params["outcome"]["reason"].as_str().unwrap_or_default().contains("an invariant takes no parameters"));
     let picky = &lines["PickyTest.invariant_picky"];
     assert_eq!(picky["outcome"]["status"], "pass", "{picky}");
     assert_eq!(picky["invariant"]["reverts"], 0, "{picky}");

@@ -167,10 +167,10 @@ impl TestContract {
     }
 }
 
-/// Whether `signature` is an invariant test's: `invariant…()`, without
-/// parameters.
+/// Whether `signature` is an invariant test's: `invariant…` (one with
+/// parameters is listed too, and fails: invariants take none).
 pub fn is_invariant(signature: &str) -> bool {
-    signature.starts_with("invariant") && signature.ends_with("()")
+    signature.starts_with("invariant")
 }
 
 /// The signatures (of `functions`) of the ABI's functions with an enum
@@ -496,7 +496,11 @@ fn run_one(deployed: &Deployed<'_>, signature: &str, config: &RunConfig) -> Test
         (_, Err(e)) => Outcome::Fail { reason: e.to_string() },
         (Ok(base), Ok(types)) => {
             let run = Run { contract, base, selector: contract.selector(signature).unwrap_or_default(), signature };
-            let outcome = if is_invariant(signature) {
+            let outcome = if is_invariant(signature) && !types.is_empty() {
+                Outcome::Fail {
+                    reason: "an invariant takes no parameters (the calls before it draw the arguments)".to_owned(),
+                }
+            } else if is_invariant(signature) {
                 run.invariant(&config.invariant, config.fuzz.seed, &mut result)
             } else if types.is_empty() {
                 run.unit(&mut result)
