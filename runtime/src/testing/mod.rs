@@ -16,6 +16,7 @@
 //! before it and linked into its code ([`link`]); the test contract starts
 //! with [`TEST_CONTRACT_BALANCE`].
 
+pub mod artifacts;
 pub mod cheatcodes;
 pub mod fuzz;
 pub mod invariant;
@@ -24,8 +25,9 @@ pub mod revert;
 pub mod shard;
 pub mod trace;
 
+pub use artifacts::Artifacts;
 pub use fuzz::FuzzConfig;
-pub use invariant::{Artifacts, InvariantConfig, InvariantReport};
+pub use invariant::{InvariantConfig, InvariantReport};
 pub use link::{Libraries, Links};
 pub use revert::{RevertDecoder, RevertReason};
 pub use shard::Shard;
