@@ -4,7 +4,8 @@
 //! costs gas nobody meant to spend.
 //!
 //! A line is `Contract:signature (figures)`: `(gas: N)` for a unit test,
-//! `(runs: R, ~: N)` for a fuzz test (the median of its runs), `(runs: R,
+//! `(runs: R, μ: M, ~: N)` for a fuzz test (the mean and the median of its
+//! runs; the median is compared), `(runs: R,
 //! calls: C, reverts: V)` for an invariant test (no gas of its own). Lines
 //! are sorted; a run with filters or a shard rewrites the lines of the tests
 //! it ran and keeps the others.
@@ -55,9 +56,11 @@ pub(super) fn entries(results: &[TestResult]) -> Vec<Entry> {
                     figures: format!("runs: {}, calls: {}, reverts: {}", i.runs, i.calls, i.reverts),
                     gas: None,
                 },
-                (Some(fuzz), None) => {
-                    Entry { key, figures: format!("runs: {}, ~: {}", fuzz.runs, r.gas), gas: Some(r.gas) }
-                }
+                (Some(fuzz), None) => Entry {
+                    key,
+                    figures: format!("runs: {}, μ: {}, ~: {}", fuzz.runs, fuzz.mean_gas, r.gas),
+                    gas: Some(r.gas),
+                },
                 (None, None) => Entry { key, figures: format!("gas: {}", r.gas), gas: Some(r.gas) },
             }
         })

@@ -91,7 +91,7 @@ pub struct TestArgs {
     /// Seeds the fuzz tests' draws (with each test's name): the same seed
     /// draws the same arguments on every machine [default: `[fuzz] seed`,
     /// else 0].
-    #[arg(long, value_name = "S")]
+    #[arg(long, value_name = "S", value_parser = seed)]
     pub fuzz_seed: Option<u64>,
     /// LLM backends.
     #[command(flatten)]
@@ -104,6 +104,15 @@ pub struct TestArgs {
     /// in nml.toml otherwise).
     #[arg(long, value_name = "ID")]
     pub fork_chain_id: Option<u64>,
+}
+
+/// A seed: decimal, or hex with `0x` (as Foundry takes it).
+fn seed(text: &str) -> Result<u64, String> {
+    let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
+        Some(hex) => u64::from_str_radix(hex, 16),
+        None => text.parse(),
+    };
+    parsed.map_err(|_| format!("`{text}` is not a seed (a number below 2^64, decimal or 0x-hex)"))
 }
 
 /// A percentage: a finite number, 0 or more.

@@ -283,6 +283,8 @@ pub struct FuzzReport {
     pub rejected: u32,
     /// The seed of the draws ([`FuzzConfig::seed`]).
     pub seed: u64,
+    /// The mean gas of the passing runs (the test's `gas` is their median).
+    pub mean_gas: u64,
     /// The shrunk arguments of the failing run, if one failed.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub counterexample: Option<Counterexample>,
@@ -592,7 +594,7 @@ impl Run<'_> {
     fn fuzz(&self, types: &[DynSolType], config: &FuzzConfig, result: &mut TestResult) -> Outcome {
         let dictionary = fuzz::Dictionary::from_code(&self.runtime_code());
         let mut draw = fuzz::Draw::new(config.seed, &self.contract.name, self.signature, dictionary);
-        let mut report = FuzzReport { runs: 0, rejected: 0, seed: config.seed, counterexample: None };
+        let mut report = FuzzReport { runs: 0, rejected: 0, seed: config.seed, mean_gas: 0, counterexample: None };
         let (mut gas, mut calls) = (Vec::new(), Vec::new());
         let mut last = None;
         let outcome = loop {
@@ -644,6 +646,7 @@ impl Run<'_> {
         if !gas.is_empty() && matches!(outcome, Outcome::Pass) {
             gas.sort_unstable();
             result.gas = gas[gas.len() / 2];
+            report.mean_gas = (gas.iter().map(|g| u128::from(*g)).sum::<u128>() / gas.len() as u128) as u64;
         }
         result.fuzz = Some(report);
         outcome
