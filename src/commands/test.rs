@@ -21,6 +21,7 @@ use nml_runtime::mempool::PipeConfig;
 use nml_runtime::node::InferenceSetup;
 use nml_runtime::testing::{
     self, Artifacts, FuzzConfig, InvariantConfig, Outcome, RevertDecoder, RunConfig, TestContract, TestResult, Traces,
+    printable,
 };
 use nml_runtime::{Devnet, DevnetConfig, Mining};
 use regex::Regex;
@@ -462,12 +463,6 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
 /// signature (`testSwap(uint256)`), so that overloads stay apart.
 fn listed_name(signature: &str) -> &str {
     signature.strip_suffix("()").unwrap_or(signature)
-}
-
-/// `reason` for a terminal: control characters (a revert reason may hold
-/// any) written as escapes.
-fn printable(reason: &str) -> String {
-    reason.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 /// `s` as XML 1.0 text or attribute value. Characters XML 1.0 does not

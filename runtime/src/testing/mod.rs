@@ -45,6 +45,7 @@ use alloy_sol_types::{Revert, SolError};
 use serde::Serialize;
 
 use crate::chain::{ChainConfig, Halt, InferenceRecord, TxReceipt};
+use crate::evm::InspectorFactory;
 use crate::node::{Devnet, NodeError};
 use cheatcodes::{ASSUME_REJECTED, CheatState, CheatcodesFactory, GasCall, SKIPPED};
 
@@ -440,6 +441,13 @@ fn failed(contract: &TestContract, signature: &str, reason: &str) -> TestResult 
     }
 }
 
+/// `text` with its control characters escaped (`\n`, `\u{1b}`): a revert
+/// reason or a string argument must not break a report's lines or color
+/// the terminal.
+pub fn printable(text: &str) -> String {
+    text.chars().map(|c| if c.is_control() { c.escape_default().to_string() } else { c.to_string() }).collect()
+}
+
 /// A test's name: its signature without the parameters.
 pub fn test_name(signature: &str) -> &str {
     signature.split_once('(').map_or(signature, |(name, _)| name)
@@ -451,7 +459,8 @@ fn deploy(contract: &TestContract, devnet: &dyn Fn() -> Result<Devnet, NodeError
     }
     let mut devnet = devnet().map_err(|e| format!("cannot start the test devnet: {e}"))?;
     let cheats = CheatcodesFactory::default().with_errors(Arc::clone(&contract.errors));
-    install(&mut devnet, &cheats)?;
+    let served = Arc::new(cheats.clone().with_pipe(devnet.pipe()));
+    install(&mut devnet, served)?;
     // Solidity checks that a callee has code before calling a function that
     // returns nothing; the inspector answers before the code would run.
     devnet.set_code(cheatcodes::VM_ADDRESS, Bytes::from_static(&[0xfe]));
@@ -670,9 +679,16 @@ impl Run<'_> {
     /// A fresh fork of the post-`setUp` chain, its cheatcodes installed.
     fn fork(&self) -> Result<(Devnet, CheatcodesFactory), String> {
         let mut devnet = self.base.devnet.fork();
-        let cheats = CheatcodesFactory::new(self.base.cheats.clone()).with_errors(Arc::clone(&self.contract.errors));
-        install(&mut devnet, &cheats)?;
+        let cheats = self.cheats(&devnet);
+        install(&mut devnet, Arc::new(cheats.clone()))?;
         Ok((devnet, cheats))
+    }
+
+    /// The cheatcodes of a fork of the post-`setUp` chain, from `setUp`'s state.
+    fn cheats(&self, fork: &Devnet) -> CheatcodesFactory {
+        CheatcodesFactory::new(self.base.cheats.clone())
+            .with_errors(Arc::clone(&self.contract.errors))
+            .with_pipe(fork.pipe())
     }
 
     /// One run: the test's transaction with `calldata` on a fresh fork.
@@ -755,9 +771,8 @@ fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {
 }
 
 /// Installs the cheatcodes into a fresh devnet.
-fn install(devnet: &mut Devnet, cheats: &CheatcodesFactory) -> Result<(), String> {
-    let cheats = cheats.clone().with_pipe(devnet.pipe());
-    devnet.set_inspectors(Arc::new(cheats)).map_err(|_| "the test devnet already has an inspector".to_owned())
+fn install(devnet: &mut Devnet, inspectors: Arc<dyn InspectorFactory>) -> Result<(), String> {
+    devnet.set_inspectors(inspectors).map_err(|_| "the test devnet already has an inspector".to_owned())
 }
 
 /// The receipt of a sent transaction, once mined (its inference may run for

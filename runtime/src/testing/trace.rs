@@ -29,7 +29,7 @@ use revm_inspectors::tracing::{CallTraceArena, TraceWriter, TracingInspector, Tr
 
 use super::cheatcodes::{CheatcodesFactory, VM_ADDRESS};
 use super::invariant::send_as;
-use super::{Artifacts, Run, TestResult, fuzz, mined, send};
+use super::{Artifacts, Run, TestResult, fuzz, install, mined, printable, send};
 use crate::evm::{DynInspector, EvmContext, InspectorFactory, Phase};
 use crate::mempool::INFERENCE_PRECOMPILE;
 use crate::node::Devnet;
@@ -138,12 +138,9 @@ impl Run<'_> {
     /// A fresh fork of the post-`setUp` chain whose inclusion pass traces.
     fn traced_fork(&self) -> Result<(Devnet, CheatcodesFactory, Sink), String> {
         let mut devnet = self.base.devnet.fork();
-        let cheats = CheatcodesFactory::new(self.base.cheats.clone())
-            .with_errors(Arc::clone(&self.contract.errors))
-            .with_pipe(devnet.pipe());
+        let cheats = self.cheats(&devnet);
         let sink = Sink::default();
-        let traced = Traced { cheats: cheats.clone(), sink: Arc::clone(&sink) };
-        devnet.set_inspectors(Arc::new(traced)).map_err(|_| "the test devnet already has an inspector".to_owned())?;
+        install(&mut devnet, Arc::new(Traced { cheats: cheats.clone(), sink: Arc::clone(&sink) }))?;
         Ok((devnet, cheats, sink))
     }
 
@@ -316,9 +313,4 @@ fn served_event(log: &LogData) -> Option<DecodedCallLog> {
 /// revert reason must not break the tree's lines or color the terminal).
 fn described(value: &DynSolValue) -> String {
     printable(&fuzz::describe_value(value))
-}
-
-/// `text` with control characters escaped as `\u{1b}`.
-fn printable(text: &str) -> String {
-    text.chars().map(|c| if c.is_control() { c.escape_unicode().to_string() } else { c.to_string() }).collect()
 }
