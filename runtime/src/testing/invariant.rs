@@ -458,11 +458,6 @@ impl<'r, 'a> Campaign<'r, 'a> {
 }
 
 impl Run<'_> {
-    /// The test contract's runtime code, as deployed.
-    pub(super) fn runtime_code(&self) -> Bytes {
-        self.base.devnet.code(self.base.address, Default::default()).unwrap_or_default()
-    }
-
     /// A list of addresses the test contract names (`targetContracts()`),
     /// empty when it has no such function.
     fn addresses(&self, signature: &str) -> Result<Vec<Address>, String> {

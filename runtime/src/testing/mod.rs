@@ -684,6 +684,11 @@ impl Run<'_> {
         Ok((devnet, cheats))
     }
 
+    /// The test contract's runtime code, as deployed.
+    fn runtime_code(&self) -> Bytes {
+        self.base.devnet.code(self.base.address, Default::default()).unwrap_or_default()
+    }
+
     /// The cheatcodes of a fork of the post-`setUp` chain, from `setUp`'s state.
     fn cheats(&self, fork: &Devnet) -> CheatcodesFactory {
         CheatcodesFactory::new(self.base.cheats.clone())
