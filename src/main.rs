@@ -25,6 +25,8 @@ enum Command {
     Models(commands::models::ModelsArgs),
     /// Build the project and run its tests on an in-process devnet with real inference.
     Test(commands::test::TestArgs),
+    /// Run the tests and report the lines, statements, branches and functions they reach (summary, LCOV).
+    Coverage(commands::test::CoverageArgs),
     /// Check a transaction's TEE attestations (registry, signature, time, settlement) without running a model.
     Verify(commands::verify::VerifyArgs),
     /// Deploy the project's contracts to a chain over JSON-RPC, recorded in deployments/<chain id>.json.
@@ -47,6 +49,7 @@ fn main() -> std::process::ExitCode {
         Command::Devnet(args) => commands::devnet::run(*args),
         Command::Models(args) => commands::models::run(args),
         Command::Test(args) => commands::test::run(args),
+        Command::Coverage(args) => commands::test::coverage(args),
         Command::Verify(args) => commands::verify::run(args),
         Command::Deploy(args) => commands::deploy::run(args),
         Command::Gateway(args) => commands::gateway::run(args),

@@ -87,6 +87,7 @@ fn compiles_a_contract_with_imports_from_memory_and_disk() {
         via_ir: false,
         remappings: Vec::new(),
         base_path: Some(project.path().to_owned()),
+        ast: false,
     };
     let output = solc::compile(&solc().binary(), &job).unwrap();
     assert!(!output.has_errors(), "{:#?}", output.diagnostics);

@@ -81,14 +81,7 @@ pub fn build<E: std::error::Error + 'static>(
     }
     let root = &fe.project.root;
     let out_dir = fe.project.out_dir();
-    let job = SolcJob {
-        sources: fe.solc_sources(),
-        optimizer_runs: fe.project.config.project.optimizer_runs,
-        evm_version: fe.project.config.project.evm_version.clone(),
-        via_ir: fe.project.config.project.via_ir,
-        remappings: fe.project.config.project.remappings.clone(),
-        base_path: Some(root.clone()),
-    };
+    let job = job(fe);
     let pins = format!(
         "{}|{}",
         fe.project.solidity_pragmas().join(";"),
@@ -115,19 +108,7 @@ pub fn build<E: std::error::Error + 'static>(
     let output = solc::compile(&solc, &job)?;
     let solc_time = solc_started.elapsed();
 
-    for d in &output.diagnostics {
-        let severity = d.severity;
-        let code = d.diagnostic_code();
-        let span = d.source.as_ref().zip(d.start.zip(d.end));
-        let mapped = fe.map_diagnostic(
-            d.source.as_deref().unwrap_or(""),
-            span.map(|(_, s)| s),
-            severity,
-            &code,
-            d.message.clone(),
-        );
-        diagnostics.push(mapped);
-    }
+    diagnostics.extend(solc_diagnostics(fe, &output));
     let failed = diagnostics.iter().any(|d| d.severity == Severity::Error);
     let mut contracts = Vec::new();
     if !failed {
@@ -139,6 +120,79 @@ pub fn build<E: std::error::Error + 'static>(
         write_atomic(&cache_path, &serde_json::to_vec_pretty(&record).unwrap_or_default())?;
     }
     Ok(BuildOutput { diagnostics, contracts, up_to_date: false, solc_time, total_time: started.elapsed() })
+}
+
+/// A build for `nml coverage`, kept in memory: nothing under `out/` and no
+/// cache changes, so the next `nml build` finds its own artifacts.
+#[derive(Debug)]
+pub struct CoverageBuild {
+    /// All diagnostics: the front end's, then solc's mapped to `.nml` spans.
+    pub diagnostics: Vec<Diagnostic>,
+    /// solc's artifacts and every source's id and AST (empty on errors).
+    pub output: solc::SolcOutput,
+}
+
+impl CoverageBuild {
+    /// Whether the build failed.
+    pub fn has_errors(&self) -> bool {
+        self.diagnostics.iter().any(Diagnostic::is_error)
+    }
+}
+
+/// Compiles the project of `fe` for coverage: the project's settings but
+/// with the optimizer off (it merges and moves the code of statements, so
+/// that an instruction would no longer say which line it runs for), and
+/// every source's AST, from which the lines, statements, branches and
+/// functions that coverage counts are read (`crate::coverage`).
+pub fn build_for_coverage<E: std::error::Error + 'static>(
+    fe: &Frontend,
+    resolve_solc: &dyn Fn() -> Result<solc::SolcBinary, E>,
+) -> Result<CoverageBuild, BuildError<E>> {
+    let mut diagnostics = fe.diagnostics.clone();
+    let empty = || solc::SolcOutput {
+        solc_version: String::new(),
+        contracts: Vec::new(),
+        diagnostics: Vec::new(),
+        sources: Default::default(),
+    };
+    if fe.has_errors() {
+        return Ok(CoverageBuild { diagnostics, output: empty() });
+    }
+    let job = SolcJob { optimizer_runs: None, ast: true, ..job(fe) };
+    let solc = resolve_solc().map_err(BuildError::Toolchain)?;
+    let mut output = solc::compile(&solc, &job)?;
+    diagnostics.extend(solc_diagnostics(fe, &output));
+    if diagnostics.iter().any(Diagnostic::is_error) {
+        output.contracts.clear();
+    }
+    Ok(CoverageBuild { diagnostics, output })
+}
+
+/// The solc job of the project of `fe`, as `nml build` runs it.
+fn job(fe: &Frontend) -> SolcJob {
+    let config = &fe.project.config.project;
+    SolcJob {
+        sources: fe.solc_sources(),
+        optimizer_runs: config.optimizer_runs,
+        evm_version: config.evm_version.clone(),
+        via_ir: config.via_ir,
+        remappings: config.remappings.clone(),
+        base_path: Some(fe.project.root.clone()),
+        ast: false,
+    }
+}
+
+/// solc's diagnostics, mapped to the `.nml` spans they come from.
+fn solc_diagnostics(fe: &Frontend, output: &solc::SolcOutput) -> Vec<Diagnostic> {
+    output
+        .diagnostics
+        .iter()
+        .map(|d| {
+            let span = d.start.zip(d.end);
+            let unit = d.source.as_deref().unwrap_or("");
+            fe.map_diagnostic(unit, span, d.severity, &d.diagnostic_code(), d.message.clone())
+        })
+        .collect()
 }
 
 fn read_cache(path: &Path) -> Option<CacheRecord> {

@@ -9,6 +9,7 @@
 //! adds solc, the cache and the artifacts.
 
 pub mod build;
+pub mod coverage;
 pub mod diagnostics;
 pub mod emit;
 pub mod lower;

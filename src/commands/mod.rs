@@ -2,11 +2,13 @@
 //! `run` function returning a miette result; `main.rs` only dispatches. What
 //! several commands share lives in [`common`] (their LLM flags in
 //! [`llm_flags`], their fork flags in [`fork_flags`]; what one `nml deploy` run deploys
-//! in `deploy_plan`; `nml test`'s gas snapshots in `gas_snapshot`); no
+//! in `deploy_plan`; `nml test`'s gas snapshots in `gas_snapshot`, `nml coverage`'s reports in
+//! `coverage`); no
 //! command imports another.
 
 pub mod build;
 pub mod common;
+pub mod coverage;
 pub mod deploy;
 mod deploy_plan;
 pub mod devnet;

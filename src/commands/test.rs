@@ -1,7 +1,8 @@
 //! `nml test`: builds the project with its tests, starts an in-process
 //! devnet per test contract with the project's models registered, and runs
 //! every `test*` function as a real transaction through the inference
-//! mempool (see `nml_runtime::testing`).
+//! mempool (see `nml_runtime::testing`). `nml coverage` runs the same tests
+//! on a build without the optimizer, counting what they reach.
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
@@ -31,6 +32,7 @@ use super::common::{
     ms, print_diagnostics, project_remote_models, read_remote_signatures, register_project_models, solc_for,
     with_remote_models,
 };
+use super::coverage::{self, Report, Tally};
 use super::fork_flags::ForkArgs;
 use super::gas_snapshot;
 use super::llm_flags::LlmArgs;
@@ -107,6 +109,20 @@ pub struct TestArgs {
     pub fork_chain_id: Option<u64>,
 }
 
+/// Arguments of `nml coverage`.
+#[derive(Debug, clap::Args)]
+pub struct CoverageArgs {
+    /// Which tests run, and how.
+    #[command(flatten)]
+    pub test: TestArgs,
+    /// The reports to write (repeat the flag for several).
+    #[arg(long, value_enum, default_values_t = [Report::Summary])]
+    pub report: Vec<Report>,
+    /// Where the LCOV report goes [default: lcov.info in the project].
+    #[arg(long, value_name = "FILE")]
+    pub report_file: Option<PathBuf>,
+}
+
 /// A seed: decimal, or hex with `0x` (as Foundry takes it).
 fn seed(text: &str) -> Result<u64, String> {
     let parsed = match text.strip_prefix("0x").or_else(|| text.strip_prefix("0X")) {
@@ -126,27 +142,82 @@ fn percent(text: &str) -> Result<f64, String> {
 
 /// Runs `nml test`.
 pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
+    run_tests(args, None)
+}
+
+/// Runs `nml coverage`: the tests, then the reports of what they reached.
+pub fn coverage(args: CoverageArgs) -> miette::Result<ExitCode> {
+    if args.test.snapshot || args.test.snapshot_check {
+        return Err(miette!(
+            help = "take gas snapshots with `nml test --snapshot`",
+            "coverage builds without the optimizer, so its gas is not the contracts' gas: --snapshot and --snapshot-check are `nml test`'s"
+        ));
+    }
+    let CoverageArgs { test, report, report_file } = args;
+    run_tests(test, Some(Reports { kinds: report, lcov_file: report_file }))
+}
+
+/// What `nml coverage` reports, and where.
+struct Reports {
+    kinds: Vec<Report>,
+    lcov_file: Option<PathBuf>,
+}
+
+/// A contract compiled for the tests: its source unit, name and artifact
+/// (or why it could not be read).
+type Compiled = (String, String, Result<serde_json::Value, String>);
+
+/// `nml test`, and `nml coverage` when `reports` is given.
+fn run_tests(args: TestArgs, reports: Option<Reports>) -> miette::Result<ExitCode> {
     let started = Instant::now();
     let path = args.path.clone().unwrap_or_else(|| PathBuf::from("."));
     let mut project = Project::open_with_tests(&path).map_err(|e| miette!("{e}"))?;
     read_remote_signatures(&mut project)?;
     let fe = Frontend::run(project);
-    let out = build::build(&fe, &|| solc_for(&fe)).map_err(|e| miette!("{e}"))?;
+    let (diagnostics, compiled, map) = if reports.is_some() {
+        let out = build::build_for_coverage(&fe, &|| solc_for(&fe)).map_err(|e| miette!("{e}"))?;
+        let src = format!("{}/", fe.project.config.project.src.trim_end_matches('/'));
+        let map = nml_compiler::coverage::CoverageMap::new(&fe, &out.output, |unit| unit.starts_with(&src));
+        let compiled: Vec<Compiled> = out
+            .output
+            .contracts
+            .iter()
+            .map(|a| {
+                let artifact = serde_json::to_value(&a.artifact).map_err(|e| format!("its artifact: {e}"));
+                (a.source.clone(), a.name.clone(), artifact)
+            })
+            .collect();
+        (out.diagnostics, compiled, Some(map))
+    } else {
+        let out = build::build(&fe, &|| solc_for(&fe)).map_err(|e| miette!("{e}"))?;
+        let out_dir = fe.project.out_dir();
+        let compiled: Vec<Compiled> = out
+            .contracts
+            .iter()
+            .map(|(unit, name)| {
+                let path = nml_compiler::solc::artifact_path(&out_dir, unit, name);
+                let artifact = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .ok_or_else(|| format!("cannot read the artifact {}", path.display()));
+                (unit.clone(), name.clone(), artifact)
+            })
+            .collect();
+        (out.diagnostics, compiled, None)
+    };
     // Notes (derived ids) and the code size warning of test contracts are
     // `nml build`'s business; errors and other warnings are shown.
-    let shown: Vec<_> = out
-        .diagnostics
+    let shown: Vec<_> = diagnostics
         .iter()
         .filter(|d| d.severity != Severity::Note || args.verbose > 0)
         .filter(|d| d.code != CODE_SIZE_WARNING)
         .cloned()
         .collect();
     print_diagnostics(&fe.project.db, &shown, Default::default());
-    if out.has_errors() {
+    if diagnostics.iter().any(|d| d.is_error()) {
         eprintln!("error: the tests do not compile");
         return Ok(ExitCode::FAILURE);
     }
-    let out_dir = fe.project.out_dir();
     let test_dir = format!("{}/", fe.project.config.project.test.trim_end_matches('/'));
     let mut contracts = Vec::new();
     let mut artifacts: Vec<(String, serde_json::Value)> = Vec::new();
@@ -158,34 +229,31 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
     // A test contract's deployment links the libraries it calls.
     let mut libraries = testing::Libraries::default();
     // A contract whose artifact is bad fails its own tests, not the run.
-    for (unit, name) in &out.contracts {
-        let path = nml_compiler::solc::artifact_path(&out_dir, unit, name);
-        let artifact: serde_json::Value = match std::fs::read(&path).ok().and_then(|b| serde_json::from_slice(&b).ok())
-        {
-            Some(artifact) => artifact,
-            None if unit.starts_with(&test_dir) => {
-                let reason = format!("cannot read the artifact {}", path.display());
-                contracts.push(TestContract::broken(name, unit, reason));
+    for (unit, name, artifact) in compiled {
+        let artifact = match artifact {
+            Ok(artifact) => artifact,
+            Err(reason) if unit.starts_with(&test_dir) => {
+                contracts.push(TestContract::broken(&name, &unit, reason));
                 continue;
             }
-            None => {
-                eprintln!("warning: cannot read the artifact {}: the tests do not know {name}", path.display());
+            Err(reason) => {
+                eprintln!("warning: {reason}: the tests do not know {name}");
                 continue;
             }
         };
         if unit.starts_with(&test_dir) {
-            match TestContract::from_artifact(name, unit, &artifact) {
+            match TestContract::from_artifact(&name, &unit, &artifact) {
                 // Abstract contracts and interfaces have no code: their tests
                 // run in the contracts that inherit them.
                 Ok(contract) if contract.bytecode.is_empty() || contract.tests().is_empty() => {}
                 Ok(contract) => contracts.push(contract),
-                Err(e) => contracts.push(TestContract::broken(name, unit, format!("{}: {e}", path.display()))),
+                Err(e) => contracts.push(TestContract::broken(&name, &unit, format!("{name}: {e}"))),
             }
         }
         errors.add_abi(&artifact["abi"]);
-        known.add(name, &artifact);
-        libraries.add(unit, name, &artifact);
-        artifacts.push((name.clone(), artifact));
+        known.add(&name, &artifact);
+        libraries.add(&unit, &name, &artifact);
+        artifacts.push((name, artifact));
     }
     let (errors, known, libraries) = (Arc::new(errors), Arc::new(known), Arc::new(libraries));
     for contract in &mut contracts {
@@ -284,6 +352,7 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
                 fail_on_revert: invariant.fail_on_revert.unwrap_or(default.fail_on_revert),
             }
         },
+        coverage: map.as_ref().map(|_| Arc::default()),
     };
     let results = testing::run(&contracts, &select, &devnet, &config);
     let elapsed = started.elapsed();
@@ -321,10 +390,32 @@ pub fn run(args: TestArgs) -> miette::Result<ExitCode> {
         let out = if args.json { gas_report_json(&report) } else { gas_report_table(&report) };
         let _ = std::io::stdout().lock().write_all(out.as_bytes());
     }
+    if let (Some(reports), Some(map), Some(counted)) = (&reports, &map, &config.coverage) {
+        write_reports(reports, &Tally::new(map, counted), &fe.project.root)?;
+    }
     let snapshot_failed =
         if args.snapshot || args.snapshot_check { !snapshot(&fe.project.root, &results, &args)? } else { false };
     let failed = results.iter().any(TestResult::failed) || snapshot_failed;
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// Prints the summary and writes the LCOV file that `reports` asks for.
+fn write_reports(reports: &Reports, tally: &Tally<'_>, root: &Path) -> miette::Result<()> {
+    for kind in &reports.kinds {
+        match kind {
+            Report::Summary => {
+                let _ = std::io::stdout().lock().write_all(format!("\n{}", coverage::summary(tally)).as_bytes());
+            }
+            Report::Lcov => {
+                let file = reports.lcov_file.clone().unwrap_or_else(|| root.join("lcov.info"));
+                nml_compiler::solc::write_atomic(&file, coverage::lcov(tally).as_bytes())
+                    .into_diagnostic()
+                    .wrap_err_with(|| format!("writing {}", file.display()))?;
+                eprintln!("wrote the LCOV report to {}", file.display());
+            }
+        }
+    }
+    Ok(())
 }
 
 /// Writes or checks the gas snapshot (`--snapshot`, `--snapshot-check`):

@@ -91,7 +91,7 @@ mod tests {
     }
 
     fn output(contracts: Vec<Artifact>) -> SolcOutput {
-        SolcOutput { solc_version: "0.8.37".to_owned(), contracts, diagnostics: Vec::new() }
+        SolcOutput { solc_version: "0.8.37".to_owned(), contracts, diagnostics: Vec::new(), sources: BTreeMap::new() }
     }
 
     #[test]

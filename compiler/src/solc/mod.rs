@@ -63,6 +63,8 @@ pub struct SolcJob {
     /// The project root: solc's `--base-path` and working directory, from
     /// which imports of files that are not in `sources` are read.
     pub base_path: Option<PathBuf>,
+    /// Whether solc also returns each source's AST (coverage wants it).
+    pub ast: bool,
 }
 
 /// What solc produced.
@@ -75,6 +77,18 @@ pub struct SolcOutput {
     pub contracts: Vec<Artifact>,
     /// solc's errors, warnings and infos, in solc's order.
     pub diagnostics: Vec<SolcDiagnostic>,
+    /// Every source unit solc compiled, by name: the id its source maps
+    /// call it by, and its AST when the job asked for it.
+    pub sources: BTreeMap<String, CompiledSource>,
+}
+
+/// A source unit as solc compiled it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CompiledSource {
+    /// The index source maps give it (their `f` field).
+    pub id: u32,
+    /// solc's AST of it (compact JSON), when asked for.
+    pub ast: Option<serde_json::Value>,
 }
 
 impl SolcOutput {
@@ -175,6 +189,12 @@ pub fn compile(solc: &SolcBinary, job: &SolcJob) -> Result<SolcOutput, SolcError
         ..Settings::default()
     };
     settings.set_output_selection(extras.output_selection());
+    if job.ast {
+        // The AST is a file-level output: the empty contract name.
+        for selection in settings.output_selection.0.values_mut() {
+            selection.insert(String::new(), vec!["ast".to_owned()]);
+        }
+    }
     let output = run(&driver, &job.sources, settings)?;
 
     let diagnostics = diagnostics(&output);
@@ -189,7 +209,15 @@ pub fn compile(solc: &SolcBinary, job: &SolcJob) -> Result<SolcOutput, SolcError
             }
         }
     }
-    Ok(SolcOutput { solc_version: driver.version.to_string(), contracts, diagnostics })
+    let sources = output
+        .sources
+        .iter()
+        .map(|(file, source)| {
+            let ast = source.ast.as_ref().and_then(|ast| serde_json::to_value(ast).ok());
+            (file.to_string_lossy().into_owned(), CompiledSource { id: source.id, ast })
+        })
+        .collect();
+    Ok(SolcOutput { solc_version: driver.version.to_string(), contracts, diagnostics, sources })
 }
 
 /// Asks solc only to parse `sources` (`settings.stopAfter = "parsing"`) and
@@ -213,7 +241,7 @@ pub fn parse_only(solc: &SolcBinary, sources: &BTreeMap<String, String>) -> Resu
 /// choice: its version, or the pragmas and pin it will be chosen from).
 /// Equal fingerprints mean a rebuild may reuse the previous artifacts.
 pub fn fingerprint(job: &SolcJob, solc_key: &str) -> String {
-    let SolcJob { sources, optimizer_runs, evm_version, via_ir, remappings, base_path } = job;
+    let SolcJob { sources, optimizer_runs, evm_version, via_ir, remappings, base_path, ast } = job;
     let mut hasher = Sha256::new();
     let mut field = |bytes: &[u8]| {
         // Length prefixes keep ("ab", "c") and ("a", "bc") apart.
@@ -223,7 +251,7 @@ pub fn fingerprint(job: &SolcJob, solc_key: &str) -> String {
     field(b"nml-solc-fingerprint-v1");
     field(env!("CARGO_PKG_VERSION").as_bytes());
     field(solc_key.as_bytes());
-    field(format!("{optimizer_runs:?}|{evm_version:?}|{via_ir}|{base_path:?}").as_bytes());
+    field(format!("{optimizer_runs:?}|{evm_version:?}|{via_ir}|{base_path:?}|{ast}").as_bytes());
     for remapping in remappings {
         field(remapping.as_bytes());
     }

@@ -18,6 +18,7 @@
 
 pub mod artifacts;
 pub mod cheatcodes;
+pub mod coverage;
 pub mod fuzz;
 pub mod invariant;
 pub mod link;
@@ -26,6 +27,7 @@ pub mod shard;
 pub mod trace;
 
 pub use artifacts::Artifacts;
+pub use coverage::Coverage;
 pub use fuzz::FuzzConfig;
 pub use invariant::{InvariantConfig, InvariantReport};
 pub use link::{Libraries, Links};
@@ -327,6 +329,9 @@ pub struct RunConfig {
     pub invariant: InvariantConfig,
     /// Which tests are traced.
     pub traces: Traces,
+    /// Where the instructions every run executes are counted (`nml
+    /// coverage`), if anywhere.
+    pub coverage: Option<Arc<Coverage>>,
 }
 
 impl Default for RunConfig {
@@ -336,6 +341,7 @@ impl Default for RunConfig {
             fuzz: FuzzConfig::default(),
             invariant: InvariantConfig::default(),
             traces: Traces::None,
+            coverage: None,
         }
     }
 }
@@ -355,6 +361,8 @@ struct Base {
     cheats: CheatState,
     /// The contracts the deployment and `setUp` created, in address order.
     created: Vec<Address>,
+    /// Where its forks count the instructions they run, if anywhere.
+    coverage: Option<Arc<Coverage>>,
 }
 
 /// Runs the tests of `contracts` that `select(contract, test)` accepts.
@@ -374,11 +382,12 @@ pub fn run(
         .collect();
     let jobs = config.jobs.max(1);
     // Deploy and set up every contract, in parallel.
-    let deployed: Vec<Deployed<'_>> = parallel(&contracts, jobs, |c| Deployed { contract: c, base: deploy(c, devnet) })
-        .into_iter()
-        .zip(&contracts)
-        .map(|(p, c)| p.unwrap_or_else(|| Deployed { contract: c, base: Err(PANICKED.to_owned()) }))
-        .collect();
+    let deployed: Vec<Deployed<'_>> =
+        parallel(&contracts, jobs, |c| Deployed { contract: c, base: deploy(c, devnet, config.coverage.as_ref()) })
+            .into_iter()
+            .zip(&contracts)
+            .map(|(p, c)| p.unwrap_or_else(|| Deployed { contract: c, base: Err(PANICKED.to_owned()) }))
+            .collect();
     // Then every test on its own fork, in parallel.
     let work: Vec<(&Deployed<'_>, &str)> = deployed
         .iter()
@@ -453,14 +462,18 @@ pub fn test_name(signature: &str) -> &str {
     signature.split_once('(').map_or(signature, |(name, _)| name)
 }
 
-fn deploy(contract: &TestContract, devnet: &dyn Fn() -> Result<Devnet, NodeError>) -> Result<Base, String> {
+fn deploy(
+    contract: &TestContract,
+    devnet: &dyn Fn() -> Result<Devnet, NodeError>,
+    coverage: Option<&Arc<Coverage>>,
+) -> Result<Base, String> {
     if let Some(reason) = &contract.broken {
         return Err(reason.clone());
     }
     let mut devnet = devnet().map_err(|e| format!("cannot start the test devnet: {e}"))?;
     let cheats = CheatcodesFactory::default().with_errors(Arc::clone(&contract.errors));
     let served = Arc::new(cheats.clone().with_pipe(devnet.pipe()));
-    install(&mut devnet, served)?;
+    install(&mut devnet, served, coverage)?;
     // Solidity checks that a callee has code before calling a function that
     // returns nothing; the inspector answers before the code would run.
     devnet.set_code(cheatcodes::VM_ADDRESS, Bytes::from_static(&[0xfe]));
@@ -484,7 +497,7 @@ fn deploy(contract: &TestContract, devnet: &dyn Fn() -> Result<Devnet, NodeError
         }
     }
     let created = with_code(&devnet).difference(&before).copied().filter(|a| *a != address).collect();
-    Ok(Base { devnet, address, cheats: cheats.state(), created })
+    Ok(Base { devnet, address, cheats: cheats.state(), created, coverage: coverage.cloned() })
 }
 
 /// The accounts with code in the devnet's own state (in fork mode, the
@@ -680,7 +693,7 @@ impl Run<'_> {
     fn fork(&self) -> Result<(Devnet, CheatcodesFactory), String> {
         let mut devnet = self.base.devnet.fork();
         let cheats = self.cheats(&devnet);
-        install(&mut devnet, Arc::new(cheats.clone()))?;
+        install(&mut devnet, Arc::new(cheats.clone()), self.base.coverage.as_ref())?;
         Ok((devnet, cheats))
     }
 
@@ -775,8 +788,17 @@ fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {
     }
 }
 
-/// Installs the cheatcodes into a fresh devnet.
-fn install(devnet: &mut Devnet, inspectors: Arc<dyn InspectorFactory>) -> Result<(), String> {
+/// Installs `inspectors` in a test devnet, with a hit counter beside them
+/// when `coverage` counts.
+fn install(
+    devnet: &mut Devnet,
+    inspectors: Arc<dyn InspectorFactory>,
+    coverage: Option<&Arc<Coverage>>,
+) -> Result<(), String> {
+    let inspectors: Arc<dyn InspectorFactory> = match coverage {
+        Some(coverage) => Arc::new(coverage::Counted { inner: inspectors, coverage: Arc::clone(coverage) }),
+        None => inspectors,
+    };
     devnet.set_inspectors(inspectors).map_err(|_| "the test devnet already has an inspector".to_owned())
 }
 

@@ -140,7 +140,8 @@ impl Run<'_> {
         let mut devnet = self.base.devnet.fork();
         let cheats = self.cheats(&devnet);
         let sink = Sink::default();
-        install(&mut devnet, Arc::new(Traced { cheats: cheats.clone(), sink: Arc::clone(&sink) }))?;
+        // A traced run repeats one that was counted already.
+        install(&mut devnet, Arc::new(Traced { cheats: cheats.clone(), sink: Arc::clone(&sink) }), None)?;
         Ok((devnet, cheats, sink))
     }
 
