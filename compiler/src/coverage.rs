@@ -145,6 +145,14 @@ impl CoverageMap {
                     other => other,
                 };
             }
+            // Branch points numbered from 0 in each file, in source order.
+            let mut groups: BTreeMap<usize, usize> = BTreeMap::new();
+            for item in &mut kept {
+                if let ItemKind::Branch { group, .. } = &mut item.kind {
+                    let next = groups.len();
+                    *group = *groups.entry(*group).or_insert(next);
+                }
+            }
             map.items.extend(kept);
             map.spans.push(first..map.items.len());
         }
@@ -389,8 +397,16 @@ impl Walk<'_> {
         if !body.is_object() {
             return;
         }
-        self.push(ItemKind::Function(name), range, Count::Exact);
+        let function = self.push(ItemKind::Function(name), range, Count::Exact);
+        let first = self.items.len();
         self.block(body);
+        // solc maps no instruction to a whole modifier (its code is placed
+        // in each function it modifies): it counts its first statement.
+        if node["nodeType"] == "ModifierDefinition"
+            && let Some(statement) = self.items[first..].iter().position(|i| i.kind == ItemKind::Statement)
+        {
+            self.items[function].count = Count::Of(first + statement);
+        }
     }
 
     fn block(&mut self, block: &Value) {
@@ -407,6 +423,10 @@ impl Walk<'_> {
             let first = self.items.len();
             self.block(node);
             return self.items[first..].iter().position(|i| i.kind == ItemKind::Statement).map(|i| first + i);
+        }
+        if kind == "PlaceholderStatement" {
+            // A modifier's `_` has no code of its own: the function's runs there.
+            return None;
         }
         let this = self.push(ItemKind::Statement, src(node)?, Count::Owned);
         match kind {
@@ -557,6 +577,21 @@ mod tests {
         assert!(map.add(&mut counts, &[0x5b; 5], &[3, 3, 1, 1, 3]));
         assert!(!map.add(&mut counts, &[0x5b; 4], &[9; 4]), "other code counts for nothing");
         assert_eq!(map.resolve(&counts), [3, 3, 1, 2, 1, 1, 0, 3]);
+    }
+
+    #[test]
+    fn a_modifier_counts_its_first_statement_and_its_placeholder_is_no_statement() {
+        let ast = serde_json::json!({"nodes": [{"nodeType": "ContractDefinition", "nodes": [{
+            "nodeType": "ModifierDefinition", "name": "counted", "src": at(0..50),
+            "body": {"nodeType": "Block", "src": at(10..50), "statements": [
+                {"nodeType": "ExpressionStatement", "src": at(12..20)},
+                {"nodeType": "PlaceholderStatement", "src": at(22..24)},
+                {"nodeType": "ExpressionStatement", "src": at(30..40)}]}}]}]});
+        let mut map = CoverageMap::default();
+        Walk { items: &mut map.items, file: 0, groups: 0 }.unit(&ast);
+        let counts: Vec<Count> = map.items.iter().map(|i| i.count).collect();
+        assert_eq!(counts, [Count::Of(1), Count::Owned, Count::Owned]);
+        assert_eq!(map.resolve(&[0, 4, 3]), [4, 4, 3]);
     }
 
     #[test]
