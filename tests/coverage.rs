@@ -57,36 +57,37 @@ fn coverage_counts_lines_branches_and_functions_where_the_user_wrote_them() {
     let run = nml(dir.path(), &["coverage", "--report", "summary", "--report", "lcov"]);
     let out = text(&run);
     assert!(run.status.success(), "{out}");
-    assert!(out.contains("3 passed; 0 failed"), "{out}");
+    assert!(out.contains("4 passed; 0 failed"), "{out}");
     // The summary: a row per source file (not the tests, not the stdlib).
     let rows: Vec<&str> = out.lines().filter(|l| l.starts_with("| src/") || l.starts_with("| Total")).collect();
-    assert_eq!(rows.len(), 3, "{out}");
+    assert_eq!(rows.len(), 4, "{out}");
     assert!(rows[0].contains("src/Bank.sol") && rows[0].contains("55.56% (5/9)"), "{out}");
     assert!(rows[0].contains("75.00% (3/4)") && rows[0].contains("66.67% (4/6)"), "{out}");
     assert!(rows[1].contains("src/Counter.nml") && rows[1].contains("66.67% (2/3)"), "{out}");
-    assert!(rows[2].contains("58.33% (7/12)"), "{out}");
+    assert!(rows[2].contains("src/Ledger.sol") && rows[2].contains("100.00% (2/2)"), "{out}");
+    assert!(rows[3].contains("64.29% (9/14)"), "{out}");
 
     let lcov = std::fs::read_to_string(dir.path().join("lcov.info")).unwrap();
     let records = records(&lcov);
-    assert_eq!(records.keys().collect::<Vec<_>>(), ["src/Bank.sol", "src/Counter.nml"], "{lcov}");
+    assert_eq!(records.keys().collect::<Vec<_>>(), ["src/Bank.sol", "src/Counter.nml", "src/Ledger.sol"], "{lcov}");
     // The bank: the library function and `deposit` ran three times (one
     // test deposits once, the other twice), the constructor once (in
     // `setUp`, before each test's fork), `sweep` and its modifier never.
     // `deposit`'s `if` never held; `tier`'s `?:` went each way once. The
     // modifier's `_` is no line of its own.
     let bank = [
-        "FN:5,cut",
-        "FN:14,constructor",
-        "FN:18,onlyOwner",
-        "FN:23,deposit",
-        "FN:30,tier",
-        "FN:34,sweep",
-        "FNDA:3,cut",
-        "FNDA:1,constructor",
-        "FNDA:0,onlyOwner",
-        "FNDA:3,deposit",
-        "FNDA:2,tier",
-        "FNDA:0,sweep",
+        "FN:5,Fees.cut",
+        "FN:14,Bank.constructor",
+        "FN:18,Bank.onlyOwner",
+        "FN:23,Bank.deposit",
+        "FN:30,Bank.tier",
+        "FN:34,Bank.sweep",
+        "FNDA:3,Fees.cut",
+        "FNDA:1,Bank.constructor",
+        "FNDA:0,Bank.onlyOwner",
+        "FNDA:3,Bank.deposit",
+        "FNDA:2,Bank.tier",
+        "FNDA:0,Bank.sweep",
         "FNF:6",
         "FNH:4",
         "BRDA:24,0,0,0",
@@ -111,8 +112,8 @@ fn coverage_counts_lines_branches_and_functions_where_the_user_wrote_them() {
     // The `.nml` file's lines are its own: `pragma nml` became imports in
     // the Solidity solc compiled, which moved every line.
     let counter = [
-        "FN:8,bump",
-        "FNDA:1,bump",
+        "FN:8,Counter.bump",
+        "FNDA:1,Counter.bump",
         "FNF:1",
         "FNH:1",
         "BRDA:9,0,0,0",
@@ -126,6 +127,23 @@ fn coverage_counts_lines_branches_and_functions_where_the_user_wrote_them() {
         "LH:2",
     ];
     assert_eq!(records["src/Counter.nml"], counter, "{lcov}");
+    // A linked library's public function (its deployed code holds its own
+    // address) and `receive` (entered with no instruction of its own).
+    let ledger = [
+        "FN:5,Tally.add",
+        "FN:13,Ledger.receive",
+        "FNDA:1,Tally.add",
+        "FNDA:1,Ledger.receive",
+        "FNF:2",
+        "FNH:2",
+        "BRF:0",
+        "BRH:0",
+        "DA:6,1",
+        "DA:14,1",
+        "LF:2",
+        "LH:2",
+    ];
+    assert_eq!(records["src/Ledger.sol"], ledger, "{lcov}");
     // Coverage builds in memory: `nml build`'s artifacts and cache are not
     // touched (none were there).
     assert!(!dir.path().join("out").exists() && !dir.path().join("cache").exists());
@@ -138,9 +156,25 @@ fn coverage_counts_lines_branches_and_functions_where_the_user_wrote_them() {
     );
     assert!(filtered.status.success(), "{}", text(&filtered));
     let records = self::records(&std::fs::read_to_string(&file).unwrap());
-    assert!(records["src/Bank.sol"].contains(&"FNDA:0,deposit".to_owned()));
-    assert!(records["src/Bank.sol"].contains(&"FNDA:1,constructor".to_owned()));
+    assert!(records["src/Bank.sol"].contains(&"FNDA:0,Bank.deposit".to_owned()));
+    assert!(records["src/Bank.sol"].contains(&"FNDA:1,Bank.constructor".to_owned()));
     assert_eq!(records["src/Counter.nml"], counter);
+
+    // `--json`: the tests' lines, then the summary as one more JSON line.
+    let json = nml(dir.path(), &["coverage", "--json", "--match-test", "testBump"]);
+    assert!(json.status.success(), "{}", text(&json));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&json.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{l}: {e}")))
+        .collect();
+    assert_eq!(lines.len(), 2, "{lines:?}");
+    let counter = &lines[1]["coverage"][1];
+    assert_eq!(counter["file"], "src/Counter.nml");
+    assert_eq!(counter["lines"], serde_json::json!({"hit": 2, "total": 3}));
+    // The LCOV file is named only for an LCOV report.
+    let stray = nml(dir.path(), &["coverage", "--report-file", "x.info"]);
+    assert_eq!(stray.status.code(), Some(1), "{}", text(&stray));
+    assert!(text(&stray).contains("--report-file names the LCOV report's file"), "{}", text(&stray));
 }
 
 #[test]
@@ -155,7 +189,7 @@ fn a_failing_test_fails_the_run_but_the_report_is_written() {
     assert!(text(&run).contains("[FAIL] testBump()"), "{}", text(&run));
     let lcov = std::fs::read_to_string(dir.path().join("lcov.info")).unwrap();
     // The failing test's calls reverted with it, and still ran.
-    assert!(records(&lcov)["src/Counter.nml"].contains(&"FNDA:1,bump".to_owned()), "{lcov}");
+    assert!(records(&lcov)["src/Counter.nml"].contains(&"FNDA:1,Counter.bump".to_owned()), "{lcov}");
 
     // Gas snapshots are `nml test`'s: coverage's build has no optimizer.
     let snapshot = nml(dir.path(), &["coverage", "--snapshot"]);
@@ -193,5 +227,9 @@ fn a_model_declarations_generated_code_is_not_counted_as_the_users_lines() {
     let infer = lines.iter().position(|l| l.contains("infer Volatility")).expect("an infer line") + 1;
     let hits = record.iter().find_map(|l| l.strip_prefix(&format!("DA:{infer},"))).expect("the infer line is counted");
     assert!(hits.parse::<u64>().unwrap() > 0, "{lcov}");
-    assert!(record.iter().any(|l| l.starts_with("FNDA:") && l.ends_with(",updateFee") && l != "FNDA:0,updateFee"));
+    assert!(
+        record
+            .iter()
+            .any(|l| l.starts_with("FNDA:") && l.ends_with(",DynamicFeePool.updateFee") && !l.starts_with("FNDA:0,"))
+    );
 }

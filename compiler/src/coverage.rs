@@ -70,6 +70,9 @@ enum Count {
     Of(usize),
     /// The count of the first item less that of the second.
     Rest(usize, usize),
+    /// [`Count::Exact`], or where no instruction is the item's, the count
+    /// of another item.
+    Entry(usize),
 }
 
 /// A covered source file.
@@ -142,6 +145,7 @@ impl CoverageMap {
                 item.count = match item.count {
                     Count::Of(i) => moved(i).map_or(Count::Inside, Count::Of),
                     Count::Rest(a, b) => moved(a).zip(moved(b)).map_or(Count::Inside, |(a, b)| Count::Rest(a, b)),
+                    Count::Entry(i) => moved(i).map_or(Count::Exact, Count::Entry),
                     other => other,
                 };
             }
@@ -186,6 +190,11 @@ impl CoverageMap {
         if pattern.is_empty() {
             return;
         }
+        // A library's runtime code starts with `PUSH20 <its own address>`
+        // (zero in the artifact) for its call protection: open.
+        if !creation && pattern.len() > 21 && pattern[0] == Some(0x73) && pattern[1..21].iter().all(|b| *b == Some(0)) {
+            pattern[1..21].fill(None);
+        }
         let links = bytecode.link_references.values().flat_map(|m| m.values()).flatten();
         for offsets in links.chain(open.iter().copied()) {
             for byte in pattern.iter_mut().skip(offsets.start as usize).take(offsets.length as usize) {
@@ -209,7 +218,7 @@ impl CoverageMap {
         let span = self.spans.get(file).cloned().unwrap_or_default();
         for (i, item) in self.items.iter().enumerate().skip(span.start).take(span.len()) {
             match item.count {
-                Count::Exact if item.range == range => anchors.push((i, pc)),
+                Count::Exact | Count::Entry(_) if item.range == range => anchors.push((i, pc)),
                 Count::Inside if inside(item) => anchors.push((i, pc)),
                 // Statements nest; the innermost (shortest) one owns it.
                 Count::Owned if inside(item) && owner.is_none_or(|o| self.items[o].range.len() > item.range.len()) => {
@@ -267,7 +276,8 @@ impl CoverageMap {
             match items[i].count {
                 Count::Of(other) => value(items, counts, other),
                 Count::Rest(whole, part) => value(items, counts, whole).saturating_sub(value(items, counts, part)),
-                Count::Owned | Count::Exact | Count::Inside => counts[i],
+                Count::Entry(first) if counts[i] == 0 => value(items, counts, first),
+                Count::Owned | Count::Exact | Count::Inside | Count::Entry(_) => counts[i],
             }
         }
         (0..self.items.len()).map(|i| value(&self.items, counts, i)).collect()
@@ -376,23 +386,26 @@ impl Walk<'_> {
         for node in ast["nodes"].as_array().into_iter().flatten() {
             match node["nodeType"].as_str() {
                 Some("ContractDefinition") => {
+                    let contract = node["name"].as_str().unwrap_or_default();
                     for member in node["nodes"].as_array().into_iter().flatten() {
-                        self.definition(member);
+                        self.definition(member, Some(contract));
                     }
                 }
-                _ => self.definition(node),
+                _ => self.definition(node, None),
             }
         }
     }
 
-    /// A function or modifier with a body.
-    fn definition(&mut self, node: &Value) {
+    /// A function or modifier with a body, named `Contract.name` inside a
+    /// contract (as LCOV readers tell one file's functions apart).
+    fn definition(&mut self, node: &Value, contract: Option<&str>) {
         let name = match (node["nodeType"].as_str(), node["kind"].as_str()) {
-            (Some("ModifierDefinition"), _) => node["name"].as_str().unwrap_or_default().to_owned(),
-            (Some("FunctionDefinition"), Some(kind @ ("constructor" | "fallback" | "receive"))) => kind.to_owned(),
-            (Some("FunctionDefinition"), _) => node["name"].as_str().unwrap_or_default().to_owned(),
+            (Some("ModifierDefinition"), _) => node["name"].as_str().unwrap_or_default(),
+            (Some("FunctionDefinition"), Some(kind @ ("constructor" | "fallback" | "receive"))) => kind,
+            (Some("FunctionDefinition"), _) => node["name"].as_str().unwrap_or_default(),
             _ => return,
         };
+        let name = contract.map_or_else(|| name.to_owned(), |contract| format!("{contract}.{name}"));
         let (Some(range), body) = (src(node), &node["body"]) else { return };
         if !body.is_object() {
             return;
@@ -400,13 +413,16 @@ impl Walk<'_> {
         let function = self.push(ItemKind::Function(name), range, Count::Exact);
         let first = self.items.len();
         self.block(body);
-        // solc maps no instruction to a whole modifier (its code is placed
-        // in each function it modifies): it counts its first statement.
-        if node["nodeType"] == "ModifierDefinition"
-            && let Some(statement) = self.items[first..].iter().position(|i| i.kind == ItemKind::Statement)
-        {
-            self.items[function].count = Count::Of(first + statement);
-        }
+        let Some(statement) = self.items[first..].iter().position(|i| i.kind == ItemKind::Statement) else { return };
+        self.items[function].count = if node["nodeType"] == "ModifierDefinition" {
+            // solc maps no instruction to a whole modifier (its code is
+            // placed in each function it modifies): its first statement.
+            Count::Of(first + statement)
+        } else {
+            // `fallback` and `receive` are entered from the dispatcher with
+            // no instruction of their own: their first statement then.
+            Count::Entry(first + statement)
+        };
     }
 
     fn block(&mut self, block: &Value) {
@@ -536,7 +552,7 @@ mod tests {
     #[test]
     fn an_if_counts_its_header_and_its_branches_count_their_bodies() {
         // function f() { if (c) { a; } b; } — offsets are what matter.
-        let ast = serde_json::json!({"nodes": [{"nodeType": "ContractDefinition", "nodes": [{
+        let ast = serde_json::json!({"nodes": [{"nodeType": "ContractDefinition", "name": "C", "nodes": [{
             "nodeType": "FunctionDefinition", "kind": "function", "name": "f", "src": at(0..100),
             "body": {"nodeType": "Block", "src": at(10..100), "statements": [
                 {"nodeType": "IfStatement", "src": at(20..60),
@@ -554,7 +570,7 @@ mod tests {
         assert_eq!(
             kinds,
             [
-                &ItemKind::Function("f".to_owned()),
+                &ItemKind::Function("C.f".to_owned()),
                 &ItemKind::Statement,
                 &ItemKind::Branch { group: 0, path: 0 },
                 &ItemKind::Branch { group: 0, path: 1 },

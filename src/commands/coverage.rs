@@ -80,10 +80,9 @@ impl std::fmt::Display for Ratio {
     }
 }
 
-/// The summary table: a row per covered file and a total.
-pub fn summary(tally: &Tally<'_>) -> String {
-    let mut rows: Vec<[String; 5]> = Vec::new();
-    let mut total = [Ratio::default(); 4];
+/// Per covered file, its lines, statements, branches and functions reached.
+fn ratios(tally: &Tally<'_>) -> Vec<(String, [Ratio; 4])> {
+    let mut rows = Vec::new();
     for (file, covered) in tally.map.files().iter().enumerate() {
         let items: Vec<_> = tally.items(file).collect();
         let of = |want: fn(&ItemKind) -> bool| Ratio::of(items.iter().filter(|(i, _)| want(&i.kind)).map(|(_, c)| *c));
@@ -93,16 +92,20 @@ pub fn summary(tally: &Tally<'_>) -> String {
             of(|k| matches!(k, ItemKind::Branch { .. })),
             of(|k| matches!(k, ItemKind::Function(_))),
         ];
+        rows.push((covered.unit.clone(), ratios));
+    }
+    rows
+}
+
+/// The summary table: a row per covered file and a total.
+pub fn summary(tally: &Tally<'_>) -> String {
+    let mut rows: Vec<[String; 5]> = Vec::new();
+    let mut total = [Ratio::default(); 4];
+    for (unit, ratios) in ratios(tally) {
         for (total, ratio) in total.iter_mut().zip(ratios) {
             *total = total.add(ratio);
         }
-        rows.push([
-            covered.unit.clone(),
-            ratios[0].to_string(),
-            ratios[1].to_string(),
-            ratios[2].to_string(),
-            ratios[3].to_string(),
-        ]);
+        rows.push([unit, ratios[0].to_string(), ratios[1].to_string(), ratios[2].to_string(), ratios[3].to_string()]);
     }
     rows.push([
         "Total".to_owned(),
@@ -125,6 +128,23 @@ pub fn summary(tally: &Tally<'_>) -> String {
         out.push_str(&line(row));
     }
     out
+}
+
+/// The summary as one JSON line (`--json`): `{"coverage": [{"file",
+/// "lines", "statements", "branches", "functions"}, …]}`, each figure
+/// `{"hit", "total"}`.
+pub fn summary_json(tally: &Tally<'_>) -> String {
+    let files: Vec<serde_json::Value> = ratios(tally)
+        .into_iter()
+        .map(|(file, [lines, statements, branches, functions])| {
+            let figure = |r: Ratio| serde_json::json!({ "hit": r.hit, "total": r.total });
+            serde_json::json!({
+                "file": file, "lines": figure(lines), "statements": figure(statements),
+                "branches": figure(branches), "functions": figure(functions),
+            })
+        })
+        .collect();
+    format!("{}\n", serde_json::json!({ "coverage": files }))
 }
 
 /// An LCOV tracefile: a record per covered file, with its functions

@@ -154,7 +154,16 @@ pub fn coverage(args: CoverageArgs) -> miette::Result<ExitCode> {
         ));
     }
     let CoverageArgs { test, report, report_file } = args;
-    run_tests(test, Some(Reports { kinds: report, lcov_file: report_file }))
+    if report_file.is_some() && !report.contains(&Report::Lcov) {
+        return Err(miette!(help = "add --report lcov", "--report-file names the LCOV report's file"));
+    }
+    let mut kinds = Vec::new();
+    for kind in report {
+        if !kinds.contains(&kind) {
+            kinds.push(kind);
+        }
+    }
+    run_tests(test, Some(Reports { kinds, lcov_file: report_file }))
 }
 
 /// What `nml coverage` reports, and where.
@@ -391,7 +400,7 @@ fn run_tests(args: TestArgs, reports: Option<Reports>) -> miette::Result<ExitCod
         let _ = std::io::stdout().lock().write_all(out.as_bytes());
     }
     if let (Some(reports), Some(map), Some(counted)) = (&reports, &map, &config.coverage) {
-        write_reports(reports, &Tally::new(map, counted), &fe.project.root)?;
+        write_reports(reports, &Tally::new(map, counted), &fe.project.root, args.json)?;
     }
     let snapshot_failed =
         if args.snapshot || args.snapshot_check { !snapshot(&fe.project.root, &results, &args)? } else { false };
@@ -400,11 +409,14 @@ fn run_tests(args: TestArgs, reports: Option<Reports>) -> miette::Result<ExitCod
 }
 
 /// Prints the summary and writes the LCOV file that `reports` asks for.
-fn write_reports(reports: &Reports, tally: &Tally<'_>, root: &Path) -> miette::Result<()> {
+/// With `json`, the summary is a JSON line.
+fn write_reports(reports: &Reports, tally: &Tally<'_>, root: &Path, json: bool) -> miette::Result<()> {
     for kind in &reports.kinds {
         match kind {
             Report::Summary => {
-                let _ = std::io::stdout().lock().write_all(format!("\n{}", coverage::summary(tally)).as_bytes());
+                let summary =
+                    if json { coverage::summary_json(tally) } else { format!("\n{}", coverage::summary(tally)) };
+                let _ = std::io::stdout().lock().write_all(summary.as_bytes());
             }
             Report::Lcov => {
                 let file = reports.lcov_file.clone().unwrap_or_else(|| root.join("lcov.info"));
