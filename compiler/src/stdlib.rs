@@ -10,6 +10,7 @@ const FILES: &[(&str, &str)] = &[
     ("@nml/nml/Test.sol", include_str!("../../stdlib/nml/Test.sol")),
     ("@nml/nml/Answers.sol", include_str!("../../stdlib/nml/Answers.sol")),
     ("@nml/nml/Invariant.sol", include_str!("../../stdlib/nml/Invariant.sol")),
+    ("@nml/nml/console.sol", include_str!("../../stdlib/nml/console.sol")),
 ];
 
 /// The text of a stdlib file by its import path.
@@ -18,17 +19,25 @@ pub fn source(name: &str) -> Option<&'static str> {
 }
 
 /// Whether a stdlib file goes to solc only when imported (the test library,
-/// its invariant targets, the TEE verifier's and the answer helpers: a build that does not use them
+/// its invariant targets, the TEE verifier's, the answer helpers and the
+/// console: a build that does not use them
 /// need not compile them).
 pub fn on_demand(name: &str) -> bool {
-    matches!(name, "@nml/nml/Test.sol" | "@nml/og/TEEVerifier.sol" | "@nml/nml/Answers.sol" | "@nml/nml/Invariant.sol")
+    matches!(
+        name,
+        "@nml/nml/Test.sol"
+            | "@nml/og/TEEVerifier.sol"
+            | "@nml/nml/Answers.sol"
+            | "@nml/nml/Invariant.sol"
+            | "@nml/nml/console.sol"
+    )
 }
 
 /// The on-demand stdlib files that stdlib file `name` imports: they go to
 /// solc with it.
 pub fn on_demand_imports(name: &str) -> &'static [&'static str] {
     match name {
-        "@nml/nml/Test.sol" => &["@nml/nml/Answers.sol", "@nml/nml/Invariant.sol"],
+        "@nml/nml/Test.sol" => &["@nml/nml/Answers.sol", "@nml/nml/Invariant.sol", "@nml/nml/console.sol"],
         _ => &[],
     }
 }

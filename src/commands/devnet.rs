@@ -1,5 +1,6 @@
 //! `nml devnet`: a local chain on JSON-RPC (HTTP and WebSocket on one port).
 
+use std::io::Write as _;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -8,6 +9,7 @@ use std::time::Duration;
 
 use miette::{IntoDiagnostic, WrapErr, miette};
 use nml_runtime::chain::{ChainConfig, DEV_MNEMONIC, ETHER};
+use nml_runtime::evm::console::ConsoleSink;
 use nml_runtime::fork::ForkSource;
 use nml_runtime::inference::history::PriceFeed;
 use nml_runtime::inference::{Device, OnnxConfig, OnnxExecutor};
@@ -317,6 +319,12 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
     let devnet = Arc::new(devnet);
     if let (Some(path), Some(pipe)) = (&args.price_feed, devnet.pipe()) {
         pipe.set_price_feed(PriceFeed::read(path).map_err(|e| miette!("--price-feed: {e}"))?);
+    }
+    if let Some(pipe) = devnet.pipe() {
+        // As Hardhat's and anvil's nodes do: contracts' console.log on stdout.
+        pipe.set_console(Some(ConsoleSink(Arc::new(|line: &str| {
+            let _ = writeln!(std::io::stdout().lock(), "console.log: {line}");
+        }))));
     }
     if !args.no_inference {
         devnet.start_settlement().into_diagnostic().wrap_err("starting the settlement relay")?;

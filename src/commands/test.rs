@@ -75,8 +75,9 @@ pub struct TestArgs {
     /// The change in percent --snapshot-check lets pass [default: 0].
     #[arg(long, value_name = "PCT", default_value_t = 0.0, requires = "snapshot_check", value_parser = percent)]
     pub snapshot_tolerance: f64,
-    /// `-v`: show the inference receipts of passing tests too; `-vvv`: the
-    /// call traces of failing tests; `-vvvv`: of every test.
+    /// `-v`: show the inference receipts of passing tests too; `-vv`: their
+    /// console.log lines too; `-vvv`: the call traces of failing tests;
+    /// `-vvvv`: of every test.
     #[arg(short, long, action = clap::ArgAction::Count)]
     pub verbose: u8,
     /// Run only shard I of N (1-based): each test belongs to the shard its
@@ -373,6 +374,7 @@ fn run_tests(args: TestArgs, reports: Option<Reports>) -> miette::Result<ExitCod
                 "contract": r.contract, "source": r.source, "test": r.test, "signature": r.signature, "outcome": r.outcome,
                 "gas": r.gas, "inferences": r.inferences, "durationUs": r.duration.as_micros() as u64,
                 "inferenceReceipts": r.records.iter().map(nml_runtime::rpc::record_json).collect::<Vec<_>>(),
+                "logs": r.logs,
             });
             let mut line = line;
             if let Some(fuzz) = &r.fuzz {
@@ -387,7 +389,7 @@ fn run_tests(args: TestArgs, reports: Option<Reports>) -> miette::Result<ExitCod
             let _ = writeln!(stdout, "{line}");
         }
     } else {
-        print_human(&results, args.verbose > 0, elapsed);
+        print_human(&results, args.verbose, elapsed);
     }
     if let Some(file) = &args.junit {
         nml_compiler::solc::write_atomic(file, junit(&results, elapsed).as_bytes())
@@ -485,7 +487,9 @@ fn inference_setup(fe: &Frontend, llm: &LlmArgs) -> miette::Result<InferenceSetu
     Ok(InferenceSetup { registry, llm: llm.backend, pipe, ..InferenceSetup::new(executor) })
 }
 
-fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
+/// `verbose`: `-v` shows passing tests' inference receipts, `-vv` their
+/// console.log lines (a failing test shows both always).
+fn print_human(results: &[TestResult], verbose: u8, elapsed: Duration) {
     let mut out = String::new();
     let mut by_contract: BTreeMap<(&str, &str), Vec<&TestResult>> = BTreeMap::new();
     for r in results {
@@ -529,7 +533,13 @@ fn print_human(results: &[TestResult], verbose: bool, elapsed: Duration) {
                     printable(&call.call)
                 ));
             }
-            if r.failed() || verbose {
+            if !r.logs.is_empty() && (r.failed() || verbose >= 2) {
+                out.push_str("       Logs:\n");
+                for line in &r.logs {
+                    out.push_str(&format!("         {}\n", printable(line)));
+                }
+            }
+            if r.failed() || verbose > 0 {
                 for record in &r.records {
                     let what = if record.success {
                         "ok".to_owned()
@@ -615,14 +625,23 @@ fn junit(results: &[TestResult], elapsed: Duration) -> String {
                 xml_escape(contract),
                 r.duration.as_secs_f64()
             ));
-            match &r.outcome {
-                Outcome::Pass => xml.push_str("/>\n"),
-                Outcome::Skip => xml.push_str(">\n      <skipped/>\n    </testcase>\n"),
-                Outcome::Fail { reason } => xml.push_str(&format!(
-                    ">\n      <failure message=\"{}\">{}</failure>\n    </testcase>\n",
-                    xml_escape(reason),
-                    xml_escape(reason)
-                )),
+            let inner = match &r.outcome {
+                Outcome::Pass => String::new(),
+                Outcome::Skip => "      <skipped/>\n".to_owned(),
+                Outcome::Fail { reason } => {
+                    format!("      <failure message=\"{}\">{}</failure>\n", xml_escape(reason), xml_escape(reason))
+                }
+            };
+            // The test's console.log lines, where CI services show a test's output.
+            let logs = if r.logs.is_empty() {
+                String::new()
+            } else {
+                format!("      <system-out>{}</system-out>\n", xml_escape(&(r.logs.join("\n") + "\n")))
+            };
+            if inner.is_empty() && logs.is_empty() {
+                xml.push_str("/>\n");
+            } else {
+                xml.push_str(&format!(">\n{inner}{logs}    </testcase>\n"));
             }
         }
         xml.push_str("  </testsuite>\n");

@@ -5,6 +5,7 @@ import {ModelInput, ModelOutput} from "../og/OGInference.sol";
 import {TensorLib} from "../og/TensorLib.sol";
 import {Answers} from "./Answers.sol";
 import {StdInvariant} from "./Invariant.sol";
+import {console} from "./console.sol";
 
 /// The cheatcodes of `nml test`, at Foundry's conventional address; served by
 /// the test runner's inspector (runtime/src/testing/cheatcodes/). An

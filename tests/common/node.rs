@@ -28,6 +28,8 @@ pub struct Node {
     pub url: String,
     /// What it printed before its address.
     pub banner: Vec<String>,
+    /// What it printed after its address, so far.
+    pub output: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Node {
@@ -54,7 +56,7 @@ impl Node {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut node = Node { child, url: String::new(), banner: Vec::new() };
+        let mut node = Node { child, url: String::new(), banner: Vec::new(), output: Default::default() };
         while let Some(left) = deadline.checked_duration_since(Instant::now()) {
             match rx.recv_timeout(left) {
                 Ok(line) => {
@@ -63,8 +65,14 @@ impl Node {
                         let addr = rest.split_whitespace().next().unwrap_or_default();
                         assert!(addr.starts_with("127.0.0.1:"), "binds 127.0.0.1 by default: {line}");
                         node.url = format!("http://{addr}");
-                        // Keep draining stdout so the node never blocks on a full pipe.
-                        std::thread::spawn(move || while rx.recv().is_ok() {});
+                        // Keep draining stdout so the node never blocks on a
+                        // full pipe; the lines are kept for `output`.
+                        let output = std::sync::Arc::clone(&node.output);
+                        std::thread::spawn(move || {
+                            while let Ok(line) = rx.recv() {
+                                output.lock().unwrap().push(line);
+                            }
+                        });
                         return node;
                     }
                 }

@@ -11,6 +11,7 @@
 //! differently while the mempool simulates a transaction and when the block
 //! builder includes it. Wrap [`EthPrecompiles`] to keep Ethereum's set.
 
+pub mod console;
 mod frames;
 mod trace;
 

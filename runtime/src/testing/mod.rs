@@ -44,10 +44,12 @@ use alloy_dyn_abi::{DynSolType, DynSolValue};
 use alloy_primitives::{Address, B256, Bytes, U256, keccak256};
 use alloy_rpc_types_eth::TransactionRequest;
 use alloy_sol_types::{Revert, SolError};
+use parking_lot::Mutex;
 use serde::Serialize;
 
 use crate::chain::{ChainConfig, Halt, InferenceRecord, TxReceipt};
 use crate::evm::InspectorFactory;
+use crate::evm::console::ConsoleSink;
 use crate::node::{Devnet, NodeError};
 use cheatcodes::{ASSUME_REJECTED, CheatState, CheatcodesFactory, GasCall, SKIPPED};
 
@@ -274,6 +276,9 @@ pub struct TestResult {
     /// Its call trees, written out ([`RunConfig::traces`]).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trace: Option<String>,
+    /// The `console.log` lines of `setUp` and of the run reported (a fuzz
+    /// test's counterexample or last run), in order.
+    pub logs: Vec<String>,
 }
 
 /// How a fuzz test's runs went.
@@ -363,6 +368,8 @@ struct Base {
     created: Vec<Address>,
     /// Where its forks count the instructions they run, if anywhere.
     coverage: Option<Arc<Coverage>>,
+    /// The `console.log` lines of the deployment and `setUp`.
+    logs: Vec<String>,
 }
 
 /// Runs the tests of `contracts` that `select(contract, test)` accepts.
@@ -447,6 +454,7 @@ fn failed(contract: &TestContract, signature: &str, reason: &str) -> TestResult 
         fuzz: None,
         invariant: None,
         trace: None,
+        logs: Vec::new(),
     }
 }
 
@@ -474,6 +482,7 @@ fn deploy(
     let cheats = CheatcodesFactory::default().with_errors(Arc::clone(&contract.errors));
     let served = Arc::new(cheats.clone().with_pipe(devnet.pipe()));
     install(&mut devnet, served, coverage)?;
+    let logs = console_lines(&devnet);
     // Solidity checks that a callee has code before calling a function that
     // returns nothing; the inspector answers before the code would run.
     devnet.set_code(cheatcodes::VM_ADDRESS, Bytes::from_static(&[0xfe]));
@@ -497,7 +506,13 @@ fn deploy(
         }
     }
     let created = with_code(&devnet).difference(&before).copied().filter(|a| *a != address).collect();
-    Ok(Base { devnet, address, cheats: cheats.state(), created, coverage: coverage.cloned() })
+    // Forks start with no console of their own: a run that wants its lines
+    // gives it one.
+    if let Some(pipe) = devnet.pipe() {
+        pipe.set_console(None);
+    }
+    let logs = std::mem::take(&mut *logs.lock());
+    Ok(Base { devnet, address, cheats: cheats.state(), created, coverage: coverage.cloned(), logs })
 }
 
 /// The accounts with code in the devnet's own state (in fork mode, the
@@ -569,6 +584,7 @@ struct Case {
     tx_hash: B256,
     calls: Vec<(GasCall, B256, usize)>,
     labels: BTreeMap<Address, String>,
+    logs: Vec<String>,
 }
 
 impl Case {
@@ -580,6 +596,7 @@ impl Case {
         result.tx_hash = self.tx_hash;
         result.labels = self.labels;
         result.calls = self.calls;
+        result.logs = self.logs;
     }
 }
 
@@ -718,6 +735,7 @@ impl Run<'_> {
             tx_hash: B256::ZERO,
             calls: Vec::new(),
             labels: self.base.cheats.labels().clone(),
+            logs: self.base.logs.clone(),
         };
         let (devnet, cheats) = match self.fork() {
             Ok(fork) => fork,
@@ -726,6 +744,7 @@ impl Run<'_> {
                 return case;
             }
         };
+        let logs = console_lines(&devnet);
         let sent = send(&devnet, devnet.accounts()[0], Some(self.base.address), calldata)
             .and_then(|hash| mined(&devnet, hash, "the test transaction").map(|r| (hash, r)));
         case.labels = cheats.state().labels().clone();
@@ -738,6 +757,7 @@ impl Run<'_> {
                 self.verdict(&receipt)
             }
         };
+        case.logs.append(&mut logs.lock());
         case.calls = cheats
             .calls()
             .into_iter()
@@ -786,6 +806,17 @@ fn failure(contract: &TestContract, receipt: &TxReceipt) -> String {
         Some(halt) => format!("the EVM halted: {}", halt.name()),
         None => contract.errors.decode(&receipt.output).to_string(),
     }
+}
+
+/// Collects the `console.log` lines of `devnet`'s mined transactions from
+/// now on (its mempool's console), in order.
+fn console_lines(devnet: &Devnet) -> Arc<Mutex<Vec<String>>> {
+    let lines: Arc<Mutex<Vec<String>>> = Arc::default();
+    if let Some(pipe) = devnet.pipe() {
+        let sink = Arc::clone(&lines);
+        pipe.set_console(Some(ConsoleSink(Arc::new(move |line: &str| sink.lock().push(line.to_owned())))));
+    }
+    lines
 }
 
 /// Installs `inspectors` in a test devnet, with a hit counter beside them

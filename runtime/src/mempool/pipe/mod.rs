@@ -71,6 +71,7 @@ use revm::interpreter::InterpreterResult;
 use serde::Serialize;
 
 use crate::chain::{InferenceRecord, Served};
+use crate::evm::console::ConsoleSink;
 use crate::evm::{Phase, PrecompileFactory};
 use crate::inference::abi::{runLLMChatCall, runLLMCompletionCall, runModelInferenceCall};
 use crate::inference::history::{self, PriceFeed, PriceHistoryCall};
@@ -192,6 +193,8 @@ pub struct Pipe {
     enclaves: Arc<Enclaves>,
     /// Where price-history queries (0x…F5) take their candles.
     price_feed: parking_lot::RwLock<Arc<PriceFeed>>,
+    /// Where the `console.log` lines of mined transactions go, if anywhere.
+    console: parking_lot::RwLock<Option<ConsoleSink>>,
 }
 
 impl Debug for Pipe {
@@ -220,6 +223,7 @@ impl Pipe {
             runs: AtomicU64::new(0),
             enclaves,
             price_feed: parking_lot::RwLock::new(Arc::new(PriceFeed::Synthetic)),
+            console: parking_lot::RwLock::new(None),
         })
     }
 
@@ -242,6 +246,7 @@ impl Pipe {
             runs: AtomicU64::new(0),
             enclaves: Arc::new(self.enclaves.fork()),
             price_feed: parking_lot::RwLock::new(Arc::clone(&self.price_feed.read())),
+            console: parking_lot::RwLock::new(self.console.read().clone()),
         })
     }
 
@@ -249,6 +254,19 @@ impl Pipe {
     /// synthetic feed until then).
     pub fn set_price_feed(&self, feed: PriceFeed) {
         *self.price_feed.write() = Arc::new(feed);
+    }
+
+    /// Hands the `console.log` lines of mined transactions to `sink` from
+    /// now on (forks made later too); `None`: nowhere.
+    pub fn set_console(&self, sink: Option<ConsoleSink>) {
+        *self.console.write() = sink;
+    }
+
+    /// Hands a `console.log` line to the console sink, if there is one.
+    pub(super) fn console(&self, line: &str) {
+        if let Some(sink) = &*self.console.read() {
+            (sink.0)(line);
+        }
     }
 
     /// The model request a price-history call (0x…F5) stands for at chain

@@ -1,7 +1,7 @@
 //! The inference precompile at 0x…F4 as the EVMs see it: its answers, the
 //! events it logs for what it served, and
-//! the precompile sets (Ethereum's, 0x…F4 and the TEE verifier at 0x…0900)
-//! the devnet and each simulation install.
+//! the precompile sets (Ethereum's, 0x…F4, the TEE verifier at 0x…0900 and
+//! the console of `console.log`) the devnet and each simulation install.
 
 use std::sync::{Arc, Weak};
 
@@ -19,6 +19,7 @@ use super::Pipe;
 use super::gas::GAS_BASE;
 use super::request::Request;
 use super::store::Answer;
+use crate::evm::console::{self, CONSOLE_ADDRESS};
 use crate::evm::{EvmContext, EvmPrecompiles, Phase, PrecompileFactory};
 use crate::inference::abi::{
     LLMChat, LLMCompletionEvent, ModelInferenceEvent, runLLMChatCall, runLLMCompletionCall, runModelInferenceCall,
@@ -192,6 +193,18 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
         if inputs.bytecode_address == TEE_VERIFIER {
             let now = ctx.block.timestamp.saturating_to::<u64>();
             return Ok(Some(verifier::run(&inputs.input.bytes(ctx), inputs.gas_limit, now)));
+        }
+        if inputs.bytecode_address == CONSOLE_ADDRESS {
+            // The lines of mined transactions: not of the mempool's
+            // simulations, nor of `eth_call` and `eth_estimateGas` (which
+            // a client's send repeats).
+            if self.phase == Phase::Inclusion
+                && let Some(line) = console::line(&inputs.input.bytes(ctx))
+            {
+                self.pipe.console(&line);
+            }
+            // As an account without code answers: nothing, no gas.
+            return Ok(Some(InterpreterResult::new(InstructionResult::Stop, Bytes::new(), Gas::new(inputs.gas_limit))));
         }
         if inputs.bytecode_address != INFERENCE_PRECOMPILE && inputs.bytecode_address != PRICE_HISTORY_PRECOMPILE {
             return self.eth.run(ctx, inputs);
