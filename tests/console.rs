@@ -1,8 +1,8 @@
 //! `console.log` (`@nml/nml/console.sol`) through the real binary: `nml
 //! devnet` prints the lines of mined transactions (not of `eth_call`s), and
-//! `nml test` shows a test's lines (its `setUp`'s first) under a failing
-//! test, under every test with `-vv`, in `--json` and in JUnit's
-//! `<system-out>`.
+//! `nml test` shows a test's lines (its `setUp`'s first, also when `setUp`
+//! fails) under a failing test, under every test with `-vv`, in `--json`
+//! and in JUnit's `<system-out>`.
 
 use std::path::Path;
 use std::process::{Command, Output};
@@ -52,6 +52,31 @@ fn the_devnet_prints_the_console_lines_of_mined_transactions() {
     assert!(printed.contains(&"console.log: mined with 42".to_owned()), "{printed:?}");
     // The eth_call ran before the transaction was sent, and printed nothing.
     assert!(!printed.iter().any(|l| l.contains("called")), "{printed:?}");
+    let receipt = rpc(&node.url, "eth_getTransactionReceipt", serde_json::json!([hash]));
+    assert_eq!(receipt["status"], "0x1", "{receipt}");
+
+    // A contract that logs in its constructor, deployed alone in its block
+    // under automine: code that runs is simulated first, and a simulation
+    // that logged must not stand as the block's execution (it prints none).
+    let payload = logCall { message: "deployed %s".into(), value: alloy_primitives::U256::from(7) }.abi_encode();
+    // CODECOPY the payload (after these 40 bytes) to memory, STATICCALL the
+    // console with it, STOP.
+    let length = payload.len();
+    let init = format!(
+        "60{length:02x}60286000396000600060{length:02x}600073000000000000000000636f6e736f6c652e6c6f675afa5000{}",
+        alloy_primitives::hex::encode(&payload)
+    );
+    let hash = rpc(&node.url, "eth_sendTransaction", serde_json::json!([{"from": from, "data": format!("0x{init}")}]));
+    assert!(hash.is_string(), "{hash}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let printed = loop {
+        let output = node.output.lock().unwrap().clone();
+        if output.iter().any(|l| l.contains("deployed")) || Instant::now() > deadline {
+            break output;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(printed.contains(&"console.log: deployed 7".to_owned()), "{printed:?}");
     let receipt = rpc(&node.url, "eth_getTransactionReceipt", serde_json::json!([hash]));
     assert_eq!(receipt["status"], "0x1", "{receipt}");
 }
@@ -114,6 +139,24 @@ contract FeeTest is Test {
 "#,
     )
     .unwrap();
+    // A setUp that fails shows what it logged first.
+    std::fs::write(
+        root.join("test/Broken.t.sol"),
+        r#"// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+import "@nml/nml/Test.sol";
+
+contract BrokenTest is Test {
+    function setUp() public {
+        console.log("about to fail");
+        revert("boom");
+    }
+
+    function testNothing() public {}
+}
+"#,
+    )
+    .unwrap();
     let junit = root.join("junit.xml");
     let run = nml(root, &["test", "--junit", junit.to_str().unwrap()]);
     let out = text(&run);
@@ -121,12 +164,14 @@ contract FeeTest is Test {
     // The failing test shows its lines, setUp's first; the passing one not.
     let failing = out.split("[FAIL] testWrongQuote()").nth(1).expect("the failing test is reported");
     assert!(failing.contains("Logs:\n         set up true\n         -5\n         quote 1000 -> fee 10\n"), "{out}");
+    let broken = out.split("[FAIL] testNothing()").nth(1).expect("the broken setUp is reported");
+    assert!(broken.contains("setUp() failed: boom\n       Logs:\n         about to fail\n"), "{out}");
     let passing = out.split("[PASS] testQuote()").nth(1).unwrap().split("[FAIL]").next().unwrap();
     assert!(!passing.contains("Logs:"), "{out}");
     let xml = std::fs::read_to_string(&junit).unwrap();
     assert!(xml.contains("<system-out>set up true&#10;-5&#10;quote 1000 -&gt; fee 10&#10;</system-out>"), "{xml}");
 
-    let verbose = nml(root, &["test", "-vv", "--match-test", "testQuote"]);
+    let verbose = nml(root, &["test", "-vv", "--match-test", "testQuote$"]);
     assert!(verbose.status.success(), "{}", text(&verbose));
     assert!(
         text(&verbose).contains("Logs:\n         set up true\n         quote 1000 -> fee 10\n"),
@@ -134,7 +179,7 @@ contract FeeTest is Test {
         text(&verbose)
     );
 
-    let json = nml(root, &["test", "--json", "--match-test", "testQuote"]);
+    let json = nml(root, &["test", "--json", "--match-test", "testQuote$"]);
     let line: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON line");
     assert_eq!(line["logs"], serde_json::json!(["set up true", "quote 1000 -> fee 10"]));
 }

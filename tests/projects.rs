@@ -1627,3 +1627,54 @@ contract UsesLib {
     assert_eq!(run.status.code(), Some(1), "{}", text(&run));
     assert_outcomes(&json_lines(&run), &[], &[("Unrelated.setUp", "cannot read the artifact")]);
 }
+
+/// `vm.readFile` and the JSON cheatcodes: a model's test vectors as Python
+/// wrote them, read in a test and scaled to fixed point; a test reads only
+/// the project's files, and a key that names the wrong type says so.
+#[test]
+fn tests_read_fixtures_from_the_project() {
+    let body = r#"
+    function testVectors() public {
+        string memory json = vm.readFile("test/fixtures/vectors.json");
+        int256[] memory r = vm.parseJsonFixedArray(json, ".returns", 18);
+        assertEq(r.length, 3);
+        assertEq(r[0], 12345678901234568);
+        assertEq(r[1], -5e17);
+        assertEq(r[2], 1e13);
+        assertEq(vm.parseJsonFixed(json, ".threshold", 4), 500);
+        assertEq(vm.parseJsonUint(json, ".expected.fee"), 3000);
+        assertEq(vm.parseJsonInt(json, ".expected.delta"), -7);
+        assertEq(vm.parseJsonAddress(json, ".expected.owner"), address(0xaa));
+        assertEq(vm.parseJsonStringArray(json, ".names")[1], "volatile");
+        assertEq(vm.parseJsonUintArray(json, ".sizes")[2], 1e18);
+        assertTrue(vm.parseJsonBool(json, ".enabled"));
+        assertTrue(vm.keyExistsJson(json, ".expected.fee") && !vm.keyExistsJson(json, ".nothing"));
+        assertTrue(vm.exists("test/fixtures/vectors.json") && !vm.exists("test/fixtures/none.json"));
+        assertEq(vm.readFileBinary("test/fixtures/bytes.bin"), hex"00ff10");
+    }
+    function testOutsideTheProject() public { vm.readFile("../outside.json"); }
+    function testWrongType() public { vm.parseJsonUint(vm.readFile("test/fixtures/vectors.json"), ".names"); }
+    function testNotJson() public { vm.parseJsonUint("{oops", ".a"); }
+"#;
+    let dir = project_with_test(&test_contract(body));
+    std::fs::create_dir_all(dir.path().join("test/fixtures")).unwrap();
+    std::fs::write(
+        dir.path().join("test/fixtures/vectors.json"),
+        r#"{"returns": [0.012345678901234568, -0.5, "1e-5"], "threshold": 0.05,
+            "expected": {"fee": 3000, "delta": -7, "owner": "0x00000000000000000000000000000000000000aa"},
+            "names": ["calm", "volatile"], "sizes": [1, "0x10", "1 ether"], "enabled": true}"#,
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("test/fixtures/bytes.bin"), [0x00, 0xff, 0x10]).unwrap();
+    std::fs::write(dir.path().parent().unwrap().join("outside.json"), "{}").ok();
+    let run = nml(dir.path(), &["test", "--json"]);
+    let reasons = json_reasons(&run);
+    assert_eq!(reasons.get("testVectors").map(String::as_str), Some(""), "{}", text(&run));
+    assert!(reasons["testOutsideTheProject"].contains("outside the project"), "{reasons:?}");
+    assert!(
+        reasons["testWrongType"]
+            .contains("vm.parseJsonUint: key `.names`: [\"calm\",\"volatile\"] is not a valid uint256"),
+        "{reasons:?}"
+    );
+    assert!(reasons["testNotJson"].contains("vm.parseJsonUint: not JSON"), "{reasons:?}");
+}

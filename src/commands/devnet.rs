@@ -323,7 +323,9 @@ pub fn run(args: DevnetArgs) -> miette::Result<ExitCode> {
     if let Some(pipe) = devnet.pipe() {
         // As Hardhat's and anvil's nodes do: contracts' console.log on stdout.
         pipe.set_console(Some(ConsoleSink(Arc::new(|line: &str| {
-            let _ = writeln!(std::io::stdout().lock(), "console.log: {line}");
+            // A line is the contract's text: it must not break the output's
+            // lines or drive the terminal.
+            let _ = writeln!(std::io::stdout().lock(), "console.log: {}", nml_runtime::testing::printable(line));
         }))));
     }
     if !args.no_inference {

@@ -363,6 +363,7 @@ fn run_tests(args: TestArgs, reports: Option<Reports>) -> miette::Result<ExitCod
             }
         },
         coverage: map.as_ref().map(|_| Arc::default()),
+        root: Some(Arc::from(std::path::absolute(&fe.project.root).unwrap_or_else(|_| fe.project.root.clone()))),
     };
     let results = testing::run(&contracts, &select, &devnet, &config);
     let elapsed = started.elapsed();

@@ -205,6 +205,50 @@ interface Vm {
     function envOr(string calldata name, int256 defaultValue) external view returns (int256 value);
     /// The environment variable `name` as a 32-byte word, or `defaultValue`.
     function envOr(string calldata name, bytes32 defaultValue) external view returns (bytes32 value);
+    /// The project's root directory (files are read relative to it).
+    function projectRoot() external view returns (string memory path);
+    /// A text file of the project (paths are relative to its root; a test reads only inside it).
+    function readFile(string calldata path) external view returns (string memory data);
+    /// A file of the project, as bytes.
+    function readFileBinary(string calldata path) external view returns (bytes memory data);
+    /// Whether a path of the project exists.
+    function exists(string calldata path) external view returns (bool result);
+    /// Whether `key` (a JSON path: `.`, `$`, `.name`, `[index]`) names a value of `json`.
+    function keyExistsJson(string calldata json, string calldata key) external view returns (bool);
+    /// The number at `key` of `json` (a JSON integer, or a string: decimal, 0x hex, ether units).
+    function parseJsonUint(string calldata json, string calldata key) external pure returns (uint256);
+    /// The signed number at `key` of `json`.
+    function parseJsonInt(string calldata json, string calldata key) external pure returns (int256);
+    /// The bool at `key` of `json`.
+    function parseJsonBool(string calldata json, string calldata key) external pure returns (bool);
+    /// The address at `key` of `json`.
+    function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
+    /// The string at `key` of `json`.
+    function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
+    /// The 32-byte word at `key` of `json`.
+    function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
+    /// The bytes (0x hex) at `key` of `json`.
+    function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
+    /// The numbers of the array at `key` of `json`.
+    function parseJsonUintArray(string calldata json, string calldata key) external pure returns (uint256[] memory);
+    /// The signed numbers of the array at `key` of `json`.
+    function parseJsonIntArray(string calldata json, string calldata key) external pure returns (int256[] memory);
+    /// The bools of the array at `key` of `json`.
+    function parseJsonBoolArray(string calldata json, string calldata key) external pure returns (bool[] memory);
+    /// The addresses of the array at `key` of `json`.
+    function parseJsonAddressArray(string calldata json, string calldata key) external pure returns (address[] memory);
+    /// The strings of the array at `key` of `json`.
+    function parseJsonStringArray(string calldata json, string calldata key) external pure returns (string[] memory);
+    /// The 32-byte words of the array at `key` of `json`.
+    function parseJsonBytes32Array(string calldata json, string calldata key) external pure returns (bytes32[] memory);
+    /// nml: the decimal number at `key` of `json` (`0.0123`, `"-1.5e-3"`) times 10^decimals, rounded
+    /// half away from zero: a model's test vector as Python wrote it, in a `fixed<decimals>` tensor's units.
+    function parseJsonFixed(string calldata json, string calldata key, uint8 decimals) external pure returns (int256);
+    /// nml: each number of the array at `key` of `json`, as `parseJsonFixed` reads one.
+    function parseJsonFixedArray(string calldata json, string calldata key, uint8 decimals)
+        external
+        pure
+        returns (int256[] memory);
 }
 
 /// The devnet's workflow scheduler, as tests drive it (see `Test.runDueTasks`).

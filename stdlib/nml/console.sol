@@ -202,10 +202,6 @@ library console {
         _send(abi.encodeWithSignature("log(uint256)", p0));
     }
 
-    function log(int256 p0) internal pure {
-        _send(abi.encodeWithSignature("log(int256)", p0));
-    }
-
     function log(string memory p0) internal pure {
         _send(abi.encodeWithSignature("log(string)", p0));
     }
@@ -216,14 +212,6 @@ library console {
 
     function log(address p0) internal pure {
         _send(abi.encodeWithSignature("log(address)", p0));
-    }
-
-    function log(bytes memory p0) internal pure {
-        _send(abi.encodeWithSignature("log(bytes)", p0));
-    }
-
-    function log(bytes32 p0) internal pure {
-        _send(abi.encodeWithSignature("log(bytes32)", p0));
     }
 
     function log(uint256 p0, uint256 p1) internal pure {

@@ -7,8 +7,9 @@
 //!
 //! Every signature the stdlib's `console.sol` writes is known, under
 //! `uint256`/`int256` and under the `uint`/`int` spellings that older
-//! copies of Hardhat's `console.sol` hash, so contracts compiled against
-//! either print here too.
+//! copies of Hardhat's `console.sol` hash, and a few that other consoles
+//! add (`log(int256)`, `log(bytes)`, `log(bytes4)`, `log(string,int256)`),
+//! so contracts compiled against those print here too.
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
@@ -85,6 +86,12 @@ fn signatures() -> &'static HashMap<[u8; 4], Vec<DynSolType>> {
         for ty in ["uint256", "int256", "string", "bool", "address", "bytes", "bytes32"] {
             add("log", &[ty]);
         }
+        // Other consoles' (not the stdlib's, where a literal would find two
+        // overloads): `log(bytes4)` and the like, `log(string,int256)`.
+        for n in 1..=32 {
+            add("log", &[&format!("bytes{n}")]);
+        }
+        add("log", &["string", "int256"]);
         const COMBINED: [&str; 4] = ["uint256", "string", "bool", "address"];
         for count in 2..=4u32 {
             for mut n in 0..COMBINED.len().pow(count) {
@@ -199,7 +206,7 @@ mod tests {
             assert!(signatures().contains_key(&selector), "{signature} is not known");
             count += 1;
         }
-        assert!(count > 380, "{count} signatures");
+        assert!(count > 370, "{count} signatures");
         // Hardhat's older spelling too.
         let old: [u8; 4] = keccak256("log(uint,string)")[..4].try_into().unwrap();
         assert!(signatures().contains_key(&old));

@@ -337,6 +337,8 @@ pub struct RunConfig {
     /// Where the instructions every run executes are counted (`nml
     /// coverage`), if anywhere.
     pub coverage: Option<Arc<Coverage>>,
+    /// The project's root: tests read fixtures under it (`vm.readFile`).
+    pub root: Option<Arc<std::path::Path>>,
 }
 
 impl Default for RunConfig {
@@ -347,6 +349,7 @@ impl Default for RunConfig {
             invariant: InvariantConfig::default(),
             traces: Traces::None,
             coverage: None,
+            root: None,
         }
     }
 }
@@ -354,7 +357,7 @@ impl Default for RunConfig {
 /// A test contract deployed and set up, ready to fork for each test.
 struct Deployed<'a> {
     contract: &'a TestContract,
-    base: Result<Base, String>,
+    base: Result<Base, SetUpFailed>,
 }
 
 /// The chain after a test contract's `setUp`.
@@ -390,10 +393,10 @@ pub fn run(
     let jobs = config.jobs.max(1);
     // Deploy and set up every contract, in parallel.
     let deployed: Vec<Deployed<'_>> =
-        parallel(&contracts, jobs, |c| Deployed { contract: c, base: deploy(c, devnet, config.coverage.as_ref()) })
+        parallel(&contracts, jobs, |c| Deployed { contract: c, base: deploy(c, devnet, config) })
             .into_iter()
             .zip(&contracts)
-            .map(|(p, c)| p.unwrap_or_else(|| Deployed { contract: c, base: Err(PANICKED.to_owned()) }))
+            .map(|(p, c)| p.unwrap_or_else(|| Deployed { contract: c, base: Err(PANICKED.to_owned().into()) }))
             .collect();
     // Then every test on its own fork, in parallel.
     let work: Vec<(&Deployed<'_>, &str)> = deployed
@@ -470,49 +473,75 @@ pub fn test_name(signature: &str) -> &str {
     signature.split_once('(').map_or(signature, |(name, _)| name)
 }
 
+/// Why a test contract could not be deployed and set up, and what its
+/// constructor and `setUp` logged before (`console.log`).
+struct SetUpFailed {
+    reason: String,
+    logs: Vec<String>,
+}
+
+impl From<String> for SetUpFailed {
+    fn from(reason: String) -> Self {
+        Self { reason, logs: Vec::new() }
+    }
+}
+
 fn deploy(
     contract: &TestContract,
     devnet: &dyn Fn() -> Result<Devnet, NodeError>,
-    coverage: Option<&Arc<Coverage>>,
-) -> Result<Base, String> {
+    config: &RunConfig,
+) -> Result<Base, SetUpFailed> {
+    let coverage = config.coverage.as_ref();
     if let Some(reason) = &contract.broken {
-        return Err(reason.clone());
+        return Err(reason.clone().into());
     }
     let mut devnet = devnet().map_err(|e| format!("cannot start the test devnet: {e}"))?;
-    let cheats = CheatcodesFactory::default().with_errors(Arc::clone(&contract.errors));
+    let cheats = CheatcodesFactory::default().with_errors(Arc::clone(&contract.errors)).with_root(config.root.clone());
     let served = Arc::new(cheats.clone().with_pipe(devnet.pipe()));
     install(&mut devnet, served, coverage)?;
     let logs = console_lines(&devnet);
-    // Solidity checks that a callee has code before calling a function that
-    // returns nothing; the inspector answers before the code would run.
-    devnet.set_code(cheatcodes::VM_ADDRESS, Bytes::from_static(&[0xfe]));
-    let deployer = devnet.accounts()[0];
-    let bytecode = link::link(&devnet, deployer, contract)?;
-    // The libraries are not among the contracts the test deployed (an
-    // invariant test's targets).
-    let before = with_code(&devnet);
-    let hash = send(&devnet, deployer, None, bytecode)?;
-    let receipt = mined(&devnet, hash, "the deployment")?;
-    let address = match (receipt.success, receipt.contract_address) {
-        (true, Some(address)) => address,
-        _ => return Err(format!("deployment failed: {}", failure(contract, &receipt))),
-    };
-    devnet.set_balance(address, TEST_CONTRACT_BALANCE);
-    if let Some(selector) = contract.selector("setUp()") {
-        let hash = send(&devnet, deployer, Some(address), selector.to_vec().into())?;
-        let receipt = mined(&devnet, hash, "setUp")?;
-        if !receipt.success {
-            return Err(format!("setUp() failed: {}", failure(contract, &receipt)));
-        }
-    }
-    let created = with_code(&devnet).difference(&before).copied().filter(|a| *a != address).collect();
+    let set_up = set_up(contract, &devnet);
     // Forks start with no console of their own: a run that wants its lines
     // gives it one.
     if let Some(pipe) = devnet.pipe() {
         pipe.set_console(None);
     }
     let logs = std::mem::take(&mut *logs.lock());
-    Ok(Base { devnet, address, cheats: cheats.state(), created, coverage: coverage.cloned(), logs })
+    match set_up {
+        Ok((address, created)) => {
+            Ok(Base { devnet, address, cheats: cheats.state(), created, coverage: coverage.cloned(), logs })
+        }
+        Err(reason) => Err(SetUpFailed { reason, logs }),
+    }
+}
+
+/// Deploys the test contract (its libraries first) and runs its `setUp`:
+/// its address, and the contracts both created.
+fn set_up(contract: &TestContract, devnet: &Devnet) -> Result<(Address, Vec<Address>), String> {
+    // Solidity checks that a callee has code before calling a function that
+    // returns nothing; the inspector answers before the code would run.
+    devnet.set_code(cheatcodes::VM_ADDRESS, Bytes::from_static(&[0xfe]));
+    let deployer = devnet.accounts()[0];
+    let bytecode = link::link(devnet, deployer, contract)?;
+    // The libraries are not among the contracts the test deployed (an
+    // invariant test's targets).
+    let before = with_code(devnet);
+    let hash = send(devnet, deployer, None, bytecode)?;
+    let receipt = mined(devnet, hash, "the deployment")?;
+    let address = match (receipt.success, receipt.contract_address) {
+        (true, Some(address)) => address,
+        _ => return Err(format!("deployment failed: {}", failure(contract, &receipt))),
+    };
+    devnet.set_balance(address, TEST_CONTRACT_BALANCE);
+    if let Some(selector) = contract.selector("setUp()") {
+        let hash = send(devnet, deployer, Some(address), selector.to_vec().into())?;
+        let receipt = mined(devnet, hash, "setUp")?;
+        if !receipt.success {
+            return Err(format!("setUp() failed: {}", failure(contract, &receipt)));
+        }
+    }
+    let created = with_code(devnet).difference(&before).copied().filter(|a| *a != address).collect();
+    Ok((address, created))
 }
 
 /// The accounts with code in the devnet's own state (in fork mode, the
@@ -533,7 +562,10 @@ fn run_one(deployed: &Deployed<'_>, signature: &str, config: &RunConfig) -> Test
     let contract = deployed.contract;
     let mut result = failed(contract, signature, "");
     let outcome = match (&deployed.base, &fuzz::parameters(signature)) {
-        (Err(reason), _) => Outcome::Fail { reason: reason.clone() },
+        (Err(failed), _) => {
+            result.logs = failed.logs.clone();
+            Outcome::Fail { reason: failed.reason.clone() }
+        }
         (_, Err(e)) => Outcome::Fail { reason: e.to_string() },
         (Ok(base), Ok(types)) => {
             let run = Run { contract, base, selector: contract.selector(signature).unwrap_or_default(), signature };

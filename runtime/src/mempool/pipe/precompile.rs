@@ -138,6 +138,8 @@ impl PrecompileFactory for InferencePrecompiles {
 pub(super) struct Met {
     pub(super) ids: Vec<B256>,
     pub(super) unknown: Vec<(B256, Request)>,
+    /// Whether it called the console of `console.log`.
+    pub(super) logged: bool,
 }
 
 /// The precompiles of one simulation: those of [`InferencePrecompiles`],
@@ -202,6 +204,11 @@ impl PrecompileProvider<EvmContext> for InferenceProvider {
                 && let Some(line) = console::line(&inputs.input.bytes(ctx))
             {
                 self.pipe.console(&line);
+            }
+            // A simulation that logged cannot stand as the inclusion (which
+            // prints): the block executes the transaction again.
+            if let Some(met) = &self.met {
+                met.lock().logged = true;
             }
             // As an account without code answers: nothing, no gas.
             return Ok(Some(InterpreterResult::new(InstructionResult::Stop, Bytes::new(), Gas::new(inputs.gas_limit))));

@@ -282,13 +282,13 @@ impl PreExecution for Pipe {
             let mut simulations = self.simulate_all(ctx, &rest);
             if let Some(tx) = lead.first() {
                 let (met, outcome, state) = self.simulate_one(ctx, tx);
-                if met.unknown.is_empty() {
+                if met.unknown.is_empty() && !met.logged {
                     first_done = Some((outcome, state, met.ids.clone()));
                 }
                 simulations.insert(0, met);
             }
             let order: Vec<&Arc<PoolTx>> = lead.into_iter().chain(rest).collect();
-            for (tx, Met { ids: met, unknown: misses }) in order.into_iter().zip(simulations) {
+            for (tx, Met { ids: met, unknown: misses, .. }) in order.into_iter().zip(simulations) {
                 let prep = prepared.entry(tx.hash).or_insert_with(|| TxPrep::of(tx));
                 let found = if wait { round } else { prep.rounds + 1 };
                 for (id, _) in &misses {

@@ -37,6 +37,7 @@ use revm::interpreter::{
     CallInputs, CallOutcome, CreateInputs, CreateOutcome, Gas, InstructionResult, InterpreterResult,
 };
 
+use crate::evm::console::CONSOLE_ADDRESS;
 use crate::evm::{DynInspector, EvmContext, InspectorFactory, Phase};
 use crate::mempool::INFERENCE_PRECOMPILE;
 use crate::mempool::Pipe;
@@ -45,6 +46,7 @@ use crate::testing::revert::RevertDecoder;
 mod accounts;
 mod block;
 mod calls;
+mod files;
 mod mocks;
 mod snapshots;
 mod tee;
@@ -83,6 +85,8 @@ pub struct CheatState {
     env: EnvOverrides,
     /// The id of the next `snapshotState` (they count on from `setUp`, as in Foundry).
     next_snapshot_id: U256,
+    /// The project's root: where `readFile` and the like read.
+    root: Option<Arc<std::path::Path>>,
 }
 
 impl CheatState {
@@ -120,6 +124,13 @@ impl CheatcodesFactory {
     /// A factory whose inspectors share `state`.
     pub fn new(state: CheatState) -> Self {
         Self { state: Arc::new(Mutex::new(state)), calls: Arc::default(), pipe: None, errors: Arc::default() }
+    }
+
+    /// Lets `readFile` and the like read the files under `root` (the
+    /// project's); without one they revert.
+    pub fn with_root(self, root: Option<Arc<std::path::Path>>) -> Self {
+        self.state.lock().root = root;
+        self
     }
 
     /// Decodes the reverts a `vm.expectRevert` did not expect with `errors`
@@ -282,6 +293,31 @@ fn text_answer(inputs: &CallInputs, text: String) -> CallOutcome {
 fn env_answer(inputs: &CallInputs, cheatcode: &str, name: &str, ty: DynSolType) -> CallOutcome {
     match text::env_var(name, &ty) {
         Ok(value) => ok(inputs, value.abi_encode()),
+        Err(e) => revert(inputs, &format!("vm.{cheatcode}: {e}")),
+    }
+}
+
+/// A file or JSON cheatcode's answer: the value, or a revert that says
+/// why there is none.
+fn fixture<T: SolValue>(inputs: &CallInputs, cheatcode: &str, value: Result<T, files::FixtureError>) -> CallOutcome {
+    match value {
+        Ok(value) => ok(inputs, (value,).abi_encode_params()),
+        Err(e) => revert(inputs, &format!("vm.{cheatcode}: {e}")),
+    }
+}
+
+/// `parseJsonUint` and the like.
+fn json_scalar(inputs: &CallInputs, cheatcode: &str, json: &str, key: &str, ty: DynSolType) -> CallOutcome {
+    match files::parse(json, key, &ty) {
+        Ok(value) => ok(inputs, DynSolValue::Tuple(vec![value]).abi_encode_params()),
+        Err(e) => revert(inputs, &format!("vm.{cheatcode}: {e}")),
+    }
+}
+
+/// `parseJsonUintArray` and the like.
+fn json_array(inputs: &CallInputs, cheatcode: &str, json: &str, key: &str, ty: DynSolType) -> CallOutcome {
+    match files::parse_array(json, key, &ty) {
+        Ok(value) => ok(inputs, DynSolValue::Tuple(vec![value]).abi_encode_params()),
         Err(e) => revert(inputs, &format!("vm.{cheatcode}: {e}")),
     }
 }
@@ -468,6 +504,71 @@ impl Cheatcodes {
             Vm::VmCalls::envString(c) => return env_answer(inputs, "envString", &c.name, DynSolType::String),
             Vm::VmCalls::envBytes32(c) => {
                 return env_answer(inputs, "envBytes32", &c.name, DynSolType::FixedBytes(32));
+            }
+            Vm::VmCalls::projectRoot(_) => {
+                let root = self.local.root.as_ref().map(|r| r.display().to_string());
+                return match root {
+                    Some(root) => text_answer(inputs, root),
+                    None => revert(inputs, &format!("vm.projectRoot: {}", files::FixtureError::NoRoot)),
+                };
+            }
+            Vm::VmCalls::readFile(c) => {
+                return fixture(inputs, "readFile", files::read_text(self.local.root.as_deref(), &c.path));
+            }
+            Vm::VmCalls::readFileBinary(c) => {
+                let read = files::read(self.local.root.as_deref(), &c.path).map(Bytes::from);
+                return fixture(inputs, "readFileBinary", read);
+            }
+            Vm::VmCalls::exists(c) => {
+                return fixture(inputs, "exists", files::exists(self.local.root.as_deref(), &c.path));
+            }
+            Vm::VmCalls::keyExistsJson(c) => {
+                return fixture(inputs, "keyExistsJson", files::key_exists(&c.json, &c.key));
+            }
+            Vm::VmCalls::parseJsonUint(c) => {
+                return json_scalar(inputs, "parseJsonUint", &c.json, &c.key, DynSolType::Uint(256));
+            }
+            Vm::VmCalls::parseJsonInt(c) => {
+                return json_scalar(inputs, "parseJsonInt", &c.json, &c.key, DynSolType::Int(256));
+            }
+            Vm::VmCalls::parseJsonBool(c) => {
+                return json_scalar(inputs, "parseJsonBool", &c.json, &c.key, DynSolType::Bool);
+            }
+            Vm::VmCalls::parseJsonAddress(c) => {
+                return json_scalar(inputs, "parseJsonAddress", &c.json, &c.key, DynSolType::Address);
+            }
+            Vm::VmCalls::parseJsonString(c) => {
+                return json_scalar(inputs, "parseJsonString", &c.json, &c.key, DynSolType::String);
+            }
+            Vm::VmCalls::parseJsonBytes32(c) => {
+                return json_scalar(inputs, "parseJsonBytes32", &c.json, &c.key, DynSolType::FixedBytes(32));
+            }
+            Vm::VmCalls::parseJsonBytes(c) => {
+                return json_scalar(inputs, "parseJsonBytes", &c.json, &c.key, DynSolType::Bytes);
+            }
+            Vm::VmCalls::parseJsonUintArray(c) => {
+                return json_array(inputs, "parseJsonUintArray", &c.json, &c.key, DynSolType::Uint(256));
+            }
+            Vm::VmCalls::parseJsonIntArray(c) => {
+                return json_array(inputs, "parseJsonIntArray", &c.json, &c.key, DynSolType::Int(256));
+            }
+            Vm::VmCalls::parseJsonBoolArray(c) => {
+                return json_array(inputs, "parseJsonBoolArray", &c.json, &c.key, DynSolType::Bool);
+            }
+            Vm::VmCalls::parseJsonAddressArray(c) => {
+                return json_array(inputs, "parseJsonAddressArray", &c.json, &c.key, DynSolType::Address);
+            }
+            Vm::VmCalls::parseJsonStringArray(c) => {
+                return json_array(inputs, "parseJsonStringArray", &c.json, &c.key, DynSolType::String);
+            }
+            Vm::VmCalls::parseJsonBytes32Array(c) => {
+                return json_array(inputs, "parseJsonBytes32Array", &c.json, &c.key, DynSolType::FixedBytes(32));
+            }
+            Vm::VmCalls::parseJsonFixed(c) => {
+                return fixture(inputs, "parseJsonFixed", files::parse_fixed(&c.json, &c.key, c.decimals));
+            }
+            Vm::VmCalls::parseJsonFixedArray(c) => {
+                return fixture(inputs, "parseJsonFixedArray", files::parse_fixed_array(&c.json, &c.key, c.decimals));
             }
             Vm::VmCalls::toString_0(c) => return text_answer(inputs, text::address(c.value)),
             Vm::VmCalls::toString_1(c) => return text_answer(inputs, text::hex_string(&c.value)),
@@ -677,6 +778,7 @@ impl Inspector<EvmContext> for Cheatcodes {
         if let Some(calls) = &self.calls
             && depth == 1
             && inputs.bytecode_address != INFERENCE_PRECOMPILE
+            && inputs.bytecode_address != CONSOLE_ADDRESS
             && let Some(selector) = inputs.input.bytes(ctx).get(..4).and_then(|s| <[u8; 4]>::try_from(s).ok())
         {
             let gas = outcome.result.gas.total_gas_spent();

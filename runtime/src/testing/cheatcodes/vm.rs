@@ -104,5 +104,25 @@ sol! {
         function envOr(string calldata name, address defaultValue) external view returns (address value);
         function envOr(string calldata name, int256 defaultValue) external view returns (int256 value);
         function envOr(string calldata name, bytes32 defaultValue) external view returns (bytes32 value);
+        function projectRoot() external view returns (string memory path);
+        function readFile(string calldata path) external view returns (string memory data);
+        function readFileBinary(string calldata path) external view returns (bytes memory data);
+        function exists(string calldata path) external view returns (bool result);
+        function keyExistsJson(string calldata json, string calldata key) external view returns (bool);
+        function parseJsonUint(string calldata json, string calldata key) external pure returns (uint256);
+        function parseJsonInt(string calldata json, string calldata key) external pure returns (int256);
+        function parseJsonBool(string calldata json, string calldata key) external pure returns (bool);
+        function parseJsonAddress(string calldata json, string calldata key) external pure returns (address);
+        function parseJsonString(string calldata json, string calldata key) external pure returns (string memory);
+        function parseJsonBytes32(string calldata json, string calldata key) external pure returns (bytes32);
+        function parseJsonBytes(string calldata json, string calldata key) external pure returns (bytes memory);
+        function parseJsonUintArray(string calldata json, string calldata key) external pure returns (uint256[] memory);
+        function parseJsonIntArray(string calldata json, string calldata key) external pure returns (int256[] memory);
+        function parseJsonBoolArray(string calldata json, string calldata key) external pure returns (bool[] memory);
+        function parseJsonAddressArray(string calldata json, string calldata key) external pure returns (address[] memory);
+        function parseJsonStringArray(string calldata json, string calldata key) external pure returns (string[] memory);
+        function parseJsonBytes32Array(string calldata json, string calldata key) external pure returns (bytes32[] memory);
+        function parseJsonFixed(string calldata json, string calldata key, uint8 decimals) external pure returns (int256);
+        function parseJsonFixedArray(string calldata json, string calldata key, uint8 decimals) external pure returns (int256[] memory);
     }
 }
