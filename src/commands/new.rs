@@ -51,7 +51,7 @@ const TEMPLATES: &[Template] = &[
         name: "dynamic-fee",
         about: "an AMM pool whose swap fee follows a volatility model",
         files: files!("dynamic-fee": "nml.toml", "README.md", "src/DynamicFeePool.nml", "src/Token.sol",
-            "models/volatility.onnx", "test/DynamicFeePool.t.sol"),
+            "models/volatility.onnx", "test/DynamicFeePool.t.sol", "test/fixtures/hours.json"),
     },
     Template {
         name: "credit-risk",

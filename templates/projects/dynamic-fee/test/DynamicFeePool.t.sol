@@ -41,6 +41,24 @@ contract DynamicFeePoolTest is Test {
         assertApproxEqRel(pool.lastVolatility(), 1e17, 1e12);
     }
 
+    /// Two recorded hours (`test/fixtures/hours.json`, returns as Python
+    /// wrote them), scaled to the model's 18 decimals by the test.
+    function recordedHour(string memory name) internal view returns (int256[30] memory out) {
+        string memory json = vm.readFile("test/fixtures/hours.json");
+        int256[] memory r = vm.parseJsonFixedArray(json, string.concat(".", name), 18);
+        assertEq(r.length, 30);
+        for (uint256 i = 0; i < 30; i++) out[i] = r[i];
+    }
+
+    /// The real model on recorded hours: a calm one keeps the base fee, a
+    /// volatile one raises it.
+    function testRecordedHoursSetTheFee() public {
+        pool.updateFee(recordedHour("calm"));
+        assertEq(uint256(pool.fee()), uint256(pool.BASE_FEE()));
+        pool.updateFee(recordedHour("volatile"));
+        assertEq(uint256(pool.fee()), uint256(pool.HIGH_FEE()));
+    }
+
     function testSwapsPayTheCurrentFee() public {
         uint256 calm = pool.quote(true, 1_000e18);
         pool.updateFee(returnsOf(1e17));
