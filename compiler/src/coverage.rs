@@ -185,7 +185,7 @@ impl CoverageMap {
         let Some(source_map) = bytecode.source_map.as_deref() else { return };
         let mut pattern: Vec<Option<u8>> = match &bytecode.object {
             BytecodeObject::Bytecode(bytes) => bytes.iter().map(|b| Some(*b)).collect(),
-            BytecodeObject::Unlinked(hex) => unlinked(hex),
+            BytecodeObject::Unlinked(hex) => nml_protocol::bytecode::unlinked_code(hex),
         };
         if pattern.is_empty() {
             return;
@@ -290,25 +290,6 @@ impl Code {
             if self.creation { code.len() >= self.pattern.len() } else { code.len() == self.pattern.len() };
         length_fits && self.pattern.iter().zip(code).all(|(want, got)| want.is_none_or(|w| w == *got))
     }
-}
-
-/// Unlinked bytecode's hex: library placeholders (`__$…$__`, 40 characters)
-/// are open bytes.
-fn unlinked(hex: &str) -> Vec<Option<u8>> {
-    let hex = hex.strip_prefix("0x").unwrap_or(hex).as_bytes();
-    let mut code = Vec::with_capacity(hex.len() / 2);
-    let mut at = 0;
-    while at + 2 <= hex.len() {
-        if hex[at..].starts_with(b"__") {
-            code.extend([None; 20]);
-            at += 40;
-        } else {
-            let pair = std::str::from_utf8(&hex[at..at + 2]).ok();
-            code.push(pair.and_then(|p| u8::from_str_radix(p, 16).ok()));
-            at += 2;
-        }
-    }
-    code
 }
 
 /// The program counter of each instruction of `code`, in order: a `PUSHn`
@@ -533,15 +514,6 @@ mod tests {
         assert_eq!(instructions(&code).collect::<Vec<_>>(), [0, 2, 5, 6, 39]);
         // An open byte (a library's address) is data like any other.
         assert_eq!(instructions(&[Some(0x73), None, None]).collect::<Vec<_>>(), [0]);
-    }
-
-    #[test]
-    fn unlinked_code_leaves_library_addresses_open() {
-        let code = unlinked(&format!("0x6001__${}$__00", "ab".repeat(17)));
-        assert_eq!(code.len(), 23);
-        assert_eq!(code[..2], [Some(0x60), Some(0x01)]);
-        assert!(code[2..22].iter().all(Option::is_none));
-        assert_eq!(code[22], Some(0));
     }
 
     /// `src` of a node at `range`.

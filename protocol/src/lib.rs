@@ -6,11 +6,13 @@
 //!   CIDv1, Walrus blob ids), and the ids derived from a model's bytes;
 //! - [`unixfs`]: how `ipfs add` derives a file's id, for files of any size;
 //! - [`tensor`]: the element types of ONNX tensors that TensorLib carries,
-//!   with their ONNX `DataType` codes, and the dimensions of a graph tensor.
+//!   with their ONNX `DataType` codes, and the dimensions of a graph tensor;
+//! - [`bytecode`]: an artifact's bytecode with its library placeholders.
 //!
 //! This crate sits below both: it depends on neither, and holds no logic of
 //! either (no parsing of `.nml`, no running of models).
 
+pub mod bytecode;
 pub mod model_id;
 pub mod tensor;
 pub mod unixfs;

@@ -689,7 +689,7 @@ fn gas_report(results: &[TestResult], artifacts: &[(String, serde_json::Value)])
         // Abstract contracts and interfaces have no code to be called at.
         .filter(|(_, artifact)| artifact["deployedBytecode"]["object"].as_str().is_some_and(|h| h.len() > 2))
         .map(|(name, artifact)| {
-            let code = artifact["deployedBytecode"]["object"].as_str().and_then(unlinked).unwrap_or_default();
+            let code = artifact["deployedBytecode"]["object"].as_str().map(unlinked).unwrap_or_default();
             let functions = artifact["methodIdentifiers"]
                 .as_object()
                 .into_iter()
@@ -735,22 +735,13 @@ fn gas_report(results: &[TestResult], artifacts: &[(String, serde_json::Value)])
         .collect()
 }
 
-/// The gas report as a Markdown table.
 /// Code in hex whose library placeholders (`__$…$__`, 40 characters) are
 /// read as zeros: its size is the linked code's.
-fn unlinked(hex: &str) -> Option<Vec<u8>> {
-    let hex = hex.strip_prefix("0x").unwrap_or(hex);
-    let mut clean = String::with_capacity(hex.len());
-    let mut rest = hex;
-    while let Some(at) = rest.find("__") {
-        clean.push_str(&rest[..at]);
-        clean.push_str(&"0".repeat(40));
-        rest = rest.get(at + 40..)?;
-    }
-    clean.push_str(rest);
-    alloy_primitives::hex::decode(clean).ok()
+fn unlinked(hex: &str) -> Vec<u8> {
+    nml_protocol::bytecode::unlinked_code(hex).into_iter().map(|b| b.unwrap_or(0)).collect()
 }
 
+/// The gas report as a Markdown table.
 fn gas_report_table(report: &[GasRow]) -> String {
     let mut out = String::from("\n| contract | function | calls | min | median | max |\n|---|---|---|---|---|---|\n");
     for row in report {

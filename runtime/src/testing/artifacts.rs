@@ -48,22 +48,9 @@ impl Artifacts {
     /// its `immutableReferences`).
     pub fn add(&mut self, name: &str, artifact: &serde_json::Value) {
         let deployed = &artifact["deployedBytecode"];
-        let hex = deployed["object"].as_str().unwrap_or_default();
-        let hex = hex.strip_prefix("0x").unwrap_or(hex).as_bytes();
-        // An unlinked library's placeholder (`__$` and 34 hex digits and
-        // `$__`) stands for whatever address is linked there.
-        let mut code: Vec<Option<u8>> = Vec::with_capacity(hex.len() / 2);
-        let mut at = 0;
-        while at + 2 <= hex.len() {
-            if hex[at..].starts_with(b"__") {
-                code.extend([None; 20]);
-                at += 40;
-            } else {
-                let pair = std::str::from_utf8(&hex[at..at + 2]).ok();
-                code.push(pair.and_then(|p| u8::from_str_radix(p, 16).ok()));
-                at += 2;
-            }
-        }
+        // An unlinked library's placeholder stands for whatever address is
+        // linked there.
+        let mut code = nml_protocol::bytecode::unlinked_code(deployed["object"].as_str().unwrap_or_default());
         let references = deployed["immutableReferences"].as_object().into_iter().flat_map(|m| m.values());
         for reference in references.filter_map(|r| r.as_array()).flatten() {
             let start = reference["start"].as_u64().unwrap_or(0) as usize;
