@@ -12,7 +12,11 @@
 //!   the empty unit tests' per test, in the same run;
 //! - an invariant test's calls: 64 runs of 16 calls to a counter (each call a
 //!   transaction and a receipt, each followed by the invariant's `eth_call`),
-//!   per call against the empty unit tests' per test, in the same run.
+//!   per call against the empty unit tests' per test, in the same run;
+//! - `nml coverage` against `nml test` on every example (medians of 3,
+//!   alternating), and the coverage build alone (solc without the optimizer,
+//!   with ASTs: it is not cached). `NML_BENCH_COVERAGE_ONLY=1` runs this
+//!   table alone.
 //!
 //! Prints markdown tables for docs/benchmarks.md.
 
@@ -42,9 +46,6 @@ fn main() {
         return;
     }
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
-
-    println!("| example | tests | `nml test`, first run (solc builds) | `nml test`, build cached (median of 3) |");
-    println!("| --- | --- | --- | --- |");
     let examples = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("examples");
     let mut names: Vec<String> = std::fs::read_dir(&examples)
         .expect("examples/")
@@ -52,8 +53,15 @@ fn main() {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    for name in names {
-        let (tests, cold, warm) = nml_test_wall(&examples.join(&name));
+    if std::env::var_os("NML_BENCH_COVERAGE_ONLY").is_some() {
+        coverage_table(&examples, &names);
+        return;
+    }
+
+    println!("| example | tests | `nml test`, first run (solc builds) | `nml test`, build cached (median of 3) |");
+    println!("| --- | --- | --- | --- |");
+    for name in &names {
+        let (tests, cold, warm) = nml_test_wall(&examples.join(name));
         println!("| {name} | {tests} | {:.0} ms | {:.0} ms |", cold.as_secs_f64() * 1e3, warm.as_secs_f64() * 1e3);
     }
 
@@ -186,6 +194,36 @@ fn nml_test_wall(project: &Path) -> (usize, Duration, Duration) {
     let cold = walls.remove(0);
     walls.sort();
     (tests, cold, walls[1])
+}
+
+/// `nml coverage` against `nml test` (its build cached) on each example.
+fn coverage_table(examples: &Path, names: &[String]) {
+    println!("| example | `nml test`, build cached | `nml coverage` | of which the coverage build | ratio |");
+    println!("| --- | --- | --- | --- | --- |");
+    for name in names {
+        let dir = tempfile::tempdir().expect("tempdir");
+        common::copy_project(&examples.join(name), dir.path());
+        let wall = |args: &[&str], ok: bool| {
+            let started = Instant::now();
+            let out = Command::new(env!("CARGO_BIN_EXE_nml")).args(args).arg(dir.path()).output().expect("nml");
+            assert!(out.status.success() == ok, "{}", String::from_utf8_lossy(&out.stderr));
+            started.elapsed()
+        };
+        wall(&["test"], true);
+        let (mut test, mut coverage, mut build) = (Vec::new(), Vec::new(), Vec::new());
+        for _ in 0..3 {
+            test.push(wall(&["test"], true));
+            coverage.push(wall(&["coverage"], true));
+            // No test matches: the build, and nothing run.
+            build.push(wall(&["coverage", "--match-test", "^no test has this name$"], false));
+        }
+        let median = |mut v: Vec<Duration>| {
+            v.sort();
+            v[1].as_secs_f64() * 1e3
+        };
+        let (test, coverage, build) = (median(test), median(coverage), median(build));
+        println!("| {name} | {test:.0} ms | {coverage:.0} ms | {build:.0} ms | {:.1}× |", coverage / test);
+    }
 }
 
 /// A test contract with `EMPTY_TESTS` empty tests, built by solc.

@@ -144,9 +144,10 @@ fn coverage_counts_lines_branches_and_functions_where_the_user_wrote_them() {
         "LH:2",
     ];
     assert_eq!(records["src/Ledger.sol"], ledger, "{lcov}");
-    // Coverage builds in memory: `nml build`'s artifacts and cache are not
-    // touched (none were there).
-    assert!(!dir.path().join("out").exists() && !dir.path().join("cache").exists());
+    // Coverage builds apart: `nml build`'s artifacts and cache are not
+    // touched (none were there); its own cache is kept for the next run.
+    assert!(!dir.path().join("out").exists() && !dir.path().join("cache/nml-build.json").exists());
+    assert!(dir.path().join("cache/nml-coverage.json").is_file());
 
     // A filter runs fewer tests, and reaches less.
     let file = dir.path().join("bump.lcov");
@@ -159,6 +160,18 @@ fn coverage_counts_lines_branches_and_functions_where_the_user_wrote_them() {
     assert!(records["src/Bank.sol"].contains(&"FNDA:0,Bank.deposit".to_owned()));
     assert!(records["src/Bank.sol"].contains(&"FNDA:1,Bank.constructor".to_owned()));
     assert_eq!(records["src/Counter.nml"], counter);
+
+    // A changed source is compiled again (the cache follows the sources):
+    // a line added at the top moves every line down.
+    let source = dir.path().join("src/Counter.nml");
+    std::fs::write(&source, format!("\n{}", std::fs::read_to_string(&source).unwrap())).unwrap();
+    let moved = nml(
+        dir.path(),
+        &["coverage", "--match-test", "testBump", "--report", "lcov", "--report-file", file.to_str().unwrap()],
+    );
+    assert!(moved.status.success(), "{}", text(&moved));
+    let records = self::records(&std::fs::read_to_string(&file).unwrap());
+    assert!(records["src/Counter.nml"].contains(&"DA:13,1".to_owned()), "{:?}", records["src/Counter.nml"]);
 
     // `--json`: the tests' lines, then the summary as one more JSON line.
     let json = nml(dir.path(), &["coverage", "--json", "--match-test", "testBump"]);

@@ -122,8 +122,10 @@ pub fn build<E: std::error::Error + 'static>(
     Ok(BuildOutput { diagnostics, contracts, up_to_date: false, solc_time, total_time: started.elapsed() })
 }
 
-/// A build for `nml coverage`, kept in memory: nothing under `out/` and no
-/// cache changes, so the next `nml build` finds its own artifacts.
+/// A build for `nml coverage`: nothing under `out/` and not `nml build`'s
+/// cache changes, so the next `nml build` finds its own artifacts; it is
+/// kept in a cache of its own ([`COVERAGE_CACHE_FILE`]) for the next
+/// `nml coverage` of the same sources.
 #[derive(Debug)]
 pub struct CoverageBuild {
     /// All diagnostics: the front end's, then solc's mapped to `.nml` spans.
@@ -159,13 +161,66 @@ pub fn build_for_coverage<E: std::error::Error + 'static>(
         return Ok(CoverageBuild { diagnostics, output: empty() });
     }
     let job = SolcJob { optimizer_runs: None, ast: true, ..job(fe) };
+    let pins = format!(
+        "{}|{}",
+        fe.project.solidity_pragmas().join(";"),
+        fe.project.config.project.solc.as_deref().unwrap_or("")
+    );
+    let fingerprint = solc::fingerprint(&job, &pins);
+    let cache_path = fe.project.root.join(COVERAGE_CACHE_FILE);
+    if let Some(cached) = std::fs::read(&cache_path)
+        .ok()
+        .and_then(|bytes| serde_json::from_slice::<CoverageCache>(&bytes).ok())
+        .filter(|cached| cached.fingerprint == fingerprint)
+    {
+        let output = solc::SolcOutput {
+            solc_version: cached.solc_version,
+            contracts: cached.contracts,
+            diagnostics: Vec::new(),
+            sources: cached.sources,
+        };
+        return Ok(CoverageBuild { diagnostics, output });
+    }
     let solc = resolve_solc().map_err(BuildError::Toolchain)?;
     let mut output = solc::compile(&solc, &job)?;
     diagnostics.extend(solc_diagnostics(fe, &output));
     if diagnostics.iter().any(Diagnostic::is_error) {
         output.contracts.clear();
+        return Ok(CoverageBuild { diagnostics, output });
     }
+    // Each artifact carries its file's AST too: `sources` has them once.
+    for contract in &mut output.contracts {
+        contract.artifact.ast = None;
+    }
+    // The standard library's ASTs are large and never covered: not kept.
+    let sources = output
+        .sources
+        .iter()
+        .map(|(unit, source)| {
+            let ast = if unit.starts_with('@') { None } else { source.ast.clone() };
+            (unit.clone(), solc::CompiledSource { id: source.id, ast })
+        })
+        .collect();
+    let cache = CoverageCache {
+        fingerprint,
+        solc_version: output.solc_version.clone(),
+        contracts: output.contracts.clone(),
+        sources,
+    };
+    write_atomic(&cache_path, &serde_json::to_vec(&cache).unwrap_or_default())?;
     Ok(CoverageBuild { diagnostics, output })
+}
+
+/// Where the coverage build is kept, relative to the project root.
+pub const COVERAGE_CACHE_FILE: &str = "cache/nml-coverage.json";
+
+/// The last coverage build, for the next with the same fingerprint.
+#[derive(Debug, Serialize, Deserialize)]
+struct CoverageCache {
+    fingerprint: String,
+    solc_version: String,
+    contracts: Vec<solc::Artifact>,
+    sources: std::collections::BTreeMap<String, solc::CompiledSource>,
 }
 
 /// The solc job of the project of `fe`, as `nml build` runs it.

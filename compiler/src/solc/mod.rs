@@ -83,7 +83,7 @@ pub struct SolcOutput {
 }
 
 /// A source unit as solc compiled it.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct CompiledSource {
     /// The index source maps give it (their `f` field).
     pub id: u32,
@@ -99,7 +99,7 @@ impl SolcOutput {
 }
 
 /// One compiled contract.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct Artifact {
     /// The source unit it was declared in.
     pub source: String,
