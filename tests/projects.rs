@@ -47,6 +47,8 @@ fn every_template_passes_its_tests_right_after_nml_new() {
         let project = dir.path().join("my-project");
         let toml = std::fs::read_to_string(project.join("nml.toml")).unwrap();
         assert!(toml.contains("name = \"my-project\""), "{toml}");
+        let ignored = std::fs::read_to_string(project.join(".gitignore")).unwrap();
+        assert_eq!(ignored, "out/\ncache/\nlcov.info\n");
         let run = nml(&project, &["test"]);
         let out = text(&run);
         assert!(run.status.success(), "{template}: {out}");

@@ -123,6 +123,13 @@ pub fn run(args: NewArgs) -> miette::Result<ExitCode> {
         }
         std::fs::write(&target, bytes).into_diagnostic().wrap_err_with(|| format!("writing {}", target.display()))?;
     }
+    // What nml writes into a project is not its source (one kept already stays).
+    let ignore = path.join(".gitignore");
+    if !ignore.exists() {
+        std::fs::write(&ignore, GITIGNORE)
+            .into_diagnostic()
+            .wrap_err_with(|| format!("writing {}", ignore.display()))?;
+    }
     println!(
         "Created `{name}` from the {} template in {}\n\nNext:\n  cd {}\n  nml test",
         template.name,
@@ -131,6 +138,10 @@ pub fn run(args: NewArgs) -> miette::Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// The `.gitignore` of a new project: `nml build`'s and `nml coverage`'s
+/// outputs and caches.
+const GITIGNORE: &str = "out/\ncache/\nlcov.info\n";
 
 /// The last component of `path`, which must make a valid project name.
 fn project_name(path: &Path) -> miette::Result<String> {
