@@ -179,6 +179,10 @@ contract BrokenTest is Test {
         text(&verbose)
     );
 
+    // A trace names the console's calls by what they printed.
+    let traced = nml(root, &["test", "-vvvv", "--match-test", "testQuote$"]);
+    assert!(text(&traced).contains("console::log(\"quote 1000 -> fee 10\")"), "{}", text(&traced));
+
     let json = nml(root, &["test", "--json", "--match-test", "testQuote$"]);
     let line: serde_json::Value = serde_json::from_slice(&json.stdout).expect("one JSON line");
     assert_eq!(line["logs"], serde_json::json!(["set up true", "quote 1000 -> fee 10"]));

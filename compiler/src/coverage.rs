@@ -80,8 +80,6 @@ enum Count {
 pub struct CoveredFile {
     /// Its source unit name, e.g. `src/Pool.nml`.
     pub unit: String,
-    /// The number of lines of the file.
-    pub lines: usize,
 }
 
 /// One contract's creation or runtime code, and the items its instructions
@@ -123,7 +121,7 @@ impl CoverageMap {
             let original = &fe.project.db.get(fe.project.files[unit.file].id).text;
             let starts = line_starts(original);
             let file = map.files.len();
-            map.files.push(CoveredFile { unit: unit_name.clone(), lines: starts.len() });
+            map.files.push(CoveredFile { unit: unit_name.clone() });
             by_id.insert(source.id, file);
             let first = map.items.len();
             Walk { items: &mut map.items, file, groups: 0 }.unit(ast);

@@ -30,6 +30,7 @@ use revm_inspectors::tracing::{CallTraceArena, TraceWriter, TracingInspector, Tr
 use super::cheatcodes::{CheatcodesFactory, VM_ADDRESS};
 use super::invariant::send_as;
 use super::{Artifacts, Run, TestResult, fuzz, install, mined, printable, send};
+use crate::evm::console::{self, CONSOLE_ADDRESS};
 use crate::evm::{DynInspector, EvmContext, InspectorFactory, Phase};
 use crate::mempool::INFERENCE_PRECOMPILE;
 use crate::node::Devnet;
@@ -252,6 +253,19 @@ impl Names<'_, '_> {
                 let args = f.abi_decode_input(&trace.data[4..]).ok()?;
                 Some(DecodedCallData { signature: f.signature(), args: args.iter().map(described).collect() })
             });
+            if trace.address == CONSOLE_ADDRESS
+                && let Some(line) = console::line(&trace.data)
+            {
+                // `console::log("the line")`, as it printed.
+                let args = vec![format!("{:?}", printable(&line))];
+                let call = DecodedCallData { signature: "log(string)".to_owned(), args };
+                trace.decoded = Some(Box::new(DecodedCallTrace {
+                    label: Some("console".to_owned()),
+                    return_data: None,
+                    call_data: Some(call),
+                }));
+                continue;
+            }
             let return_data = if !trace.success {
                 Some(printable(&self.run.contract.errors.decode(&trace.output).to_string()))
             } else if trace.kind.is_any_create() {
