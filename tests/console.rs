@@ -1,7 +1,7 @@
 //! `console.log` (`@nml/nml/console.sol`) through the real binary: `nml
 //! devnet` prints the lines of mined transactions (not of `eth_call`s), and
 //! `nml test` shows a test's lines (its `setUp`'s first, also when `setUp`
-//! fails) under a failing test, under every test with `-vv`, in `--json`
+//! fails; an invariant test's failing sequence's) under a failing test, under every test with `-vv`, in `--json`
 //! and in JUnit's `<system-out>`.
 
 use std::path::Path;
@@ -157,6 +157,36 @@ contract BrokenTest is Test {
 "#,
     )
     .unwrap();
+    // An invariant test shows the lines of its failing (shrunk) sequence.
+    std::fs::write(
+        root.join("test/Inv.t.sol"),
+        r#"// SPDX-License-Identifier: MIT
+pragma solidity ^0.8.24;
+import "@nml/nml/Test.sol";
+
+contract Tally {
+    uint256 public n;
+
+    function inc() external {
+        n += 1;
+        console.log("inc %s", n);
+    }
+}
+
+contract TallyTest is Test {
+    Tally tally;
+
+    function setUp() public {
+        tally = new Tally();
+    }
+
+    function invariant_small() public view {
+        assertLt(tally.n(), 2);
+    }
+}
+"#,
+    )
+    .unwrap();
     let junit = root.join("junit.xml");
     let run = nml(root, &["test", "--junit", junit.to_str().unwrap()]);
     let out = text(&run);
@@ -164,6 +194,8 @@ contract BrokenTest is Test {
     // The failing test shows its lines, setUp's first; the passing one not.
     let failing = out.split("[FAIL] testWrongQuote()").nth(1).expect("the failing test is reported");
     assert!(failing.contains("Logs:\n         set up true\n         -5\n         quote 1000 -> fee 10\n"), "{out}");
+    let invariant = out.split("[FAIL] invariant_small()").nth(1).expect("the invariant fails");
+    assert!(invariant.contains("Logs:\n         inc 1\n         inc 2\n"), "{out}");
     let broken = out.split("[FAIL] testNothing()").nth(1).expect("the broken setUp is reported");
     assert!(broken.contains("setUp() failed: boom\n       Logs:\n         about to fail\n"), "{out}");
     let passing = out.split("[PASS] testQuote()").nth(1).unwrap().split("[FAIL]").next().unwrap();

@@ -31,7 +31,7 @@ use alloy_rpc_types_eth::TransactionRequest;
 use serde::Serialize;
 
 use super::artifacts::Function;
-use super::{Outcome, Run, TEST_GAS_LIMIT, TestResult, fuzz, mined, test_name};
+use super::{Outcome, Run, TEST_GAS_LIMIT, TestResult, console_lines, fuzz, mined, test_name};
 use crate::chain::TxReceipt;
 use crate::node::{Devnet, NodeError};
 
@@ -151,9 +151,10 @@ impl Run<'_> {
     /// invariant, or the first that breaks it, its calls shrunk.
     pub(super) fn invariant(&self, config: &InvariantConfig, seed: u64, result: &mut TestResult) -> Outcome {
         let mut report = InvariantReport { runs: 0, calls: 0, reverts: 0, inferences: 0, seed, sequence: None };
+        result.logs = self.base.logs.clone();
         let outcome = match Campaign::new(self) {
             Err(reason) => Outcome::Fail { reason },
-            Ok(campaign) => campaign.go(config, &mut report),
+            Ok(campaign) => campaign.go(config, &mut report, &mut result.logs),
         };
         result.invariant = Some(report);
         outcome
@@ -236,7 +237,9 @@ impl<'r, 'a> Campaign<'r, 'a> {
     }
 
     /// The runs, until one breaks the invariant.
-    fn go(&self, config: &InvariantConfig, report: &mut InvariantReport) -> Outcome {
+    /// Runs the campaign; a failing sequence's `console.log` lines go to
+    /// `logs` (after `setUp`'s).
+    fn go(&self, config: &InvariantConfig, report: &mut InvariantReport, logs: &mut Vec<String>) -> Outcome {
         let run = self.run;
         let mut dictionary = fuzz::Dictionary::from_code(&run.runtime_code());
         for target in &self.targets {
@@ -268,6 +271,7 @@ impl<'r, 'a> Campaign<'r, 'a> {
                     let n = calls.len();
                     let plural = if n == 1 { "" } else { "s" };
                     report.sequence = Some(calls.iter().map(|c| self.describe(c)).collect());
+                    logs.extend(self.logged(&calls, config));
                     break Outcome::Fail {
                         reason: format!(
                             "{reason}; after {n} call{plural} (shrunk), in run {} of {}",
@@ -387,6 +391,20 @@ impl<'r, 'a> Campaign<'r, 'a> {
             }
         }
         self.after(&devnet).err().map(|reason| Broken { at: calls.len(), reason })
+    }
+
+    /// The `console.log` lines of `calls` (a failing sequence), replayed
+    /// once more on a fork that keeps them.
+    fn logged(&self, calls: &[Call], config: &InvariantConfig) -> Vec<String> {
+        let Ok(devnet) = self.fork() else { return Vec::new() };
+        let lines = console_lines(&devnet);
+        let mut tally = Tally::default();
+        for call in calls {
+            if self.step(&devnet, call, config, &mut tally, None).is_err() {
+                break;
+            }
+        }
+        std::mem::take(&mut *lines.lock())
     }
 
     /// The fewest and simplest of `calls` found that still fail, and why
