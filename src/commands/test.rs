@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use alloy_primitives::{B256, keccak256};
 use miette::{IntoDiagnostic, WrapErr, miette};
+use nml_compiler::coverage::CoverageMap;
 use nml_compiler::diagnostics::Severity;
 use nml_compiler::project::Project;
 use nml_compiler::solc::CODE_SIZE_WARNING;
@@ -184,37 +185,7 @@ fn run_tests(args: TestArgs, reports: Option<Reports>) -> miette::Result<ExitCod
     let mut project = Project::open_with_tests(&path).map_err(|e| miette!("{e}"))?;
     read_remote_signatures(&mut project)?;
     let fe = Frontend::run(project);
-    let (diagnostics, compiled, map) = if reports.is_some() {
-        let out = build::build_for_coverage(&fe, &|| solc_for(&fe)).map_err(|e| miette!("{e}"))?;
-        let src = format!("{}/", fe.project.config.project.src.trim_end_matches('/'));
-        let map = nml_compiler::coverage::CoverageMap::new(&fe, &out.output, |unit| unit.starts_with(&src));
-        let compiled: Vec<Compiled> = out
-            .output
-            .contracts
-            .iter()
-            .map(|a| {
-                let artifact = serde_json::to_value(&a.artifact).map_err(|e| format!("its artifact: {e}"));
-                (a.source.clone(), a.name.clone(), artifact)
-            })
-            .collect();
-        (out.diagnostics, compiled, Some(map))
-    } else {
-        let out = build::build(&fe, &|| solc_for(&fe)).map_err(|e| miette!("{e}"))?;
-        let out_dir = fe.project.out_dir();
-        let compiled: Vec<Compiled> = out
-            .contracts
-            .iter()
-            .map(|(unit, name)| {
-                let path = nml_compiler::solc::artifact_path(&out_dir, unit, name);
-                let artifact = std::fs::read(&path)
-                    .ok()
-                    .and_then(|b| serde_json::from_slice(&b).ok())
-                    .ok_or_else(|| format!("cannot read the artifact {}", path.display()));
-                (unit.clone(), name.clone(), artifact)
-            })
-            .collect();
-        (out.diagnostics, compiled, None)
-    };
+    let (diagnostics, compiled, map) = compile(&fe, reports.is_some())?;
     // Notes (derived ids) and the code size warning of test contracts are
     // `nml build`'s business; errors and other warnings are shown.
     let shown: Vec<_> = diagnostics
@@ -409,6 +380,46 @@ fn run_tests(args: TestArgs, reports: Option<Reports>) -> miette::Result<ExitCod
         if args.snapshot || args.snapshot_check { !snapshot(&fe.project.root, &results, &args)? } else { false };
     let failed = results.iter().any(TestResult::failed) || snapshot_failed;
     Ok(if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS })
+}
+
+/// The project of `fe` built for `nml test` (`nml build`'s artifacts, read
+/// back from `out/`) or for `nml coverage` (its own build, and the map of
+/// what its code covers): the diagnostics and the compiled contracts.
+fn compile(
+    fe: &Frontend,
+    coverage: bool,
+) -> miette::Result<(Vec<nml_compiler::diagnostics::Diagnostic>, Vec<Compiled>, Option<CoverageMap>)> {
+    Ok(if coverage {
+        let out = build::build_for_coverage(fe, &|| solc_for(fe)).map_err(|e| miette!("{e}"))?;
+        let src = format!("{}/", fe.project.config.project.src.trim_end_matches('/'));
+        let map = CoverageMap::new(fe, &out.output, |unit| unit.starts_with(&src));
+        let compiled: Vec<Compiled> = out
+            .output
+            .contracts
+            .iter()
+            .map(|a| {
+                let artifact = serde_json::to_value(&a.artifact).map_err(|e| format!("its artifact: {e}"));
+                (a.source.clone(), a.name.clone(), artifact)
+            })
+            .collect();
+        (out.diagnostics, compiled, Some(map))
+    } else {
+        let out = build::build(fe, &|| solc_for(fe)).map_err(|e| miette!("{e}"))?;
+        let out_dir = fe.project.out_dir();
+        let compiled: Vec<Compiled> = out
+            .contracts
+            .iter()
+            .map(|(unit, name)| {
+                let path = nml_compiler::solc::artifact_path(&out_dir, unit, name);
+                let artifact = std::fs::read(&path)
+                    .ok()
+                    .and_then(|b| serde_json::from_slice(&b).ok())
+                    .ok_or_else(|| format!("cannot read the artifact {}", path.display()));
+                (unit.clone(), name.clone(), artifact)
+            })
+            .collect();
+        (out.diagnostics, compiled, None)
+    })
 }
 
 /// Prints the summary and writes the LCOV file that `reports` asks for.
