@@ -306,17 +306,10 @@ fn fixture<T: SolValue>(inputs: &CallInputs, cheatcode: &str, value: Result<T, f
     }
 }
 
-/// `parseJsonUint` and the like.
-fn json_scalar(inputs: &CallInputs, cheatcode: &str, json: &str, key: &str, ty: DynSolType) -> CallOutcome {
-    match files::parse(json, key, &ty) {
-        Ok(value) => ok(inputs, DynSolValue::Tuple(vec![value]).abi_encode_params()),
-        Err(e) => revert(inputs, &format!("vm.{cheatcode}: {e}")),
-    }
-}
-
-/// `parseJsonUintArray` and the like.
-fn json_array(inputs: &CallInputs, cheatcode: &str, json: &str, key: &str, ty: DynSolType) -> CallOutcome {
-    match files::parse_array(json, key, &ty) {
+/// A JSON cheatcode's answer: the value read, or a revert that says why
+/// there is none.
+fn json_answer(inputs: &CallInputs, cheatcode: &str, value: Result<DynSolValue, files::FixtureError>) -> CallOutcome {
+    match value {
         Ok(value) => ok(inputs, DynSolValue::Tuple(vec![value]).abi_encode_params()),
         Err(e) => revert(inputs, &format!("vm.{cheatcode}: {e}")),
     }
@@ -526,43 +519,71 @@ impl Cheatcodes {
                 return fixture(inputs, "keyExistsJson", files::key_exists(&c.json, &c.key));
             }
             Vm::VmCalls::parseJsonUint(c) => {
-                return json_scalar(inputs, "parseJsonUint", &c.json, &c.key, DynSolType::Uint(256));
+                return json_answer(inputs, "parseJsonUint", files::parse(&c.json, &c.key, &DynSolType::Uint(256)));
             }
             Vm::VmCalls::parseJsonInt(c) => {
-                return json_scalar(inputs, "parseJsonInt", &c.json, &c.key, DynSolType::Int(256));
+                return json_answer(inputs, "parseJsonInt", files::parse(&c.json, &c.key, &DynSolType::Int(256)));
             }
             Vm::VmCalls::parseJsonBool(c) => {
-                return json_scalar(inputs, "parseJsonBool", &c.json, &c.key, DynSolType::Bool);
+                return json_answer(inputs, "parseJsonBool", files::parse(&c.json, &c.key, &DynSolType::Bool));
             }
             Vm::VmCalls::parseJsonAddress(c) => {
-                return json_scalar(inputs, "parseJsonAddress", &c.json, &c.key, DynSolType::Address);
+                return json_answer(inputs, "parseJsonAddress", files::parse(&c.json, &c.key, &DynSolType::Address));
             }
             Vm::VmCalls::parseJsonString(c) => {
-                return json_scalar(inputs, "parseJsonString", &c.json, &c.key, DynSolType::String);
+                return json_answer(inputs, "parseJsonString", files::parse(&c.json, &c.key, &DynSolType::String));
             }
             Vm::VmCalls::parseJsonBytes32(c) => {
-                return json_scalar(inputs, "parseJsonBytes32", &c.json, &c.key, DynSolType::FixedBytes(32));
+                return json_answer(
+                    inputs,
+                    "parseJsonBytes32",
+                    files::parse(&c.json, &c.key, &DynSolType::FixedBytes(32)),
+                );
             }
             Vm::VmCalls::parseJsonBytes(c) => {
-                return json_scalar(inputs, "parseJsonBytes", &c.json, &c.key, DynSolType::Bytes);
+                return json_answer(inputs, "parseJsonBytes", files::parse(&c.json, &c.key, &DynSolType::Bytes));
             }
             Vm::VmCalls::parseJsonUintArray(c) => {
-                return json_array(inputs, "parseJsonUintArray", &c.json, &c.key, DynSolType::Uint(256));
+                return json_answer(
+                    inputs,
+                    "parseJsonUintArray",
+                    files::parse_array(&c.json, &c.key, &DynSolType::Uint(256)),
+                );
             }
             Vm::VmCalls::parseJsonIntArray(c) => {
-                return json_array(inputs, "parseJsonIntArray", &c.json, &c.key, DynSolType::Int(256));
+                return json_answer(
+                    inputs,
+                    "parseJsonIntArray",
+                    files::parse_array(&c.json, &c.key, &DynSolType::Int(256)),
+                );
             }
             Vm::VmCalls::parseJsonBoolArray(c) => {
-                return json_array(inputs, "parseJsonBoolArray", &c.json, &c.key, DynSolType::Bool);
+                return json_answer(
+                    inputs,
+                    "parseJsonBoolArray",
+                    files::parse_array(&c.json, &c.key, &DynSolType::Bool),
+                );
             }
             Vm::VmCalls::parseJsonAddressArray(c) => {
-                return json_array(inputs, "parseJsonAddressArray", &c.json, &c.key, DynSolType::Address);
+                return json_answer(
+                    inputs,
+                    "parseJsonAddressArray",
+                    files::parse_array(&c.json, &c.key, &DynSolType::Address),
+                );
             }
             Vm::VmCalls::parseJsonStringArray(c) => {
-                return json_array(inputs, "parseJsonStringArray", &c.json, &c.key, DynSolType::String);
+                return json_answer(
+                    inputs,
+                    "parseJsonStringArray",
+                    files::parse_array(&c.json, &c.key, &DynSolType::String),
+                );
             }
             Vm::VmCalls::parseJsonBytes32Array(c) => {
-                return json_array(inputs, "parseJsonBytes32Array", &c.json, &c.key, DynSolType::FixedBytes(32));
+                return json_answer(
+                    inputs,
+                    "parseJsonBytes32Array",
+                    files::parse_array(&c.json, &c.key, &DynSolType::FixedBytes(32)),
+                );
             }
             Vm::VmCalls::parseJsonFixed(c) => {
                 return fixture(inputs, "parseJsonFixed", files::parse_fixed(&c.json, &c.key, c.decimals));
