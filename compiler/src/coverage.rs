@@ -213,7 +213,7 @@ impl CoverageMap {
     fn anchor(&self, file: usize, range: Range<usize>, pc: usize, anchors: &mut Vec<(usize, usize)>) {
         let inside = |item: &Item| item.range.start <= range.start && range.end <= item.range.end;
         let mut owner: Option<usize> = None;
-        let span = self.spans.get(file).cloned().unwrap_or_default();
+        let span = self.span(file);
         for (i, item) in self.items.iter().enumerate().skip(span.start).take(span.len()) {
             match item.count {
                 Count::Exact | Count::Entry(_) if item.range == range => anchors.push((i, pc)),
@@ -238,6 +238,12 @@ impl CoverageMap {
     /// Every item, file by file, in source order within a file.
     pub fn items(&self) -> &[Item] {
         &self.items
+    }
+
+    /// Where the items of `file` are in [`items`](Self::items) (empty for
+    /// a file that is not covered).
+    pub fn span(&self, file: usize) -> Range<usize> {
+        self.spans.get(file).cloned().unwrap_or_default()
     }
 
     /// A zero count for every item, for [`add`](Self::add).

@@ -41,7 +41,8 @@ impl<'a> Tally<'a> {
 
     /// Each item of `file` with its count, in source order.
     fn items(&self, file: usize) -> impl Iterator<Item = (&'a nml_compiler::coverage::Item, u64)> + '_ {
-        self.map.items().iter().zip(&self.counts).filter(move |(item, _)| item.file == file).map(|(i, c)| (i, *c))
+        let span = self.map.span(file);
+        self.map.items()[span.clone()].iter().zip(&self.counts[span]).map(|(i, c)| (i, *c))
     }
 
     /// Line → its count: the most of the statements that start on it.
